@@ -1,0 +1,110 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "LearnStore",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "learnstore", targets: ["learnstore"]),
+        .library(name: "LearnStoreModel", targets: ["LearnStoreModel"]),
+        .library(name: "LearnStoreEngine", targets: ["LearnStoreEngine"]),
+        .library(name: "LearnStoreProtocol", targets: ["LearnStoreProtocol"]),
+        .library(name: "LearnStorePersistence", targets: ["LearnStorePersistence"]),
+        .library(name: "LearnStoreServer", targets: ["LearnStoreServer"]),
+        .library(name: "LearnStoreClient", targets: ["LearnStoreClient"]),
+        .library(name: "Zstd", targets: ["Zstd"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.8.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CZstd",
+            pkgConfig: "libzstd",
+            providers: [.apt(["libzstd-dev"])]
+        ),
+        .target(name: "Zstd", dependencies: ["CZstd"], swiftSettings: strict),
+        .target(name: "LearnStoreModel", swiftSettings: strict),
+        .target(
+            name: "LearnStoreEngine",
+            dependencies: [
+                "LearnStoreModel",
+                .product(name: "HashTreeCollections", package: "swift-collections"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "LearnStoreProtocol",
+            dependencies: [
+                "LearnStoreModel",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "LearnStorePersistence",
+            dependencies: [
+                "LearnStoreModel", "LearnStoreEngine", "Zstd",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "LearnStoreServer",
+            dependencies: [
+                "LearnStoreModel", "LearnStoreEngine", "LearnStoreProtocol", "LearnStorePersistence",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "JWTKit", package: "jwt-kit"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "LearnStoreClient",
+            dependencies: [
+                "LearnStoreModel", "LearnStoreProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "learnstore",
+            dependencies: [
+                "LearnStoreModel", "LearnStoreEngine", "LearnStoreProtocol", "LearnStorePersistence",
+                "LearnStoreServer", "LearnStoreClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(name: "ZstdTests", dependencies: ["Zstd"], swiftSettings: strict),
+        .testTarget(name: "LearnStoreModelTests", dependencies: ["LearnStoreModel"], swiftSettings: strict),
+        .testTarget(
+            name: "LearnStoreEngineTests",
+            dependencies: ["LearnStoreEngine", "LearnStoreModel"],
+            swiftSettings: strict
+        ),
+    ]
+)

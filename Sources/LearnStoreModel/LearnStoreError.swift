@@ -1,0 +1,77 @@
+/// The one error type every LearnStore layer reports to callers.
+///
+/// `Code` is an extensible struct, not an enum, so adding a code never breaks a client's `switch`.
+/// Each code has a stable number on the wire (see docs/PROTOCOL.md, "Error codes").
+public struct LearnStoreError: Error, Sendable, Hashable, CustomStringConvertible {
+    public struct Code: Sendable, Hashable, CustomStringConvertible {
+        public let rawValue: UInt16
+        public let name: String
+
+        public init(rawValue: UInt16, name: String) {
+            self.rawValue = rawValue
+            self.name = name
+        }
+
+        public var description: String { name }
+
+        public static let badFrame = Code(rawValue: 100, name: "BAD_FRAME")
+        public static let frameTooLarge = Code(rawValue: 101, name: "FRAME_TOO_LARGE")
+        public static let unsupportedVersion = Code(rawValue: 102, name: "UNSUPPORTED_VERSION")
+        public static let unknownOpcode = Code(rawValue: 103, name: "UNKNOWN_OPCODE")
+        public static let unauthenticated = Code(rawValue: 200, name: "UNAUTHENTICATED")
+        public static let tokenExpired = Code(rawValue: 201, name: "TOKEN_EXPIRED")
+        public static let forbidden = Code(rawValue: 202, name: "FORBIDDEN")
+        public static let notFound = Code(rawValue: 300, name: "NOT_FOUND")
+        public static let validation = Code(rawValue: 301, name: "VALIDATION")
+        public static let conflict = Code(rawValue: 302, name: "CONFLICT")
+        public static let tooManyInFlight = Code(rawValue: 400, name: "TOO_MANY_IN_FLIGHT")
+        public static let loading = Code(rawValue: 401, name: "LOADING")
+        public static let storageUnavailable = Code(rawValue: 402, name: "STORAGE_UNAVAILABLE")
+        public static let shuttingDown = Code(rawValue: 403, name: "SHUTTING_DOWN")
+        public static let tooManyConnections = Code(rawValue: 404, name: "TOO_MANY_CONNECTIONS")
+        public static let timeout = Code(rawValue: 405, name: "TIMEOUT")
+        public static let internalError = Code(rawValue: 500, name: "INTERNAL")
+
+        /// Every code this version knows, in wire order.
+        public static let all: [Code] = [
+            .badFrame, .frameTooLarge, .unsupportedVersion, .unknownOpcode,
+            .unauthenticated, .tokenExpired, .forbidden,
+            .notFound, .validation, .conflict,
+            .tooManyInFlight, .loading, .storageUnavailable, .shuttingDown, .tooManyConnections, .timeout,
+            .internalError,
+        ]
+
+        /// The code for a wire number; unknown numbers keep their number and get a generic name.
+        public static func fromWire(_ value: UInt16, name: String? = nil) -> Code {
+            if let known = all.first(where: { $0.rawValue == value }) { return known }
+            return Code(rawValue: value, name: name ?? "UNKNOWN_\(value)")
+        }
+
+        public static func == (lhs: Code, rhs: Code) -> Bool { lhs.rawValue == rhs.rawValue }
+        public func hash(into hasher: inout Hasher) { hasher.combine(rawValue) }
+    }
+
+    public var code: Code
+    public var message: String
+    /// The offending field (snake_case, as in JSON), when the error is about one field.
+    public var field: String?
+
+    public init(_ code: Code, _ message: String, field: String? = nil) {
+        self.code = code
+        self.message = message
+        self.field = field
+    }
+
+    public var description: String {
+        if let field { return "\(code.name) (\(field)): \(message)" }
+        return "\(code.name): \(message)"
+    }
+
+    public static func validation(_ message: String, field: String? = nil) -> LearnStoreError {
+        LearnStoreError(.validation, message, field: field)
+    }
+
+    public static func notFound(_ message: String) -> LearnStoreError {
+        LearnStoreError(.notFound, message)
+    }
+}
