@@ -1,0 +1,52 @@
+/// Append-only storage for variable-length strings that do not repeat (certification references).
+/// A string is addressed by a packed (page, offset) location plus its length. Space freed by a
+/// patch is reclaimed when the tenant is next loaded from a snapshot.
+public struct ByteArena: Sendable {
+    static let pageBits = 16
+    static let pageSize = 1 << pageBits  // 64 KiB; offsets fit 16 bits
+
+    private var pages: [ContiguousArray<UInt8>] = []
+    public private(set) var usedBytes = 0
+
+    public init() {}
+
+    /// Appends `bytes` (at most 65,535) and returns its location.
+    public mutating func append(_ string: String) -> UInt32 {
+        var string = string
+        return string.withUTF8 { utf8 in
+            precondition(utf8.count < Self.pageSize)
+            if pages.isEmpty || pages[pages.count - 1].count + utf8.count > Self.pageSize {
+                var page = ContiguousArray<UInt8>()
+                page.reserveCapacity(Self.pageSize)
+                pages.append(page)
+            }
+            let pageIndex = pages.count - 1
+            let offset = pages[pageIndex].count
+            pages[pageIndex].append(contentsOf: utf8)
+            usedBytes += utf8.count
+            return UInt32(pageIndex) << UInt32(Self.pageBits) | UInt32(offset)
+        }
+    }
+
+    @inline(__always)
+    public func withBytes<R>(at location: UInt32, length: Int, _ body: (UnsafeRawBufferPointer) -> R) -> R {
+        let pageIndex = Int(location >> UInt32(Self.pageBits))
+        let offset = Int(location & UInt32(Self.pageSize - 1))
+        return pages[pageIndex].withUnsafeBytes { raw in
+            body(UnsafeRawBufferPointer(rebasing: raw[offset..<(offset + length)]))
+        }
+    }
+
+    public func string(at location: UInt32, length: Int) -> String {
+        withBytes(at: location, length: length) { String(decoding: $0, as: UTF8.self) }
+    }
+
+    public func equals(at location: UInt32, length: Int, _ other: UnsafeRawBufferPointer) -> Bool {
+        guard other.count == length else { return false }
+        return withBytes(at: location, length: length) { mine in
+            mine.elementsEqual(other)
+        }
+    }
+
+    public var capacityBytes: Int { pages.count * Self.pageSize }
+}

@@ -1,0 +1,157 @@
+import LearnStoreModel
+
+/// Every secondary structure over a tenant's records. None of it is captured by snapshots: it is
+/// rebuilt from the records on load, so it can use plain, fast, non-persistent containers.
+///
+/// All non-purged records are indexed, soft-deleted ones included (lists filter them at read time).
+public struct RecordIndexes: Sendable {
+    public internal(set) var byID = SlotHashIndex()
+    /// Indexed by person reference - 1.
+    var byPerson: [PostingList] = []
+    var byCertificationRef = SlotHashIndex()
+    var byAssessment = SlotHashIndex()
+    var byCohort: [UInt32: PostingList] = [:]
+    var byProvider: [UInt32: PostingList] = [:]
+    var byApp: [UInt32: PostingList] = [:]
+    var passedTrue = PostingList()
+    var passedFalse = PostingList()
+    var byCompletedAt = OrderedSlotIndex()
+    var byExpiresAt = OrderedSlotIndex()
+    var byUpdatedAt = OrderedSlotIndex()
+
+    public init() {}
+
+    // MARK: hashing
+
+    @inline(__always) static func hash(_ id: RecordID) -> Int { KeyMixer.mix(id.high, id.low) }
+    @inline(__always) static func hash(_ uuid: UUID16) -> Int { KeyMixer.mix(uuid.high, uuid.low) }
+
+    static func hash(certificationRef bytes: UnsafeRawBufferPointer) -> Int {
+        var hasher = Hasher()
+        hasher.combine(bytes: bytes)
+        return hasher.finalize()
+    }
+
+    static func certHash(_ stored: StoredRecord, _ store: RecordStore) -> Int {
+        store.certificationRefs.withBytes(at: stored.certLocation, length: Int(stored.certLength)) { hash(certificationRef: $0) }
+    }
+
+    // MARK: maintenance
+
+    /// Adds a (non-purged) slot to every index it belongs in.
+    mutating func add(_ slot: UInt32, _ store: RecordStore) {
+        let r = store[slot]
+        let records = store.records
+        byID.insert(slot, hash: Self.hash(r.id)) { Self.hash(records[Int($0)].id) }
+        let personIndex = Int(r.person) - 1
+        if personIndex >= byPerson.count {
+            byPerson.append(contentsOf: repeatElement(PostingList(), count: personIndex - byPerson.count + 1))
+        }
+        byPerson[personIndex].insert(slot)
+        if r.flags.contains(.hasCertificationRef) {
+            byCertificationRef.insert(slot, hash: Self.certHash(r, store)) { Self.certHash(records[Int($0)], store) }
+        }
+        if let assessment = r.assessment {
+            byAssessment.insert(slot, hash: Self.hash(assessment)) { Self.hash(records[Int($0)].assessment ?? .zero) }
+        }
+        if r.cohort != 0 { byCohort[r.cohort, default: PostingList()].insert(slot) }
+        if r.provider != 0 { byProvider[r.provider, default: PostingList()].insert(slot) }
+        if r.app != 0 { byApp[r.app, default: PostingList()].insert(slot) }
+        switch r.passed {
+        case true?: passedTrue.insert(slot)
+        case false?: passedFalse.insert(slot)
+        case nil: break
+        }
+        if r.completedAt != StoredRecord.nullTime { byCompletedAt.insert(slot) { records[Int($0)].completedAt } }
+        if r.expiresAt != StoredRecord.nullTime { byExpiresAt.insert(slot) { records[Int($0)].expiresAt } }
+        byUpdatedAt.insert(slot) { records[Int($0)].updatedAt }
+    }
+
+    /// Removes a slot from every index, using the record's current field values.
+    mutating func remove(_ slot: UInt32, _ store: RecordStore) {
+        let r = store[slot]
+        let records = store.records
+        byID.remove(slot, hash: Self.hash(r.id)) { Self.hash(records[Int($0)].id) }
+        byPerson[Int(r.person) - 1].remove(slot)
+        if r.flags.contains(.hasCertificationRef) {
+            byCertificationRef.remove(slot, hash: Self.certHash(r, store)) { Self.certHash(records[Int($0)], store) }
+        }
+        if let assessment = r.assessment {
+            byAssessment.remove(slot, hash: Self.hash(assessment)) { Self.hash(records[Int($0)].assessment ?? .zero) }
+        }
+        if r.cohort != 0 { Self.remove(slot, key: r.cohort, from: &byCohort) }
+        if r.provider != 0 { Self.remove(slot, key: r.provider, from: &byProvider) }
+        if r.app != 0 { Self.remove(slot, key: r.app, from: &byApp) }
+        switch r.passed {
+        case true?: passedTrue.remove(slot)
+        case false?: passedFalse.remove(slot)
+        case nil: break
+        }
+        if r.completedAt != StoredRecord.nullTime { byCompletedAt.remove(slot) { records[Int($0)].completedAt } }
+        if r.expiresAt != StoredRecord.nullTime { byExpiresAt.remove(slot) { records[Int($0)].expiresAt } }
+        byUpdatedAt.remove(slot) { records[Int($0)].updatedAt }
+    }
+
+    private static func remove(_ slot: UInt32, key: UInt32, from map: inout [UInt32: PostingList]) {
+        map[key]?.remove(slot)
+        if map[key]?.isEmpty == true { map[key] = nil }
+    }
+
+    // MARK: lookups
+
+    public func slot(of id: RecordID, in store: RecordStore) -> UInt32? {
+        let records = store.records
+        return byID.first(hash: Self.hash(id)) { records[Int($0)].idHigh == id.high && records[Int($0)].idLow == id.low }
+    }
+
+    func personList(_ personRef: UInt32) -> PostingList? {
+        let index = Int(personRef) - 1
+        return index >= 0 && index < byPerson.count ? byPerson[index] : nil
+    }
+
+    func slots(certificationRef: String, in store: RecordStore) -> [UInt32] {
+        var value = certificationRef
+        return value.withUTF8 { utf8 in
+            let raw = UnsafeRawBufferPointer(utf8)
+            var found: [UInt32] = []
+            byCertificationRef.forEach(hash: Self.hash(certificationRef: raw)) { slot in
+                let r = store[slot]
+                return store.certificationRefs.equals(at: r.certLocation, length: Int(r.certLength), raw)
+            } _: { found.append($0) }
+            return found.sorted()
+        }
+    }
+
+    func slots(assessment: UUID16, in store: RecordStore) -> [UInt32] {
+        var found: [UInt32] = []
+        byAssessment.forEach(hash: Self.hash(assessment)) { store[$0].assessment == assessment } _: { found.append($0) }
+        return found.sorted()
+    }
+
+    // MARK: size
+
+    public struct Sizes: Sendable, Hashable {
+        public var entries: [String: Int]
+        public var estimatedBytes: Int
+    }
+
+    public var sizes: Sizes {
+        func postings(_ map: [UInt32: PostingList]) -> (Int, Int) {
+            map.values.reduce((0, map.count * 40)) { ($0.0 + $1.count, $0.1 + $1.estimatedBytes) }
+        }
+        let person = byPerson.reduce((0, byPerson.count * 9)) { ($0.0 + $1.count, $0.1 + $1.estimatedBytes) }
+        let cohort = postings(byCohort)
+        let provider = postings(byProvider)
+        let app = postings(byApp)
+        let entries: [String: Int] = [
+            "id": byID.count, "person_id": person.0, "certification_ref": byCertificationRef.count,
+            "linked_assessment_id": byAssessment.count, "linked_cohort_id": cohort.0, "provider": provider.0,
+            "app_id": app.0, "passed": passedTrue.count + passedFalse.count, "completed_at": byCompletedAt.count,
+            "expires_at": byExpiresAt.count, "updated_at": byUpdatedAt.count,
+        ]
+        let bytes = byID.estimatedBytes + person.1 + byCertificationRef.estimatedBytes + byAssessment.estimatedBytes
+            + cohort.1 + provider.1 + app.1 + passedTrue.estimatedBytes + passedFalse.estimatedBytes
+            + byCompletedAt.estimatedBytes + byExpiresAt.estimatedBytes + byUpdatedAt.estimatedBytes
+        return Sizes(entries: entries, estimatedBytes: bytes)
+    }
+}

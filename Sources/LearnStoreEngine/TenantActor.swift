@@ -1,0 +1,162 @@
+import LearnStoreModel
+
+/// The one owner of a tenant's state: every operation on the tenant runs here, one at a time.
+///
+/// It is a thin shell around ``TenantState``: it reads the clock, runs the command, sends the
+/// mutations to the log and remembers how to undo writes until the log commits them. Its executor
+/// can be injected (the server binds each tenant to one NIO event loop and enters it synchronously
+/// with `assumeIsolated`, which measured about 3× faster than a hop per request).
+public actor TenantActor {
+    public private(set) var state: TenantState
+    let log: any MutationLog
+    let clock: any EngineClock
+    private let executorSource: ExecutorSource
+    /// Writes appended to the log but not yet committed, oldest first, with their undo.
+    private var pending: [(lsn: UInt64, undo: TenantUndo)] = []
+    /// The LSN of this tenant's newest write; a read must not be answered before it is committed.
+    public private(set) var lastWriteLSN: UInt64 = 0
+    /// Set while the tenant is being replaced (restore); data requests get LOADING.
+    public private(set) var isLoading = false
+
+    enum ExecutorSource: Sendable {
+        case custom(any SerialExecutor)
+        case shared(DefaultExecutorHolder)
+    }
+
+    actor DefaultExecutorHolder {}
+
+    public init(state: TenantState, log: any MutationLog, clock: any EngineClock = SystemClock(), executor: (any SerialExecutor)? = nil) {
+        self.state = state
+        self.tenantID = state.tenantID
+        self.log = log
+        self.clock = clock
+        self.executorSource = executor.map { .custom($0) } ?? .shared(DefaultExecutorHolder())
+    }
+
+    public nonisolated var unownedExecutor: UnownedSerialExecutor {
+        switch executorSource {
+        case .custom(let executor): executor.asUnownedSerialExecutor()
+        case .shared(let holder): holder.unownedExecutor
+        }
+    }
+
+    public nonisolated let tenantID: String
+
+    // MARK: writes
+
+    private func commit<R>(_ write: TenantWrite<R>) throws(LearnStoreError) -> TenantWrite<R> {
+        guard !write.mutations.isEmpty, let undo = write.undo else { return write }
+        let entry = LogEntry(tenantID: state.tenantID, sequence: write.sequence, timestamp: clock.now(), mutations: write.mutations)
+        let lsn: UInt64
+        do {
+            lsn = try log.append(entry)
+        } catch {
+            state.undo(undo)
+            throw error
+        }
+        pending.append((lsn, undo))
+        lastWriteLSN = lsn
+        var result = write
+        result.lsn = lsn
+        return result
+    }
+
+    private func checkReady() throws(LearnStoreError) {
+        if isLoading { throw LearnStoreError(.loading, "tenant \(state.tenantID) is being restored; retry shortly") }
+    }
+
+    public func create(_ body: RecordBody, caller: CallerIdentity, idempotencyKey: String? = nil) throws(LearnStoreError) -> TenantWrite<LearningRecord> {
+        try checkReady()
+        return try commit(try state.create(body, caller: caller, idempotencyKey: idempotencyKey, now: clock.now()))
+    }
+
+    public func createBatch(_ bodies: [RecordBody], caller: CallerIdentity, idempotencyKey: String? = nil) throws(LearnStoreError) -> TenantWrite<[LearningRecord]> {
+        try checkReady()
+        return try commit(try state.createBatch(bodies, caller: caller, idempotencyKey: idempotencyKey, now: clock.now()))
+    }
+
+    public func patch(_ id: RecordID, _ body: RecordBody, expectedUpdatedAt: Timestamp? = nil, caller: CallerIdentity) throws(LearnStoreError) -> TenantWrite<LearningRecord> {
+        try checkReady()
+        return try commit(try state.patch(id, body, expectedUpdatedAt: expectedUpdatedAt, caller: caller, now: clock.now()))
+    }
+
+    public func delete(_ id: RecordID, caller: CallerIdentity) throws(LearnStoreError) -> TenantWrite<LearningRecord> {
+        try checkReady()
+        return try commit(try state.delete(id, caller: caller, now: clock.now()))
+    }
+
+    public func restore(_ id: RecordID, caller: CallerIdentity) throws(LearnStoreError) -> TenantWrite<LearningRecord> {
+        try checkReady()
+        return try commit(try state.restore(id, caller: caller, now: clock.now()))
+    }
+
+    public func purgePerson(_ personID: UUID16, dryRun: Bool, caller: CallerIdentity) throws(LearnStoreError) -> TenantWrite<Int> {
+        try checkReady()
+        return try commit(try state.purgePerson(personID, dryRun: dryRun, caller: caller))
+    }
+
+    public func importRecords(_ records: [LearningRecord], caller: CallerIdentity) throws(LearnStoreError) -> TenantWrite<Int> {
+        try checkReady()
+        return try commit(try state.importRecords(records, caller: caller))
+    }
+
+    // MARK: reads
+
+    public func get(_ id: RecordID, caller: CallerIdentity) throws(LearnStoreError) -> LearningRecord {
+        try checkReady()
+        return try state.get(id, caller: caller)
+    }
+
+    public func list(_ query: ListQuery, caller: CallerIdentity) throws(LearnStoreError) -> (records: [LearningRecord], next: ListCursor?) {
+        try checkReady()
+        return try state.listRecords(query, caller: caller)
+    }
+
+    public func stats(caller: CallerIdentity) throws(LearnStoreError) -> TenantStats {
+        try state.stats(caller: caller)
+    }
+
+    /// Runs `body` with read access to the state (the server's fast encoding path).
+    public func withState<R>(_ body: (borrowing TenantState) throws(LearnStoreError) -> R) throws(LearnStoreError) -> R {
+        try checkReady()
+        return try body(state)
+    }
+
+    // MARK: durability
+
+    /// The log made everything up to `lsn` durable (or acknowledged, under relaxed fsync policies).
+    public func markCommitted(upTo lsn: UInt64) {
+        var drop = 0
+        while drop < pending.count, pending[drop].lsn <= lsn { drop += 1 }
+        if drop > 0 { pending.removeFirst(drop) }
+    }
+
+    /// The log failed at `lsn`: every write of this tenant from there on is taken back, newest first.
+    /// Returns how many writes were undone.
+    @discardableResult
+    public func rollBack(from lsn: UInt64) -> Int {
+        var undone = 0
+        while let last = pending.last, last.lsn >= lsn {
+            state.undo(last.undo)
+            pending.removeLast()
+            undone += 1
+        }
+        lastWriteLSN = pending.last?.lsn ?? min(lastWriteLSN, lsn - 1)
+        return undone
+    }
+
+    public var pendingWrites: Int { pending.count }
+
+    // MARK: whole-tenant operations
+
+    /// An O(1) copy of the state for a snapshot; serializing it happens elsewhere.
+    public func capture() -> TenantState { state }
+
+    /// Replaces the tenant's state wholesale (snapshot restore into a running server).
+    public func replace(with newState: TenantState) {
+        state = newState
+        pending.removeAll()
+    }
+
+    public func setLoading(_ loading: Bool) { isLoading = loading }
+}

@@ -1,0 +1,38 @@
+import LearnStoreModel
+
+/// A logical change to a tenant, as the engine applied it: stamped records, never raw requests.
+/// The WAL stores these; replaying them in sequence order rebuilds the tenant exactly.
+public enum TenantMutation: Sendable, Hashable {
+    /// Insert or replace whole records (create, create batch, patch, delete, restore, import).
+    case putRecords([LearningRecord])
+    /// Hard-delete records (purge person).
+    case purgeRecords([RecordID])
+    /// Remember an idempotency key and the records it created.
+    case rememberIdempotencyKey(IdempotencyEntry)
+}
+
+/// How to take back mutations whose WAL write failed (disk full, EIO, failed fsync).
+public struct TenantUndo: Sendable {
+    enum Step: Sendable {
+        case put(LearningRecord)
+        case remove(RecordID)
+        case forgetKey(String)
+        case restoreKey(IdempotencyEntry)
+    }
+
+    var steps: [Step] = []
+    public let sequenceBefore: UInt64
+}
+
+/// The result of a write command: what to return, what to log and the tenant's new sequence.
+public struct TenantWrite<Result: Sendable>: Sendable {
+    public var result: Result
+    /// Empty when the command changed nothing (an idempotent retry, deleting a deleted record).
+    public var mutations: [TenantMutation]
+    public var sequence: UInt64
+    /// True when an idempotency key matched an earlier create and nothing new was written.
+    public var replayed = false
+    public var undo: TenantUndo?
+    /// The log sequence number the write got (0 when nothing was written).
+    public var lsn: UInt64 = 0
+}

@@ -1,0 +1,192 @@
+import LearnStoreModel
+
+/// Limits the engine enforces on every tenant.
+public struct EngineLimits: Sendable, Hashable {
+    public var maximumBatch = 1000
+    public var idempotencyKeys = IdempotencyTable.defaultCapacity
+    public init(maximumBatch: Int = 1000, idempotencyKeys: Int = IdempotencyTable.defaultCapacity) {
+        self.maximumBatch = maximumBatch
+        self.idempotencyKeys = idempotencyKeys
+    }
+}
+
+/// One tenant's data and indexes: a pure value type. Commands validate, stamp and return the
+/// mutations they made; `apply(_:sequence:)` is the single path that changes records, used both
+/// live and when replaying the WAL, so both produce the same state.
+public struct TenantState: Sendable {
+    public internal(set) var store: RecordStore
+    public internal(set) var indexes = RecordIndexes()
+    public internal(set) var idempotency: IdempotencyTable
+    /// The sequence number of the last applied write (0 for a new tenant).
+    public internal(set) var sequence: UInt64 = 0
+    var idGenerator = ULIDGenerator()
+    public let limits: EngineLimits
+
+    public init(tenantID: String, limits: EngineLimits = EngineLimits()) {
+        self.store = RecordStore(tenantID: tenantID)
+        self.idempotency = IdempotencyTable(capacity: limits.idempotencyKeys)
+        self.limits = limits
+    }
+
+    public var tenantID: String { store.tenantID }
+
+    // MARK: the one mutation path
+
+    /// Applies mutations as one write with the given sequence number, returning how to undo them.
+    @discardableResult
+    public mutating func apply(_ mutations: [TenantMutation], sequence newSequence: UInt64) -> TenantUndo {
+        var undo = TenantUndo(sequenceBefore: sequence)
+        var needsRebuild = false
+        for mutation in mutations {
+            switch mutation {
+            case .putRecords(let records):
+                for record in records { needsRebuild = put(record, undo: &undo) || needsRebuild }
+            case .purgeRecords(let ids):
+                for id in ids {
+                    guard let slot = indexes.slot(of: id, in: store) else { continue }
+                    undo.steps.append(.put(store.record(at: slot)))
+                    purge(slot)
+                }
+            case .rememberIdempotencyKey(let entry):
+                if let previous = idempotency[entry.key] {
+                    undo.steps.append(.restoreKey(previous))
+                } else {
+                    undo.steps.append(.forgetKey(entry.key))
+                }
+                idempotency.remember(entry)
+            }
+        }
+        if needsRebuild { rebuild() }
+        sequence = newSequence
+        return undo
+    }
+
+    /// Takes back a write that could not be made durable. Undos must be applied newest first.
+    public mutating func undo(_ undo: TenantUndo) {
+        var needsRebuild = false
+        var scratch = TenantUndo(sequenceBefore: sequence)
+        for step in undo.steps.reversed() {
+            switch step {
+            case .put(let record): needsRebuild = put(record, undo: &scratch) || needsRebuild
+            case .remove(let id):
+                if let slot = indexes.slot(of: id, in: store) { purge(slot) }
+            case .forgetKey(let key): idempotency.forget(key)
+            case .restoreKey(let entry): idempotency.remember(entry)
+            }
+        }
+        if needsRebuild { rebuild() }
+        sequence = undo.sequenceBefore
+    }
+
+    /// Inserts or replaces one record. Returns true if slot order was broken (an imported record
+    /// older than the newest one) and the tenant must be rebuilt.
+    mutating func put(_ record: LearningRecord, undo: inout TenantUndo) -> Bool {
+        idGenerator.observe(record.id)
+        if let slot = indexes.slot(of: record.id, in: store) {
+            undo.steps.append(.put(store.record(at: slot)))
+            if store[slot].createdAt == record.createdAt.milliseconds {
+                indexes.remove(slot, store)
+                adjustCounts(store[slot], by: -1)
+                store[slot] = store.makeStored(record)
+                adjustCounts(store[slot], by: 1)
+                indexes.add(slot, store)
+                return false
+            }
+            purge(slot)  // created_at changed (import): re-insert at its new position
+        } else {
+            undo.steps.append(.remove(record.id))
+            if let slot = store.slotByOrder(of: record.id, createdAt: record.createdAt.milliseconds),
+                store[slot].isPurged
+            {
+                // Revive a purged slot in place (undo of a purge, or a re-import).
+                store[slot] = store.makeStored(record)
+                adjustCounts(store[slot], by: 1)
+                indexes.add(slot, store)
+                return false
+            }
+        }
+        let sortsLast = store.lastKey.map { ($0.createdAt, $0.id) < (record.createdAt.milliseconds, record.id) } ?? true
+        let stored = store.makeStored(record)
+        store.records.append(stored)
+        let slot = UInt32(store.records.count - 1)
+        adjustCounts(stored, by: 1)
+        indexes.add(slot, store)
+        return !sortsLast
+    }
+
+    mutating func purge(_ slot: UInt32) {
+        indexes.remove(slot, store)
+        let old = store[slot]
+        adjustCounts(old, by: -1)
+        var tombstone = StoredRecord(id: old.id, createdAt: old.createdAt, updatedAt: old.createdAt)
+        tombstone.flags = .purged
+        store[slot] = tombstone
+    }
+
+    mutating func adjustCounts(_ record: StoredRecord, by delta: Int) {
+        if record.isPurged { return }
+        if record.isDeleted { store.deletedCount += delta } else { store.liveCount += delta }
+    }
+
+    /// Re-sorts every record into (created_at, id) order and rebuilds tables and indexes. Only an
+    /// import of records older than the newest existing one needs this.
+    mutating func rebuild() {
+        var live: [LearningRecord] = []
+        live.reserveCapacity(store.liveCount + store.deletedCount)
+        for slot in 0..<UInt32(store.slotCount) where !store[slot].isPurged {
+            live.append(store.record(at: slot))
+        }
+        live.sort { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }
+        load(records: live)
+    }
+
+    /// Replaces all records (snapshot load, rebuild). `records` must be in (created_at, id) order.
+    public mutating func load(records: [LearningRecord]) {
+        store = RecordStore(tenantID: store.tenantID)
+        indexes = RecordIndexes()
+        for record in records {
+            store.records.append(store.makeStored(record))
+            adjustCounts(store.records[store.records.count - 1], by: 1)
+            idGenerator.observe(record.id)
+        }
+        rebuildIndexes()
+    }
+
+    /// Replaces the captured parts wholesale (snapshot load) and rebuilds the indexes.
+    public mutating func load(store newStore: RecordStore, idempotency entries: [IdempotencyEntry], sequence newSequence: UInt64) {
+        store = newStore
+        idempotency = IdempotencyTable(capacity: limits.idempotencyKeys)
+        for entry in entries { idempotency.remember(entry) }
+        sequence = newSequence
+        if let last = store.lastKey { idGenerator.observe(last.id) }
+        rebuildIndexes()
+    }
+
+    public mutating func rebuildIndexes() {
+        indexes = RecordIndexes()
+        for slot in 0..<UInt32(store.slotCount) where !store[slot].isPurged {
+            indexes.add(slot, store)
+        }
+    }
+
+    // MARK: reads
+
+    /// The slot of a record the caller may see (app scoping), or NOT_FOUND.
+    public func visibleSlot(_ id: RecordID, caller: CallerIdentity) throws(LearnStoreError) -> UInt32 {
+        guard let slot = indexes.slot(of: id, in: store), isVisible(store[slot], to: caller) else {
+            throw .notFound("no learning record \(id)")
+        }
+        return slot
+    }
+
+    @inline(__always)
+    func isVisible(_ record: StoredRecord, to caller: CallerIdentity) -> Bool {
+        guard let app = caller.appID else { return true }
+        return record.app != 0 && store.strings.string(record.app) == app
+    }
+
+    public func get(_ id: RecordID, caller: CallerIdentity) throws(LearnStoreError) -> LearningRecord {
+        try caller.require(.recordsRead)
+        return store.record(at: try visibleSlot(id, caller: caller))
+    }
+}

@@ -1,0 +1,91 @@
+import Testing
+@testable import LearnStoreEngine
+
+@Suite struct PostingListTests {
+    @Test func matchesASortedSetUnderRandomOperations() {
+        var rng = SeededRandom(5)
+        var list = PostingList()
+        var reference = Set<UInt32>()
+        for _ in 0..<20_000 {
+            let slot = UInt32(rng.next() % 6000)
+            if rng.next() % 3 == 0 {
+                #expect(list.remove(slot) == reference.contains(slot))
+                reference.remove(slot)
+            } else if !reference.contains(slot) {
+                list.insert(slot)
+                reference.insert(slot)
+            }
+        }
+        #expect(list.count == reference.count)
+        #expect(list.slots == reference.sorted())
+        let from: UInt32 = 2500
+        var ascending: [UInt32] = []
+        list.visit(from: from, ascending: true) { ascending.append($0); return true }
+        #expect(ascending == reference.sorted().filter { $0 >= from })
+        var descending: [UInt32] = []
+        list.visit(from: from, ascending: false) { descending.append($0); return descending.count < 10 }
+        #expect(descending == Array(reference.sorted(by: >).filter { $0 <= from }.prefix(10)))
+    }
+}
+
+@Suite struct SlotHashIndexTests {
+    @Test func multimapInsertFindRemove() {
+        var rng = SeededRandom(9)
+        var keys: [UInt32: Int] = [:]  // slot -> key
+        var index = SlotHashIndex()
+        func hash(_ key: Int) -> Int { key &* 31 }  // deliberately clustered
+        for slot in UInt32(0)..<3000 {
+            let key = Int(rng.next() % 500)
+            keys[slot] = key
+            index.insert(slot, hash: hash(key)) { hash(keys[$0]!) }
+        }
+        for slot in UInt32(0)..<3000 where slot % 3 == 0 {
+            #expect(index.remove(slot, hash: hash(keys[slot]!)) { hash(keys[$0]!) })
+            keys[slot] = nil
+        }
+        #expect(index.count == keys.count)
+        for key in 0..<500 {
+            var found: [UInt32] = []
+            index.forEach(hash: hash(key), matches: { keys[$0] == key }) { found.append($0) }
+            #expect(found.sorted() == keys.filter { $0.value == key }.map(\.key).sorted())
+        }
+    }
+}
+
+@Suite struct OrderedSlotIndexTests {
+    @Test func rangesMatchBruteForce() {
+        var rng = SeededRandom(13)
+        var values: [Int64] = (0..<5000).map { _ in Int64(rng.next() % 1000) }
+        var index = OrderedSlotIndex()
+        for slot in 0..<values.count { index.insert(UInt32(slot)) { values[Int($0)] } }
+        // Move a third of them: remove, change, re-insert.
+        for slot in stride(from: 0, to: values.count, by: 3) {
+            #expect(index.remove(UInt32(slot)) { values[Int($0)] })
+            values[slot] = Int64(rng.next() % 1000)
+            index.insert(UInt32(slot)) { values[Int($0)] }
+        }
+        for (lower, upper) in [(Int64?.none, Int64?.none), (100, 200), (nil, 50), (990, nil), (500, 500)] {
+            var got: [UInt32] = []
+            index.visit(lower: lower, upper: upper, key: { values[Int($0)] }) { got.append($0) }
+            let expected = (0..<values.count).filter { i in
+                (lower.map { values[i] >= $0 } ?? true) && (upper.map { values[i] < $0 } ?? true)
+            }.map { UInt32($0) }.sorted { (values[Int($0)], $0) < (values[Int($1)], $1) }
+            #expect(got == expected)
+        }
+    }
+}
+
+@Suite struct PagedArrayTests {
+    @Test func copiesShareUntouchedPages() {
+        var array = PagedArray<Int>()
+        for i in 0..<5000 { array.append(i) }
+        let copy = array
+        array[10] = -1
+        array.append(5000)
+        #expect(copy[10] == 10)
+        #expect(copy.count == 5000)
+        #expect(array[10] == -1 && array.count == 5001)
+        array.removeLast(3)
+        #expect(array.count == 4998 && array.last == 4997)
+    }
+}
