@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "LearnStoreServer", targets: ["LearnStoreServer"]),
         .library(name: "LearnStoreClient", targets: ["LearnStoreClient"]),
         .library(name: "Zstd", targets: ["Zstd"]),
+        .library(name: "LearnStoreWorkload", targets: ["LearnStoreWorkload"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -38,6 +39,7 @@ let package = Package(
         ),
         .target(name: "Zstd", dependencies: ["CZstd"], swiftSettings: strict),
         .target(name: "LearnStoreModel", swiftSettings: strict),
+        .target(name: "LearnStoreWorkload", dependencies: ["LearnStoreModel"], swiftSettings: strict),
         .target(
             name: "LearnStoreEngine",
             dependencies: [
@@ -90,7 +92,7 @@ let package = Package(
             name: "learnstore",
             dependencies: [
                 "LearnStoreModel", "LearnStoreEngine", "LearnStoreProtocol", "LearnStorePersistence",
-                "LearnStoreServer", "LearnStoreClient",
+                "LearnStoreServer", "LearnStoreClient", "LearnStoreWorkload",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),

@@ -40,7 +40,7 @@ public struct TenantState: Sendable {
         for mutation in mutations {
             switch mutation {
             case .putRecords(let records):
-                for record in records { needsRebuild = put(record, undo: &undo) || needsRebuild }
+                needsRebuild = putAll(records, undo: &undo) || needsRebuild
             case .purgeRecords(let ids):
                 for id in ids {
                     guard let slot = indexes.slot(of: id, in: store) else { continue }
@@ -67,7 +67,7 @@ public struct TenantState: Sendable {
         var scratch = TenantUndo(sequenceBefore: sequence)
         for step in undo.steps.reversed() {
             switch step {
-            case .put(let record): needsRebuild = put(record, undo: &scratch) || needsRebuild
+            case .put(let record): needsRebuild = putAll([record], undo: &scratch) || needsRebuild
             case .remove(let id):
                 if let slot = indexes.slot(of: id, in: store) { purge(slot) }
             case .forgetKey(let key): idempotency.forget(key)
@@ -78,40 +78,58 @@ public struct TenantState: Sendable {
         sequence = undo.sequenceBefore
     }
 
-    /// Inserts or replaces one record. Returns true if slot order was broken (an imported record
-    /// older than the newest one) and the tenant must be rebuilt.
-    mutating func put(_ record: LearningRecord, undo: inout TenantUndo) -> Bool {
-        idGenerator.observe(record.id)
+    /// Inserts or replaces records. Existing ids are replaced in place; new records are appended in
+    /// (created_at, id) order. Returns true if a new record sorts before an existing one (only an
+    /// import can do that), in which case the tenant must be rebuilt to restore slot order.
+    mutating func putAll(_ records: [LearningRecord], undo: inout TenantUndo) -> Bool {
+        var fresh: [LearningRecord] = []
+        for record in records {
+            idGenerator.observe(record.id)
+            if !replaceExisting(record, undo: &undo) { fresh.append(record) }
+        }
+        guard !fresh.isEmpty else { return false }
+        if fresh.count > 1 {
+            // One put per id: the last one in the batch wins.
+            var seen = Set<RecordID>()
+            fresh = fresh.reversed().filter { seen.insert($0.id).inserted }
+            fresh.sort { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }
+        }
+        let first = fresh[0]
+        let inOrder = store.lastKey.map { ($0.createdAt, $0.id) < (first.createdAt.milliseconds, first.id) } ?? true
+        for record in fresh {
+            undo.steps.append(.remove(record.id))
+            let stored = store.makeStored(record)
+            store.records.append(stored)
+            adjustCounts(stored, by: 1)
+            if inOrder { indexes.add(UInt32(store.records.count - 1), store) }
+        }
+        return !inOrder
+    }
+
+    /// Replaces a record whose id is already stored (or revives its purged slot). False if it is new.
+    mutating func replaceExisting(_ record: LearningRecord, undo: inout TenantUndo) -> Bool {
         if let slot = indexes.slot(of: record.id, in: store) {
             undo.steps.append(.put(store.record(at: slot)))
-            if store[slot].createdAt == record.createdAt.milliseconds {
-                indexes.remove(slot, store)
-                adjustCounts(store[slot], by: -1)
-                store[slot] = store.makeStored(record)
-                adjustCounts(store[slot], by: 1)
-                indexes.add(slot, store)
+            guard store[slot].createdAt == record.createdAt.milliseconds else {
+                purge(slot)  // created_at changed (import): it is re-inserted at its new position
                 return false
             }
-            purge(slot)  // created_at changed (import): re-insert at its new position
-        } else {
-            undo.steps.append(.remove(record.id))
-            if let slot = store.slotByOrder(of: record.id, createdAt: record.createdAt.milliseconds),
-                store[slot].isPurged
-            {
-                // Revive a purged slot in place (undo of a purge, or a re-import).
-                store[slot] = store.makeStored(record)
-                adjustCounts(store[slot], by: 1)
-                indexes.add(slot, store)
-                return false
-            }
+            indexes.remove(slot, store)
+            adjustCounts(store[slot], by: -1)
+            store[slot] = store.makeStored(record)
+            adjustCounts(store[slot], by: 1)
+            indexes.add(slot, store)
+            return true
         }
-        let sortsLast = store.lastKey.map { ($0.createdAt, $0.id) < (record.createdAt.milliseconds, record.id) } ?? true
-        let stored = store.makeStored(record)
-        store.records.append(stored)
-        let slot = UInt32(store.records.count - 1)
-        adjustCounts(stored, by: 1)
-        indexes.add(slot, store)
-        return !sortsLast
+        if let slot = store.slotByOrder(of: record.id, createdAt: record.createdAt.milliseconds), store[slot].isPurged {
+            // Revive a purged slot in place (undo of a purge, or a re-import).
+            undo.steps.append(.remove(record.id))
+            store[slot] = store.makeStored(record)
+            adjustCounts(store[slot], by: 1)
+            indexes.add(slot, store)
+            return true
+        }
+        return false
     }
 
     mutating func purge(_ slot: UInt32) {
