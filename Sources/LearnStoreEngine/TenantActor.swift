@@ -61,6 +61,8 @@ public actor TenantActor {
         return result
     }
 
+    func checkReadable() throws(LearnStoreError) { try checkReady() }
+
     private func checkReady() throws(LearnStoreError) {
         if isLoading { throw LearnStoreError(.loading, "tenant \(state.tenantID) is being restored; retry shortly") }
     }

@@ -12,6 +12,11 @@ public struct ByteWriter: Sendable {
 
     public mutating func reset() { bytes.removeAll(keepingCapacity: true) }
 
+    /// Drops everything written after `count` (to replace a half-written response by an error).
+    public mutating func truncate(to count: Int) {
+        if bytes.count > count { bytes.removeLast(bytes.count - count) }
+    }
+
     @inline(__always) public mutating func writeU8(_ value: UInt8) { bytes.append(value) }
 
     @inline(__always) public mutating func writeU16(_ value: UInt16) {

@@ -31,6 +31,10 @@ public struct LearnStoreError: Error, Sendable, Hashable, CustomStringConvertibl
         public static let tooManyConnections = Code(rawValue: 404, name: "TOO_MANY_CONNECTIONS")
         public static let timeout = Code(rawValue: 405, name: "TIMEOUT")
         public static let internalError = Code(rawValue: 500, name: "INTERNAL")
+        /// Client side only (never on the wire): the connection could not be made or was lost.
+        public static let connectionFailed = Code(rawValue: 600, name: "CONNECTION_FAILED")
+        /// Client side only: the server sent something this client cannot parse.
+        public static let protocolViolation = Code(rawValue: 601, name: "PROTOCOL_VIOLATION")
 
         /// Every code this version knows, in wire order.
         public static let all: [Code] = [
@@ -38,7 +42,7 @@ public struct LearnStoreError: Error, Sendable, Hashable, CustomStringConvertibl
             .unauthenticated, .tokenExpired, .forbidden,
             .notFound, .validation, .conflict,
             .tooManyInFlight, .loading, .storageUnavailable, .shuttingDown, .tooManyConnections, .timeout,
-            .internalError,
+            .internalError, .connectionFailed, .protocolViolation,
         ]
 
         /// The code for a wire number; unknown numbers keep their number and get a generic name.

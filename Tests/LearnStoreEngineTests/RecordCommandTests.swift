@@ -298,3 +298,27 @@ import LearnStoreModel
         #expect(h.state.stats.purgedSlots == 5)
     }
 }
+
+@Suite struct StoredEncodingTests {
+    @Test func fastEncodingEqualsTheCodec() throws {
+        var h = Harness()
+        var rng = SeededRandom(21)
+        for i in 0..<200 {
+            var b = body(person: person(rng.next() % 9), score: rng.next() % 3 == 0 ? nil : Double(rng.next() % 1000) / 10,
+                         passed: [true, false, nil][Int(rng.next() % 3)], cert: rng.next() % 2 == 0 ? "CRED-\(i)" : nil,
+                         cohort: rng.next() % 2 == 0 ? person(50) : nil, assessment: rng.next() % 2 == 0 ? person(UInt64(i)) : nil,
+                         expires: rng.next() % 2 == 0 ? Timestamp(milliseconds: 1_800_000_000_000) : nil)
+            if i % 5 == 0 { b.provider = .null }
+            let app: String? = i % 3 == 0 ? "app_\(i % 4)" : nil
+            let record = try h.create(b, as: caller(app: app))
+            if i % 7 == 0 { _ = try h.state.delete(record.id, caller: caller(app: app), now: h.tick()) }
+        }
+        for slot in 0..<UInt32(h.state.store.slotCount) {
+            var fast = ByteWriter()
+            h.state.store.encode(slot: slot, into: &fast)
+            let expected = RecordCodec.encode(h.state.store.record(at: slot))
+            #expect(fast.bytes == expected)
+            #expect(try RecordCodec.decodeRecord(fast.bytes) == h.state.store.record(at: slot))
+        }
+    }
+}

@@ -1,5 +1,3 @@
-import LearnStoreModel
-
 /// A half-open time range `from ..< to`; either end may be open.
 public struct TimeRange: Sendable, Hashable {
     public var from: Timestamp?
@@ -150,12 +148,6 @@ public struct ListCursor: Sendable, Hashable {
         guard let bytes = Base64URL.decode(text) else { throw .validation("the cursor is not valid base64url", field: "cursor") }
         try self.init(bytes: bytes)
     }
-}
-
-/// One page of a list: the matching slots in order, and the cursor for the next page (nil at the end).
-public struct ListPage: Sendable {
-    public var slots: [UInt32]
-    public var nextCursor: ListCursor?
 }
 
 public enum Base64URL {

@@ -1,0 +1,210 @@
+import LearnStoreModel
+import LearnStoreProtocol
+import NIOCore
+import NIOPosix
+import Synchronization
+
+/// One request on the wire: its encoded frame and the promise its response completes.
+struct OutboundRequest {
+    var frame: ByteBuffer
+    var requestID: UInt32
+    var promise: EventLoopPromise<Frame>
+}
+
+/// Matches responses to requests. Responses come in request order (docs/PROTOCOL.md, section 2), so
+/// the pending table is a FIFO; the request id is checked as well.
+final class ClientChannelHandler: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = OutboundRequest
+    typealias OutboundOut = ByteBuffer
+
+    private var pending = CircularBuffer<(UInt32, EventLoopPromise<Frame>)>(initialCapacity: 64)
+    private var cumulation: ByteBuffer?
+    private let decoder: FrameDecoder
+
+    init(maximumFrameBytes: Int) { decoder = FrameDecoder(maximumFrameBytes: maximumFrameBytes) }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        let request = unwrapOutboundIn(data)
+        pending.append((request.requestID, request.promise))
+        context.write(wrapOutboundOut(request.frame), promise: promise)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var incoming = unwrapInboundIn(data)
+        if cumulation == nil { cumulation = incoming } else { cumulation!.writeBuffer(&incoming) }
+        guard var buffer = cumulation else { return }
+        cumulation = nil
+        while true {
+            let frame: Frame?
+            do {
+                frame = try decoder.next(from: &buffer)
+            } catch {
+                failAll(LearnStoreError(.protocolViolation, "server frame: \(error.message)"))
+                context.close(promise: nil)
+                return
+            }
+            guard let frame else { break }
+            guard let (id, promise) = pending.popFirst() else {
+                // An unsolicited error (e.g. TOO_MANY_CONNECTIONS, TIMEOUT) before any request.
+                continue
+            }
+            if frame.header.requestID != id && frame.header.requestID != 0 {
+                promise.fail(LearnStoreError(.protocolViolation, "response id \(frame.header.requestID) does not match request \(id)"))
+                failAll(LearnStoreError(.protocolViolation, "responses out of order"))
+                context.close(promise: nil)
+                return
+            }
+            promise.succeed(frame)
+        }
+        if buffer.readableBytes > 0 { cumulation = buffer }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        failAll(LearnStoreError(.connectionFailed, "the connection was closed"))
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        failAll(LearnStoreError(.connectionFailed, "connection error: \(error)"))
+        context.close(promise: nil)
+    }
+
+    private func failAll(_ error: LearnStoreError) {
+        while let (_, promise) = pending.popFirst() { promise.fail(error) }
+    }
+}
+
+/// One authenticated connection to a LearnStore server, safe to use from many tasks at once:
+/// concurrent requests are pipelined.
+public final class ClientConnection: Sendable {
+    public let channel: any Channel
+    public let hello: HelloResponse
+    private let nextID: Mutex<UInt32>
+    private let session: Mutex<AuthResponse?>
+
+    init(channel: any Channel, hello: HelloResponse) {
+        self.channel = channel
+        self.hello = hello
+        self.nextID = Mutex(1)
+        self.session = Mutex<AuthResponse?>(nil)
+    }
+
+    public var isActive: Bool { channel.isActive }
+    public var identity: AuthResponse? { session.withLock { $0 } }
+
+    /// Connects and sends HELLO.
+    public static func connect(
+        host: String, port: Int, group: any EventLoopGroup, clientName: String = "learnstore-swift",
+        connectTimeout: TimeAmount = .seconds(5), maximumFrameBytes: Int = 64 << 20
+    ) async throws(LearnStoreError) -> ClientConnection {
+        let channel: any Channel
+        do {
+            channel = try await ClientBootstrap(group: group)
+                .connectTimeout(connectTimeout)
+                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(ClientChannelHandler(maximumFrameBytes: maximumFrameBytes))
+                    }
+                }
+                .connect(host: host, port: port).get()
+        } catch {
+            throw LearnStoreError(.connectionFailed, "cannot connect to \(host):\(port): \(error)")
+        }
+        let provisional = ClientConnection(channel: channel, hello: HelloResponse(version: 0, serverVersion: "", maximumFrameBytes: 0, maximumInFlight: 0, features: []))
+        do {
+            let frame = try await provisional.send(opcode: Opcode.hello) { HelloRequest(clientName: clientName).encode(into: &$0) }
+            let hello = try ClientConnection.decode(frame) { (r) throws(DecodeError) in try HelloResponse.decode(from: &r) }
+            return ClientConnection(channel: channel, hello: hello)
+        } catch {
+            try? await channel.close()
+            throw error
+        }
+    }
+
+    /// Sends AUTH; on success the connection acts as the token's identity.
+    @discardableResult
+    public func authenticate(token: String) async throws(LearnStoreError) -> AuthResponse {
+        let frame = try await send(opcode: Opcode.auth) { AuthRequest(token: token).encode(into: &$0) }
+        let response = try Self.decode(frame) { (r) throws(DecodeError) in try AuthResponse.decode(from: &r) }
+        session.withLock { $0 = response }
+        return response
+    }
+
+    /// Sends one request and waits for its response payload; an error response throws.
+    public func send(opcode: UInt8, payload: (inout ByteWriter) -> Void) async throws(LearnStoreError) -> Frame {
+        var writer = ByteWriter(capacity: 128)
+        let requestID = nextID.withLock { value in
+            defer { value = value &+ 1 == 0 ? 1 : value &+ 1 }
+            return value
+        }
+        writer.writeFrame(FrameHeader(opcode: opcode, requestID: requestID), payload: payload)
+        let promise = channel.eventLoop.makePromise(of: Frame.self)
+        let request = OutboundRequest(frame: channel.allocator.buffer(bytes: writer.bytes), requestID: requestID, promise: promise)
+        channel.writeAndFlush(request, promise: nil)
+        let frame: Frame
+        do {
+            frame = try await promise.futureResult.get()
+        } catch let error as LearnStoreError {
+            throw error
+        } catch {
+            throw LearnStoreError(.connectionFailed, "\(error)")
+        }
+        if frame.header.isError {
+            throw (try? frame.readPayload { (r) throws(DecodeError) in try ErrorBody.decode(from: &r) })
+                ?? LearnStoreError(.protocolViolation, "malformed error response")
+        }
+        return frame
+    }
+
+    /// Sends pre-encoded frames without waiting; `completion` runs on the channel's loop for each
+    /// response, in order. The load tool's path: no per-request task or allocation beyond the promise.
+    public func sendPipelined(_ frames: ByteBuffer, requestIDs: [UInt32], completion: @escaping @Sendable (Result<Frame, LearnStoreError>) -> Void) {
+        let loop = channel.eventLoop
+        let channel = self.channel
+        loop.execute {
+            for (index, id) in requestIDs.enumerated() {
+                let promise = loop.makePromise(of: Frame.self)
+                promise.futureResult.whenComplete { result in
+                    switch result {
+                    case .success(let frame):
+                        if frame.header.isError {
+                            completion(.failure((try? frame.readPayload { (r) throws(DecodeError) in try ErrorBody.decode(from: &r) })
+                                ?? LearnStoreError(.protocolViolation, "malformed error response")))
+                        } else {
+                            completion(.success(frame))
+                        }
+                    case .failure(let error):
+                        completion(.failure(error as? LearnStoreError ?? LearnStoreError(.connectionFailed, "\(error)")))
+                    }
+                }
+                // The whole buffer goes with the first request; the rest only register their promises.
+                let bytes = index == 0 ? frames : channel.allocator.buffer(capacity: 0)
+                channel.write(OutboundRequest(frame: bytes, requestID: id, promise: promise), promise: nil)
+            }
+            channel.flush()
+        }
+    }
+
+    public func nextRequestIDs(_ count: Int) -> [UInt32] {
+        nextID.withLock { value in
+            (0..<count).map { _ in
+                defer { value = value &+ 1 == 0 ? 1 : value &+ 1 }
+                return value
+            }
+        }
+    }
+
+    public func close() async {
+        try? await channel.close()
+    }
+
+    static func decode<T>(_ frame: Frame, _ body: (inout ByteReader) throws(DecodeError) -> T) throws(LearnStoreError) -> T {
+        do {
+            return try frame.readPayload(body)
+        } catch {
+            throw LearnStoreError(.protocolViolation, "cannot parse the \(Opcode.name(frame.header.opcode)) response: \(error)")
+        }
+    }
+}

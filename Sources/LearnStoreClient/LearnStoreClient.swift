@@ -1,0 +1,148 @@
+import LearnStoreModel
+import LearnStoreProtocol
+import NIOCore
+import NIOPosix
+import Synchronization
+
+/// How a client reaches and authenticates to a server.
+public struct ClientConfiguration: Sendable {
+    public var host: String
+    public var port: Int
+    /// Returns a token; called on connect and again when the server says the token expired.
+    public var token: @Sendable () async throws -> String
+    /// Connections in the pool; requests are spread over them and pipelined on each.
+    public var connections: Int
+    /// Reconnect attempts (with exponential backoff from 50 ms to 2 s) before a request fails.
+    public var reconnectAttempts: Int
+    public var clientName: String
+
+    public init(host: String = "127.0.0.1", port: Int = 7878, connections: Int = 2, reconnectAttempts: Int = 5,
+                clientName: String = "learnstore-swift", token: @escaping @Sendable () async throws -> String) {
+        self.host = host
+        self.port = port
+        self.token = token
+        self.connections = max(1, connections)
+        self.reconnectAttempts = max(0, reconnectAttempts)
+        self.clientName = clientName
+    }
+
+    public init(host: String = "127.0.0.1", port: Int = 7878, token: String, connections: Int = 2) {
+        self.init(host: host, port: port, connections: connections, token: { token })
+    }
+}
+
+/// The LearnStore client: a small pool of pipelined connections with reconnect and re-authentication.
+/// `Sendable`; share one per process.
+///
+/// ```swift
+/// let client = try await LearnStoreClient(ClientConfiguration(port: 7878, token: jwt))
+/// let record = try await client.performance.learningRecords.create(RecordBody(personID: p, title: "AWS SAA"))
+/// ```
+public final class LearnStoreClient: Sendable {
+    public let configuration: ClientConfiguration
+    let group: any EventLoopGroup
+    private let ownsGroup: Bool
+    private let pool: Mutex<Pool>
+
+    struct Pool {
+        var connections: [ClientConnection?]
+        var next = 0
+    }
+
+    /// Connects the first connection eagerly, so a wrong address or token fails here, at once.
+    public init(_ configuration: ClientConfiguration, group: (any EventLoopGroup)? = nil) async throws(LearnStoreError) {
+        self.configuration = configuration
+        self.ownsGroup = group == nil
+        self.group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        self.pool = Mutex(Pool(connections: Array(repeating: nil, count: configuration.connections)))
+        _ = try await connection(slot: 0)
+    }
+
+    public func shutdown() async {
+        let connections = pool.withLock { pool in
+            defer { pool.connections = Array(repeating: nil, count: pool.connections.count) }
+            return pool.connections.compactMap { $0 }
+        }
+        for connection in connections { await connection.close() }
+        if ownsGroup { try? await group.shutdownGracefully() }
+    }
+
+    public var performance: Performance { Performance(client: self) }
+
+    /// The `client.performance` namespace of the seed's SDK.
+    public struct Performance: Sendable {
+        let client: LearnStoreClient
+        public var learningRecords: LearningRecordsClient { LearningRecordsClient(client: client) }
+    }
+
+    // MARK: connections
+
+    func connection(slot: Int) async throws(LearnStoreError) -> ClientConnection {
+        if let existing = pool.withLock({ $0.connections[slot] }), existing.isActive { return existing }
+        var delay: UInt64 = 50_000_000
+        var lastError = LearnStoreError(.connectionFailed, "not connected")
+        for attempt in 0...configuration.reconnectAttempts {
+            if attempt > 0 {
+                try? await Task.sleep(nanoseconds: delay)
+                delay = min(delay * 2, 2_000_000_000)
+            }
+            do {
+                let connection = try await ClientConnection.connect(
+                    host: configuration.host, port: configuration.port, group: group, clientName: configuration.clientName)
+                try await connection.authenticate(token: try await fetchToken())
+                pool.withLock { $0.connections[slot] = connection }
+                return connection
+            } catch {
+                lastError = error
+                // A refused token will not get better by retrying.
+                if error.code != .connectionFailed && error.code != .loading { throw error }
+            }
+        }
+        throw lastError
+    }
+
+    func fetchToken() async throws(LearnStoreError) -> String {
+        do {
+            return try await configuration.token()
+        } catch let error as LearnStoreError {
+            throw error
+        } catch {
+            throw LearnStoreError(.unauthenticated, "the token provider failed: \(error)")
+        }
+    }
+
+    /// Sends a request on the next pooled connection, re-authenticating once if the token expired.
+    public func request(opcode: UInt8, payload: @escaping (inout ByteWriter) -> Void) async throws(LearnStoreError) -> Frame {
+        let slot = pool.withLock { pool in
+            defer { pool.next = (pool.next + 1) % pool.connections.count }
+            return pool.next
+        }
+        let connection = try await connection(slot: slot)
+        do throws(LearnStoreError) {
+            return try await connection.send(opcode: opcode, payload: payload)
+        } catch where error.code == .tokenExpired {
+            try await connection.authenticate(token: try await fetchToken())
+            return try await connection.send(opcode: opcode, payload: payload)
+        }
+    }
+
+    /// The server's INFO document.
+    public func info() async throws(LearnStoreError) -> JSONValue {
+        let frame = try await request(opcode: Opcode.info) { _ in }
+        return try Self.json(frame)
+    }
+
+    /// Round-trip time of a PING.
+    public func ping() async throws(LearnStoreError) -> Duration {
+        let start = ContinuousClock.now
+        _ = try await request(opcode: Opcode.ping) { $0.writeBytes(Array("ping".utf8)) }
+        return ContinuousClock.now - start
+    }
+
+    static func json(_ frame: Frame) throws(LearnStoreError) -> JSONValue {
+        let bytes = Array(frame.payload.readableBytesView)
+        do { return try JSONValue.parse(bytes) } catch {
+            throw LearnStoreError(.protocolViolation, "the server sent invalid JSON: \(error)")
+        }
+    }
+}

@@ -1,0 +1,50 @@
+/// Frame opcodes (docs/PROTOCOL.md, section 4). Plain constants: an unknown opcode is a value, not
+/// a decoding failure, so the server can answer it with UNKNOWN_OPCODE.
+public enum Opcode {
+    public static let hello: UInt8 = 0x01
+    public static let auth: UInt8 = 0x02
+    public static let ping: UInt8 = 0x03
+    public static let info: UInt8 = 0x04
+
+    public static let create: UInt8 = 0x10
+    public static let createBatch: UInt8 = 0x11
+    public static let get: UInt8 = 0x12
+    public static let patch: UInt8 = 0x13
+    public static let delete: UInt8 = 0x14
+    public static let restore: UInt8 = 0x15
+    public static let purgePerson: UInt8 = 0x16
+    public static let list: UInt8 = 0x17
+    public static let stats: UInt8 = 0x18
+
+    public static let outcomesRange: ClosedRange<UInt8> = 0x40...0x6F
+    public static let adminRange: ClosedRange<UInt8> = 0x80...0x9F
+    public static let changeFeedRange: ClosedRange<UInt8> = 0xA0...0xAF
+
+    public static func name(_ opcode: UInt8) -> String {
+        names[opcode] ?? String(format: opcode)
+    }
+
+    static let names: [UInt8: String] = [
+        hello: "hello", auth: "auth", ping: "ping", info: "info", create: "create", createBatch: "create_batch",
+        get: "get", patch: "patch", delete: "delete", restore: "restore", purgePerson: "purge_person",
+        list: "list", stats: "stats",
+    ]
+
+    static func String(format opcode: UInt8) -> Swift.String {
+        "op_0x" + Swift.String(opcode, radix: 16)
+    }
+}
+
+/// HELLO feature bits (docs/PROTOCOL.md, section 7).
+public struct ProtocolFeatures: OptionSet, Sendable, Hashable {
+    public let rawValue: UInt64
+    public init(rawValue: UInt64) { self.rawValue = rawValue }
+    public static let records = ProtocolFeatures(rawValue: 1 << 0)
+    public static let outcomes = ProtocolFeatures(rawValue: 1 << 1)
+    public static let admin = ProtocolFeatures(rawValue: 1 << 2)
+}
+
+public enum ProtocolVersion {
+    public static let current: UInt16 = 1
+    public static let supported: ClosedRange<UInt16> = 1...1
+}

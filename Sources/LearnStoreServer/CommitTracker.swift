@@ -1,0 +1,51 @@
+import LearnStoreModel
+import NIOCore
+import Synchronization
+
+/// Tells connections when the writes their responses depend on are committed (durable under the
+/// server's fsync policy), so no reader ever sees a write a crash could take back.
+public protocol CommitTracker: AnyObject, Sendable {
+    /// Everything up to this LSN is committed.
+    var committedLSN: UInt64 { get }
+    /// Whether `lsn` belongs to a write that failed and was undone.
+    func hasFailed(_ lsn: UInt64) -> Bool
+    /// Calls `wake` on `loop` the next time the committed LSN advances or a failure is declared.
+    func subscribe(loop: any EventLoop, _ wake: @escaping @Sendable () -> Void)
+}
+
+/// For a server without a WAL (and for tests): every write is committed when it is made.
+public final class ImmediateCommitTracker: CommitTracker {
+    public init() {}
+    public var committedLSN: UInt64 { .max }
+    public func hasFailed(_ lsn: UInt64) -> Bool { false }
+    public func subscribe(loop: any EventLoop, _ wake: @escaping @Sendable () -> Void) {}
+}
+
+/// Server-wide flags read on every batch: recovering, shutting down, open connections.
+public final class ServerRuntimeState: Sendable {
+    private let loadingFlag = Atomic<Bool>(true)
+    private let shuttingDownFlag = Atomic<Bool>(false)
+    private let connectionCount = Atomic<Int>(0)
+    private let recoveryMessage = Mutex<String>("starting")
+
+    public init(loading: Bool = true) { loadingFlag.store(loading, ordering: .relaxed) }
+
+    public var isLoading: Bool { loadingFlag.load(ordering: .acquiring) }
+    public func finishLoading() { loadingFlag.store(false, ordering: .releasing) }
+    public var isShuttingDown: Bool { shuttingDownFlag.load(ordering: .acquiring) }
+    public func beginShutdown() { shuttingDownFlag.store(true, ordering: .releasing) }
+    public var connections: Int { connectionCount.load(ordering: .relaxed) }
+    /// Adds one connection if below `limit`; false when full.
+    public func admitConnection(limit: Int) -> Bool {
+        if connectionCount.wrappingAdd(1, ordering: .relaxed).newValue > limit {
+            connectionCount.wrappingSubtract(1, ordering: .relaxed)
+            return false
+        }
+        return true
+    }
+    public func connectionClosed() { connectionCount.wrappingSubtract(1, ordering: .relaxed) }
+    public var recoveryProgress: String {
+        get { recoveryMessage.withLock { $0 } }
+        set { recoveryMessage.withLock { $0 = newValue } }
+    }
+}

@@ -1,0 +1,162 @@
+import LearnStoreEngine
+import LearnStoreModel
+import LearnStoreProtocol
+import NIOCore
+
+/// What one response in a batch depends on, and where its bytes are: if the write it observed
+/// fails to become durable, the response is replaced by a STORAGE_UNAVAILABLE error.
+public struct ResponseMeta: Sendable {
+    public var requestID: UInt32
+    public var opcode: UInt8
+    public var lsn: UInt64
+    public var range: Range<Int>
+}
+
+/// The encoded responses of one batch of requests, in request order.
+public struct BatchResult: Sendable {
+    public var bytes: [UInt8]
+    public var responses: [ResponseMeta]
+    public var maximumLSN: UInt64
+    public var counts: [UInt8: Int]
+    public var errors: [(UInt8, LearnStoreError.Code)]
+}
+
+/// Shared, read-only context the executor needs besides the tenant.
+public struct ExecutionEnvironment: Sendable {
+    public var runtime: ServerRuntimeState
+    public var clock: any EngineClock
+    public var limits: EngineLimits
+    /// The INFO document (built on demand).
+    public var info: @Sendable () -> String
+}
+
+/// Runs a batch of request frames on the tenant's executor and encodes their responses. Pure
+/// request logic: decoding, scope and session checks, the engine call and the response encoding.
+public enum RequestExecutor {
+    public static func execute(
+        _ frames: [Frame], session: Session, tenant: isolated TenantActor, environment: ExecutionEnvironment
+    ) -> BatchResult {
+        var writer = ByteWriter(capacity: frames.count * 256)
+        var responses: [ResponseMeta] = []
+        responses.reserveCapacity(frames.count)
+        var counts: [UInt8: Int] = [:]
+        var errors: [(UInt8, LearnStoreError.Code)] = []
+        let now = environment.clock.now()
+        let loading = environment.runtime.isLoading
+        let shuttingDown = environment.runtime.isShuttingDown
+        for frame in frames {
+            let header = frame.header
+            counts[header.opcode, default: 0] += 1
+            let start = writer.count
+            do throws(LearnStoreError) {
+                if header.flags != 0 { throw LearnStoreError(.badFrame, "request flags must be 0") }
+                if shuttingDown { throw LearnStoreError(.shuttingDown, "the server is shutting down") }
+                if now >= session.expiresAt, header.opcode != Opcode.ping {
+                    throw LearnStoreError(.tokenExpired, "the token expired at \(session.expiresAt); send AUTH with a new token")
+                }
+                let isData = header.opcode >= 0x10
+                if loading && isData { throw LearnStoreError(.loading, "the server is recovering its data; retry shortly") }
+                try run(frame, session: session, tenant: tenant, environment: environment, writer: &writer)
+            } catch {
+                writer.truncate(to: start)
+                writer.writeErrorFrame(opcode: header.opcode, requestID: header.requestID, error)
+                errors.append((header.opcode, error.code))
+            }
+            responses.append(ResponseMeta(requestID: header.requestID, opcode: header.opcode, lsn: tenant.lastWriteLSN, range: start..<writer.count))
+        }
+        return BatchResult(bytes: writer.bytes, responses: responses, maximumLSN: tenant.lastWriteLSN, counts: counts, errors: errors)
+    }
+
+    static func decode<T>(_ frame: Frame, _ body: (inout ByteReader) throws(DecodeError) -> T) throws(LearnStoreError) -> T {
+        do {
+            return try frame.readPayload(body)
+        } catch {
+            throw LearnStoreError(.badFrame, "\(Opcode.name(frame.header.opcode)) payload: \(error)")
+        }
+    }
+
+    static func run(
+        _ frame: Frame, session: Session, tenant: isolated TenantActor, environment: ExecutionEnvironment, writer: inout ByteWriter
+    ) throws(LearnStoreError) {
+        let header = frame.header
+        let caller = session.identity
+        let response = FrameHeader(opcode: header.opcode, requestID: header.requestID)
+        let lengthAt = writer.count
+        writer.writeFrame(response) { _ in }
+        switch header.opcode {
+        case Opcode.get:
+            let id = try decode(frame) { (r) throws(DecodeError) in try RecordMessages.decodeID(from: &r) }
+            try tenant.encodeGet(id, caller: caller, into: &writer)
+        case Opcode.list:
+            let (query, cursorBytes) = try decode(frame) { (r) throws(DecodeError) in try ListQueryCodec.decode(from: &r) }
+            var fullQuery = query
+            if let cursorBytes { fullQuery.cursor = try ListCursor(bytes: cursorBytes) }
+            try tenant.encodeList(fullQuery, caller: caller, into: &writer)
+        case Opcode.create:
+            let (body, key) = try decode(frame) { (r) throws(DecodeError) in try RecordMessages.decodeCreate(from: &r) }
+            let write = try tenant.create(body, caller: caller, idempotencyKey: key)
+            writer.writeU64(write.sequence)
+            writer.writeU8(write.replayed ? 1 : 0)
+            RecordCodec.encode(write.result, into: &writer)
+        case Opcode.createBatch:
+            let limit = environment.limits.maximumBatch
+            let (bodies, key) = try decode(frame) { (r) throws(DecodeError) in try RecordMessages.decodeCreateBatch(from: &r, maximumCount: limit) }
+            let write = try tenant.createBatch(bodies, caller: caller, idempotencyKey: key)
+            writer.writeU64(write.sequence)
+            writer.writeU8(write.replayed ? 1 : 0)
+            writer.writeVarint(UInt64(write.result.count))
+            for record in write.result { RecordCodec.encode(record, into: &writer) }
+        case Opcode.patch:
+            let (id, body, expected) = try decode(frame) { (r) throws(DecodeError) in try RecordMessages.decodePatch(from: &r) }
+            let write = try tenant.patch(id, body, expectedUpdatedAt: expected, caller: caller)
+            writer.writeU64(write.sequence)
+            RecordCodec.encode(write.result, into: &writer)
+        case Opcode.delete, Opcode.restore:
+            let id = try decode(frame) { (r) throws(DecodeError) in try RecordMessages.decodeID(from: &r) }
+            let write = header.opcode == Opcode.delete ? try tenant.delete(id, caller: caller) : try tenant.restore(id, caller: caller)
+            writer.writeU64(write.sequence)
+            RecordCodec.encode(write.result, into: &writer)
+        case Opcode.purgePerson:
+            let (person, dryRun) = try decode(frame) { (r) throws(DecodeError) in try RecordMessages.decodePurge(from: &r) }
+            let write = try tenant.purgePerson(person, dryRun: dryRun, caller: caller)
+            writer.writeU64(write.sequence)
+            writer.writeU64(UInt64(write.result))
+        case Opcode.stats:
+            try decode(frame) { (r) throws(DecodeError) in try r.expectEnd() }
+            let stats = try tenant.stats(caller: caller)
+            writer.writeBytes(Array(StatsJSON.json(stats).serialized.utf8))
+        case Opcode.ping:
+            guard frame.payload.readableBytes <= 64 else { throw LearnStoreError(.badFrame, "a PING payload is at most 64 bytes") }
+            writer.writeBytes(frame.payload.readableBytesView)
+        case Opcode.info:
+            writer.writeBytes(Array(environment.info().utf8))
+        case Opcode.hello:
+            throw LearnStoreError(.badFrame, "HELLO may be sent only once")
+        default:
+            throw LearnStoreError(.unknownOpcode, "opcode 0x\(String(header.opcode, radix: 16)) is not defined in protocol version \(session.protocolVersion)")
+        }
+        writer.setU32(UInt32(writer.count - lengthAt - 4), at: lengthAt)
+    }
+}
+
+/// The STATS document.
+enum StatsJSON {
+    static func json(_ stats: TenantStats) -> JSONValue {
+        func number(_ value: Int) -> JSONValue { .number(String(value)) }
+        return .object([
+            ("tenant_id", .string(stats.tenantID)),
+            ("sequence", .number(String(stats.sequence))),
+            ("records", number(stats.liveRecords)),
+            ("deleted_records", number(stats.deletedRecords)),
+            ("purged_slots", number(stats.purgedSlots)),
+            ("persons", number(stats.persons)),
+            ("idempotency_keys", number(stats.idempotencyKeys)),
+            ("index_entries", .object(stats.indexEntries.sorted { $0.key < $1.key }.map { ($0.key, number($0.value)) })),
+            ("record_bytes", number(stats.recordBytes)),
+            ("index_bytes", number(stats.indexBytes)),
+            ("estimated_bytes", number(stats.estimatedBytes)),
+            ("outcome_entities", number(stats.outcomeEntities)),
+            ("outcome_results", number(stats.outcomeResults)),
+        ])
+    }
+}

@@ -1,0 +1,55 @@
+import LearnStoreProtocol
+import NIOCore
+import LearnStoreModel
+
+/// Everything `learnstore serve` can be told. Defaults are the embedded defaults the README's run
+/// command uses.
+public struct ServerConfiguration: Sendable {
+    public static let defaultPort = 7878
+    public static let defaultMetricsPort = 9464
+
+    public var host = "127.0.0.1"
+    public var port = ServerConfiguration.defaultPort
+    public var dataDirectory = "snapshots"
+    /// Event loops (threads serving connections and tenants); default one per core.
+    public var eventLoops = System.coreCount
+    public var maximumFrameBytes = 16 << 20
+    public var maximumInFlight = 1024
+    public var maximumConnections = 10_000
+    public var handshakeTimeoutSeconds = 10.0
+    public var idleTimeoutSeconds = 300.0
+    /// Metrics endpoint (`/metrics`, Prometheus text); nil disables it.
+    public var metricsPort: Int? = ServerConfiguration.defaultMetricsPort
+    public var metricsHost = "127.0.0.1"
+    public var authentication = AuthenticationConfiguration()
+    public var limits = EngineLimitsConfiguration()
+    public var serverVersion = "0.1.0"
+    /// Optional protocol features this server offers beyond LearningRecords (HELLO feature bits).
+    public var features: ProtocolFeatures = []
+
+    public init() {}
+}
+
+/// Which keys verify tokens, and which claims are required.
+public struct AuthenticationConfiguration: Sendable {
+    /// HS256 shared secrets (the first also signs `token mint`).
+    public var hmacSecrets: [String] = []
+    /// A JWKS document (JSON) with RS256 / ES256 public keys.
+    public var jwksJSON: String?
+    /// If set, tokens must carry this `aud`.
+    public var audience: String?
+    /// If set, tokens must carry this `iss`.
+    public var issuer: String?
+    /// Clock skew tolerated on `exp`, `nbf` and `iat`.
+    public var leewaySeconds: Int64 = 30
+
+    public init() {}
+
+    public var hasKeys: Bool { !hmacSecrets.isEmpty || jwksJSON != nil }
+}
+
+public struct EngineLimitsConfiguration: Sendable {
+    public var maximumBatch = 1000
+    public var idempotencyKeys = 10_000
+    public init() {}
+}

@@ -1,0 +1,60 @@
+import LearnStoreEngine
+import LearnStoreModel
+import Logging
+import NIOCore
+
+/// What every connection shares: configuration, tenants, token verification, metrics, durability.
+public final class ServerContext: Sendable {
+    public let configuration: ServerConfiguration
+    public let registry: TenantRegistry
+    public let verifier: TokenVerifier
+    public let metrics: ServerMetrics
+    public let commits: any CommitTracker
+    public let runtime: ServerRuntimeState
+    public let clock: any EngineClock
+    public let logger: Logger
+    public let environment: ExecutionEnvironment
+    public let startedAt: Timestamp
+    public let placement: TenantPlacement
+    let connections: ConnectionRegistry
+
+    public init(
+        configuration: ServerConfiguration, registry: TenantRegistry, verifier: TokenVerifier, metrics: ServerMetrics,
+        commits: any CommitTracker, runtime: ServerRuntimeState, clock: any EngineClock, logger: Logger,
+        placement: TenantPlacement, info: @escaping @Sendable () -> String
+    ) {
+        self.placement = placement
+        self.configuration = configuration
+        self.registry = registry
+        self.verifier = verifier
+        self.metrics = metrics
+        self.commits = commits
+        self.runtime = runtime
+        self.clock = clock
+        self.logger = logger
+        self.startedAt = clock.now()
+        self.connections = ConnectionRegistry()
+        self.environment = ExecutionEnvironment(
+            runtime: runtime, clock: clock,
+            limits: EngineLimits(maximumBatch: configuration.limits.maximumBatch, idempotencyKeys: configuration.limits.idempotencyKeys),
+            info: info)
+    }
+}
+
+import Synchronization
+
+/// Open connections, so a graceful shutdown can drain and close each.
+final class ConnectionRegistry: Sendable {
+    private let channels = Mutex<[ObjectIdentifier: any Channel]>([:])
+
+    func add(_ channel: any Channel) { channels.withLock { $0[ObjectIdentifier(channel)] = channel } }
+    func remove(_ channel: any Channel) { channels.withLock { _ = $0.removeValue(forKey: ObjectIdentifier(channel)) } }
+    var all: [any Channel] { channels.withLock { Array($0.values) } }
+}
+
+extension ServerContext {
+    func loop(forTenant tenantID: String) -> any EventLoop { placement.loop(for: tenantID) }
+}
+
+/// Drains a connection during graceful shutdown.
+struct ShutdownRequest: Sendable {}

@@ -1,0 +1,29 @@
+import LearnStoreEngine
+import NIOCore
+
+/// Binds each tenant to one event loop: its actor runs there, so connections on that loop enter it
+/// synchronously and connections on other loops hop once per read batch.
+public struct TenantPlacement: Sendable {
+    public let loops: [any EventLoop]
+
+    public init(group: any EventLoopGroup) {
+        loops = Array(group.makeIterator())
+    }
+
+    /// A stable choice (FNV-1a of the tenant id), the same in every process with the same loop count.
+    public func loop(for tenantID: String) -> any EventLoop {
+        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+        for byte in tenantID.utf8 {
+            hash ^= UInt64(byte)
+            hash &*= 0x0000_0100_0000_01B3
+        }
+        return loops[Int(hash % UInt64(loops.count))]
+    }
+
+    /// A registry whose tenants run on their placed loops and log to `log`.
+    public func makeRegistry(limits: EngineLimits, clock: any EngineClock, log: any MutationLog) -> TenantRegistry {
+        TenantRegistry { tenantID in
+            TenantActor(state: TenantState(tenantID: tenantID, limits: limits), log: log, clock: clock, executor: loop(for: tenantID).executor)
+        }
+    }
+}

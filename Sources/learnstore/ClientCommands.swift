@@ -1,0 +1,291 @@
+import ArgumentParser
+import Foundation
+import LearnStoreClient
+import LearnStoreModel
+
+/// Connection options shared by client commands (also LEARNSTORE_HOST, LEARNSTORE_PORT, LEARNSTORE_TOKEN).
+struct ClientOptions: ParsableArguments {
+    @Option(help: "Server host (default 127.0.0.1).") var host: String?
+    @Option(help: "Server port (default 7878).") var port: Int?
+    @Option(help: "JWT to authenticate with.") var token: String?
+    @Option(name: .customLong("config"), help: "Config file.") var config: String?
+
+    func connect() async throws -> LearnStoreClient {
+        let settings = try Settings(configFile: config)
+        let host = settings.string("host", self.host) ?? "127.0.0.1"
+        let port = try settings.int("port", self.port, default: 7878)
+        guard let token = settings.string("token", self.token) else {
+            throw CLIError.usage("no token: pass --token or set LEARNSTORE_TOKEN (mint one with 'learnstore token mint')")
+        }
+        var configuration = ClientConfiguration(host: host, port: port, token: token, connections: 1)
+        configuration.reconnectAttempts = 0
+        return try await LearnStoreClient(configuration)
+    }
+}
+
+func printJSON(_ value: JSONValue) {
+    print(value.serialized)
+}
+
+struct PingCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "ping", abstract: "Check that the server answers.")
+    @OptionGroup var client: ClientOptions
+
+    func run() async throws {
+        try await runCLI {
+            let connection = try await client.connect()
+            let rtt = try await connection.ping()
+            print("PONG \(rtt)")
+            await connection.shutdown()
+        }
+    }
+}
+
+struct InfoCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "info", abstract: "Print the server's INFO document (JSON).")
+    @OptionGroup var client: ClientOptions
+
+    func run() async throws {
+        try await runCLI {
+            let connection = try await client.connect()
+            printJSON(try await connection.info())
+            await connection.shutdown()
+        }
+    }
+}
+
+/// Reads JSON input: a file path, or `-` / nothing for standard input.
+func readJSONInput(_ path: String?) throws -> [JSONValue] {
+    let data: Data
+    if let path, path != "-" {
+        guard let contents = FileManager.default.contents(atPath: path) else { throw CLIError.usage("cannot read \(path)") }
+        data = contents
+    } else {
+        data = FileHandle.standardInput.readDataToEndOfFile()
+    }
+    let bytes = Array(data)
+    // One document (object or array), or JSON Lines.
+    if let document = try? JSONValue.parse(bytes) {
+        if case .array(let elements) = document { return elements }
+        return [document]
+    }
+    var values: [JSONValue] = []
+    for (number, line) in bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).enumerated() {
+        let trimmed = Array(line).filter { $0 != UInt8(ascii: "\r") }
+        if trimmed.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { continue }
+        do { values.append(try JSONValue.parse(trimmed)) } catch {
+            throw CLIError.usage("line \(number + 1): \(error)")
+        }
+    }
+    return values
+}
+
+func parseRecordID(_ text: String) throws -> RecordID {
+    guard let id = RecordID(text) else { throw CLIError.usage("'\(text)' is not a record id (lr_ + 26 Crockford base32 characters)") }
+    return id
+}
+
+func parseUUID(_ text: String, _ name: String) throws -> UUID16 {
+    guard let uuid = UUID16(text) else { throw CLIError.usage("\(name) must be a UUID, got '\(text)'") }
+    return uuid
+}
+
+func parseTime(_ text: String, _ name: String) throws -> Timestamp {
+    guard let time = Timestamp(iso8601: text) else { throw CLIError.usage("\(name) must be an ISO 8601 date-time with offset (or a date), got '\(text)'") }
+    return time
+}
+
+struct RecordsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "records", abstract: "Read and write LearningRecords (JSON in, JSON out).",
+        subcommands: [Get.self, List.self, Create.self, Patch.self, Delete.self, Restore.self, PurgePerson.self, Stats.self])
+
+    struct Get: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print one record.")
+        @OptionGroup var client: ClientOptions
+        @Argument(help: "The record id (lr_...).") var id: String
+
+        func run() async throws {
+            try await runCLI {
+                let id = try parseRecordID(id)
+                let connection = try await client.connect()
+                printJSON(try await connection.performance.learningRecords.get(id).json)
+                await connection.shutdown()
+            }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List records as JSON Lines, newest first unless --ascending.")
+        @OptionGroup var client: ClientOptions
+        @Option(name: .customLong("person-id")) var personID: String?
+        @Option(name: .customLong("certification-ref")) var certificationRef: String?
+        @Option(name: .customLong("cohort-id")) var cohortID: String?
+        @Option(name: .customLong("assessment-id")) var assessmentID: String?
+        @Option var provider: String?
+        @Option(help: "true or false.") var passed: Bool?
+        @Option(name: .customLong("completed-from")) var completedFrom: String?
+        @Option(name: .customLong("completed-to")) var completedTo: String?
+        @Option(name: .customLong("expires-from")) var expiresFrom: String?
+        @Option(name: .customLong("expires-before")) var expiresBefore: String?
+        @Option(name: .customLong("updated-since")) var updatedSince: String?
+        @Flag(name: .customLong("include-deleted")) var includeDeleted = false
+        @Flag var ascending = false
+        @Option(help: "Records per page (1-1000, default 50).") var limit: Int = 50
+        @Option(help: "Continue from this cursor.") var cursor: String?
+        @Flag(help: "Follow cursors to the end instead of printing one page.") var all = false
+
+        func run() async throws {
+            try await runCLI {
+                var query = ListQuery(limit: limit)
+                query.personID = try personID.map { try parseUUID($0, "--person-id") }
+                query.certificationRef = certificationRef
+                query.linkedCohortID = try cohortID.map { try parseUUID($0, "--cohort-id") }
+                query.linkedAssessmentID = try assessmentID.map { try parseUUID($0, "--assessment-id") }
+                query.provider = provider
+                query.passed = passed
+                if completedFrom != nil || completedTo != nil {
+                    query.completedAt = TimeRange(from: try completedFrom.map { try parseTime($0, "--completed-from") },
+                                                  to: try completedTo.map { try parseTime($0, "--completed-to") })
+                }
+                if expiresFrom != nil || expiresBefore != nil {
+                    query.expiresAt = TimeRange(from: try expiresFrom.map { try parseTime($0, "--expires-from") },
+                                                to: try expiresBefore.map { try parseTime($0, "--expires-before") })
+                }
+                query.updatedSince = try updatedSince.map { try parseTime($0, "--updated-since") }
+                query.includeDeleted = includeDeleted
+                query.order = ascending ? .ascending : .descending
+                if let cursor { query.cursor = try ListCursor(text: cursor) }
+                let connection = try await client.connect()
+                let records = connection.performance.learningRecords
+                if all {
+                    for try await record in records.list(query) { printJSON(record.json) }
+                } else {
+                    let page = try await records.page(query)
+                    for record in page.records { printJSON(record.json) }
+                    if let next = page.nextCursor {
+                        FileHandle.standardError.write(Data("next cursor: \(next.text)\n".utf8))
+                    }
+                }
+                await connection.shutdown()
+            }
+        }
+    }
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create records from JSON (an object, an array, or JSON Lines) in FILE or on stdin.",
+            discussion: "More than one record is sent as batches of up to 1000 (each all-or-nothing).")
+        @OptionGroup var client: ClientOptions
+        @Argument(help: "JSON file, or - for stdin.") var file: String?
+        @Option(name: .customLong("idempotency-key"), help: "Key for a safe retry (single record or one batch).") var idempotencyKey: String?
+
+        func run() async throws {
+            try await runCLI {
+                let bodies = try readJSONInput(file).map { try RecordBody(json: $0) }
+                guard !bodies.isEmpty else { throw CLIError.usage("no records in the input") }
+                let connection = try await client.connect()
+                let records = connection.performance.learningRecords
+                if bodies.count == 1 {
+                    printJSON(try await records.create(bodies[0], idempotencyKey: idempotencyKey).value.json)
+                } else {
+                    var start = 0
+                    while start < bodies.count {
+                        let end = min(bodies.count, start + 1000)
+                        let result = try await records.createBatch(Array(bodies[start..<end]), idempotencyKey: idempotencyKey)
+                        for record in result.value { printJSON(record.json) }
+                        start = end
+                    }
+                }
+                await connection.shutdown()
+            }
+        }
+    }
+
+    struct Patch: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Patch a record with a JSON object (null clears a field).")
+        @OptionGroup var client: ClientOptions
+        @Argument(help: "The record id.") var id: String
+        @Argument(help: "The JSON patch, or - (default) for stdin.") var json: String?
+        @Option(name: .customLong("expected-updated-at"), help: "Fail with CONFLICT unless the record's updated_at is this.") var expected: String?
+
+        func run() async throws {
+            try await runCLI {
+                let id = try parseRecordID(id)
+                let value: JSONValue
+                if let json, json != "-" {
+                    do { value = try JSONValue.parse(json) } catch { throw CLIError.usage("the patch is not JSON: \(error)") }
+                } else {
+                    guard let first = try readJSONInput(nil).first else { throw CLIError.usage("no patch on stdin") }
+                    value = first
+                }
+                let body = try RecordBody(json: value)
+                let expectedTime = try expected.map { try parseTime($0, "--expected-updated-at") }
+                let connection = try await client.connect()
+                printJSON(try await connection.performance.learningRecords.patch(id, body, expectedUpdatedAt: expectedTime).value.json)
+                await connection.shutdown()
+            }
+        }
+    }
+
+    struct Delete: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Soft-delete a record.")
+        @OptionGroup var client: ClientOptions
+        @Argument var id: String
+
+        func run() async throws {
+            try await runCLI {
+                let id = try parseRecordID(id)
+                let connection = try await client.connect()
+                printJSON(try await connection.performance.learningRecords.delete(id).value.json)
+                await connection.shutdown()
+            }
+        }
+    }
+
+    struct Restore: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Undo a soft delete.")
+        @OptionGroup var client: ClientOptions
+        @Argument var id: String
+
+        func run() async throws {
+            try await runCLI {
+                let id = try parseRecordID(id)
+                let connection = try await client.connect()
+                printJSON(try await connection.performance.learningRecords.restore(id).value.json)
+                await connection.shutdown()
+            }
+        }
+    }
+
+    struct PurgePerson: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "purge-person", abstract: "Hard-delete every record of a person (admin).")
+        @OptionGroup var client: ClientOptions
+        @Argument(help: "The person UUID.") var person: String
+        @Flag(name: .customLong("dry-run"), help: "Only count.") var dryRun = false
+
+        func run() async throws {
+            try await runCLI {
+                let person = try parseUUID(person, "person")
+                let connection = try await client.connect()
+                let result = try await connection.performance.learningRecords.purgePerson(person, dryRun: dryRun)
+                printJSON(.object([("person_id", .string(person.description)), ("dry_run", .bool(dryRun)),
+                                   ("records", .number(String(result.value))), ("sequence", .number(String(result.sequence)))]))
+                await connection.shutdown()
+            }
+        }
+    }
+
+    struct Stats: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "The tenant's record counts and index sizes.")
+        @OptionGroup var client: ClientOptions
+
+        func run() async throws {
+            try await runCLI {
+                let connection = try await client.connect()
+                printJSON(try await connection.performance.learningRecords.stats())
+                await connection.shutdown()
+            }
+        }
+    }
+}

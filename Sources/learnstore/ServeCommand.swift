@@ -1,0 +1,190 @@
+import ArgumentParser
+import Foundation
+import LearnStoreEngine
+import LearnStoreModel
+import LearnStoreServer
+import Logging
+import Metrics
+import NIOCore
+import NIOPosix
+import Prometheus
+import ServiceLifecycle
+
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run the LearnStore server.",
+        discussion: """
+            A key is required to verify tokens: --jwt-secret-file (HS256) and/or --jwks-file (RS256/ES256 \
+            public keys). With --dev and no key, a random HS256 key is generated once, kept in \
+            <data-dir>/dev-jwt-secret, and a ready admin token is printed.
+            """)
+
+    @Option(help: "Address to listen on (default 127.0.0.1).") var host: String?
+    @Option(help: "TCP port (default 7878; 0 picks a free port).") var port: Int?
+    @Option(name: .customLong("data-dir"), help: "Data directory for the WAL and snapshots (default snapshots).") var dataDir: String?
+    @Option(name: .customLong("event-loops"), help: "Event loop threads (default: one per core).") var eventLoops: Int?
+    @Option(name: .customLong("max-frame-bytes"), help: "Largest accepted frame (default 16777216).") var maxFrameBytes: Int?
+    @Option(name: .customLong("max-in-flight"), help: "Requests in flight per connection before reading pauses (default 1024).") var maxInFlight: Int?
+    @Option(name: .customLong("max-connections"), help: "Connection limit (default 10000).") var maxConnections: Int?
+    @Option(name: .customLong("handshake-timeout"), help: "Seconds to complete HELLO and AUTH (default 10).") var handshakeTimeout: Double?
+    @Option(name: .customLong("idle-timeout"), help: "Seconds without a request before a connection is closed (default 300).") var idleTimeout: Double?
+    @Option(name: .customLong("metrics-port"), help: "Port of the Prometheus /metrics endpoint on 127.0.0.1 (default 9464; 0 disables).") var metricsPort: Int?
+    @Option(name: .customLong("jwt-secret-file"), help: "File holding an HS256 secret (env LEARNSTORE_JWT_SECRET may hold the secret itself).") var jwtSecretFile: String?
+    @Option(name: .customLong("jwks-file"), help: "JWKS file with RS256/ES256 public keys.") var jwksFile: String?
+    @Option(name: .customLong("jwt-audience"), help: "Require this aud claim.") var jwtAudience: String?
+    @Option(name: .customLong("jwt-issuer"), help: "Require this iss claim.") var jwtIssuer: String?
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error (default info).") var logLevel: String?
+    @Option(name: .customLong("config"), help: "Config file of 'name = value' lines.") var config: String?
+    @Flag(name: .customLong("dev"), help: "Development mode: generate a key if none is configured and print a token.") var dev = false
+
+    func run() async throws {
+        try await runCLI {
+            let settings = try Settings(configFile: config)
+            let level = Logger.Level(rawValue: settings.string("log-level", logLevel) ?? "info") ?? .info
+            LoggingSystem.bootstrap { label in
+                var handler = StreamLogHandler.standardError(label: label)
+                handler.logLevel = level
+                return handler
+            }
+            let logger = Logger(label: "learnstore")
+            let prometheus = PrometheusCollectorRegistry()
+            MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: prometheus))
+
+            var configuration = ServerConfiguration()
+            configuration.host = settings.string("host", host) ?? configuration.host
+            configuration.port = try settings.int("port", port, default: configuration.port)
+            configuration.dataDirectory = settings.string("data-dir", dataDir) ?? configuration.dataDirectory
+            configuration.eventLoops = max(1, try settings.int("event-loops", eventLoops, default: configuration.eventLoops))
+            configuration.maximumFrameBytes = try settings.int("max-frame-bytes", maxFrameBytes, default: configuration.maximumFrameBytes)
+            configuration.maximumInFlight = try settings.int("max-in-flight", maxInFlight, default: configuration.maximumInFlight)
+            configuration.maximumConnections = try settings.int("max-connections", maxConnections, default: configuration.maximumConnections)
+            configuration.handshakeTimeoutSeconds = try settings.double("handshake-timeout", handshakeTimeout, default: configuration.handshakeTimeoutSeconds)
+            configuration.idleTimeoutSeconds = try settings.double("idle-timeout", idleTimeout, default: configuration.idleTimeoutSeconds)
+            let metrics = try settings.int("metrics-port", metricsPort, default: ServerConfiguration.defaultMetricsPort)
+            configuration.metricsPort = metrics == 0 ? nil : metrics
+            guard (1024...(256 << 20)).contains(configuration.maximumFrameBytes) else { throw CLIError.usage("max-frame-bytes must be 1024 ... 268435456") }
+            guard configuration.maximumInFlight >= 1, configuration.maximumConnections >= 1 else { throw CLIError.usage("limits must be at least 1") }
+
+            try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
+            var auth = AuthenticationConfiguration()
+            auth.audience = settings.string("jwt-audience", jwtAudience)
+            auth.issuer = settings.string("jwt-issuer", jwtIssuer)
+            if let secret = try KeyFiles.secret(settings: settings, cli: jwtSecretFile) { auth.hmacSecrets.append(secret) }
+            if let jwks = settings.string("jwks-file", jwksFile) {
+                guard let text = try? String(contentsOfFile: jwks, encoding: .utf8) else { throw CLIError.usage("cannot read JWKS file \(jwks)") }
+                auth.jwksJSON = text
+            }
+            let devMode = try settings.bool("dev", dev)
+            if !auth.hasKeys {
+                guard devMode else {
+                    throw CLIError.usage("no token key configured: pass --jwt-secret-file FILE (or LEARNSTORE_JWT_SECRET) or --jwks-file FILE; for a local trial use --dev")
+                }
+                auth.hmacSecrets.append(try KeyFiles.developmentSecret(dataDirectory: configuration.dataDirectory))
+            }
+            configuration.authentication = auth
+
+            let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoops)
+            let clock = SystemClock()
+            let placement = TenantPlacement(group: group)
+            let limits = EngineLimits(maximumBatch: configuration.limits.maximumBatch, idempotencyKeys: configuration.limits.idempotencyKeys)
+            let registry = placement.makeRegistry(limits: limits, clock: clock, log: DiscardingLog())
+            let verifier = try await TokenVerifier(configuration: auth)
+            let runtime = ServerRuntimeState(loading: true)
+            let serverMetrics = ServerMetrics()
+            let info = InfoDocument(runtime: runtime, registry: registry, metrics: serverMetrics, version: configuration.serverVersion, started: clock.now())
+            let context = ServerContext(
+                configuration: configuration, registry: registry, verifier: verifier, metrics: serverMetrics,
+                commits: ImmediateCommitTracker(), runtime: runtime, clock: clock, logger: logger, placement: placement,
+                info: { info.render(clock.now()) })
+            let server = LearnStoreServer(context: context, group: group)
+            var metricsChannel: (any Channel)?
+            if let metricsPort = configuration.metricsPort {
+                metricsChannel = try await MetricsEndpoint.start(host: configuration.metricsHost, port: metricsPort, group: group) {
+                    prometheus.emitToBuffer()
+                }
+                logger.info("metrics endpoint", metadata: ["url": "http://\(configuration.metricsHost):\(metricsPort)/metrics"])
+            }
+            runtime.finishLoading()
+            if devMode {
+                let token = try await TokenMinter(secret: auth.hmacSecrets[0]).mint(
+                    tenantID: "dev", person: UUID16.random(), scopes: [.recordsRead, .recordsWrite, .outcomesRead, .outcomesWrite, .admin],
+                    issuedAt: clock.now(), lifetimeSeconds: 86_400)
+                print("development token (tenant 'dev', all scopes, 24 h):\n\(token)")
+                fflush(nil)
+            }
+            let services = ServiceGroup(
+                configuration: .init(services: [.init(service: server)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            try await services.run()
+            try? await metricsChannel?.close()
+            try await group.shutdownGracefully()
+        }
+    }
+}
+
+/// Loads token keys.
+enum KeyFiles {
+    static func secret(settings: Settings, cli: String?) throws -> String? {
+        if let path = settings.string("jwt-secret-file", cli) {
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw CLIError.usage("cannot read secret file \(path)") }
+            let secret = text.trimmingCharacters(in: .whitespacesAndNewlines)
+            guard secret.utf8.count >= 32 else { throw CLIError.usage("the secret in \(path) must be at least 32 bytes") }
+            return secret
+        }
+        if let secret = settings.environment["LEARNSTORE_JWT_SECRET"], !secret.isEmpty {
+            guard secret.utf8.count >= 32 else { throw CLIError.usage("LEARNSTORE_JWT_SECRET must be at least 32 bytes") }
+            return secret
+        }
+        return nil
+    }
+
+    /// The development key: generated randomly on first use and kept (mode 0600) in the data directory.
+    static func developmentSecret(dataDirectory: String) throws -> String {
+        let path = (dataDirectory as NSString).appendingPathComponent("dev-jwt-secret")
+        if let existing = try? String(contentsOfFile: path, encoding: .utf8), existing.utf8.count >= 32 {
+            return existing.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        var generator = SystemRandomNumberGenerator()
+        let secret = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+        guard FileManager.default.createFile(atPath: path, contents: Data(secret.utf8), attributes: [.posixPermissions: 0o600]) else {
+            throw CLIError.failed("cannot write the development key to \(path)")
+        }
+        return secret
+    }
+}
+
+/// The INFO document: version, uptime, connections, tenants, requests and errors.
+final class InfoDocument: Sendable {
+    let runtime: ServerRuntimeState
+    let registry: TenantRegistry
+    let metrics: ServerMetrics
+    let version: String
+    let started: Timestamp
+
+    init(runtime: ServerRuntimeState, registry: TenantRegistry, metrics: ServerMetrics, version: String, started: Timestamp) {
+        self.runtime = runtime
+        self.registry = registry
+        self.metrics = metrics
+        self.version = version
+        self.started = started
+    }
+
+    func render(_ now: Timestamp) -> String {
+        let snapshot = metrics.snapshot
+        func number(_ value: Int) -> JSONValue { .number(String(value)) }
+        let document: JSONValue = .object([
+            ("server", .string("learnstore")),
+            ("version", .string(version)),
+            ("uptime_seconds", number(Int((now.milliseconds - started.milliseconds) / 1000))),
+            ("loading", .bool(runtime.isLoading)),
+            ("recovery", .string(runtime.recoveryProgress)),
+            ("shutting_down", .bool(runtime.isShuttingDown)),
+            ("connections", number(runtime.connections)),
+            ("connections_opened", number(snapshot.connectionsOpened)),
+            ("tenants", number(registry.tenantIDs.count)),
+            ("requests", .object(snapshot.requests.sorted { $0.key < $1.key }.map { ($0.key, number($0.value)) })),
+            ("errors", .object(snapshot.errors.sorted { $0.key < $1.key }.map { ($0.key, number($0.value)) })),
+        ])
+        return document.serialized
+    }
+}
