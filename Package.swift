@@ -104,6 +104,24 @@ let package = Package(
         .testTarget(name: "ZstdTests", dependencies: ["Zstd"], swiftSettings: strict),
         .testTarget(name: "LearnStoreModelTests", dependencies: ["LearnStoreModel"], swiftSettings: strict),
         .testTarget(
+            name: "LearnStoreProtocolTests",
+            dependencies: ["LearnStoreProtocol", "LearnStoreModel", .product(name: "NIOCore", package: "swift-nio")],
+            resources: [.copy("Golden")],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "LearnStoreServerTests",
+            dependencies: [
+                "LearnStoreServer", "LearnStoreClient", "LearnStoreEngine", "LearnStoreProtocol", "LearnStoreModel",
+                "LearnStorePersistence",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
             name: "LearnStoreEngineTests",
             dependencies: ["LearnStoreEngine", "LearnStoreModel"],
             swiftSettings: strict
