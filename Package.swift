@@ -19,6 +19,7 @@ let package = Package(
         .library(name: "LearnStoreClient", targets: ["LearnStoreClient"]),
         .library(name: "Zstd", targets: ["Zstd"]),
         .library(name: "LearnStoreWorkload", targets: ["LearnStoreWorkload"]),
+        .library(name: "CanvasOutcomes", targets: ["CanvasOutcomes"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -42,6 +43,14 @@ let package = Package(
         .target(name: "LearnStoreWorkload", dependencies: ["LearnStoreModel"], swiftSettings: strict),
         .target(
             name: "LearnStoreEngine",
+            dependencies: [
+                "LearnStoreModel",
+                .product(name: "HashTreeCollections", package: "swift-collections"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "CanvasOutcomes",
             dependencies: [
                 "LearnStoreModel",
                 .product(name: "HashTreeCollections", package: "swift-collections"),
@@ -119,6 +128,11 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "CanvasOutcomesTests",
+            dependencies: ["CanvasOutcomes", "LearnStoreModel"],
             swiftSettings: strict
         ),
         .testTarget(
