@@ -7,16 +7,16 @@ import Testing
         var store = OutcomeStore()
         let groups = [("1", nil), ("2", "1"), ("3", "1"), ("4", "2"), ("10", "2")] as [(String, String?)]
         for (id, parent) in groups {
-            store.apply(.group(OutcomeGroup(id: id, contextType: "Course", contextID: "565", title: "g\(id)",
+            store.ingest(.group(OutcomeGroup(id: id, contextType: "Course", contextID: "565", title: "g\(id)",
                                             parentOutcomeGroupID: parent, workflowState: "active")))
         }
-        store.apply(.group(OutcomeGroup(id: "99", contextType: "Account", contextID: "1", workflowState: "active")))
-        store.apply(.outcome(makeOutcome(id: "80")))
-        store.apply(.outcome(makeOutcome(id: "9", context: account)))
-        store.apply(.outcome(makeOutcome(id: "81")))
+        store.ingest(.group(OutcomeGroup(id: "99", contextType: "Account", contextID: "1", workflowState: "active")))
+        store.ingest(.outcome(makeOutcome(id: "80")))
+        store.ingest(.outcome(makeOutcome(id: "9", context: account)))
+        store.ingest(.outcome(makeOutcome(id: "81")))
         for (id, outcome, group) in [("500", "80", "2"), ("501", "81", "2"), ("502", "80", "4"), ("60", "9", "99")] {
             let context = group == "99" ? account : course
-            store.apply(.link(OutcomeLink(id: id, learningOutcomeID: outcome, learningOutcomeGroupID: group,
+            store.ingest(.link(OutcomeLink(id: id, learningOutcomeID: outcome, learningOutcomeGroupID: group,
                                           contextType: context.type, contextID: context.id, workflowState: "active")))
         }
         return store
@@ -50,35 +50,35 @@ import Testing
         #expect(store.groupPath(toRootFrom: "1").map(\.id) == ["1"])
         #expect(store.groupPath(toRootFrom: "nope").isEmpty)
         // Moving a group re-parents it in the child index.
-        store.apply(.group(OutcomeGroup(id: "4", contextType: "Course", contextID: "565", parentOutcomeGroupID: "3",
+        store.ingest(.group(OutcomeGroup(id: "4", contextType: "Course", contextID: "565", parentOutcomeGroupID: "3",
                                         workflowState: "active", updatedAt: ts("2020-01-01T00:00:00Z"))))
         #expect(store.childGroups(of: "2").map(\.id) == ["10"])
         #expect(store.groupPath(toRootFrom: "4").map(\.id) == ["4", "3", "1"])
         // A parent that has not arrived yet ends the path.
-        store.apply(.group(OutcomeGroup(id: "7", parentOutcomeGroupID: "404", workflowState: "active")))
+        store.ingest(.group(OutcomeGroup(id: "7", parentOutcomeGroupID: "404", workflowState: "active")))
         #expect(store.groupPath(toRootFrom: "7").map(\.id) == ["7"])
     }
 
     @Test func pathToRootSurvivesACycle() {
         var store = OutcomeStore()
         for (id, parent) in [("1", "3"), ("2", "1"), ("3", "2")] {
-            store.apply(.group(OutcomeGroup(id: id, parentOutcomeGroupID: parent, workflowState: "active")))
+            store.ingest(.group(OutcomeGroup(id: id, parentOutcomeGroupID: parent, workflowState: "active")))
         }
         #expect(store.groupPath(toRootFrom: "2").map(\.id) == ["2", "1", "3"])
-        store.apply(.group(OutcomeGroup(id: "5", parentOutcomeGroupID: "5", workflowState: "active")))
+        store.ingest(.group(OutcomeGroup(id: "5", parentOutcomeGroupID: "5", workflowState: "active")))
         #expect(store.groupPath(toRootFrom: "5").map(\.id) == ["5"])
     }
 
     @Test func proficiencyInForce() {
         var store = OutcomeStore()
         #expect(store.proficiency(inForce: course) == nil)
-        store.apply(.proficiency(defaultProficiency(id: "1", context: account)))
+        store.ingest(.proficiency(defaultProficiency(id: "1", context: account)))
         #expect(store.proficiency(inForce: course) == nil, "no account chain: only the context's own")
         #expect(store.proficiency(inForce: account)?.id == "1")
-        store.apply(.proficiency(defaultProficiency(id: "3", context: course, updatedAt: ts("2020-01-01T00:00:00Z"))))
-        store.apply(.proficiency(defaultProficiency(id: "2", context: course, updatedAt: ts("2020-02-01T00:00:00Z"))))
+        store.ingest(.proficiency(defaultProficiency(id: "3", context: course, updatedAt: ts("2020-01-01T00:00:00Z"))))
+        store.ingest(.proficiency(defaultProficiency(id: "2", context: course, updatedAt: ts("2020-02-01T00:00:00Z"))))
         #expect(store.proficiency(inForce: course)?.id == "2", "the newest of several")
-        store.apply(.proficiency(defaultProficiency(id: "2", context: course, updatedAt: ts("2020-03-01T00:00:00Z"),
+        store.ingest(.proficiency(defaultProficiency(id: "2", context: course, updatedAt: ts("2020-03-01T00:00:00Z"),
                                                     state: "deleted")))
         #expect(store.proficiency(inForce: course)?.id == "3")
     }
@@ -92,7 +92,7 @@ import Testing
         var rng = SeededGenerator(seed: seed)
         var store = OutcomeStore()
         for index in 0..<count {
-            store.apply(.result(makeResult(
+            store.ingest(.result(makeResult(
                 id: String(1000 + index), outcome: ["80", "81"].randomElement(using: &rng)!, score: 1,
                 assessedAt: Bool.random(using: &rng) || index % 7 == 0
                     ? Timestamp(milliseconds: base + Int64.random(in: 0..<20, using: &rng) * 60_000) : nil,
@@ -184,7 +184,7 @@ import Testing
                     guard var victim = added.randomElement(using: &rng) else { continue }
                     victim.workflowState = "deleted"
                     victim.updatedAt = ts("2021-02-01T00:00:00Z")
-                    store.apply(.result(victim))
+                    store.ingest(.result(victim))
                 default:
                     let key = original.randomElement(using: &rng)!
                     guard var rescored = store.result(key: key) else { continue }
@@ -192,7 +192,7 @@ import Testing
                     rescored.score = Double.random(in: 0...4, using: &rng)
                     rescored.updatedAt = Timestamp(milliseconds: ts("2021-03-01T00:00:00Z").milliseconds + Int64(nextID))
                     nextID += 1
-                    store.apply(.result(rescored))
+                    store.ingest(.result(rescored))
                 }
             }
         } while cursor != nil

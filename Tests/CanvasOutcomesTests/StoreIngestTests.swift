@@ -51,7 +51,7 @@ import Testing
     @Test func deletingRemovesFromEveryIndex() {
         var store = OutcomeStore()
         let outcome = makeOutcome(id: "80")
-        store.apply(.outcome(outcome))
+        store.ingest(.outcome(outcome))
         let result = makeResult(id: "1", score: 3, assessedAt: ts("2020-01-01T00:00:00Z"), createdAt: ts("2020-01-01T00:00:00Z"),
                                 asset: AssetRef(type: "Assignment", id: "56"))
         #expect(store.apply(.result(result)) == .applied)
@@ -73,8 +73,8 @@ import Testing
     /// LearningOutcomeResult#check_for_existing_results saves a re-assessment's new row already deleted.
     @Test func aResultCreatedAlreadyDeletedNeverCounts() {
         var store = OutcomeStore()
-        store.apply(.outcome(makeOutcome(id: "80", method: "highest")))
-        store.apply(.result(makeResult(id: "1", score: 2, createdAt: ts("2020-01-01T00:00:00Z"))))
+        store.ingest(.outcome(makeOutcome(id: "80", method: "highest")))
+        store.ingest(.result(makeResult(id: "1", score: 2, createdAt: ts("2020-01-01T00:00:00Z"))))
         let duplicateRow = makeResult(id: "2", score: 5, createdAt: ts("2020-01-02T00:00:00Z"), state: "deleted")
         #expect(store.apply(.result(duplicateRow)) == .applied)
         #expect(store.result(key: "2") == nil)
@@ -85,7 +85,7 @@ import Testing
 
     @Test func aNewerActiveVersionRestoresADeletedEntity() {
         var store = OutcomeStore()
-        store.apply(.link(OutcomeLink(id: "5", learningOutcomeGroupID: "1", workflowState: "deleted",
+        store.ingest(.link(OutcomeLink(id: "5", learningOutcomeGroupID: "1", workflowState: "deleted",
                                       updatedAt: ts("2020-01-01T00:00:00Z"))))
         #expect(store.links(inGroup: "1").isEmpty)
         let restored = OutcomeLink(id: "5", learningOutcomeGroupID: "1", workflowState: "active",
@@ -116,7 +116,7 @@ import Testing
         let first = makeResult(id: "1", score: 1, updatedAt: time, eventTime: ts("2020-01-01T00:00:00.100Z"))
         let second = makeResult(id: "1", score: 2, updatedAt: time, eventTime: ts("2020-01-01T00:00:00.200Z"))
         var store = OutcomeStore()
-        store.apply(.result(second))
+        store.ingest(.result(second))
         #expect(store.apply(.result(first)) == .stale)
         #expect(store.result(key: "1")?.score == 2)
 
@@ -125,19 +125,19 @@ import Testing
         let y = makeResult(id: "9", score: 4, updatedAt: time, eventTime: time)
         let winner = x.digest > y.digest ? x : y
         var xy = OutcomeStore()
-        xy.apply(.result(x))
-        xy.apply(.result(y))
+        xy.ingest(.result(x))
+        xy.ingest(.result(y))
         var yx = OutcomeStore()
-        yx.apply(.result(y))
-        yx.apply(.result(x))
+        yx.ingest(.result(y))
+        yx.ingest(.result(x))
         #expect(xy.result(key: "9") == winner)
         #expect(yx.result(key: "9") == winner)
     }
 
     @Test func recordsReplayIntoTheSameTables() throws {
         var store = OutcomeStore()
-        for event in SeedPayloads.all.map({ parseEvent($0.json) }) { store.apply(event) }
-        store.apply(.outcome(makeOutcome(id: "99", state: "deleted", updatedAt: ts("2021-01-01T00:00:00Z"))))
+        for event in SeedPayloads.all.map({ parseEvent($0.json) }) { store.ingest(event) }
+        store.ingest(.outcome(makeOutcome(id: "99", state: "deleted", updatedAt: ts("2021-01-01T00:00:00Z"))))
         var bytes: [[UInt8]] = []
         store.tables.forEachRecord { bytes.append($0.encoded) }
         #expect(bytes.count == store.tables.recordCount)
@@ -155,7 +155,7 @@ import Testing
     @Test func aTombstoneRecordBuriesAnOlderLiveEntityAndLosesToANewerOne() {
         var store = OutcomeStore()
         let live = makeResult(id: "1", score: 3, updatedAt: ts("2020-01-02T00:00:00Z"))
-        store.apply(.result(live))
+        store.ingest(.result(live))
         var older = live
         older.workflowState = "deleted"
         older.updatedAt = ts("2020-01-01T00:00:00Z")
@@ -262,7 +262,7 @@ import Testing
         let versions = Self.versions(seed: seed)
         var rng = SeededGenerator(seed: seed &* 1000)
         var reference = OutcomeStore()
-        for entity in versions { reference.apply(entity) }
+        for entity in versions { reference.ingest(entity) }
         let expected = Observed(reference)
 
         for _ in 0..<60 {
@@ -270,7 +270,7 @@ import Testing
             for _ in 0..<10 { events.append(versions.randomElement(using: &rng)!) }
             events.shuffle(using: &rng)
             var store = OutcomeStore()
-            for event in events { store.apply(event) }
+            for event in events { store.ingest(event) }
             #expect(Observed(store) == expected)
             // The incrementally maintained indexes answer exactly as freshly rebuilt ones.
             #expect(Observed(OutcomeStore(tables: store.tables)) == expected)
@@ -282,7 +282,7 @@ import Testing
     func theStoredVersionIsTheMaximum(seed: UInt64) {
         let versions = Self.versions(seed: seed)
         var store = OutcomeStore()
-        for entity in versions { store.apply(entity) }
+        for entity in versions { store.ingest(entity) }
         var newest: [TombstoneKey: OutcomeEntity] = [:]
         for entity in versions {
             let key = TombstoneKey(kind: entity.kind, key: entity.key)

@@ -61,15 +61,16 @@ func defaultProficiency(id: String = "1", context: ContextRef = course, updatedA
         updatedAt: updatedAt)
 }
 
-extension OutcomeStore {
-    /// Applies every entity, failing the test's expectations elsewhere if needed.
-    @discardableResult
-    mutating func load(_ entities: [OutcomeEntity]) -> [IngestResult] {
-        entities.map { apply($0) }
-    }
-}
-
 /// Parses a seed payload or any event text; traps on failure (the parsing tests cover failures).
 func parseEvent(_ text: String) -> OutcomeEvent {
     do { return try OutcomeEvent.parse(text: text) } catch { fatalError("test payload does not parse: \(error)") }
+}
+
+extension OutcomeStore {
+    /// `apply` for set-up lines that do not assert on the ingest result.
+    @discardableResult
+    mutating func ingest(_ entity: OutcomeEntity) -> IngestResult { apply(entity) }
+
+    @discardableResult
+    mutating func ingest(_ event: OutcomeEvent) -> IngestResult { apply(event) }
 }

@@ -6,35 +6,31 @@ extension OutcomeStore {
     public func studentRollups(userUUID: String, context: ContextRef,
                                options: RollupOptions = RollupOptions()) -> [StudentOutcomeRollup] {
         let index = indexes.rollups
-        guard let contextOrdinal = index.contexts.ordinal(of: context),
-              let student = index.students.ordinal(of: userUUID),
-              let bucket = index.buckets[RollupIndex.bucketKey(context: contextOrdinal, student: student)]
-        else { return [] }
+        guard let slots = index.slots(context: context, student: userUUID) else { return [] }
         let shared = sharedScale(for: context, options)
-        var rollups: [(CanvasIDOrder, StudentOutcomeRollup)] = []
-        rollups.reserveCapacity(bucket.count)
-        for (outcome, results) in bucket {
-            guard let config = index.outcomeConfigs[Int(outcome)],
-                  let rollup = Self.rollup(results, config, userUUID: userUUID, context: context,
+        var rollups: [StudentOutcomeRollup] = []
+        rollups.reserveCapacity(slots.count)
+        for slot in slots {
+            guard let config = index.outcomeConfigs[Int(slot.outcome)],
+                  let rollup = Self.rollup(slot.results, config, userUUID: userUUID, context: context,
                                            scale: shared ?? config.criterionScale, options)
             else { continue }
-            rollups.append((config.order, rollup))
+            rollups.append(rollup)
         }
-        rollups.sort { $0.0 < $1.0 }
-        return rollups.map(\.1)
+        return rollups
     }
 
     /// One student's rollup for one outcome in `context`, or nil when there is none.
     public func studentRollup(userUUID: String, outcomeID: String, context: ContextRef,
                               options: RollupOptions = RollupOptions()) -> StudentOutcomeRollup? {
         let index = indexes.rollups
-        guard let contextOrdinal = index.contexts.ordinal(of: context),
-              let student = index.students.ordinal(of: userUUID),
-              let outcome = index.outcomes.ordinal(of: outcomeID),
-              let config = index.outcomeConfigs[Int(outcome)],
-              let results = index.buckets[RollupIndex.bucketKey(context: contextOrdinal, student: student)]?[outcome]
+        let order = CanvasIDOrder(outcomeID)
+        guard let slots = index.slots(context: context, student: userUUID) else { return nil }
+        let position = slots.partitionPoint { $0.order < order }
+        guard position < slots.count, slots[position].order == order,
+              let config = index.outcomeConfigs[Int(slots[position].outcome)]
         else { return nil }
-        return Self.rollup(results, config, userUUID: userUUID, context: context,
+        return Self.rollup(slots[position].results, config, userUUID: userUUID, context: context,
                            scale: sharedScale(for: context, options) ?? config.criterionScale, options)
     }
 
@@ -66,12 +62,12 @@ extension OutcomeStore {
         let ordered = students.sorted { index.students[$0] < index.students[$1] }
         var scores: [Int32: [Double]] = [:]
         for student in ordered {
-            guard let bucket = index.buckets[RollupIndex.bucketKey(context: contextOrdinal, student: student)] else { continue }
-            for (outcome, results) in bucket {
-                guard let config = index.outcomeConfigs[Int(outcome)],
-                      let score = Self.score(results, config, scale: shared ?? config.criterionScale, options)
+            guard let slots = index.buckets[RollupIndex.bucketKey(context: contextOrdinal, student: student)] else { continue }
+            for slot in slots {
+                guard let config = index.outcomeConfigs[Int(slot.outcome)],
+                      let score = Self.score(slot.results, config, scale: shared ?? config.criterionScale, options)
                 else { continue }
-                scores[outcome, default: []].append(score.score)
+                scores[slot.outcome, default: []].append(score.score)
             }
         }
         var aggregates: [(CanvasIDOrder, ContextOutcomeAggregate)] = []

@@ -29,12 +29,20 @@ struct RollupIndex: Sendable {
         }
     }
 
+    /// One outcome's results within a bucket; a bucket keeps its slots in outcome-id order, so a
+    /// student's rollups come out sorted without a sort.
+    struct OutcomeSlot: Sendable {
+        var order: CanvasIDOrder
+        var outcome: Int32
+        var results = OutcomeResults()
+    }
+
     var students = Interner<String>()
     var contexts = Interner<ContextRef>()
     var outcomes = Interner<String>()
     var assets = Interner<AssetRef>()
     /// Key: context ordinal << 32 | student ordinal.
-    var buckets: [UInt64: [Int32: OutcomeResults]] = [:]
+    var buckets: [UInt64: [OutcomeSlot]] = [:]
     var studentsByContext: [Int32: Set<Int32>] = [:]
     /// By outcome ordinal; nil while the outcome is unknown or deleted (its results then roll up to nothing).
     var outcomeConfigs: [OutcomeRollupConfig?] = []
@@ -60,24 +68,35 @@ struct RollupIndex: Sendable {
                                 isClassicQuiz: result.isClassicQuizResult)
         let key = Self.bucketKey(context: contextOrdinal, student: student)
         if buckets[key] == nil { studentsByContext[contextOrdinal, default: []].insert(student) }
-        buckets[key, default: [:]][outcome, default: OutcomeResults()].insert(CanvasIDOrder(result.key), input)
+        let order = CanvasIDOrder(result.learningOutcomeID)
+        buckets[key, default: []].withSlot(order, outcome: outcome) { $0.results.insert(CanvasIDOrder(result.key), input) }
     }
 
     mutating func remove(_ result: OutcomeResult) {
         guard Self.counts(result), let context = result.resultContext,
-              let contextOrdinal = contexts.ordinal(of: context), let student = students.ordinal(of: result.userUUID),
-              let outcome = outcomes.ordinal(of: result.learningOutcomeID)
+              let contextOrdinal = contexts.ordinal(of: context), let student = students.ordinal(of: result.userUUID)
         else { return }
         let key = Self.bucketKey(context: contextOrdinal, student: student)
-        guard buckets[key]?[outcome] != nil else { return }
-        if buckets[key]![outcome]!.remove(CanvasIDOrder(result.key)) {
-            buckets[key]![outcome] = nil
-            if buckets[key]!.isEmpty {
-                buckets[key] = nil
-                studentsByContext[contextOrdinal]?.remove(student)
-                if studentsByContext[contextOrdinal]?.isEmpty == true { studentsByContext[contextOrdinal] = nil }
-            }
+        guard var slots = buckets.removeValue(forKey: key) else { return }
+        let position = slots.partitionPoint { $0.order < CanvasIDOrder(result.learningOutcomeID) }
+        if position < slots.count, slots[position].order.key == result.learningOutcomeID,
+           slots[position].results.remove(CanvasIDOrder(result.key)) {
+            slots.remove(at: position)
         }
+        if slots.isEmpty {
+            studentsByContext[contextOrdinal]?.remove(student)
+            if studentsByContext[contextOrdinal]?.isEmpty == true { studentsByContext[contextOrdinal] = nil }
+        } else {
+            buckets[key] = slots
+        }
+    }
+
+    /// The slots of one student in one context, in outcome-id order.
+    func slots(context: ContextRef, student: String) -> [OutcomeSlot]? {
+        guard let contextOrdinal = contexts.ordinal(of: context), let studentOrdinal = students.ordinal(of: student) else {
+            return nil
+        }
+        return buckets[Self.bucketKey(context: contextOrdinal, student: studentOrdinal)]
     }
 
     private mutating func internOutcome(_ id: String) -> Int32 {
@@ -97,8 +116,20 @@ struct RollupIndex: Sendable {
     }
 }
 
+extension Array where Element == RollupIndex.OutcomeSlot {
+    /// Runs `body` on the slot for `order`, inserting an empty one in order first if needed.
+    mutating func withSlot(_ order: CanvasIDOrder, outcome: Int32, _ body: (inout RollupIndex.OutcomeSlot) -> Void) {
+        let position = partitionPoint { $0.order < order }
+        if position == count || self[position].order != order {
+            insert(RollupIndex.OutcomeSlot(order: order, outcome: outcome), at: position)
+        }
+        body(&self[position])
+    }
+}
+
 /// What a rollup needs from an outcome, computed once per outcome version instead of once per query.
-struct OutcomeRollupConfig: Sendable {
+/// A class so reading it in the rollup loop is one retain rather than a copy of its fields.
+final class OutcomeRollupConfig: Sendable {
     let outcomeID: String
     let order: CanvasIDOrder
     let method: CalculationMethod
