@@ -204,6 +204,21 @@ import Testing
         }
     }
 
+    /// Whatever parses must also encode and decode, so strings are capped at the codec's limits.
+    @Test func overlongStringsAreRefused() {
+        let longUUID = String(repeating: "u", count: 1025)
+        #expect(throws: OutcomeEventError(.invalidValue, field: "body.user_uuid", "longer than 1024 bytes")) {
+            try OutcomeEvent.parse(text: Self.result(#""id":"7","learning_outcome_id":"80","user_uuid":"\#(longUUID)""#))
+        }
+        let longText = String(repeating: "x", count: OutcomeCodec.maxStringBytes + 1)
+        #expect(throws: OutcomeEventError(.invalidValue, field: "body.description", "longer than 1048576 bytes")) {
+            try OutcomeEvent.parse(text: Self.outcome(#""learning_outcome_id":"1","description":"\#(longText)""#))
+        }
+        let atLimit = String(repeating: "x", count: OutcomeCodec.maxStringBytes)
+        let event = parseEvent(Self.outcome(#""learning_outcome_id":"1","description":"\#(atLimit)""#))
+        #expect(throws: Never.self) { try OutcomeRecord.decode(OutcomeRecord.entity(event.entity).encoded) }
+    }
+
     @Test func theValidBaseOfTheResultCasesParses() throws {
         let event = try OutcomeEvent.parse(text: Self.result(Self.validResultBody))
         #expect(event.entity.key == "7")

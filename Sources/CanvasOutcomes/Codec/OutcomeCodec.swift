@@ -149,7 +149,7 @@ extension ByteReader {
     /// A required id or key: a non-empty string.
     mutating func readKey() throws(DecodeError) -> String {
         let start = offset
-        let key = try readString(limit: 4096)
+        let key = try readString(limit: OutcomeCodec.maxStringBytes)
         guard !key.isEmpty else { throw DecodeError(offset: start, reason: "empty key") }
         return key
     }

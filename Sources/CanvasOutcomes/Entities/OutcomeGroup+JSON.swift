@@ -4,7 +4,7 @@ extension OutcomeGroup {
     init(body: EventFields, metadata: EventMetadata) throws(OutcomeEventError) {
         self.init(
             id: try body.requiredID("learning_outcome_group_id"),
-            contextType: try body.string("context_type"),
+            contextType: try body.identifier("context_type"),
             contextID: try body.id("context_id"),
             contextUUID: try body.string("context_uuid"),
             title: try body.string("title"),

@@ -8,7 +8,7 @@ extension OutcomeLink {
             learningOutcomeGroupID: try body.id("learning_outcome_group_id"),
             learningOutcomeContextUUID: try body.string("learning_outcome_context_uuid"),
             learningOutcomeGroupContextUUID: try body.string("learning_outcome_group_context_uuid"),
-            contextType: try body.string("context_type"),
+            contextType: try body.identifier("context_type"),
             contextID: try body.id("context_id"),
             contextUUID: try body.string("context_uuid"),
             workflowState: try body.string("workflow_state"),

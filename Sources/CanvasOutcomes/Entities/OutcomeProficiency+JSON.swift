@@ -14,7 +14,7 @@ extension OutcomeProficiency {
         }
         self.init(
             id: try body.requiredID("outcome_proficiency_id"),
-            contextType: try body.string("context_type"),
+            contextType: try body.identifier("context_type"),
             contextID: try body.id("context_id"),
             workflowState: try body.string("workflow_state"),
             ratings: ratings,

@@ -5,9 +5,9 @@ extension OutcomeResult {
         self.init(
             id: try body.id("id"),
             learningOutcomeID: try body.requiredID("learning_outcome_id"),
-            userUUID: try body.requiredString("user_uuid"),
+            userUUID: try body.requiredString("user_uuid", limit: EventFields.maximumIdentifierBytes),
             learningOutcomeContextUUID: try body.string("learning_outcome_context_uuid"),
-            resultContextType: try body.string("result_context_type"),
+            resultContextType: try body.identifier("result_context_type"),
             resultContextID: try body.id("result_context_id"),
             resultContextUUID: try body.string("result_context_uuid"),
             mastery: try body.bool("mastery"),
@@ -25,11 +25,11 @@ extension OutcomeResult {
             submittedAt: try body.timestamp("submitted_at"),
             hidden: try body.bool("hidden"),
             artifactID: try body.id("artifact_id"),
-            artifactType: try body.string("artifact_type"),
+            artifactType: try body.identifier("artifact_type"),
             artifactCreatedAt: try body.timestamp("artifact_created_at"),
             artifactUpdatedAt: try body.timestamp("artifact_updated_at"),
             associatedAssetID: try body.id("associated_asset_id"),
-            associatedAssetType: try body.string("associated_asset_type"),
+            associatedAssetType: try body.identifier("associated_asset_type"),
             metadata: metadata)
     }
 

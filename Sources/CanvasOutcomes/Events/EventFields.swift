@@ -28,15 +28,31 @@ struct EventFields {
         OutcomeEventError(.wrongType, field: fieldPath(key), "expected \(expected)")
     }
 
-    func string(_ key: String) throws(OutcomeEventError) -> String? {
+    /// Identifying strings (uuids, `*_type` names) are short in Canvas; the cap keeps a result's synthetic
+    /// key, built from them, a reasonable size.
+    static let maximumIdentifierBytes = 1024
+
+    /// A string of at most `limit` UTF-8 bytes (the codec's limit by default, so whatever parses also
+    /// encodes and decodes).
+    func string(_ key: String, limit: Int = OutcomeCodec.maxStringBytes) throws(OutcomeEventError) -> String? {
         guard let value = present(key) else { return nil }
         guard case .string(let text) = value else { throw wrongType(key, "a string") }
+        guard text.utf8.count <= limit else {
+            throw OutcomeEventError(.invalidValue, field: fieldPath(key), "longer than \(limit) bytes")
+        }
         return text
     }
 
-    func requiredString(_ key: String) throws(OutcomeEventError) -> String {
-        guard let text = try string(key) else { throw OutcomeEventError(.missingField, field: fieldPath(key), "required") }
+    func requiredString(_ key: String, limit: Int = OutcomeCodec.maxStringBytes) throws(OutcomeEventError) -> String {
+        guard let text = try string(key, limit: limit) else {
+            throw OutcomeEventError(.missingField, field: fieldPath(key), "required")
+        }
         return text
+    }
+
+    /// A uuid or type name (see ``maximumIdentifierBytes``).
+    func identifier(_ key: String) throws(OutcomeEventError) -> String? {
+        try string(key, limit: Self.maximumIdentifierBytes)
     }
 
     /// A decimal id given as a string or as a JSON number, taken from its literal text (never via Double).
@@ -63,7 +79,8 @@ struct EventFields {
     func text(_ key: String) throws(OutcomeEventError) -> String? {
         guard let value = present(key) else { return nil }
         switch value {
-        case .string(let s): return s
+        case .string(let s) where s.utf8.count <= Self.maximumIdentifierBytes: return s
+        case .string: throw OutcomeEventError(.invalidValue, field: fieldPath(key), "longer than \(Self.maximumIdentifierBytes) bytes")
         case .number(let literal): return literal
         default: throw wrongType(key, "a string")
         }

@@ -9,6 +9,8 @@ protocol VersionedEntity: Hashable, Sendable {
     /// `updated_at`, else `created_at`.
     var recordTime: Timestamp? { get }
     var workflowState: String? { get }
+    /// Stamp and digest (each type implements it publicly, below).
+    var version: EntityVersion { get }
     /// Writes every field except the format-version byte; the digest is taken over these bytes.
     func encodeContent(into writer: inout ByteWriter)
     func addToIndexes(_ indexes: inout OutcomeIndexes)
@@ -27,5 +29,29 @@ extension VersionedEntity {
         return ContentDigest(bytes: writer.bytes)
     }
 
-    var version: EntityVersion { EntityVersion(stamp: stamp, digest: digest) }
+}
+
+extension LearningOutcome {
+    /// The version the store orders this snapshot by.
+    public var version: EntityVersion { EntityVersion(stamp: stamp, digest: digest) }
+}
+
+extension OutcomeGroup {
+    /// The version the store orders this snapshot by.
+    public var version: EntityVersion { EntityVersion(stamp: stamp, digest: digest) }
+}
+
+extension OutcomeLink {
+    /// The version the store orders this snapshot by.
+    public var version: EntityVersion { EntityVersion(stamp: stamp, digest: digest) }
+}
+
+extension OutcomeResult {
+    /// The version the store orders this snapshot by.
+    public var version: EntityVersion { EntityVersion(stamp: stamp, digest: digest) }
+}
+
+extension OutcomeProficiency {
+    /// The version the store orders this snapshot by.
+    public var version: EntityVersion { EntityVersion(stamp: stamp, digest: digest) }
 }
