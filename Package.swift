@@ -39,6 +39,7 @@ let package = Package(
             providers: [.apt(["libzstd-dev"])]
         ),
         .target(name: "Zstd", dependencies: ["CZstd"], swiftSettings: strict),
+        .target(name: "CCRC32C"),
         .target(name: "LearnStoreModel", swiftSettings: strict),
         .target(name: "LearnStoreWorkload", dependencies: ["LearnStoreModel"], swiftSettings: strict),
         .target(
@@ -68,8 +69,9 @@ let package = Package(
         .target(
             name: "LearnStorePersistence",
             dependencies: [
-                "LearnStoreModel", "LearnStoreEngine", "Zstd",
+                "LearnStoreModel", "LearnStoreEngine", "Zstd", "CCRC32C",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
             ],
             swiftSettings: strict
         ),
@@ -80,6 +82,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -111,6 +114,12 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "ZstdTests", dependencies: ["Zstd"], swiftSettings: strict),
+        .testTarget(
+            name: "LearnStorePersistenceTests",
+            dependencies: ["LearnStorePersistence", "LearnStoreEngine", "LearnStoreModel", "LearnStoreWorkload"],
+            resources: [.copy("Golden")],
+            swiftSettings: strict
+        ),
         .testTarget(name: "LearnStoreModelTests", dependencies: ["LearnStoreModel"], swiftSettings: strict),
         .testTarget(
             name: "LearnStoreProtocolTests",

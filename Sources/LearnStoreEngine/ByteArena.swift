@@ -10,22 +10,24 @@ public struct ByteArena: Sendable {
 
     public init() {}
 
-    /// Appends `bytes` (at most 65,535) and returns its location.
+    /// Appends a string's UTF-8 (at most 65,535 bytes) and returns its location.
     public mutating func append(_ string: String) -> UInt32 {
         var string = string
-        return string.withUTF8 { utf8 in
-            precondition(utf8.count < Self.pageSize)
-            if pages.isEmpty || pages[pages.count - 1].count + utf8.count > Self.pageSize {
-                var page = ContiguousArray<UInt8>()
-                page.reserveCapacity(Self.pageSize)
-                pages.append(page)
-            }
-            let pageIndex = pages.count - 1
-            let offset = pages[pageIndex].count
-            pages[pageIndex].append(contentsOf: utf8)
-            usedBytes += utf8.count
-            return UInt32(pageIndex) << UInt32(Self.pageBits) | UInt32(offset)
+        return string.withUTF8 { append(bytes: UnsafeRawBufferPointer($0)) }
+    }
+
+    public mutating func append(bytes: UnsafeRawBufferPointer) -> UInt32 {
+        precondition(bytes.count < Self.pageSize)
+        if pages.isEmpty || pages[pages.count - 1].count + bytes.count > Self.pageSize {
+            var page = ContiguousArray<UInt8>()
+            page.reserveCapacity(Self.pageSize)
+            pages.append(page)
         }
+        let pageIndex = pages.count - 1
+        let offset = pages[pageIndex].count
+        pages[pageIndex].append(contentsOf: bytes)
+        usedBytes += bytes.count
+        return UInt32(pageIndex) << UInt32(Self.pageBits) | UInt32(offset)
     }
 
     @inline(__always)

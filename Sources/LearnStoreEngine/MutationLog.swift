@@ -7,6 +7,8 @@ import LearnStoreModel
 /// caller learns of it through ``TenantActor/markCommitted(upTo:)`` or a rollback.
 public protocol MutationLog: Sendable {
     func append(_ entry: LogEntry) throws(LearnStoreError) -> UInt64
+    /// Everything up to this LSN is committed.
+    var committedLSN: UInt64 { get }
 }
 
 /// One write of one tenant, as it goes to the log.
@@ -30,6 +32,7 @@ public struct DiscardingLog: MutationLog {
     private let counter = LSNCounter()
     public init() {}
     public func append(_ entry: LogEntry) throws(LearnStoreError) -> UInt64 { counter.next() }
+    public var committedLSN: UInt64 { counter.current }
 }
 
 import Synchronization
@@ -37,4 +40,5 @@ import Synchronization
 final class LSNCounter: Sendable {
     private let value = Atomic<UInt64>(0)
     func next() -> UInt64 { value.wrappingAdd(1, ordering: .relaxed).newValue }
+    var current: UInt64 { value.load(ordering: .relaxed) }
 }

@@ -6,7 +6,7 @@ import LearnStoreModel
 /// The values live in a ``PagedArray`` (captured by snapshots); the lookup dictionary is rebuilt from
 /// them and never captured, so it is never copied.
 public struct StringTable: Sendable {
-    private(set) var values = PagedArray<String>()
+    public private(set) var values = PagedArray<String>()
     private var lookup: [String: UInt32] = [:]
 
     public init() {}
@@ -47,7 +47,7 @@ public struct StringTable: Sendable {
 
 /// Interns UUIDs that repeat across records (authors, cohorts, persons). Reference 0 means null.
 public struct UUIDTable: Sendable {
-    private(set) var values = PagedArray<UUID16>()
+    public private(set) var values = PagedArray<UUID16>()
     private var lookup: [UUID16: UInt32] = [:]
 
     public init() {}

@@ -46,6 +46,7 @@ public actor TenantActor {
 
     private func commit<R>(_ write: TenantWrite<R>) throws(LearnStoreError) -> TenantWrite<R> {
         guard !write.mutations.isEmpty, let undo = write.undo else { return write }
+        trimCommitted()
         let entry = LogEntry(tenantID: state.tenantID, sequence: write.sequence, timestamp: clock.now(), mutations: write.mutations)
         let lsn: UInt64
         do {
@@ -149,15 +150,33 @@ public actor TenantActor {
 
     public var pendingWrites: Int { pending.count }
 
+    /// Drops undo information of writes the log has committed.
+    private func trimCommitted() {
+        let committed = log.committedLSN
+        var drop = 0
+        while drop < pending.count, pending[drop].lsn <= committed { drop += 1 }
+        if drop > 0 { pending.removeFirst(drop) }
+    }
+
     // MARK: whole-tenant operations
 
-    /// An O(1) copy of the state for a snapshot; serializing it happens elsewhere.
-    public func capture() -> TenantState { state }
+    /// An O(pages) capture for a snapshot, and the LSN of the newest write it contains (the snapshot
+    /// may only be written once that LSN is committed). Serializing happens elsewhere.
+    public func captureForSnapshot() -> (capture: TenantCapture, lsn: UInt64) {
+        (state.capture(), lastWriteLSN)
+    }
 
     /// Replaces the tenant's state wholesale (snapshot restore into a running server).
-    public func replace(with newState: TenantState) {
+    public func replace(with newState: TenantState, lsn: UInt64) {
         state = newState
         pending.removeAll()
+        lastWriteLSN = max(lastWriteLSN, lsn)
+    }
+
+    /// Sets the state recovered at start, with the LSN of its newest write.
+    public func recovered(_ newState: TenantState, lsn: UInt64) {
+        state = newState
+        lastWriteLSN = lsn
     }
 
     public func setLoading(_ loading: Bool) { isLoading = loading }

@@ -9,8 +9,9 @@ public protocol CommitTracker: AnyObject, Sendable {
     var committedLSN: UInt64 { get }
     /// Whether `lsn` belongs to a write that failed and was undone.
     func hasFailed(_ lsn: UInt64) -> Bool
-    /// Calls `wake` on `loop` the next time the committed LSN advances or a failure is declared.
-    func subscribe(loop: any EventLoop, _ wake: @escaping @Sendable () -> Void)
+    /// Calls `wake` on `loop` once the committed LSN reaches `lsn` or a failure is declared (at the
+    /// next commit or failure; at once if `lsn` is already committed).
+    func subscribe(loop: any EventLoop, waitingFor lsn: UInt64, _ wake: @escaping @Sendable () -> Void)
 }
 
 /// For a server without a WAL (and for tests): every write is committed when it is made.
@@ -18,7 +19,9 @@ public final class ImmediateCommitTracker: CommitTracker {
     public init() {}
     public var committedLSN: UInt64 { .max }
     public func hasFailed(_ lsn: UInt64) -> Bool { false }
-    public func subscribe(loop: any EventLoop, _ wake: @escaping @Sendable () -> Void) {}
+    public func subscribe(loop: any EventLoop, waitingFor lsn: UInt64, _ wake: @escaping @Sendable () -> Void) {
+        loop.execute(wake)
+    }
 }
 
 /// Server-wide flags read on every batch: recovering, shutting down, open connections.

@@ -304,11 +304,7 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
         var writer = ByteWriter()
         switch action {
         case .accept(let session):
-            if tenant == nil {
-                let actor = server.registry.tenant(session.identity.tenantID)
-                tenant = actor
-                tenantLoop = server.loop(forTenant: session.identity.tenantID)
-            }
+            _ = session
             writer.writeFrame(FrameHeader(opcode: Opcode.auth, requestID: frame.header.requestID)) {
                 AuthResponse(identity: session.identity, expiresAt: session.expiresAt).encode(into: &$0)
             }
@@ -332,6 +328,15 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
         guard !batch.isEmpty else { return }
         let frames = batch
         batch.removeAll(keepingCapacity: true)
+        if server.runtime.isLoading {
+            answerWhileLoading(frames, context: context)
+            return
+        }
+        if tenant == nil, let session = machine.session {
+            // Bound on first use after recovery, so a connection never holds a pre-recovery actor.
+            tenant = server.registry.tenant(session.identity.tenantID)
+            tenantLoop = server.loop(forTenant: session.identity.tenantID)
+        }
         guard let tenant, let tenantLoop, let session = machine.session else {
             // Cannot happen: dispatch requires a session. Answer rather than lose requests.
             var writer = ByteWriter()
@@ -367,6 +372,26 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 }
             }
         }
+    }
+
+    /// While the server recovers: PING and INFO work, data requests get LOADING.
+    private func answerWhileLoading(_ frames: [Frame], context: ChannelHandlerContext) {
+        var writer = ByteWriter()
+        for frame in frames {
+            let header = FrameHeader(opcode: frame.header.opcode, requestID: frame.header.requestID)
+            switch frame.header.opcode {
+            case Opcode.ping:
+                writer.writeFrame(header) { $0.writeBytes(frame.payload.readableBytesView.prefix(64)) }
+            case Opcode.info:
+                let info = server.environment.info()
+                writer.writeFrame(header) { $0.writeBytes(Array(info.utf8)) }
+            default:
+                let error = LearnStoreError(.loading, "the server is recovering its data (\(server.runtime.recoveryProgress)); retry shortly")
+                writer.writeErrorFrame(opcode: frame.header.opcode, requestID: frame.header.requestID, error)
+                server.metrics.recordError(opcode: frame.header.opcode, code: .loading)
+            }
+        }
+        writeLocal(writer.bytes, count: frames.count, context: context)
     }
 
     private func deliver(_ result: BatchResult, started: NIODeadline, context: ChannelHandlerContext) {
@@ -407,7 +432,8 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if !held.isEmpty && !subscribed {
             subscribed = true
             let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
-            commits.subscribe(loop: context.eventLoop) {
+            let waitingFor = held.first?.responses.map(\.lsn).max() ?? 0
+            commits.subscribe(loop: context.eventLoop, waitingFor: waitingFor) {
                 let handler = loopBound.value
                 handler.subscribed = false
                 guard let context = handler.context else { return }

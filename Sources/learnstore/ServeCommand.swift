@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import LearnStoreEngine
 import LearnStoreModel
+import LearnStorePersistence
 import LearnStoreServer
 import Logging
 import Metrics
@@ -35,6 +36,13 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("jwt-audience"), help: "Require this aud claim.") var jwtAudience: String?
     @Option(name: .customLong("jwt-issuer"), help: "Require this iss claim.") var jwtIssuer: String?
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error (default info).") var logLevel: String?
+    @Option(help: "When a write counts as durable: always (fdatasync before the reply, group commit; the default), everysec, off.") var fsync: String?
+    @Option(name: .customLong("snapshot-interval"), help: "Seconds between snapshot rounds (default 3600; 0 disables).") var snapshotInterval: Double?
+    @Option(name: .customLong("snapshot-wal-bytes"), help: "Take a snapshot round after this many WAL bytes (default 536870912; 0 disables).") var snapshotWALBytes: Int?
+    @Option(name: .customLong("snapshot-level"), help: "zstd level of snapshots (default 1).") var snapshotLevel: Int?
+    @Option(name: .customLong("snapshots-kept"), help: "Snapshots kept per tenant (default 2).") var snapshotsKept: Int?
+    @Option(name: .customLong("wal-segment-bytes"), help: "WAL segment size (default 67108864).") var walSegmentBytes: Int?
+    @Flag(name: .customLong("force-recovery"), help: "Start even if the WAL or a snapshot is damaged before its tail, skipping the damage (logged).") var forceRecovery = false
     @Option(name: .customLong("config"), help: "Config file of 'name = value' lines.") var config: String?
     @Flag(name: .customLong("dev"), help: "Development mode: generate a key if none is configured and print a token.") var dev = false
 
@@ -84,18 +92,35 @@ struct ServeCommand: AsyncParsableCommand {
             }
             configuration.authentication = auth
 
+            var persistence = PersistenceConfiguration(dataDirectory: configuration.dataDirectory)
+            let fsyncName = settings.string("fsync", fsync) ?? "always"
+            guard let policy = FsyncPolicy(rawValue: fsyncName) else { throw CLIError.usage("--fsync must be always, everysec or off") }
+            persistence.fsync = policy
+            let interval = try settings.double("snapshot-interval", snapshotInterval, default: 3600)
+            persistence.snapshotIntervalSeconds = interval > 0 ? interval : nil
+            let walBytes = try settings.int("snapshot-wal-bytes", snapshotWALBytes, default: 512 << 20)
+            persistence.snapshotWALBytes = walBytes > 0 ? walBytes : nil
+            persistence.snapshotLevel = try settings.int("snapshot-level", snapshotLevel, default: 1)
+            guard (-5...19).contains(persistence.snapshotLevel) else { throw CLIError.usage("--snapshot-level must be -5 ... 19") }
+            persistence.snapshotsKept = max(1, try settings.int("snapshots-kept", snapshotsKept, default: 2))
+            persistence.segmentBytes = try settings.int("wal-segment-bytes", walSegmentBytes, default: 64 << 20)
+            guard persistence.segmentBytes >= 1 << 20 else { throw CLIError.usage("--wal-segment-bytes must be at least 1048576") }
+            persistence.forceRecovery = try settings.bool("force-recovery", forceRecovery)
+
             let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoops)
             let clock = SystemClock()
             let placement = TenantPlacement(group: group)
             let limits = EngineLimits(maximumBatch: configuration.limits.maximumBatch, idempotencyKeys: configuration.limits.idempotencyKeys)
-            let registry = placement.makeRegistry(limits: limits, clock: clock, log: DiscardingLog())
+            let deferredLog = DeferredLog()
+            let commits = DeferredCommitTracker()
+            let registry = placement.makeRegistry(limits: limits, clock: clock, log: deferredLog)
             let verifier = try await TokenVerifier(configuration: auth)
             let runtime = ServerRuntimeState(loading: true)
             let serverMetrics = ServerMetrics()
             let info = InfoDocument(runtime: runtime, registry: registry, metrics: serverMetrics, version: configuration.serverVersion, started: clock.now())
             let context = ServerContext(
                 configuration: configuration, registry: registry, verifier: verifier, metrics: serverMetrics,
-                commits: ImmediateCommitTracker(), runtime: runtime, clock: clock, logger: logger, placement: placement,
+                commits: commits, runtime: runtime, clock: clock, logger: logger, placement: placement,
                 info: { info.render(clock.now()) })
             let server = LearnStoreServer(context: context, group: group)
             var metricsChannel: (any Channel)?
@@ -105,7 +130,7 @@ struct ServeCommand: AsyncParsableCommand {
                 }
                 logger.info("metrics endpoint", metadata: ["url": "http://\(configuration.metricsHost):\(metricsPort)/metrics"])
             }
-            runtime.finishLoading()
+            let persistenceService = PersistenceService(configuration: persistence, context: context, log: deferredLog, commits: commits)
             if devMode {
                 let token = try await TokenMinter(secret: auth.hmacSecrets[0]).mint(
                     tenantID: "dev", person: UUID16.random(), scopes: [.recordsRead, .recordsWrite, .outcomesRead, .outcomesWrite, .admin],
@@ -113,9 +138,20 @@ struct ServeCommand: AsyncParsableCommand {
                 print("development token (tenant 'dev', all scopes, 24 h):\n\(token)")
                 fflush(nil)
             }
+            // Services stop in reverse order: the server drains first, then persistence takes its last
+            // snapshot round and closes the WAL.
             let services = ServiceGroup(
-                configuration: .init(services: [.init(service: server)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-            try await services.run()
+                configuration: .init(
+                    services: [.init(service: persistenceService, failureTerminationBehavior: .gracefullyShutdownGroup),
+                               .init(service: server)],
+                    gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            do {
+                try await services.run()
+            } catch {
+                try? await metricsChannel?.close()
+                try? await group.shutdownGracefully()
+                throw CLIError.failed("\(error)")
+            }
             try? await metricsChannel?.close()
             try await group.shutdownGracefully()
         }

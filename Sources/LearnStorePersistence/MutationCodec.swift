@@ -1,0 +1,68 @@
+import LearnStoreEngine
+import LearnStoreModel
+
+/// The binary form of a ``TenantMutation`` inside a WAL record (docs/STORAGE-FORMAT.md, "Mutations").
+public enum MutationCodec {
+    static let putRecordsTag: UInt8 = 1
+    static let purgeRecordsTag: UInt8 = 2
+    static let idempotencyTag: UInt8 = 3
+
+    public static func encode(_ mutation: TenantMutation, into writer: inout ByteWriter) {
+        switch mutation {
+        case .putRecords(let records):
+            writer.writeU8(putRecordsTag)
+            writer.writeVarint(UInt64(records.count))
+            for record in records { RecordCodec.encode(record, into: &writer) }
+        case .purgeRecords(let ids):
+            writer.writeU8(purgeRecordsTag)
+            writer.writeVarint(UInt64(ids.count))
+            for id in ids { writer.writeRecordID(id) }
+        case .rememberIdempotencyKey(let entry):
+            writer.writeU8(idempotencyTag)
+            IdempotencyCodec.encode(entry, into: &writer)
+        }
+    }
+
+    public static func decode(from reader: inout ByteReader) throws(DecodeError) -> TenantMutation {
+        let tagOffset = reader.offset
+        switch try reader.readU8() {
+        case putRecordsTag:
+            let count = try reader.readLength(limit: 1 << 20)
+            var records: [LearningRecord] = []
+            records.reserveCapacity(count)
+            for _ in 0..<count { records.append(try RecordCodec.decodeRecord(from: &reader)) }
+            return .putRecords(records)
+        case purgeRecordsTag:
+            let count = try reader.readLength(limit: 1 << 24)
+            var ids: [RecordID] = []
+            ids.reserveCapacity(count)
+            for _ in 0..<count { ids.append(try reader.readRecordID()) }
+            return .purgeRecords(ids)
+        case idempotencyTag:
+            return .rememberIdempotencyKey(try IdempotencyCodec.decode(from: &reader))
+        case let tag:
+            throw DecodeError(offset: tagOffset, reason: "unknown mutation tag \(tag)")
+        }
+    }
+}
+
+enum IdempotencyCodec {
+    static func encode(_ entry: IdempotencyEntry, into writer: inout ByteWriter) {
+        writer.writeString(entry.key)
+        writer.writeU64(entry.fingerprint)
+        writer.writeU64(entry.sequence)
+        writer.writeVarint(UInt64(entry.ids.count))
+        for id in entry.ids { writer.writeRecordID(id) }
+    }
+
+    static func decode(from reader: inout ByteReader) throws(DecodeError) -> IdempotencyEntry {
+        let key = try reader.readString(limit: 1024)
+        let fingerprint = try reader.readU64()
+        let sequence = try reader.readU64()
+        let count = try reader.readLength(limit: 1 << 20)
+        var ids: [RecordID] = []
+        ids.reserveCapacity(count)
+        for _ in 0..<count { ids.append(try reader.readRecordID()) }
+        return IdempotencyEntry(key: key, fingerprint: fingerprint, ids: ids, sequence: sequence)
+    }
+}

@@ -1,0 +1,228 @@
+import Dispatch
+import LearnStoreEngine
+import LearnStoreModel
+import Logging
+import Synchronization
+
+/// Settings of the WAL and snapshots.
+public struct PersistenceConfiguration: Sendable {
+    public var dataDirectory: String
+    public var fsync: FsyncPolicy = .always
+    public var segmentBytes = 64 << 20
+    public var snapshotLevel = 1
+    /// Snapshots kept per tenant (older ones are removed once a newer one is durable).
+    public var snapshotsKept = 2
+    /// Take a snapshot round this often (nil: never by time).
+    public var snapshotIntervalSeconds: Double? = 3600
+    /// Take a snapshot round when this many WAL bytes were written since the last one (nil: never).
+    public var snapshotWALBytes: Int? = 512 << 20
+    public var forceRecovery = false
+    public var fileSystem: any FileSystem = PosixFileSystem()
+
+    public init(dataDirectory: String) { self.dataDirectory = dataDirectory }
+}
+
+/// Owns the WAL and the snapshots of a running server: recovery at start, snapshot rounds
+/// (periodic, on demand, at shutdown) and retention of snapshots and WAL segments.
+public final class PersistenceController: Sendable {
+    public let configuration: PersistenceConfiguration
+    public let wal: WriteAheadLog
+    public let directory: DataDirectory
+    let logger: Logger
+    let clock: any EngineClock
+    private let lockDescriptor: Int32
+    private let kept: Mutex<[String: [SnapshotHeader]]>
+    private let roundInProgress = Mutex(false)
+    private let lastRound: Mutex<(at: ContinuousClock.Instant, walBytes: UInt64)>
+    private let snapshotQueue = DispatchQueue(label: "learnstore-snapshots", attributes: .concurrent)
+
+    public struct SnapshotResult: Sendable {
+        public var tenantID: String
+        public var sequence: UInt64
+        public var path: String
+        public var bytes: Int
+        public var records: Int
+        public var seconds: Double
+        public var skipped: Bool
+        public var error: String?
+    }
+
+    /// Locks the data directory, recovers every tenant and opens the WAL for appending.
+    public static func open(
+        configuration: PersistenceConfiguration, limits: EngineLimits, clock: any EngineClock = SystemClock(),
+        logger: Logger = Logger(label: "learnstore.persistence"), progress: @escaping @Sendable (String) -> Void = { _ in }
+    ) throws -> (PersistenceController, Recovery.Outcome) {
+        let directory = DataDirectory(configuration.dataDirectory)
+        let fd = try directory.lock()
+        var options = Recovery.Options(directory: directory)
+        options.forceRecovery = configuration.forceRecovery
+        options.fileSystem = configuration.fileSystem
+        options.limits = limits
+        let outcome = try Recovery(options: options, logger: logger, progress: progress).run()
+        let walConfiguration = WALConfiguration(
+            directory: directory.walDirectory, policy: configuration.fsync, segmentBytes: configuration.segmentBytes,
+            fileSystem: configuration.fileSystem)
+        let wal = try WriteAheadLog(
+            configuration: walConfiguration, resume: outcome.resume, startLSN: outcome.report.lastLSN + 1,
+            existingSegments: outcome.segments, clock: clock, logger: logger)
+        var kept: [String: [SnapshotHeader]] = [:]
+        for tenant in try directory.tenants(configuration.fileSystem) {
+            for sequence in try directory.snapshots(of: tenant, configuration.fileSystem) {
+                if let header = try? SnapshotFile.readHeader(directory.snapshotPath(tenant, sequence: sequence), fileSystem: configuration.fileSystem) {
+                    kept[tenant, default: []].append(header)
+                }
+            }
+        }
+        let controller = PersistenceController(configuration: configuration, wal: wal, directory: directory, logger: logger,
+                                               clock: clock, lockDescriptor: fd, kept: kept)
+        return (controller, outcome)
+    }
+
+    init(configuration: PersistenceConfiguration, wal: WriteAheadLog, directory: DataDirectory, logger: Logger,
+         clock: any EngineClock, lockDescriptor: Int32, kept: [String: [SnapshotHeader]]) {
+        self.configuration = configuration
+        self.wal = wal
+        self.directory = directory
+        self.logger = logger
+        self.clock = clock
+        self.lockDescriptor = lockDescriptor
+        self.kept = Mutex(kept)
+        self.lastRound = Mutex((ContinuousClock.now, 0))
+    }
+
+    public func start() { wal.start() }
+
+    // MARK: snapshots
+
+    /// Snapshots the given tenants: each is captured on its actor (O(pages)), then serialized,
+    /// compressed and written off the actors, in parallel. Tenants unchanged since their last
+    /// snapshot are skipped unless `force`.
+    public func snapshot(_ tenants: [TenantActor], force: Bool = false) async -> [SnapshotResult] {
+        let alreadyRunning = roundInProgress.withLock { running in
+            defer { running = true }
+            return running
+        }
+        if alreadyRunning {
+            return tenants.map { SnapshotResult(tenantID: $0.tenantID, sequence: 0, path: "", bytes: 0, records: 0, seconds: 0, skipped: true, error: "a snapshot round is already running") }
+        }
+        defer { roundInProgress.withLock { $0 = false } }
+        var captures: [(TenantCapture, UInt64)] = []
+        var results: [SnapshotResult] = []
+        let newest = kept.withLock { $0.mapValues { $0.last?.sequence ?? 0 } }
+        for actor in tenants {
+            let (capture, lsn) = await actor.captureForSnapshot()
+            if capture.sequence == 0 || (!force && newest[capture.tenantID] == capture.sequence) {
+                results.append(SnapshotResult(tenantID: capture.tenantID, sequence: capture.sequence, path: "", bytes: 0, records: 0, seconds: 0, skipped: true, error: nil))
+                continue
+            }
+            captures.append((capture, lsn))
+        }
+        lastRound.withLock { $0 = (ContinuousClock.now, wal.stats.bytesWritten) }
+        guard !captures.isEmpty else { return results }
+        let work = captures
+        let written = await withCheckedContinuation { (continuation: CheckedContinuation<[SnapshotResult], Never>) in
+            snapshotQueue.async { continuation.resume(returning: self.writeSnapshots(work)) }
+        }
+        return results + written
+    }
+
+    /// The blocking part of a round (runs on the snapshot queue, never on an actor or event loop).
+    private func writeSnapshots(_ captures: [(TenantCapture, UInt64)]) -> [SnapshotResult] {
+        let maxLSN = captures.map(\.1).max() ?? 0
+        if !wal.waitUntilCommitted(maxLSN) {
+            return captures.map { SnapshotResult(tenantID: $0.0.tenantID, sequence: $0.0.sequence, path: "", bytes: 0, records: 0, seconds: 0, skipped: false, error: "writes in the capture could not be committed") }
+        }
+        let results = Mutex<[SnapshotResult]>([])
+        let fs = configuration.fileSystem
+        let now = clock.now()
+        DispatchQueue.concurrentPerform(iterations: captures.count) { index in
+            let (capture, lsn) = captures[index]
+            let start = ContinuousClock.now
+            do {
+                let written = try SnapshotFile.write(
+                    capture, lsn: lsn, createdAt: now, directory: directory.tenantDirectory(capture.tenantID),
+                    level: configuration.snapshotLevel, fileSystem: fs)
+                let header = SnapshotHeader(tenantID: capture.tenantID, sequence: capture.sequence, lsn: lsn, createdAt: now,
+                                            records: UInt64(capture.liveRecords + capture.deletedRecords), outcomeRecords: 0,
+                                            idempotencyKeys: UInt64(capture.idempotency.count))
+                recordKept(header)
+                results.withLock {
+                    $0.append(SnapshotResult(tenantID: capture.tenantID, sequence: capture.sequence, path: written.path, bytes: written.bytes,
+                                             records: capture.liveRecords + capture.deletedRecords,
+                                             seconds: Recovery.seconds(ContinuousClock.now - start), skipped: false, error: nil))
+                }
+            } catch {
+                logger.error("snapshot failed", metadata: ["tenant": "\(capture.tenantID)", "error": "\(error)"])
+                results.withLock {
+                    $0.append(SnapshotResult(tenantID: capture.tenantID, sequence: capture.sequence, path: "", bytes: 0, records: 0,
+                                             seconds: 0, skipped: false, error: "\(error)"))
+                }
+            }
+        }
+        applyRetention()
+        return results.withLock { $0 }
+    }
+
+    /// Remembers a durable snapshot and removes the ones beyond `snapshotsKept`.
+    private func recordKept(_ header: SnapshotHeader) {
+        let removable: [SnapshotHeader] = kept.withLock { map in
+            var list = map[header.tenantID, default: []].filter { $0.sequence != header.sequence }
+            list.append(header)
+            list.sort { $0.sequence < $1.sequence }
+            let excess = max(0, list.count - configuration.snapshotsKept)
+            let removed = Array(list.prefix(excess))
+            map[header.tenantID] = Array(list.dropFirst(excess))
+            return removed
+        }
+        for old in removable {
+            try? configuration.fileSystem.remove(directory.snapshotPath(old.tenantID, sequence: old.sequence))
+        }
+        if !removable.isEmpty { try? configuration.fileSystem.syncDirectory(directory.tenantDirectory(header.tenantID)) }
+    }
+
+    /// Removes WAL segments that every tenant's oldest kept snapshot already covers.
+    private func applyRetention() {
+        let floor: UInt64 = kept.withLock { map in
+            map.values.compactMap { $0.first?.lsn }.min() ?? 0
+        }
+        guard floor > 0, tenantsWithoutSnapshots().isEmpty else { return }
+        let removed = wal.removeSegments(coveredBelow: floor + 1)
+        if !removed.isEmpty { logger.info("removed WAL segments covered by snapshots", metadata: ["count": "\(removed.count)"]) }
+    }
+
+    /// Tenants that have WAL records but no snapshot yet (their WAL must be kept from the start).
+    private let knownTenants = Mutex<Set<String>>([])
+    public func noteTenants(_ ids: [String]) { knownTenants.withLock { $0.formUnion(ids) } }
+    private func tenantsWithoutSnapshots() -> [String] {
+        let snapshotted = Set(kept.withLock { Array($0.keys) })
+        return knownTenants.withLock { Array($0.subtracting(snapshotted)) }
+    }
+
+    /// Snapshot rounds by time and WAL growth, until cancelled.
+    public func runScheduler(tenants: @escaping @Sendable () -> [TenantActor]) async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .seconds(1))
+            let (at, bytes) = lastRound.withLock { $0 }
+            let byTime = configuration.snapshotIntervalSeconds.map { ContinuousClock.now - at >= .milliseconds(Int64($0 * 1000)) } ?? false
+            let byBytes = configuration.snapshotWALBytes.map { wal.stats.bytesWritten - bytes >= UInt64($0) } ?? false
+            if byTime || byBytes {
+                let actors = tenants()
+                noteTenants(actors.map(\.tenantID))
+                let results = await snapshot(actors)
+                let written = results.filter { !$0.skipped && $0.error == nil }
+                if !written.isEmpty {
+                    logger.info("snapshot round", metadata: ["tenants": "\(written.count)", "reason": "\(byBytes ? "wal growth" : "interval")"])
+                }
+            }
+        }
+    }
+
+    /// Newest kept snapshot headers per tenant.
+    public var snapshots: [String: [SnapshotHeader]] { kept.withLock { $0 } }
+
+    /// Syncs and closes the WAL (after the last writes were answered).
+    public func close() {
+        wal.flush()
+        wal.close()
+    }
+}

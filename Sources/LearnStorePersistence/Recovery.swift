@@ -1,0 +1,234 @@
+import Dispatch
+import LearnStoreEngine
+import LearnStoreModel
+import Logging
+import Synchronization
+
+/// Rebuilds every tenant from the newest valid snapshot plus the WAL after it.
+///
+/// Per tenant: the newest snapshot whose checksums verify (falling back to older ones), then every
+/// WAL record of that tenant with a higher sequence number. A torn tail (the last write interrupted)
+/// is truncated and logged. Damage followed by completed writes stops recovery with the segment,
+/// offset and reason, unless `forceRecovery` is set, which skips the damaged region and logs it.
+public struct Recovery: Sendable {
+    public struct Options: Sendable {
+        public var directory: DataDirectory
+        public var forceRecovery = false
+        public var fileSystem: any FileSystem = PosixFileSystem()
+        public var limits = EngineLimits()
+        /// Stop replaying at this tenant sequence or time (point-in-time restore); nil = everything.
+        public var stopAtSequence: [String: UInt64] = [:]
+        public var stopAtTime: Timestamp?
+        /// Only these tenants (nil = all).
+        public var tenants: Set<String>?
+        /// Load this snapshot sequence for a tenant instead of the newest.
+        public var snapshotChoice: [String: UInt64] = [:]
+
+        public init(directory: DataDirectory) { self.directory = directory }
+    }
+
+    /// Recovery cannot proceed without losing data; the operator must decide.
+    public struct Failure: Error, Sendable, CustomStringConvertible {
+        public var description: String
+    }
+
+    public struct Report: Sendable {
+        public var tenants: [String: TenantReport] = [:]
+        public var walSegments = 0
+        public var walRecords = 0
+        public var walRecordsApplied = 0
+        public var tornTail: String?
+        public var skippedCorruption: [String] = []
+        public var snapshotSeconds = 0.0
+        public var walSeconds = 0.0
+        public var lastLSN: UInt64 = 0
+    }
+
+    public struct TenantReport: Sendable {
+        public var snapshotSequence: UInt64?
+        public var snapshotLSN: UInt64 = 0
+        public var rejectedSnapshots: [String] = []
+        public var sequence: UInt64 = 0
+        public var records = 0
+    }
+
+    public struct Outcome: Sendable {
+        public var states: [String: TenantState]
+        /// Per tenant, the LSN of its last write (snapshot or WAL): what the WAL must keep.
+        public var lastLSN: [String: UInt64]
+        public var report: Report
+        public var resume: WALResumePoint?
+        public var segments: [UInt64]
+    }
+
+    let options: Options
+    let logger: Logger
+    let progress: @Sendable (String) -> Void
+
+    public init(options: Options, logger: Logger = Logger(label: "learnstore.recovery"), progress: @escaping @Sendable (String) -> Void = { _ in }) {
+        self.options = options
+        self.logger = logger
+        self.progress = progress
+    }
+
+    public func run() throws -> Outcome {
+        let fs = options.fileSystem
+        let directory = options.directory
+        var report = Report()
+        let start = ContinuousClock.now
+
+        // 1. Snapshots, in parallel across tenants.
+        var tenantIDs = try directory.tenants(fs)
+        if let only = options.tenants { tenantIDs = tenantIDs.filter(only.contains) }
+        progress("loading snapshots of \(tenantIDs.count) tenants")
+        let loaded = Mutex<[String: (TenantState, TenantReport)]>([:])
+        let errors = Mutex<[String]>([])
+        let tenantList = tenantIDs
+        DispatchQueue.concurrentPerform(iterations: tenantList.count) { index in
+            let tenant = tenantList[index]
+            do {
+                let result = try loadTenant(tenant)
+                loaded.withLock { $0[tenant] = result }
+            } catch {
+                errors.withLock { $0.append("\(tenant): \(error)") }
+            }
+        }
+        if let first = errors.withLock({ $0.first }) { throw Failure(description: first) }
+        var states: [String: TenantState] = [:]
+        var lastLSN: [String: UInt64] = [:]
+        for (tenant, (state, tenantReport)) in loaded.withLock({ $0 }) {
+            states[tenant] = state
+            report.tenants[tenant] = tenantReport
+            lastLSN[tenant] = tenantReport.snapshotLSN
+        }
+        report.snapshotSeconds = Self.seconds(ContinuousClock.now - start)
+
+        // 2. The WAL.
+        let walStart = ContinuousClock.now
+        let segments = try directory.segments(fs)
+        report.walSegments = segments.count
+        if let firstSegment = segments.first {
+            for (tenant, tenantReport) in report.tenants where tenantReport.snapshotLSN + 1 < firstSegment {
+                let message = "tenant \(tenant): its snapshot covers LSN \(tenantReport.snapshotLSN) but the WAL starts at LSN \(firstSegment); records in between are missing"
+                guard options.forceRecovery else { throw Failure(description: message + " (use --force-recovery to start anyway)") }
+                report.skippedCorruption.append(message)
+                logger.error("\(message); continuing because of --force-recovery")
+            }
+        }
+        var previousLSN: UInt64 = 0
+        var resume: WALResumePoint?
+        for (index, first) in segments.enumerated() {
+            let path = directory.segmentPath(first)
+            progress("replaying WAL segment \(index + 1) of \(segments.count)")
+            let bytes = try fs.readWholeFile(path)
+            let isLast = index == segments.count - 1
+            let scan = try bytes.withUnsafeBytes { raw in
+                try WALSegmentScanner.scan(raw, previousLSN: previousLSN, skipCorruption: options.forceRecovery) { record, _ in
+                    report.walRecords += 1
+                    if try replay(record, into: &states, lastLSN: &lastLSN) { report.walRecordsApplied += 1 }
+                }
+            }
+            if let last = scan.lastLSN { previousLSN = last }
+            switch scan.stop {
+            case .end:
+                break
+            case .tornTail(let offset, let reason):
+                let laterHaveData = try segments[(index + 1)...].contains { try segmentHasRecords(directory.segmentPath($0)) }
+                if laterHaveData {
+                    let message = "WAL segment \(path) is damaged at byte \(offset) (\(reason)) and later segments hold records"
+                    guard options.forceRecovery else { throw Failure(description: message + "; use --force-recovery to skip the damage") }
+                    report.skippedCorruption.append(message)
+                } else {
+                    report.tornTail = "\(path) at byte \(offset): \(reason)"
+                    logger.warning("truncating a torn WAL tail", metadata: ["segment": "\(path)", "offset": "\(offset)", "reason": "\(reason)"])
+                    let file = try fs.openForWriting(path, create: false)
+                    let end = max(scan.dataEnd, offset)
+                    if end > offset { try file.write([UInt8](repeating: 0, count: end - offset), at: offset) }
+                    try file.sync(dataOnly: true)
+                    file.close()
+                }
+            case .corruption(let offset, let reason, let resumeAt):
+                let message = "WAL segment \(path) is corrupt at byte \(offset): \(reason); completed writes follow at byte \(resumeAt)"
+                guard options.forceRecovery else { throw Failure(description: message + " (use --force-recovery to skip it)") }
+                report.skippedCorruption.append(message)
+                logger.error("\(message); skipped because of --force-recovery")
+            }
+            if isLast || scan.lastLSN != nil {
+                resume = WALResumePoint(segmentPath: path, segmentFirstLSN: first, offset: scan.validEnd, nextLSN: previousLSN + 1)
+            }
+            if case .tornTail = scan.stop { break }
+        }
+        if let last = segments.last, resume?.segmentFirstLSN != last {
+            // Newer segments exist but hold nothing: append into the newest one from its start.
+            resume = WALResumePoint(segmentPath: directory.segmentPath(last), segmentFirstLSN: last,
+                                    offset: WALSegmentHeader.size, nextLSN: max(previousLSN + 1, last))
+        }
+        report.lastLSN = previousLSN
+        report.walSeconds = Self.seconds(ContinuousClock.now - walStart)
+        for (tenant, state) in states {
+            report.tenants[tenant, default: TenantReport()].sequence = state.sequence
+            report.tenants[tenant, default: TenantReport()].records = state.store.liveCount + state.store.deletedCount
+        }
+        return Outcome(states: states, lastLSN: lastLSN, report: report, resume: resume, segments: segments)
+    }
+
+    /// Applies one WAL record if it is newer than its tenant's state. Returns whether it was applied.
+    func replay(_ record: WALRecord, into states: inout [String: TenantState], lastLSN: inout [String: UInt64]) throws -> Bool {
+        let tenant = record.entry.tenantID
+        if let only = options.tenants, !only.contains(tenant) { return false }
+        if let stop = options.stopAtSequence[tenant], record.entry.sequence > stop { return false }
+        if let time = options.stopAtTime, record.entry.timestamp > time { return false }
+        var state = states.removeValue(forKey: tenant) ?? TenantState(tenantID: tenant, limits: options.limits)
+        defer { states[tenant] = state }
+        guard record.entry.sequence > state.sequence else { return false }
+        if record.entry.sequence != state.sequence + 1 {
+            let message = "tenant \(tenant): WAL record LSN \(record.lsn) has sequence \(record.entry.sequence), expected \(state.sequence + 1)"
+            guard options.forceRecovery else { throw Failure(description: message + " (use --force-recovery to continue)") }
+            logger.error("\(message); continuing because of --force-recovery")
+        }
+        state.apply(record.entry.mutations, sequence: record.entry.sequence)
+        lastLSN[tenant] = record.lsn
+        return true
+    }
+
+    func segmentHasRecords(_ path: String) throws -> Bool {
+        let bytes = try options.fileSystem.readWholeFile(path)
+        return bytes.withUnsafeBytes { raw in
+            WALSegmentScanner.lastNonZero(raw, from: WALSegmentHeader.size) > WALSegmentHeader.size
+        }
+    }
+
+    /// The newest verifiable snapshot of a tenant (or the chosen one), as a state with indexes built.
+    func loadTenant(_ tenant: String) throws -> (TenantState, TenantReport) {
+        var report = TenantReport()
+        var candidates = try options.directory.snapshots(of: tenant, options.fileSystem).reversed().map { $0 }
+        if let chosen = options.snapshotChoice[tenant] {
+            guard candidates.contains(chosen) else { throw Failure(description: "tenant \(tenant) has no snapshot with sequence \(chosen)") }
+            candidates = [chosen]
+        }
+        if let stop = options.stopAtSequence[tenant] { candidates = candidates.filter { $0 <= stop } }
+        for sequence in candidates {
+            let path = options.directory.snapshotPath(tenant, sequence: sequence)
+            do {
+                let loaded = try SnapshotFile.read(path, fileSystem: options.fileSystem)
+                if let time = options.stopAtTime, loaded.header.createdAt > time {
+                    report.rejectedSnapshots.append("\(path): newer than the requested time")
+                    continue
+                }
+                var state = TenantState(tenantID: tenant, limits: options.limits)
+                state.load(store: loaded.contents.store, idempotency: loaded.contents.idempotency, sequence: loaded.header.sequence)
+                report.snapshotSequence = sequence
+                report.snapshotLSN = loaded.header.lsn
+                return (state, report)
+            } catch {
+                report.rejectedSnapshots.append("\(error)")
+                logger.error("snapshot rejected; trying an older one", metadata: ["path": "\(path)", "error": "\(error)"])
+            }
+        }
+        return (TenantState(tenantID: tenant, limits: options.limits), report)
+    }
+
+    public static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    }
+}

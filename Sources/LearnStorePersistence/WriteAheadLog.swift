@@ -1,0 +1,406 @@
+import Foundation
+import LearnStoreEngine
+import LearnStoreModel
+import Logging
+import Synchronization
+
+/// Where and how the WAL is written.
+public struct WALConfiguration: Sendable {
+    public var directory: String
+    public var policy: FsyncPolicy
+    /// Segment size; segments are preallocated with zeros (in place `pwrite` + `fdatasync` measured
+    /// about twice as fast here as appending) and rotated when full.
+    public var segmentBytes: Int
+    public var fileSystem: any FileSystem
+
+    public init(directory: String, policy: FsyncPolicy = .always, segmentBytes: Int = 64 << 20,
+                fileSystem: any FileSystem = PosixFileSystem()) {
+        self.directory = directory
+        self.policy = policy
+        self.segmentBytes = max(segmentBytes, 64 << 10)
+        self.fileSystem = fileSystem
+    }
+}
+
+/// Where appending resumes after recovery.
+public struct WALResumePoint: Sendable {
+    public var segmentPath: String
+    public var segmentFirstLSN: UInt64
+    public var offset: Int
+    public var nextLSN: UInt64
+
+    public init(segmentPath: String, segmentFirstLSN: UInt64, offset: Int, nextLSN: UInt64) {
+        self.segmentPath = segmentPath
+        self.segmentFirstLSN = segmentFirstLSN
+        self.offset = offset
+        self.nextLSN = nextLSN
+    }
+}
+
+/// The write-ahead log: every tenant's writes, in one sequence, with group commit.
+///
+/// Tenant actors call `append` (it encodes and queues, never blocks on I/O); one writer thread
+/// writes everything queued with one `pwrite` and one `fdatasync` (policy `always`), then publishes
+/// the committed LSN. A failed write or sync fails everything not yet committed: those writes are
+/// undone by their tenants, answered with STORAGE_UNAVAILABLE, their bytes are wiped from the
+/// segment, and writing resumes once the disk accepts a write and a sync again.
+public final class WriteAheadLog: MutationLog, @unchecked Sendable {
+    public let configuration: WALConfiguration
+    let logger: Logger
+    let clock: any EngineClock
+
+    // Guarded by `condition`.
+    private let condition = NSCondition()
+    private var pending: [UInt8] = []
+    private var pendingFirstLSN: UInt64 = 0
+    private var pendingLastLSN: UInt64 = 0
+    private var pendingTenants = Set<String>()
+    private var nextLSN: UInt64
+    private var failure: String?
+    private var stopping = false
+    private var flushRequested = false
+
+    private let committed = Atomic<UInt64>(0)
+    private let failedRanges = Mutex<[ClosedRange<UInt64>]>([])
+    private let segments = Mutex<[UInt64]>([])  // first LSNs of existing segments, ascending
+    private var thread: Thread?
+    private let stopped = NSCondition()
+    private var isStopped = false
+
+    // Writer thread only.
+    private var file: (any StorageFile)?
+    private var segmentFirstLSN: UInt64 = 0
+    private var offset = 0
+    private var lastSync = ContinuousClock.now
+    private var unsyncedBytes = 0
+
+    /// Called on the writer thread after each commit with the new committed LSN.
+    public var onCommit: (@Sendable (UInt64) -> Void)?
+    /// Called on the writer thread when writes fail: the failed LSN range and the tenants it touched.
+    public var onFailure: (@Sendable (ClosedRange<UInt64>, Set<String>) -> Void)?
+
+    public struct Statistics: Sendable {
+        public var bytesWritten: UInt64 = 0
+        public var writes: UInt64 = 0
+        public var syncs: UInt64 = 0
+        public var failures: UInt64 = 0
+        public var segmentsCreated: UInt64 = 0
+        public var lastSyncNanoseconds: UInt64 = 0
+    }
+    private let statistics = Mutex(Statistics())
+    public var stats: Statistics { statistics.withLock { $0 } }
+
+    /// Opens the log for appending at `resume` (from recovery), or creates a first segment starting at
+    /// `startLSN`.
+    public init(configuration: WALConfiguration, resume: WALResumePoint?, startLSN: UInt64 = 1, existingSegments: [UInt64] = [],
+                clock: any EngineClock = SystemClock(), logger: Logger = Logger(label: "learnstore.wal")) throws(StorageError) {
+        self.configuration = configuration
+        self.clock = clock
+        self.logger = logger
+        let fs = configuration.fileSystem
+        try fs.createDirectory(configuration.directory)
+        try? fs.remove(Self.preparedPath(configuration.directory))
+        if let resume {
+            nextLSN = resume.nextLSN
+            committed.store(resume.nextLSN - 1, ordering: .releasing)
+            let opened = try fs.openForWriting(resume.segmentPath, create: false)
+            file = opened
+            segmentFirstLSN = resume.segmentFirstLSN
+            offset = resume.offset
+            capacity = try opened.size()
+            segments.withLock { $0 = existingSegments }
+        } else {
+            nextLSN = startLSN
+            committed.store(startLSN - 1, ordering: .releasing)
+            segments.withLock { $0 = existingSegments }
+            try openNewSegment(firstLSN: startLSN)
+        }
+    }
+
+    public func start() {
+        let thread = Thread { [self] in self.writerLoop() }
+        thread.name = "learnstore-wal"
+        self.thread = thread
+        thread.start()
+    }
+
+    public var committedLSN: UInt64 { committed.load(ordering: .acquiring) }
+
+    public func hasFailed(_ lsn: UInt64) -> Bool {
+        failedRanges.withLock { ranges in ranges.contains { $0.contains(lsn) } }
+    }
+
+    /// The LSN the next append will get.
+    public var upcomingLSN: UInt64 {
+        condition.lock()
+        defer { condition.unlock() }
+        return nextLSN
+    }
+
+    public var segmentFirstLSNs: [UInt64] { segments.withLock { $0 } }
+
+    // MARK: appending (any thread)
+
+    public func append(_ entry: LogEntry) throws(LearnStoreError) -> UInt64 {
+        var record = WALRecord.encodeUnsequenced(entry)
+        condition.lock()
+        defer { condition.unlock() }
+        if let failure { throw LearnStoreError(.storageUnavailable, "the WAL is failing (\(failure)); writes are refused until the disk recovers") }
+        if stopping { throw LearnStoreError(.shuttingDown, "the WAL is closing") }
+        let lsn = nextLSN
+        nextLSN += 1
+        WALRecord.seal(&record, lsn: lsn)
+        if pending.isEmpty { pendingFirstLSN = lsn }
+        pending.append(contentsOf: record)
+        pendingLastLSN = lsn
+        pendingTenants.insert(entry.tenantID)
+        condition.signal()
+        return lsn
+    }
+
+    /// Forces a sync of everything written (used at shutdown and before snapshots under relaxed policies).
+    public func flush() {
+        condition.lock()
+        flushRequested = true
+        condition.signal()
+        condition.unlock()
+    }
+
+    /// Waits until everything appended so far is committed (or failed), at most `timeout`.
+    public func waitUntilCommitted(_ lsn: UInt64, timeout: Duration = .seconds(30)) -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if committedLSN >= lsn || hasFailed(lsn) { return committedLSN >= lsn }
+            flush()
+            usleepWhileWaiting()
+        }
+        return committedLSN >= lsn
+    }
+
+    private func usleepWhileWaiting() {
+        stopped.lock()
+        _ = stopped.wait(until: Date(timeIntervalSinceNow: 0.002))
+        stopped.unlock()
+    }
+
+    /// Writes and syncs what is queued, stops the writer thread and closes the segment.
+    public func close() {
+        condition.lock()
+        stopping = true
+        condition.signal()
+        condition.unlock()
+        stopped.lock()
+        while thread != nil && !isStopped { stopped.wait() }
+        stopped.unlock()
+    }
+
+    // MARK: the writer thread
+
+    private func writerLoop() {
+        while true {
+            condition.lock()
+            while pending.isEmpty && !stopping && !flushRequested && failure == nil {
+                if configuration.policy == .everysec && unsyncedBytes > 0 {
+                    if !condition.wait(until: Date(timeIntervalSinceNow: 1)) { break }
+                } else {
+                    condition.wait()
+                }
+            }
+            if failure != nil && !stopping {
+                condition.unlock()
+                recoverFromFailure()
+                continue
+            }
+            let batch = pending
+            let first = pendingFirstLSN
+            let last = pendingLastLSN
+            let tenants = pendingTenants
+            let flush = flushRequested || stopping
+            let exiting = stopping && pending.isEmpty
+            pending.removeAll(keepingCapacity: true)
+            pendingTenants.removeAll(keepingCapacity: true)
+            flushRequested = false
+            condition.unlock()
+
+            do throws(StorageError) {
+                if !batch.isEmpty { try write(batch, firstLSN: first, lastLSN: last) }
+                let timeToSync = configuration.policy == .everysec && ContinuousClock.now - lastSync >= .seconds(1)
+                if unsyncedBytes > 0 && (configuration.policy == .always || flush || timeToSync) {
+                    try sync()
+                }
+                if !batch.isEmpty {
+                    committed.store(last, ordering: .releasing)
+                    onCommit?(last)
+                }
+            } catch {
+                if !batch.isEmpty {
+                    fail(first...max(last, first), tenants: tenants, error: error)
+                } else {
+                    // A periodic sync failed: acknowledged writes may not be durable; refuse new ones.
+                    markFailed("\(error)")
+                }
+            }
+            if exiting { break }
+        }
+        try? file?.sync(dataOnly: true)
+        stopped.lock()
+        isStopped = true
+        stopped.broadcast()
+        stopped.unlock()
+    }
+
+    private func write(_ records: [UInt8], firstLSN: UInt64, lastLSN: UInt64) throws(StorageError) {
+        let batch = records + WALCommitMarker(lastLSN: lastLSN, records: UInt32(lastLSN - firstLSN + 1)).encoded
+        if offset + batch.count > capacity {
+            try rotate(firstLSN: firstLSN, needed: batch.count)
+        }
+        do {
+            try file!.write(batch, at: offset)
+        } catch {
+            // Whatever part of the batch reached the file is wiped before writing resumes.
+            wipeRange = offset..<(offset + batch.count)
+            throw error
+        }
+        offset += batch.count
+        unsyncedBytes += batch.count
+        statistics.withLock {
+            $0.bytesWritten += UInt64(batch.count)
+            $0.writes += 1
+        }
+    }
+
+    private var capacity = 0
+    /// Bytes of failed writes to zero before the log accepts writes again.
+    private var wipeRange: Range<Int>?
+
+    private func sync() throws(StorageError) {
+        let start = ContinuousClock.now
+        do {
+            try file!.sync(dataOnly: true)
+        } catch {
+            // Under `always` the unsynced writes were never acknowledged: wipe them. Under the relaxed
+            // policies they were, and stay; the sync is retried.
+            if configuration.policy == .always { wipeRange = (offset - unsyncedBytes)..<offset }
+            throw error
+        }
+        lastSync = ContinuousClock.now
+        unsyncedBytes = 0
+        let elapsed = (lastSync - start).components
+        let nanoseconds = UInt64(elapsed.seconds) * 1_000_000_000 + UInt64(elapsed.attoseconds / 1_000_000_000)
+        statistics.withLock {
+            $0.syncs += 1
+            $0.lastSyncNanoseconds = nanoseconds
+        }
+    }
+
+    /// Everything from `range.lowerBound` on failed: refuse appends, fail what is queued, tell tenants.
+    private func fail(_ range: ClosedRange<UInt64>, tenants: Set<String>, error: StorageError) {
+        condition.lock()
+        let queuedLast = pending.isEmpty ? range.upperBound : pendingLastLSN
+        var allTenants = tenants
+        allTenants.formUnion(pendingTenants)
+        pending.removeAll(keepingCapacity: true)
+        pendingTenants.removeAll()
+        failure = "\(error)"
+        condition.unlock()
+        let failedRange = range.lowerBound...max(range.upperBound, queuedLast)
+        failedRanges.withLock { $0.append(failedRange) }
+        statistics.withLock { $0.failures += 1 }
+        logger.error("WAL write failed; writes undone and refused until the disk recovers", metadata: [
+            "error": "\(error)", "first_lsn": "\(failedRange.lowerBound)", "last_lsn": "\(failedRange.upperBound)",
+        ])
+        onFailure?(failedRange, allTenants)
+        onCommit?(committedLSN)
+    }
+
+    private func markFailed(_ reason: String) {
+        condition.lock()
+        failure = reason
+        condition.unlock()
+        statistics.withLock { $0.failures += 1 }
+        logger.error("WAL sync failed", metadata: ["error": "\(reason)"])
+    }
+
+    /// Wipes the failed region and checks that the disk takes a write and a sync again; retried once
+    /// a second until it works.
+    private func recoverFromFailure() {
+        do throws(StorageError) {
+            if let range = wipeRange {
+                let end = min(capacity, range.upperBound)
+                if end > range.lowerBound { try file!.write([UInt8](repeating: 0, count: end - range.lowerBound), at: range.lowerBound) }
+                offset = range.lowerBound
+            }
+            try file!.sync(dataOnly: true)
+            wipeRange = nil
+            unsyncedBytes = 0
+            condition.lock()
+            failure = nil
+            condition.unlock()
+            logger.notice("WAL recovered; accepting writes again")
+        } catch {
+            condition.lock()
+            _ = condition.wait(until: Date(timeIntervalSinceNow: 1))
+            condition.unlock()
+        }
+    }
+
+    // MARK: segments
+
+    static func preparedPath(_ directory: String) -> String { directory + "/wal-next.tmp" }
+
+    private func rotate(firstLSN: UInt64, needed: Int) throws(StorageError) {
+        if unsyncedBytes > 0 { try sync() }
+        try openNewSegment(firstLSN: firstLSN, minimumCapacity: needed + WALSegmentHeader.size)
+    }
+
+    /// Creates a zero-filled segment under a temporary name, writes its header, syncs, renames it into
+    /// place and syncs the directory.
+    private func openNewSegment(firstLSN: UInt64, minimumCapacity: Int = 0) throws(StorageError) {
+        let fs = configuration.fileSystem
+        let size = max(configuration.segmentBytes, minimumCapacity)
+        let temporary = Self.preparedPath(configuration.directory)
+        let final = configuration.directory + "/" + WALSegmentHeader.fileName(firstLSN: firstLSN)
+        let newFile = try fs.openForWriting(temporary, create: true)
+        try newFile.truncate(to: 0)
+        let chunk = [UInt8](repeating: 0, count: 1 << 20)
+        var written = 0
+        while written < size {
+            let count = min(chunk.count, size - written)
+            try newFile.write(count == chunk.count ? chunk : Array(chunk[0..<count]), at: written)
+            written += count
+        }
+        try newFile.write(WALSegmentHeader(firstLSN: firstLSN, createdAt: clock.now()).encoded, at: 0)
+        try newFile.sync(dataOnly: false)
+        try fs.rename(temporary, to: final)
+        try fs.syncDirectory(configuration.directory)
+        file?.close()
+        file = try fs.openForWriting(final, create: false)
+        segmentFirstLSN = firstLSN
+        offset = WALSegmentHeader.size
+        capacity = size
+        unsyncedBytes = 0
+        segments.withLock { $0.append(firstLSN) }
+        statistics.withLock { $0.segmentsCreated += 1 }
+    }
+
+    /// Removes segments whose every record has an LSN below `lsn` (they are covered by snapshots).
+    /// Returns the removed files.
+    @discardableResult
+    public func removeSegments(coveredBelow lsn: UInt64) -> [String] {
+        let removable: [UInt64] = segments.withLock { list in
+            var out: [UInt64] = []
+            for (index, first) in list.enumerated() where index + 1 < list.count && list[index + 1] <= lsn {
+                out.append(first)
+            }
+            list.removeAll { out.contains($0) }
+            return out
+        }
+        var removed: [String] = []
+        for first in removable where first != segmentFirstLSN {
+            let path = configuration.directory + "/" + WALSegmentHeader.fileName(firstLSN: first)
+            if (try? configuration.fileSystem.remove(path)) != nil { removed.append(path) }
+        }
+        if !removed.isEmpty { try? configuration.fileSystem.syncDirectory(configuration.directory) }
+        return removed
+    }
+}

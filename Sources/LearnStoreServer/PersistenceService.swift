@@ -1,0 +1,102 @@
+import Dispatch
+import LearnStoreEngine
+import LearnStoreModel
+import LearnStorePersistence
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import ServiceLifecycle
+
+/// Recovery, the WAL and snapshot rounds as a `Service`. It starts with the server already
+/// listening (answering LOADING), recovers every tenant, opens the WAL, then takes periodic
+/// snapshots; at graceful shutdown, after the server has drained, it takes a last snapshot round
+/// and closes the WAL.
+public final class PersistenceService: Service {
+    let configuration: PersistenceConfiguration
+    let context: ServerContext
+    let log: DeferredLog
+    let commits: DeferredCommitTracker
+    let logger: Logger
+    private let controllerBox = LockedBox<PersistenceController?>(nil)
+
+    public init(configuration: PersistenceConfiguration, context: ServerContext, log: DeferredLog, commits: DeferredCommitTracker) {
+        self.configuration = configuration
+        self.context = context
+        self.log = log
+        self.commits = commits
+        self.logger = context.logger
+    }
+
+    public var controller: PersistenceController? { controllerBox.value }
+
+    public func run() async throws {
+        let runtime = context.runtime
+        let started = ContinuousClock.now
+        let configuration = self.configuration
+        let limits = context.environment.limits
+        let clock = context.clock
+        let logger = self.logger
+        let (controller, outcome) = try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async {
+                do {
+                    let opened = try PersistenceController.open(
+                        configuration: configuration, limits: limits, clock: clock, logger: logger,
+                        progress: { message in
+                            runtime.recoveryProgress = message
+                            logger.info("recovery", metadata: ["progress": "\(message)"])
+                        })
+                    continuation.resume(returning: opened)
+                } catch {
+                    continuation.resume(throwing: error)
+                }
+            }
+        }
+        for (tenant, state) in outcome.states {
+            let actor = context.registry.tenant(tenant)
+            await actor.recovered(state, lsn: outcome.lastLSN[tenant] ?? 0)
+        }
+        controller.noteTenants(Array(outcome.states.keys))
+        log.set(controller.wal)
+        commits.set(WALCommitTracker(wal: controller.wal, registry: context.registry, placement: context.placement))
+        controller.start()
+        controllerBox.value = controller
+        let report = outcome.report
+        let records = outcome.states.values.reduce(0) { $0 + $1.store.liveCount + $1.store.deletedCount }
+        runtime.recoveryProgress = "recovered \(outcome.states.count) tenants, \(records) records in \(Recovery.seconds(ContinuousClock.now - started)) s"
+        logger.info("recovered", metadata: [
+            "tenants": "\(outcome.states.count)", "records": "\(records)", "wal_records_applied": "\(report.walRecordsApplied)",
+            "snapshot_seconds": "\(report.snapshotSeconds)", "wal_seconds": "\(report.walSeconds)",
+            "seconds": "\(Recovery.seconds(ContinuousClock.now - started))",
+            "torn_tail": "\(report.tornTail ?? "none")",
+        ])
+        context.metrics.recordTenants(outcome.states.count, records: records)
+        runtime.finishLoading()
+
+        let registry = context.registry
+        await cancelWhenGracefulShutdown {
+            await controller.runScheduler { registry.all }
+        }
+        // The server has drained (it shuts down first): take a last snapshot round and close the WAL.
+        let results = await controller.snapshot(registry.all)
+        let written = results.filter { !$0.skipped && $0.error == nil }.count
+        logger.info("shutdown snapshot round", metadata: ["tenants_written": "\(written)"])
+        controller.close()
+    }
+
+    /// An on-demand snapshot round (admin opcode, CLI).
+    public func snapshot(_ tenants: [TenantActor], force: Bool) async throws(LearnStoreError) -> [PersistenceController.SnapshotResult] {
+        guard let controller else { throw LearnStoreError(.loading, "the server is recovering its data") }
+        return await controller.snapshot(tenants, force: force)
+    }
+}
+
+/// A value behind a lock, for state set once by one task and read by others.
+final class LockedBox<Value: Sendable>: @unchecked Sendable {
+    private let lock = NIOLock()
+    private var stored: Value
+    init(_ value: Value) { stored = value }
+    var value: Value {
+        get { lock.withLock { stored } }
+        set { lock.withLock { stored = newValue } }
+    }
+}

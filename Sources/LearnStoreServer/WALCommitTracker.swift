@@ -1,0 +1,87 @@
+import LearnStoreEngine
+import LearnStoreModel
+import LearnStorePersistence
+import NIOCore
+import Synchronization
+
+/// Connects the WAL to the connections and tenants: after every group commit it wakes the event
+/// loops whose connections hold responses; after a failure it has the affected tenants undo their
+/// uncommitted writes.
+public final class WALCommitTracker: CommitTracker {
+    private let wal: WriteAheadLog
+    private let waiters = Mutex<[(lsn: UInt64, loop: any EventLoop, wake: @Sendable () -> Void)]>([])
+
+    public init(wal: WriteAheadLog, registry: TenantRegistry, placement: TenantPlacement) {
+        self.wal = wal
+        wal.onCommit = { [weak self] committed in self?.wake(upTo: committed, all: false) }
+        wal.onFailure = { [weak self] range, tenants in
+            for tenant in tenants {
+                guard let actor = registry.existingTenant(tenant) else { continue }
+                placement.loop(for: tenant).execute {
+                    actor.assumeIsolated { _ = $0.rollBack(from: range.lowerBound) }
+                }
+            }
+            self?.wake(upTo: .max, all: true)
+        }
+    }
+
+    public var committedLSN: UInt64 { wal.committedLSN }
+    public func hasFailed(_ lsn: UInt64) -> Bool { wal.hasFailed(lsn) }
+
+    public func subscribe(loop: any EventLoop, waitingFor lsn: UInt64, _ wake: @escaping @Sendable () -> Void) {
+        waiters.withLock { $0.append((lsn, loop, wake)) }
+        // A commit may have happened between the caller's check and this registration.
+        let committed = wal.committedLSN
+        if committed >= lsn || wal.hasFailed(lsn) { self.wake(upTo: committed, all: wal.hasFailed(lsn)) }
+    }
+
+    /// Wakes waiters whose LSN is committed (or all, after a failure), one task per event loop.
+    private func wake(upTo committed: UInt64, all: Bool) {
+        let ready: [(lsn: UInt64, loop: any EventLoop, wake: @Sendable () -> Void)] = waiters.withLock { list in
+            var ready: [(lsn: UInt64, loop: any EventLoop, wake: @Sendable () -> Void)] = []
+            list.removeAll { waiter in
+                guard all || waiter.lsn <= committed else { return false }
+                ready.append(waiter)
+                return true
+            }
+            return ready
+        }
+        guard !ready.isEmpty else { return }
+        var byLoop: [(any EventLoop, [@Sendable () -> Void])] = []
+        for waiter in ready {
+            if let index = byLoop.firstIndex(where: { $0.0 === waiter.loop }) {
+                byLoop[index].1.append(waiter.wake)
+            } else {
+                byLoop.append((waiter.loop, [waiter.wake]))
+            }
+        }
+        for (loop, wakes) in byLoop {
+            loop.execute { for wake in wakes { wake() } }
+        }
+    }
+}
+
+/// A log that tenant actors can hold before recovery has opened the WAL; writes are refused with
+/// LOADING until it is set.
+public final class DeferredLog: MutationLog {
+    private let target = Mutex<(any MutationLog)?>(nil)
+    public init() {}
+    public func set(_ log: any MutationLog) { target.withLock { $0 = log } }
+    public func append(_ entry: LogEntry) throws(LearnStoreError) -> UInt64 {
+        guard let log = target.withLock({ $0 }) else { throw LearnStoreError(.loading, "the server is recovering its data") }
+        return try log.append(entry)
+    }
+    public var committedLSN: UInt64 { target.withLock { $0 }?.committedLSN ?? 0 }
+}
+
+/// A commit tracker that forwards to the WAL's once recovery has opened it.
+public final class DeferredCommitTracker: CommitTracker {
+    private let target = Mutex<(any CommitTracker)?>(nil)
+    public init() {}
+    public func set(_ tracker: any CommitTracker) { target.withLock { $0 = tracker } }
+    public var committedLSN: UInt64 { target.withLock { $0 }?.committedLSN ?? .max }
+    public func hasFailed(_ lsn: UInt64) -> Bool { target.withLock { $0 }?.hasFailed(lsn) ?? false }
+    public func subscribe(loop: any EventLoop, waitingFor lsn: UInt64, _ wake: @escaping @Sendable () -> Void) {
+        if let tracker = target.withLock({ $0 }) { tracker.subscribe(loop: loop, waitingFor: lsn, wake) } else { loop.execute(wake) }
+    }
+}
