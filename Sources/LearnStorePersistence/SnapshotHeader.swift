@@ -53,7 +53,7 @@ public struct SnapshotHeader: Sendable, Hashable {
         let version = try reader.readU32()
         guard version == formatVersion else { throw DecodeError(offset: 8, reason: "unsupported snapshot format version \(version)") }
         let length = Int(try reader.readU32())
-        guard length >= 72, length <= bytes.count, length <= 4096 else { throw DecodeError(offset: 12, reason: "bad header length \(length)") }
+        guard length >= 69, length <= bytes.count, length <= 4096 else { throw DecodeError(offset: 12, reason: "bad header length \(length)") }
         let stored = UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: length - 4, as: UInt32.self))
         guard stored == CRC32C.checksum(UnsafeRawBufferPointer(rebasing: bytes[0..<(length - 4)])) else {
             throw DecodeError(offset: length - 4, reason: "snapshot header checksum mismatch")

@@ -1,0 +1,109 @@
+import Foundation
+import LearnStoreEngine
+import LearnStoreModel
+import LearnStoreWorkload
+import Testing
+@testable import LearnStorePersistence
+
+@Suite struct SnapshotTests {
+    func populated(_ count: Int) throws -> TenantState {
+        var state = TenantState(tenantID: "t1")
+        state.apply([.putRecords((0..<count).map { sampleRecord($0) })], sequence: 1)
+        var patch = RecordBody()
+        patch.score = .value(1)
+        _ = try state.patch(sampleRecord(4).id, patch, caller: tenantCaller, now: Timestamp(milliseconds: 1_800_000_000_000))
+        _ = try state.delete(sampleRecord(5).id, caller: tenantCaller, now: Timestamp(milliseconds: 1_800_000_000_001))
+        _ = try state.purgePerson(sampleRecord(9).personID, dryRun: false, caller: tenantCaller)
+        _ = try state.create(RecordBody(personID: UUID16(high: 5, low: 5), title: "Keyed"), caller: tenantCaller, idempotencyKey: "k1",
+                             now: Timestamp(milliseconds: 1_800_000_000_002))
+        return state
+    }
+
+    @Test func aSnapshotRoundTripsEveryRecordKeyAndIndex() throws {
+        let dir = TemporaryDirectory()
+        let state = try populated(3000)
+        let written = try SnapshotFile.write(state.capture(), lsn: 77, createdAt: Timestamp(milliseconds: 5), directory: dir.path,
+                                             fileSystem: PosixFileSystem())
+        #expect(written.blocks >= 1)
+        let loaded = try SnapshotFile.read(written.path, fileSystem: PosixFileSystem())
+        #expect(loaded.header.sequence == state.sequence)
+        #expect(loaded.header.lsn == 77)
+        var restored = TenantState(tenantID: "t1")
+        restored.load(store: loaded.contents.store, idempotency: loaded.contents.idempotency, sequence: loaded.header.sequence)
+        #expect(allRecords(restored) == allRecords(state))
+        #expect(restored.idempotency.entriesInOrder == state.idempotency.entriesInOrder)
+        for query in [ListQuery(includeDeleted: true, limit: 1000), ListQuery(personID: sampleRecord(12).personID), ListQuery(certificationRef: "CRED-20")] {
+            #expect(try restored.listRecords(query, caller: tenantCaller).records == state.listRecords(query, caller: tenantCaller).records)
+        }
+        #expect(throws: LearnStoreError.self) {
+            _ = try restored.create(RecordBody(personID: UUID16(high: 5, low: 5), title: "Other"), caller: tenantCaller, idempotencyKey: "k1", now: Timestamp(milliseconds: 1))
+        }
+    }
+
+    @Test func damagedSnapshotsAreRejectedWithWhere() throws {
+        let dir = TemporaryDirectory()
+        let written = try SnapshotFile.write(try populated(2000).capture(), lsn: 1, createdAt: Timestamp(milliseconds: 5), directory: dir.path,
+                                             fileSystem: PosixFileSystem())
+        let bytes = try PosixFileSystem().readWholeFile(written.path)
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<50 {
+            var damaged = bytes
+            let position = Int.random(in: 0..<bytes.count, using: &rng)
+            damaged[position] ^= 0x10
+            let path = dir.path + "/damaged.lss"
+            try PosixFileSystem().openForWriting(path, create: true).write(damaged, at: 0)
+            #expect(throws: (any Error).self, "flip at \(position) went unnoticed") { _ = try SnapshotFile.read(path, fileSystem: PosixFileSystem()) }
+        }
+        let truncatedPath = dir.path + "/truncated.lss"
+        try PosixFileSystem().openForWriting(truncatedPath, create: true).write(Array(bytes.prefix(bytes.count - 10)), at: 0)
+        #expect(throws: SnapshotFile.Damage.self) { _ = try SnapshotFile.read(truncatedPath, fileSystem: PosixFileSystem()) }
+    }
+
+    @Test func recoveryFallsBackToTheOlderSnapshotAndReplaysTheWAL() throws {
+        let dir = TemporaryDirectory()
+        let data = DataDirectory(dir.path)
+        var state = TenantState(tenantID: "t1")
+        let wal = try WriteAheadLog(configuration: WALConfiguration(directory: data.walDirectory), resume: nil)
+        wal.start()
+        var lsn: UInt64 = 0
+        for n in 0..<30 {
+            let mutations: [TenantMutation] = [.putRecords([sampleRecord(n)])]
+            state.apply(mutations, sequence: UInt64(n + 1))
+            lsn = try wal.append(LogEntry(tenantID: "t1", sequence: UInt64(n + 1), timestamp: Timestamp(milliseconds: 1), mutations: mutations))
+            if n == 9 || n == 19 {
+                #expect(waitFor { wal.committedLSN == lsn })
+                _ = try SnapshotFile.write(state.capture(), lsn: lsn, createdAt: Timestamp(milliseconds: 1), directory: data.tenantDirectory("t1"), fileSystem: PosixFileSystem())
+            }
+        }
+        #expect(waitFor { wal.committedLSN == lsn })
+        wal.close()
+        // Damage the newest snapshot: recovery uses the older one plus a longer WAL tail.
+        let newest = data.snapshotPath("t1", sequence: 20)
+        var bytes = try PosixFileSystem().readWholeFile(newest)
+        bytes[bytes.count / 2] ^= 0xFF
+        try PosixFileSystem().openForWriting(newest, create: false).write(bytes, at: 0)
+        let outcome = try Recovery(options: Recovery.Options(directory: data)).run()
+        #expect(outcome.report.tenants["t1"]?.snapshotSequence == 10)
+        #expect(outcome.report.tenants["t1"]?.rejectedSnapshots.count == 1)
+        #expect(allRecords(try #require(outcome.states["t1"])) == allRecords(state))
+    }
+
+    @Test func captureIsCheapAndIsolatedFromLaterWrites() throws {
+        var state = TenantState(tenantID: "t1")
+        let data = PeerDataset(records: 50_000, tenants: 1)
+        var records = (0..<50_000).map { data.record($0) }
+        records.sort { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }
+        state.apply([.putRecords(records)], sequence: 1)
+        let capture = state.capture()
+        var patch = RecordBody()
+        patch.title = .value("changed after capture")
+        _ = try state.patch(records[100].id, patch, caller: CallerIdentity(tenantID: "t1", personID: .zero, scopes: [.recordsWrite]),
+                            now: Timestamp(milliseconds: 1_900_000_000_000))
+        let dir = TemporaryDirectory()
+        let written = try SnapshotFile.write(capture, lsn: 1, createdAt: Timestamp(milliseconds: 1), directory: dir.path, fileSystem: PosixFileSystem())
+        let loaded = try SnapshotFile.read(written.path, fileSystem: PosixFileSystem())
+        var restored = TenantState(tenantID: "t1")
+        restored.load(store: loaded.contents.store, idempotency: [], sequence: 1)
+        #expect(try restored.get(records[100].id, caller: CallerIdentity(tenantID: "t1", personID: .zero, scopes: [.recordsRead])).title == records[100].title)
+    }
+}

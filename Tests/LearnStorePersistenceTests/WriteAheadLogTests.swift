@@ -1,0 +1,122 @@
+import Foundation
+import LearnStoreEngine
+import LearnStoreModel
+import Synchronization
+import Testing
+@testable import LearnStorePersistence
+
+/// Polls until `condition` holds or the deadline passes.
+func waitFor(seconds: Double = 10, _ condition: () -> Bool) -> Bool {
+    let deadline = Date(timeIntervalSinceNow: seconds)
+    while Date() < deadline {
+        if condition() { return true }
+        let lock = NSCondition()
+        lock.lock()
+        _ = lock.wait(until: Date(timeIntervalSinceNow: 0.005))
+        lock.unlock()
+    }
+    return condition()
+}
+
+@Suite struct WriteAheadLogTests {
+    func openWAL(_ dir: TemporaryDirectory, fs: any FileSystem = PosixFileSystem(), policy: FsyncPolicy = .always,
+                 segmentBytes: Int = 256 << 10) throws -> WriteAheadLog {
+        let wal = try WriteAheadLog(configuration: WALConfiguration(directory: dir.path + "/wal", policy: policy, segmentBytes: segmentBytes, fileSystem: fs), resume: nil)
+        wal.start()
+        return wal
+    }
+
+    func recover(_ dir: TemporaryDirectory, force: Bool = false) throws -> Recovery.Outcome {
+        var options = Recovery.Options(directory: DataDirectory(dir.path))
+        options.forceRecovery = force
+        return try Recovery(options: options).run()
+    }
+
+    @Test func concurrentAppendsAreAllRecoveredInOrderAcrossSegments() throws {
+        let dir = TemporaryDirectory()
+        let wal = try openWAL(dir, segmentBytes: 64 << 10)
+        let tenants = 4
+        let perTenant = 300
+        DispatchQueue.concurrentPerform(iterations: tenants) { t in
+            var state = TenantState(tenantID: "t\(t)")
+            for n in 0..<perTenant {
+                let record = sampleRecord(n, tenant: "t\(t)")
+                let sequence = state.sequence + 1
+                state.apply([.putRecords([record])], sequence: sequence)
+                _ = try! wal.append(LogEntry(tenantID: "t\(t)", sequence: sequence, timestamp: record.createdAt, mutations: [.putRecords([record])]))
+            }
+        }
+        #expect(waitFor { wal.committedLSN == UInt64(tenants * perTenant) })
+        wal.close()
+        #expect(wal.stats.syncs < UInt64(tenants * perTenant), "group commit shares syncs")
+        #expect(wal.segmentFirstLSNs.count > 1, "rotation happened")
+        let outcome = try recover(dir)
+        #expect(outcome.report.walRecordsApplied == tenants * perTenant)
+        for t in 0..<tenants {
+            let records = allRecords(try #require(outcome.states["t\(t)"]))
+            #expect(records == (0..<perTenant).map { sampleRecord($0, tenant: "t\(t)") })
+        }
+        // Appending resumes after the last record.
+        let resumed = try WriteAheadLog(configuration: WALConfiguration(directory: dir.path + "/wal", segmentBytes: 64 << 10),
+                                        resume: outcome.resume, existingSegments: outcome.segments)
+        resumed.start()
+        let lsn = try resumed.append(entry(UInt64(perTenant + 1), tenant: "t0", records: [sampleRecord(9999, tenant: "t0")]))
+        #expect(lsn == UInt64(tenants * perTenant + 1))
+        #expect(waitFor { resumed.committedLSN == lsn })
+        resumed.close()
+        #expect(try recover(dir).states["t0"]?.store.liveCount == perTenant + 1)
+    }
+
+    @Test(arguments: [FaultInjectingFileSystem.Fault.writeError(28), .writeError(5), .shortWrite(bytes: 10), .syncError(5)])
+    func aFailedWriteFailsItsRecordsAndTheLogRecovers(fault: FaultInjectingFileSystem.Fault) throws {
+        let dir = TemporaryDirectory()
+        let fs = FaultInjectingFileSystem()
+        let wal = try openWAL(dir, fs: fs)
+        let failures = Mutex<[ClosedRange<UInt64>]>([])
+        wal.onFailure = { range, _ in failures.withLock { $0.append(range) } }
+        let first = try wal.append(entry(1, records: [sampleRecord(1)]))
+        #expect(waitFor { wal.committedLSN == first })
+        fs.inject(fault, pathContains: "wal-")
+        let doomed = try wal.append(entry(2, records: [sampleRecord(2)]))
+        #expect(waitFor { wal.hasFailed(doomed) })
+        #expect(wal.committedLSN == first)
+        #expect(failures.withLock { $0.first?.contains(doomed) } == true)
+        // The log recovers on its own once the disk accepts writes again, then takes new ones.
+        var accepted: UInt64?
+        #expect(waitFor { accepted = try? wal.append(entry(2, records: [sampleRecord(3)])); return accepted != nil })
+        #expect(waitFor { wal.committedLSN == accepted! })
+        wal.close()
+        let recovered = allRecords(try #require(try recover(dir).states["t1"]))
+        #expect(recovered == [sampleRecord(1), sampleRecord(3)], "the failed write is gone, the later one is there")
+    }
+
+    @Test func recoveryTruncatesATornTailAndRefusesCorruption() throws {
+        let dir = TemporaryDirectory()
+        let wal = try openWAL(dir)
+        for n in 1...6 {
+            let lsn = try wal.append(entry(UInt64(n), records: [sampleRecord(n)]))
+            #expect(waitFor { wal.committedLSN == lsn })
+        }
+        wal.close()
+        let path = DataDirectory(dir.path).segmentPath(1)
+        var bytes = try PosixFileSystem().readWholeFile(path)
+        let end = bytes.withUnsafeBytes { WALSegmentScanner.lastNonZero($0, from: WALSegmentHeader.size) }
+
+        // A torn tail: the last record half written.
+        var torn = bytes
+        for i in (end - 30)..<end { torn[i] = 0xAB }
+        try PosixFileSystem().openForWriting(path, create: false).write(torn, at: 0)
+        let outcome = try recover(dir)
+        #expect(outcome.report.tornTail != nil)
+        #expect(outcome.states["t1"]?.store.liveCount == 5)
+        #expect(try recover(dir).report.tornTail == nil, "the torn tail was wiped")
+
+        // Corruption in the middle: recovery stops unless forced.
+        bytes = try PosixFileSystem().readWholeFile(path)
+        bytes[WALSegmentHeader.size + 40] ^= 0xFF
+        try PosixFileSystem().openForWriting(path, create: false).write(bytes, at: 0)
+        #expect(throws: Recovery.Failure.self) { _ = try recover(dir) }
+        let forced = try recover(dir, force: true)
+        #expect(!forced.report.skippedCorruption.isEmpty)
+    }
+}
