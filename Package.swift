@@ -43,6 +43,11 @@ let package = Package(
         .target(name: "LearnStoreModel", swiftSettings: strict),
         .target(name: "LearnStoreWorkload", dependencies: ["LearnStoreModel"], swiftSettings: strict),
         .target(
+            name: "LearnStoreTools",
+            dependencies: ["LearnStoreModel", "LearnStoreClient", "LearnStoreServer", "LearnStoreWorkload"],
+            swiftSettings: strict
+        ),
+        .target(
             name: "LearnStoreEngine",
             dependencies: [
                 "LearnStoreModel",
@@ -104,7 +109,7 @@ let package = Package(
             name: "learnstore",
             dependencies: [
                 "LearnStoreModel", "LearnStoreEngine", "LearnStoreProtocol", "LearnStorePersistence",
-                "LearnStoreServer", "LearnStoreClient", "LearnStoreWorkload",
+                "LearnStoreServer", "LearnStoreClient", "LearnStoreWorkload", "LearnStoreTools",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
@@ -131,7 +136,7 @@ let package = Package(
             name: "LearnStoreServerTests",
             dependencies: [
                 "LearnStoreServer", "LearnStoreClient", "LearnStoreEngine", "LearnStoreProtocol", "LearnStoreModel",
-                "LearnStorePersistence",
+                "LearnStorePersistence", "LearnStoreTools",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

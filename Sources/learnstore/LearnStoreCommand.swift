@@ -12,7 +12,7 @@ struct LearnStoreCommand: AsyncParsableCommand {
             Exit codes: 0 success, 1 error, 2 usage, 3 cannot connect, 4 authentication refused.
             """,
         version: "0.1.0",
-        subcommands: [ServeCommand.self, TokenCommand.self, PingCommand.self, InfoCommand.self, RecordsCommand.self]
+        subcommands: [ServeCommand.self, TokenCommand.self, PingCommand.self, InfoCommand.self, RecordsCommand.self, CrashTestCommand.self]
     )
 }
 

@@ -42,6 +42,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("snapshot-level"), help: "zstd level of snapshots (default 1).") var snapshotLevel: Int?
     @Option(name: .customLong("snapshots-kept"), help: "Snapshots kept per tenant (default 2).") var snapshotsKept: Int?
     @Option(name: .customLong("wal-segment-bytes"), help: "WAL segment size (default 67108864).") var walSegmentBytes: Int?
+    @Option(name: .customLong("port-file"), help: "Write the port actually bound (useful with --port 0) to this file.") var portFile: String?
     @Flag(name: .customLong("force-recovery"), help: "Start even if the WAL or a snapshot is damaged before its tail, skipping the damage (logged).") var forceRecovery = false
     @Option(name: .customLong("config"), help: "Config file of 'name = value' lines.") var config: String?
     @Flag(name: .customLong("dev"), help: "Development mode: generate a key if none is configured and print a token.") var dev = false
@@ -137,6 +138,14 @@ struct ServeCommand: AsyncParsableCommand {
                     issuedAt: clock.now(), lifetimeSeconds: 86_400)
                 print("development token (tenant 'dev', all scopes, 24 h):\n\(token)")
                 fflush(nil)
+            }
+            if let portFile = settings.string("port-file", portFile) {
+                Task {
+                    if let port = try? await server.localAddress.port {
+                        try? "\(port)\n".write(toFile: portFile + ".tmp", atomically: false, encoding: .utf8)
+                        _ = rename(portFile + ".tmp", portFile)
+                    }
+                }
             }
             // Services stop in reverse order: the server drains first, then persistence takes its last
             // snapshot round and closes the WAL.

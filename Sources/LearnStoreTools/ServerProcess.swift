@@ -1,0 +1,92 @@
+import Foundation
+import LearnStoreClient
+import LearnStoreModel
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A real `learnstore serve` child process on an ephemeral port, for crash tests and benchmarks.
+public final class ServerProcess: @unchecked Sendable {
+    public let process: Process
+    public let port: Int
+    public let logPath: String
+
+    /// Starts the binary with `arguments` (plus `--port 0`) and waits until it listens.
+    public static func start(binary: String, arguments: [String], logPath: String, timeout: Double = 60) async throws -> ServerProcess {
+        guard FileManager.default.createFile(atPath: logPath, contents: nil) else {
+            throw LearnStoreError(.internalError, "cannot create \(logPath)")
+        }
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        let portFile = logPath + ".port"
+        try? FileManager.default.removeItem(atPath: portFile)
+        process.arguments = ["serve", "--port", "0", "--port-file", portFile] + arguments
+        process.standardOutput = log
+        process.standardError = log
+        try process.run()
+        let deadline = Date(timeIntervalSinceNow: timeout)
+        while Date() < deadline {
+            if let text = try? String(contentsOfFile: portFile, encoding: .utf8),
+                let port = Int(text.trimmingCharacters(in: .whitespacesAndNewlines))
+            {
+                return ServerProcess(process: process, port: port, logPath: logPath)
+            }
+            if !process.isRunning {
+                throw LearnStoreError(.connectionFailed, "the server exited with status \(process.terminationStatus): \((try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "")")
+            }
+            await pause(milliseconds: 20)
+        }
+        process.terminate()
+        throw LearnStoreError(.timeout, "the server did not start listening within \(timeout) s")
+    }
+
+    init(process: Process, port: Int, logPath: String) {
+        self.process = process
+        self.port = port
+        self.logPath = logPath
+    }
+
+    public var pid: Int32 { process.processIdentifier }
+
+    /// Sends `signal` and waits for the process to exit.
+    public func stop(signal: Int32) async {
+        kill(process.processIdentifier, signal)
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            DispatchQueue.global().async {
+                self.process.waitUntilExit()
+                continuation.resume()
+            }
+        }
+    }
+
+    public var exitStatus: Int32 { process.terminationStatus }
+
+    /// Polls until the server answers data requests (recovery finished), or fails after `timeout`.
+    public func waitUntilReady(token: String, timeout: Double = 120) async throws -> LearnStoreClient {
+        let deadline = Date(timeIntervalSinceNow: timeout)
+        var lastError: (any Error)?
+        while Date() < deadline {
+            do {
+                let client = try await LearnStoreClient(ClientConfiguration(host: "127.0.0.1", port: port, token: token, connections: 4))
+                do {
+                    _ = try await client.performance.learningRecords.page(ListQuery(limit: 1))
+                    return client
+                } catch {
+                    await client.shutdown()
+                    throw error
+                }
+            } catch {
+                lastError = error
+                if !process.isRunning { throw LearnStoreError(.connectionFailed, "the server exited: \((try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "")") }
+            }
+            await pause(milliseconds: 20)
+        }
+        throw lastError ?? LearnStoreError(.timeout, "the server did not become ready")
+    }
+}
+
+/// The interval between two polls of a condition.
+func pause(milliseconds: Int) async {
+    try? await Task.sleep(for: .milliseconds(milliseconds))
+}

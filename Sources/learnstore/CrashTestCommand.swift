@@ -1,0 +1,35 @@
+import ArgumentParser
+import Foundation
+import LearnStoreTools
+
+struct CrashTestCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "crash-test",
+        abstract: "Kill a real server with SIGKILL while clients write, restart it, and check that no acknowledged write was lost.",
+        discussion: "Prints: cycles, acknowledged writes, lost, corrupt (half-applied batches). Exits 1 if anything was lost or corrupt.")
+
+    @Option(help: "Kill/restart cycles.") var cycles = 10
+    @Option(help: "Concurrent writers.") var writers = 8
+    @Option(help: "fsync policy of the server under test.") var fsync = "always"
+    @Option(help: "The learnstore binary to test (default: this one).") var binary: String?
+    @Option(name: .customLong("work-dir"), help: "Scratch directory (default: a new one under /tmp).") var workDir: String?
+
+    func run() async throws {
+        try await runCLI {
+            let executable = binary ?? URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path
+            let directory = workDir ?? NSTemporaryDirectory() + "learnstore-crash-" + UUID().uuidString
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            var tester = CrashTester(binary: executable, workDirectory: directory, cycles: cycles)
+            tester.writers = writers
+            tester.fsync = fsync
+            let report = try await tester.run { report in
+                FileHandle.standardError.write(Data("\r\(report)".utf8))
+            }
+            FileHandle.standardError.write(Data("\n".utf8))
+            print(report)
+            for failure in report.failures.prefix(20) { print("  \(failure)") }
+            if report.lost > 0 || report.corrupt > 0 { throw ExitCode(1) }
+            try? FileManager.default.removeItem(atPath: directory)
+        }
+    }
+}

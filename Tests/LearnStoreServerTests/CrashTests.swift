@@ -1,0 +1,26 @@
+import Foundation
+import LearnStoreTools
+import Testing
+
+/// The real server binary, killed with SIGKILL while clients write; every acknowledged write must
+/// survive the restart and no batch may be half-applied. `scripts/crash-test.sh 1000` runs many more.
+@Suite struct CrashTests {
+    static var binary: String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent(".build/debug/learnstore").path
+    }
+
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: CrashTests.binary), "needs the learnstore binary (swift build)"))
+    func acknowledgedWritesSurviveSIGKILL() async throws {
+        let directory = NSTemporaryDirectory() + "learnstore-crash-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var tester = CrashTester(binary: Self.binary, workDirectory: directory, cycles: 3)
+        tester.writers = 6
+        let report = try await tester.run()
+        #expect(report.cycles == 3)
+        #expect(report.acknowledgedWrites > 0)
+        #expect(report.lost == 0, "\(report.failures)")
+        #expect(report.corrupt == 0, "\(report.failures)")
+    }
+}
