@@ -26,6 +26,11 @@ final class ClientChannelHandler: ChannelDuplexHandler {
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let request = unwrapOutboundIn(data)
+        guard context.channel.isActive else {
+            request.promise.fail(LearnStoreError(.connectionFailed, "the connection is closed"))
+            promise?.fail(ChannelError.ioOnClosedChannel)
+            return
+        }
         pending.append((request.requestID, request.promise))
         context.write(wrapOutboundOut(request.frame), promise: promise)
     }
@@ -142,7 +147,17 @@ public final class ClientConnection: Sendable {
         writer.writeFrame(FrameHeader(opcode: opcode, requestID: requestID), payload: payload)
         let promise = channel.eventLoop.makePromise(of: Frame.self)
         let request = OutboundRequest(frame: channel.allocator.buffer(bytes: writer.bytes), requestID: requestID, promise: promise)
-        channel.writeAndFlush(request, promise: nil)
+        let channel = self.channel
+        // On the channel's loop, an active channel's pipeline is intact, so the request reaches the
+        // handler's pending table (and is failed if the connection later drops); a closed channel
+        // fails the request at once instead of leaving it unanswered.
+        channel.eventLoop.execute {
+            guard channel.isActive else {
+                promise.fail(LearnStoreError(.connectionFailed, "the connection is closed"))
+                return
+            }
+            channel.writeAndFlush(request, promise: nil)
+        }
         let frame: Frame
         do {
             frame = try await promise.futureResult.get()
@@ -164,6 +179,10 @@ public final class ClientConnection: Sendable {
         let loop = channel.eventLoop
         let channel = self.channel
         loop.execute {
+            guard channel.isActive else {
+                for _ in requestIDs { completion(.failure(LearnStoreError(.connectionFailed, "the connection is closed"))) }
+                return
+            }
             for (index, id) in requestIDs.enumerated() {
                 let promise = loop.makePromise(of: Frame.self)
                 promise.futureResult.whenComplete { result in
