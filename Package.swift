@@ -40,11 +40,11 @@ let package = Package(
         ),
         .target(name: "Zstd", dependencies: ["CZstd"], swiftSettings: strict),
         .target(name: "LearnStoreModel", swiftSettings: strict),
-        .target(name: "LearnStoreWorkload", dependencies: ["LearnStoreModel"], swiftSettings: strict),
+        .target(name: "LearnStoreWorkload", dependencies: ["LearnStoreModel", "CanvasOutcomes"], swiftSettings: strict),
         .target(
             name: "LearnStoreEngine",
             dependencies: [
-                "LearnStoreModel",
+                "LearnStoreModel", "CanvasOutcomes",
                 .product(name: "HashTreeCollections", package: "swift-collections"),
             ],
             swiftSettings: strict
@@ -60,7 +60,7 @@ let package = Package(
         .target(
             name: "LearnStoreProtocol",
             dependencies: [
-                "LearnStoreModel",
+                "LearnStoreModel", "CanvasOutcomes",
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: strict
@@ -91,7 +91,7 @@ let package = Package(
         .target(
             name: "LearnStoreClient",
             dependencies: [
-                "LearnStoreModel", "LearnStoreProtocol",
+                "LearnStoreModel", "LearnStoreProtocol", "CanvasOutcomes",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
@@ -101,7 +101,7 @@ let package = Package(
             name: "learnstore",
             dependencies: [
                 "LearnStoreModel", "LearnStoreEngine", "LearnStoreProtocol", "LearnStorePersistence",
-                "LearnStoreServer", "LearnStoreClient", "LearnStoreWorkload",
+                "LearnStoreServer", "LearnStoreClient", "LearnStoreWorkload", "CanvasOutcomes",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
@@ -114,7 +114,7 @@ let package = Package(
         .testTarget(name: "LearnStoreModelTests", dependencies: ["LearnStoreModel"], swiftSettings: strict),
         .testTarget(
             name: "LearnStoreProtocolTests",
-            dependencies: ["LearnStoreProtocol", "LearnStoreModel", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: ["LearnStoreProtocol", "LearnStoreModel", "CanvasOutcomes", .product(name: "NIOCore", package: "swift-nio")],
             resources: [.copy("Golden")],
             swiftSettings: strict
         ),
@@ -122,7 +122,7 @@ let package = Package(
             name: "LearnStoreServerTests",
             dependencies: [
                 "LearnStoreServer", "LearnStoreClient", "LearnStoreEngine", "LearnStoreProtocol", "LearnStoreModel",
-                "LearnStorePersistence",
+                "LearnStorePersistence", "CanvasOutcomes", "LearnStoreWorkload",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -137,7 +137,7 @@ let package = Package(
         ),
         .testTarget(
             name: "LearnStoreEngineTests",
-            dependencies: ["LearnStoreEngine", "LearnStoreModel"],
+            dependencies: ["LearnStoreEngine", "LearnStoreModel", "CanvasOutcomes", "LearnStoreWorkload"],
             swiftSettings: strict
         ),
     ]
