@@ -76,7 +76,7 @@ let package = Package(
         .target(
             name: "LearnStoreServer",
             dependencies: [
-                "LearnStoreModel", "LearnStoreEngine", "LearnStoreProtocol", "LearnStorePersistence",
+                "LearnStoreModel", "LearnStoreEngine", "LearnStoreProtocol", "LearnStorePersistence", "CanvasOutcomes",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
