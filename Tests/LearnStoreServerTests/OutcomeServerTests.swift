@@ -224,7 +224,7 @@ enum Read: CaseIterable {
         #expect(rejected.map(\.rejection.reason.name) == ["missingField", "badJSON", "invalidValue"])
         #expect(rejected.map(\.rejection.error.field) == ["body.user_uuid", nil, "body.learning_outcome_id"])
         #expect(rejected.allSatisfy { $0.rejection.error.code == .validation })
-        // The id-less result got its synthetic key (docs/PROTOCOL.md, example B.2).
+        // The id-less result got its synthetic key (docs/PROTOCOL.md, appendix B, example B-2).
         #expect(report.outcomes[5] == .applied(.result, key: "syn:2:u11:10:0:0:0:"))
         #expect(try await client.outcomes.result(key: "syn:2:u11:10:0:0:0:").score == 3)
         #expect(try await client.outcomes.outcomes(in: course.context) == course.outcomes)
