@@ -41,7 +41,7 @@ let package = Package(
         .target(name: "Zstd", dependencies: ["CZstd"], swiftSettings: strict),
         .target(name: "CCRC32C"),
         .target(name: "LearnStoreModel", swiftSettings: strict),
-        .target(name: "LearnStoreWorkload", dependencies: ["LearnStoreModel"], swiftSettings: strict),
+        .target(name: "LearnStoreWorkload", dependencies: ["LearnStoreModel", "CanvasOutcomes"], swiftSettings: strict),
         .target(
             name: "LearnStoreTools",
             dependencies: ["LearnStoreModel", "LearnStoreClient", "LearnStoreServer", "LearnStoreWorkload"],
@@ -50,7 +50,7 @@ let package = Package(
         .target(
             name: "LearnStoreEngine",
             dependencies: [
-                "LearnStoreModel",
+                "LearnStoreModel", "CanvasOutcomes",
                 .product(name: "HashTreeCollections", package: "swift-collections"),
             ],
             swiftSettings: strict
@@ -66,7 +66,7 @@ let package = Package(
         .target(
             name: "LearnStoreProtocol",
             dependencies: [
-                "LearnStoreModel",
+                "LearnStoreModel", "CanvasOutcomes",
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: strict
@@ -74,7 +74,7 @@ let package = Package(
         .target(
             name: "LearnStorePersistence",
             dependencies: [
-                "LearnStoreModel", "LearnStoreEngine", "Zstd", "CCRC32C",
+                "LearnStoreModel", "LearnStoreEngine", "Zstd", "CCRC32C", "CanvasOutcomes",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ],
@@ -83,7 +83,7 @@ let package = Package(
         .target(
             name: "LearnStoreServer",
             dependencies: [
-                "LearnStoreModel", "LearnStoreEngine", "LearnStoreProtocol", "LearnStorePersistence",
+                "LearnStoreModel", "LearnStoreEngine", "LearnStoreProtocol", "LearnStorePersistence", "CanvasOutcomes",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -99,7 +99,7 @@ let package = Package(
         .target(
             name: "LearnStoreClient",
             dependencies: [
-                "LearnStoreModel", "LearnStoreProtocol",
+                "LearnStoreModel", "LearnStoreProtocol", "CanvasOutcomes",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
@@ -109,7 +109,7 @@ let package = Package(
             name: "learnstore",
             dependencies: [
                 "LearnStoreModel", "LearnStoreEngine", "LearnStoreProtocol", "LearnStorePersistence",
-                "LearnStoreServer", "LearnStoreClient", "LearnStoreWorkload", "LearnStoreTools",
+                "LearnStoreServer", "LearnStoreClient", "LearnStoreWorkload", "LearnStoreTools", "CanvasOutcomes",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
@@ -121,14 +121,14 @@ let package = Package(
         .testTarget(name: "ZstdTests", dependencies: ["Zstd"], swiftSettings: strict),
         .testTarget(
             name: "LearnStorePersistenceTests",
-            dependencies: ["LearnStorePersistence", "LearnStoreEngine", "LearnStoreModel", "LearnStoreWorkload"],
+            dependencies: ["LearnStorePersistence", "LearnStoreEngine", "LearnStoreModel", "LearnStoreWorkload", "CanvasOutcomes"],
             resources: [.copy("Golden")],
             swiftSettings: strict
         ),
         .testTarget(name: "LearnStoreModelTests", dependencies: ["LearnStoreModel"], swiftSettings: strict),
         .testTarget(
             name: "LearnStoreProtocolTests",
-            dependencies: ["LearnStoreProtocol", "LearnStoreModel", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: ["LearnStoreProtocol", "LearnStoreModel", "CanvasOutcomes", .product(name: "NIOCore", package: "swift-nio")],
             resources: [.copy("Golden")],
             swiftSettings: strict
         ),
@@ -136,7 +136,7 @@ let package = Package(
             name: "LearnStoreServerTests",
             dependencies: [
                 "LearnStoreServer", "LearnStoreClient", "LearnStoreEngine", "LearnStoreProtocol", "LearnStoreModel",
-                "LearnStorePersistence", "LearnStoreTools",
+                "LearnStorePersistence", "LearnStoreTools", "CanvasOutcomes", "LearnStoreWorkload",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -151,7 +151,7 @@ let package = Package(
         ),
         .testTarget(
             name: "LearnStoreEngineTests",
-            dependencies: ["LearnStoreEngine", "LearnStoreModel"],
+            dependencies: ["LearnStoreEngine", "LearnStoreModel", "CanvasOutcomes", "LearnStoreWorkload"],
             swiftSettings: strict
         ),
     ]

@@ -1,3 +1,4 @@
+import CanvasOutcomes
 import LearnStoreModel
 
 /// The one owner of a tenant's state: every operation on the tenant runs here, one at a time.
@@ -101,6 +102,12 @@ public actor TenantActor {
     public func importRecords(_ records: [LearningRecord], caller: CallerIdentity) throws(LearnStoreError) -> TenantWrite<Int> {
         try checkReady()
         return try commit(try state.importRecords(records, caller: caller))
+    }
+
+    /// Ingests a batch of Canvas outcome live events (JSON each); one result per event.
+    public func ingestOutcomes(_ events: [[UInt8]], caller: CallerIdentity) throws(LearnStoreError) -> TenantWrite<[EventOutcome]> {
+        try checkReady()
+        return try commit(try state.ingest(events, caller: caller))
     }
 
     // MARK: reads

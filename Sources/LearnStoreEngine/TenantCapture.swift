@@ -1,3 +1,4 @@
+import CanvasOutcomes
 import LearnStoreModel
 
 /// What a snapshot needs of a tenant, taken in O(pages): the record pages, the interning tables'
@@ -14,6 +15,8 @@ public struct TenantCapture: Sendable {
     public let persons: PagedArray<UUID16>
     let certificationRefs: ByteArena
     public let idempotency: [IdempotencyEntry]
+    /// The Canvas outcome data (persistent tables: the copy is O(1)).
+    public let outcomes: OutcomeTables
     public let liveRecords: Int
     public let deletedRecords: Int
 
@@ -30,7 +33,8 @@ extension TenantState {
         TenantCapture(
             tenantID: tenantID, sequence: sequence, records: store.records, strings: store.strings.values,
             uuids: store.uuids.values, persons: store.persons.values, certificationRefs: store.certificationRefs,
-            idempotency: idempotency.entriesInOrder, liveRecords: store.liveCount, deletedRecords: store.deletedCount)
+            idempotency: idempotency.entriesInOrder, outcomes: outcomes.tables, liveRecords: store.liveCount,
+            deletedRecords: store.deletedCount)
     }
 }
 

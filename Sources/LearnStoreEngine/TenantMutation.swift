@@ -1,3 +1,4 @@
+import CanvasOutcomes
 import LearnStoreModel
 
 /// A logical change to a tenant, as the engine applied it: stamped records, never raw requests.
@@ -9,6 +10,10 @@ public enum TenantMutation: Sendable, Hashable {
     case purgeRecords([RecordID])
     /// Remember an idempotency key and the records it created.
     case rememberIdempotencyKey(IdempotencyEntry)
+    /// Canvas outcome rows as an ingest applied them (an entity, or the tombstone a deleted one became),
+    /// in the order applied. Replay re-applies them with `OutcomeStore.apply(_:)`, which keeps the
+    /// greatest version per key, so replaying them in any order gives the same tables.
+    case outcomes([OutcomeRecord])
 }
 
 /// How to take back mutations whose WAL write failed (disk full, EIO, failed fsync).
@@ -18,6 +23,8 @@ public struct TenantUndo: Sendable {
         case remove(RecordID)
         case forgetKey(String)
         case restoreKey(IdempotencyEntry)
+        /// Put back the row a key held before an outcome record was applied (nil: it held nothing).
+        case restoreOutcome(OutcomeEntityKind, key: String, row: OutcomeRecord?)
     }
 
     var steps: [Step] = []

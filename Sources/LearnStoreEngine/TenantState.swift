@@ -1,3 +1,4 @@
+import CanvasOutcomes
 import LearnStoreModel
 
 /// Limits the engine enforces on every tenant.
@@ -17,6 +18,8 @@ public struct TenantState: Sendable {
     public internal(set) var store: RecordStore
     public internal(set) var indexes = RecordIndexes()
     public internal(set) var idempotency: IdempotencyTable
+    /// The tenant's Canvas outcome data (entities, results, tombstones and their indexes).
+    public internal(set) var outcomes = OutcomeStore()
     /// The sequence number of the last applied write (0 for a new tenant).
     public internal(set) var sequence: UInt64 = 0
     var idGenerator = ULIDGenerator()
@@ -54,6 +57,15 @@ public struct TenantState: Sendable {
                     undo.steps.append(.forgetKey(entry.key))
                 }
                 idempotency.remember(entry)
+            case .outcomes(let records):
+                for record in records {
+                    let prior = outcomes.record(kind: record.kind, key: record.key)
+                    // A record that is not newer than the stored row changes nothing (replay of an
+                    // entry whose effect a snapshot already holds), so it needs no undo.
+                    if outcomes.apply(record) == .applied {
+                        undo.steps.append(.restoreOutcome(record.kind, key: record.key, row: prior))
+                    }
+                }
             }
         }
         if needsRebuild { rebuild() }
@@ -72,6 +84,7 @@ public struct TenantState: Sendable {
                 if let slot = indexes.slot(of: id, in: store) { purge(slot) }
             case .forgetKey(let key): idempotency.forget(key)
             case .restoreKey(let entry): idempotency.remember(entry)
+            case .restoreOutcome(let kind, let key, let row): outcomes.restore(row, kind: kind, key: key)
             }
         }
         if needsRebuild { rebuild() }
@@ -171,8 +184,10 @@ public struct TenantState: Sendable {
     }
 
     /// Replaces the captured parts wholesale (snapshot load) and rebuilds the indexes.
-    public mutating func load(store newStore: RecordStore, idempotency entries: [IdempotencyEntry], sequence newSequence: UInt64) {
+    public mutating func load(store newStore: RecordStore, idempotency entries: [IdempotencyEntry], outcomes tables: OutcomeTables = OutcomeTables(),
+                              sequence newSequence: UInt64) {
         store = newStore
+        outcomes = OutcomeStore(tables: tables)
         idempotency = IdempotencyTable(capacity: limits.idempotencyKeys)
         for entry in entries { idempotency.remember(entry) }
         sequence = newSequence

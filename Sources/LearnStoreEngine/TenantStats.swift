@@ -34,6 +34,7 @@ extension TenantState {
             tenantID: tenantID, sequence: sequence, liveRecords: store.liveCount, deletedRecords: store.deletedCount,
             purgedSlots: store.slotCount - store.liveCount - store.deletedCount, persons: store.persons.count,
             internedStrings: store.strings.count, internedUUIDs: store.uuids.count, idempotencyKeys: idempotency.count,
-            indexEntries: sizes.entries, recordBytes: recordBytes, indexBytes: sizes.estimatedBytes)
+            indexEntries: sizes.entries, recordBytes: recordBytes, indexBytes: sizes.estimatedBytes,
+            outcomeEntities: outcomes.entityCount, outcomeResults: outcomes.resultCount)
     }
 }

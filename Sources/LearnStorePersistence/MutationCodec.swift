@@ -1,3 +1,4 @@
+import CanvasOutcomes
 import LearnStoreEngine
 import LearnStoreModel
 
@@ -6,6 +7,7 @@ public enum MutationCodec {
     static let putRecordsTag: UInt8 = 1
     static let purgeRecordsTag: UInt8 = 2
     static let idempotencyTag: UInt8 = 3
+    static let outcomesTag: UInt8 = 4
 
     public static func encode(_ mutation: TenantMutation, into writer: inout ByteWriter) {
         switch mutation {
@@ -20,6 +22,10 @@ public enum MutationCodec {
         case .rememberIdempotencyKey(let entry):
             writer.writeU8(idempotencyTag)
             IdempotencyCodec.encode(entry, into: &writer)
+        case .outcomes(let records):
+            writer.writeU8(outcomesTag)
+            writer.writeVarint(UInt64(records.count))
+            for record in records { record.encode(into: &writer) }
         }
     }
 
@@ -40,6 +46,12 @@ public enum MutationCodec {
             return .purgeRecords(ids)
         case idempotencyTag:
             return .rememberIdempotencyKey(try IdempotencyCodec.decode(from: &reader))
+        case outcomesTag:
+            let count = try reader.readLength(limit: 1 << 20)
+            var records: [OutcomeRecord] = []
+            records.reserveCapacity(count)
+            for _ in 0..<count { records.append(try OutcomeRecord.decode(from: &reader)) }
+            return .outcomes(records)
         case let tag:
             throw DecodeError(offset: tagOffset, reason: "unknown mutation tag \(tag)")
         }

@@ -143,7 +143,8 @@ public final class PersistenceController: Sendable {
                     capture, lsn: lsn, createdAt: now, directory: directory.tenantDirectory(capture.tenantID),
                     level: configuration.snapshotLevel, fileSystem: fs)
                 let header = SnapshotHeader(tenantID: capture.tenantID, sequence: capture.sequence, lsn: lsn, createdAt: now,
-                                            records: UInt64(capture.liveRecords + capture.deletedRecords), outcomeRecords: 0,
+                                            records: UInt64(capture.liveRecords + capture.deletedRecords),
+                                            outcomeRecords: UInt64(capture.outcomes.recordCount),
                                             idempotencyKeys: UInt64(capture.idempotency.count))
                 recordKept(header)
                 results.withLock {

@@ -216,7 +216,8 @@ public struct Recovery: Sendable {
                     continue
                 }
                 var state = TenantState(tenantID: tenant, limits: options.limits)
-                state.load(store: loaded.contents.store, idempotency: loaded.contents.idempotency, sequence: loaded.header.sequence)
+                state.load(store: loaded.contents.store, idempotency: loaded.contents.idempotency, outcomes: loaded.contents.outcomes,
+                           sequence: loaded.header.sequence)
                 report.snapshotSequence = sequence
                 report.snapshotLSN = loaded.header.lsn
                 return (state, report)

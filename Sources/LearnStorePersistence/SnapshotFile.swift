@@ -30,7 +30,7 @@ public enum SnapshotFile {
         try file.truncate(to: 0)
         let header = SnapshotHeader(
             tenantID: capture.tenantID, sequence: capture.sequence, lsn: lsn, createdAt: createdAt,
-            records: UInt64(capture.liveRecords + capture.deletedRecords), outcomeRecords: 0,
+            records: UInt64(capture.liveRecords + capture.deletedRecords), outcomeRecords: UInt64(capture.outcomes.recordCount),
             idempotencyKeys: UInt64(capture.idempotency.count))
         var offset = 0
         var pending: [UInt8] = header.encoded

@@ -1,3 +1,4 @@
+import CanvasOutcomes
 import LearnStoreEngine
 import LearnStoreModel
 
@@ -10,6 +11,8 @@ public enum SnapshotStream {
     static let personsTag: UInt8 = 3
     static let recordsTag: UInt8 = 4
     static let idempotencyTag: UInt8 = 5
+    /// Canvas outcome entities and tombstones (optional: absent when the tenant has none).
+    static let outcomesTag: UInt8 = 6
     /// The fixed part of a stored record, before its certification reference.
     public static let fixedRecordBytes = 120
 
@@ -53,6 +56,14 @@ public enum SnapshotStream {
             IdempotencyCodec.encode(entry, into: &writer)
             try flushIfFull()
         }
+        if capture.outcomes.recordCount > 0 {
+            writer.writeU8(outcomesTag)
+            writer.writeVarint(UInt64(capture.outcomes.recordCount))
+            try capture.outcomes.forEachRecord { record in
+                record.encode(into: &writer)
+                try flushIfFull()
+            }
+        }
         writer.writeU8(endTag)
         try emit(writer.bytes)
     }
@@ -88,6 +99,7 @@ public enum SnapshotStream {
     public struct Contents: Sendable {
         public var store: RecordStore
         public var idempotency: [IdempotencyEntry]
+        public var outcomes: OutcomeTables
     }
 
     /// Decodes the whole uncompressed stream, validating every reference.
@@ -164,8 +176,20 @@ public enum SnapshotStream {
         var entries: [IdempotencyEntry] = []
         entries.reserveCapacity(keyCount)
         for _ in 0..<keyCount { entries.append(try IdempotencyCodec.decode(from: &reader)) }
+        var outcomes = OutcomeStore()
+        if reader.remaining > 1 {
+            try expectTag(outcomesTag)
+            let count = try reader.readLength(limit: bytes.count)
+            for _ in 0..<count {
+                let start = reader.offset
+                let record = try OutcomeRecord.decode(from: &reader)
+                guard outcomes.apply(record) == .applied else {
+                    throw DecodeError(offset: start, reason: "outcome record \(record.key) appears twice")
+                }
+            }
+        }
         try expectTag(endTag)
         try reader.expectEnd()
-        return Contents(store: builder.build(), idempotency: entries)
+        return Contents(store: builder.build(), idempotency: entries, outcomes: outcomes.tables)
     }
 }

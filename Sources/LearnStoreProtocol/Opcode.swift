@@ -16,6 +16,16 @@ public enum Opcode {
     public static let list: UInt8 = 0x17
     public static let stats: UInt8 = 0x18
 
+    // Canvas outcome data (docs/PROTOCOL.md, appendix B; HELLO feature bit 1).
+    public static let outcomeIngest: UInt8 = 0x40
+    public static let outcomeGet: UInt8 = 0x41
+    public static let outcomeTree: UInt8 = 0x42
+    public static let outcomeResults: UInt8 = 0x43
+    public static let outcomeProficiency: UInt8 = 0x44
+    public static let outcomeRollup: UInt8 = 0x45
+    public static let outcomeStudentRollups: UInt8 = 0x46
+    public static let outcomeAggregates: UInt8 = 0x47
+
     public static let outcomesRange: ClosedRange<UInt8> = 0x40...0x6F
     public static let adminRange: ClosedRange<UInt8> = 0x80...0x9F
     public static let changeFeedRange: ClosedRange<UInt8> = 0xA0...0xAF
@@ -28,6 +38,9 @@ public enum Opcode {
         hello: "hello", auth: "auth", ping: "ping", info: "info", create: "create", createBatch: "create_batch",
         get: "get", patch: "patch", delete: "delete", restore: "restore", purgePerson: "purge_person",
         list: "list", stats: "stats",
+        outcomeIngest: "outcome_ingest", outcomeGet: "outcome_get", outcomeTree: "outcome_tree",
+        outcomeResults: "outcome_results", outcomeProficiency: "outcome_proficiency", outcomeRollup: "outcome_rollup",
+        outcomeStudentRollups: "outcome_student_rollups", outcomeAggregates: "outcome_aggregates",
     ]
 
     static func String(format opcode: UInt8) -> Swift.String {

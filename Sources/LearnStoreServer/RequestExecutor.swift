@@ -26,6 +26,8 @@ public struct ExecutionEnvironment: Sendable {
     public var runtime: ServerRuntimeState
     public var clock: any EngineClock
     public var limits: EngineLimits
+    /// Optional features this server offers; opcodes of a feature it does not offer are unknown.
+    public var features: ProtocolFeatures
     /// The INFO document (built on demand).
     public var info: @Sendable () -> String
 }
@@ -133,7 +135,11 @@ public enum RequestExecutor {
         case Opcode.hello:
             throw LearnStoreError(.badFrame, "HELLO may be sent only once")
         default:
-            throw LearnStoreError(.unknownOpcode, "opcode 0x\(String(header.opcode, radix: 16)) is not defined in protocol version \(session.protocolVersion)")
+            guard environment.features.contains(.outcomes),
+                  try runOutcome(frame, caller: caller, tenant: tenant, environment: environment, writer: &writer)
+            else {
+                throw LearnStoreError(.unknownOpcode, "opcode 0x\(String(header.opcode, radix: 16)) is not defined in protocol version \(session.protocolVersion)")
+            }
         }
         writer.setU32(UInt32(writer.count - lengthAt - 4), at: lengthAt)
     }

@@ -25,7 +25,8 @@ public struct ServerConfiguration: Sendable {
     public var limits = EngineLimitsConfiguration()
     public var serverVersion = "0.1.0"
     /// Optional protocol features this server offers beyond LearningRecords (HELLO feature bits).
-    public var features: ProtocolFeatures = []
+    /// Canvas outcome data (bit 1) is on by default.
+    public var features: ProtocolFeatures = [.outcomes]
 
     public init() {}
 }

@@ -37,7 +37,7 @@ public final class ServerContext: Sendable {
         self.environment = ExecutionEnvironment(
             runtime: runtime, clock: clock,
             limits: EngineLimits(maximumBatch: configuration.limits.maximumBatch, idempotencyKeys: configuration.limits.idempotencyKeys),
-            info: info)
+            features: configuration.features, info: info)
     }
 }
 

@@ -9,10 +9,12 @@ struct LearnStoreCommand: AsyncParsableCommand {
         discussion: """
             Every option can also come from the environment as LEARNSTORE_<NAME> (e.g. LEARNSTORE_PORT) \
             or from a config file (--config FILE, lines of 'name = value').
-            Exit codes: 0 success, 1 error, 2 usage, 3 cannot connect, 4 authentication refused.
+            Exit codes: 0 success, 1 error, 2 usage, 3 cannot connect, 4 authentication refused, \
+            5 some events were rejected (outcomes ingest; the others were ingested).
             """,
         version: "0.1.0",
-        subcommands: [ServeCommand.self, TokenCommand.self, PingCommand.self, InfoCommand.self, RecordsCommand.self, CrashTestCommand.self]
+        subcommands: [ServeCommand.self, TokenCommand.self, PingCommand.self, InfoCommand.self, RecordsCommand.self,
+                      OutcomesCommand.self, CrashTestCommand.self]
     )
 }
 

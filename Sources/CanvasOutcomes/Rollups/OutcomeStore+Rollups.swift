@@ -1,3 +1,5 @@
+import LearnStoreModel
+
 /// Rollups straight from the rollup index: one lookup per student, then arithmetic on ordinals.
 extension OutcomeStore {
     /// One student's rollups for every outcome they have scored results for in `context`, by outcome id.
@@ -60,19 +62,24 @@ extension OutcomeStore {
         else { return [] }
         let shared = sharedScale(for: context, options)
         let ordered = students.sorted { index.students[$0] < index.students[$1] }
-        var scores: [Int32: [Double]] = [:]
+        var scores: [Int32: (values: [Double], results: Int, latest: Timestamp?)] = [:]
         for student in ordered {
             guard let slots = index.buckets[RollupIndex.bucketKey(context: contextOrdinal, student: student)] else { continue }
             for slot in slots {
                 guard let config = index.outcomeConfigs[Int(slot.outcome)],
                       let score = Self.score(slot.results, config, scale: shared ?? config.criterionScale, options)
                 else { continue }
-                scores[slot.outcome, default: []].append(score.score)
+                var collected = scores[slot.outcome] ?? ([], 0, nil)
+                collected.values.append(score.score)
+                collected.results += score.count
+                if let time = score.latestTime, collected.latest.map({ time > $0 }) ?? true { collected.latest = time }
+                scores[slot.outcome] = collected
             }
         }
         var aggregates: [(CanvasIDOrder, ContextOutcomeAggregate)] = []
-        for (outcome, values) in scores {
+        for (outcome, collected) in scores {
             guard let config = index.outcomeConfigs[Int(outcome)] else { continue }
+            let values = collected.values
             let scale = shared ?? config.criterionScale
             var counts = Array(repeating: 0, count: scale.ratings.count)
             for value in values { if let rating = scale.ratingIndex(for: value) { counts[rating] += 1 } }
@@ -81,7 +88,9 @@ extension OutcomeStore {
             let mean = RubyFloat.round(RubyFloat.sum(values) / Double(values.count))
             aggregates.append((config.order, ContextOutcomeAggregate(
                 outcomeID: config.outcomeID, context: context, mean: mean, median: median,
-                studentCount: values.count, ratingCounts: counts, scale: scale)))
+                studentCount: values.count, resultCount: collected.results, latestAssessedAt: collected.latest,
+                mastered: scale.isMastered(mean), rating: scale.ratingIndex(for: mean).map { scale.ratings[$0] },
+                ratingCounts: counts, scale: scale)))
         }
         aggregates.sort { $0.0 < $1.0 }
         return aggregates.map(\.1)

@@ -18,6 +18,21 @@ public struct StudentOutcomeRollup: Hashable, Sendable {
     public var method: CalculationMethod
     public var scaleSource: RollupScale.Source
 
+    public init(userUUID: String, outcomeID: String, context: ContextRef, score: Double, count: Int,
+                latestAssessedAt: Timestamp?, mastered: Bool, rating: RollupRating?, method: CalculationMethod,
+                scaleSource: RollupScale.Source) {
+        self.userUUID = userUUID
+        self.outcomeID = outcomeID
+        self.context = context
+        self.score = score
+        self.count = count
+        self.latestAssessedAt = latestAssessedAt
+        self.mastered = mastered
+        self.rating = rating
+        self.method = method
+        self.scaleSource = scaleSource
+    }
+
     public var json: JSONValue {
         .object([
             ("user_uuid", .string(userUUID)),
@@ -44,10 +59,34 @@ public struct ContextOutcomeAggregate: Hashable, Sendable {
     public var median: Double
     /// Students with a rollup for this outcome.
     public var studentCount: Int
+    /// Scored results behind those rollups (the sum of the students' counts).
+    public var resultCount: Int
+    /// The newest of the students' latest assessment times.
+    public var latestAssessedAt: Timestamp?
+    /// Whether the mean reaches the scale's mastery points (the class average is at mastery).
+    public var mastered: Bool
+    /// The scale's rating of the mean (the highest at or below it); nil below every rating.
+    public var rating: RollupRating?
     /// Students per rating of the scale used, highest rating first (Canvas's `rating_percents` counts;
     /// students below every rating are in no bucket).
     public var ratingCounts: [Int]
     public var scale: RollupScale
+
+    public init(outcomeID: String, context: ContextRef, mean: Double, median: Double, studentCount: Int,
+                resultCount: Int, latestAssessedAt: Timestamp?, mastered: Bool, rating: RollupRating?,
+                ratingCounts: [Int], scale: RollupScale) {
+        self.outcomeID = outcomeID
+        self.context = context
+        self.mean = mean
+        self.median = median
+        self.studentCount = studentCount
+        self.resultCount = resultCount
+        self.latestAssessedAt = latestAssessedAt
+        self.mastered = mastered
+        self.rating = rating
+        self.ratingCounts = ratingCounts
+        self.scale = scale
+    }
 
     public var json: JSONValue {
         .object([
@@ -57,6 +96,10 @@ public struct ContextOutcomeAggregate: Hashable, Sendable {
             ("mean", .number(mean)),
             ("median", .number(median)),
             ("student_count", .number(String(studentCount))),
+            ("result_count", .number(String(resultCount))),
+            ("latest_assessed_at", latestAssessedAt.json),
+            ("mastered", .bool(mastered)),
+            ("rating", rating?.json ?? .null),
             ("rating_counts", .array(ratingCounts.map { .number(String($0)) })),
         ])
     }

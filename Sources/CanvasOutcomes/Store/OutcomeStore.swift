@@ -12,7 +12,7 @@ import HashTreeCollections
 /// For a snapshot, copy ``tables`` (O(1)) and serialize the copy elsewhere; do not copy the whole store,
 /// or the indexes would be copied on the next write.
 public struct OutcomeStore: Sendable {
-    public private(set) var tables: OutcomeTables
+    public internal(set) var tables: OutcomeTables
     var indexes = OutcomeIndexes()
 
     public init() {
@@ -124,7 +124,7 @@ public struct OutcomeStore: Sendable {
     }
 
     /// Stamps first; digests (which cost an encoding) only on a tie.
-    private static func compare(_ stamp: VersionStamp, _ digest: () -> ContentDigest,
+    static func compare(_ stamp: VersionStamp, _ digest: () -> ContentDigest,
                                 with storedStamp: VersionStamp, _ storedDigest: () -> ContentDigest) -> IngestResult {
         if stamp != storedStamp { return stamp > storedStamp ? .applied : .stale }
         let incoming = digest()
