@@ -14,7 +14,7 @@ struct LearnStoreCommand: AsyncParsableCommand {
             """,
         version: "0.1.0",
         subcommands: [ServeCommand.self, TokenCommand.self, PingCommand.self, InfoCommand.self, RecordsCommand.self,
-                      OutcomesCommand.self, CrashTestCommand.self]
+                      OutcomesCommand.self, BenchCommand.self, CrashTestCommand.self]
     )
 }
 
