@@ -215,41 +215,50 @@ public final class BenchRunner: Sendable {
 
     func makeSource(_ tenant: TenantData, seed: UInt64) -> @Sendable () -> LoadRequestSource {
         let mix = configuration.mix
-        let totalWeight = mix.reduce(0) { $0 + $1.1 }
+        let totalWeight = UInt64(mix.reduce(0) { $0 + $1.1 })
+        let ids = tenant.ids
+        let persons = tenant.persons
+        let bodies = tenant.bodies
+        let ingestBatches = tenant.ingestBatches
+        let course = tenant.course
         return {
             var rng = SplitMixRandom(seed: seed)
             var createIndex = Int(seed % 997)
             var ingestIndex = Int(seed % 13)
             let rollupOptions = RollupOptions()
+            let single = mix.count == 1
+            // Captured arrays only (not the tenant struct), so a request costs no retains.
             return { writer in
-                var pick = Int(rng.next() % UInt64(totalWeight))
                 var kind = 0
-                while pick >= mix[kind].1 { pick -= mix[kind].1; kind += 1 }
+                if !single {
+                    var pick = Int(rng.next() % totalWeight)
+                    while pick >= mix[kind].1 { pick -= mix[kind].1; kind += 1 }
+                }
                 switch mix[kind].0 {
                 case .get:
-                    writer.writeRecordID(tenant.ids[Int(rng.next() % UInt64(tenant.ids.count))])
+                    writer.writeRecordID(ids[Int(rng.next() % UInt64(ids.count))])
                     return (Opcode.get, kind)
                 case .listByPerson:
-                    ListQueryCodec.encode(ListQuery(personID: tenant.persons[Int(rng.next() % UInt64(tenant.persons.count))]), into: &writer)
+                    ListQueryCodec.encode(ListQuery(personID: persons[Int(rng.next() % UInt64(persons.count))]), into: &writer)
                     return (Opcode.list, kind)
                 case .create:
-                    createIndex = (createIndex + 1) % tenant.bodies.count
-                    RecordMessages.encodeCreate(tenant.bodies[createIndex], idempotencyKey: nil, into: &writer)
+                    createIndex = createIndex + 1 == bodies.count ? 0 : createIndex + 1
+                    RecordMessages.encodeCreate(bodies[createIndex], idempotencyKey: nil, into: &writer)
                     return (Opcode.create, kind)
                 case .patch:
                     var patch = RecordBody()
                     patch.score = .value(Double(rng.next() % 101))
-                    RecordMessages.encodePatch(tenant.ids[Int(rng.next() % UInt64(tenant.ids.count))], patch, expectedUpdatedAt: nil, into: &writer)
+                    RecordMessages.encodePatch(ids[Int(rng.next() % UInt64(ids.count))], patch, expectedUpdatedAt: nil, into: &writer)
                     return (Opcode.patch, kind)
                 case .delete:
-                    writer.writeRecordID(tenant.ids[Int(rng.next() % UInt64(tenant.ids.count))])
+                    writer.writeRecordID(ids[Int(rng.next() % UInt64(ids.count))])
                     return (Opcode.delete, kind)
                 case .outcomesIngest:
-                    ingestIndex = (ingestIndex + 1) % tenant.ingestBatches.count
-                    OutcomeMessages.encodeIngest(tenant.ingestBatches[ingestIndex], into: &writer)
+                    ingestIndex = (ingestIndex + 1) % ingestBatches.count
+                    OutcomeMessages.encodeIngest(ingestBatches[ingestIndex], into: &writer)
                     return (Opcode.outcomeIngest, kind)
                 case .rollup:
-                    let course = tenant.course!
+                    let course = course!
                     let student = course.students[Int(rng.next() % UInt64(course.students.count))]
                     RollupMessages.encodeStudentRollups(userUUID: student, context: course.context, options: rollupOptions, into: &writer)
                     return (Opcode.outcomeStudentRollups, kind)
