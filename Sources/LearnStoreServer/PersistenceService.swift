@@ -77,9 +77,14 @@ public final class PersistenceService: Service {
             await controller.runScheduler { registry.all }
         }
         // The server has drained (it shuts down first): take a last snapshot round and close the WAL.
+        let roundStart = ContinuousClock.now
         let results = await controller.snapshot(registry.all)
-        let written = results.filter { !$0.skipped && $0.error == nil }.count
-        logger.info("shutdown snapshot round", metadata: ["tenants_written": "\(written)"])
+        let written = results.filter { !$0.skipped && $0.error == nil }
+        logger.notice("shutdown snapshot round", metadata: [
+            "tenants_written": "\(written.count)", "records": "\(written.reduce(0) { $0 + $1.records })",
+            "bytes": "\(written.reduce(0) { $0 + $1.bytes })", "seconds": "\(Recovery.seconds(ContinuousClock.now - roundStart))",
+            "failed": "\(results.filter { $0.error != nil }.count)",
+        ])
         controller.close()
     }
 

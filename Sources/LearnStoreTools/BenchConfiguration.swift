@@ -33,6 +33,8 @@ public struct BenchConfiguration: Sendable {
     /// Operations and weights (one entry = a single workload).
     public var mix: [(BenchWorkload, Int)] = [(.get, 1)]
     public var serverPID: Int32?
+    /// Only load the data (timed) and skip the measured run.
+    public var preloadOnly = false
     /// Events per OUTCOMES_INGEST request.
     public var eventsPerIngest = 100
 

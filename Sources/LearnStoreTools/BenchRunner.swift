@@ -46,7 +46,7 @@ public final class BenchRunner: Sendable {
 
     func runUnchecked() async throws -> BenchReport {
         try configuration.validate()
-        let dataset = PeerDataset(records: max(configuration.preload, configuration.tenants * 10), tenants: configuration.tenants,
+        let dataset = PeerDataset(records: max(configuration.preload, configuration.tenants * 2000), tenants: configuration.tenants,
                                   seed: configuration.seed)
         var tenants = try await prepareTenants(dataset)
         var report = BenchReport(configuration: configuration)
@@ -55,6 +55,7 @@ public final class BenchRunner: Sendable {
             report.preloadSeconds = seconds
             report.preloadRecords = configuration.preload
             for index in tenants.indices { tenants[index].ids += ids[index] }
+            if configuration.preloadOnly { return report }
         }
         let workloads = Set(configuration.mix.map(\.0))
         if workloads.contains(where: \.needsRecordIDs) {
@@ -223,7 +224,7 @@ public final class BenchRunner: Sendable {
         let course = tenant.course
         return {
             var rng = SplitMixRandom(seed: seed)
-            var createIndex = Int(seed % 997)
+            var createIndex = Int(seed % UInt64(max(1, bodies.count)))
             var ingestIndex = Int(seed % 13)
             let rollupOptions = RollupOptions()
             let single = mix.count == 1
