@@ -113,6 +113,8 @@ public struct Recovery: Sendable {
         report.walSegments = segments.count
         if let firstSegment = segments.first {
             for (tenant, tenantReport) in report.tenants where tenantReport.snapshotLSN + 1 < firstSegment {
+                // A restore to exactly a snapshot's sequence needs no WAL record of the tenant.
+                if let stop = options.stopAtSequence[tenant], stop == tenantReport.snapshotSequence { continue }
                 let message = "tenant \(tenant): its snapshot covers LSN \(tenantReport.snapshotLSN) but the WAL starts at LSN \(firstSegment); records in between are missing"
                 guard options.forceRecovery else { throw Failure(description: message + " (use --force-recovery to start anyway)") }
                 report.skippedCorruption.append(message)

@@ -79,6 +79,10 @@ public final class PersistenceService: Service {
         await cancelWhenGracefulShutdown {
             await controller.runScheduler { registry.all }
         }
+        // A restore still running (its connection may have been closed by the drain) finishes before the
+        // WAL closes and the LOCK is released.
+        let deadline = ContinuousClock.now + .seconds(60)
+        while !restoring.value.isEmpty && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(10)) }
         // The server has drained (it shuts down first): take a last snapshot round and close the WAL.
         let results = await controller.snapshot(registry.all)
         let written = results.filter { !$0.skipped && $0.error == nil }.count

@@ -218,3 +218,22 @@ func sameData(_ a: TenantState, _ b: TenantState) -> Bool {
         }
     }
 }
+
+@Suite struct OperatorRetentionTests {
+    @Test func aSnapshotAloneCanBeRestoredAfterRetentionRemovedTheWALBeforeIt() throws {
+        let history = try RecordedHistory(writes: 300, snapshotRounds: [200])
+        let segments = try history.data.segments(PosixFileSystem())
+        #expect(segments.count > 2)
+        // Retention removed the segments the round-200 snapshots cover (all but the last ones).
+        try FileManager.default.removeItem(atPath: history.data.segmentPath(segments[0]))
+        let plans = try OfflineRestore(directory: history.data, tenants: ["t1"], point: RestorePoint(snapshotSequence: 200, sequence: 200),
+                                       dryRun: false, now: Timestamp(milliseconds: 0)).run()
+        #expect(plans.first?.snapshotSequence == 200)
+        #expect(sameData(try history.recover().states["t1"]!, history.states["t1"]![200]!))
+        // A point before the oldest snapshot needs the removed WAL: refused, naming the gap.
+        let error = #expect(throws: LearnStoreError.self) {
+            try OfflineRestore(directory: history.data, tenants: ["t1"], point: RestorePoint(sequence: 50), dryRun: true, now: Timestamp(milliseconds: 0)).run()
+        }
+        #expect(error?.message.contains("records in between are missing") == true)
+    }
+}
