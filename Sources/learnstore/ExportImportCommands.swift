@@ -88,11 +88,12 @@ struct ImportCommand: AsyncParsableCommand {
     @Argument(help: "JSON Lines file, or - for stdin.") var file: String
     @Option(help: "Offline: the tenant to import into.") var tenant: String?
     @Option(help: "Lines per write (1-10000).") var batch: Int = 1000
-    @Option(name: .customLong("snapshot-level"), help: "Offline: zstd level of the written snapshot (default 1).") var level: Int = 1
+    @Option(name: .customLong("snapshot-level"), help: "Offline: zstd level of the written snapshot.") var level: Int = 1
 
     func run() async throws {
         try await runCLI {
             guard (1...10_000).contains(batch) else { throw CLIError.usage("--batch must be 1 to 10000") }
+            guard (-5...19).contains(level) else { throw CLIError.usage("--snapshot-level must be -5 ... 19") }
             var reader = try EventLineReader(path: file)
             let progress = ProgressReporter("import")
             var lines = 0

@@ -28,11 +28,12 @@ struct RestoreCommand: AsyncParsableCommand {
     @Option(help: "Offline: the tenant to restore.") var tenant: String?
     @Flag(help: "Offline: every tenant (only with --time or the latest state).") var all = false
     @Flag(name: .customLong("dry-run"), help: "Only report what would change.") var dryRun = false
-    @Option(name: .customLong("snapshot-level"), help: "Offline: zstd level of the written snapshot (default 1).") var level: Int = 1
+    @Option(name: .customLong("snapshot-level"), help: "Offline: zstd level of the written snapshot.") var level: Int = 1
 
     func run() async throws {
         try await runCLI {
             let point = try self.point.point
+            guard (-5...19).contains(level) else { throw CLIError.usage("--snapshot-level must be -5 ... 19") }
             if server.online {
                 if tenant != nil || all { throw CLIError.usage("--online restores the token's own tenant; drop --tenant/--all") }
                 let connection = try await server.connect(config: data.config)

@@ -112,10 +112,11 @@ struct SnapshotCommand: AsyncParsableCommand {
         @OptionGroup var recovery: RecoveryFlags
         @Option(help: "Offline: only this tenant.") var tenant: String?
         @Flag(help: "Write even when nothing changed since the newest snapshot.") var force = false
-        @Option(name: .customLong("snapshot-level"), help: "Offline: zstd level (default 1).") var level: Int = 1
+        @Option(name: .customLong("snapshot-level"), help: "Offline: zstd level.") var level: Int = 1
 
         func run() async throws {
             try await runCLI {
+                guard (-5...19).contains(level) else { throw CLIError.usage("--snapshot-level must be -5 ... 19") }
                 if server.online {
                     if tenant != nil { throw CLIError.usage("--online snapshots the token's tenant; drop --tenant") }
                     let connection = try await server.connect(config: data.config)
