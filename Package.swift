@@ -44,7 +44,13 @@ let package = Package(
         .target(name: "LearnStoreWorkload", dependencies: ["LearnStoreModel", "CanvasOutcomes"], swiftSettings: strict),
         .target(
             name: "LearnStoreTools",
-            dependencies: ["LearnStoreModel", "LearnStoreClient", "LearnStoreServer", "LearnStoreWorkload"],
+            dependencies: [
+                "LearnStoreModel", "LearnStoreClient", "LearnStoreServer", "LearnStoreWorkload", "LearnStoreProtocol",
+                "CanvasOutcomes",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
             swiftSettings: strict
         ),
         .target(
@@ -99,7 +105,8 @@ let package = Package(
         .target(
             name: "LearnStoreClient",
             dependencies: [
-                "LearnStoreModel", "LearnStoreProtocol", "CanvasOutcomes",
+                "LearnStoreModel", "LearnStoreProtocol",
+                .product(name: "Histogram", package: "hdrhistogram-swift"), "CanvasOutcomes",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],

@@ -20,7 +20,10 @@ public struct PagedArray<Element>: RandomAccessCollection {
     public subscript(index: Int) -> Element {
         get {
             precondition(index >= 0 && index < count, "PagedArray index out of range")
-            return pages[index >> Self.pageShift][index & (Self.pageSize - 1)]
+            // Borrowed access through buffer pointers: no retain/release of the page on the hot path.
+            return pages.withUnsafeBufferPointer { pagePointers in
+                pagePointers[index >> Self.pageShift].withUnsafeBufferPointer { $0[index & (Self.pageSize - 1)] }
+            }
         }
         _modify {
             precondition(index >= 0 && index < count, "PagedArray index out of range")

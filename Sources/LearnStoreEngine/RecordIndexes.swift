@@ -99,9 +99,11 @@ public struct RecordIndexes: Sendable {
 
     // MARK: lookups
 
-    public func slot(of id: RecordID, in store: RecordStore) -> UInt32? {
-        let records = store.records
-        return byID.first(hash: Self.hash(id)) { records[Int($0)].idHigh == id.high && records[Int($0)].idLow == id.low }
+    public func slot(of id: RecordID, in store: borrowing RecordStore) -> UInt32? {
+        byID.first(hash: Self.hash(id)) { slot in
+            let record = store.records[Int(slot)]
+            return record.idHigh == id.high && record.idLow == id.low
+        }
     }
 
     func personList(_ personRef: UInt32) -> PostingList? {

@@ -8,7 +8,7 @@ import LearnStoreModel
 /// can be injected (the server binds each tenant to one NIO event loop and enters it synchronously
 /// with `assumeIsolated`, which measured about 3× faster than a hop per request).
 public actor TenantActor {
-    public private(set) var state: TenantState
+    public internal(set) var state: TenantState
     let log: any MutationLog
     let clock: any EngineClock
     private let executorSource: ExecutorSource

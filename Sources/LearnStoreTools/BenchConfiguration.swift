@@ -1,0 +1,65 @@
+import LearnStoreModel
+
+/// An operation the load tool can run.
+public enum BenchWorkload: String, CaseIterable, Sendable {
+    case create, get, listByPerson = "list-by-person", patch, delete, outcomesIngest = "outcomes-ingest", rollup
+
+    var needsRecordIDs: Bool { self == .get || self == .patch || self == .delete }
+    var needsCourse: Bool { self == .rollup }
+}
+
+/// A load-tool run (`learnstore bench`).
+public struct BenchConfiguration: Sendable {
+    public enum Credentials: Sendable {
+        /// One token: every connection acts as its tenant.
+        case token(String)
+        /// An HS256 secret: tokens are minted for `tenants` test tenants (tenant_00000, ...).
+        case secret(String)
+    }
+
+    public var host = "127.0.0.1"
+    public var port = 7878
+    public var credentials: Credentials
+    public var connections = 50
+    public var pipeline = 1
+    public var requests: Int?
+    public var durationSeconds: Double?
+    /// Open loop: total requests per second across connections.
+    public var rate: Double?
+    public var tenants = 10
+    public var preload = 0
+    public var seed: UInt64 = 42
+    public var warmupSeconds = 1.0
+    /// Operations and weights (one entry = a single workload).
+    public var mix: [(BenchWorkload, Int)] = [(.get, 1)]
+    public var serverPID: Int32?
+    /// Events per OUTCOMES_INGEST request.
+    public var eventsPerIngest = 100
+
+    public init(credentials: Credentials) { self.credentials = credentials }
+
+    /// Parses `get=80,create=15,list-by-person=5`.
+    public static func parseMix(_ text: String) throws(LearnStoreError) -> [(BenchWorkload, Int)] {
+        var mix: [(BenchWorkload, Int)] = []
+        for part in text.split(separator: ",") {
+            let pieces = part.split(separator: "=")
+            guard pieces.count == 2, let workload = BenchWorkload(rawValue: String(pieces[0])), let weight = Int(pieces[1]), weight > 0 else {
+                throw LearnStoreError.validation("--mix takes name=weight pairs of \(BenchWorkload.allCases.map(\.rawValue).joined(separator: ", ")); got '\(part)'")
+            }
+            mix.append((workload, weight))
+        }
+        guard !mix.isEmpty else { throw LearnStoreError.validation("--mix is empty") }
+        return mix
+    }
+
+    public func validate() throws(LearnStoreError) {
+        guard (1...10_000).contains(connections) else { throw .validation("-c must be 1 ... 10000") }
+        guard (1...4096).contains(pipeline) else { throw .validation("-P must be 1 ... 4096") }
+        guard (1...1000).contains(tenants) else { throw .validation("--tenants must be 1 ... 1000") }
+        if let requests { guard requests > 0 else { throw .validation("-n must be positive") } }
+        if let durationSeconds { guard durationSeconds > 0 else { throw .validation("--duration must be positive") } }
+        if let rate { guard rate > 0 else { throw .validation("--rate must be positive") } }
+        guard warmupSeconds >= 0, preload >= 0 else { throw .validation("--warmup and --preload cannot be negative") }
+        guard requests == nil || durationSeconds == nil else { throw .validation("give -n or --duration, not both") }
+    }
+}

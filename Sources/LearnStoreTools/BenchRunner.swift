@@ -1,0 +1,367 @@
+import CanvasOutcomes
+import Foundation
+import Histogram
+import LearnStoreClient
+import LearnStoreModel
+import LearnStoreProtocol
+import LearnStoreServer
+import LearnStoreWorkload
+import NIOCore
+import NIOPosix
+import Synchronization
+
+/// Runs a load test against a LearnStore server with the bundled client (`learnstore bench`).
+public final class BenchRunner: Sendable {
+    public let configuration: BenchConfiguration
+    let group: MultiThreadedEventLoopGroup
+    let progress: @Sendable (String) -> Void
+
+    public init(configuration: BenchConfiguration, threads: Int = 1, progress: @escaping @Sendable (String) -> Void = { _ in }) {
+        self.configuration = configuration
+        self.group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
+        self.progress = progress
+    }
+
+    /// What each tenant's connections need to generate requests.
+    struct TenantData: Sendable {
+        var tenantID: String
+        var token: String
+        var ids: [RecordID]
+        var persons: [UUID16]
+        var bodies: [RecordBody]
+        var course: CanvasCourseDataset?
+        var ingestBatches: [[[UInt8]]]
+    }
+
+    public func run() async throws -> BenchReport {
+        do {
+            let report = try await runUnchecked()
+            try? await group.shutdownGracefully()
+            return report
+        } catch {
+            try? await group.shutdownGracefully()
+            throw error
+        }
+    }
+
+    func runUnchecked() async throws -> BenchReport {
+        try configuration.validate()
+        let dataset = PeerDataset(records: max(configuration.preload, configuration.tenants * 10), tenants: configuration.tenants,
+                                  seed: configuration.seed)
+        var tenants = try await prepareTenants(dataset)
+        var report = BenchReport(configuration: configuration)
+        if configuration.preload > 0 {
+            let (seconds, ids) = try await preload(dataset, tenants: tenants)
+            report.preloadSeconds = seconds
+            report.preloadRecords = configuration.preload
+            for index in tenants.indices { tenants[index].ids += ids[index] }
+        }
+        let workloads = Set(configuration.mix.map(\.0))
+        if workloads.contains(where: \.needsRecordIDs) {
+            for index in tenants.indices where tenants[index].ids.isEmpty {
+                tenants[index].ids = try await discoverIDs(tenants[index])
+                guard !tenants[index].ids.isEmpty else {
+                    throw LearnStoreError.validation("tenant \(tenants[index].tenantID) has no records to read; use --preload N")
+                }
+            }
+        }
+        if workloads.contains(.rollup) {
+            for index in tenants.indices { try await ingestCourse(&tenants[index]) }
+        }
+        return try await measure(tenants, report: report)
+    }
+
+    // MARK: preparation
+
+    func token(for tenantID: String, app: String? = nil) async throws -> String {
+        switch configuration.credentials {
+        case .token(let token): return token
+        case .secret(let secret):
+            return try await TokenMinter(secret: secret).mint(
+                tenantID: tenantID, person: UUID16(high: 0xBE7C, low: 1), appID: app,
+                scopes: [.recordsRead, .recordsWrite, .outcomesRead, .outcomesWrite, .admin],
+                issuedAt: Timestamp(milliseconds: Int64(Date().timeIntervalSince1970 * 1000)), lifetimeSeconds: 86_400)
+        }
+    }
+
+    /// Checks the server and the credentials at once (a wrong port or token fails here, not later).
+    func prepareTenants(_ dataset: PeerDataset) async throws -> [TenantData] {
+        var tenants: [TenantData] = []
+        let count: Int
+        switch configuration.credentials {
+        case .token: count = 1
+        case .secret: count = configuration.tenants
+        }
+        for index in 0..<count {
+            let token = try await token(for: PeerDataset.tenantID(index))
+            let connection = try await ClientConnection.connect(host: configuration.host, port: configuration.port, group: group)
+            let identity = try await connection.authenticate(token: token)
+            await connection.close()
+            let tenantID = identity.identity.tenantID
+            let range = (index * dataset.recordsPerTenant)..<((index + 1) * dataset.recordsPerTenant)
+            let persons = Array(Set(range.map { PeerDataset.personID(dataset.personIndex(ofRecord: $0)) })).sorted()
+            let bodies = range.prefix(20_000).map { dataset.item($0).body }
+            tenants.append(TenantData(tenantID: tenantID, token: token, ids: [], persons: persons, bodies: bodies, course: nil, ingestBatches: []))
+        }
+        let events = configuration.mix.contains { $0.0 == .outcomesIngest }
+        if events {
+            for index in tenants.indices {
+                let course = CanvasCourseDataset(students: 200, outcomes: 20, resultsPerOutcome: 5, seed: configuration.seed &+ UInt64(index), courseID: "bench-\(index)")
+                let lines = course.eventLines(shuffleSeed: configuration.seed).map { Array($0.utf8) }
+                var batches: [[[UInt8]]] = []
+                var start = 0
+                while start < lines.count {
+                    batches.append(Array(lines[start..<min(lines.count, start + configuration.eventsPerIngest)]))
+                    start += configuration.eventsPerIngest
+                }
+                tenants[index].ingestBatches = batches
+            }
+        }
+        return tenants
+    }
+
+    /// Bulk load: the data set's records, created through CREATE_BATCH (1000 per request), app-scoped
+    /// records with a token of their app, several batches in flight per tenant.
+    func preload(_ dataset: PeerDataset, tenants: [TenantData]) async throws -> (Double, [[RecordID]]) {
+        progress("preloading \(configuration.preload) records into \(tenants.count) tenants")
+        let start = ContinuousClock.now
+        let shared = PreloadState(tenants: tenants.count)
+        let minting: Bool
+        if case .secret = configuration.credentials { minting = true } else { minting = false }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (index, tenant) in tenants.enumerated() {
+                group.addTask {
+                    let range = (index * dataset.recordsPerTenant)..<((index + 1) * dataset.recordsPerTenant)
+                    var byApp: [String?: [RecordBody]] = [:]
+                    for i in range {
+                        let item = dataset.item(i)
+                        byApp[minting ? item.appID : nil, default: []].append(item.body)
+                    }
+                    var batches: [(String?, [RecordBody])] = []
+                    for (app, bodies) in byApp {
+                        var offset = 0
+                        while offset < bodies.count {
+                            batches.append((app, Array(bodies[offset..<min(bodies.count, offset + 1000)])))
+                            offset += 1000
+                        }
+                    }
+                    // Four connections per tenant, each re-authenticating for the app of its batch.
+                    let work = batches
+                    try await withThrowingTaskGroup(of: [RecordID].self) { inner in
+                        for lane in 0..<4 {
+                            inner.addTask {
+                                let connection = try await ClientConnection.connect(host: self.configuration.host, port: self.configuration.port, group: self.group)
+                                var currentApp: String?? = .none
+                                var ids: [RecordID] = []
+                                for (number, (app, bodies)) in work.enumerated() where number % 4 == lane {
+                                    if currentApp != .some(app) {
+                                        try await connection.authenticate(token: try await self.token(for: tenant.tenantID, app: app))
+                                        currentApp = .some(app)
+                                    }
+                                    let frame = try await connection.send(opcode: Opcode.createBatch) {
+                                        RecordMessages.encodeCreateBatch(bodies, idempotencyKey: nil, into: &$0)
+                                    }
+                                    let (_, _, records) = try frame.readPayload { (r) throws(DecodeError) in try RecordMessages.decodeBatchResponse(from: &r) }
+                                    ids += records.map(\.id)
+                                    let total = shared.done.wrappingAdd(bodies.count, ordering: .relaxed).newValue
+                                    if total % 50_000 < bodies.count { self.progress("preloaded \(total) records") }
+                                }
+                                await connection.close()
+                                return ids
+                            }
+                        }
+                        for try await ids in inner { shared.results.withLock { $0[index] += ids } }
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let seconds = Self.seconds(ContinuousClock.now - start)
+        return (seconds, shared.results.withLock { $0 })
+    }
+
+    final class PreloadState: Sendable {
+        let done = Atomic<Int>(0)
+        let results: Mutex<[[RecordID]]>
+        init(tenants: Int) { results = Mutex(Array(repeating: [], count: tenants)) }
+    }
+
+    func discoverIDs(_ tenant: TenantData) async throws -> [RecordID] {
+        let client = try await LearnStoreClient(ClientConfiguration(host: configuration.host, port: configuration.port, token: tenant.token, connections: 1))
+        defer { Task { await client.shutdown() } }
+        var ids: [RecordID] = []
+        for try await record in client.performance.learningRecords.list(ListQuery(includeDeleted: true, limit: 1000)) {
+            ids.append(record.id)
+            if ids.count >= 200_000 { break }
+        }
+        return ids
+    }
+
+    /// A course of 100 outcomes per tenant for the rollup workload.
+    func ingestCourse(_ tenant: inout TenantData) async throws {
+        let course = CanvasCourseDataset(students: 50, outcomes: 100, resultsPerOutcome: 5, seed: configuration.seed, courseID: "rollup-course")
+        let client = try await LearnStoreClient(ClientConfiguration(host: configuration.host, port: configuration.port, token: tenant.token, connections: 1))
+        let lines = course.eventLines().map { Array($0.utf8) }
+        var start = 0
+        while start < lines.count {
+            _ = try await client.outcomes.ingest(Array(lines[start..<min(lines.count, start + 500)]))
+            start += 500
+        }
+        await client.shutdown()
+        tenant.course = course
+    }
+
+    // MARK: the measured run
+
+    func makeSource(_ tenant: TenantData, seed: UInt64) -> @Sendable () -> LoadRequestSource {
+        let mix = configuration.mix
+        let totalWeight = UInt64(mix.reduce(0) { $0 + $1.1 })
+        let ids = tenant.ids
+        let persons = tenant.persons
+        let bodies = tenant.bodies
+        let ingestBatches = tenant.ingestBatches
+        let course = tenant.course
+        return {
+            var rng = SplitMixRandom(seed: seed)
+            var createIndex = Int(seed % 997)
+            var ingestIndex = Int(seed % 13)
+            let rollupOptions = RollupOptions()
+            let single = mix.count == 1
+            // Captured arrays only (not the tenant struct), so a request costs no retains.
+            return { writer in
+                var kind = 0
+                if !single {
+                    var pick = Int(rng.next() % totalWeight)
+                    while pick >= mix[kind].1 { pick -= mix[kind].1; kind += 1 }
+                }
+                switch mix[kind].0 {
+                case .get:
+                    writer.writeRecordID(ids[Int(rng.next() % UInt64(ids.count))])
+                    return (Opcode.get, kind)
+                case .listByPerson:
+                    ListQueryCodec.encode(ListQuery(personID: persons[Int(rng.next() % UInt64(persons.count))]), into: &writer)
+                    return (Opcode.list, kind)
+                case .create:
+                    createIndex = createIndex + 1 == bodies.count ? 0 : createIndex + 1
+                    RecordMessages.encodeCreate(bodies[createIndex], idempotencyKey: nil, into: &writer)
+                    return (Opcode.create, kind)
+                case .patch:
+                    var patch = RecordBody()
+                    patch.score = .value(Double(rng.next() % 101))
+                    RecordMessages.encodePatch(ids[Int(rng.next() % UInt64(ids.count))], patch, expectedUpdatedAt: nil, into: &writer)
+                    return (Opcode.patch, kind)
+                case .delete:
+                    writer.writeRecordID(ids[Int(rng.next() % UInt64(ids.count))])
+                    return (Opcode.delete, kind)
+                case .outcomesIngest:
+                    ingestIndex = (ingestIndex + 1) % ingestBatches.count
+                    OutcomeMessages.encodeIngest(ingestBatches[ingestIndex], into: &writer)
+                    return (Opcode.outcomeIngest, kind)
+                case .rollup:
+                    let course = course!
+                    let student = course.students[Int(rng.next() % UInt64(course.students.count))]
+                    RollupMessages.encodeStudentRollups(userUUID: student, context: course.context, options: rollupOptions, into: &writer)
+                    return (Opcode.outcomeStudentRollups, kind)
+                }
+            }
+        }
+    }
+
+    func measure(_ tenants: [TenantData], report initial: BenchReport) async throws -> BenchReport {
+        var report = initial
+        let mode: LoadDriverHandler.Mode
+        if let rate = configuration.rate {
+            mode = .openLoop(requestsPerSecond: rate / Double(configuration.connections))
+        } else {
+            mode = .closedLoop(depth: configuration.pipeline)
+        }
+        var connections: [LoadConnection] = []
+        for index in 0..<configuration.connections {
+            let tenant = tenants[index % tenants.count]
+            connections.append(try await LoadConnection.connect(
+                host: configuration.host, port: configuration.port, group: group, token: tenant.token, mode: mode,
+                kinds: configuration.mix.count, source: makeSource(tenant, seed: configuration.seed &+ UInt64(index) &* 7919)))
+        }
+        progress("running \(configuration.mix.map { "\($0.0.rawValue)=\($0.1)" }.joined(separator: ",")) on \(connections.count) connections")
+        for connection in connections { connection.start() }
+        if configuration.warmupSeconds > 0 { await pause(milliseconds: Int(configuration.warmupSeconds * 1000)) }
+        for connection in connections { await connection.beginRecording() }
+        let cpuBefore = configuration.serverPID.flatMap(ProcessCPU.seconds(pid:))
+        let start = ContinuousClock.now
+        let duration = configuration.durationSeconds ?? (configuration.requests == nil ? 10 : 3600)
+        var lastTotal = 0
+        var lastTick = start
+        while true {
+            await pause(milliseconds: 250)
+            let elapsed = Self.seconds(ContinuousClock.now - start)
+            let snapshot = await collect(connections, stop: false)
+            let total = snapshot.completed.reduce(0, +)
+            if ContinuousClock.now - lastTick >= .seconds(1) {
+                let rate = Double(total - lastTotal) / Self.seconds(ContinuousClock.now - lastTick)
+                let p99 = snapshot.merged.totalCount > 0 ? Double(snapshot.merged.valueAtPercentile(99)) / 1e6 : 0
+                progress(String(format: "%6.1f s  %10.0f ops/s  p99 %7.3f ms  errors %d", elapsed, rate, p99, snapshot.errors.values.reduce(0, +)))
+                lastTotal = total
+                lastTick = ContinuousClock.now
+            }
+            if let requests = configuration.requests, total >= requests { break }
+            if elapsed >= duration { break }
+        }
+        let elapsed = Self.seconds(ContinuousClock.now - start)
+        let cpuAfter = configuration.serverPID.flatMap(ProcessCPU.seconds(pid:))
+        let final = await collect(connections, stop: true)
+        report.seconds = elapsed
+        report.fill(from: final, kinds: configuration.mix.map(\.0))
+        if let cpuBefore, let cpuAfter { report.serverCPUSeconds = cpuAfter - cpuBefore }
+        return report
+    }
+
+    struct Snapshot {
+        var histograms: [Histogram<UInt64>]
+        var merged: Histogram<UInt64>
+        var completed: [Int]
+        var errors: [UInt16: Int]
+        var errorNames: [UInt16: String]
+        var perSecond: [Int]
+    }
+
+    func collect(_ connections: [LoadConnection], stop: Bool) async -> Snapshot {
+        let kinds = configuration.mix.count
+        var snapshot = Snapshot(
+            histograms: (0..<kinds).map { _ in Histogram<UInt64>(highestTrackableValue: 120_000_000_000, numberOfSignificantValueDigits: .three) },
+            merged: Histogram<UInt64>(highestTrackableValue: 120_000_000_000, numberOfSignificantValueDigits: .three),
+            completed: Array(repeating: 0, count: kinds), errors: [:], errorNames: [:], perSecond: [])
+        for connection in connections {
+            let result = stop ? await connection.stop() : await connection.peek()
+            guard let result else { continue }
+            for kind in 0..<kinds {
+                snapshot.histograms[kind].add(result.histograms[kind])
+                snapshot.merged.add(result.histograms[kind])
+                snapshot.completed[kind] += result.completed[kind]
+            }
+            for (code, count) in result.errors { snapshot.errors[code, default: 0] += count }
+            snapshot.errorNames.merge(result.errorNames) { a, _ in a }
+            for (second, count) in result.perSecond.enumerated() {
+                while snapshot.perSecond.count <= second { snapshot.perSecond.append(0) }
+                snapshot.perSecond[second] += count
+            }
+        }
+        return snapshot
+    }
+
+    static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    }
+}
+
+/// CPU time of a process from /proc/PID/stat (utime + stime).
+enum ProcessCPU {
+    static func seconds(pid: Int32) -> Double? {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = text.lastIndex(of: ")")
+        else { return nil }
+        let fields = text[text.index(after: close)...].split(separator: " ")
+        // After the command: state is field 3; utime and stime are fields 14 and 15.
+        guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
+        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+}

@@ -1,0 +1,92 @@
+import ArgumentParser
+import Foundation
+import LearnStoreModel
+import LearnStoreTools
+
+struct BenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Load-test a LearnStore server with the bundled client.",
+        discussion: """
+            Workloads: \(BenchWorkload.allCases.map(\.rawValue).joined(separator: ", ")). Data has the shape of \
+            ../shared/peers/gen_data.py (10 tenants, persons with 10 records each).
+            With --key-file, tokens are minted for test tenants tenant_00000...; with --token, every connection \
+            uses that token's tenant.
+            Examples:
+              learnstore bench --key-file secret -c 50 -P 16 --preload 100000 --workload get --duration 10
+              learnstore bench --token $T --mix get=80,create=15,list-by-person=5 --rate 50000 --json out.json --plot out.svg
+            """)
+
+    @Option(help: "Server host.") var host: String?
+    @Option(help: "Server port.") var port: Int?
+    @Option(help: "A JWT (or LEARNSTORE_TOKEN).") var token: String?
+    @Option(name: .customLong("key-file"), help: "An HS256 secret file: mint tokens for --tenants test tenants.") var keyFile: String?
+    @Option(name: .short, help: "Connections.") var c = 50
+    @Option(name: .customShort("P"), help: "Requests in flight per connection (closed loop).") var pipeline = 1
+    @Option(name: .short, help: "Stop after this many requests.") var n: Int?
+    @Option(help: "Seconds to measure (default 10).") var duration: Double?
+    @Option(help: "Open loop: requests per second in total, latency from each request's intended start (coordinated-omission correction).") var rate: Double?
+    @Option(help: "A single workload.") var workload: String?
+    @Option(help: "A weighted mix, e.g. get=80,create=15,list-by-person=5.") var mix: String?
+    @Option(help: "Test tenants (with --key-file).") var tenants = 10
+    @Option(help: "Create this many records first (bulk load, timed).") var preload = 0
+    @Option(help: "Random seed.") var seed: UInt64 = 42
+    @Option(help: "Seconds of warm-up before measuring.") var warmup = 1.0
+    @Option(name: .customLong("server-pid"), help: "Report the server's CPU time per operation (from /proc).") var serverPID: Int32?
+    @Option(help: "Write the results as JSON to this file.") var json: String?
+    @Option(help: "Draw latency percentiles and throughput over time to this SVG file.") var plot: String?
+    @Option(help: "Client event-loop threads.") var threads = 1
+    @Option(name: .customLong("config"), help: "Config file.") var config: String?
+
+    func run() async throws {
+        try await runCLI {
+            let settings = try Settings(configFile: config)
+            let credentials: BenchConfiguration.Credentials
+            if let keyFile = settings.string("key-file", keyFile) {
+                guard let secret = try? String(contentsOfFile: keyFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines), !secret.isEmpty else {
+                    throw CLIError.usage("cannot read the key file \(keyFile)")
+                }
+                credentials = .secret(secret)
+            } else if let token = settings.string("token", token) {
+                credentials = .token(token)
+            } else {
+                throw CLIError.usage("pass --token (or LEARNSTORE_TOKEN) or --key-file")
+            }
+            var configuration = BenchConfiguration(credentials: credentials)
+            configuration.host = settings.string("host", host) ?? "127.0.0.1"
+            configuration.port = try settings.int("port", port, default: 7878)
+            configuration.connections = c
+            configuration.pipeline = pipeline
+            configuration.requests = n
+            configuration.durationSeconds = duration ?? (n == nil ? 10 : nil)
+            configuration.rate = rate
+            configuration.tenants = tenants
+            configuration.preload = preload
+            configuration.seed = seed
+            configuration.warmupSeconds = warmup
+            configuration.serverPID = serverPID
+            if let mix {
+                configuration.mix = try BenchConfiguration.parseMix(mix)
+            } else {
+                let name = workload ?? "get"
+                guard let single = BenchWorkload(rawValue: name) else {
+                    throw CLIError.usage("unknown workload '\(name)'; choose from \(BenchWorkload.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                configuration.mix = [(single, 1)]
+            }
+            let interactive = isatty(STDERR_FILENO) != 0
+            let runner = BenchRunner(configuration: configuration, threads: max(1, threads)) { line in
+                FileHandle.standardError.write(Data((interactive ? "\r\u{1B}[K" + line : line + "\n").utf8))
+            }
+            let report = try await runner.run()
+            if interactive { FileHandle.standardError.write(Data("\n".utf8)) }
+            print(report.text)
+            if let json {
+                try report.json.serialized.write(toFile: json, atomically: true, encoding: .utf8)
+            }
+            if let plot {
+                try BenchPlot.svg(report).write(toFile: plot, atomically: true, encoding: .utf8)
+            }
+        }
+    }
+}
