@@ -104,6 +104,12 @@ public actor TenantActor {
         return try commit(try state.importRecords(records, caller: caller))
     }
 
+    /// Imports records and outcome rows as one write (admin; see ``TenantState/importBatch(records:outcomes:caller:)``).
+    public func importBatch(records: [LearningRecord], outcomes: [OutcomeRecord], caller: CallerIdentity) throws(LearnStoreError) -> TenantWrite<ImportResult> {
+        try checkReady()
+        return try commit(try state.importBatch(records: records, outcomes: outcomes, caller: caller))
+    }
+
     /// Ingests a batch of Canvas outcome live events (JSON each); one result per event.
     public func ingestOutcomes(_ events: [[UInt8]], caller: CallerIdentity) throws(LearnStoreError) -> TenantWrite<[EventOutcome]> {
         try checkReady()

@@ -149,23 +149,8 @@ extension TenantState {
     /// Puts whole records as given (import). Admin only; ids and stamps are kept, the tenant is forced
     /// to this tenant.
     public mutating func importRecords(_ records: [LearningRecord], caller: CallerIdentity) throws(LearnStoreError) -> TenantWrite<Int> {
-        try caller.require(.admin)
-        guard records.count <= limits.maximumBatch * 100 else { throw .validation("import batches hold at most \(limits.maximumBatch * 100) records") }
-        var adjusted: [LearningRecord] = []
-        adjusted.reserveCapacity(records.count)
-        for var record in records {
-            record.tenantID = tenantID
-            try RecordValidator.checkRecord(record)
-            if let score = record.score, !(score.isFinite && (0...100).contains(score)) {
-                throw .validation("record \(record.id): score must be a finite number from 0 to 100", field: "score")
-            }
-            adjusted.append(record)
-        }
-        guard !adjusted.isEmpty else { return TenantWrite(result: 0, mutations: [], sequence: sequence) }
-        let newSequence = sequence + 1
-        let mutations: [TenantMutation] = [.putRecords(adjusted)]
-        let undo = apply(mutations, sequence: newSequence)
-        return TenantWrite(result: adjusted.count, mutations: mutations, sequence: newSequence, undo: undo)
+        let write = try importBatch(records: records, outcomes: [], caller: caller)
+        return TenantWrite(result: write.result.records, mutations: write.mutations, sequence: write.sequence, undo: write.undo)
     }
 
     func stampUpdate(_ record: inout LearningRecord, caller: CallerIdentity, now: Timestamp) {

@@ -39,7 +39,8 @@ public struct DataDirectory: Sendable {
         tenantDirectory(tenantID) + "/" + SnapshotHeader.fileName(sequence: sequence)
     }
 
-    /// Takes an exclusive lock on the directory (flock on `LOCK`); held until the process exits.
+    /// Takes an exclusive lock on the directory (flock on `LOCK`); held until ``unlock(_:)`` or the
+    /// process exits.
     public func lock() throws -> Int32 {
         try PosixFileSystem().createDirectory(path)
         let fd = open(path + "/LOCK", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
@@ -49,5 +50,11 @@ public struct DataDirectory: Sendable {
             throw LearnStoreError(.storageUnavailable, "data directory \(path) is in use by another LearnStore process")
         }
         return fd
+    }
+
+    /// Releases a lock taken by ``lock()``.
+    public static func unlock(_ descriptor: Int32) {
+        _ = flock(descriptor, LOCK_UN)
+        close(descriptor)
     }
 }

@@ -31,6 +31,7 @@ public final class PersistenceController: Sendable {
     let logger: Logger
     let clock: any EngineClock
     private let lockDescriptor: Int32
+    private let lockHeld = Mutex(true)
     private let kept: Mutex<[String: [SnapshotHeader]]>
     private let roundInProgress = Mutex(false)
     private let lastRound: Mutex<(at: ContinuousClock.Instant, walBytes: UInt64)>
@@ -58,13 +59,20 @@ public final class PersistenceController: Sendable {
         options.forceRecovery = configuration.forceRecovery
         options.fileSystem = configuration.fileSystem
         options.limits = limits
-        let outcome = try Recovery(options: options, logger: logger, progress: progress).run()
-        let walConfiguration = WALConfiguration(
-            directory: directory.walDirectory, policy: configuration.fsync, segmentBytes: configuration.segmentBytes,
-            fileSystem: configuration.fileSystem)
-        let wal = try WriteAheadLog(
-            configuration: walConfiguration, resume: outcome.resume, startLSN: outcome.report.lastLSN + 1,
-            existingSegments: outcome.segments, clock: clock, logger: logger)
+        let outcome: Recovery.Outcome
+        let wal: WriteAheadLog
+        do {
+            outcome = try Recovery(options: options, logger: logger, progress: progress).run()
+            let walConfiguration = WALConfiguration(
+                directory: directory.walDirectory, policy: configuration.fsync, segmentBytes: configuration.segmentBytes,
+                fileSystem: configuration.fileSystem)
+            wal = try WriteAheadLog(
+                configuration: walConfiguration, resume: outcome.resume, startLSN: outcome.report.lastLSN + 1,
+                existingSegments: outcome.segments, clock: clock, logger: logger)
+        } catch {
+            DataDirectory.unlock(fd)
+            throw error
+        }
         var kept: [String: [SnapshotHeader]] = [:]
         for tenant in try directory.tenants(configuration.fileSystem) {
             for sequence in try directory.snapshots(of: tenant, configuration.fileSystem) {
@@ -221,9 +229,32 @@ public final class PersistenceController: Sendable {
     /// Newest kept snapshot headers per tenant.
     public var snapshots: [String: [SnapshotHeader]] { kept.withLock { $0 } }
 
-    /// Syncs and closes the WAL (after the last writes were answered).
+    /// Syncs and closes the WAL (after the last writes were answered) and releases the data directory.
     public func close() {
         wal.flush()
         wal.close()
+        let release = lockHeld.withLock { held in
+            defer { held = false }
+            return held
+        }
+        if release { DataDirectory.unlock(lockDescriptor) }
+    }
+
+    // MARK: restore
+
+    /// Writes a restored tenant's state as its newest snapshot and makes it durable (file and directory
+    /// synced) before returning. `lsn` is the LSN of the tenant's last write in the history the state
+    /// replaces: nothing of the tenant up to it needs replaying. Blocking: call it off the actors.
+    public func writeRestoredSnapshot(_ state: TenantState, lsn: UInt64) throws -> SnapshotFile.WriteResult {
+        let capture = state.capture()
+        let now = clock.now()
+        let written = try SnapshotFile.write(
+            capture, lsn: lsn, createdAt: now, directory: directory.tenantDirectory(capture.tenantID),
+            level: configuration.snapshotLevel, fileSystem: configuration.fileSystem)
+        recordKept(SnapshotHeader(
+            tenantID: capture.tenantID, sequence: capture.sequence, lsn: lsn, createdAt: now,
+            records: UInt64(capture.liveRecords + capture.deletedRecords), outcomeRecords: UInt64(capture.outcomes.recordCount),
+            idempotencyKeys: UInt64(capture.idempotency.count)))
+        return written
     }
 }

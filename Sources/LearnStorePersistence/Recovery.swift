@@ -23,6 +23,9 @@ public struct Recovery: Sendable {
         public var tenants: Set<String>?
         /// Load this snapshot sequence for a tenant instead of the newest.
         public var snapshotChoice: [String: UInt64] = [:]
+        /// Change nothing on disk: a torn tail is reported and replay stops there, but it is not
+        /// truncated (operator tools, and restores that read a live server's WAL while it appends).
+        public var readOnly = false
 
         public init(directory: DataDirectory) { self.directory = directory }
     }
@@ -50,6 +53,7 @@ public struct Recovery: Sendable {
         public var rejectedSnapshots: [String] = []
         public var sequence: UInt64 = 0
         public var records = 0
+        public var walRecordsApplied = 0
     }
 
     public struct Outcome: Sendable {
@@ -109,6 +113,8 @@ public struct Recovery: Sendable {
         report.walSegments = segments.count
         if let firstSegment = segments.first {
             for (tenant, tenantReport) in report.tenants where tenantReport.snapshotLSN + 1 < firstSegment {
+                // A restore to exactly a snapshot's sequence needs no WAL record of the tenant.
+                if let stop = options.stopAtSequence[tenant], stop == tenantReport.snapshotSequence { continue }
                 let message = "tenant \(tenant): its snapshot covers LSN \(tenantReport.snapshotLSN) but the WAL starts at LSN \(firstSegment); records in between are missing"
                 guard options.forceRecovery else { throw Failure(description: message + " (use --force-recovery to start anyway)") }
                 report.skippedCorruption.append(message)
@@ -125,7 +131,10 @@ public struct Recovery: Sendable {
             let scan = try bytes.withUnsafeBytes { raw in
                 try WALSegmentScanner.scan(raw, previousLSN: previousLSN, skipCorruption: options.forceRecovery) { record, _ in
                     report.walRecords += 1
-                    if try replay(record, into: &states, lastLSN: &lastLSN) { report.walRecordsApplied += 1 }
+                    if try replay(record, into: &states, lastLSN: &lastLSN) {
+                        report.walRecordsApplied += 1
+                        report.tenants[record.entry.tenantID, default: TenantReport()].walRecordsApplied += 1
+                    }
                 }
             }
             if let last = scan.lastLSN { previousLSN = last }
@@ -138,6 +147,8 @@ public struct Recovery: Sendable {
                     let message = "WAL segment \(path) is damaged at byte \(offset) (\(reason)) and later segments hold records"
                     guard options.forceRecovery else { throw Failure(description: message + "; use --force-recovery to skip the damage") }
                     report.skippedCorruption.append(message)
+                } else if options.readOnly {
+                    report.tornTail = "\(path) at byte \(offset): \(reason)"
                 } else {
                     report.tornTail = "\(path) at byte \(offset): \(reason)"
                     logger.warning("truncating a torn WAL tail", metadata: ["segment": "\(path)", "offset": "\(offset)", "reason": "\(reason)"])

@@ -26,6 +26,11 @@ public enum Opcode {
     public static let outcomeStudentRollups: UInt8 = 0x46
     public static let outcomeAggregates: UInt8 = 0x47
 
+    // Administration (docs/PROTOCOL.md, appendix C; HELLO feature bit 2).
+    public static let adminSnapshot: UInt8 = 0x80
+    public static let adminRestoreTenant: UInt8 = 0x81
+    public static let adminImport: UInt8 = 0x82
+
     public static let outcomesRange: ClosedRange<UInt8> = 0x40...0x6F
     public static let adminRange: ClosedRange<UInt8> = 0x80...0x9F
     public static let changeFeedRange: ClosedRange<UInt8> = 0xA0...0xAF
@@ -41,6 +46,7 @@ public enum Opcode {
         outcomeIngest: "outcome_ingest", outcomeGet: "outcome_get", outcomeTree: "outcome_tree",
         outcomeResults: "outcome_results", outcomeProficiency: "outcome_proficiency", outcomeRollup: "outcome_rollup",
         outcomeStudentRollups: "outcome_student_rollups", outcomeAggregates: "outcome_aggregates",
+        adminSnapshot: "admin_snapshot", adminRestoreTenant: "admin_restore_tenant", adminImport: "admin_import",
     ]
 
     static func String(format opcode: UInt8) -> Swift.String {

@@ -30,6 +30,8 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var held: [BatchResult] = []
     private var subscribed = false
     private var authenticating = false
+    /// An admin request (SNAPSHOT, RESTORE_TENANT) is running; later frames wait so responses keep order.
+    private var runningAdmin = false
     private var readPending = false
     private var draining = false
     private var closing = false
@@ -127,7 +129,7 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     // MARK: reading
 
     private var mayParse: Bool {
-        !closing && !authenticating && inFlight < server.configuration.maximumInFlight
+        !closing && !authenticating && !runningAdmin && inFlight < server.configuration.maximumInFlight
     }
 
     private var mayRead: Bool {
@@ -213,6 +215,10 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
                     w.writeBytes(frame.payload.readableBytesView.prefix(64))
                 }
                 writeLocal(writer.bytes, count: 1, context: context)
+            case .dispatch(let session) where AdminExecutor.handles(frame.header.opcode, features: server.configuration.features):
+                dispatchBatch(context: context)
+                runningAdmin = true
+                runAdminWhenIdle(frame, session: session, context: context)
             case .dispatch:
                 batch.append(frame)
             case .reject(let error, let close):
@@ -320,6 +326,46 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
         writeLocal(writer.bytes, count: 1, context: context)
         context.flush()
         resumeReadingIfPossible()
+    }
+
+    // MARK: admin requests
+
+    /// Runs an admin request once every earlier response is written (so responses keep request
+    /// order), as a task off the event loop; the tenant and other connections keep being served.
+    private func runAdminWhenIdle(_ frame: Frame, session: Session, context: ChannelHandlerContext) {
+        let loopBound = NIOLoopBound((self, frame), eventLoop: context.eventLoop)
+        guard remoteBatches == 0, held.isEmpty else {
+            // Earlier responses wait for their writes' commit (a millisecond or so): look again shortly.
+            context.eventLoop.scheduleTask(in: .milliseconds(1)) {
+                let (handler, frame) = loopBound.value
+                guard let context = handler.context else { return }
+                handler.runAdminWhenIdle(frame, session: session, context: context)
+            }
+            return
+        }
+        let server = self.server
+        let started = NIODeadline.now()
+        let promise = context.eventLoop.makePromise(of: AdminResponse.self)
+        promise.completeWithTask {
+            let (bytes, error) = await AdminExecutor.execute(frame, session: session, server: server)
+            return AdminResponse(bytes: bytes, error: error)
+        }
+        promise.futureResult.whenSuccess { response in
+            let (handler, frame) = loopBound.value
+            handler.runningAdmin = false
+            handler.server.metrics.recordBatch(counts: [frame.header.opcode: 1], nanoseconds: (NIODeadline.now() - started).nanoseconds)
+            if let code = response.error { handler.server.metrics.recordError(opcode: frame.header.opcode, code: code) }
+            guard let context = handler.context else { return }
+            handler.writeLocal(response.bytes, count: 1, context: context)
+            context.flush()
+            handler.resumeReadingIfPossible()
+            handler.closeIfDrained()
+        }
+    }
+
+    private struct AdminResponse: Sendable {
+        var bytes: [UInt8]
+        var error: LearnStoreError.Code?
     }
 
     // MARK: dispatch and responses

@@ -18,6 +18,8 @@ public final class PersistenceService: Service {
     let commits: DeferredCommitTracker
     let logger: Logger
     private let controllerBox = LockedBox<PersistenceController?>(nil)
+    /// Tenants being restored (one restore per tenant at a time).
+    let restoring = LockedBox<Set<String>>([])
 
     public init(configuration: PersistenceConfiguration, context: ServerContext, log: DeferredLog, commits: DeferredCommitTracker) {
         self.configuration = configuration
@@ -60,6 +62,7 @@ public final class PersistenceService: Service {
         commits.set(WALCommitTracker(wal: controller.wal, registry: context.registry, placement: context.placement))
         controller.start()
         controllerBox.value = controller
+        context.admin.set(self)
         let report = outcome.report
         let records = outcome.states.values.reduce(0) { $0 + $1.store.liveCount + $1.store.deletedCount }
         runtime.recoveryProgress = "recovered \(outcome.states.count) tenants, \(records) records in \(Recovery.seconds(ContinuousClock.now - started)) s"
@@ -76,6 +79,10 @@ public final class PersistenceService: Service {
         await cancelWhenGracefulShutdown {
             await controller.runScheduler { registry.all }
         }
+        // A restore still running (its connection may have been closed by the drain) finishes before the
+        // WAL closes and the LOCK is released.
+        let deadline = ContinuousClock.now + .seconds(60)
+        while !restoring.value.isEmpty && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(10)) }
         // The server has drained (it shuts down first): take a last snapshot round and close the WAL.
         let roundStart = ContinuousClock.now
         let results = await controller.snapshot(registry.all)
@@ -95,6 +102,21 @@ public final class PersistenceService: Service {
     }
 }
 
+/// Blocking work (file reads and writes, waiting for the WAL) runs on a dispatch queue, never on the
+/// cooperative pool, an event loop or a tenant's actor.
+func offload<T: Sendable>(_ work: @escaping @Sendable () throws(LearnStoreError) -> T) async throws(LearnStoreError) -> T {
+    let result: Result<T, LearnStoreError> = await withCheckedContinuation { continuation in
+        DispatchQueue.global().async {
+            do throws(LearnStoreError) {
+                continuation.resume(returning: .success(try work()))
+            } catch {
+                continuation.resume(returning: .failure(error))
+            }
+        }
+    }
+    return try result.get()
+}
+
 /// A value behind a lock, for state set once by one task and read by others.
 final class LockedBox<Value: Sendable>: @unchecked Sendable {
     private let lock = NIOLock()
@@ -104,4 +126,5 @@ final class LockedBox<Value: Sendable>: @unchecked Sendable {
         get { lock.withLock { stored } }
         set { lock.withLock { stored = newValue } }
     }
+    func update<R>(_ body: (inout Value) -> R) -> R { lock.withLock { body(&stored) } }
 }

@@ -134,6 +134,8 @@ public enum RequestExecutor {
             writer.writeBytes(Array(environment.info().utf8))
         case Opcode.hello:
             throw LearnStoreError(.badFrame, "HELLO may be sent only once")
+        case Opcode.adminImport where environment.features.contains(.admin):
+            try runImport(frame, caller: caller, tenant: tenant, environment: environment, writer: &writer)
         default:
             guard environment.features.contains(.outcomes),
                   try runOutcome(frame, caller: caller, tenant: tenant, environment: environment, writer: &writer)

@@ -25,8 +25,9 @@ public struct ServerConfiguration: Sendable {
     public var limits = EngineLimitsConfiguration()
     public var serverVersion = "0.1.0"
     /// Optional protocol features this server offers beyond LearningRecords (HELLO feature bits).
-    /// Canvas outcome data (bit 1) is on by default.
-    public var features: ProtocolFeatures = [.outcomes]
+    /// Canvas outcome data (bit 1) and administration (bit 2: snapshots, restore, import; admin
+    /// scope required) are on by default.
+    public var features: ProtocolFeatures = [.outcomes, .admin]
 
     public init() {}
 }

@@ -16,6 +16,8 @@ public final class ServerContext: Sendable {
     public let environment: ExecutionEnvironment
     public let startedAt: Timestamp
     public let placement: TenantPlacement
+    /// Snapshot and restore for the admin opcodes, once persistence is ready.
+    public let admin = AdminBinding()
     let connections: ConnectionRegistry
 
     public init(

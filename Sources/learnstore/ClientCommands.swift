@@ -11,10 +11,14 @@ struct ClientOptions: ParsableArguments {
     @Option(name: .customLong("config"), help: "Config file.") var config: String?
 
     func connect() async throws -> LearnStoreClient {
+        try await Self.connect(host: host, port: port, token: token, config: config)
+    }
+
+    static func connect(host: String?, port: Int?, token: String?, config: String?) async throws -> LearnStoreClient {
         let settings = try Settings(configFile: config)
-        let host = settings.string("host", self.host) ?? "127.0.0.1"
-        let port = try settings.int("port", self.port, default: 7878)
-        guard let token = settings.string("token", self.token) else {
+        let host = settings.string("host", host) ?? "127.0.0.1"
+        let port = try settings.int("port", port, default: 7878)
+        guard let token = settings.string("token", token) else {
             throw CLIError.usage("no token: pass --token or set LEARNSTORE_TOKEN (mint one with 'learnstore token mint')")
         }
         var configuration = ClientConfiguration(host: host, port: port, token: token, connections: 1)

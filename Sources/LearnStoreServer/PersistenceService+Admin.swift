@@ -1,0 +1,107 @@
+import LearnStoreEngine
+import LearnStoreModel
+import LearnStorePersistence
+import LearnStoreProtocol
+import Logging
+
+/// SNAPSHOT and RESTORE_TENANT (docs/PROTOCOL.md, appendix C; docs/OPERATIONS.md, "Restore").
+extension PersistenceService: AdminOperations {
+    public func snapshot(_ tenant: TenantActor, force: Bool) async throws(LearnStoreError) -> SnapshotReport {
+        guard let result = try await snapshot([tenant], force: force).first else {
+            throw LearnStoreError(.internalError, "the snapshot round returned no result")
+        }
+        if let error = result.error {
+            if result.skipped { throw LearnStoreError(.conflict, "\(error); retry shortly") }
+            throw LearnStoreError(.storageUnavailable, "the snapshot could not be written: \(error)")
+        }
+        let prefix = configuration.dataDirectory + "/"
+        let file = result.path.hasPrefix(prefix) ? String(result.path.dropFirst(prefix.count)) : result.path
+        return SnapshotReport(written: !result.skipped, sequence: result.sequence, records: UInt64(result.records),
+                              bytes: UInt64(result.bytes), file: result.skipped ? "" : file)
+    }
+
+    /// Rebuilds the tenant as of the point from its snapshots and the WAL (reading only), writes the
+    /// result as a snapshot at a sequence above the tenant's current one and makes it durable, then
+    /// swaps it in on the tenant's actor. Meanwhile the tenant answers LOADING; other tenants are not
+    /// touched. Once the snapshot is durable the restore survives a crash: the next start loads it
+    /// and skips the replaced history's WAL records (their sequences are lower).
+    public func restore(_ tenant: TenantActor, _ request: RestoreTenantRequest) async throws(LearnStoreError) -> RestoreTenantReport {
+        guard let controller else { throw LearnStoreError(.loading, "the server is recovering its data") }
+        let tenantID = tenant.tenantID
+        let point = RestorePoint(snapshotSequence: request.snapshotSequence, sequence: request.sequence, time: request.time)
+        let options = try TenantRestore.recoveryOptions(
+            controller.directory, tenants: [tenantID], point: point, limits: context.environment.limits, fileSystem: configuration.fileSystem)
+        let claimed = restoring.update { $0.insert(tenantID).inserted }
+        guard claimed else { throw LearnStoreError(.conflict, "tenant \(tenantID) is already being restored") }
+        defer { _ = restoring.update { $0.remove(tenantID) } }
+        let dryRun = request.dryRun
+        if !dryRun { await tenant.setLoading(true) }
+        do {
+            // With the tenant LOADING no write can start, so its state and last LSN are final.
+            let current = await tenant.state
+            let lastLSN = await tenant.lastWriteLSN
+            let wal = controller.wal
+            try await offload { () throws(LearnStoreError) in
+                guard wal.waitUntilCommitted(lastLSN) else {
+                    throw LearnStoreError(.storageUnavailable, "the tenant's last writes are not durable; the WAL is failing")
+                }
+            }
+            let logger = self.logger
+            let outcome = try await offload { () throws(LearnStoreError) in try Self.rebuild(options, logger: logger) }
+            let (plan, state) = try TenantRestore.plan(
+                tenantID: tenantID, point: point, current: current, currentLSN: lastLSN, restored: outcome, dryRun: dryRun)
+            if dryRun { return Self.report(plan) }
+            try await offload { () throws(LearnStoreError) in
+                do {
+                    _ = try controller.writeRestoredSnapshot(state, lsn: lastLSN)
+                } catch {
+                    throw LearnStoreError(.storageUnavailable, "the restored snapshot could not be written: \(error)")
+                }
+            }
+            await tenant.replace(with: state, lsn: lastLSN)
+            await tenant.setLoading(false)
+            logger.notice("tenant restored", metadata: [
+                "tenant": "\(tenantID)", "snapshot": "\(plan.snapshotSequence.map(String.init) ?? "none")",
+                "sequence": "\(plan.restored.sequence)", "new_sequence": "\(plan.newSequence)",
+                "records_before": "\(plan.before.records)", "records_after": "\(plan.restored.records)",
+            ])
+            return Self.report(plan)
+        } catch {
+            if !dryRun { await tenant.setLoading(false) }
+            throw error
+        }
+    }
+
+    /// A read of the live WAL can catch a group-commit write half-copied into the page cache (a later
+    /// part visible before an earlier one) and take it for damage; a second read sees it whole.
+    static func rebuild(_ options: Recovery.Options, logger: Logger) throws(LearnStoreError) -> Recovery.Outcome {
+        var attempt = 0
+        while true {
+            do {
+                return try TenantRestore.rebuild(options)
+            } catch where attempt < 2 && error.code == .validation {
+                attempt += 1
+                logger.info("restore: rebuilding again after a failed read of the live WAL", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    static func report(_ plan: TenantRestorePlan) -> RestoreTenantReport {
+        func figures(_ f: TenantFigures) -> RestoreTenantReport.Figures {
+            .init(sequence: f.sequence, records: UInt64(f.records), deletedRecords: UInt64(f.deletedRecords), outcomeRows: UInt64(f.outcomeRows))
+        }
+        func difference(_ d: StateDifference) -> RestoreTenantReport.Difference {
+            .init(added: UInt64(d.added), removed: UInt64(d.removed), changed: UInt64(d.changed))
+        }
+        var report = RestoreTenantReport(dryRun: plan.dryRun, snapshotSequence: plan.snapshotSequence)
+        report.snapshotLSN = plan.snapshotLSN
+        report.walRecordsApplied = UInt64(plan.walRecordsApplied)
+        report.lastLSN = plan.lastLSN
+        report.before = figures(plan.before)
+        report.restored = figures(plan.restored)
+        report.newSequence = plan.newSequence
+        report.records = difference(plan.records)
+        report.outcomeRows = difference(plan.outcomeRows)
+        return report
+    }
+}
