@@ -47,6 +47,16 @@ public struct OrderedSlotIndex: Sendable {
             chunks.append([slot])
             return
         }
+        // New records usually sort last (updated_at of a create is "now"): append without searching.
+        let lastIndex = chunks.count - 1
+        if let last = chunks[lastIndex].last, !Self.less((value, slot), (key(last), last)) {
+            if chunks[lastIndex].count < Self.chunkLimit {
+                chunks[lastIndex].append(slot)
+            } else {
+                chunks.append([slot])
+            }
+            return
+        }
         let index = chunkIndex(value, slot, key: key)
         let position = Self.lowerBound(value, slot, in: chunks[index], key: key)
         chunks[index].insert(slot, at: position)

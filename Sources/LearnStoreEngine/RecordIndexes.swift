@@ -39,7 +39,40 @@ public struct RecordIndexes: Sendable {
     // MARK: maintenance
 
     /// Adds a (non-purged) slot to every index it belongs in.
+    /// Grows the hash indexes ahead of an insert, refilling them from the records in slot order.
+    mutating func growIfNeeded(_ store: RecordStore) {
+        let records = store.records
+        let slots = UInt32(records.count)
+        if byID.needsGrowth {
+            byID.regrow { place in
+                for slot in 0..<slots {
+                    let r = records[Int(slot)]
+                    if !r.isPurged && slot != slots - 1 { place(slot, Self.hash(r.id)) }
+                }
+            }
+        }
+        if byCertificationRef.needsGrowth {
+            byCertificationRef.regrow { place in
+                for slot in 0..<slots {
+                    let r = records[Int(slot)]
+                    if !r.isPurged && slot != slots - 1 && r.flags.contains(.hasCertificationRef) { place(slot, Self.certHash(r, store)) }
+                }
+            }
+        }
+        if byAssessment.needsGrowth {
+            byAssessment.regrow { place in
+                for slot in 0..<slots {
+                    let r = records[Int(slot)]
+                    if !r.isPurged && slot != slots - 1, let assessment = r.assessment { place(slot, Self.hash(assessment)) }
+                }
+            }
+        }
+    }
+
     mutating func add(_ slot: UInt32, _ store: RecordStore) {
+        // Growth refills from record order; only new (last) slots take this path, so the slot being
+        // added is excluded from the refill above.
+        if slot == UInt32(store.records.count - 1) { growIfNeeded(store) }
         let r = store[slot]
         let records = store.records
         byID.insert(slot, hash: Self.hash(r.id)) { Self.hash(records[Int($0)].id) }

@@ -64,9 +64,25 @@ public struct SlotHashIndex: Sendable {
     /// Inserts `slot`. `hashOf` recomputes a stored slot's hash when the table grows.
     public mutating func insert(_ slot: UInt32, hash: Int, hashOf: (UInt32) -> Int) {
         precondition(slot <= Self.maximumSlot, "tenant exceeds \(Self.maximumSlot) record slots")
-        if (count + 1) * 4 > table.count * 3 { grow(hashOf: hashOf) }
+        if needsGrowth { grow(hashOf: hashOf) }
         Self.place(Self.entry(slot, hash), at: Self.position(hash, size: table.count), in: &table)
         count += 1
+    }
+
+    /// Whether the next insert would push the load above 0.75.
+    public var needsGrowth: Bool { (count + 1) * 4 > table.count * 3 }
+
+    /// Grows by half and refills the table from `entries`, which must list every stored slot with its
+    /// hash. Callers pass the slots in record order: reading records sequentially is several times
+    /// faster than dereferencing them in table order.
+    public mutating func regrow(_ entries: ((UInt32, Int) -> Void) -> Void) {
+        table = ContiguousArray(repeating: Self.empty, count: table.count + table.count / 2)
+        var refilled = 0
+        entries { slot, hash in
+            Self.place(Self.entry(slot, hash), at: Self.position(hash, size: table.count), in: &table)
+            refilled += 1
+        }
+        precondition(refilled == count, "regrow saw \(refilled) entries, the table holds \(count)")
     }
 
     private static func place(_ entry: UInt32, at start: Int, in table: inout ContiguousArray<UInt32>) {

@@ -128,8 +128,13 @@ public struct Recovery: Sendable {
             progress("replaying WAL segment \(index + 1) of \(segments.count)")
             let bytes = try fs.readWholeFile(path)
             let isLast = index == segments.count - 1
+            let covered = states.mapValues(\.sequence)
+            let only = options.tenants
             let scan = try bytes.withUnsafeBytes { raw in
-                try WALSegmentScanner.scan(raw, previousLSN: previousLSN, skipCorruption: options.forceRecovery) { record, _ in
+                try WALSegmentScanner.scan(raw, previousLSN: previousLSN, skipCorruption: options.forceRecovery,
+                                           wants: { tenant, sequence in
+                                               (only?.contains(tenant) ?? true) && sequence > (covered[tenant] ?? 0)
+                                           }) { record, _ in
                     report.walRecords += 1
                     if try replay(record, into: &states, lastLSN: &lastLSN) {
                         report.walRecordsApplied += 1

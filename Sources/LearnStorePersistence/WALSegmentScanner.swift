@@ -36,6 +36,7 @@ public struct WALSegmentScanner {
     /// result's `stop` still reports the first damage found.
     public static func scan(
         _ bytes: UnsafeRawBufferPointer, previousLSN: UInt64, skipCorruption: Bool = false,
+        wants: ((_ tenant: String, _ sequence: UInt64) -> Bool)? = nil,
         visit: (WALRecord, Int) throws -> Void
     ) throws -> Result {
         let header = try WALSegmentHeader.decode(bytes)
@@ -51,13 +52,18 @@ public struct WALSegmentScanner {
                    lastMarkerEnd: lastMarkerEnd, dataEnd: max(dataEnd, end))
         }
         while true {
-            switch examine(bytes, at: offset, after: floor) {
+            switch examine(bytes, at: offset, after: floor, wants: wants) {
             case .end:
                 return result(.end(offset: offset), offset)
             case .record(let record, let length):
                 try visit(record, offset)
                 lastLSN = record.lsn
                 floor = record.lsn
+                count += 1
+                offset += length
+            case .skipped(let lsn, let length):
+                lastLSN = lsn
+                floor = lsn
                 count += 1
                 offset += length
             case .marker(let length):
@@ -79,11 +85,14 @@ public struct WALSegmentScanner {
     enum Examination {
         case end
         case record(WALRecord, length: Int)
+        /// Verified (length, checksum, LSN order) but not decoded: the caller does not want it.
+        case skipped(lsn: UInt64, length: Int)
         case marker(length: Int)
         case damaged(String)
     }
 
-    static func examine(_ bytes: UnsafeRawBufferPointer, at offset: Int, after floor: UInt64) -> Examination {
+    static func examine(_ bytes: UnsafeRawBufferPointer, at offset: Int, after floor: UInt64,
+                        wants: ((String, UInt64) -> Bool)? = nil) -> Examination {
         let remaining = bytes.count - offset
         if remaining < WALRecord.headerSize {
             return isZero(bytes, from: offset) ? .end : .damaged("\(remaining) stray bytes at the end")
@@ -109,6 +118,16 @@ public struct WALSegmentScanner {
         let body = UnsafeRawBufferPointer(rebasing: bytes[(offset + WALRecord.headerSize)..<(offset + WALRecord.headerSize + length)])
         let actual = CRC32C.checksum(body)
         guard stored == actual else { return .damaged("checksum mismatch (stored \(hex(stored)), computed \(hex(actual)))") }
+        if let wants {
+            // Records a snapshot already covers need no decoding: the checksum vouches for them.
+            var reader = ByteReader(body)
+            if let lsn = try? reader.readU64(), let sequence = try? reader.readU64(), (try? reader.readI64()) != nil,
+                let tenant = try? reader.readString(limit: 256), !wants(tenant, sequence)
+            {
+                guard lsn > floor else { return .damaged("LSN \(lsn) does not follow \(floor)") }
+                return .skipped(lsn: lsn, length: WALRecord.headerSize + length)
+            }
+        }
         let record: WALRecord
         do { record = try WALRecord.decodeBody(body) } catch { return .damaged("undecodable record: \(error)") }
         guard record.lsn > floor else { return .damaged("LSN \(record.lsn) does not follow \(floor)") }

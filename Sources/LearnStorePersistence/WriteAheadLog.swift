@@ -150,11 +150,13 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
         let lsn = nextLSN
         nextLSN += 1
         WALRecord.seal(&record, lsn: lsn)
-        if pending.isEmpty { pendingFirstLSN = lsn }
+        let wasEmpty = pending.isEmpty
+        if wasEmpty { pendingFirstLSN = lsn }
         pending.append(contentsOf: record)
         pendingLastLSN = lsn
         pendingTenants.insert(entry.tenantID)
-        condition.signal()
+        // Only the first append of a batch wakes the writer; it takes everything queued meanwhile.
+        if wasEmpty { condition.signal() }
         return lsn
     }
 
