@@ -39,7 +39,8 @@ public struct DataDirectory: Sendable {
         tenantDirectory(tenantID) + "/" + SnapshotHeader.fileName(sequence: sequence)
     }
 
-    /// Takes an exclusive lock on the directory (flock on `LOCK`); held until the process exits.
+    /// Takes an exclusive lock on the directory (flock on `LOCK`), held until the returned descriptor is
+    /// closed (`PersistenceController.close`) or the process exits.
     public func lock() throws -> Int32 {
         try PosixFileSystem().createDirectory(path)
         let fd = open(path + "/LOCK", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)

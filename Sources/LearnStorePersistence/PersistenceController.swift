@@ -3,6 +3,9 @@ import LearnStoreEngine
 import LearnStoreModel
 import Logging
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Settings of the WAL and snapshots.
 public struct PersistenceConfiguration: Sendable {
@@ -31,6 +34,7 @@ public final class PersistenceController: Sendable {
     let logger: Logger
     let clock: any EngineClock
     private let lockDescriptor: Int32
+    private let lockReleased = Atomic<Bool>(false)
     private let kept: Mutex<[String: [SnapshotHeader]]>
     private let roundInProgress = Mutex(false)
     private let lastRound: Mutex<(at: ContinuousClock.Instant, walBytes: UInt64)>
@@ -221,9 +225,11 @@ public final class PersistenceController: Sendable {
     /// Newest kept snapshot headers per tenant.
     public var snapshots: [String: [SnapshotHeader]] { kept.withLock { $0 } }
 
-    /// Syncs and closes the WAL (after the last writes were answered).
+    /// Syncs and closes the WAL (after the last writes were answered), then releases the data
+    /// directory's lock so that it can be opened again, by this process or another.
     public func close() {
         wal.flush()
         wal.close()
+        if !lockReleased.exchange(true, ordering: .acquiringAndReleasing) { Glibc.close(lockDescriptor) }
     }
 }
