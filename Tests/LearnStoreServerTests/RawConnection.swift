@@ -55,6 +55,17 @@ final class RawConnection: @unchecked Sendable {
         return true
     }
 
+    /// Sends that may block (a peer that is not reading) run on their own queue, so a receive can go on.
+    private let sendQueue = DispatchQueue(label: "raw-connection-send")
+
+    /// `send` off the cooperative pool; false if the peer closed.
+    @discardableResult
+    func sendAsync(_ bytes: [UInt8]) async -> Bool {
+        await withCheckedContinuation { continuation in
+            sendQueue.async { continuation.resume(returning: self.send(bytes)) }
+        }
+    }
+
     /// The next whole frame, or nil on timeout or close.
     func receiveFrame() async -> (header: FrameHeader, payload: [UInt8])? {
         await blocking { self.receiveFrameBlocking() }
