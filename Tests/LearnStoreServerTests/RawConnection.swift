@@ -11,6 +11,8 @@ import Glibc
 final class RawConnection: @unchecked Sendable {
     let fd: Int32
     private var buffer: [UInt8] = []
+    /// Set when the server sent a length below the minimum (no server may; the bytes cannot be framed).
+    private(set) var malformedFrameSeen = false
     /// Blocking socket calls run here, never on Swift's cooperative pool (which has one thread per
     /// core: blocking it would starve the in-process server).
     private let queue = DispatchQueue(label: "raw-connection")
@@ -75,6 +77,10 @@ final class RawConnection: @unchecked Sendable {
         while true {
             if buffer.count >= 4 {
                 let length = Int(UInt32(buffer[0]) | UInt32(buffer[1]) << 8 | UInt32(buffer[2]) << 16 | UInt32(buffer[3]) << 24)
+                guard length >= FrameHeader.countedSize else {
+                    malformedFrameSeen = true
+                    return nil
+                }
                 if buffer.count >= length + 4 {
                     let header = FrameHeader(
                         opcode: buffer[4], flags: buffer[5],
