@@ -3,6 +3,9 @@ import LearnStoreEngine
 import LearnStoreModel
 import Logging
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Settings of the WAL and snapshots.
 public struct PersistenceConfiguration: Sendable {

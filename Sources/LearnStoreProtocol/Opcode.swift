@@ -39,7 +39,7 @@ public enum Opcode {
         names[opcode] ?? String(format: opcode)
     }
 
-    static let names: [UInt8: String] = [
+    public static let names: [UInt8: String] = [
         hello: "hello", auth: "auth", ping: "ping", info: "info", create: "create", createBatch: "create_batch",
         get: "get", patch: "patch", delete: "delete", restore: "restore", purgePerson: "purge_person",
         list: "list", stats: "stats",

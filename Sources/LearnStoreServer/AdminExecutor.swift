@@ -9,7 +9,7 @@ import LearnStoreProtocol
 enum AdminExecutor {
     /// Whether the connection handler must run this frame here instead of in a batch.
     static func handles(_ opcode: UInt8, features: ProtocolFeatures) -> Bool {
-        features.contains(.admin) && Opcode.adminRange.contains(opcode) && opcode != Opcode.adminImport
+        features.contains(.admin) && (opcode == Opcode.adminSnapshot || opcode == Opcode.adminRestoreTenant)
     }
 
     /// The encoded response frame (or error frame).

@@ -38,6 +38,8 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var lastFrameAt: NIODeadline = .now()
     private let connectedAt: NIODeadline = .now()
     private var timer: RepeatedTask?
+    /// A framing error to report (then close) once the requests read before it are answered.
+    private var pendingFailure: LearnStoreError?
     private var admitted = false
 
     init(server: ServerContext) {
@@ -119,6 +121,12 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
+    private func failIfDrained(context: ChannelHandlerContext) {
+        guard let error = pendingFailure, inFlight == 0, remoteBatches == 0, held.isEmpty else { return }
+        pendingFailure = nil
+        fail(error, context: context)
+    }
+
     private func closeIfDrained() {
         guard draining, !closing, let context, inFlight == 0, remoteBatches == 0 else { return }
         closing = true
@@ -129,7 +137,7 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     // MARK: reading
 
     private var mayParse: Bool {
-        !closing && !authenticating && !runningAdmin && inFlight < server.configuration.maximumInFlight
+        !closing && pendingFailure == nil && !authenticating && !runningAdmin && inFlight < server.configuration.maximumInFlight
     }
 
     private var mayRead: Bool {
@@ -193,9 +201,12 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 guard let next = try decoder.next(from: &buffer) else { return }
                 frame = next
             } catch {
+                // The stream can no longer be parsed: answer what was read before the bad frame,
+                // then send the error and close.
                 buffer.moveReaderIndex(to: buffer.writerIndex)
                 dispatchBatch(context: context)
-                fail(LearnStoreError(error.code, error.message), context: context)
+                pendingFailure = LearnStoreError(error.code, error.message)
+                failIfDrained(context: context)
                 return
             }
             lastFrameAt = .now()
@@ -211,8 +222,14 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 authenticateWhenIdle(frame, context: context)
             case .answerLocally:
                 var writer = ByteWriter()
-                writer.writeFrame(FrameHeader(opcode: frame.header.opcode, requestID: frame.header.requestID)) { w in
-                    w.writeBytes(frame.payload.readableBytesView.prefix(64))
+                if frame.header.flags != 0 || frame.payload.readableBytes > 64 {
+                    let error = LearnStoreError(.badFrame, frame.header.flags != 0 ? "request flags must be 0" : "a PING payload is at most 64 bytes")
+                    writer.writeErrorFrame(opcode: frame.header.opcode, requestID: frame.header.requestID, error)
+                    server.metrics.recordError(opcode: frame.header.opcode, code: error.code)
+                } else {
+                    writer.writeFrame(FrameHeader(opcode: frame.header.opcode, requestID: frame.header.requestID)) { w in
+                        w.writeBytes(frame.payload.readableBytesView)
+                    }
                 }
                 writeLocal(writer.bytes, count: 1, context: context)
             case .dispatch(let session) where AdminExecutor.handles(frame.header.opcode, features: server.configuration.features):
@@ -238,6 +255,12 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     // MARK: handshake
 
     private func answerHello(_ frame: Frame, context: ChannelHandlerContext) {
+        guard frame.header.flags == 0 else {
+            inFlight -= 1
+            machine.close()
+            fail(LearnStoreError(.badFrame, "HELLO: request flags must be 0"), context: context, opcode: Opcode.hello, requestID: frame.header.requestID)
+            return
+        }
         let request: HelloRequest
         do {
             request = try frame.readPayload { (r) throws(DecodeError) in try HelloRequest.decode(from: &r) }
@@ -273,6 +296,10 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 guard let context = handler.context else { return }
                 handler.authenticateWhenIdle(frame, context: context)
             }
+            return
+        }
+        guard frame.header.flags == 0 else {
+            finishAuthentication(frame, result: .failure(LearnStoreError(.badFrame, "AUTH: request flags must be 0")), context: context)
             return
         }
         let token: String
@@ -415,6 +442,7 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
                     context.flush()
                     handler.resumeReadingIfPossible()
                     handler.closeIfDrained()
+                    handler.failIfDrained(context: context)
                 }
             }
         }
@@ -426,9 +454,13 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
         for frame in frames {
             let header = FrameHeader(opcode: frame.header.opcode, requestID: frame.header.requestID)
             switch frame.header.opcode {
-            case Opcode.ping:
-                writer.writeFrame(header) { $0.writeBytes(frame.payload.readableBytesView.prefix(64)) }
-            case Opcode.info:
+            case Opcode.ping where frame.payload.readableBytes <= 64 && frame.header.flags == 0:
+                writer.writeFrame(header) { $0.writeBytes(frame.payload.readableBytesView) }
+            case Opcode.ping, Opcode.info:
+                let error = LearnStoreError(.badFrame, "malformed \(Opcode.name(frame.header.opcode)) request")
+                writer.writeErrorFrame(opcode: frame.header.opcode, requestID: frame.header.requestID, error)
+                server.metrics.recordError(opcode: frame.header.opcode, code: error.code)
+            case Opcode.info where frame.payload.readableBytes == 0:
                 let info = server.environment.info()
                 writer.writeFrame(header) { $0.writeBytes(Array(info.utf8)) }
             default:
@@ -487,6 +519,7 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 context.flush()
                 handler.resumeReadingIfPossible()
                 handler.closeIfDrained()
+                handler.failIfDrained(context: context)
             }
         }
     }

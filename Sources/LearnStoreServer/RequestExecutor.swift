@@ -131,6 +131,7 @@ public enum RequestExecutor {
             guard frame.payload.readableBytes <= 64 else { throw LearnStoreError(.badFrame, "a PING payload is at most 64 bytes") }
             writer.writeBytes(frame.payload.readableBytesView)
         case Opcode.info:
+            guard frame.payload.readableBytes == 0 else { throw LearnStoreError(.badFrame, "an INFO request has an empty payload") }
             writer.writeBytes(Array(environment.info().utf8))
         case Opcode.hello:
             throw LearnStoreError(.badFrame, "HELLO may be sent only once")

@@ -11,6 +11,8 @@ import Glibc
 final class RawConnection: @unchecked Sendable {
     let fd: Int32
     private var buffer: [UInt8] = []
+    /// Set when the server sent a length below the minimum (no server may; the bytes cannot be framed).
+    private(set) var malformedFrameSeen = false
     /// Blocking socket calls run here, never on Swift's cooperative pool (which has one thread per
     /// core: blocking it would starve the in-process server).
     private let queue = DispatchQueue(label: "raw-connection")
@@ -55,6 +57,17 @@ final class RawConnection: @unchecked Sendable {
         return true
     }
 
+    /// Sends that may block (a peer that is not reading) run on their own queue, so a receive can go on.
+    private let sendQueue = DispatchQueue(label: "raw-connection-send")
+
+    /// `send` off the cooperative pool; false if the peer closed.
+    @discardableResult
+    func sendAsync(_ bytes: [UInt8]) async -> Bool {
+        await withCheckedContinuation { continuation in
+            sendQueue.async { continuation.resume(returning: self.send(bytes)) }
+        }
+    }
+
     /// The next whole frame, or nil on timeout or close.
     func receiveFrame() async -> (header: FrameHeader, payload: [UInt8])? {
         await blocking { self.receiveFrameBlocking() }
@@ -64,6 +77,10 @@ final class RawConnection: @unchecked Sendable {
         while true {
             if buffer.count >= 4 {
                 let length = Int(UInt32(buffer[0]) | UInt32(buffer[1]) << 8 | UInt32(buffer[2]) << 16 | UInt32(buffer[3]) << 24)
+                guard length >= FrameHeader.countedSize else {
+                    malformedFrameSeen = true
+                    return nil
+                }
                 if buffer.count >= length + 4 {
                     let header = FrameHeader(
                         opcode: buffer[4], flags: buffer[5],

@@ -2,11 +2,13 @@ import Foundation
 import LearnStoreClient
 import LearnStoreEngine
 import LearnStoreModel
+import LearnStorePersistence
 import LearnStoreServer
 import Logging
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
+import Synchronization
 
 let testSecret = "test-secret-0123456789abcdef-0123456789abcdef"
 let allScopes: Scopes = [.recordsRead, .recordsWrite, .outcomesRead, .outcomesWrite, .admin]
@@ -20,9 +22,13 @@ final class TestServer: Sendable {
     let port: Int
     let clock: any EngineClock
 
+    /// Starts a server. With `persistence`, it runs a `PersistenceService` wired as `learnstore serve`
+    /// wires it (deferred log and commit tracker, recovery before data requests are served) and returns
+    /// once recovery is done; `log` and `commits` are then unused.
     static func start(
         configure: (inout ServerConfiguration) -> Void = { _ in }, clock: any EngineClock = SystemClock(),
-        log: any MutationLog = DiscardingLog(), commits: any CommitTracker = ImmediateCommitTracker()
+        log: any MutationLog = DiscardingLog(), commits: any CommitTracker = ImmediateCommitTracker(),
+        persistence: PersistenceConfiguration? = nil
     ) async throws -> TestServer {
         var configuration = ServerConfiguration()
         configuration.port = 0
@@ -32,18 +38,44 @@ final class TestServer: Sendable {
         configure(&configuration)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoops)
         let placement = TenantPlacement(group: group)
-        let registry = placement.makeRegistry(limits: EngineLimits(), clock: clock, log: log)
-        let runtime = ServerRuntimeState(loading: false)
+        let deferredLog = DeferredLog()
+        let deferredCommits = DeferredCommitTracker()
+        let registry = placement.makeRegistry(limits: EngineLimits(), clock: clock, log: persistence == nil ? log : deferredLog)
+        let runtime = ServerRuntimeState(loading: persistence != nil)
         var logger = Logger(label: "test-server")
         logger.logLevel = .warning
         let context = ServerContext(
             configuration: configuration, registry: registry, verifier: try await TokenVerifier(configuration: configuration.authentication),
-            metrics: ServerMetrics(), commits: commits, runtime: runtime, clock: clock, logger: logger, placement: placement,
-            info: { "{\"server\":\"learnstore\"}" })
+            metrics: ServerMetrics(), commits: persistence == nil ? commits : deferredCommits, runtime: runtime, clock: clock,
+            logger: logger, placement: placement, info: { "{\"server\":\"learnstore\"}" })
         let server = LearnStoreServer(context: context, group: group)
-        let services = ServiceGroup(configuration: .init(services: [.init(service: server)], logger: logger))
-        let task = Task { try await services.run() }
+        var members: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if let persistence {
+            // As in ServeCommand: services stop in reverse order, so the server drains before the
+            // persistence service takes its last snapshot round and closes the WAL.
+            let service = PersistenceService(configuration: persistence, context: context, log: deferredLog, commits: deferredCommits)
+            members.append(.init(service: service, failureTerminationBehavior: .gracefullyShutdownGroup))
+        }
+        members.append(.init(service: server))
+        let services = ServiceGroup(configuration: .init(services: members, logger: logger))
+        let failure = Mutex<String?>(nil)
+        let task = Task {
+            do {
+                try await services.run()
+            } catch {
+                failure.withLock { $0 = "\(error)" }
+                throw error
+            }
+        }
         let address = try await server.localAddress
+        if persistence != nil {
+            guard await eventually(within: 30, { !runtime.isLoading || failure.withLock({ $0 }) != nil }), !runtime.isLoading else {
+                await services.triggerGracefulShutdown()
+                _ = try? await task.value
+                try await group.shutdownGracefully()
+                throw LearnStoreError(.loading, "the persistence service did not finish recovery: \(failure.withLock { $0 } ?? "timed out")")
+            }
+        }
         return TestServer(server: server, services: services, group: group, task: task, port: address.port!, clock: clock)
     }
 
