@@ -12,6 +12,22 @@ public struct OrderedSlotIndex: Sendable {
 
     public init() {}
 
+    /// An index of the given (key, slot) pairs, sorted here once and cut into chunks.
+    init(sorting pairs: inout [(Int64, UInt32)]) {
+        pairs.sort { ($0.0, $0.1) < ($1.0, $1.1) }
+        let chunkSize = Self.chunkLimit / 2
+        var start = 0
+        while start < pairs.count {
+            let end = min(pairs.count, start + chunkSize)
+            var chunk = ContiguousArray<UInt32>()
+            chunk.reserveCapacity(Self.chunkLimit)
+            for index in start..<end { chunk.append(pairs[index].1) }
+            chunks.append(chunk)
+            start = end
+        }
+        count = pairs.count
+    }
+
     @inline(__always)
     private static func less(_ a: (Int64, UInt32), _ b: (Int64, UInt32)) -> Bool { a < b }
 

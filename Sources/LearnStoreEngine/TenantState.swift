@@ -173,6 +173,7 @@ public struct TenantState: Sendable {
 
     /// Replaces all records (snapshot load, rebuild). `records` must be in (created_at, id) order.
     public mutating func load(records: [LearningRecord]) {
+        let deferred = indexes.secondaryDeferred
         store = RecordStore(tenantID: store.tenantID)
         indexes = RecordIndexes()
         for record in records {
@@ -180,7 +181,7 @@ public struct TenantState: Sendable {
             adjustCounts(store.records[store.records.count - 1], by: 1)
             idGenerator.observe(record.id)
         }
-        rebuildIndexes()
+        indexes = RecordIndexes.build(store, secondary: !deferred)
     }
 
     /// Replaces the captured parts wholesale (snapshot load) and rebuilds the indexes.
@@ -196,10 +197,17 @@ public struct TenantState: Sendable {
     }
 
     public mutating func rebuildIndexes() {
-        indexes = RecordIndexes()
-        for slot in 0..<UInt32(store.slotCount) where !store[slot].isPurged {
-            indexes.add(slot, store)
-        }
+        indexes = RecordIndexes.build(store)
+    }
+
+    /// Recovery: from here until ``endBulkLoad()``, only the id index is maintained (WAL replay needs
+    /// nothing else), and the rest is built once at the end.
+    public mutating func beginBulkLoad() {
+        indexes = RecordIndexes.build(store, secondary: false)
+    }
+
+    public mutating func endBulkLoad() {
+        if indexes.secondaryDeferred { rebuildIndexes() }
     }
 
     // MARK: reads

@@ -1,3 +1,4 @@
+import Foundation
 import Dispatch
 import LearnStoreEngine
 import LearnStoreModel
@@ -180,6 +181,13 @@ public struct Recovery: Sendable {
                                     offset: WALSegmentHeader.size, nextLSN: max(previousLSN + 1, last))
         }
         report.lastLSN = previousLSN
+        // Tenants rebuilt from the WAL alone get their secondary indexes now, in bulk and in parallel.
+        let names = Array(states.keys)
+        let finished = LockedStates(states)
+        DispatchQueue.concurrentPerform(iterations: names.count) { index in
+            finished.update(names[index]) { $0.endBulkLoad() }
+        }
+        states = finished.all
         report.walSeconds = Self.seconds(ContinuousClock.now - walStart)
         for (tenant, state) in states {
             report.tenants[tenant, default: TenantReport()].sequence = state.sequence
@@ -194,7 +202,13 @@ public struct Recovery: Sendable {
         if let only = options.tenants, !only.contains(tenant) { return false }
         if let stop = options.stopAtSequence[tenant], record.entry.sequence > stop { return false }
         if let time = options.stopAtTime, record.entry.timestamp > time { return false }
-        var state = states.removeValue(forKey: tenant) ?? TenantState(tenantID: tenant, limits: options.limits)
+        var state: TenantState
+        if let existing = states.removeValue(forKey: tenant) {
+            state = existing
+        } else {
+            state = TenantState(tenantID: tenant, limits: options.limits)
+            state.beginBulkLoad()
+        }
         defer { states[tenant] = state }
         guard record.entry.sequence > state.sequence else { return false }
         if record.entry.sequence != state.sequence + 1 {
@@ -243,6 +257,23 @@ public struct Recovery: Sendable {
             }
         }
         return (TenantState(tenantID: tenant, limits: options.limits), report)
+    }
+
+    /// Tenant states updated from several threads, each tenant by one thread.
+    final class LockedStates: @unchecked Sendable {
+        private var states: [String: TenantState]
+        private let lock = NSLock()
+        init(_ states: [String: TenantState]) { self.states = states }
+        func update(_ tenant: String, _ body: (inout TenantState) -> Void) {
+            lock.lock()
+            guard var state = states.removeValue(forKey: tenant) else { lock.unlock(); return }
+            lock.unlock()
+            body(&state)
+            lock.lock()
+            states[tenant] = state
+            lock.unlock()
+        }
+        var all: [String: TenantState] { lock.lock(); defer { lock.unlock() }; return states }
     }
 
     public static func seconds(_ duration: Duration) -> Double {

@@ -154,11 +154,14 @@ public enum SnapshotStream {
             r.schemaVersion = try reader.readU16()
             r.flags = StoredRecord.Flags(rawValue: try reader.readU16())
             guard r.person >= 1, Int(r.person) <= personCount else { throw DecodeError(offset: start, reason: "record \(id) has person reference \(r.person) of \(personCount)") }
-            for reference in [r.createdBy, r.updatedBy, r.deletedBy, r.cohort] where Int(reference) > uuidCount {
-                throw DecodeError(offset: start, reason: "record \(id) has UUID reference \(reference) of \(uuidCount)")
+            // Checked field by field (an array literal here would allocate twice per record).
+            let maxUUID = max(r.createdBy, r.updatedBy, r.deletedBy, r.cohort)
+            if Int(maxUUID) > uuidCount {
+                throw DecodeError(offset: start, reason: "record \(id) has UUID reference \(maxUUID) of \(uuidCount)")
             }
-            for reference in [r.title, r.provider, r.source, r.app] where Int(reference) > stringCount {
-                throw DecodeError(offset: start, reason: "record \(id) has string reference \(reference) of \(stringCount)")
+            let maxString = max(r.title, r.provider, r.source, r.app)
+            if Int(maxString) > stringCount {
+                throw DecodeError(offset: start, reason: "record \(id) has string reference \(maxString) of \(stringCount)")
             }
             guard !r.flags.contains(.purged) else { throw DecodeError(offset: start, reason: "record \(id) is marked purged") }
             let key = (r.createdAt, r.idHigh, r.idLow)

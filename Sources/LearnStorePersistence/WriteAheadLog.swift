@@ -51,6 +51,8 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
 
     // Guarded by `condition`.
     private let condition = NSCondition()
+    /// Held while writing to, syncing or wiping the segment file (writer thread or `writeNow`).
+    private let ioLock = NSLock()
     private var pending: [UInt8] = []
     private var pendingFirstLSN: UInt64 = 0
     private var pendingLastLSN: UInt64 = 0
@@ -67,7 +69,7 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
     private let stopped = NSCondition()
     private var isStopped = false
 
-    // Writer thread only.
+    // Guarded by `ioLock`.
     private var file: (any StorageFile)?
     private var segmentFirstLSN: UInt64 = 0
     private var offset = 0
@@ -202,7 +204,7 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
         while true {
             condition.lock()
             while pending.isEmpty && !stopping && !flushRequested && failure == nil {
-                if configuration.policy == .everysec && unsyncedBytes > 0 {
+                if configuration.policy == .everysec {
                     if !condition.wait(until: Date(timeIntervalSinceNow: 1)) { break }
                 } else {
                     condition.wait()
@@ -210,15 +212,22 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
             }
             if failure != nil && !stopping {
                 condition.unlock()
+                ioLock.lock()
                 recoverFromFailure()
+                ioLock.unlock()
                 continue
             }
+            condition.unlock()
+            // File I/O happens under `ioLock`, and the batch is taken after it is held, so records
+            // reach the file in LSN order even when event loops write too (`writeNow`).
+            ioLock.lock()
+            condition.lock()
             let batch = pending
             let first = pendingFirstLSN
             let last = pendingLastLSN
             let tenants = pendingTenants
             let flush = flushRequested || stopping
-            let exiting = stopping && pending.isEmpty
+            let exiting = stopping
             pending.removeAll(keepingCapacity: true)
             pendingTenants.removeAll(keepingCapacity: true)
             flushRequested = false
@@ -230,11 +239,13 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
                 if unsyncedBytes > 0 && (configuration.policy == .always || flush || timeToSync) {
                     try sync()
                 }
+                ioLock.unlock()
                 if !batch.isEmpty {
                     committed.store(last, ordering: .releasing)
                     onCommit?(last)
                 }
             } catch {
+                ioLock.unlock()
                 if !batch.isEmpty {
                     fail(first...max(last, first), tenants: tenants, error: error)
                 } else {
@@ -242,13 +253,48 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
                     markFailed("\(error)")
                 }
             }
-            if exiting { break }
+            if exiting && batch.isEmpty { break }
         }
+        ioLock.lock()
         try? file?.sync(dataOnly: true)
+        ioLock.unlock()
         stopped.lock()
         isStopped = true
         stopped.broadcast()
         stopped.unlock()
+    }
+
+    /// Under `everysec` and `off`, writes what is queued right away on the calling thread (an event
+    /// loop at the end of a request batch, as Redis writes its AOF before replying), so a reply never
+    /// waits for a thread hand-off. A batch that needs a new segment is left to the writer thread.
+    public func writeNow() {
+        guard configuration.policy != .always else { return }
+        ioLock.lock()
+        condition.lock()
+        guard failure == nil, !stopping, !pending.isEmpty,
+            offset + pending.count + WALCommitMarker.size <= capacity
+        else {
+            if !pending.isEmpty { condition.signal() }
+            condition.unlock()
+            ioLock.unlock()
+            return
+        }
+        let batch = pending
+        let first = pendingFirstLSN
+        let last = pendingLastLSN
+        let tenants = pendingTenants
+        pending.removeAll(keepingCapacity: true)
+        pendingTenants.removeAll(keepingCapacity: true)
+        condition.unlock()
+        do throws(StorageError) {
+            try write(batch, firstLSN: first, lastLSN: last)
+            ioLock.unlock()
+            committed.store(last, ordering: .releasing)
+            onCommit?(last)
+        } catch {
+            ioLock.unlock()
+            fail(first...max(last, first), tenants: tenants, error: error)
+        }
     }
 
     private func write(_ records: [UInt8], firstLSN: UInt64, lastLSN: UInt64) throws(StorageError) {

@@ -12,6 +12,13 @@ public protocol CommitTracker: AnyObject, Sendable {
     /// Calls `wake` on `loop` once the committed LSN reaches `lsn` or a failure is declared (at the
     /// next commit or failure; at once if `lsn` is already committed).
     func subscribe(loop: any EventLoop, waitingFor lsn: UInt64, _ wake: @escaping @Sendable () -> Void)
+    /// Called after each request batch: under relaxed fsync policies the log writes what the batch
+    /// queued right here, so its replies need no hand-off to another thread.
+    func writeQueued()
+}
+
+extension CommitTracker {
+    public func writeQueued() {}
 }
 
 /// For a server without a WAL (and for tests): every write is committed when it is made.

@@ -421,10 +421,12 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         let environment = server.environment
         let started = NIODeadline.now()
+        let commits = server.commits
         if tenantLoop === context.eventLoop {
             let result = tenant.assumeIsolated { tenant in
                 RequestExecutor.execute(frames, session: session, tenant: tenant, environment: environment)
             }
+            if result.maximumLSN > commits.committedLSN { commits.writeQueued() }
             deliver(result, started: started, context: context)
         } else {
             remoteBatches += 1
@@ -434,6 +436,7 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 let result = tenant.assumeIsolated { tenant in
                     RequestExecutor.execute(frames, session: session, tenant: tenant, environment: environment)
                 }
+                if result.maximumLSN > commits.committedLSN { commits.writeQueued() }
                 home.execute {
                     let handler = loopBound.value
                     handler.remoteBatches -= 1

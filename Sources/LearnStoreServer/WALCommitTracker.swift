@@ -27,6 +27,7 @@ public final class WALCommitTracker: CommitTracker {
 
     public var committedLSN: UInt64 { wal.committedLSN }
     public func hasFailed(_ lsn: UInt64) -> Bool { wal.hasFailed(lsn) }
+    public func writeQueued() { wal.writeNow() }
 
     public func subscribe(loop: any EventLoop, waitingFor lsn: UInt64, _ wake: @escaping @Sendable () -> Void) {
         waiters.withLock { $0.append((lsn, loop, wake)) }
@@ -84,4 +85,5 @@ public final class DeferredCommitTracker: CommitTracker {
     public func subscribe(loop: any EventLoop, waitingFor lsn: UInt64, _ wake: @escaping @Sendable () -> Void) {
         if let tracker = target.withLock({ $0 }) { tracker.subscribe(loop: loop, waitingFor: lsn, wake) } else { loop.execute(wake) }
     }
+    public func writeQueued() { target.withLock { $0 }?.writeQueued() }
 }
