@@ -212,8 +212,18 @@ public final class PersistenceController: Sendable {
 
     /// Snapshot rounds by time and WAL growth, until cancelled.
     public func runScheduler(tenants: @escaping @Sendable () -> [TenantActor]) async {
+        var trimmedAtBytes: UInt64 = 0
+        var ticks = 0
         while !Task.isCancelled {
             try? await Task.sleep(for: .seconds(1))
+            ticks += 1
+            // Give memory freed by request processing back to the system after write bursts (glibc
+            // keeps freed heap otherwise; RSS is what operators and the memory target see).
+            let written = wal.stats.bytesWritten
+            if ticks % 5 == 0 && written != trimmedAtBytes {
+                trimmedAtBytes = written
+                MemoryTrimmer.trim()
+            }
             let (at, bytes) = lastRound.withLock { $0 }
             let byTime = configuration.snapshotIntervalSeconds.map { ContinuousClock.now - at >= .milliseconds(Int64($0 * 1000)) } ?? false
             let byBytes = configuration.snapshotWALBytes.map { wal.stats.bytesWritten - bytes >= UInt64($0) } ?? false

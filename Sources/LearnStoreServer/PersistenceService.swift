@@ -73,6 +73,7 @@ public final class PersistenceService: Service {
             "torn_tail": "\(report.tornTail ?? "none")",
         ])
         context.metrics.recordTenants(outcome.states.count, records: records)
+        MemoryTrimmer.trim()  // recovery's temporary buffers
         runtime.finishLoading()
 
         let registry = context.registry
