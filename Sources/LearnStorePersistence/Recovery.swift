@@ -131,17 +131,58 @@ public struct Recovery: Sendable {
             let isLast = index == segments.count - 1
             let covered = states.mapValues(\.sequence)
             let only = options.tenants
+            // Verify the segment and route each wanted record to its tenant, then decode and apply each
+            // tenant's records in order, tenants in parallel.
+            var queues: [String: [(lsn: UInt64, body: Range<Int>)]] = [:]
             let scan = try bytes.withUnsafeBytes { raw in
-                try WALSegmentScanner.scan(raw, previousLSN: previousLSN, skipCorruption: options.forceRecovery,
-                                           wants: { tenant, sequence in
-                                               (only?.contains(tenant) ?? true) && sequence > (covered[tenant] ?? 0)
-                                           }) { record, _ in
-                    report.walRecords += 1
-                    if try replay(record, into: &states, lastLSN: &lastLSN) {
-                        report.walRecordsApplied += 1
-                        report.tenants[record.entry.tenantID, default: TenantReport()].walRecordsApplied += 1
-                    }
+                let scan = try WALSegmentScanner.scan(
+                    raw, previousLSN: previousLSN, skipCorruption: options.forceRecovery,
+                    wants: { tenant, sequence in (only?.contains(tenant) ?? true) && sequence > (covered[tenant] ?? 0) },
+                    collect: { tenant, _, lsn, body in queues[tenant, default: []].append((lsn, body)) }
+                ) { _, _ in }
+                report.walRecords += scan.records
+                let tenantsInSegment = Array(queues.keys)
+                for tenant in tenantsInSegment where states[tenant] == nil {
+                    var fresh = TenantState(tenantID: tenant, limits: options.limits)
+                    fresh.beginBulkLoad()
+                    states[tenant] = fresh
                 }
+                let shared = LockedStates(states)
+                let outcomes = Mutex<[String: (applied: Int, lastLSN: UInt64?, error: String?)]>([:])
+                let work = queues
+                let segmentBytes = SegmentBytes(raw: raw)
+                DispatchQueue.concurrentPerform(iterations: tenantsInSegment.count) { index in
+                    let tenant = tenantsInSegment[index]
+                    var applied = 0
+                    var last: UInt64?
+                    var failure: String?
+                    shared.update(tenant) { state in
+                        for (lsn, body) in work[tenant] ?? [] {
+                            do {
+                                let record = try WALRecord.decodeBody(UnsafeRawBufferPointer(rebasing: segmentBytes.raw[body]))
+                                if try replay(record, into: &state) {
+                                    applied += 1
+                                    last = lsn
+                                }
+                            } catch let error as Failure {
+                                failure = error.description
+                                return
+                            } catch {
+                                failure = "WAL record LSN \(lsn): \(error)"
+                                return
+                            }
+                        }
+                    }
+                    outcomes.withLock { $0[tenant] = (applied, last, failure) }
+                }
+                states = shared.all
+                for (tenant, outcome) in outcomes.withLock({ $0 }) {
+                    if let failure = outcome.error { throw Failure(description: failure) }
+                    report.walRecordsApplied += outcome.applied
+                    report.tenants[tenant, default: TenantReport()].walRecordsApplied += outcome.applied
+                    if let last = outcome.lastLSN { lastLSN[tenant] = last }
+                }
+                return scan
             }
             if let last = scan.lastLSN { previousLSN = last }
             switch scan.stop {
@@ -196,20 +237,12 @@ public struct Recovery: Sendable {
         return Outcome(states: states, lastLSN: lastLSN, report: report, resume: resume, segments: segments)
     }
 
-    /// Applies one WAL record if it is newer than its tenant's state. Returns whether it was applied.
-    func replay(_ record: WALRecord, into states: inout [String: TenantState], lastLSN: inout [String: UInt64]) throws -> Bool {
+    /// Applies one WAL record to its tenant's state if it is newer. Returns whether it was applied.
+    func replay(_ record: WALRecord, into state: inout TenantState) throws -> Bool {
         let tenant = record.entry.tenantID
         if let only = options.tenants, !only.contains(tenant) { return false }
         if let stop = options.stopAtSequence[tenant], record.entry.sequence > stop { return false }
         if let time = options.stopAtTime, record.entry.timestamp > time { return false }
-        var state: TenantState
-        if let existing = states.removeValue(forKey: tenant) {
-            state = existing
-        } else {
-            state = TenantState(tenantID: tenant, limits: options.limits)
-            state.beginBulkLoad()
-        }
-        defer { states[tenant] = state }
         guard record.entry.sequence > state.sequence else { return false }
         if record.entry.sequence != state.sequence + 1 {
             let message = "tenant \(tenant): WAL record LSN \(record.lsn) has sequence \(record.entry.sequence), expected \(state.sequence + 1)"
@@ -217,7 +250,6 @@ public struct Recovery: Sendable {
             logger.error("\(message); continuing because of --force-recovery")
         }
         state.apply(record.entry.mutations, sequence: record.entry.sequence)
-        lastLSN[tenant] = record.lsn
         return true
     }
 
@@ -279,4 +311,9 @@ public struct Recovery: Sendable {
     public static func seconds(_ duration: Duration) -> Double {
         Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     }
+}
+
+/// The segment's bytes, read-only and alive for the whole parallel replay, shared by the workers.
+private struct SegmentBytes: @unchecked Sendable {
+    let raw: UnsafeRawBufferPointer
 }

@@ -37,6 +37,7 @@ public struct WALSegmentScanner {
     public static func scan(
         _ bytes: UnsafeRawBufferPointer, previousLSN: UInt64, skipCorruption: Bool = false,
         wants: ((_ tenant: String, _ sequence: UInt64) -> Bool)? = nil,
+        collect: ((_ tenant: String, _ sequence: UInt64, _ lsn: UInt64, _ body: Range<Int>) -> Void)? = nil,
         visit: (WALRecord, Int) throws -> Void
     ) throws -> Result {
         let header = try WALSegmentHeader.decode(bytes)
@@ -52,7 +53,7 @@ public struct WALSegmentScanner {
                    lastMarkerEnd: lastMarkerEnd, dataEnd: max(dataEnd, end))
         }
         while true {
-            switch examine(bytes, at: offset, after: floor, wants: wants) {
+            switch examine(bytes, at: offset, after: floor, wants: wants, collect: collect) {
             case .end:
                 return result(.end(offset: offset), offset)
             case .record(let record, let length):
@@ -92,7 +93,8 @@ public struct WALSegmentScanner {
     }
 
     static func examine(_ bytes: UnsafeRawBufferPointer, at offset: Int, after floor: UInt64,
-                        wants: ((String, UInt64) -> Bool)? = nil) -> Examination {
+                        wants: ((String, UInt64) -> Bool)? = nil,
+                        collect: ((String, UInt64, UInt64, Range<Int>) -> Void)? = nil) -> Examination {
         let remaining = bytes.count - offset
         if remaining < WALRecord.headerSize {
             return isZero(bytes, from: offset) ? .end : .damaged("\(remaining) stray bytes at the end")
@@ -118,14 +120,19 @@ public struct WALSegmentScanner {
         let body = UnsafeRawBufferPointer(rebasing: bytes[(offset + WALRecord.headerSize)..<(offset + WALRecord.headerSize + length)])
         let actual = CRC32C.checksum(body)
         guard stored == actual else { return .damaged("checksum mismatch (stored \(hex(stored)), computed \(hex(actual)))") }
-        if let wants {
-            // Records a snapshot already covers need no decoding: the checksum vouches for them.
+        if wants != nil || collect != nil {
+            // Records a snapshot already covers need no decoding (the checksum vouches for them), and a
+            // collecting caller decodes the ones it wants itself (in parallel, per tenant).
             var reader = ByteReader(body)
             if let lsn = try? reader.readU64(), let sequence = try? reader.readU64(), (try? reader.readI64()) != nil,
-                let tenant = try? reader.readString(limit: 256), !wants(tenant, sequence)
+                let tenant = try? reader.readString(limit: 256)
             {
-                guard lsn > floor else { return .damaged("LSN \(lsn) does not follow \(floor)") }
-                return .skipped(lsn: lsn, length: WALRecord.headerSize + length)
+                let wanted = wants?(tenant, sequence) ?? true
+                if !wanted || collect != nil {
+                    guard lsn > floor else { return .damaged("LSN \(lsn) does not follow \(floor)") }
+                    if wanted { collect?(tenant, sequence, lsn, (offset + WALRecord.headerSize)..<(offset + WALRecord.headerSize + length)) }
+                    return .skipped(lsn: lsn, length: WALRecord.headerSize + length)
+                }
             }
         }
         let record: WALRecord
