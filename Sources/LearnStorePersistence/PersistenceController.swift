@@ -213,17 +213,21 @@ public final class PersistenceController: Sendable {
     /// Snapshot rounds by time and WAL growth, until cancelled.
     public func runScheduler(tenants: @escaping @Sendable () -> [TenantActor]) async {
         var trimmedAtBytes: UInt64 = 0
-        var ticks = 0
+        var writtenLastTick: UInt64 = 0
         while !Task.isCancelled {
             try? await Task.sleep(for: .seconds(1))
-            ticks += 1
-            // Give memory freed by request processing back to the system after write bursts (glibc
-            // keeps freed heap otherwise; RSS is what operators and the memory target see).
+            // Give memory freed by request processing back to the system once a write burst is over
+            // (glibc keeps freed heap otherwise; RSS is what operators and the memory target see).
+            // Not during a burst: malloc_trim holds the allocator's locks while it walks the heap, a
+            // pause every thread that allocates would feel.
             let written = wal.stats.bytesWritten
-            if ticks % 5 == 0 && written != trimmedAtBytes {
+            if written == writtenLastTick && written != trimmedAtBytes {
                 trimmedAtBytes = written
+                let started = ContinuousClock.now
                 MemoryTrimmer.trim()
+                logger.debug("returned free heap to the system", metadata: ["duration": "\(ContinuousClock.now - started)"])
             }
+            writtenLastTick = written
             let (at, bytes) = lastRound.withLock { $0 }
             let byTime = configuration.snapshotIntervalSeconds.map { ContinuousClock.now - at >= .milliseconds(Int64($0 * 1000)) } ?? false
             let byBytes = configuration.snapshotWALBytes.map { wal.stats.bytesWritten - bytes >= UInt64($0) } ?? false

@@ -107,13 +107,19 @@ public final class BenchRunner: Sendable {
         let events = configuration.mix.contains { $0.0 == .outcomesIngest }
         if events {
             for index in tenants.indices {
-                let course = CanvasCourseDataset(students: 200, outcomes: 20, resultsPerOutcome: 5, seed: configuration.seed &+ UInt64(index), courseID: "bench-\(index)")
+                let course = CanvasCourseDataset(students: 200, outcomes: 20, resultsPerOutcome: 5, seed: configuration.seed &+ UInt64(index), courseID: String(91_000 + index))
                 let lines = course.eventLines(shuffleSeed: configuration.seed).map { Array($0.utf8) }
                 var batches: [[[UInt8]]] = []
                 var start = 0
                 while start < lines.count {
                     batches.append(Array(lines[start..<min(lines.count, start + configuration.eventsPerIngest)]))
                     start += configuration.eventsPerIngest
+                }
+                // A data set the server would refuse would measure only the rejection path.
+                for line in batches.first ?? [] {
+                    do { _ = try OutcomeEvent.parse(bytes: line) } catch {
+                        throw BenchSetupError("the generated outcome events are invalid: \(error)")
+                    }
                 }
                 tenants[index].ingestBatches = batches
             }
@@ -198,14 +204,21 @@ public final class BenchRunner: Sendable {
         return ids
     }
 
+    static func requireAccepted(_ report: OutcomeIngestReport) throws {
+        if let (index, rejection) = report.rejected.first {
+            throw BenchSetupError("the server refused event \(index) of the rollup course: \(rejection)")
+        }
+    }
+
     /// A course of 100 outcomes per tenant for the rollup workload.
     func ingestCourse(_ tenant: inout TenantData) async throws {
-        let course = CanvasCourseDataset(students: 50, outcomes: 100, resultsPerOutcome: 5, seed: configuration.seed, courseID: "rollup-course")
+        let course = CanvasCourseDataset(students: 50, outcomes: 100, resultsPerOutcome: 5, seed: configuration.seed, courseID: "90000")
         let client = try await LearnStoreClient(ClientConfiguration(host: configuration.host, port: configuration.port, token: tenant.token, connections: 1))
         let lines = course.eventLines().map { Array($0.utf8) }
         var start = 0
         while start < lines.count {
-            _ = try await client.outcomes.ingest(Array(lines[start..<min(lines.count, start + 500)]))
+            let report = try await client.outcomes.ingest(Array(lines[start..<min(lines.count, start + 500)]))
+            try Self.requireAccepted(report)
             start += 500
         }
         await client.shutdown()
@@ -365,4 +378,10 @@ enum ProcessCPU {
         guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
         return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
     }
+}
+
+/// The bench could not prepare its data; running anyway would measure something else.
+struct BenchSetupError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
 }
