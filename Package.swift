@@ -144,6 +144,7 @@ let package = Package(
             dependencies: [
                 "LearnStoreServer", "LearnStoreClient", "LearnStoreEngine", "LearnStoreProtocol", "LearnStoreModel",
                 "LearnStorePersistence", "LearnStoreTools", "CanvasOutcomes", "LearnStoreWorkload",
+                .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

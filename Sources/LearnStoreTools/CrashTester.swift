@@ -120,25 +120,45 @@ public struct CrashTester: Sendable {
         let killed = Atomic<Bool>(false)
     }
 
-    /// Every acknowledged write is present in full; no write is present in part.
+    /// Every acknowledged write is present in full; no write is present in part. The lookups run
+    /// 64 at a time (pipelined over the client's connections): the history grows with every cycle and
+    /// is checked in full after each restart.
     func verify(_ history: [Attempt], client: LearnStoreClient, report: inout Report) async throws {
-        var acknowledged = 0
-        for attempt in history {
-            let found = try await client.performance.learningRecords.page(ListQuery(personID: attempt.person, includeDeleted: true, limit: 10)).records
-            let titles = Set(found.compactMap(\.title))
-            if let ids = attempt.acknowledged {
-                acknowledged += 1
-                if titles != Set(attempt.titles) || Set(found.map(\.id)) != Set(ids) {
-                    report.lost += 1
-                    report.failures.append("acknowledged write \(attempt.titles) missing or altered (found \(titles))")
-                }
-            } else if !found.isEmpty {
-                if titles != Set(attempt.titles) {
-                    report.corrupt += 1
-                    report.failures.append("unacknowledged write \(attempt.titles) half-applied (found \(titles))")
+        let lanes = 64
+        let failures = try await withThrowingTaskGroup(of: (lost: [String], corrupt: [String]).self) { group in
+            for lane in 0..<lanes {
+                group.addTask {
+                    var lost: [String] = []
+                    var corrupt: [String] = []
+                    for index in stride(from: lane, to: history.count, by: lanes) {
+                        let attempt = history[index]
+                        let found = try await client.performance.learningRecords.page(
+                            ListQuery(personID: attempt.person, includeDeleted: true, limit: 10)).records
+                        let titles = Set(found.compactMap(\.title))
+                        if let ids = attempt.acknowledged {
+                            if titles != Set(attempt.titles) || Set(found.map(\.id)) != Set(ids) {
+                                lost.append("acknowledged write \(attempt.titles) missing or altered (found \(titles))")
+                            }
+                        } else if !found.isEmpty, titles != Set(attempt.titles) {
+                            corrupt.append("unacknowledged write \(attempt.titles) half-applied (found \(titles))")
+                        }
+                    }
+                    return (lost, corrupt)
                 }
             }
+            var all: (lost: [String], corrupt: [String]) = ([], [])
+            for try await lane in group {
+                all.lost += lane.lost
+                all.corrupt += lane.corrupt
+            }
+            return all
         }
+        // Each restart re-checks the whole history, so a write lost once is seen again every cycle:
+        // the counts are of distinct writes (a lost write cannot come back).
+        report.lost = max(report.lost, failures.lost.count)
+        report.corrupt = max(report.corrupt, failures.corrupt.count)
+        if !failures.lost.isEmpty || !failures.corrupt.isEmpty { report.failures = failures.lost + failures.corrupt }
+        let acknowledged = history.count { $0.acknowledged != nil }
         report.acknowledgedWrites = acknowledged
         report.unacknowledged = history.filter { $0.acknowledged == nil }.count
     }
