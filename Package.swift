@@ -40,6 +40,7 @@ let package = Package(
         ),
         .target(name: "Zstd", dependencies: ["CZstd"], swiftSettings: strict),
         .target(name: "CCRC32C"),
+        .target(name: "CPrefetch"),
         .target(name: "LearnStoreModel", swiftSettings: strict),
         .target(name: "LearnStoreWorkload", dependencies: ["LearnStoreModel", "CanvasOutcomes"], swiftSettings: strict),
         .target(
@@ -56,7 +57,7 @@ let package = Package(
         .target(
             name: "LearnStoreEngine",
             dependencies: [
-                "LearnStoreModel", "CanvasOutcomes",
+                "LearnStoreModel", "CanvasOutcomes", "CPrefetch",
                 .product(name: "HashTreeCollections", package: "swift-collections"),
             ],
             swiftSettings: strict

@@ -1,3 +1,5 @@
+import CPrefetch
+
 /// An append-mostly array stored in fixed-size pages, each its own copy-on-write buffer.
 ///
 /// Why: a snapshot captures a tenant by copying its storage. With one big `Array`, the first write
@@ -28,6 +30,22 @@ public struct PagedArray<Element>: RandomAccessCollection {
         _modify {
             precondition(index >= 0 && index < count, "PagedArray index out of range")
             yield &pages[index >> Self.pageShift][index & (Self.pageSize - 1)]
+        }
+    }
+
+    /// Starts loading element `index` (every cache line of it) into the cache; out of range does nothing.
+    @inline(__always)
+    public func prefetch(_ index: Int) {
+        guard index >= 0 && index < count else { return }
+        pages.withUnsafeBufferPointer { pagePointers in
+            pagePointers[index >> Self.pageShift].withUnsafeBufferPointer { page in
+                let start = UnsafeRawPointer(page.baseAddress! + (index & (Self.pageSize - 1)))
+                var offset = 0
+                while offset < MemoryLayout<Element>.stride {
+                    learnstore_prefetch(start + offset)
+                    offset += 64
+                }
+            }
         }
     }
 

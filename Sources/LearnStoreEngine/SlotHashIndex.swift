@@ -1,3 +1,5 @@
+import CPrefetch
+
 /// An open-addressing hash table of record slots (linear probing, backward-shift deletion).
 ///
 /// Each entry is 4 bytes: 27 bits of slot and a 5-bit tag from the key's hash, so most probes that
@@ -42,6 +44,30 @@ public struct SlotHashIndex: Sendable {
             let stored = table[index]
             if stored == Self.empty { return nil }
             if stored >> Self.slotBits == wanted, matches(stored & Self.slotMask) { return stored & Self.slotMask }
+            index += 1
+            if index == size { index = 0 }
+        }
+    }
+
+    /// Starts loading the bucket where a lookup of `hash` begins.
+    @inline(__always)
+    public func prefetchBucket(hash: Int) {
+        table.withUnsafeBufferPointer { buckets in
+            learnstore_prefetch(buckets.baseAddress! + Self.position(hash, size: buckets.count))
+        }
+    }
+
+    /// The first stored slot whose tag matches `hash`: the record a lookup will most likely read
+    /// (a candidate only; the key is not compared).
+    @inline(__always)
+    public func firstCandidate(hash: Int) -> UInt32? {
+        let size = table.count
+        let wanted = Self.tag(hash)
+        var index = Self.position(hash, size: size)
+        while true {
+            let stored = table[index]
+            if stored == Self.empty { return nil }
+            if stored >> Self.slotBits == wanted { return stored & Self.slotMask }
             index += 1
             if index == size { index = 0 }
         }

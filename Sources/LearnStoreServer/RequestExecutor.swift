@@ -46,6 +46,7 @@ public enum RequestExecutor {
         let now = environment.clock.now()
         let loading = environment.runtime.isLoading
         let shuttingDown = environment.runtime.isShuttingDown
+        if frames.count > 1 && !loading { prefetchGets(frames, tenant: tenant) }
         for frame in frames {
             let header = frame.header
             counts[header.opcode, default: 0] += 1
@@ -67,6 +68,18 @@ public enum RequestExecutor {
             responses.append(ResponseMeta(requestID: header.requestID, opcode: header.opcode, lsn: tenant.lastWriteLSN, range: start..<writer.count))
         }
         return BatchResult(bytes: writer.bytes, responses: responses, maximumLSN: tenant.lastWriteLSN, counts: counts, errors: errors)
+    }
+
+    /// Starts the memory loads of every GET in the batch (see `TenantActor.prefetchForGets`).
+    static func prefetchGets(_ frames: [Frame], tenant: isolated TenantActor) {
+        var ids: [RecordID] = []
+        for frame in frames where frame.header.opcode == Opcode.get {
+            if let id = try? frame.readPayload({ (r) throws(DecodeError) in try RecordMessages.decodeID(from: &r) }) {
+                if ids.isEmpty { ids.reserveCapacity(frames.count) }
+                ids.append(id)
+            }
+        }
+        if ids.count > 1 { tenant.prefetchForGets(ids) }
     }
 
     static func decode<T>(_ frame: Frame, _ body: (inout ByteReader) throws(DecodeError) -> T) throws(LearnStoreError) -> T {

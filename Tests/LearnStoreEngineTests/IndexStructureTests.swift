@@ -50,6 +50,25 @@ import Testing
             #expect(found.sorted() == keys.filter { $0.value == key }.map(\.key).sorted())
         }
     }
+
+    /// The prefetch pass reads the first tag match; for distinct, well-mixed keys that is the record
+    /// the lookup itself finds, and an absent key whose run holds no tag match has no candidate.
+    @Test func firstCandidateIsTheSlotALookupFinds() {
+        var index = SlotHashIndex()
+        func hash(_ key: UInt64) -> Int { Int(truncatingIfNeeded: (key &+ 1) &* 0x9E37_79B9_7F4A_7C15) }
+        #expect(index.firstCandidate(hash: hash(1)) == nil)
+        for slot in UInt32(0)..<2000 { index.insert(slot, hash: hash(UInt64(slot))) { hash(UInt64($0)) } }
+        var agreeing = 0
+        for slot in UInt32(0)..<2000 {
+            let found = index.first(hash: hash(UInt64(slot))) { $0 == slot }
+            #expect(found == slot)
+            if index.firstCandidate(hash: hash(UInt64(slot))) == slot { agreeing += 1 }
+            index.prefetchBucket(hash: hash(UInt64(slot)))  // a hint only: must not fault or change anything
+        }
+        // A 5-bit tag lets about one probe in 32 match by accident, ahead of the real entry.
+        #expect(agreeing > 1900, "\(agreeing) of 2000")
+        #expect(index.count == 2000)
+    }
 }
 
 @Suite struct OrderedSlotIndexTests {

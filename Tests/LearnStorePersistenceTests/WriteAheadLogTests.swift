@@ -80,7 +80,8 @@ func waitFor(seconds: Double = 10, _ condition: () -> Bool) -> Bool {
         let doomed = try wal.append(entry(2, records: [sampleRecord(2)]))
         #expect(waitFor { wal.hasFailed(doomed) })
         #expect(wal.committedLSN == first)
-        #expect(failures.withLock { $0.first?.contains(doomed) } == true)
+        // The failure is recorded before the callback runs: poll for the callback too.
+        #expect(waitFor { failures.withLock { $0.first?.contains(doomed) } == true })
         // The log recovers on its own once the disk accepts writes again, then takes new ones.
         var accepted: UInt64?
         #expect(waitFor { accepted = try? wal.append(entry(2, records: [sampleRecord(3)])); return accepted != nil })
