@@ -1,4 +1,5 @@
 import Dispatch
+import Foundation
 import LearnStoreEngine
 import LearnStoreModel
 import Logging
@@ -108,7 +109,10 @@ public final class PersistenceController: Sendable {
     /// Snapshots the given tenants: each is captured on its actor (O(pages)), then serialized,
     /// compressed and written off the actors, in parallel. Tenants unchanged since their last
     /// snapshot are skipped unless `force`.
-    public func snapshot(_ tenants: [TenantActor], force: Bool = false) async -> [SnapshotResult] {
+    /// `background`: a scheduled round, written one tenant at a time on a low-priority thread so
+    /// the event loops keep the CPU (on two cores a parallel round takes one from them). Rounds at
+    /// shutdown and on demand use every core and finish sooner.
+    public func snapshot(_ tenants: [TenantActor], force: Bool = false, background: Bool = false) async -> [SnapshotResult] {
         let alreadyRunning = roundInProgress.withLock { running in
             defer { running = true }
             return running
@@ -132,13 +136,22 @@ public final class PersistenceController: Sendable {
         guard !captures.isEmpty else { return results }
         let work = captures
         let written = await withCheckedContinuation { (continuation: CheckedContinuation<[SnapshotResult], Never>) in
-            snapshotQueue.async { continuation.resume(returning: self.writeSnapshots(work)) }
+            if background {
+                let thread = Thread {
+                    LowPriority.applyToCurrentThread()
+                    continuation.resume(returning: self.writeSnapshots(work, parallel: false))
+                }
+                thread.name = "learnstore-snapshot"
+                thread.start()
+            } else {
+                snapshotQueue.async { continuation.resume(returning: self.writeSnapshots(work, parallel: true)) }
+            }
         }
         return results + written
     }
 
     /// The blocking part of a round (runs on the snapshot queue, never on an actor or event loop).
-    private func writeSnapshots(_ captures: [(TenantCapture, UInt64)]) -> [SnapshotResult] {
+    private func writeSnapshots(_ captures: [(TenantCapture, UInt64)], parallel: Bool) -> [SnapshotResult] {
         let maxLSN = captures.map(\.1).max() ?? 0
         if !wal.waitUntilCommitted(maxLSN) {
             return captures.map { SnapshotResult(tenantID: $0.0.tenantID, sequence: $0.0.sequence, path: "", bytes: 0, records: 0, seconds: 0, skipped: false, error: "writes in the capture could not be committed") }
@@ -146,7 +159,7 @@ public final class PersistenceController: Sendable {
         let results = Mutex<[SnapshotResult]>([])
         let fs = configuration.fileSystem
         let now = clock.now()
-        DispatchQueue.concurrentPerform(iterations: captures.count) { index in
+        @Sendable func writeOne(_ index: Int) {
             let (capture, lsn) = captures[index]
             let start = ContinuousClock.now
             do {
@@ -170,6 +183,11 @@ public final class PersistenceController: Sendable {
                                              seconds: 0, skipped: false, error: "\(error)"))
                 }
             }
+        }
+        if parallel {
+            DispatchQueue.concurrentPerform(iterations: captures.count, execute: writeOne)
+        } else {
+            for index in captures.indices { writeOne(index) }
         }
         applyRetention()
         return results.withLock { $0 }
@@ -234,7 +252,7 @@ public final class PersistenceController: Sendable {
             if byTime || byBytes {
                 let actors = tenants()
                 noteTenants(actors.map(\.tenantID))
-                let results = await snapshot(actors)
+                let results = await snapshot(actors, background: true)
                 let written = results.filter { !$0.skipped && $0.error == nil }
                 if !written.isEmpty {
                     logger.info("snapshot round", metadata: ["tenants": "\(written.count)", "reason": "\(byBytes ? "wal growth" : "interval")"])
