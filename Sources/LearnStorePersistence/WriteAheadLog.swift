@@ -102,6 +102,7 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
         let fs = configuration.fileSystem
         try fs.createDirectory(configuration.directory)
         try? fs.remove(Self.preparedPath(configuration.directory))
+        preparer = WALSegmentPreparer(fileSystem: fs, path: Self.preparedPath(configuration.directory), logger: logger)
         if let resume {
             nextLSN = resume.nextLSN
             committed.store(resume.nextLSN - 1, ordering: .releasing)
@@ -196,6 +197,7 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
         stopped.lock()
         while thread != nil && !isStopped { stopped.wait() }
         stopped.unlock()
+        preparer.discard()
     }
 
     // MARK: the writer thread
@@ -233,19 +235,25 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
             flushRequested = false
             condition.unlock()
 
+            var holdsIOLock = true
             do throws(StorageError) {
                 if !batch.isEmpty { try write(batch, firstLSN: first, lastLSN: last) }
                 let timeToSync = configuration.policy == .everysec && ContinuousClock.now - lastSync >= .seconds(1)
                 if unsyncedBytes > 0 && (configuration.policy == .always || flush || timeToSync) {
-                    try sync()
+                    if configuration.policy == .always {
+                        try sync()
+                    } else {
+                        holdsIOLock = false
+                        try syncReleasingIOLock()
+                    }
                 }
-                ioLock.unlock()
+                if holdsIOLock { ioLock.unlock() }
                 if !batch.isEmpty {
                     committed.store(last, ordering: .releasing)
                     onCommit?(last)
                 }
             } catch {
-                ioLock.unlock()
+                if holdsIOLock { ioLock.unlock() }
                 if !batch.isEmpty {
                     fail(first...max(last, first), tenants: tenants, error: error)
                 } else {
@@ -267,6 +275,8 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
     /// Under `everysec` and `off`, writes what is queued right away on the calling thread (an event
     /// loop at the end of a request batch, as Redis writes its AOF before replying), so a reply never
     /// waits for a thread hand-off. A batch that needs a new segment is left to the writer thread.
+    /// `ioLock` is held here only for a `pwrite`: the writer thread syncs without it under these
+    /// policies and rotates to a segment prepared in advance, so an event loop never waits for a sync.
     public func writeNow() {
         guard configuration.policy != .always else { return }
         ioLock.lock()
@@ -311,6 +321,10 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
         }
         offset += batch.count
         unsyncedBytes += batch.count
+        if !nextSegmentRequested && offset > capacity / 2 {
+            nextSegmentRequested = true
+            preparer.prepare(size: configuration.segmentBytes)
+        }
         statistics.withLock {
             $0.bytesWritten += UInt64(batch.count)
             $0.writes += 1
@@ -318,6 +332,9 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
     }
 
     private var capacity = 0
+    private let preparer: WALSegmentPreparer
+    /// Whether the next segment is being prepared (asked for once the current one is half full).
+    private var nextSegmentRequested = false
     /// Bytes of failed writes to zero before the log accepts writes again.
     private var wipeRange: Range<Int>?
 
@@ -334,6 +351,28 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
         lastSync = ContinuousClock.now
         unsyncedBytes = 0
         let elapsed = (lastSync - start).components
+        let nanoseconds = UInt64(elapsed.seconds) * 1_000_000_000 + UInt64(elapsed.attoseconds / 1_000_000_000)
+        statistics.withLock {
+            $0.syncs += 1
+            $0.lastSyncNanoseconds = nanoseconds
+        }
+    }
+
+    /// The sync of the relaxed policies, taken with `ioLock` held and returning with it released: the
+    /// file is synced without the lock, so event loops appending meanwhile (`writeNow`) never wait for
+    /// the disk. Only the writer thread rotates or closes the file, so it stays open throughout.
+    private func syncReleasingIOLock() throws(StorageError) {
+        let target = file!
+        let covered = unsyncedBytes
+        ioLock.unlock()
+        let start = ContinuousClock.now
+        try target.sync(dataOnly: true)
+        let end = ContinuousClock.now
+        ioLock.lock()
+        lastSync = end
+        unsyncedBytes -= covered
+        ioLock.unlock()
+        let elapsed = (end - start).components
         let nanoseconds = UInt64(elapsed.seconds) * 1_000_000_000 + UInt64(elapsed.attoseconds / 1_000_000_000)
         statistics.withLock {
             $0.syncs += 1
@@ -394,31 +433,36 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
 
     // MARK: segments
 
-    static func preparedPath(_ directory: String) -> String { directory + "/wal-next.tmp" }
+    /// Not named like a segment (`wal-…`), so nothing mistakes it for one.
+    static func preparedPath(_ directory: String) -> String { directory + "/prepared-segment.tmp" }
 
     private func rotate(firstLSN: UInt64, needed: Int) throws(StorageError) {
         if unsyncedBytes > 0 { try sync() }
         try openNewSegment(firstLSN: firstLSN, minimumCapacity: needed + WALSegmentHeader.size)
     }
 
-    /// Creates a zero-filled segment under a temporary name, writes its header, syncs, renames it into
-    /// place and syncs the directory.
+    /// Moves to a new zero-filled segment: the one prepared in the background when it is big enough,
+    /// else one created here. Its header is written and synced under the temporary name, then it is
+    /// renamed into place and the directory synced, so a segment name never holds a half-made file.
     private func openNewSegment(firstLSN: UInt64, minimumCapacity: Int = 0) throws(StorageError) {
         let fs = configuration.fileSystem
-        let size = max(configuration.segmentBytes, minimumCapacity)
         let temporary = Self.preparedPath(configuration.directory)
         let final = configuration.directory + "/" + WALSegmentHeader.fileName(firstLSN: firstLSN)
-        let newFile = try fs.openForWriting(temporary, create: true)
-        try newFile.truncate(to: 0)
-        let chunk = [UInt8](repeating: 0, count: 1 << 20)
-        var written = 0
-        while written < size {
-            let count = min(chunk.count, size - written)
-            try newFile.write(count == chunk.count ? chunk : Array(chunk[0..<count]), at: written)
-            written += count
+        let header = WALSegmentHeader(firstLSN: firstLSN, createdAt: clock.now()).encoded
+        let size: Int
+        if let prepared = preparer.take(minimumSize: minimumCapacity) {
+            size = prepared.size
+            defer { prepared.file.close() }
+            try prepared.file.write(header, at: 0)
+            try prepared.file.sync(dataOnly: true)
+        } else {
+            size = max(configuration.segmentBytes, minimumCapacity)
+            let newFile = try fs.openForWriting(temporary, create: true)
+            defer { newFile.close() }
+            try WALSegmentPreparer.zeroFill(newFile, size: size)
+            try newFile.write(header, at: 0)
+            try newFile.sync(dataOnly: false)
         }
-        try newFile.write(WALSegmentHeader(firstLSN: firstLSN, createdAt: clock.now()).encoded, at: 0)
-        try newFile.sync(dataOnly: false)
         try fs.rename(temporary, to: final)
         try fs.syncDirectory(configuration.directory)
         file?.close()
@@ -429,6 +473,7 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
         unsyncedBytes = 0
         segments.withLock { $0.append(firstLSN) }
         statistics.withLock { $0.segmentsCreated += 1 }
+        nextSegmentRequested = false
     }
 
     /// Removes segments whose every record has an LSN below `lsn` (they are covered by snapshots).
