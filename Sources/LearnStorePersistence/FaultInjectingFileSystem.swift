@@ -104,5 +104,13 @@ final class FaultyFile: StorageFile {
 
     func size() throws(StorageError) -> Int { try inner.size() }
     func truncate(to size: Int) throws(StorageError) { try inner.truncate(to: size) }
+
+    func allocate(size: Int) throws(StorageError) {
+        switch owner.take(path: path, isSync: false) {
+        case .writeError(let code)?: throw StorageError("posix_fallocate", path, code: code)
+        case .shortWrite?: throw StorageError("posix_fallocate", path, code: ENOSPC)
+        default: try inner.allocate(size: size)
+        }
+    }
     func close() { inner.close() }
 }

@@ -45,6 +45,9 @@ public protocol StorageFile: AnyObject, Sendable {
     func sync(dataOnly: Bool) throws(StorageError)
     func size() throws(StorageError) -> Int
     func truncate(to size: Int) throws(StorageError)
+    /// Reserves `size` bytes of disk for the file (`posix_fallocate`): reads of bytes never written
+    /// return zeros, and a full disk shows here rather than at a later write.
+    func allocate(size: Int) throws(StorageError)
     func close()
 }
 
@@ -171,6 +174,12 @@ final class PosixFile: StorageFile {
 
     func truncate(to size: Int) throws(StorageError) {
         guard ftruncate(fd, off_t(size)) == 0 else { throw StorageError("ftruncate", path, code: errno) }
+    }
+
+    func allocate(size: Int) throws(StorageError) {
+        // posix_fallocate returns the error number instead of setting errno.
+        let result = posix_fallocate(fd, 0, off_t(size))
+        guard result == 0 else { throw StorageError("posix_fallocate", path, code: result) }
     }
 
     func close() {}

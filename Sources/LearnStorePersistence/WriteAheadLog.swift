@@ -87,6 +87,8 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
         public var syncs: UInt64 = 0
         public var failures: UInt64 = 0
         public var segmentsCreated: UInt64 = 0
+        /// Segments that rotation found zero-filled in advance (the rest were reserved on the spot).
+        public var segmentsPrepared: UInt64 = 0
         public var lastSyncNanoseconds: UInt64 = 0
     }
     private let statistics = Mutex(Statistics())
@@ -102,6 +104,7 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
         let fs = configuration.fileSystem
         try fs.createDirectory(configuration.directory)
         try? fs.remove(Self.preparedPath(configuration.directory))
+        try? fs.remove(Self.newSegmentPath(configuration.directory))
         preparer = WALSegmentPreparer(fileSystem: fs, path: Self.preparedPath(configuration.directory), logger: logger)
         if let resume {
             nextLSN = resume.nextLSN
@@ -261,6 +264,7 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
                     markFailed("\(error)")
                 }
             }
+            syncRetiredSegment()
             if exiting && batch.isEmpty { break }
         }
         ioLock.lock()
@@ -332,7 +336,7 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
     }
 
     private var capacity = 0
-    private let preparer: WALSegmentPreparer
+    let preparer: WALSegmentPreparer
     /// Whether the next segment is being prepared (asked for once the current one is half full).
     private var nextSegmentRequested = false
     /// Bytes of failed writes to zero before the log accepts writes again.
@@ -435,31 +439,81 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
 
     /// Not named like a segment (`wal-…`), so nothing mistakes it for one.
     static func preparedPath(_ directory: String) -> String { directory + "/prepared-segment.tmp" }
+    /// A segment being created at rotation or at start (when no prepared one is ready).
+    static func newSegmentPath(_ directory: String) -> String { directory + "/new-segment.tmp" }
 
+    /// Under `always` the full segment is already synced. Under the relaxed policies it may hold up to
+    /// a segment of unsynced writes, whose sync takes up to a second on a busy disk: it is left to
+    /// `syncRetiredSegment`, after the I/O lock is released, so event loops do not wait for it.
     private func rotate(firstLSN: UInt64, needed: Int) throws(StorageError) {
-        if unsyncedBytes > 0 { try sync() }
-        try openNewSegment(firstLSN: firstLSN, minimumCapacity: needed + WALSegmentHeader.size)
+        if unsyncedBytes > 0 {
+            if configuration.policy == .always {
+                try sync()
+            } else {
+                retiredSegment = file
+                file = nil
+            }
+        }
+        do {
+            try openNewSegment(firstLSN: firstLSN, minimumCapacity: needed + WALSegmentHeader.size, rotating: true)
+        } catch {
+            if let retired = retiredSegment, file == nil {
+                file = retired
+                retiredSegment = nil
+            }
+            throw error
+        }
     }
 
-    /// Moves to a new zero-filled segment: the one prepared in the background when it is big enough,
-    /// else one created here. Its header is written and synced under the temporary name, then it is
-    /// renamed into place and the directory synced, so a segment name never holds a half-made file.
-    private func openNewSegment(firstLSN: UInt64, minimumCapacity: Int = 0) throws(StorageError) {
+    /// A full segment left unsynced by rotation under a relaxed policy (guarded by `ioLock`).
+    private var retiredSegment: (any StorageFile)?
+
+    /// Syncs and closes the segment rotation retired, on the writer thread, without the I/O lock.
+    private func syncRetiredSegment() {
+        ioLock.lock()
+        let retired = retiredSegment
+        retiredSegment = nil
+        ioLock.unlock()
+        guard let retired else { return }
+        do throws(StorageError) {
+            try retired.sync(dataOnly: true)
+            statistics.withLock { $0.syncs += 1 }
+        } catch {
+            // Acknowledged writes of that segment may not be durable: refuse new writes until the disk recovers.
+            markFailed("\(error)")
+        }
+        retired.close()
+    }
+
+    /// Moves to a new segment: the one zero-filled in the background if it is ready and big enough;
+    /// else, at rotation, one reserved with `fallocate` (no waiting on the write path), and for the
+    /// log's first segment one zero-filled here. Its header is written and synced under a temporary
+    /// name, then it is renamed into place and the directory synced, so a segment name never holds a
+    /// half-made file.
+    private func openNewSegment(firstLSN: UInt64, minimumCapacity: Int = 0, rotating: Bool = false) throws(StorageError) {
         let fs = configuration.fileSystem
-        let temporary = Self.preparedPath(configuration.directory)
         let final = configuration.directory + "/" + WALSegmentHeader.fileName(firstLSN: firstLSN)
         let header = WALSegmentHeader(firstLSN: firstLSN, createdAt: clock.now()).encoded
         let size: Int
+        let temporary: String
         if let prepared = preparer.take(minimumSize: minimumCapacity) {
             size = prepared.size
+            temporary = Self.preparedPath(configuration.directory)
+            statistics.withLock { $0.segmentsPrepared += 1 }
             defer { prepared.file.close() }
             try prepared.file.write(header, at: 0)
             try prepared.file.sync(dataOnly: true)
         } else {
             size = max(configuration.segmentBytes, minimumCapacity)
+            temporary = Self.newSegmentPath(configuration.directory)
             let newFile = try fs.openForWriting(temporary, create: true)
             defer { newFile.close() }
-            try WALSegmentPreparer.zeroFill(newFile, size: size)
+            if rotating {
+                try newFile.truncate(to: 0)
+                try newFile.allocate(size: size)
+            } else {
+                try WALSegmentPreparer.zeroFill(newFile, size: size)
+            }
             try newFile.write(header, at: 0)
             try newFile.sync(dataOnly: false)
         }
@@ -473,7 +527,13 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
         unsyncedBytes = 0
         segments.withLock { $0.append(firstLSN) }
         statistics.withLock { $0.segmentsCreated += 1 }
-        nextSegmentRequested = false
+        if rotating {
+            // A log that has filled a segment is busy: prepare the next one now.
+            nextSegmentRequested = true
+            preparer.prepare(size: configuration.segmentBytes)
+        } else {
+            nextSegmentRequested = false
+        }
     }
 
     /// Removes segments whose every record has an LSN below `lsn` (they are covered by snapshots).

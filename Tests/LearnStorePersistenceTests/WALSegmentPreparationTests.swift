@@ -33,17 +33,24 @@ import Testing
         #expect(!PosixFileSystem().exists(prepared), "nothing is prepared while the first segment is nearly empty")
 
         var n = 1
-        while !PosixFileSystem().exists(prepared) {
+        while !wal.preparer.isReady {
             let lsn = try wal.append(entry(UInt64(n), records: [sampleRecord(n)]))
             #expect(waitFor { wal.committedLSN == lsn })
             n += 1
             if n > 10_000 { Issue.record("no segment was prepared"); return }
         }
+        #expect(PosixFileSystem().exists(prepared))
+        n = try appendUntil(segments: 2, wal, from: n)
+        #expect(wal.stats.segmentsPrepared == 1, "rotation used the prepared segment")
+        // The next one is prepared right after a rotation; once it is ready, the next rotation uses it.
+        #expect(waitFor { wal.preparer.isReady })
         n = try appendUntil(segments: 3, wal, from: n)
+        #expect(wal.stats.segmentsPrepared == 2)
         wal.close()
         #expect(!PosixFileSystem().exists(prepared), "closing removes a prepared segment")
         let files = try PosixFileSystem().list(dir.path + "/wal")
         #expect(files.filter { $0.hasPrefix("wal-") }.count == 3)
+        #expect(files.filter { !$0.hasPrefix("wal-") }.isEmpty, "no temporary files are left: \(files)")
         for file in files where file.hasPrefix("wal-") {
             let size = try PosixFileSystem().openForReading(dir.path + "/wal/" + file).size()
             #expect(size == segmentBytes, "every segment is full size and preallocated: \(file)")
@@ -61,6 +68,7 @@ import Testing
         let n = try appendUntil(segments: 3, wal)
         wal.close()
         #expect(fs.state.withLock { $0.faults.isEmpty }, "the fault was met")
+        #expect(wal.stats.segmentsPrepared < 2, "the failed preparation was not used")
         #expect(wal.stats.failures == 0, "no write failed: the preparation error was absorbed")
         let outcome = try Recovery(options: Recovery.Options(directory: DataDirectory(dir.path))).run()
         #expect(allRecords(try #require(outcome.states["t1"])) == (1..<n).map { sampleRecord($0) })
