@@ -19,13 +19,10 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var cumulation: ByteBuffer?
     private var batch: [Frame] = []
     private var tenant: TenantActor?
-    private var tenantLoop: (any EventLoop)?
     private var context: ChannelHandlerContext?
 
     /// Requests read but not yet answered (written to the socket).
     private var inFlight = 0
-    /// Batches sent to another loop's tenant and not yet back.
-    private var remoteBatches = 0
     /// Responses waiting for their writes to be committed, in order.
     private var held: [BatchResult] = []
     private var subscribed = false
@@ -122,13 +119,13 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func failIfDrained(context: ChannelHandlerContext) {
-        guard let error = pendingFailure, inFlight == 0, remoteBatches == 0, held.isEmpty else { return }
+        guard let error = pendingFailure, inFlight == 0, held.isEmpty else { return }
         pendingFailure = nil
         fail(error, context: context)
     }
 
     private func closeIfDrained() {
-        guard draining, !closing, let context, inFlight == 0, remoteBatches == 0 else { return }
+        guard draining, !closing, let context, inFlight == 0 else { return }
         closing = true
         context.flush()
         context.close(promise: nil)
@@ -289,7 +286,7 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// AUTH waits for earlier batches so its response keeps request order.
     private func authenticateWhenIdle(_ frame: Frame, context: ChannelHandlerContext) {
-        guard remoteBatches == 0, held.isEmpty else {
+        guard held.isEmpty else {
             let loopBound = NIOLoopBound((self, frame), eventLoop: context.eventLoop)
             context.eventLoop.execute {
                 let (handler, frame) = loopBound.value
@@ -361,7 +358,7 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// order), as a task off the event loop; the tenant and other connections keep being served.
     private func runAdminWhenIdle(_ frame: Frame, session: Session, context: ChannelHandlerContext) {
         let loopBound = NIOLoopBound((self, frame), eventLoop: context.eventLoop)
-        guard remoteBatches == 0, held.isEmpty else {
+        guard held.isEmpty else {
             // Earlier responses wait for their writes' commit (a millisecond or so): look again shortly.
             context.eventLoop.scheduleTask(in: .milliseconds(1)) {
                 let (handler, frame) = loopBound.value
@@ -408,9 +405,8 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if tenant == nil, let session = machine.session {
             // Bound on first use after recovery, so a connection never holds a pre-recovery actor.
             tenant = server.registry.tenant(session.identity.tenantID)
-            tenantLoop = server.loop(forTenant: session.identity.tenantID)
         }
-        guard let tenant, let tenantLoop, let session = machine.session else {
+        guard let tenant, let session = machine.session else {
             // Cannot happen: dispatch requires a session. Answer rather than lose requests.
             var writer = ByteWriter()
             for frame in frames {
@@ -422,33 +418,12 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let environment = server.environment
         let started = NIODeadline.now()
         let commits = server.commits
-        if tenantLoop === context.eventLoop {
-            let result = tenant.assumeIsolated { tenant in
-                RequestExecutor.execute(frames, session: session, tenant: tenant, environment: environment)
-            }
-            if result.maximumLSN > commits.committedLSN { commits.writeQueued() }
-            deliver(result, started: started, context: context)
-        } else {
-            remoteBatches += 1
-            let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
-            let home = context.eventLoop
-            tenantLoop.execute {
-                let result = tenant.assumeIsolated { tenant in
-                    RequestExecutor.execute(frames, session: session, tenant: tenant, environment: environment)
-                }
-                if result.maximumLSN > commits.committedLSN { commits.writeQueued() }
-                home.execute {
-                    let handler = loopBound.value
-                    handler.remoteBatches -= 1
-                    guard let context = handler.context else { return }
-                    handler.deliver(result, started: started, context: context)
-                    context.flush()
-                    handler.resumeReadingIfPossible()
-                    handler.closeIfDrained()
-                    handler.failIfDrained(context: context)
-                }
-            }
+        // This loop runs the batch itself, under the tenant's lock (see TenantExecutor).
+        let result = tenant.withExclusiveAccess { tenant in
+            RequestExecutor.execute(frames, session: session, tenant: tenant, environment: environment)
         }
+        if result.maximumLSN > commits.committedLSN { commits.writeQueued() }
+        deliver(result, started: started, context: context)
     }
 
     /// While the server recovers: PING and INFO work, data requests get LOADING.

@@ -55,7 +55,6 @@ final class ConnectionRegistry: Sendable {
 }
 
 extension ServerContext {
-    func loop(forTenant tenantID: String) -> any EventLoop { placement.loop(for: tenantID) }
 }
 
 /// Drains a connection during graceful shutdown.

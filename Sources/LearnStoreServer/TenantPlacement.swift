@@ -1,8 +1,9 @@
 import LearnStoreEngine
 import NIOCore
 
-/// Binds each tenant to one event loop: its actor runs there, so connections on that loop enter it
-/// synchronously and connections on other loops hop once per read batch.
+/// Gives each tenant a home event loop, where its asynchronously enqueued jobs run (snapshots,
+/// admin requests). Requests do not hop there: any loop enters a tenant under its lock
+/// (``TenantExecutor``).
 public struct TenantPlacement: Sendable {
     public let loops: [any EventLoop]
 
@@ -23,7 +24,9 @@ public struct TenantPlacement: Sendable {
     /// A registry whose tenants run on their placed loops and log to `log`.
     public func makeRegistry(limits: EngineLimits, clock: any EngineClock, log: any MutationLog) -> TenantRegistry {
         TenantRegistry { tenantID in
-            TenantActor(state: TenantState(tenantID: tenantID, limits: limits), log: log, clock: clock, executor: loop(for: tenantID).executor)
+            let home = loop(for: tenantID)
+            return TenantActor(state: TenantState(tenantID: tenantID, limits: limits), log: log, clock: clock,
+                               executor: TenantExecutor { home.execute($0) })
         }
     }
 }

@@ -18,7 +18,7 @@ public final class WALCommitTracker: CommitTracker {
             for tenant in tenants {
                 guard let actor = registry.existingTenant(tenant) else { continue }
                 placement.loop(for: tenant).execute {
-                    actor.assumeIsolated { _ = $0.rollBack(from: range.lowerBound) }
+                    actor.withExclusiveAccess { _ = $0.rollBack(from: range.lowerBound) }
                 }
             }
             self?.wake(upTo: .max, all: true)

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# A/B of two release builds on identical data: every server starts from a copy of the same 1M-record
+# data directory; reads run before writes.
+set -u
+OLD=${OLD:-/tmp/oldtree/.build/release/learnstore}
+NEW=${NEW:-/work/main/.build/release/learnstore}
+D=${D:-/tmp/lsab}; mkdir -p $D; [ -f $D/secret ] || head -c 32 /dev/urandom | base64 > $D/secret
+pkill -f "learnstore serve" ; sleep 1
+if [ ! -d $D/template ]; then
+  rm -rf $D/template
+  $NEW serve --port 17810 --data-dir $D/template --jwt-secret-file $D/secret > $D/server.log 2>&1 & S=$!; sleep 1.5
+  $NEW bench --port 17810 --key-file $D/secret --preload 1000000 --preload-only 2>&1 | grep "preload "
+  kill $S; wait $S
+fi
+T=$($NEW token mint --tenant tenant_00000 --jwt-secret-file $D/secret)
+for rep in 1 2; do for build in old new; do
+  B=$OLD; [ $build = new ] && B=$NEW
+  rm -rf $D/data; cp -a $D/template $D/data
+  $B serve --port 17810 --data-dir $D/data --jwt-secret-file $D/secret --snapshot-interval 0 > $D/server.log 2>&1 & S=$!
+  for i in $(seq 200); do $B records list --port 17810 --token "$T" --limit 1 >/dev/null 2>&1 && break; sleep 0.1; done
+  for args in "--workload get -P 1" "--workload get -P 16" "--workload list-by-person -P 16" "--workload get -P 16 --tenants 1" "--workload create -P 16" "--workload create -P 16 --tenants 1"; do
+    out=$($B bench --port 17810 --key-file $D/secret -c 50 $args --duration 4 --server-pid $S 2>&1)
+    tp=$(echo "$out" | awk '/^throughput/{print $2}'); lat=$(echo "$out" | awk '/^latency ms/{for(i=1;i<=NF;i++) if($i=="p99.9"||$i=="max") printf "%s %s ", $i, $(i+1)}'); cpu=$(echo "$out" | awk '/server CPU/{print $3}')
+    [ -z "$tp" ] && tp="FAILED: $(echo "$out" | tail -1)"
+    echo "rep $rep $build $args: $tp ops/s, cpu $cpu us/op, $lat"
+  done
+  kill $S; wait $S
+done; done
