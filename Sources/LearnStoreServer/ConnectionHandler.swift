@@ -434,13 +434,13 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
             switch frame.header.opcode {
             case Opcode.ping where frame.payload.readableBytes <= 64 && frame.header.flags == 0:
                 writer.writeFrame(header) { $0.writeBytes(frame.payload.readableBytesView) }
+            case Opcode.info where frame.payload.readableBytes == 0 && frame.header.flags == 0:
+                let info = server.environment.info()
+                writer.writeFrame(header) { $0.writeBytes(Array(info.utf8)) }
             case Opcode.ping, Opcode.info:
                 let error = LearnStoreError(.badFrame, "malformed \(Opcode.name(frame.header.opcode)) request")
                 writer.writeErrorFrame(opcode: frame.header.opcode, requestID: frame.header.requestID, error)
                 server.metrics.recordError(opcode: frame.header.opcode, code: error.code)
-            case Opcode.info where frame.payload.readableBytes == 0:
-                let info = server.environment.info()
-                writer.writeFrame(header) { $0.writeBytes(Array(info.utf8)) }
             default:
                 let error = LearnStoreError(.loading, "the server is recovering its data (\(server.runtime.recoveryProgress)); retry shortly")
                 writer.writeErrorFrame(opcode: frame.header.opcode, requestID: frame.header.requestID, error)

@@ -68,6 +68,8 @@ public final class DeferredLog: MutationLog {
     private let target = Mutex<(any MutationLog)?>(nil)
     public init() {}
     public func set(_ log: any MutationLog) { target.withLock { $0 = log } }
+    /// The log once recovery has opened it.
+    public var current: (any MutationLog)? { target.withLock { $0 } }
     public func append(_ entry: LogEntry) throws(LearnStoreError) -> UInt64 {
         guard let log = target.withLock({ $0 }) else { throw LearnStoreError(.loading, "the server is recovering its data") }
         return try log.append(entry)

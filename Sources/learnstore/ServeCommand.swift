@@ -118,7 +118,8 @@ struct ServeCommand: AsyncParsableCommand {
             let verifier = try await TokenVerifier(configuration: auth)
             let runtime = ServerRuntimeState(loading: true)
             let serverMetrics = ServerMetrics()
-            let info = InfoDocument(runtime: runtime, registry: registry, metrics: serverMetrics, version: configuration.serverVersion, started: clock.now())
+            let info = InfoDocument(runtime: runtime, registry: registry, metrics: serverMetrics, version: configuration.serverVersion, started: clock.now(),
+                                    log: deferredLog)
             let context = ServerContext(
                 configuration: configuration, registry: registry, verifier: verifier, metrics: serverMetrics,
                 commits: commits, runtime: runtime, clock: clock, logger: logger, placement: placement,
@@ -205,8 +206,10 @@ final class InfoDocument: Sendable {
     let metrics: ServerMetrics
     let version: String
     let started: Timestamp
+    let log: DeferredLog
 
-    init(runtime: ServerRuntimeState, registry: TenantRegistry, metrics: ServerMetrics, version: String, started: Timestamp) {
+    init(runtime: ServerRuntimeState, registry: TenantRegistry, metrics: ServerMetrics, version: String, started: Timestamp, log: DeferredLog) {
+        self.log = log
         self.runtime = runtime
         self.registry = registry
         self.metrics = metrics
@@ -229,7 +232,27 @@ final class InfoDocument: Sendable {
             ("tenants", number(registry.tenantIDs.count)),
             ("requests", .object(snapshot.requests.sorted { $0.key < $1.key }.map { ($0.key, number($0.value)) })),
             ("errors", .object(snapshot.errors.sorted { $0.key < $1.key }.map { ($0.key, number($0.value)) })),
+            ("storage", storage()),
         ])
         return document.serialized
+    }
+
+    /// The write-ahead log's figures (null until recovery has opened it).
+    private func storage() -> JSONValue {
+        guard let wal = log.current as? WriteAheadLog else { return .null }
+        let stats = wal.stats
+        func number(_ value: UInt64) -> JSONValue { .number(String(value)) }
+        return .object([
+            ("fsync_policy", .string(wal.configuration.policy.rawValue)),
+            ("committed_lsn", number(wal.committedLSN)),
+            ("wal_bytes_written", number(stats.bytesWritten)),
+            ("wal_writes", number(stats.writes)),
+            ("wal_syncs", number(stats.syncs)),
+            ("wal_last_sync_microseconds", number(stats.lastSyncNanoseconds / 1000)),
+            ("wal_segments", number(UInt64(wal.segmentFirstLSNs.count))),
+            ("wal_segments_created", number(stats.segmentsCreated)),
+            ("wal_segments_prepared_in_advance", number(stats.segmentsPrepared)),
+            ("wal_failures", number(stats.failures)),
+        ])
     }
 }

@@ -184,3 +184,22 @@ import Glibc
         await client.shutdown()
     }
 }
+
+/// While the server recovers, PING and INFO answer (operators watch recovery through INFO) and every
+/// data request gets LOADING.
+@Suite struct LoadingStateTests {
+    @Test func infoAndPingAnswerWhileDataRequestsGetLoading() async throws {
+        let server = try await TestServer.start(stayLoading: true)
+        let client = try await server.client()
+        let info = try await client.info()
+        #expect(info["server"] == .string("learnstore"))
+        _ = try await client.ping()
+        do {
+            _ = try await client.performance.learningRecords.create(sampleBody())
+            Issue.record("a write was accepted while loading")
+        } catch {
+            #expect(error.code == .loading)
+        }
+        try await server.stop()
+    }
+}

@@ -28,7 +28,7 @@ final class TestServer: Sendable {
     static func start(
         configure: (inout ServerConfiguration) -> Void = { _ in }, clock: any EngineClock = SystemClock(),
         log: any MutationLog = DiscardingLog(), commits: any CommitTracker = ImmediateCommitTracker(),
-        persistence: PersistenceConfiguration? = nil
+        persistence: PersistenceConfiguration? = nil, stayLoading: Bool = false
     ) async throws -> TestServer {
         var configuration = ServerConfiguration()
         configuration.port = 0
@@ -41,7 +41,7 @@ final class TestServer: Sendable {
         let deferredLog = DeferredLog()
         let deferredCommits = DeferredCommitTracker()
         let registry = placement.makeRegistry(limits: EngineLimits(), clock: clock, log: persistence == nil ? log : deferredLog)
-        let runtime = ServerRuntimeState(loading: persistence != nil)
+        let runtime = ServerRuntimeState(loading: persistence != nil || stayLoading)
         var logger = Logger(label: "test-server")
         logger.logLevel = .warning
         let context = ServerContext(

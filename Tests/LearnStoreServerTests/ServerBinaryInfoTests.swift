@@ -1,0 +1,36 @@
+import Foundation
+import LearnStoreClient
+import LearnStoreModel
+import LearnStoreServer
+import LearnStoreTools
+import Testing
+
+/// INFO of the real `learnstore serve`: recovery state and the write-ahead log's figures.
+@Suite struct ServerBinaryInfoTests {
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: CrashTests.binary), "needs the learnstore binary (swift build)"))
+    func infoReportsTheWriteAheadLog() async throws {
+        let directory = NSTemporaryDirectory() + "learnstore-info-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let secret = (0..<4).map { _ in UUID().uuidString }.joined()
+        try secret.write(toFile: directory + "/secret", atomically: true, encoding: .utf8)
+        let token = try await TokenMinter(secret: secret).mint(
+            tenantID: "info", person: UUID16.random(), scopes: [.recordsRead, .recordsWrite],
+            issuedAt: Timestamp(milliseconds: Int64(Date().timeIntervalSince1970 * 1000)), lifetimeSeconds: 3600)
+        let server = try await ServerProcess.start(
+            binary: CrashTests.binary,
+            arguments: ["--data-dir", directory + "/data", "--jwt-secret-file", directory + "/secret", "--metrics-port", "0",
+                        "--wal-segment-bytes", "1048576", "--log-level", "warning"],
+            logPath: directory + "/server.log")
+        let client = try await server.waitUntilReady(token: token)
+        _ = try await client.performance.learningRecords.create(RecordBody(personID: UUID16.random(), title: "T"))
+        let info = try await client.info()
+        #expect(info["loading"] == .bool(false))
+        let storage = try #require(info["storage"])
+        #expect(storage["fsync_policy"] == .string("always"))
+        #expect(storage["committed_lsn"] == .number("1"))
+        #expect(storage["wal_syncs"] != .number("0"))
+        await client.shutdown()
+        await server.stop(signal: SIGTERM)
+    }
+}
