@@ -257,7 +257,12 @@ public final class BenchRunner: Sendable {
                     return (Opcode.list, kind)
                 case .create:
                     createIndex = createIndex + 1 == bodies.count ? 0 : createIndex + 1
-                    RecordMessages.encodeCreate(bodies[createIndex], idempotencyKey: nil, into: &writer)
+                    // As gen_data.py and the peers' create: every record gets its own credential
+                    // reference and assessment id (reusing the pool's would pile up duplicate keys).
+                    var created = bodies[createIndex]
+                    created.certificationRef = .value(PeerDataset.freshCertificationRef(like: created.certificationRef.valueOrNil, using: &rng))
+                    created.linkedAssessmentID = .value(UUID16.random(using: &rng))
+                    RecordMessages.encodeCreate(created, idempotencyKey: nil, into: &writer)
                     return (Opcode.create, kind)
                 case .patch:
                     var patch = RecordBody()

@@ -15,6 +15,7 @@ public struct PeerDataset: Sendable {
     ]
     public static let providers = ["Coursera", "AWS", "LinkedIn Learning", "Udemy", "Pluralsight", "Google", "Microsoft", "edX"]
     static let base32 = Array("0123456789ABCDEFGHJKMNPQRSTVWXYZ")
+    static let base32Bytes = Array("0123456789ABCDEFGHJKMNPQRSTVWXYZ".utf8)
     public static let baseMilliseconds: Int64 = 1_704_067_200_000
     static let dayMilliseconds: Int64 = 86_400_000
 
@@ -64,6 +65,19 @@ public struct PeerDataset: Sendable {
         public var author: UUID16
         public var body: RecordBody
         public var createdAt: Timestamp
+    }
+
+    /// A new credential reference in the data set's format (`CRED-` + provider code + 21 base32
+    /// characters), keeping the provider code of `reference`.
+    public static func freshCertificationRef<G: RandomNumberGenerator>(like reference: String?, using rng: inout G) -> String {
+        var bytes = Array((reference ?? "CRED-XXX-").utf8.prefix(9))
+        var bits = rng.next()
+        for index in 0..<21 {
+            if index == 12 { bits = rng.next() }
+            bytes.append(base32Bytes[Int(bits & 31)])
+            bits >>= 5
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     public func item(_ i: Int) -> Item {
