@@ -103,36 +103,35 @@ public struct RecordIndexes: Sendable {
 
     // MARK: maintenance
 
-    /// Adds a (non-purged) slot to every index it belongs in.
-    /// Grows the hash indexes ahead of an insert, refilling them from the records in slot order.
+    /// Slots moved to a growing hash table per created record: small enough that no request waits for
+    /// a whole table, large enough that a growth finishes long before the next one is due.
+    static let migrationSteps = 64
+
+    /// Advances any growth in progress and starts one where a hash index is full, ahead of inserting
+    /// the newest slot (which goes straight to the new table).
     mutating func growIfNeeded(_ store: RecordStore) {
         let records = store.records
-        let slots = UInt32(records.count)
-        if byID.needsGrowth {
-            byID.regrow { place in
-                for slot in 0..<slots {
-                    let r = records[Int(slot)]
-                    if !r.isPurged && slot != slots - 1 { place(slot, Self.hash(r.id)) }
-                }
-            }
+        let newest = UInt32(records.count - 1)
+        let idHash: (UInt32) -> Int? = { slot in
+            let r = records[Int(slot)]
+            return r.isPurged ? nil : Self.hash(r.id)
         }
+        byID.migrate(steps: Self.migrationSteps, indexedHash: idHash)
+        if byID.needsGrowth { byID.beginGrowth(end: newest, indexedHash: idHash) }
         if secondaryDeferred { return }
-        if byCertificationRef.needsGrowth {
-            byCertificationRef.regrow { place in
-                for slot in 0..<slots {
-                    let r = records[Int(slot)]
-                    if !r.isPurged && slot != slots - 1 && r.flags.contains(.hasCertificationRef) { place(slot, Self.certHash(r, store)) }
-                }
-            }
+        let certificationHash: (UInt32) -> Int? = { slot in
+            let r = records[Int(slot)]
+            return !r.isPurged && r.flags.contains(.hasCertificationRef) ? Self.certHash(r, store) : nil
         }
-        if byAssessment.needsGrowth {
-            byAssessment.regrow { place in
-                for slot in 0..<slots {
-                    let r = records[Int(slot)]
-                    if !r.isPurged && slot != slots - 1, let assessment = r.assessment { place(slot, Self.hash(assessment)) }
-                }
-            }
+        byCertificationRef.migrate(steps: Self.migrationSteps, indexedHash: certificationHash)
+        if byCertificationRef.needsGrowth { byCertificationRef.beginGrowth(end: newest, indexedHash: certificationHash) }
+        let assessmentHash: (UInt32) -> Int? = { slot in
+            let r = records[Int(slot)]
+            guard !r.isPurged, let assessment = r.assessment else { return nil }
+            return Self.hash(assessment)
         }
+        byAssessment.migrate(steps: Self.migrationSteps, indexedHash: assessmentHash)
+        if byAssessment.needsGrowth { byAssessment.beginGrowth(end: newest, indexedHash: assessmentHash) }
     }
 
     mutating func add(_ slot: UInt32, _ store: RecordStore) {

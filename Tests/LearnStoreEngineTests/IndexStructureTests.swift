@@ -108,3 +108,65 @@ import Testing
         #expect(array.count == 4998 && array.last == 4997)
     }
 }
+
+/// Incremental growth: while slots move to the larger table, inserts, removals and lookups by any
+/// key see exactly the model's slots, and the count stays exact.
+@Suite struct SlotHashIndexGrowthTests {
+    @Test(arguments: [1, 2, 3] as [UInt64])
+    func incrementalGrowthMatchesAModel(seed: UInt64) {
+        var rng = SeededRandom(seed)
+        var keys: [Int?] = []  // slot -> key, nil when the slot is not indexed (purged or no key)
+        var slotsByKey: [Int: Set<UInt32>] = [:]
+        var index = SlotHashIndex()
+        func hash(_ key: Int) -> Int { Int(truncatingIfNeeded: UInt64(key &+ 7) &* 0x9E37_79B9_7F4A_7C15) }
+        func indexedHash(_ slot: UInt32) -> Int? { keys[Int(slot)].map(hash) }
+        func hashOf(_ slot: UInt32) -> Int { hash(keys[Int(slot)] ?? -1) }
+        var growths = 0
+        for _ in 0..<40_000 {
+            let roll = rng.next() % 10
+            if roll < 6 || keys.isEmpty {
+                // A new record: advance any growth, start one when full, then insert (as RecordIndexes does).
+                let key: Int? = rng.next() % 8 == 0 ? nil : Int(rng.next() % 3000)  // duplicates and absent keys
+                keys.append(key)
+                let slot = UInt32(keys.count - 1)
+                if let key { slotsByKey[key, default: []].insert(slot) }
+                index.migrate(steps: 5, indexedHash: indexedHash)
+                if index.needsGrowth {
+                    index.beginGrowth(end: slot, indexedHash: indexedHash)
+                    growths += 1
+                }
+                if let key { index.insert(slot, hash: hash(key), hashOf: hashOf) }
+            } else if roll < 8 {
+                // Change an existing slot's key (remove before, insert after).
+                let slot = UInt32(rng.next() % UInt64(keys.count))
+                if let key = keys[Int(slot)] {
+                    let removed = index.remove(slot, hash: hash(key), hashOf: hashOf)
+                    #expect(removed)
+                    slotsByKey[key]?.remove(slot)
+                }
+                let key: Int? = rng.next() % 4 == 0 ? nil : Int(rng.next() % 3000)
+                keys[Int(slot)] = key
+                if let key { slotsByKey[key, default: []].insert(slot) }
+                if let key { index.insert(slot, hash: hash(key), hashOf: hashOf) }
+            } else {
+                // Look a key up.
+                let key = Int(rng.next() % 3000)
+                var found: [UInt32] = []
+                index.forEach(hash: hash(key), matches: { keys[Int($0)] == key }) { found.append($0) }
+                let expected = (slotsByKey[key] ?? []).sorted()
+                #expect(found.sorted() == expected, "key \(key)")
+                #expect(index.first(hash: hash(key), matches: { keys[Int($0)] == key }).map { expected.contains($0) } ?? expected.isEmpty)
+            }
+        }
+        #expect(growths >= 5, "the run exercised several growths")
+        #expect(index.count == keys.compactMap { $0 }.count)
+        // Finish any migration and check every key once more.
+        index.migrate(steps: Int.max, indexedHash: indexedHash)
+        #expect(!index.isMigrating)
+        for key in 0..<3000 {
+            var found: [UInt32] = []
+            index.forEach(hash: hash(key), matches: { keys[Int($0)] == key }) { found.append($0) }
+            #expect(found.sorted() == (slotsByKey[key] ?? []).sorted())
+        }
+    }
+}
