@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # A/B of two release builds on identical data: every server starts from a copy of the same 1M-record
-# data directory; reads run before writes.
+# data directory; reads run before writes. Two repetitions, 50 connections, 4 s per workload.
+#
+#   git worktree add /tmp/oldtree <commit> && (cd /tmp/oldtree && swift build -c release --product learnstore)
+#   swift build -c release
+#   OLD=/tmp/oldtree/.build/release/learnstore NEW=.build/release/learnstore Benchmarks/ab-builds.sh
+#
+# The first run creates the data template in $D/template (default /tmp/lsab) with NEW's bulk load.
 set -u
 OLD=${OLD:-/tmp/oldtree/.build/release/learnstore}
-NEW=${NEW:-/work/main/.build/release/learnstore}
+NEW=${NEW:-$(cd "$(dirname "$0")/.." && pwd)/.build/release/learnstore}
 D=${D:-/tmp/lsab}; mkdir -p $D; [ -f $D/secret ] || head -c 32 /dev/urandom | base64 > $D/secret
-pkill -f "learnstore serve" ; sleep 1
 if [ ! -d $D/template ]; then
   rm -rf $D/template
   $NEW serve --port 17810 --data-dir $D/template --jwt-secret-file $D/secret > $D/server.log 2>&1 & S=$!; sleep 1.5
