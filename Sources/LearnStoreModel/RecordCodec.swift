@@ -201,6 +201,24 @@ public enum RecordCodec {
         return body
     }
 
+    /// The id of the record at the reader; the rest of the record is skipped without building it
+    /// (the load tool needs only the ids of the records a bulk load created).
+    public static func decodeRecordIDSkippingRest(from reader: inout ByteReader) throws(DecodeError) -> RecordID {
+        let bits = try reader.readU32()
+        guard bits & ~RecordField.allBits == 0 else { throw reader.error("unknown field bits \(bits & ~RecordField.allBits)") }
+        guard bits & RecordField.id.bit != 0 else { throw reader.error("record lacks required field id") }
+        let id = try reader.readRecordID()
+        for field in RecordField.allCases where field != .id && bits & field.bit != 0 {
+            switch field {
+            case .tenantID, .appID, .source, .title, .provider, .certificationRef:
+                try reader.skip(try reader.readLength(limit: maxStringBytes))  // not validated: not used
+            default:
+                try skipValue(field, &reader)
+            }
+        }
+        return id
+    }
+
     static func skipValue(_ field: RecordField, _ reader: inout ByteReader) throws(DecodeError) {
         switch field {
         case .id, .createdBy, .updatedBy, .deletedBy, .personID, .linkedCohortID, .linkedAssessmentID:

@@ -112,6 +112,18 @@ public enum RecordMessages {
         return (sequence, replayed, records)
     }
 
+    /// A CREATE_BATCH response reduced to the created records' ids (for bulk loaders).
+    public static func decodeBatchResponseIDs(from reader: inout ByteReader) throws(DecodeError) -> (UInt64, Bool, [RecordID]) {
+        let sequence = try reader.readU64()
+        let replayed = try readBool(&reader)
+        let count = try reader.readLength(limit: 100_000)
+        var ids: [RecordID] = []
+        ids.reserveCapacity(count)
+        for _ in 0..<count { ids.append(try RecordCodec.decodeRecordIDSkippingRest(from: &reader)) }
+        try reader.expectEnd()
+        return (sequence, replayed, ids)
+    }
+
     public static func decodeListResponse(from reader: inout ByteReader) throws(DecodeError) -> ([LearningRecord], [UInt8]) {
         let count = try reader.readLength(limit: 100_000)
         var records: [LearningRecord] = []

@@ -127,51 +127,69 @@ public final class BenchRunner: Sendable {
         return tenants
     }
 
-    /// Bulk load: the data set's records, created through CREATE_BATCH (1000 per request), app-scoped
-    /// records with a token of their app, several batches in flight per tenant.
-    func preload(_ dataset: PeerDataset, tenants: [TenantData]) async throws -> (Double, [[RecordID]]) {
-        progress("preloading \(configuration.preload) records into \(tenants.count) tenants")
-        let start = ContinuousClock.now
-        let shared = PreloadState(tenants: tenants.count)
+    /// One CREATE_BATCH request of the bulk load, encoded before the clock starts.
+    struct PreloadBatch: Sendable {
+        var app: String?
+        var count: Int
+        var payload: [UInt8]
+    }
+
+    /// The bulk load's requests for every tenant, generated and encoded ahead of time: the peers kit
+    /// also loads from a file of requests built beforehand, so neither side times record generation.
+    func preloadBatches(_ dataset: PeerDataset, tenants: [TenantData]) -> [[PreloadBatch]] {
         let minting: Bool
         if case .secret = configuration.credentials { minting = true } else { minting = false }
+        return tenants.indices.map { index in
+            let range = (index * dataset.recordsPerTenant)..<((index + 1) * dataset.recordsPerTenant)
+            var byApp: [String?: [RecordBody]] = [:]
+            for i in range {
+                let item = dataset.item(i)
+                byApp[minting ? item.appID : nil, default: []].append(item.body)
+            }
+            var batches: [PreloadBatch] = []
+            for (app, bodies) in byApp.sorted(by: { ($0.key ?? "") < ($1.key ?? "") }) {
+                var offset = 0
+                while offset < bodies.count {
+                    let slice = Array(bodies[offset..<min(bodies.count, offset + 1000)])
+                    var writer = ByteWriter(capacity: slice.count * 320)
+                    RecordMessages.encodeCreateBatch(slice, idempotencyKey: nil, into: &writer)
+                    batches.append(PreloadBatch(app: app, count: slice.count, payload: writer.bytes))
+                    offset += 1000
+                }
+            }
+            return batches
+        }
+    }
+
+    /// Bulk load: the data set's records, created through CREATE_BATCH (1000 per request), app-scoped
+    /// records with a token of their app, several batches in flight per tenant. The clock covers
+    /// sending the pre-encoded requests and reading the created records back.
+    func preload(_ dataset: PeerDataset, tenants: [TenantData]) async throws -> (Double, [[RecordID]]) {
+        progress("preloading \(configuration.preload) records into \(tenants.count) tenants")
+        let prepared = preloadBatches(dataset, tenants: tenants)
+        let start = ContinuousClock.now
+        let shared = PreloadState(tenants: tenants.count)
         try await withThrowingTaskGroup(of: Void.self) { group in
             for (index, tenant) in tenants.enumerated() {
                 group.addTask {
-                    let range = (index * dataset.recordsPerTenant)..<((index + 1) * dataset.recordsPerTenant)
-                    var byApp: [String?: [RecordBody]] = [:]
-                    for i in range {
-                        let item = dataset.item(i)
-                        byApp[minting ? item.appID : nil, default: []].append(item.body)
-                    }
-                    var batches: [(String?, [RecordBody])] = []
-                    for (app, bodies) in byApp {
-                        var offset = 0
-                        while offset < bodies.count {
-                            batches.append((app, Array(bodies[offset..<min(bodies.count, offset + 1000)])))
-                            offset += 1000
-                        }
-                    }
                     // Four connections per tenant, each re-authenticating for the app of its batch.
-                    let work = batches
+                    let work = prepared[index]
                     try await withThrowingTaskGroup(of: [RecordID].self) { inner in
                         for lane in 0..<4 {
                             inner.addTask {
                                 let connection = try await ClientConnection.connect(host: self.configuration.host, port: self.configuration.port, group: self.group)
                                 var currentApp: String?? = .none
                                 var ids: [RecordID] = []
-                                for (number, (app, bodies)) in work.enumerated() where number % 4 == lane {
-                                    if currentApp != .some(app) {
-                                        try await connection.authenticate(token: try await self.token(for: tenant.tenantID, app: app))
-                                        currentApp = .some(app)
+                                for (number, batch) in work.enumerated() where number % 4 == lane {
+                                    if currentApp != .some(batch.app) {
+                                        try await connection.authenticate(token: try await self.token(for: tenant.tenantID, app: batch.app))
+                                        currentApp = .some(batch.app)
                                     }
-                                    let frame = try await connection.send(opcode: Opcode.createBatch) {
-                                        RecordMessages.encodeCreateBatch(bodies, idempotencyKey: nil, into: &$0)
-                                    }
-                                    let (_, _, records) = try frame.readPayload { (r) throws(DecodeError) in try RecordMessages.decodeBatchResponse(from: &r) }
-                                    ids += records.map(\.id)
-                                    let total = shared.done.wrappingAdd(bodies.count, ordering: .relaxed).newValue
-                                    if total % 50_000 < bodies.count { self.progress("preloaded \(total) records") }
+                                    let frame = try await connection.send(opcode: Opcode.createBatch) { $0.writeBytes(batch.payload) }
+                                    let (_, _, created) = try frame.readPayload { (r) throws(DecodeError) in try RecordMessages.decodeBatchResponseIDs(from: &r) }
+                                    ids += created
+                                    let total = shared.done.wrappingAdd(batch.count, ordering: .relaxed).newValue
+                                    if total % 50_000 < batch.count { self.progress("preloaded \(total) records") }
                                 }
                                 await connection.close()
                                 return ids

@@ -176,6 +176,11 @@ let clearingBody: RecordBody = {
         }
         let (sequence, replayed, records) = try decoded(batch) { (r) throws(DecodeError) in try RecordMessages.decodeBatchResponse(from: &r) }
         #expect(sequence == .max && replayed && records == [fullRecord, minimalRecord])
+        // The ids-only reading a bulk loader uses walks the same bytes to the same ids.
+        let (idsSequence, _, ids) = try decoded(batch) { (r) throws(DecodeError) in try RecordMessages.decodeBatchResponseIDs(from: &r) }
+        #expect(idsSequence == .max && ids == [fullRecord.id, minimalRecord.id])
+        let truncated = Array(batch.dropLast(3))
+        #expect(throws: DecodeError.self) { _ = try decoded(truncated) { (r) throws(DecodeError) in try RecordMessages.decodeBatchResponseIDs(from: &r) } }
 
         let cursor = ListCursor(createdAt: 1_750_000_000_000, id: fullRecord.id, fingerprint: 0xFEED, order: .ascending)
         for next in [[], cursor.bytes] {
