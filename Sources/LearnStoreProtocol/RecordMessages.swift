@@ -102,26 +102,26 @@ public enum RecordMessages {
     }
 
     public static func decodeBatchResponse(from reader: inout ByteReader) throws(DecodeError) -> (UInt64, Bool, [LearningRecord]) {
-        let sequence = try reader.readU64()
-        let replayed = try readBool(&reader)
-        let count = try reader.readLength(limit: 100_000)
-        var records: [LearningRecord] = []
-        records.reserveCapacity(count)
-        for _ in 0..<count { records.append(try RecordCodec.decodeRecord(from: &reader)) }
-        try reader.expectEnd()
-        return (sequence, replayed, records)
+        try decodeBatch(from: &reader) { (r) throws(DecodeError) in try RecordCodec.decodeRecord(from: &r) }
     }
 
     /// A CREATE_BATCH response reduced to the created records' ids (for bulk loaders).
     public static func decodeBatchResponseIDs(from reader: inout ByteReader) throws(DecodeError) -> (UInt64, Bool, [RecordID]) {
+        try decodeBatch(from: &reader) { (r) throws(DecodeError) in try RecordCodec.decodeRecordIDSkippingRest(from: &r) }
+    }
+
+    /// `u64 sequence`, `u8 replayed`, `varint count`, then `count` records read by `element`.
+    private static func decodeBatch<T>(
+        from reader: inout ByteReader, element: (inout ByteReader) throws(DecodeError) -> T
+    ) throws(DecodeError) -> (UInt64, Bool, [T]) {
         let sequence = try reader.readU64()
         let replayed = try readBool(&reader)
         let count = try reader.readLength(limit: 100_000)
-        var ids: [RecordID] = []
-        ids.reserveCapacity(count)
-        for _ in 0..<count { ids.append(try RecordCodec.decodeRecordIDSkippingRest(from: &reader)) }
+        var items: [T] = []
+        items.reserveCapacity(count)
+        for _ in 0..<count { items.append(try element(&reader)) }
         try reader.expectEnd()
-        return (sequence, replayed, ids)
+        return (sequence, replayed, items)
     }
 
     public static func decodeListResponse(from reader: inout ByteReader) throws(DecodeError) -> ([LearningRecord], [UInt8]) {
