@@ -95,10 +95,17 @@ import Glibc
         let reply = try #require(await silent.receiveFrame())
         #expect(silent.error(of: reply)?.code == .timeout)
         #expect(await silent.isClosedByPeer())
+        try await server.stop()
 
-        // Authenticated, then dribbles a frame that never completes: no whole frame means idle.
-        let dribbler = try RawConnection(port: server.port)
-        _ = await dribbler.handshake(token: try await server.token())
+        // Authenticated, then dribbles a frame that never completes: no whole frame means idle. (A
+        // server of its own with a handshake timeout a loaded CI machine cannot miss.)
+        let idleServer = try await TestServer.start {
+            $0.handshakeTimeoutSeconds = 10
+            $0.idleTimeoutSeconds = 0.6
+        }
+        let dribbler = try RawConnection(port: idleServer.port)
+        let authenticated = try #require(await dribbler.handshake(token: try await idleServer.token()))
+        #expect(!authenticated.header.isError)
         var length: [UInt8] = []
         withUnsafeBytes(of: UInt32(1000).littleEndian) { length.append(contentsOf: $0) }
         dribbler.send(length + [Opcode.ping])
@@ -109,7 +116,7 @@ import Glibc
         let timeout = try #require(await dribbler.receiveFrame())
         #expect(dribbler.error(of: timeout)?.code == .timeout)
         #expect(await dribbler.isClosedByPeer())
-        try await server.stop()
+        try await idleServer.stop()
     }
 
     @Test func connectionLimit() async throws {
