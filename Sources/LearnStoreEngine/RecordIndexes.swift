@@ -112,26 +112,25 @@ public struct RecordIndexes: Sendable {
     mutating func growIfNeeded(_ store: RecordStore) {
         let records = store.records
         let newest = UInt32(records.count - 1)
-        let idHash: (UInt32) -> Int? = { slot in
+        Self.advanceGrowth(of: &byID, newest: newest) { slot in
             let r = records[Int(slot)]
             return r.isPurged ? nil : Self.hash(r.id)
         }
-        byID.migrate(steps: Self.migrationSteps, indexedHash: idHash)
-        if byID.needsGrowth { byID.beginGrowth(end: newest, indexedHash: idHash) }
         if secondaryDeferred { return }
-        let certificationHash: (UInt32) -> Int? = { slot in
+        Self.advanceGrowth(of: &byCertificationRef, newest: newest) { slot in
             let r = records[Int(slot)]
             return !r.isPurged && r.flags.contains(.hasCertificationRef) ? Self.certHash(r, store) : nil
         }
-        byCertificationRef.migrate(steps: Self.migrationSteps, indexedHash: certificationHash)
-        if byCertificationRef.needsGrowth { byCertificationRef.beginGrowth(end: newest, indexedHash: certificationHash) }
-        let assessmentHash: (UInt32) -> Int? = { slot in
+        Self.advanceGrowth(of: &byAssessment, newest: newest) { slot in
             let r = records[Int(slot)]
             guard !r.isPurged, let assessment = r.assessment else { return nil }
             return Self.hash(assessment)
         }
-        byAssessment.migrate(steps: Self.migrationSteps, indexedHash: assessmentHash)
-        if byAssessment.needsGrowth { byAssessment.beginGrowth(end: newest, indexedHash: assessmentHash) }
+    }
+
+    private static func advanceGrowth(of index: inout SlotHashIndex, newest: UInt32, indexedHash: (UInt32) -> Int?) {
+        index.migrate(steps: migrationSteps, indexedHash: indexedHash)
+        if index.needsGrowth { index.beginGrowth(end: newest, indexedHash: indexedHash) }
     }
 
     mutating func add(_ slot: UInt32, _ store: RecordStore) {

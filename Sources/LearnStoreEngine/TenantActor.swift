@@ -35,6 +35,7 @@ public actor TenantActor {
         self.lockingExecutor = executor as? TenantExecutor
     }
 
+    /// The executor again, already cast: `withExclusiveAccess` runs once per request batch.
     private nonisolated let lockingExecutor: TenantExecutor?
 
     /// Runs `body` on this tenant synchronously from the calling thread, holding the tenant's lock.

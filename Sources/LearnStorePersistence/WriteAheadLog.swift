@@ -354,7 +354,11 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
         }
         lastSync = ContinuousClock.now
         unsyncedBytes = 0
-        let elapsed = (lastSync - start).components
+        countSync(start, lastSync)
+    }
+
+    private func countSync(_ start: ContinuousClock.Instant, _ end: ContinuousClock.Instant) {
+        let elapsed = (end - start).components
         let nanoseconds = UInt64(elapsed.seconds) * 1_000_000_000 + UInt64(elapsed.attoseconds / 1_000_000_000)
         statistics.withLock {
             $0.syncs += 1
@@ -376,12 +380,7 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
         lastSync = end
         unsyncedBytes -= covered
         ioLock.unlock()
-        let elapsed = (end - start).components
-        let nanoseconds = UInt64(elapsed.seconds) * 1_000_000_000 + UInt64(elapsed.attoseconds / 1_000_000_000)
-        statistics.withLock {
-            $0.syncs += 1
-            $0.lastSyncNanoseconds = nanoseconds
-        }
+        countSync(start, end)
     }
 
     /// Everything from `range.lowerBound` on failed: refuse appends, fail what is queued, tell tenants.

@@ -4,9 +4,9 @@ import LearnStoreProtocol
 import NIOCore
 
 /// The NIO shell of one client connection. It splits bytes into frames, asks the
-/// ``ConnectionStateMachine`` what to do, runs request batches on the tenant's actor (synchronously
-/// when the tenant lives on this event loop, with one hop per batch otherwise), holds responses
-/// until the writes they depend on are committed, and applies back-pressure.
+/// ``ConnectionStateMachine`` what to do, runs each request batch on the tenant's actor synchronously
+/// under the tenant's lock, holds responses until the writes they depend on are committed, and
+/// applies back-pressure.
 final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = Never
