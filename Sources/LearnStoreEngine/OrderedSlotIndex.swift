@@ -4,10 +4,27 @@
 /// It stores only slots (4 bytes each) in chunks; comparisons read the key from the record through
 /// the caller's `key` closure. So a record must be removed *before* its field changes and re-inserted
 /// after. Chunks keep inserts and removals in the middle cheap.
+///
+/// Each chunk's first key is also kept in `fences`, one contiguous array: finding the chunk is a
+/// binary search that never leaves that array, where reading keys through records cost a cache
+/// miss per step (measured: these inserts were a fifth of a bulk load's server time). Inside a chunk
+/// the binary search prefetches the records of both possible next probes, so two steps' misses
+/// overlap instead of following each other.
+/// How an ``OrderedSlotIndex`` reads the key of a slot, and starts loading it ahead of need.
+protocol SlotKeys {
+    func key(_ slot: UInt32) -> Int64
+    /// A hint that `key(slot)` is about to be read; may do nothing.
+    func prefetch(_ slot: UInt32)
+}
+
 public struct OrderedSlotIndex: Sendable {
-    static let chunkLimit = 1024
+    /// Small enough that the binary search inside a chunk (one record read per step) stays short,
+    /// large enough that chunk headers cost well under a byte per entry.
+    static let chunkLimit = 256
 
     private var chunks: [ContiguousArray<UInt32>] = []
+    /// `fences[i]` is the key of `chunks[i][0]`.
+    private var fences: [Int64] = []
     public private(set) var count = 0
 
     public init() {}
@@ -15,7 +32,7 @@ public struct OrderedSlotIndex: Sendable {
     /// An index of the given (key, slot) pairs, sorted here once and cut into chunks.
     init(sorting pairs: inout [(Int64, UInt32)]) {
         pairs.sort { ($0.0, $0.1) < ($1.0, $1.1) }
-        let chunkSize = Self.chunkLimit / 2
+        let chunkSize = Self.chunkLimit * 3 / 4
         var start = 0
         while start < pairs.count {
             let end = min(pairs.count, start + chunkSize)
@@ -23,76 +40,101 @@ public struct OrderedSlotIndex: Sendable {
             chunk.reserveCapacity(Self.chunkLimit)
             for index in start..<end { chunk.append(pairs[index].1) }
             chunks.append(chunk)
+            fences.append(pairs[start].0)
             start = end
         }
         count = pairs.count
     }
 
-    @inline(__always)
-    private static func less(_ a: (Int64, UInt32), _ b: (Int64, UInt32)) -> Bool { a < b }
-
-    /// Index of the chunk where (value, slot) belongs.
-    private func chunkIndex(_ value: Int64, _ slot: UInt32, key: (UInt32) -> Int64) -> Int {
-        // The last chunk whose first element is <= (value, slot).
+    /// Index of the chunk where (value, slot) belongs: the last chunk whose first element is
+    /// <= (value, slot), or 0.
+    private func chunkIndex(_ value: Int64, _ slot: UInt32) -> Int {
         var low = 0
-        var high = chunks.count
-        while low < high {
-            let mid = (low + high) >> 1
-            let first = chunks[mid][0]
-            if !Self.less((value, slot), (key(first), first)) { low = mid + 1 } else { high = mid }
+        var high = fences.count
+        fences.withUnsafeBufferPointer { fences in
+            while low < high {
+                let mid = (low + high) >> 1
+                let fence = fences[mid]
+                // Ties on the key are broken by the first slot, read from the chunk only then.
+                let notBefore = value > fence || (value == fence && slot >= chunks[mid][0])
+                if notBefore { low = mid + 1 } else { high = mid }
+            }
         }
         return max(0, low - 1)
     }
 
     /// Position of the first element >= (value, slot) inside `chunk`.
-    private static func lowerBound(_ value: Int64, _ slot: UInt32, in chunk: ContiguousArray<UInt32>, key: (UInt32) -> Int64) -> Int {
-        var low = 0
-        var high = chunk.count
-        while low < high {
-            let mid = (low + high) >> 1
-            let element = chunk[mid]
-            if less((key(element), element), (value, slot)) { low = mid + 1 } else { high = mid }
+    private static func lowerBound<Keys: SlotKeys>(_ value: Int64, _ slot: UInt32, in chunk: ContiguousArray<UInt32>, keys: Keys) -> Int {
+        chunk.withUnsafeBufferPointer { chunk in
+            var low = 0
+            var high = chunk.count
+            while low < high {
+                let mid = (low + high) >> 1
+                if low < mid { keys.prefetch(chunk[(low + mid) >> 1]) }
+                if mid + 1 < high { keys.prefetch(chunk[(mid + 1 + high) >> 1]) }
+                let element = chunk[mid]
+                if (keys.key(element), element) < (value, slot) { low = mid + 1 } else { high = mid }
+            }
+            return low
         }
-        return low
     }
 
-    public mutating func insert(_ slot: UInt32, key: (UInt32) -> Int64) {
-        let value = key(slot)
+    mutating func insert<Keys: SlotKeys>(_ slot: UInt32, keys: Keys) {
+        let value = keys.key(slot)
         count += 1
         if chunks.isEmpty {
-            chunks.append([slot])
+            var chunk = ContiguousArray<UInt32>()
+            chunk.reserveCapacity(Self.chunkLimit)
+            chunk.append(slot)
+            chunks.append(chunk)
+            fences.append(value)
             return
         }
         // New records usually sort last (updated_at of a create is "now"): append without searching.
         let lastIndex = chunks.count - 1
-        if let last = chunks[lastIndex].last, !Self.less((value, slot), (key(last), last)) {
+        if let last = chunks[lastIndex].last, (value, slot) >= (keys.key(last), last) {
             if chunks[lastIndex].count < Self.chunkLimit {
                 chunks[lastIndex].append(slot)
             } else {
-                chunks.append([slot])
+                var chunk = ContiguousArray<UInt32>()
+                chunk.reserveCapacity(Self.chunkLimit)
+                chunk.append(slot)
+                chunks.append(chunk)
+                fences.append(value)
             }
             return
         }
-        let index = chunkIndex(value, slot, key: key)
-        let position = Self.lowerBound(value, slot, in: chunks[index], key: key)
+        let index = chunkIndex(value, slot)
+        let position = Self.lowerBound(value, slot, in: chunks[index], keys: keys)
         chunks[index].insert(slot, at: position)
-        if chunks[index].count > Self.chunkLimit {
-            let chunk = chunks[index]
-            let half = chunk.count / 2
-            chunks[index] = ContiguousArray(chunk[..<half])
-            chunks.insert(ContiguousArray(chunk[half...]), at: index + 1)
-        }
+        if position == 0 { fences[index] = value }
+        if chunks[index].count > Self.chunkLimit { split(index, keys: keys) }
+    }
+
+    private mutating func split<Keys: SlotKeys>(_ index: Int, keys: Keys) {
+        let half = chunks[index].count / 2
+        var upper = ContiguousArray<UInt32>()
+        upper.reserveCapacity(Self.chunkLimit)
+        upper.append(contentsOf: chunks[index][half...])
+        chunks[index].removeSubrange(half...)
+        chunks.insert(upper, at: index + 1)
+        fences.insert(keys.key(upper[0]), at: index + 1)
     }
 
     @discardableResult
-    public mutating func remove(_ slot: UInt32, key: (UInt32) -> Int64) -> Bool {
+    mutating func remove<Keys: SlotKeys>(_ slot: UInt32, keys: Keys) -> Bool {
         guard !chunks.isEmpty else { return false }
-        let value = key(slot)
-        let index = chunkIndex(value, slot, key: key)
-        let position = Self.lowerBound(value, slot, in: chunks[index], key: key)
+        let value = keys.key(slot)
+        let index = chunkIndex(value, slot)
+        let position = Self.lowerBound(value, slot, in: chunks[index], keys: keys)
         guard position < chunks[index].count, chunks[index][position] == slot else { return false }
         chunks[index].remove(at: position)
-        if chunks[index].isEmpty { chunks.remove(at: index) }
+        if chunks[index].isEmpty {
+            chunks.remove(at: index)
+            fences.remove(at: index)
+        } else if position == 0 {
+            fences[index] = keys.key(chunks[index][0])
+        }
         count -= 1
         return true
     }
@@ -103,11 +145,12 @@ public struct OrderedSlotIndex: Sendable {
         var index = 0
         var position = 0
         if let lower {
-            index = chunkIndex(lower, 0, key: key)
-            position = Self.lowerBound(lower, 0, in: chunks[index], key: key)
+            index = chunkIndex(lower, 0)
+            position = withoutActuallyEscaping(key) { Self.lowerBound(lower, 0, in: chunks[index], keys: ClosureKeys(read: $0)) }
         }
         while index < chunks.count {
             let chunk = chunks[index]
+            if let upper, position == 0, fences[index] >= upper { return }
             while position < chunk.count {
                 let slot = chunk[position]
                 if let upper, key(slot) >= upper { return }
@@ -120,13 +163,36 @@ public struct OrderedSlotIndex: Sendable {
     }
 
     /// An estimate of how many slots have keys in `lower ..< upper`, from chunk positions (O(log n)).
-    public func estimateCount(lower: Int64?, upper: Int64?, key: (UInt32) -> Int64) -> Int {
+    public func estimateCount(lower: Int64?, upper: Int64?) -> Int {
         guard !chunks.isEmpty else { return 0 }
         let averageChunk = max(1, count / chunks.count)
-        let start = lower.map { chunkIndex($0, 0, key: key) } ?? 0
-        let end = upper.map { chunkIndex($0, 0, key: key) } ?? (chunks.count - 1)
+        let start = lower.map { chunkIndex($0, 0) } ?? 0
+        let end = upper.map { chunkIndex($0, 0) } ?? (chunks.count - 1)
         return min(count, (end - start + 1) * averageChunk)
     }
 
-    public var estimatedBytes: Int { chunks.count * 8 + chunks.reduce(0) { $0 + 32 + $1.capacity * 4 } }
+    public var estimatedBytes: Int { chunks.count * 16 + chunks.reduce(0) { $0 + 32 + $1.capacity * 4 } }
+
+    /// Whether every fence equals its chunk's first key and the slots are in (key, slot) order;
+    /// for tests.
+    func isConsistent<Keys: SlotKeys>(keys: Keys) -> Bool {
+        guard chunks.count == fences.count, chunks.allSatisfy({ !$0.isEmpty }) else { return false }
+        var previous: (Int64, UInt32)?
+        for (index, chunk) in chunks.enumerated() {
+            if fences[index] != keys.key(chunk[0]) { return false }
+            for slot in chunk {
+                let current = (keys.key(slot), slot)
+                if let previous, previous >= current { return false }
+                previous = current
+            }
+        }
+        return chunks.reduce(0) { $0 + $1.count } == count
+    }
+}
+
+/// Keys from a closure, without prefetching (range visits, where the closure is the caller's).
+private struct ClosureKeys: SlotKeys {
+    let read: (UInt32) -> Int64
+    func key(_ slot: UInt32) -> Int64 { read(slot) }
+    func prefetch(_ slot: UInt32) {}
 }

@@ -98,7 +98,11 @@ public struct RecordIndexes: Sendable {
     }
 
     static func certHash(_ stored: StoredRecord, _ store: RecordStore) -> Int {
-        store.certificationRefs.withBytes(at: stored.certLocation, length: Int(stored.certLength)) { hash(certificationRef: $0) }
+        certHash(stored, store.certificationRefs)
+    }
+
+    static func certHash(_ stored: StoredRecord, _ arena: ByteArena) -> Int {
+        arena.withBytes(at: stored.certLocation, length: Int(stored.certLength)) { hash(certificationRef: $0) }
     }
 
     // MARK: maintenance
@@ -110,7 +114,9 @@ public struct RecordIndexes: Sendable {
     /// Advances any growth in progress and starts one where a hash index is full, ahead of inserting
     /// the newest slot (which goes straight to the new table).
     mutating func growIfNeeded(_ store: RecordStore) {
+        // Closures capture these two, not the whole store (copying it retains every table).
         let records = store.records
+        let arena = store.certificationRefs
         let newest = UInt32(records.count - 1)
         Self.advanceGrowth(of: &byID, newest: newest) { slot in
             let r = records[Int(slot)]
@@ -119,7 +125,7 @@ public struct RecordIndexes: Sendable {
         if secondaryDeferred { return }
         Self.advanceGrowth(of: &byCertificationRef, newest: newest) { slot in
             let r = records[Int(slot)]
-            return !r.isPurged && r.flags.contains(.hasCertificationRef) ? Self.certHash(r, store) : nil
+            return !r.isPurged && r.flags.contains(.hasCertificationRef) ? Self.certHash(r, arena) : nil
         }
         Self.advanceGrowth(of: &byAssessment, newest: newest) { slot in
             let r = records[Int(slot)]
@@ -137,8 +143,9 @@ public struct RecordIndexes: Sendable {
         // Growth refills from record order; only new (last) slots take this path, so the slot being
         // added is excluded from the refill above.
         if slot == UInt32(store.records.count - 1) { growIfNeeded(store) }
-        let r = store[slot]
         let records = store.records
+        let arena = store.certificationRefs
+        let r = records[Int(slot)]
         byID.insert(slot, hash: Self.hash(r.id)) { Self.hash(records[Int($0)].id) }
         if secondaryDeferred { return }
         let personIndex = Int(r.person) - 1
@@ -147,7 +154,7 @@ public struct RecordIndexes: Sendable {
         }
         byPerson[personIndex].insert(slot)
         if r.flags.contains(.hasCertificationRef) {
-            byCertificationRef.insert(slot, hash: Self.certHash(r, store)) { Self.certHash(records[Int($0)], store) }
+            byCertificationRef.insert(slot, hash: Self.certHash(r, arena)) { Self.certHash(records[Int($0)], arena) }
         }
         if let assessment = r.assessment {
             byAssessment.insert(slot, hash: Self.hash(assessment)) { Self.hash(records[Int($0)].assessment ?? .zero) }
@@ -160,20 +167,21 @@ public struct RecordIndexes: Sendable {
         case false?: passedFalse.insert(slot)
         case nil: break
         }
-        if r.completedAt != StoredRecord.nullTime { byCompletedAt.insert(slot) { records[Int($0)].completedAt } }
-        if r.expiresAt != StoredRecord.nullTime { byExpiresAt.insert(slot) { records[Int($0)].expiresAt } }
-        byUpdatedAt.insert(slot) { records[Int($0)].updatedAt }
+        if r.completedAt != StoredRecord.nullTime { byCompletedAt.insert(slot, keys: RecordTimeKeys(records, .completedAt)) }
+        if r.expiresAt != StoredRecord.nullTime { byExpiresAt.insert(slot, keys: RecordTimeKeys(records, .expiresAt)) }
+        byUpdatedAt.insert(slot, keys: RecordTimeKeys(records, .updatedAt))
     }
 
     /// Removes a slot from every index, using the record's current field values.
     mutating func remove(_ slot: UInt32, _ store: RecordStore) {
-        let r = store[slot]
         let records = store.records
+        let arena = store.certificationRefs
+        let r = records[Int(slot)]
         byID.remove(slot, hash: Self.hash(r.id)) { Self.hash(records[Int($0)].id) }
         if secondaryDeferred { return }
         byPerson[Int(r.person) - 1].remove(slot)
         if r.flags.contains(.hasCertificationRef) {
-            byCertificationRef.remove(slot, hash: Self.certHash(r, store)) { Self.certHash(records[Int($0)], store) }
+            byCertificationRef.remove(slot, hash: Self.certHash(r, arena)) { Self.certHash(records[Int($0)], arena) }
         }
         if let assessment = r.assessment {
             byAssessment.remove(slot, hash: Self.hash(assessment)) { Self.hash(records[Int($0)].assessment ?? .zero) }
@@ -186,9 +194,9 @@ public struct RecordIndexes: Sendable {
         case false?: passedFalse.remove(slot)
         case nil: break
         }
-        if r.completedAt != StoredRecord.nullTime { byCompletedAt.remove(slot) { records[Int($0)].completedAt } }
-        if r.expiresAt != StoredRecord.nullTime { byExpiresAt.remove(slot) { records[Int($0)].expiresAt } }
-        byUpdatedAt.remove(slot) { records[Int($0)].updatedAt }
+        if r.completedAt != StoredRecord.nullTime { byCompletedAt.remove(slot, keys: RecordTimeKeys(records, .completedAt)) }
+        if r.expiresAt != StoredRecord.nullTime { byExpiresAt.remove(slot, keys: RecordTimeKeys(records, .expiresAt)) }
+        byUpdatedAt.remove(slot, keys: RecordTimeKeys(records, .updatedAt))
     }
 
     private static func remove(_ slot: UInt32, key: UInt32, from map: inout [UInt32: PostingList]) {
@@ -255,4 +263,30 @@ public struct RecordIndexes: Sendable {
             + byCompletedAt.estimatedBytes + byExpiresAt.estimatedBytes + byUpdatedAt.estimatedBytes
         return Sizes(entries: entries, estimatedBytes: bytes)
     }
+}
+
+/// One timestamp field of the records, as the key of an ``OrderedSlotIndex``.
+struct RecordTimeKeys: SlotKeys {
+    enum Field { case completedAt, expiresAt, updatedAt }
+
+    let records: PagedArray<StoredRecord>
+    let field: Field
+
+    init(_ records: PagedArray<StoredRecord>, _ field: Field) {
+        self.records = records
+        self.field = field
+    }
+
+    @inline(__always)
+    func key(_ slot: UInt32) -> Int64 {
+        let record = records[Int(slot)]
+        switch field {
+        case .completedAt: return record.completedAt
+        case .expiresAt: return record.expiresAt
+        case .updatedAt: return record.updatedAt
+        }
+    }
+
+    @inline(__always)
+    func prefetch(_ slot: UInt32) { records.prefetch(Int(slot)) }
 }

@@ -103,6 +103,8 @@ public struct RecordStore: Sendable {
 
     /// The slot holding exactly this id, found by key order (also finds purged slots).
     func slotByOrder(of id: RecordID, createdAt: Int64) -> UInt32? {
+        // A new record sorts after every slot: skip the search (a create's common case).
+        if let last = lastKey, (last.createdAt, last.id) < (createdAt, id) { return nil }
         let after = firstSlot(after: createdAt, id.high, id.low)
         guard after > 0 else { return nil }
         let candidate = after - 1

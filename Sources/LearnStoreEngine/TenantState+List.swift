@@ -187,17 +187,16 @@ extension TenantState {
             let list = passed ? indexes.passedTrue : indexes.passedFalse
             consider(list.count, .postings(list))
         }
-        let records = store.records
         if let (from, to) = filter.completed {
-            let estimate = indexes.byCompletedAt.estimateCount(lower: from, upper: to) { records[Int($0)].completedAt }
+            let estimate = indexes.byCompletedAt.estimateCount(lower: from, upper: to)
             consider(estimate * 2, .range(indexes.byCompletedAt, from, to, \.completedAt))
         }
         if let (from, to) = filter.expires {
-            let estimate = indexes.byExpiresAt.estimateCount(lower: from, upper: to) { records[Int($0)].expiresAt }
+            let estimate = indexes.byExpiresAt.estimateCount(lower: from, upper: to)
             consider(estimate * 2, .range(indexes.byExpiresAt, from, to, \.expiresAt))
         }
         if let since = filter.updatedSince {
-            let estimate = indexes.byUpdatedAt.estimateCount(lower: since, upper: nil) { records[Int($0)].updatedAt }
+            let estimate = indexes.byUpdatedAt.estimateCount(lower: since, upper: nil)
             consider(estimate * 2, .range(indexes.byUpdatedAt, since, nil, \.updatedAt))
         }
         return best.driver

@@ -71,17 +71,26 @@ import Testing
     }
 }
 
+/// Keys of an ordered index read from an array indexed by slot.
+private struct ArrayKeys: SlotKeys {
+    let values: [Int64]
+    init(_ values: [Int64]) { self.values = values }
+    func key(_ slot: UInt32) -> Int64 { values[Int(slot)] }
+    func prefetch(_ slot: UInt32) {}
+}
+
 @Suite struct OrderedSlotIndexTests {
     @Test func rangesMatchBruteForce() {
         var rng = SeededRandom(13)
         var values: [Int64] = (0..<5000).map { _ in Int64(rng.next() % 1000) }
         var index = OrderedSlotIndex()
-        for slot in 0..<values.count { index.insert(UInt32(slot)) { values[Int($0)] } }
+        for slot in 0..<values.count { index.insert(UInt32(slot), keys: ArrayKeys(values)) }
         // Move a third of them: remove, change, re-insert.
         for slot in stride(from: 0, to: values.count, by: 3) {
-            #expect(index.remove(UInt32(slot)) { values[Int($0)] })
+            let removed = index.remove(UInt32(slot), keys: ArrayKeys(values))
+            #expect(removed)
             values[slot] = Int64(rng.next() % 1000)
-            index.insert(UInt32(slot)) { values[Int($0)] }
+            index.insert(UInt32(slot), keys: ArrayKeys(values))
         }
         for (lower, upper) in [(Int64?.none, Int64?.none), (100, 200), (nil, 50), (990, nil), (500, 500)] {
             var got: [UInt32] = []
@@ -91,6 +100,38 @@ import Testing
             }.map { UInt32($0) }.sorted { (values[Int($0)], $0) < (values[Int($1)], $1) }
             #expect(got == expected)
         }
+        #expect(index.isConsistent(keys: ArrayKeys(values)))
+    }
+
+    /// Many chunks, ties on the key across chunk boundaries, removal of chunk heads and of whole
+    /// chunks, then a bulk-built index: the fences must keep matching the chunks throughout.
+    @Test func fencesFollowSplitsRemovalsAndTies() {
+        var rng = SeededRandom(29)
+        var values: [Int64] = (0..<20_000).map { _ in Int64(rng.next() % 50) }
+        var index = OrderedSlotIndex()
+        for slot in 0..<values.count { index.insert(UInt32(slot), keys: ArrayKeys(values)) }
+        #expect(index.isConsistent(keys: ArrayKeys(values)))
+        var present = Set(0..<values.count)
+        for slot in (0..<values.count).shuffled(using: &rng).prefix(15_000) {
+            let removed = index.remove(UInt32(slot), keys: ArrayKeys(values))
+            #expect(removed)
+            present.remove(slot)
+        }
+        let removedMissing = index.remove(UInt32(values.count + 1), keys: ArrayKeys(values + [7, 7]))
+        #expect(!removedMissing)
+        #expect(index.isConsistent(keys: ArrayKeys(values)) && index.count == present.count)
+        var got: [UInt32] = []
+        index.visit(lower: 10, upper: 20, key: { values[Int($0)] }) { got.append($0) }
+        let expected = present.filter { (10..<20).contains(values[$0]) }.map(UInt32.init)
+            .sorted { (values[Int($0)], $0) < (values[Int($1)], $1) }
+        #expect(got == expected)
+
+        var pairs = present.map { (values[$0], UInt32($0)) }
+        let built = OrderedSlotIndex(sorting: &pairs)
+        #expect(built.isConsistent(keys: ArrayKeys(values)) && built.count == present.count)
+        var rebuilt: [UInt32] = []
+        built.visit(lower: 10, upper: 20, key: { values[Int($0)] }) { rebuilt.append($0) }
+        #expect(rebuilt == expected)
     }
 }
 
