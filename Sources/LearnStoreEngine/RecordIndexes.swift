@@ -4,6 +4,12 @@ import LearnStoreModel
 /// rebuilt from the records on load, so it can use plain, fast, non-persistent containers.
 ///
 /// All non-purged records are indexed, soft-deleted ones included (lists filter them at read time).
+///
+/// The id index always covers every record. The other indexes cover the slots below
+/// `secondaryThrough`; newer slots (the backlog, always a suffix: new records are appended) are
+/// added by ``catchUp(_:)``, which builds them all at once when the backlog is a large share of the
+/// tenant (a bulk load: sorting once is several times cheaper than inserting record by record) and
+/// one by one otherwise. Readers of secondary indexes catch up first (`TenantState` does that).
 public struct RecordIndexes: Sendable {
     public internal(set) var byID = SlotHashIndex()
     /// Indexed by person reference - 1.
@@ -18,8 +24,10 @@ public struct RecordIndexes: Sendable {
     var byCompletedAt = OrderedSlotIndex()
     var byExpiresAt = OrderedSlotIndex()
     var byUpdatedAt = OrderedSlotIndex()
-    /// While true (recovery replaying the WAL), only the id index is maintained; the others are
-    /// built in bulk once at the end, which is several times faster than record by record.
+    /// Slots below this are in every index; slots from here on only in the id index.
+    private(set) var secondaryThrough = 0
+    /// While true (recovery replaying the WAL), nothing catches up until the end of recovery, which
+    /// builds the secondary indexes once.
     var secondaryDeferred = false
 
     public init() {}
@@ -29,6 +37,20 @@ public struct RecordIndexes: Sendable {
     static func build(_ store: RecordStore, secondary: Bool = true) -> RecordIndexes {
         var indexes = RecordIndexes()
         let records = store.records
+        let slots = records.count
+        let live = (0..<slots).reduce(0) { $0 + (records[$1].isPurged ? 0 : 1) }
+        indexes.byID = SlotHashIndex(capacity: live + live / 4)
+        for slot in 0..<slots where !records[slot].isPurged {
+            indexes.byID.insert(UInt32(slot), hash: hash(records[slot].id)) { hash(records[Int($0)].id) }
+        }
+        if secondary { indexes.buildSecondary(store) } else { indexes.secondaryDeferred = true }
+        return indexes
+    }
+
+    /// Every index but the id index, built from scratch over all slots.
+    private mutating func buildSecondary(_ store: RecordStore) {
+        let records = store.records
+        let arena = store.certificationRefs
         let slots = records.count
         var live = 0
         var certs = 0
@@ -40,17 +62,14 @@ public struct RecordIndexes: Sendable {
             if r.flags.contains(.hasCertificationRef) { certs += 1 }
             if r.flags.contains(.hasAssessment) { assessments += 1 }
         }
-        indexes.byID = SlotHashIndex(capacity: live + live / 4)
-        for slot in 0..<slots where !records[slot].isPurged {
-            indexes.byID.insert(UInt32(slot), hash: hash(records[slot].id)) { hash(records[Int($0)].id) }
-        }
-        guard secondary else {
-            indexes.secondaryDeferred = true
-            return indexes
-        }
-        indexes.byCertificationRef = SlotHashIndex(capacity: certs + certs / 4)
-        indexes.byAssessment = SlotHashIndex(capacity: assessments + assessments / 4)
-        indexes.byPerson = Array(repeating: PostingList(), count: store.persons.count)
+        byCohort = [:]
+        byProvider = [:]
+        byApp = [:]
+        passedTrue = PostingList()
+        passedFalse = PostingList()
+        byCertificationRef = SlotHashIndex(capacity: certs + certs / 4)
+        byAssessment = SlotHashIndex(capacity: assessments + assessments / 4)
+        byPerson = Array(repeating: PostingList(), count: store.persons.count)
         var completed: [(Int64, UInt32)] = []
         var expires: [(Int64, UInt32)] = []
         var updated: [(Int64, UInt32)] = []
@@ -61,29 +80,29 @@ public struct RecordIndexes: Sendable {
             let r = records[index]
             if r.isPurged { continue }
             let slot = UInt32(index)
-            indexes.byPerson[Int(r.person) - 1].insert(slot)
+            byPerson[Int(r.person) - 1].insert(slot)
             if r.flags.contains(.hasCertificationRef) {
-                indexes.byCertificationRef.insert(slot, hash: certHash(r, store)) { certHash(records[Int($0)], store) }
+                byCertificationRef.insert(slot, hash: Self.certHash(r, arena)) { Self.certHash(records[Int($0)], arena) }
             }
             if let assessment = r.assessment {
-                indexes.byAssessment.insert(slot, hash: hash(assessment)) { hash(records[Int($0)].assessment ?? .zero) }
+                byAssessment.insert(slot, hash: Self.hash(assessment)) { Self.hash(records[Int($0)].assessment ?? .zero) }
             }
-            if r.cohort != 0 { indexes.byCohort[r.cohort, default: PostingList()].insert(slot) }
-            if r.provider != 0 { indexes.byProvider[r.provider, default: PostingList()].insert(slot) }
-            if r.app != 0 { indexes.byApp[r.app, default: PostingList()].insert(slot) }
+            if r.cohort != 0 { byCohort[r.cohort, default: PostingList()].insert(slot) }
+            if r.provider != 0 { byProvider[r.provider, default: PostingList()].insert(slot) }
+            if r.app != 0 { byApp[r.app, default: PostingList()].insert(slot) }
             switch r.passed {
-            case true?: indexes.passedTrue.insert(slot)
-            case false?: indexes.passedFalse.insert(slot)
+            case true?: passedTrue.insert(slot)
+            case false?: passedFalse.insert(slot)
             case nil: break
             }
             if r.completedAt != StoredRecord.nullTime { completed.append((r.completedAt, slot)) }
             if r.expiresAt != StoredRecord.nullTime { expires.append((r.expiresAt, slot)) }
             updated.append((r.updatedAt, slot))
         }
-        indexes.byCompletedAt = OrderedSlotIndex(sorting: &completed)
-        indexes.byExpiresAt = OrderedSlotIndex(sorting: &expires)
-        indexes.byUpdatedAt = OrderedSlotIndex(sorting: &updated)
-        return indexes
+        byCompletedAt = OrderedSlotIndex(sorting: &completed)
+        byExpiresAt = OrderedSlotIndex(sorting: &expires)
+        byUpdatedAt = OrderedSlotIndex(sorting: &updated)
+        secondaryThrough = slots
     }
 
     // MARK: hashing
@@ -111,26 +130,41 @@ public struct RecordIndexes: Sendable {
     /// a whole table, large enough that a growth finishes long before the next one is due.
     static let migrationSteps = 64
 
-    /// Advances any growth in progress and starts one where a hash index is full, ahead of inserting
-    /// the newest slot (which goes straight to the new table).
-    mutating func growIfNeeded(_ store: RecordStore) {
-        // Closures capture these two, not the whole store (copying it retains every table).
+    /// Slots not yet in the secondary indexes.
+    func backlog(in store: RecordStore) -> Int { store.records.count - secondaryThrough }
+
+    /// Brings the secondary indexes up to every slot of `store`: one bulk build of the whole tenant
+    /// when the backlog is at least a quarter of it, else slot by slot. Measured on a bulk load, a
+    /// build costs about a quarter of inserting per record (0.38 µs against 1.45 µs), so this picks
+    /// the cheaper of the two.
+    ///
+    /// With `limit`, adds at most that many slots, one by one (a write's share of a large backlog).
+    mutating func catchUp(_ store: RecordStore, limit: Int? = nil) {
+        let end = store.records.count
+        guard secondaryThrough < end else { return }
+        secondaryDeferred = false
+        if limit == nil && (end - secondaryThrough) * 4 >= end {
+            buildSecondary(store)
+            return
+        }
         let records = store.records
         let arena = store.certificationRefs
-        let newest = UInt32(records.count - 1)
-        Self.advanceGrowth(of: &byID, newest: newest) { slot in
-            let r = records[Int(slot)]
-            return r.isPurged ? nil : Self.hash(r.id)
-        }
-        if secondaryDeferred { return }
-        Self.advanceGrowth(of: &byCertificationRef, newest: newest) { slot in
-            let r = records[Int(slot)]
-            return !r.isPurged && r.flags.contains(.hasCertificationRef) ? Self.certHash(r, arena) : nil
-        }
-        Self.advanceGrowth(of: &byAssessment, newest: newest) { slot in
-            let r = records[Int(slot)]
-            guard !r.isPurged, let assessment = r.assessment else { return nil }
-            return Self.hash(assessment)
+        let stop = min(end, secondaryThrough + (limit ?? end))
+        while secondaryThrough < stop {
+            let slot = UInt32(secondaryThrough)
+            secondaryThrough += 1
+            guard !records[Int(slot)].isPurged else { continue }
+            // The hash indexes grow ahead of their newest slot, refilling from the slots below it.
+            Self.advanceGrowth(of: &byCertificationRef, newest: slot) { slot in
+                let r = records[Int(slot)]
+                return !r.isPurged && r.flags.contains(.hasCertificationRef) ? Self.certHash(r, arena) : nil
+            }
+            Self.advanceGrowth(of: &byAssessment, newest: slot) { slot in
+                let r = records[Int(slot)]
+                guard !r.isPurged, let assessment = r.assessment else { return nil }
+                return Self.hash(assessment)
+            }
+            addSecondary(slot, records, arena)
         }
     }
 
@@ -139,15 +173,26 @@ public struct RecordIndexes: Sendable {
         if index.needsGrowth { index.beginGrowth(end: newest, indexedHash: indexedHash) }
     }
 
+    /// Indexes `slot`: always in the id index; in the others only if it is below the backlog (a
+    /// record replaced or revived in place), since backlog slots are added by ``catchUp(_:)``.
     mutating func add(_ slot: UInt32, _ store: RecordStore) {
-        // Growth refills from record order; only new (last) slots take this path, so the slot being
-        // added is excluded from the refill above.
-        if slot == UInt32(store.records.count - 1) { growIfNeeded(store) }
         let records = store.records
-        let arena = store.certificationRefs
+        let newest = UInt32(records.count - 1)
         let r = records[Int(slot)]
+        // Growth refills from record order up to the newest slot, so only an appended slot
+        // advances it, and that slot itself goes straight to the new table below.
+        if slot == newest {
+            Self.advanceGrowth(of: &byID, newest: newest) { slot in
+                let r = records[Int(slot)]
+                return r.isPurged ? nil : Self.hash(r.id)
+            }
+        }
         byID.insert(slot, hash: Self.hash(r.id)) { Self.hash(records[Int($0)].id) }
-        if secondaryDeferred { return }
+        if Int(slot) < secondaryThrough { addSecondary(slot, records, store.certificationRefs) }
+    }
+
+    private mutating func addSecondary(_ slot: UInt32, _ records: PagedArray<StoredRecord>, _ arena: ByteArena) {
+        let r = records[Int(slot)]
         let personIndex = Int(r.person) - 1
         if personIndex >= byPerson.count {
             byPerson.append(contentsOf: repeatElement(PostingList(), count: personIndex - byPerson.count + 1))
@@ -178,7 +223,7 @@ public struct RecordIndexes: Sendable {
         let arena = store.certificationRefs
         let r = records[Int(slot)]
         byID.remove(slot, hash: Self.hash(r.id)) { Self.hash(records[Int($0)].id) }
-        if secondaryDeferred { return }
+        guard Int(slot) < secondaryThrough else { return }
         byPerson[Int(r.person) - 1].remove(slot)
         if r.flags.contains(.hasCertificationRef) {
             byCertificationRef.remove(slot, hash: Self.certHash(r, arena)) { Self.certHash(records[Int($0)], arena) }

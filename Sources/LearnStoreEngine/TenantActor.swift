@@ -140,6 +140,15 @@ public actor TenantActor {
         return try state.listRecords(query, caller: caller)
     }
 
+    /// Adds the records written since the last read to the secondary indexes, so that the next read
+    /// does not wait for that (the persistence scheduler calls this once writes pause).
+    public func catchUpIndexes() {
+        if !isLoading { state.catchUpIndexes() }
+    }
+
+    /// Records not yet in the secondary indexes.
+    public var indexBacklog: Int { state.indexBacklog }
+
     public func stats(caller: CallerIdentity) throws(LearnStoreError) -> TenantStats {
         try state.stats(caller: caller)
     }

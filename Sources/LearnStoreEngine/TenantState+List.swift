@@ -52,8 +52,9 @@ extension TenantState {
         case empty
     }
 
-    public func list(_ rawQuery: ListQuery, caller: CallerIdentity) throws(LearnStoreError) -> ListPage {
+    public mutating func list(_ rawQuery: ListQuery, caller: CallerIdentity) throws(LearnStoreError) -> ListPage {
         try caller.require(.recordsRead)
+        catchUpIndexes()
         let query = try rawQuery.validated()
         guard let filter = compile(query, caller: caller) else { return ListPage(slots: [], nextCursor: nil) }
         let driver = chooseDriver(query, filter)
@@ -120,7 +121,7 @@ extension TenantState {
         return ListPage(slots: slots, nextCursor: next)
     }
 
-    public func listRecords(_ query: ListQuery, caller: CallerIdentity) throws(LearnStoreError) -> (records: [LearningRecord], next: ListCursor?) {
+    public mutating func listRecords(_ query: ListQuery, caller: CallerIdentity) throws(LearnStoreError) -> (records: [LearningRecord], next: ListCursor?) {
         let page = try list(query, caller: caller)
         return (page.slots.map { store.record(at: $0) }, page.nextCursor)
     }

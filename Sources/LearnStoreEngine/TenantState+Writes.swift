@@ -132,6 +132,7 @@ extension TenantState {
         _ personID: UUID16, dryRun: Bool, caller: CallerIdentity
     ) throws(LearnStoreError) -> TenantWrite<Int> {
         try caller.require(.admin)
+        catchUpIndexes()
         var ids: [RecordID] = []
         if let personRef = store.persons.find(personID), let list = indexes.personList(personRef) {
             list.forEach { slot in

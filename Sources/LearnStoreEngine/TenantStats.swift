@@ -21,8 +21,9 @@ public struct TenantStats: Sendable, Hashable {
 }
 
 extension TenantState {
-    public func stats(caller: CallerIdentity) throws(LearnStoreError) -> TenantStats {
+    public mutating func stats(caller: CallerIdentity) throws(LearnStoreError) -> TenantStats {
         try caller.require(.recordsRead)
+        catchUpIndexes()
         return stats
     }
 

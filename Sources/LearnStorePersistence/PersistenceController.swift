@@ -241,6 +241,11 @@ public final class PersistenceController: Sendable {
             let written = wal.stats.bytesWritten
             if written == writtenLastTick && written != trimmedAtBytes {
                 trimmedAtBytes = written
+                // Build what the burst left out of the secondary indexes now, not in the first read
+                // (tenants run on their own event loops, so this uses every core).
+                await withTaskGroup(of: Void.self) { group in
+                    for tenant in tenants() { group.addTask { await tenant.catchUpIndexes() } }
+                }
                 let started = ContinuousClock.now
                 MemoryTrimmer.trim()
                 logger.debug("returned free heap to the system", metadata: ["duration": "\(ContinuousClock.now - started)"])

@@ -46,12 +46,12 @@ struct Harness {
         return try state.create(b, caller: c ?? who, idempotencyKey: key, now: t).result
     }
 
-    func ids(_ query: ListQuery, as c: CallerIdentity? = nil) throws(LearnStoreError) -> [RecordID] {
+    mutating func ids(_ query: ListQuery, as c: CallerIdentity? = nil) throws(LearnStoreError) -> [RecordID] {
         try state.listRecords(query, caller: c ?? who).records.map(\.id)
     }
 
     /// All pages of a query.
-    func allPages(_ query: ListQuery, as c: CallerIdentity? = nil) throws(LearnStoreError) -> [RecordID] {
+    mutating func allPages(_ query: ListQuery, as c: CallerIdentity? = nil) throws(LearnStoreError) -> [RecordID] {
         var q = query
         var out: [RecordID] = []
         while true {
