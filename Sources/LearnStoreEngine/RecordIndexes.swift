@@ -140,9 +140,9 @@ public struct RecordIndexes: Sendable {
     ///
     /// With `limit`, adds at most that many slots, one by one (a write's share of a large backlog).
     mutating func catchUp(_ store: RecordStore, limit: Int? = nil) {
+        secondaryDeferred = false
         let end = store.records.count
         guard secondaryThrough < end else { return }
-        secondaryDeferred = false
         if limit == nil && (end - secondaryThrough) * 4 >= end {
             buildSecondary(store)
             return

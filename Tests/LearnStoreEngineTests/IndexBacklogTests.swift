@@ -103,4 +103,15 @@ import LearnStoreModel
         h.state.undo(write.undo!)
         #expect(try Self.answers(&h.state, h.who) == before)
     }
+
+    /// Recovery defers all index work until its end; a tenant that recovered with no records must
+    /// still index the records written after it.
+    @Test func aTenantRecoveredEmptyIndexesLaterWrites() throws {
+        var h = Harness()
+        h.state.beginBulkLoad()
+        h.state.endBulkLoad()
+        let created = try h.create(body(person: person(3)))
+        #expect(try h.ids(ListQuery(personID: person(3))) == [created.id])
+        #expect(h.state.indexBacklog == 0)
+    }
 }
