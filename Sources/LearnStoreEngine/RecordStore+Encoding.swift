@@ -22,34 +22,44 @@ extension RecordStore {
         if r.flags.contains(.hasCertificationRef) { bits |= RecordField.certificationRef.bit }
         if r.cohort != 0 { bits |= RecordField.linkedCohortID.bit }
         if r.flags.contains(.hasAssessment) { bits |= RecordField.linkedAssessmentID.bit }
-        writer.writeU32(bits)
-        writer.writeRecordID(r.id)
-        writer.writeString(tenantID)
-        if r.app != 0 { writer.writeString(strings.values[Int(r.app) - 1]) }
-        writer.writeI64(r.createdAt)
-        writer.writeI64(r.updatedAt)
-        if r.createdBy != 0 { writer.writeUUID(uuids.values[Int(r.createdBy) - 1]) }
-        if r.updatedBy != 0 { writer.writeUUID(uuids.values[Int(r.updatedBy) - 1]) }
-        writer.writeString(r.source == 0 ? LearningRecord.defaultSource : strings.values[Int(r.source) - 1])
-        writer.writeU8(r.sourceType.rawValue)
-        writer.writeU8(r.isDeleted ? 1 : 0)
-        if r.deletedAt != StoredRecord.nullTime { writer.writeI64(r.deletedAt) }
-        if r.deletedBy != 0 { writer.writeUUID(uuids.values[Int(r.deletedBy) - 1]) }
-        writer.writeVarint(UInt64(r.schemaVersion))
-        writer.writeUUID(persons.values[Int(r.person) - 1])
-        if r.title != 0 { writer.writeString(strings.values[Int(r.title) - 1]) }
-        if r.provider != 0 { writer.writeString(strings.values[Int(r.provider) - 1]) }
-        if r.completedAt != StoredRecord.nullTime { writer.writeI64(r.completedAt) }
-        if r.expiresAt != StoredRecord.nullTime { writer.writeI64(r.expiresAt) }
-        if !r.score.isNaN { writer.writeDouble(r.score) }
-        if r.flags.contains(.passedKnown) { writer.writeU8(r.flags.contains(.passed) ? 1 : 0) }
-        if r.flags.contains(.hasCertificationRef) {
-            certificationRefs.withBytes(at: r.certLocation, length: Int(r.certLength)) { bytes in
-                writer.writeVarint(UInt64(bytes.count))
-                writer.writeBytes(bytes)
+        let app = r.app != 0 ? strings.values[Int(r.app) - 1] : ""
+        let source = r.source == 0 ? LearningRecord.defaultSource : strings.values[Int(r.source) - 1]
+        let title = r.title != 0 ? strings.values[Int(r.title) - 1] : ""
+        let provider = r.provider != 0 ? strings.values[Int(r.provider) - 1] : ""
+        let certLength = r.flags.contains(.hasCertificationRef) ? Int(r.certLength) + 10 : 0
+        // Fixed-size fields (ids, UUIDs, times, flags, varints) take at most 220 bytes.
+        let maximum = 220 + certLength + RawByteCursor.maximumSize(of: tenantID) + RawByteCursor.maximumSize(of: app)
+            + RawByteCursor.maximumSize(of: source) + RawByteCursor.maximumSize(of: title) + RawByteCursor.maximumSize(of: provider)
+        writer.withReservedSpace(maximum: maximum) { out in
+            out.writeU32(bits)
+            out.writeRecordID(r.id)
+            out.writeString(tenantID)
+            if r.app != 0 { out.writeString(app) }
+            out.writeI64(r.createdAt)
+            out.writeI64(r.updatedAt)
+            if r.createdBy != 0 { out.writeUUID(uuids.values[Int(r.createdBy) - 1]) }
+            if r.updatedBy != 0 { out.writeUUID(uuids.values[Int(r.updatedBy) - 1]) }
+            out.writeString(source)
+            out.writeU8(r.sourceType.rawValue)
+            out.writeU8(r.isDeleted ? 1 : 0)
+            if r.deletedAt != StoredRecord.nullTime { out.writeI64(r.deletedAt) }
+            if r.deletedBy != 0 { out.writeUUID(uuids.values[Int(r.deletedBy) - 1]) }
+            out.writeVarint(UInt64(r.schemaVersion))
+            out.writeUUID(persons.values[Int(r.person) - 1])
+            if r.title != 0 { out.writeString(title) }
+            if r.provider != 0 { out.writeString(provider) }
+            if r.completedAt != StoredRecord.nullTime { out.writeI64(r.completedAt) }
+            if r.expiresAt != StoredRecord.nullTime { out.writeI64(r.expiresAt) }
+            if !r.score.isNaN { out.writeDouble(r.score) }
+            if r.flags.contains(.passedKnown) { out.writeU8(r.flags.contains(.passed) ? 1 : 0) }
+            if r.flags.contains(.hasCertificationRef) {
+                certificationRefs.withBytes(at: r.certLocation, length: Int(r.certLength)) { bytes in
+                    out.writeVarint(UInt64(bytes.count))
+                    out.writeBytes(bytes)
+                }
             }
+            if r.cohort != 0 { out.writeUUID(uuids.values[Int(r.cohort) - 1]) }
+            if r.flags.contains(.hasAssessment) { out.writeBigEndianPair(r.assessmentHigh, r.assessmentLow) }
         }
-        if r.cohort != 0 { writer.writeUUID(uuids.values[Int(r.cohort) - 1]) }
-        if r.flags.contains(.hasAssessment) { writer.writeUUID(UUID16(high: r.assessmentHigh, low: r.assessmentLow)) }
     }
 }

@@ -151,10 +151,13 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func resumeReadingIfPossible() {
         guard let context else { return }
-        if cumulation != nil && mayParse {
+        // Frames already buffered come first, round after round: they may be all the client has sent
+        // (it waits for their answers), so waiting for more bytes from the socket would wait forever.
+        while mayParse, let before = cumulation?.readableBytes {
             parseBuffered(context: context)
             dispatchBatch(context: context)
             context.flush()
+            if cumulation?.readableBytes == before { break }  // only an incomplete frame is left
         }
         if readPending && mayRead {
             readPending = false
@@ -181,6 +184,9 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func channelReadComplete(context: ChannelHandlerContext) {
         dispatchBatch(context: context)
         context.flush()
+        // Parsing stopped at the in-flight limit; answered reads lowered the count again, and the
+        // rest of the buffer must not wait for bytes the client may never send.
+        resumeReadingIfPossible()
     }
 
     private func parseBuffered(context: ChannelHandlerContext) {
@@ -192,6 +198,9 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 cumulation = buffer
             }
         }
+        // The idle timeout needs when frames last arrived, not each frame's time: one clock read
+        // per read, not per pipelined request.
+        var stampedArrival = false
         while mayParse {
             let frame: Frame
             do {
@@ -206,7 +215,10 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 failIfDrained(context: context)
                 return
             }
-            lastFrameAt = .now()
+            if !stampedArrival {
+                lastFrameAt = .now()
+                stampedArrival = true
+            }
             inFlight += 1
             switch machine.frameReceived(opcode: frame.header.opcode) {
             case .ignore:

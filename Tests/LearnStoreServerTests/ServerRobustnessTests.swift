@@ -132,6 +132,27 @@ import Glibc
         try await server.stop()
     }
 
+    /// Parsing stops at the in-flight limit; once those answers are written, the frames still in the
+    /// read buffer must be parsed even if the client sends nothing more (it is waiting for them).
+    /// This hung when all of a deep pipeline had arrived in one read.
+    @Test func framesBufferedBeyondTheInFlightLimitAreAnsweredWithoutMoreBytes() async throws {
+        let server = try await TestServer.start { $0.maximumInFlight = 4 }
+        let raw = try RawConnection(port: server.port)
+        _ = await raw.handshake(token: try await server.token())
+        var burst: [UInt8] = []
+        for id in UInt32(10)..<50 {
+            burst += RawConnection.frame(Opcode.get, id: id) { $0.writeRecordID(RecordID(high: 1, low: UInt64(id))) }
+        }
+        #expect(await raw.sendAsync(burst))
+        var answered: [UInt32] = []
+        while answered.count < 40, let reply = await raw.receiveFrame() {
+            #expect(raw.error(of: reply)?.code == .notFound)
+            answered.append(reply.header.requestID)
+        }
+        #expect(answered == Array(10..<50))
+        try await server.stop()
+    }
+
     @Test func aClientThatNeverReadsCannotGrowTheServer() async throws {
         let server = try await TestServer.start { $0.maximumInFlight = 64 }
         let raw = try RawConnection(port: server.port)

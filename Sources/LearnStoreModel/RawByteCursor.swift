@@ -1,0 +1,86 @@
+/// Writes the same encodings as ``ByteWriter`` through a raw pointer into space reserved beforehand,
+/// for hot paths that know an upper bound of their output: each field is one unaligned store instead
+/// of an `Array.append(contentsOf:)` (a capacity check and a `memmove` call per field, measured at 14 %
+/// of server CPU on GET when records were encoded field by field into the array).
+public struct RawByteCursor {
+    @usableFromInline let base: UnsafeMutableRawPointer
+    /// Bytes written so far.
+    @usableFromInline var written = 0
+
+    @inlinable init(_ base: UnsafeMutableRawPointer) { self.base = base }
+
+    @inlinable @inline(__always) public mutating func writeU8(_ value: UInt8) {
+        base.storeBytes(of: value, toByteOffset: written, as: UInt8.self)
+        written += 1
+    }
+
+    @inlinable @inline(__always) public mutating func writeU32(_ value: UInt32) {
+        base.storeBytes(of: value.littleEndian, toByteOffset: written, as: UInt32.self)
+        written += 4
+    }
+
+    @inlinable @inline(__always) public mutating func writeI64(_ value: Int64) {
+        base.storeBytes(of: UInt64(bitPattern: value).littleEndian, toByteOffset: written, as: UInt64.self)
+        written += 8
+    }
+
+    @inlinable @inline(__always) public mutating func writeDouble(_ value: Double) {
+        base.storeBytes(of: value.bitPattern.littleEndian, toByteOffset: written, as: UInt64.self)
+        written += 8
+    }
+
+    /// Unsigned LEB128.
+    @inlinable @inline(__always) public mutating func writeVarint(_ value: UInt64) {
+        var rest = value
+        while rest >= 0x80 {
+            writeU8(UInt8(truncatingIfNeeded: rest) | 0x80)
+            rest >>= 7
+        }
+        writeU8(UInt8(rest))
+    }
+
+    /// Two big-endian 64-bit halves (UUIDs and record ids).
+    @inlinable @inline(__always) public mutating func writeBigEndianPair(_ high: UInt64, _ low: UInt64) {
+        base.storeBytes(of: high.bigEndian, toByteOffset: written, as: UInt64.self)
+        base.storeBytes(of: low.bigEndian, toByteOffset: written + 8, as: UInt64.self)
+        written += 16
+    }
+
+    @inlinable @inline(__always) public mutating func writeUUID(_ uuid: UUID16) { writeBigEndianPair(uuid.high, uuid.low) }
+
+    @inlinable @inline(__always) public mutating func writeRecordID(_ id: RecordID) { writeBigEndianPair(id.high, id.low) }
+
+    @inlinable public mutating func writeBytes(_ data: UnsafeRawBufferPointer) {
+        guard let source = data.baseAddress, data.count > 0 else { return }
+        (base + written).copyMemory(from: source, byteCount: data.count)
+        written += data.count
+    }
+
+    /// varint byte length, then UTF-8.
+    @inlinable public mutating func writeString(_ string: String) {
+        var string = string
+        string.withUTF8 { utf8 in
+            writeVarint(UInt64(utf8.count))
+            writeBytes(UnsafeRawBufferPointer(utf8))
+        }
+    }
+
+    /// The most bytes ``writeString(_:)`` writes for `string`.
+    @inlinable public static func maximumSize(of string: String) -> Int { string.utf8.count + 10 }
+}
+
+extension ByteWriter {
+    /// Reserves `maximum` bytes, lets `body` write at most that many through a cursor, and keeps
+    /// exactly what it wrote.
+    @inlinable public mutating func withReservedSpace(maximum: Int, _ body: (inout RawByteCursor) -> Void) {
+        let start = bytes.count
+        bytes.append(contentsOf: repeatElement(0, count: maximum))
+        let written: Int = bytes.withUnsafeMutableBytes { raw in
+            var cursor = RawByteCursor(raw.baseAddress! + start)
+            body(&cursor)
+            return cursor.written
+        }
+        precondition(written <= maximum, "RawByteCursor wrote past its reservation")
+        bytes.removeLast(maximum - written)
+    }
+}
