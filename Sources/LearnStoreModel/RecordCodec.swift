@@ -27,30 +27,37 @@ public enum RecordCodec {
         if record.certificationRef != nil { bits |= RecordField.certificationRef.bit }
         if record.linkedCohortID != nil { bits |= RecordField.linkedCohortID.bit }
         if record.linkedAssessmentID != nil { bits |= RecordField.linkedAssessmentID.bit }
-        writer.writeU32(bits)
-        writer.writeRecordID(record.id)
-        writer.writeString(record.tenantID)
-        if let v = record.appID { writer.writeString(v) }
-        writer.writeI64(record.createdAt.milliseconds)
-        writer.writeI64(record.updatedAt.milliseconds)
-        if let v = record.createdBy { writer.writeUUID(v) }
-        if let v = record.updatedBy { writer.writeUUID(v) }
-        writer.writeString(record.source)
-        writer.writeU8(record.sourceType.rawValue)
-        writer.writeU8(record.isDeleted ? 1 : 0)
-        if let v = record.deletedAt { writer.writeI64(v.milliseconds) }
-        if let v = record.deletedBy { writer.writeUUID(v) }
-        writer.writeVarint(UInt64(record.schemaVersion))
-        writer.writeUUID(record.personID)
-        if let v = record.title { writer.writeString(v) }
-        if let v = record.provider { writer.writeString(v) }
-        if let v = record.completedAt { writer.writeI64(v.milliseconds) }
-        if let v = record.expiresAt { writer.writeI64(v.milliseconds) }
-        if let v = record.score { writer.writeDouble(v) }
-        if let v = record.passed { writer.writeU8(v ? 1 : 0) }
-        if let v = record.certificationRef { writer.writeString(v) }
-        if let v = record.linkedCohortID { writer.writeUUID(v) }
-        if let v = record.linkedAssessmentID { writer.writeUUID(v) }
+        // One reservation for the whole record (see RawByteCursor): fixed-size fields take at most
+        // 220 bytes, each string at most its UTF-8 length plus a 10-byte varint.
+        func size(_ string: String?) -> Int { string.map(RawByteCursor.maximumSize(of:)) ?? 0 }
+        let maximum = 220 + size(record.tenantID) + size(record.appID) + size(record.source) + size(record.title)
+            + size(record.provider) + size(record.certificationRef)
+        writer.withReservedSpace(maximum: maximum) { out in
+            out.writeU32(bits)
+            out.writeRecordID(record.id)
+            out.writeString(record.tenantID)
+            if let v = record.appID { out.writeString(v) }
+            out.writeI64(record.createdAt.milliseconds)
+            out.writeI64(record.updatedAt.milliseconds)
+            if let v = record.createdBy { out.writeUUID(v) }
+            if let v = record.updatedBy { out.writeUUID(v) }
+            out.writeString(record.source)
+            out.writeU8(record.sourceType.rawValue)
+            out.writeU8(record.isDeleted ? 1 : 0)
+            if let v = record.deletedAt { out.writeI64(v.milliseconds) }
+            if let v = record.deletedBy { out.writeUUID(v) }
+            out.writeVarint(UInt64(record.schemaVersion))
+            out.writeUUID(record.personID)
+            if let v = record.title { out.writeString(v) }
+            if let v = record.provider { out.writeString(v) }
+            if let v = record.completedAt { out.writeI64(v.milliseconds) }
+            if let v = record.expiresAt { out.writeI64(v.milliseconds) }
+            if let v = record.score { out.writeDouble(v) }
+            if let v = record.passed { out.writeU8(v ? 1 : 0) }
+            if let v = record.certificationRef { out.writeString(v) }
+            if let v = record.linkedCohortID { out.writeUUID(v) }
+            if let v = record.linkedAssessmentID { out.writeUUID(v) }
+        }
     }
 
     public static func encode(_ record: LearningRecord) -> [UInt8] {
