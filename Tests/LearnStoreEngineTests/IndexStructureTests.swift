@@ -1,4 +1,5 @@
 import Testing
+import LearnStoreModel
 @testable import LearnStoreEngine
 
 @Suite struct PostingListTests {
@@ -209,5 +210,32 @@ private struct ArrayKeys: SlotKeys {
             index.forEach(hash: hash(key), matches: { keys[Int($0)] == key }) { found.append($0) }
             #expect(found.sorted() == (slotsByKey[key] ?? []).sorted())
         }
+    }
+}
+
+/// Interning sits behind a 64-entry cache whose slots collide by design: every value must keep one
+/// reference however lookups interleave.
+@Suite struct InterningTests {
+    @Test func referencesStayStableThroughCacheCollisions() {
+        var rng = SeededRandom(41)
+        var strings = StringTable()
+        var uuids = UUIDTable()
+        let words = (0..<500).map { "value-\($0)-" + String(repeating: "x", count: $0 % 40) }
+        let ids = (0..<500).map { _ in UUID16(high: rng.next(), low: rng.next()) }
+        var wordRefs: [String: UInt32] = [:]
+        var idRefs: [UUID16: UInt32] = [:]
+        for _ in 0..<5000 {
+            let word = words[Int(rng.next() % 500)]
+            let id = ids[Int(rng.next() % 500)]
+            let wordRef = strings.intern(word)
+            let idRef = uuids.intern(id)
+            #expect(wordRefs[word, default: wordRef] == wordRef)
+            #expect(idRefs[id, default: idRef] == idRef)
+            wordRefs[word] = wordRef
+            idRefs[id] = idRef
+            #expect(strings.string(wordRef) == word && uuids.uuid(idRef) == id)
+        }
+        #expect(strings.count == wordRefs.count && uuids.count == idRefs.count)
+        #expect(strings.intern(nil) == 0 && uuids.intern(nil) == 0)
     }
 }
