@@ -21,19 +21,7 @@ public struct StringTable: Sendable {
     /// The reference for `value`, adding it if new.
     public mutating func intern(_ value: String?) -> UInt32 {
         guard let value else { return 0 }
-        let slot = RecentReferences.slot(of: value)
-        let cached = recent.references[slot]
-        if cached != 0 && values[Int(cached) - 1] == value { return cached }
-        let reference: UInt32
-        if let found = lookup[value] {
-            reference = found
-        } else {
-            values.append(value)
-            reference = UInt32(values.count)
-            lookup[value] = reference
-        }
-        recent.references[slot] = reference
-        return reference
+        return recent.intern(value, slot: RecentReferences.slot(of: value), values: &values, lookup: &lookup)
     }
 
     /// The reference for `value` if it was ever interned (queries never add strings).
@@ -71,19 +59,7 @@ public struct UUIDTable: Sendable {
 
     public mutating func intern(_ value: UUID16?) -> UInt32 {
         guard let value else { return 0 }
-        let slot = RecentReferences.slot(of: value)
-        let cached = recent.references[slot]
-        if cached != 0 && values[Int(cached) - 1] == value { return cached }
-        let reference: UInt32
-        if let found = lookup[value] {
-            reference = found
-        } else {
-            values.append(value)
-            reference = UInt32(values.count)
-            lookup[value] = reference
-        }
-        recent.references[slot] = reference
-        return reference
+        return recent.intern(value, slot: RecentReferences.slot(of: value), values: &values, lookup: &lookup)
     }
 
     public func find(_ value: UUID16) -> UInt32? { lookup[value] }
@@ -109,6 +85,22 @@ public struct UUIDTable: Sendable {
 struct RecentReferences: Sendable {
     static let size = 64
     var references = [UInt32](repeating: 0, count: size)
+
+    /// The reference for `value`: from the cache, else from `lookup`, else appended to `values`.
+    mutating func intern<Value: Hashable>(_ value: Value, slot: Int, values: inout PagedArray<Value>, lookup: inout [Value: UInt32]) -> UInt32 {
+        let cached = references[slot]
+        if cached != 0 && values[Int(cached) - 1] == value { return cached }
+        let reference: UInt32
+        if let found = lookup[value] {
+            reference = found
+        } else {
+            values.append(value)
+            reference = UInt32(values.count)
+            lookup[value] = reference
+        }
+        references[slot] = reference
+        return reference
+    }
 
     static func slot(of value: UUID16) -> Int {
         Int(truncatingIfNeeded: ((value.high &* 0x9E37_79B9_7F4A_7C15) ^ value.low) >> 58)
