@@ -26,9 +26,8 @@ extension RecordStore {
         let source = r.source == 0 ? LearningRecord.defaultSource : strings.values[Int(r.source) - 1]
         let title = r.title != 0 ? strings.values[Int(r.title) - 1] : ""
         let provider = r.provider != 0 ? strings.values[Int(r.provider) - 1] : ""
-        let certLength = r.flags.contains(.hasCertificationRef) ? Int(r.certLength) + 10 : 0
-        // Fixed-size fields (ids, UUIDs, times, flags, varints) take at most 220 bytes.
-        let maximum = 220 + certLength + RawByteCursor.maximumSize(of: tenantID) + RawByteCursor.maximumSize(of: app)
+        let certLength = r.flags.contains(.hasCertificationRef) ? RawByteCursor.lengthPrefixedSize(Int(r.certLength)) : 0
+        let maximum = RawByteCursor.recordFixedFieldsMaximum + certLength + RawByteCursor.maximumSize(of: tenantID) + RawByteCursor.maximumSize(of: app)
             + RawByteCursor.maximumSize(of: source) + RawByteCursor.maximumSize(of: title) + RawByteCursor.maximumSize(of: provider)
         writer.withReservedSpace(maximum: maximum) { out in
             out.writeU32(bits)

@@ -65,8 +65,24 @@ public struct RawByteCursor {
         }
     }
 
-    /// The most bytes ``writeString(_:)`` writes for `string`.
-    @inlinable public static func maximumSize(of string: String) -> Int { string.utf8.count + 10 }
+    /// The bytes ``writeString(_:)`` writes for `string`.
+    @inlinable public static func maximumSize(of string: String) -> Int { lengthPrefixedSize(string.utf8.count) }
+
+    /// The bytes of a varint length `count` followed by `count` bytes.
+    @inlinable public static func lengthPrefixedSize(_ count: Int) -> Int {
+        var size = count + 1
+        var rest = UInt64(count) >> 7
+        while rest != 0 {
+            size += 1
+            rest >>= 7
+        }
+        return size
+    }
+
+    /// The most bytes of a record's fixed-size fields in the record encoding: bitmap 4, id 16, five
+    /// timestamps 8 each, five UUIDs and the person 16 each, schema version varint 10, three
+    /// one-byte fields, score 8.
+    public static let recordFixedFieldsMaximum = 4 + 16 + 5 * 8 + 6 * 16 + 10 + 3 + 8
 }
 
 extension ByteWriter {

@@ -27,10 +27,9 @@ public enum RecordCodec {
         if record.certificationRef != nil { bits |= RecordField.certificationRef.bit }
         if record.linkedCohortID != nil { bits |= RecordField.linkedCohortID.bit }
         if record.linkedAssessmentID != nil { bits |= RecordField.linkedAssessmentID.bit }
-        // One reservation for the whole record (see RawByteCursor): fixed-size fields take at most
-        // 220 bytes, each string at most its UTF-8 length plus a 10-byte varint.
+        // One reservation for the whole record (see RawByteCursor).
         func size(_ string: String?) -> Int { string.map(RawByteCursor.maximumSize(of:)) ?? 0 }
-        let maximum = 220 + size(record.tenantID) + size(record.appID) + size(record.source) + size(record.title)
+        let maximum = RawByteCursor.recordFixedFieldsMaximum + size(record.tenantID) + size(record.appID) + size(record.source) + size(record.title)
             + size(record.provider) + size(record.certificationRef)
         writer.withReservedSpace(maximum: maximum) { out in
             out.writeU32(bits)

@@ -27,6 +27,8 @@ func loadedTenant(_ count: Int) -> (TenantState, [LearningRecord]) {
         state.apply([.putRecords(Array(records[start..<min(records.count, start + 1000)]))], sequence: state.sequence + 1)
         start += 1000
     }
+    // Build the secondary indexes now, as the first read or the idle tick would on a server.
+    state.catchUpIndexes()
     return (state, records)
 }
 
@@ -90,10 +92,13 @@ let benchmarks: @Sendable () -> Void = {
     }
 
     Benchmark("EngineListByPerson100kTenant", configuration: configuration) { benchmark in
+        // `list` is mutating (it may first catch the indexes up); this tenant has nothing to catch
+        // up, so the copy is never written and costs only its page references.
+        var reader = tenant
         var index = 0
         for _ in benchmark.scaledIterations {
             index = (index &+ 7919) % records.count
-            let page = try! tenant.list(ListQuery(personID: records[index].personID), caller: caller)
+            let page = try! reader.list(ListQuery(personID: records[index].personID), caller: caller)
             blackHole(page.slots.count)
         }
     }
@@ -105,6 +110,9 @@ let benchmarks: @Sendable () -> Void = {
         for _ in benchmark.scaledIterations {
             writes.now.milliseconds += 1
             blackHole(try! writes.state.create(body, caller: caller, now: writes.now).sequence)
+            // A create leaves its record out of the secondary indexes until something reads them;
+            // catching up here keeps this the cost of a fully indexed create, as a mixed load pays it.
+            writes.state.catchUpIndexes()
         }
     }
 
