@@ -41,7 +41,12 @@ final class StateBox: @unchecked Sendable {
 }
 
 let benchmarks: @Sendable () -> Void = {
-    let configuration = Benchmark.Configuration(metrics: metrics, warmupIterations: 3, maxDuration: .seconds(2), maxIterations: 1_000)
+    // Malloc counts at p90 move by up to about ten between runs on this VM (seen on the patch and
+    // snapshot benchmarks); a real regression is far larger (a missed index catch-up in the list
+    // benchmark showed as +35 000).
+    let tolerance: [BenchmarkMetric: BenchmarkThresholds] = [.mallocCountTotal: BenchmarkThresholds(absolute: [.p90: 12])]
+    let configuration = Benchmark.Configuration(metrics: metrics, warmupIterations: 3, maxDuration: .seconds(2), maxIterations: 1_000,
+                                                thresholds: tolerance)
 
     // MARK: protocol
 
