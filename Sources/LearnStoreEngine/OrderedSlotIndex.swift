@@ -1,15 +1,3 @@
-/// Slots ordered by a timestamp field of their record (completed_at, expires_at, updated_at), then
-/// by slot, for range filters.
-///
-/// It stores only slots (4 bytes each) in chunks; comparisons read the key from the record through
-/// the caller's `key` closure. So a record must be removed *before* its field changes and re-inserted
-/// after. Chunks keep inserts and removals in the middle cheap.
-///
-/// Each chunk's first key is also kept in `fences`, one contiguous array: finding the chunk is a
-/// binary search that never leaves that array, where reading keys through records cost a cache
-/// miss per step (measured: these inserts were a fifth of a bulk load's server time). Inside a chunk
-/// the binary search prefetches the records of both possible next probes, so two steps' misses
-/// overlap instead of following each other.
 /// How an ``OrderedSlotIndex`` reads the key of a slot, and starts loading it ahead of need.
 protocol SlotKeys {
     func key(_ slot: UInt32) -> Int64
@@ -17,6 +5,18 @@ protocol SlotKeys {
     func prefetch(_ slot: UInt32)
 }
 
+/// Slots ordered by a timestamp field of their record (completed_at, expires_at, updated_at), then
+/// by slot, for range filters.
+///
+/// It stores only slots (4 bytes each) in chunks; comparisons read the key from the record through
+/// ``SlotKeys``. So a record must be removed *before* its field changes and re-inserted after.
+/// Chunks keep inserts and removals in the middle cheap.
+///
+/// Each chunk's first key is also kept in `fences`, one contiguous array: finding the chunk is a
+/// binary search that never leaves that array, where reading keys through records cost a cache
+/// miss per step (measured: these inserts were a fifth of a bulk load's server time). Inside a chunk
+/// the binary search prefetches the records of both possible next probes, so two steps' misses
+/// overlap instead of following each other.
 public struct OrderedSlotIndex: Sendable {
     /// Small enough that the binary search inside a chunk (one record read per step) stays short,
     /// large enough that chunk headers cost well under a byte per entry.
@@ -29,6 +29,14 @@ public struct OrderedSlotIndex: Sendable {
 
     public init() {}
 
+    /// A chunk holding `slots`, with room to grow to the limit without reallocating.
+    private static func chunk(_ slots: some Sequence<UInt32>) -> ContiguousArray<UInt32> {
+        var chunk = ContiguousArray<UInt32>()
+        chunk.reserveCapacity(chunkLimit)
+        chunk.append(contentsOf: slots)
+        return chunk
+    }
+
     /// An index of the given (key, slot) pairs, sorted here once and cut into chunks.
     init(sorting pairs: inout [(Int64, UInt32)]) {
         pairs.sort { ($0.0, $0.1) < ($1.0, $1.1) }
@@ -36,10 +44,7 @@ public struct OrderedSlotIndex: Sendable {
         var start = 0
         while start < pairs.count {
             let end = min(pairs.count, start + chunkSize)
-            var chunk = ContiguousArray<UInt32>()
-            chunk.reserveCapacity(Self.chunkLimit)
-            for index in start..<end { chunk.append(pairs[index].1) }
-            chunks.append(chunk)
+            chunks.append(Self.chunk(pairs[start..<end].lazy.map(\.1)))
             fences.append(pairs[start].0)
             start = end
         }
@@ -82,40 +87,27 @@ public struct OrderedSlotIndex: Sendable {
     mutating func insert<Keys: SlotKeys>(_ slot: UInt32, keys: Keys) {
         let value = keys.key(slot)
         count += 1
-        if chunks.isEmpty {
-            var chunk = ContiguousArray<UInt32>()
-            chunk.reserveCapacity(Self.chunkLimit)
-            chunk.append(slot)
-            chunks.append(chunk)
-            fences.append(value)
+        let lastIndex = chunks.count - 1
+        if lastIndex >= 0, let last = chunks[lastIndex].last, (value, slot) < (keys.key(last), last) {
+            let index = chunkIndex(value, slot)
+            let position = Self.lowerBound(value, slot, in: chunks[index], keys: keys)
+            chunks[index].insert(slot, at: position)
+            if position == 0 { fences[index] = value }
+            if chunks[index].count > Self.chunkLimit { split(index, keys: keys) }
             return
         }
         // New records usually sort last (updated_at of a create is "now"): append without searching.
-        let lastIndex = chunks.count - 1
-        if let last = chunks[lastIndex].last, (value, slot) >= (keys.key(last), last) {
-            if chunks[lastIndex].count < Self.chunkLimit {
-                chunks[lastIndex].append(slot)
-            } else {
-                var chunk = ContiguousArray<UInt32>()
-                chunk.reserveCapacity(Self.chunkLimit)
-                chunk.append(slot)
-                chunks.append(chunk)
-                fences.append(value)
-            }
-            return
+        if lastIndex >= 0 && chunks[lastIndex].count < Self.chunkLimit {
+            chunks[lastIndex].append(slot)
+        } else {
+            chunks.append(Self.chunk(CollectionOfOne(slot)))
+            fences.append(value)
         }
-        let index = chunkIndex(value, slot)
-        let position = Self.lowerBound(value, slot, in: chunks[index], keys: keys)
-        chunks[index].insert(slot, at: position)
-        if position == 0 { fences[index] = value }
-        if chunks[index].count > Self.chunkLimit { split(index, keys: keys) }
     }
 
     private mutating func split<Keys: SlotKeys>(_ index: Int, keys: Keys) {
         let half = chunks[index].count / 2
-        var upper = ContiguousArray<UInt32>()
-        upper.reserveCapacity(Self.chunkLimit)
-        upper.append(contentsOf: chunks[index][half...])
+        let upper = Self.chunk(chunks[index][half...])
         chunks[index].removeSubrange(half...)
         chunks.insert(upper, at: index + 1)
         fences.insert(keys.key(upper[0]), at: index + 1)
@@ -140,20 +132,20 @@ public struct OrderedSlotIndex: Sendable {
     }
 
     /// Visits every slot whose key is in `lower ..< upper` (nil = unbounded), in key order.
-    public func visit(lower: Int64?, upper: Int64?, key: (UInt32) -> Int64, _ body: (UInt32) -> Void) {
+    func visit<Keys: SlotKeys>(lower: Int64?, upper: Int64?, keys: Keys, _ body: (UInt32) -> Void) {
         guard !chunks.isEmpty else { return }
         var index = 0
         var position = 0
         if let lower {
             index = chunkIndex(lower, 0)
-            position = withoutActuallyEscaping(key) { Self.lowerBound(lower, 0, in: chunks[index], keys: ClosureKeys(read: $0)) }
+            position = Self.lowerBound(lower, 0, in: chunks[index], keys: keys)
         }
         while index < chunks.count {
             let chunk = chunks[index]
             if let upper, position == 0, fences[index] >= upper { return }
             while position < chunk.count {
                 let slot = chunk[position]
-                if let upper, key(slot) >= upper { return }
+                if let upper, keys.key(slot) >= upper { return }
                 body(slot)
                 position += 1
             }
@@ -188,11 +180,4 @@ public struct OrderedSlotIndex: Sendable {
         }
         return chunks.reduce(0) { $0 + $1.count } == count
     }
-}
-
-/// Keys from a closure, without prefetching (range visits, where the closure is the caller's).
-private struct ClosureKeys: SlotKeys {
-    let read: (UInt32) -> Int64
-    func key(_ slot: UInt32) -> Int64 { read(slot) }
-    func prefetch(_ slot: UInt32) {}
 }

@@ -37,45 +37,49 @@ public struct RecordIndexes: Sendable {
     static func build(_ store: RecordStore, secondary: Bool = true) -> RecordIndexes {
         var indexes = RecordIndexes()
         let records = store.records
-        let slots = records.count
-        let live = (0..<slots).reduce(0) { $0 + (records[$1].isPurged ? 0 : 1) }
-        indexes.byID = SlotHashIndex(capacity: live + live / 4)
-        for slot in 0..<slots where !records[slot].isPurged {
+        let counts = EntryCounts(records)
+        indexes.byID = SlotHashIndex(capacity: counts.live + counts.live / 4)
+        for slot in 0..<records.count where !records[slot].isPurged {
             indexes.byID.insert(UInt32(slot), hash: hash(records[slot].id)) { hash(records[Int($0)].id) }
         }
-        if secondary { indexes.buildSecondary(store) } else { indexes.secondaryDeferred = true }
+        if secondary { indexes.buildSecondary(store, counts) } else { indexes.secondaryDeferred = true }
         return indexes
     }
 
-    /// Every index but the id index, built from scratch over all slots.
-    private mutating func buildSecondary(_ store: RecordStore) {
-        let records = store.records
-        let arena = store.certificationRefs
-        let slots = records.count
+    /// How many entries the presized tables will hold.
+    private struct EntryCounts {
         var live = 0
         var certs = 0
         var assessments = 0
-        for slot in 0..<slots {
-            let r = records[slot]
-            if r.isPurged { continue }
-            live += 1
-            if r.flags.contains(.hasCertificationRef) { certs += 1 }
-            if r.flags.contains(.hasAssessment) { assessments += 1 }
+
+        init(_ records: PagedArray<StoredRecord>) {
+            for r in records where !r.isPurged {
+                live += 1
+                if r.flags.contains(.hasCertificationRef) { certs += 1 }
+                if r.flags.contains(.hasAssessment) { assessments += 1 }
+            }
         }
+    }
+
+    /// Every index but the id index, built from scratch over all slots.
+    private mutating func buildSecondary(_ store: RecordStore, _ counts: EntryCounts) {
+        let records = store.records
+        let arena = store.certificationRefs
+        let slots = records.count
         byCohort = [:]
         byProvider = [:]
         byApp = [:]
         passedTrue = PostingList()
         passedFalse = PostingList()
-        byCertificationRef = SlotHashIndex(capacity: certs + certs / 4)
-        byAssessment = SlotHashIndex(capacity: assessments + assessments / 4)
+        byCertificationRef = SlotHashIndex(capacity: counts.certs + counts.certs / 4)
+        byAssessment = SlotHashIndex(capacity: counts.assessments + counts.assessments / 4)
         byPerson = Array(repeating: PostingList(), count: store.persons.count)
         var completed: [(Int64, UInt32)] = []
         var expires: [(Int64, UInt32)] = []
         var updated: [(Int64, UInt32)] = []
-        completed.reserveCapacity(live)
-        expires.reserveCapacity(live)
-        updated.reserveCapacity(live)
+        completed.reserveCapacity(counts.live)
+        expires.reserveCapacity(counts.live)
+        updated.reserveCapacity(counts.live)
         for index in 0..<slots {
             let r = records[index]
             if r.isPurged { continue }
@@ -116,10 +120,6 @@ public struct RecordIndexes: Sendable {
         return hasher.finalize()
     }
 
-    static func certHash(_ stored: StoredRecord, _ store: RecordStore) -> Int {
-        certHash(stored, store.certificationRefs)
-    }
-
     static func certHash(_ stored: StoredRecord, _ arena: ByteArena) -> Int {
         arena.withBytes(at: stored.certLocation, length: Int(stored.certLength)) { hash(certificationRef: $0) }
     }
@@ -144,7 +144,7 @@ public struct RecordIndexes: Sendable {
         let end = store.records.count
         guard secondaryThrough < end else { return }
         if limit == nil && (end - secondaryThrough) * 4 >= end {
-            buildSecondary(store)
+            buildSecondary(store, EntryCounts(store.records))
             return
         }
         let records = store.records

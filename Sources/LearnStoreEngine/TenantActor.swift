@@ -146,9 +146,6 @@ public actor TenantActor {
         if !isLoading { state.catchUpIndexes() }
     }
 
-    /// Records not yet in the secondary indexes.
-    public var indexBacklog: Int { state.indexBacklog }
-
     public func stats(caller: CallerIdentity) throws(LearnStoreError) -> TenantStats {
         try state.stats(caller: caller)
     }

@@ -47,7 +47,7 @@ extension TenantState {
     enum Driver {
         case postings(PostingList)
         case sortedSlots([UInt32])
-        case range(OrderedSlotIndex, Int64?, Int64?, KeyPath<StoredRecord, Int64>)
+        case range(OrderedSlotIndex, Int64?, Int64?, RecordTimeKeys.Field)
         case scan
         case empty
     }
@@ -103,9 +103,9 @@ extension TenantState {
                 var slot = Int64(min(start, count - 1))
                 while slot >= 0, take(UInt32(slot)) { slot -= 1 }
             }
-        case .range(let index, let lower, let upper, let keyPath):
+        case .range(let index, let lower, let upper, let field):
             var candidates: [UInt32] = []
-            index.visit(lower: lower, upper: upper, key: { store[$0][keyPath: keyPath] }) { slot in
+            index.visit(lower: lower, upper: upper, keys: RecordTimeKeys(store.records, field)) { slot in
                 if ascending ? slot >= start : slot <= start, filter.matches(store[slot], store) { candidates.append(slot) }
             }
             candidates.sort(by: ascending ? (<) : (>))
@@ -190,15 +190,15 @@ extension TenantState {
         }
         if let (from, to) = filter.completed {
             let estimate = indexes.byCompletedAt.estimateCount(lower: from, upper: to)
-            consider(estimate * 2, .range(indexes.byCompletedAt, from, to, \.completedAt))
+            consider(estimate * 2, .range(indexes.byCompletedAt, from, to, .completedAt))
         }
         if let (from, to) = filter.expires {
             let estimate = indexes.byExpiresAt.estimateCount(lower: from, upper: to)
-            consider(estimate * 2, .range(indexes.byExpiresAt, from, to, \.expiresAt))
+            consider(estimate * 2, .range(indexes.byExpiresAt, from, to, .expiresAt))
         }
         if let since = filter.updatedSince {
             let estimate = indexes.byUpdatedAt.estimateCount(lower: since, upper: nil)
-            consider(estimate * 2, .range(indexes.byUpdatedAt, since, nil, \.updatedAt))
+            consider(estimate * 2, .range(indexes.byUpdatedAt, since, nil, .updatedAt))
         }
         return best.driver
     }

@@ -95,7 +95,7 @@ private struct ArrayKeys: SlotKeys {
         }
         for (lower, upper) in [(Int64?.none, Int64?.none), (100, 200), (nil, 50), (990, nil), (500, 500)] {
             var got: [UInt32] = []
-            index.visit(lower: lower, upper: upper, key: { values[Int($0)] }) { got.append($0) }
+            index.visit(lower: lower, upper: upper, keys: ArrayKeys(values)) { got.append($0) }
             let expected = (0..<values.count).filter { i in
                 (lower.map { values[i] >= $0 } ?? true) && (upper.map { values[i] < $0 } ?? true)
             }.map { UInt32($0) }.sorted { (values[Int($0)], $0) < (values[Int($1)], $1) }
@@ -122,7 +122,7 @@ private struct ArrayKeys: SlotKeys {
         #expect(!removedMissing)
         #expect(index.isConsistent(keys: ArrayKeys(values)) && index.count == present.count)
         var got: [UInt32] = []
-        index.visit(lower: 10, upper: 20, key: { values[Int($0)] }) { got.append($0) }
+        index.visit(lower: 10, upper: 20, keys: ArrayKeys(values)) { got.append($0) }
         let expected = present.filter { (10..<20).contains(values[$0]) }.map(UInt32.init)
             .sorted { (values[Int($0)], $0) < (values[Int($1)], $1) }
         #expect(got == expected)
@@ -131,7 +131,7 @@ private struct ArrayKeys: SlotKeys {
         let built = OrderedSlotIndex(sorting: &pairs)
         #expect(built.isConsistent(keys: ArrayKeys(values)) && built.count == present.count)
         var rebuilt: [UInt32] = []
-        built.visit(lower: 10, upper: 20, key: { values[Int($0)] }) { rebuilt.append($0) }
+        built.visit(lower: 10, upper: 20, keys: ArrayKeys(values)) { rebuilt.append($0) }
         #expect(rebuilt == expected)
     }
 }
