@@ -22,6 +22,8 @@ public struct PersistenceConfiguration: Sendable {
     public var snapshotWALBytes: Int? = 512 << 20
     public var forceRecovery = false
     public var fileSystem: any FileSystem = PosixFileSystem()
+    /// See `WALConfiguration.appendersWriteNow`.
+    public var appendersWriteNow = false
 
     public init(dataDirectory: String) { self.dataDirectory = dataDirectory }
 }
@@ -69,7 +71,7 @@ public final class PersistenceController: Sendable {
             outcome = try Recovery(options: options, logger: logger, progress: progress).run()
             let walConfiguration = WALConfiguration(
                 directory: directory.walDirectory, policy: configuration.fsync, segmentBytes: configuration.segmentBytes,
-                fileSystem: configuration.fileSystem)
+                fileSystem: configuration.fileSystem, appendersWriteNow: configuration.appendersWriteNow)
             wal = try WriteAheadLog(
                 configuration: walConfiguration, resume: outcome.resume, startLSN: outcome.report.lastLSN + 1,
                 existingSegments: outcome.segments, clock: clock, logger: logger)

@@ -34,7 +34,8 @@ public final class PersistenceService: Service {
     public func run() async throws {
         let runtime = context.runtime
         let started = ContinuousClock.now
-        let configuration = self.configuration
+        // Every connection calls `writeQueued()` (the WAL's `writeNow`) after a batch with writes.
+        let configuration = { var configuration = self.configuration; configuration.appendersWriteNow = true; return configuration }()
         let limits = context.environment.limits
         let clock = context.clock
         let logger = self.logger

@@ -67,6 +67,33 @@ func waitFor(seconds: Double = 10, _ condition: () -> Bool) -> Bool {
         #expect(try recover(dir).states["t0"]?.store.liveCount == perTenant + 1)
     }
 
+    /// The server's mode under `everysec`: appends do not wake the writer thread, each appender calls
+    /// `writeNow()`, which writes on the calling thread; a batch that needs a new segment is handed
+    /// to the writer thread. Every record must be committed and recovered in order.
+    @Test func appendersThatWriteNowCommitInlineAndAcrossRotations() throws {
+        let dir = TemporaryDirectory()
+        let configuration = WALConfiguration(directory: dir.path + "/wal", policy: .everysec, segmentBytes: 64 << 10, appendersWriteNow: true)
+        let wal = try WriteAheadLog(configuration: configuration, resume: nil)
+        wal.start()
+        var state = TenantState(tenantID: "t0")
+        var committedInline = 0
+        let count = 600
+        for n in 0..<count {
+            let record = sampleRecord(n, tenant: "t0")
+            let sequence = state.sequence + 1
+            state.apply([.putRecords([record])], sequence: sequence)
+            let lsn = try wal.append(LogEntry(tenantID: "t0", sequence: sequence, timestamp: record.createdAt, mutations: [.putRecords([record])]))
+            wal.writeNow()
+            if wal.committedLSN >= lsn { committedInline += 1 }
+            #expect(waitFor { wal.committedLSN >= lsn })
+        }
+        wal.close()
+        #expect(wal.segmentFirstLSNs.count > 1, "rotation happened")
+        #expect(committedInline >= count - wal.segmentFirstLSNs.count, "only batches that needed a new segment waited for the writer thread")
+        let outcome = try recover(dir)
+        #expect(allRecords(try #require(outcome.states["t0"])) == (0..<count).map { sampleRecord($0, tenant: "t0") })
+    }
+
     @Test(arguments: [FaultInjectingFileSystem.Fault.writeError(28), .writeError(5), .shortWrite(bytes: 10), .syncError(5)])
     func aFailedWriteFailsItsRecordsAndTheLogRecovers(fault: FaultInjectingFileSystem.Fault) throws {
         let dir = TemporaryDirectory()
