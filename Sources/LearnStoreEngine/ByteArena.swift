@@ -1,3 +1,4 @@
+import CPrefetch
 /// Append-only storage for variable-length strings that do not repeat (certification references).
 /// A string is addressed by a packed (page, offset) location plus its length. Space freed by a
 /// patch is reclaimed when the tenant is next loaded from a snapshot.
@@ -36,6 +37,17 @@ public struct ByteArena: Sendable {
         let offset = Int(location & UInt32(Self.pageSize - 1))
         return pages[pageIndex].withUnsafeBytes { raw in
             body(UnsafeRawBufferPointer(rebasing: raw[offset..<(offset + length)]))
+        }
+    }
+
+    /// Starts loading the first cache line of the bytes at `location`.
+    public func prefetch(at location: UInt32) {
+        let pageIndex = Int(location >> UInt32(Self.pageBits))
+        guard pageIndex < pages.count else { return }
+        let offset = Int(location & UInt32(Self.pageSize - 1))
+        // Borrowed through buffer pointers: `pages[pageIndex]` alone would retain the page.
+        pages.withUnsafeBufferPointer { pagePointers in
+            pagePointers[pageIndex].withUnsafeBufferPointer { learnstore_prefetch($0.baseAddress! + offset) }
         }
     }
 

@@ -1,6 +1,22 @@
 import LearnStoreModel
 
 extension RecordStore {
+    /// Starts the loads of encoding the records of `ids` (their buckets in `index` should be on their
+    /// way): first the records, then, as the first of them arrive, what they point to that is cold
+    /// for a random record (the person's UUID, the certification reference bytes). A method on the
+    /// store so that it is borrowed, not copied (a copy retains every table).
+    func prefetch(_ ids: [RecordID], candidatesIn index: SlotHashIndex) {
+        for id in ids {
+            if let slot = index.firstCandidate(hash: RecordIndexes.hash(id)) { records.prefetch(Int(slot)) }
+        }
+        for id in ids {
+            guard let slot = index.firstCandidate(hash: RecordIndexes.hash(id)) else { continue }
+            let r = self[slot]
+            if r.person != 0 { persons.values.prefetch(Int(r.person) - 1) }
+            if r.flags.contains(.hasCertificationRef) { certificationRefs.prefetch(at: r.certLocation) }
+        }
+    }
+
     /// Writes the record in `slot` in the binary record encoding, straight from stored form (no
     /// intermediate LearningRecord). Produces exactly the bytes of `RecordCodec.encode(record(at:))`.
     public func encode(slot: UInt32, into writer: inout ByteWriter) {

@@ -31,9 +31,7 @@ extension TenantActor {
     static func prefetchForGets(_ state: inout TenantState, _ ids: [RecordID]) {
         let byID = state.indexes.byID
         for id in ids { byID.prefetchBucket(hash: RecordIndexes.hash(id)) }
-        for id in ids {
-            if let slot = byID.firstCandidate(hash: RecordIndexes.hash(id)) { state.store.records.prefetch(Int(slot)) }
-        }
+        state.store.prefetch(ids, candidatesIn: byID)
     }
 
     static func encodeGet(_ state: inout TenantState, _ id: RecordID, caller: CallerIdentity, into writer: inout ByteWriter) throws(LearnStoreError) {
