@@ -3,6 +3,7 @@
 # the same workloads, then one table of LearnStore, Redis, Tarantool and LearnStore ÷ best peer.
 #   Benchmarks/compare-peers.sh                     # 3 repetitions, 1M records (about 30 minutes)
 #   REPS=1 SECONDS_PER_RUN=2 RECORDS=100000 Benchmarks/compare-peers.sh   # a quick smoke run
+#   SERVER_ARGS="--event-loops 1" Benchmarks/compare-peers.sh               # flags for LearnStore's server
 # Results in ${OUT:-/tmp/learnstore-compare}/<timestamp>/ (report.md, learnstore.jsonl, the peers' summary).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +22,7 @@ else
   exit 1
 fi
 python3 Benchmarks/learnstore_bench.py --binary .build/release/learnstore --out "$OUT_DIR/learnstore" \
-  --reps "$REPS" --records "$RECORDS" --seconds "$SECONDS_PER_RUN"
+  --reps "$REPS" --records "$RECORDS" --seconds "$SECONDS_PER_RUN" --server-args "${SERVER_ARGS:-}"
 python3 Benchmarks/compare_report.py --peers "$PEER_SUMMARY" --learnstore "$OUT_DIR/learnstore/learnstore.jsonl" \
   --out "$OUT_DIR/report.md"
 echo "report: $OUT_DIR/report.md"

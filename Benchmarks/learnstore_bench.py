@@ -4,6 +4,7 @@ P = 1 and 16) run with `learnstore bench`, plus bulk load, memory, snapshot and 
 data directory per repetition. Writes rows to OUT/learnstore.jsonl.
 
 usage: learnstore_bench.py --binary .build/release/learnstore --out DIR [--reps 3] [--records 1000000] [--seconds 5]
+                          [--server-args "--event-loops 1"]
 """
 import argparse
 import json
@@ -50,7 +51,7 @@ class Server:
         self.data = data
         self.log_path = os.path.join(ARGS.out, "server.log")
         self.args = [ARGS.binary, "serve", "--port", str(PORT), "--metrics-port", "0", "--data-dir", data,
-                     "--jwt-secret-file", ARGS.secret, "--fsync", fsync] + list(extra)
+                     "--jwt-secret-file", ARGS.secret, "--fsync", fsync] + list(extra) + ARGS.server_args.split()
         self.started = time.monotonic()
         self.logf = open(self.log_path, "a")
         self.proc = subprocess.Popen(self.args, stdout=self.logf, stderr=self.logf)
@@ -197,6 +198,7 @@ def main():
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--records", type=int, default=1_000_000)
     ap.add_argument("--seconds", type=float, default=5)
+    ap.add_argument("--server-args", default="", help="extra `learnstore serve` flags for every server started")
     ARGS = ap.parse_args()
     os.makedirs(ARGS.out, exist_ok=True)
     ARGS.binary = os.path.abspath(ARGS.binary)
