@@ -57,7 +57,7 @@ public struct BenchReport: Sendable {
         var lines: [String] = []
         let c = configuration
         let shape = c.rate.map { String(format: "open loop at %.0f req/s", $0) } ?? "pipeline \(c.pipeline)"
-        lines.append("workload    \(c.mix.map { c.mix.count > 1 ? "\($0.0.rawValue)=\($0.1)" : $0.0.rawValue }.joined(separator: ","))  connections \(c.connections)  \(shape)")
+        lines.append("workload    \(c.mix.map { c.mix.count > 1 ? "\($0.0.rawValue)=\($0.1)" : $0.0.rawValue }.joined(separator: ","))  connections \(c.connections)  \(shape)  client threads \(c.clientThreads)")
         if let preloadSeconds {
             lines.append(String(format: "preload     %d records in %.2f s (%.0f records/s)", preloadRecords, preloadSeconds, Double(preloadRecords) / preloadSeconds))
         }
@@ -95,6 +95,7 @@ public struct BenchReport: Sendable {
             ("workload", .object(c.mix.map { ($0.0.rawValue, .number(String($0.1))) })),
             ("connections", .number(String(c.connections))),
             ("pipeline", .number(String(c.pipeline))),
+            ("client_threads", .number(String(c.clientThreads))),
             ("rate", c.rate.map { number($0) } ?? .null),
             ("tenants", .number(String(c.tenants))),
             ("seconds", number(seconds)),

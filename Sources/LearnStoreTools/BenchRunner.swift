@@ -16,9 +16,9 @@ public final class BenchRunner: Sendable {
     let group: MultiThreadedEventLoopGroup
     let progress: @Sendable (String) -> Void
 
-    public init(configuration: BenchConfiguration, threads: Int = 1, progress: @escaping @Sendable (String) -> Void = { _ in }) {
+    public init(configuration: BenchConfiguration, progress: @escaping @Sendable (String) -> Void = { _ in }) {
         self.configuration = configuration
-        self.group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
+        self.group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.clientThreads))
         self.progress = progress
     }
 

@@ -36,7 +36,7 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(name: .customLong("server-pid"), help: "Report the server's CPU time per operation (from /proc).") var serverPID: Int32?
     @Option(help: "Write the results as JSON to this file.") var json: String?
     @Option(help: "Draw latency percentiles and throughput over time to this SVG file.") var plot: String?
-    @Option(help: "Client event-loop threads.") var threads = 1
+    @Option(help: "Client event-loop threads (default: one per core).") var threads: Int?
     @Option(name: .customLong("config"), help: "Config file.") var config: String?
 
     func run() async throws {
@@ -58,6 +58,10 @@ struct BenchCommand: AsyncParsableCommand {
             configuration.port = try settings.int("port", port, default: 7878)
             configuration.connections = c
             configuration.pipeline = pipeline
+            if let threads {
+                guard threads >= 1 else { throw CLIError.usage("--threads must be at least 1") }
+                configuration.clientThreads = threads
+            }
             configuration.requests = n
             configuration.durationSeconds = duration ?? (n == nil ? 10 : nil)
             configuration.rate = rate
@@ -77,7 +81,7 @@ struct BenchCommand: AsyncParsableCommand {
                 configuration.mix = [(single, 1)]
             }
             let interactive = isatty(STDERR_FILENO) != 0
-            let runner = BenchRunner(configuration: configuration, threads: max(1, threads)) { line in
+            let runner = BenchRunner(configuration: configuration) { line in
                 FileHandle.standardError.write(Data((interactive ? "\r\u{1B}[K" + line : line + "\n").utf8))
             }
             let report = try await runner.run()
