@@ -18,9 +18,11 @@ protocol SlotKeys {
 /// the binary search prefetches the records of both possible next probes, so two steps' misses
 /// overlap instead of following each other.
 public struct OrderedSlotIndex: Sendable {
-    /// Small enough that the binary search inside a chunk (one record read per step) stays short,
-    /// large enough that chunk headers cost well under a byte per entry.
-    static let chunkLimit = 256
+    /// Small enough that the binary search inside a chunk (one record read, a likely cache miss, per
+    /// step) stays short: 64 instead of 256 saves two of those reads per insert (measured: creates
+    /// 4–9 % faster, about 3 bytes more per record with three ordered indexes); the search over
+    /// `fences` that replaces them stays in one small contiguous array.
+    static let chunkLimit = 64
 
     private var chunks: [ContiguousArray<UInt32>] = []
     /// `fences[i]` is the key of `chunks[i][0]`.
