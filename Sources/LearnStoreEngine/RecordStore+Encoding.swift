@@ -1,16 +1,19 @@
 import LearnStoreModel
 
 extension RecordStore {
-    /// Starts the loads of encoding the records of `ids` (their buckets in `index` should be on their
-    /// way): first the records, then, as the first of them arrive, what they point to that is cold
-    /// for a random record (the person's UUID, the certification reference bytes). A method on the
-    /// store so that it is borrowed, not copied (a copy retains every table).
-    func prefetch(_ ids: [RecordID], candidatesIn index: SlotHashIndex) {
-        for id in ids {
-            if let slot = index.firstCandidate(hash: RecordIndexes.hash(id)) { records.prefetch(Int(slot)) }
+    /// Starts the loads of encoding the records whose id hashes are `hashes` (their buckets in `index`
+    /// should be on their way): first the records, then, as the first of them arrive, what they
+    /// point to that is cold for a random record (the person's UUID, the certification reference
+    /// bytes). A method on the store so that it is borrowed, not copied (a copy retains every table).
+    func prefetch(hashes: [Int], candidatesIn index: SlotHashIndex) {
+        var slots: [UInt32] = []
+        slots.reserveCapacity(hashes.count)
+        for hash in hashes {
+            guard let slot = index.firstCandidate(hash: hash) else { continue }
+            records.prefetch(Int(slot))
+            slots.append(slot)
         }
-        for id in ids {
-            guard let slot = index.firstCandidate(hash: RecordIndexes.hash(id)) else { continue }
+        for slot in slots {
             let r = self[slot]
             if r.person != 0 { persons.values.prefetch(Int(r.person) - 1) }
             if r.flags.contains(.hasCertificationRef) { certificationRefs.prefetch(at: r.certLocation) }

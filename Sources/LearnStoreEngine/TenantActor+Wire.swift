@@ -30,8 +30,9 @@ extension TenantActor {
 
     static func prefetchForGets(_ state: inout TenantState, _ ids: [RecordID]) {
         let byID = state.indexes.byID
-        for id in ids { byID.prefetchBucket(hash: RecordIndexes.hash(id)) }
-        state.store.prefetch(ids, candidatesIn: byID)
+        let hashes = ids.map(RecordIndexes.hash)
+        for hash in hashes { byID.prefetchBucket(hash: hash) }
+        state.store.prefetch(hashes: hashes, candidatesIn: byID)
     }
 
     static func encodeGet(_ state: inout TenantState, _ id: RecordID, caller: CallerIdentity, into writer: inout ByteWriter) throws(LearnStoreError) {

@@ -22,6 +22,9 @@ public final class PersistenceService: Service {
     let restoring = LockedBox<Set<String>>([])
 
     public init(configuration: PersistenceConfiguration, context: ServerContext, log: DeferredLog, commits: DeferredCommitTracker) {
+        var configuration = configuration
+        // Every connection calls `writeQueued()` (the WAL's `writeNow`) after a batch with writes.
+        configuration.appendersWriteNow = true
         self.configuration = configuration
         self.context = context
         self.log = log
@@ -34,8 +37,7 @@ public final class PersistenceService: Service {
     public func run() async throws {
         let runtime = context.runtime
         let started = ContinuousClock.now
-        // Every connection calls `writeQueued()` (the WAL's `writeNow`) after a batch with writes.
-        let configuration = { var configuration = self.configuration; configuration.appendersWriteNow = true; return configuration }()
+        let configuration = self.configuration
         let limits = context.environment.limits
         let clock = context.clock
         let logger = self.logger
