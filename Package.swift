@@ -47,7 +47,7 @@ let package = Package(
             name: "LearnStoreTools",
             dependencies: [
                 "LearnStoreModel", "LearnStoreClient", "LearnStoreServer", "LearnStoreWorkload", "LearnStoreProtocol",
-                "CanvasOutcomes",
+                "CanvasOutcomes", "CPrefetch",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -247,60 +247,10 @@ public final class BenchRunner: Sendable {
 
     func makeSource(_ tenant: TenantData, seed: UInt64) -> @Sendable () -> LoadRequestSource {
         let mix = configuration.mix
-        let totalWeight = UInt64(mix.reduce(0) { $0 + $1.1 })
-        let ids = tenant.ids
-        let persons = tenant.persons
-        let bodies = tenant.bodies
-        let ingestBatches = tenant.ingestBatches
-        let course = tenant.course
         return {
-            var rng = SplitMixRandom(seed: seed)
-            var createIndex = Int(seed % UInt64(max(1, bodies.count)))
-            var ingestIndex = Int(seed % 13)
-            let rollupOptions = RollupOptions()
-            let single = mix.count == 1
-            // Captured arrays only (not the tenant struct), so a request costs no retains.
-            return { writer in
-                var kind = 0
-                if !single {
-                    var pick = Int(rng.next() % totalWeight)
-                    while pick >= mix[kind].1 { pick -= mix[kind].1; kind += 1 }
-                }
-                switch mix[kind].0 {
-                case .get:
-                    writer.writeRecordID(ids[Int(rng.next() % UInt64(ids.count))])
-                    return (Opcode.get, kind)
-                case .listByPerson:
-                    ListQueryCodec.encode(ListQuery(personID: persons[Int(rng.next() % UInt64(persons.count))]), into: &writer)
-                    return (Opcode.list, kind)
-                case .create:
-                    createIndex = createIndex + 1 == bodies.count ? 0 : createIndex + 1
-                    // As gen_data.py and the peers' create: every record gets its own credential
-                    // reference and assessment id (reusing the pool's would pile up duplicate keys).
-                    var created = bodies[createIndex]
-                    created.certificationRef = .value(PeerDataset.freshCertificationRef(like: created.certificationRef.valueOrNil, using: &rng))
-                    created.linkedAssessmentID = .value(UUID16.random(using: &rng))
-                    RecordMessages.encodeCreate(created, idempotencyKey: nil, into: &writer)
-                    return (Opcode.create, kind)
-                case .patch:
-                    var patch = RecordBody()
-                    patch.score = .value(Double(rng.next() % 101))
-                    RecordMessages.encodePatch(ids[Int(rng.next() % UInt64(ids.count))], patch, expectedUpdatedAt: nil, into: &writer)
-                    return (Opcode.patch, kind)
-                case .delete:
-                    writer.writeRecordID(ids[Int(rng.next() % UInt64(ids.count))])
-                    return (Opcode.delete, kind)
-                case .outcomesIngest:
-                    ingestIndex = (ingestIndex + 1) % ingestBatches.count
-                    OutcomeMessages.encodeIngest(ingestBatches[ingestIndex], into: &writer)
-                    return (Opcode.outcomeIngest, kind)
-                case .rollup:
-                    let course = course!
-                    let student = course.students[Int(rng.next() % UInt64(course.students.count))]
-                    RollupMessages.encodeStudentRollups(userUUID: student, context: course.context, options: rollupOptions, into: &writer)
-                    return (Opcode.outcomeStudentRollups, kind)
-                }
-            }
+            let generator = RequestGenerator(mix: mix, ids: tenant.ids, persons: tenant.persons, bodies: tenant.bodies,
+                                             ingestBatches: tenant.ingestBatches, course: tenant.course, seed: seed)
+            return { writer in generator.next(into: &writer) }
         }
     }
 
