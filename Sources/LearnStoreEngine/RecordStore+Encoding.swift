@@ -16,7 +16,7 @@ extension RecordStore {
         for slot in slots {
             let r = self[slot]
             if r.person != 0 { persons.values.prefetch(Int(r.person) - 1) }
-            if r.flags.contains(.hasCertificationRef) { certificationRefs.prefetch(at: r.certLocation) }
+            if r.flags.contains(.hasCertificationRef) { certificationRefs.prefetch(at: r.certLocation, length: Int(r.certLength)) }
         }
     }
 
