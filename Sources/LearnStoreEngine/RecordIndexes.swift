@@ -331,7 +331,4 @@ struct RecordTimeKeys: SlotKeys {
         case .updatedAt: return record.updatedAt
         }
     }
-
-    @inline(__always)
-    func prefetch(_ slot: UInt32) { records.prefetch(Int(slot)) }
 }

@@ -77,7 +77,6 @@ private struct ArrayKeys: SlotKeys {
     let values: [Int64]
     init(_ values: [Int64]) { self.values = values }
     func key(_ slot: UInt32) -> Int64 { values[Int(slot)] }
-    func prefetch(_ slot: UInt32) {}
 }
 
 @Suite struct OrderedSlotIndexTests {
@@ -133,6 +132,47 @@ private struct ArrayKeys: SlotKeys {
         var rebuilt: [UInt32] = []
         built.visit(lower: 10, upper: 20, keys: ArrayKeys(values)) { rebuilt.append($0) }
         #expect(rebuilt == expected)
+    }
+
+    /// Keys like real timestamps (milliseconds over years, plus the extremes and clusters closer
+    /// than one hint step of about two minutes), so the comparisons mostly decide on the hints and
+    /// sometimes fall back to the record: order, ranges and removals must match brute force.
+    @Test func hintsKeepTheOrderOfRealTimestamps() {
+        var rng = SeededRandom(41)
+        let year: Int64 = 365 * 86_400_000
+        var values: [Int64] = (0..<6000).map { i in
+            switch i % 6 {
+            case 0: Int64(rng.next() % UInt64(5 * year)) + 1_600_000_000_000
+            case 1: 1_700_000_000_000 + Int64(rng.next() % 300_000)  // within a few hint steps
+            case 2: -62_135_596_800_000 + Int64(rng.next() % 1000)  // year 1
+            case 3: 253_402_300_799_999 - Int64(rng.next() % 1000)  // year 9999
+            case 4: Int64(rng.next() % 2) == 0 ? Int64.max - Int64(rng.next() % 10) : Int64.min + 1 + Int64(rng.next() % 10)
+            default: -Int64(rng.next() % UInt64(year))  // before 1970
+            }
+        }
+        #expect(OrderedSlotIndex.hint(-1) < OrderedSlotIndex.hint(0) && OrderedSlotIndex.hint(.min) <= OrderedSlotIndex.hint(.max))
+        var index = OrderedSlotIndex()
+        for slot in 0..<values.count { index.insert(UInt32(slot), keys: ArrayKeys(values)) }
+        for slot in stride(from: 0, to: values.count, by: 4) {
+            let removed = index.remove(UInt32(slot), keys: ArrayKeys(values))
+            #expect(removed)
+            values[slot] = 1_700_000_000_000 + Int64(rng.next() % 1_000_000)
+            index.insert(UInt32(slot), keys: ArrayKeys(values))
+        }
+        #expect(index.isConsistent(keys: ArrayKeys(values)))
+        let bounds: [(Int64?, Int64?)] = [(nil, nil), (1_700_000_000_000, 1_700_000_131_072), (1_700_000_065_536, 1_700_000_200_001),
+                                          (nil, 0), (0, nil), (-62_135_596_800_000, 1_600_000_000_000), (.min, .max)]
+        for (lower, upper) in bounds {
+            var got: [UInt32] = []
+            index.visit(lower: lower, upper: upper, keys: ArrayKeys(values)) { got.append($0) }
+            let expected = (0..<values.count).filter { i in
+                (lower.map { values[i] >= $0 } ?? true) && (upper.map { values[i] < $0 } ?? true)
+            }.map { UInt32($0) }.sorted { (values[Int($0)], $0) < (values[Int($1)], $1) }
+            #expect(got == expected, "range \(String(describing: lower)) ..< \(String(describing: upper))")
+        }
+        var pairs = values.enumerated().map { ($0.element, UInt32($0.offset)) }
+        let built = OrderedSlotIndex(sorting: &pairs)
+        #expect(built.isConsistent(keys: ArrayKeys(values)))
     }
 }
 
