@@ -13,6 +13,12 @@ extension RecordStore {
             records.prefetch(Int(slot))
             slots.append(slot)
         }
+        prefetchReferences(of: slots)
+    }
+
+    /// Starts loading what encoding the records in `slots` reads besides the records themselves:
+    /// the person's UUID and the certification reference bytes, each elsewhere in memory.
+    func prefetchReferences(of slots: [UInt32]) {
         for slot in slots {
             let r = self[slot]
             if r.person != 0 { persons.values.prefetch(Int(r.person) - 1) }

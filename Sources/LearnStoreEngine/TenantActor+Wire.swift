@@ -42,6 +42,8 @@ extension TenantActor {
 
     static func encodeList(_ state: inout TenantState, _ query: ListQuery, caller: CallerIdentity, into writer: inout ByteWriter) throws(LearnStoreError) {
         let page = try state.list(query, caller: caller)
+        // The page's records were just read (and are cached); what they point to was not.
+        if page.slots.count > 1 { state.store.prefetchReferences(of: page.slots) }
         writer.writeVarint(UInt64(page.slots.count))
         for slot in page.slots { state.store.encode(slot: slot, into: &writer) }
         if let next = page.nextCursor { writer.writeLengthPrefixed(next.bytes) } else { writer.writeVarint(0) }

@@ -44,6 +44,10 @@ extension TenantState {
         }
     }
 
+    /// How many records of a posting-list walk are prefetched before it starts: a first page of
+    /// the usual sizes, without flooding the cache when a page is large.
+    static var listPrefetchDepth: Int { 32 }
+
     enum Driver {
         case postings(PostingList)
         case sortedSlots([UInt32])
@@ -87,6 +91,15 @@ extension TenantState {
         case .empty:
             break
         case .postings(let list):
+            // The records of one person (or cohort, provider…) are scattered over the tenant's
+            // storage, each read a likely cache miss: start the loads of the first ones the walk will
+            // read, so that their misses overlap instead of following each other.
+            var ahead = 0
+            list.visit(from: start, ascending: ascending) { slot in
+                store.records.prefetch(Int(slot))
+                ahead += 1
+                return ahead < min(want, Self.listPrefetchDepth)
+            }
             list.visit(from: start, ascending: ascending, take)
         case .sortedSlots(let candidates):
             if ascending {
