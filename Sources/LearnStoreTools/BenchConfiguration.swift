@@ -6,6 +6,8 @@ public enum BenchWorkload: String, CaseIterable, Sendable {
     case create, get, listByPerson = "list-by-person", patch, delete, outcomesIngest = "outcomes-ingest", rollup
 
     var needsRecordIDs: Bool { self == .get || self == .patch || self == .delete }
+    /// Picks persons (lists them, or creates records for them): they must be the tenant's own.
+    var needsPersons: Bool { self == .listByPerson || self == .create }
     var needsCourse: Bool { self == .rollup }
 }
 

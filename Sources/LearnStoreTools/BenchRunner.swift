@@ -58,12 +58,21 @@ public final class BenchRunner: Sendable {
             if configuration.preloadOnly { return report }
         }
         let workloads = Set(configuration.mix.map(\.0))
-        if workloads.contains(where: \.needsRecordIDs) {
-            for index in tenants.indices where tenants[index].ids.isEmpty {
-                tenants[index].ids = try await discoverIDs(tenants[index])
-                guard !tenants[index].ids.isEmpty else {
-                    throw LearnStoreError.validation("tenant \(tenants[index].tenantID) has no records to read; use --preload N")
+        let needsIDs = workloads.contains(where: \.needsRecordIDs)
+        // Without a preload in this run the data set's persons are unknown here (the dataset above
+        // is only a template for new records): list them from the server, so that lists and
+        // creates spread over all of the tenant's persons, as the peers' workloads do.
+        let needsPersons = configuration.preload == 0 && workloads.contains(where: \.needsPersons)
+        if needsIDs || needsPersons {
+            for index in tenants.indices where needsPersons || tenants[index].ids.isEmpty {
+                let (ids, persons) = try await discoverRecords(tenants[index])
+                if needsIDs && tenants[index].ids.isEmpty {
+                    guard !ids.isEmpty else {
+                        throw LearnStoreError.validation("tenant \(tenants[index].tenantID) has no records to read; use --preload N")
+                    }
+                    tenants[index].ids = ids
                 }
+                if needsPersons && !persons.isEmpty { tenants[index].persons = persons }
             }
         }
         if workloads.contains(.rollup) {
@@ -211,15 +220,18 @@ public final class BenchRunner: Sendable {
         init(tenants: Int) { results = Mutex(Array(repeating: [], count: tenants)) }
     }
 
-    func discoverIDs(_ tenant: TenantData) async throws -> [RecordID] {
+    /// The ids (up to 200 000) and the persons of a tenant's records, read with the client's list.
+    func discoverRecords(_ tenant: TenantData) async throws -> (ids: [RecordID], persons: [UUID16]) {
         let client = try await LearnStoreClient(ClientConfiguration(host: configuration.host, port: configuration.port, token: tenant.token, connections: 1))
         defer { Task { await client.shutdown() } }
         var ids: [RecordID] = []
+        var persons = Set<UUID16>()
         for try await record in client.performance.learningRecords.list(ListQuery(includeDeleted: true, limit: 1000)) {
             ids.append(record.id)
+            persons.insert(record.personID)
             if ids.count >= 200_000 { break }
         }
-        return ids
+        return (ids, persons.sorted())
     }
 
     static func requireAccepted(_ report: OutcomeIngestReport) throws {

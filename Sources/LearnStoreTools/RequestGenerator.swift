@@ -39,6 +39,11 @@ final class RequestGenerator {
         self.ingestIndex = Int(seed % 13)
     }
 
+    // peerbench's create: completed_at = 1_700_000_000_000 + r % 31_536_000_000 ms, expires_at 730 days on.
+    private static let createdCompletionBase: Int64 = 1_700_000_000_000
+    private static let createdCompletionSpread: UInt64 = 31_536_000_000
+    private static let createdExpiryAfter: Int64 = 63_072_000_000
+
     /// Writes the next request's payload; returns its opcode and the index of its kind in the mix.
     func next(into writer: inout ByteWriter) -> (opcode: UInt8, kind: Int) {
         var kind = 0
@@ -55,10 +60,19 @@ final class RequestGenerator {
             return (Opcode.list, kind)
         case .create:
             createIndex = createIndex + 1 == bodies.count ? 0 : createIndex + 1
-            // As gen_data.py and the peers' create: every record gets its own credential
-            // reference and assessment id (reusing the pool's would pile up duplicate keys).
+            // The categorical fields (title, provider, score, app) come from a pool of the data
+            // set's bodies; what the peers' create (peerbench's make_fields) draws per request is
+            // drawn here too: a random person of the tenant, a completion time uniform over a year
+            // (expiring two years later in 70 % of records), and its own credential reference,
+            // cohort and assessment ids. Reusing the pool's would repeat keys and times that
+            // real records do not repeat.
             var created = bodies[createIndex]
+            created.personID = .value(persons.next(using: &rng))
+            let completed = Self.createdCompletionBase + Int64(rng.next() % Self.createdCompletionSpread)
+            created.completedAt = .value(Timestamp(milliseconds: completed))
+            created.expiresAt = rng.next() % 10 < 7 ? .value(Timestamp(milliseconds: completed + Self.createdExpiryAfter)) : .absent
             created.certificationRef = .value(PeerDataset.freshCertificationRef(like: created.certificationRef.valueOrNil, using: &rng))
+            created.linkedCohortID = .value(UUID16.random(using: &rng))
             created.linkedAssessmentID = .value(UUID16.random(using: &rng))
             RecordMessages.encodeCreate(created, idempotencyKey: nil, into: &writer)
             return (Opcode.create, kind)

@@ -1,7 +1,9 @@
 import CanvasOutcomes
 import LearnStoreClient
 import LearnStoreModel
-import LearnStoreTools
+import LearnStoreProtocol
+@testable import LearnStoreTools
+import LearnStoreWorkload
 import Testing
 
 /// `learnstore bench` against a real server: every workload runs without errors, and the data it
@@ -40,6 +42,69 @@ import Testing
             break
         }
         await client.shutdown()
+        try await server.stop()
+    }
+}
+
+/// What the load tool sends and reads, checked piece by piece (the workloads must be the peers').
+@Suite struct BenchWorkloadShapeTests {
+    /// As peerbench's create: each request draws its person from the tenant, its completion time
+    /// over a year, and its own credential reference, cohort and assessment; only categorical
+    /// fields come from the pool of bodies.
+    @Test func createsDrawTheirOwnTimesIdsAndPersons() throws {
+        let dataset = PeerDataset(records: 2_000, tenants: 1, seed: 1)
+        let bodies = (0..<20).map { dataset.item($0).body }
+        let persons = (0..<500).map { UUID16(high: 0x5F0C, low: UInt64($0)) }
+        let generator = RequestGenerator(mix: [(.create, 1)], ids: [], persons: persons, bodies: bodies,
+                                         ingestBatches: [], course: nil, seed: 9)
+        var created: [RecordBody] = []
+        for _ in 0..<200 {
+            var writer = ByteWriter()
+            let (opcode, _) = generator.next(into: &writer)
+            #expect(opcode == Opcode.create)
+            let body = try writer.bytes.withUnsafeBytes { raw throws(DecodeError) in
+                var reader = ByteReader(raw)
+                return try RecordMessages.decodeCreate(from: &reader).0
+            }
+            created.append(body)
+        }
+        let completed = created.compactMap { $0.completedAt.valueOrNil?.milliseconds }
+        #expect(completed.count == 200 && Set(completed).count == 200)
+        #expect(completed.allSatisfy { (1_700_000_000_000..<1_731_536_000_000).contains($0) })
+        let expiring = created.filter { $0.expiresAt.valueOrNil != nil }
+        #expect((100...180).contains(expiring.count), "\(expiring.count) of 200 expire")
+        #expect(expiring.allSatisfy { $0.expiresAt.valueOrNil!.milliseconds - $0.completedAt.valueOrNil!.milliseconds == 63_072_000_000 })
+        #expect(Set(created.compactMap { $0.linkedCohortID.valueOrNil }).count == 200)
+        #expect(Set(created.compactMap { $0.certificationRef.valueOrNil }).count == 200)
+        let people = Set(created.compactMap { $0.personID.valueOrNil })
+        #expect(people.isSubset(of: Set(persons)) && people.count > 100)
+        // The pool still supplies the categorical fields.
+        #expect(Set(created.compactMap { $0.title.valueOrNil }).isSubset(of: Set(bodies.compactMap { $0.title.valueOrNil })))
+    }
+
+    /// A run without a preload lists the tenant's records to learn its ids and persons, so gets,
+    /// lists and creates spread over all of them (not only over the few persons of the template).
+    @Test func aRunWithoutPreloadDiscoversEveryPersonOfTheTenant() async throws {
+        let server = try await TestServer.start()
+        var load = BenchConfiguration(credentials: .secret(testSecret))
+        load.port = server.port
+        load.tenants = 1
+        load.preload = 6_000
+        load.preloadOnly = true
+        _ = try await BenchRunner(configuration: load).run()
+
+        var run = load
+        run.preload = 0
+        run.preloadOnly = false
+        let runner = BenchRunner(configuration: run)
+        let dataset = PeerDataset(records: 2_000, tenants: 1, seed: run.seed)
+        let tenants = try await runner.prepareTenants(dataset)
+        #expect(tenants[0].persons.count == 200)
+        let (ids, persons) = try await runner.discoverRecords(tenants[0])
+        #expect(ids.count == 6_000)
+        #expect(persons.count == 600)
+        #expect(Set(tenants[0].persons).isSubset(of: Set(persons)))
+        try? await runner.group.shutdownGracefully()
         try await server.stop()
     }
 }
