@@ -135,7 +135,7 @@ private struct ArrayKeys: SlotKeys {
     }
 
     /// Keys like real timestamps (milliseconds over years, plus the extremes and clusters closer
-    /// than one hint step of about two minutes), so the comparisons mostly decide on the hints and
+    /// than one hint step of about two seconds), so the comparisons mostly decide on the hints and
     /// sometimes fall back to the record: order, ranges and removals must match brute force.
     @Test func hintsKeepTheOrderOfRealTimestamps() {
         var rng = SeededRandom(41)
