@@ -94,6 +94,27 @@ public final class BenchRunner: Sendable {
         }
     }
 
+    /// A server that is still recovering answers data requests with LOADING: wait for it (up to
+    /// five minutes, saying so), rather than fail a run started right after the server.
+    func waitWhileLoading(token: String) async throws {
+        let client = try await LearnStoreClient(ClientConfiguration(host: configuration.host, port: configuration.port, token: token, connections: 1))
+        defer { Task { await client.shutdown() } }
+        let deadline = ContinuousClock.now + .seconds(300)
+        var said = false
+        while true {
+            let failure: LearnStoreError
+            do {
+                _ = try await client.performance.learningRecords.stats()
+                return
+            } catch {
+                failure = error
+            }
+            guard failure.code == .loading, ContinuousClock.now < deadline else { throw failure }
+            if !said { progress("\(failure.message): waiting (up to 5 minutes)"); said = true }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+    }
+
     /// Checks the server and the credentials at once (a wrong port or token fails here, not later).
     func prepareTenants(_ dataset: PeerDataset) async throws -> [TenantData] {
         var tenants: [TenantData] = []
@@ -108,6 +129,7 @@ public final class BenchRunner: Sendable {
             let identity = try await connection.authenticate(token: token)
             await connection.close()
             let tenantID = identity.identity.tenantID
+            if index == 0 { try await waitWhileLoading(token: token) }
             let range = (index * dataset.recordsPerTenant)..<((index + 1) * dataset.recordsPerTenant)
             let persons = Array(Set(range.map { PeerDataset.personID(dataset.personIndex(ofRecord: $0)) })).sorted()
             let bodies = range.prefix(20_000).map { dataset.item($0).body }
