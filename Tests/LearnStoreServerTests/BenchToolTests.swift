@@ -3,6 +3,7 @@ import LearnStoreClient
 import LearnStoreModel
 import LearnStoreProtocol
 @testable import LearnStoreTools
+import Synchronization
 import LearnStoreWorkload
 import Testing
 
@@ -104,6 +105,33 @@ import Testing
         #expect(ids.count == 6_000)
         #expect(persons.count == 600)
         #expect(Set(tenants[0].persons).isSubset(of: Set(persons)))
+        try? await runner.group.shutdownGracefully()
+        try await server.stop()
+    }
+
+    /// A run started while the server recovers waits (and says so) until data requests are served,
+    /// instead of failing with LOADING.
+    @Test func aRunWaitsWhileTheServerIsLoading() async throws {
+        let server = try await TestServer.start(stayLoading: true)
+        var configuration = BenchConfiguration(credentials: .secret(testSecret))
+        configuration.port = server.port
+        configuration.tenants = 1
+        let messages = Mutex<[String]>([])
+        let runner = BenchRunner(configuration: configuration) { line in messages.withLock { $0.append(line) } }
+        let token = try await runner.token(for: "tenant_00000")
+        let finished = Atomic<Bool>(false)
+        let waiting = Task {
+            try await runner.waitWhileLoading(token: token)
+            finished.store(true, ordering: .releasing)
+        }
+        let said = await eventually(within: 10) { messages.withLock { $0.contains { $0.contains("waiting") } } }
+        #expect(said)
+        let finishedWhileLoading = finished.load(ordering: .acquiring)
+        #expect(!finishedWhileLoading)
+        server.server.context.runtime.finishLoading()
+        try await waiting.value
+        let finishedAfterLoading = finished.load(ordering: .acquiring)
+        #expect(finishedAfterLoading)
         try? await runner.group.shutdownGracefully()
         try await server.stop()
     }
