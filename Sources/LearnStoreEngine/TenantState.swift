@@ -128,7 +128,7 @@ public struct TenantState: Sendable {
             if !replaceExisting(record, undo: &undo) { fresh.append(record) }
         }
         guard !fresh.isEmpty else { return false }
-        if fresh.count > 1 {
+        if fresh.count > 1 && !Self.idsAscendInCreationOrder(fresh) {
             // One put per id: the last one in the batch wins.
             var seen = Set<RecordID>()
             fresh = fresh.reversed().filter { seen.insert($0.id).inserted }
@@ -144,6 +144,16 @@ public struct TenantState: Sendable {
             if inOrder { indexes.add(UInt32(store.records.count - 1), store) }
         }
         return !inOrder
+    }
+
+    /// Whether the ids strictly ascend and created_at never descends: then the ids are distinct and
+    /// already in slot order, as in every batch of new records the tenant stamps itself, and the
+    /// de-duplication and sort (a hash set and two copies per record) can be skipped.
+    static func idsAscendInCreationOrder(_ records: [LearningRecord]) -> Bool {
+        for index in records.indices.dropFirst() {
+            if !(records[index - 1].id < records[index].id) || records[index].createdAt < records[index - 1].createdAt { return false }
+        }
+        return true
     }
 
     /// Replaces a record whose id is already stored (or revives its purged slot). False if it is new.

@@ -176,6 +176,42 @@ import LearnStoreModel
         }
     }
 
+    /// A batch in slot order with distinct ids skips the de-duplication; any other batch must still
+    /// store one record per id, the last one winning, whatever its created_at.
+    @Test func importBatchesKeepOneRecordPerId() throws {
+        var h = Harness()
+        let template = try h.create()
+        func record(_ ms: Int64, _ low: UInt64, title: String) -> LearningRecord {
+            var r = template
+            r.id = RecordID(milliseconds: UInt64(ms), randomHigh: 1, randomLow: low)
+            r.createdAt = Timestamp(milliseconds: ms)
+            r.updatedAt = Timestamp(milliseconds: ms)
+            r.title = title
+            return r
+        }
+        let ascending = [record(1000, 1, title: "a"), record(1000, 2, title: "b"), record(2000, 1, title: "c")]
+        #expect(TenantState.idsAscendInCreationOrder(ascending))
+        let repeated = [record(1500, 9, title: "first"), record(1500, 9, title: "second")]
+        var later = record(3500, 11, title: "q")
+        later.id = RecordID(milliseconds: 1600, randomHigh: 1, randomLow: 11)  // same id, later created_at
+        let sameIDTwice = [record(1600, 11, title: "p"), later]
+        let outOfOrder = [record(2000, 5, title: "x"), record(1000, 7, title: "y")]
+        for batch in [repeated, sameIDTwice, outOfOrder] { #expect(!TenantState.idsAscendInCreationOrder(batch)) }
+
+        _ = try h.state.importRecords(ascending, caller: h.who)
+        #expect(h.state.store.liveCount == 4)
+        _ = try h.state.importRecords(repeated, caller: h.who)
+        #expect(h.state.store.liveCount == 5, "one record per id")
+        #expect(try h.state.get(repeated[0].id, caller: h.who).title == "second", "the last put of an id wins")
+        _ = try h.state.importRecords(sameIDTwice, caller: h.who)
+        #expect(h.state.store.liveCount == 6, "one record per id, whatever its created_at")
+        let kept = try h.state.get(later.id, caller: h.who)
+        #expect(kept.title == "q" && kept.createdAt == Timestamp(milliseconds: 3500))
+        _ = try h.state.importRecords(outOfOrder, caller: h.who)
+        let ids = try h.ids(ListQuery(order: .ascending, limit: 100))
+        #expect(ids.count == 8 && Set(ids).count == 8)
+    }
+
     @Test func importOfOlderRecordsRebuildsOrder() throws {
         var h = Harness()
         let newer = try h.create()
