@@ -6,16 +6,14 @@ protocol SlotKeys {
 /// Slots ordered by a timestamp field of their record (completed_at, expires_at, updated_at), then
 /// by slot, for range filters.
 ///
-/// Each entry is 8 bytes: the slot (27 bits, the tenant's limit, as in ``SlotHashIndex``), and above
-/// it a 37-bit *hint* of the key (the key divided by 2^11 ms, about two seconds, which keeps its
-/// order). Comparisons decide on the hints and read the key from the record through ``SlotKeys``
-/// only when two hints are equal. The hint must be fine: a binary search ends on the neighbours of
-/// the new key, and with 32-bit hints of about two minutes, neighbours in a dense year of
-/// completions shared a hint often enough that a fifth of the search time went to record reads. Without hints every step
-/// of the search inside a chunk read a record, a likely cache miss: those reads were most of the
-/// time of an insert and a seventh of the server's CPU under creates. So a record must still be
-/// removed *before* its field changes and re-inserted after. Chunks keep inserts and removals in the
-/// middle cheap.
+/// Each entry is 8 bytes: the slot (27 bits, the tenant's limit, as in ``SlotHashIndex``) and above
+/// it a 37-bit *hint* of the key (the key in units of 2^11 ms, about two seconds, order-preserving).
+/// Comparisons decide on the hints and read the key from the record through ``SlotKeys`` only when
+/// two hints are equal; reading a record per search step (a likely cache miss) was a seventh of the
+/// server's CPU under creates. The hint must be fine-grained: a search ends on the new key's
+/// neighbours, and hints of about two minutes were often equal there. Since keys still come from the
+/// records, a record must be removed *before* its field changes and re-inserted after. Chunks keep
+/// inserts and removals in the middle cheap.
 ///
 /// Each chunk's first key is also kept in `fences`, one contiguous array: finding the chunk is a
 /// binary search that never leaves that array.

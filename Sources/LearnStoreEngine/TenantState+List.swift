@@ -94,11 +94,12 @@ extension TenantState {
             // The records of one person (or cohort, provider…) are scattered over the tenant's
             // storage, each read a likely cache miss: start the loads of the first ones the walk will
             // read, so that their misses overlap instead of following each other.
+            let depth = min(want, Self.listPrefetchDepth)
             var ahead = 0
             list.visit(from: start, ascending: ascending) { slot in
                 store.records.prefetch(Int(slot))
                 ahead += 1
-                return ahead < min(want, Self.listPrefetchDepth)
+                return ahead < depth
             }
             list.visit(from: start, ascending: ascending, take)
         case .sortedSlots(let candidates):
