@@ -30,6 +30,8 @@ public struct LearnStoreError: Error, Sendable, Hashable, CustomStringConvertibl
         public static let shuttingDown = Code(rawValue: 403, name: "SHUTTING_DOWN")
         public static let tooManyConnections = Code(rawValue: 404, name: "TOO_MANY_CONNECTIONS")
         public static let timeout = Code(rawValue: 405, name: "TIMEOUT")
+        /// A server-wide or per-connection buffer limit was reached; the connection is closed.
+        public static let overloaded = Code(rawValue: 406, name: "OVERLOADED")
         public static let internalError = Code(rawValue: 500, name: "INTERNAL")
         /// Client side only (never on the wire): the connection could not be made or was lost.
         public static let connectionFailed = Code(rawValue: 600, name: "CONNECTION_FAILED")
@@ -41,7 +43,7 @@ public struct LearnStoreError: Error, Sendable, Hashable, CustomStringConvertibl
             .badFrame, .frameTooLarge, .unsupportedVersion, .unknownOpcode,
             .unauthenticated, .tokenExpired, .forbidden,
             .notFound, .validation, .conflict,
-            .tooManyInFlight, .loading, .storageUnavailable, .shuttingDown, .tooManyConnections, .timeout,
+            .tooManyInFlight, .loading, .storageUnavailable, .shuttingDown, .tooManyConnections, .timeout, .overloaded,
             .internalError, .connectionFailed, .protocolViolation,
         ]
 

@@ -19,6 +19,9 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private let server: ServerContext
     private let decoder: FrameDecoder
+    /// Before AUTH succeeds frames are small (a HELLO, an AUTH), so an unauthenticated client cannot
+    /// make the server buffer a large frame.
+    private let handshakeDecoder: FrameDecoder
     @exclusivity(unchecked) private var machine = ConnectionStateMachine()
     @exclusivity(unchecked) private var cumulation: ByteBuffer?
     @exclusivity(unchecked) private var batch: [Frame] = []
@@ -42,10 +45,31 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// A framing error to report (then close) once the requests read before it are answered.
     @exclusivity(unchecked) private var pendingFailure: LearnStoreError?
     @exclusivity(unchecked) private var admitted = false
+    /// An AUTH or admin request waiting for every earlier request to be answered.
+    @exclusivity(unchecked) private var deferred: DeferredRequest?
+
+    // Memory this connection holds, bounded by configuration (docs/OPERATIONS.md, "Limits").
+    /// Responses written since the last flush, sent together with one write.
+    @exclusivity(unchecked) private var outbound: ByteBuffer?
+    /// Response bytes flushed to the channel that the kernel has not taken yet.
+    @exclusivity(unchecked) private var unsentBytes = 0
+    /// Response bytes held until the writes they observed are committed.
+    @exclusivity(unchecked) private var heldBytes = 0
+    /// Bytes of parsed frames waiting in `batch` (their storage stays alive until they run).
+    @exclusivity(unchecked) private var batchBytes = 0
+    /// Bytes taken from the server-wide input budget.
+    @exclusivity(unchecked) private var inputReserved = 0
+
+    private enum DeferredRequest {
+        case authenticate(Frame)
+        case admin(Frame, Session)
+    }
 
     init(server: ServerContext) {
         self.server = server
         self.decoder = FrameDecoder(maximumFrameBytes: server.configuration.maximumFrameBytes)
+        self.handshakeDecoder = FrameDecoder(
+            maximumFrameBytes: min(server.configuration.maximumHandshakeFrameBytes, server.configuration.maximumFrameBytes))
     }
 
     // MARK: lifecycle
@@ -84,6 +108,13 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
         machine.close()
         closing = true
         held.removeAll()
+        heldBytes = 0
+        batch.removeAll()
+        batchBytes = 0
+        cumulation = nil
+        outbound = nil
+        deferred = nil
+        updateInputReservation()
         self.context = nil
         context.fireChannelInactive()
     }
@@ -103,6 +134,7 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Sends an error with request id 0 and closes.
     private func fail(_ error: LearnStoreError, context: ChannelHandlerContext, opcode: UInt8 = 0, requestID: UInt32 = 0) {
         guard !closing else { return }
+        flushOutput(context: context)
         closing = true
         machine.close()
         var writer = ByteWriter()
@@ -130,15 +162,29 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func closeIfDrained() {
         guard draining, !closing, let context, inFlight == 0 else { return }
+        flushOutput(context: context)
         closing = true
-        context.flush()
         context.close(promise: nil)
     }
 
     // MARK: reading
 
+    /// Whether requests already parsed may run: not while the client leaves its responses unread.
+    private var mayRun: Bool {
+        !closing && !outputBlocked
+    }
+
     private var mayParse: Bool {
-        !closing && pendingFailure == nil && !authenticating && !runningAdmin && inFlight < server.configuration.maximumInFlight
+        mayRun && pendingFailure == nil && !authenticating && !runningAdmin && inFlight < server.configuration.maximumInFlight
+    }
+
+    private var pendingOutputBytes: Int { unsentBytes + heldBytes + (outbound?.readableBytes ?? 0) }
+
+    /// While the server-wide budget is exhausted, a connection runs nothing more until the kernel has
+    /// taken all its responses; each connection's own write completions wake it, so nothing polls.
+    private var outputBlocked: Bool {
+        let pending = pendingOutputBytes
+        return pending >= server.configuration.connectionOutputSoftLimitBytes || (pending > 0 && server.outputBudget.isExhausted)
     }
 
     private var mayRead: Bool {
@@ -157,16 +203,21 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
         guard let context else { return }
         // Frames already buffered come first, round after round: they may be all the client has sent
         // (it waits for their answers), so waiting for more bytes from the socket would wait forever.
-        while mayParse, let before = cumulation?.readableBytes {
-            parseBuffered(context: context)
+        while mayRun {
+            let buffered = cumulation?.readableBytes ?? 0
+            let queued = batch.count
+            if mayParse { parseBuffered(context: context) }
             dispatchBatch(context: context)
-            context.flush()
-            if cumulation?.readableBytes == before { break }  // only an incomplete frame is left
+            startDeferredIfIdle(context: context)
+            flushOutput(context: context)
+            if (cumulation?.readableBytes ?? 0) == buffered && batch.count == queued { break }  // no progress
         }
         if readPending && mayRead {
             readPending = false
             context.read()
         }
+        failIfDrained(context: context)
+        closeIfDrained()
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -182,12 +233,14 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
         } else {
             cumulation!.writeBuffer(&incoming)
         }
-        parseBuffered(context: context)
+        if mayParse { parseBuffered(context: context) }
+        updateInputReservation()
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        dispatchBatch(context: context)
-        context.flush()
+        if mayRun { dispatchBatch(context: context) }
+        startDeferredIfIdle(context: context)
+        flushOutput(context: context)
         // Parsing stopped at the in-flight limit; answered reads lowered the count again, and the
         // rest of the buffer must not wait for bytes the client may never send.
         resumeReadingIfPossible()
@@ -208,6 +261,7 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
         while mayParse {
             let frame: Frame
             do {
+                let decoder = machine.session == nil ? handshakeDecoder : decoder
                 guard let next = try decoder.next(from: &buffer) else { return }
                 frame = next
             } catch {
@@ -230,9 +284,10 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
             case .hello:
                 answerHello(frame, context: context)
             case .authenticate:
-                dispatchBatch(context: context)
                 authenticating = true
-                authenticateWhenIdle(frame, context: context)
+                deferred = .authenticate(frame)
+                dispatchBatch(context: context)
+                startDeferredIfIdle(context: context)
             case .answerLocally:
                 var writer = ByteWriter()
                 if frame.header.flags != 0 || frame.payload.readableBytes > 64 {
@@ -246,11 +301,13 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 }
                 writeLocal(writer.bytes, count: 1, context: context)
             case .dispatch(let session) where AdminExecutor.handles(frame.header.opcode, features: server.configuration.features):
-                dispatchBatch(context: context)
                 runningAdmin = true
-                runAdminWhenIdle(frame, session: session, context: context)
+                deferred = .admin(frame, session)
+                dispatchBatch(context: context)
+                startDeferredIfIdle(context: context)
             case .dispatch:
                 batch.append(frame)
+                batchBytes += frame.payload.readableBytes + FrameHeader.size
             case .reject(let error, let close):
                 if close {
                     inFlight -= 1
@@ -300,17 +357,18 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    /// AUTH waits for earlier batches so its response keeps request order.
-    private func authenticateWhenIdle(_ frame: Frame, context: ChannelHandlerContext) {
-        guard held.isEmpty else {
-            let loopBound = NIOLoopBound((self, frame), eventLoop: context.eventLoop)
-            context.eventLoop.execute {
-                let (handler, frame) = loopBound.value
-                guard let context = handler.context else { return }
-                handler.authenticateWhenIdle(frame, context: context)
-            }
-            return
+    /// Starts the AUTH or admin request that waits for every earlier request to be answered, so
+    /// its response keeps request order. Called whenever a batch runs or held responses are released.
+    private func startDeferredIfIdle(context: ChannelHandlerContext) {
+        guard let request = deferred, batch.isEmpty, held.isEmpty, !closing else { return }
+        deferred = nil
+        switch request {
+        case .authenticate(let frame): authenticate(frame, context: context)
+        case .admin(let frame, let session): runAdmin(frame, session: session, context: context)
         }
+    }
+
+    private func authenticate(_ frame: Frame, context: ChannelHandlerContext) {
         guard frame.header.flags == 0 else {
             finishAuthentication(frame, result: .failure(LearnStoreError(.badFrame, "AUTH: request flags must be 0")), context: context)
             return
@@ -364,25 +422,16 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
             writer.writeErrorFrame(opcode: Opcode.auth, requestID: frame.header.requestID, error)
         }
         writeLocal(writer.bytes, count: 1, context: context)
-        context.flush()
+        flushOutput(context: context)
         resumeReadingIfPossible()
     }
 
     // MARK: admin requests
 
-    /// Runs an admin request once every earlier response is written (so responses keep request
-    /// order), as a task off the event loop; the tenant and other connections keep being served.
-    private func runAdminWhenIdle(_ frame: Frame, session: Session, context: ChannelHandlerContext) {
+    /// Runs an admin request (every earlier response is written, see `startDeferredIfIdle`) as a
+    /// task off the event loop; the tenant and other connections keep being served.
+    private func runAdmin(_ frame: Frame, session: Session, context: ChannelHandlerContext) {
         let loopBound = NIOLoopBound((self, frame), eventLoop: context.eventLoop)
-        guard held.isEmpty else {
-            // Earlier responses wait for their writes' commit (a millisecond or so): look again shortly.
-            context.eventLoop.scheduleTask(in: .milliseconds(1)) {
-                let (handler, frame) = loopBound.value
-                guard let context = handler.context else { return }
-                handler.runAdminWhenIdle(frame, session: session, context: context)
-            }
-            return
-        }
         let server = self.server
         let started = NIODeadline.now()
         let promise = context.eventLoop.makePromise(of: AdminResponse.self)
@@ -397,7 +446,7 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
             if let code = response.error { handler.server.metrics.recordError(opcode: frame.header.opcode, code: code) }
             guard let context = handler.context else { return }
             handler.writeLocal(response.bytes, count: 1, context: context)
-            context.flush()
+            handler.flushOutput(context: context)
             handler.resumeReadingIfPossible()
             handler.closeIfDrained()
         }
@@ -414,6 +463,7 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
         guard !batch.isEmpty else { return }
         let frames = batch
         batch.removeAll(keepingCapacity: true)
+        batchBytes = 0
         if server.runtime.isLoading {
             answerWhileLoading(frames, context: context)
             return
@@ -434,12 +484,20 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let environment = server.environment
         let started = NIODeadline.now()
         let commits = server.commits
+        // A batch stops once its responses fill what this connection may still have waiting; the
+        // frames it did not run wait until the client reads.
+        let outputRoom = max(1, server.configuration.connectionOutputSoftLimitBytes - pendingOutputBytes)
         // This loop runs the batch itself, under the tenant's lock (see TenantExecutor).
         let result = tenant.withExclusiveAccess { tenant in
-            RequestExecutor.execute(frames, session: session, tenant: tenant, environment: environment)
+            RequestExecutor.execute(frames, session: session, tenant: tenant, environment: environment, outputBudget: outputRoom)
+        }
+        if result.responses.count < frames.count {
+            batch = Array(frames[result.responses.count...])
+            batchBytes = batch.reduce(0) { $0 + $1.payload.readableBytes + FrameHeader.size }
         }
         if result.maximumLSN > commits.committedLSN { commits.writeQueued() }
         deliver(result, started: started, context: context)
+        updateInputReservation()
     }
 
     /// While the server recovers: PING and INFO work, data requests get LOADING.
@@ -451,7 +509,7 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
             case Opcode.ping where frame.payload.readableBytes <= 64 && frame.header.flags == 0:
                 writer.writeFrame(header) { $0.writeBytes(frame.payload.readableBytesView) }
             case Opcode.info where frame.payload.readableBytes == 0 && frame.header.flags == 0:
-                let info = server.environment.info()
+                let info = server.environment.info(machine.session?.identity.scopes.contains(.admin) ?? false)
                 writer.writeFrame(header) { $0.writeBytes(Array(info.utf8)) }
             case Opcode.ping, Opcode.info:
                 let error = LearnStoreError(.badFrame, "malformed \(Opcode.name(frame.header.opcode)) request")
@@ -471,10 +529,25 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
         for (opcode, code) in result.errors { server.metrics.recordError(opcode: opcode, code: code) }
         if held.isEmpty && result.maximumLSN <= server.commits.committedLSN {
             writeLocal(result.bytes, count: result.responses.count, context: context)
-            return
+        } else {
+            held.append(result)
+            heldBytes += result.bytes.count
+            releaseHeld(context: context)
         }
-        held.append(result)
-        releaseHeld(context: context)
+        enforceOutputHardLimit(context: context)
+    }
+
+    /// A batch stops at the soft limit, so only responses larger than the gap between the two
+    /// limits get here; the client is not reading them fast enough to be worth the memory.
+    private func enforceOutputHardLimit(context: ChannelHandlerContext) {
+        let limit = server.configuration.connectionOutputHardLimitBytes
+        let pending = pendingOutputBytes
+        guard pending > limit else { return }
+        server.logger.warning(
+            "closing a connection whose unread responses exceed the hard limit",
+            metadata: ["bytes": "\(pending)", "limit": "\(limit)", "remote": "\(context.channel.remoteAddress.map { "\($0)" } ?? "?")"])
+        outbound = nil
+        fail(LearnStoreError(.overloaded, "\(pending) bytes of responses are waiting for this client, above the limit of \(limit)"), context: context)
     }
 
     /// Writes held batches whose writes are committed (or failed), in order.
@@ -485,6 +558,7 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
             let unresolved = first.responses.contains { $0.lsn > committed && !commits.hasFailed($0.lsn) }
             if unresolved { break }
             held.removeFirst()
+            heldBytes -= first.bytes.count
             if first.responses.contains(where: { $0.lsn > committed }) {
                 // Some responses observed writes that failed: replace those by errors.
                 var writer = ByteWriter(capacity: first.bytes.count)
@@ -510,7 +584,7 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 handler.subscribed = false
                 guard let context = handler.context else { return }
                 handler.releaseHeld(context: context)
-                context.flush()
+                handler.flushOutput(context: context)
                 handler.resumeReadingIfPossible()
                 handler.closeIfDrained()
                 handler.failIfDrained(context: context)
@@ -518,10 +592,69 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
+    /// Queues responses; `flushOutput` sends everything queued with one write.
     private func writeLocal(_ bytes: [UInt8], count: Int, context: ChannelHandlerContext) {
         inFlight -= count
-        guard !bytes.isEmpty else { return }
-        context.write(wrapOutboundOut(context.channel.allocator.buffer(bytes: bytes)), promise: nil)
+        guard !bytes.isEmpty, !closing else { return }
+        if outbound == nil {
+            outbound = context.channel.allocator.buffer(capacity: bytes.count)
+        }
+        outbound!.writeBytes(bytes)
+    }
+
+    /// Sends the queued responses and counts them as unsent until the kernel has taken them.
+    private func flushOutput(context: ChannelHandlerContext) {
+        guard let buffer = outbound, buffer.readableBytes > 0 else {
+            context.flush()
+            return
+        }
+        outbound = nil
+        let bytes = buffer.readableBytes
+        unsentBytes += bytes
+        let budget = server.outputBudget
+        budget.charge(bytes)
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        promise.futureResult.assumeIsolated().whenComplete { [self] _ in
+            let wasBlocked = outputBlocked
+            unsentBytes -= bytes
+            budget.release(bytes)
+            if wasBlocked && !outputBlocked { resumeReadingIfPossible() }
+        }
+        context.writeAndFlush(wrapOutboundOut(buffer), promise: promise)
+    }
+
+    /// Keeps this connection's share of the server-wide input budget equal to what it buffers beyond
+    /// its allowance: the unparsed bytes, the rest of a frame whose header announced more, and parsed
+    /// frames not yet run. Closes with `OVERLOADED` when the budget cannot cover it.
+    private func updateInputReservation() {
+        var buffered = batchBytes
+        if let cumulation {
+            buffered += cumulation.readableBytes
+            if cumulation.readableBytes >= 4,
+                let length = cumulation.getInteger(at: cumulation.readerIndex, endianness: .little, as: UInt32.self),
+                Int(length) + 4 > cumulation.readableBytes
+            {
+                // Judged by the decoder already: at most the frame limit.
+                buffered += Int(length) + 4 - cumulation.readableBytes
+            }
+        }
+        let needed = closing ? 0 : max(0, buffered - server.configuration.connectionInputAllowanceBytes)
+        if needed < inputReserved {
+            server.inputBudget.release(inputReserved - needed)
+            inputReserved = needed
+        } else if needed > inputReserved {
+            guard server.inputBudget.tryReserve(needed - inputReserved) else {
+                guard let context else { return }
+                server.logger.warning(
+                    "closing a connection: the server-wide budget for buffered requests is exhausted",
+                    metadata: ["needed": "\(needed)", "budget": "\(server.inputBudget.limit)"])
+                cumulation = nil
+                fail(LearnStoreError(.overloaded, "the server cannot buffer \(needed) more request bytes now (server-wide limit \(server.inputBudget.limit)); retry later"), context: context)
+                updateInputReservation()
+                return
+            }
+            inputReserved = needed
+        }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {

@@ -28,15 +28,19 @@ public struct ExecutionEnvironment: Sendable {
     public var limits: EngineLimits
     /// Optional features this server offers; opcodes of a feature it does not offer are unknown.
     public var features: ProtocolFeatures
-    /// The INFO document (built on demand).
-    public var info: @Sendable () -> String
+    /// The INFO document (built on demand): server-wide figures when the argument is true (an admin
+    /// caller), otherwise only the server's identity and state.
+    public var info: @Sendable (_ serverWide: Bool) -> String
 }
 
 /// Runs a batch of request frames on the tenant's executor and encodes their responses. Pure
 /// request logic: decoding, scope and session checks, the engine call and the response encoding.
 public enum RequestExecutor {
+    /// Runs `frames` in order until their responses reach `outputBudget` bytes (at least one frame
+    /// runs); `responses.count` says how many ran, and the caller keeps the rest for later.
     public static func execute(
-        _ frames: [Frame], session: Session, tenant: isolated TenantActor, environment: ExecutionEnvironment
+        _ frames: [Frame], session: Session, tenant: isolated TenantActor, environment: ExecutionEnvironment,
+        outputBudget: Int = .max
     ) -> BatchResult {
         var writer = ByteWriter(capacity: frames.count * 256)
         var responses: [ResponseMeta] = []
@@ -48,6 +52,7 @@ public enum RequestExecutor {
         let shuttingDown = environment.runtime.isShuttingDown
         if frames.count > 1 && !loading { prefetchGets(frames, tenant: tenant) }
         for frame in frames {
+            if writer.count >= outputBudget { break }
             let header = frame.header
             counts[header.opcode, default: 0] += 1
             let start = writer.count
@@ -145,7 +150,7 @@ public enum RequestExecutor {
             writer.writeBytes(frame.payload.readableBytesView)
         case Opcode.info:
             guard frame.payload.readableBytes == 0 else { throw LearnStoreError(.badFrame, "an INFO request has an empty payload") }
-            writer.writeBytes(Array(environment.info().utf8))
+            writer.writeBytes(Array(environment.info(caller.scopes.contains(.admin)).utf8))
         case Opcode.hello:
             throw LearnStoreError(.badFrame, "HELLO may be sent only once")
         case Opcode.adminImport where environment.features.contains(.admin):

@@ -16,6 +16,20 @@ public struct ServerConfiguration: Sendable {
     public var maximumFrameBytes = 16 << 20
     public var maximumInFlight = 1024
     public var maximumConnections = 10_000
+    /// The largest frame accepted before AUTH succeeds: a HELLO and an AUTH (token ≤ 8192 bytes) fit.
+    public var maximumHandshakeFrameBytes = 16 << 10
+    /// Response bytes one connection may have waiting for its client (unsent or held for a commit)
+    /// before the server stops running that connection's requests until the client reads.
+    public var connectionOutputSoftLimitBytes = 4 << 20
+    /// Response bytes waiting on one connection past which it is closed with `OVERLOADED`.
+    public var connectionOutputHardLimitBytes = 64 << 20
+    /// Response bytes waiting on all connections together before every connection pauses.
+    public var serverOutputBudgetBytes = 256 << 20
+    /// Request bytes a connection may buffer without drawing on the server-wide input budget.
+    public var connectionInputAllowanceBytes = 64 << 10
+    /// Request bytes buffered beyond the allowances, over all connections; a connection that needs
+    /// more than is left is closed with `OVERLOADED`.
+    public var serverInputBudgetBytes = 256 << 20
     public var handshakeTimeoutSeconds = 10.0
     public var idleTimeoutSeconds = 300.0
     /// Metrics endpoint (`/metrics`, Prometheus text); nil disables it.

@@ -19,11 +19,15 @@ public final class ServerContext: Sendable {
     /// Snapshot and restore for the admin opcodes, once persistence is ready.
     public let admin = AdminBinding()
     let connections: ConnectionRegistry
+    /// Request bytes buffered by connections beyond their allowance.
+    public let inputBudget: BufferBudget
+    /// Response bytes waiting for clients on every connection.
+    public let outputBudget: BufferBudget
 
     public init(
         configuration: ServerConfiguration, registry: TenantRegistry, verifier: TokenVerifier, metrics: ServerMetrics,
         commits: any CommitTracker, runtime: ServerRuntimeState, clock: any EngineClock, logger: Logger,
-        placement: TenantPlacement, info: @escaping @Sendable () -> String
+        placement: TenantPlacement, info: @escaping @Sendable (_ serverWide: Bool) -> String
     ) {
         self.placement = placement
         self.configuration = configuration
@@ -36,6 +40,8 @@ public final class ServerContext: Sendable {
         self.logger = logger
         self.startedAt = clock.now()
         self.connections = ConnectionRegistry()
+        self.inputBudget = BufferBudget(limit: configuration.serverInputBudgetBytes)
+        self.outputBudget = BufferBudget(limit: configuration.serverOutputBudgetBytes)
         self.environment = ExecutionEnvironment(
             runtime: runtime, clock: clock,
             limits: EngineLimits(maximumBatch: configuration.limits.maximumBatch, idempotencyKeys: configuration.limits.idempotencyKeys),
@@ -52,9 +58,6 @@ final class ConnectionRegistry: Sendable {
     func add(_ channel: any Channel) { channels.withLock { $0[ObjectIdentifier(channel)] = channel } }
     func remove(_ channel: any Channel) { channels.withLock { _ = $0.removeValue(forKey: ObjectIdentifier(channel)) } }
     var all: [any Channel] { channels.withLock { Array($0.values) } }
-}
-
-extension ServerContext {
 }
 
 /// Drains a connection during graceful shutdown.

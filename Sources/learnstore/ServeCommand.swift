@@ -28,6 +28,12 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-frame-bytes"), help: "Largest accepted frame (default 16777216).") var maxFrameBytes: Int?
     @Option(name: .customLong("max-in-flight"), help: "Requests in flight per connection before reading pauses (default 1024).") var maxInFlight: Int?
     @Option(name: .customLong("max-connections"), help: "Connection limit (default 10000).") var maxConnections: Int?
+    @Option(name: .customLong("handshake-max-frame-bytes"), help: "Largest frame accepted before AUTH succeeds (default 16384).") var handshakeMaxFrameBytes: Int?
+    @Option(name: .customLong("output-soft-limit"), help: "Unread response bytes per connection at which its requests pause until the client reads (default 4194304).") var outputSoftLimit: Int?
+    @Option(name: .customLong("output-hard-limit"), help: "Unread response bytes per connection past which it is closed with OVERLOADED (default 67108864).") var outputHardLimit: Int?
+    @Option(name: .customLong("output-budget"), help: "Unread response bytes over all connections at which every connection pauses (default 268435456).") var outputBudget: Int?
+    @Option(name: .customLong("input-allowance"), help: "Request bytes a connection may buffer without drawing on the input budget (default 65536).") var inputAllowance: Int?
+    @Option(name: .customLong("input-budget"), help: "Request bytes buffered beyond the allowances over all connections; past it a connection is closed with OVERLOADED (default 268435456).") var inputBudget: Int?
     @Option(name: .customLong("handshake-timeout"), help: "Seconds to complete HELLO and AUTH (default 10).") var handshakeTimeout: Double?
     @Option(name: .customLong("idle-timeout"), help: "Seconds without a request before a connection is closed (default 300).") var idleTimeout: Double?
     @Option(name: .customLong("metrics-port"), help: "Port of the Prometheus /metrics endpoint on 127.0.0.1 (default 9464; 0 disables).") var metricsPort: Int?
@@ -70,10 +76,15 @@ struct ServeCommand: AsyncParsableCommand {
             configuration.maximumConnections = try settings.int("max-connections", maxConnections, default: configuration.maximumConnections)
             configuration.handshakeTimeoutSeconds = try settings.double("handshake-timeout", handshakeTimeout, default: configuration.handshakeTimeoutSeconds)
             configuration.idleTimeoutSeconds = try settings.double("idle-timeout", idleTimeout, default: configuration.idleTimeoutSeconds)
+            configuration.maximumHandshakeFrameBytes = try settings.int("handshake-max-frame-bytes", handshakeMaxFrameBytes, default: configuration.maximumHandshakeFrameBytes)
+            configuration.connectionOutputSoftLimitBytes = try settings.int("output-soft-limit", outputSoftLimit, default: configuration.connectionOutputSoftLimitBytes)
+            configuration.connectionOutputHardLimitBytes = try settings.int("output-hard-limit", outputHardLimit, default: configuration.connectionOutputHardLimitBytes)
+            configuration.serverOutputBudgetBytes = try settings.int("output-budget", outputBudget, default: configuration.serverOutputBudgetBytes)
+            configuration.connectionInputAllowanceBytes = try settings.int("input-allowance", inputAllowance, default: configuration.connectionInputAllowanceBytes)
+            configuration.serverInputBudgetBytes = try settings.int("input-budget", inputBudget, default: configuration.serverInputBudgetBytes)
+            try ServeLimits.validate(configuration)
             let metrics = try settings.int("metrics-port", metricsPort, default: ServerConfiguration.defaultMetricsPort)
             configuration.metricsPort = metrics == 0 ? nil : metrics
-            guard (1024...(256 << 20)).contains(configuration.maximumFrameBytes) else { throw CLIError.usage("max-frame-bytes must be 1024 ... 268435456") }
-            guard configuration.maximumInFlight >= 1, configuration.maximumConnections >= 1 else { throw CLIError.usage("limits must be at least 1") }
 
             try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
             var auth = AuthenticationConfiguration()
@@ -123,7 +134,7 @@ struct ServeCommand: AsyncParsableCommand {
             let context = ServerContext(
                 configuration: configuration, registry: registry, verifier: verifier, metrics: serverMetrics,
                 commits: commits, runtime: runtime, clock: clock, logger: logger, placement: placement,
-                info: { info.render(clock.now()) })
+                info: { serverWide in info.render(clock.now(), serverWide: serverWide) })
             let server = LearnStoreServer(context: context, group: group)
             var metricsChannel: (any Channel)?
             if let metricsPort = configuration.metricsPort {
@@ -217,24 +228,30 @@ final class InfoDocument: Sendable {
         self.started = started
     }
 
-    func render(_ now: Timestamp) -> String {
-        let snapshot = metrics.snapshot
+    /// Without `serverWide` (a caller without the admin scope) only the server's identity and state:
+    /// counts of connections, tenants, requests and errors describe every tenant's use.
+    func render(_ now: Timestamp, serverWide: Bool) -> String {
         func number(_ value: Int) -> JSONValue { .number(String(value)) }
-        let document: JSONValue = .object([
+        var members: [(String, JSONValue)] = [
             ("server", .string("learnstore")),
             ("version", .string(version)),
-            ("uptime_seconds", number(Int((now.milliseconds - started.milliseconds) / 1000))),
+            ("uptime_seconds", number(Int((now.milliseconds &- started.milliseconds) / 1000))),
             ("loading", .bool(runtime.isLoading)),
             ("recovery", .string(runtime.recoveryProgress)),
             ("shutting_down", .bool(runtime.isShuttingDown)),
+            ("server_wide", .bool(serverWide)),
+        ]
+        guard serverWide else { return JSONValue.object(members).serialized }
+        let snapshot = metrics.snapshot
+        members += [
             ("connections", number(runtime.connections)),
             ("connections_opened", number(snapshot.connectionsOpened)),
             ("tenants", number(registry.tenantIDs.count)),
             ("requests", .object(snapshot.requests.sorted { $0.key < $1.key }.map { ($0.key, number($0.value)) })),
             ("errors", .object(snapshot.errors.sorted { $0.key < $1.key }.map { ($0.key, number($0.value)) })),
             ("storage", storage()),
-        ])
-        return document.serialized
+        ]
+        return JSONValue.object(members).serialized
     }
 
     /// The write-ahead log's figures (null until recovery has opened it).

@@ -44,7 +44,7 @@ final class PersistentTestServer: Sendable {
         let context = ServerContext(
             configuration: configuration, registry: registry, verifier: try await TokenVerifier(configuration: configuration.authentication),
             metrics: ServerMetrics(), commits: commits, runtime: runtime, clock: clock, logger: logger, placement: placement,
-            info: { "{\"server\":\"learnstore\"}" })
+            info: { _ in "{\"server\":\"learnstore\"}" })
         let server = LearnStoreServer(context: context, group: group)
         let persistence = PersistenceService(configuration: persistenceConfiguration, context: context, log: log, commits: commits)
         let services = ServiceGroup(configuration: .init(

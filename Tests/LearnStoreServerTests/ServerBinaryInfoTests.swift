@@ -14,9 +14,12 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let secret = (0..<4).map { _ in UUID().uuidString }.joined()
         try secret.write(toFile: directory + "/secret", atomically: true, encoding: .utf8)
-        let token = try await TokenMinter(secret: secret).mint(
-            tenantID: "info", person: UUID16.random(), scopes: [.recordsRead, .recordsWrite],
-            issuedAt: Timestamp(milliseconds: Int64(Date().timeIntervalSince1970 * 1000)), lifetimeSeconds: 3600)
+        let minter = TokenMinter(secret: secret)
+        let now = Timestamp(milliseconds: Int64(Date().timeIntervalSince1970 * 1000))
+        let token = try await minter.mint(
+            tenantID: "info", person: UUID16.random(), scopes: [.recordsRead, .recordsWrite, .admin], issuedAt: now, lifetimeSeconds: 3600)
+        let tenantToken = try await minter.mint(
+            tenantID: "other", person: UUID16.random(), scopes: [.recordsRead, .recordsWrite], issuedAt: now, lifetimeSeconds: 3600)
         let server = try await ServerProcess.start(
             binary: CrashTests.binary,
             arguments: ["--data-dir", directory + "/data", "--jwt-secret-file", directory + "/secret", "--metrics-port", "0",
@@ -30,6 +33,16 @@ import Testing
         #expect(storage["fsync_policy"] == .string("always"))
         #expect(storage["committed_lsn"] == .number("1"))
         #expect(storage["wal_syncs"] != .number("0"))
+        #expect(info["tenants"] == .number("1"))
+        // Without the admin scope: the server's identity and state, nothing about other tenants.
+        let tenantClient = try await LearnStoreClient(ClientConfiguration(host: "127.0.0.1", port: server.port, token: tenantToken))
+        let tenantView = try await tenantClient.info()
+        #expect(tenantView["server_wide"] == .bool(false))
+        #expect(tenantView["loading"] == .bool(false))
+        for member in ["tenants", "requests", "errors", "connections", "storage"] {
+            #expect(tenantView[member] == nil, "\(member) is server-wide")
+        }
+        await tenantClient.shutdown()
         await client.shutdown()
         await server.stop(signal: SIGTERM)
     }

@@ -47,7 +47,7 @@ final class TestServer: Sendable {
         let context = ServerContext(
             configuration: configuration, registry: registry, verifier: try await TokenVerifier(configuration: configuration.authentication),
             metrics: ServerMetrics(), commits: persistence == nil ? commits : deferredCommits, runtime: runtime, clock: clock,
-            logger: logger, placement: placement, info: { "{\"server\":\"learnstore\"}" })
+            logger: logger, placement: placement, info: { _ in "{\"server\":\"learnstore\"}" })
         let server = LearnStoreServer(context: context, group: group)
         var members: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if let persistence {
