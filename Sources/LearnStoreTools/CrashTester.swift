@@ -43,6 +43,12 @@ public struct CrashTester: Sendable {
         var acknowledged: [RecordID]?
     }
 
+    /// Every file and directory `run` creates in the work directory.
+    public static let entriesWritten = [
+        "data", "secret", "server-0.log", "server-1.log", "server-final.log",
+        "server-0.log.port", "server-1.log.port", "server-final.log.port",
+    ]
+
     public func run(progress: @Sendable (Report) -> Void = { _ in }) async throws -> Report {
         let dataDirectory = workDirectory + "/data"
         try? FileManager.default.removeItem(atPath: dataDirectory)

@@ -12,14 +12,18 @@ struct CrashTestCommand: AsyncParsableCommand {
     @Option(help: "Concurrent writers.") var writers = 8
     @Option(help: "fsync policy of the server under test.") var fsync = "always"
     @Option(help: "The learnstore binary to test (default: this one).") var binary: String?
-    @Option(name: .customLong("work-dir"), help: "Scratch directory (default: a new one under /tmp).") var workDir: String?
+    @Option(name: .customLong("work-dir"), help: "Scratch directory: new or empty (default: a new one under /tmp). Removed on success if this command created it; otherwise only the files it wrote are.") var workDir: String?
 
     func run() async throws {
         try await runCLI {
             let executable = binary ?? URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path
-            let directory = workDir ?? NSTemporaryDirectory() + "learnstore-crash-" + UUID().uuidString
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            var tester = CrashTester(binary: executable, workDirectory: directory, cycles: cycles)
+            let scratch: ScratchDirectory
+            do {
+                scratch = try ScratchDirectory(path: workDir, prefix: "learnstore-crash-")
+            } catch let refused as ScratchDirectory.Refused {
+                throw CLIError.usage("--work-dir: \(refused.description)")
+            }
+            var tester = CrashTester(binary: executable, workDirectory: scratch.path, cycles: cycles)
             tester.writers = writers
             tester.fsync = fsync
             let report = try await tester.run { report in
@@ -29,7 +33,7 @@ struct CrashTestCommand: AsyncParsableCommand {
             print(report)
             for failure in report.failures.prefix(20) { print("  \(failure)") }
             if report.lost > 0 || report.corrupt > 0 { throw ExitCode(1) }
-            try? FileManager.default.removeItem(atPath: directory)
+            scratch.clean(entries: CrashTester.entriesWritten)
         }
     }
 }
