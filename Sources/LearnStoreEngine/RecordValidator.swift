@@ -57,6 +57,18 @@ public enum RecordValidator {
         }
     }
 
+    /// Every time of a whole record (an import) within the documented range, so later stamps, sums
+    /// and formatting never meet one outside it.
+    public static func checkStoredTimes(_ record: LearningRecord) throws(LearnStoreError) {
+        let times: [(RecordField, Timestamp?)] = [
+            (.createdAt, record.createdAt), (.updatedAt, record.updatedAt), (.deletedAt, record.deletedAt),
+            (.completedAt, record.completedAt), (.expiresAt, record.expiresAt),
+        ]
+        for (field, time) in times {
+            if let time { try checkTime(.value(time), field) }
+        }
+    }
+
     public static func checkCreate(_ body: RecordBody) throws(LearnStoreError) {
         try checkValues(body)
         guard case .value = body.personID else { throw .validation("person_id is required", field: "person_id") }

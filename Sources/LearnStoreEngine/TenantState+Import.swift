@@ -33,6 +33,7 @@ extension TenantState {
         adjusted.reserveCapacity(records.count)
         for var record in records {
             record.tenantID = tenantID
+            try RecordValidator.checkStoredTimes(record)
             try RecordValidator.checkRecord(record)
             if let score = record.score, !(score.isFinite && (0...100).contains(score)) {
                 throw .validation("record \(record.id): score must be a finite number from 0 to 100", field: "score")

@@ -98,7 +98,7 @@ extension TenantState {
         }
         RecordValidator.apply(body, to: &record)
         try RecordValidator.checkRecord(record)
-        stampUpdate(&record, caller: caller, now: now)
+        try stampUpdate(&record, caller: caller, now: now)
         return commit(record)
     }
 
@@ -107,7 +107,7 @@ extension TenantState {
         try caller.require(.recordsWrite)
         var record = store.record(at: try visibleSlot(id, caller: caller))
         if record.isDeleted { return TenantWrite(result: record, mutations: [], sequence: sequence) }
-        stampUpdate(&record, caller: caller, now: now)
+        try stampUpdate(&record, caller: caller, now: now)
         record.isDeleted = true
         record.deletedAt = record.updatedAt
         record.deletedBy = caller.personID
@@ -119,7 +119,7 @@ extension TenantState {
         try caller.require(.recordsWrite)
         var record = store.record(at: try visibleSlot(id, caller: caller))
         if !record.isDeleted { return TenantWrite(result: record, mutations: [], sequence: sequence) }
-        stampUpdate(&record, caller: caller, now: now)
+        try stampUpdate(&record, caller: caller, now: now)
         record.isDeleted = false
         record.deletedAt = nil
         record.deletedBy = nil
@@ -154,7 +154,12 @@ extension TenantState {
         return TenantWrite(result: write.result.records, mutations: write.mutations, sequence: write.sequence, undo: write.undo)
     }
 
-    func stampUpdate(_ record: inout LearningRecord, caller: CallerIdentity, now: Timestamp) {
+    /// Moves updated_at forward by at least 1 ms. An imported record may carry the last instant of
+    /// the `time` range, past which updated_at cannot rise; refused rather than stored out of range.
+    func stampUpdate(_ record: inout LearningRecord, caller: CallerIdentity, now: Timestamp) throws(LearnStoreError) {
+        guard record.updatedAt < Timestamp.maximum else {
+            throw .validation("record \(record.id) has updated_at \(record.updatedAt), the last time LearnStore can store; it cannot change again", field: "updated_at")
+        }
         record.updatedAt = Timestamp(milliseconds: max(now.milliseconds, record.updatedAt.milliseconds + 1))
         record.updatedBy = caller.personID
     }

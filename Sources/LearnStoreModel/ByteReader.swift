@@ -90,6 +90,31 @@ public struct ByteReader {
         return Int(value)
     }
 
+    /// A varint element count that must fit `limit` and the bytes that remain, each element taking
+    /// at least `minimumElementBytes`: a count no remaining input could hold is refused before
+    /// anything is reserved for it.
+    public mutating func readCount(limit: Int, minimumElementBytes: Int) throws(DecodeError) -> Int {
+        let start = offset
+        let count = try readLength(limit: limit)
+        guard count <= remaining / max(1, minimumElementBytes) else {
+            offset = start
+            throw error("count \(count) of elements of at least \(minimumElementBytes) bytes exceeds the \(remaining) bytes left")
+        }
+        return count
+    }
+
+    /// A `time`: i64 milliseconds within ``Timestamp/documentedRange`` (docs/PROTOCOL.md, section 1).
+    /// A value outside is malformed, so no formatting or arithmetic later meets it.
+    public mutating func readTimestamp() throws(DecodeError) -> Timestamp {
+        let start = offset
+        let value = try readI64()
+        guard Timestamp.documentedRange.contains(value) else {
+            offset = start
+            throw error("time \(value) is outside \(Timestamp.minimum.milliseconds) ... \(Timestamp.maximum.milliseconds) (0001-01-01 ... 9999-12-31)")
+        }
+        return Timestamp(milliseconds: value)
+    }
+
     public mutating func readBytes(_ count: Int) throws(DecodeError) -> UnsafeRawBufferPointer {
         try need(count)
         defer { offset += count }

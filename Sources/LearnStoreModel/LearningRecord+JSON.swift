@@ -154,8 +154,12 @@ struct JSONFields {
         try typed(name, "a UUID string (8-4-4-4-12 hex)") { $0.stringValue.flatMap { UUID16($0) } }
     }
     mutating func time(_ name: String) throws(LearnStoreError) -> FieldUpdate<Timestamp> {
-        try typed(name, "an ISO 8601 date-time with offset, e.g. 2024-05-01T12:00:00Z") {
-            $0.stringValue.flatMap { Timestamp(iso8601: $0) }
+        let text = try typed(name, "an ISO 8601 date-time with offset, e.g. 2024-05-01T12:00:00Z") { $0.stringValue }
+        guard case .value(let value) = text else { return text.isAbsent ? .absent : .null }
+        do {
+            return .value(try Timestamp(validatingISO8601: value))
+        } catch {
+            throw .validation("\(name) \(error.reason)", field: name)
         }
     }
     mutating func sourceType(_ name: String) throws(LearnStoreError) -> FieldUpdate<SourceType> {

@@ -133,7 +133,7 @@ public struct ListCursor: Sendable, Hashable {
         do {
             decoded = try bytes.withByteReader { (reader) throws(DecodeError) in
                 try reader.skip(2)
-                return (try reader.readI64(), try reader.readRecordID(), try reader.readU64())
+                return (try reader.readTimestamp().milliseconds, try reader.readRecordID(), try reader.readU64())
             }
         } catch {
             throw .validation("the cursor is not one this server issued", field: "cursor")

@@ -6,6 +6,10 @@
 /// "null" bitmap (fields explicitly sent as null), then the values in field order.
 public enum RecordCodec {
     public static let maxStringBytes = 4096
+    /// The fewest bytes a record can take: bitmap, id, tenant, times, source, flags, schema, person.
+    public static let minimumRecordBytes = 4 + 16 + 1 + 8 + 8 + 1 + 1 + 1 + 1 + 16
+    /// The fewest bytes a body can take: its two bitmaps.
+    public static let minimumBodyBytes = 8
 
     // MARK: records
 
@@ -77,15 +81,15 @@ public enum RecordCodec {
         let id = try reader.readRecordID()
         let tenant = try reader.readString(limit: maxStringBytes)
         let app = has(.appID) ? try reader.readString(limit: maxStringBytes) : nil
-        let created = Timestamp(milliseconds: try reader.readI64())
-        let updated = Timestamp(milliseconds: try reader.readI64())
+        let created = try reader.readTimestamp()
+        let updated = try reader.readTimestamp()
         let createdBy = has(.createdBy) ? try reader.readUUID() : nil
         let updatedBy = has(.updatedBy) ? try reader.readUUID() : nil
         let source = try reader.readString(limit: maxStringBytes)
         let sourceTypeByte = try reader.readU8()
         guard let sourceType = SourceType(rawValue: sourceTypeByte) else { throw reader.error("unknown source_type \(sourceTypeByte)") }
         let deleted = try readBool(&reader)
-        let deletedAt = has(.deletedAt) ? Timestamp(milliseconds: try reader.readI64()) : nil
+        let deletedAt = has(.deletedAt) ? try reader.readTimestamp() : nil
         let deletedBy = has(.deletedBy) ? try reader.readUUID() : nil
         let schema = try reader.readVarint()
         guard schema <= UInt64(UInt16.max) else { throw reader.error("schema_version out of range") }
@@ -96,8 +100,8 @@ public enum RecordCodec {
             deletedBy: deletedBy, schemaVersion: Int(schema), personID: person)
         if has(.title) { record.title = try reader.readString(limit: maxStringBytes) }
         if has(.provider) { record.provider = try reader.readString(limit: maxStringBytes) }
-        if has(.completedAt) { record.completedAt = Timestamp(milliseconds: try reader.readI64()) }
-        if has(.expiresAt) { record.expiresAt = Timestamp(milliseconds: try reader.readI64()) }
+        if has(.completedAt) { record.completedAt = try reader.readTimestamp() }
+        if has(.expiresAt) { record.expiresAt = try reader.readTimestamp() }
         if has(.score) { record.score = try reader.readDouble() }
         if has(.passed) { record.passed = try readBool(&reader) }
         if has(.certificationRef) { record.certificationRef = try reader.readString(limit: maxStringBytes) }
@@ -197,6 +201,8 @@ public enum RecordCodec {
         body.personID = try state(.personID) { (r) throws(DecodeError) in try r.readUUID() }
         body.title = try state(.title) { (r) throws(DecodeError) in try r.readString(limit: maxStringBytes) }
         body.provider = try state(.provider) { (r) throws(DecodeError) in try r.readString(limit: maxStringBytes) }
+        // Out-of-range body times are VALIDATION errors naming the field (RecordValidator.checkTime,
+        // docs/PROTOCOL.md "The body encoding"), not malformed frames.
         body.completedAt = try state(.completedAt) { (r) throws(DecodeError) in Timestamp(milliseconds: try r.readI64()) }
         body.expiresAt = try state(.expiresAt) { (r) throws(DecodeError) in Timestamp(milliseconds: try r.readI64()) }
         body.score = try state(.score) { (r) throws(DecodeError) in try r.readDouble() }

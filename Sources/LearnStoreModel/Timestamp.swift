@@ -13,7 +13,17 @@ public struct Timestamp: Hashable, Comparable, Sendable, CustomStringConvertible
 
     public var description: String { rfc3339 }
 
+    /// Whether the instant lies in ``minimum`` ... ``maximum``, the documented `time` range.
+    public var isInDocumentedRange: Bool { Self.documentedRange.contains(milliseconds) }
+
+    /// The `time` range of docs/PROTOCOL.md, section 1, in milliseconds.
+    public static let documentedRange = minimum.milliseconds...maximum.milliseconds
+
+    /// RFC 3339 for an instant in the documented range; any other value (only a bug or damaged data
+    /// can hold one) is shown as its raw millisecond count, because the calendar arithmetic below
+    /// would overflow or print a year RFC 3339 cannot hold.
     public var rfc3339: String {
+        guard isInDocumentedRange else { return "\(milliseconds) ms (outside 0001-01-01 ... 9999-12-31)" }
         var out = [UInt8]()
         out.reserveCapacity(24)
         let ms = milliseconds
@@ -40,15 +50,46 @@ public struct Timestamp: Hashable, Comparable, Sendable, CustomStringConvertible
         return String(decoding: out, as: UTF8.self)
     }
 
+    /// Why a text is not an instant: a reason a person can act on.
+    public struct ParseFailure: Error, Sendable, Equatable, CustomStringConvertible {
+        public let reason: String
+        public var description: String { reason }
+
+        static let malformed = ParseFailure(
+            reason: "must be an ISO 8601 date-time with offset, e.g. 2024-05-01T12:00:00Z, or a date")
+        static let leapSecond = ParseFailure(
+            reason: "has seconds = 60 (a leap second); LearnStore times have no leap seconds, write :59.999 or the next minute's :00")
+        static let outOfRange = ParseFailure(reason: "is outside 0001-01-01T00:00:00Z ... 9999-12-31T23:59:59.999Z")
+    }
+
     /// Parses an ISO 8601 / RFC 3339 instant: `YYYY-MM-DDTHH:MM[:SS[.fraction]]` followed by `Z`,
     /// `±HH:MM` or `±HHMM` (the offset is required), or a bare date `YYYY-MM-DD` read as midnight UTC.
-    /// Fractions beyond milliseconds are truncated toward the past.
+    /// Fractions beyond milliseconds are truncated toward the past. A leap second (`:60`) is refused:
+    /// stored times count milliseconds without leap seconds, and folding it into `:59` would store
+    /// an instant other than the one sent.
     public init?(iso8601 text: some StringProtocol) {
-        guard let value = Timestamp.parse(Array(text.utf8)) else { return nil }
+        guard case .success(let value) = Timestamp.parse(Array(text.utf8)) else { return nil }
         self = value
     }
 
-    static func parse(_ bytes: [UInt8]) -> Timestamp? {
+    /// Like ``init(iso8601:)``, but says why a text is refused.
+    public init(validatingISO8601 text: some StringProtocol) throws(ParseFailure) {
+        self = try Timestamp.parse(Array(text.utf8)).get()
+    }
+
+    static func parse(_ bytes: [UInt8]) -> Result<Timestamp, ParseFailure> {
+        guard let value = parseFields(bytes) else { return .failure(.malformed) }
+        switch value {
+        case .leapSecond: return .failure(.leapSecond)
+        case .instant(let ms):
+            let instant = Timestamp(milliseconds: ms)
+            return instant.isInDocumentedRange ? .success(instant) : .failure(.outOfRange)
+        }
+    }
+
+    private enum Parsed { case instant(Int64), leapSecond }
+
+    private static func parseFields(_ bytes: [UInt8]) -> Parsed? {
         var position = 0
         func digits(_ count: Int) -> Int64? {
             guard position + count <= bytes.count else { return nil }
@@ -73,16 +114,19 @@ public struct Timestamp: Hashable, Comparable, Sendable, CustomStringConvertible
             day <= CivilCalendar.daysInMonth(year: year, month: month)
         else { return nil }
         let dayNumber = CivilCalendar.days(fromYear: year, month: month, day: day)
-        if position == bytes.count { return Timestamp(milliseconds: dayNumber * 86_400_000) }
+        if position == bytes.count { return .instant(dayNumber * 86_400_000) }
         guard position < bytes.count, [UInt8(ascii: "T"), UInt8(ascii: "t"), UInt8(ascii: " ")].contains(bytes[position])
         else { return nil }
         position += 1
         guard let hour = digits(2), expect(":"), let minute = digits(2), hour < 24, minute < 60 else { return nil }
         var second: Int64 = 0
         var millis: Int64 = 0
+        var isLeapSecond = false
         if expect(":") {
-            guard let s = digits(2), s < 61 else { return nil }  // tolerate a leap second, folded into :59
-            second = min(s, 59)
+            guard let s = digits(2), s <= 60 else { return nil }
+            // Judged once the whole text parsed, so a malformed text is reported as malformed.
+            isLeapSecond = s == 60
+            second = s
             if position < bytes.count, bytes[position] == UInt8(ascii: ".") || bytes[position] == UInt8(ascii: ",") {
                 position += 1
                 var count = 0
@@ -111,10 +155,9 @@ public struct Timestamp: Hashable, Comparable, Sendable, CustomStringConvertible
             return nil
         }
         guard position == bytes.count else { return nil }
-        let ms = ((dayNumber * 24 + hour) * 60 + minute - offsetMinutes) * 60_000 + second * 1000 + millis
-        let value = Timestamp(milliseconds: ms)
-        guard value >= .minimum, value <= .maximum else { return nil }
-        return value
+        if isLeapSecond { return .leapSecond }
+        // At most 4 year digits, so no product or sum here can overflow.
+        return .instant(((dayNumber * 24 + hour) * 60 + minute - offsetMinutes) * 60_000 + second * 1000 + millis)
     }
 }
 

@@ -33,13 +33,13 @@ public enum MutationCodec {
         let tagOffset = reader.offset
         switch try reader.readU8() {
         case putRecordsTag:
-            let count = try reader.readLength(limit: 1 << 20)
+            let count = try reader.readCount(limit: 1 << 20, minimumElementBytes: RecordCodec.minimumRecordBytes)
             var records: [LearningRecord] = []
             records.reserveCapacity(count)
             for _ in 0..<count { records.append(try RecordCodec.decodeRecord(from: &reader)) }
             return .putRecords(records)
         case purgeRecordsTag:
-            let count = try reader.readLength(limit: 1 << 24)
+            let count = try reader.readCount(limit: 1 << 24, minimumElementBytes: 16)
             var ids: [RecordID] = []
             ids.reserveCapacity(count)
             for _ in 0..<count { ids.append(try reader.readRecordID()) }
@@ -47,7 +47,7 @@ public enum MutationCodec {
         case idempotencyTag:
             return .rememberIdempotencyKey(try IdempotencyCodec.decode(from: &reader))
         case outcomesTag:
-            let count = try reader.readLength(limit: 1 << 20)
+            let count = try reader.readCount(limit: 1 << 20, minimumElementBytes: 1)
             var records: [OutcomeRecord] = []
             records.reserveCapacity(count)
             for _ in 0..<count { records.append(try OutcomeRecord.decode(from: &reader)) }
@@ -71,7 +71,7 @@ enum IdempotencyCodec {
         let key = try reader.readString(limit: 1024)
         let fingerprint = try reader.readU64()
         let sequence = try reader.readU64()
-        let count = try reader.readLength(limit: 1 << 20)
+        let count = try reader.readCount(limit: 1 << 20, minimumElementBytes: 16)
         var ids: [RecordID] = []
         ids.reserveCapacity(count)
         for _ in 0..<count { ids.append(try reader.readRecordID()) }

@@ -60,7 +60,7 @@ public struct SnapshotHeader: Sendable, Hashable {
         }
         let sequence = try reader.readU64()
         let lsn = try reader.readU64()
-        let created = Timestamp(milliseconds: try reader.readI64())
+        let created = try reader.readTimestamp()
         let records = try reader.readU64()
         let outcomes = try reader.readU64()
         let keys = try reader.readU64()

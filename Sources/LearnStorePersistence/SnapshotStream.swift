@@ -102,6 +102,14 @@ public enum SnapshotStream {
         public var outcomes: OutcomeTables
     }
 
+    /// Every time the server formats or adds to must be in the documented range; the nullable ones
+    /// may also hold the null sentinel.
+    static func timesAreInRange(_ r: StoredRecord) -> Bool {
+        func nullable(_ value: Int64) -> Bool { value == StoredRecord.nullTime || Timestamp.documentedRange.contains(value) }
+        return Timestamp.documentedRange.contains(r.createdAt) && Timestamp.documentedRange.contains(r.updatedAt)
+            && nullable(r.completedAt) && nullable(r.expiresAt) && nullable(r.deletedAt)
+    }
+
     /// Decodes the whole uncompressed stream, validating every reference.
     public static func decode(_ bytes: UnsafeRawBufferPointer, tenantID: String, expectedRecords: UInt64) throws(DecodeError) -> Contents {
         var reader = ByteReader(bytes)
@@ -111,22 +119,22 @@ public enum SnapshotStream {
             guard found == tag else { throw DecodeError(offset: offset, reason: "expected section \(tag), found \(found)") }
         }
         try expectTag(stringsTag)
-        let stringCount = try reader.readLength(limit: bytes.count)
+        let stringCount = try reader.readCount(limit: bytes.count, minimumElementBytes: 1)
         var strings: [String] = []
         strings.reserveCapacity(stringCount)
         for _ in 0..<stringCount { strings.append(try reader.readString(limit: 1 << 16)) }
         try expectTag(uuidsTag)
-        let uuidCount = try reader.readLength(limit: bytes.count / 16)
+        let uuidCount = try reader.readCount(limit: bytes.count, minimumElementBytes: 16)
         var uuids: [UUID16] = []
         uuids.reserveCapacity(uuidCount)
         for _ in 0..<uuidCount { uuids.append(try reader.readUUID()) }
         try expectTag(personsTag)
-        let personCount = try reader.readLength(limit: bytes.count / 16)
+        let personCount = try reader.readCount(limit: bytes.count, minimumElementBytes: 16)
         var persons: [UUID16] = []
         persons.reserveCapacity(personCount)
         for _ in 0..<personCount { persons.append(try reader.readUUID()) }
         try expectTag(recordsTag)
-        let recordCount = try reader.readLength(limit: bytes.count / fixedRecordBytes)
+        let recordCount = try reader.readCount(limit: bytes.count, minimumElementBytes: fixedRecordBytes)
         guard UInt64(recordCount) == expectedRecords else {
             throw reader.error("section holds \(recordCount) records, the header says \(expectedRecords)")
         }
@@ -164,6 +172,9 @@ public enum SnapshotStream {
                 throw DecodeError(offset: start, reason: "record \(id) has string reference \(maxString) of \(stringCount)")
             }
             guard !r.flags.contains(.purged) else { throw DecodeError(offset: start, reason: "record \(id) is marked purged") }
+            guard Self.timesAreInRange(r) else {
+                throw DecodeError(offset: start, reason: "record \(id) has a time outside 0001-01-01 ... 9999-12-31")
+            }
             let key = (r.createdAt, r.idHigh, r.idLow)
             if let previous, previous >= key { throw DecodeError(offset: start, reason: "records are not in (created_at, id) order at \(id)") }
             previous = key
@@ -175,7 +186,7 @@ public enum SnapshotStream {
             }
         }
         try expectTag(idempotencyTag)
-        let keyCount = try reader.readLength(limit: bytes.count)
+        let keyCount = try reader.readCount(limit: bytes.count, minimumElementBytes: 1 + 8 + 8 + 1)
         var entries: [IdempotencyEntry] = []
         entries.reserveCapacity(keyCount)
         for _ in 0..<keyCount { entries.append(try IdempotencyCodec.decode(from: &reader)) }

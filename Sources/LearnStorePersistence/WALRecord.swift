@@ -92,9 +92,9 @@ public struct WALRecord: Sendable, Hashable {
         var reader = ByteReader(body)
         let lsn = try reader.readU64()
         let sequence = try reader.readU64()
-        let timestamp = Timestamp(milliseconds: try reader.readI64())
+        let timestamp = try reader.readTimestamp()
         let tenant = try reader.readString(limit: 256)
-        let count = try reader.readLength(limit: 1 << 16)
+        let count = try reader.readCount(limit: 1 << 16, minimumElementBytes: 2)
         var mutations: [TenantMutation] = []
         mutations.reserveCapacity(count)
         for _ in 0..<count { mutations.append(try MutationCodec.decode(from: &reader)) }

@@ -45,12 +45,12 @@ public struct WALSegmentHeader: Sendable, Hashable {
         let headerSize = try reader.readU32()
         guard headerSize == UInt32(size) else { throw DecodeError(offset: 12, reason: "unexpected header size \(headerSize)") }
         let first = try reader.readU64()
-        let created = try reader.readI64()
+        let created = try reader.readTimestamp()
         let stored = UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 60, as: UInt32.self))
         guard stored == CRC32C.checksum(UnsafeRawBufferPointer(rebasing: bytes[0..<60])) else {
             throw DecodeError(offset: 60, reason: "segment header checksum mismatch")
         }
-        return WALSegmentHeader(firstLSN: first, createdAt: Timestamp(milliseconds: created))
+        return WALSegmentHeader(firstLSN: first, createdAt: created)
     }
 
     /// `wal-<first LSN, 20 digits>.log`: names sort in LSN order.

@@ -104,7 +104,7 @@ public enum AdminMessages {
 
     /// The records and the outcome rows (each one row's JSON, still to be parsed).
     public static func decodeImport(from reader: inout ByteReader, maximumCount: Int = maximumImportCount) throws(DecodeError) -> ([LearningRecord], [[UInt8]]) {
-        let recordCount = try reader.readLength(limit: maximumCount)
+        let recordCount = try reader.readCount(limit: maximumCount, minimumElementBytes: RecordCodec.minimumRecordBytes)
         var records: [LearningRecord] = []
         records.reserveCapacity(recordCount)
         for _ in 0..<recordCount { records.append(try RecordCodec.decodeRecord(from: &reader)) }

@@ -119,7 +119,7 @@ public struct AuthResponse: Sendable, Hashable {
         let app = try reader.readU8() == 1 ? try reader.readString(limit: 256) : nil
         let person = try reader.readUUID()
         let scopes = Scopes(rawValue: try reader.readU32())
-        let expires = Timestamp(milliseconds: try reader.readI64())
+        let expires = try reader.readTimestamp()
         return AuthResponse(identity: CallerIdentity(tenantID: tenant, appID: app, personID: person, scopes: scopes), expiresAt: expires)
     }
 }

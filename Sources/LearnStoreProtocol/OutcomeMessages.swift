@@ -65,7 +65,7 @@ public enum OutcomeMessages {
     }
 
     public static func decodeIngest(from reader: inout ByteReader, maximumCount: Int) throws(DecodeError) -> [[UInt8]] {
-        let count = try reader.readLength(limit: maximumCount)
+        let count = try reader.readCount(limit: maximumCount, minimumElementBytes: 1)
         var events: [[UInt8]] = []
         events.reserveCapacity(count)
         for _ in 0..<count {
@@ -248,8 +248,8 @@ public enum OutcomeMessages {
             let type = try reader.readString(limit: maximumNameBytes)
             scope = .asset(AssetRef(type: type, id: try reader.readString(limit: maximumNameBytes)))
         case .assessedBetween:
-            let from = Timestamp(milliseconds: try reader.readI64())
-            scope = .assessedBetween(from: from, to: Timestamp(milliseconds: try reader.readI64()))
+            let from = try reader.readTimestamp()
+            scope = .assessedBetween(from: from, to: try reader.readTimestamp())
         }
         let limit = Int(try reader.readU16())
         let length = try reader.readLength(limit: maximumCursorBytes)

@@ -26,7 +26,7 @@ public enum RecordMessages {
 
     public static func decodeCreateBatch(from reader: inout ByteReader, maximumCount: Int) throws(DecodeError) -> ([RecordBody], String?) {
         let key = try readKey(&reader)
-        let count = try reader.readLength(limit: maximumCount)
+        let count = try reader.readCount(limit: maximumCount, minimumElementBytes: RecordCodec.minimumBodyBytes)
         var bodies: [RecordBody] = []
         bodies.reserveCapacity(count)
         for _ in 0..<count { bodies.append(try RecordCodec.decodeBody(from: &reader)) }
@@ -53,7 +53,7 @@ public enum RecordMessages {
 
     public static func decodePatch(from reader: inout ByteReader) throws(DecodeError) -> (RecordID, RecordBody, Timestamp?) {
         let id = try reader.readRecordID()
-        let expected = try readBool(&reader) ? Timestamp(milliseconds: try reader.readI64()) : nil
+        let expected = try readBool(&reader) ? try reader.readTimestamp() : nil
         let body = try RecordCodec.decodeBody(from: &reader)
         try reader.expectEnd()
         return (id, body, expected)
@@ -116,7 +116,7 @@ public enum RecordMessages {
     ) throws(DecodeError) -> (UInt64, Bool, [T]) {
         let sequence = try reader.readU64()
         let replayed = try readBool(&reader)
-        let count = try reader.readLength(limit: 100_000)
+        let count = try reader.readCount(limit: 100_000, minimumElementBytes: RecordCodec.minimumRecordBytes)
         var items: [T] = []
         items.reserveCapacity(count)
         for _ in 0..<count { items.append(try element(&reader)) }
@@ -125,7 +125,7 @@ public enum RecordMessages {
     }
 
     public static func decodeListResponse(from reader: inout ByteReader) throws(DecodeError) -> ([LearningRecord], [UInt8]) {
-        let count = try reader.readLength(limit: 100_000)
+        let count = try reader.readCount(limit: 100_000, minimumElementBytes: RecordCodec.minimumRecordBytes)
         var records: [LearningRecord] = []
         records.reserveCapacity(count)
         for _ in 0..<count { records.append(try RecordCodec.decodeRecord(from: &reader)) }
@@ -192,7 +192,7 @@ public enum ListQueryCodec {
         if has(.assessment) { query.linkedAssessmentID = try reader.readUUID() }
         if has(.provider) { query.provider = try reader.readString(limit: RecordCodec.maxStringBytes) }
         if has(.passed) { query.passed = try RecordMessages.readBool(&reader) }
-        func time() throws(DecodeError) -> Timestamp { Timestamp(milliseconds: try reader.readI64()) }
+        func time() throws(DecodeError) -> Timestamp { try reader.readTimestamp() }
         if has(.completedFrom) || has(.completedTo) {
             var range = TimeRange()
             if has(.completedFrom) { range.from = try time() }

@@ -195,7 +195,7 @@ public enum RollupMessages {
     }
 
     static func readOptionalTime(_ reader: inout ByteReader) throws(DecodeError) -> Timestamp? {
-        try OutcomeMessages.readBool(&reader) ? Timestamp(milliseconds: try reader.readI64()) : nil
+        try OutcomeMessages.readBool(&reader) ? try reader.readTimestamp() : nil
     }
 
     // MARK: rollup

@@ -86,23 +86,48 @@ public final class TokenVerifier: Sendable {
         }
     }
 
+    /// The longest leeway honoured; it keeps every sum below far from overflow whatever the configuration holds.
+    static let maximumLeewaySeconds: Int64 = 86_400
+
+    /// A NumericDate claim (seconds since the epoch, maybe fractional) as an instant in the documented
+    /// `time` range, or nil: NaN, infinities and values outside it name no instant this server can
+    /// compare or print, and converting them to Int64 unchecked would trap.
+    static func instant(ofClaim seconds: Double) -> Timestamp? {
+        guard seconds.isFinite, let milliseconds = Int64(exactly: (seconds * 1000).rounded(.down)),
+            Timestamp.documentedRange.contains(milliseconds)
+        else { return nil }
+        return Timestamp(milliseconds: milliseconds)
+    }
+
+    static func claimInstant(_ name: String, _ seconds: Double) throws(LearnStoreError) -> Timestamp {
+        guard let instant = instant(ofClaim: seconds) else {
+            throw LearnStoreError(.unauthenticated, "the token's \(name) claim \(seconds) is not a time in 0001-01-01 ... 9999-12-31 (seconds since 1970)")
+        }
+        return instant
+    }
+
     func check(_ claims: LearnStoreClaims, now: Timestamp) throws(LearnStoreError) -> (CallerIdentity, Timestamp) {
-        let leeway = configuration.leewaySeconds * 1000
+        let leeway = min(max(configuration.leewaySeconds, 0), Self.maximumLeewaySeconds) * 1000
         guard let tenant = claims.tenant_id, CallerIdentity.isValidTenantID(tenant) else {
             throw LearnStoreError(.unauthenticated, "the token lacks a valid tenant_id claim (1-64 of A-Z a-z 0-9 _ - .)")
         }
         guard let sub = claims.sub, let person = UUID16(sub) else {
             throw LearnStoreError(.unauthenticated, "the token's sub claim must be the person's UUID")
         }
-        guard let exp = claims.exp, exp.isFinite else { throw LearnStoreError(.unauthenticated, "the token has no exp claim") }
-        let expires = Timestamp(milliseconds: Int64(exp * 1000))
+        guard let exp = claims.exp else { throw LearnStoreError(.unauthenticated, "the token has no exp claim") }
+        let expires = try Self.claimInstant("exp", exp)
+        // `now` comes from the server's clock; with every instant in the documented range and the
+        // leeway bounded above, no sum here can overflow.
         if now.milliseconds >= expires.milliseconds + leeway {
             throw LearnStoreError(.tokenExpired, "the token expired at \(expires)")
         }
-        if let nbf = claims.nbf, now.milliseconds + leeway < Int64(nbf * 1000) {
-            throw LearnStoreError(.unauthenticated, "the token is not valid before \(Timestamp(milliseconds: Int64(nbf * 1000)))")
+        if let nbf = claims.nbf {
+            let notBefore = try Self.claimInstant("nbf", nbf)
+            if now.milliseconds + leeway < notBefore.milliseconds {
+                throw LearnStoreError(.unauthenticated, "the token is not valid before \(notBefore)")
+            }
         }
-        if let iat = claims.iat, now.milliseconds + leeway < Int64(iat * 1000) {
+        if let iat = claims.iat, now.milliseconds + leeway < (try Self.claimInstant("iat", iat)).milliseconds {
             throw LearnStoreError(.unauthenticated, "the token was issued in the future")
         }
         if let audience = configuration.audience, !(claims.aud?.values.contains(audience) ?? false) {
@@ -115,7 +140,8 @@ public final class TokenVerifier: Sendable {
             throw LearnStoreError(.unauthenticated, "the token's app_id claim must be 1-128 bytes")
         }
         let identity = CallerIdentity(tenantID: tenant, appID: claims.app_id, personID: person, scopes: Scopes(claim: claims.scope ?? ""))
-        return (identity, Timestamp(milliseconds: expires.milliseconds + leeway))
+        // The AUTH response's expires_at is a `time`, so it stays in the documented range.
+        return (identity, Timestamp(milliseconds: min(expires.milliseconds + leeway, Timestamp.maximum.milliseconds)))
     }
 
     static func describe(_ error: any Error) -> String {
@@ -131,11 +157,15 @@ public struct TokenMinter: Sendable {
     public func mint(tenantID: String, person: UUID16, appID: String? = nil, scopes: Scopes,
                      issuedAt: Timestamp, lifetimeSeconds: Int64, audience: String? = nil, issuer: String? = nil,
                      notBefore: Timestamp? = nil) async throws -> String {
+        let (expires, overflow) = (issuedAt.milliseconds / 1000).addingReportingOverflow(lifetimeSeconds)
+        guard !overflow, TokenVerifier.instant(ofClaim: Double(expires)) != nil else {
+            throw LearnStoreError.validation("a lifetime of \(lifetimeSeconds) seconds ends after 9999-12-31", field: "ttl")
+        }
         let keys = JWTKeyCollection()
         await keys.add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256)
         let claims = LearnStoreClaims(
             tenant_id: tenantID, sub: person.description, app_id: appID, scope: scopes.description,
-            exp: Double(issuedAt.milliseconds / 1000 + lifetimeSeconds), nbf: notBefore.map { Double($0.milliseconds / 1000) },
+            exp: Double(expires), nbf: notBefore.map { Double($0.milliseconds / 1000) },
             iat: Double(issuedAt.milliseconds / 1000), iss: issuer, aud: audience.map { .one($0) })
         return try await keys.sign(claims)
     }

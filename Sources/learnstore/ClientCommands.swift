@@ -95,8 +95,11 @@ func parseUUID(_ text: String, _ name: String) throws -> UUID16 {
 }
 
 func parseTime(_ text: String, _ name: String) throws -> Timestamp {
-    guard let time = Timestamp(iso8601: text) else { throw CLIError.usage("\(name) must be an ISO 8601 date-time with offset (or a date), got '\(text)'") }
-    return time
+    do {
+        return try Timestamp(validatingISO8601: text)
+    } catch {
+        throw CLIError.usage("\(name) \(error.reason), got '\(text)'")
+    }
 }
 
 struct RecordsCommand: AsyncParsableCommand {
@@ -196,7 +199,12 @@ struct RecordsCommand: AsyncParsableCommand {
                     var start = 0
                     while start < bodies.count {
                         let end = min(bodies.count, start + 1000)
-                        let result = try await records.createBatch(Array(bodies[start..<end]), idempotencyKey: idempotencyKey)
+                        let result: WriteResult<[LearningRecord]>
+                        do {
+                            result = try await records.createBatch(Array(bodies[start..<end]), idempotencyKey: idempotencyKey)
+                        } catch let error as LearnStoreError {
+                            throw BatchErrorPosition.inWholeInput(error, label: "record", batchStart: start)
+                        }
                         for record in result.value { printJSON(record.json) }
                         start = end
                     }

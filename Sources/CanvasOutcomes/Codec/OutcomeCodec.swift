@@ -84,7 +84,7 @@ struct FieldReader {
     }
 
     mutating func timestamp(_ reader: inout ByteReader) throws(DecodeError) -> Timestamp? {
-        present() ? Timestamp(milliseconds: try reader.readI64()) : nil
+        present() ? try reader.readTimestamp() : nil
     }
 
     mutating func double(_ reader: inout ByteReader) throws(DecodeError) -> Double? {

@@ -57,10 +57,14 @@ extension OutcomeRecord {
         }
         func time(_ member: String) throws(LearnStoreError) -> Timestamp? {
             guard let value = tombstone[member], !value.isNull else { return nil }
-            guard let text = value.stringValue, let time = Timestamp(iso8601: text) else {
+            guard let text = value.stringValue else {
                 throw .validation("\(member) must be an RFC 3339 time or null", field: "tombstone.\(member)")
             }
-            return time
+            do {
+                return try Timestamp(validatingISO8601: text)
+            } catch {
+                throw .validation("\(member) \(error.reason)", field: "tombstone.\(member)")
+            }
         }
         let parts = tombstone["digest"]?.stringValue?.split(separator: ":", omittingEmptySubsequences: false) ?? []
         guard parts.count == 2, let high = UInt64(parts[0], radix: 16), let low = UInt64(parts[1], radix: 16) else {

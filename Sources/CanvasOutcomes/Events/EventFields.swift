@@ -121,10 +121,11 @@ struct EventFields {
     func timestamp(_ key: String) throws(OutcomeEventError) -> Timestamp? {
         guard let value = present(key) else { return nil }
         guard case .string(let text) = value else { throw wrongType(key, "an ISO 8601 string") }
-        guard let instant = Timestamp(iso8601: text) else {
-            throw OutcomeEventError(.invalidValue, field: fieldPath(key), "not an ISO 8601 timestamp with offset")
+        do {
+            return try Timestamp(validatingISO8601: text)
+        } catch {
+            throw OutcomeEventError(.invalidValue, field: fieldPath(key), error.reason)
         }
-        return instant
     }
 
     func object(_ key: String) throws(OutcomeEventError) -> EventFields? {

@@ -32,7 +32,8 @@ public struct RollupInput: Hashable, Sendable {
     /// Ruby `Time#to_i` (floor) of the time, or 0 for nil.
     static func wholeSeconds(_ time: Timestamp?) -> Int64 {
         guard let ms = time?.milliseconds else { return 0 }
-        return ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000)
+        // Floor division written so that no Int64, Int64.min included, overflows.
+        return ms >= 0 ? ms / 1000 : (ms + 1) / 1000 - 1
     }
 }
 
