@@ -1,0 +1,7 @@
+import FuzzSupport
+
+/// The entry point SwiftPM links this executable with (see `runFuzzer`).
+@_cdecl("FuzzJSONParsers_main")
+public func harnessMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> CInt {
+    runFuzzer(argc, argv, fuzz)
+}
