@@ -4,11 +4,20 @@ import LearnStoreModel
 ///
 /// `append` is called on the tenant's executor right after the state changed, so it must not block:
 /// it queues the entry and returns its log sequence number (LSN). Durability completes later; the
-/// caller learns of it through ``TenantActor/markCommitted(upTo:)`` or a rollback.
+/// caller learns of it through the log's commit mark or a rollback (``TenantActor/rollBack(_:)``).
 public protocol MutationLog: Sendable {
     func append(_ entry: LogEntry) throws(LearnStoreError) -> UInt64
-    /// Everything up to this LSN is committed.
+    /// Every LSN up to this is resolved: committed, unless `hasFailed` says it failed.
     var committedLSN: UInt64 { get }
+    /// Whether the write with this LSN failed (its tenant undoes it).
+    func hasFailed(_ lsn: UInt64) -> Bool
+    /// The tenant has undone its failed writes and may append again.
+    func rollbackDone(tenant: String)
+}
+
+extension MutationLog {
+    public func hasFailed(_ lsn: UInt64) -> Bool { false }
+    public func rollbackDone(tenant: String) {}
 }
 
 /// One write of one tenant, as it goes to the log.

@@ -17,8 +17,11 @@ public actor TenantActor {
     private let executorSource: ExecutorSource
     /// Writes appended to the log but not yet committed, oldest first, with their undo.
     @exclusivity(unchecked) private var pending: [(lsn: UInt64, undo: TenantUndo)] = []
-    /// The LSN of this tenant's newest write; a read must not be answered before it is committed.
+    /// The LSN of this tenant's newest write in its state (what a snapshot of it covers).
     @exclusivity(unchecked) public private(set) var lastWriteLSN: UInt64 = 0
+    /// The newest write a read may observe that is not yet known durable (0: none): a read's answer is
+    /// held until it is committed, and replaced by an error if it failed.
+    public var observedLSN: UInt64 { pending.last?.lsn ?? 0 }
     /// Set while the tenant is being replaced (restore); data requests get LOADING.
     @exclusivity(unchecked) public private(set) var isLoading = false
 
@@ -161,43 +164,42 @@ public actor TenantActor {
 
     // MARK: durability
 
-    /// The log made everything up to `lsn` durable (or acknowledged, under relaxed fsync policies).
-    public func markCommitted(upTo lsn: UInt64) {
-        var drop = 0
-        while drop < pending.count, pending[drop].lsn <= lsn { drop += 1 }
-        if drop > 0 { pending.removeFirst(drop) }
-    }
-
-    /// The log failed at `lsn`: every write of this tenant from there on is taken back, newest first.
-    /// Returns how many writes were undone.
+    /// The log failed the writes `lsns` of this tenant: they are taken back, newest first, and the log
+    /// is told, so the tenant may write again. The log refuses this tenant's appends until then, so
+    /// they are its newest writes and no later write is undone. Returns how many writes were undone.
     @discardableResult
-    public func rollBack(from lsn: UInt64) -> Int {
+    public func rollBack(_ lsns: ClosedRange<UInt64>) -> Int {
         var undone = 0
-        while let last = pending.last, last.lsn >= lsn {
+        while let last = pending.last, lsns.contains(last.lsn) {
             state.undo(last.undo)
             pending.removeLast()
             undone += 1
         }
-        lastWriteLSN = pending.last?.lsn ?? min(lastWriteLSN, lsn - 1)
+        // The failed LSNs hold nothing of this tenant: a snapshot taken now covers them too.
+        lastWriteLSN = max(pending.last?.lsn ?? 0, lsns.upperBound)
+        log.rollbackDone(tenant: tenantID)
         return undone
     }
 
     public var pendingWrites: Int { pending.count }
 
-    /// Drops undo information of writes the log has committed.
+    /// Drops undo information of writes the log has made durable; a failed one stays until its
+    /// rollback, however far the commit mark has moved past it.
     private func trimCommitted() {
         let committed = log.committedLSN
         var drop = 0
-        while drop < pending.count, pending[drop].lsn <= committed { drop += 1 }
+        while drop < pending.count, pending[drop].lsn <= committed, !log.hasFailed(pending[drop].lsn) { drop += 1 }
         if drop > 0 { pending.removeFirst(drop) }
     }
 
     // MARK: whole-tenant operations
 
-    /// An O(pages) capture for a snapshot, and the LSN of the newest write it contains (the snapshot
-    /// may only be written once that LSN is committed). Serializing happens elsewhere.
-    public func captureForSnapshot() -> (capture: TenantCapture, lsn: UInt64) {
-        (state.capture(), lastWriteLSN)
+    /// An O(pages) capture for a snapshot, the LSN of the newest write it contains, and the LSNs of
+    /// the writes in it not yet known durable: the snapshot may only be written once they are
+    /// committed, and not at all if one failed. Serializing happens elsewhere.
+    public func captureForSnapshot() -> (capture: TenantCapture, lsn: UInt64, unresolved: [UInt64]) {
+        trimCommitted()
+        return (state.capture(), lastWriteLSN, pending.map(\.lsn))
     }
 
     /// Replaces the tenant's state wholesale (snapshot restore into a running server).

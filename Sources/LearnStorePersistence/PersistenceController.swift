@@ -67,25 +67,27 @@ public final class PersistenceController: Sendable {
         options.limits = limits
         let outcome: Recovery.Outcome
         let wal: WriteAheadLog
+        var kept: [String: [SnapshotHeader]] = [:]
         do {
             outcome = try Recovery(options: options, logger: logger, progress: progress).run()
+            for tenant in try directory.tenants(configuration.fileSystem) {
+                for sequence in try directory.snapshots(of: tenant, configuration.fileSystem) {
+                    if let header = try? SnapshotFile.readHeader(directory.snapshotPath(tenant, sequence: sequence), fileSystem: configuration.fileSystem) {
+                        kept[tenant, default: []].append(header)
+                    }
+                }
+            }
             let walConfiguration = WALConfiguration(
                 directory: directory.walDirectory, policy: configuration.fsync, segmentBytes: configuration.segmentBytes,
                 fileSystem: configuration.fileSystem, appendersWriteNow: configuration.appendersWriteNow)
             wal = try WriteAheadLog(
-                configuration: walConfiguration, resume: outcome.resume, startLSN: outcome.report.lastLSN + 1,
-                existingSegments: outcome.segments, clock: clock, logger: logger)
+                configuration: walConfiguration, resume: outcome.resume,
+                startLSN: max(outcome.report.lastLSN, outcome.newestSnapshotLSN) + 1,
+                segments: outcome.segments, snapshotCoverage: kept.compactMapValues { $0.map(\.lsn).min() },
+                clock: clock, logger: logger)
         } catch {
             DataDirectory.unlock(fd)
             throw error
-        }
-        var kept: [String: [SnapshotHeader]] = [:]
-        for tenant in try directory.tenants(configuration.fileSystem) {
-            for sequence in try directory.snapshots(of: tenant, configuration.fileSystem) {
-                if let header = try? SnapshotFile.readHeader(directory.snapshotPath(tenant, sequence: sequence), fileSystem: configuration.fileSystem) {
-                    kept[tenant, default: []].append(header)
-                }
-            }
         }
         let controller = PersistenceController(configuration: configuration, wal: wal, directory: directory, logger: logger,
                                                clock: clock, lockDescriptor: fd, kept: kept)
@@ -123,16 +125,16 @@ public final class PersistenceController: Sendable {
             return tenants.map { SnapshotResult(tenantID: $0.tenantID, sequence: 0, path: "", bytes: 0, records: 0, seconds: 0, skipped: true, error: "a snapshot round is already running") }
         }
         defer { roundInProgress.withLock { $0 = false } }
-        var captures: [(TenantCapture, UInt64)] = []
+        var captures: [SnapshotCapture] = []
         var results: [SnapshotResult] = []
         let newest = kept.withLock { $0.mapValues { $0.last?.sequence ?? 0 } }
         for actor in tenants {
-            let (capture, lsn) = await actor.captureForSnapshot()
+            let (capture, lsn, unresolved) = await actor.captureForSnapshot()
             if capture.sequence == 0 || (!force && newest[capture.tenantID] == capture.sequence) {
                 results.append(SnapshotResult(tenantID: capture.tenantID, sequence: capture.sequence, path: "", bytes: 0, records: 0, seconds: 0, skipped: true, error: nil))
                 continue
             }
-            captures.append((capture, lsn))
+            captures.append(SnapshotCapture(capture: capture, lsn: lsn, unresolved: unresolved))
         }
         lastRound.withLock { $0 = (ContinuousClock.now, wal.stats.bytesWritten) }
         guard !captures.isEmpty else { return results }
@@ -152,12 +154,33 @@ public final class PersistenceController: Sendable {
         return results + written
     }
 
+    /// A tenant captured for a snapshot, with the writes in it not yet known durable.
+    struct SnapshotCapture: Sendable {
+        var capture: TenantCapture
+        var lsn: UInt64
+        var unresolved: [UInt64]
+    }
+
     /// The blocking part of a round (runs on the snapshot queue, never on an actor or event loop).
-    private func writeSnapshots(_ captures: [(TenantCapture, UInt64)], parallel: Bool) -> [SnapshotResult] {
-        let maxLSN = captures.map(\.1).max() ?? 0
-        if !wal.waitUntilCommitted(maxLSN) {
-            return captures.map { SnapshotResult(tenantID: $0.0.tenantID, sequence: $0.0.sequence, path: "", bytes: 0, records: 0, seconds: 0, skipped: false, error: "writes in the capture could not be committed") }
+    /// A capture holding a write that failed is not written: that write is being undone.
+    func writeSnapshots(_ all: [SnapshotCapture], parallel: Bool) -> [SnapshotResult] {
+        let maxLSN = all.flatMap(\.unresolved).max() ?? 0
+        _ = wal.waitUntilCommitted(maxLSN)
+        var results: [SnapshotResult] = []
+        var captures: [(TenantCapture, UInt64)] = []
+        for entry in all {
+            if entry.unresolved.contains(where: { wal.committedLSN < $0 || wal.hasFailed($0) }) {
+                results.append(SnapshotResult(tenantID: entry.capture.tenantID, sequence: entry.capture.sequence, path: "", bytes: 0, records: 0,
+                                              seconds: 0, skipped: false, error: "writes in the capture could not be made durable"))
+            } else {
+                captures.append((entry.capture, entry.lsn))
+            }
         }
+        let written = writeCaptures(captures, parallel: parallel)
+        return results + written
+    }
+
+    private func writeCaptures(_ captures: [(TenantCapture, UInt64)], parallel: Bool) -> [SnapshotResult] {
         let results = Mutex<[SnapshotResult]>([])
         let fs = configuration.fileSystem
         let now = clock.now()
@@ -210,24 +233,15 @@ public final class PersistenceController: Sendable {
             try? configuration.fileSystem.remove(directory.snapshotPath(old.tenantID, sequence: old.sequence))
         }
         if !removable.isEmpty { try? configuration.fileSystem.syncDirectory(directory.tenantDirectory(header.tenantID)) }
-    }
-
-    /// Removes WAL segments that every tenant's oldest kept snapshot already covers.
-    private func applyRetention() {
-        let floor: UInt64 = kept.withLock { map in
-            map.values.compactMap { $0.first?.lsn }.min() ?? 0
+        if let oldest = kept.withLock({ $0[header.tenantID]?.map(\.lsn).min() }) {
+            wal.snapshotsKept(tenant: header.tenantID, oldestKeptLSN: oldest)
         }
-        guard floor > 0, tenantsWithoutSnapshots().isEmpty else { return }
-        let removed = wal.removeSegments(coveredBelow: floor + 1)
-        if !removed.isEmpty { logger.info("removed WAL segments covered by snapshots", metadata: ["count": "\(removed.count)"]) }
     }
 
-    /// Tenants that have WAL records but no snapshot yet (their WAL must be kept from the start).
-    private let knownTenants = Mutex<Set<String>>([])
-    public func noteTenants(_ ids: [String]) { knownTenants.withLock { $0.formUnion(ids) } }
-    private func tenantsWithoutSnapshots() -> [String] {
-        let snapshotted = Set(kept.withLock { Array($0.keys) })
-        return knownTenants.withLock { Array($0.subtracting(snapshotted)) }
+    /// Removes the WAL segments no tenant needs: the WAL knows which tenants have records in each.
+    func applyRetention() {
+        let removed = wal.removeUnneededSegments()
+        if !removed.isEmpty { logger.info("removed WAL segments covered by snapshots", metadata: ["count": "\(removed.count)"]) }
     }
 
     /// Snapshot rounds by time and WAL growth, until cancelled.
@@ -258,7 +272,6 @@ public final class PersistenceController: Sendable {
             let byBytes = configuration.snapshotWALBytes.map { wal.stats.bytesWritten - bytes >= UInt64($0) } ?? false
             if byTime || byBytes {
                 let actors = tenants()
-                noteTenants(actors.map(\.tenantID))
                 let results = await snapshot(actors, background: true)
                 let written = results.filter { !$0.skipped && $0.error == nil }
                 if !written.isEmpty {

@@ -63,7 +63,11 @@ public struct Recovery: Sendable {
         public var lastLSN: [String: UInt64]
         public var report: Report
         public var resume: WALResumePoint?
-        public var segments: [UInt64]
+        /// The WAL's segments with each tenant's newest LSN in them (what retention must know).
+        public var segments: [DurabilityLedger.Segment]
+        /// The newest LSN of any snapshot loaded: the WAL must go on above it, even if its own end is
+        /// lower (a WAL cut back, or lost with its tail), so no LSN is given twice.
+        public var newestSnapshotLSN: UInt64
     }
 
     let options: Options
@@ -124,6 +128,7 @@ public struct Recovery: Sendable {
         }
         var previousLSN: UInt64 = 0
         var resume: WALResumePoint?
+        var ledgerSegments: [DurabilityLedger.Segment] = []
         for (index, first) in segments.enumerated() {
             let path = directory.segmentPath(first)
             progress("replaying WAL segment \(index + 1) of \(segments.count)")
@@ -134,10 +139,14 @@ public struct Recovery: Sendable {
             // Verify the segment and route each wanted record to its tenant, then decode and apply each
             // tenant's records in order, tenants in parallel.
             var queues: [String: [(lsn: UInt64, body: Range<Int>)]] = [:]
+            var newestInSegment: [String: UInt64] = [:]
             let scan = try bytes.withUnsafeBytes { raw in
                 let scan = try WALSegmentScanner.scan(
                     raw, previousLSN: previousLSN, skipCorruption: options.forceRecovery,
-                    wants: { tenant, sequence in (only?.contains(tenant) ?? true) && sequence > (covered[tenant] ?? 0) },
+                    wants: { tenant, sequence, lsn in
+                        newestInSegment[tenant] = lsn
+                        return (only?.contains(tenant) ?? true) && sequence > (covered[tenant] ?? 0)
+                    },
                     collect: { tenant, _, lsn, body in queues[tenant, default: []].append((lsn, body)) }
                 ) { _, _ in }
                 report.walRecords += scan.records
@@ -185,6 +194,7 @@ public struct Recovery: Sendable {
                 return scan
             }
             if let last = scan.lastLSN { previousLSN = last }
+            ledgerSegments.append(DurabilityLedger.Segment(firstLSN: first, newestLSNByTenant: newestInSegment))
             switch scan.stop {
             case .end:
                 break
@@ -234,7 +244,13 @@ public struct Recovery: Sendable {
             report.tenants[tenant, default: TenantReport()].sequence = state.sequence
             report.tenants[tenant, default: TenantReport()].records = state.store.liveCount + state.store.deletedCount
         }
-        return Outcome(states: states, lastLSN: lastLSN, report: report, resume: resume, segments: segments)
+        let newestSnapshotLSN = report.tenants.values.map(\.snapshotLSN).max() ?? 0
+        // Segments after a torn tail were not scanned; they hold nothing (checked above).
+        for first in segments where !ledgerSegments.contains(where: { $0.firstLSN == first }) {
+            ledgerSegments.append(DurabilityLedger.Segment(firstLSN: first))
+        }
+        return Outcome(states: states, lastLSN: lastLSN, report: report, resume: resume, segments: ledgerSegments,
+                       newestSnapshotLSN: newestSnapshotLSN)
     }
 
     /// Applies one WAL record to its tenant's state if it is newer. Returns whether it was applied.

@@ -36,7 +36,7 @@ public struct WALSegmentScanner {
     /// result's `stop` still reports the first damage found.
     public static func scan(
         _ bytes: UnsafeRawBufferPointer, previousLSN: UInt64, skipCorruption: Bool = false,
-        wants: ((_ tenant: String, _ sequence: UInt64) -> Bool)? = nil,
+        wants: ((_ tenant: String, _ sequence: UInt64, _ lsn: UInt64) -> Bool)? = nil,
         collect: ((_ tenant: String, _ sequence: UInt64, _ lsn: UInt64, _ body: Range<Int>) -> Void)? = nil,
         visit: (WALRecord, Int) throws -> Void
     ) throws -> Result {
@@ -93,7 +93,7 @@ public struct WALSegmentScanner {
     }
 
     static func examine(_ bytes: UnsafeRawBufferPointer, at offset: Int, after floor: UInt64,
-                        wants: ((String, UInt64) -> Bool)? = nil,
+                        wants: ((String, UInt64, UInt64) -> Bool)? = nil,
                         collect: ((String, UInt64, UInt64, Range<Int>) -> Void)? = nil) -> Examination {
         let remaining = bytes.count - offset
         if remaining < WALRecord.headerSize {
@@ -127,7 +127,7 @@ public struct WALSegmentScanner {
             if let lsn = try? reader.readU64(), let sequence = try? reader.readU64(), (try? reader.readI64()) != nil,
                 let tenant = try? reader.readString(limit: 256)
             {
-                let wanted = wants?(tenant, sequence) ?? true
+                let wanted = wants?(tenant, sequence, lsn) ?? true
                 if !wanted || collect != nil {
                     guard lsn > floor else { return .damaged("LSN \(lsn) does not follow \(floor)") }
                     if wanted { collect?(tenant, sequence, lsn, (offset + WALRecord.headerSize)..<(offset + WALRecord.headerSize + length)) }

@@ -63,15 +63,15 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
     private var pending: [UInt8] = []
     private var pendingFirstLSN: UInt64 = 0
     private var pendingLastLSN: UInt64 = 0
-    private var pendingTenants = Set<String>()
-    private var nextLSN: UInt64
-    private var failure: String?
+    /// LSNs, commit and failure, rollback barriers, segment contents and retention.
+    private var ledger: DurabilityLedger
     private var stopping = false
     private var flushRequested = false
 
+    /// Mirrors of the ledger for readers on every request, without the lock.
     private let committed = Atomic<UInt64>(0)
+    private let anyFailure = Atomic<Bool>(false)
     private let failedRanges = Mutex<[ClosedRange<UInt64>]>([])
-    private let segments = Mutex<[UInt64]>([])  // first LSNs of existing segments, ascending
     private var thread: Thread?
     private let stopped = NSCondition()
     private var isStopped = false
@@ -80,13 +80,15 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
     private var file: (any StorageFile)?
     private var segmentFirstLSN: UInt64 = 0
     private var offset = 0
-    private var lastSync = ContinuousClock.now
+    /// When the last sync ended, by the injected clock (the `everysec` timer).
+    private var lastSyncMilliseconds: Int64 = 0
     private var unsyncedBytes = 0
 
     /// Called on the writer thread after each commit with the new committed LSN.
     public var onCommit: (@Sendable (UInt64) -> Void)?
-    /// Called on the writer thread when writes fail: the failed LSN range and the tenants it touched.
-    public var onFailure: (@Sendable (ClosedRange<UInt64>, Set<String>) -> Void)?
+    /// Called when writes fail, with each affected tenant's failed LSNs: the tenant must undo them and
+    /// then call `rollbackDone`; until then its appends are refused.
+    public var onFailure: (@Sendable ([DurabilityLedger.Rollback]) -> Void)?
 
     public struct Statistics: Sendable {
         public var bytesWritten: UInt64 = 0
@@ -103,7 +105,10 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
 
     /// Opens the log for appending at `resume` (from recovery), or creates a first segment starting at
     /// `startLSN`.
-    public init(configuration: WALConfiguration, resume: WALResumePoint?, startLSN: UInt64 = 1, existingSegments: [UInt64] = [],
+    /// `segments` are the existing segments with the tenants recovery found in each, `snapshotCoverage`
+    /// each tenant's oldest kept snapshot LSN (for retention).
+    public init(configuration: WALConfiguration, resume: WALResumePoint?, startLSN: UInt64 = 1,
+                segments: [DurabilityLedger.Segment] = [], snapshotCoverage: [String: UInt64] = [:],
                 clock: any EngineClock = SystemClock(), logger: Logger = Logger(label: "learnstore.wal")) throws(StorageError) {
         self.configuration = configuration
         self.clock = clock
@@ -113,20 +118,18 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
         try? fs.remove(Self.preparedPath(configuration.directory))
         try? fs.remove(Self.newSegmentPath(configuration.directory))
         preparer = WALSegmentPreparer(fileSystem: fs, path: Self.preparedPath(configuration.directory), logger: logger)
+        let next = max(resume?.nextLSN ?? startLSN, startLSN)
+        ledger = DurabilityLedger(nextLSN: next, segments: segments, snapshotCoverage: snapshotCoverage)
+        committed.store(next - 1, ordering: .releasing)
         if let resume {
-            nextLSN = resume.nextLSN
-            committed.store(resume.nextLSN - 1, ordering: .releasing)
             let opened = try fs.openForWriting(resume.segmentPath, create: false)
             file = opened
             segmentFirstLSN = resume.segmentFirstLSN
             offset = resume.offset
             capacity = try opened.size()
-            segments.withLock { $0 = existingSegments }
+            if ledger.segments.last?.firstLSN != resume.segmentFirstLSN { ledger.segmentOpened(firstLSN: resume.segmentFirstLSN) }
         } else {
-            nextLSN = startLSN
-            committed.store(startLSN - 1, ordering: .releasing)
-            segments.withLock { $0 = existingSegments }
-            try openNewSegment(firstLSN: startLSN)
+            try openNewSegment(firstLSN: next)
         }
     }
 
@@ -137,20 +140,29 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
         thread.start()
     }
 
+    /// Every LSN up to this is resolved: durable, unless `hasFailed` says it failed.
     public var committedLSN: UInt64 { committed.load(ordering: .acquiring) }
 
+    /// Whether any write ever failed (until then `hasFailed` is false for every LSN).
+    public var hasFailures: Bool { anyFailure.load(ordering: .acquiring) }
+
     public func hasFailed(_ lsn: UInt64) -> Bool {
-        failedRanges.withLock { ranges in ranges.contains { $0.contains(lsn) } }
+        guard hasFailures else { return false }
+        return failedRanges.withLock { ranges in ranges.contains { $0.contains(lsn) } }
     }
 
-    /// The LSN the next append will get.
-    public var upcomingLSN: UInt64 {
+    public var segmentFirstLSNs: [UInt64] {
         condition.lock()
         defer { condition.unlock() }
-        return nextLSN
+        return ledger.segments.map(\.firstLSN)
     }
 
-    public var segmentFirstLSNs: [UInt64] { segments.withLock { $0 } }
+    /// A copy of the bookkeeping (tests, the simulator, INFO).
+    public var ledgerSnapshot: DurabilityLedger {
+        condition.lock()
+        defer { condition.unlock() }
+        return ledger
+    }
 
     // MARK: appending (any thread)
 
@@ -158,16 +170,17 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
         var record = WALRecord.encodeUnsequenced(entry)
         condition.lock()
         defer { condition.unlock() }
-        if let failure { throw LearnStoreError(.storageUnavailable, "the WAL is failing (\(failure)); writes are refused until the disk recovers") }
         if stopping { throw LearnStoreError(.shuttingDown, "the WAL is closing") }
-        let lsn = nextLSN
-        nextLSN += 1
+        let lsn: UInt64
+        switch ledger.append(tenant: entry.tenantID) {
+        case .success(let assigned): lsn = assigned
+        case .failure(let refusal): throw refusal.error
+        }
         WALRecord.seal(&record, lsn: lsn)
         let wasEmpty = pending.isEmpty
         if wasEmpty { pendingFirstLSN = lsn }
         pending.append(contentsOf: record)
         pendingLastLSN = lsn
-        pendingTenants.insert(entry.tenantID)
         // Only the first append of a batch wakes the writer; it takes everything queued meanwhile.
         if wasEmpty && (configuration.policy == .always || !configuration.appendersWriteNow) { condition.signal() }
         return lsn
@@ -185,11 +198,11 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
     public func waitUntilCommitted(_ lsn: UInt64, timeout: Duration = .seconds(30)) -> Bool {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
-            if committedLSN >= lsn || hasFailed(lsn) { return committedLSN >= lsn }
+            if committedLSN >= lsn { return !hasFailed(lsn) }
             flush()
             usleepWhileWaiting()
         }
-        return committedLSN >= lsn
+        return committedLSN >= lsn && !hasFailed(lsn)
     }
 
     private func usleepWhileWaiting() {
@@ -213,67 +226,7 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
     // MARK: the writer thread
 
     private func writerLoop() {
-        while true {
-            condition.lock()
-            while pending.isEmpty && !stopping && !flushRequested && failure == nil {
-                if configuration.policy == .everysec {
-                    if !condition.wait(until: Date(timeIntervalSinceNow: 1)) { break }
-                } else {
-                    condition.wait()
-                }
-            }
-            if failure != nil && !stopping {
-                condition.unlock()
-                ioLock.lock()
-                recoverFromFailure()
-                ioLock.unlock()
-                continue
-            }
-            condition.unlock()
-            // File I/O happens under `ioLock`, and the batch is taken after it is held, so records
-            // reach the file in LSN order even when event loops write too (`writeNow`).
-            ioLock.lock()
-            condition.lock()
-            let batch = pending
-            let first = pendingFirstLSN
-            let last = pendingLastLSN
-            let tenants = pendingTenants
-            let flush = flushRequested || stopping
-            let exiting = stopping
-            pending.removeAll(keepingCapacity: true)
-            pendingTenants.removeAll(keepingCapacity: true)
-            flushRequested = false
-            condition.unlock()
-
-            var holdsIOLock = true
-            do throws(StorageError) {
-                if !batch.isEmpty { try write(batch, firstLSN: first, lastLSN: last) }
-                let timeToSync = configuration.policy == .everysec && ContinuousClock.now - lastSync >= .seconds(1)
-                if unsyncedBytes > 0 && (configuration.policy == .always || flush || timeToSync) {
-                    if configuration.policy == .always {
-                        try sync()
-                    } else {
-                        holdsIOLock = false
-                        try syncReleasingIOLock()
-                    }
-                }
-                if holdsIOLock { ioLock.unlock() }
-                if !batch.isEmpty {
-                    committed.store(last, ordering: .releasing)
-                    onCommit?(last)
-                }
-            } catch {
-                if holdsIOLock { ioLock.unlock() }
-                if !batch.isEmpty {
-                    fail(first...max(last, first), tenants: tenants, error: error)
-                } else {
-                    // A periodic sync failed: acknowledged writes may not be durable; refuse new ones.
-                    markFailed("\(error)")
-                }
-            }
-            syncRetiredSegment()
-            if exiting && batch.isEmpty { break }
-        }
+        while runWriterStep(wait: true) {}
         ioLock.lock()
         try? file?.sync(dataOnly: true)
         ioLock.unlock()
@@ -281,6 +234,77 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
         isStopped = true
         stopped.broadcast()
         stopped.unlock()
+    }
+
+    /// One round of the writer: write what is queued, sync as the policy says, publish the commit, or
+    /// recover from a failure. With `wait`, sleeps first until there is work (the writer thread);
+    /// without, returns at once (a caller driving the log step by step, as the simulator does).
+    /// Returns false once the log is stopping and everything is written.
+    @discardableResult
+    public func runWriterStep(wait: Bool = false) -> Bool {
+        condition.lock()
+        while wait && pending.isEmpty && !stopping && !flushRequested && ledger.storageFailure == nil {
+            if configuration.policy == .everysec {
+                if !condition.wait(until: Date(timeIntervalSinceNow: 1)) { break }
+            } else {
+                condition.wait()
+            }
+        }
+        if ledger.storageFailure != nil && !stopping {
+            condition.unlock()
+            ioLock.lock()
+            recoverFromFailure(wait: wait)
+            ioLock.unlock()
+            return true
+        }
+        condition.unlock()
+        // File I/O happens under `ioLock`, and the batch is taken after it is held, so records
+        // reach the file in LSN order even when event loops write too (`writeNow`).
+        ioLock.lock()
+        condition.lock()
+        let batch = pending
+        let first = pendingFirstLSN
+        let last = pendingLastLSN
+        let flush = flushRequested || stopping
+        let exiting = stopping
+        pending.removeAll(keepingCapacity: true)
+        flushRequested = false
+        condition.unlock()
+
+        var holdsIOLock = true
+        do throws(StorageError) {
+            if !batch.isEmpty { try write(batch, firstLSN: first, lastLSN: last) }
+            let timeToSync = configuration.policy == .everysec && clock.now().milliseconds - lastSyncMilliseconds >= 1000
+            if unsyncedBytes > 0 && (configuration.policy == .always || flush || timeToSync) {
+                if configuration.policy == .always {
+                    try sync()
+                } else {
+                    holdsIOLock = false
+                    try syncReleasingIOLock()
+                }
+            }
+            if holdsIOLock { ioLock.unlock() }
+            if !batch.isEmpty { publishCommit(through: last) }
+        } catch {
+            if holdsIOLock { ioLock.unlock() }
+            if !batch.isEmpty {
+                fail(from: first, error: error)
+            } else {
+                // A periodic sync failed: acknowledged writes may not be durable; refuse new ones.
+                markFailed("\(error)")
+            }
+        }
+        syncRetiredSegment()
+        return !(exiting && batch.isEmpty)
+    }
+
+    private func publishCommit(through last: UInt64) {
+        condition.lock()
+        ledger.committed(through: last)
+        let resolved = ledger.resolvedThrough
+        condition.unlock()
+        committed.store(resolved, ordering: .releasing)
+        onCommit?(resolved)
     }
 
     /// Under `everysec` and `off`, writes what is queued right away on the calling thread (an event
@@ -292,7 +316,7 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
         guard configuration.policy != .always else { return }
         ioLock.lock()
         condition.lock()
-        guard failure == nil, !stopping, !pending.isEmpty,
+        guard ledger.storageFailure == nil, !stopping, !pending.isEmpty,
             offset + pending.count + WALCommitMarker.size <= capacity
         else {
             if !pending.isEmpty { condition.signal() }
@@ -303,18 +327,15 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
         let batch = pending
         let first = pendingFirstLSN
         let last = pendingLastLSN
-        let tenants = pendingTenants
         pending.removeAll(keepingCapacity: true)
-        pendingTenants.removeAll(keepingCapacity: true)
         condition.unlock()
         do throws(StorageError) {
             try write(batch, firstLSN: first, lastLSN: last)
             ioLock.unlock()
-            committed.store(last, ordering: .releasing)
-            onCommit?(last)
+            publishCommit(through: last)
         } catch {
             ioLock.unlock()
-            fail(first...max(last, first), tenants: tenants, error: error)
+            fail(from: first, error: error)
         }
     }
 
@@ -332,6 +353,9 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
         }
         offset += batch.count
         unsyncedBytes += batch.count
+        condition.lock()
+        ledger.written(through: lastLSN)
+        condition.unlock()
         if !nextSegmentRequested && offset > capacity / 2 {
             nextSegmentRequested = true
             preparer.prepare(size: configuration.segmentBytes)
@@ -359,9 +383,10 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
             if configuration.policy == .always { wipeRange = (offset - unsyncedBytes)..<offset }
             throw error
         }
-        lastSync = ContinuousClock.now
+        let end = ContinuousClock.now
+        lastSyncMilliseconds = clock.now().milliseconds
         unsyncedBytes = 0
-        countSync(start, lastSync)
+        countSync(start, end)
     }
 
     private func countSync(_ start: ContinuousClock.Instant, _ end: ContinuousClock.Instant) {
@@ -384,43 +409,49 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
         try target.sync(dataOnly: true)
         let end = ContinuousClock.now
         ioLock.lock()
-        lastSync = end
+        lastSyncMilliseconds = clock.now().milliseconds
         unsyncedBytes -= covered
         ioLock.unlock()
         countSync(start, end)
     }
 
-    /// Everything from `range.lowerBound` on failed: refuse appends, fail what is queued, tell tenants.
-    private func fail(_ range: ClosedRange<UInt64>, tenants: Set<String>, error: StorageError) {
+    /// Everything from `first` on failed: refuse appends, fail what is queued, have tenants undo theirs.
+    private func fail(from first: UInt64, error: StorageError) {
         condition.lock()
-        let queuedLast = pending.isEmpty ? range.upperBound : pendingLastLSN
-        var allTenants = tenants
-        allTenants.formUnion(pendingTenants)
         pending.removeAll(keepingCapacity: true)
-        pendingTenants.removeAll()
-        failure = "\(error)"
+        let rollbacks = ledger.writeFailed(from: first, reason: "\(error)")
+        let ranges = ledger.failedRanges
+        let resolved = ledger.resolvedThrough
         condition.unlock()
-        let failedRange = range.lowerBound...max(range.upperBound, queuedLast)
-        failedRanges.withLock { $0.append(failedRange) }
+        failedRanges.withLock { $0 = ranges }
+        anyFailure.store(true, ordering: .releasing)
+        committed.store(resolved, ordering: .releasing)
         statistics.withLock { $0.failures += 1 }
         logger.error("WAL write failed; writes undone and refused until the disk recovers", metadata: [
-            "error": "\(error)", "first_lsn": "\(failedRange.lowerBound)", "last_lsn": "\(failedRange.upperBound)",
+            "error": "\(error)", "first_lsn": "\(first)", "last_lsn": "\(resolved)",
         ])
-        onFailure?(failedRange, allTenants)
-        onCommit?(committedLSN)
+        onFailure?(rollbacks)
+        onCommit?(resolved)
+    }
+
+    /// A tenant has undone its failed writes (see `onFailure`): it may write again.
+    public func rollbackDone(tenant: String) {
+        condition.lock()
+        ledger.rollbackDone(tenant: tenant)
+        condition.unlock()
     }
 
     private func markFailed(_ reason: String) {
         condition.lock()
-        failure = reason
+        ledger.syncFailed(reason: reason)
         condition.unlock()
         statistics.withLock { $0.failures += 1 }
         logger.error("WAL sync failed", metadata: ["error": "\(reason)"])
     }
 
     /// Wipes the failed region and checks that the disk takes a write and a sync again; retried once
-    /// a second until it works.
-    private func recoverFromFailure() {
+    /// a second (when `wait`) until it works.
+    private func recoverFromFailure(wait: Bool) {
         do throws(StorageError) {
             if let range = wipeRange {
                 let end = min(capacity, range.upperBound)
@@ -431,10 +462,11 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
             wipeRange = nil
             unsyncedBytes = 0
             condition.lock()
-            failure = nil
+            ledger.storageRecovered()
             condition.unlock()
             logger.notice("WAL recovered; accepting writes again")
         } catch {
+            guard wait else { return }
             condition.lock()
             _ = condition.wait(until: Date(timeIntervalSinceNow: 1))
             condition.unlock()
@@ -531,7 +563,9 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
         offset = WALSegmentHeader.size
         capacity = size
         unsyncedBytes = 0
-        segments.withLock { $0.append(firstLSN) }
+        condition.lock()
+        ledger.segmentOpened(firstLSN: firstLSN)
+        condition.unlock()
         statistics.withLock { $0.segmentsCreated += 1 }
         if rotating {
             // A log that has filled a segment is busy: prepare the next one now.
@@ -542,23 +576,37 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
         }
     }
 
-    /// Removes segments whose every record has an LSN below `lsn` (they are covered by snapshots).
-    /// Returns the removed files.
+    /// A tenant's snapshots are durable; its oldest kept one covers its writes up to `oldestKeptLSN`.
+    public func snapshotsKept(tenant: String, oldestKeptLSN: UInt64) {
+        condition.lock()
+        ledger.snapshotsKept(tenant: tenant, oldestKeptLSN: oldestKeptLSN)
+        condition.unlock()
+    }
+
+    /// Removes the segments no tenant needs (see ``DurabilityLedger/removableSegments()``). Returns the
+    /// removed files.
     @discardableResult
-    public func removeSegments(coveredBelow lsn: UInt64) -> [String] {
-        let removable: [UInt64] = segments.withLock { list in
-            var out: [UInt64] = []
-            for (index, first) in list.enumerated() where index + 1 < list.count && list[index + 1] <= lsn {
-                out.append(first)
-            }
-            list.removeAll { out.contains($0) }
-            return out
-        }
+    public func removeUnneededSegments() -> [String] {
+        ioLock.lock()
+        defer { ioLock.unlock() }
+        condition.lock()
+        let removable = ledger.removableSegments().filter { $0 != segmentFirstLSN }
+        condition.unlock()
         var removed: [String] = []
-        for first in removable where first != segmentFirstLSN {
+        var removedLSNs: [UInt64] = []
+        for first in removable {
             let path = configuration.directory + "/" + WALSegmentHeader.fileName(firstLSN: first)
-            if (try? configuration.fileSystem.remove(path)) != nil { removed.append(path) }
+            do {
+                try configuration.fileSystem.remove(path)
+                removed.append(path)
+                removedLSNs.append(first)
+            } catch {
+                logger.warning("could not remove a WAL segment no tenant needs", metadata: ["path": "\(path)", "error": "\(error)"])
+            }
         }
+        condition.lock()
+        ledger.segmentsRemoved(removedLSNs)
+        condition.unlock()
         if !removed.isEmpty { try? configuration.fileSystem.syncDirectory(configuration.directory) }
         return removed
     }

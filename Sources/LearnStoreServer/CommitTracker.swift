@@ -5,12 +5,13 @@ import Synchronization
 /// Tells connections when the writes their responses depend on are committed (durable under the
 /// server's fsync policy), so no reader ever sees a write a crash could take back.
 public protocol CommitTracker: AnyObject, Sendable {
-    /// Everything up to this LSN is committed.
+    /// Every LSN up to this is resolved: committed, unless `hasFailed` says it failed.
     var committedLSN: UInt64 { get }
     /// Whether `lsn` belongs to a write that failed and was undone.
     func hasFailed(_ lsn: UInt64) -> Bool
-    /// Calls `wake` on `loop` once the committed LSN reaches `lsn` or a failure is declared (at the
-    /// next commit or failure; at once if `lsn` is already committed).
+    /// Whether any write ever failed (until then no response needs checking one by one).
+    var hasFailures: Bool { get }
+    /// Calls `wake` on `loop` once `lsn` is resolved (committed or failed; at once if it already is).
     func subscribe(loop: any EventLoop, waitingFor lsn: UInt64, _ wake: @escaping @Sendable () -> Void)
     /// Called after each request batch: under relaxed fsync policies the log writes what the batch
     /// queued right here, so its replies need no hand-off to another thread.
@@ -26,6 +27,7 @@ public final class ImmediateCommitTracker: CommitTracker {
     public init() {}
     public var committedLSN: UInt64 { .max }
     public func hasFailed(_ lsn: UInt64) -> Bool { false }
+    public var hasFailures: Bool { false }
     public func subscribe(loop: any EventLoop, waitingFor lsn: UInt64, _ wake: @escaping @Sendable () -> Void) {
         loop.execute(wake)
     }

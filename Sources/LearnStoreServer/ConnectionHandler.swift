@@ -527,7 +527,8 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func deliver(_ result: BatchResult, started: NIODeadline, context: ChannelHandlerContext) {
         server.metrics.recordBatch(counts: result.counts, nanoseconds: (NIODeadline.now() - started).nanoseconds)
         for (opcode, code) in result.errors { server.metrics.recordError(opcode: opcode, code: code) }
-        if held.isEmpty && result.maximumLSN <= server.commits.committedLSN {
+        let commits = server.commits
+        if held.isEmpty && result.maximumLSN <= commits.committedLSN && !commits.hasFailures {
             writeLocal(result.bytes, count: result.responses.count, context: context)
         } else {
             held.append(result)
@@ -550,20 +551,19 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
         fail(LearnStoreError(.overloaded, "\(pending) bytes of responses are waiting for this client, above the limit of \(limit)"), context: context)
     }
 
-    /// Writes held batches whose writes are committed (or failed), in order.
+    /// Writes held batches whose writes are resolved, in order: a response that observed a write that
+    /// failed (its exact LSN, not merely one above the commit mark) is replaced by an error.
     private func releaseHeld(context: ChannelHandlerContext) {
         let commits = server.commits
         while let first = held.first {
             let committed = commits.committedLSN
-            let unresolved = first.responses.contains { $0.lsn > committed && !commits.hasFailed($0.lsn) }
-            if unresolved { break }
+            if first.responses.contains(where: { $0.lsn > committed }) { break }
             held.removeFirst()
             heldBytes -= first.bytes.count
-            if first.responses.contains(where: { $0.lsn > committed }) {
-                // Some responses observed writes that failed: replace those by errors.
+            if commits.hasFailures && first.responses.contains(where: { commits.hasFailed($0.lsn) }) {
                 var writer = ByteWriter(capacity: first.bytes.count)
                 for meta in first.responses {
-                    if meta.lsn > committed {
+                    if commits.hasFailed(meta.lsn) {
                         writer.writeErrorFrame(opcode: meta.opcode, requestID: meta.requestID, LearnStoreError(.storageUnavailable, "the write could not be made durable and was undone"))
                         server.metrics.recordError(opcode: meta.opcode, code: .storageUnavailable)
                     } else {

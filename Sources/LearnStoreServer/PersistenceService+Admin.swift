@@ -40,9 +40,10 @@ extension PersistenceService: AdminOperations {
             // With the tenant LOADING no write can start, so its state and last LSN are final.
             let current = await tenant.state
             let lastLSN = await tenant.lastWriteLSN
+            let unresolved = await tenant.observedLSN
             let wal = controller.wal
             try await offload { () throws(LearnStoreError) in
-                guard wal.waitUntilCommitted(lastLSN) else {
+                guard wal.waitUntilCommitted(unresolved) else {
                     throw LearnStoreError(.storageUnavailable, "the tenant's last writes are not durable; the WAL is failing")
                 }
             }

@@ -60,7 +60,6 @@ public final class PersistenceService: Service {
             let actor = context.registry.tenant(tenant)
             await actor.recovered(state, lsn: outcome.lastLSN[tenant] ?? 0)
         }
-        controller.noteTenants(Array(outcome.states.keys))
         log.set(controller.wal)
         commits.set(WALCommitTracker(wal: controller.wal, registry: context.registry, placement: context.placement))
         controller.start()

@@ -70,9 +70,9 @@ public enum RequestExecutor {
                 writer.writeErrorFrame(opcode: header.opcode, requestID: header.requestID, error)
                 errors.append((header.opcode, error.code))
             }
-            responses.append(ResponseMeta(requestID: header.requestID, opcode: header.opcode, lsn: tenant.lastWriteLSN, range: start..<writer.count))
+            responses.append(ResponseMeta(requestID: header.requestID, opcode: header.opcode, lsn: tenant.observedLSN, range: start..<writer.count))
         }
-        return BatchResult(bytes: writer.bytes, responses: responses, maximumLSN: tenant.lastWriteLSN, counts: counts, errors: errors)
+        return BatchResult(bytes: writer.bytes, responses: responses, maximumLSN: tenant.observedLSN, counts: counts, errors: errors)
     }
 
     /// Starts the memory loads of every GET in the batch (see `TenantActor.prefetchForGets`).

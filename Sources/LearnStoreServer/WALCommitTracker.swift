@@ -14,11 +14,15 @@ public final class WALCommitTracker: CommitTracker {
     public init(wal: WriteAheadLog, registry: TenantRegistry, placement: TenantPlacement) {
         self.wal = wal
         wal.onCommit = { [weak self] committed in self?.wake(upTo: committed, all: false) }
-        wal.onFailure = { [weak self] range, tenants in
-            for tenant in tenants {
-                guard let actor = registry.existingTenant(tenant) else { continue }
-                placement.loop(for: tenant).execute {
-                    actor.withExclusiveAccess { _ = $0.rollBack(from: range.lowerBound) }
+        wal.onFailure = { [weak self, weak wal] rollbacks in
+            for rollback in rollbacks {
+                guard let actor = registry.existingTenant(rollback.tenant) else {
+                    // No actor holds the writes (cannot happen: only actors append); let it write again.
+                    wal?.rollbackDone(tenant: rollback.tenant)
+                    continue
+                }
+                placement.loop(for: rollback.tenant).execute {
+                    actor.withExclusiveAccess { _ = $0.rollBack(rollback.lsns) }
                 }
             }
             self?.wake(upTo: .max, all: true)
@@ -27,13 +31,14 @@ public final class WALCommitTracker: CommitTracker {
 
     public var committedLSN: UInt64 { wal.committedLSN }
     public func hasFailed(_ lsn: UInt64) -> Bool { wal.hasFailed(lsn) }
+    public var hasFailures: Bool { wal.hasFailures }
     public func writeQueued() { wal.writeNow() }
 
     public func subscribe(loop: any EventLoop, waitingFor lsn: UInt64, _ wake: @escaping @Sendable () -> Void) {
         waiters.withLock { $0.append((lsn, loop, wake)) }
         // A commit may have happened between the caller's check and this registration.
         let committed = wal.committedLSN
-        if committed >= lsn || wal.hasFailed(lsn) { self.wake(upTo: committed, all: wal.hasFailed(lsn)) }
+        if committed >= lsn { self.wake(upTo: committed, all: false) }
     }
 
     /// Wakes waiters whose LSN is committed (or all, after a failure), one task per event loop.
@@ -75,6 +80,8 @@ public final class DeferredLog: MutationLog {
         return try log.append(entry)
     }
     public var committedLSN: UInt64 { target.withLock { $0 }?.committedLSN ?? 0 }
+    public func hasFailed(_ lsn: UInt64) -> Bool { target.withLock { $0 }?.hasFailed(lsn) ?? false }
+    public func rollbackDone(tenant: String) { target.withLock { $0 }?.rollbackDone(tenant: tenant) }
 }
 
 /// A commit tracker that forwards to the WAL's once recovery has opened it.
@@ -84,6 +91,7 @@ public final class DeferredCommitTracker: CommitTracker {
     public func set(_ tracker: any CommitTracker) { target.withLock { $0 = tracker } }
     public var committedLSN: UInt64 { target.withLock { $0 }?.committedLSN ?? .max }
     public func hasFailed(_ lsn: UInt64) -> Bool { target.withLock { $0 }?.hasFailed(lsn) ?? false }
+    public var hasFailures: Bool { target.withLock { $0 }?.hasFailures ?? false }
     public func subscribe(loop: any EventLoop, waitingFor lsn: UInt64, _ wake: @escaping @Sendable () -> Void) {
         if let tracker = target.withLock({ $0 }) { tracker.subscribe(loop: loop, waitingFor: lsn, wake) } else { loop.execute(wake) }
     }

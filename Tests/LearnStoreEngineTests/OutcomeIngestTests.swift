@@ -220,7 +220,7 @@ struct ObservedOutcomes: Equatable {
         // Undo, newest write first, one at a time.
         var expected = observed.count - 1
         for lsn in lsns.reversed() where lsn > 0 {
-            let undone = await actor.rollBack(from: lsn)
+            let undone = await actor.rollBack(lsn...lsn)
             #expect(undone == 1)
             while expected > 0, observed[expected - 1].sequence == observed[expected].sequence { expected -= 1 }
             expected -= 1

@@ -1,0 +1,224 @@
+import LearnStoreModel
+
+/// The durability bookkeeping of the write-ahead log as one pure state machine: no files, no threads,
+/// no clock. The WAL (its writer thread and the event loops that write inline), the commit tracker, the
+/// tenants' rollbacks and snapshot retention are shells that feed it events and carry out its answers.
+///
+/// It owns:
+/// - LSN assignment, and for every LSN not yet resolved the tenant that wrote it;
+/// - commit and failure as exact LSN ranges: an LSN is durable only if it is at or below the resolved
+///   mark and in no failed range, so a commit after a failure never makes a failed write look durable;
+/// - the rollback barrier: a tenant whose writes failed gets no new LSN until its rollback is
+///   confirmed, so no tenant sequence number is reused and no later write is undone by a stale rollback;
+/// - which tenants have records in which WAL segment (with each one's newest LSN there), and each
+///   tenant's snapshot coverage; from those two, which segments retention may delete. A tenant with no
+///   record in a segment never holds it, and nothing is deleted on a guess.
+public struct DurabilityLedger: Sendable {
+    public enum WriteState: Sendable, Equatable {
+        case pending, durable, failed
+    }
+
+    /// Why an LSN could not be given.
+    public enum Refusal: Error, Sendable, Equatable {
+        case storageFailing(String)
+        case rollingBack(tenant: String)
+    }
+
+    /// What the shells must do after a failure.
+    public struct Rollback: Sendable, Equatable {
+        public var tenant: String
+        public var lsns: ClosedRange<UInt64>
+
+        public init(tenant: String, lsns: ClosedRange<UInt64>) {
+            self.tenant = tenant
+            self.lsns = lsns
+        }
+    }
+
+    public private(set) var nextLSN: UInt64
+    /// Every LSN at or below this is resolved: durable, or in `failedRanges`.
+    public private(set) var resolvedThrough: UInt64
+    /// Failed LSNs, exact, ascending and disjoint.
+    public private(set) var failedRanges: [ClosedRange<UInt64>] = []
+    /// Appends are refused while the storage is failing (until it accepts a write and a sync again).
+    public private(set) var storageFailure: String?
+    /// Tenants with failed writes whose undo has not been confirmed, with the span of those LSNs.
+    public private(set) var awaitingRollback: [String: ClosedRange<UInt64>] = [:]
+    /// Unresolved LSNs and their tenants, oldest first.
+    private var unresolved: [(lsn: UInt64, tenant: String)] = []
+    private var unresolvedStart = 0
+    /// WAL segments by first LSN, ascending, each with its tenants' newest LSN in it.
+    public private(set) var segments: [Segment] = []
+    /// Per tenant, the LSN its oldest kept snapshot covers: none of its records up to there is needed.
+    public private(set) var snapshotCoverage: [String: UInt64] = [:]
+
+    public struct Segment: Sendable, Equatable {
+        public var firstLSN: UInt64
+        public var newestLSNByTenant: [String: UInt64]
+
+        public init(firstLSN: UInt64, newestLSNByTenant: [String: UInt64] = [:]) {
+            self.firstLSN = firstLSN
+            self.newestLSNByTenant = newestLSNByTenant
+        }
+    }
+
+    /// A ledger resuming after recovery: `nextLSN` is the first free LSN (everything below is durable),
+    /// `segments` what recovery found in the WAL, `snapshotCoverage` each tenant's oldest kept snapshot.
+    public init(nextLSN: UInt64, segments: [Segment] = [], snapshotCoverage: [String: UInt64] = [:]) {
+        precondition(nextLSN >= 1)
+        self.nextLSN = nextLSN
+        self.resolvedThrough = nextLSN - 1
+        self.segments = segments
+        self.snapshotCoverage = snapshotCoverage
+    }
+
+    // MARK: appending
+
+    /// Gives the next LSN to a write of `tenant`, or says why it cannot be written now.
+    public mutating func append(tenant: String) -> Result<UInt64, Refusal> {
+        if let storageFailure { return .failure(.storageFailing(storageFailure)) }
+        if awaitingRollback[tenant] != nil { return .failure(.rollingBack(tenant: tenant)) }
+        let lsn = nextLSN
+        nextLSN += 1
+        unresolved.append((lsn, tenant))
+        return .success(lsn)
+    }
+
+    /// A new segment starts at `firstLSN`; writes from now on go to it.
+    public mutating func segmentOpened(firstLSN: UInt64) {
+        if let last = segments.last, last.firstLSN == firstLSN { return }
+        segments.append(Segment(firstLSN: firstLSN))
+    }
+
+    /// The records up to `last` reached the segment being written (not yet durable): it now holds
+    /// records of their tenants. Called before their commit, while they are still unresolved.
+    public mutating func written(through last: UInt64) {
+        guard !segments.isEmpty else { return }
+        var index = unresolvedStart
+        while index < unresolved.count, unresolved[index].lsn <= last {
+            let entry = unresolved[index]
+            if entry.lsn > attributedThrough { segments[segments.count - 1].newestLSNByTenant[entry.tenant] = entry.lsn }
+            index += 1
+        }
+        attributedThrough = max(attributedThrough, last)
+    }
+
+    /// The newest LSN whose record was attributed to a segment.
+    private var attributedThrough: UInt64 = 0
+
+    // MARK: commit and failure
+
+    /// Every LSN up to `lsn` that has not failed is durable (under the log's fsync policy).
+    public mutating func committed(through lsn: UInt64) {
+        guard lsn > resolvedThrough else { return }
+        resolvedThrough = min(lsn, nextLSN - 1)
+        dropResolved()
+    }
+
+    /// The writes `lsns` (and every later unresolved one) could not be made durable. Returns the
+    /// rollbacks to run: per tenant, the span of its failed LSNs. Appends are refused until
+    /// `storageRecovered`, and each tenant's until its `rollbackDone`.
+    public mutating func writeFailed(from first: UInt64, reason: String) -> [Rollback] {
+        let last = nextLSN - 1
+        let start = max(first, resolvedThrough + 1)
+        guard start <= last else {
+            storageFailure = reason
+            return []
+        }
+        var spans: [String: ClosedRange<UInt64>] = [:]
+        for entry in unresolved[unresolvedStart...] where entry.lsn >= start {
+            spans[entry.tenant] = (spans[entry.tenant]?.lowerBound ?? entry.lsn)...entry.lsn
+        }
+        let range = start...last
+        if let previous = failedRanges.last, previous.upperBound + 1 == range.lowerBound {
+            failedRanges[failedRanges.count - 1] = previous.lowerBound...range.upperBound
+        } else {
+            failedRanges.append(range)
+        }
+        // Writes below `start` that were still unresolved were written before the failure; they
+        // resolve with the next commit.
+        resolvedThrough = max(resolvedThrough, last)
+        storageFailure = reason
+        for (tenant, span) in spans {
+            let merged = awaitingRollback[tenant].map { min($0.lowerBound, span.lowerBound)...max($0.upperBound, span.upperBound) } ?? span
+            awaitingRollback[tenant] = merged
+        }
+        dropResolved()
+        return spans.map { Rollback(tenant: $0.key, lsns: $0.value) }.sorted { $0.lsns.lowerBound < $1.lsns.lowerBound }
+    }
+
+    /// A periodic sync failed: writes already acknowledged under a relaxed policy may not be durable,
+    /// so new ones are refused until the storage recovers. Nothing is rolled back.
+    public mutating func syncFailed(reason: String) {
+        storageFailure = reason
+    }
+
+    /// The storage accepted a write and a sync again.
+    public mutating func storageRecovered() {
+        storageFailure = nil
+    }
+
+    /// `tenant` has undone its failed writes; it may write again.
+    public mutating func rollbackDone(tenant: String) {
+        awaitingRollback[tenant] = nil
+    }
+
+    public func state(of lsn: UInt64) -> WriteState {
+        if lsn > resolvedThrough { return .pending }
+        return isFailed(lsn) ? .failed : .durable
+    }
+
+    public func isFailed(_ lsn: UInt64) -> Bool {
+        // Failed ranges are few and ascending: search from the newest.
+        for range in failedRanges.reversed() {
+            if range.contains(lsn) { return true }
+            if range.upperBound < lsn { return false }
+        }
+        return false
+    }
+
+    private mutating func dropResolved() {
+        while unresolvedStart < unresolved.count, unresolved[unresolvedStart].lsn <= resolvedThrough { unresolvedStart += 1 }
+        if unresolvedStart > 1024 && unresolvedStart * 2 > unresolved.count {
+            unresolved.removeFirst(unresolvedStart)
+            unresolvedStart = 0
+        }
+    }
+
+    // MARK: snapshots and retention
+
+    /// A snapshot of `tenant` is durable, and its oldest kept snapshot covers its writes up to
+    /// `oldestKeptLSN`.
+    public mutating func snapshotsKept(tenant: String, oldestKeptLSN: UInt64) {
+        snapshotCoverage[tenant] = oldestKeptLSN
+    }
+
+    /// Segments that no tenant needs any more: every tenant with records in one has a kept snapshot
+    /// covering its newest record there. The segment being written is never removable.
+    public func removableSegments() -> [UInt64] {
+        guard segments.count > 1 else { return [] }
+        var removable: [UInt64] = []
+        for segment in segments.dropLast() {
+            let needed = segment.newestLSNByTenant.contains { tenant, newest in (snapshotCoverage[tenant] ?? 0) < newest }
+            if !needed { removable.append(segment.firstLSN) }
+        }
+        return removable
+    }
+
+    public mutating func segmentsRemoved(_ firstLSNs: [UInt64]) {
+        let current = segments.last?.firstLSN
+        let gone = Set(firstLSNs)
+        segments.removeAll { gone.contains($0.firstLSN) && $0.firstLSN != current }
+    }
+}
+
+extension DurabilityLedger.Refusal {
+    public var error: LearnStoreError {
+        switch self {
+        case .storageFailing(let reason):
+            LearnStoreError(.storageUnavailable, "the WAL is failing (\(reason)); writes are refused until the disk recovers")
+        case .rollingBack(let tenant):
+            LearnStoreError(.storageUnavailable, "tenant \(tenant) is undoing writes that could not be made durable; retry shortly")
+        }
+    }
+}

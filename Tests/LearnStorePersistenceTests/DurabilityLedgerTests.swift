@@ -1,0 +1,134 @@
+import LearnStorePersistence
+import Testing
+
+/// The ledger as transcripts: events in, answers out, no files and no threads.
+@Suite struct DurabilityLedgerTests {
+    static func lsn(_ result: Result<UInt64, DurabilityLedger.Refusal>) -> UInt64? {
+        if case .success(let lsn) = result { return lsn }
+        return nil
+    }
+
+    /// Appends and writes one record of `tenant` to the current segment.
+    static func write(_ ledger: inout DurabilityLedger, _ tenant: String) -> UInt64 {
+        let lsn = Self.lsn(ledger.append(tenant: tenant))!
+        ledger.written(through: lsn)
+        return lsn
+    }
+
+    @Test func commitAfterAFailureNeverMakesTheFailedWritesDurable() {
+        var ledger = DurabilityLedger(nextLSN: 1)
+        ledger.segmentOpened(firstLSN: 1)
+        let a1 = Self.lsn(ledger.append(tenant: "a"))!
+        ledger.committed(through: a1)
+        let a2 = Self.lsn(ledger.append(tenant: "a"))!
+        let b1 = Self.lsn(ledger.append(tenant: "b"))!
+        let rollbacks = ledger.writeFailed(from: a2, reason: "ENOSPC")
+        #expect(rollbacks == [.init(tenant: "a", lsns: a2...a2), .init(tenant: "b", lsns: b1...b1)])
+        #expect(ledger.state(of: a1) == .durable)
+        #expect(ledger.state(of: a2) == .failed)
+        #expect(ledger.state(of: b1) == .failed)
+        // Appends are refused while the storage fails, then per tenant until its rollback is confirmed.
+        #expect(ledger.append(tenant: "c") == .failure(.storageFailing("ENOSPC")))
+        ledger.storageRecovered()
+        #expect(ledger.append(tenant: "a") == .failure(.rollingBack(tenant: "a")))
+        let c1 = Self.lsn(ledger.append(tenant: "c"))!
+        #expect(c1 == b1 + 1, "failed LSNs are never given again")
+        ledger.committed(through: c1)
+        #expect(ledger.state(of: c1) == .durable)
+        #expect(ledger.state(of: a2) == .failed, "a later commit does not cover a failed LSN")
+        ledger.rollbackDone(tenant: "a")
+        #expect(Self.lsn(ledger.append(tenant: "a")) == c1 + 1)
+        #expect(ledger.append(tenant: "b") == .failure(.rollingBack(tenant: "b")))
+    }
+
+    @Test func aFailureAfterEarlierWritesFailsOnlyFromItsFirstLSN() {
+        var ledger = DurabilityLedger(nextLSN: 10)
+        let first = Self.lsn(ledger.append(tenant: "a"))!
+        let second = Self.lsn(ledger.append(tenant: "a"))!
+        // The first batch was written (its commit is on its way), the second failed.
+        _ = ledger.writeFailed(from: second, reason: "EIO")
+        ledger.committed(through: first)
+        #expect(ledger.state(of: first) == .durable)
+        #expect(ledger.state(of: second) == .failed)
+        #expect(ledger.awaitingRollback["a"] == second...second)
+    }
+
+    @Test func pendingUntilResolved() {
+        var ledger = DurabilityLedger(nextLSN: 1)
+        let a = Self.lsn(ledger.append(tenant: "a"))!
+        #expect(ledger.state(of: a) == .pending)
+        ledger.committed(through: a)
+        #expect(ledger.state(of: a) == .durable)
+        ledger.committed(through: 100)
+        #expect(ledger.resolvedThrough == a, "nothing beyond the last LSN given is resolved")
+    }
+
+    @Test func retentionFollowsTheTenantsInEachSegment() {
+        var ledger = DurabilityLedger(nextLSN: 1)
+        ledger.segmentOpened(firstLSN: 1)
+        let acme1 = Self.write(&ledger, "acme")
+        let newco1 = Self.write(&ledger, "newco")
+        ledger.committed(through: newco1)
+        ledger.segmentOpened(firstLSN: newco1 + 1)
+        let newco2 = Self.write(&ledger, "newco")
+        ledger.segmentOpened(firstLSN: newco2 + 1)
+        let acme2 = Self.write(&ledger, "acme")
+        ledger.committed(through: acme2)
+        // acme's snapshot covers all of acme; newco has none: only segments without newco go.
+        ledger.snapshotsKept(tenant: "acme", oldestKeptLSN: acme2)
+        #expect(ledger.removableSegments() == [])
+        ledger.snapshotsKept(tenant: "newco", oldestKeptLSN: newco1)
+        #expect(ledger.removableSegments() == [1])
+        ledger.snapshotsKept(tenant: "newco", oldestKeptLSN: newco2)
+        #expect(ledger.removableSegments() == [1, newco1 + 1])
+        ledger.segmentsRemoved([1, newco1 + 1])
+        #expect(ledger.segments.map(\.firstLSN) == [newco2 + 1])
+        _ = acme1
+    }
+
+    @Test func aTenantThatOnlyReadsNeverHoldsASegment() {
+        var ledger = DurabilityLedger(nextLSN: 1)
+        ledger.segmentOpened(firstLSN: 1)
+        let a = Self.write(&ledger, "a")
+        ledger.committed(through: a)
+        ledger.segmentOpened(firstLSN: a + 1)
+        ledger.snapshotsKept(tenant: "a", oldestKeptLSN: a)
+        // "reader" exists as an actor and has a snapshot coverage of 0, but no record anywhere.
+        ledger.snapshotsKept(tenant: "reader", oldestKeptLSN: 0)
+        #expect(ledger.removableSegments() == [1])
+    }
+
+    @Test func theSegmentBeingWrittenIsNeverRemovable() {
+        var ledger = DurabilityLedger(nextLSN: 1, segments: [.init(firstLSN: 1)])
+        #expect(ledger.removableSegments() == [])
+        ledger.segmentOpened(firstLSN: 5)
+        #expect(ledger.removableSegments() == [1])
+    }
+
+    @Test func recordsCountInTheSegmentTheyWereWrittenTo() {
+        var ledger = DurabilityLedger(nextLSN: 1, segments: [.init(firstLSN: 1)])
+        let a = Self.lsn(ledger.append(tenant: "a"))!
+        let b = Self.lsn(ledger.append(tenant: "b"))!
+        ledger.written(through: a)
+        // The writer rotates for the batch that starts at b.
+        ledger.segmentOpened(firstLSN: b)
+        ledger.written(through: b)
+        ledger.committed(through: b)
+        let a2 = Self.lsn(ledger.append(tenant: "a"))!
+        ledger.written(through: a2)
+        #expect(ledger.segments[0].newestLSNByTenant == ["a": a])
+        #expect(ledger.segments[1].newestLSNByTenant == ["b": b, "a": a2])
+    }
+
+    @Test func aSyncFailureRefusesAppendsWithoutRollingBack() {
+        var ledger = DurabilityLedger(nextLSN: 1)
+        let a = Self.lsn(ledger.append(tenant: "a"))!
+        ledger.committed(through: a)
+        ledger.syncFailed(reason: "EIO")
+        #expect(ledger.append(tenant: "a") == .failure(.storageFailing("EIO")))
+        #expect(ledger.awaitingRollback.isEmpty)
+        #expect(ledger.state(of: a) == .durable)
+        ledger.storageRecovered()
+        #expect(Self.lsn(ledger.append(tenant: "a")) == a + 1)
+    }
+}
