@@ -62,11 +62,12 @@ public struct LearningRecordsClient: Sendable {
         let frame = try await client.request(opcode: Opcode.purgePerson) { RecordMessages.encodePurge(personID, dryRun: dryRun, into: &$0) }
         let (sequence, count) = try ClientConnection.decode(frame) { (r) throws(DecodeError) in
             let sequence = try r.readU64()
-            let count = try r.readU64()
+            let start = r.offset
+            guard let count = Int(exactly: try r.readU64()) else { throw DecodeError(offset: start, reason: "count out of range") }
             try r.expectEnd()
             return (sequence, count)
         }
-        return WriteResult(value: Int(count), sequence: sequence, replayed: false)
+        return WriteResult(value: count, sequence: sequence, replayed: false)
     }
 
     /// One page.

@@ -57,9 +57,20 @@ public enum RecordValidator {
         }
     }
 
-    /// Every time of a whole record (an import) within the documented range, so later stamps, sums
-    /// and formatting never meet one outside it.
-    public static func checkStoredTimes(_ record: LearningRecord) throws(LearnStoreError) {
+    /// The bounds every stored record meets, checked on a whole record given as it is (an import,
+    /// whose JSON or frame may carry anything): times within the documented range, so later stamps,
+    /// sums and formatting never meet one outside it, and strings within the validation limits, which
+    /// the engine's fixed-width fields rely on (a certification reference's length is a u16).
+    public static func checkStoredBounds(_ record: LearningRecord) throws(LearnStoreError) {
+        let strings: [(RecordField, String?, Int)] = [
+            (.title, record.title, maximumTitleBytes), (.provider, record.provider, maximumProviderBytes),
+            (.certificationRef, record.certificationRef, maximumCertificationRefBytes), (.source, record.source, maximumSourceBytes),
+        ]
+        for (field, value, limit) in strings {
+            if let count = value?.utf8.count, count > limit {
+                throw .validation("\(field.name) is \(count) bytes; the limit is \(limit)", field: field.name)
+            }
+        }
         let times: [(RecordField, Timestamp?)] = [
             (.createdAt, record.createdAt), (.updatedAt, record.updatedAt), (.deletedAt, record.deletedAt),
             (.completedAt, record.completedAt), (.expiresAt, record.expiresAt),

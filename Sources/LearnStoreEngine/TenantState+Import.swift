@@ -29,14 +29,20 @@ extension TenantState {
         try caller.require(.admin)
         let limit = limits.maximumBatch * 100
         guard records.count <= limit, rows.count <= limit else { throw .validation("import batches hold at most \(limit) records and \(limit) outcome rows") }
+        try Self.checkSlotCapacity(used: store.slotCount, adding: records.count)
         var adjusted: [LearningRecord] = []
         adjusted.reserveCapacity(records.count)
-        for var record in records {
+        for (index, var record) in records.enumerated() {
             record.tenantID = tenantID
-            try RecordValidator.checkStoredTimes(record)
-            try RecordValidator.checkRecord(record)
-            if let score = record.score, !(score.isFinite && (0...100).contains(score)) {
-                throw .validation("record \(record.id): score must be a finite number from 0 to 100", field: "score")
+            do throws(LearnStoreError) {
+                try RecordValidator.checkStoredBounds(record)
+                try RecordValidator.checkRecord(record)
+                if let score = record.score, !(score.isFinite && (0...100).contains(score)) {
+                    throw .validation("score must be a finite number from 0 to 100", field: "score")
+                }
+            } catch {
+                // Named as CREATE_BATCH names a record, so a tool sending batches can point at its line.
+                throw LearnStoreError(error.code, "record \(index) (\(record.id)): \(error.message)", field: error.field)
             }
             adjusted.append(record)
         }

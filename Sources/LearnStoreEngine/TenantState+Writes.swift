@@ -4,6 +4,15 @@ import LearnStoreModel
 /// are exactly what changed the state.
 extension TenantState {
     /// The tenant's clock never runs backwards: a new record sorts after every existing one.
+    /// The slot indexes hold 27-bit slots; a write that would need more is refused before anything
+    /// changes (purged slots stay taken until the tenant is rebuilt from a snapshot).
+    static func checkSlotCapacity(used: Int, adding: Int) throws(LearnStoreError) {
+        let capacity = Int(SlotHashIndex.maximumSlot) + 1
+        guard adding <= capacity - used else {
+            throw .validation("the tenant holds \(used) record slots; \(adding) more would pass the limit of \(capacity)")
+        }
+    }
+
     func stampTime(_ now: Timestamp) -> Int64 {
         max(now.milliseconds, store.lastKey?.createdAt ?? Int64.min)
     }
@@ -25,6 +34,7 @@ extension TenantState {
         guard bodies.count <= limits.maximumBatch else {
             throw .validation("a batch holds at most \(limits.maximumBatch) records, got \(bodies.count)")
         }
+        try Self.checkSlotCapacity(used: store.slotCount, adding: bodies.count)
         var scopedKey: String?
         var fingerprint: UInt64 = 0
         if let idempotencyKey {

@@ -103,6 +103,18 @@ public struct ByteReader {
         return count
     }
 
+    /// A stored sequence number or LSN: a u64 of at most `Int64.max`. No history reaches that many
+    /// writes, so a larger one is damage, and refusing it keeps every later `+ 1` from overflowing.
+    public mutating func readCounter() throws(DecodeError) -> UInt64 {
+        let start = offset
+        let value = try readU64()
+        guard value <= UInt64(Int64.max) else {
+            offset = start
+            throw error("counter \(value) is above \(Int64.max)")
+        }
+        return value
+    }
+
     /// A `time`: i64 milliseconds within ``Timestamp/documentedRange`` (docs/PROTOCOL.md, section 1).
     /// A value outside is malformed, so no formatting or arithmetic later meets it.
     public mutating func readTimestamp() throws(DecodeError) -> Timestamp {

@@ -58,8 +58,8 @@ public struct SnapshotHeader: Sendable, Hashable {
         guard stored == CRC32C.checksum(UnsafeRawBufferPointer(rebasing: bytes[0..<(length - 4)])) else {
             throw DecodeError(offset: length - 4, reason: "snapshot header checksum mismatch")
         }
-        let sequence = try reader.readU64()
-        let lsn = try reader.readU64()
+        let sequence = try reader.readCounter()
+        let lsn = try reader.readCounter()
         let created = try reader.readTimestamp()
         let records = try reader.readU64()
         let outcomes = try reader.readU64()

@@ -90,8 +90,8 @@ public struct WALRecord: Sendable, Hashable {
     /// Decodes a body (after its length and checksum were verified).
     public static func decodeBody(_ body: UnsafeRawBufferPointer) throws(DecodeError) -> WALRecord {
         var reader = ByteReader(body)
-        let lsn = try reader.readU64()
-        let sequence = try reader.readU64()
+        let lsn = try reader.readCounter()
+        let sequence = try reader.readCounter()
         let timestamp = try reader.readTimestamp()
         let tenant = try reader.readString(limit: 256)
         let count = try reader.readCount(limit: 1 << 16, minimumElementBytes: 2)

@@ -44,7 +44,7 @@ public struct WALSegmentHeader: Sendable, Hashable {
         guard version == formatVersion else { throw DecodeError(offset: 8, reason: "unsupported WAL format version \(version)") }
         let headerSize = try reader.readU32()
         guard headerSize == UInt32(size) else { throw DecodeError(offset: 12, reason: "unexpected header size \(headerSize)") }
-        let first = try reader.readU64()
+        let first = try reader.readCounter()
         let created = try reader.readTimestamp()
         let stored = UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 60, as: UInt32.self))
         guard stored == CRC32C.checksum(UnsafeRawBufferPointer(rebasing: bytes[0..<60])) else {

@@ -97,12 +97,17 @@ struct ImportCommand: AsyncParsableCommand {
             var reader = try EventLineReader(path: file)
             let progress = ProgressReporter("import")
             var lines = 0
+            /// Each line of the current batch: whether it is a record, and its line number.
+            var batchLines: [(isRecord: Bool, number: Int)] = []
             /// The next batch: parsed lines, and each outcome row's original bytes (sent as they are).
             func nextBatch() throws -> [(ExportLine, [UInt8])]? {
                 var parsed: [(ExportLine, [UInt8])] = []
+                batchLines.removeAll(keepingCapacity: true)
                 while parsed.count < batch, let (number, bytes) = try reader.next() {
                     do {
-                        parsed.append((try ExportLine(json: try JSONValue.parse(bytes)), bytes))
+                        let line = try ExportLine(json: try JSONValue.parse(bytes))
+                        parsed.append((line, bytes))
+                        if case .record = line { batchLines.append((true, number)) } else { batchLines.append((false, number)) }
                     } catch let error as LearnStoreError {
                         throw CLIError.failed("line \(number): \(error.message)\(error.field.map { " (\($0))" } ?? "")")
                     } catch {
@@ -128,7 +133,12 @@ struct ImportCommand: AsyncParsableCommand {
                             case .outcome: rows.append(bytes)
                             }
                         }
-                        let result = try await connection.admin.importBatch(records: records, outcomeRows: rows)
+                        let result: ImportReport
+                        do {
+                            result = try await connection.admin.importBatch(records: records, outcomeRows: rows)
+                        } catch let error as LearnStoreError {
+                            throw BatchErrorPosition.inImportFile(error, lines: batchLines, importedLines: lines - parsed.count)
+                        }
                         total.sequence = max(total.sequence, result.sequence)
                         total.records += result.records
                         total.outcomesApplied += result.outcomesApplied
@@ -151,7 +161,12 @@ struct ImportCommand: AsyncParsableCommand {
             let session = try OfflineImport(directory: try data.directory, tenantID: tenant, forceRecovery: recovery.forceRecovery) { progress.stage($0) }
             do {
                 while let parsed = try nextBatch() {
-                    try session.apply(parsed.map(\.0))
+                    do {
+                        try session.apply(parsed.map(\.0))
+                    } catch let error as LearnStoreError {
+                        // Offline, nothing is written until the end: earlier batches are not imported either.
+                        throw BatchErrorPosition.inImportFile(error, lines: batchLines, importedLines: 0)
+                    }
                     report()
                 }
             } catch {

@@ -28,7 +28,7 @@ import LearnStoreModel
 }
 
 @Suite struct ImportedTimeRangeTests {
-    @Test func anImportedRecordWithATimeOutsideTheRangeIsRefusedAndNothingStored() throws {
+    @Test func anImportedRecordOutsideTheStoredBoundsIsRefusedAndNothingStored() throws {
         var h = Harness()
         let created = try h.create(body())
         let sequence = h.state.sequence
@@ -36,11 +36,23 @@ import LearnStoreModel
         late.expiresAt = Timestamp(milliseconds: .max)
         var early = created
         early.createdAt = Timestamp(milliseconds: .min + 1)
-        for record in [late, early] {
+        // A certification reference longer than a u16 would trap where the engine stores its length.
+        var long = created
+        long.certificationRef = String(repeating: "x", count: 70_000)
+        for record in [late, early, long] {
             let error = #expect(throws: LearnStoreError.self) { _ = try h.state.importRecords([record], caller: h.who) }
             #expect(error?.code == .validation)
         }
         #expect(try h.state.get(created.id, caller: h.who) == created)
         #expect(h.state.sequence == sequence)
+    }
+}
+
+@Suite struct SlotCapacityTests {
+    @Test func aWriteNeedingMoreSlotsThanTheIndexesHoldIsRefused() throws {
+        let capacity = Int(SlotHashIndex.maximumSlot) + 1
+        try TenantState.checkSlotCapacity(used: capacity - 10, adding: 10)
+        #expect(throws: LearnStoreError.self) { try TenantState.checkSlotCapacity(used: capacity - 10, adding: 11) }
+        #expect(throws: LearnStoreError.self) { try TenantState.checkSlotCapacity(used: capacity, adding: 1) }
     }
 }

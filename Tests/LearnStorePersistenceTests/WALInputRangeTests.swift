@@ -33,4 +33,12 @@ import Testing
         }
         #expect(error?.offset == 1)
     }
+
+    @Test func aSequenceOrLSNNoHistoryReachesIsDamage() {
+        #expect(throws: DecodeError.self) {
+            _ = try Self.decode(LogEntry(tenantID: "t", sequence: .max, timestamp: Timestamp(milliseconds: 0), mutations: []))
+        }
+        let bytes = WALRecord(lsn: UInt64(Int64.max) + 1, entry: LogEntry(tenantID: "t", sequence: 1, timestamp: Timestamp(milliseconds: 0), mutations: [])).encoded
+        #expect(throws: DecodeError.self) { _ = try bytes[WALRecord.headerSize...].withUnsafeBytes { try WALRecord.decodeBody($0) } }
+    }
 }

@@ -108,27 +108,52 @@ import Testing
         }
     }
 
-    @Test func aBatchErrorFromTheCommandLineNamesThePositionInTheWholeInput() async throws {
+    /// Runs `learnstore <command> FILE <arguments>` against `server` with `lines` as FILE (JSON Lines),
+    /// then checks the first batch of 1000 is stored and the rest is not.
+    static func runBatchedCommand(_ command: [String], lines: [String], arguments: [String], server: TestServer) async throws -> CommandLineRun {
         try #require(FileManager.default.isExecutableFile(atPath: CommandLineRun.binary.path), "build the learnstore binary first")
-        let server = try await TestServer.start()
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("learnstore-batch-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
-        let lines = (0..<1500).map { index in
-            #"{"person_id":"5f0c1e2a-7b3d-4c9e-9a1b-000000000042","title":"R\#(index)","score":\#(index == 1200 ? 150 : 50)}"#
-        }
-        let file = directory.appendingPathComponent("records.jsonl")
+        let file = directory.appendingPathComponent("input.jsonl")
         try Data((lines.joined(separator: "\n") + "\n").utf8).write(to: file)
         let run = try await CommandLineRun.run(
-            ["records", "create", file.path, "--port", String(server.port), "--token", try await server.token()], in: directory)
+            command + [file.path, "--port", String(server.port), "--token", try await server.token()] + arguments, in: directory)
         #expect(run.status != 0)
-        #expect(run.stderr.contains("record 1200: score"), "\(run.stderr)")
-        #expect(run.stderr.contains("records 0 to 999, sent in earlier batches, are stored"), "\(run.stderr)")
-        #expect(!run.stderr.contains("record 200:"))
         let client = try await server.client()
         let page = try await client.performance.learningRecords.page(ListQuery(limit: 1000))
         #expect(page.records.count == 1000 && page.nextCursor == nil, "the first batch is stored, the second is not")
         await client.shutdown()
+        return run
+    }
+
+    @Test func aBatchErrorFromTheCommandLineNamesThePositionInTheWholeInput() async throws {
+        let server = try await TestServer.start()
+        let lines = (0..<1500).map { index in
+            #"{"person_id":"5f0c1e2a-7b3d-4c9e-9a1b-000000000042","title":"R\#(index)","score":\#(index == 1200 ? 150 : 50)}"#
+        }
+        let run = try await Self.runBatchedCommand(["records", "create"], lines: lines, arguments: [], server: server)
+        #expect(run.stderr.contains("record 1200: score"), "\(run.stderr)")
+        #expect(run.stderr.contains("records 0 to 999, sent in earlier batches, are stored"), "\(run.stderr)")
+        #expect(!run.stderr.contains("record 200:"))
+        try await server.stop()
+    }
+
+    @Test func anImportErrorNamesTheLineOfTheBadRecord() async throws {
+        let server = try await TestServer.start()
+        let lines = (0..<1500).map { index in
+            var record = LearningRecord(
+                id: RecordID(milliseconds: 1_700_000_000_000 + UInt64(index), randomHigh: 1, randomLow: UInt64(index)), tenantID: "x",
+                createdAt: Timestamp(milliseconds: 1_700_000_000_000 + Int64(index)),
+                updatedAt: Timestamp(milliseconds: 1_700_000_000_000 + Int64(index)), personID: UUID16(high: 1, low: 2))
+            record.title = "R\(index)"
+            record.score = index == 1200 ? 150 : 50
+            return record.json.serialized
+        }
+        let run = try await Self.runBatchedCommand(["import"], lines: lines, arguments: ["--online"], server: server)
+        // Line 1201 holds the record at index 1200 of the file (index 200 of the second batch).
+        #expect(run.stderr.contains("line 1201 (lr_"), "\(run.stderr)")
+        #expect(run.stderr.contains("the 1000 lines before line 1001, sent in earlier batches, are imported"), "\(run.stderr)")
         try await server.stop()
     }
 }
