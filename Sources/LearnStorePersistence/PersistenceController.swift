@@ -268,8 +268,8 @@ public final class PersistenceController: Sendable {
             }
             writtenLastTick = written
             let (at, bytes) = lastRound.withLock { $0 }
-            let byTime = configuration.snapshotIntervalSeconds.map { ContinuousClock.now - at >= .milliseconds(Int64($0 * 1000)) } ?? false
-            let byBytes = configuration.snapshotWALBytes.map { wal.stats.bytesWritten - bytes >= UInt64($0) } ?? false
+            let byTime = configuration.snapshotIntervalSeconds.map { ContinuousClock.now - at >= Self.interval(seconds: $0) } ?? false
+            let byBytes = configuration.snapshotWALBytes.map { wal.stats.bytesWritten - bytes >= UInt64(clamping: $0) } ?? false
             if byTime || byBytes {
                 let actors = tenants()
                 let results = await snapshot(actors, background: true)
@@ -311,5 +311,15 @@ public final class PersistenceController: Sendable {
             records: UInt64(capture.liveRecords + capture.deletedRecords), outcomeRecords: UInt64(capture.outcomes.recordCount),
             idempotencyKeys: UInt64(capture.idempotency.count)))
         return written
+    }
+}
+
+extension PersistenceController {
+    /// A configured interval as a Duration. The value comes from a flag or a config file: NaN, an
+    /// infinity or an absurd number of seconds is read as "at most every 31,700 years" and a negative
+    /// one as zero, so the conversion to whole milliseconds cannot trap.
+    static func interval(seconds: Double) -> Duration {
+        let bounded = seconds.isNaN ? 1e12 : min(max(seconds, 0), 1e12)
+        return .milliseconds(Int64(bounded * 1000))
     }
 }

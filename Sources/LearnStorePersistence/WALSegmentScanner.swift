@@ -124,7 +124,9 @@ public struct WALSegmentScanner {
             // Records a snapshot already covers need no decoding (the checksum vouches for them), and a
             // collecting caller decodes the ones it wants itself (in parallel, per tenant).
             var reader = ByteReader(body)
-            if let lsn = try? reader.readU64(), let sequence = try? reader.readU64(), (try? reader.readI64()) != nil,
+            // Read with the checks decodeBody applies, so a value it would refuse falls through to it
+            // and is reported as damage instead of becoming the next LSN to count on from.
+            if let lsn = try? reader.readCounter(), let sequence = try? reader.readCounter(), (try? reader.readTimestamp()) != nil,
                 let tenant = try? reader.readString(limit: 256)
             {
                 let wanted = wants?(tenant, sequence, lsn) ?? true

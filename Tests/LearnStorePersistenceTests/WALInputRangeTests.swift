@@ -42,3 +42,16 @@ import Testing
         #expect(throws: DecodeError.self) { _ = try bytes[WALRecord.headerSize...].withUnsafeBytes { try WALRecord.decodeBody($0) } }
     }
 }
+
+@Suite struct SnapshotIntervalTests {
+    @Test(arguments: [Double.nan, .infinity, 1e300, 9.3e15])
+    func anAbsurdIntervalMeansAlmostNever(seconds: Double) {
+        #expect(PersistenceController.interval(seconds: seconds) == .seconds(1_000_000_000_000))
+    }
+
+    @Test func ordinaryIntervalsAreKept() {
+        #expect(PersistenceController.interval(seconds: 3600) == .seconds(3600))
+        #expect(PersistenceController.interval(seconds: 0.25) == .milliseconds(250))
+        #expect(PersistenceController.interval(seconds: -5) == .zero)
+    }
+}
