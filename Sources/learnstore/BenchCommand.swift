@@ -63,7 +63,18 @@ struct BenchCommand: AsyncParsableCommand {
                 configuration.clientThreads = threads
             }
             configuration.requests = n
+            // Both become whole milliseconds or nanoseconds; a week bounds any sensible run.
+            let timed: [(String, Double?)] = [("--duration", duration), ("--warmup", warmup)]
+            for (name, seconds) in timed {
+                if let seconds, !(seconds.isFinite && (0...604_800).contains(seconds)) {
+                    throw CLIError.usage("\(name) must be 0 to 604800 seconds")
+                }
+            }
             configuration.durationSeconds = duration ?? (n == nil ? 10 : nil)
+            if let rate {
+                // The open loop divides a second by the rate and converts the schedule to integers.
+                guard rate.isFinite, rate >= 1, rate <= 1e9 else { throw CLIError.usage("--rate must be 1 to 1000000000 requests per second") }
+            }
             configuration.rate = rate
             configuration.tenants = tenants
             configuration.preload = preload

@@ -156,4 +156,13 @@ import Testing
         #expect(run.stderr.contains("the 1000 lines before line 1001, sent in earlier batches, are imported"), "\(run.stderr)")
         try await server.stop()
     }
+
+    @Test(arguments: [["--rate", "0"], ["--rate", "nan"], ["--rate", "0.5"], ["--warmup", "1e300"], ["--duration", "inf"]])
+    func benchRefusesRatesAndDurationsItCannotSchedule(flags: [String]) async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: CommandLineRun.binary.path), "build the learnstore binary first")
+        let directory = FileManager.default.temporaryDirectory
+        let run = try await CommandLineRun.run(["bench", "--token", "unused", "--port", "1"] + flags, in: directory)
+        #expect(run.status == 2, "\(run.stderr)")
+        #expect(run.stderr.contains(flags[0]), "\(run.stderr)")
+    }
 }
