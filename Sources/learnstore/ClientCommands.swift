@@ -182,7 +182,11 @@ struct RecordsCommand: AsyncParsableCommand {
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Create records from JSON (an object, an array, or JSON Lines) in FILE or on stdin.",
-            discussion: "More than one record is sent as batches of up to 1000 (each all-or-nothing).")
+            discussion: """
+                More than one record is sent as batches of up to 1000 (each all-or-nothing). If a batch fails, \
+                the error names the bad record by its index in the whole input (from 0), and the batches \
+                before it stay created.
+                """)
         @OptionGroup var client: ClientOptions
         @Argument(help: "JSON file, or - for stdin.") var file: String?
         @Option(name: .customLong("idempotency-key"), help: "Key for a safe retry (single record or one batch).") var idempotencyKey: String?
