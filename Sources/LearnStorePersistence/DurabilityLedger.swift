@@ -42,6 +42,9 @@ public struct DurabilityLedger: Sendable {
     public private(set) var failedRanges: [ClosedRange<UInt64>] = []
     /// Appends are refused while the storage is failing (until it accepts a write and a sync again).
     public private(set) var storageFailure: String?
+    /// Failed LSNs whose bytes were written before their sync failed: until the storage recovers (and
+    /// the log has wiped and synced them away), a crash may bring them back.
+    public private(set) var uncertainFailures: [ClosedRange<UInt64>] = []
     /// Tenants with failed writes whose undo has not been confirmed, with the span of those LSNs.
     public private(set) var awaitingRollback: [String: ClosedRange<UInt64>] = [:]
     /// Unresolved LSNs and their tenants, oldest first.
@@ -118,7 +121,7 @@ public struct DurabilityLedger: Sendable {
     /// The writes `lsns` (and every later unresolved one) could not be made durable. Returns the
     /// rollbacks to run: per tenant, the span of its failed LSNs. Appends are refused until
     /// `storageRecovered`, and each tenant's until its `rollbackDone`.
-    public mutating func writeFailed(from first: UInt64, reason: String) -> [Rollback] {
+    public mutating func writeFailed(from first: UInt64, reason: String, bytesWritten: Bool = false) -> [Rollback] {
         let last = nextLSN - 1
         let start = max(first, resolvedThrough + 1)
         guard start <= last else {
@@ -130,6 +133,7 @@ public struct DurabilityLedger: Sendable {
             spans[entry.tenant] = (spans[entry.tenant]?.lowerBound ?? entry.lsn)...entry.lsn
         }
         let range = start...last
+        if bytesWritten { uncertainFailures.append(range) }
         if let previous = failedRanges.last, previous.upperBound + 1 == range.lowerBound {
             failedRanges[failedRanges.count - 1] = previous.lowerBound...range.upperBound
         } else {
@@ -156,6 +160,7 @@ public struct DurabilityLedger: Sendable {
     /// The storage accepted a write and a sync again.
     public mutating func storageRecovered() {
         storageFailure = nil
+        uncertainFailures.removeAll()
     }
 
     /// `tenant` has undone its failed writes; it may write again.

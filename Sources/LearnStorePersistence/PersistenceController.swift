@@ -70,13 +70,7 @@ public final class PersistenceController: Sendable {
         var kept: [String: [SnapshotHeader]] = [:]
         do {
             outcome = try Recovery(options: options, logger: logger, progress: progress).run()
-            for tenant in try directory.tenants(configuration.fileSystem) {
-                for sequence in try directory.snapshots(of: tenant, configuration.fileSystem) {
-                    if let header = try? SnapshotFile.readHeader(directory.snapshotPath(tenant, sequence: sequence), fileSystem: configuration.fileSystem) {
-                        kept[tenant, default: []].append(header)
-                    }
-                }
-            }
+            kept = try keptSnapshots(directory, configuration.fileSystem)
             let walConfiguration = WALConfiguration(
                 directory: directory.walDirectory, policy: configuration.fsync, segmentBytes: configuration.segmentBytes,
                 fileSystem: configuration.fileSystem, appendersWriteNow: configuration.appendersWriteNow)
@@ -92,6 +86,19 @@ public final class PersistenceController: Sendable {
         let controller = PersistenceController(configuration: configuration, wal: wal, directory: directory, logger: logger,
                                                clock: clock, lockDescriptor: fd, kept: kept)
         return (controller, outcome)
+    }
+
+    /// The headers of every tenant's snapshots on disk, oldest first.
+    static func keptSnapshots(_ directory: DataDirectory, _ fileSystem: any FileSystem) throws -> [String: [SnapshotHeader]] {
+        var kept: [String: [SnapshotHeader]] = [:]
+        for tenant in try directory.tenants(fileSystem) {
+            for sequence in try directory.snapshots(of: tenant, fileSystem) {
+                if let header = try? SnapshotFile.readHeader(directory.snapshotPath(tenant, sequence: sequence), fileSystem: fileSystem) {
+                    kept[tenant, default: []].append(header)
+                }
+            }
+        }
+        return kept
     }
 
     init(configuration: PersistenceConfiguration, wal: WriteAheadLog, directory: DataDirectory, logger: Logger,

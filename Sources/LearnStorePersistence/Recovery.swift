@@ -139,17 +139,22 @@ public struct Recovery: Sendable {
             // Verify the segment and route each wanted record to its tenant, then decode and apply each
             // tenant's records in order, tenants in parallel.
             var queues: [String: [(lsn: UInt64, body: Range<Int>)]] = [:]
+            var recordsInSegment: [(tenant: String, lsn: UInt64)] = []
             var newestInSegment: [String: UInt64] = [:]
             let scan = try bytes.withUnsafeBytes { raw in
                 let scan = try WALSegmentScanner.scan(
                     raw, previousLSN: previousLSN, skipCorruption: options.forceRecovery,
                     wants: { tenant, sequence, lsn in
-                        newestInSegment[tenant] = lsn
+                        recordsInSegment.append((tenant, lsn))
                         return (only?.contains(tenant) ?? true) && sequence > (covered[tenant] ?? 0)
                     },
                     collect: { tenant, _, lsn, body in queues[tenant, default: []].append((lsn, body)) }
                 ) { _, _ in }
                 report.walRecords += scan.records
+                // Records after the last commit marker are not replayed (see WALSegmentScanner.scan).
+                let replayedThrough = scan.lastLSN ?? previousLSN
+                queues = queues.mapValues { $0.filter { $0.lsn <= replayedThrough } }.filter { !$0.value.isEmpty }
+                for (tenant, lsn) in recordsInSegment where lsn <= replayedThrough { newestInSegment[tenant] = lsn }
                 let tenantsInSegment = Array(queues.keys)
                 for tenant in tenantsInSegment where states[tenant] == nil {
                     var fresh = TenantState(tenantID: tenant, limits: options.limits)

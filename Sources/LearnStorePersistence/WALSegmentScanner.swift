@@ -47,10 +47,28 @@ public struct WALSegmentScanner {
         var count = 0
         var firstDamage: Stop?
         var lastMarkerEnd = WALSegmentHeader.size
+        /// The LSN the last commit marker closed, and the records counted up to it.
+        var committedLSN: UInt64? = nil
+        var committedCount = 0
         let dataEnd = lastNonZero(bytes, from: WALSegmentHeader.size)
         func result(_ stop: Stop, _ end: Int) -> Result {
-            Result(header: header, stop: firstDamage ?? stop, validEnd: end, lastLSN: lastLSN, records: count,
-                   lastMarkerEnd: lastMarkerEnd, dataEnd: max(dataEnd, end))
+            var stop = stop
+            var end = end
+            // Records after the last commit marker belong to a write that never finished (a crash, or
+            // a failed write whose bytes were not yet wiped): the writer never acknowledged them.
+            if lastLSN != committedLSN, firstDamage == nil {
+                switch stop {
+                case .end, .tornTail:
+                    stop = .tornTail(offset: lastMarkerEnd, reason: "records after the last commit marker (an unfinished write)")
+                    end = lastMarkerEnd
+                    lastLSN = committedLSN
+                    count = committedCount
+                case .corruption:
+                    break
+                }
+            }
+            return Result(header: header, stop: firstDamage ?? stop, validEnd: end, lastLSN: lastLSN, records: count,
+                          lastMarkerEnd: lastMarkerEnd, dataEnd: max(dataEnd, end))
         }
         while true {
             switch examine(bytes, at: offset, after: floor, wants: wants, collect: collect) {
@@ -70,6 +88,14 @@ public struct WALSegmentScanner {
             case .marker(let length):
                 offset += length
                 lastMarkerEnd = offset
+                committedLSN = lastLSN
+                committedCount = count
+            case .cutShort(let reason):
+                // A preallocated segment never ends inside a record: the file lost its end.
+                let stop = Stop.corruption(offset: offset, reason: reason, resumeAt: bytes.count)
+                guard skipCorruption else { return result(stop, offset) }
+                if firstDamage == nil { firstDamage = stop }
+                offset = bytes.count
             case .damaged(let reason):
                 if let resume = findCompletedWrite(bytes, from: offset + 1, after: floor) {
                     let stop = Stop.corruption(offset: offset, reason: reason, resumeAt: resume)
@@ -90,6 +116,8 @@ public struct WALSegmentScanner {
         case skipped(lsn: UInt64, length: Int)
         case marker(length: Int)
         case damaged(String)
+        /// The file ends inside a record.
+        case cutShort(String)
     }
 
     static func examine(_ bytes: UnsafeRawBufferPointer, at offset: Int, after floor: UInt64,
@@ -97,14 +125,14 @@ public struct WALSegmentScanner {
                         collect: ((String, UInt64, UInt64, Range<Int>) -> Void)? = nil) -> Examination {
         let remaining = bytes.count - offset
         if remaining < WALRecord.headerSize {
-            return isZero(bytes, from: offset) ? .end : .damaged("\(remaining) stray bytes at the end")
+            return isZero(bytes, from: offset) ? .end : .cutShort("the segment file ends inside a record (\(remaining) stray bytes); it was cut short")
         }
         let rawLength = UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
         if rawLength == 0 {
             return isZero(bytes, from: offset) ? .end : .damaged("zero length followed by data")
         }
         if rawLength == WALCommitMarker.flag | UInt32(WALCommitMarker.bodyBytes) {
-            guard remaining >= WALCommitMarker.size else { return .damaged("truncated commit marker") }
+            guard remaining >= WALCommitMarker.size else { return .cutShort("the segment file ends inside a commit marker; it was cut short") }
             let stored = UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: offset + 4, as: UInt32.self))
             let body = UnsafeRawBufferPointer(rebasing: bytes[(offset + 8)..<(offset + WALCommitMarker.size)])
             guard stored == CRC32C.checksum(body) else { return .damaged("commit marker checksum mismatch") }
@@ -113,9 +141,12 @@ public struct WALSegmentScanner {
             return .marker(length: WALCommitMarker.size)
         }
         let length = Int(rawLength)
-        guard length >= WALRecord.fixedBodyPrefix + 2, length <= WALRecord.maximumBodyBytes,
-            length <= remaining - WALRecord.headerSize
-        else { return .damaged("implausible record length \(length)") }
+        guard length >= WALRecord.fixedBodyPrefix + 2, length <= WALRecord.maximumBodyBytes else {
+            return .damaged("implausible record length \(length)")
+        }
+        guard length <= remaining - WALRecord.headerSize else {
+            return .cutShort("a record of \(length) bytes at byte \(offset) runs past the end of the file (\(bytes.count) bytes); the segment was cut short")
+        }
         let stored = UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: offset + 4, as: UInt32.self))
         let body = UnsafeRawBufferPointer(rebasing: bytes[(offset + WALRecord.headerSize)..<(offset + WALRecord.headerSize + length)])
         let actual = CRC32C.checksum(body)

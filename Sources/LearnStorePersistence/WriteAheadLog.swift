@@ -18,14 +18,19 @@ public struct WALConfiguration: Sendable {
     /// (measured under create load: three `pwrite`s and about eight futex calls per request batch).
     /// Under `always` the writer thread is woken at once, as it must sync.
     public var appendersWriteNow: Bool
+    /// Whether the next segment is zero-filled in advance on a background thread (off in the
+    /// deterministic simulation, which runs every step on one thread).
+    public var prepareSegmentsInBackground: Bool
 
     public init(directory: String, policy: FsyncPolicy = .always, segmentBytes: Int = 64 << 20,
-                fileSystem: any FileSystem = PosixFileSystem(), appendersWriteNow: Bool = false) {
+                fileSystem: any FileSystem = PosixFileSystem(), appendersWriteNow: Bool = false,
+                prepareSegmentsInBackground: Bool = true) {
         self.directory = directory
         self.policy = policy
         self.segmentBytes = max(segmentBytes, 64 << 10)
         self.fileSystem = fileSystem
         self.appendersWriteNow = appendersWriteNow
+        self.prepareSegmentsInBackground = prepareSegmentsInBackground
     }
 }
 
@@ -272,8 +277,17 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
         condition.unlock()
 
         var holdsIOLock = true
+        var batchWritten = false
+        // Under the relaxed policies a write counts once its bytes are written, as on the inline
+        // path: a sync failing afterwards refuses new writes but does not take this batch back
+        // (its bytes stay in the file, so failing it would let a crash bring it back).
+        let commitOnWrite = configuration.policy != .always
         do throws(StorageError) {
-            if !batch.isEmpty { try write(batch, firstLSN: first, lastLSN: last) }
+            if !batch.isEmpty {
+                try write(batch, firstLSN: first, lastLSN: last)
+                batchWritten = true
+                if commitOnWrite { publishCommit(through: last) }
+            }
             let timeToSync = configuration.policy == .everysec && clock.now().milliseconds - lastSyncMilliseconds >= 1000
             if unsyncedBytes > 0 && (configuration.policy == .always || flush || timeToSync) {
                 if configuration.policy == .always {
@@ -284,11 +298,11 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
                 }
             }
             if holdsIOLock { ioLock.unlock() }
-            if !batch.isEmpty { publishCommit(through: last) }
+            if !batch.isEmpty && !commitOnWrite { publishCommit(through: last) }
         } catch {
             if holdsIOLock { ioLock.unlock() }
-            if !batch.isEmpty {
-                fail(from: first, error: error)
+            if !batch.isEmpty && !(commitOnWrite && batchWritten) {
+                fail(from: first, error: error, bytesWritten: batchWritten)
             } else {
                 // A periodic sync failed: acknowledged writes may not be durable; refuse new ones.
                 markFailed("\(error)")
@@ -358,7 +372,7 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
         condition.unlock()
         if !nextSegmentRequested && offset > capacity / 2 {
             nextSegmentRequested = true
-            preparer.prepare(size: configuration.segmentBytes)
+            if configuration.prepareSegmentsInBackground { preparer.prepare(size: configuration.segmentBytes) }
         }
         statistics.withLock {
             $0.bytesWritten += UInt64(batch.count)
@@ -416,10 +430,10 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
     }
 
     /// Everything from `first` on failed: refuse appends, fail what is queued, have tenants undo theirs.
-    private func fail(from first: UInt64, error: StorageError) {
+    private func fail(from first: UInt64, error: StorageError, bytesWritten: Bool = false) {
         condition.lock()
         pending.removeAll(keepingCapacity: true)
-        let rollbacks = ledger.writeFailed(from: first, reason: "\(error)")
+        let rollbacks = ledger.writeFailed(from: first, reason: "\(error)", bytesWritten: bytesWritten)
         let ranges = ledger.failedRanges
         let resolved = ledger.resolvedThrough
         condition.unlock()
@@ -570,7 +584,7 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
         if rotating {
             // A log that has filled a segment is busy: prepare the next one now.
             nextSegmentRequested = true
-            preparer.prepare(size: configuration.segmentBytes)
+            if configuration.prepareSegmentsInBackground { preparer.prepare(size: configuration.segmentBytes) }
         } else {
             nextSegmentRequested = false
         }

@@ -216,6 +216,17 @@ public enum WALInspector {
     /// first and syncs the directory. Run it only on a stopped server's data directory (hold its LOCK).
     public static func truncate(_ plan: WALTruncationPlan, fileSystem fs: any FileSystem = PosixFileSystem()) throws {
         if plan.zeroedBytes > 0 {
+            // A cut inside a group-commit write leaves its first records without their commit marker,
+            // and recovery replays only records a marker closes: close them with one.
+            let kept = Array(try fs.readWholeFile(plan.segmentPath).prefix(plan.offset))
+            var lastKept: UInt64?
+            var keptSinceMarker: UInt32 = 0
+            let scan = try kept.withUnsafeBytes { raw in
+                try WALSegmentScanner.scan(raw, previousLSN: 0) { record, _ in
+                    lastKept = record.lsn
+                    keptSinceMarker += 1
+                }
+            }
             let file = try fs.openForWriting(plan.segmentPath, create: false)
             defer { file.close() }
             var written = 0
@@ -224,6 +235,9 @@ public enum WALInspector {
                 let count = min(chunk.count, plan.zeroedBytes - written)
                 try file.write(count == chunk.count ? chunk : Array(chunk[0..<count]), at: plan.offset + written)
                 written += count
+            }
+            if let lastKept, lastKept != scan.lastLSN, plan.zeroedBytes >= WALCommitMarker.size {
+                try file.write(WALCommitMarker(lastLSN: lastKept, records: keptSinceMarker).encoded, at: plan.offset)
             }
             try file.sync(dataOnly: true)
         }

@@ -1,0 +1,464 @@
+import Foundation
+import LearnStoreEngine
+import LearnStoreModel
+import Logging
+
+/// A deterministic simulation of the storage path: the real tenant actors, WAL (its writer rounds
+/// driven one at a time), ledger, snapshots, retention and recovery run over a ``SimulatedFileSystem``
+/// and a simulated clock, all chosen by one seed. Clients write to many tenants while faults strike
+/// (failed and short writes, failed syncs and preallocations, disk-full periods, killed processes and
+/// machine crashes that lose unsynced bytes); after every step and every restart the invariants are
+/// checked. The same seed replays the same run.
+public struct DurabilitySimulation {
+    public struct Options: Sendable {
+        public var steps = 400
+        public var tenants = 4
+        public var policy: FsyncPolicy = .always
+        public init() {}
+    }
+
+    public struct Result: Sendable {
+        public var seed: UInt64
+        public var steps = 0
+        public var faults = 0
+        public var crashes = 0
+        public var acknowledged = 0
+        public var failedWrites = 0
+        public var snapshots = 0
+        public var segmentsRemoved = 0
+        /// The first invariant broken, with the steps that led to it; nil when the run passed.
+        public var failure: String?
+        public var trace: [String] = []
+    }
+
+    /// One applied write of a tenant: its sequence, LSN and the tenant's digest after it.
+    struct Applied {
+        var sequence: UInt64
+        var lsn: UInt64
+        var digest: UInt64
+        var acknowledged = false
+    }
+
+    let seed: UInt64
+    let options: Options
+    var random: SimulationRandom
+    let fs: SimulatedFileSystem
+    let clock = SimulatedClock()
+    let directory = DataDirectory("/sim/data")
+    var logger: Logger
+    var result: Result
+
+    // One process life.
+    var wal: WriteAheadLog!
+    var controller: PersistenceController!
+    var actors: [String: TenantActor] = [:]
+    let rollbacks = RollbackQueue()
+
+    var history: [String: [Applied]] = [:]
+    /// Rolled-back writes whose bytes reached the log before their sync failed: until the storage
+    /// recovers, a crash may bring them back (the documented outcome of a failed sync).
+    var uncertain: [String: [Applied]] = [:]
+    var diskFull = 0
+
+    public init(seed: UInt64, options: Options = Options()) {
+        self.seed = seed
+        self.options = options
+        self.random = SimulationRandom(seed: seed)
+        self.fs = SimulatedFileSystem(random: SimulationRandom(seed: seed ^ 0xF5_F5F5))
+        var logger = Logger(label: "learnstore.simulation")
+        logger.logLevel = .critical
+        self.logger = logger
+        self.result = Result(seed: seed)
+    }
+
+    var tenantIDs: [String] { (0..<options.tenants).map { "t\($0)" } }
+    /// The last tenant only reads: it must never hold back retention.
+    var readOnlyTenant: String { "t\(options.tenants - 1)" }
+
+    public mutating func run() -> Result {
+        do {
+            try boot()
+            for step in 0..<options.steps {
+                result.steps = step + 1
+                try self.step()
+                try checkLive(all: step % 25 == 0)
+            }
+            try finish()
+        } catch let failure as SimulationFailure {
+            result.failure = failure.message
+        } catch {
+            result.failure = "unexpected error: \(error)"
+        }
+        result.faults = fs.faultsInjected
+        return result
+    }
+
+    mutating func note(_ line: String) {
+        for logged in rollbacks.takeLog() { result.trace.append("\(result.steps): \(logged)") }
+        result.trace.append("\(result.steps): \(line)")
+        if result.trace.count > 60 { result.trace.removeFirst(result.trace.count - 60) }
+    }
+
+    // MARK: process life
+
+    mutating func boot() throws {
+        var recoveryOptions = Recovery.Options(directory: directory)
+        recoveryOptions.fileSystem = fs
+        let outcome: Recovery.Outcome
+        do {
+            outcome = try Recovery(options: recoveryOptions, logger: logger).run()
+        } catch let error as StorageError {
+            // The disk refused recovery's own writes (truncating a torn tail): the server does not
+            // start; the operator frees space and starts it again.
+            note("recovery stopped by the disk (\(error)); starting again on a healthy disk")
+            fs.rates = SimulatedFileSystem.FaultRates()
+            diskFull = 0
+            do {
+                outcome = try Recovery(options: recoveryOptions, logger: logger).run()
+            } catch {
+                throw SimulationFailure("recovery refused to start: \(error)")
+            }
+        } catch {
+            throw SimulationFailure("recovery refused to start: \(error)")
+        }
+        let kept = try PersistenceController.keptSnapshots(directory, fs)
+        let walConfiguration = WALConfiguration(
+            directory: directory.walDirectory, policy: options.policy, segmentBytes: 64 << 10, fileSystem: fs,
+            appendersWriteNow: options.policy != .always, prepareSegmentsInBackground: false)
+        let savedRates = fs.rates
+        fs.rates = SimulatedFileSystem.FaultRates()  // opening the log is not under test here
+        defer { fs.rates = savedRates }
+        wal = try WriteAheadLog(
+            configuration: walConfiguration, resume: outcome.resume,
+            startLSN: max(outcome.report.lastLSN, outcome.newestSnapshotLSN) + 1,
+            segments: outcome.segments, snapshotCoverage: kept.compactMapValues { $0.map(\.lsn).min() },
+            clock: clock, logger: logger)
+        let queue = rollbacks
+        let files = fs
+        wal.onFailure = { rollbacks in
+            queue.append(rollbacks)
+            queue.log("failure after \(files.lastFault ?? "?"): \(rollbacks.map { "\($0.tenant) \($0.lsns)" })")
+        }
+        var persistence = PersistenceConfiguration(dataDirectory: directory.path)
+        persistence.fsync = options.policy
+        persistence.fileSystem = fs
+        controller = PersistenceController(
+            configuration: persistence, wal: wal, directory: directory, logger: logger, clock: clock, lockDescriptor: -1, kept: kept)
+        actors = [:]
+        for tenant in tenantIDs {
+            let actor = TenantActor(state: TenantState(tenantID: tenant), log: wal, clock: clock, executor: TenantExecutor { $0() })
+            if let state = outcome.states[tenant] {
+                actor.withExclusiveAccess { $0.recovered(state, lsn: outcome.lastLSN[tenant] ?? 0) }
+            }
+            actors[tenant] = actor
+        }
+        try checkRecovered(outcome)
+    }
+
+    /// After a restart: every acknowledged write is there, nothing that failed is, and each tenant is
+    /// exactly as it was after some write of its history (a prefix: later unacknowledged ones may be lost).
+    mutating func checkRecovered(_ outcome: Recovery.Outcome) throws {
+        for tenant in tenantIDs {
+            let applied = history[tenant] ?? []
+            let recovered = outcome.states[tenant].map(Self.digest) ?? Self.emptyDigest(tenant)
+            let sequence = outcome.states[tenant]?.sequence ?? 0
+            if let lastAcknowledged = applied.last(where: \.acknowledged), sequence < lastAcknowledged.sequence {
+                guard options.policy == .always || !lastCrashLostPageCache else {
+                    history[tenant] = applied.filter { $0.sequence <= sequence }
+                    continue
+                }
+                throw SimulationFailure("tenant \(tenant): acknowledged write with sequence \(lastAcknowledged.sequence) (LSN \(lastAcknowledged.lsn)) lost; recovered sequence \(sequence)")
+            }
+            if sequence > 0, let revived = (uncertain[tenant] ?? []).first(where: { $0.sequence == sequence && $0.digest == recovered }) {
+                history[tenant] = applied.filter { $0.sequence < sequence } + [revived]
+                continue
+            }
+            let expected = sequence == 0 ? Self.emptyDigest(tenant) : applied.first(where: { $0.sequence == sequence })?.digest
+            guard let expected, expected == recovered else {
+                let report = outcome.report.tenants[tenant]
+                let around = applied.filter { $0.sequence + 3 >= sequence }.map { "seq \($0.sequence) lsn \($0.lsn)\($0.acknowledged ? " acked" : "")" }
+                throw SimulationFailure(
+                    "tenant \(tenant): recovered state at sequence \(sequence) is not the state any write of its history left "
+                        + "(snapshot \(report?.snapshotSequence.map(String.init) ?? "none") at LSN \(report?.snapshotLSN ?? 0), "
+                        + "\(report?.walRecordsApplied ?? 0) WAL records applied; history: \(around.joined(separator: ", ")))")
+            }
+            history[tenant] = applied.filter { $0.sequence <= sequence }.map { var entry = $0; entry.acknowledged = true; return entry }
+        }
+    }
+
+    var lastCrashLostPageCache = false
+    /// Tenants changed in this step (their live state is checked after it).
+    var touched = Set<String>()
+
+    mutating func crash() throws {
+        let machine = random.chance(400_000)
+        lastCrashLostPageCache = machine
+        note(machine ? "machine crash" : "process crash")
+        result.crashes += 1
+        // Anything not yet resolved was never answered: it may or may not survive.
+        let failed = failedLSNs()
+        let ledger = wal.ledgerSnapshot
+        func mayRevive(_ lsn: UInt64) -> Bool { ledger.uncertainFailures.contains { $0.contains(lsn) } }
+        for tenant in tenantIDs {
+            let applied = history[tenant] ?? []
+            uncertain[tenant] = (uncertain[tenant] ?? []).filter { mayRevive($0.lsn) } + applied.filter { failed.contains($0.lsn) && mayRevive($0.lsn) }
+            history[tenant] = applied.filter { !failed.contains($0.lsn) }
+        }
+        rollbacks.removeAll()
+        wal = nil
+        controller = nil
+        actors = [:]
+        if machine { fs.machineCrash() } else { fs.processCrash() }
+        try boot()
+    }
+
+    func failedLSNs() -> Set<UInt64> {
+        var failed = Set<UInt64>()
+        for applied in history.values.joined() where wal.hasFailed(applied.lsn) { failed.insert(applied.lsn) }
+        return failed
+    }
+
+    // MARK: steps
+
+    mutating func step() throws {
+        clock.advance(milliseconds: Int64(random.next(below: 400)))
+        if wal.ledgerSnapshot.uncertainFailures.isEmpty { uncertain.removeAll() }
+        if diskFull > 0 {
+            diskFull -= 1
+            if diskFull == 0 { fs.rates = SimulatedFileSystem.FaultRates(); note("disk has space again") }
+        }
+        let choice = random.next(below: 100)
+        switch choice {
+        case 0..<45: try write()
+        case 45..<55: read()
+        case 55..<70: wal.runWriterStep(); resolveAcknowledgements()
+        case 70..<78: deliverRollback()
+        case 78..<84: try snapshotRound()
+        case 84..<89: startStorageTrouble()
+        case 89..<91: try crash()
+        default: wal.writeNow(); resolveAcknowledgements()
+        }
+    }
+
+    mutating func startStorageTrouble() {
+        var rates = SimulatedFileSystem.FaultRates()
+        switch random.next(below: 4) {
+        case 0: rates.writeError = 300_000
+        case 1: rates.shortWrite = 200_000
+        case 2: rates.syncError = 300_000
+        default:
+            rates.writeError = 100_000
+            rates.allocateError = 500_000
+            rates.renameError = 200_000
+        }
+        fs.rates = rates
+        diskFull = 5 + random.next(below: 20)
+        note("storage trouble for \(diskFull) steps")
+    }
+
+    mutating func write() throws {
+        let writers = tenantIDs.filter { $0 != readOnlyTenant }
+        let tenant = writers[random.next(below: writers.count)]
+        let actor = actors[tenant]!
+        let caller = CallerIdentity(tenantID: tenant, personID: UUID16(high: 1, low: 1), scopes: [.recordsRead, .recordsWrite, .admin])
+        let before = actor.withExclusiveAccess { Self.digest($0.state) }
+        let kind = random.next(below: 6)
+        let body = Self.body(random.next())
+        let pick = random.next()
+        let bodies = (0..<(1 + random.next(below: 5))).map { _ in Self.body(random.next()) }
+        let title = "patched \(random.next(below: 1000))"
+        let outcome: (UInt64, UInt64)? = actor.withExclusiveAccess { actor in
+            let slots = UInt64(actor.state.store.slotCount)
+            let existing = slots > 0 ? actor.state.store.record(at: UInt32(pick % slots)).id : nil
+            do {
+                switch kind {
+                case 0, 1:
+                    let write = try actor.create(body, caller: caller)
+                    return (write.sequence, write.lsn)
+                case 2:
+                    let write = try actor.createBatch(bodies, caller: caller)
+                    return (write.sequence, write.lsn)
+                case 3:
+                    guard let existing else { return nil }
+                    var patch = RecordBody()
+                    patch.title = .value(title)
+                    let write = try actor.patch(existing, patch, caller: caller)
+                    return (write.sequence, write.lsn)
+                case 4:
+                    guard let existing else { return nil }
+                    let write = try actor.delete(existing, caller: caller)
+                    return (write.sequence, write.lsn)
+                default:
+                    guard let existing else { return nil }
+                    let write = try actor.restore(existing, caller: caller)
+                    return (write.sequence, write.lsn)
+                }
+            } catch {
+                return nil
+            }
+        }
+        let after = actor.withExclusiveAccess { Self.digest($0.state) }
+        guard let (sequence, lsn) = outcome, lsn > 0 else {
+            if before != after { throw SimulationFailure("tenant \(tenant): a refused write changed its state") }
+            return
+        }
+        history[tenant, default: []].append(Applied(sequence: sequence, lsn: lsn, digest: after))
+        touched.insert(tenant)
+        note("\(tenant) write seq \(sequence) lsn \(lsn)")
+        if options.policy != .always && random.chance(700_000) {
+            wal.writeNow()
+            resolveAcknowledgements()
+        }
+    }
+
+    mutating func read() {
+        let tenant = tenantIDs[random.next(below: tenantIDs.count)]
+        let caller = CallerIdentity(tenantID: tenant, personID: UUID16(high: 1, low: 1), scopes: [.recordsRead])
+        _ = actors[tenant]!.withExclusiveAccess { try? $0.stats(caller: caller) }
+    }
+
+    /// Marks writes whose LSN the log resolved as durable: their replies may now be sent.
+    mutating func resolveAcknowledgements() {
+        let committed = wal.committedLSN
+        for tenant in tenantIDs {
+            guard var applied = history[tenant] else { continue }
+            for index in applied.indices where !applied[index].acknowledged && applied[index].lsn <= committed {
+                if !wal.hasFailed(applied[index].lsn) {
+                    applied[index].acknowledged = true
+                    result.acknowledged += 1
+                }
+            }
+            history[tenant] = applied
+        }
+    }
+
+    mutating func deliverRollback() {
+        guard let rollback = rollbacks.takeFirst() else { return }
+        result.failedWrites += 1
+        let undone = actors[rollback.tenant]!.withExclusiveAccess { $0.rollBack(rollback.lsns) }
+        let ledger = wal.ledgerSnapshot
+        let applied = history[rollback.tenant] ?? []
+        uncertain[rollback.tenant, default: []] += applied.filter { entry in
+            rollback.lsns.contains(entry.lsn) && ledger.uncertainFailures.contains { $0.contains(entry.lsn) }
+        }
+        history[rollback.tenant] = applied.filter { !rollback.lsns.contains($0.lsn) }
+        touched.insert(rollback.tenant)
+        note("\(rollback.tenant) rolled back \(undone) writes in \(rollback.lsns)")
+    }
+
+    mutating func snapshotRound(force: Bool = false) throws {
+        let chosen = tenantIDs.filter { _ in force || random.chance(500_000) }
+        var captures: [PersistenceController.SnapshotCapture] = []
+        for tenant in chosen {
+            let (capture, lsn, unresolved) = actors[tenant]!.withExclusiveAccess { $0.captureForSnapshot() }
+            if capture.sequence == 0 { continue }
+            captures.append(.init(capture: capture, lsn: lsn, unresolved: unresolved))
+        }
+        // The writer thread runs while the round waits for the captured writes.
+        let needed = captures.flatMap(\.unresolved).max() ?? 0
+        var rounds = 0
+        while wal.committedLSN < needed && rounds < 50 {
+            wal.flush()
+            wal.runWriterStep()
+            rounds += 1
+        }
+        resolveAcknowledgements()
+        if wal.committedLSN < needed {
+            note("snapshot round skipped: captured writes unresolved")
+            return
+        }
+        let before = wal.segmentFirstLSNs.count
+        let written = controller.writeSnapshots(captures, parallel: false)
+        result.snapshots += written.filter { $0.error == nil && !$0.skipped }.count
+        result.segmentsRemoved += max(0, before - wal.segmentFirstLSNs.count)
+        note("snapshot round of \(chosen.joined(separator: ",")): \(written.filter { $0.error == nil }.count) written")
+    }
+
+    /// At the end, with a healthy disk: everything is made durable, two forced rounds leave the WAL
+    /// with at most its current and one older segment, and a last restart finds every write.
+    mutating func finish() throws {
+        fs.rates = SimulatedFileSystem.FaultRates()
+        diskFull = 0
+        for _ in 0..<20 {
+            wal.runWriterStep()
+            while rollbacks.count > 0 { deliverRollback() }
+        }
+        resolveAcknowledgements()
+        try snapshotRound(force: true)
+        try snapshotRound(force: true)
+        let segments = wal.segmentFirstLSNs.count
+        if segments > 2 {
+            throw SimulationFailure("the WAL kept \(segments) segments after two full snapshot rounds: \(wal.ledgerSnapshot.segments)")
+        }
+        lastCrashLostPageCache = false
+        wal.flush()
+        wal.runWriterStep()
+        try crash()
+    }
+
+    /// While no rollback is waiting, each tenant's state is the one its last applied write left.
+    mutating func checkLive(all: Bool) throws {
+        defer { touched.removeAll() }
+        for tenant in tenantIDs where (all || touched.contains(tenant)) && !rollbacks.contains(tenant: tenant) {
+            let live = actors[tenant]!.withExclusiveAccess { Self.digest($0.state) }
+            let expected = history[tenant]?.last?.digest ?? Self.emptyDigest(tenant)
+            guard live == expected else {
+                throw SimulationFailure("tenant \(tenant): live state differs from the state its last write left")
+            }
+        }
+    }
+
+    // MARK: helpers
+
+    static func body(_ value: UInt64) -> RecordBody {
+        var body = RecordBody()
+        body.personID = .value(UUID16(high: 9, low: value % 17))
+        body.title = .value("course \(value % 1000)")
+        body.provider = .value(["AWS", "edX"][Int(value % 2)])
+        body.score = .value(Double(value % 100))
+        return body
+    }
+
+    static func emptyDigest(_ tenant: String) -> UInt64 { digest(TenantState(tenantID: tenant)) }
+
+    /// A digest of everything a tenant holds that a client can read back, independent of slot order
+    /// (a sum of per-record hashes; compared only within one run, so the hash seed does not matter).
+    static func digest(_ state: TenantState) -> UInt64 {
+        var total = state.sequence &* 0x9E37_79B9_7F4A_7C15
+        for slot in 0..<UInt32(state.store.slotCount) where !state.store[slot].isPurged {
+            var hasher = Hasher()
+            hasher.combine(state.store.record(at: slot))
+            total &+= UInt64(bitPattern: Int64(hasher.finalize()))
+        }
+        return total
+    }
+}
+
+struct SimulationFailure: Error {
+    let message: String
+    init(_ message: String) { self.message = message }
+}
+
+/// Rollbacks the log asked for, delivered to tenants at a later step (as the server posts them to
+/// each tenant's event loop).
+final class RollbackQueue: @unchecked Sendable {
+    private var queue: [DurabilityLedger.Rollback] = []
+    private let lock = NSLock()
+    func append(_ items: [DurabilityLedger.Rollback]) { lock.withLock { queue.append(contentsOf: items) } }
+    func takeFirst() -> DurabilityLedger.Rollback? { lock.withLock { queue.isEmpty ? nil : queue.removeFirst() } }
+    func removeAll() { lock.withLock { queue.removeAll() } }
+    var count: Int { lock.withLock { queue.count } }
+    func contains(tenant: String) -> Bool { lock.withLock { queue.contains { $0.tenant == tenant } } }
+    private var lines: [String] = []
+    func log(_ line: String) { lock.withLock { lines.append(line) } }
+    func takeLog() -> [String] { lock.withLock { defer { lines.removeAll() }; return lines } }
+}
+
+/// A clock the simulation moves by hand.
+public final class SimulatedClock: EngineClock, @unchecked Sendable {
+    private var milliseconds: Int64 = 1_767_225_600_000
+    private let lock = NSLock()
+    public init() {}
+    public func now() -> Timestamp { lock.withLock { Timestamp(milliseconds: milliseconds) } }
+    public func advance(milliseconds delta: Int64) { lock.withLock { milliseconds += delta } }
+}

@@ -1,0 +1,48 @@
+import Foundation
+import LearnStorePersistence
+import Testing
+
+/// The deterministic simulation over a fixed set of seeds (LEARNSTORE_SIMULATION_SEEDS=N runs more;
+/// `learnstore simulate` runs any number). A failing seed prints itself and its last steps: it replays
+/// exactly, and belongs in `regressions` once fixed.
+@Suite struct DurabilitySimulationTests {
+    static let seedCount = ProcessInfo.processInfo.environment["LEARNSTORE_SIMULATION_SEEDS"].flatMap(Int.init) ?? 150
+    /// Seeds that once failed, kept as regression tests.
+    static let regressions: [UInt64] = []
+
+    static func check(_ seeds: [UInt64], policy: FsyncPolicy) {
+        var options = DurabilitySimulation.Options()
+        options.policy = policy
+        for seed in seeds {
+            var simulation = DurabilitySimulation(seed: seed, options: options)
+            let result = simulation.run()
+            #expect(result.failure == nil, "seed \(seed) (\(policy)): \(result.failure ?? "")\n\(result.trace.joined(separator: "\n"))")
+            if result.failure != nil { return }
+        }
+    }
+
+    /// LEARNSTORE_SIMULATION_SEED=N POLICY=everysec replays one seed.
+    @Test(.enabled(if: ProcessInfo.processInfo.environment["LEARNSTORE_SIMULATION_SEED"] != nil))
+    func oneSeed() {
+        let environment = ProcessInfo.processInfo.environment
+        Self.check([UInt64(environment["LEARNSTORE_SIMULATION_SEED"]!)!], policy: FsyncPolicy(rawValue: environment["POLICY"] ?? "always") ?? .always)
+    }
+
+    @Test func seedsUnderFsyncAlways() {
+        Self.check(Self.regressions + (1...UInt64(Self.seedCount)).map { $0 }, policy: .always)
+    }
+
+    @Test func seedsUnderFsyncEverySecond() {
+        Self.check(Self.regressions + (1...UInt64(Self.seedCount)).map { $0 &* 7919 }, policy: .everysec)
+    }
+
+    @Test func aSeedReplaysExactly() {
+        var first = DurabilitySimulation(seed: 42)
+        var second = DurabilitySimulation(seed: 42)
+        let a = first.run()
+        let b = second.run()
+        #expect(a.trace == b.trace)
+        #expect(a.acknowledged == b.acknowledged && a.faults == b.faults && a.crashes == b.crashes)
+        #expect(a.acknowledged > 0 && a.crashes > 0 && a.faults > 0, "the run exercised writes, crashes and faults")
+    }
+}
