@@ -300,9 +300,12 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
             if holdsIOLock { ioLock.unlock() }
             if !batch.isEmpty && !commitOnWrite { publishCommit(through: last) }
         } catch {
+            // A failed pwrite may have put part (or, with matching bytes already there, all) of the
+            // batch in the file: until the wipe is synced, a crash may bring it back.
+            let bytesMayPersist = batchWritten || wipeRange != nil
             if holdsIOLock { ioLock.unlock() }
             if !batch.isEmpty && !(commitOnWrite && batchWritten) {
-                fail(from: first, error: error, bytesWritten: batchWritten)
+                fail(from: first, error: error, bytesWritten: bytesMayPersist)
             } else {
                 // A periodic sync failed: acknowledged writes may not be durable; refuse new ones.
                 markFailed("\(error)")
@@ -348,8 +351,9 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
             ioLock.unlock()
             publishCommit(through: last)
         } catch {
+            let bytesMayPersist = wipeRange != nil
             ioLock.unlock()
-            fail(from: first, error: error)
+            fail(from: first, error: error, bytesWritten: bytesMayPersist)
         }
     }
 
@@ -468,8 +472,21 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
     private func recoverFromFailure(wait: Bool) {
         do throws(StorageError) {
             if let range = wipeRange {
-                let end = min(capacity, range.upperBound)
-                if end > range.lowerBound { try file!.write([UInt8](repeating: 0, count: end - range.lowerBound), at: range.lowerBound) }
+                // From the end backwards: a wipe cut short leaves the start of the failed write
+                // without its commit marker (a torn tail), never a marker after zeroed records.
+                var end = min(capacity, range.upperBound)
+                // The commit marker ends the failed write: zero it a byte at a time, so even a
+                // short write of zeros leaves it unreadable.
+                let markerStart = max(range.lowerBound, end - WALCommitMarker.size)
+                while end > markerStart {
+                    try file!.write([0], at: end - 1)
+                    end -= 1
+                }
+                while end > range.lowerBound {
+                    let start = max(range.lowerBound, end - 512)
+                    try file!.write([UInt8](repeating: 0, count: end - start), at: start)
+                    end = start
+                }
                 offset = range.lowerBound
             }
             try file!.sync(dataOnly: true)

@@ -7,8 +7,13 @@ import Testing
 /// exactly, and belongs in `regressions` once fixed.
 @Suite struct DurabilitySimulationTests {
     static let seedCount = ProcessInfo.processInfo.environment["LEARNSTORE_SIMULATION_SEEDS"].flatMap(Int.init) ?? 150
-    /// Seeds that once failed, kept as regression tests.
-    static let regressions: [UInt64] = []
+    /// Seeds that once failed, kept as regression tests, with what each found.
+    static let regressions: [(seed: UInt64, policy: FsyncPolicy)] = [
+        (5, .always),  // a failed sync's bytes replayed by recovery although no commit marker closed them
+        (23757, .everysec),  // a batch the writer thread wrote, then failed to sync, came back after a crash
+        (203, .always),  // a wipe cut short left zeroed records before an intact commit marker
+        (3112167, .everysec),  // a short write whose bytes completed a valid batch: uncertain until wiped
+    ]
 
     static func check(_ seeds: [UInt64], policy: FsyncPolicy) {
         var options = DurabilitySimulation.Options()
@@ -29,11 +34,11 @@ import Testing
     }
 
     @Test func seedsUnderFsyncAlways() {
-        Self.check(Self.regressions + (1...UInt64(Self.seedCount)).map { $0 }, policy: .always)
+        Self.check(Self.regressions.filter { $0.policy == .always }.map(\.seed) + (1...UInt64(Self.seedCount)).map { $0 }, policy: .always)
     }
 
     @Test func seedsUnderFsyncEverySecond() {
-        Self.check(Self.regressions + (1...UInt64(Self.seedCount)).map { $0 &* 7919 }, policy: .everysec)
+        Self.check(Self.regressions.filter { $0.policy == .everysec }.map(\.seed) + (1...UInt64(Self.seedCount)).map { $0 &* 7919 }, policy: .everysec)
     }
 
     @Test func aSeedReplaysExactly() {

@@ -176,11 +176,11 @@ public struct DurabilitySimulation {
             let expected = sequence == 0 ? Self.emptyDigest(tenant) : applied.first(where: { $0.sequence == sequence })?.digest
             guard let expected, expected == recovered else {
                 let report = outcome.report.tenants[tenant]
-                let around = applied.filter { $0.sequence + 3 >= sequence }.map { "seq \($0.sequence) lsn \($0.lsn)\($0.acknowledged ? " acked" : "")" }
+                let around = applied.filter { $0.sequence + 3 >= sequence || $0.sequence > sequence }.map { "seq \($0.sequence) lsn \($0.lsn)\($0.acknowledged ? " acked" : "")" }
                 throw SimulationFailure(
                     "tenant \(tenant): recovered state at sequence \(sequence) is not the state any write of its history left "
                         + "(snapshot \(report?.snapshotSequence.map(String.init) ?? "none") at LSN \(report?.snapshotLSN ?? 0), "
-                        + "\(report?.walRecordsApplied ?? 0) WAL records applied; history: \(around.joined(separator: ", ")))")
+                        + "\(report?.walRecordsApplied ?? 0) WAL records applied, the last at LSN \(outcome.lastLSN[tenant] ?? 0); history: \(around.joined(separator: ", ")))")
             }
             history[tenant] = applied.filter { $0.sequence <= sequence }.map { var entry = $0; entry.acknowledged = true; return entry }
         }
@@ -198,6 +198,7 @@ public struct DurabilitySimulation {
         // Anything not yet resolved was never answered: it may or may not survive.
         let failed = failedLSNs()
         let ledger = wal.ledgerSnapshot
+        if !failed.isEmpty { note("failed before the crash: \(failed.sorted())") }
         func mayRevive(_ lsn: UInt64) -> Bool { ledger.uncertainFailures.contains { $0.contains(lsn) } }
         for tenant in tenantIDs {
             let applied = history[tenant] ?? []
