@@ -45,6 +45,8 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// A framing error to report (then close) once the requests read before it are answered.
     @exclusivity(unchecked) private var pendingFailure: LearnStoreError?
     @exclusivity(unchecked) private var admitted = false
+    /// After a graceful shutdown closed the sending side: input is read and dropped until the client closes.
+    @exclusivity(unchecked) private var discardingInput = false
     /// An AUTH or admin request waiting for every earlier request to be answered.
     @exclusivity(unchecked) private var deferred: DeferredRequest?
 
@@ -148,6 +150,7 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is ShutdownRequest {
             draining = true
+            resumeReadingIfPossible()
             closeIfDrained()
         } else {
             context.fireUserInboundEventTriggered(event)
@@ -160,11 +163,24 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
         fail(error, context: context)
     }
 
+    /// A graceful shutdown ends a connection without losing an answer: reading stops, every request
+    /// already received is answered (those not yet run with SHUTTING_DOWN), a last SHUTTING_DOWN with
+    /// request id 0 says why, and the server closes only its sending side. It then reads and discards
+    /// until the client closes (or the server's drain deadline), because closing a socket with unread
+    /// input makes the kernel send a reset that destroys replies the client has not read yet.
     private func closeIfDrained() {
-        guard draining, !closing, let context, inFlight == 0 else { return }
+        guard draining, !closing, let context, inFlight == 0, batch.isEmpty, deferred == nil, !outputBlocked else { return }
+        var writer = ByteWriter()
+        writer.writeErrorFrame(opcode: 0, requestID: 0, LearnStoreError(.shuttingDown, "the server is shutting down; requests sent after the ones answered were not read"))
+        writeLocal(writer.bytes, count: 0, context: context)
         flushOutput(context: context)
         closing = true
-        context.close(promise: nil)
+        discardingInput = true
+        cumulation = nil
+        updateInputReservation()
+        let channel = context.channel
+        context.close(mode: .output).whenFailure { _ in channel.close(promise: nil) }
+        context.read()
     }
 
     // MARK: reading
@@ -192,7 +208,9 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func read(context: ChannelHandlerContext) {
-        if mayRead {
+        if discardingInput {
+            context.read()
+        } else if mayRead {
             context.read()
         } else {
             readPending = true

@@ -185,6 +185,31 @@ func sameData(_ a: TenantState, _ b: TenantState) -> Bool {
         #expect(again.states["t1"]!.sequence == 14)
     }
 
+    /// A WAL cut back below a snapshot (`wal truncate`, or a tail lost to damage): the server goes on
+    /// above the snapshot's LSN, so the tenant's reads are not held for an LSN the log would give again.
+    @Test func aWALCutBelowASnapshotContinuesAboveTheSnapshot() throws {
+        let history = try RecordedHistory()
+        let newestSnapshotLSN = try history.data.tenants(PosixFileSystem()).flatMap { tenant in
+            try history.data.snapshots(of: tenant, PosixFileSystem()).map {
+                try SnapshotFile.readHeader(history.data.snapshotPath(tenant, sequence: $0), fileSystem: PosixFileSystem()).lsn
+            }
+        }.max() ?? 0
+        #expect(newestSnapshotLSN > 3)
+        try WALInspector.truncate(try WALInspector.planTruncation(history.data, at: .lsn(3)))
+        let (controller, outcome) = try PersistenceController.open(configuration: PersistenceConfiguration(dataDirectory: history.dir.path), limits: EngineLimits())
+        controller.start()
+        #expect(outcome.report.lastLSN < newestSnapshotLSN)
+        #expect(controller.wal.committedLSN >= newestSnapshotLSN, "everything the snapshots hold counts as committed")
+        var t1 = try #require(outcome.states["t1"])
+        let write = try t1.create(RecordBody(personID: UUID16(high: 5, low: 5), title: "after the cut"), caller: RecordedHistory.caller,
+                                  now: Timestamp(milliseconds: RecordedHistory.base + 90_000))
+        let lsn = try controller.wal.append(LogEntry(tenantID: "t1", sequence: write.sequence, timestamp: Timestamp(milliseconds: 1), mutations: write.mutations))
+        #expect(lsn > newestSnapshotLSN, "no LSN is given twice")
+        #expect(waitFor { controller.wal.committedLSN >= lsn })
+        controller.close()
+        #expect(try history.recover().states["t1"]?.sequence == write.sequence)
+    }
+
     @Test func anOfflineRestoreRefusesADirectoryAServerHolds() throws {
         let history = try RecordedHistory()
         let lock = try history.data.lock()

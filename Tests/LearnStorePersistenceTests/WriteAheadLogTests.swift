@@ -151,4 +151,49 @@ func waitFor(seconds: Double = 10, _ condition: () -> Bool) -> Bool {
         let forced = try recover(dir, force: true)
         #expect(!forced.report.skippedCorruption.isEmpty)
     }
+
+    /// A segment file that ends inside a record lost its end: corruption, never a torn tail (which is
+    /// at most one unfinished write).
+    @Test func aSegmentCutShortIsCorruptionNotATornTail() throws {
+        let dir = TemporaryDirectory()
+        let wal = try openWAL(dir)
+        for n in 1...20 {
+            let lsn = try wal.append(entry(UInt64(n), records: [sampleRecord(n)]))
+            #expect(waitFor { wal.committedLSN == lsn })
+        }
+        wal.close()
+        let path = DataDirectory(dir.path).segmentPath(1)
+        let bytes = try PosixFileSystem().readWholeFile(path)
+        let end = bytes.withUnsafeBytes { WALSegmentScanner.lastNonZero($0, from: WALSegmentHeader.size) }
+        let file = try PosixFileSystem().openForWriting(path, create: false)
+        try file.truncate(to: WALSegmentHeader.size + (end - WALSegmentHeader.size) / 2 + 3)
+        file.close()
+        #expect(throws: Recovery.Failure.self) { _ = try recover(dir) }
+        let check = try WALInspector.check(DataDirectory(dir.path))
+        #expect(check.isCorrupt)
+        let forced = try recover(dir, force: true)
+        #expect(!forced.report.skippedCorruption.isEmpty && forced.report.tornTail == nil)
+    }
+
+    /// Records after the last commit marker (a group-commit write that never finished) are not replayed.
+    @Test func recordsWithoutTheirCommitMarkerAreNotReplayed() throws {
+        let dir = TemporaryDirectory()
+        let wal = try openWAL(dir)
+        for n in 1...3 {
+            let lsn = try wal.append(entry(UInt64(n), records: [sampleRecord(n)]))
+            #expect(waitFor { wal.committedLSN == lsn })
+        }
+        wal.close()
+        let path = DataDirectory(dir.path).segmentPath(1)
+        var bytes = try PosixFileSystem().readWholeFile(path)
+        let end = bytes.withUnsafeBytes { WALSegmentScanner.lastNonZero($0, from: WALSegmentHeader.size) }
+        // Wipe the last write's commit marker only (its first word): its record is whole but unclosed.
+        let word = withUnsafeBytes(of: (WALCommitMarker.flag | UInt32(WALCommitMarker.bodyBytes)).littleEndian) { Array($0) }
+        let marker = try #require(stride(from: end - 4, through: WALSegmentHeader.size, by: -1).first { Array(bytes[$0..<($0 + 4)]) == word })
+        for index in marker..<(marker + 4) { bytes[index] = 0 }
+        try PosixFileSystem().openForWriting(path, create: false).write(bytes, at: 0)
+        let outcome = try recover(dir)
+        #expect(outcome.states["t1"]?.sequence == 2)
+        #expect(outcome.report.tornTail != nil)
+    }
 }

@@ -13,6 +13,8 @@ final class RawConnection: @unchecked Sendable {
     private var buffer: [UInt8] = []
     /// Set when the server sent a length below the minimum (no server may; the bytes cannot be framed).
     private(set) var malformedFrameSeen = false
+    /// Set when a receive ended with a TCP reset rather than an orderly close.
+    private(set) var endedWithReset = false
     /// Blocking socket calls run here, never on Swift's cooperative pool (which has one thread per
     /// core: blocking it would starve the in-process server).
     private let queue = DispatchQueue(label: "raw-connection")
@@ -44,6 +46,9 @@ final class RawConnection: @unchecked Sendable {
     }
 
     deinit { close(fd) }
+
+    /// Shuts the socket down both ways (a send blocked on a full buffer returns).
+    func closeNow() { shutdown(fd, Int32(SHUT_RDWR)) }
 
     /// Sends all bytes; false if the peer closed.
     @discardableResult
@@ -92,7 +97,10 @@ final class RawConnection: @unchecked Sendable {
             }
             var chunk = [UInt8](repeating: 0, count: 65536)
             let received = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if received <= 0 { return nil }
+            if received <= 0 {
+                endedWithReset = received < 0 && errno == ECONNRESET
+                return nil
+            }
             buffer.append(contentsOf: chunk[0..<received])
         }
     }
@@ -107,7 +115,10 @@ final class RawConnection: @unchecked Sendable {
         while true {
             let received = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             if received == 0 { return true }
-            if received < 0 { return errno == ECONNRESET }
+            if received < 0 {
+                endedWithReset = errno == ECONNRESET
+                return endedWithReset
+            }
         }
     }
 

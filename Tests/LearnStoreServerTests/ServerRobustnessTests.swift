@@ -211,6 +211,41 @@ import Glibc
         #expect(results.allSatisfy { allowed.contains($0) })
         await client.shutdown()
     }
+
+    /// A shutdown while a client pipelines: every request the server read is answered in order, then
+    /// one SHUTTING_DOWN with request id 0, then an orderly close (no reset destroying unread replies).
+    @Test func gracefulShutdownAnswersWhatItReadThenClosesWithoutAReset() async throws {
+        let server = try await TestServer.start()
+        let raw = try RawConnection(port: server.port, receiveTimeout: 30)
+        _ = await raw.handshake(token: try await server.token())
+        var pipeline: [UInt8] = []
+        for id in 0..<20_000 {
+            pipeline += RawConnection.frame(Opcode.create, id: UInt32(100 + id)) {
+                RecordMessages.encodeCreate(sampleBody(person: UUID16(high: 4, low: UInt64(id))), idempotencyKey: nil, into: &$0)
+            }
+        }
+        let sending = Task { await raw.sendAsync(pipeline) }
+        let first = try #require(await raw.receiveFrame())
+        #expect(first.header.requestID == 100)
+        let stopping = Task { try await server.stop() }
+        var expectedID: UInt32 = 101
+        var succeeded = 1
+        var last = first
+        while let frame = await raw.receiveFrame() {
+            last = frame
+            if frame.header.requestID == 0 { break }
+            #expect(frame.header.requestID == expectedID, "answers come in order, none skipped")
+            expectedID += 1
+            if !frame.header.isError { succeeded += 1 } else { #expect(raw.error(of: frame)?.code == .shuttingDown) }
+        }
+        #expect(last.header.requestID == 0 && raw.error(of: last)?.code == .shuttingDown, "the last frame says why")
+        #expect(await raw.isClosedByPeer())
+        #expect(!raw.endedWithReset)
+        #expect(succeeded >= 1)
+        raw.closeNow()
+        _ = await sending.value
+        try await stopping.value
+    }
 }
 
 /// While the server recovers, PING and INFO answer (operators watch recovery through INFO) and every
