@@ -132,4 +132,37 @@ import Glibc
         await client.shutdown()
         try await server.stop()
     }
+
+    /// Reads of acknowledged data never wait for, or fail because of, writes that failed: during the
+    /// failure, after it, on new connections, before any new write succeeds.
+    @Test func readsOfAcknowledgedDataWorkAfterWritesFailed() async throws {
+        let directory = NSTemporaryDirectory() + "learnstore-storage-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let disk = FaultInjectingFileSystem()
+        let server = try await TestServer.start(persistence: Self.configuration(directory, disk))
+        let client = try await server.client()
+        let other = try await server.client(tenant: "tenant_b")
+        var acknowledged: [LearningRecord] = []
+        for index in 0..<3 { acknowledged.append(try await client.performance.learningRecords.create(Self.body("kept-\(index)")).value) }
+        _ = try await other.performance.learningRecords.create(Self.body("b"))
+        disk.inject(.writeError(ENOSPC), times: 1_000_000, pathContains: "wal-")
+        // Writes of both tenants fail together, twice.
+        for _ in 0..<2 {
+            async let first = Self.errorCode { _ = try await client.performance.learningRecords.create(Self.body("refused")) }
+            async let second = Self.errorCode { _ = try await other.performance.learningRecords.create(Self.body("refused")) }
+            #expect(await first == .storageUnavailable)
+            #expect(await second == .storageUnavailable)
+        }
+        #expect(try await client.performance.learningRecords.get(acknowledged[0].id) == acknowledged[0])
+        disk.clearFaults()
+        // A new connection, no write since: reads are served.
+        let fresh = try await server.client()
+        #expect(try await fresh.performance.learningRecords.get(acknowledged[1].id) == acknowledged[1])
+        #expect(try await Self.everything(fresh) == acknowledged)
+        #expect(try await Self.sequence(fresh) == "3")
+        await fresh.shutdown()
+        await other.shutdown()
+        await client.shutdown()
+        try await server.stop()
+    }
 }
