@@ -55,13 +55,14 @@ for name in "${selected[@]}"; do
     log="Fuzz/.logs/$name-$(date -u +%Y%m%dT%H%M%SZ).log"
     echo "== $name ($target), ${seconds} s, log $log"
     status=0
+    started=$(date +%s)
     "$bin/$target" "Fuzz/.corpus/$name" "Fuzz/Corpus/$name" \
         -max_total_time="$seconds" -print_final_stats=1 -timeout=25 -max_len=8192 \
         -artifact_prefix="Fuzz/.crashes/$name/" "$@" >"$log" 2>&1 || status=$?
     executions=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
     per_second=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
     coverage=$(grep -E '^#[0-9]+' "$log" | grep -o 'cov: [0-9]* ft: [0-9]*' | tail -1)
-    echo "   executions ${executions:-?} (${per_second:-?}/s), ${coverage:-no coverage line}, exit status $status"
+    echo "   executions ${executions:-?} in $(( $(date +%s) - started )) s (${per_second:-?}/s), ${coverage:-no coverage line}, exit status $status"
     if (( status != 0 )); then
         grep -m1 -E 'ERROR: libFuzzer|ERROR: AddressSanitizer|Fatal error|fuzz invariant' "$log" || true
         ls -t "Fuzz/.crashes/$name/" | head -3 | sed "s|^|   artifact: Fuzz/.crashes/$name/|"

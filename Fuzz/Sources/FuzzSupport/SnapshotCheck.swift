@@ -8,7 +8,7 @@ public enum SnapshotCheck {
     public static func roundTrip(_ state: TenantState) {
         let capture = state.capture()
         var stream: [UInt8] = []
-        SnapshotStream.encode(capture) { stream += $0 }
+        SnapshotStream.encode(capture, chunkBytes: 1 << 12) { stream += $0 }
         let expected = UInt64(capture.liveRecords + capture.deletedRecords)
         do {
             let contents = try stream.withUnsafeBytes { raw throws(DecodeError) in
