@@ -8,8 +8,9 @@ struct BenchCommand: AsyncParsableCommand {
         commandName: "bench",
         abstract: "Load-test a LearnStore server with the bundled client.",
         discussion: """
-            Workloads: \(BenchWorkload.allCases.map(\.rawValue).joined(separator: ", ")). Data has the shape of \
-            ../shared/peers/gen_data.py (10 tenants, persons with 10 records each).
+            Workloads: \(BenchWorkload.allCases.map(\.rawValue).joined(separator: ", ")). Data: 10 tenants by default \
+            (--tenants), each with persons of 10 records; courses, providers, scores, completion and expiry \
+            times and cohorts are drawn from a seeded generator (--seed), so runs are repeatable.
             With --key-file, tokens are minted for test tenants tenant_00000...; with --token, every connection \
             uses that token's tenant.
             Examples:

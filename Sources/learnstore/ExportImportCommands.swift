@@ -13,7 +13,7 @@ struct ExportCommand: AsyncParsableCommand {
         commandName: "export",
         abstract: "Write a tenant's records and Canvas outcome data as JSON Lines, from a data directory.",
         discussion: """
-            Every record (live and soft-deleted) under the seed's field names, in (created_at, id) order, then \
+            Every record (live and soft-deleted) under the JSON field names of docs/PROTOCOL.md section 4.5, in (created_at, id) order, then \
             every outcome row: {"kind": "learning_outcome", "entity": {…}} with the entity JSON of the API, or \
             {"kind": …, "tombstone": {"key", "record_time", "event_time", "digest"}} for a deleted entity. The same \
             state always exports to the same bytes. Idempotency keys are not exported. --snapshot, --sequence or \

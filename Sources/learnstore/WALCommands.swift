@@ -14,7 +14,7 @@ struct WALCommand: AsyncParsableCommand {
             abstract: "Print WAL records as JSON Lines: lsn, tenant, sequence, timestamp, segment, offset, mutations.",
             discussion: """
                 Mutations are summarized ({"put_records": 3}, {"purge_records": 1}, {"idempotency_key": "…"}, \
-                {"outcomes": 2}); --full prints them whole (records under the seed's field names, outcome rows as \
+                {"outcomes": 2}); --full prints them whole (records under the field names of docs/PROTOCOL.md section 4.5, outcome rows as \
                 'export' writes them). Damaged regions are skipped and reported on stderr. Only reads.
                 """)
         @OptionGroup var data: DataDirOptions

@@ -122,17 +122,26 @@ func waitFor(seconds: Double = 10, _ condition: () -> Bool) -> Bool {
         #expect(recovered == [sampleRecord(1), sampleRecord(3)], "the failed write is gone, the later one is there")
     }
 
-    @Test func recoveryTruncatesATornTailAndRefusesCorruption() throws {
-        let dir = TemporaryDirectory()
+    /// Writes records 1...count of t1 one commit at a time into a fresh WAL and closes it; returns the
+    /// first segment's path, its bytes and where its written data ends.
+    func writtenSegment(_ dir: TemporaryDirectory, records count: Int) throws -> (path: String, bytes: [UInt8], end: Int) {
         let wal = try openWAL(dir)
-        for n in 1...6 {
+        for n in 1...count {
             let lsn = try wal.append(entry(UInt64(n), records: [sampleRecord(n)]))
             #expect(waitFor { wal.committedLSN == lsn })
         }
         wal.close()
         let path = DataDirectory(dir.path).segmentPath(1)
-        var bytes = try PosixFileSystem().readWholeFile(path)
-        let end = bytes.withUnsafeBytes { WALSegmentScanner.lastNonZero($0, from: WALSegmentHeader.size) }
+        let bytes = try PosixFileSystem().readWholeFile(path)
+        return (path, bytes, bytes.withUnsafeBytes { WALSegmentScanner.lastNonZero($0, from: WALSegmentHeader.size) })
+    }
+
+    @Test func recoveryTruncatesATornTailAndRefusesCorruption() throws {
+        let dir = TemporaryDirectory()
+        let written = try writtenSegment(dir, records: 6)
+        let path = written.path
+        var bytes = written.bytes
+        let end = written.end
 
         // A torn tail: the last record half written.
         var torn = bytes
@@ -156,15 +165,7 @@ func waitFor(seconds: Double = 10, _ condition: () -> Bool) -> Bool {
     /// at most one unfinished write).
     @Test func aSegmentCutShortIsCorruptionNotATornTail() throws {
         let dir = TemporaryDirectory()
-        let wal = try openWAL(dir)
-        for n in 1...20 {
-            let lsn = try wal.append(entry(UInt64(n), records: [sampleRecord(n)]))
-            #expect(waitFor { wal.committedLSN == lsn })
-        }
-        wal.close()
-        let path = DataDirectory(dir.path).segmentPath(1)
-        let bytes = try PosixFileSystem().readWholeFile(path)
-        let end = bytes.withUnsafeBytes { WALSegmentScanner.lastNonZero($0, from: WALSegmentHeader.size) }
+        let (path, _, end) = try writtenSegment(dir, records: 20)
         let file = try PosixFileSystem().openForWriting(path, create: false)
         try file.truncate(to: WALSegmentHeader.size + (end - WALSegmentHeader.size) / 2 + 3)
         file.close()
@@ -178,15 +179,10 @@ func waitFor(seconds: Double = 10, _ condition: () -> Bool) -> Bool {
     /// Records after the last commit marker (a group-commit write that never finished) are not replayed.
     @Test func recordsWithoutTheirCommitMarkerAreNotReplayed() throws {
         let dir = TemporaryDirectory()
-        let wal = try openWAL(dir)
-        for n in 1...3 {
-            let lsn = try wal.append(entry(UInt64(n), records: [sampleRecord(n)]))
-            #expect(waitFor { wal.committedLSN == lsn })
-        }
-        wal.close()
-        let path = DataDirectory(dir.path).segmentPath(1)
-        var bytes = try PosixFileSystem().readWholeFile(path)
-        let end = bytes.withUnsafeBytes { WALSegmentScanner.lastNonZero($0, from: WALSegmentHeader.size) }
+        let written = try writtenSegment(dir, records: 3)
+        let path = written.path
+        var bytes = written.bytes
+        let end = written.end
         // Wipe the last write's commit marker only (its first word): its record is whole but unclosed.
         let word = withUnsafeBytes(of: (WALCommitMarker.flag | UInt32(WALCommitMarker.bodyBytes)).littleEndian) { Array($0) }
         let marker = try #require(stride(from: end - 4, through: WALSegmentHeader.size, by: -1).first { Array(bytes[$0..<($0 + 4)]) == word })
