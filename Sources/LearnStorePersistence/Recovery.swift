@@ -103,6 +103,10 @@ public struct Recovery: Sendable {
             }
         }
         if let first = errors.withLock({ $0.first }) { throw Failure(description: first) }
+        // A tenant that never wrote a snapshot has no directory, so the loop above never saw it.
+        for (tenant, chosen) in options.snapshotChoice.sorted(by: { $0.key < $1.key }) where loaded.withLock({ $0[tenant] == nil }) {
+            throw Failure(description: "tenant \(tenant) has no snapshot with sequence \(chosen)")
+        }
         var states: [String: TenantState] = [:]
         var lastLSN: [String: UInt64] = [:]
         for (tenant, (state, tenantReport)) in loaded.withLock({ $0 }) {

@@ -401,7 +401,7 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let verifier = server.verifier
         let now = server.clock.now()
         let loopBound = NIOLoopBound((self, frame), eventLoop: context.eventLoop)
-        let promise = context.eventLoop.makePromise(of: Result<(CallerIdentity, Timestamp), LearnStoreError>.self)
+        let promise = context.eventLoop.makePromise(of: Result<VerifiedToken, LearnStoreError>.self)
         promise.completeWithTask {
             do throws(LearnStoreError) {
                 return .success(try await verifier.verify(token, now: now))
@@ -416,11 +416,11 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    private func finishAuthentication(_ frame: Frame, result: Result<(CallerIdentity, Timestamp), LearnStoreError>, context: ChannelHandlerContext) {
+    private func finishAuthentication(_ frame: Frame, result: Result<VerifiedToken, LearnStoreError>, context: ChannelHandlerContext) {
         authenticating = false
         let action: ConnectionStateMachine.AuthAction
         switch result {
-        case .success(let (identity, expires)): action = machine.authenticationSucceeded(identity, expiresAt: expires)
+        case .success(let token): action = machine.authenticationSucceeded(token)
         case .failure(let error): action = machine.authenticationFailed(error)
         }
         var writer = ByteWriter()

@@ -4,7 +4,10 @@ import LearnStoreProtocol
 /// Who is on the other end of an authenticated connection.
 public struct Session: Sendable, Hashable {
     public var identity: CallerIdentity
+    /// The token's `exp`.
     public var expiresAt: Timestamp
+    /// `exp` plus the server's clock leeway: from this instant requests get TOKEN_EXPIRED.
+    public var acceptedUntil: Timestamp
     public var protocolVersion: UInt16
 }
 
@@ -85,10 +88,11 @@ public struct ConnectionStateMachine: Sendable {
         return .success(version)
     }
 
-    public mutating func authenticationSucceeded(_ identity: CallerIdentity, expiresAt: Timestamp) -> AuthAction {
+    public mutating func authenticationSucceeded(_ token: VerifiedToken) -> AuthAction {
+        let identity = token.identity
         switch state {
         case .awaitingAuth(let version):
-            let session = Session(identity: identity, expiresAt: expiresAt, protocolVersion: version)
+            let session = Session(identity: identity, expiresAt: token.expiresAt, acceptedUntil: token.acceptedUntil, protocolVersion: version)
             state = .authenticated(session)
             failedAuthentications = 0
             return .accept(session)
@@ -96,7 +100,7 @@ public struct ConnectionStateMachine: Sendable {
             guard current.identity.tenantID == identity.tenantID else {
                 return .reject(LearnStoreError(.forbidden, "re-authentication must keep tenant \(current.identity.tenantID)"), close: false)
             }
-            let session = Session(identity: identity, expiresAt: expiresAt, protocolVersion: current.protocolVersion)
+            let session = Session(identity: identity, expiresAt: token.expiresAt, acceptedUntil: token.acceptedUntil, protocolVersion: current.protocolVersion)
             state = .authenticated(session)
             return .accept(session)
         case .awaitingHello, .closed:

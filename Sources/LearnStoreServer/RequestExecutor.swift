@@ -59,7 +59,7 @@ public enum RequestExecutor {
             do throws(LearnStoreError) {
                 if header.flags != 0 { throw LearnStoreError(.badFrame, "request flags must be 0") }
                 if shuttingDown { throw LearnStoreError(.shuttingDown, "the server is shutting down") }
-                if now >= session.expiresAt, header.opcode != Opcode.ping {
+                if now >= session.acceptedUntil, header.opcode != Opcode.ping {
                     throw LearnStoreError(.tokenExpired, "the token expired at \(session.expiresAt); send AUTH with a new token")
                 }
                 let isData = header.opcode >= 0x10

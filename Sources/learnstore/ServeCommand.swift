@@ -41,6 +41,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("jwks-file"), help: "JWKS file with RS256/ES256 public keys.") var jwksFile: String?
     @Option(name: .customLong("jwt-audience"), help: "Require this aud claim.") var jwtAudience: String?
     @Option(name: .customLong("jwt-issuer"), help: "Require this iss claim.") var jwtIssuer: String?
+    @Option(name: .customLong("jwt-leeway"), help: "Seconds of clock skew tolerated on exp, nbf and iat (0...86400, default 30).") var jwtLeeway: Int?
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error (default info).") var logLevel: String?
     @Option(help: "When a write counts as durable: always (fdatasync before the reply, group commit; the default), everysec, off.") var fsync: String?
     @Option(name: .customLong("snapshot-interval"), help: "Seconds between snapshot rounds (default 3600; 0 disables).") var snapshotInterval: Double?
@@ -90,6 +91,10 @@ struct ServeCommand: AsyncParsableCommand {
             var auth = AuthenticationConfiguration()
             auth.audience = settings.string("jwt-audience", jwtAudience)
             auth.issuer = settings.string("jwt-issuer", jwtIssuer)
+            auth.leewaySeconds = Int64(try settings.int("jwt-leeway", jwtLeeway, default: Int(auth.leewaySeconds)))
+            guard (0...TokenVerifier.maximumLeewaySeconds).contains(auth.leewaySeconds) else {
+                throw CLIError.usage("--jwt-leeway must be 0 ... \(TokenVerifier.maximumLeewaySeconds) seconds")
+            }
             if let secret = try KeyFiles.secret(settings: settings, cli: jwtSecretFile) { auth.hmacSecrets.append(secret) }
             if let jwks = settings.string("jwks-file", jwksFile) {
                 guard let text = try? String(contentsOfFile: jwks, encoding: .utf8) else { throw CLIError.usage("cannot read JWKS file \(jwks)") }
@@ -109,12 +114,17 @@ struct ServeCommand: AsyncParsableCommand {
             guard let policy = FsyncPolicy(rawValue: fsyncName) else { throw CLIError.usage("--fsync must be always, everysec or off") }
             persistence.fsync = policy
             let interval = try settings.double("snapshot-interval", snapshotInterval, default: 3600)
+            guard interval.isFinite, (0...ServeLimits.maximumSnapshotIntervalSeconds).contains(interval) else {
+                throw CLIError.usage("--snapshot-interval must be 0 (off) ... \(Int(ServeLimits.maximumSnapshotIntervalSeconds)) seconds")
+            }
             persistence.snapshotIntervalSeconds = interval > 0 ? interval : nil
             let walBytes = try settings.int("snapshot-wal-bytes", snapshotWALBytes, default: 512 << 20)
+            guard walBytes >= 0 else { throw CLIError.usage("--snapshot-wal-bytes must be 0 (off) or a number of bytes") }
             persistence.snapshotWALBytes = walBytes > 0 ? walBytes : nil
             persistence.snapshotLevel = try settings.int("snapshot-level", snapshotLevel, default: 1)
             guard (-5...19).contains(persistence.snapshotLevel) else { throw CLIError.usage("--snapshot-level must be -5 ... 19") }
-            persistence.snapshotsKept = max(1, try settings.int("snapshots-kept", snapshotsKept, default: 2))
+            persistence.snapshotsKept = try settings.int("snapshots-kept", snapshotsKept, default: 2)
+            guard (1...1000).contains(persistence.snapshotsKept) else { throw CLIError.usage("--snapshots-kept must be 1 ... 1000") }
             persistence.segmentBytes = try settings.int("wal-segment-bytes", walSegmentBytes, default: 64 << 20)
             guard persistence.segmentBytes >= 1 << 20 else { throw CLIError.usage("--wal-segment-bytes must be at least 1048576") }
             persistence.forceRecovery = try settings.bool("force-recovery", forceRecovery)

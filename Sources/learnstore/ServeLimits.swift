@@ -3,6 +3,9 @@ import LearnStoreServer
 /// Range checks of the connection limits `serve` is given, so a typo in a config file is a usage
 /// error at start, not an overflow or a server that cannot serve anyone.
 enum ServeLimits {
+    /// A year: longer intervals are typos, and the scheduler's clock arithmetic stays far from overflow.
+    static let maximumSnapshotIntervalSeconds: Double = 365 * 86_400
+
     static func validate(_ configuration: ServerConfiguration) throws {
         func check(_ name: String, _ value: Int, _ range: ClosedRange<Int>) throws {
             guard range.contains(value) else { throw CLIError.usage("\(name) must be \(range.lowerBound) ... \(range.upperBound), not \(value)") }

@@ -119,6 +119,13 @@ import Testing
         }
         #expect(await code(RestoreTenantRequest(sequence: 100), a) == .validation)
         #expect(await code(RestoreTenantRequest(snapshotSequence: 3), a) == .validation)
+        // A tenant that never wrote a snapshot has none to choose: refused, not rebuilt from the WAL.
+        let c = try await server.client(tenant: "tenant_c")
+        _ = try await c.performance.learningRecords.create(Self.body(1, "c")).value
+        #expect(await code(RestoreTenantRequest(snapshotSequence: 1), c) == .validation)
+        #expect(await code(RestoreTenantRequest(dryRun: true, snapshotSequence: 1), c) == .validation)
+        #expect(try await Self.allRecords(c).count == 1)
+        await c.shutdown()
         let reader = try await server.client(tenant: "tenant_a", scopes: [.recordsRead, .recordsWrite])
         #expect(await code(RestoreTenantRequest(dryRun: true), reader) == .forbidden)
         do {

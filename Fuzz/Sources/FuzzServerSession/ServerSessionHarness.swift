@@ -59,7 +59,7 @@ struct SessionRun {
         header: Array(#"{"alg":"HS256","typ":"JWT"}"#.utf8),
         payload: Array(#"{"tenant_id":"fuzz","sub":"0b6d8a3e-2f41-4c7a-8e15-3d9c00a1b2c4","scope":"records:read records:write outcomes:read outcomes:write admin","exp":1893456000}"#.utf8))
     /// The identity of ``token``, verified once: re-AUTH with the same token skips the verifier.
-    static let identity: (CallerIdentity, Timestamp) = runBlocking {
+    static let identity: VerifiedToken = runBlocking {
         do throws(LearnStoreError) { return try await context.verifier.verify(token, now: start) } catch { fatalError("the fixed token does not verify: \(error)") }
     }
     /// HELLO and AUTH frames, in front of every input.
@@ -93,8 +93,8 @@ struct SessionRun {
             #"{"metadata":{"event_name":"learning_outcome_result_created","event_time":"2024-01-01T00:00:00Z"},"body":{"learning_outcome_id":"1","user_uuid":"u1","score":3,"result_id":"7","context_type":"Course","context_id":"1","assessed_at":"2024-01-01T00:00:00Z"}}"#,
         ].map { Array($0.utf8) }
         return tenant.withExclusiveAccess { tenant in
-            _ = try? tenant.importRecords(records, caller: identity.0)
-            _ = try? tenant.ingestOutcomes(events, caller: identity.0)
+            _ = try? tenant.importRecords(records, caller: identity.identity)
+            _ = try? tenant.ingestOutcomes(events, caller: identity.identity)
             return tenant.state
         }
     }()
@@ -146,7 +146,7 @@ struct SessionRun {
 
     /// Verifies an AUTH frame's token; false when the connection closes.
     mutating func authenticate(_ frame: Frame) -> Bool {
-        let result: Result<(CallerIdentity, Timestamp), LearnStoreError>
+        let result: Result<VerifiedToken, LearnStoreError>
         if frame.header.flags != 0 {
             result = .failure(LearnStoreError(.badFrame, "AUTH: request flags must be 0"))
         } else if let token = try? frame.readPayload({ (r) throws(DecodeError) in try AuthRequest.decode(from: &r) }).token {
@@ -164,7 +164,7 @@ struct SessionRun {
         }
         let action: ConnectionStateMachine.AuthAction
         switch result {
-        case .success(let (identity, expires)): action = machine.authenticationSucceeded(identity, expiresAt: expires)
+        case .success(let token): action = machine.authenticationSucceeded(token)
         case .failure(let error): action = machine.authenticationFailed(error)
         }
         if case .reject(_, close: true) = action { return false }

@@ -1,0 +1,79 @@
+import LearnStoreModel
+
+/// The parts of a compact JWS this server reads before any signature check, parsed strictly: the
+/// header decides which key may verify the token, so an ambiguous header must never pick one.
+struct CompactToken: Sendable {
+    enum Algorithm: String, Sendable, CaseIterable {
+        case hs256 = "HS256", rs256 = "RS256", es256 = "ES256"
+    }
+
+    var algorithm: Algorithm
+    /// The `kid` header: which configured key signed the token.
+    var keyID: String?
+    /// The decoded payload (the claims object), not yet trusted.
+    var payload: [UInt8]
+
+    /// Longer tokens are refused before they are decoded; the AUTH frame bounds them anyway.
+    static let maximumLength = 16 * 1024
+
+    static func parse(_ token: String) throws(LearnStoreError) -> CompactToken {
+        guard token.utf8.count <= maximumLength else {
+            throw refusal("the token is longer than \(maximumLength) bytes")
+        }
+        let parts = token.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 3, !parts[0].isEmpty, !parts[1].isEmpty, !parts[2].isEmpty else {
+            throw refusal("the token is not a signed JWT (header.payload.signature)")
+        }
+        guard let headerBytes = Base64URL.decode(String(parts[0])) else {
+            throw refusal("the token header is not base64url")
+        }
+        let header = try object(headerBytes, "header")
+        guard let alg = header["alg"] else { throw refusal("the token header has no alg") }
+        guard let name = alg.stringValue, let algorithm = Algorithm(rawValue: name) else {
+            throw refusal("the token algorithm \(alg.shortDescription) is not accepted (HS256, RS256 and ES256 are)")
+        }
+        // RFC 7515 §4.1.11: a recipient must refuse a token whose critical extensions it does not
+        // understand, and this server understands none.
+        if let critical = header["crit"] {
+            throw refusal("the token header lists critical extensions (crit: \(critical.shortDescription)); this server supports none")
+        }
+        var keyID: String?
+        if let kid = header["kid"] {
+            guard let value = kid.stringValue, !value.isEmpty else { throw refusal("the token header's kid must be a non-empty string") }
+            keyID = value
+        }
+        guard let payload = Base64URL.decode(String(parts[1])) else {
+            throw refusal("the token payload is not base64url")
+        }
+        return CompactToken(algorithm: algorithm, keyID: keyID, payload: payload)
+    }
+
+    /// A JSON object without repeated member names: with a repeated name two readers could
+    /// disagree on which value counts.
+    static func object(_ bytes: [UInt8], _ part: String) throws(LearnStoreError) -> JSONValue {
+        let value: JSONValue
+        do { value = try JSONValue.parse(bytes) } catch { throw refusal("the token \(part) is not valid JSON (\(error))") }
+        guard case .object(let members) = value else { throw refusal("the token \(part) is not a JSON object") }
+        var names = Set<String>()
+        for (name, _) in members where !names.insert(name).inserted {
+            throw refusal("the token \(part) repeats the member \(name)")
+        }
+        return value
+    }
+
+    static func refusal(_ message: String) -> LearnStoreError { LearnStoreError(.unauthenticated, message) }
+}
+
+extension JSONValue {
+    /// A short rendering for error messages: strings quoted, anything else by its kind.
+    var shortDescription: String {
+        switch self {
+        case .null: "null"
+        case .bool(let b): "\(b)"
+        case .number(let n): n.count <= 32 ? n : "a long number"
+        case .string(let s): s.utf8.count <= 32 ? "\"\(s)\"" : "a long string"
+        case .array: "an array"
+        case .object: "an object"
+        }
+    }
+}

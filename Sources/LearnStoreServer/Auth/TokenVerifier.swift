@@ -1,0 +1,118 @@
+import Foundation
+import JWTKit
+import LearnStoreModel
+
+/// A token that verified: who it names, when it expires, and until when the server accepts it.
+public struct VerifiedToken: Sendable, Equatable {
+    public var identity: CallerIdentity
+    /// The token's own `exp` (AUTH's `expires_at`).
+    public var expiresAt: Timestamp
+    /// `exp` plus the configured clock leeway: requests after this instant get TOKEN_EXPIRED.
+    public var acceptedUntil: Timestamp
+}
+
+/// Verifies JWTs: the header picks the one key (or the keys of one algorithm) that may verify it,
+/// jwt-kit checks the signature with that key alone, and the claims are read by this server's rules.
+public final class TokenVerifier: Sendable {
+    /// The longest clock leeway a server accepts; it keeps every sum below far from overflow.
+    public static let maximumLeewaySeconds: Int64 = 86_400
+
+    private let keys: VerificationKeys
+    private let configuration: AuthenticationConfiguration
+
+    public init(configuration: AuthenticationConfiguration) async throws(LearnStoreError) {
+        guard configuration.hasKeys else {
+            throw LearnStoreError(.unauthenticated, "no token verification key is configured")
+        }
+        guard (0...Self.maximumLeewaySeconds).contains(configuration.leewaySeconds) else {
+            throw LearnStoreError.validation("the token leeway must be 0...\(Self.maximumLeewaySeconds) seconds", field: "leeway")
+        }
+        self.configuration = configuration
+        self.keys = try await VerificationKeys.load(hmacSecrets: configuration.hmacSecrets, jwksJSON: configuration.jwksJSON)
+    }
+
+    /// The identity in a valid token and its expiry; typed errors otherwise.
+    public func verify(_ token: String, now: Timestamp) async throws(LearnStoreError) -> VerifiedToken {
+        let parsed = try CompactToken.parse(token)
+        var verified = false
+        for key in try keys.candidates(for: parsed) {
+            do {
+                _ = try await key.verifier.verify(token, as: SignatureOnly.self)
+                verified = true
+                break
+            } catch {
+                continue
+            }
+        }
+        guard verified else {
+            throw LearnStoreError(.unauthenticated, "the token's signature does not verify with the server's \(parsed.keyID.map { "key \($0)" } ?? "\(parsed.algorithm.rawValue) keys")")
+        }
+        return try check(TokenClaims.parse(parsed.payload), now: now)
+    }
+
+    func check(_ claims: TokenClaims, now: Timestamp) throws(LearnStoreError) -> VerifiedToken {
+        // Every instant is in the documented range and the leeway at most a day: no sum overflows.
+        let leeway = configuration.leewaySeconds * 1000
+        let acceptedUntil = Timestamp(milliseconds: claims.expires.milliseconds + leeway)
+        if now.milliseconds >= acceptedUntil.milliseconds {
+            throw LearnStoreError(.tokenExpired, "the token expired at \(claims.expires)")
+        }
+        if let notBefore = claims.notBefore, now.milliseconds + leeway < notBefore.milliseconds {
+            throw LearnStoreError(.unauthenticated, "the token is not valid before \(notBefore)")
+        }
+        if let issuedAt = claims.issuedAt, now.milliseconds + leeway < issuedAt.milliseconds {
+            throw LearnStoreError(.unauthenticated, "the token was issued in the future (iat \(issuedAt))")
+        }
+        if let audience = configuration.audience, !(claims.audiences ?? []).contains(audience) {
+            throw LearnStoreError(.unauthenticated, "the token is not for audience \(audience)")
+        }
+        if let issuer = configuration.issuer, claims.issuer != issuer {
+            throw LearnStoreError(.unauthenticated, "the token is not from issuer \(issuer)")
+        }
+        let identity = CallerIdentity(tenantID: claims.tenantID, appID: claims.appID, personID: claims.person, scopes: claims.scopes)
+        return VerifiedToken(identity: identity, expiresAt: claims.expires, acceptedUntil: acceptedUntil)
+    }
+}
+
+/// jwt-kit checks only the signature; ``TokenClaims`` reads the payload afterwards.
+private struct SignatureOnly: JWTPayload {
+    init(from decoder: any Decoder) throws {}
+    func encode(to encoder: any Encoder) throws {}
+    func verify(using algorithm: some JWTAlgorithm) async throws {}
+}
+
+/// The claims ``TokenMinter`` writes.
+struct MintedClaims: JWTPayload {
+    var tenant_id: String
+    var sub: String
+    var app_id: String?
+    var scope: String
+    var exp: Double
+    var nbf: Double?
+    var iat: Double
+    var iss: String?
+    var aud: String?
+    func verify(using algorithm: some JWTAlgorithm) async throws {}
+}
+
+/// Signs tokens with an HS256 secret (`learnstore token mint`, the development mode, tests).
+public struct TokenMinter: Sendable {
+    let secret: String
+    public init(secret: String) { self.secret = secret }
+
+    public func mint(tenantID: String, person: UUID16, appID: String? = nil, scopes: Scopes,
+                     issuedAt: Timestamp, lifetimeSeconds: Int64, audience: String? = nil, issuer: String? = nil,
+                     notBefore: Timestamp? = nil) async throws -> String {
+        let (expires, overflow) = (issuedAt.milliseconds / 1000).addingReportingOverflow(lifetimeSeconds)
+        guard !overflow, TokenClaims.instant(ofSeconds: Double(expires)) != nil else {
+            throw LearnStoreError.validation("a lifetime of \(lifetimeSeconds) seconds ends after 9999-12-31", field: "ttl")
+        }
+        let keys = JWTKeyCollection()
+        await keys.add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256)
+        let claims = MintedClaims(
+            tenant_id: tenantID, sub: person.description, app_id: appID, scope: scopes.description,
+            exp: Double(expires), nbf: notBefore.map { Double($0.milliseconds / 1000) },
+            iat: Double(issuedAt.milliseconds / 1000), iss: issuer, aud: audience)
+        return try await keys.sign(claims)
+    }
+}
