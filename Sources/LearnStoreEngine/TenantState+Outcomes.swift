@@ -84,18 +84,31 @@ extension TenantState {
     public func studentRollup(userUUID: String, outcomeID: String, context: ContextRef, options: RollupOptions = RollupOptions(),
                               caller: CallerIdentity) throws(LearnStoreError) -> StudentOutcomeRollup? {
         try caller.require(.outcomesRead)
+        try Self.checkOverride(options)
         return outcomes.studentRollup(userUUID: userUUID, outcomeID: outcomeID, context: context, options: options)
     }
 
     public func studentRollups(userUUID: String, context: ContextRef, options: RollupOptions = RollupOptions(),
                                caller: CallerIdentity) throws(LearnStoreError) -> [StudentOutcomeRollup] {
         try caller.require(.outcomesRead)
+        try Self.checkOverride(options)
         return outcomes.studentRollups(userUUID: userUUID, context: context, options: options)
     }
 
     public func contextAggregates(context: ContextRef, options: RollupOptions = RollupOptions(),
                                   caller: CallerIdentity) throws(LearnStoreError) -> [ContextOutcomeAggregate] {
         try caller.require(.outcomesRead)
+        try Self.checkOverride(options)
         return outcomes.contextAggregates(context: context, options: options)
+    }
+
+    /// A method named by the request must be one this server computes: an outcome's own unknown method
+    /// yields no rollup, as in Canvas, but a caller's typo should not look like "no rollup".
+    static func checkOverride(_ options: RollupOptions) throws(LearnStoreError) {
+        if let method = options.calculationOverride?.method, case .unknown(let name) = method {
+            throw .validation(
+                "calculation_method \(name.utf8.count <= 64 ? name : "(a long name)") is not one of \(CalculationMethod.known.map(\.rawValue).joined(separator: ", "))",
+                field: "calculation_method")
+        }
     }
 }

@@ -71,8 +71,11 @@ public struct ConnectionStateMachine: Sendable {
             default: return .reject(LearnStoreError(.unauthenticated, "send AUTH with a token first"), close: false)
             }
         case .authenticated(let session):
-            if opcode == Opcode.auth { return .authenticate }
-            return .dispatch(session)
+            switch opcode {
+            case Opcode.auth: return .authenticate
+            case Opcode.hello: return .reject(LearnStoreError(.badFrame, "HELLO may be sent only once"), close: false)
+            default: return .dispatch(session)
+            }
         }
     }
 
@@ -98,16 +101,18 @@ public struct ConnectionStateMachine: Sendable {
             return .accept(session)
         case .authenticated(let current):
             guard current.identity.tenantID == identity.tenantID else {
-                return .reject(LearnStoreError(.forbidden, "re-authentication must keep tenant \(current.identity.tenantID)"), close: false)
+                return authenticationFailed(LearnStoreError(.forbidden, "re-authentication must keep tenant \(current.identity.tenantID)"))
             }
             let session = Session(identity: identity, expiresAt: token.expiresAt, acceptedUntil: token.acceptedUntil, protocolVersion: current.protocolVersion)
             state = .authenticated(session)
+            failedAuthentications = 0
             return .accept(session)
         case .awaitingHello, .closed:
             return .reject(LearnStoreError(.badFrame, "AUTH out of order"), close: true)
         }
     }
 
+    /// Every AUTH answered with an error counts, a re-AUTH's too; a successful AUTH starts the count again.
     public mutating func authenticationFailed(_ error: LearnStoreError) -> AuthAction {
         failedAuthentications += 1
         if failedAuthentications >= Self.maximumFailedAuthentications {

@@ -166,6 +166,27 @@ struct ObservedOutcomes: Equatable {
         #expect(none.mutations.isEmpty && none.sequence == 1 && state.sequence == 1)
     }
 
+    @Test func aRollupOverrideNamingAnUnknownMethodIsValidationNotAnEmptyAnswer() throws {
+        let state = TenantState(tenantID: tenantA)
+        let typo = RollupOptions(calculationOverride: .init(method: CalculationMethod("latset")))
+        let context = Self.course.context
+        func expectRefused(_ request: () throws -> Void) {
+            do {
+                try request()
+                Issue.record("an unknown method was accepted")
+            } catch let error as LearnStoreError {
+                #expect(error.code == .validation && error.field == "calculation_method", "\(error)")
+            } catch {
+                Issue.record("\(error)")
+            }
+        }
+        expectRefused { _ = try state.studentRollup(userUUID: "u", outcomeID: "1", context: context, options: typo, caller: caller()) }
+        expectRefused { _ = try state.studentRollups(userUUID: "u", context: context, options: typo, caller: caller()) }
+        expectRefused { _ = try state.contextAggregates(context: context, options: typo, caller: caller()) }
+        let known = RollupOptions(calculationOverride: .init(method: .latest))
+        #expect(try state.contextAggregates(context: context, options: known, caller: caller()).isEmpty)
+    }
+
     @Test func scopesAndBatchLimits() throws {
         var state = TenantState(tenantID: tenantA, limits: EngineLimits(maximumBatch: 3))
         let readOnly = caller(scopes: [.outcomesRead, .recordsWrite])

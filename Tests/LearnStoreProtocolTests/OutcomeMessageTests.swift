@@ -219,7 +219,7 @@ let proficiencyScale = RollupScale(
 
     @Test func goldenIngestResponse() throws {
         let frame = encoded { writer in
-            writer.writeFrame(FrameHeader(opcode: Opcode.outcomeIngest, requestID: 7)) {
+            writer.writeFrame(FrameHeader(opcode: Opcode.outcomeIngest, requestID: 11)) {
                 OutcomeMessages.encodeIngestResponse(sequence: 3, [
                     .applied(.result, key: "syn:2:u11:10:0:0:0:"),
                     .rejected(EventRejection(reason: .missingField, error: .validation("required", field: "body.user_uuid"))),

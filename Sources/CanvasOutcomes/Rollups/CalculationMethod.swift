@@ -43,6 +43,11 @@ public enum CalculationMethod: Hashable, Sendable, CustomStringConvertible {
 
     public var description: String { rawValue }
 
+    /// Every method this version computes.
+    public static let known: [CalculationMethod] = [
+        .highest, .latest, .average, .nMastery, .decayingAverage, .weightedAverage, .standardDecayingAverage,
+    ]
+
     /// Canvas's allowed range for the method's int, or nil when the method takes none.
     public var validCalculationInts: ClosedRange<Int>? {
         switch self {

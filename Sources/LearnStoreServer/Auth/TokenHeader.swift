@@ -1,4 +1,5 @@
 import LearnStoreModel
+import LearnStoreProtocol
 
 /// The parts of a compact JWS this server reads before any signature check, parsed strictly: the
 /// header decides which key may verify the token, so an ambiguous header must never pick one.
@@ -13,8 +14,8 @@ struct CompactToken: Sendable {
     /// The decoded payload (the claims object), not yet trusted.
     var payload: [UInt8]
 
-    /// Longer tokens are refused before they are decoded; the AUTH frame bounds them anyway.
-    static let maximumLength = 16 * 1024
+    /// The AUTH request's own bound; a caller that skips the frame decoder meets it here.
+    static let maximumLength = AuthRequest.maximumTokenBytes
 
     static func parse(_ token: String) throws(LearnStoreError) -> CompactToken {
         guard token.utf8.count <= maximumLength else {
