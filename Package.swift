@@ -57,7 +57,7 @@ let package = Package(
         .target(
             name: "LearnStoreEngine",
             dependencies: [
-                "LearnStoreModel", "CanvasOutcomes", "CPrefetch",
+                "LearnStoreModel", "LearnStoreProtocol", "CanvasOutcomes", "CPrefetch",
                 .product(name: "HashTreeCollections", package: "swift-collections"),
             ],
             swiftSettings: strict

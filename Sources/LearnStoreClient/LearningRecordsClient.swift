@@ -60,13 +60,7 @@ public struct LearningRecordsClient: Sendable {
     /// Hard-deletes every record of a person (admin scope). With `dryRun`, only counts them.
     public func purgePerson(_ personID: UUID16, dryRun: Bool) async throws(LearnStoreError) -> WriteResult<Int> {
         let frame = try await client.request(opcode: Opcode.purgePerson) { RecordMessages.encodePurge(personID, dryRun: dryRun, into: &$0) }
-        let (sequence, count) = try ClientConnection.decode(frame) { (r) throws(DecodeError) in
-            let sequence = try r.readU64()
-            let start = r.offset
-            guard let count = Int(exactly: try r.readU64()) else { throw DecodeError(offset: start, reason: "count out of range") }
-            try r.expectEnd()
-            return (sequence, count)
-        }
+        let (sequence, count) = try ClientConnection.decode(frame) { (r) throws(DecodeError) in try RecordMessages.decodePurgeResponse(from: &r) }
         return WriteResult(value: count, sequence: sequence, replayed: false)
     }
 

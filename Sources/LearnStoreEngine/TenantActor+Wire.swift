@@ -1,4 +1,5 @@
 import LearnStoreModel
+import LearnStoreProtocol
 
 /// Read paths that write the binary record encoding straight into the caller's buffer, without
 /// building `LearningRecord` values: the server's hot path.
@@ -44,8 +45,8 @@ extension TenantActor {
         let page = try state.list(query, caller: caller)
         // The page's records were just read (and are cached); what they point to was not.
         if page.slots.count > 1 { state.store.prefetchReferences(of: page.slots) }
-        writer.writeVarint(UInt64(page.slots.count))
+        let response = ListResponseWriter(count: page.slots.count, into: &writer)
         for slot in page.slots { state.store.encode(slot: slot, into: &writer) }
-        if let next = page.nextCursor { writer.writeLengthPrefixed(next.bytes) } else { writer.writeVarint(0) }
+        response.finish(nextCursor: page.nextCursor?.bytes, into: &writer)
     }
 }

@@ -92,6 +92,35 @@ public enum RecordMessages {
 
     // MARK: responses
 
+    /// CREATE: `u64 sequence`, `u8 replayed`, `record`. PATCH, DELETE, RESTORE: the same without `replayed`.
+    public static func encodeWriteResponse(sequence: UInt64, replayed: Bool?, _ record: LearningRecord, into writer: inout ByteWriter) {
+        writer.writeU64(sequence)
+        if let replayed { writer.writeU8(replayed ? 1 : 0) }
+        RecordCodec.encode(record, into: &writer)
+    }
+
+    /// CREATE_BATCH: `u64 sequence`, `u8 replayed`, `varint count`, the records in request order.
+    public static func encodeBatchResponse(sequence: UInt64, replayed: Bool, _ records: [LearningRecord], into writer: inout ByteWriter) {
+        writer.writeU64(sequence)
+        writer.writeU8(replayed ? 1 : 0)
+        writer.writeVarint(UInt64(records.count))
+        for record in records { RecordCodec.encode(record, into: &writer) }
+    }
+
+    /// PURGE_PERSON: `u64 sequence`, `u64 count`.
+    public static func encodePurgeResponse(sequence: UInt64, count: Int, into writer: inout ByteWriter) {
+        writer.writeU64(sequence)
+        writer.writeU64(UInt64(count))
+    }
+
+    public static func decodePurgeResponse(from reader: inout ByteReader) throws(DecodeError) -> (UInt64, Int) {
+        let sequence = try reader.readU64()
+        let start = reader.offset
+        guard let count = Int(exactly: try reader.readU64()) else { throw DecodeError(offset: start, reason: "count out of range") }
+        try reader.expectEnd()
+        return (sequence, count)
+    }
+
     /// A write response: sequence, then (for creates) the replayed flag, then the record(s).
     public static func decodeWriteResponse(from reader: inout ByteReader, hasReplayed: Bool) throws(DecodeError) -> (UInt64, Bool, LearningRecord) {
         let sequence = try reader.readU64()
@@ -124,6 +153,9 @@ public enum RecordMessages {
         return (sequence, replayed, items)
     }
 
+    /// LIST: `varint count`, the records, `bytes next_cursor` (empty on the last page). The server
+    /// writes its records straight from storage, so the page is written in three steps by the caller
+    /// that holds them: ``ListResponseWriter``.
     public static func decodeListResponse(from reader: inout ByteReader) throws(DecodeError) -> ([LearningRecord], [UInt8]) {
         let count = try reader.readCount(limit: 100_000, minimumElementBytes: RecordCodec.minimumRecordBytes)
         var records: [LearningRecord] = []
@@ -215,5 +247,21 @@ public enum ListQueryCodec {
         }
         try reader.expectEnd()
         return (query, cursor)
+    }
+}
+
+/// Writes a LIST response whose records come from a source that encodes them itself (the engine
+/// writes records from its slots without building values): the count, each record, then the cursor.
+public struct ListResponseWriter {
+    public init(count: Int, into writer: inout ByteWriter) {
+        writer.writeVarint(UInt64(count))
+    }
+
+    public func record(_ record: LearningRecord, into writer: inout ByteWriter) {
+        RecordCodec.encode(record, into: &writer)
+    }
+
+    public func finish(nextCursor: [UInt8]?, into writer: inout ByteWriter) {
+        if let nextCursor { writer.writeLengthPrefixed(nextCursor) } else { writer.writeVarint(0) }
     }
 }

@@ -71,11 +71,8 @@ public struct ConnectionStateMachine: Sendable {
             default: return .reject(LearnStoreError(.unauthenticated, "send AUTH with a token first"), close: false)
             }
         case .authenticated(let session):
-            switch opcode {
-            case Opcode.auth: return .authenticate
-            case Opcode.hello: return .reject(LearnStoreError(.badFrame, "HELLO may be sent only once"), close: false)
-            default: return .dispatch(session)
-            }
+            // A HELLO here is answered BAD_FRAME by the executor, in order with the requests around it.
+            return opcode == Opcode.auth ? .authenticate : .dispatch(session)
         }
     }
 

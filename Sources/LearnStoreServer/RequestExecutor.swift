@@ -115,32 +115,24 @@ public enum RequestExecutor {
         case Opcode.create:
             let (body, key) = try decode(frame) { (r) throws(DecodeError) in try RecordMessages.decodeCreate(from: &r) }
             let write = try tenant.create(body, caller: caller, idempotencyKey: key)
-            writer.writeU64(write.sequence)
-            writer.writeU8(write.replayed ? 1 : 0)
-            RecordCodec.encode(write.result, into: &writer)
+            RecordMessages.encodeWriteResponse(sequence: write.sequence, replayed: write.replayed, write.result, into: &writer)
         case Opcode.createBatch:
             let limit = environment.limits.maximumBatch
             let (bodies, key) = try decode(frame) { (r) throws(DecodeError) in try RecordMessages.decodeCreateBatch(from: &r, maximumCount: limit) }
             let write = try tenant.createBatch(bodies, caller: caller, idempotencyKey: key)
-            writer.writeU64(write.sequence)
-            writer.writeU8(write.replayed ? 1 : 0)
-            writer.writeVarint(UInt64(write.result.count))
-            for record in write.result { RecordCodec.encode(record, into: &writer) }
+            RecordMessages.encodeBatchResponse(sequence: write.sequence, replayed: write.replayed, write.result, into: &writer)
         case Opcode.patch:
             let (id, body, expected) = try decode(frame) { (r) throws(DecodeError) in try RecordMessages.decodePatch(from: &r) }
             let write = try tenant.patch(id, body, expectedUpdatedAt: expected, caller: caller)
-            writer.writeU64(write.sequence)
-            RecordCodec.encode(write.result, into: &writer)
+            RecordMessages.encodeWriteResponse(sequence: write.sequence, replayed: nil, write.result, into: &writer)
         case Opcode.delete, Opcode.restore:
             let id = try decode(frame) { (r) throws(DecodeError) in try RecordMessages.decodeID(from: &r) }
             let write = header.opcode == Opcode.delete ? try tenant.delete(id, caller: caller) : try tenant.restore(id, caller: caller)
-            writer.writeU64(write.sequence)
-            RecordCodec.encode(write.result, into: &writer)
+            RecordMessages.encodeWriteResponse(sequence: write.sequence, replayed: nil, write.result, into: &writer)
         case Opcode.purgePerson:
             let (person, dryRun) = try decode(frame) { (r) throws(DecodeError) in try RecordMessages.decodePurge(from: &r) }
             let write = try tenant.purgePerson(person, dryRun: dryRun, caller: caller)
-            writer.writeU64(write.sequence)
-            writer.writeU64(UInt64(write.result))
+            RecordMessages.encodePurgeResponse(sequence: write.sequence, count: write.result, into: &writer)
         case Opcode.stats:
             try decode(frame) { (r) throws(DecodeError) in try r.expectEnd() }
             let stats = try tenant.stats(caller: caller)

@@ -76,13 +76,8 @@ struct GoldenFrame: Sendable, CustomStringConvertible {
                             let (body, key) = try decodeWhole(payload) { (r) throws(DecodeError) in try RecordMessages.decodeCreate(from: &r) }
                             return body == Inputs.body && key == Inputs.idempotencyKey
                         }),
-            // The server writes a CREATE response as sequence, replayed, record (RequestExecutor).
             GoldenFrame(name: "create_response", header: FrameHeader(opcode: Opcode.create, requestID: 3),
-                        encodePayload: { w in
-                            w.writeU64(1)
-                            w.writeU8(0)
-                            RecordCodec.encode(Inputs.record, into: &w)
-                        },
+                        encodePayload: { RecordMessages.encodeWriteResponse(sequence: 1, replayed: false, Inputs.record, into: &$0) },
                         payloadMatches: { payload in
                             let (sequence, replayed, record) = try decodeWhole(payload) { (r) throws(DecodeError) in
                                 try RecordMessages.decodeWriteResponse(from: &r, hasReplayed: true)
