@@ -97,8 +97,8 @@ extension TenantState {
         _ id: RecordID, _ body: RecordBody, expectedUpdatedAt: Timestamp? = nil, caller: CallerIdentity, now: Timestamp
     ) throws(LearnStoreError) -> TenantWrite<LearningRecord> {
         try caller.require(.recordsWrite)
-        let slot = try visibleSlot(id, caller: caller)
         try RecordValidator.checkPatch(body)
+        let slot = try visibleSlot(id, caller: caller)
         var record = store.record(at: slot)
         if record.isDeleted {
             throw LearnStoreError(.conflict, "record \(id) is deleted; restore it before patching")

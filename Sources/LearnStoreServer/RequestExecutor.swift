@@ -110,6 +110,8 @@ public enum RequestExecutor {
         case Opcode.list:
             let (query, cursorBytes) = try decode(frame) { (r) throws(DecodeError) in try ListQueryCodec.decode(from: &r) }
             var fullQuery = query
+            // The scope answers before the cursor's validation, as for every other request (PROTOCOL 6.3).
+            try caller.require(.recordsRead)
             if let cursorBytes { fullQuery.cursor = try ListCursor(bytes: cursorBytes) }
             try tenant.encodeList(fullQuery, caller: caller, into: &writer)
         case Opcode.create:
