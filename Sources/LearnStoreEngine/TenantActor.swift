@@ -134,6 +134,12 @@ public actor TenantActor {
         return try commit(try state.ingest(events, caller: caller))
     }
 
+    /// Ingests events parsed beforehand (``TenantState/parseEvent(_:)``), outside the tenant's lock.
+    public func ingestOutcomes(parsed events: [Result<OutcomeEvent, OutcomeEventError>], caller: CallerIdentity) throws(LearnStoreError) -> TenantWrite<[EventOutcome]> {
+        try checkReady()
+        return try commit(try state.ingest(parsed: events, caller: caller))
+    }
+
     // MARK: reads
 
     public func get(_ id: RecordID, caller: CallerIdentity) throws(LearnStoreError) -> LearningRecord {

@@ -14,6 +14,16 @@ extension TenantState {
     /// changes nothing and the rest of the batch still applies. The applied ones are one write (one
     /// sequence number, one log entry, undone together); when none applied there is no write at all.
     public mutating func ingest(_ events: [[UInt8]], caller: CallerIdentity) throws(LearnStoreError) -> TenantWrite<[EventOutcome]> {
+        try ingest(parsed: events.map(Self.parseEvent), caller: caller)
+    }
+
+    /// One event's JSON parsed, or why it is rejected: no tenant state is needed, so the server does
+    /// this before it takes the tenant's lock.
+    public static func parseEvent(_ bytes: [UInt8]) -> Result<OutcomeEvent, OutcomeEventError> {
+        do throws(OutcomeEventError) { return .success(try OutcomeEvent.parse(bytes: bytes)) } catch { return .failure(error) }
+    }
+
+    public mutating func ingest(parsed events: [Result<OutcomeEvent, OutcomeEventError>], caller: CallerIdentity) throws(LearnStoreError) -> TenantWrite<[EventOutcome]> {
         try caller.require(.outcomesWrite)
         guard !events.isEmpty else { throw .validation("a batch needs at least one event", field: "events") }
         guard events.count <= limits.maximumBatch else {
@@ -25,11 +35,11 @@ extension TenantState {
         // Rows this batch will have written, so an event is judged against an earlier one of the same
         // batch exactly as `apply` will judge it (the store itself is changed only by `apply`).
         var written: [TombstoneKey: OutcomeRecord] = [:]
-        for bytes in events {
+        for parsed in events {
             let event: OutcomeEvent
-            do {
-                event = try OutcomeEvent.parse(bytes: bytes)
-            } catch {
+            switch parsed {
+            case .success(let parsedEvent): event = parsedEvent
+            case .failure(let error):
                 results.append(.rejected(EventRejection(error)))
                 continue
             }

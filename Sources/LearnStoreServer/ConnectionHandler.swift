@@ -505,9 +505,12 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
         // A batch stops once its responses fill what this connection may still have waiting; the
         // frames it did not run wait until the client reads.
         let outputRoom = max(1, server.configuration.connectionOutputSoftLimitBytes - pendingOutputBytes)
+        // Parsing that needs no tenant state happens before the lock, so other loops' requests for
+        // this tenant do not wait on it.
+        let prepared = RequestPreparation.prepare(frames, limits: environment.limits, features: environment.features)
         // This loop runs the batch itself, under the tenant's lock (see TenantExecutor).
         let result = tenant.withExclusiveAccess { tenant in
-            RequestExecutor.execute(frames, session: session, tenant: tenant, environment: environment, outputBudget: outputRoom)
+            RequestExecutor.execute(frames, prepared: prepared, session: session, tenant: tenant, environment: environment, outputBudget: outputRoom)
         }
         if result.responses.count < frames.count {
             batch = Array(frames[result.responses.count...])

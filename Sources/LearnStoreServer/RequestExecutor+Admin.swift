@@ -4,26 +4,18 @@ import LearnStoreModel
 import LearnStoreProtocol
 
 extension RequestExecutor {
-    /// IMPORT `0x82`: records and outcome rows put as given, one write (docs/PROTOCOL.md, appendix C).
+    /// IMPORT `0x82`: records and outcome rows put as given, one write (docs/PROTOCOL.md, appendix C),
+    /// from its payload parsed before the lock. The engine checks the `admin` scope after decoding,
+    /// in the order of PROTOCOL.md 6.3.
     static func runImport(
-        _ frame: Frame, caller: CallerIdentity, tenant: isolated TenantActor, environment: ExecutionEnvironment, writer: inout ByteWriter
+        _ prepared: PreparedPayload, caller: CallerIdentity, tenant: isolated TenantActor, writer: inout ByteWriter
     ) throws(LearnStoreError) {
-        try caller.require(.admin)
-        let limit = environment.limits.maximumBatch * 100
-        let (records, rowBytes) = try decode(frame) { (r) throws(DecodeError) in try AdminMessages.decodeImport(from: &r, maximumCount: limit) }
-        var rows: [OutcomeRecord] = []
-        rows.reserveCapacity(rowBytes.count)
-        for (index, bytes) in rowBytes.enumerated() {
-            let json: JSONValue
-            do { json = try JSONValue.parse(bytes) } catch {
-                throw LearnStoreError.validation("outcome row \(index): \(error)", field: "outcome_rows[\(index)]")
-            }
-            do {
-                rows.append(try OutcomeRecord(exportJSON: json))
-            } catch {
-                let field = error.field.map { "outcome_rows[\(index)].\($0)" } ?? "outcome_rows[\(index)]"
-                throw LearnStoreError.validation("outcome row \(index): \(error.message)", field: field)
-            }
+        let records: [LearningRecord]
+        let rows: [OutcomeRecord]
+        switch prepared {
+        case .importBatch(let preparedRecords, let outcomeRows): (records, rows) = (preparedRecords, outcomeRows)
+        case .refused(let error): throw error
+        case .outcomeEvents: throw LearnStoreError(.internalError, "an import was prepared as an ingest")
         }
         let write = try tenant.importBatch(records: records, outcomes: rows, caller: caller)
         AdminMessages.encodeImportResponse(

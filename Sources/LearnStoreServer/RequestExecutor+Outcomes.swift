@@ -8,14 +8,18 @@ import LearnStoreProtocol
 extension RequestExecutor {
     /// Runs an outcome opcode and writes its response payload; false for an opcode this version does not define.
     static func runOutcome(
-        _ frame: Frame, caller: CallerIdentity, tenant: isolated TenantActor, environment: ExecutionEnvironment,
-        writer: inout ByteWriter
+        _ frame: Frame, prepared: PreparedPayload?, caller: CallerIdentity, tenant: isolated TenantActor,
+        environment: ExecutionEnvironment, writer: inout ByteWriter
     ) throws(LearnStoreError) -> Bool {
         switch frame.header.opcode {
         case Opcode.outcomeIngest:
-            let limit = environment.limits.maximumBatch
-            let events = try decode(frame) { (r) throws(DecodeError) in try OutcomeMessages.decodeIngest(from: &r, maximumCount: limit) }
-            let write = try tenant.ingestOutcomes(events, caller: caller)
+            let events: [Result<OutcomeEvent, OutcomeEventError>]
+            switch prepared ?? RequestPreparation.outcomeEvents(frame, limits: environment.limits) {
+            case .outcomeEvents(let parsed): events = parsed
+            case .refused(let error): throw error
+            case .importBatch: throw LearnStoreError(.internalError, "an ingest was prepared as an import")
+            }
+            let write = try tenant.ingestOutcomes(parsed: events, caller: caller)
             OutcomeMessages.encodeIngestResponse(sequence: write.sequence, write.result, into: &writer)
         case Opcode.outcomeGet:
             let (kind, key) = try decode(frame) { (r) throws(DecodeError) in try OutcomeMessages.decodeGet(from: &r) }

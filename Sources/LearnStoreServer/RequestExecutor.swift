@@ -38,9 +38,11 @@ public struct ExecutionEnvironment: Sendable {
 public enum RequestExecutor {
     /// Runs `frames` in order until their responses reach `outputBudget` bytes (at least one frame
     /// runs); `responses.count` says how many ran, and the caller keeps the rest for later.
+    /// `prepared` holds payloads parsed before the lock (``RequestPreparation``), by frame position;
+    /// a frame without one is parsed here.
     public static func execute(
-        _ frames: [Frame], session: Session, tenant: isolated TenantActor, environment: ExecutionEnvironment,
-        outputBudget: Int = .max
+        _ frames: [Frame], prepared: [Int: PreparedPayload]? = nil, session: Session, tenant: isolated TenantActor,
+        environment: ExecutionEnvironment, outputBudget: Int = .max
     ) -> BatchResult {
         var writer = ByteWriter(capacity: frames.count * 256)
         var responses: [ResponseMeta] = []
@@ -51,7 +53,7 @@ public enum RequestExecutor {
         let loading = environment.runtime.isLoading
         let shuttingDown = environment.runtime.isShuttingDown
         if frames.count > 1 && !loading { prefetchGets(frames, tenant: tenant) }
-        for frame in frames {
+        for (index, frame) in frames.enumerated() {
             if writer.count >= outputBudget { break }
             let header = frame.header
             counts[header.opcode, default: 0] += 1
@@ -64,7 +66,7 @@ public enum RequestExecutor {
                 }
                 let isData = header.opcode >= 0x10
                 if loading && isData { throw LearnStoreError(.loading, "the server is recovering its data; retry shortly") }
-                try run(frame, session: session, tenant: tenant, environment: environment, writer: &writer)
+                try run(frame, prepared: prepared?[index], session: session, tenant: tenant, environment: environment, writer: &writer)
             } catch {
                 writer.truncate(to: start)
                 writer.writeErrorFrame(opcode: header.opcode, requestID: header.requestID, error)
@@ -96,7 +98,8 @@ public enum RequestExecutor {
     }
 
     static func run(
-        _ frame: Frame, session: Session, tenant: isolated TenantActor, environment: ExecutionEnvironment, writer: inout ByteWriter
+        _ frame: Frame, prepared: PreparedPayload?, session: Session, tenant: isolated TenantActor, environment: ExecutionEnvironment,
+        writer: inout ByteWriter
     ) throws(LearnStoreError) {
         let header = frame.header
         let caller = session.identity
@@ -148,10 +151,10 @@ public enum RequestExecutor {
         case Opcode.hello:
             throw LearnStoreError(.badFrame, "HELLO may be sent only once")
         case Opcode.adminImport where environment.features.contains(.admin):
-            try runImport(frame, caller: caller, tenant: tenant, environment: environment, writer: &writer)
+            try runImport(prepared ?? RequestPreparation.importBatch(frame, limits: environment.limits), caller: caller, tenant: tenant, writer: &writer)
         default:
             guard environment.features.contains(.outcomes),
-                  try runOutcome(frame, caller: caller, tenant: tenant, environment: environment, writer: &writer)
+                  try runOutcome(frame, prepared: prepared, caller: caller, tenant: tenant, environment: environment, writer: &writer)
             else {
                 throw LearnStoreError(.unknownOpcode, "opcode 0x\(String(header.opcode, radix: 16)) is not defined in protocol version \(session.protocolVersion)")
             }

@@ -54,7 +54,7 @@ import Testing
     static let person = UUID16(high: 0x5f0c_1e2a_7b3d_4c9e, low: 0x9a1b_0000_0000_0042)
     static let yearTenThousand: Int64 = 253_402_300_800_000
 
-    enum Token { case all, withoutRead, withoutWrite }
+    enum Token { case all, withoutRead, withoutWrite, withoutAdmin }
 
     /// The request of each documented case, and the token it is sent with.
     static let requests: [String: (Token, [UInt8])] = {
@@ -107,6 +107,7 @@ import Testing
             "idempotency-key-empty": (.all, valid({ _ in }, key: "")),
             "trailing-byte": (.all, getWithTrailingByte),
             "decode-before-scope": (.withoutRead, getWithTrailingByte),
+            "import-decode-before-scope": (.withoutAdmin, RawConnection.frame(Opcode.adminImport, id: 10) { $0.writeU8(7) }),
             "scope-before-validation": (.withoutWrite, emptyPatch),
             "patch-sets-nothing": (.all, emptyPatch),
             "list-empty-cursor": (.all, list(limit: 10, filters: 1 << 13) { $0.writeVarint(0) }),
@@ -141,6 +142,7 @@ import Testing
             case .all: everything
             case .withoutRead: everything.subtracting(.recordsRead)
             case .withoutWrite: everything.subtracting(.recordsWrite)
+            case .withoutAdmin: everything.subtracting(.admin)
             }
             let raw = try RawConnection(port: server.port)
             let auth = try #require(await raw.handshake(token: try await server.token(scopes: scopes)))
