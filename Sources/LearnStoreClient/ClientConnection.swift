@@ -173,48 +173,6 @@ public final class ClientConnection: Sendable {
         return frame
     }
 
-    /// Sends pre-encoded frames without waiting; `completion` runs on the channel's loop for each
-    /// response, in order. The load tool's path: no per-request task or allocation beyond the promise.
-    public func sendPipelined(_ frames: ByteBuffer, requestIDs: [UInt32], completion: @escaping @Sendable (Result<Frame, LearnStoreError>) -> Void) {
-        let loop = channel.eventLoop
-        let channel = self.channel
-        loop.execute {
-            guard channel.isActive else {
-                for _ in requestIDs { completion(.failure(LearnStoreError(.connectionFailed, "the connection is closed"))) }
-                return
-            }
-            for (index, id) in requestIDs.enumerated() {
-                let promise = loop.makePromise(of: Frame.self)
-                promise.futureResult.whenComplete { result in
-                    switch result {
-                    case .success(let frame):
-                        if frame.header.isError {
-                            completion(.failure((try? frame.readPayload { (r) throws(DecodeError) in try ErrorBody.decode(from: &r) })
-                                ?? LearnStoreError(.protocolViolation, "malformed error response")))
-                        } else {
-                            completion(.success(frame))
-                        }
-                    case .failure(let error):
-                        completion(.failure(error as? LearnStoreError ?? LearnStoreError(.connectionFailed, "\(error)")))
-                    }
-                }
-                // The whole buffer goes with the first request; the rest only register their promises.
-                let bytes = index == 0 ? frames : channel.allocator.buffer(capacity: 0)
-                channel.write(OutboundRequest(frame: bytes, requestID: id, promise: promise), promise: nil)
-            }
-            channel.flush()
-        }
-    }
-
-    public func nextRequestIDs(_ count: Int) -> [UInt32] {
-        nextID.withLock { value in
-            (0..<count).map { _ in
-                defer { value = value &+ 1 == 0 ? 1 : value &+ 1 }
-                return value
-            }
-        }
-    }
-
     public func close() async {
         try? await channel.close()
     }

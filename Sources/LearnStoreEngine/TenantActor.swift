@@ -162,12 +162,6 @@ public actor TenantActor {
         try state.stats(caller: caller)
     }
 
-    /// Runs `body` with read access to the state (the server's fast encoding path).
-    public func withState<R>(_ body: (borrowing TenantState) throws(LearnStoreError) -> R) throws(LearnStoreError) -> R {
-        try checkReady()
-        return try body(state)
-    }
-
     // MARK: durability
 
     /// The log failed the writes `lsns` of this tenant: they are taken back, newest first, and the log

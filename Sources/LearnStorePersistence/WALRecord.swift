@@ -101,10 +101,4 @@ public struct WALRecord: Sendable, Hashable {
         try reader.expectEnd()
         return WALRecord(lsn: lsn, entry: LogEntry(tenantID: tenant, sequence: sequence, timestamp: timestamp, mutations: mutations))
     }
-
-    /// Reads only the LSN and tenant of a body (for scans that skip other tenants' records cheaply).
-    static func peekLSN(_ body: UnsafeRawBufferPointer) -> UInt64? {
-        guard body.count >= 8 else { return nil }
-        return UInt64(littleEndian: body.loadUnaligned(fromByteOffset: 0, as: UInt64.self))
-    }
 }

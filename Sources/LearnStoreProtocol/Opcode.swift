@@ -33,7 +33,6 @@ public enum Opcode {
 
     public static let outcomesRange: ClosedRange<UInt8> = 0x40...0x6F
     public static let adminRange: ClosedRange<UInt8> = 0x80...0x9F
-    public static let changeFeedRange: ClosedRange<UInt8> = 0xA0...0xAF
 
     public static func name(_ opcode: UInt8) -> String {
         names[opcode] ?? String(format: opcode)
