@@ -24,6 +24,8 @@ public struct PersistenceConfiguration: Sendable {
     public var fileSystem: any FileSystem = PosixFileSystem()
     /// See `WALConfiguration.appendersWriteNow`.
     public var appendersWriteNow = false
+    /// Told about WAL writes and syncs, snapshots and recovery progress (the server's metrics).
+    public var observer: any PersistenceObserver = UnobservedPersistence()
 
     public init(dataDirectory: String) { self.dataDirectory = dataDirectory }
 }
@@ -65,6 +67,7 @@ public final class PersistenceController: Sendable {
         options.forceRecovery = configuration.forceRecovery
         options.fileSystem = configuration.fileSystem
         options.limits = limits
+        options.observer = configuration.observer
         let outcome: Recovery.Outcome
         let wal: WriteAheadLog
         var kept: [String: [SnapshotHeader]] = [:]
@@ -73,7 +76,7 @@ public final class PersistenceController: Sendable {
             kept = try keptSnapshots(directory, configuration.fileSystem)
             let walConfiguration = WALConfiguration(
                 directory: directory.walDirectory, policy: configuration.fsync, segmentBytes: configuration.segmentBytes,
-                fileSystem: configuration.fileSystem, appendersWriteNow: configuration.appendersWriteNow)
+                fileSystem: configuration.fileSystem, appendersWriteNow: configuration.appendersWriteNow, observer: configuration.observer)
             wal = try WriteAheadLog(
                 configuration: walConfiguration, resume: outcome.resume,
                 startLSN: max(outcome.report.lastLSN, outcome.newestSnapshotLSN) + 1,
@@ -203,6 +206,7 @@ public final class PersistenceController: Sendable {
                                             outcomeRecords: UInt64(capture.outcomes.recordCount),
                                             idempotencyKeys: UInt64(capture.idempotency.count))
                 recordKept(header)
+                configuration.observer.snapshotWritten(tenantID: capture.tenantID, bytes: written.bytes, duration: ContinuousClock.now - start)
                 results.withLock {
                     $0.append(SnapshotResult(tenantID: capture.tenantID, sequence: capture.sequence, path: written.path, bytes: written.bytes,
                                              records: capture.liveRecords + capture.deletedRecords,
@@ -210,6 +214,7 @@ public final class PersistenceController: Sendable {
                 }
             } catch {
                 logger.error("snapshot failed", metadata: ["tenant": "\(capture.tenantID)", "error": "\(error)"])
+                configuration.observer.snapshotFailed(tenantID: capture.tenantID)
                 results.withLock {
                     $0.append(SnapshotResult(tenantID: capture.tenantID, sequence: capture.sequence, path: "", bytes: 0, records: 0,
                                              seconds: 0, skipped: false, error: "\(error)"))
@@ -308,11 +313,19 @@ public final class PersistenceController: Sendable {
     /// synced) before returning. `lsn` is the LSN of the tenant's last write in the history the state
     /// replaces: nothing of the tenant up to it needs replaying. Blocking: call it off the actors.
     public func writeRestoredSnapshot(_ state: TenantState, lsn: UInt64) throws -> SnapshotFile.WriteResult {
+        let start = ContinuousClock.now
         let capture = state.capture()
         let now = clock.now()
-        let written = try SnapshotFile.write(
-            capture, lsn: lsn, createdAt: now, directory: directory.tenantDirectory(capture.tenantID),
-            level: configuration.snapshotLevel, fileSystem: configuration.fileSystem)
+        let written: SnapshotFile.WriteResult
+        do {
+            written = try SnapshotFile.write(
+                capture, lsn: lsn, createdAt: now, directory: directory.tenantDirectory(capture.tenantID),
+                level: configuration.snapshotLevel, fileSystem: configuration.fileSystem)
+        } catch {
+            configuration.observer.snapshotFailed(tenantID: capture.tenantID)
+            throw error
+        }
+        configuration.observer.snapshotWritten(tenantID: capture.tenantID, bytes: written.bytes, duration: ContinuousClock.now - start)
         recordKept(SnapshotHeader(
             tenantID: capture.tenantID, sequence: capture.sequence, lsn: lsn, createdAt: now,
             records: UInt64(capture.liveRecords + capture.deletedRecords), outcomeRecords: UInt64(capture.outcomes.recordCount),

@@ -27,6 +27,8 @@ public struct Recovery: Sendable {
         /// Change nothing on disk: a torn tail is reported and replay stops there, but it is not
         /// truncated (operator tools, and restores that read a live server's WAL while it appends).
         public var readOnly = false
+        /// Told how many tenants and WAL segments are done, as recovery goes.
+        public var observer: any PersistenceObserver = UnobservedPersistence()
 
         public init(directory: DataDirectory) { self.directory = directory }
     }
@@ -90,6 +92,9 @@ public struct Recovery: Sendable {
         var tenantIDs = try directory.tenants(fs)
         if let only = options.tenants { tenantIDs = tenantIDs.filter(only.contains) }
         progress("loading snapshots of \(tenantIDs.count) tenants")
+        let progressReport = RecoveryProgressReport(observer: options.observer)
+        let tenantCount = tenantIDs.count
+        progressReport.advance { $0.tenants = tenantCount }
         let loaded = Mutex<[String: (TenantState, TenantReport)]>([:])
         let errors = Mutex<[String]>([])
         let tenantList = tenantIDs
@@ -101,6 +106,7 @@ public struct Recovery: Sendable {
             } catch {
                 errors.withLock { $0.append("\(tenant): \(error)") }
             }
+            progressReport.advance { $0.tenantsLoaded += 1 }
         }
         if let first = errors.withLock({ $0.first }) { throw Failure(description: first) }
         // A tenant that never wrote a snapshot has no directory, so the loop above never saw it.
@@ -120,6 +126,8 @@ public struct Recovery: Sendable {
         let walStart = ContinuousClock.now
         let segments = try directory.segments(fs)
         report.walSegments = segments.count
+        let segmentCount = segments.count
+        progressReport.advance { $0.walSegments = segmentCount }
         if let firstSegment = segments.first {
             for (tenant, tenantReport) in report.tenants where tenantReport.snapshotLSN + 1 < firstSegment {
                 // A restore to exactly a snapshot's sequence needs no WAL record of the tenant.
@@ -233,6 +241,7 @@ public struct Recovery: Sendable {
             if isLast || scan.lastLSN != nil {
                 resume = WALResumePoint(segmentPath: path, segmentFirstLSN: first, offset: scan.validEnd, nextLSN: previousLSN + 1)
             }
+            progressReport.advance { $0.walSegmentsReplayed += 1 }
             if case .tornTail = scan.stop { break }
         }
         if let last = segments.last, resume?.segmentFirstLSN != last {
@@ -335,6 +344,22 @@ public struct Recovery: Sendable {
 
     public static func seconds(_ duration: Duration) -> Double {
         Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    }
+}
+
+/// Recovery's progress, advanced by concurrent workers and reported under the lock, so an older
+/// count is never reported after a newer one.
+private final class RecoveryProgressReport: Sendable {
+    private let progress = Mutex(RecoveryProgress())
+    private let observer: any PersistenceObserver
+
+    init(observer: any PersistenceObserver) { self.observer = observer }
+
+    func advance(_ change: (inout RecoveryProgress) -> Void) {
+        progress.withLock { progress in
+            change(&progress)
+            observer.recoveryProgressed(progress)
+        }
     }
 }
 

@@ -21,16 +21,19 @@ public struct WALConfiguration: Sendable {
     /// Whether the next segment is zero-filled in advance on a background thread (off in the
     /// deterministic simulation, which runs every step on one thread).
     public var prepareSegmentsInBackground: Bool
+    /// Told the duration and size of every write and sync (the server's metrics).
+    public var observer: any PersistenceObserver
 
     public init(directory: String, policy: FsyncPolicy = .always, segmentBytes: Int = 64 << 20,
                 fileSystem: any FileSystem = PosixFileSystem(), appendersWriteNow: Bool = false,
-                prepareSegmentsInBackground: Bool = true) {
+                prepareSegmentsInBackground: Bool = true, observer: any PersistenceObserver = UnobservedPersistence()) {
         self.directory = directory
         self.policy = policy
         self.segmentBytes = max(segmentBytes, 64 << 10)
         self.fileSystem = fileSystem
         self.appendersWriteNow = appendersWriteNow
         self.prepareSegmentsInBackground = prepareSegmentsInBackground
+        self.observer = observer
     }
 }
 
@@ -362,6 +365,7 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
         if offset + batch.count > capacity {
             try rotate(firstLSN: firstLSN, needed: batch.count)
         }
+        let started = ContinuousClock.now
         do {
             try file!.write(batch, at: offset)
         } catch {
@@ -382,6 +386,7 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
             $0.bytesWritten += UInt64(batch.count)
             $0.writes += 1
         }
+        configuration.observer.walWritten(records: Int(lastLSN - firstLSN + 1), bytes: batch.count, duration: ContinuousClock.now - started)
     }
 
     private var capacity = 0
@@ -414,6 +419,7 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
             $0.syncs += 1
             $0.lastSyncNanoseconds = nanoseconds
         }
+        configuration.observer.walSynced(duration: end - start)
     }
 
     /// The sync of the relaxed policies, taken with `ioLock` held and returning with it released: the
@@ -545,8 +551,9 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
         ioLock.unlock()
         guard let retired else { return }
         do throws(StorageError) {
+            let start = ContinuousClock.now
             try retired.sync(dataOnly: true)
-            statistics.withLock { $0.syncs += 1 }
+            countSync(start, ContinuousClock.now)
         } catch {
             // Acknowledged writes of that segment may not be durable: refuse new writes until the disk recovers.
             markFailed("\(error)")

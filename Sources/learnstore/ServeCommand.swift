@@ -6,10 +6,6 @@ import LearnStorePersistence
 import LearnStoreServer
 import Logging
 import Metrics
-import NIOCore
-import NIOPosix
-import Prometheus
-import ServiceLifecycle
 
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -64,8 +60,6 @@ struct ServeCommand: AsyncParsableCommand {
                 return handler
             }
             let logger = Logger(label: "learnstore")
-            let prometheus = PrometheusCollectorRegistry()
-            MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: prometheus))
 
             var configuration = ServerConfiguration()
             configuration.host = settings.string("host", host) ?? configuration.host
@@ -129,31 +123,10 @@ struct ServeCommand: AsyncParsableCommand {
             guard persistence.segmentBytes >= 1 << 20 else { throw CLIError.usage("--wal-segment-bytes must be at least 1048576") }
             persistence.forceRecovery = try settings.bool("force-recovery", forceRecovery)
 
-            let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoops)
             let clock = SystemClock()
-            let placement = TenantPlacement(group: group)
-            let limits = EngineLimits(maximumBatch: configuration.limits.maximumBatch, idempotencyKeys: configuration.limits.idempotencyKeys)
-            let deferredLog = DeferredLog()
-            let commits = DeferredCommitTracker()
-            let registry = placement.makeRegistry(limits: limits, clock: clock, log: deferredLog)
-            let verifier = try await TokenVerifier(configuration: auth)
-            let runtime = ServerRuntimeState(loading: true)
-            let serverMetrics = ServerMetrics()
-            let info = InfoDocument(runtime: runtime, registry: registry, metrics: serverMetrics, version: configuration.serverVersion, started: clock.now(),
-                                    log: deferredLog)
-            let context = ServerContext(
-                configuration: configuration, registry: registry, verifier: verifier, metrics: serverMetrics,
-                commits: commits, runtime: runtime, clock: clock, logger: logger, placement: placement,
-                info: { serverWide in info.render(clock.now(), serverWide: serverWide) })
-            let server = LearnStoreServer(context: context, group: group)
-            var metricsChannel: (any Channel)?
-            if let metricsPort = configuration.metricsPort {
-                metricsChannel = try await MetricsEndpoint.start(host: configuration.metricsHost, port: metricsPort, group: group) {
-                    prometheus.emitToBuffer()
-                }
-                logger.info("metrics endpoint", metadata: ["url": "http://\(configuration.metricsHost):\(metricsPort)/metrics"])
-            }
-            let persistenceService = PersistenceService(configuration: persistence, context: context, log: deferredLog, commits: commits)
+            let application = try await LearnStoreApplication(
+                configuration: configuration, persistence: persistence, clock: clock, logger: logger, stopsOnSignals: true)
+            MetricsSystem.bootstrap(application.metricsFactory)
             if devMode {
                 let token = try await TokenMinter(secret: auth.hmacSecrets[0]).mint(
                     tenantID: "dev", person: UUID16.random(), scopes: [.recordsRead, .recordsWrite, .outcomesRead, .outcomesWrite, .admin],
@@ -163,28 +136,17 @@ struct ServeCommand: AsyncParsableCommand {
             }
             if let portFile = settings.string("port-file", portFile) {
                 Task {
-                    if let port = try? await server.localAddress.port {
+                    if let port = try? await application.localAddress.port {
                         try? "\(port)\n".write(toFile: portFile + ".tmp", atomically: false, encoding: .utf8)
                         _ = rename(portFile + ".tmp", portFile)
                     }
                 }
             }
-            // Services stop in reverse order: the server drains first, then persistence takes its last
-            // snapshot round and closes the WAL.
-            let services = ServiceGroup(
-                configuration: .init(
-                    services: [.init(service: persistenceService, failureTerminationBehavior: .gracefullyShutdownGroup),
-                               .init(service: server)],
-                    gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             do {
-                try await services.run()
+                try await application.run()
             } catch {
-                try? await metricsChannel?.close()
-                try? await group.shutdownGracefully()
                 throw CLIError.failed("\(error)")
             }
-            try? await metricsChannel?.close()
-            try await group.shutdownGracefully()
         }
     }
 }
@@ -217,69 +179,5 @@ enum KeyFiles {
             throw CLIError.failed("cannot write the development key to \(path)")
         }
         return secret
-    }
-}
-
-/// The INFO document: version, uptime, connections, tenants, requests and errors.
-final class InfoDocument: Sendable {
-    let runtime: ServerRuntimeState
-    let registry: TenantRegistry
-    let metrics: ServerMetrics
-    let version: String
-    let started: Timestamp
-    let log: DeferredLog
-
-    init(runtime: ServerRuntimeState, registry: TenantRegistry, metrics: ServerMetrics, version: String, started: Timestamp, log: DeferredLog) {
-        self.log = log
-        self.runtime = runtime
-        self.registry = registry
-        self.metrics = metrics
-        self.version = version
-        self.started = started
-    }
-
-    /// Without `serverWide` (a caller without the admin scope) only the server's identity and state:
-    /// counts of connections, tenants, requests and errors describe every tenant's use.
-    func render(_ now: Timestamp, serverWide: Bool) -> String {
-        func number(_ value: Int) -> JSONValue { .number(String(value)) }
-        var members: [(String, JSONValue)] = [
-            ("server", .string("learnstore")),
-            ("version", .string(version)),
-            ("uptime_seconds", number(Int((now.milliseconds &- started.milliseconds) / 1000))),
-            ("loading", .bool(runtime.isLoading)),
-            ("recovery", .string(runtime.recoveryProgress)),
-            ("shutting_down", .bool(runtime.isShuttingDown)),
-            ("server_wide", .bool(serverWide)),
-        ]
-        guard serverWide else { return JSONValue.object(members).serialized }
-        let snapshot = metrics.snapshot
-        members += [
-            ("connections", number(runtime.connections)),
-            ("connections_opened", number(snapshot.connectionsOpened)),
-            ("tenants", number(registry.tenantIDs.count)),
-            ("requests", .object(snapshot.requests.sorted { $0.key < $1.key }.map { ($0.key, number($0.value)) })),
-            ("errors", .object(snapshot.errors.sorted { $0.key < $1.key }.map { ($0.key, number($0.value)) })),
-            ("storage", storage()),
-        ]
-        return JSONValue.object(members).serialized
-    }
-
-    /// The write-ahead log's figures (null until recovery has opened it).
-    private func storage() -> JSONValue {
-        guard let wal = log.current as? WriteAheadLog else { return .null }
-        let stats = wal.stats
-        func number(_ value: UInt64) -> JSONValue { .number(String(value)) }
-        return .object([
-            ("fsync_policy", .string(wal.configuration.policy.rawValue)),
-            ("committed_lsn", number(wal.committedLSN)),
-            ("wal_bytes_written", number(stats.bytesWritten)),
-            ("wal_writes", number(stats.writes)),
-            ("wal_syncs", number(stats.syncs)),
-            ("wal_last_sync_microseconds", number(stats.lastSyncNanoseconds / 1000)),
-            ("wal_segments", number(UInt64(wal.segmentFirstLSNs.count))),
-            ("wal_segments_created", number(stats.segmentsCreated)),
-            ("wal_segments_prepared_in_advance", number(stats.segmentsPrepared)),
-            ("wal_failures", number(stats.failures)),
-        ])
     }
 }

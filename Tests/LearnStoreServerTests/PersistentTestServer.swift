@@ -9,17 +9,17 @@ import NIOCore
 import NIOPosix
 import ServiceLifecycle
 
-/// A real LearnStore server with persistence (WAL, snapshots, recovery) on a data directory, wired as
-/// `learnstore serve` wires it, in this process. Stopping it is a graceful shutdown (last snapshot
-/// round, WAL closed, LOCK released), so another can start on the same directory.
+/// A real LearnStore server with persistence (WAL, snapshots, recovery) on a data directory, built by
+/// `LearnStoreApplication` as `learnstore serve` builds it, in this process. Stopping it is a graceful
+/// shutdown (last snapshot round, WAL closed, LOCK released), so another can start on the same directory.
 final class PersistentTestServer: Sendable {
-    let server: LearnStoreServer
-    let persistence: PersistenceService
-    let services: ServiceGroup
-    let group: MultiThreadedEventLoopGroup
+    let application: LearnStoreApplication
     let runTask: Task<Void, any Error>
     let port: Int
     let dataDirectory: String
+
+    var server: LearnStoreServer { application.server }
+    var persistence: PersistenceService { application.persistence! }
 
     static func start(dataDirectory: String, eventLoops: Int = 2) async throws -> PersistentTestServer {
         var configuration = ServerConfiguration()
@@ -28,41 +28,15 @@ final class PersistentTestServer: Sendable {
         configuration.eventLoops = eventLoops
         configuration.dataDirectory = dataDirectory
         configuration.authentication.hmacSecrets = [testSecret]
-        var persistenceConfiguration = PersistenceConfiguration(dataDirectory: dataDirectory)
-        persistenceConfiguration.segmentBytes = 1 << 20
-        persistenceConfiguration.snapshotIntervalSeconds = nil
-        persistenceConfiguration.snapshotWALBytes = nil
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: eventLoops)
-        let clock = SystemClock()
-        let placement = TenantPlacement(group: group)
-        let log = DeferredLog()
-        let commits = DeferredCommitTracker()
-        let registry = placement.makeRegistry(limits: EngineLimits(), clock: clock, log: log)
-        var logger = Logger(label: "persistent-test-server")
-        logger.logLevel = .warning
-        let runtime = ServerRuntimeState(loading: true)
-        let context = ServerContext(
-            configuration: configuration, registry: registry, verifier: try await TokenVerifier(configuration: configuration.authentication),
-            metrics: ServerMetrics(), commits: commits, runtime: runtime, clock: clock, logger: logger, placement: placement,
-            info: { _ in "{\"server\":\"learnstore\"}" })
-        let server = LearnStoreServer(context: context, group: group)
-        let persistence = PersistenceService(configuration: persistenceConfiguration, context: context, log: log, commits: commits)
-        let services = ServiceGroup(configuration: .init(
-            services: [.init(service: persistence, failureTerminationBehavior: .gracefullyShutdownGroup), .init(service: server)],
-            logger: logger))
-        let task = Task { try await services.run() }
-        let address = try await server.localAddress
-        guard await eventually(within: 30, { !runtime.isLoading }) else { throw LearnStoreError(.loading, "recovery did not finish") }
-        return PersistentTestServer(server: server, persistence: persistence, services: services, group: group, task: task,
-                                    port: address.port!, dataDirectory: dataDirectory)
+        let application = try await LearnStoreApplication(
+            configuration: configuration, persistence: .forTests(dataDirectory), logger: testLogger("persistent-test-server"))
+        let task = try await TestServer.run(application, recovering: true)
+        return PersistentTestServer(application: application, task: task, port: try await application.localAddress.port!,
+                                    dataDirectory: dataDirectory)
     }
 
-    private init(server: LearnStoreServer, persistence: PersistenceService, services: ServiceGroup, group: MultiThreadedEventLoopGroup,
-                 task: Task<Void, any Error>, port: Int, dataDirectory: String) {
-        self.server = server
-        self.persistence = persistence
-        self.services = services
-        self.group = group
+    private init(application: LearnStoreApplication, task: Task<Void, any Error>, port: Int, dataDirectory: String) {
+        self.application = application
         self.runTask = task
         self.port = port
         self.dataDirectory = dataDirectory
@@ -79,8 +53,18 @@ final class PersistentTestServer: Sendable {
     }
 
     func stop() async throws {
-        await services.triggerGracefulShutdown()
+        await application.triggerGracefulShutdown()
         try await runTask.value
-        try await group.shutdownGracefully()
+    }
+}
+
+extension PersistenceConfiguration {
+    /// Small segments (a few hundred writes fill one) and snapshots only when a test asks or at shutdown.
+    static func forTests(_ directory: String) -> PersistenceConfiguration {
+        var configuration = PersistenceConfiguration(dataDirectory: directory)
+        configuration.segmentBytes = 1 << 20
+        configuration.snapshotIntervalSeconds = nil
+        configuration.snapshotWALBytes = nil
+        return configuration
     }
 }

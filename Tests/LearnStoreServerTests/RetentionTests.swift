@@ -8,14 +8,6 @@ import Testing
 /// WAL retention on a real server: segments go only when every tenant with records in them has a
 /// snapshot covering those records; a tenant that only reads holds none back.
 @Suite struct RetentionTests {
-    static func configuration(_ directory: String) -> PersistenceConfiguration {
-        var configuration = PersistenceConfiguration(dataDirectory: directory)
-        configuration.segmentBytes = 1 << 20
-        configuration.snapshotIntervalSeconds = nil
-        configuration.snapshotWALBytes = nil
-        return configuration
-    }
-
     static func body(_ n: Int) -> RecordBody {
         RecordBody(personID: UUID16(high: 8, low: UInt64(n % 50)), title: "course \(n) " + String(repeating: "x", count: 400), provider: "edX")
     }
@@ -30,7 +22,7 @@ import Testing
     @Test func aSnapshotOfOneTenantNeverRemovesSegmentsAnotherNeeds() async throws {
         let directory = NSTemporaryDirectory() + "learnstore-retention-" + UUID().uuidString
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let server = try await TestServer.start(persistence: Self.configuration(directory))
+        let server = try await TestServer.start(persistence: .forTests(directory))
         let acme = try await server.client(tenant: "acme")
         let newco = try await server.client(tenant: "newco")
         let reader = try await server.client(tenant: "reader")

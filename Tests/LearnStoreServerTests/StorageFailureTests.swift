@@ -14,12 +14,9 @@ import Glibc
 /// disk recovers, and the data directory holds exactly the acknowledged writes afterwards.
 @Suite struct StorageFailureTests {
     static func configuration(_ directory: String, _ fileSystem: any FileSystem) -> PersistenceConfiguration {
-        var configuration = PersistenceConfiguration(dataDirectory: directory)
+        var configuration = PersistenceConfiguration.forTests(directory)
         configuration.fileSystem = fileSystem
         configuration.fsync = .always
-        configuration.segmentBytes = 1 << 20
-        configuration.snapshotIntervalSeconds = nil
-        configuration.snapshotWALBytes = nil
         return configuration
     }
 

@@ -13,21 +13,24 @@ import Synchronization
 let testSecret = "test-secret-0123456789abcdef-0123456789abcdef"
 let allScopes: Scopes = [.recordsRead, .recordsWrite, .outcomesRead, .outcomesWrite, .admin]
 
-/// A real LearnStore server on an ephemeral loopback port, in this process.
+/// A real LearnStore server on an ephemeral loopback port, in this process, built by
+/// `LearnStoreApplication` as `learnstore serve` builds it.
 final class TestServer: Sendable {
-    let server: LearnStoreServer
-    let services: ServiceGroup
-    let group: MultiThreadedEventLoopGroup
+    let application: LearnStoreApplication
     let runTask: Task<Void, any Error>
     let port: Int
     let clock: any EngineClock
 
-    /// Starts a server. With `persistence`, it runs a `PersistenceService` wired as `learnstore serve`
-    /// wires it (deferred log and commit tracker, recovery before data requests are served) and returns
-    /// once recovery is done; `log` and `commits` are then unused.
+    var server: LearnStoreServer { application.server }
+    var group: MultiThreadedEventLoopGroup { application.group }
+    /// The metrics endpoint's port (`configure` sets `metricsPort`; 0 picks a free one).
+    var metricsPort: Int? { application.metricsEndpoint?.localAddress?.port }
+
+    /// Starts a server. With `persistence`, it recovers from the data directory, runs a WAL and
+    /// takes snapshots, and this returns once recovery is done; without, data lives in memory.
+    /// `stayLoading`: an in-memory server that answers LOADING until `finishLoading()`.
     static func start(
         configure: (inout ServerConfiguration) -> Void = { _ in }, clock: any EngineClock = SystemClock(),
-        log: any MutationLog = DiscardingLog(), commits: any CommitTracker = ImmediateCommitTracker(),
         persistence: PersistenceConfiguration? = nil, stayLoading: Bool = false
     ) async throws -> TestServer {
         var configuration = ServerConfiguration()
@@ -36,53 +39,37 @@ final class TestServer: Sendable {
         configuration.eventLoops = 2
         configuration.authentication.hmacSecrets = [testSecret]
         configure(&configuration)
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoops)
-        let placement = TenantPlacement(group: group)
-        let deferredLog = DeferredLog()
-        let deferredCommits = DeferredCommitTracker()
-        let registry = placement.makeRegistry(limits: EngineLimits(), clock: clock, log: persistence == nil ? log : deferredLog)
-        let runtime = ServerRuntimeState(loading: persistence != nil || stayLoading)
-        var logger = Logger(label: "test-server")
-        logger.logLevel = .warning
-        let context = ServerContext(
-            configuration: configuration, registry: registry, verifier: try await TokenVerifier(configuration: configuration.authentication),
-            metrics: ServerMetrics(), commits: persistence == nil ? commits : deferredCommits, runtime: runtime, clock: clock,
-            logger: logger, placement: placement, info: { _ in "{\"server\":\"learnstore\"}" })
-        let server = LearnStoreServer(context: context, group: group)
-        var members: [ServiceGroupConfiguration.ServiceConfiguration] = []
-        if let persistence {
-            // As in ServeCommand: services stop in reverse order, so the server drains before the
-            // persistence service takes its last snapshot round and closes the WAL.
-            let service = PersistenceService(configuration: persistence, context: context, log: deferredLog, commits: deferredCommits)
-            members.append(.init(service: service, failureTerminationBehavior: .gracefullyShutdownGroup))
-        }
-        members.append(.init(service: server))
-        let services = ServiceGroup(configuration: .init(services: members, logger: logger))
+        let application = try await LearnStoreApplication(
+            configuration: configuration, persistence: persistence, clock: clock, logger: testLogger("test-server"),
+            startsLoading: stayLoading)
+        let task = try await run(application, recovering: persistence != nil)
+        return TestServer(application: application, task: task, port: try await application.localAddress.port!, clock: clock)
+    }
+
+    /// Runs `application` in a task; with `recovering`, returns once recovery is done.
+    static func run(_ application: LearnStoreApplication, recovering: Bool) async throws -> Task<Void, any Error> {
         let failure = Mutex<String?>(nil)
         let task = Task {
             do {
-                try await services.run()
+                try await application.run()
             } catch {
                 failure.withLock { $0 = "\(error)" }
                 throw error
             }
         }
-        let address = try await server.localAddress
-        if persistence != nil {
+        let runtime = application.context.runtime
+        if recovering {
             guard await eventually(within: 30, { !runtime.isLoading || failure.withLock({ $0 }) != nil }), !runtime.isLoading else {
-                await services.triggerGracefulShutdown()
+                await application.triggerGracefulShutdown()
                 _ = try? await task.value
-                try await group.shutdownGracefully()
                 throw LearnStoreError(.loading, "the persistence service did not finish recovery: \(failure.withLock { $0 } ?? "timed out")")
             }
         }
-        return TestServer(server: server, services: services, group: group, task: task, port: address.port!, clock: clock)
+        return task
     }
 
-    private init(server: LearnStoreServer, services: ServiceGroup, group: MultiThreadedEventLoopGroup, task: Task<Void, any Error>, port: Int, clock: any EngineClock) {
-        self.server = server
-        self.services = services
-        self.group = group
+    private init(application: LearnStoreApplication, task: Task<Void, any Error>, port: Int, clock: any EngineClock) {
+        self.application = application
         self.runTask = task
         self.port = port
         self.clock = clock
@@ -101,10 +88,16 @@ final class TestServer: Sendable {
     }
 
     func stop() async throws {
-        await services.triggerGracefulShutdown()
+        await application.triggerGracefulShutdown()
         try await runTask.value
-        try await group.shutdownGracefully()
     }
+}
+
+/// Test servers log warnings and errors only.
+func testLogger(_ label: String) -> Logger {
+    var logger = Logger(label: label)
+    logger.logLevel = .warning
+    return logger
 }
 
 /// Polls `condition` until it holds or `seconds` pass (tests never sleep to wait for a state).

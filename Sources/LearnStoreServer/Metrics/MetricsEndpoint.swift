@@ -1,10 +1,35 @@
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import ServiceLifecycle
 
-/// A tiny HTTP server for `GET /metrics` (Prometheus text format), bound to localhost.
-public enum MetricsEndpoint {
-    public static func start(
+/// A tiny HTTP server for `GET /metrics` (Prometheus text format), bound to localhost, as a
+/// service: it is bound before the service group runs (a port in use fails the start before
+/// anything else happens) and closed when the group shuts down or is cancelled.
+public final class MetricsEndpoint: Service {
+    private let channel: any Channel
+
+    /// Binds the endpoint; `run` serves until shutdown.
+    public init(host: String, port: Int, group: any EventLoopGroup, render: @escaping @Sendable () -> [UInt8]) async throws {
+        channel = try await Self.start(host: host, port: port, group: group, render: render)
+    }
+
+    /// The bound address (with port 0, the port the system chose).
+    public var localAddress: SocketAddress? { channel.localAddress }
+
+    public func run() async throws {
+        let channel = self.channel
+        try await withTaskCancellationOrGracefulShutdownHandler {
+            try await channel.closeFuture.get()
+        } onCancelOrGracefulShutdown: {
+            channel.close(promise: nil)
+        }
+    }
+
+    /// Closes the endpoint when the service group never ran (the application failed to start).
+    public func close() async { try? await channel.close() }
+
+    static func start(
         host: String, port: Int, group: any EventLoopGroup, render: @escaping @Sendable () -> [UInt8]
     ) async throws -> any Channel {
         try await ServerBootstrap(group: group)

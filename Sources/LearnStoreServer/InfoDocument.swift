@@ -1,0 +1,67 @@
+import LearnStoreEngine
+import LearnStoreModel
+import LearnStorePersistence
+
+/// The INFO document: version, uptime, connections, tenants, requests and errors.
+final class InfoDocument: Sendable {
+    let runtime: ServerRuntimeState
+    let registry: TenantRegistry
+    let metrics: ServerMetrics
+    let version: String
+    let started: Timestamp
+    let log: DeferredLog
+
+    init(runtime: ServerRuntimeState, registry: TenantRegistry, metrics: ServerMetrics, version: String, started: Timestamp, log: DeferredLog) {
+        self.log = log
+        self.runtime = runtime
+        self.registry = registry
+        self.metrics = metrics
+        self.version = version
+        self.started = started
+    }
+
+    /// Without `serverWide` (a caller without the admin scope) only the server's identity and state:
+    /// counts of connections, tenants, requests and errors describe every tenant's use.
+    func render(_ now: Timestamp, serverWide: Bool) -> String {
+        func number(_ value: Int) -> JSONValue { .number(String(value)) }
+        var members: [(String, JSONValue)] = [
+            ("server", .string("learnstore")),
+            ("version", .string(version)),
+            ("uptime_seconds", number(Int((now.milliseconds &- started.milliseconds) / 1000))),
+            ("loading", .bool(runtime.isLoading)),
+            ("recovery", .string(runtime.recoveryProgress)),
+            ("shutting_down", .bool(runtime.isShuttingDown)),
+            ("server_wide", .bool(serverWide)),
+        ]
+        guard serverWide else { return JSONValue.object(members).serialized }
+        let snapshot = metrics.snapshot
+        members += [
+            ("connections", number(runtime.connections)),
+            ("connections_opened", number(snapshot.connectionsOpened)),
+            ("tenants", number(registry.tenantIDs.count)),
+            ("requests", .object(snapshot.requests.sorted { $0.key < $1.key }.map { ($0.key, number($0.value)) })),
+            ("errors", .object(snapshot.errors.sorted { $0.key < $1.key }.map { ($0.key, number($0.value)) })),
+            ("storage", storage()),
+        ]
+        return JSONValue.object(members).serialized
+    }
+
+    /// The write-ahead log's figures (null until recovery has opened it).
+    private func storage() -> JSONValue {
+        guard let wal = log.current as? WriteAheadLog else { return .null }
+        let stats = wal.stats
+        func number(_ value: UInt64) -> JSONValue { .number(String(value)) }
+        return .object([
+            ("fsync_policy", .string(wal.configuration.policy.rawValue)),
+            ("committed_lsn", number(wal.committedLSN)),
+            ("wal_bytes_written", number(stats.bytesWritten)),
+            ("wal_writes", number(stats.writes)),
+            ("wal_syncs", number(stats.syncs)),
+            ("wal_last_sync_microseconds", number(stats.lastSyncNanoseconds / 1000)),
+            ("wal_segments", number(UInt64(wal.segmentFirstLSNs.count))),
+            ("wal_segments_created", number(stats.segmentsCreated)),
+            ("wal_segments_prepared_in_advance", number(stats.segmentsPrepared)),
+            ("wal_failures", number(stats.failures)),
+        ])
+    }
+}

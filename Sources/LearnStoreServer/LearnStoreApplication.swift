@@ -1,0 +1,133 @@
+import LearnStoreEngine
+import LearnStoreModel
+import LearnStorePersistence
+import Logging
+import NIOCore
+import NIOPosix
+import Prometheus
+import ServiceLifecycle
+
+/// A whole LearnStore server built from its configuration: event loops, tenants, token
+/// verification, metrics, INFO, persistence (recovery, WAL, snapshots), the listener and the
+/// metrics endpoint, run as one service group. `learnstore serve` and the tests' servers are built
+/// here, so the tests run what operators run.
+///
+/// Build it, call `run()` once; it returns after a graceful shutdown (`triggerGracefulShutdown()`,
+/// or SIGTERM/SIGINT with `stopsOnSignals`) has stopped every service and the event loops.
+public final class LearnStoreApplication: Sendable {
+    public let configuration: ServerConfiguration
+    public let group: MultiThreadedEventLoopGroup
+    public let context: ServerContext
+    public let server: LearnStoreServer
+    /// Recovery, the WAL and snapshots; nil for a server that keeps its data only in memory.
+    public let persistence: PersistenceService?
+    public let metrics: ServerMetrics
+    /// Every metric of this server, as the metrics endpoint renders it.
+    public let prometheus: PrometheusCollectorRegistry
+    /// Makes metrics in `prometheus` with the server's histogram buckets; the executable bootstraps
+    /// `MetricsSystem` with it, so metrics of other libraries reach the same endpoint.
+    public let metricsFactory: PrometheusMetricsFactory
+    /// Nil when `configuration.metricsPort` is nil.
+    public let metricsEndpoint: MetricsEndpoint?
+    private let services: ServiceGroup
+
+    /// Builds the server and binds the metrics endpoint; the server listens once `run()` starts.
+    /// - Parameters:
+    ///   - persistence: the data directory's settings; nil keeps data in memory only (nothing is
+    ///     recovered or written).
+    ///   - startsLoading: an in-memory server that answers LOADING until
+    ///     `context.runtime.finishLoading()` (with persistence, recovery decides).
+    ///   - stopsOnSignals: shut down gracefully on SIGTERM and SIGINT (the executable).
+    public init(
+        configuration: ServerConfiguration, persistence: PersistenceConfiguration?, clock: any EngineClock = SystemClock(),
+        logger: Logger, startsLoading: Bool = false, stopsOnSignals: Bool = false
+    ) async throws {
+        self.configuration = configuration
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoops)
+        self.group = group
+        let prometheus = PrometheusCollectorRegistry()
+        self.prometheus = prometheus
+        var factory = PrometheusMetricsFactory(registry: prometheus)
+        factory.durationHistogramBuckets = ServerMetrics.durationBuckets
+        factory.valueHistogramBuckets = ServerMetrics.valueBuckets
+        metricsFactory = factory
+        let metrics = ServerMetrics(factory: factory)
+        self.metrics = metrics
+
+        let placement = TenantPlacement(group: group)
+        let limits = EngineLimits(maximumBatch: configuration.limits.maximumBatch, idempotencyKeys: configuration.limits.idempotencyKeys)
+        // Tenants hold these from the start; recovery points them at the WAL once it is open.
+        let deferredLog = DeferredLog()
+        let deferredCommits = DeferredCommitTracker()
+        let log: any MutationLog = persistence == nil ? DiscardingLog() : deferredLog
+        let commits: any CommitTracker = persistence == nil ? ImmediateCommitTracker() : deferredCommits
+        let registry = placement.makeRegistry(limits: limits, clock: clock, log: log)
+        let runtime = ServerRuntimeState(loading: persistence != nil || startsLoading)
+        let info = InfoDocument(runtime: runtime, registry: registry, metrics: metrics, version: configuration.serverVersion,
+                                started: clock.now(), log: deferredLog)
+        do {
+            let verifier = try await TokenVerifier(configuration: configuration.authentication)
+            let context = ServerContext(
+                configuration: configuration, registry: registry, verifier: verifier, metrics: metrics,
+                commits: commits, runtime: runtime, clock: clock, logger: logger, placement: placement,
+                info: { serverWide in info.render(clock.now(), serverWide: serverWide) })
+            self.context = context
+            server = LearnStoreServer(context: context, group: group)
+            self.persistence = persistence.map { settings in
+                var settings = settings
+                settings.observer = metrics
+                return PersistenceService(configuration: settings, context: context, log: deferredLog, commits: deferredCommits)
+            }
+            if let port = configuration.metricsPort {
+                let endpoint = try await MetricsEndpoint(host: configuration.metricsHost, port: port, group: group) {
+                    metrics.sampleState(registry: registry, runtime: runtime)
+                    var text = prometheus.emitToBuffer()
+                    metrics.emitRequestDurations(into: &text)
+                    return text
+                }
+                metricsEndpoint = endpoint
+                let bound = endpoint.localAddress?.port ?? port
+                logger.info("metrics endpoint", metadata: ["url": "http://\(configuration.metricsHost):\(bound)/metrics"])
+            } else {
+                metricsEndpoint = nil
+            }
+        } catch {
+            try? await group.shutdownGracefully()
+            throw error
+        }
+
+        // Services stop in reverse order: the server drains first, then persistence takes its last
+        // snapshot round and closes the WAL, and the metrics endpoint, which shows all of it, goes last.
+        var members: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if let metricsEndpoint {
+            members.append(.init(service: metricsEndpoint, successTerminationBehavior: .ignore))
+        }
+        if let persistence = self.persistence {
+            members.append(.init(service: persistence, failureTerminationBehavior: .gracefullyShutdownGroup))
+        }
+        members.append(.init(service: server))
+        services = ServiceGroup(configuration: .init(
+            services: members, gracefulShutdownSignals: stopsOnSignals ? [.sigterm, .sigint] : [], logger: logger))
+    }
+
+    /// The address the server listens on, once `run()` has bound it.
+    public var localAddress: SocketAddress {
+        get async throws { try await server.localAddress }
+    }
+
+    /// Runs every service until a graceful shutdown completes (or one fails), then stops the event loops.
+    public func run() async throws {
+        do {
+            try await services.run()
+        } catch {
+            try? await group.shutdownGracefully()
+            throw error
+        }
+        try await group.shutdownGracefully()
+    }
+
+    /// Starts a graceful shutdown; `run()` returns when it is done.
+    public func triggerGracefulShutdown() async {
+        await services.triggerGracefulShutdown()
+    }
+}

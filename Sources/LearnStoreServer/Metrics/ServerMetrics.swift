@@ -1,0 +1,176 @@
+import CoreMetrics
+import LearnStoreModel
+import LearnStorePersistence
+import LearnStoreProtocol
+import Metrics
+import Synchronization
+
+/// The server's metrics, through swift-metrics (and, for request latencies, a weighted histogram of
+/// its own). Per-request figures are accumulated per read batch and added once, so metrics cost
+/// nothing measurable on the hot path. Every series is listed in docs/OPERATIONS.md, section 8.
+public final class ServerMetrics: Sendable {
+    /// Series names, so the bucket tables below and the metrics agree.
+    public enum Name {
+        public static let requests = "learnstore_requests_total"
+        public static let requestDuration = "learnstore_request_duration_seconds"
+        public static let errors = "learnstore_errors_total"
+        public static let batch = "learnstore_batch_seconds"
+        public static let walWrite = "learnstore_wal_write_seconds"
+        public static let walSync = "learnstore_wal_fsync_seconds"
+        public static let walWriteRecords = "learnstore_wal_write_records"
+        public static let walWriteBytes = "learnstore_wal_write_bytes"
+        public static let snapshotDuration = "learnstore_snapshot_duration_seconds"
+        public static let snapshotBytes = "learnstore_snapshot_bytes"
+        public static let snapshotFailures = "learnstore_snapshot_failures_total"
+    }
+
+    /// Buckets of the duration histograms, for the metrics backend (`PrometheusMetricsFactory`).
+    public static let durationBuckets: [String: [Duration]] = [
+        Name.batch: MetricBuckets.requests,
+        Name.walWrite: MetricBuckets.walWrites,
+        Name.walSync: MetricBuckets.walSyncs,
+        Name.snapshotDuration: MetricBuckets.snapshots,
+    ]
+    /// Buckets of the value histograms, for the metrics backend.
+    public static let valueBuckets: [String: [Double]] = [
+        Name.walWriteRecords: MetricBuckets.recordsPerWrite,
+        Name.walWriteBytes: MetricBuckets.bytesPerWrite,
+    ]
+
+    /// The `opcode` label of every byte: the protocol's opcodes by name, any other byte "other", so
+    /// a client sending random opcodes cannot create series.
+    public static let opcodeLabels: [String] = (0...255).map { Opcode.names[UInt8($0)] ?? "other" }
+
+    let factory: any MetricsFactory
+    /// Indexed by opcode; opcodes with the same label share one counter and one histogram.
+    private let requests: [Counter]
+    private let latencies: [LatencySeries]
+    /// Each latency series once, ordered by label, for rendering.
+    private let latencySeries: [(label: String, series: LatencySeries)]
+    private let errorCounters = Mutex<[String: Counter]>([:])
+    private let batchTimer: Metrics.Timer
+    private let connectionsGauge: Gauge
+    private let connectionsOpened: Counter
+    let tenantsGauge: Gauge
+    let recordsGauge: Gauge
+    let loadingGauge: Gauge
+    let residentMemoryGauge: Gauge
+    let walWriteTimer: Metrics.Timer
+    let walSyncTimer: Metrics.Timer
+    let walWriteRecords: Recorder
+    let walWriteBytes: Recorder
+    let snapshotTimer: Metrics.Timer
+    let snapshotFailures: Counter
+    let snapshotBytes = Mutex<[String: Gauge]>([:])
+    let recoveryTenantsLoaded: Gauge
+    let recoveryTenants: Gauge
+    let recoverySegmentsReplayed: Gauge
+    let recoverySegments: Gauge
+    /// Totals kept for INFO, independent of the metrics backend.
+    private let totals = Mutex<Totals>(Totals())
+
+    struct Totals {
+        var requests: [UInt8: Int] = [:]
+        var errors: [String: Int] = [:]
+        var connectionsOpened = 0
+    }
+
+    /// Metrics made by `factory` (by default the one the process bootstrapped).
+    public init(factory: any MetricsFactory = MetricsSystem.factory) {
+        self.factory = factory
+        var counters: [String: Counter] = [:]
+        var histograms: [String: LatencySeries] = [:]
+        for label in Set(Self.opcodeLabels) {
+            counters[label] = Counter(label: Name.requests, dimensions: [("opcode", label)], factory: factory)
+            histograms[label] = LatencySeries(bounds: MetricBuckets.requests)
+        }
+        requests = Self.opcodeLabels.map { counters[$0]! }
+        latencies = Self.opcodeLabels.map { histograms[$0]! }
+        latencySeries = histograms.sorted { $0.key < $1.key }.map { (label: $0.key, series: $0.value) }
+        batchTimer = Metrics.Timer(label: Name.batch, factory: factory)
+        connectionsGauge = Gauge(label: "learnstore_connections", factory: factory)
+        connectionsOpened = Counter(label: "learnstore_connections_opened_total", factory: factory)
+        tenantsGauge = Gauge(label: "learnstore_tenants", factory: factory)
+        recordsGauge = Gauge(label: "learnstore_records", factory: factory)
+        loadingGauge = Gauge(label: "learnstore_loading", factory: factory)
+        residentMemoryGauge = Gauge(label: "learnstore_resident_memory_bytes", factory: factory)
+        walWriteTimer = Metrics.Timer(label: Name.walWrite, factory: factory)
+        walSyncTimer = Metrics.Timer(label: Name.walSync, factory: factory)
+        walWriteRecords = Recorder(label: Name.walWriteRecords, aggregate: true, factory: factory)
+        walWriteBytes = Recorder(label: Name.walWriteBytes, aggregate: true, factory: factory)
+        snapshotTimer = Metrics.Timer(label: Name.snapshotDuration, factory: factory)
+        snapshotFailures = Counter(label: Name.snapshotFailures, factory: factory)
+        recoveryTenantsLoaded = Gauge(label: "learnstore_recovery_tenants_loaded", factory: factory)
+        recoveryTenants = Gauge(label: "learnstore_recovery_tenants", factory: factory)
+        recoverySegmentsReplayed = Gauge(label: "learnstore_recovery_wal_segments_replayed", factory: factory)
+        recoverySegments = Gauge(label: "learnstore_recovery_wal_segments", factory: factory)
+    }
+
+    /// Adds one batch's request counts (by opcode) and its service time: each of its requests was
+    /// answered when the batch was done.
+    public func recordBatch(counts: [UInt8: Int], nanoseconds: Int64) {
+        for (opcode, count) in counts {
+            requests[Int(opcode)].increment(by: Int64(count))
+            latencies[Int(opcode)].record(nanoseconds: nanoseconds, weight: count)
+        }
+        batchTimer.recordNanoseconds(nanoseconds)
+        totals.withLock { t in for (opcode, count) in counts { t.requests[opcode, default: 0] += count } }
+    }
+
+    public func recordError(opcode: UInt8, code: LearnStoreError.Code) {
+        let key = "\(Opcode.name(opcode))|\(code.name)"
+        let label = Self.opcodeLabels[Int(opcode)]
+        let counter = errorCounters.withLock { map in
+            let seriesKey = "\(label)|\(code.name)"
+            if let existing = map[seriesKey] { return existing }
+            let created = Counter(label: Name.errors, dimensions: [("opcode", label), ("code", code.name)], factory: factory)
+            map[seriesKey] = created
+            return created
+        }
+        counter.increment()
+        totals.withLock { $0.errors[key, default: 0] += 1 }
+    }
+
+    public func connectionOpened(current: Int) {
+        connectionsOpened.increment()
+        connectionsGauge.record(current)
+        totals.withLock { $0.connectionsOpened += 1 }
+    }
+
+    public func connectionClosed(current: Int) { connectionsGauge.record(current) }
+
+    public func recordTenants(_ count: Int, records: Int) {
+        tenantsGauge.record(count)
+        recordsGauge.record(records)
+    }
+
+    /// Appends the request latency histograms in the Prometheus text format (swift-metrics cannot
+    /// carry their weights, so they are rendered here rather than by the metrics backend).
+    public func emitRequestDurations(into buffer: inout [UInt8]) {
+        buffer.append(contentsOf: "# TYPE \(Name.requestDuration) histogram\n".utf8)
+        for (label, series) in latencySeries {
+            series.current.emit(name: Name.requestDuration, labels: "opcode=\"\(label)\"", into: &buffer)
+        }
+    }
+
+    /// The request latency histogram of one opcode, as recorded so far.
+    public func requestDurations(opcode: UInt8) -> WeightedDurationHistogram { latencies[Int(opcode)].current }
+
+    /// Request and error totals for INFO.
+    public var snapshot: (requests: [String: Int], errors: [String: Int], connectionsOpened: Int) {
+        totals.withLock { t in
+            (Dictionary(uniqueKeysWithValues: t.requests.map { (Opcode.name($0.key), $0.value) }), t.errors, t.connectionsOpened)
+        }
+    }
+}
+
+/// One opcode's latency histogram behind its own lock, so batches of different opcodes do not contend.
+final class LatencySeries: Sendable {
+    private let histogram: Mutex<WeightedDurationHistogram>
+
+    init(bounds: [Duration]) { histogram = Mutex(WeightedDurationHistogram(bounds: bounds)) }
+
+    func record(nanoseconds: Int64, weight: Int) { histogram.withLock { $0.record(nanoseconds: nanoseconds, weight: weight) } }
+
+    var current: WeightedDurationHistogram { histogram.withLock { $0 } }
+}
