@@ -145,6 +145,15 @@ public struct Recovery: Sendable {
             let path = directory.segmentPath(first)
             progress("replaying WAL segment \(index + 1) of \(segments.count)")
             let bytes = try fs.readWholeFile(path)
+            // The file may hold bytes the previous process wrote but never synced (it was killed, or
+            // its sync failed): they are about to become tenant state that readers see and later
+            // writes build on, so they are made durable first, as PostgreSQL syncs its data directory
+            // after a crash. A segment that is already durable costs one cheap fdatasync.
+            if !options.readOnly {
+                let file = try fs.openForWriting(path, create: false)
+                defer { file.close() }
+                try file.sync(dataOnly: true)
+            }
             let isLast = index == segments.count - 1
             let covered = states.mapValues(\.sequence)
             let only = options.tenants

@@ -13,6 +13,8 @@ import Testing
         (23757, .everysec),  // a batch the writer thread wrote, then failed to sync, came back after a crash
         (203, .always),  // a wipe cut short left zeroed records before an intact commit marker
         (3112167, .everysec),  // a short write whose bytes completed a valid batch: uncertain until wiped
+        (1026251, .always),  // recovery replayed never-synced bytes of a failed write; a machine crash then lost that state
+        (1027906, .always),  // the same after a failed fdatasync: recovery now syncs each segment before serving
     ]
 
     static func check(_ seeds: [UInt64], policy: FsyncPolicy) {
