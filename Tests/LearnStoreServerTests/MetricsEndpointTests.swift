@@ -92,6 +92,15 @@ import Testing
         #expect(recovered[#"learnstore_requests_total{opcode="create"}"#] == 0)
         try await restarted.stop()
     }
+
+    @Test func loadingIsOneUntilTheServerServesData() async throws {
+        let server = try await TestServer.start(configure: { $0.metricsPort = 0 }, stayLoading: true)
+        let port = try #require(server.metricsPort)
+        #expect(try await Scrape.get(port: port)["learnstore_loading"] == 1)
+        server.server.context.runtime.finishLoading()
+        #expect(try await Scrape.get(port: port)["learnstore_loading"] == 0)
+        try await server.stop()
+    }
 }
 
 /// One `GET` over a new connection; HTTP/1.0, so the endpoint answers and closes.
