@@ -20,7 +20,8 @@ final class InfoDocument: Sendable {
         self.started = started
     }
 
-    /// Without `serverWide` (a caller without the admin scope) only the server's identity and state:
+    /// Without `serverWide` (a caller without the admin scope) only the server's identity and state,
+    /// its storage included (clients check the fsync policy and that their writes reach the log):
     /// counts of connections, tenants, requests and errors describe every tenant's use.
     func render(_ now: Timestamp, serverWide: Bool) -> String {
         func number(_ value: Int) -> JSONValue { .number(String(value)) }
@@ -32,6 +33,7 @@ final class InfoDocument: Sendable {
             ("recovery", .string(runtime.recoveryProgress)),
             ("shutting_down", .bool(runtime.isShuttingDown)),
             ("server_wide", .bool(serverWide)),
+            ("storage", storage()),
         ]
         guard serverWide else { return JSONValue.object(members).serialized }
         let snapshot = metrics.snapshot
@@ -41,7 +43,6 @@ final class InfoDocument: Sendable {
             ("tenants", number(registry.tenantIDs.count)),
             ("requests", .object(snapshot.requests.sorted { $0.key < $1.key }.map { ($0.key, number($0.value)) })),
             ("errors", .object(snapshot.errors.sorted { $0.key < $1.key }.map { ($0.key, number($0.value)) })),
-            ("storage", storage()),
         ]
         return JSONValue.object(members).serialized
     }

@@ -34,14 +34,16 @@ import Testing
         #expect(storage["committed_lsn"] == .number("1"))
         #expect(storage["wal_syncs"] != .number("0"))
         #expect(info["tenants"] == .number("1"))
-        // Without the admin scope: the server's identity and state, nothing about other tenants.
+        // Without the admin scope: the server's identity and state (its storage included), nothing
+        // about other tenants.
         let tenantClient = try await LearnStoreClient(ClientConfiguration(host: "127.0.0.1", port: server.port, token: tenantToken))
         let tenantView = try await tenantClient.info()
         #expect(tenantView["server_wide"] == .bool(false))
         #expect(tenantView["loading"] == .bool(false))
-        for member in ["tenants", "requests", "errors", "connections", "storage"] {
+        for member in ["tenants", "requests", "errors", "connections", "connections_opened"] {
             #expect(tenantView[member] == nil, "\(member) is server-wide")
         }
+        #expect(tenantView["storage"]?["fsync_policy"] == .string("always"), "the storage state is the server's, shown to every caller")
         await tenantClient.shutdown()
         await client.shutdown()
         await server.stop(signal: SIGTERM)
