@@ -210,6 +210,16 @@ public struct DurabilityLedger: Sendable {
         return removable
     }
 
+    /// Per tenant, its newest LSN in the segments `firstLSNs` (what removing them takes away).
+    public func newestLSNs(inSegments firstLSNs: [UInt64]) -> [String: UInt64] {
+        let wanted = Set(firstLSNs)
+        var newest: [String: UInt64] = [:]
+        for segment in segments where wanted.contains(segment.firstLSN) {
+            for (tenant, lsn) in segment.newestLSNByTenant { newest[tenant] = max(newest[tenant] ?? 0, lsn) }
+        }
+        return newest
+    }
+
     public mutating func segmentsRemoved(_ firstLSNs: [UInt64]) {
         let current = segments.last?.firstLSN
         let gone = Set(firstLSNs)

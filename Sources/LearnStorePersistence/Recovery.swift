@@ -128,11 +128,32 @@ public struct Recovery: Sendable {
         report.walSegments = segments.count
         let segmentCount = segments.count
         progressReport.advance { $0.walSegments = segmentCount }
+        // Records retention removed must be in the tenants' snapshots. The removed-segments file says
+        // what each tenant had in removed segments; without one (a directory of an older version, or
+        // segments deleted by hand) a snapshot below the oldest segment may have lost records.
+        let removed: [String: UInt64]
+        do { removed = try RemovedSegmentsFile.read(walDirectory: directory.walDirectory, fs) } catch {
+            throw Failure(description: "\(directory.walDirectory)/\(RemovedSegmentsFile.name) cannot be read: \(error)")
+        }
+        let hasRemovedFile = fs.exists(directory.walDirectory + "/" + RemovedSegmentsFile.name)
         if let firstSegment = segments.first {
-            for (tenant, tenantReport) in report.tenants where tenantReport.snapshotLSN + 1 < firstSegment {
+            var tenantsToCheck = Set(report.tenants.keys)
+            if let only = options.tenants { tenantsToCheck.formUnion(removed.keys.filter(only.contains)) } else { tenantsToCheck.formUnion(removed.keys) }
+            for tenant in tenantsToCheck.sorted() {
+                let tenantReport = report.tenants[tenant] ?? TenantReport()
                 // A restore to exactly a snapshot's sequence needs no WAL record of the tenant.
                 if let stop = options.stopAtSequence[tenant], stop == tenantReport.snapshotSequence { continue }
-                let message = "tenant \(tenant): its snapshot covers LSN \(tenantReport.snapshotLSN) but the WAL starts at LSN \(firstSegment); records in between are missing"
+                let missing: String?
+                if let newestRemoved = removed[tenant] {
+                    missing = tenantReport.snapshotLSN < newestRemoved
+                        ? "tenant \(tenant): removed WAL segments held its records up to LSN \(newestRemoved) but its snapshot covers only LSN \(tenantReport.snapshotLSN); records in between are missing"
+                        : nil
+                } else if !hasRemovedFile && tenantReport.snapshotLSN + 1 < firstSegment {
+                    missing = "tenant \(tenant): its snapshot covers LSN \(tenantReport.snapshotLSN) but the WAL starts at LSN \(firstSegment) and no \(RemovedSegmentsFile.name) file says what the missing segments held; records in between may be missing"
+                } else {
+                    missing = nil
+                }
+                guard let message = missing else { continue }
                 guard options.forceRecovery else { throw Failure(description: message + " (use --force-recovery to start anyway)") }
                 report.skippedCorruption.append(message)
                 logger.error("\(message); continuing because of --force-recovery")

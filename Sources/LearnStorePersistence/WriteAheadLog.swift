@@ -629,7 +629,19 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
         defer { ioLock.unlock() }
         condition.lock()
         let removable = ledger.removableSegments().filter { $0 != segmentFirstLSN }
+        let taken = ledger.newestLSNs(inSegments: removable)
         condition.unlock()
+        guard !removable.isEmpty else { return [] }
+        // What the segments held is recorded durably before any is deleted, so recovery can tell a
+        // tenant whose snapshot covers its records there from one whose records are gone.
+        do {
+            var recorded = try RemovedSegmentsFile.read(walDirectory: configuration.directory, configuration.fileSystem)
+            for (tenant, lsn) in taken { recorded[tenant] = max(recorded[tenant] ?? 0, lsn) }
+            try RemovedSegmentsFile.write(recorded, walDirectory: configuration.directory, configuration.fileSystem)
+        } catch {
+            logger.warning("kept WAL segments no tenant needs: could not record their removal", metadata: ["error": "\(error)"])
+            return []
+        }
         var removed: [String] = []
         var removedLSNs: [UInt64] = []
         for first in removable {

@@ -131,4 +131,31 @@ import Testing
         ledger.storageRecovered()
         #expect(Self.lsn(ledger.append(tenant: "a")) == a + 1)
     }
+
+    @Test func theRemovedSegmentsFileRoundTripsAndRefusesDamage() throws {
+        let newest: [String: UInt64] = ["acme": 12, "b.c-d_e": 9_223_372_036_854_775_807]
+        let bytes = RemovedSegmentsFile.encode(newest)
+        #expect(String(decoding: bytes, as: UTF8.self) == "learnstore-removed-segments 1\nacme 12\nb.c-d_e 9223372036854775807\n")
+        #expect(try RemovedSegmentsFile.decode(bytes) == newest)
+        #expect(try RemovedSegmentsFile.decode(Array("learnstore-removed-segments 1\n".utf8)) == [:])
+        for damaged in ["", "learnstore-removed-segments 1\nacme 12", "learnstore-removed-segments 2\n", "learnstore-removed-segments 1\nacme\n",
+                        "learnstore-removed-segments 1\nac me 1\n", "learnstore-removed-segments 1\nacme 9223372036854775808\n",
+                        "learnstore-removed-segments 1\nacme -1\n", "learnstore-removed-segments 1\nbad/id 1\n"] {
+            #expect(throws: RemovedSegmentsFile.Damaged.self, "\(damaged)") { try RemovedSegmentsFile.decode(Array(damaged.utf8)) }
+        }
+    }
+
+    @Test func theNewestLSNsOfSegmentsAreWhatRemovingThemTakes() {
+        var ledger = DurabilityLedger(nextLSN: 1)
+        ledger.segmentOpened(firstLSN: 1)
+        for tenant in ["a", "b", "a"] { _ = ledger.append(tenant: tenant) }
+        ledger.written(through: 3)
+        ledger.committed(through: 3)
+        ledger.segmentOpened(firstLSN: 4)
+        _ = ledger.append(tenant: "c")
+        ledger.written(through: 4)
+        #expect(ledger.newestLSNs(inSegments: [1]) == ["a": 3, "b": 2])
+        #expect(ledger.newestLSNs(inSegments: [1, 4]) == ["a": 3, "b": 2, "c": 4])
+        #expect(ledger.newestLSNs(inSegments: []) == [:])
+    }
 }

@@ -259,6 +259,6 @@ func sameData(_ a: TenantState, _ b: TenantState) -> Bool {
         let error = #expect(throws: LearnStoreError.self) {
             try OfflineRestore(directory: history.data, tenants: ["t1"], point: RestorePoint(sequence: 50), dryRun: true, now: Timestamp(milliseconds: 0)).run()
         }
-        #expect(error?.message.contains("records in between are missing") == true)
+        #expect(error?.message.contains("records in between") == true, "\(String(describing: error))")
     }
 }

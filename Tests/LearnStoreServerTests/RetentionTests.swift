@@ -53,4 +53,37 @@ import Testing
         for client in [acme, newco, reader] { await client.shutdown() }
         try await server.stop()
     }
+
+    /// A tenant that stopped writing long ago keeps a snapshot far below the oldest segment left once
+    /// other tenants' segments are removed: recovery accepts that (the removed-segments file says the
+    /// snapshot covers what the tenant had there) and still refuses when the snapshot is gone.
+    @Test func aQuietTenantsOldSnapshotBelowTheOldestSegmentRecovers() async throws {
+        let directory = NSTemporaryDirectory() + "learnstore-retention-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let server = try await TestServer.start(persistence: .forTests(directory))
+        let quiet = try await server.client(tenant: "quiet")
+        let busy = try await server.client(tenant: "busy")
+        for n in 0..<3 { _ = try await quiet.performance.learningRecords.create(Self.body(n)) }
+        _ = try await quiet.admin.snapshot(force: true)
+        for batch in 0..<6 {
+            _ = try await busy.performance.learningRecords.createBatch((0..<1000).map { Self.body(batch * 1000 + $0) })
+        }
+        _ = try await busy.admin.snapshot(force: true)
+        _ = try await busy.admin.snapshot(force: true)
+        let fs = PosixFileSystem()
+        let data = DataDirectory(directory)
+        let firstSegment = try #require(try data.segments(fs).first)
+        #expect(firstSegment > 4, "the quiet tenant's snapshot (LSN 3) is below the oldest segment left (LSN \(firstSegment))")
+        let removed = try RemovedSegmentsFile.read(walDirectory: data.walDirectory, fs)
+        #expect(removed["quiet"] == 3 && (removed["busy"] ?? 0) > 3, "\(removed)")
+        let recovered = try Self.recoverable(directory)
+        #expect(recovered.states["quiet"]?.store.liveCount == 3)
+        #expect(recovered.states["busy"]?.store.liveCount == 6000)
+        for client in [quiet, busy] { await client.shutdown() }
+        try await server.stop()
+
+        // Without the quiet tenant's snapshots its records are gone, and recovery says so.
+        try FileManager.default.removeItem(atPath: data.tenantDirectory("quiet"))
+        #expect(throws: Recovery.Failure.self) { _ = try Self.recoverable(directory) }
+    }
 }
