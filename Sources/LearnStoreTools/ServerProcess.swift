@@ -12,7 +12,7 @@ public final class ServerProcess: @unchecked Sendable {
     public let logPath: String
 
     /// Starts the binary with `arguments` (plus `--port 0`) and waits until it listens.
-    public static func start(binary: String, arguments: [String], logPath: String, timeout: Double = 60) async throws -> ServerProcess {
+    public static func start(binary: String, arguments: [String], logPath: String, timeout: Double = 120) async throws -> ServerProcess {
         guard FileManager.default.createFile(atPath: logPath, contents: nil) else {
             throw LearnStoreError(.internalError, "cannot create \(logPath)")
         }

@@ -59,7 +59,8 @@ final class TestServer: Sendable {
         }
         let runtime = application.context.runtime
         if recovering {
-            guard await eventually(within: 30, { !runtime.isLoading || failure.withLock({ $0 }) != nil }), !runtime.isLoading else {
+            // A deadline, not a wait: generous because the whole suite shares two cores.
+            guard await eventually(within: 120, { !runtime.isLoading || failure.withLock({ $0 }) != nil }), !runtime.isLoading else {
                 await application.triggerGracefulShutdown()
                 _ = try? await task.value
                 throw LearnStoreError(.loading, "the persistence service did not finish recovery: \(failure.withLock { $0 } ?? "timed out")")
