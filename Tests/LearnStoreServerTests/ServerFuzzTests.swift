@@ -253,7 +253,8 @@ import Testing
                     tally.problem("\(mode) seed \(seed): request \(request.header) got \(error) instead of \(required.name); payload \(request.payload.prefix(48))")
                 }
                 if model.framesSeen == 0 { closes = true }
-                if request.header.opcode == Opcode.auth && !(model.authenticated && error.code == .forbidden) {
+                // PROTOCOL.md 3: every error answer to AUTH counts, a re-AUTH's FORBIDDEN included.
+                if request.header.opcode == Opcode.auth {
                     model.failedAuthentications += 1
                     if model.failedAuthentications >= 3 { closes = true }
                 }
@@ -264,7 +265,8 @@ import Testing
                     tally.problem("\(mode) seed \(seed): response to \(request.header): \(wrong)")
                 }
                 if request.header.opcode == Opcode.auth {
-                    if !model.authenticated { model.failedAuthentications = 0 }
+                    // A successful AUTH, first or again, starts the count of failures again.
+                    model.failedAuthentications = 0
                     model.authenticated = true
                 }
             default:
