@@ -17,20 +17,6 @@ import Testing
         (1027906, .always),  // the same after a failed fdatasync: recovery now syncs each segment before serving
     ]
 
-    /// Runs the seeds on a thread of their own: a synchronous test would hold one of the few threads
-    /// of the shared concurrency pool for tens of seconds, and the suite's servers, run in parallel
-    /// on that pool, would miss their deadlines.
-    static func checkOffPool(_ seeds: [UInt64], policy: FsyncPolicy) async {
-        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
-            let thread = Thread {
-                check(seeds, policy: policy)
-                done.resume()
-            }
-            thread.stackSize = 8 << 20
-            thread.start()
-        }
-    }
-
     static func check(_ seeds: [UInt64], policy: FsyncPolicy) {
         var options = DurabilitySimulation.Options()
         options.policy = policy
@@ -49,12 +35,12 @@ import Testing
         Self.check([UInt64(environment["LEARNSTORE_SIMULATION_SEED"]!)!], policy: FsyncPolicy(rawValue: environment["POLICY"] ?? "always") ?? .always)
     }
 
-    @Test func seedsUnderFsyncAlways() async {
-        await Self.checkOffPool(Self.regressions.filter { $0.policy == .always }.map(\.seed) + (1...UInt64(Self.seedCount)).map { $0 }, policy: .always)
+    @Test func seedsUnderFsyncAlways() {
+        Self.check(Self.regressions.filter { $0.policy == .always }.map(\.seed) + (1...UInt64(Self.seedCount)).map { $0 }, policy: .always)
     }
 
-    @Test func seedsUnderFsyncEverySecond() async {
-        await Self.checkOffPool(Self.regressions.filter { $0.policy == .everysec }.map(\.seed) + (1...UInt64(Self.seedCount)).map { $0 &* 7919 }, policy: .everysec)
+    @Test func seedsUnderFsyncEverySecond() {
+        Self.check(Self.regressions.filter { $0.policy == .everysec }.map(\.seed) + (1...UInt64(Self.seedCount)).map { $0 &* 7919 }, policy: .everysec)
     }
 
     @Test func aSeedReplaysExactly() {
