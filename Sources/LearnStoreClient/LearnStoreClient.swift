@@ -69,7 +69,7 @@ public final class LearnStoreClient: Sendable {
 
     public var performance: Performance { Performance(client: self) }
 
-    /// The `client.performance` namespace of the seed's SDK.
+    /// The `client.performance` namespace: LearningRecord operations (docs/PROTOCOL.md 4.5).
     public struct Performance: Sendable {
         let client: LearnStoreClient
         public var learningRecords: LearningRecordsClient { LearningRecordsClient(client: client) }

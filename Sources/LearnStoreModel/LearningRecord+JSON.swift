@@ -1,4 +1,4 @@
-/// JSON views of records and bodies, under the seed's snake_case names. Timestamps are RFC 3339 UTC
+/// JSON views of records and bodies, under the snake_case names of docs/PROTOCOL.md 4.5. Timestamps are RFC 3339 UTC
 /// strings, ids and UUIDs strings; every field of a record is shown, null when unset.
 extension LearningRecord {
     public var json: JSONValue {

@@ -1,4 +1,4 @@
-/// The fields of a LearningRecord, numbered in the seed's order. The number is the bit position in
+/// The fields of a LearningRecord, numbered in the order of docs/PROTOCOL.md 4.5. The number is the bit position in
 /// the binary encoding's presence bitmaps (docs/PROTOCOL.md) and never changes.
 public enum RecordField: Int, CaseIterable, Sendable, Hashable {
     case id = 0, tenantID, appID, createdAt, updatedAt, createdBy, updatedBy, source, sourceType
@@ -7,7 +7,7 @@ public enum RecordField: Int, CaseIterable, Sendable, Hashable {
 
     public var bit: UInt32 { 1 << UInt32(rawValue) }
 
-    /// The seed's snake_case name, used in JSON and in error messages.
+    /// The snake_case name (docs/PROTOCOL.md 4.5), used in JSON and in error messages.
     public var name: String {
         switch self {
         case .id: "id"

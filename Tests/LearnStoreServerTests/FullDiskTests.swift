@@ -98,14 +98,17 @@ import Testing
 
         // Space comes back: writes resume (the log retries on its own; poll with a deadline).
         try FileManager.default.removeItem(atPath: mountPoint + "/filler")
-        let deadline = Date(timeIntervalSinceNow: 30)
         var resumed: LearningRecord?
-        while resumed == nil && Date() < deadline {
-            do { resumed = try await records.create(Self.body(-1)).value } catch {
-                #expect(error.code == .storageUnavailable, "\(error)")
-                try? await Task.sleep(for: .milliseconds(50))
+        let resumedInTime = await eventually(within: 30) { () async -> Bool in
+            do {
+                resumed = try await records.create(Self.body(-1)).value
+                return true
+            } catch {
+                #expect((error as? LearnStoreError)?.code == .storageUnavailable, "\(error)")
+                return false
             }
         }
+        #expect(resumedInTime)
         acknowledged.append(try #require(resumed, "writes did not resume after space was freed"))
 
         // kill -9, restart: exactly the acknowledged records, nothing that was refused.

@@ -69,8 +69,8 @@ public enum CalculationMethod: Hashable, Sendable, CustomStringConvertible {
 
     /// The int a rollup uses. Canvas validates ints on save and never at calculation time, so an event
     /// with a nil or out-of-range int (n_mastery with nil would raise in Ruby) gets the method's default
-    /// rather than a nonsensical weight; methods without an int ignore it (the seed event sends
-    /// `highest` with 65).
+    /// rather than a nonsensical weight; methods without an int ignore it (Canvas's documented
+    /// example event sends `highest` with 65).
     public func effectiveCalculationInt(_ int: Int?) -> Int? {
         guard let range = validCalculationInts else { return nil }
         if let int, range.contains(int) { return int }

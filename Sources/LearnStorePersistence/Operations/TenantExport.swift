@@ -2,8 +2,8 @@ import CanvasOutcomes
 import LearnStoreEngine
 import LearnStoreModel
 
-/// One line of an export (JSON Lines): a LearningRecord under the seed's field names, exactly as the
-/// API shows it, or a Canvas outcome row (``OutcomeRecord/exportJSON``).
+/// One line of an export (JSON Lines): a LearningRecord under the field names of docs/PROTOCOL.md 4.5,
+/// as the API shows it, or a Canvas outcome row (``OutcomeRecord/exportJSON``).
 public enum ExportLine: Sendable, Hashable {
     case record(LearningRecord)
     case outcome(OutcomeRecord)
