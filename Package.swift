@@ -6,9 +6,10 @@ let strict: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
 ]
 
+// Linux only: the sources call Glibc directly (fdatasync, malloc_trim, /proc), so no Apple
+// platform is declared; README.md says so.
 let package = Package(
     name: "LearnStore",
-    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "learnstore", targets: ["learnstore"]),
         .library(name: "LearnStoreModel", targets: ["LearnStoreModel"]),
@@ -44,9 +45,14 @@ let package = Package(
         .target(name: "LearnStoreModel", swiftSettings: strict),
         .target(name: "LearnStoreWorkload", dependencies: ["LearnStoreModel", "CanvasOutcomes"], swiftSettings: strict),
         .target(
+            name: "LearnStoreTokens",
+            dependencies: ["LearnStoreModel", .product(name: "JWTKit", package: "jwt-kit")],
+            swiftSettings: strict
+        ),
+        .target(
             name: "LearnStoreTools",
             dependencies: [
-                "LearnStoreModel", "LearnStoreClient", "LearnStoreServer", "LearnStoreWorkload", "LearnStoreProtocol",
+                "LearnStoreModel", "LearnStoreClient", "LearnStoreTokens", "LearnStoreWorkload", "LearnStoreProtocol",
                 "CanvasOutcomes", "CPrefetch",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -83,7 +89,6 @@ let package = Package(
             dependencies: [
                 "LearnStoreModel", "LearnStoreEngine", "Zstd", "CCRC32C", "CanvasOutcomes",
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "Metrics", package: "swift-metrics"),
             ],
             swiftSettings: strict
         ),
@@ -106,8 +111,7 @@ let package = Package(
         .target(
             name: "LearnStoreClient",
             dependencies: [
-                "LearnStoreModel", "LearnStoreProtocol",
-                .product(name: "Histogram", package: "hdrhistogram-swift"), "CanvasOutcomes",
+                "LearnStoreModel", "LearnStoreProtocol", "CanvasOutcomes",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
@@ -117,26 +121,37 @@ let package = Package(
             name: "learnstore",
             dependencies: [
                 "LearnStoreModel", "LearnStoreEngine", "LearnStoreProtocol", "LearnStorePersistence",
-                "LearnStoreServer", "LearnStoreClient", "LearnStoreWorkload", "LearnStoreTools", "CanvasOutcomes",
+                "LearnStoreServer", "LearnStoreClient", "LearnStoreTokens", "LearnStoreTools", "CanvasOutcomes",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "Histogram", package: "hdrhistogram-swift"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Metrics", package: "swift-metrics"),
             ],
             swiftSettings: strict
         ),
-        .testTarget(name: "ZstdTests", dependencies: ["Zstd"], swiftSettings: strict),
+        // Helpers every test target shares: a seeded generator, a temporary directory, polling with a deadline.
+        .target(
+            name: "LearnStoreTestSupport",
+            dependencies: [.product(name: "NIOPosix", package: "swift-nio")],
+            path: "Tests/LearnStoreTestSupport",
+            swiftSettings: strict
+        ),
+        .testTarget(name: "ZstdTests", dependencies: ["Zstd", "LearnStoreTestSupport"], swiftSettings: strict),
         .testTarget(
             name: "LearnStorePersistenceTests",
-            dependencies: ["LearnStorePersistence", "LearnStoreEngine", "LearnStoreModel", "LearnStoreWorkload", "CanvasOutcomes"],
+            dependencies: [
+                "LearnStorePersistence", "LearnStoreEngine", "LearnStoreModel", "LearnStoreWorkload", "CanvasOutcomes",
+                "LearnStoreTestSupport",
+            ],
             resources: [.copy("Golden")],
             swiftSettings: strict
         ),
         .testTarget(name: "LearnStoreModelTests", dependencies: ["LearnStoreModel"], swiftSettings: strict),
         .testTarget(
             name: "LearnStoreProtocolTests",
-            dependencies: ["LearnStoreProtocol", "LearnStoreModel", "CanvasOutcomes", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: [
+                "LearnStoreProtocol", "LearnStoreModel", "CanvasOutcomes", "LearnStoreTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
             resources: [.copy("Golden")],
             swiftSettings: strict
         ),
@@ -144,7 +159,8 @@ let package = Package(
             name: "LearnStoreServerTests",
             dependencies: [
                 "LearnStoreServer", "LearnStoreClient", "LearnStoreEngine", "LearnStoreProtocol", "LearnStoreModel",
-                "LearnStorePersistence", "LearnStoreTools", "CanvasOutcomes", "LearnStoreWorkload",
+                "LearnStorePersistence", "LearnStoreTokens", "LearnStoreTools", "CanvasOutcomes", "LearnStoreWorkload",
+                "LearnStoreTestSupport",
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -156,12 +172,12 @@ let package = Package(
         ),
         .testTarget(
             name: "CanvasOutcomesTests",
-            dependencies: ["CanvasOutcomes", "LearnStoreModel"],
+            dependencies: ["CanvasOutcomes", "LearnStoreModel", "LearnStoreTestSupport"],
             swiftSettings: strict
         ),
         .testTarget(
             name: "LearnStoreEngineTests",
-            dependencies: ["LearnStoreEngine", "LearnStoreModel", "CanvasOutcomes", "LearnStoreWorkload"],
+            dependencies: ["LearnStoreEngine", "LearnStoreModel", "CanvasOutcomes", "LearnStoreWorkload", "LearnStoreTestSupport"],
             swiftSettings: strict
         ),
     ]

@@ -4,7 +4,7 @@ import Histogram
 import LearnStoreClient
 import LearnStoreModel
 import LearnStoreProtocol
-import LearnStoreServer
+import LearnStoreTokens
 import LearnStoreWorkload
 import NIOCore
 import NIOPosix

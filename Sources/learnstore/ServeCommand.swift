@@ -4,6 +4,7 @@ import LearnStoreEngine
 import LearnStoreModel
 import LearnStorePersistence
 import LearnStoreServer
+import LearnStoreTokens
 import Logging
 import Metrics
 

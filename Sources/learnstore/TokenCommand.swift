@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import LearnStoreEngine
 import LearnStoreModel
-import LearnStoreServer
+import LearnStoreTokens
 
 struct TokenCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

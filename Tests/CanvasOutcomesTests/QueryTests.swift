@@ -1,4 +1,5 @@
 import LearnStoreModel
+import LearnStoreTestSupport
 import Testing
 @testable import CanvasOutcomes
 

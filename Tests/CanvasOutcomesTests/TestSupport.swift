@@ -1,19 +1,6 @@
 import LearnStoreModel
 @testable import CanvasOutcomes
 
-/// A seeded generator so property tests are reproducible (SplitMix64).
-struct SeededGenerator: RandomNumberGenerator {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9e37_79b9_7f4a_7c15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-        return z ^ (z >> 31)
-    }
-}
-
 /// A timestamp from ISO 8601 text; traps on a typo in a test.
 func ts(_ text: String) -> Timestamp {
     guard let value = Timestamp(iso8601: text) else { fatalError("bad test timestamp \(text)") }

@@ -1,5 +1,6 @@
 import Testing
 import LearnStoreModel
+import LearnStoreTestSupport
 @testable import LearnStoreEngine
 
 /// New records reach the secondary indexes late (the backlog); a read catches them up, by a bulk build
@@ -15,7 +16,7 @@ import LearnStoreModel
         ListQuery(updatedSince: Timestamp(milliseconds: 1_704_067_200_400)), ListQuery(),
     ]
 
-    static func randomBody(_ rng: inout SeededRandom) -> RecordBody {
+    static func randomBody(_ rng: inout SeededGenerator) -> RecordBody {
         let completed = Timestamp(milliseconds: 1_700_000_000_000 + Int64(rng.next() % 1_000_000))
         return body(
             person: person(rng.next() % 8), provider: ["AWS", "Coursera", "edX"][Int(rng.next() % 3)],
@@ -43,7 +44,7 @@ import LearnStoreModel
 
     @Test(arguments: 0..<6)
     func listsAfterAnyInterleavingMatchAFreshBuild(seed: Int) throws {
-        var rng = SeededRandom(UInt64(seed) &* 104_729 &+ 3)
+        var rng = SeededGenerator(seed: UInt64(seed) &* 104_729 &+ 3)
         var h = Harness()
         var ids: [RecordID] = []
         var bulkBuilds = 0
@@ -94,7 +95,7 @@ import LearnStoreModel
     /// A write that cannot be made durable is undone; records undone while still in the backlog
     /// must vanish from every answer too.
     @Test func undoOfRecordsStillInTheBacklog() throws {
-        var rng = SeededRandom(5)
+        var rng = SeededGenerator(seed: 5)
         var h = Harness()
         _ = try h.state.createBatch((0..<200).map { _ in Self.randomBody(&rng) }, caller: h.who, now: h.tick())
         let before = try Self.answers(&h.state, h.who)

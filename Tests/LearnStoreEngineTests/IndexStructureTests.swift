@@ -1,10 +1,11 @@
 import Testing
 import LearnStoreModel
+import LearnStoreTestSupport
 @testable import LearnStoreEngine
 
 @Suite struct PostingListTests {
     @Test func matchesASortedSetUnderRandomOperations() {
-        var rng = SeededRandom(5)
+        var rng = SeededGenerator(seed: 5)
         var list = PostingList()
         var reference = Set<UInt32>()
         for _ in 0..<20_000 {
@@ -31,7 +32,7 @@ import LearnStoreModel
 
 @Suite struct SlotHashIndexTests {
     @Test func multimapInsertFindRemove() {
-        var rng = SeededRandom(9)
+        var rng = SeededGenerator(seed: 9)
         var keys: [UInt32: Int] = [:]  // slot -> key
         var index = SlotHashIndex()
         func hash(_ key: Int) -> Int { key &* 31 }  // deliberately clustered
@@ -81,7 +82,7 @@ private struct ArrayKeys: SlotKeys {
 
 @Suite struct OrderedSlotIndexTests {
     @Test func rangesMatchBruteForce() {
-        var rng = SeededRandom(13)
+        var rng = SeededGenerator(seed: 13)
         var values: [Int64] = (0..<5000).map { _ in Int64(rng.next() % 1000) }
         var index = OrderedSlotIndex()
         for slot in 0..<values.count { index.insert(UInt32(slot), keys: ArrayKeys(values)) }
@@ -106,7 +107,7 @@ private struct ArrayKeys: SlotKeys {
     /// Many chunks, ties on the key across chunk boundaries, removal of chunk heads and of whole
     /// chunks, then a bulk-built index: the fences must keep matching the chunks throughout.
     @Test func fencesFollowSplitsRemovalsAndTies() {
-        var rng = SeededRandom(29)
+        var rng = SeededGenerator(seed: 29)
         var values: [Int64] = (0..<20_000).map { _ in Int64(rng.next() % 50) }
         var index = OrderedSlotIndex()
         for slot in 0..<values.count { index.insert(UInt32(slot), keys: ArrayKeys(values)) }
@@ -138,7 +139,7 @@ private struct ArrayKeys: SlotKeys {
     /// than one hint step of about two seconds), so the comparisons mostly decide on the hints and
     /// sometimes fall back to the record: order, ranges and removals must match brute force.
     @Test func hintsKeepTheOrderOfRealTimestamps() {
-        var rng = SeededRandom(41)
+        var rng = SeededGenerator(seed: 41)
         let year: Int64 = 365 * 86_400_000
         var values: [Int64] = (0..<6000).map { i in
             switch i % 6 {
@@ -196,7 +197,7 @@ private struct ArrayKeys: SlotKeys {
 @Suite struct SlotHashIndexGrowthTests {
     @Test(arguments: [1, 2, 3] as [UInt64])
     func incrementalGrowthMatchesAModel(seed: UInt64) {
-        var rng = SeededRandom(seed)
+        var rng = SeededGenerator(seed: seed)
         var keys: [Int?] = []  // slot -> key, nil when the slot is not indexed (purged or no key)
         var slotsByKey: [Int: Set<UInt32>] = [:]
         var index = SlotHashIndex()
@@ -257,7 +258,7 @@ private struct ArrayKeys: SlotKeys {
 /// reference however lookups interleave.
 @Suite struct InterningTests {
     @Test func referencesStayStableThroughCacheCollisions() {
-        var rng = SeededRandom(41)
+        var rng = SeededGenerator(seed: 41)
         var strings = StringTable()
         var uuids = UUIDTable()
         let words = (0..<500).map { "value-\($0)-" + String(repeating: "x", count: $0 % 40) }

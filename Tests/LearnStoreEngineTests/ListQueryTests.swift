@@ -1,12 +1,13 @@
 import Testing
 import LearnStoreModel
+import LearnStoreTestSupport
 @testable import LearnStoreEngine
 
 @Suite struct ListFilterTests {
     /// 60 records over 6 persons with varied fields; checks each filter against a brute-force answer.
     @Test func everyFilterMatchesABruteForceScan() throws {
         var h = Harness()
-        var rng = SeededRandom(11)
+        var rng = SeededGenerator(seed: 11)
         let providers = ["AWS", "Coursera", "edX"]
         var all: [LearningRecord] = []
         for i in 0..<60 {
@@ -80,7 +81,7 @@ import LearnStoreModel
 @Suite struct CursorPagingPropertyTests {
     @Test(arguments: 0..<40)
     func pagingUnderConcurrentWrites(seed: Int) throws {
-        var rng = SeededRandom(UInt64(seed) &* 7919 &+ 1)
+        var rng = SeededGenerator(seed: UInt64(seed) &* 7919 &+ 1)
         var h = Harness()
         var existing: [RecordID] = []
         for _ in 0..<40 { existing.append(try h.create(body(person: person(rng.next() % 3))).id) }
@@ -154,7 +155,7 @@ import LearnStoreModel
         var h = Harness()
         var log: [(UInt64, [TenantMutation])] = []
         func record<R>(_ write: TenantWrite<R>) { if !write.mutations.isEmpty { log.append((write.sequence, write.mutations)) } }
-        var rng = SeededRandom(3)
+        var rng = SeededGenerator(seed: 3)
         var ids: [RecordID] = []
         for i in 0..<50 {
             let w = try h.state.create(body(person: person(rng.next() % 5), cert: "C\(i % 4)"), caller: h.who, now: h.tick())

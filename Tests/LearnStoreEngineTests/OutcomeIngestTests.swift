@@ -1,5 +1,6 @@
 import CanvasOutcomes
 import LearnStoreModel
+import LearnStoreTestSupport
 import LearnStoreWorkload
 import Synchronization
 import Testing
@@ -233,7 +234,7 @@ struct ObservedOutcomes: Equatable {
         for entry in log.logged { replayed.apply(entry.mutations, sequence: entry.sequence) }
         #expect(try ObservedOutcomes(replayed, course) == final)
         var shuffled = TenantState(tenantID: tenantA)
-        var rng = SeededRandom(seed)
+        var rng = SeededGenerator(seed: seed)
         for entry in log.logged.shuffled(using: &rng) { shuffled.apply(entry.mutations, sequence: entry.sequence) }
         #expect(shuffled.outcomes.tables == final.tables)
         #expect(OutcomeStore(tables: shuffled.outcomes.tables).contextAggregates(context: course.context) == final.aggregates)

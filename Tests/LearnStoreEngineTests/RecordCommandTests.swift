@@ -1,5 +1,6 @@
 import Testing
 import LearnStoreModel
+import LearnStoreTestSupport
 @testable import LearnStoreEngine
 
 @Suite struct CreateAndStampTests {
@@ -302,7 +303,7 @@ import LearnStoreModel
 @Suite struct StoredEncodingTests {
     @Test func fastEncodingEqualsTheCodec() throws {
         var h = Harness()
-        var rng = SeededRandom(21)
+        var rng = SeededGenerator(seed: 21)
         for i in 0..<200 {
             var b = body(person: person(rng.next() % 9), score: rng.next() % 3 == 0 ? nil : Double(rng.next() % 1000) / 10,
                          passed: [true, false, nil][Int(rng.next() % 3)], cert: rng.next() % 2 == 0 ? "CRED-\(i)" : nil,

@@ -17,18 +17,6 @@ func body(person p: UUID16 = person(1), title: String = "AWS Certified", provide
                passed: passed, certificationRef: cert, linkedCohortID: cohort, linkedAssessmentID: assessment)
 }
 
-struct SeededRandom: RandomNumberGenerator {
-    var state: UInt64
-    init(_ seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// A tenant state plus a clock that advances 1 ms per write, for deterministic tests.
 struct Harness {
     var state = TenantState(tenantID: tenantA)

@@ -2,6 +2,7 @@ import CanvasOutcomes
 import Foundation
 import LearnStoreEngine
 import LearnStoreModel
+import LearnStoreTestSupport
 import LearnStoreWorkload
 import Testing
 @testable import LearnStorePersistence

@@ -5,16 +5,6 @@ import LearnStoreModel
 
 let tenantCaller = CallerIdentity(tenantID: "t1", personID: UUID16(high: 9, low: 9), scopes: [.recordsRead, .recordsWrite, .admin])
 
-/// A fresh temporary directory, removed when the test's scope ends.
-final class TemporaryDirectory {
-    let path: String
-    init() {
-        path = NSTemporaryDirectory() + "learnstore-test-" + UUID().uuidString
-        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-}
-
 func sampleRecord(_ n: Int, tenant: String = "t1") -> LearningRecord {
     LearningRecord(
         id: RecordID(milliseconds: 1_700_000_000_000 + UInt64(n), randomHigh: 1, randomLow: UInt64(n)), tenantID: tenant,

@@ -1,6 +1,7 @@
 import Foundation
 import LearnStoreEngine
 import LearnStoreModel
+import LearnStoreTestSupport
 import Testing
 @testable import LearnStorePersistence
 

@@ -1,22 +1,10 @@
 import Foundation
 import LearnStoreEngine
 import LearnStoreModel
+import LearnStoreTestSupport
 import Synchronization
 import Testing
 @testable import LearnStorePersistence
-
-/// Polls until `condition` holds or the deadline passes.
-func waitFor(seconds: Double = 10, _ condition: () -> Bool) -> Bool {
-    let deadline = Date(timeIntervalSinceNow: seconds)
-    while Date() < deadline {
-        if condition() { return true }
-        let lock = NSCondition()
-        lock.lock()
-        _ = lock.wait(until: Date(timeIntervalSinceNow: 0.005))
-        lock.unlock()
-    }
-    return condition()
-}
 
 @Suite struct WriteAheadLogTests {
     func openWAL(_ dir: TemporaryDirectory, fs: any FileSystem = PosixFileSystem(), policy: FsyncPolicy = .always,

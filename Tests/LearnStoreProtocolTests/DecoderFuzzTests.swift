@@ -1,6 +1,7 @@
 import Foundation
 import LearnStoreModel
 import LearnStoreProtocol
+import LearnStoreTestSupport
 import NIOCore
 import Testing
 

@@ -1,5 +1,6 @@
 import LearnStoreModel
 import LearnStoreProtocol
+import LearnStoreTestSupport
 import NIOCore
 import Testing
 

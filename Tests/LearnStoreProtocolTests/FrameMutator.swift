@@ -1,5 +1,6 @@
 import LearnStoreModel
 import LearnStoreProtocol
+import LearnStoreTestSupport
 
 /// Mutations of valid frames, the kinds of damage a network, a buggy client or an attacker produce.
 enum FrameMutator {

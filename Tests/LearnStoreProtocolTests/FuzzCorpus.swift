@@ -1,6 +1,7 @@
 import CanvasOutcomes
 import LearnStoreModel
 import LearnStoreProtocol
+import LearnStoreTestSupport
 
 /// What one decoder made of one payload.
 enum FuzzVerdict: Equatable {

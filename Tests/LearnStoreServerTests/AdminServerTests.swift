@@ -5,6 +5,7 @@ import LearnStoreEngine
 import LearnStoreModel
 import LearnStorePersistence
 import LearnStoreProtocol
+import LearnStoreTestSupport
 import LearnStoreWorkload
 import Synchronization
 import Testing
@@ -12,12 +13,6 @@ import Testing
 /// The admin opcodes over TCP against a server with persistence: snapshot, point-in-time restore of
 /// one tenant while another keeps being served, the restore surviving a restart, and import.
 @Suite struct AdminServerTests {
-    static func temporaryDirectory() throws -> String {
-        let path = NSTemporaryDirectory() + "learnstore-admin-" + UUID().uuidString
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        return path
-    }
-
     static func body(_ n: Int, _ tenant: String) -> RecordBody {
         RecordBody(personID: UUID16(high: 3, low: UInt64(n)), title: "\(tenant) course \(n)", provider: "edX", score: Double(n % 100))
     }
@@ -32,8 +27,8 @@ import Testing
     }
 
     @Test func restoreReplacesOneTenantWhileAnotherKeepsServingAndSurvivesARestart() async throws {
-        let directory = try Self.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let scratch = TemporaryDirectory(prefix: "learnstore-admin-")
+        let directory = scratch.path
         let server = try await PersistentTestServer.start(dataDirectory: directory)
         let a = try await server.client(tenant: "tenant_a")
         var created: [LearningRecord] = []
@@ -96,8 +91,8 @@ import Testing
     }
 
     @Test func restoreFromAChosenSnapshotAndRefusals() async throws {
-        let directory = try Self.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let scratch = TemporaryDirectory(prefix: "learnstore-admin-")
+        let directory = scratch.path
         let server = try await PersistentTestServer.start(dataDirectory: directory)
         let a = try await server.client(tenant: "tenant_a")
         var created: [LearningRecord] = []
@@ -146,8 +141,8 @@ import Testing
     }
 
     @Test func importPutsRecordsAndOutcomeRowsAsOneWrite() async throws {
-        let directory = try Self.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let scratch = TemporaryDirectory(prefix: "learnstore-admin-")
+        let directory = scratch.path
         let server = try await PersistentTestServer.start(dataDirectory: directory)
         let source = try await server.client(tenant: "source")
         for n in 1...5 { _ = try await source.performance.learningRecords.create(Self.body(n, "s")) }

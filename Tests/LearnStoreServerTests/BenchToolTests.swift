@@ -3,6 +3,7 @@ import LearnStoreClient
 import LearnStoreModel
 import LearnStoreProtocol
 @testable import LearnStoreTools
+import LearnStoreTestSupport
 import Synchronization
 import LearnStoreWorkload
 import Testing

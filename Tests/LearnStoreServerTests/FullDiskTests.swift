@@ -1,7 +1,8 @@
 import Foundation
 import LearnStoreClient
 import LearnStoreModel
-import LearnStoreServer
+import LearnStoreTestSupport
+import LearnStoreTokens
 import LearnStoreTools
 import Testing
 

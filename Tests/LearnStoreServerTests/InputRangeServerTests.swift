@@ -3,6 +3,7 @@ import JWTKit
 import LearnStoreClient
 import LearnStoreModel
 import LearnStoreProtocol
+import LearnStoreTokens
 import Testing
 @testable import LearnStoreServer
 

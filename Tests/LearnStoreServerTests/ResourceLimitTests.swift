@@ -3,6 +3,7 @@ import LearnStoreClient
 import LearnStoreModel
 import LearnStoreProtocol
 import LearnStoreServer
+import LearnStoreTestSupport
 import Testing
 
 /// Memory a client can make the server hold is bounded by configuration (docs/OPERATIONS.md,

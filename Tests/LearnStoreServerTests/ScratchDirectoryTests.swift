@@ -1,31 +1,28 @@
 import Foundation
+import LearnStoreTestSupport
 import LearnStoreTools
 import Testing
 
 /// Tools with a work directory never delete what they did not create.
 @Suite struct ScratchDirectoryTests {
-    static func temporaryPath() -> String { NSTemporaryDirectory() + "learnstore-scratch-test-" + UUID().uuidString }
-
     @Test func aNonEmptyDirectoryIsRefusedAndKept() throws {
-        let path = Self.temporaryPath()
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: path) }
+        let directory = TemporaryDirectory(prefix: "learnstore-scratch-test-")
+        let path = directory.path
         try "keep me".write(toFile: path + "/notes.txt", atomically: true, encoding: .utf8)
         #expect(throws: ScratchDirectory.Refused.self) { try ScratchDirectory(path: path, prefix: "x-") }
         #expect(FileManager.default.fileExists(atPath: path + "/notes.txt"))
     }
 
     @Test func aFileIsRefused() throws {
-        let path = Self.temporaryPath()
+        let directory = TemporaryDirectory(prefix: "learnstore-scratch-test-")
+        let path = directory.path + "/file"
         try "a file".write(toFile: path, atomically: true, encoding: .utf8)
-        defer { try? FileManager.default.removeItem(atPath: path) }
         #expect(throws: ScratchDirectory.Refused.self) { try ScratchDirectory(path: path, prefix: "x-") }
     }
 
     @Test func anEmptyDirectoryGivenByTheUserKeepsEverythingButTheToolsOwnFiles() throws {
-        let path = Self.temporaryPath()
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: path) }
+        let directory = TemporaryDirectory(prefix: "learnstore-scratch-test-")
+        let path = directory.path
         let scratch = try ScratchDirectory(path: path, prefix: "x-")
         #expect(!scratch.created)
         try FileManager.default.createDirectory(atPath: path + "/data", withIntermediateDirectories: true)
@@ -37,8 +34,8 @@ import Testing
     }
 
     @Test func aDirectoryTheToolCreatedIsRemovedWhole() throws {
-        let path = Self.temporaryPath() + "/nested"
-        defer { try? FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent) }
+        let directory = TemporaryDirectory(prefix: "learnstore-scratch-test-")
+        let path = directory.path + "/nested"
         let scratch = try ScratchDirectory(path: path, prefix: "x-")
         #expect(scratch.created)
         try "x".write(toFile: path + "/anything", atomically: true, encoding: .utf8)

@@ -1,7 +1,7 @@
 import Foundation
 import LearnStoreClient
 import LearnStoreModel
-import LearnStoreServer
+import LearnStoreTokens
 import LearnStoreTools
 import Testing
 

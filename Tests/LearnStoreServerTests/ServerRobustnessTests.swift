@@ -2,6 +2,7 @@ import Foundation
 import LearnStoreClient
 import LearnStoreModel
 import LearnStoreProtocol
+import LearnStoreTestSupport
 import NIOCore
 import Testing
 #if canImport(Glibc)

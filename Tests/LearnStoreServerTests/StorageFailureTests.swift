@@ -4,6 +4,7 @@ import LearnStoreModel
 import LearnStorePersistence
 import LearnStoreProtocol
 import LearnStoreServer
+import LearnStoreTestSupport
 import Testing
 #if canImport(Glibc)
 import Glibc

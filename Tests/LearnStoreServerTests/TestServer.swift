@@ -4,6 +4,8 @@ import LearnStoreEngine
 import LearnStoreModel
 import LearnStorePersistence
 import LearnStoreServer
+import LearnStoreTestSupport
+import LearnStoreTokens
 import Logging
 import NIOCore
 import NIOPosix
@@ -101,28 +103,3 @@ func testLogger(_ label: String) -> Logger {
     return logger
 }
 
-/// Polls `condition` until it holds or `seconds` pass (tests never sleep to wait for a state).
-func eventually(within seconds: Double = 5, _ condition: () async throws -> Bool) async rethrows -> Bool {
-    let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
-    while ContinuousClock.now < deadline {
-        if try await condition() { return true }
-        await pollInterval()
-    }
-    return try await condition()
-}
-
-/// `eventually` for conditions that need no `await`.
-func eventually(within seconds: Double = 5, _ condition: () throws -> Bool) async rethrows -> Bool {
-    let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
-    while ContinuousClock.now < deadline {
-        if try condition() { return true }
-        await pollInterval()
-    }
-    return try condition()
-}
-
-/// The pause between two polls of a condition (a poll interval, not a wait for the condition).
-func pollInterval() async {
-    let loop = MultiThreadedEventLoopGroup.singleton.next()
-    try? await loop.scheduleTask(in: .milliseconds(10)) {}.futureResult.get()
-}

@@ -1,6 +1,7 @@
 import Foundation
 import JWTKit
 import LearnStoreModel
+import LearnStoreTokens
 import Testing
 @testable import LearnStoreServer
 

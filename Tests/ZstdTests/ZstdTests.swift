@@ -1,9 +1,10 @@
+import LearnStoreTestSupport
 import Testing
 @testable import Zstd
 
 @Suite struct ZstdTests {
     func sample(_ count: Int) -> [UInt8] {
-        var rng = SplitMix(seed: 7)
+        var rng = SeededGenerator(seed: 7)
         let words = ["lr_01JDAWS7", "Coursera", "AWS Certified", "tenant_00003", "5f0c1e2a-7b3d", "\u{0}\u{1}"]
         var out: [UInt8] = []
         while out.count < count { out += Array(words[Int(rng.next() % UInt64(words.count))].utf8) }
@@ -93,17 +94,5 @@ import Testing
         } catch {
             #expect(error.kind == .tooLarge)
         }
-    }
-}
-
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

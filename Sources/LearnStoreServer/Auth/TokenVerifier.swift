@@ -80,39 +80,3 @@ private struct SignatureOnly: JWTPayload {
     func encode(to encoder: any Encoder) throws {}
     func verify(using algorithm: some JWTAlgorithm) async throws {}
 }
-
-/// The claims ``TokenMinter`` writes.
-struct MintedClaims: JWTPayload {
-    var tenant_id: String
-    var sub: String
-    var app_id: String?
-    var scope: String
-    var exp: Double
-    var nbf: Double?
-    var iat: Double
-    var iss: String?
-    var aud: String?
-    func verify(using algorithm: some JWTAlgorithm) async throws {}
-}
-
-/// Signs tokens with an HS256 secret (`learnstore token mint`, the development mode, tests).
-public struct TokenMinter: Sendable {
-    let secret: String
-    public init(secret: String) { self.secret = secret }
-
-    public func mint(tenantID: String, person: UUID16, appID: String? = nil, scopes: Scopes,
-                     issuedAt: Timestamp, lifetimeSeconds: Int64, audience: String? = nil, issuer: String? = nil,
-                     notBefore: Timestamp? = nil) async throws -> String {
-        let (expires, overflow) = (issuedAt.milliseconds / 1000).addingReportingOverflow(lifetimeSeconds)
-        guard !overflow, TokenClaims.instant(ofSeconds: Double(expires)) != nil else {
-            throw LearnStoreError.validation("a lifetime of \(lifetimeSeconds) seconds ends after 9999-12-31", field: "ttl")
-        }
-        let keys = JWTKeyCollection()
-        await keys.add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256)
-        let claims = MintedClaims(
-            tenant_id: tenantID, sub: person.description, app_id: appID, scope: scopes.description,
-            exp: Double(expires), nbf: notBefore.map { Double($0.milliseconds / 1000) },
-            iat: Double(issuedAt.milliseconds / 1000), iss: issuer, aud: audience)
-        return try await keys.sign(claims)
-    }
-}

@@ -6,16 +6,16 @@ import NIOPosix
 
 /// Produces the next request of a load run: writes its payload and returns its opcode and the
 /// index of its operation kind (for per-kind statistics). Runs on the connection's event loop.
-public typealias LoadRequestSource = (inout ByteWriter) -> (opcode: UInt8, kind: Int)
+typealias LoadRequestSource = (inout ByteWriter) -> (opcode: UInt8, kind: Int)
 
 /// What one connection measured.
-public struct LoadConnectionResult: Sendable {
-    public var histograms: [Histogram<UInt64>]
-    public var completed: [Int]
-    public var errors: [UInt16: Int]
-    public var errorNames: [UInt16: String]
+struct LoadConnectionResult: Sendable {
+    var histograms: [Histogram<UInt64>]
+    var completed: [Int]
+    var errors: [UInt16: Int]
+    var errorNames: [UInt16: String]
     /// Completed requests per second of the run (index = second since start).
-    public var perSecond: [Int]
+    var perSecond: [Int]
 }
 
 /// The load tool's connection handler: a closed loop that keeps `depth` requests in flight, or an
@@ -25,11 +25,11 @@ public struct LoadConnectionResult: Sendable {
 /// response skips Swift's dynamic exclusivity checks (about 5 % of the load tool's CPU on pipelined
 /// reads): the handler runs on one event loop and never passes its properties `inout` to code that
 /// reads them back.
-public final class LoadDriverHandler: ChannelInboundHandler {
-    public typealias InboundIn = ByteBuffer
-    public typealias OutboundOut = ByteBuffer
+final class LoadDriverHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
-    public enum Mode: Sendable {
+    enum Mode: Sendable {
         case closedLoop(depth: Int)
         case openLoop(requestsPerSecond: Double)
     }
@@ -62,7 +62,7 @@ public final class LoadDriverHandler: ChannelInboundHandler {
     @exclusivity(unchecked) private var perSecond: [Int] = []
     @exclusivity(unchecked) private var measureStart: UInt64 = 0
 
-    public init(hello: HelloRequest, token: String, mode: Mode, kinds: Int, source: @escaping LoadRequestSource) {
+    init(hello: HelloRequest, token: String, mode: Mode, kinds: Int, source: @escaping LoadRequestSource) {
         var writer = ByteWriter()
         writer.writeFrame(FrameHeader(opcode: Opcode.hello, requestID: 1)) { hello.encode(into: &$0) }
         writer.writeFrame(FrameHeader(opcode: Opcode.auth, requestID: 2)) { AuthRequest(token: token).encode(into: &$0) }
@@ -150,7 +150,7 @@ public final class LoadDriverHandler: ChannelInboundHandler {
         writer.reset()
     }
 
-    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var incoming = unwrapInboundIn(data)
         if cumulation == nil { cumulation = incoming } else { cumulation!.writeBuffer(&incoming) }
         guard var buffer = cumulation else { return }
@@ -189,18 +189,18 @@ public final class LoadDriverHandler: ChannelInboundHandler {
         if buffer.readableBytes > 0 { cumulation = buffer }
     }
 
-    public func channelReadComplete(context: ChannelHandlerContext) {
+    func channelReadComplete(context: ChannelHandlerContext) {
         flush(context: context)
     }
 
-    public func channelInactive(context: ChannelHandlerContext) {
+    func channelInactive(context: ChannelHandlerContext) {
         handshakePromise?.fail(LearnStoreError(.connectionFailed, "the server closed the connection during the handshake"))
         handshakePromise = nil
         running = false
         context.fireChannelInactive()
     }
 
-    public func errorCaught(context: ChannelHandlerContext, error: any Error) {
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
         handshakePromise?.fail(LearnStoreError(.connectionFailed, "\(error)"))
         handshakePromise = nil
         context.close(promise: nil)
@@ -208,12 +208,12 @@ public final class LoadDriverHandler: ChannelInboundHandler {
 }
 
 /// One load-generating connection: connect, HELLO + AUTH, then run.
-public final class LoadConnection: Sendable {
-    public let channel: any Channel
+final class LoadConnection: Sendable {
+    let channel: any Channel
     private let handler: NIOLoopBound<LoadDriverHandler>
 
     /// Connects and completes the handshake; a refused token or an unreachable server fails here at once.
-    public static func connect(host: String, port: Int, group: any EventLoopGroup, token: String, mode: LoadDriverHandler.Mode,
+    static func connect(host: String, port: Int, group: any EventLoopGroup, token: String, mode: LoadDriverHandler.Mode,
                                kinds: Int, source: @escaping @Sendable () -> LoadRequestSource) async throws(LearnStoreError) -> LoadConnection {
         let channel: any Channel
         do {
@@ -249,7 +249,7 @@ public final class LoadConnection: Sendable {
         self.handler = handler
     }
 
-    public func start() {
+    func start() {
         let handler = self.handler
         let channel = self.channel
         channel.eventLoop.execute {
@@ -259,19 +259,19 @@ public final class LoadConnection: Sendable {
         }
     }
 
-    public func beginRecording() async {
+    func beginRecording() async {
         let handler = self.handler
         try? await channel.eventLoop.submit { handler.value.beginRecording() }.get()
     }
 
     /// What was measured so far (the run goes on).
-    public func peek() async -> LoadConnectionResult? {
+    func peek() async -> LoadConnectionResult? {
         let handler = self.handler
         return try? await channel.eventLoop.submit { handler.value.result }.get()
     }
 
     /// Stops sending and returns what was measured while recording.
-    public func stop() async -> LoadConnectionResult? {
+    func stop() async -> LoadConnectionResult? {
         let handler = self.handler
         let result = try? await channel.eventLoop.submit { () -> LoadConnectionResult in
             handler.value.stop()
