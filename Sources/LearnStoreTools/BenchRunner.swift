@@ -61,7 +61,7 @@ public final class BenchRunner: Sendable {
         let needsIDs = workloads.contains(where: \.needsRecordIDs)
         // Without a preload in this run the data set's persons are unknown here (the dataset above
         // is only a template for new records): list them from the server, so that lists and
-        // creates spread over all of the tenant's persons, as the peers' workloads do.
+        // creates spread over all of the tenant's persons.
         let needsPersons = configuration.preload == 0 && workloads.contains(where: \.needsPersons)
         if needsIDs || needsPersons {
             for index in tenants.indices where needsPersons || tenants[index].ids.isEmpty {

@@ -39,7 +39,7 @@ final class RequestGenerator {
         self.ingestIndex = Int(seed % 13)
     }
 
-    // peerbench's create: completed_at = 1_700_000_000_000 + r % 31_536_000_000 ms, expires_at 730 days on.
+    // A created record completes at 1_700_000_000_000 + r % 31_536_000_000 ms and expires 730 days on.
     private static let createdCompletionBase: Int64 = 1_700_000_000_000
     private static let createdCompletionSpread: UInt64 = 31_536_000_000
     private static let createdExpiryAfter: Int64 = 63_072_000_000
@@ -61,9 +61,8 @@ final class RequestGenerator {
         case .create:
             createIndex = createIndex + 1 == bodies.count ? 0 : createIndex + 1
             // The categorical fields (title, provider, score, app) come from a pool of the data
-            // set's bodies; what the peers' create (peerbench's make_fields) draws per request is
-            // drawn here too: a random person of the tenant, a completion time uniform over a year
-            // (expiring two years later in 70 % of records), and its own credential reference,
+            // set's bodies; what varies between a real service's creates is drawn per request: a
+            // random person of the tenant, a completion time uniform over a year (expiring two years later in 70 % of records), and its own credential reference,
             // cohort and assessment ids. Reusing the pool's would repeat keys and times that
             // real records do not repeat.
             var created = bodies[createIndex]

@@ -3,7 +3,7 @@ import LearnStoreModel
 /// The LearningRecord data set of the peer benchmarks (`../shared/peers/gen_data.py`): the same
 /// shape and distribution (10 tenants, persons with 10 records each, 12 titles, 8 providers, 50
 /// authors and 200 cohorts per tenant, 80 % scored, 70 % expiring, half with an app), generated
-/// deterministically from a seed, so LearnStore is measured on data like the peers'.
+/// deterministically from a seed, so every run measures the same data.
 public struct PeerDataset: Sendable {
     public static let titles = [
         "AWS Certified Solutions Architect - Associate", "Google Cloud Professional Data Engineer",
