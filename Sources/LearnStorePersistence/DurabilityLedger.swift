@@ -168,6 +168,14 @@ public struct DurabilityLedger: Sendable {
         awaitingRollback[tenant] = nil
     }
 
+    /// The commit mark the log shows its readers: the resolved mark, held below the first failed write
+    /// whose tenant has not undone it yet. A failure becomes visible (its error sent, later reads
+    /// released) only once the failed writes are gone from memory, so no read can observe them.
+    public var visibleThrough: UInt64 {
+        guard let earliest = awaitingRollback.values.map(\.lowerBound).min() else { return resolvedThrough }
+        return min(resolvedThrough, earliest - 1)
+    }
+
     public func state(of lsn: UInt64) -> WriteState {
         if lsn > resolvedThrough { return .pending }
         return isFailed(lsn) ? .failed : .durable

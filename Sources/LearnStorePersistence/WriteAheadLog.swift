@@ -321,10 +321,11 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
     private func publishCommit(through last: UInt64) {
         condition.lock()
         ledger.committed(through: last)
-        let resolved = ledger.resolvedThrough
+        let visible = ledger.visibleThrough
+        // Stored under the lock: the mark only grows, whichever thread publishes it.
+        committed.store(visible, ordering: .releasing)
         condition.unlock()
-        committed.store(resolved, ordering: .releasing)
-        onCommit?(resolved)
+        onCommit?(visible)
     }
 
     /// Under `everysec` and `off`, writes what is queued right away on the calling thread (an event
@@ -446,23 +447,29 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
         let rollbacks = ledger.writeFailed(from: first, reason: "\(error)", bytesWritten: bytesWritten)
         let ranges = ledger.failedRanges
         let resolved = ledger.resolvedThrough
-        condition.unlock()
+        let visible = ledger.visibleThrough
         failedRanges.withLock { $0 = ranges }
         anyFailure.store(true, ordering: .releasing)
-        committed.store(resolved, ordering: .releasing)
+        committed.store(visible, ordering: .releasing)
+        condition.unlock()
         statistics.withLock { $0.failures += 1 }
         logger.error("WAL write failed; writes undone and refused until the disk recovers", metadata: [
             "error": "\(error)", "first_lsn": "\(first)", "last_lsn": "\(resolved)",
         ])
         onFailure?(rollbacks)
-        onCommit?(resolved)
+        onCommit?(visible)
     }
 
-    /// A tenant has undone its failed writes (see `onFailure`): it may write again.
+    /// A tenant has undone its failed writes (see `onFailure`): it may write again, and once no tenant
+    /// holds failed writes any more, the failure becomes visible (see `DurabilityLedger.visibleThrough`).
     public func rollbackDone(tenant: String) {
         condition.lock()
         ledger.rollbackDone(tenant: tenant)
+        let visible = ledger.visibleThrough
+        let advanced = visible > committed.load(ordering: .acquiring)
+        if advanced { committed.store(visible, ordering: .releasing) }
         condition.unlock()
+        if advanced { onCommit?(visible) }
     }
 
     private func markFailed(_ reason: String) {

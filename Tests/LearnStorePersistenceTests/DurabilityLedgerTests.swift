@@ -41,6 +41,28 @@ import Testing
         #expect(ledger.append(tenant: "b") == .failure(.rollingBack(tenant: "b")))
     }
 
+    /// A failure is shown to readers of the commit mark (its error sent, reads held behind it
+    /// released) only once every tenant holding failed writes has undone them.
+    @Test func theVisibleMarkWaitsForEveryRollback() {
+        var ledger = DurabilityLedger(nextLSN: 1)
+        let a1 = Self.lsn(ledger.append(tenant: "a"))!
+        ledger.committed(through: a1)
+        #expect(ledger.visibleThrough == a1)
+        let a2 = Self.lsn(ledger.append(tenant: "a"))!
+        let b1 = Self.lsn(ledger.append(tenant: "b"))!
+        _ = ledger.writeFailed(from: a2, reason: "EIO")
+        #expect(ledger.resolvedThrough == b1)
+        #expect(ledger.visibleThrough == a1, "held below the first write still in memory")
+        ledger.rollbackDone(tenant: "b")
+        #expect(ledger.visibleThrough == a1, "a still holds a2")
+        ledger.storageRecovered()
+        let c1 = Self.lsn(ledger.append(tenant: "c"))!
+        ledger.committed(through: c1)
+        #expect(ledger.visibleThrough == a1, "a later commit waits too: its readers might have seen a2")
+        ledger.rollbackDone(tenant: "a")
+        #expect(ledger.visibleThrough == c1)
+    }
+
     @Test func aFailureAfterEarlierWritesFailsOnlyFromItsFirstLSN() {
         var ledger = DurabilityLedger(nextLSN: 10)
         let first = Self.lsn(ledger.append(tenant: "a"))!

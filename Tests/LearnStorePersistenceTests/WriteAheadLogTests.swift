@@ -110,6 +110,26 @@ import Testing
         #expect(recovered == [sampleRecord(1), sampleRecord(3)], "the failed write is gone, the later one is there")
     }
 
+    /// Until the tenant confirms that it undid a failed write, the commit mark stays below it: a
+    /// connection learns of the failure (and releases reads held behind it) only once no read can
+    /// observe the write any more.
+    @Test func theCommitMarkPassesAFailedWriteOnlyAfterItsRollback() throws {
+        let dir = TemporaryDirectory()
+        let fs = FaultInjectingFileSystem()
+        let wal = try openWAL(dir, fs: fs)
+        let rollbacks = Mutex<[DurabilityLedger.Rollback]>([])
+        wal.onFailure = { failed in rollbacks.withLock { $0 += failed } }
+        let first = try wal.append(entry(1, records: [sampleRecord(1)]))
+        #expect(waitFor { wal.committedLSN == first })
+        fs.inject(.writeError(5), pathContains: "wal-")
+        let doomed = try wal.append(entry(2, records: [sampleRecord(2)]))
+        #expect(waitFor { wal.hasFailed(doomed) && !rollbacks.withLock { $0.isEmpty } })
+        #expect(wal.committedLSN == first, "the failure is not visible while t1 still holds the write")
+        wal.rollbackDone(tenant: "t1")
+        #expect(wal.committedLSN >= doomed)
+        wal.close()
+    }
+
     /// Writes records 1...count of t1 one commit at a time into a fresh WAL and closes it; returns the
     /// first segment's path, its bytes and where its written data ends.
     func writtenSegment(_ dir: TemporaryDirectory, records count: Int) throws -> (path: String, bytes: [UInt8], end: Int) {

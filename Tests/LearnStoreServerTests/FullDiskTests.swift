@@ -50,6 +50,11 @@ import Testing
         return written
     }
 
+    /// Both servers' logs, for a failure message.
+    static func log(_ root: String) -> String {
+        ["server.log", "server2.log"].map { (try? String(contentsOfFile: root + "/" + $0, encoding: .utf8)) ?? "" }.joined(separator: "\n")
+    }
+
     static func body(_ n: Int) -> RecordBody {
         RecordBody(personID: UUID16(high: 0x5f0c_1e2a_7b3d_4c9e, low: UInt64(n % 50 + 1)),
                    title: "Disk-full record \(n) " + String(repeating: "x", count: 400), provider: "AWS", score: 80)
@@ -94,7 +99,11 @@ import Testing
         #expect(!acknowledged.isEmpty)
         // Reads of acknowledged data go on while writes are refused.
         for record in [acknowledged.first!, acknowledged.last!] {
-            #expect(try await records.get(record.id) == record)
+            do {
+                #expect(try await records.get(record.id) == record)
+            } catch {
+                Issue.record("a read of acknowledged record \(record.id) while writes are refused: \(error)\n\(Self.log(root))")
+            }
         }
 
         // Space comes back: writes resume (the log retries on its own; poll with a deadline).
@@ -116,10 +125,20 @@ import Testing
         await client.shutdown()
         await server.stop(signal: SIGKILL)
         server = try await ServerProcess.start(binary: CrashTests.binary, arguments: arguments, logPath: root + "/server2.log")
-        client = try await server.waitUntilReady(token: token)
+        do {
+            client = try await server.waitUntilReady(token: token)
+        } catch {
+            Issue.record("the restarted server did not serve: \(error)\n\(Self.log(root))")
+            await server.stop(signal: SIGKILL)
+            return
+        }
         var recovered: [LearningRecord] = []
-        for try await record in client.performance.learningRecords.list(ListQuery(order: .ascending, limit: 1000)) {
-            recovered.append(record)
+        do {
+            for try await record in client.performance.learningRecords.list(ListQuery(order: .ascending, limit: 1000)) {
+                recovered.append(record)
+            }
+        } catch {
+            Issue.record("the list after the restart: \(error)\n\(Self.log(root))")
         }
         #expect(recovered.map(\.id) == acknowledged.map(\.id))
         #expect(recovered == acknowledged)
