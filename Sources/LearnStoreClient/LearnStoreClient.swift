@@ -46,7 +46,16 @@ public final class LearnStoreClient: Sendable {
 
     struct Pool {
         var connections: [ClientConnection?]
+        /// A connect in progress per slot: every request that finds the slot empty waits for the same
+        /// one, so a burst of first requests opens one connection, not one each.
+        var connecting: [Task<ClientConnection, any Error>?]
         var next = 0
+        var isShutDown = false
+
+        init(size: Int) {
+            connections = Array(repeating: nil, count: size)
+            connecting = Array(repeating: nil, count: size)
+        }
     }
 
     /// Connects the first connection eagerly, so a wrong address or token fails here, at once.
@@ -54,15 +63,20 @@ public final class LearnStoreClient: Sendable {
         self.configuration = configuration
         self.ownsGroup = group == nil
         self.group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        self.pool = Mutex(Pool(connections: Array(repeating: nil, count: configuration.connections)))
+        self.pool = Mutex(Pool(size: configuration.connections))
         _ = try await connection(slot: 0)
     }
 
     public func shutdown() async {
-        let connections = pool.withLock { pool in
-            defer { pool.connections = Array(repeating: nil, count: pool.connections.count) }
-            return pool.connections.compactMap { $0 }
+        let (connections, connecting) = pool.withLock { pool in
+            defer {
+                pool.connections = Array(repeating: nil, count: pool.connections.count)
+                pool.connecting = Array(repeating: nil, count: pool.connecting.count)
+                pool.isShutDown = true
+            }
+            return (pool.connections.compactMap { $0 }, pool.connecting.compactMap { $0 })
         }
+        for task in connecting { task.cancel() }
         for connection in connections { await connection.close() }
         if ownsGroup { try? await group.shutdownGracefully() }
     }
@@ -78,7 +92,50 @@ public final class LearnStoreClient: Sendable {
     // MARK: connections
 
     func connection(slot: Int) async throws(LearnStoreError) -> ClientConnection {
-        if let existing = pool.withLock({ $0.connections[slot] }), existing.isActive { return existing }
+        let found: Result<ClientConnection, LearnStoreError>? = pool.withLock { pool in
+            if pool.isShutDown { return .failure(LearnStoreError(.connectionFailed, "the client was shut down")) }
+            if let existing = pool.connections[slot], existing.isActive { return .success(existing) }
+            return nil
+        }
+        if let found { return try found.get() }
+        let connect = pool.withLock { pool in
+            if let pending = pool.connecting[slot] { return pending }
+            let task = Task { try await self.connect(slot: slot) }
+            pool.connecting[slot] = task
+            return task
+        }
+        do {
+            return try await connect.value
+        } catch let error as LearnStoreError {
+            throw error
+        } catch {
+            throw LearnStoreError(.connectionFailed, "\(error)")
+        }
+    }
+
+    /// Connects and authenticates the connection of `slot`, retrying with backoff; the result goes in
+    /// the pool, and the slot is free for the next attempt either way.
+    private func connect(slot: Int) async throws -> ClientConnection {
+        do {
+            let connection = try await connectWithRetries()
+            let kept = pool.withLock { pool in
+                pool.connecting[slot] = nil
+                guard !pool.isShutDown else { return false }
+                pool.connections[slot] = connection
+                return true
+            }
+            if !kept {
+                await connection.close()
+                throw LearnStoreError(.connectionFailed, "the client was shut down")
+            }
+            return connection
+        } catch {
+            pool.withLock { $0.connecting[slot] = nil }
+            throw error
+        }
+    }
+
+    private func connectWithRetries() async throws(LearnStoreError) -> ClientConnection {
         var delay: UInt64 = 50_000_000
         var lastError = LearnStoreError(.connectionFailed, "not connected")
         for attempt in 0...configuration.reconnectAttempts {
@@ -86,11 +143,15 @@ public final class LearnStoreClient: Sendable {
                 try? await Task.sleep(nanoseconds: delay)
                 delay = min(delay * 2, 2_000_000_000)
             }
-            do {
+            do throws(LearnStoreError) {
                 let connection = try await ClientConnection.connect(
                     host: configuration.host, port: configuration.port, group: group, clientName: configuration.clientName)
-                try await connection.authenticate(token: try await fetchToken())
-                pool.withLock { $0.connections[slot] = connection }
+                do throws(LearnStoreError) {
+                    try await connection.authenticate(token: try await fetchToken())
+                } catch {
+                    await connection.close()
+                    throw error
+                }
                 return connection
             } catch {
                 lastError = error

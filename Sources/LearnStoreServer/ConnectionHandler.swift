@@ -402,11 +402,11 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let now = server.clock.now()
         let loopBound = NIOLoopBound((self, frame), eventLoop: context.eventLoop)
         let promise = context.eventLoop.makePromise(of: Result<VerifiedToken, LearnStoreError>.self)
-        promise.completeWithTask {
+        Task(executorPreference: EventLoopTaskExecutor(loop: context.eventLoop)) {
             do throws(LearnStoreError) {
-                return .success(try await verifier.verify(token, now: now))
+                promise.succeed(.success(try await verifier.verify(token, now: now)))
             } catch {
-                return .failure(error)
+                promise.succeed(.failure(error))
             }
         }
         promise.futureResult.whenSuccess { result in

@@ -1,6 +1,7 @@
 import LearnStoreClient
 import LearnStoreModel
 import LearnStoreProtocol
+import LearnStoreTestSupport
 import Testing
 
 func sampleBody(person: UUID16 = UUID16(high: 0x5f0c_1e2a_7b3d_4c9e, low: 1), title: String = "AWS SAA", score: Double? = 88) -> RecordBody {
@@ -99,6 +100,23 @@ func sampleBody(person: UUID16 = UUID16(high: 0x5f0c_1e2a_7b3d_4c9e, low: 1), ti
         #expect(second.value == first.value)
         #expect(try await records.page(ListQuery()).records.count == 1)
         await client.shutdown()
+        try await server.stop()
+    }
+
+    /// Many requests at once on a client whose pooled connections are not open yet: each slot opens
+    /// one connection, which every request waiting for it shares.
+    @Test func aBurstOfFirstRequestsOpensOneConnectionPerSlot() async throws {
+        let server = try await TestServer.start()
+        let client = try await server.client(connections: 4)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<400 {
+                group.addTask { _ = try await client.ping() }
+            }
+            try await group.waitForAll()
+        }
+        #expect(server.server.context.runtime.connections == 4)
+        await client.shutdown()
+        #expect(await eventually { server.server.context.runtime.connections == 0 })
         try await server.stop()
     }
 
