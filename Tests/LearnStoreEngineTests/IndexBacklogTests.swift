@@ -43,7 +43,11 @@ import LearnStoreTestSupport
     }
 
     @Test(arguments: 0..<6)
-    func listsAfterAnyInterleavingMatchAFreshBuild(seed: Int) throws {
+    func listsAfterAnyInterleavingMatchAFreshBuild(seed: Int) async throws {
+        try await offTheCooperativePool { try Self.interleave(seed: seed) }
+    }
+
+    static func interleave(seed: Int) throws {
         var rng = SeededGenerator(seed: UInt64(seed) &* 104_729 &+ 3)
         var h = Harness()
         var ids: [RecordID] = []

@@ -1,5 +1,6 @@
 import Foundation
 import LearnStorePersistence
+import LearnStoreTestSupport
 import Testing
 
 /// The deterministic simulation over a fixed set of seeds (LEARNSTORE_SIMULATION_SEEDS=N runs more;
@@ -30,17 +31,23 @@ import Testing
 
     /// LEARNSTORE_SIMULATION_SEED=N POLICY=everysec replays one seed.
     @Test(.enabled(if: ProcessInfo.processInfo.environment["LEARNSTORE_SIMULATION_SEED"] != nil))
-    func oneSeed() {
+    func oneSeed() async {
         let environment = ProcessInfo.processInfo.environment
-        Self.check([UInt64(environment["LEARNSTORE_SIMULATION_SEED"]!)!], policy: FsyncPolicy(rawValue: environment["POLICY"] ?? "always") ?? .always)
+        await offTheCooperativePool {
+            Self.check([UInt64(environment["LEARNSTORE_SIMULATION_SEED"]!)!], policy: FsyncPolicy(rawValue: environment["POLICY"] ?? "always") ?? .always)
+        }
     }
 
-    @Test func seedsUnderFsyncAlways() {
-        Self.check(Self.regressions.filter { $0.policy == .always }.map(\.seed) + (1...UInt64(Self.seedCount)).map { $0 }, policy: .always)
+    @Test func seedsUnderFsyncAlways() async {
+        await offTheCooperativePool {
+            Self.check(Self.regressions.filter { $0.policy == .always }.map(\.seed) + (1...UInt64(Self.seedCount)).map { $0 }, policy: .always)
+        }
     }
 
-    @Test func seedsUnderFsyncEverySecond() {
-        Self.check(Self.regressions.filter { $0.policy == .everysec }.map(\.seed) + (1...UInt64(Self.seedCount)).map { $0 &* 7919 }, policy: .everysec)
+    @Test func seedsUnderFsyncEverySecond() async {
+        await offTheCooperativePool {
+            Self.check(Self.regressions.filter { $0.policy == .everysec }.map(\.seed) + (1...UInt64(Self.seedCount)).map { $0 &* 7919 }, policy: .everysec)
+        }
     }
 
     @Test func aSeedReplaysExactly() {

@@ -12,7 +12,11 @@ import Testing
 @Suite struct DecoderFuzzTests {
     static let defaultIterations = 100_000
 
-    @Test func mutatedFramesNeverCrashTheDecodersAndFailWithTypedErrors() throws {
+    @Test func mutatedFramesNeverCrashTheDecodersAndFailWithTypedErrors() async throws {
+        try await offTheCooperativePool { try Self.fuzzDecoders() }
+    }
+
+    static func fuzzDecoders() throws {
         let iterations = TestEnvironment.integer("LEARNSTORE_FUZZ_ITERATIONS", default: Self.defaultIterations)
         let seed = UInt64(TestEnvironment.integer("LEARNSTORE_FUZZ_SEED", default: 20_250_615))
         let decoder = FrameDecoder(maximumFrameBytes: 1 << 16)
