@@ -321,6 +321,17 @@ public final class PersistenceController: Sendable {
             written = try SnapshotFile.write(
                 capture, lsn: lsn, createdAt: now, directory: directory.tenantDirectory(capture.tenantID),
                 level: configuration.snapshotLevel, fileSystem: configuration.fileSystem)
+        } catch let failed as SnapshotFile.RenamedNotSynced {
+            configuration.observer.snapshotFailed(tenantID: capture.tenantID)
+            // The restored snapshot lies above the tenant's sequence: left in place, a restart would load
+            // it and skip the tenant's next writes, which take the same sequences. Take it back.
+            do {
+                try configuration.fileSystem.remove(failed.path)
+                try configuration.fileSystem.syncDirectory(directory.tenantDirectory(capture.tenantID))
+            } catch {
+                throw RestoreOutcomeUncertain(path: failed.path, underlying: "\(failed); then \(error)")
+            }
+            throw failed
         } catch {
             configuration.observer.snapshotFailed(tenantID: capture.tenantID)
             throw error
@@ -335,6 +346,15 @@ public final class PersistenceController: Sendable {
 }
 
 extension PersistenceController {
+    /// An online restore's snapshot reached its final name, but neither its directory sync nor its
+    /// removal could be made durable: a restart may or may not find the tenant restored. The tenant
+    /// must take no write until the server restarts (its writes would reuse the restore's sequences).
+    public struct RestoreOutcomeUncertain: Error, Sendable, CustomStringConvertible {
+        public var path: String
+        public var underlying: String
+        public var description: String { "\(path) could not be made durable nor removed: \(underlying)" }
+    }
+
     /// A configured interval as a Duration. The value comes from a flag or a config file: NaN, an
     /// infinity or an absurd number of seconds is read as "at most every 31,700 years" and a negative
     /// one as zero, so the conversion to whole milliseconds cannot trap.

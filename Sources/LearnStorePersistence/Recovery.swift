@@ -153,7 +153,9 @@ public struct Recovery: Sendable {
                 } else {
                     missing = nil
                 }
-                guard let message = missing else { continue }
+                guard var message = missing else { continue }
+                // A newer snapshot rejected as damaged is the likely cause: name it.
+                if !tenantReport.rejectedSnapshots.isEmpty { message += "; snapshots rejected as damaged: " + tenantReport.rejectedSnapshots.joined(separator: "; ") }
                 guard options.forceRecovery else { throw Failure(description: message + " (use --force-recovery to start anyway)") }
                 report.skippedCorruption.append(message)
                 logger.error("\(message); continuing because of --force-recovery")
@@ -184,14 +186,20 @@ public struct Recovery: Sendable {
             var recordsInSegment: [(tenant: String, lsn: UInt64)] = []
             var newestInSegment: [String: UInt64] = [:]
             let scan = try bytes.withUnsafeBytes { raw in
-                let scan = try WALSegmentScanner.scan(
+                let scan: WALSegmentScanner.Result
+                do {
+                    scan = try WALSegmentScanner.scan(
                     raw, previousLSN: previousLSN, skipCorruption: options.forceRecovery,
                     wants: { tenant, sequence, lsn in
                         recordsInSegment.append((tenant, lsn))
                         return (only?.contains(tenant) ?? true) && sequence > (covered[tenant] ?? 0)
                     },
                     collect: { tenant, _, lsn, body in queues[tenant, default: []].append((lsn, body)) }
-                ) { _, _ in }
+                    ) { _, _ in }
+                } catch let error as DecodeError {
+                    // A damaged segment header: the operator must be told which file.
+                    throw Failure(description: "WAL segment \(path) cannot be read: \(error)")
+                }
                 report.walRecords += scan.records
                 // Records after the last commit marker are not replayed (see WALSegmentScanner.scan).
                 let replayedThrough = scan.lastLSN ?? previousLSN
@@ -233,7 +241,12 @@ public struct Recovery: Sendable {
                 }
                 states = shared.all
                 for (tenant, outcome) in outcomes.withLock({ $0 }) {
-                    if let failure = outcome.error { throw Failure(description: failure) }
+                    if let failure = outcome.error {
+                        // A gap in the tenant's sequences usually means a newer snapshot (one an online
+                        // restore wrote, with no WAL record behind it) was rejected: name it.
+                        let rejected = report.tenants[tenant]?.rejectedSnapshots ?? []
+                        throw Failure(description: failure + (rejected.isEmpty ? "" : "; snapshots rejected as damaged: " + rejected.joined(separator: "; ")))
+                    }
                     report.walRecordsApplied += outcome.applied
                     report.tenants[tenant, default: TenantReport()].walRecordsApplied += outcome.applied
                     if let last = outcome.lastLSN { lastLSN[tenant] = last }
@@ -348,6 +361,9 @@ public struct Recovery: Sendable {
                 report.snapshotLSN = loaded.header.lsn
                 return (state, report)
             } catch {
+                // The chosen snapshot (a restore's source) has no fallback: rebuilding from an older
+                // one, or from nothing, would give another state than the one asked for.
+                if options.snapshotChoice[tenant] != nil { throw Failure(description: "tenant \(tenant): snapshot \(error)") }
                 report.rejectedSnapshots.append("\(error)")
                 logger.error("snapshot rejected; trying an older one", metadata: ["path": "\(path)", "error": "\(error)"])
             }

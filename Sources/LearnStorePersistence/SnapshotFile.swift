@@ -69,8 +69,16 @@ public enum SnapshotFile {
         try flushPending(force: true)
         try file.sync(dataOnly: false)
         try fs.rename(temporaryPath, to: finalPath)
-        try fs.syncDirectory(directory)
+        do { try fs.syncDirectory(directory) } catch { throw RenamedNotSynced(path: finalPath, underlying: error) }
         return WriteResult(path: finalPath, bytes: offset, uncompressedBytes: uncompressed, blocks: blocks)
+    }
+
+    /// The file is in place under its final name but the directory sync failed: whether the name
+    /// survives a machine crash is unknown (it does survive a killed process).
+    public struct RenamedNotSynced: Error, Sendable, CustomStringConvertible {
+        public var path: String
+        public var underlying: StorageError
+        public var description: String { "\(underlying)" }
     }
 
     /// A snapshot that failed verification: which file, where, and what was expected.

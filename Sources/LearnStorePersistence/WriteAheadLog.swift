@@ -29,7 +29,9 @@ public struct WALConfiguration: Sendable {
                 prepareSegmentsInBackground: Bool = true, observer: any PersistenceObserver = UnobservedPersistence()) {
         self.directory = directory
         self.policy = policy
-        self.segmentBytes = max(segmentBytes, 64 << 10)
+        // A floor only against absurd values: the server's flag requires 1 MiB; the deterministic
+        // simulation uses 8 KiB so that a short run rotates segments and retention removes them.
+        self.segmentBytes = max(segmentBytes, 4 << 10)
         self.fileSystem = fileSystem
         self.appendersWriteNow = appendersWriteNow
         self.prepareSegmentsInBackground = prepareSegmentsInBackground
@@ -130,6 +132,9 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
         ledger = DurabilityLedger(nextLSN: next, segments: segments, snapshotCoverage: snapshotCoverage)
         committed.store(next - 1, ordering: .releasing)
         if let resume {
+            // The segment may have been renamed into place by a run whose directory sync then failed:
+            // its name is made durable before a write to it is acknowledged.
+            try fs.syncDirectory(configuration.directory)
             let opened = try fs.openForWriting(resume.segmentPath, create: false)
             file = opened
             segmentFirstLSN = resume.segmentFirstLSN
@@ -314,7 +319,6 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
                 markFailed("\(error)")
             }
         }
-        syncRetiredSegment()
         return !(exiting && batch.isEmpty)
     }
 
@@ -332,7 +336,8 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
     /// loop at the end of a request batch, as Redis writes its AOF before replying), so a reply never
     /// waits for a thread hand-off. A batch that needs a new segment is left to the writer thread.
     /// `ioLock` is held here only for a `pwrite`: the writer thread syncs without it under these
-    /// policies and rotates to a segment prepared in advance, so an event loop never waits for a sync.
+    /// policies; only a rotation (once per segment) makes an event loop wait, for the sync of the full
+    /// segment.
     public func writeNow() {
         guard configuration.policy != .always else { return }
         ioLock.lock()
@@ -524,48 +529,13 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
     /// A segment being created at rotation or at start (when no prepared one is ready).
     static func newSegmentPath(_ directory: String) -> String { directory + "/new-segment.tmp" }
 
-    /// Under `always` the full segment is already synced. Under the relaxed policies it may hold up to
-    /// a segment of unsynced writes, whose sync takes up to a second on a busy disk: it is left to
-    /// `syncRetiredSegment`, after the I/O lock is released, so event loops do not wait for it.
+    /// The full segment is synced before any record goes to the next one, under every policy:
+    /// records of a newer segment that survive a crash behind a torn older one would make recovery
+    /// refuse to start. Under the relaxed policies that sync covers at most a second of writes, once
+    /// per segment; if it fails, the batch that needed the new segment fails and is undone.
     private func rotate(firstLSN: UInt64, needed: Int) throws(StorageError) {
-        if unsyncedBytes > 0 {
-            if configuration.policy == .always {
-                try sync()
-            } else {
-                retiredSegment = file
-                file = nil
-            }
-        }
-        do {
-            try openNewSegment(firstLSN: firstLSN, minimumCapacity: needed + WALSegmentHeader.size, rotating: true)
-        } catch {
-            if let retired = retiredSegment, file == nil {
-                file = retired
-                retiredSegment = nil
-            }
-            throw error
-        }
-    }
-
-    /// A full segment left unsynced by rotation under a relaxed policy (guarded by `ioLock`).
-    private var retiredSegment: (any StorageFile)?
-
-    /// Syncs and closes the segment rotation retired, on the writer thread, without the I/O lock.
-    private func syncRetiredSegment() {
-        ioLock.lock()
-        let retired = retiredSegment
-        retiredSegment = nil
-        ioLock.unlock()
-        guard let retired else { return }
-        do throws(StorageError) {
-            let start = ContinuousClock.now
-            try retired.sync(dataOnly: true)
-            countSync(start, ContinuousClock.now)
-        } catch {
-            // Acknowledged writes of that segment may not be durable: refuse new writes until the disk recovers.
-            markFailed("\(error)")
-        }
-        retired.close()
+        if unsyncedBytes > 0 { try sync() }
+        try openNewSegment(firstLSN: firstLSN, minimumCapacity: needed + WALSegmentHeader.size, rotating: true)
     }
 
     /// Moves to a new segment: the one zero-filled in the background if it is ready and big enough;

@@ -36,7 +36,8 @@ extension PersistenceService: AdminOperations {
         defer { _ = restoring.update { $0.remove(tenantID) } }
         let dryRun = request.dryRun
         if !dryRun { await tenant.setLoading(true) }
-        do {
+        var keepLoading = false
+        do throws(LearnStoreError) {
             // With the tenant LOADING no write can start, so its state and last LSN are final.
             let current = await tenant.state
             let lastLSN = await tenant.lastWriteLSN
@@ -52,12 +53,22 @@ extension PersistenceService: AdminOperations {
             let (plan, state) = try TenantRestore.plan(
                 tenantID: tenantID, point: point, current: current, currentLSN: lastLSN, restored: outcome, dryRun: dryRun)
             if dryRun { return Self.report(plan) }
-            try await offload { () throws(LearnStoreError) in
+            let uncertain = try await offload { () throws(LearnStoreError) -> String? in
                 do {
                     _ = try controller.writeRestoredSnapshot(state, lsn: lastLSN)
+                    return nil
+                } catch let error as PersistenceController.RestoreOutcomeUncertain {
+                    return "\(error)"
                 } catch {
                     throw LearnStoreError(.storageUnavailable, "the restored snapshot could not be written: \(error)")
                 }
+            }
+            if let uncertain {
+                // Whether a restart finds the tenant restored is unknown: it stays LOADING (no write can
+                // take the restore's sequences) until the server restarts (docs/STORAGE-FORMAT.md).
+                keepLoading = true
+                logger.error("restore outcome uncertain; the tenant refuses requests until a restart", metadata: ["tenant": "\(tenantID)", "error": "\(uncertain)"])
+                throw LearnStoreError(.storageUnavailable, "the restore's outcome is uncertain (\(uncertain)); the tenant refuses requests until the server restarts")
             }
             await tenant.replace(with: state, lsn: lastLSN)
             await tenant.setLoading(false)
@@ -68,7 +79,7 @@ extension PersistenceService: AdminOperations {
             ])
             return Self.report(plan)
         } catch {
-            if !dryRun { await tenant.setLoading(false) }
+            if !dryRun && !keepLoading { await tenant.setLoading(false) }
             throw error
         }
     }

@@ -8,11 +8,13 @@ struct SimulateCommand: AsyncParsableCommand {
         abstract: "Run the deterministic storage simulation over many seeds.",
         discussion: """
             Each seed runs the real tenant actors, write-ahead log, snapshots, retention and recovery over a \
-            simulated disk and clock, with failed and short writes, failed syncs, disk-full periods, killed \
-            processes and machine crashes, and checks after every step and restart that no acknowledged write \
-            is lost, nothing that failed is visible, and the log stays bounded. A failing seed is printed with \
-            its last steps and replays exactly with --first SEED --seeds 1. Prints seeds run, steps, faults \
-            injected, crashes, acknowledged writes and failures; exits 1 if any seed failed.
+            simulated disk and clock, with failed and short writes, failed and slow syncs, disk-full periods, \
+            killed processes, machine crashes and bits flipped in files, outcome ingests, online restores and a \
+            tenant that falls quiet, and checks after every step and restart that no acknowledged write is \
+            lost, nothing that failed is visible, and the log stays bounded. A start refused because of a \
+            flipped bit, naming the damaged file, ends its seed as detected corruption (not a failure). A \
+            failing seed is printed with its last steps and replays exactly with --first SEED --seeds 1. \
+            Prints the totals; exits 1 if any seed failed.
             """)
 
     @Option(help: "Seeds to run.") var seeds = 1000
@@ -20,6 +22,8 @@ struct SimulateCommand: AsyncParsableCommand {
     @Option(help: "fsync policy simulated: always, everysec or both.") var policy = "both"
     @Option(help: "Steps per seed.") var steps = 400
     @Option(help: "Tenants per seed (the last one only reads).") var tenants = 4
+    @Option(help: "WAL segment size in bytes (4096 or more); 8192 makes every run rotate and remove segments.")
+    var segmentBytes = 1 << 20
 
     func run() async throws {
         try await runCLI {
@@ -31,11 +35,14 @@ struct SimulateCommand: AsyncParsableCommand {
                 policies = [one]
             }
             guard seeds >= 1, steps >= 1, (2...64).contains(tenants) else { throw CLIError.usage("--seeds and --steps must be at least 1, --tenants 2 ... 64") }
+            guard (4 << 10 ... 1 << 30).contains(segmentBytes) else { throw CLIError.usage("--segment-bytes must be 4096 ... 1073741824") }
             guard first <= UInt64.max - UInt64(seeds) else { throw CLIError.usage("--first is too large for that many seeds") }
             var options = DurabilitySimulation.Options()
             options.steps = steps
             options.tenants = tenants
-            var totals = (seeds: 0, steps: 0, faults: 0, crashes: 0, acknowledged: 0, failedWrites: 0, snapshots: 0, failures: 0)
+            options.segmentBytes = segmentBytes
+            var totals = (seeds: 0, steps: 0, faults: 0, crashes: 0, acknowledged: 0, failedWrites: 0, snapshots: 0, failures: 0,
+                          segmentsRemoved: 0, seedsRemovingSegments: 0, slowSyncs: 0, bitFlips: 0, detectedCorruptions: 0, outcomeIngests: 0, restores: 0, restoresTakenBack: 0)
             let started = ContinuousClock.now
             for policy in policies {
                 options.policy = policy
@@ -49,6 +56,14 @@ struct SimulateCommand: AsyncParsableCommand {
                     totals.acknowledged += result.acknowledged
                     totals.failedWrites += result.failedWrites
                     totals.snapshots += result.snapshots
+                    totals.segmentsRemoved += result.segmentsRemoved
+                    if result.segmentsRemoved > 0 { totals.seedsRemovingSegments += 1 }
+                    totals.slowSyncs += result.slowSyncs
+                    totals.bitFlips += result.bitFlips
+                    totals.outcomeIngests += result.outcomeIngests
+                    totals.restores += result.restores
+                    totals.restoresTakenBack += result.restoresTakenBack
+                    if result.detectedCorruption != nil { totals.detectedCorruptions += 1 }
                     if let failure = result.failure {
                         totals.failures += 1
                         print("FAILED seed \(seed) (fsync \(policy.rawValue)): \(failure)")
@@ -63,6 +78,8 @@ struct SimulateCommand: AsyncParsableCommand {
             let seconds = Double((ContinuousClock.now - started).components.seconds)
             print("seeds=\(totals.seeds) steps=\(totals.steps) faults=\(totals.faults) crashes=\(totals.crashes) "
                 + "acknowledged_writes=\(totals.acknowledged) failed_writes=\(totals.failedWrites) snapshots=\(totals.snapshots) "
+                + "segments_removed=\(totals.segmentsRemoved) seeds_removing_segments=\(totals.seedsRemovingSegments) slow_syncs=\(totals.slowSyncs) bit_flips=\(totals.bitFlips) "
+                + "detected_corruptions=\(totals.detectedCorruptions) outcome_ingests=\(totals.outcomeIngests) restores=\(totals.restores) restores_taken_back=\(totals.restoresTakenBack) "
                 + "failures=\(totals.failures) seconds=\(Int(seconds))")
             if totals.failures > 0 { throw ExitCode(1) }
         }

@@ -144,8 +144,9 @@ import Testing
             case .withoutWrite: everything.subtracting(.recordsWrite)
             case .withoutAdmin: everything.subtracting(.admin)
             }
+            let signed = try await server.token(scopes: scopes)
             let raw = try RawConnection(port: server.port)
-            let auth = try #require(await raw.handshake(token: try await server.token(scopes: scopes)))
+            let auth = try #require(await raw.handshake(token: signed))
             #expect(!auth.header.isError)
             raw.send(frame)
             let reply = try #require(await raw.receiveFrame(), "\(name): no answer")

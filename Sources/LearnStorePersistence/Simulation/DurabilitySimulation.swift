@@ -6,14 +6,26 @@ import Logging
 /// A deterministic simulation of the storage path: the real tenant actors, WAL (its writer rounds
 /// driven one at a time), ledger, snapshots, retention and recovery run over a ``SimulatedFileSystem``
 /// and a simulated clock, all chosen by one seed. Clients write to many tenants while faults strike
-/// (failed and short writes, failed syncs and preallocations, disk-full periods, killed processes and
-/// machine crashes that lose unsynced bytes); after every step and every restart the invariants are
-/// checked. The same seed replays the same run.
+/// (failed and short writes, failed and slow syncs and preallocations, disk-full periods, killed
+/// processes and machine crashes that lose unsynced bytes, bits flipped in files) and tenants ingest
+/// Canvas outcome events, are restored online from their snapshots, or fall quiet; after every step and
+/// every restart the invariants are checked. The same seed replays the same run.
 public struct DurabilitySimulation {
     public struct Options: Sendable {
         public var steps = 400
         public var tenants = 4
         public var policy: FsyncPolicy = .always
+        /// 1 MiB: a run of 400 steps stays in its first segment. With 8 KiB every run rotates and
+        /// retention removes segments; that mode still finds open failures (a crash around a segment
+        /// rotation: a resumed log whose records do not follow the previous segment's).
+        public var segmentBytes = 1 << 20
+        /// The first tenant writes only in this first part of the run (per cent of the steps), then
+        /// falls quiet while the others fill segments that retention removes (with 3 tenants or more).
+        public var quietTenantWritesUntilPercent = 15
+        /// Chance per crash that one bit of a WAL segment or snapshot flips, per million.
+        public var bitFlipPerCrash = 40_000
+        /// Chance per file or directory sync that it takes up to 3 s of simulated time, per million.
+        public var slowSyncPerMillion = 20_000
         public init() {}
     }
 
@@ -26,6 +38,19 @@ public struct DurabilitySimulation {
         public var failedWrites = 0
         public var snapshots = 0
         public var segmentsRemoved = 0
+        public var slowSyncs = 0
+        public var bitFlips = 0
+        public var outcomeIngests = 0
+        public var restores = 0
+        /// Restores whose snapshot was renamed into place before the directory sync failed (the
+        /// controller removes it again, or the restore ends uncertain).
+        public var restoresTakenBack = 0
+        /// Starts at which the quiet tenant's snapshot lay below the oldest WAL segment (the retention
+        /// case of docs/STORAGE-FORMAT.md, recovery step 7).
+        public var startsWithQuietTenantBelowOldestSegment = 0
+        /// Recovery refused to start because of a flipped bit and named the damage: the seed ends there.
+        /// Not a failure (the documented behaviour), counted apart.
+        public var detectedCorruption: String?
         /// The first invariant broken, with the steps that led to it; nil when the run passed.
         public var failure: String?
         public var trace: [String] = []
@@ -37,6 +62,8 @@ public struct DurabilitySimulation {
         var lsn: UInt64
         var digest: UInt64
         var acknowledged = false
+        /// An online restore: durable when acknowledged (a synced snapshot), whatever the WAL loses.
+        var isRestore = false
     }
 
     let seed: UInt64
@@ -59,6 +86,10 @@ public struct DurabilitySimulation {
     /// recovers, a crash may bring them back (the documented outcome of a failed sync).
     var uncertain: [String: [Applied]] = [:]
     var diskFull = 0
+    /// Tenants whose online restore ended uncertain: LOADING until the next start.
+    var loadingUntilRestart = Set<String>()
+    /// Those restores: the next start may find them done (checked by `checkRecovered`).
+    var uncertainRestores: [String: Applied] = [:]
 
     public init(seed: UInt64, options: Options = Options()) {
         self.seed = seed
@@ -66,14 +97,23 @@ public struct DurabilitySimulation {
         self.random = SimulationRandom(seed: seed)
         self.fs = SimulatedFileSystem(random: SimulationRandom(seed: seed ^ 0xF5_F5F5))
         var logger = Logger(label: "learnstore.simulation")
-        logger.logLevel = .critical
+        // LEARNSTORE_SIMULATION_LOG=debug shows what the log, snapshots and recovery did (to replay one seed).
+        logger.logLevel = ProcessInfo.processInfo.environment["LEARNSTORE_SIMULATION_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
         self.logger = logger
         self.result = Result(seed: seed)
+        fs.clock = clock
+        fs.slowSyncs.perMillion = options.slowSyncPerMillion
     }
 
     var tenantIDs: [String] { (0..<options.tenants).map { "t\($0)" } }
     /// The last tenant only reads: it must never hold back retention.
     var readOnlyTenant: String { "t\(options.tenants - 1)" }
+    /// The tenant that falls quiet (none with fewer than 3 tenants: one writer must keep writing).
+    var quietTenant: String? { options.tenants >= 3 ? "t0" : nil }
+    var writingTenants: [String] {
+        let quiet = result.steps * 100 > options.steps * options.quietTenantWritesUntilPercent
+        return tenantIDs.filter { $0 != readOnlyTenant && !(quiet && $0 == quietTenant) && !loadingUntilRestart.contains($0) }
+    }
 
     public mutating func run() -> Result {
         do {
@@ -86,10 +126,13 @@ public struct DurabilitySimulation {
             try finish()
         } catch let failure as SimulationFailure {
             result.failure = failure.message
+        } catch let detected as DetectedCorruption {
+            result.detectedCorruption = detected.message
         } catch {
             result.failure = "unexpected error: \(error)"
         }
         result.faults = fs.faultsInjected
+        result.slowSyncs = fs.slowSyncsInjected
         return result
     }
 
@@ -116,14 +159,21 @@ public struct DurabilitySimulation {
             do {
                 outcome = try Recovery(options: recoveryOptions, logger: logger).run()
             } catch {
+                try refusedBecauseOfFlippedBit(error)
                 throw SimulationFailure("recovery refused to start: \(error)")
             }
         } catch {
+            try refusedBecauseOfFlippedBit(error)
             throw SimulationFailure("recovery refused to start: \(error)")
+        }
+        if let quiet = quietTenant, let report = outcome.report.tenants[quiet], report.snapshotSequence != nil,
+            let oldest = outcome.segments.first?.firstLSN, report.snapshotLSN + 1 < oldest
+        {
+            result.startsWithQuietTenantBelowOldestSegment += 1
         }
         let kept = try PersistenceController.keptSnapshots(directory, fs)
         let walConfiguration = WALConfiguration(
-            directory: directory.walDirectory, policy: options.policy, segmentBytes: 64 << 10, fileSystem: fs,
+            directory: directory.walDirectory, policy: options.policy, segmentBytes: options.segmentBytes, fileSystem: fs,
             appendersWriteNow: options.policy != .always, prepareSegmentsInBackground: false)
         let savedRates = fs.rates
         fs.rates = SimulatedFileSystem.FaultRates()  // opening the log is not under test here
@@ -153,23 +203,37 @@ public struct DurabilitySimulation {
             actors[tenant] = actor
         }
         try checkRecovered(outcome)
+        tailLossAbove = nil
+        loadingUntilRestart.removeAll()
+        uncertainRestores.removeAll()
     }
 
     /// After a restart: every acknowledged write is there, nothing that failed is, and each tenant is
     /// exactly as it was after some write of its history (a prefix: later unacknowledged ones may be lost).
     mutating func checkRecovered(_ outcome: Recovery.Outcome) throws {
         for tenant in tenantIDs {
-            let applied = history[tenant] ?? []
+            var applied = history[tenant] ?? []
             let recovered = outcome.states[tenant].map(Self.digest) ?? Self.emptyDigest(tenant)
             let sequence = outcome.states[tenant]?.sequence ?? 0
             if let lastAcknowledged = applied.last(where: \.acknowledged), sequence < lastAcknowledged.sequence {
-                guard options.policy == .always || !lastCrashLostPageCache else {
-                    history[tenant] = applied.filter { $0.sequence <= sequence }
-                    continue
+                let lost = applied.filter { $0.acknowledged && $0.sequence > sequence }
+                // Under the relaxed policies a machine crash may take the last acknowledged writes
+                // (docs/OPERATIONS.md); a flipped bit in the newest write of the log makes it a torn
+                // tail, which recovery discards (docs/STORAGE-FORMAT.md, recovery step 3). A restore's
+                // snapshot was synced before it was acknowledged: neither may take it.
+                // A restore whose own snapshot file took a flipped bit may fall back to an older one.
+                let mayLoseUnsynced = options.policy != .always && lastCrashLostPageCache
+                func mayLose(_ entry: Applied) -> Bool {
+                    if entry.isRestore { return flippedFiles.contains(directory.snapshotPath(tenant, sequence: entry.sequence)) }
+                    return mayLoseUnsynced || tailLossAbove.map { entry.lsn > $0 } ?? false
                 }
-                throw SimulationFailure("tenant \(tenant): acknowledged write with sequence \(lastAcknowledged.sequence) (LSN \(lastAcknowledged.lsn)) lost; recovered sequence \(sequence)")
+                guard lost.allSatisfy(mayLose) else {
+                    throw SimulationFailure("tenant \(tenant): acknowledged \(lastAcknowledged.isRestore ? "restore" : "write") with sequence \(lastAcknowledged.sequence) (LSN \(lastAcknowledged.lsn)) lost; recovered sequence \(sequence)")
+                }
+                applied = applied.filter { $0.sequence <= sequence }
             }
-            if sequence > 0, let revived = (uncertain[tenant] ?? []).first(where: { $0.sequence == sequence && $0.digest == recovered }) {
+            let revivable = (uncertain[tenant] ?? []) + (uncertainRestores[tenant].map { [$0] } ?? [])
+            if sequence > 0, let revived = revivable.first(where: { $0.sequence == sequence && $0.digest == recovered }) {
                 history[tenant] = applied.filter { $0.sequence < sequence } + [revived]
                 continue
             }
@@ -187,10 +251,15 @@ public struct DurabilitySimulation {
     }
 
     var lastCrashLostPageCache = false
+    /// Set when a flipped bit lies in the newest write of the log: recovery takes it for a torn tail,
+    /// so writes above this LSN may be lost at the next start.
+    var tailLossAbove: UInt64?
+    /// Files the simulation flipped a bit in (a refusal must name one of them).
+    var flippedFiles = Set<String>()
     /// Tenants changed in this step (their live state is checked after it).
     var touched = Set<String>()
 
-    mutating func crash() throws {
+    mutating func crash(flips: Bool = true) throws {
         let machine = random.chance(400_000)
         lastCrashLostPageCache = machine
         note(machine ? "machine crash" : "process crash")
@@ -202,20 +271,24 @@ public struct DurabilitySimulation {
         func mayRevive(_ lsn: UInt64) -> Bool { ledger.uncertainFailures.contains { $0.contains(lsn) } }
         for tenant in tenantIDs {
             let applied = history[tenant] ?? []
-            uncertain[tenant] = (uncertain[tenant] ?? []).filter { mayRevive($0.lsn) } + applied.filter { failed.contains($0.lsn) && mayRevive($0.lsn) }
-            history[tenant] = applied.filter { !failed.contains($0.lsn) }
+            // A restore's LSN is the tenant's last write LSN before it, which a later write (after a
+            // crash lost the tail) may reuse: a restore is never taken for a failed write.
+            uncertain[tenant] = (uncertain[tenant] ?? []).filter { mayRevive($0.lsn) }
+                + applied.filter { !$0.isRestore && failed.contains($0.lsn) && mayRevive($0.lsn) }
+            history[tenant] = applied.filter { $0.isRestore || !failed.contains($0.lsn) }
         }
         rollbacks.removeAll()
         wal = nil
         controller = nil
         actors = [:]
         if machine { fs.machineCrash() } else { fs.processCrash() }
+        if flips && random.chance(options.bitFlipPerCrash) { try flipBit() }
         try boot()
     }
 
     func failedLSNs() -> Set<UInt64> {
         var failed = Set<UInt64>()
-        for applied in history.values.joined() where wal.hasFailed(applied.lsn) { failed.insert(applied.lsn) }
+        for applied in history.values.joined() where !applied.isRestore && wal.hasFailed(applied.lsn) { failed.insert(applied.lsn) }
         return failed
     }
 
@@ -228,15 +301,16 @@ public struct DurabilitySimulation {
             diskFull -= 1
             if diskFull == 0 { fs.rates = SimulatedFileSystem.FaultRates(); note("disk has space again") }
         }
-        let choice = random.next(below: 100)
+        let choice = random.next(below: 200)
         switch choice {
-        case 0..<45: try write()
-        case 45..<55: read()
-        case 55..<70: wal.runWriterStep(); resolveAcknowledgements()
-        case 70..<78: deliverRollback()
-        case 78..<84: try snapshotRound()
-        case 84..<89: startStorageTrouble()
-        case 89..<91: try crash()
+        case 0..<90: try write()
+        case 90..<110: read()
+        case 110..<140: wal.runWriterStep(); resolveAcknowledgements()
+        case 140..<156: deliverRollback()
+        case 156..<168: try snapshotRound()
+        case 168..<178: startStorageTrouble()
+        case 178..<182: try crash()
+        case 182..<184: try restoreOnline()
         default: wal.writeNow(); resolveAcknowledgements()
         }
     }
@@ -258,17 +332,17 @@ public struct DurabilitySimulation {
     }
 
     mutating func write() throws {
-        let writers = tenantIDs.filter { $0 != readOnlyTenant }
+        let writers = writingTenants
+        guard !writers.isEmpty else { return }
         let tenant = writers[random.next(below: writers.count)]
-        let actor = actors[tenant]!
+        let kind = random.next(below: 8)
+        if kind >= 6 { return try ingestOutcomes(tenant) }
         let caller = CallerIdentity(tenantID: tenant, personID: UUID16(high: 1, low: 1), scopes: [.recordsRead, .recordsWrite, .admin])
-        let before = actor.withExclusiveAccess { Self.digest($0.state) }
-        let kind = random.next(below: 6)
         let body = Self.body(random.next())
         let pick = random.next()
         let bodies = (0..<(1 + random.next(below: 5))).map { _ in Self.body(random.next()) }
         let title = "patched \(random.next(below: 1000))"
-        let outcome: (UInt64, UInt64)? = actor.withExclusiveAccess { actor in
+        try applyWrite(tenant) { actor in
             let slots = UInt64(actor.state.store.slotCount)
             let existing = slots > 0 ? actor.state.store.record(at: UInt32(pick % slots)).id : nil
             do {
@@ -298,6 +372,14 @@ public struct DurabilitySimulation {
                 return nil
             }
         }
+    }
+
+    /// Runs one write on the tenant's actor (`body` returns its sequence and LSN, or nil when refused)
+    /// and records it in the tenant's history.
+    mutating func applyWrite(_ tenant: String, _ body: (isolated TenantActor) -> (UInt64, UInt64)?) throws {
+        let actor = actors[tenant]!
+        let before = actor.withExclusiveAccess { Self.digest($0.state) }
+        let outcome = actor.withExclusiveAccess(body)
         let after = actor.withExclusiveAccess { Self.digest($0.state) }
         guard let (sequence, lsn) = outcome, lsn > 0 else {
             if before != after { throw SimulationFailure("tenant \(tenant): a refused write changed its state") }
@@ -323,7 +405,7 @@ public struct DurabilitySimulation {
         let committed = wal.committedLSN
         for tenant in tenantIDs {
             guard var applied = history[tenant] else { continue }
-            for index in applied.indices where !applied[index].acknowledged && applied[index].lsn <= committed {
+            for index in applied.indices where !applied[index].acknowledged && !applied[index].isRestore && applied[index].lsn <= committed {
                 if !wal.hasFailed(applied[index].lsn) {
                     applied[index].acknowledged = true
                     result.acknowledged += 1
@@ -340,9 +422,9 @@ public struct DurabilitySimulation {
         let ledger = wal.ledgerSnapshot
         let applied = history[rollback.tenant] ?? []
         uncertain[rollback.tenant, default: []] += applied.filter { entry in
-            rollback.lsns.contains(entry.lsn) && ledger.uncertainFailures.contains { $0.contains(entry.lsn) }
+            !entry.isRestore && rollback.lsns.contains(entry.lsn) && ledger.uncertainFailures.contains { $0.contains(entry.lsn) }
         }
-        history[rollback.tenant] = applied.filter { !rollback.lsns.contains($0.lsn) }
+        history[rollback.tenant] = applied.filter { $0.isRestore || !rollback.lsns.contains($0.lsn) }
         touched.insert(rollback.tenant)
         note("\(rollback.tenant) rolled back \(undone) writes in \(rollback.lsns)")
     }
@@ -376,8 +458,9 @@ public struct DurabilitySimulation {
     }
 
     /// At the end, with a healthy disk: everything is made durable, two forced rounds leave the WAL
-    /// with at most its current and one older segment, and a last restart finds every write.
+    /// with only the segments some kept snapshot does not cover, and a last restart finds every write.
     mutating func finish() throws {
+        tailLossAbove = nil
         fs.rates = SimulatedFileSystem.FaultRates()
         diskFull = 0
         for _ in 0..<20 {
@@ -387,14 +470,21 @@ public struct DurabilitySimulation {
         resolveAcknowledgements()
         try snapshotRound(force: true)
         try snapshotRound(force: true)
-        let segments = wal.segmentFirstLSNs.count
-        if segments > 2 {
-            throw SimulationFailure("the WAL kept \(segments) segments after two full snapshot rounds: \(wal.ledgerSnapshot.segments)")
+        // Retention removed every segment that the kept snapshots on disk cover: each one left, but the
+        // one being written, holds a record of some tenant above its oldest kept snapshot
+        // (docs/STORAGE-FORMAT.md, recovery step 6; two snapshots are kept per tenant).
+        let coverage = try PersistenceController.keptSnapshots(directory, fs).compactMapValues { $0.map(\.lsn).min() }
+        let ledger = wal.ledgerSnapshot
+        let unneeded = ledger.segments.dropLast().filter { segment in
+            !segment.newestLSNByTenant.contains { tenant, newest in (coverage[tenant] ?? 0) < newest }
+        }
+        if !unneeded.isEmpty {
+            throw SimulationFailure("after two full snapshot rounds the WAL kept segments its snapshots cover: \(unneeded.map(\.firstLSN)) of \(ledger.segments)")
         }
         lastCrashLostPageCache = false
         wal.flush()
         wal.runWriterStep()
-        try crash()
+        try crash(flips: false)
     }
 
     /// While no rollback is waiting, each tenant's state is the one its last applied write left.
@@ -414,7 +504,8 @@ public struct DurabilitySimulation {
     static func body(_ value: UInt64) -> RecordBody {
         var body = RecordBody()
         body.personID = .value(UUID16(high: 9, low: value % 17))
-        body.title = .value("course \(value % 1000)")
+        // Titles of varied length, so that segments fill and rotate within a run.
+        body.title = .value("course \(value % 1000) " + String(repeating: "x", count: Int(value >> 40) % 160))
         body.provider = .value(["AWS", "edX"][Int(value % 2)])
         body.score = .value(Double(value % 100))
         return body
@@ -422,10 +513,17 @@ public struct DurabilitySimulation {
 
     static func emptyDigest(_ tenant: String) -> UInt64 { digest(TenantState(tenantID: tenant)) }
 
-    /// A digest of everything a tenant holds that a client can read back, independent of slot order
-    /// (a sum of per-record hashes; compared only within one run, so the hash seed does not matter).
-    static func digest(_ state: TenantState) -> UInt64 {
-        var total = state.sequence &* 0x9E37_79B9_7F4A_7C15
+    static let sequenceWeight: UInt64 = 0x9E37_79B9_7F4A_7C15
+
+    /// A digest of everything a tenant holds that a client can read back, and its sequence.
+    static func digest(_ state: TenantState) -> UInt64 { state.sequence &* sequenceWeight &+ contentDigest(state) }
+
+    /// The records and outcome rows, independent of slot order (a sum of per-record hashes, plus the
+    /// hash of the outcome tables; compared only within one run, so the hash seed does not matter).
+    static func contentDigest(_ state: TenantState) -> UInt64 {
+        var outcomes = Hasher()
+        outcomes.combine(state.outcomes.tables)
+        var total = UInt64(bitPattern: Int64(outcomes.finalize()))
         for slot in 0..<UInt32(state.store.slotCount) where !state.store[slot].isPurged {
             var hasher = Hasher()
             hasher.combine(state.store.record(at: slot))
@@ -438,6 +536,11 @@ public struct DurabilitySimulation {
 struct SimulationFailure: Error {
     let message: String
     init(_ message: String) { self.message = message }
+}
+
+/// Recovery refused to start and named a file whose bit the simulation flipped.
+struct DetectedCorruption: Error {
+    let message: String
 }
 
 /// Rollbacks the log asked for, delivered to tenants at a later step (as the server posts them to
@@ -453,13 +556,4 @@ final class RollbackQueue: @unchecked Sendable {
     private var lines: [String] = []
     func log(_ line: String) { lock.withLock { lines.append(line) } }
     func takeLog() -> [String] { lock.withLock { defer { lines.removeAll() }; return lines } }
-}
-
-/// A clock the simulation moves by hand.
-public final class SimulatedClock: EngineClock, @unchecked Sendable {
-    private var milliseconds: Int64 = 1_767_225_600_000
-    private let lock = NSLock()
-    public init() {}
-    public func now() -> Timestamp { lock.withLock { Timestamp(milliseconds: milliseconds) } }
-    public func advance(milliseconds delta: Int64) { lock.withLock { milliseconds += delta } }
 }

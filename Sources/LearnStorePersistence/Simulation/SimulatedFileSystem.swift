@@ -25,6 +25,15 @@ public final class SimulatedFileSystem: FileSystem, @unchecked Sendable {
         init() {}
     }
 
+    /// Syncs that take a while (a busy or failing disk): each file or directory sync moves the
+    /// simulated clock on by up to `maximumMilliseconds`, with this chance in parts per million, so
+    /// whatever reads the clock around a sync (the `everysec` timer, snapshot times) sees the delay.
+    public struct SlowSyncs: Sendable {
+        public var perMillion = 0
+        public var maximumMilliseconds = 3_000
+        public init() {}
+    }
+
     private let lock = NSLockLike()
     private var names: [String: Node] = [:]
     /// The names a machine crash leaves (as of each directory's last sync).
@@ -32,6 +41,10 @@ public final class SimulatedFileSystem: FileSystem, @unchecked Sendable {
     private var directories: Set<String> = []
     private var random: SimulationRandom
     public var rates = FaultRates()
+    public var slowSyncs = SlowSyncs()
+    /// The clock a slow sync advances (nil: syncs take no simulated time).
+    public var clock: SimulatedClock?
+    public private(set) var slowSyncsInjected = 0
     public private(set) var faultsInjected = 0
     public private(set) var lastFault: String?
 
@@ -73,19 +86,24 @@ public final class SimulatedFileSystem: FileSystem, @unchecked Sendable {
         node.durable = survived
     }
 
-    /// Flips one bit of a durable file whose path contains `pathContains` (a damaged disk block).
-    @discardableResult
-    public func flipBit(pathContains: String) -> String? {
+    /// Flips one bit of a file, in what reads see and in what survives a machine crash (a damaged
+    /// disk block). The caller chooses where, from the simulation's generator.
+    public func flipBit(_ path: String, offset: Int, bit: Int) {
         lock.withLock {
-            let candidates = names.keys.filter { $0.contains(pathContains) && !(names[$0]!.data.isEmpty) }.sorted()
-            guard !candidates.isEmpty else { return nil }
-            let path = candidates[random.next(below: candidates.count)]
-            let node = names[path]!
-            let index = random.next(below: node.data.count)
-            node.data[index] ^= UInt8(1 << random.next(below: 8))
-            if index < node.durable.count { node.durable[index] = node.data[index] }
-            return path
+            guard let node = names[path], offset < node.data.count else { return }
+            node.data[offset] ^= UInt8(1 << (bit & 7))
+            if offset < node.durable.count { node.durable[offset] = node.data[offset] }
         }
+    }
+
+    /// Every file name, sorted (so a choice among them is the same on every run).
+    public var paths: [String] { lock.withLock { names.keys.sorted() } }
+
+    /// A sync of a busy disk: the simulated clock moves on.
+    private func syncTakesTime() {
+        guard let clock, slowSyncs.perMillion > 0, random.next(below: 1_000_000) < slowSyncs.perMillion else { return }
+        slowSyncsInjected += 1
+        clock.advance(milliseconds: Int64(1 + random.next(below: slowSyncs.maximumMilliseconds)))
     }
 
     func node(_ path: String) -> Node? { lock.withLock { names[path] } }
@@ -154,6 +172,7 @@ public final class SimulatedFileSystem: FileSystem, @unchecked Sendable {
 
     public func syncDirectory(_ path: String) throws(StorageError) {
         try lock.withLock { () throws(StorageError) in
+            syncTakesTime()
             if inject(rates.syncError, "fsync directory \(path)") { throw StorageError("fsync", path, code: EIO) }
             let prefix = path.hasSuffix("/") ? path : path + "/"
             func inDirectory(_ name: String) -> Bool { name.hasPrefix(prefix) && !name.dropFirst(prefix.count).contains("/") }
@@ -185,6 +204,7 @@ public final class SimulatedFileSystem: FileSystem, @unchecked Sendable {
 
     func sync(_ node: Node, path: String) throws(StorageError) {
         try lock.withLock { () throws(StorageError) in
+            syncTakesTime()
             if inject(rates.syncError, "fdatasync \(path)") { throw StorageError("fdatasync", path, code: EIO) }
             node.durable = node.data
         }
