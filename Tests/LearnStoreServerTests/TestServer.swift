@@ -40,6 +40,9 @@ final class TestServer: Sendable {
         configuration.metricsPort = nil
         configuration.eventLoops = 2
         configuration.authentication.hmacSecrets = [testSecret]
+        // The suite shares two cores among hundreds of tests; a test's client may take seconds to
+        // mint a token. The handshake timeout has tests of its own, which set short values.
+        configuration.handshakeTimeoutSeconds = 120
         configure(&configuration)
         let application = try await LearnStoreApplication(
             configuration: configuration, persistence: persistence, clock: clock, logger: testLogger("test-server"),
