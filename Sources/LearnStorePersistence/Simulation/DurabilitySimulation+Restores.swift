@@ -18,14 +18,7 @@ extension DurabilitySimulation {
         let source = kept[random.next(below: kept.count)]
         // The server waits until the tenant's last writes are durable; it refuses while the WAL fails.
         let unresolved = actor.withExclusiveAccess { $0.observedLSN }
-        var rounds = 0
-        while wal.committedLSN < unresolved && rounds < 50 {
-            wal.flush()
-            wal.runWriterStep()
-            rounds += 1
-        }
-        resolveAcknowledgements()
-        guard wal.committedLSN >= unresolved, !wal.hasFailed(unresolved), !rollbacks.contains(tenant: tenant) else {
+        guard runWriterUntilCommitted(unresolved), !wal.hasFailed(unresolved), !rollbacks.contains(tenant: tenant) else {
             note("\(tenant) restore refused: its writes are not durable")
             return
         }

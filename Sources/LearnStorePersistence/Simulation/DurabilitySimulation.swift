@@ -429,6 +429,19 @@ public struct DurabilitySimulation {
         note("\(rollback.tenant) rolled back \(undone) writes in \(rollback.lsns)")
     }
 
+    /// Runs writer rounds (at most 50) until `lsn` is committed, then resolves acknowledgements;
+    /// true when it was.
+    mutating func runWriterUntilCommitted(_ lsn: UInt64) -> Bool {
+        var rounds = 0
+        while wal.committedLSN < lsn && rounds < 50 {
+            wal.flush()
+            wal.runWriterStep()
+            rounds += 1
+        }
+        resolveAcknowledgements()
+        return wal.committedLSN >= lsn
+    }
+
     mutating func snapshotRound(force: Bool = false) throws {
         let chosen = tenantIDs.filter { _ in force || random.chance(500_000) }
         var captures: [PersistenceController.SnapshotCapture] = []
@@ -438,15 +451,7 @@ public struct DurabilitySimulation {
             captures.append(.init(capture: capture, lsn: lsn, unresolved: unresolved))
         }
         // The writer thread runs while the round waits for the captured writes.
-        let needed = captures.flatMap(\.unresolved).max() ?? 0
-        var rounds = 0
-        while wal.committedLSN < needed && rounds < 50 {
-            wal.flush()
-            wal.runWriterStep()
-            rounds += 1
-        }
-        resolveAcknowledgements()
-        if wal.committedLSN < needed {
+        if !runWriterUntilCommitted(captures.flatMap(\.unresolved).max() ?? 0) {
             note("snapshot round skipped: captured writes unresolved")
             return
         }
