@@ -179,6 +179,11 @@ public struct Recovery: Sendable {
             }
             let isLast = index == segments.count - 1
             let covered = states.mapValues(\.sequence)
+            // A snapshot covers every record of its tenant up to its LSN, by LSN as well as by
+            // sequence: a write that failed and was rolled back may still be in the file (its wipe
+            // not yet durable) with a sequence the snapshot does not reach, and must not be replayed
+            // over it (an online restore's snapshot is taken at the LSN of such a write).
+            let coveredLSN = report.tenants.mapValues(\.snapshotLSN)
             let only = options.tenants
             // Verify the segment and route each wanted record to its tenant, then decode and apply each
             // tenant's records in order, tenants in parallel.
@@ -192,7 +197,7 @@ public struct Recovery: Sendable {
                     raw, previousLSN: previousLSN, skipCorruption: options.forceRecovery,
                     wants: { tenant, sequence, lsn in
                         recordsInSegment.append((tenant, lsn))
-                        return (only?.contains(tenant) ?? true) && sequence > (covered[tenant] ?? 0)
+                        return (only?.contains(tenant) ?? true) && sequence > (covered[tenant] ?? 0) && lsn > (coveredLSN[tenant] ?? 0)
                     },
                     collect: { tenant, _, lsn, body in queues[tenant, default: []].append((lsn, body)) }
                     ) { _, _ in }

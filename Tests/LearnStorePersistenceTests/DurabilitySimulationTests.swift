@@ -20,6 +20,8 @@ import Testing
         (1026251, .always),  // recovery replayed never-synced bytes of a failed write; a machine crash then lost that state
         (1027906, .always),  // the same after a failed fdatasync: recovery now syncs each segment before serving
         (61, .everysec),  // a restore's snapshot stayed after its directory sync failed; recovery loaded it over a later write
+        (3001675, .always),  // a restore after a rollback: recovery replayed the failed write (not yet wiped) over the restored snapshot
+        (3004589, .always),  // the same, another path
     ]
 
     static func check(_ seeds: [UInt64], policy: FsyncPolicy) {

@@ -90,6 +90,34 @@ import Testing
         #expect(allRecords(try #require(outcome.states["t1"])) == allRecords(state))
     }
 
+    /// A failed write rolled back by its tenant can stay in the file until its wipe is synced; a
+    /// snapshot taken after the rollback (here an online restore's, one sequence above the tenant's)
+    /// carries the failed write's LSN. A crash before the wipe must not replay that write over it,
+    /// though its sequence lies above the snapshot's.
+    @Test func aSnapshotCoversItsTenantsRecordsUpToItsLSNWhateverTheirSequence() throws {
+        let dir = TemporaryDirectory()
+        let data = DataDirectory(dir.path)
+        let fs = PosixFileSystem()
+        let acknowledged = (1...3).map { WALRecord(lsn: UInt64($0), entry: entry(UInt64($0), records: [sampleRecord($0)])) }
+        let failed = (4...5).map { WALRecord(lsn: UInt64($0), entry: entry(UInt64($0), records: [sampleRecord(100 + $0)])) }
+        let other = WALRecord(lsn: 6, entry: entry(1, tenant: "t2", records: [sampleRecord(6, tenant: "t2")]))
+        let segment = buildSegment(batches: [acknowledged, failed, [other]])
+        try fs.createDirectory(data.walDirectory)
+        try fs.openForWriting(data.segmentPath(1), create: true).write(segment.bytes + [UInt8](repeating: 0, count: 512), at: 0)
+        // The restored state: sequence 4 (above the tenant's 3), holding record 0 only, at LSN 5.
+        var restored = TenantState(tenantID: "t1")
+        restored.apply([.putRecords([sampleRecord(0)])], sequence: 4)
+        _ = try SnapshotFile.write(restored.capture(), lsn: 5, createdAt: Timestamp(milliseconds: 1), directory: data.tenantDirectory("t1"), fileSystem: fs)
+
+        let outcome = try Recovery(options: Recovery.Options(directory: data)).run()
+        let t1 = try #require(outcome.states["t1"])
+        #expect(t1.sequence == 4)
+        #expect(allRecords(t1) == [sampleRecord(0)], "the failed write at LSN 5 (sequence 5) was replayed over the snapshot")
+        #expect(outcome.report.tenants["t1"]?.walRecordsApplied == 0)
+        #expect(allRecords(try #require(outcome.states["t2"])) == [sampleRecord(6, tenant: "t2")])
+        #expect(outcome.resume?.nextLSN == 7)
+    }
+
     @Test func captureIsCheapAndIsolatedFromLaterWrites() throws {
         var state = TenantState(tenantID: "t1")
         let data = PeerDataset(records: 50_000, tenants: 1)
