@@ -287,7 +287,9 @@ public struct Recovery: Sendable {
                 logger.error("\(message); skipped because of --force-recovery")
             }
             if isLast || scan.lastLSN != nil {
-                resume = WALResumePoint(segmentPath: path, segmentFirstLSN: first, offset: scan.validEnd, nextLSN: previousLSN + 1)
+                // A last segment left without a record (its only write failed, or was torn and zeroed)
+                // is named above the previous segment's end: its records must still start at its name.
+                resume = WALResumePoint(segmentPath: path, segmentFirstLSN: first, offset: scan.validEnd, nextLSN: max(previousLSN + 1, first))
             }
             progressReport.advance { $0.walSegmentsReplayed += 1 }
             if case .tornTail = scan.stop { break }

@@ -24,9 +24,17 @@ import Testing
         (3004589, .always),  // the same, another path
     ]
 
-    static func check(_ seeds: [UInt64], policy: FsyncPolicy) {
+    /// Seeds that once failed with 8 KiB segments (many rotations), run with them.
+    static let smallSegmentRegressions: [(seed: UInt64, policy: FsyncPolicy)] = [
+        (587, .always),  // after a rotation's failed write, recovery resumed in the empty newest segment below its name
+        (44, .everysec),  // the same under everysec
+        (233, .always),  // the same, found by an online restore's rebuild
+    ]
+
+    static func check(_ seeds: [UInt64], policy: FsyncPolicy, segmentBytes: Int? = nil) {
         var options = DurabilitySimulation.Options()
         options.policy = policy
+        if let segmentBytes { options.segmentBytes = segmentBytes }
         for seed in seeds {
             var simulation = DurabilitySimulation(seed: seed, options: options)
             let result = simulation.run()
@@ -53,6 +61,12 @@ import Testing
     @Test func seedsUnderFsyncEverySecond() async {
         await offTheCooperativePool {
             Self.check(Self.regressions.filter { $0.policy == .everysec }.map(\.seed) + (1...UInt64(Self.seedCount)).map { $0 &* 7919 }, policy: .everysec)
+        }
+    }
+
+    @Test func smallSegmentSeedsThatOnceFailed() async {
+        await offTheCooperativePool {
+            for (seed, policy) in Self.smallSegmentRegressions { Self.check([seed], policy: policy, segmentBytes: 8 << 10) }
         }
     }
 

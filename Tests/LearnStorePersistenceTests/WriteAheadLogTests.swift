@@ -200,4 +200,35 @@ import Testing
         #expect(outcome.states["t1"]?.sequence == 2)
         #expect(outcome.report.tornTail != nil)
     }
+    /// A rotation whose first write failed leaves a newest segment with no record, named above the
+    /// older segment's last LSN (a failed LSN is never reused while running). After a restart the log
+    /// resumes in that segment at its name, so what it writes there is read back after another crash.
+    @Test func theLogResumesInANewestSegmentWithoutRecordsAtItsName() throws {
+        let dir = TemporaryDirectory()
+        let fs = PosixFileSystem()
+        let data = DataDirectory(dir.path)
+        try fs.createDirectory(data.walDirectory)
+        let first = (1...3).map { WALRecord(lsn: UInt64($0), entry: entry(UInt64($0), records: [sampleRecord($0)])) }
+        try fs.openForWriting(data.segmentPath(1), create: true).write(buildSegment(batches: [first]).bytes + [UInt8](repeating: 0, count: 256), at: 0)
+        // The failed batch (LSN 5...6, one record torn) was in the newer segment; LSN 4 failed before it.
+        let failed = (5...6).map { WALRecord(lsn: UInt64($0), entry: entry(UInt64($0) - 1, records: [sampleRecord($0)])) }
+        var newer = buildSegment(batches: [failed]).bytes
+        newer.removeLast(WALCommitMarker.size + 7)
+        try fs.openForWriting(data.segmentPath(5), create: true).write(newer + [UInt8](repeating: 0, count: 1024), at: 0)
+
+        let outcome = try recover(dir)
+        #expect(outcome.states["t1"]?.sequence == 3)
+        #expect(outcome.resume?.segmentFirstLSN == 5)
+        #expect(outcome.resume?.nextLSN == 5, "the log must resume at the segment's name, not after the older segment's last LSN")
+        let wal = try WriteAheadLog(configuration: WALConfiguration(directory: data.walDirectory, fileSystem: fs), resume: outcome.resume,
+                                    segments: outcome.segments)
+        wal.start()
+        let lsn = try wal.append(entry(4, records: [sampleRecord(40)]))
+        #expect(lsn == 5)
+        #expect(wal.waitUntilCommitted(lsn))
+        wal.close()
+        let again = try recover(dir)
+        #expect(again.states["t1"]?.sequence == 4)
+        #expect(again.report.skippedCorruption.isEmpty)
+    }
 }
