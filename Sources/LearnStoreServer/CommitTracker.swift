@@ -2,15 +2,19 @@ import LearnStoreModel
 import NIOCore
 import Synchronization
 
-/// Tells connections when the writes their responses depend on are committed (durable under the
-/// server's fsync policy), so no reader ever sees a write a crash could take back.
-public protocol CommitTracker: AnyObject, Sendable {
+/// Which writes are resolved: what a held response needs to know before it may be sent.
+public protocol CommitStatus {
     /// Every LSN up to this is resolved: committed, unless `hasFailed` says it failed.
     var committedLSN: UInt64 { get }
     /// Whether `lsn` belongs to a write that failed and was undone.
     func hasFailed(_ lsn: UInt64) -> Bool
     /// Whether any write ever failed (until then no response needs checking one by one).
     var hasFailures: Bool { get }
+}
+
+/// Tells connections when the writes their responses depend on are committed (durable under the
+/// server's fsync policy), so no reader ever sees a write a crash could take back.
+public protocol CommitTracker: CommitStatus, AnyObject, Sendable {
     /// Calls `wake` on `loop` once `lsn` is resolved (committed or failed; at once if it already is).
     func subscribe(loop: any EventLoop, waitingFor lsn: UInt64, _ wake: @escaping @Sendable () -> Void)
     /// Called after each request batch: under relaxed fsync policies the log writes what the batch

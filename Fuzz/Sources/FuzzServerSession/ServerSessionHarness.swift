@@ -10,7 +10,7 @@ import NIOEmbedded
 
 /// A whole server session in process: a HELLO and an AUTH with a valid token, then the input as the
 /// rest of the byte stream. Frames are split by the real ``FrameDecoder``, routed by the real
-/// ``ConnectionStateMachine`` (HELLO, AUTH and re-AUTH through the real ``TokenVerifier``), and run in
+/// ``HandshakeStateMachine`` (HELLO, AUTH and re-AUTH through the real ``TokenVerifier``), and run in
 /// batches by ``RequestExecutor`` on a real ``TenantActor`` entered as the connection handler enters it,
 /// with every optional feature on (Canvas outcomes, admin IMPORT). The tenant starts each run from the
 /// same few records and outcome rows, so requests naming them find something.
@@ -104,7 +104,7 @@ struct SessionRun {
 
     let decoder = FrameDecoder(maximumFrameBytes: SessionRun.configuration.maximumFrameBytes)
     let log = CheckingLog()
-    var machine = ConnectionStateMachine()
+    var machine = HandshakeStateMachine()
     var batch: [Frame] = []
     var failedAuthentications = 0
 
@@ -162,7 +162,7 @@ struct SessionRun {
         } else {
             result = .failure(LearnStoreError(.badFrame, "AUTH payload"))
         }
-        let action: ConnectionStateMachine.AuthAction
+        let action: HandshakeStateMachine.AuthAction
         switch result {
         case .success(let token): action = machine.authenticationSucceeded(token)
         case .failure(let error): action = machine.authenticationFailed(error)
