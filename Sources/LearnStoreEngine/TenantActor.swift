@@ -158,6 +158,16 @@ public actor TenantActor {
         if !isLoading { state.catchUpIndexes() }
     }
 
+    /// A secondary-index build to run off this tenant (see `TenantState+IndexBuild`), if one is due.
+    public func indexBuild() -> TenantState.IndexBuild? {
+        isLoading ? nil : state.indexBuild()
+    }
+
+    /// Swaps in indexes built off the tenant; false if a record changed meanwhile (they are dropped).
+    public func install(_ built: TenantState.BuiltIndexes) -> Bool {
+        !isLoading && state.install(built)
+    }
+
     public func stats(caller: CallerIdentity) throws(LearnStoreError) -> TenantStats {
         try state.stats(caller: caller)
     }

@@ -1,5 +1,6 @@
 import CanvasOutcomes
 import LearnStoreModel
+import Synchronization
 
 /// Limits the engine enforces on every tenant.
 public struct EngineLimits: Sendable, Hashable {
@@ -24,6 +25,14 @@ public struct TenantState: Sendable {
     public internal(set) var sequence: UInt64 = 0
     var idGenerator = ULIDGenerator()
     public let limits: EngineLimits
+    /// Changes whenever a record does (see `TenantState+IndexBuild`). Drawn from one process-wide
+    /// counter, so two states that differ never share a value, even when one replaced the other.
+    private(set) var storeRevision: UInt64 = 0
+    private static let revisions = Atomic<UInt64>(0)
+
+    mutating func storeChanged() {
+        storeRevision = Self.revisions.add(1, ordering: .relaxed).newValue
+    }
 
     public init(tenantID: String, limits: EngineLimits = EngineLimits()) {
         self.store = RecordStore(tenantID: tenantID)
@@ -134,6 +143,7 @@ public struct TenantState: Sendable {
             fresh = fresh.reversed().filter { seen.insert($0.id).inserted }
             fresh.sort { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }
         }
+        storeChanged()
         let first = fresh[0]
         let inOrder = store.lastKey.map { ($0.createdAt, $0.id) < (first.createdAt.milliseconds, first.id) } ?? true
         for record in fresh {
@@ -159,6 +169,7 @@ public struct TenantState: Sendable {
     /// Replaces a record whose id is already stored (or revives its purged slot). False if it is new.
     mutating func replaceExisting(_ record: LearningRecord, undo: inout TenantUndo) -> Bool {
         if let slot = indexes.slot(of: record.id, in: store) {
+            storeChanged()
             undo.steps.append(.put(store.record(at: slot)))
             guard store[slot].createdAt == record.createdAt.milliseconds else {
                 purge(slot)  // created_at changed (import): it is re-inserted at its new position
@@ -173,6 +184,7 @@ public struct TenantState: Sendable {
         }
         if let slot = store.slotByOrder(of: record.id, createdAt: record.createdAt.milliseconds), store[slot].isPurged {
             // Revive a purged slot in place (undo of a purge, or a re-import).
+            storeChanged()
             undo.steps.append(.remove(record.id))
             store[slot] = store.makeStored(record)
             adjustCounts(store[slot], by: 1)
@@ -183,6 +195,7 @@ public struct TenantState: Sendable {
     }
 
     mutating func purge(_ slot: UInt32) {
+        storeChanged()
         indexes.remove(slot, store)
         let old = store[slot]
         adjustCounts(old, by: -1)
@@ -211,6 +224,7 @@ public struct TenantState: Sendable {
     /// Replaces all records (snapshot load, rebuild). `records` must be in (created_at, id) order.
     public mutating func load(records: [LearningRecord]) {
         let deferred = indexes.secondaryDeferred
+        storeChanged()
         store = RecordStore(tenantID: store.tenantID)
         indexes = RecordIndexes()
         for record in records {
@@ -224,6 +238,7 @@ public struct TenantState: Sendable {
     /// Replaces the captured parts wholesale (snapshot load) and rebuilds the indexes.
     public mutating func load(store newStore: RecordStore, idempotency entries: [IdempotencyEntry], outcomes tables: OutcomeTables = OutcomeTables(),
                               sequence newSequence: UInt64) {
+        storeChanged()
         store = newStore
         outcomes = OutcomeStore(tables: tables)
         idempotency = IdempotencyTable(capacity: limits.idempotencyKeys)

@@ -164,6 +164,28 @@ public final class PersistenceController: Sendable {
         return results + written
     }
 
+    /// Brings each tenant's secondary indexes up to its records. A large backlog is built from a copy
+    /// on a low-priority thread and swapped in (`TenantState+IndexBuild`), so requests for the tenant
+    /// never wait for a build over the whole tenant; a small one is added in place. A build made
+    /// stale by a write meanwhile is dropped: the writes' own pause brings the next attempt.
+    static func catchUpIndexes(_ tenants: [TenantActor]) async {
+        for tenant in tenants {
+            guard let build = await tenant.indexBuild() else {
+                await tenant.catchUpIndexes()
+                continue
+            }
+            let built = await withCheckedContinuation { (continuation: CheckedContinuation<TenantState.BuiltIndexes, Never>) in
+                let thread = Thread {
+                    LowPriority.applyToCurrentThread()
+                    continuation.resume(returning: build.run())
+                }
+                thread.name = "learnstore-index"
+                thread.start()
+            }
+            _ = await tenant.install(built)
+        }
+    }
+
     /// A tenant captured for a snapshot, with the writes in it not yet known durable.
     struct SnapshotCapture: Sendable {
         var capture: TenantCapture
@@ -269,11 +291,8 @@ public final class PersistenceController: Sendable {
             let written = wal.stats.bytesWritten
             if written == writtenLastTick && written != trimmedAtBytes {
                 trimmedAtBytes = written
-                // Build what the burst left out of the secondary indexes now, not in the first read
-                // (tenants run on their own event loops, so this uses every core).
-                await withTaskGroup(of: Void.self) { group in
-                    for tenant in tenants() { group.addTask { await tenant.catchUpIndexes() } }
-                }
+                // Build what the burst left out of the secondary indexes now, not in the first read.
+                await Self.catchUpIndexes(tenants())
                 let started = ContinuousClock.now
                 MemoryTrimmer.trim()
                 logger.debug("returned free heap to the system", metadata: ["duration": "\(ContinuousClock.now - started)"])

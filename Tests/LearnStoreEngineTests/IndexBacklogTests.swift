@@ -53,7 +53,20 @@ import LearnStoreTestSupport
         var ids: [RecordID] = []
         var bulkBuilds = 0
         var stepwise = 0
-        for _ in 0..<400 {
+        // An off-lock build taken at one step and installed a few steps later (the scheduler's
+        // thread finishing while writes go on).
+        var offLock: (built: TenantState.BuiltIndexes, installAt: Int)?
+        var installs = (taken: 0, dropped: 0)
+        // Its own generator, so the writes and reads are the same as without it.
+        var offLockRandom = SeededGenerator(seed: UInt64(seed) &+ 77)
+        for step in 0..<400 {
+            if let pending = offLock, pending.installAt == step {
+                if h.state.install(pending.built) { installs.taken += 1 } else { installs.dropped += 1 }
+                offLock = nil
+            }
+            if offLock == nil, offLockRandom.next() % 4 == 0, let build = h.state.indexBuild(minimumBacklog: 1) {
+                offLock = (build.run(), step + 1 + Int(offLockRandom.next() % 3))
+            }
             switch rng.next() % 10 {
             case 0...3:
                 let bodies = (0..<(1 + Int(rng.next() % 40))).map { _ in Self.randomBody(&rng) }
@@ -94,6 +107,43 @@ import LearnStoreTestSupport
         fresh.rebuildIndexes()
         #expect(try Self.answers(&h.state, h.who) == Self.answers(&fresh, h.who))
         #expect(bulkBuilds > 0 && stepwise > 0, "both ways of catching up were exercised")
+        #expect(installs.taken > 0 && installs.dropped > 0, "off-lock builds were both installed and dropped as stale: \(installs)")
+    }
+
+    /// A build taken off the lock is installed only if no record changed since its copy; a stale one
+    /// is dropped and the next read catches up itself.
+    @Test func anOffLockBuildIsInstalledOnlyOverTheRecordsItWasBuiltFrom() throws {
+        var rng = SeededGenerator(seed: 11)
+        var h = Harness()
+        _ = try h.state.createBatch((0..<300).map { _ in Self.randomBody(&rng) }, caller: h.who, now: h.tick())
+        #expect(h.state.indexBacklog == 300)
+        let build = try #require(h.state.indexBuild())
+        let built = build.run()
+        #expect(h.state.indexBacklog == 300, "building off the lock leaves the live state alone")
+        let installed = h.state.install(built)
+        #expect(installed)
+        #expect(h.state.indexBacklog == 0)
+        var fresh = h.state
+        fresh.rebuildIndexes()
+        #expect(try Self.answers(&h.state, h.who) == Self.answers(&fresh, h.who))
+
+        _ = try h.state.createBatch((0..<200).map { _ in Self.randomBody(&rng) }, caller: h.who, now: h.tick())
+        let stale = try #require(h.state.indexBuild()).run()
+        let ids = try h.ids(ListQuery(limit: 1000))
+        _ = try h.state.delete(ids[0], caller: h.who, now: h.tick())
+        let staleInstalled = h.state.install(stale)
+        #expect(!staleInstalled, "a record changed after the copy")
+        fresh = h.state
+        fresh.rebuildIndexes()
+        #expect(try Self.answers(&h.state, h.who) == Self.answers(&fresh, h.who))
+
+        // A state that replaced the tenant (a restore) never takes indexes built from the one before.
+        _ = try h.state.createBatch((0..<50).map { _ in Self.randomBody(&rng) }, caller: h.who, now: h.tick())
+        let replaced = try #require(h.state.indexBuild(minimumBacklog: 1)).run()
+        var other = Harness()
+        _ = try other.state.createBatch((0..<10).map { _ in Self.randomBody(&rng) }, caller: other.who, now: other.tick())
+        let replacedInstalled = other.state.install(replaced)
+        #expect(!replacedInstalled)
     }
 
     /// A write that cannot be made durable is undone; records undone while still in the backlog
