@@ -70,6 +70,8 @@ public enum RecordValidator {
             if let count = value?.utf8.count, count > limit {
                 throw .validation("\(field.name) is \(count) bytes; the limit is \(limit)", field: field.name)
             }
+            // As on CREATE and PATCH: an absent value is null, never an empty string.
+            if value?.isEmpty == true { throw .validation("\(field.name) must not be empty", field: field.name) }
         }
         let times: [(RecordField, Timestamp?)] = [
             (.createdAt, record.createdAt), (.updatedAt, record.updatedAt), (.deletedAt, record.deletedAt),

@@ -19,32 +19,48 @@ enum AdminExecutor {
         do throws(LearnStoreError) {
             if header.flags != 0 { throw LearnStoreError(.badFrame, "request flags must be 0") }
             if server.runtime.isShuttingDown { throw LearnStoreError(.shuttingDown, "the server is shutting down") }
-            if server.clock.now() >= session.expiresAt {
+            // The leeway applies here as on every other request (PROTOCOL.md 4.2).
+            if server.clock.now() >= session.acceptedUntil {
                 throw LearnStoreError(.tokenExpired, "the token expired at \(session.expiresAt); send AUTH with a new token")
             }
             if server.runtime.isLoading { throw LearnStoreError(.loading, "the server is recovering its data; retry shortly") }
+            // The order of PROTOCOL.md 6.3: decoding, then the scope, then everything else.
+            let request = try AdminRequest.decode(frame, protocolVersion: session.protocolVersion)
             try session.identity.require(.admin)
             guard let operations = server.admin.operations else {
                 throw LearnStoreError(.storageUnavailable, "this server keeps no data directory, so it has no snapshots to write or restore from")
             }
             let tenant = server.registry.tenant(session.identity.tenantID)
-            switch header.opcode {
-            case Opcode.adminSnapshot:
-                let force = try RequestExecutor.decode(frame) { (r) throws(DecodeError) in try AdminMessages.decodeSnapshot(from: &r) }
+            switch request {
+            case .snapshot(let force):
                 let report = try await operations.snapshot(tenant, force: force)
                 writer.writeFrame(FrameHeader(opcode: header.opcode, requestID: header.requestID)) { AdminMessages.encodeSnapshotResponse(report, into: &$0) }
-            case Opcode.adminRestoreTenant:
-                let request = try RequestExecutor.decode(frame) { (r) throws(DecodeError) in try AdminMessages.decodeRestore(from: &r) }
-                let report = try await operations.restore(tenant, request)
+            case .restore(let restore):
+                let report = try await operations.restore(tenant, restore)
                 writer.writeFrame(FrameHeader(opcode: header.opcode, requestID: header.requestID)) { AdminMessages.encodeRestoreResponse(report, into: &$0) }
-            default:
-                throw LearnStoreError(.unknownOpcode, "opcode 0x\(String(header.opcode, radix: 16)) is not defined in protocol version \(session.protocolVersion)")
             }
             return (writer.bytes, nil)
         } catch {
             writer.reset()
             writer.writeErrorFrame(opcode: header.opcode, requestID: header.requestID, error)
             return (writer.bytes, error.code)
+        }
+    }
+}
+
+/// An admin request, decoded before any other check but the connection's state.
+enum AdminRequest {
+    case snapshot(force: Bool)
+    case restore(RestoreTenantRequest)
+
+    static func decode(_ frame: Frame, protocolVersion: UInt16) throws(LearnStoreError) -> AdminRequest {
+        switch frame.header.opcode {
+        case Opcode.adminSnapshot:
+            return .snapshot(force: try RequestExecutor.decode(frame) { (r) throws(DecodeError) in try AdminMessages.decodeSnapshot(from: &r) })
+        case Opcode.adminRestoreTenant:
+            return .restore(try RequestExecutor.decode(frame) { (r) throws(DecodeError) in try AdminMessages.decodeRestore(from: &r) })
+        default:
+            throw LearnStoreError(.unknownOpcode, "opcode 0x\(String(frame.header.opcode, radix: 16)) is not defined in protocol version \(protocolVersion)")
         }
     }
 }

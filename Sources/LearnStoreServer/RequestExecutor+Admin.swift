@@ -14,7 +14,10 @@ extension RequestExecutor {
         let rows: [OutcomeRecord]
         switch prepared {
         case .importBatch(let preparedRecords, let outcomeRows): (records, rows) = (preparedRecords, outcomeRows)
-        case .refused(let error): throw error
+        case .refused(let error):
+            // A payload that decoded but holds an invalid outcome row: the scope answers first.
+            if error.code == .validation { try caller.require(.admin) }
+            throw error
         case .outcomeEvents: throw LearnStoreError(.internalError, "an import was prepared as an ingest")
         }
         let write = try tenant.importBatch(records: records, outcomes: rows, caller: caller)

@@ -29,6 +29,7 @@ extension RequestExecutor {
             OutcomeMessages.encodeEntities(try tenant.outcomeTree(query, caller: caller), into: &writer)
         case Opcode.outcomeResults:
             let (scope, limit, cursorBytes) = try decode(frame) { (r) throws(DecodeError) in try OutcomeMessages.decodeResults(from: &r) }
+            try caller.require(.outcomesRead)  // the scope answers before the cursor's validation (PROTOCOL.md 6.3)
             let cursor = try OutcomeMessages.cursor(cursorBytes)
             let page = try tenant.outcomeResults(scope, after: cursor, limit: limit == 0 ? TenantState.defaultOutcomePage : limit,
                                                  caller: caller)

@@ -161,7 +161,8 @@ enum KeyFiles {
             guard secret.utf8.count >= 32 else { throw CLIError.usage("the secret in \(path) must be at least 32 bytes") }
             return secret
         }
-        if let secret = settings.environment["LEARNSTORE_JWT_SECRET"], !secret.isEmpty {
+        if let raw = settings.environment["LEARNSTORE_JWT_SECRET"], !raw.isEmpty {
+            let secret = raw.trimmingCharacters(in: .whitespacesAndNewlines)
             guard secret.utf8.count >= 32 else { throw CLIError.usage("LEARNSTORE_JWT_SECRET must be at least 32 bytes") }
             return secret
         }

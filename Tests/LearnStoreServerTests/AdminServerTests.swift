@@ -26,6 +26,21 @@ import Testing
         return records
     }
 
+    /// The leeway on `exp` (PROTOCOL.md 4.2) holds for the admin opcodes as for every other request:
+    /// a token that expired 5 s ago, within the default 30 s, still reaches SNAPSHOT's own checks.
+    @Test func adminRequestsHonourTheExpiryLeeway() async throws {
+        let server = try await TestServer.start()
+        let now = server.clock.now().milliseconds
+        let token = try await server.token(lifetime: 60, issuedAt: Timestamp(milliseconds: now - 65_000))
+        let raw = try RawConnection(port: server.port)
+        let auth = try #require(await raw.handshake(token: token))
+        #expect(!auth.header.isError, "accepted within the leeway")
+        raw.send(RawConnection.frame(Opcode.adminSnapshot, id: 3) { AdminMessages.encodeSnapshot(force: false, into: &$0) })
+        let reply = try #require(await raw.receiveFrame())
+        #expect(raw.error(of: reply)?.code == .storageUnavailable, "past exp but within the leeway: \(String(describing: raw.error(of: reply)))")
+        try await server.stop()
+    }
+
     @Test func restoreReplacesOneTenantWhileAnotherKeepsServingAndSurvivesARestart() async throws {
         let scratch = TemporaryDirectory(prefix: "learnstore-admin-")
         let directory = scratch.path

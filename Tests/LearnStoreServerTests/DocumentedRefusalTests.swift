@@ -54,7 +54,7 @@ import Testing
     static let person = UUID16(high: 0x5f0c_1e2a_7b3d_4c9e, low: 0x9a1b_0000_0000_0042)
     static let yearTenThousand: Int64 = 253_402_300_800_000
 
-    enum Token { case all, withoutRead, withoutWrite, withoutAdmin }
+    enum Token { case all, withoutRead, withoutWrite, withoutAdmin, withoutOutcomesRead }
 
     /// The request of each documented case, and the token it is sent with.
     static let requests: [String: (Token, [UInt8])] = {
@@ -108,6 +108,24 @@ import Testing
             "trailing-byte": (.all, getWithTrailingByte),
             "decode-before-scope": (.withoutRead, getWithTrailingByte),
             "import-decode-before-scope": (.withoutAdmin, RawConnection.frame(Opcode.adminImport, id: 10) { $0.writeU8(7) }),
+            "snapshot-decode-before-scope": (.withoutAdmin, RawConnection.frame(Opcode.adminSnapshot, id: 10) { $0.writeU8(7) }),
+            "import-scope-before-row-validation": (.withoutAdmin, RawConnection.frame(Opcode.adminImport, id: 10) {
+                AdminMessages.encodeImport(records: [], outcomeRows: [Array("not json".utf8)], into: &$0)
+            }),
+            "import-provider-empty": (.all, RawConnection.frame(Opcode.adminImport, id: 10) {
+                var record = LearningRecord(
+                    id: RecordID(high: 0x0190_0000_0000_0000, low: 7), tenantID: "t", createdAt: Timestamp(milliseconds: 1_700_000_000_000),
+                    updatedAt: Timestamp(milliseconds: 1_700_000_000_000), createdBy: person, updatedBy: person, personID: person)
+                record.title = "Documented refusal"
+                record.provider = ""
+                AdminMessages.encodeImport(records: [record], outcomeRows: [], into: &$0)
+            }),
+            "results-scope-before-cursor": (.withoutOutcomesRead, RawConnection.frame(Opcode.outcomeResults, id: 10) { w in
+                w.writeU8(0)  // student scope
+                w.writeString("a-student")
+                w.writeU16(10)
+                w.writeLengthPrefixed(Array("no-page-gave-this".utf8))
+            }),
             "scope-before-validation": (.withoutWrite, emptyPatch),
             "patch-sets-nothing": (.all, emptyPatch),
             "list-empty-cursor": (.all, list(limit: 10, filters: 1 << 13) { $0.writeVarint(0) }),
@@ -143,6 +161,7 @@ import Testing
             case .withoutRead: everything.subtracting(.recordsRead)
             case .withoutWrite: everything.subtracting(.recordsWrite)
             case .withoutAdmin: everything.subtracting(.admin)
+            case .withoutOutcomesRead: everything.subtracting(.outcomesRead)
             }
             let signed = try await server.token(scopes: scopes)
             let raw = try RawConnection(port: server.port)
