@@ -20,8 +20,9 @@ public struct ByteArena: Sendable {
     public mutating func append(bytes: UnsafeRawBufferPointer) -> UInt32 {
         precondition(bytes.count < Self.pageSize)
         if pages.isEmpty || pages[pages.count - 1].count + bytes.count > Self.pageSize {
+            // As in PagedArray: the first page grows with its contents, later ones are taken whole.
             var page = ContiguousArray<UInt8>()
-            page.reserveCapacity(Self.pageSize)
+            page.reserveCapacity(pages.isEmpty ? 256 : Self.pageSize)
             pages.append(page)
         }
         let pageIndex = pages.count - 1
@@ -68,5 +69,5 @@ public struct ByteArena: Sendable {
         }
     }
 
-    public var capacityBytes: Int { pages.count * Self.pageSize }
+    public var capacityBytes: Int { pages.reduce(0) { $0 + $1.capacity } }
 }

@@ -51,13 +51,17 @@ public struct PagedArray<Element>: RandomAccessCollection {
 
     public mutating func append(_ element: Element) {
         if count & (Self.pageSize - 1) == 0 {
+            // The first page grows with its elements (a small tenant holds a few records, not a
+            // page); later pages are taken whole, so a large array never copies while it grows.
             var page = ContiguousArray<Element>()
-            page.reserveCapacity(Self.pageSize)
+            page.reserveCapacity(pages.isEmpty ? Self.firstPageCapacity : Self.pageSize)
             pages.append(page)
         }
         pages[pages.count - 1].append(element)
         count += 1
     }
+
+    static var firstPageCapacity: Int { 8 }
 
     public mutating func removeAll() {
         pages = []
@@ -75,7 +79,7 @@ public struct PagedArray<Element>: RandomAccessCollection {
     }
 
     public var pageCount: Int { pages.count }
-    public var capacityBytes: Int { pages.count * Self.pageSize * MemoryLayout<Element>.stride }
+    public var capacityBytes: Int { pages.reduce(0) { $0 + $1.capacity } * MemoryLayout<Element>.stride }
 }
 
 extension PagedArray: Sendable where Element: Sendable {}

@@ -63,11 +63,14 @@ public struct BenchConfiguration: Sendable {
     public func validate() throws(LearnStoreError) {
         guard (1...10_000).contains(connections) else { throw .validation("-c must be 1 ... 10000") }
         guard (1...4096).contains(pipeline) else { throw .validation("-P must be 1 ... 4096") }
-        guard (1...1000).contains(tenants) else { throw .validation("--tenants must be 1 ... 1000") }
+        guard (1...1_000_000).contains(tenants) else { throw .validation("--tenants must be 1 ... 1000000") }
         if let requests { guard requests > 0 else { throw .validation("-n must be positive") } }
         if let durationSeconds { guard durationSeconds > 0 else { throw .validation("--duration must be positive") } }
         if let rate { guard rate > 0 else { throw .validation("--rate must be positive") } }
         guard warmupSeconds >= 0, preload >= 0 else { throw .validation("--warmup and --preload cannot be negative") }
+        guard preload == 0 || preload >= tenants else {
+            throw .validation("--preload \(preload) is fewer records than --tenants \(tenants): every tenant needs at least one")
+        }
         guard requests == nil || durationSeconds == nil else { throw .validation("give -n or --duration, not both") }
     }
 }

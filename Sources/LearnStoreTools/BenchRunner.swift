@@ -46,8 +46,10 @@ public final class BenchRunner: Sendable {
 
     func runUnchecked() async throws -> BenchReport {
         try configuration.validate()
-        let dataset = PeerDataset(records: max(configuration.preload, configuration.tenants * 2000), tenants: configuration.tenants,
-                                  seed: configuration.seed)
+        // Exactly --preload records, split over the tenants; without a preload, a template of 2,000
+        // per tenant for the records a create workload sends.
+        let dataset = PeerDataset(records: configuration.preload > 0 ? configuration.preload : configuration.tenants * 2000,
+                                  tenants: configuration.tenants, seed: configuration.seed)
         var tenants = try await prepareTenants(dataset)
         var report = BenchReport(configuration: configuration)
         if configuration.preload > 0 {
@@ -123,16 +125,24 @@ public final class BenchRunner: Sendable {
         case .token: count = 1
         case .secret: count = configuration.tenants
         }
+        // Bodies for creates, pre-generated: at most 2 million in all, so 100,000 tenants fit.
+        let bodiesPerTenant = max(1, min(20_000, 2_000_000 / count))
         for index in 0..<count {
             let token = try await token(for: PeerDataset.tenantID(index))
-            let connection = try await ClientConnection.connect(host: configuration.host, port: configuration.port, group: group)
-            let identity = try await connection.authenticate(token: token)
-            await connection.close()
-            let tenantID = identity.identity.tenantID
-            if index == 0 { try await waitWhileLoading(token: token) }
-            let range = (index * dataset.recordsPerTenant)..<((index + 1) * dataset.recordsPerTenant)
+            let tenantID: String
+            if index == 0 {
+                // The first tenant checks the server and the credentials; minted tokens name the rest.
+                let connection = try await ClientConnection.connect(host: configuration.host, port: configuration.port, group: group)
+                let identity = try await connection.authenticate(token: token)
+                await connection.close()
+                tenantID = identity.identity.tenantID
+                try await waitWhileLoading(token: token)
+            } else {
+                tenantID = PeerDataset.tenantID(index)
+            }
+            let range = dataset.records(ofTenant: index)
             let persons = Array(Set(range.map { PeerDataset.personID(dataset.personIndex(ofRecord: $0)) })).sorted()
-            let bodies = range.prefix(20_000).map { dataset.item($0).body }
+            let bodies = range.prefix(bodiesPerTenant).map { dataset.item($0).body }
             tenants.append(TenantData(tenantID: tenantID, token: token, ids: [], persons: persons, bodies: bodies, course: nil, ingestBatches: []))
         }
         let events = configuration.mix.contains { $0.0 == .outcomesIngest }
@@ -165,13 +175,14 @@ public final class BenchRunner: Sendable {
         var payload: [UInt8]
     }
 
-    /// The bulk load's requests for every tenant, generated and encoded ahead of time: the peers kit
-    /// also loads from a file of requests built beforehand, so neither side times record generation.
+    /// The bulk load's requests for every tenant, generated and encoded ahead of time, so the clock
+    /// measures the server and the wire, not record generation (the other stores in the comparison
+    /// load from files of requests built beforehand too).
     func preloadBatches(_ dataset: PeerDataset, tenants: [TenantData]) -> [[PreloadBatch]] {
         let minting: Bool
         if case .secret = configuration.credentials { minting = true } else { minting = false }
         return tenants.indices.map { index in
-            let range = (index * dataset.recordsPerTenant)..<((index + 1) * dataset.recordsPerTenant)
+            let range = dataset.records(ofTenant: index)
             var byApp: [String?: [RecordBody]] = [:]
             for i in range {
                 let item = dataset.item(i)
@@ -192,41 +203,46 @@ public final class BenchRunner: Sendable {
         }
     }
 
-    /// Bulk load: the data set's records, created through CREATE_BATCH (1000 per request), app-scoped
-    /// records with a token of their app, several batches in flight per tenant. The clock covers
-    /// sending the pre-encoded requests and reading the created records back.
+    /// Bulk load: the data set's records, created through CREATE_BATCH (1000 per request),
+    /// app-scoped records with a token of their app. Each tenant's batches are dealt into up to four
+    /// shares; `-c` connections work through the shares in tenant order, one connection per share
+    /// (a connection keeps its tenant), authenticating again when the app changes. So a load into
+    /// 100,000 small tenants keeps `-c` connections open, not one per tenant.
+    /// The clock covers sending the pre-encoded requests and reading the created records back.
     func preload(_ dataset: PeerDataset, tenants: [TenantData]) async throws -> (Double, [[RecordID]]) {
         progress("preloading \(configuration.preload) records into \(tenants.count) tenants")
         let prepared = preloadBatches(dataset, tenants: tenants)
+        let shares: [(tenant: Int, batches: [PreloadBatch])] = prepared.enumerated().flatMap { tenant, batches in
+            (0..<min(4, batches.count)).map { share in
+                (tenant, batches.enumerated().filter { $0.offset % 4 == share }.map(\.element))
+            }
+        }
+        let lanes = max(1, min(configuration.connections, shares.count))
         let start = ContinuousClock.now
         let shared = PreloadState(tenants: tenants.count)
         try await withThrowingTaskGroup(of: Void.self) { group in
-            for (index, tenant) in tenants.enumerated() {
+            for _ in 0..<lanes {
                 group.addTask {
-                    // Four connections per tenant, each re-authenticating for the app of its batch.
-                    let work = prepared[index]
-                    try await withThrowingTaskGroup(of: [RecordID].self) { inner in
-                        for lane in 0..<4 {
-                            inner.addTask {
-                                let connection = try await ClientConnection.connect(host: self.configuration.host, port: self.configuration.port, group: self.group)
-                                var currentApp: String?? = .none
-                                var ids: [RecordID] = []
-                                for (number, batch) in work.enumerated() where number % 4 == lane {
-                                    if currentApp != .some(batch.app) {
-                                        try await connection.authenticate(token: try await self.token(for: tenant.tenantID, app: batch.app))
-                                        currentApp = .some(batch.app)
-                                    }
-                                    let frame = try await connection.send(opcode: Opcode.createBatch) { $0.writeBytes(batch.payload) }
-                                    let (_, _, created) = try frame.readPayload { (r) throws(DecodeError) in try RecordMessages.decodeBatchResponseIDs(from: &r) }
-                                    ids += created
-                                    let total = shared.done.wrappingAdd(batch.count, ordering: .relaxed).newValue
-                                    if total % 50_000 < batch.count { self.progress("preloaded \(total) records") }
-                                }
-                                await connection.close()
-                                return ids
+                    while true {
+                        let next = shared.next.wrappingAdd(1, ordering: .relaxed).oldValue
+                        guard next < shares.count else { break }
+                        let (tenant, batches) = shares[next]
+                        let connection = try await ClientConnection.connect(host: self.configuration.host, port: self.configuration.port, group: self.group)
+                        var currentApp: String?? = .none
+                        var ids: [RecordID] = []
+                        for batch in batches {
+                            if currentApp != .some(batch.app) {
+                                try await connection.authenticate(token: try await self.token(for: tenants[tenant].tenantID, app: batch.app))
+                                currentApp = .some(batch.app)
                             }
+                            let frame = try await connection.send(opcode: Opcode.createBatch) { $0.writeBytes(batch.payload) }
+                            let (_, _, created) = try frame.readPayload { (r) throws(DecodeError) in try RecordMessages.decodeBatchResponseIDs(from: &r) }
+                            ids += created
+                            let total = shared.done.wrappingAdd(batch.count, ordering: .relaxed).newValue
+                            if total % 50_000 < batch.count { self.progress("preloaded \(total) records") }
                         }
-                        for try await ids in inner { shared.results.withLock { $0[index] += ids } }
+                        await connection.close()
+                        shared.results.withLock { $0[tenant] += ids }
                     }
                 }
             }
@@ -238,6 +254,8 @@ public final class BenchRunner: Sendable {
 
     final class PreloadState: Sendable {
         let done = Atomic<Int>(0)
+        /// The next share of the bulk load to send.
+        let next = Atomic<Int>(0)
         let results: Mutex<[[RecordID]]>
         init(tenants: Int) { results = Mutex(Array(repeating: [], count: tenants)) }
     }

@@ -1,9 +1,9 @@
 import LearnStoreModel
 
-/// The LearningRecord data set of the peer benchmarks (`../shared/peers/gen_data.py`): the same
-/// shape and distribution (10 tenants, persons with 10 records each, 12 titles, 8 providers, 50
-/// authors and 200 cohorts per tenant, 80 % scored, 70 % expiring, half with an app), generated
-/// deterministically from a seed, so every run measures the same data.
+/// The LearningRecord data set of the comparison benchmarks: 10 tenants by default, persons with 10
+/// records each, 12 titles, 8 providers, 50 authors and 200 cohorts per tenant, 80 % scored, 70 %
+/// expiring, half with an app, generated deterministically from a seed, so every run measures the
+/// same data. Records are split evenly over the tenants (the last one takes the remainder).
 public struct PeerDataset: Sendable {
     public static let titles = [
         "AWS Certified Solutions Architect - Associate", "Google Cloud Professional Data Engineer",
@@ -23,28 +23,39 @@ public struct PeerDataset: Sendable {
     public let tenants: Int
     public let recordsPerPerson: Int
     public let seed: UInt64
-    private let users: [[UUID16]]
-    private let cohorts: [[UUID16]]
 
+    /// `records` must be at least `tenants`: every tenant gets a record.
     public init(records: Int = 1_000_000, tenants: Int = 10, recordsPerPerson: Int = 10, seed: UInt64 = 42) {
-        precondition(records > 0 && tenants > 0 && recordsPerPerson > 0)
+        precondition(records >= tenants && tenants > 0 && recordsPerPerson > 0)
         self.records = records
         self.tenants = tenants
         self.recordsPerPerson = recordsPerPerson
         self.seed = seed
-        var rng = SplitMixRandom(seed: seed)
-        users = (0..<tenants).map { _ in (0..<50).map { _ in UUID16.random(using: &rng) } }
-        cohorts = (0..<tenants).map { _ in (0..<200).map { _ in UUID16.random(using: &rng) } }
     }
 
     public var recordsPerTenant: Int { records / tenants }
+
+    /// The records of tenant `t`: an even share, the last tenant's with the remainder.
+    public func records(ofTenant t: Int) -> Range<Int> {
+        (t * recordsPerTenant)..<(t == tenants - 1 ? records : (t + 1) * recordsPerTenant)
+    }
+
+    /// Author `k` (of 50) and cohort `k` (of 200) of tenant `t`, derived rather than stored, so a
+    /// data set of 100,000 tenants costs no memory up front.
+    func author(tenant t: Int, _ k: Int) -> UUID16 { Self.derivedUUID(seed, t, k) }
+    func cohort(tenant t: Int, _ k: Int) -> UUID16 { Self.derivedUUID(seed &+ 0x5DEE_CE66, t, k) }
+
+    static func derivedUUID(_ seed: UInt64, _ t: Int, _ k: Int) -> UUID16 {
+        var rng = SplitMixRandom(seed: seed ^ (UInt64(t) &* 0xD6E8_FEB8_6659_FD93) ^ (UInt64(k) &* 0x9E37_79B9_7F4A_7C15))
+        return UUID16.random(using: &rng)
+    }
     public var persons: Int { records / recordsPerPerson }
 
     public static func tenantID(_ index: Int) -> String {
         "tenant_" + String(repeating: "0", count: max(0, 5 - String(index).count)) + String(index)
     }
 
-    /// `5f0c1e2a-7b3d-4c9e-9a1b-%012d`, as gen_data.py names persons.
+    /// Persons are named `5f0c1e2a-7b3d-4c9e-9a1b-%012d` (their index in decimal digits).
     public static func personID(_ index: Int) -> UUID16 {
         var low: UInt64 = 0x9a1b << 48
         var digits = index
@@ -87,7 +98,7 @@ public struct PeerDataset: Sendable {
         let completed = created - Int64(rng.next() % 90) * Self.dayMilliseconds - Int64(rng.next() % UInt64(Self.dayMilliseconds))
         let score: Double? = rng.unit() < 0.8 ? Double(rng.next() % 101) : nil
         let providerIndex = Int(rng.next() % UInt64(Self.providers.count))
-        let author = users[t][Int(rng.next() % 50)]
+        let author = author(tenant: t, Int(rng.next() % 50))
         let app: String? = rng.unit() < 0.5 ? "app_" + Self.padded(Int(rng.next() % 100), 8) : nil
         let provider = Self.providers[providerIndex]
         var cert = "CRED-" + provider.prefix(3).uppercased() + "-"
@@ -98,7 +109,7 @@ public struct PeerDataset: Sendable {
             provider: provider, completedAt: Timestamp(milliseconds: completed),
             expiresAt: rng.unit() < 0.7 ? Timestamp(milliseconds: completed + 730 * Self.dayMilliseconds) : nil,
             score: score, passed: passed, certificationRef: cert,
-            linkedCohortID: cohorts[t][Int(rng.next() % 200)], linkedAssessmentID: UUID16.random(using: &rng))
+            linkedCohortID: cohort(tenant: t, Int(rng.next() % 200)), linkedAssessmentID: UUID16.random(using: &rng))
         return Item(tenantID: Self.tenantID(t), appID: app, author: author, body: body, createdAt: Timestamp(milliseconds: created))
     }
 

@@ -30,7 +30,7 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "A single workload.") var workload: String?
     @Option(help: "A weighted mix, e.g. get=80,create=15,list-by-person=5.") var mix: String?
     @Option(help: "Test tenants (with --key-file).") var tenants = 10
-    @Option(help: "Create this many records first (bulk load, timed).") var preload = 0
+    @Option(help: "Create this many records first, split evenly over the tenants (bulk load, timed).") var preload = 0
     @Flag(name: .customLong("preload-only"), help: "Only run the (timed) preload.") var preloadOnly = false
     @Option(help: "Random seed.") var seed: UInt64 = 42
     @Option(help: "Seconds of warm-up before measuring.") var warmup = 1.0
