@@ -84,6 +84,36 @@ import Testing
         #expect(Set(created.compactMap { $0.title.valueOrNil }).isSubset(of: Set(bodies.compactMap { $0.title.valueOrNil })))
     }
 
+    /// The preload stores exactly --preload records, split over the tenants (the last one takes the
+    /// remainder), with fewer connections than tenants.
+    @Test func aPreloadStoresExactlyWhatItSaysOverManyTenants() async throws {
+        let server = try await TestServer.start()
+        var load = BenchConfiguration(credentials: .secret(testSecret))
+        load.port = server.port
+        load.connections = 8
+        load.tenants = 30
+        load.preload = 1_003
+        load.preloadOnly = true
+        let report = try await BenchRunner(configuration: load).run()
+        #expect(report.preloadRecords == 1_003)
+        var total = 0
+        for index in [0, 1, 28, 29] {
+            let client = try await server.client(tenant: PeerDataset.tenantID(index))
+            let records = try await client.performance.learningRecords.stats()["records"]?.int64Value
+            #expect(records == (index == 29 ? 46 : 33), "tenant \(index)")
+            await client.shutdown()
+        }
+        for index in 0..<30 {
+            let client = try await server.client(tenant: PeerDataset.tenantID(index))
+            total += Int(try await client.performance.learningRecords.stats()["records"]?.int64Value ?? 0)
+            await client.shutdown()
+        }
+        #expect(total == 1_003)
+        load.preload = 29
+        #expect(throws: LearnStoreError.self) { try load.validate() }
+        try await server.stop()
+    }
+
     /// A run without a preload lists the tenant's records to learn its ids and persons, so gets,
     /// lists and creates spread over all of them (not only over the few persons of the template).
     @Test func aRunWithoutPreloadDiscoversEveryPersonOfTheTenant() async throws {
