@@ -1,5 +1,6 @@
 import Foundation
 import LearnStoreTools
+import LearnStoreTestSupport
 import Testing
 
 /// The real server binary, killed with SIGKILL while clients write; every acknowledged write must
@@ -12,9 +13,8 @@ import Testing
 
     @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: CrashTests.binary), "needs the learnstore binary (swift build)"))
     func acknowledgedWritesSurviveSIGKILL() async throws {
-        let directory = NSTemporaryDirectory() + "learnstore-crash-" + UUID().uuidString
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let scratch = TemporaryDirectory(prefix: "learnstore-crash-")
+        let directory = scratch.path
         var tester = CrashTester(binary: Self.binary, workDirectory: directory, cycles: 3)
         tester.writers = 6
         let report = try await tester.run()

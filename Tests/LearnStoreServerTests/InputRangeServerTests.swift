@@ -4,6 +4,7 @@ import LearnStoreClient
 import LearnStoreModel
 import LearnStoreProtocol
 import LearnStoreTokens
+import LearnStoreTestSupport
 import Testing
 @testable import LearnStoreServer
 
@@ -113,9 +114,8 @@ import Testing
     /// then checks the first batch of 1000 is stored and the rest is not.
     static func runBatchedCommand(_ command: [String], lines: [String], arguments: [String], server: TestServer) async throws -> CommandLineRun {
         try #require(FileManager.default.isExecutableFile(atPath: CommandLineRun.binary.path), "build the learnstore binary first")
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("learnstore-batch-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let scratch = TemporaryDirectory(prefix: "learnstore-batch-")
+        let directory = URL(fileURLWithPath: scratch.path)
         let file = directory.appendingPathComponent("input.jsonl")
         try Data((lines.joined(separator: "\n") + "\n").utf8).write(to: file)
         let run = try await CommandLineRun.run(

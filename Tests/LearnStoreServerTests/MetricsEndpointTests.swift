@@ -6,6 +6,7 @@ import LearnStoreProtocol
 import LearnStoreServer
 import NIOCore
 import NIOPosix
+import LearnStoreTestSupport
 import Testing
 
 /// The Prometheus endpoint of a real server (built by `LearnStoreApplication`, with persistence),
@@ -18,9 +19,8 @@ import Testing
     }
 
     @Test func aScrapeShowsTheSeriesWithTheirValuesAndTheEndpointStopsWithTheServer() async throws {
-        let directory = NSTemporaryDirectory() + "learnstore-metrics-" + UUID().uuidString
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let scratch = TemporaryDirectory(prefix: "learnstore-metrics-")
+        let directory = scratch.path
 
         let (server, metricsPort) = try await Self.start(directory)
         let client = try await server.client(tenant: "tenant_a", connections: 1)

@@ -2,6 +2,7 @@ import Foundation
 import LearnStoreClient
 import LearnStoreModel
 import LearnStorePersistence
+import LearnStoreTestSupport
 import Testing
 
 /// The operator commands of the `learnstore` binary: online against a persistent in-process server,
@@ -11,9 +12,8 @@ import Testing
 
     @Test func onlineAndOfflineToolsOnOneDataDirectory() async throws {
         try #require(FileManager.default.isExecutableFile(atPath: CommandLineRun.binary.path), "build the learnstore binary first")
-        let work = FileManager.default.temporaryDirectory.appendingPathComponent("learnstore-ops-cli-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: work) }
+        let scratch = TemporaryDirectory(prefix: "learnstore-ops-cli-")
+        let work = URL(fileURLWithPath: scratch.path)
         let data = work.appendingPathComponent("data").path
         let dataDir = ["--data-dir", data]
         func run(_ arguments: [String]) async throws -> CommandLineRun { try await CommandLineRun.run(arguments, in: work) }

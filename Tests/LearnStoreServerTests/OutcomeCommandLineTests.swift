@@ -3,6 +3,7 @@ import Foundation
 import LearnStoreClient
 import LearnStoreModel
 import LearnStoreWorkload
+import LearnStoreTestSupport
 import Testing
 
 /// The `learnstore` binary (built next to the test bundle), run against an in-process server.
@@ -48,9 +49,8 @@ struct CommandLineRun {
         let server = try await TestServer.start()
         let token = try await server.token()
         let connection = ["--port", String(server.port), "--token", token]
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("learnstore-cli-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let scratch = TemporaryDirectory(prefix: "learnstore-cli-")
+        let directory = URL(fileURLWithPath: scratch.path)
 
         let course = CanvasCourseDataset(students: 3, outcomes: 4, resultsPerOutcome: 3, seed: 8)
         var lines = course.eventLines()

@@ -3,6 +3,7 @@ import LearnStoreClient
 import LearnStoreModel
 import LearnStorePersistence
 import LearnStoreServer
+import LearnStoreTestSupport
 import Testing
 
 /// WAL retention on a real server: segments go only when every tenant with records in them has a
@@ -20,8 +21,8 @@ import Testing
     }
 
     @Test func aSnapshotOfOneTenantNeverRemovesSegmentsAnotherNeeds() async throws {
-        let directory = NSTemporaryDirectory() + "learnstore-retention-" + UUID().uuidString
-        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let scratch = TemporaryDirectory(prefix: "learnstore-retention-")
+        let directory = scratch.path + "/data"
         let server = try await TestServer.start(persistence: .forTests(directory))
         let acme = try await server.client(tenant: "acme")
         let newco = try await server.client(tenant: "newco")
@@ -58,8 +59,8 @@ import Testing
     /// other tenants' segments are removed: recovery accepts that (the removed-segments file says the
     /// snapshot covers what the tenant had there) and still refuses when the snapshot is gone.
     @Test func aQuietTenantsOldSnapshotBelowTheOldestSegmentRecovers() async throws {
-        let directory = NSTemporaryDirectory() + "learnstore-retention-" + UUID().uuidString
-        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let scratch = TemporaryDirectory(prefix: "learnstore-retention-")
+        let directory = scratch.path + "/data"
         let server = try await TestServer.start(persistence: .forTests(directory))
         let quiet = try await server.client(tenant: "quiet")
         let busy = try await server.client(tenant: "busy")

@@ -3,15 +3,15 @@ import LearnStoreClient
 import LearnStoreModel
 import LearnStoreTokens
 import LearnStoreTools
+import LearnStoreTestSupport
 import Testing
 
 /// INFO of the real `learnstore serve`: recovery state and the write-ahead log's figures.
 @Suite struct ServerBinaryInfoTests {
     @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: CrashTests.binary), "needs the learnstore binary (swift build)"))
     func infoReportsTheWriteAheadLog() async throws {
-        let directory = NSTemporaryDirectory() + "learnstore-info-" + UUID().uuidString
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let scratch = TemporaryDirectory(prefix: "learnstore-info-")
+        let directory = scratch.path
         let secret = (0..<4).map { _ in UUID().uuidString }.joined()
         try secret.write(toFile: directory + "/secret", atomically: true, encoding: .utf8)
         let minter = TokenMinter(secret: secret)

@@ -51,8 +51,8 @@ import Glibc
 
     @Test(arguments: [FaultInjectingFileSystem.Fault.writeError(ENOSPC), .writeError(EIO), .syncError(EIO)])
     func aWriteThatCannotBeMadeDurableIsRefusedAndUndone(fault: FaultInjectingFileSystem.Fault) async throws {
-        let directory = NSTemporaryDirectory() + "learnstore-storage-" + UUID().uuidString
-        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let scratch = TemporaryDirectory(prefix: "learnstore-storage-")
+        let directory = scratch.path + "/data"
         let disk = FaultInjectingFileSystem()
         var server = try await TestServer.start(persistence: Self.configuration(directory, disk))
         var client = try await server.client()
@@ -134,8 +134,8 @@ import Glibc
     /// Reads of acknowledged data never wait for, or fail because of, writes that failed: during the
     /// failure, after it, on new connections, before any new write succeeds.
     @Test func readsOfAcknowledgedDataWorkAfterWritesFailed() async throws {
-        let directory = NSTemporaryDirectory() + "learnstore-storage-" + UUID().uuidString
-        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let scratch = TemporaryDirectory(prefix: "learnstore-storage-")
+        let directory = scratch.path + "/data"
         let disk = FaultInjectingFileSystem()
         let server = try await TestServer.start(persistence: Self.configuration(directory, disk))
         let client = try await server.client()
