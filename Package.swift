@@ -131,7 +131,7 @@ let package = Package(
         // Helpers every test target shares: a seeded generator, a temporary directory, polling with a deadline.
         .target(
             name: "LearnStoreTestSupport",
-            dependencies: [.product(name: "NIOPosix", package: "swift-nio")],
+            dependencies: ["LearnStoreModel", .product(name: "NIOPosix", package: "swift-nio")],
             path: "Tests/LearnStoreTestSupport",
             swiftSettings: strict
         ),

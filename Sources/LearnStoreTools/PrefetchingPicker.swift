@@ -1,3 +1,4 @@
+import LearnStoreModel
 import CPrefetch
 import LearnStoreWorkload
 
@@ -13,7 +14,7 @@ struct PrefetchingPicker<Element> {
     private var upcoming: [Int]
     private var cursor = 0
 
-    init(_ elements: [Element], using rng: inout SplitMixRandom) {
+    init(_ elements: [Element], using rng: inout SplitMix64) {
         self.elements = elements
         self.upcoming = (0..<Self.lookahead).map { _ in elements.isEmpty ? 0 : Int(rng.next() % UInt64(elements.count)) }
         elements.withUnsafeBufferPointer { buffer in
@@ -23,7 +24,7 @@ struct PrefetchingPicker<Element> {
 
     /// The next random element. The array must not be empty.
     @inline(__always)
-    mutating func next(using rng: inout SplitMixRandom) -> Element {
+    mutating func next(using rng: inout SplitMix64) -> Element {
         let picked = elements[upcoming[cursor]]
         let following = Int(rng.next() % UInt64(elements.count))
         upcoming[cursor] = following

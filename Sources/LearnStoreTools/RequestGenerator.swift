@@ -18,7 +18,7 @@ final class RequestGenerator {
     private let ingestBatches: [[[UInt8]]]
     private let course: CanvasCourseDataset?
     private let rollupOptions = RollupOptions()
-    @exclusivity(unchecked) private var rng: SplitMixRandom
+    @exclusivity(unchecked) private var rng: SplitMix64
     @exclusivity(unchecked) private var ids: PrefetchingPicker<RecordID>
     @exclusivity(unchecked) private var persons: PrefetchingPicker<UUID16>
     @exclusivity(unchecked) private var createIndex: Int
@@ -31,7 +31,7 @@ final class RequestGenerator {
         self.bodies = bodies
         self.ingestBatches = ingestBatches
         self.course = course
-        var rng = SplitMixRandom(seed: seed)
+        var rng = SplitMix64(seed: seed)
         self.ids = PrefetchingPicker(ids, using: &rng)
         self.persons = PrefetchingPicker(persons, using: &rng)
         self.rng = rng

@@ -28,7 +28,7 @@ public struct CanvasCourseDataset: Sendable {
 
     public init(students studentCount: Int = 30, outcomes outcomeCount: Int = 20, resultsPerOutcome: Int = 5,
                 seed: UInt64 = 1, courseID: String = "565") {
-        var rng = SplitMixRandom(seed: seed)
+        var rng = SplitMix64(seed: seed)
         let context = ContextRef(type: "Course", id: courseID)
         self.context = context
         var events: [OutcomeEvent] = []
@@ -141,7 +141,7 @@ public struct CanvasCourseDataset: Sendable {
     /// extra copies of randomly chosen events mixed in.
     public func eventLines(shuffleSeed: UInt64? = nil, duplicates: Int = 0) -> [String] {
         var lines = events.map { $0.json.serialized }
-        var rng = SplitMixRandom(seed: shuffleSeed ?? 7)
+        var rng = SplitMix64(seed: shuffleSeed ?? 7)
         for _ in 0..<duplicates where !events.isEmpty {
             lines.append(lines[Int(rng.next() % UInt64(events.count))])
         }

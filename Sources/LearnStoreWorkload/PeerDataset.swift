@@ -46,7 +46,7 @@ public struct PeerDataset: Sendable {
     func cohort(tenant t: Int, _ k: Int) -> UUID16 { Self.derivedUUID(seed &+ 0x5DEE_CE66, t, k) }
 
     static func derivedUUID(_ seed: UInt64, _ t: Int, _ k: Int) -> UUID16 {
-        var rng = SplitMixRandom(seed: seed ^ (UInt64(t) &* 0xD6E8_FEB8_6659_FD93) ^ (UInt64(k) &* 0x9E37_79B9_7F4A_7C15))
+        var rng = SplitMix64(seed: seed ^ (UInt64(t) &* 0xD6E8_FEB8_6659_FD93) ^ (UInt64(k) &* 0x9E37_79B9_7F4A_7C15))
         return UUID16.random(using: &rng)
     }
     public var persons: Int { records / recordsPerPerson }
@@ -92,7 +92,7 @@ public struct PeerDataset: Sendable {
     }
 
     public func item(_ i: Int) -> Item {
-        var rng = SplitMixRandom(seed: seed &+ UInt64(i) &* 0x9E37_79B9_7F4A_7C15)
+        var rng = SplitMix64(seed: seed &+ UInt64(i) &* 0x9E37_79B9_7F4A_7C15)
         let t = tenantIndex(ofRecord: i)
         let created = Self.baseMilliseconds + Int64(i) * 17 + Int64(rng.next() % 1000)
         let completed = created - Int64(rng.next() % 90) * Self.dayMilliseconds - Int64(rng.next() % UInt64(Self.dayMilliseconds))
@@ -116,7 +116,7 @@ public struct PeerDataset: Sendable {
     /// Record `i` as stored after a create: ids and stamps filled in (for bulk import and memory tests).
     public func record(_ i: Int) -> LearningRecord {
         let item = item(i)
-        var random = SplitMixRandom(seed: UInt64(i) &+ 1)
+        var random = SplitMix64(seed: UInt64(i) &+ 1)
         let id = RecordID(milliseconds: UInt64(item.createdAt.milliseconds), randomHigh: UInt16(truncatingIfNeeded: random.next()) & 0x7FFF, randomLow: random.next())
         var record = LearningRecord(
             id: id, tenantID: item.tenantID, appID: item.appID, createdAt: item.createdAt, updatedAt: item.createdAt,
@@ -144,18 +144,4 @@ enum RecordValidatorShim {
         record.linkedCohortID = body.linkedCohortID.valueOrNil
         record.linkedAssessmentID = body.linkedAssessmentID.valueOrNil
     }
-}
-
-/// A small, fast, seedable generator (SplitMix64).
-public struct SplitMixRandom: RandomNumberGenerator, Sendable {
-    var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    public mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) }
 }

@@ -1,4 +1,5 @@
 import LearnStoreWorkload
+import LearnStoreModel
 import Testing
 
 @testable import LearnStoreTools
@@ -9,16 +10,16 @@ import Testing
     @Test(arguments: [1, 2, 7, 8, 9, 1000])
     func picksFollowTheDrawSequenceInOrder(count: Int) {
         let elements = (0..<count).map { $0 * 3 }
-        var pickerRandom = SplitMixRandom(seed: 42)
+        var pickerRandom = SplitMix64(seed: 42)
         var picker = PrefetchingPicker(elements, using: &pickerRandom)
-        var plainRandom = SplitMixRandom(seed: 42)
+        var plainRandom = SplitMix64(seed: 42)
         let picked = (0..<100).map { _ in picker.next(using: &pickerRandom) }
         let plain = (0..<100).map { _ in elements[Int(plainRandom.next() % UInt64(count))] }
         #expect(picked == plain)
     }
 
     @Test func everyElementIsReachable() {
-        var random = SplitMixRandom(seed: 7)
+        var random = SplitMix64(seed: 7)
         var picker = PrefetchingPicker(Array(0..<16), using: &random)
         var seen = Set<Int>()
         for _ in 0..<2000 { seen.insert(picker.next(using: &random)) }

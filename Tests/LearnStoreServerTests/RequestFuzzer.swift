@@ -6,7 +6,7 @@ import LearnStoreWorkload
 /// Request frames for the live-server fuzz test: valid payloads of every opcode built with the real
 /// codecs from random values, then damaged.
 struct RequestFuzzer: Sendable {
-    var random: SplitMixRandom
+    var random: SplitMix64
     /// Ids and a person that exist in the reference tenant, so reads hit and writes would matter.
     let knownIDs: [RecordID]
     let knownPerson: UUID16

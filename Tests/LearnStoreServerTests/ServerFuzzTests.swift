@@ -170,7 +170,7 @@ import Testing
     static func fuzzConnection(port: Int, mode: Mode, seed: UInt64, fuzzer template: RequestFuzzer, handshakeTokens: [Mode: String]) async -> Tally {
         var tally = Tally()
         var fuzzer = template
-        fuzzer.random = SplitMixRandom(seed: seed)
+        fuzzer.random = SplitMix64(seed: seed)
         let raw: RawConnection
         do { raw = try RawConnection(port: port) } catch {
             tally.problem("connect: \(error)")
@@ -334,7 +334,7 @@ import Testing
         let fuzzTenant = try await server.token(tenant: "fuzz")
         let expired = try await server.token(tenant: "fuzz", lifetime: 60, issuedAt: Timestamp(milliseconds: server.clock.now().milliseconds - 7_200_000))
         let foreign = try await server.token(tenant: "fuzz", secret: "another-secret-0123456789abcdef-0123456789")
-        let template = RequestFuzzer(random: SplitMixRandom(seed: 0), knownIDs: ids, knownPerson: person,
+        let template = RequestFuzzer(random: SplitMix64(seed: 0), knownIDs: ids, knownPerson: person,
                                      tokens: [readOnly, fuzzTenant, expired, foreign, "x.y.z", ""])
         let handshakeTokens: [Mode: String] = [.fuzzTenant: fuzzTenant, .readOnlyReferenceTenant: readOnly]
 

@@ -68,7 +68,7 @@ public struct DurabilitySimulation {
 
     let seed: UInt64
     let options: Options
-    var random: SimulationRandom
+    var random: SplitMix64
     let fs: SimulatedFileSystem
     let clock = SimulatedClock()
     let directory = DataDirectory("/sim/data")
@@ -94,8 +94,8 @@ public struct DurabilitySimulation {
     public init(seed: UInt64, options: Options = Options()) {
         self.seed = seed
         self.options = options
-        self.random = SimulationRandom(seed: seed)
-        self.fs = SimulatedFileSystem(random: SimulationRandom(seed: seed ^ 0xF5_F5F5))
+        self.random = SplitMix64(seed: seed)
+        self.fs = SimulatedFileSystem(random: SplitMix64(seed: seed ^ 0xF5_F5F5))
         var logger = Logger(label: "learnstore.simulation")
         // LEARNSTORE_SIMULATION_LOG=debug shows what the log, snapshots and recovery did (to replay one seed).
         logger.logLevel = ProcessInfo.processInfo.environment["LEARNSTORE_SIMULATION_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .critical

@@ -1,3 +1,4 @@
+import LearnStoreModel
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -39,7 +40,7 @@ public final class SimulatedFileSystem: FileSystem, @unchecked Sendable {
     /// The names a machine crash leaves (as of each directory's last sync).
     private var durableNames: [String: Node] = [:]
     private var directories: Set<String> = []
-    private var random: SimulationRandom
+    private var random: SplitMix64
     public var rates = FaultRates()
     public var slowSyncs = SlowSyncs()
     /// The clock a slow sync advances (nil: syncs take no simulated time).
@@ -48,7 +49,7 @@ public final class SimulatedFileSystem: FileSystem, @unchecked Sendable {
     public private(set) var faultsInjected = 0
     public private(set) var lastFault: String?
 
-    public init(random: SimulationRandom) {
+    public init(random: SplitMix64) {
         self.random = random
     }
 
@@ -272,26 +273,4 @@ final class NSLockLike: @unchecked Sendable {
         defer { pthread_mutex_unlock(&mutex) }
         return try body()
     }
-}
-
-/// SplitMix64: small, fast, and the same sequence for the same seed on every machine.
-public struct SimulationRandom: Sendable {
-    private var state: UInt64
-
-    public init(seed: UInt64) { state = seed }
-
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// A number in 0..<bound (bound ≥ 1).
-    public mutating func next(below bound: Int) -> Int {
-        Int(next() % UInt64(max(1, bound)))
-    }
-
-    public mutating func chance(_ perMillion: Int) -> Bool { next(below: 1_000_000) < perMillion }
 }
