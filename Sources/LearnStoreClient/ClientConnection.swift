@@ -139,6 +139,35 @@ public final class ClientConnection: Sendable {
 
     /// Sends one request and waits for its response payload; an error response throws.
     public func send(opcode: UInt8, payload: (inout ByteWriter) -> Void) async throws(LearnStoreError) -> Frame {
+        try await start(opcode: opcode, payload: payload).response()
+    }
+
+    /// A request sent whose response has not been awaited yet.
+    public struct PendingResponse: Sendable {
+        let future: EventLoopFuture<Frame>
+
+        /// The response payload; an error response throws.
+        public func response() async throws(LearnStoreError) -> Frame {
+            let frame: Frame
+            do {
+                frame = try await future.get()
+            } catch let error as LearnStoreError {
+                throw error
+            } catch {
+                throw LearnStoreError(.connectionFailed, "\(error)")
+            }
+            if frame.header.isError {
+                throw (try? frame.readPayload { (r) throws(DecodeError) in try ErrorBody.decode(from: &r) })
+                    ?? LearnStoreError(.protocolViolation, "malformed error response")
+            }
+            return frame
+        }
+    }
+
+    /// Sends one request without waiting for its response. Requests started by one task leave in
+    /// the order of the calls, so a caller may pipeline them (an AUTH, then the requests it allows):
+    /// the server answers in order (docs/PROTOCOL.md 3.1), and the caller must keep reading.
+    public func start(opcode: UInt8, payload: (inout ByteWriter) -> Void) -> PendingResponse {
         var writer = ByteWriter(capacity: 128)
         let requestID = nextID.withLock { value in
             defer { value = value &+ 1 == 0 ? 1 : value &+ 1 }
@@ -158,19 +187,7 @@ public final class ClientConnection: Sendable {
             }
             channel.writeAndFlush(request, promise: nil)
         }
-        let frame: Frame
-        do {
-            frame = try await promise.futureResult.get()
-        } catch let error as LearnStoreError {
-            throw error
-        } catch {
-            throw LearnStoreError(.connectionFailed, "\(error)")
-        }
-        if frame.header.isError {
-            throw (try? frame.readPayload { (r) throws(DecodeError) in try ErrorBody.decode(from: &r) })
-                ?? LearnStoreError(.protocolViolation, "malformed error response")
-        }
-        return frame
+        return PendingResponse(future: promise.futureResult)
     }
 
     public func close() async {

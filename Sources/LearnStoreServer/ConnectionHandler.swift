@@ -362,7 +362,8 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    /// Verifies the token off the event loop (public-key checks take tens of microseconds).
+    /// Verifies the token: an HS256 one at once, in this pass; one for a public key through jwt-kit
+    /// (asynchronous), as a task on this connection's event loop that answers when it finishes.
     private func authenticate(_ frame: Frame, context: ChannelHandlerContext) {
         guard frame.header.flags == 0 else {
             finishAuthentication(frame, result: .failure(LearnStoreError(.badFrame, "AUTH: request flags must be 0")), context: context)
@@ -377,6 +378,10 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         let verifier = server.verifier
         let now = server.clock.now()
+        if let result = verifier.verifyNow(token, now: now) {
+            finishAuthentication(frame, result: result, context: context)
+            return
+        }
         let loopBound = NIOLoopBound((self, frame), eventLoop: context.eventLoop)
         let promise = context.eventLoop.makePromise(of: Result<VerifiedToken, LearnStoreError>.self)
         Task(executorPreference: EventLoopTaskExecutor(loop: context.eventLoop)) {

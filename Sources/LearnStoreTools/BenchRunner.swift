@@ -230,17 +230,28 @@ public final class BenchRunner: Sendable {
                         let connection = try await ClientConnection.connect(host: self.configuration.host, port: self.configuration.port, group: self.group)
                         var currentApp: String?? = .none
                         var ids: [RecordID] = []
-                        for batch in batches {
-                            if currentApp != .some(batch.app) {
-                                try await connection.authenticate(token: try await self.token(for: tenants[tenant].tenantID, app: batch.app))
-                                currentApp = .some(batch.app)
-                            }
-                            let frame = try await connection.send(opcode: Opcode.createBatch) { $0.writeBytes(batch.payload) }
+                        // Pipelined, at most 16 requests in flight: an AUTH for a batch of another app
+                        // goes out right before it, without waiting for its answer.
+                        var inFlight: [(response: ClientConnection.PendingResponse, records: Int?)] = []
+                        func settleOldest() async throws {
+                            let (pending, records) = inFlight.removeFirst()
+                            let frame = try await pending.response()
+                            guard let records else { return }
                             let (_, _, created) = try frame.readPayload { (r) throws(DecodeError) in try RecordMessages.decodeBatchResponseIDs(from: &r) }
                             ids += created
-                            let total = shared.done.wrappingAdd(batch.count, ordering: .relaxed).newValue
-                            if total % 50_000 < batch.count { self.progress("preloaded \(total) records") }
+                            let total = shared.done.wrappingAdd(records, ordering: .relaxed).newValue
+                            if total % 50_000 < records { self.progress("preloaded \(total) records") }
                         }
+                        for batch in batches {
+                            if currentApp != .some(batch.app) {
+                                let token = try await self.token(for: tenants[tenant].tenantID, app: batch.app)
+                                inFlight.append((connection.start(opcode: Opcode.auth) { AuthRequest(token: token).encode(into: &$0) }, nil))
+                                currentApp = .some(batch.app)
+                            }
+                            inFlight.append((connection.start(opcode: Opcode.createBatch) { $0.writeBytes(batch.payload) }, batch.count))
+                            while inFlight.count >= 16 { try await settleOldest() }
+                        }
+                        while !inFlight.isEmpty { try await settleOldest() }
                         await connection.close()
                         shared.results.withLock { $0[tenant] += ids }
                     }

@@ -102,6 +102,34 @@ mkVz1gEmyBDIyYfO8qmf/RjG
         #expect(verified.expiresAt == Timestamp(milliseconds: Int64(Self.nowSeconds + 3600) * 1000))
     }
 
+    /// AUTH checks an HS256 token without suspending (`verifyNow`); it must answer exactly as the
+    /// jwt-kit path does, and leave public-key tokens to it.
+    @Test func theImmediateHMACCheckAnswersAsJWTKitDoes() async throws {
+        let verifier = try await Self.verifier()
+        let valid = try await Self.token(#"{"alg":"HS256","typ":"JWT"}"#, signedWith: .hmac)
+        let parts = valid.split(separator: ".").map(String.init)
+        let tampered = parts[0] + "." + Base64URL.encode(Array(Self.claims(exp: Self.nowSeconds + 7200).utf8)) + "." + parts[2]
+        let cases: [(String, String)] = [
+            ("valid", valid),
+            ("expired", try await Self.token(#"{"alg":"HS256"}"#, Self.claims(exp: Self.nowSeconds - 3600), signedWith: .hmac)),
+            ("tampered payload", tampered),
+            ("truncated signature", String(valid.dropLast(3))),
+            ("signature not base64url", parts[0] + "." + parts[1] + ".!!!"),
+            ("signed by the RSA key", try await Self.token(#"{"alg":"HS256"}"#, signedWith: .rsa)),
+            ("unknown kid", try await Self.token(#"{"alg":"HS256","kid":"another"}"#, signedWith: .hmac)),
+            ("bad claims", try await Self.token(#"{"alg":"HS256"}"#, #"{"tenant_id":"acme"}"#, signedWith: .hmac)),
+        ]
+        for (name, token) in cases {
+            let immediate = try #require(verifier.verifyNow(token, now: Self.now), "\(name): an HS256 header is checked at once")
+            let awaited: Result<VerifiedToken, LearnStoreError>
+            do throws(LearnStoreError) { awaited = .success(try await verifier.verify(token, now: Self.now)) } catch { awaited = .failure(error) }
+            #expect(immediate == awaited, "\(name)")
+        }
+        #expect(verifier.verifyNow(try await Self.token(#"{"alg":"RS256"}"#, signedWith: .rsa), now: Self.now) == nil)
+        #expect(verifier.verifyNow(try await Self.token(#"{"alg":"ES256","kid":"ec-1"}"#, signedWith: .ec), now: Self.now) == nil)
+        if case .success = verifier.verifyNow(valid, now: Self.now) {} else { Issue.record("the valid token was refused") }
+    }
+
     @Test(arguments: [
         (#"{"alg":"RS256"}"#, Signer.hmac, "signature does not verify"),
         (#"{"alg":"ES256"}"#, .hmac, "signature does not verify"),

@@ -13,6 +13,10 @@ struct CompactToken: Sendable {
     var keyID: String?
     /// The decoded payload (the claims object), not yet trusted.
     var payload: [UInt8]
+    /// What the signature covers: the token's first two parts and the dot between them.
+    var signingInput: Substring.UTF8View
+    /// The decoded signature (nil if it is not base64url).
+    var signature: [UInt8]?
 
     /// The AUTH request's own bound; a caller that skips the frame decoder meets it here.
     static let maximumLength = AuthRequest.maximumTokenBytes
@@ -46,7 +50,9 @@ struct CompactToken: Sendable {
         guard let payload = Base64URL.decode(String(parts[1])) else {
             throw refusal("the token payload is not base64url")
         }
-        return CompactToken(algorithm: algorithm, keyID: keyID, payload: payload)
+        let signingInput = token[token.startIndex..<parts[1].endIndex].utf8
+        return CompactToken(algorithm: algorithm, keyID: keyID, payload: payload, signingInput: signingInput,
+                            signature: Base64URL.decode(String(parts[2])))
     }
 
     /// A JSON object without repeated member names: with a repeated name two readers could

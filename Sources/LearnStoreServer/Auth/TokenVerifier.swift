@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import JWTKit
 import LearnStoreModel
@@ -48,6 +49,33 @@ public final class TokenVerifier: Sendable {
             throw LearnStoreError(.unauthenticated, "the token's signature does not verify with the server's \(parsed.keyID.map { "key \($0)" } ?? "\(parsed.algorithm.rawValue) keys")")
         }
         return try check(TokenClaims.parse(parsed.payload), now: now)
+    }
+
+    /// The same verification on the calling thread, for a token only HS256 secrets may verify: an
+    /// HMAC needs no suspension, so AUTH answers in the event-loop pass that read it. Nil when the
+    /// header selects a public key (RS256, ES256), which `verify` checks through jwt-kit.
+    public func verifyNow(_ token: String, now: Timestamp) -> Result<VerifiedToken, LearnStoreError>? {
+        do throws(LearnStoreError) {
+            let parsed = try CompactToken.parse(token)
+            guard parsed.algorithm == .hs256 else { return nil }
+            let candidates = try keys.candidates(for: parsed)
+            var verified = false
+            for key in candidates {
+                guard let secret = key.hmacSecret else { return nil }
+                // A constant-time comparison, as jwt-kit's.
+                if let signature = parsed.signature,
+                   HMAC<SHA256>.isValidAuthenticationCode(signature, authenticating: Array(parsed.signingInput), using: secret) {
+                    verified = true
+                    break
+                }
+            }
+            guard verified else {
+                throw LearnStoreError(.unauthenticated, "the token's signature does not verify with the server's \(parsed.keyID.map { "key \($0)" } ?? "\(parsed.algorithm.rawValue) keys")")
+            }
+            return .success(try check(TokenClaims.parse(parsed.payload), now: now))
+        } catch {
+            return .failure(error)
+        }
     }
 
     func check(_ claims: TokenClaims, now: Timestamp) throws(LearnStoreError) -> VerifiedToken {

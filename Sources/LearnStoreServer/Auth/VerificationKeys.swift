@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import JWTKit
 import LearnStoreModel
@@ -11,6 +12,8 @@ struct VerificationKeys: Sendable {
         var algorithm: CompactToken.Algorithm
         /// A collection holding only this key, so jwt-kit cannot fall back to another one.
         var verifier: JWTKeyCollection
+        /// An HS256 key's secret, for checking a signature without suspending (`TokenVerifier.verifyNow`).
+        var hmacSecret: SymmetricKey?
     }
 
     private(set) var keys: [Key] = []
@@ -20,7 +23,7 @@ struct VerificationKeys: Sendable {
         for secret in hmacSecrets {
             let verifier = JWTKeyCollection()
             await verifier.add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256)
-            set.keys.append(Key(keyID: nil, algorithm: .hs256, verifier: verifier))
+            set.keys.append(Key(keyID: nil, algorithm: .hs256, verifier: verifier, hmacSecret: SymmetricKey(data: Array(secret.utf8))))
         }
         if let jwksJSON {
             for jwk in try parse(jwks: jwksJSON) {
@@ -34,7 +37,7 @@ struct VerificationKeys: Sendable {
                 do { try await verifier.add(jwk: jwk) } catch {
                     throw LearnStoreError(.validation, "the JWKS key \(kid) is not a usable \(algorithm.rawValue) public key")
                 }
-                set.keys.append(Key(keyID: kid, algorithm: algorithm, verifier: verifier))
+                set.keys.append(Key(keyID: kid, algorithm: algorithm, verifier: verifier, hmacSecret: nil))
             }
         }
         return set
