@@ -1,5 +1,5 @@
-/// The ten example payloads of /work/shared/seeds/canvas-outcome-live-events.md (Canvas's live-event
-/// documentation), copied verbatim: the contract for field names.
+/// The ten example payloads of Canvas's live-event documentation (learning-outcome events), copied
+/// verbatim: the contract for field names.
 enum SeedPayloads {
     static let learningOutcomeCreated = #"""
 {
