@@ -97,9 +97,19 @@ public struct Recovery: Sendable {
         progressReport.advance { $0.tenants = tenantCount }
         let loaded = Mutex<[String: (TenantState, TenantReport)]>([:])
         let errors = Mutex<[String]>([])
+        let diskErrors = Mutex<[StorageError]>([])
         let tenantList = tenantIDs
         DispatchQueue.concurrentPerform(iterations: tenantList.count) { index in
             let tenant = tenantList[index]
+            if !options.readOnly {
+                // A snapshot's name may not be durable yet (its writer's directory sync failed after
+                // the rename). The WAL records it lets recovery skip would be lost with it at a
+                // machine crash, so its directory is synced before it is used.
+                do throws(StorageError) { try fs.syncDirectory(directory.tenantDirectory(tenant)) } catch {
+                    diskErrors.withLock { $0.append(error) }
+                    return
+                }
+            }
             do {
                 let result = try loadTenant(tenant)
                 loaded.withLock { $0[tenant] = result }
@@ -108,6 +118,7 @@ public struct Recovery: Sendable {
             }
             progressReport.advance { $0.tenantsLoaded += 1 }
         }
+        if let disk = diskErrors.withLock({ $0.first }) { throw disk }
         if let first = errors.withLock({ $0.first }) { throw Failure(description: first) }
         // A tenant that never wrote a snapshot has no directory, so the loop above never saw it.
         for (tenant, chosen) in options.snapshotChoice.sorted(by: { $0.key < $1.key }) where loaded.withLock({ $0[tenant] == nil }) {
