@@ -2,7 +2,7 @@ import LearnStoreModel
 
 /// Bits flipped in files between two process lives (a damaged disk block). Recovery must either start
 /// with every acknowledged write (the usual checks) or refuse with an error that names a damaged file;
-/// it must never start with wrong data. A refusal ends the seed as detected corruption.
+/// it must never start with wrong data. A refusal ends the run as detected corruption.
 extension DurabilitySimulation {
     /// Flips one bit of a WAL segment (in its written part, or just past it) or of a snapshot.
     mutating func flipBit() throws {
@@ -65,7 +65,7 @@ extension DurabilitySimulation {
     }
 
     /// Recovery refused to start. After a flip that is the documented answer to damage, provided the
-    /// error names a damaged file; the seed ends there. Without a flip it is a failure (the caller's).
+    /// error names a damaged file; the run ends there. Without a flip it is a failure (the caller's).
     func refusedBecauseOfFlippedBit(_ error: any Error) throws {
         guard !flippedFiles.isEmpty else { return }
         let description = "\(error)"

@@ -48,7 +48,7 @@ public struct DurabilitySimulation {
         /// Starts at which the quiet tenant's snapshot lay below the oldest WAL segment (the retention
         /// case of docs/STORAGE-FORMAT.md, recovery step 7).
         public var startsWithQuietTenantBelowOldestSegment = 0
-        /// Recovery refused to start because of a flipped bit and named the damage: the seed ends there.
+        /// Recovery refused to start because of a flipped bit and named the damage: the run ends there.
         /// Not a failure (the documented behaviour), counted apart.
         public var detectedCorruption: String?
         /// The first invariant broken, with the steps that led to it; nil when the run passed.

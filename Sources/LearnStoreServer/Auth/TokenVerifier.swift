@@ -46,7 +46,7 @@ public final class TokenVerifier: Sendable {
             }
         }
         guard verified else {
-            throw LearnStoreError(.unauthenticated, "the token's signature does not verify with the server's \(parsed.keyID.map { "key \($0)" } ?? "\(parsed.algorithm.rawValue) keys")")
+            throw Self.signatureRefused(parsed)
         }
         return try check(TokenClaims.parse(parsed.payload), now: now)
     }
@@ -70,12 +70,16 @@ public final class TokenVerifier: Sendable {
                 }
             }
             guard verified else {
-                throw LearnStoreError(.unauthenticated, "the token's signature does not verify with the server's \(parsed.keyID.map { "key \($0)" } ?? "\(parsed.algorithm.rawValue) keys")")
+                throw Self.signatureRefused(parsed)
             }
             return .success(try check(TokenClaims.parse(parsed.payload), now: now))
         } catch {
             return .failure(error)
         }
+    }
+
+    static func signatureRefused(_ token: CompactToken) -> LearnStoreError {
+        LearnStoreError(.unauthenticated, "the token's signature does not verify with the server's \(token.keyID.map { "key \($0)" } ?? "\(token.algorithm.rawValue) keys")")
     }
 
     func check(_ claims: TokenClaims, now: Timestamp) throws(LearnStoreError) -> VerifiedToken {
