@@ -194,16 +194,25 @@ public final class PersistenceController: Sendable {
     }
 
     /// The blocking part of a round (runs on the snapshot queue, never on an actor or event loop).
-    /// A capture holding a write that failed is not written: that write is being undone.
+    /// A capture holding a write that failed is not written: that write is being undone. Nor is one
+    /// at the LSN of a failed write still in the log (see ``FailedWriteNotYetWiped``).
     func writeSnapshots(_ all: [SnapshotCapture], parallel: Bool) -> [SnapshotResult] {
         let maxLSN = all.flatMap(\.unresolved).max() ?? 0
         _ = wal.waitUntilCommitted(maxLSN)
         var results: [SnapshotResult] = []
         var captures: [(TenantCapture, UInt64)] = []
         for entry in all {
-            if entry.unresolved.contains(where: { wal.committedLSN < $0 || wal.hasFailed($0) }) {
+            let refusal: String? =
+                if entry.unresolved.contains(where: { wal.committedLSN < $0 || wal.hasFailed($0) }) {
+                    "writes in the capture could not be made durable"
+                } else if wal.failedWriteMayReturn(entry.lsn) {
+                    "\(FailedWriteNotYetWiped(tenantID: entry.capture.tenantID, lsn: entry.lsn))"
+                } else {
+                    nil
+                }
+            if let refusal {
                 results.append(SnapshotResult(tenantID: entry.capture.tenantID, sequence: entry.capture.sequence, path: "", bytes: 0, records: 0,
-                                              seconds: 0, skipped: false, error: "writes in the capture could not be made durable"))
+                                              seconds: 0, skipped: false, error: refusal))
             } else {
                 captures.append((entry.capture, entry.lsn))
             }
@@ -332,6 +341,7 @@ public final class PersistenceController: Sendable {
     /// synced) before returning. `lsn` is the LSN of the tenant's last write in the history the state
     /// replaces: nothing of the tenant up to it needs replaying. Blocking: call it off the actors.
     public func writeRestoredSnapshot(_ state: TenantState, lsn: UInt64) throws -> SnapshotFile.WriteResult {
+        if wal.failedWriteMayReturn(lsn) { throw FailedWriteNotYetWiped(tenantID: state.tenantID, lsn: lsn) }
         let start = ContinuousClock.now
         let capture = state.capture()
         let now = clock.now()
@@ -365,6 +375,20 @@ public final class PersistenceController: Sendable {
 }
 
 extension PersistenceController {
+    /// A tenant whose newest write failed after its bytes reached the WAL gets no snapshot until the
+    /// log has wiped those bytes (once the storage works again). The snapshot would cover the failed
+    /// write's LSN, so a restart from it skips the write; but if the snapshot were later lost (damage
+    /// found at a start, which falls back to an older snapshot), the write would be replayed from the
+    /// log, long after a start had decided it was gone. Without the snapshot, a crash before the wipe
+    /// lets recovery decide once, from the log alone, and what it replays it makes durable.
+    public struct FailedWriteNotYetWiped: Error, Sendable, CustomStringConvertible {
+        public var tenantID: String
+        public var lsn: UInt64
+        public var description: String {
+            "tenant \(tenantID): its write at LSN \(lsn) failed and the WAL has not yet wiped it (the storage is failing); retry once the storage works again"
+        }
+    }
+
     /// An online restore's snapshot reached its final name, but neither its directory sync nor its
     /// removal could be made durable: a restart may or may not find the tenant restored. The tenant
     /// must take no write until the server restarts (its writes would reuse the restore's sequences).

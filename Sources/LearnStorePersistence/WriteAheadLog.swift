@@ -164,6 +164,15 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
         return failedRanges.withLock { ranges in ranges.contains { $0.contains(lsn) } }
     }
 
+    /// Whether `lsn` failed after its bytes reached the file and they are not yet wiped away: a crash
+    /// now may bring the write back (see ``DurabilityLedger/uncertainFailures``).
+    public func failedWriteMayReturn(_ lsn: UInt64) -> Bool {
+        guard hasFailures else { return false }
+        condition.lock()
+        defer { condition.unlock() }
+        return ledger.uncertainFailures.contains { $0.contains(lsn) }
+    }
+
     public var segmentFirstLSNs: [UInt64] {
         condition.lock()
         defer { condition.unlock() }

@@ -23,6 +23,7 @@ import Testing
         (3001675, .always),  // a restore after a rollback: recovery replayed the failed write (not yet wiped) over the restored snapshot
         (3004589, .always),  // the same, another path
         (5010940, .always),  // a snapshot whose directory sync failed let recovery skip failed records; a machine crash lost its name and brought them back
+        (7003721, .always),  // a snapshot taken while a failed write was not yet wiped; a later start found it damaged and replayed the write from an older one
     ]
 
     /// Seeds that once failed with 8 KiB segments (many rotations), run with them.

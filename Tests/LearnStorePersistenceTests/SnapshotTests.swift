@@ -118,6 +118,42 @@ import Testing
         #expect(outcome.resume?.nextLSN == 7)
     }
 
+    /// A write whose fdatasync failed may still be whole on disk until the log wipes it. A snapshot at
+    /// its LSN would be the only record that it failed (a later start that found that snapshot
+    /// damaged would replay the write from an older one: seed 7003721), so none is written until the
+    /// wipe is durable.
+    @Test func noSnapshotCoversAFailedWriteTheLogHasNotWipedYet() throws {
+        let dir = TemporaryDirectory()
+        let fs = FaultInjectingFileSystem()
+        var configuration = PersistenceConfiguration(dataDirectory: dir.path)
+        configuration.fileSystem = fs
+        let (controller, _) = try PersistenceController.open(configuration: configuration, limits: EngineLimits())
+        controller.start()
+        defer { controller.close() }
+        let wal = controller.wal
+        wal.onFailure = { rollbacks in for rollback in rollbacks { wal.rollbackDone(tenant: rollback.tenant) } }
+        var state = TenantState(tenantID: "t1")
+        state.apply([.putRecords([sampleRecord(1)])], sequence: 1)
+        let first = try wal.append(entry(1, records: [sampleRecord(1)]))
+        #expect(waitFor { wal.committedLSN >= first })
+
+        // Every WAL sync fails from here: the failed write's bytes stay in the file, unwiped.
+        fs.inject(.syncError(5), times: .max, pathContains: "wal-")
+        let doomed = try wal.append(entry(2, records: [sampleRecord(2)]))
+        #expect(waitFor { wal.hasFailed(doomed) && wal.failedWriteMayReturn(doomed) })
+        #expect(throws: PersistenceController.FailedWriteNotYetWiped.self) { _ = try controller.writeRestoredSnapshot(state, lsn: doomed) }
+        let round = controller.writeSnapshots([.init(capture: state.capture(), lsn: doomed, unresolved: [])], parallel: false)
+        #expect(round.count == 1 && round[0].error?.contains("not yet wiped") == true, "\(round)")
+        let files = (try? fs.list(DataDirectory(dir.path).tenantDirectory("t1"))) ?? []
+        #expect(files.isEmpty, "no snapshot file was left: \(files)")
+
+        // Once the disk syncs again the log wipes the write, and the snapshot may cover its LSN.
+        fs.clearFaults()
+        #expect(waitFor(seconds: 30) { !wal.failedWriteMayReturn(doomed) })
+        let written = try controller.writeRestoredSnapshot(state, lsn: doomed)
+        #expect(written.bytes > 0)
+    }
+
     @Test func captureIsCheapAndIsolatedFromLaterWrites() throws {
         var state = TenantState(tenantID: "t1")
         let data = PeerDataset(records: 50_000, tenants: 1)
