@@ -46,6 +46,23 @@ public struct RecordIndexes: Sendable {
         return indexes
     }
 
+    /// The secondary indexes of `store` alone (the id index left empty), for ``adoptSecondary(_:through:)``.
+    static func buildSecondary(_ store: RecordStore) -> RecordIndexes {
+        var indexes = RecordIndexes()
+        indexes.buildSecondary(store, EntryCounts(store.records))
+        return indexes
+    }
+
+    /// Takes every secondary index from `built`, which covers the first `slots` slots of this
+    /// tenant's records as they are now; the id index stays this one's. The slots after them stay in
+    /// the backlog.
+    mutating func adoptSecondary(_ built: RecordIndexes, through slots: Int) {
+        precondition(built.secondaryThrough == slots && !built.secondaryDeferred, "indexes adopted from an incomplete build")
+        let ids = byID
+        self = built
+        byID = ids
+    }
+
     /// How many entries the presized tables will hold.
     private struct EntryCounts {
         var live = 0
@@ -132,6 +149,13 @@ public struct RecordIndexes: Sendable {
 
     /// Slots not yet in the secondary indexes.
     func backlog(in store: RecordStore) -> Int { store.records.count - secondaryThrough }
+
+    /// About how long ``catchUp(_:limit:)`` (no limit) takes, from the costs measured on a bulk load:
+    /// a bulk build 0.38 µs a slot of the tenant, a stepwise one 1.45 µs a slot of the backlog.
+    static func catchUpMicroseconds(backlog: Int, slots: Int) -> Double {
+        guard backlog > 0 else { return 0 }
+        return backlog * 4 >= slots ? 0.38 * Double(slots) : 1.45 * Double(backlog)
+    }
 
     /// Brings the secondary indexes up to every slot of `store`: one bulk build of the whole tenant
     /// when the backlog is at least a quarter of it, else slot by slot. Measured on a bulk load, a

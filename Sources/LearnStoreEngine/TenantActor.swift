@@ -163,9 +163,28 @@ public actor TenantActor {
         isLoading ? nil : state.indexBuild()
     }
 
+    /// The build a read should wait for rather than catch up under the lock (see `TenantState+IndexBuild`).
+    public func indexBuildForRead() -> TenantState.IndexBuild? {
+        isLoading ? nil : state.indexBuildForRead()
+    }
+
     /// Swaps in indexes built off the tenant; false if a record changed meanwhile (they are dropped).
     public func install(_ built: TenantState.BuiltIndexes) -> Bool {
         !isLoading && state.install(built)
+    }
+
+    /// ``install(_:)`` from a thread outside the actor: under the tenant's lock at once when the actor
+    /// has a ``TenantExecutor``, else as a task. `then` runs afterwards.
+    public nonisolated func install(fromAnyThread built: TenantState.BuiltIndexes, then: @escaping @Sendable () -> Void) {
+        if lockingExecutor != nil {
+            withExclusiveAccess { tenant in _ = tenant.install(built) }
+            then()
+        } else {
+            Task {
+                _ = await self.install(built)
+                then()
+            }
+        }
     }
 
     public func stats(caller: CallerIdentity) throws(LearnStoreError) -> TenantStats {

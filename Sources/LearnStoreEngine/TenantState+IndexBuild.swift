@@ -2,27 +2,38 @@
 ///
 /// A catch-up after a write burst can be a build over the whole tenant (see `RecordIndexes.catchUp`),
 /// and under the tenant's lock every other event loop with a request for the tenant waits for it. So
-/// once writes pause, the persistence scheduler takes an `IndexBuild` (an O(pages) copy of the
-/// records, the same copy-on-write capture a snapshot takes), runs it on a thread of its own, and
-/// installs the result; the lock is held only for the copy and the swap. A record that changed in
-/// between makes the result stale: it is dropped, and the next pause (or the next read) catches up.
+/// the persistence scheduler (once writes pause) and a read that would wait for a long catch-up take
+/// an `IndexBuild` instead: an O(pages) copy of the records, the same copy-on-write capture a
+/// snapshot takes, built on a thread of its own and installed with ``install(_:)``. The lock is held
+/// only for the copy and the swap.
+///
+/// Appends do not spoil a build: it covers the slots that existed at its copy, and the slots
+/// appended since stay in the backlog for the next catch-up (a small one). A record changed in
+/// place after the copy (a patch, a delete, a purge, a restore of the tenant) does: the build is
+/// dropped, and the next catch-up happens in place.
 extension TenantState {
     /// Backlogs from this size are built off the lock even when a slot-by-slot catch-up would be
     /// cheaper in CPU: about 6 ms of inserts under the lock at 1.45 µs a slot.
     public static let offLockIndexBacklog = 4096
 
+    /// A read builds off the lock when catching up in place would hold the lock at least this long.
+    /// Below it, a thread hand-off and the wait for it cost the reader more than the catch-up.
+    public static let offLockReadMicroseconds = 1000.0
+
     public struct IndexBuild: Sendable {
         let store: RecordStore
         let storeRevision: UInt64
 
-        /// Every index over the copied records: O(tenant). Run it off the tenant's lock.
+        /// The secondary indexes over the copied records: O(tenant). Run it off the tenant's lock.
         public func run() -> BuiltIndexes {
-            BuiltIndexes(indexes: RecordIndexes.build(store), storeRevision: storeRevision)
+            BuiltIndexes(indexes: RecordIndexes.buildSecondary(store), slots: store.records.count, storeRevision: storeRevision)
         }
     }
 
     public struct BuiltIndexes: Sendable {
         let indexes: RecordIndexes
+        /// The slots the build covers: the tenant's slot count at the copy.
+        let slots: Int
         let storeRevision: UInt64
     }
 
@@ -36,11 +47,23 @@ extension TenantState {
         return IndexBuild(store: store, storeRevision: storeRevision)
     }
 
-    /// Swaps in indexes built off the lock if no record changed since their copy was taken. Returns
-    /// whether it did.
+    /// The build a read should wait for instead of catching up under the lock: one whose in-place
+    /// catch-up would take at least ``offLockReadMicroseconds``. Nil when the read may catch up itself.
+    public func indexBuildForRead() -> IndexBuild? {
+        guard !indexes.secondaryDeferred else { return nil }
+        let cost = RecordIndexes.catchUpMicroseconds(backlog: indexes.backlog(in: store), slots: store.slotCount)
+        guard cost >= Self.offLockReadMicroseconds else { return nil }
+        return IndexBuild(store: store, storeRevision: storeRevision)
+    }
+
+    /// Takes indexes built off the lock if no record changed in place since their copy and they
+    /// cover more than the live indexes do; records appended since stay in the backlog. Returns
+    /// whether it took them.
     public mutating func install(_ built: BuiltIndexes) -> Bool {
-        guard built.storeRevision == storeRevision, !indexes.secondaryDeferred else { return false }
-        indexes = built.indexes
+        guard built.storeRevision == storeRevision, store.slotCount >= built.slots, !indexes.secondaryDeferred,
+              indexes.backlog(in: store) > store.slotCount - built.slots
+        else { return false }
+        indexes.adoptSecondary(built.indexes, through: built.slots)
         return true
     }
 }

@@ -25,8 +25,9 @@ public struct TenantState: Sendable {
     public internal(set) var sequence: UInt64 = 0
     var idGenerator = ULIDGenerator()
     public let limits: EngineLimits
-    /// Changes whenever a record does (see `TenantState+IndexBuild`). Drawn from one process-wide
-    /// counter, so two states that differ never share a value, even when one replaced the other.
+    /// Changes whenever a record changes in place or the records are replaced; appends leave it (see
+    /// `TenantState+IndexBuild`). Drawn from one process-wide counter, so two states that differ
+    /// never share a value, even when one replaced the other.
     private(set) var storeRevision: UInt64 = 0
     private static let revisions = Atomic<UInt64>(0)
 
@@ -143,7 +144,6 @@ public struct TenantState: Sendable {
             fresh = fresh.reversed().filter { seen.insert($0.id).inserted }
             fresh.sort { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }
         }
-        storeChanged()
         let first = fresh[0]
         let inOrder = store.lastKey.map { ($0.createdAt, $0.id) < (first.createdAt.milliseconds, first.id) } ?? true
         for record in fresh {

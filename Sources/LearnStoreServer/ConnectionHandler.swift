@@ -37,6 +37,8 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     @exclusivity(unchecked) private var pumping = false
     @exclusivity(unchecked) private var pumpAgain = false
     private var timer: RepeatedTask?
+    /// The next batch runs even if its indexes lag: it already waited for one build.
+    @exclusivity(unchecked) private var waitedForIndexes = false
 
     init(server: ServerContext) {
         self.server = server
@@ -290,6 +292,7 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
             tenant = server.registry.tenant(session.identity.tenantID)
         }
         guard let tenant else { return }
+        if waitIfIndexesLag(frames, tenant: tenant, context: context) { return }
         let environment = server.environment
         let commits = server.commits
         // Parsing that needs no tenant state happens before the lock, so other loops' requests for
@@ -305,6 +308,39 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if let bytes = machine.batchExecuted(result, frames: frames, commits: commits) {
             queue(bytes, context: context)
         }
+    }
+
+    /// A LIST, STATS or PURGE_PERSON reads the secondary indexes, and after a write burst catching
+    /// them up can take milliseconds, under the tenant's lock that every other event loop with a
+    /// request for the tenant waits for. Such a batch waits instead, off the lock, for the indexes to
+    /// be built from a copy (`IndexBuildQueue`), then runs; records written meanwhile are few and
+    /// are caught up in place. Returns true when the batch waits.
+    private func waitIfIndexesLag(_ frames: [Frame], tenant: TenantActor, context: ChannelHandlerContext) -> Bool {
+        if waitedForIndexes {
+            waitedForIndexes = false
+            return false
+        }
+        guard frames.contains(where: { Self.readsSecondaryIndexes($0.header.opcode) }),
+              let build = tenant.withExclusiveAccess({ $0.indexBuildForRead() })
+        else { return false }
+        machine.batchWaitsForIndexes(frames)
+        server.metrics.recordReadIndexBuild()
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let loop = context.eventLoop
+        server.indexBuilds.build(build, for: tenant) {
+            loop.execute {
+                let handler = loopBound.value
+                handler.machine.indexesBuilt()
+                handler.waitedForIndexes = true
+                guard let context = handler.context else { return }
+                handler.pump(context: context)
+            }
+        }
+        return true
+    }
+
+    static func readsSecondaryIndexes(_ opcode: UInt8) -> Bool {
+        opcode == Opcode.list || opcode == Opcode.stats || opcode == Opcode.purgePerson
     }
 
     /// While the server recovers: PING and INFO work, data requests get LOADING.

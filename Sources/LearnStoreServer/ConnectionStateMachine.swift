@@ -97,6 +97,8 @@ public struct ConnectionStateMachine: Sendable {
     private var held: [BatchResult] = []
     public private(set) var heldBytes = 0
     private var waitingForCommit = false
+    /// The batch waits for its tenant's secondary indexes to be built off the lock.
+    private var waitingForIndexes = false
     /// The AUTH or admin request waiting for every earlier request to be answered.
     private var waitingAlone: AloneRequest?
     private var runningAlone = false
@@ -236,7 +238,7 @@ public struct ConnectionStateMachine: Sendable {
             closing = true
             return .fail(error, opcode: 0, requestID: 0)
         }
-        if !batch.isEmpty, mayRun(outputBudget), let session {
+        if !batch.isEmpty, !waitingForIndexes, mayRun(outputBudget), let session {
             let frames = batch
             batch = []
             batchBytes = 0
@@ -279,6 +281,19 @@ public struct ConnectionStateMachine: Sendable {
         held.append(result)
         heldBytes += result.bytes.count
         return nil
+    }
+
+    /// A `.run` did not run: its frames read indexes the tenant is building off its lock, and they
+    /// run, first and in order, after ``indexesBuilt()``. Nothing after them runs meanwhile.
+    public mutating func batchWaitsForIndexes(_ frames: [Frame]) {
+        batch = frames + batch
+        batchBytes += frames.reduce(0) { $0 + $1.payload.readableBytes + FrameHeader.size }
+        waitingForIndexes = true
+    }
+
+    /// The build ``batchWaitsForIndexes(_:)`` waited for is installed (or dropped as stale).
+    public mutating func indexesBuilt() {
+        waitingForIndexes = false
     }
 
     /// The commit tracker woke the connection: held responses may be resolved.

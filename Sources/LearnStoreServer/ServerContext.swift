@@ -23,6 +23,8 @@ public final class ServerContext: Sendable {
     public let inputBudget: BufferBudget
     /// Response bytes waiting for clients on every connection.
     public let outputBudget: BufferBudget
+    /// Index builds that reads wait for, off the tenants' locks.
+    public let indexBuilds = IndexBuildQueue()
 
     public init(
         configuration: ServerConfiguration, registry: TenantRegistry, verifier: TokenVerifier, metrics: ServerMetrics,

@@ -146,6 +146,47 @@ import LearnStoreTestSupport
         #expect(!replacedInstalled)
     }
 
+    /// Records appended after the copy leave a build valid: it covers the slots it copied, and the
+    /// new ones stay in the backlog. A build older than the live indexes is not taken.
+    @Test func anOffLockBuildOutlivesAppendsButNotAnOlderCatchUp() throws {
+        var rng = SeededGenerator(seed: 12)
+        var h = Harness()
+        _ = try h.state.createBatch((0..<300).map { _ in Self.randomBody(&rng) }, caller: h.who, now: h.tick())
+        let built = try #require(h.state.indexBuild()).run()
+        _ = try h.state.createBatch((0..<40).map { _ in Self.randomBody(&rng) }, caller: h.who, now: h.tick())
+        let installed = h.state.install(built)
+        #expect(installed)
+        #expect(h.state.indexBacklog == 40, "the records appended after the copy stay in the backlog")
+        var fresh = h.state
+        fresh.rebuildIndexes()
+        #expect(try Self.answers(&h.state, h.who) == Self.answers(&fresh, h.who))
+
+        _ = try h.state.createBatch((0..<200).map { _ in Self.randomBody(&rng) }, caller: h.who, now: h.tick())
+        let overtaken = try #require(h.state.indexBuild()).run()
+        h.state.catchUpIndexes()
+        let overtakenInstalled = h.state.install(overtaken)
+        #expect(!overtakenInstalled, "the live indexes already cover what the build does")
+        #expect(h.state.indexBacklog == 0)
+    }
+
+    /// A read waits for a build off the lock only when catching up in place would hold the lock for
+    /// about a millisecond or more.
+    @Test func aReadBuildsOffTheLockOnlyWhenTheCatchUpIsLong() throws {
+        var rng = SeededGenerator(seed: 13)
+        var h = Harness()
+        _ = try h.state.createBatch((0..<500).map { _ in Self.randomBody(&rng) }, caller: h.who, now: h.tick())
+        #expect(h.state.indexBuildForRead() == nil, "a bulk build of 500 slots is about 0.2 ms")
+        for _ in 0..<8 {
+            _ = try h.state.createBatch((0..<500).map { _ in Self.randomBody(&rng) }, caller: h.who, now: h.tick())
+        }
+        #expect(h.state.indexBuildForRead() != nil, "a bulk build of 4,500 slots is about 1.7 ms")
+        h.state.catchUpIndexes()
+        _ = try h.state.createBatch((0..<600).map { _ in Self.randomBody(&rng) }, caller: h.who, now: h.tick())
+        #expect(h.state.indexBuildForRead() == nil, "600 slots one by one is about 0.9 ms")
+        _ = try h.state.createBatch((0..<200).map { _ in Self.randomBody(&rng) }, caller: h.who, now: h.tick())
+        #expect(h.state.indexBuildForRead() != nil, "800 slots one by one is about 1.2 ms")
+    }
+
     /// A write that cannot be made durable is undone; records undone while still in the backlog
     /// must vanish from every answer too.
     @Test func undoOfRecordsStillInTheBacklog() throws {

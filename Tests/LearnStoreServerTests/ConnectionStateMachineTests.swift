@@ -178,6 +178,35 @@ import Testing
         #expect(machine.mayParse(Self.budget) && machine.inFlight == 0)
     }
 
+    @Test func aBatchWaitingForIndexesRunsFirstAndAloneOnceTheyAreBuilt() {
+        var machine = Self.authenticated()
+        _ = machine.frameReceived(Self.frame(Opcode.create, 3))
+        _ = machine.frameReceived(Self.frame(Opcode.list, 4))
+        guard case .run(let frames, _, _) = machine.next() else {
+            Issue.record("the batch did not run")
+            return
+        }
+        machine.batchWaitsForIndexes(frames)
+        _ = machine.frameReceived(Self.frame(Opcode.get, 5))
+        _ = machine.frameReceived(Self.frame(Opcode.adminSnapshot, 6))
+        guard case .none = machine.next() else {
+            Issue.record("an action while the batch waits for its indexes")
+            return
+        }
+        machine.indexesBuilt()
+        guard case .run(let again, _, _) = machine.next() else {
+            Issue.record("the waiting batch did not run after the build")
+            return
+        }
+        #expect(again.map(\.header.requestID) == [3, 4, 5], "the waiting frames first, in order, then the ones read meanwhile")
+        _ = machine.batchExecuted(Self.result(again, lsn: 0), frames: again, commits: Commits())
+        guard case .runAdmin(let admin, _) = machine.next() else {
+            Issue.record("the admin request did not start after the batch was answered")
+            return
+        }
+        #expect(admin.header.requestID == 6)
+    }
+
     @Test func aFramingErrorIsSentAfterEveryReplyToTheRequestsBeforeIt() {
         var machine = Self.authenticated()
         _ = machine.frameReceived(Self.frame(Opcode.create, 3))

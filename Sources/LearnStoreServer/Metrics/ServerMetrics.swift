@@ -51,6 +51,8 @@ public final class ServerMetrics: Sendable {
     private let batchTimer: Metrics.Timer
     private let connectionsGauge: Gauge
     private let connectionsOpened: Counter
+    /// Batches that waited for their tenant's secondary indexes to be built off its lock.
+    private let readIndexBuilds: Counter
     let tenantsGauge: Gauge
     let recordsGauge: Gauge
     let loadingGauge: Gauge
@@ -90,6 +92,7 @@ public final class ServerMetrics: Sendable {
         batchTimer = Metrics.Timer(label: Name.batch, factory: factory)
         connectionsGauge = Gauge(label: "learnstore_connections", factory: factory)
         connectionsOpened = Counter(label: "learnstore_connections_opened_total", factory: factory)
+        readIndexBuilds = Counter(label: "learnstore_read_index_builds_total", factory: factory)
         tenantsGauge = Gauge(label: "learnstore_tenants", factory: factory)
         recordsGauge = Gauge(label: "learnstore_records", factory: factory)
         loadingGauge = Gauge(label: "learnstore_loading", factory: factory)
@@ -105,6 +108,8 @@ public final class ServerMetrics: Sendable {
         recoverySegmentsReplayed = Gauge(label: "learnstore_recovery_wal_segments_replayed", factory: factory)
         recoverySegments = Gauge(label: "learnstore_recovery_wal_segments", factory: factory)
     }
+
+    public func recordReadIndexBuild() { readIndexBuilds.increment() }
 
     /// Adds one batch's request counts (by opcode) and its service time: each of its requests was
     /// answered when the batch was done.
