@@ -128,6 +128,14 @@ public actor TenantActor {
         return try commit(try state.importBatch(records: records, outcomes: outcomes, caller: caller))
     }
 
+    /// Commits an import prepared on a copy off the lock (`TenantState+PreparedImport`) if the tenant
+    /// took no write since the copy; nil otherwise, and the caller imports in place.
+    public func commitPrepared(_ prepared: TenantState.PreparedImport) throws(LearnStoreError) -> TenantWrite<ImportResult>? {
+        try checkReady()
+        guard let write = state.takePrepared(prepared) else { return nil }
+        return try commit(write)
+    }
+
     /// Ingests a batch of Canvas outcome live events (JSON each); one result per event.
     public func ingestOutcomes(_ events: [[UInt8]], caller: CallerIdentity) throws(LearnStoreError) -> TenantWrite<[EventOutcome]> {
         try checkReady()

@@ -70,6 +70,7 @@ extension TenantState {
     /// history it replaced, so that history's log records (lower sequences) are skipped on replay.
     public mutating func advanceSequence(to newSequence: UInt64) {
         precondition(newSequence >= sequence, "a tenant's sequence never goes back")
+        stateChanged()
         sequence = newSequence
     }
 }

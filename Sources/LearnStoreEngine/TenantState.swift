@@ -35,6 +35,14 @@ public struct TenantState: Sendable {
         storeRevision = Self.revisions.add(1, ordering: .relaxed).newValue
     }
 
+    /// Changes with every write, undo and load, from the same counter: equal values mean the same
+    /// state (see `TenantState+PreparedImport`).
+    public private(set) var writeRevision: UInt64 = TenantState.revisions.add(1, ordering: .relaxed).newValue
+
+    mutating func stateChanged() {
+        writeRevision = Self.revisions.add(1, ordering: .relaxed).newValue
+    }
+
     public init(tenantID: String, limits: EngineLimits = EngineLimits()) {
         self.store = RecordStore(tenantID: tenantID)
         self.idempotency = IdempotencyTable(capacity: limits.idempotencyKeys)
@@ -48,6 +56,7 @@ public struct TenantState: Sendable {
     /// Applies mutations as one write with the given sequence number, returning how to undo them.
     @discardableResult
     public mutating func apply(_ mutations: [TenantMutation], sequence newSequence: UInt64) -> TenantUndo {
+        stateChanged()
         var undo = TenantUndo(sequenceBefore: sequence)
         var needsRebuild = false
         let slotsBefore = store.slotCount
@@ -112,6 +121,7 @@ public struct TenantState: Sendable {
 
     /// Takes back a write that could not be made durable. Undos must be applied newest first.
     public mutating func undo(_ undo: TenantUndo) {
+        stateChanged()
         var needsRebuild = false
         var scratch = TenantUndo(sequenceBefore: sequence)
         for step in undo.steps.reversed() {
@@ -223,6 +233,7 @@ public struct TenantState: Sendable {
 
     /// Replaces all records (snapshot load, rebuild). `records` must be in (created_at, id) order.
     public mutating func load(records: [LearningRecord]) {
+        stateChanged()
         let deferred = indexes.secondaryDeferred
         storeChanged()
         store = RecordStore(tenantID: store.tenantID)
@@ -238,6 +249,7 @@ public struct TenantState: Sendable {
     /// Replaces the captured parts wholesale (snapshot load) and rebuilds the indexes.
     public mutating func load(store newStore: RecordStore, idempotency entries: [IdempotencyEntry], outcomes tables: OutcomeTables = OutcomeTables(),
                               sequence newSequence: UInt64) {
+        stateChanged()
         storeChanged()
         store = newStore
         outcomes = OutcomeStore(tables: tables)

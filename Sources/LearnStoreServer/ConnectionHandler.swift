@@ -37,8 +37,10 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     @exclusivity(unchecked) private var pumping = false
     @exclusivity(unchecked) private var pumpAgain = false
     private var timer: RepeatedTask?
-    /// The next batch runs even if its indexes lag: it already waited for one build.
-    @exclusivity(unchecked) private var waitedForIndexes = false
+    /// The next batch runs without waiting off the lock: it already waited once.
+    @exclusivity(unchecked) private var waitedOffLock = false
+    /// Payloads for the first `frames` of the next batch, left by its off-lock wait.
+    @exclusivity(unchecked) private var preparedAhead: (frames: Int, payloads: [Int: PreparedPayload]?)?
 
     init(server: ServerContext) {
         self.server = server
@@ -292,12 +294,12 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
             tenant = server.registry.tenant(session.identity.tenantID)
         }
         guard let tenant else { return }
-        if waitIfIndexesLag(frames, tenant: tenant, context: context) { return }
         let environment = server.environment
         let commits = server.commits
         // Parsing that needs no tenant state happens before the lock, so other loops' requests for
         // this tenant do not wait on it.
-        let prepared = RequestPreparation.prepare(frames, limits: environment.limits, features: environment.features)
+        let prepared = payloads(for: frames)
+        if waitOffLock(frames, prepared: prepared, session: session, tenant: tenant, context: context) { return }
         // This loop runs the batch itself, under the tenant's lock (see TenantExecutor).
         let result = tenant.withExclusiveAccess { tenant in
             RequestExecutor.execute(frames, prepared: prepared, session: session, tenant: tenant, environment: environment, outputBudget: outputRoom)
@@ -310,37 +312,49 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    /// A LIST, STATS or PURGE_PERSON reads the secondary indexes, and after a write burst catching
-    /// them up can take milliseconds, under the tenant's lock that every other event loop with a
-    /// request for the tenant waits for. Such a batch waits instead, off the lock, for the indexes to
-    /// be built from a copy (`IndexBuildQueue`), then runs; records written meanwhile are few and
-    /// are caught up in place. Returns true when the batch waits.
-    private func waitIfIndexesLag(_ frames: [Frame], tenant: TenantActor, context: ChannelHandlerContext) -> Bool {
-        if waitedForIndexes {
-            waitedForIndexes = false
+    /// Payloads parsed before the lock: those an off-lock wait left for this batch's first frames
+    /// (an import already run on a copy among them), the rest parsed now.
+    private func payloads(for frames: [Frame]) -> [Int: PreparedPayload]? {
+        let environment = server.environment
+        guard let ahead = preparedAhead else { return RequestPreparation.prepare(frames, limits: environment.limits, features: environment.features) }
+        preparedAhead = nil
+        var merged = ahead.payloads ?? [:]
+        if frames.count > ahead.frames {
+            let later = RequestPreparation.prepare(Array(frames[ahead.frames...]), limits: environment.limits, features: environment.features)
+            for (index, payload) in later ?? [:] { merged[ahead.frames + index] = payload }
+        }
+        return merged.isEmpty ? nil : merged
+    }
+
+    /// Starts the work the batch must wait for off the tenant's lock (``OffLockWork``), if any, and
+    /// parks the batch in the state machine until it is done. A batch waits at most once.
+    private func waitOffLock(
+        _ frames: [Frame], prepared: [Int: PreparedPayload]?, session: Session, tenant: TenantActor, context: ChannelHandlerContext
+    ) -> Bool {
+        if waitedOffLock {
+            waitedOffLock = false
             return false
         }
-        guard frames.contains(where: { Self.readsSecondaryIndexes($0.header.opcode) }),
-              let build = tenant.withExclusiveAccess({ $0.indexBuildForRead() })
-        else { return false }
-        machine.batchWaitsForIndexes(frames)
-        server.metrics.recordReadIndexBuild()
+        guard let work = OffLockWork.needed(by: frames, prepared: prepared, session: session, tenant: tenant) else { return false }
+        machine.batchWaitsOffLock(frames)
+        switch work {
+        case .indexBuild: server.metrics.recordReadIndexBuild()
+        case .importOnCopy: server.metrics.recordImportRebuild()
+        }
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
         let loop = context.eventLoop
-        server.indexBuilds.build(build, for: tenant) {
+        let count = frames.count
+        work.start(tenant: tenant, builds: server.indexBuilds, prepared: prepared) { payloads in
             loop.execute {
                 let handler = loopBound.value
-                handler.machine.indexesBuilt()
-                handler.waitedForIndexes = true
+                handler.machine.offLockWorkDone()
+                handler.waitedOffLock = true
+                handler.preparedAhead = (count, payloads)
                 guard let context = handler.context else { return }
                 handler.pump(context: context)
             }
         }
         return true
-    }
-
-    static func readsSecondaryIndexes(_ opcode: UInt8) -> Bool {
-        opcode == Opcode.list || opcode == Opcode.stats || opcode == Opcode.purgePerson
     }
 
     /// While the server recovers: PING and INFO work, data requests get LOADING.

@@ -97,8 +97,8 @@ public struct ConnectionStateMachine: Sendable {
     private var held: [BatchResult] = []
     public private(set) var heldBytes = 0
     private var waitingForCommit = false
-    /// The batch waits for its tenant's secondary indexes to be built off the lock.
-    private var waitingForIndexes = false
+    /// The batch waits for work off its tenant's lock (an index build, an import on a copy).
+    private var waitingOffLock = false
     /// The AUTH or admin request waiting for every earlier request to be answered.
     private var waitingAlone: AloneRequest?
     private var runningAlone = false
@@ -238,7 +238,7 @@ public struct ConnectionStateMachine: Sendable {
             closing = true
             return .fail(error, opcode: 0, requestID: 0)
         }
-        if !batch.isEmpty, !waitingForIndexes, mayRun(outputBudget), let session {
+        if !batch.isEmpty, !waitingOffLock, mayRun(outputBudget), let session {
             let frames = batch
             batch = []
             batchBytes = 0
@@ -283,17 +283,18 @@ public struct ConnectionStateMachine: Sendable {
         return nil
     }
 
-    /// A `.run` did not run: its frames read indexes the tenant is building off its lock, and they
-    /// run, first and in order, after ``indexesBuilt()``. Nothing after them runs meanwhile.
-    public mutating func batchWaitsForIndexes(_ frames: [Frame]) {
+    /// A `.run` did not run: it waits for work off its tenant's lock (an index build, an import on a
+    /// copy), and its frames run, first and in order, after ``offLockWorkDone()``. Nothing after
+    /// them runs meanwhile.
+    public mutating func batchWaitsOffLock(_ frames: [Frame]) {
         batch = frames + batch
         batchBytes += frames.reduce(0) { $0 + $1.payload.readableBytes + FrameHeader.size }
-        waitingForIndexes = true
+        waitingOffLock = true
     }
 
-    /// The build ``batchWaitsForIndexes(_:)`` waited for is installed (or dropped as stale).
-    public mutating func indexesBuilt() {
-        waitingForIndexes = false
+    /// The work ``batchWaitsOffLock(_:)`` waited for is done.
+    public mutating func offLockWorkDone() {
+        waitingOffLock = false
     }
 
     /// The commit tracker woke the connection: held responses may be resolved.

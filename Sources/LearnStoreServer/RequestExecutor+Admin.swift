@@ -14,13 +14,22 @@ extension RequestExecutor {
         let rows: [OutcomeRecord]
         switch prepared {
         case .importBatch(let preparedRecords, let outcomeRows): (records, rows) = (preparedRecords, outcomeRows)
+        case .importPrepared(let ready):
+            if let write = try tenant.commitPrepared(ready) {
+                encode(write, into: &writer)
+                return
+            }
+            (records, rows) = (ready.records, ready.outcomeRows)
         case .refused(let error):
             // A payload that decoded but holds an invalid outcome row: the scope answers first.
             if error.code == .validation { try caller.require(.admin) }
             throw error
         case .outcomeEvents: throw LearnStoreError(.internalError, "an import was prepared as an ingest")
         }
-        let write = try tenant.importBatch(records: records, outcomes: rows, caller: caller)
+        encode(try tenant.importBatch(records: records, outcomes: rows, caller: caller), into: &writer)
+    }
+
+    static func encode(_ write: TenantWrite<ImportResult>, into writer: inout ByteWriter) {
         AdminMessages.encodeImportResponse(
             sequence: write.sequence, records: write.result.records, outcomesApplied: write.result.outcomesApplied,
             outcomesUnchanged: write.result.outcomesUnchanged, into: &writer)

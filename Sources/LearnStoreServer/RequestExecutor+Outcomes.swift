@@ -17,7 +17,7 @@ extension RequestExecutor {
             switch prepared ?? RequestPreparation.outcomeEvents(frame, limits: environment.limits) {
             case .outcomeEvents(let parsed): events = parsed
             case .refused(let error): throw error
-            case .importBatch: throw LearnStoreError(.internalError, "an ingest was prepared as an import")
+            case .importBatch, .importPrepared: throw LearnStoreError(.internalError, "an ingest was prepared as an import")
             }
             let write = try tenant.ingestOutcomes(parsed: events, caller: caller)
             OutcomeMessages.encodeIngestResponse(sequence: write.sequence, write.result, into: &writer)

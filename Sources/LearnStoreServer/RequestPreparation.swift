@@ -11,6 +11,9 @@ public enum PreparedPayload: Sendable {
     case outcomeEvents([Result<OutcomeEvent, OutcomeEventError>])
     /// IMPORT: the records, and the outcome rows parsed.
     case importBatch(records: [LearningRecord], outcomeRows: [OutcomeRecord])
+    /// IMPORT of records older than the tenant's newest, already run on a copy of the tenant off its
+    /// lock (see `TenantState+PreparedImport`).
+    case importPrepared(TenantState.PreparedImport)
     /// The payload cannot be used: answered with this error, in its place among the responses.
     case refused(LearnStoreError)
 }

@@ -178,7 +178,7 @@ import Testing
         #expect(machine.mayParse(Self.budget) && machine.inFlight == 0)
     }
 
-    @Test func aBatchWaitingForIndexesRunsFirstAndAloneOnceTheyAreBuilt() {
+    @Test func aBatchWaitingOffTheLockRunsFirstAndAloneOnceTheWorkIsDone() {
         var machine = Self.authenticated()
         _ = machine.frameReceived(Self.frame(Opcode.create, 3))
         _ = machine.frameReceived(Self.frame(Opcode.list, 4))
@@ -186,16 +186,16 @@ import Testing
             Issue.record("the batch did not run")
             return
         }
-        machine.batchWaitsForIndexes(frames)
+        machine.batchWaitsOffLock(frames)
         _ = machine.frameReceived(Self.frame(Opcode.get, 5))
         _ = machine.frameReceived(Self.frame(Opcode.adminSnapshot, 6))
         guard case .none = machine.next() else {
-            Issue.record("an action while the batch waits for its indexes")
+            Issue.record("an action while the batch waits off the lock")
             return
         }
-        machine.indexesBuilt()
+        machine.offLockWorkDone()
         guard case .run(let again, _, _) = machine.next() else {
-            Issue.record("the waiting batch did not run after the build")
+            Issue.record("the waiting batch did not run after the work")
             return
         }
         #expect(again.map(\.header.requestID) == [3, 4, 5], "the waiting frames first, in order, then the ones read meanwhile")

@@ -53,6 +53,8 @@ public final class ServerMetrics: Sendable {
     private let connectionsOpened: Counter
     /// Batches that waited for their tenant's secondary indexes to be built off its lock.
     private let readIndexBuilds: Counter
+    /// IMPORT batches that re-sorted their tenant, run on a copy off its lock.
+    private let importRebuilds: Counter
     let tenantsGauge: Gauge
     let recordsGauge: Gauge
     let loadingGauge: Gauge
@@ -93,6 +95,7 @@ public final class ServerMetrics: Sendable {
         connectionsGauge = Gauge(label: "learnstore_connections", factory: factory)
         connectionsOpened = Counter(label: "learnstore_connections_opened_total", factory: factory)
         readIndexBuilds = Counter(label: "learnstore_read_index_builds_total", factory: factory)
+        importRebuilds = Counter(label: "learnstore_import_rebuilds_total", factory: factory)
         tenantsGauge = Gauge(label: "learnstore_tenants", factory: factory)
         recordsGauge = Gauge(label: "learnstore_records", factory: factory)
         loadingGauge = Gauge(label: "learnstore_loading", factory: factory)
@@ -110,6 +113,7 @@ public final class ServerMetrics: Sendable {
     }
 
     public func recordReadIndexBuild() { readIndexBuilds.increment() }
+    public func recordImportRebuild() { importRebuilds.increment() }
 
     /// Adds one batch's request counts (by opcode) and its service time: each of its requests was
     /// answered when the batch was done.
