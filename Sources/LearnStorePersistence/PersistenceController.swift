@@ -79,7 +79,7 @@ public final class PersistenceController: Sendable {
                 fileSystem: configuration.fileSystem, appendersWriteNow: configuration.appendersWriteNow, observer: configuration.observer)
             wal = try WriteAheadLog(
                 configuration: walConfiguration, resume: outcome.resume,
-                startLSN: max(outcome.report.lastLSN, outcome.newestSnapshotLSN) + 1,
+                startLSN: outcome.firstFreeLSN,
                 segments: outcome.segments, snapshotCoverage: kept.compactMapValues { $0.map(\.lsn).min() },
                 clock: clock, logger: logger)
         } catch {
@@ -135,17 +135,12 @@ public final class PersistenceController: Sendable {
             return tenants.map { SnapshotResult(tenantID: $0.tenantID, sequence: 0, path: "", bytes: 0, records: 0, seconds: 0, skipped: true, error: "a snapshot round is already running") }
         }
         defer { roundInProgress.withLock { $0 = false } }
-        var captures: [SnapshotCapture] = []
-        var results: [SnapshotResult] = []
-        let newest = kept.withLock { $0.mapValues { $0.last?.sequence ?? 0 } }
+        var captured: [SnapshotCapture] = []
         for actor in tenants {
             let (capture, lsn, unresolved) = await actor.captureForSnapshot()
-            if capture.sequence == 0 || (!force && newest[capture.tenantID] == capture.sequence) {
-                results.append(SnapshotResult(tenantID: capture.tenantID, sequence: capture.sequence, path: "", bytes: 0, records: 0, seconds: 0, skipped: true, error: nil))
-                continue
-            }
-            captures.append(SnapshotCapture(capture: capture, lsn: lsn, unresolved: unresolved))
+            captured.append(SnapshotCapture(capture: capture, lsn: lsn, unresolved: unresolved))
         }
+        let (captures, results) = selectForRound(captured, force: force)
         lastRound.withLock { $0 = (ContinuousClock.now, wal.stats.bytesWritten) }
         guard !captures.isEmpty else { return results }
         let work = captures
@@ -184,6 +179,23 @@ public final class PersistenceController: Sendable {
             }
             _ = await tenant.install(built)
         }
+    }
+
+    /// The captures a round writes: tenants with writes that changed since their newest kept snapshot
+    /// (any with writes when `force`). The others are returned as skipped results.
+    func selectForRound(_ captured: [SnapshotCapture], force: Bool) -> (write: [SnapshotCapture], skipped: [SnapshotResult]) {
+        let newest = kept.withLock { $0.mapValues { $0.last?.sequence ?? 0 } }
+        var write: [SnapshotCapture] = []
+        var skipped: [SnapshotResult] = []
+        for entry in captured {
+            let capture = entry.capture
+            if capture.sequence == 0 || (!force && newest[capture.tenantID] == capture.sequence) {
+                skipped.append(SnapshotResult(tenantID: capture.tenantID, sequence: capture.sequence, path: "", bytes: 0, records: 0, seconds: 0, skipped: true, error: nil))
+            } else {
+                write.append(entry)
+            }
+        }
+        return (write, skipped)
     }
 
     /// A tenant captured for a snapshot, with the writes in it not yet known durable.

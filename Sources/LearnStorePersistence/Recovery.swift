@@ -70,6 +70,9 @@ public struct Recovery: Sendable {
         /// The newest LSN of any snapshot loaded: the WAL must go on above it, even if its own end is
         /// lower (a WAL cut back, or lost with its tail), so no LSN is given twice.
         public var newestSnapshotLSN: UInt64
+
+        /// The first LSN the log may give: above both its own end and every loaded snapshot.
+        public var firstFreeLSN: UInt64 { max(report.lastLSN, newestSnapshotLSN) + 1 }
     }
 
     let options: Options

@@ -24,6 +24,7 @@ struct SimulateCommand: AsyncParsableCommand {
     @Option(help: "Tenants per seed (the last one only reads).") var tenants = 4
     @Option(help: "WAL segment size in bytes (4096 or more); 8192 makes every run rotate and remove segments.")
     var segmentBytes = 1 << 20
+    @Flag(help: "Stop at the first failing seed.") var stopAtFirstFailure = false
 
     func run() async throws {
         try await runCLI {
@@ -44,7 +45,7 @@ struct SimulateCommand: AsyncParsableCommand {
             var totals = (seeds: 0, steps: 0, faults: 0, crashes: 0, acknowledged: 0, failedWrites: 0, snapshots: 0, failures: 0,
                           segmentsRemoved: 0, seedsRemovingSegments: 0, slowSyncs: 0, bitFlips: 0, detectedCorruptions: 0, outcomeIngests: 0, restores: 0, restoresTakenBack: 0)
             let started = ContinuousClock.now
-            for policy in policies {
+            runs: for policy in policies {
                 options.policy = policy
                 for seed in first..<(first + UInt64(seeds)) {
                     var simulation = DurabilitySimulation(seed: seed, options: options)
@@ -68,6 +69,7 @@ struct SimulateCommand: AsyncParsableCommand {
                         totals.failures += 1
                         print("FAILED seed \(seed) (fsync \(policy.rawValue)): \(failure)")
                         for line in result.trace { print("  \(line)") }
+                        if stopAtFirstFailure { break runs }
                     }
                     if totals.seeds % 100 == 0 {
                         FileHandle.standardError.write(Data("\r\(totals.seeds) seeds, \(totals.failures) failed".utf8))

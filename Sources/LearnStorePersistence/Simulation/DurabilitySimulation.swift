@@ -180,7 +180,7 @@ public struct DurabilitySimulation {
         defer { fs.rates = savedRates }
         wal = try WriteAheadLog(
             configuration: walConfiguration, resume: outcome.resume,
-            startLSN: max(outcome.report.lastLSN, outcome.newestSnapshotLSN) + 1,
+            startLSN: outcome.firstFreeLSN,
             segments: outcome.segments, snapshotCoverage: kept.compactMapValues { $0.map(\.lsn).min() },
             clock: clock, logger: logger)
         let queue = rollbacks
@@ -304,7 +304,7 @@ public struct DurabilitySimulation {
         let choice = random.next(below: 200)
         switch choice {
         case 0..<90: try write()
-        case 90..<110: read()
+        case 90..<110: try read()
         case 110..<140: wal.runWriterStep(); resolveAcknowledgements()
         case 140..<156: deliverRollback()
         case 156..<168: try snapshotRound()
@@ -394,10 +394,19 @@ public struct DurabilitySimulation {
         }
     }
 
-    mutating func read() {
+    /// A read's answer is held until the newest write it observed is resolved, and refused if that
+    /// write failed: so it may observe only a write that is in the tenant's state, never one already
+    /// undone (which would refuse reads of durable data).
+    mutating func read() throws {
         let tenant = tenantIDs[random.next(below: tenantIDs.count)]
         let caller = CallerIdentity(tenantID: tenant, personID: UUID16(high: 1, low: 1), scopes: [.recordsRead])
-        _ = actors[tenant]!.withExclusiveAccess { try? $0.stats(caller: caller) }
+        let observed = actors[tenant]!.withExclusiveAccess { actor -> UInt64 in
+            _ = try? actor.stats(caller: caller)
+            return actor.observedLSN
+        }
+        if observed > 0 && !(history[tenant] ?? []).contains(where: { !$0.isRestore && $0.lsn == observed }) {
+            throw SimulationFailure("tenant \(tenant): a read depends on LSN \(observed), which is no write in the tenant's state")
+        }
     }
 
     /// Marks writes whose LSN the log resolved as durable: their replies may now be sent.
@@ -444,12 +453,11 @@ public struct DurabilitySimulation {
 
     mutating func snapshotRound(force: Bool = false) throws {
         let chosen = tenantIDs.filter { _ in force || random.chance(500_000) }
-        var captures: [PersistenceController.SnapshotCapture] = []
-        for tenant in chosen {
+        let captured = chosen.map { tenant in
             let (capture, lsn, unresolved) = actors[tenant]!.withExclusiveAccess { $0.captureForSnapshot() }
-            if capture.sequence == 0 { continue }
-            captures.append(.init(capture: capture, lsn: lsn, unresolved: unresolved))
+            return PersistenceController.SnapshotCapture(capture: capture, lsn: lsn, unresolved: unresolved)
         }
+        let captures = controller.selectForRound(captured, force: force).write
         // The writer thread runs while the round waits for the captured writes.
         if !runWriterUntilCommitted(captures.flatMap(\.unresolved).max() ?? 0) {
             note("snapshot round skipped: captured writes unresolved")
