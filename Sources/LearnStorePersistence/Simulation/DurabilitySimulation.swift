@@ -306,7 +306,7 @@ public struct DurabilitySimulation {
         case 0..<90: try write()
         case 90..<110: try read()
         case 110..<140: wal.runWriterStep(); resolveAcknowledgements()
-        case 140..<156: deliverRollback()
+        case 140..<156: try deliverRollback()
         case 156..<168: try snapshotRound()
         case 168..<178: startStorageTrouble()
         case 178..<182: try crash()
@@ -424,9 +424,12 @@ public struct DurabilitySimulation {
         }
     }
 
-    mutating func deliverRollback() {
+    mutating func deliverRollback() throws {
         guard let rollback = rollbacks.takeFirst() else { return }
         result.failedWrites += 1
+        if let answered = history[rollback.tenant]?.first(where: { !$0.isRestore && $0.acknowledged && rollback.lsns.contains($0.lsn) }) {
+            throw SimulationFailure("tenant \(rollback.tenant): a rollback of \(rollback.lsns) undoes the acknowledged write at LSN \(answered.lsn)")
+        }
         let undone = actors[rollback.tenant]!.withExclusiveAccess { $0.rollBack(rollback.lsns) }
         let ledger = wal.ledgerSnapshot
         let applied = history[rollback.tenant] ?? []
@@ -478,7 +481,7 @@ public struct DurabilitySimulation {
         diskFull = 0
         for _ in 0..<20 {
             wal.runWriterStep()
-            while rollbacks.count > 0 { deliverRollback() }
+            while rollbacks.count > 0 { try deliverRollback() }
         }
         resolveAcknowledgements()
         try snapshotRound(force: true)
