@@ -205,7 +205,7 @@ public final class BenchRunner: Sendable {
 
     /// Bulk load: the data set's records, created through CREATE_BATCH (1000 per request),
     /// app-scoped records with a token of their app. Each tenant's batches are dealt into up to four
-    /// shares; `-c` connections work through the shares in tenant order, one connection per share
+    /// shares (one per thousand records, so a small tenant's records go over a single connection); `-c` connections work through the shares in tenant order, one connection per share
     /// (a connection keeps its tenant), authenticating again when the app changes. So a load into
     /// 100,000 small tenants keeps `-c` connections open, not one per tenant.
     /// The clock covers sending the pre-encoded requests and reading the created records back.
@@ -213,8 +213,10 @@ public final class BenchRunner: Sendable {
         progress("preloading \(configuration.preload) records into \(tenants.count) tenants")
         let prepared = preloadBatches(dataset, tenants: tenants)
         let shares: [(tenant: Int, batches: [PreloadBatch])] = prepared.enumerated().flatMap { tenant, batches in
-            (0..<min(4, batches.count)).map { share in
-                (tenant, batches.enumerated().filter { $0.offset % 4 == share }.map(\.element))
+            let records = batches.reduce(0) { $0 + $1.count }
+            let count = min(4, batches.count, max(1, records / 1000))
+            return (0..<count).map { share in
+                (tenant, batches.enumerated().filter { $0.offset % count == share }.map(\.element))
             }
         }
         let lanes = max(1, min(configuration.connections, shares.count))

@@ -25,11 +25,22 @@ struct CompactToken: Sendable {
         guard token.utf8.count <= maximumLength else {
             throw refusal("the token is longer than \(maximumLength) bytes")
         }
-        let parts = token.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 3, !parts[0].isEmpty, !parts[1].isEmpty, !parts[2].isEmpty else {
-            throw refusal("the token is not a signed JWT (header.payload.signature)")
+        // The three parts, decoded from the token's UTF-8 bytes in place.
+        var token = token
+        let decoded = token.withUTF8 { bytes -> (header: [UInt8]?, payload: [UInt8]?, signature: [UInt8]?, signedLength: Int)? in
+            let dot = UInt8(ascii: ".")
+            guard let first = bytes.firstIndex(of: dot),
+                let second = bytes[(first + 1)...].firstIndex(of: dot),
+                !bytes[(second + 1)...].contains(dot),
+                first > 0, second > first + 1, second + 1 < bytes.count
+            else { return nil }
+            return (Base64URL.decode(utf8: UnsafeBufferPointer(rebasing: bytes[..<first])),
+                    Base64URL.decode(utf8: UnsafeBufferPointer(rebasing: bytes[(first + 1)..<second])),
+                    Base64URL.decode(utf8: UnsafeBufferPointer(rebasing: bytes[(second + 1)...])),
+                    second)
         }
-        guard let headerBytes = Base64URL.decode(String(parts[0])) else {
+        guard let decoded else { throw refusal("the token is not a signed JWT (header.payload.signature)") }
+        guard let headerBytes = decoded.header else {
             throw refusal("the token header is not base64url")
         }
         let header = try object(headerBytes, "header")
@@ -47,12 +58,12 @@ struct CompactToken: Sendable {
             guard let value = kid.stringValue, !value.isEmpty else { throw refusal("the token header's kid must be a non-empty string") }
             keyID = value
         }
-        guard let payload = Base64URL.decode(String(parts[1])) else {
+        guard let payload = decoded.payload else {
             throw refusal("the token payload is not base64url")
         }
-        let signingInput = token[token.startIndex..<parts[1].endIndex].utf8
+        let signingInput = token.utf8.prefix(decoded.signedLength)
         return CompactToken(algorithm: algorithm, keyID: keyID, payload: payload, signingInput: signingInput,
-                            signature: Base64URL.decode(String(parts[2])))
+                            signature: decoded.signature)
     }
 
     /// A JSON object without repeated member names: with a repeated name two readers could
