@@ -208,7 +208,9 @@ public final class PersistenceController: Sendable {
     /// The blocking part of a round (runs on the snapshot queue, never on an actor or event loop).
     /// A capture holding a write that failed is not written: that write is being undone. Nor is one
     /// at the LSN of a failed write still in the log (see ``FailedWriteNotYetWiped``).
-    func writeSnapshots(_ all: [SnapshotCapture], parallel: Bool) -> [SnapshotResult] {
+    /// `compressors` overrides how many blocks of a tenant are compressed at once (the simulation's
+    /// rounds run on one thread, tenant after tenant, yet exercise the pipeline).
+    func writeSnapshots(_ all: [SnapshotCapture], parallel: Bool, compressors: Int? = nil) -> [SnapshotResult] {
         let maxLSN = all.flatMap(\.unresolved).max() ?? 0
         _ = wal.waitUntilCommitted(maxLSN)
         var results: [SnapshotResult] = []
@@ -229,21 +231,24 @@ public final class PersistenceController: Sendable {
                 captures.append((entry.capture, entry.lsn))
             }
         }
-        let written = writeCaptures(captures, parallel: parallel)
+        let written = writeCaptures(captures, parallel: parallel, compressors: compressors)
         return results + written
     }
 
-    private func writeCaptures(_ captures: [(TenantCapture, UInt64)], parallel: Bool) -> [SnapshotResult] {
+    private func writeCaptures(_ captures: [(TenantCapture, UInt64)], parallel: Bool, compressors: Int?) -> [SnapshotResult] {
         let results = Mutex<[SnapshotResult]>([])
         let fs = configuration.fileSystem
         let now = clock.now()
+        // A round that may use every core compresses each tenant's blocks on all of them too (a
+        // SNAPSHOT request writes one tenant); a background round leaves the other core to serving.
+        let compressors = compressors ?? (parallel ? ProcessInfo.processInfo.activeProcessorCount : 1)
         @Sendable func writeOne(_ index: Int) {
             let (capture, lsn) = captures[index]
             let start = ContinuousClock.now
             do {
                 let written = try SnapshotFile.write(
                     capture, lsn: lsn, createdAt: now, directory: directory.tenantDirectory(capture.tenantID),
-                    level: configuration.snapshotLevel, fileSystem: fs)
+                    level: configuration.snapshotLevel, compressors: compressors, fileSystem: fs)
                 let header = SnapshotHeader(tenantID: capture.tenantID, sequence: capture.sequence, lsn: lsn, createdAt: now,
                                             records: UInt64(capture.liveRecords + capture.deletedRecords),
                                             outcomeRecords: UInt64(capture.outcomes.recordCount),

@@ -18,9 +18,12 @@ public enum SnapshotFile {
     /// Serializes `capture` into `<directory>/snapshot-<sequence>.lss`: written to a temporary file,
     /// synced, renamed into place, directory synced. A crash never leaves a partial file under the
     /// final name.
+    /// `compressors`: how many blocks may be compressed at once on other threads while this one encodes
+    /// the next (1: everything on this thread). Blocks are independent frames, so the file is the same
+    /// either way.
     public static func write(
         _ capture: TenantCapture, lsn: UInt64, createdAt: Timestamp, directory: String, level: Int = 1,
-        fileSystem fs: any FileSystem
+        compressors: Int = 1, fileSystem fs: any FileSystem
     ) throws -> WriteResult {
         try fs.createDirectory(directory)
         let finalPath = directory + "/" + SnapshotHeader.fileName(sequence: capture.sequence)
@@ -45,8 +48,7 @@ public enum SnapshotFile {
                 pending.removeAll(keepingCapacity: true)
             }
         }
-        try SnapshotStream.encode(capture, chunkBytes: blockBytes) { chunk in
-            let compressed = try Zstd.compress(chunk, level: level)
+        func appendBlock(_ chunk: [UInt8], _ compressed: [UInt8]) throws {
             let crc = CRC32C.checksum(compressed)
             var frame = ByteWriter(capacity: 12)
             frame.writeU32(UInt32(chunk.count))
@@ -58,6 +60,15 @@ public enum SnapshotFile {
             blocks += 1
             uncompressed += chunk.count
             try flushPending(force: false)
+        }
+        let pipeline = BlockCompressionPipeline(level: level, width: compressors)
+        do {
+            try SnapshotStream.encode(capture, chunkBytes: blockBytes) { chunk in try pipeline.submit(chunk, deliver: appendBlock) }
+            try pipeline.finish(deliver: appendBlock)
+        } catch {
+            // Let the blocks still being compressed finish before the file is closed and the error thrown.
+            try? pipeline.finish { _, _ in }
+            throw error
         }
         var trailer = ByteWriter(capacity: 32)
         trailer.writeU32(trailerMarker)

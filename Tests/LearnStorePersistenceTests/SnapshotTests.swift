@@ -42,6 +42,23 @@ import Testing
         }
     }
 
+    /// Blocks compressed on several threads land in the file in order: byte for byte the file one
+    /// thread writes, and it reads back.
+    @Test func blocksCompressedInParallelMakeTheSameFile() throws {
+        let capture = try populated(20_000).capture()
+        var files: [[UInt8]] = []
+        for compressors in [1, 2, 3] {
+            let dir = TemporaryDirectory()
+            let written = try SnapshotFile.write(capture, lsn: 1, createdAt: Timestamp(milliseconds: 5), directory: dir.path,
+                                                 compressors: compressors, fileSystem: PosixFileSystem())
+            #expect(written.blocks >= 3, "the capture must span several blocks")
+            files.append(try PosixFileSystem().readWholeFile(written.path))
+            let read = try SnapshotFile.read(written.path, fileSystem: PosixFileSystem())
+            #expect(read.header.records == UInt64(capture.liveRecords + capture.deletedRecords))
+        }
+        #expect(files[0] == files[1] && files[0] == files[2])
+    }
+
     @Test func damagedSnapshotsAreRejectedWithWhere() throws {
         let dir = TemporaryDirectory()
         let written = try SnapshotFile.write(try populated(2000).capture(), lsn: 1, createdAt: Timestamp(milliseconds: 5), directory: dir.path,

@@ -467,7 +467,8 @@ public struct DurabilitySimulation {
             return
         }
         let before = wal.segmentFirstLSNs.count
-        let written = controller.writeSnapshots(captures, parallel: false)
+        // One to three blocks compressed at once, from the seed (not drawn: the run stays the same).
+        let written = controller.writeSnapshots(captures, parallel: false, compressors: Int(seed % 3) + 1)
         result.snapshots += written.filter { $0.error == nil && !$0.skipped }.count
         result.segmentsRemoved += max(0, before - wal.segmentFirstLSNs.count)
         note("snapshot round of \(chosen.joined(separator: ",")): \(written.filter { $0.error == nil }.count) written")
