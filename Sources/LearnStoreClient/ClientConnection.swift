@@ -13,7 +13,7 @@ struct OutboundRequest {
 
 /// Matches responses to requests. Responses come in request order (docs/PROTOCOL.md, section 2), so
 /// the pending table is a FIFO; the request id is checked as well.
-final class ClientChannelHandler: ChannelDuplexHandler {
+final class ClientChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = OutboundRequest
     typealias OutboundOut = ByteBuffer

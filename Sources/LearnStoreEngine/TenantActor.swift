@@ -254,3 +254,9 @@ public actor TenantActor {
 
     public func setLoading(_ loading: Bool) { isLoading = loading }
 }
+
+extension TenantActor {
+    /// The tenant's sequence and the LSN of the write that reached it, read together (the change feed
+    /// waits for that LSN to commit before it takes the sequence as committed).
+    public var sequenceAndLastWrite: (sequence: UInt64, lsn: UInt64) { (state.sequence, lastWriteLSN) }
+}

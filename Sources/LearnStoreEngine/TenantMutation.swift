@@ -14,6 +14,28 @@ public enum TenantMutation: Sendable, Hashable {
     /// in the order applied. Replay re-applies them with `OutcomeStore.apply(_:)`, which keeps the
     /// greatest version per key, so replaying them in any order gives the same tables.
     case outcomes([OutcomeRecord])
+    /// What the write's `putRecords` was, for the change feed: replay ignores it. Writes logged before
+    /// it existed have none, and the feed calls their record puts `put`.
+    case recordChange(RecordChangeKind)
+}
+
+/// The kind of a write that puts whole records, as the change feed reports it.
+public enum RecordChangeKind: UInt8, Sendable, Hashable, CaseIterable {
+    case create = 1
+    case patch = 2
+    case delete = 3
+    case restore = 4
+    case `import` = 5
+
+    public var name: String {
+        switch self {
+        case .create: "create"
+        case .patch: "patch"
+        case .delete: "delete"
+        case .restore: "restore"
+        case .import: "import"
+        }
+    }
 }
 
 /// How to take back mutations whose WAL write failed (disk full, EIO, failed fsync).

@@ -58,7 +58,7 @@ extension TenantState {
         }
         let result = ImportResult(records: adjusted.count, outcomesApplied: applied.count, outcomesUnchanged: rows.count - applied.count)
         var mutations: [TenantMutation] = []
-        if !adjusted.isEmpty { mutations.append(.putRecords(adjusted)) }
+        if !adjusted.isEmpty { mutations.append(contentsOf: [.putRecords(adjusted), .recordChange(.import)]) }
         if !applied.isEmpty { mutations.append(.outcomes(applied)) }
         guard !mutations.isEmpty else { return TenantWrite(result: result, mutations: [], sequence: sequence) }
         let newSequence = sequence + 1

@@ -82,7 +82,7 @@ extension TenantState {
             records.append(record)
         }
         let newSequence = sequence + 1
-        var mutations: [TenantMutation] = [.putRecords(records)]
+        var mutations: [TenantMutation] = [.putRecords(records), .recordChange(.create)]
         if let scopedKey {
             mutations.append(.rememberIdempotencyKey(
                 IdempotencyEntry(key: scopedKey, fingerprint: fingerprint, ids: records.map(\.id), sequence: newSequence)))
@@ -109,7 +109,7 @@ extension TenantState {
         RecordValidator.apply(body, to: &record)
         try RecordValidator.checkRecord(record)
         try stampUpdate(&record, caller: caller, now: now)
-        return commit(record)
+        return commit(record, .patch)
     }
 
     /// Soft delete; deleting a deleted record changes nothing and returns it.
@@ -121,7 +121,7 @@ extension TenantState {
         record.isDeleted = true
         record.deletedAt = record.updatedAt
         record.deletedBy = caller.personID
-        return commit(record)
+        return commit(record, .delete)
     }
 
     /// Undoes a soft delete; restoring a live record changes nothing and returns it.
@@ -133,7 +133,7 @@ extension TenantState {
         record.isDeleted = false
         record.deletedAt = nil
         record.deletedBy = nil
-        return commit(record)
+        return commit(record, .restore)
     }
 
     /// Hard-deletes every record of one person (right to erasure). Admin only. With `dryRun`, only
@@ -174,9 +174,9 @@ extension TenantState {
         record.updatedBy = caller.personID
     }
 
-    mutating func commit(_ record: LearningRecord) -> TenantWrite<LearningRecord> {
+    mutating func commit(_ record: LearningRecord, _ kind: RecordChangeKind) -> TenantWrite<LearningRecord> {
         let newSequence = sequence + 1
-        let mutations: [TenantMutation] = [.putRecords([record])]
+        let mutations: [TenantMutation] = [.putRecords([record]), .recordChange(kind)]
         let undo = apply(mutations, sequence: newSequence)
         return TenantWrite(result: record, mutations: mutations, sequence: newSequence, undo: undo)
     }

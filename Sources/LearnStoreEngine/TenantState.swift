@@ -86,6 +86,8 @@ public struct TenantState: Sendable {
                         undo.steps.append(.restoreOutcome(record.kind, key: record.key, row: prior))
                     }
                 }
+            case .recordChange:
+                break
             }
         }
         if needsRebuild { rebuild() } else { boundIndexBacklog(added: store.slotCount - slotsBefore) }

@@ -24,6 +24,8 @@ public struct LearnStoreError: Error, Sendable, Hashable, CustomStringConvertibl
         public static let notFound = Code(rawValue: 300, name: "NOT_FOUND")
         public static let validation = Code(rawValue: 301, name: "VALIDATION")
         public static let conflict = Code(rawValue: 302, name: "CONFLICT")
+        /// A change feed cannot resume where asked: the changes after it are no longer kept.
+        public static let feedTruncated = Code(rawValue: 303, name: "FEED_TRUNCATED")
         public static let tooManyInFlight = Code(rawValue: 400, name: "TOO_MANY_IN_FLIGHT")
         public static let loading = Code(rawValue: 401, name: "LOADING")
         public static let storageUnavailable = Code(rawValue: 402, name: "STORAGE_UNAVAILABLE")
@@ -42,7 +44,7 @@ public struct LearnStoreError: Error, Sendable, Hashable, CustomStringConvertibl
         public static let all: [Code] = [
             .badFrame, .frameTooLarge, .unsupportedVersion, .unknownOpcode,
             .unauthenticated, .tokenExpired, .forbidden,
-            .notFound, .validation, .conflict,
+            .notFound, .validation, .conflict, .feedTruncated,
             .tooManyInFlight, .loading, .storageUnavailable, .shuttingDown, .tooManyConnections, .timeout, .overloaded,
             .internalError, .connectionFailed, .protocolViolation,
         ]

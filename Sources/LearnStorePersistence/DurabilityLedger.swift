@@ -12,7 +12,9 @@ import LearnStoreModel
 ///   confirmed, so no tenant sequence number is reused and no later write is undone by a stale rollback;
 /// - which tenants have records in which WAL segment (with each one's newest LSN there), and each
 ///   tenant's snapshot coverage; from those two, which segments retention may delete. A tenant with no
-///   record in a segment never holds it, and nothing is deleted on a guess.
+///   record in a segment never holds it, and nothing is deleted on a guess;
+/// - the change feed's window: the newest segments (by bytes and by age) stay for subscribers whatever
+///   the snapshots cover, and ``feedFloorLSN`` says from where the kept segments hold every record.
 public struct DurabilityLedger: Sendable {
     public enum WriteState: Sendable, Equatable {
         case pending, durable, failed
@@ -47,62 +49,94 @@ public struct DurabilityLedger: Sendable {
     public private(set) var uncertainFailures: [ClosedRange<UInt64>] = []
     /// Tenants with failed writes whose undo has not been confirmed, with the span of those LSNs.
     public private(set) var awaitingRollback: [String: ClosedRange<UInt64>] = [:]
-    /// Unresolved LSNs and their tenants, oldest first.
-    private var unresolved: [(lsn: UInt64, tenant: String)] = []
+    /// Unresolved LSNs, their tenants and the tenant sequences they carry, oldest first.
+    private var unresolved: [(lsn: UInt64, tenant: String, sequence: UInt64)] = []
     private var unresolvedStart = 0
     /// WAL segments by first LSN, ascending, each with its tenants' newest LSN in it.
     public private(set) var segments: [Segment] = []
     /// Per tenant, the LSN its oldest kept snapshot covers: none of its records up to there is needed.
     public private(set) var snapshotCoverage: [String: UInt64] = [:]
 
+    /// How much WAL the change feed keeps whatever the snapshots cover.
+    public let feedRetention: FeedRetention
+
     public struct Segment: Sendable, Equatable {
         public var firstLSN: UInt64
         public var newestLSNByTenant: [String: UInt64]
+        /// Per tenant, the lowest and highest sequence of its records here (the change feed's index).
+        public var sequencesByTenant: [String: ClosedRange<UInt64>]
+        /// Bytes from the start of the file through the end of the last write (the header's, for none).
+        public var writtenBytes: Int
+        /// The newest LSN written to it (0: none yet).
+        public var lastLSN: UInt64
+        /// Its size on disk (preallocated: the segment size, or more for an oversized write).
+        public var bytes: Int
+        /// When it was created (its header's time): the end of the previous segment's writes.
+        public var openedAtMilliseconds: Int64
 
-        public init(firstLSN: UInt64, newestLSNByTenant: [String: UInt64] = [:]) {
+        public init(firstLSN: UInt64, newestLSNByTenant: [String: UInt64] = [:], sequencesByTenant: [String: ClosedRange<UInt64>] = [:],
+                    lastLSN: UInt64? = nil, writtenBytes: Int = WALSegmentHeader.size, bytes: Int = 0, openedAtMilliseconds: Int64 = 0) {
             self.firstLSN = firstLSN
             self.newestLSNByTenant = newestLSNByTenant
+            self.sequencesByTenant = sequencesByTenant
+            self.writtenBytes = writtenBytes
+            self.lastLSN = lastLSN ?? newestLSNByTenant.values.max() ?? 0
+            self.bytes = bytes
+            self.openedAtMilliseconds = openedAtMilliseconds
         }
     }
 
     /// A ledger resuming after recovery: `nextLSN` is the first free LSN (everything below is durable),
     /// `segments` what recovery found in the WAL, `snapshotCoverage` each tenant's oldest kept snapshot.
-    public init(nextLSN: UInt64, segments: [Segment] = [], snapshotCoverage: [String: UInt64] = [:]) {
+    public init(nextLSN: UInt64, segments: [Segment] = [], snapshotCoverage: [String: UInt64] = [:],
+                feedRetention: FeedRetention = .none) {
         precondition(nextLSN >= 1)
         self.nextLSN = nextLSN
         self.resolvedThrough = nextLSN - 1
         self.segments = segments
         self.snapshotCoverage = snapshotCoverage
+        self.feedRetention = feedRetention
     }
 
     // MARK: appending
 
-    /// Gives the next LSN to a write of `tenant`, or says why it cannot be written now.
-    public mutating func append(tenant: String) -> Result<UInt64, Refusal> {
+    /// Gives the next LSN to a write of `tenant` (its `sequence`-th change), or says why it cannot be
+    /// written now.
+    public mutating func append(tenant: String, sequence: UInt64 = 0) -> Result<UInt64, Refusal> {
         if let storageFailure { return .failure(.storageFailing(storageFailure)) }
         if awaitingRollback[tenant] != nil { return .failure(.rollingBack(tenant: tenant)) }
         let lsn = nextLSN
         nextLSN += 1
-        unresolved.append((lsn, tenant))
+        unresolved.append((lsn, tenant, sequence))
         return .success(lsn)
     }
 
-    /// A new segment starts at `firstLSN`; writes from now on go to it.
-    public mutating func segmentOpened(firstLSN: UInt64) {
+    /// A new segment of `bytes` starts at `firstLSN`, created at `openedAtMilliseconds`; writes from
+    /// now on go to it.
+    public mutating func segmentOpened(firstLSN: UInt64, bytes: Int = 0, openedAtMilliseconds: Int64 = 0) {
         if let last = segments.last, last.firstLSN == firstLSN { return }
-        segments.append(Segment(firstLSN: firstLSN))
+        segments.append(Segment(firstLSN: firstLSN, bytes: bytes, openedAtMilliseconds: openedAtMilliseconds))
     }
 
-    /// The records up to `last` reached the segment being written (not yet durable): it now holds
-    /// records of their tenants. Called before their commit, while they are still unresolved.
-    public mutating func written(through last: UInt64) {
+    /// The records up to `last` reached the segment being written (not yet durable), which now has
+    /// `writtenBytes` bytes: it holds records of their tenants. Called before their commit, while they
+    /// are still unresolved.
+    public mutating func written(through last: UInt64, writtenBytes: Int? = nil) {
         guard !segments.isEmpty else { return }
+        let current = segments.count - 1
         var index = unresolvedStart
         while index < unresolved.count, unresolved[index].lsn <= last {
             let entry = unresolved[index]
-            if entry.lsn > attributedThrough { segments[segments.count - 1].newestLSNByTenant[entry.tenant] = entry.lsn }
+            if entry.lsn > attributedThrough {
+                segments[current].newestLSNByTenant[entry.tenant] = entry.lsn
+                let known = segments[current].sequencesByTenant[entry.tenant]
+                segments[current].sequencesByTenant[entry.tenant] =
+                    min(known?.lowerBound ?? entry.sequence, entry.sequence)...max(known?.upperBound ?? entry.sequence, entry.sequence)
+            }
             index += 1
         }
+        segments[current].lastLSN = max(segments[current].lastLSN, last)
+        if let writtenBytes { segments[current].writtenBytes = writtenBytes }
         attributedThrough = max(attributedThrough, last)
     }
 
@@ -157,6 +191,12 @@ public struct DurabilityLedger: Sendable {
         storageFailure = reason
     }
 
+    /// The failed writes' bytes were wiped: the segment being written ends at `writtenBytes` again.
+    public mutating func failedBytesWiped(writtenBytes: Int) {
+        guard !segments.isEmpty else { return }
+        segments[segments.count - 1].writtenBytes = writtenBytes
+    }
+
     /// The storage accepted a write and a sync again.
     public mutating func storageRecovered() {
         storageFailure = nil
@@ -207,15 +247,48 @@ public struct DurabilityLedger: Sendable {
     }
 
     /// Segments that no tenant needs any more: every tenant with records in one has a kept snapshot
-    /// covering its newest record there. The segment being written is never removable.
-    public func removableSegments() -> [UInt64] {
+    /// covering its newest record there, and it is outside the change feed's window at `nowMilliseconds`.
+    /// The segment being written is never removable.
+    public func removableSegments(nowMilliseconds: Int64 = 0) -> [UInt64] {
         guard segments.count > 1 else { return [] }
+        let feedKeepsFrom = feedWindowStart(nowMilliseconds: nowMilliseconds)
         var removable: [UInt64] = []
-        for segment in segments.dropLast() {
+        for (index, segment) in segments.dropLast().enumerated() where index < feedKeepsFrom {
             let needed = segment.newestLSNByTenant.contains { tenant, newest in (snapshotCoverage[tenant] ?? 0) < newest }
             if !needed { removable.append(segment.firstLSN) }
         }
         return removable
+    }
+
+    /// The index of the oldest segment the change feed keeps: segments from it on are no more bytes
+    /// than the window allows (the current one always counts), and each was still being written
+    /// within the window's age (a segment's writes end when the next one is opened).
+    func feedWindowStart(nowMilliseconds: Int64) -> Int {
+        guard feedRetention.bytes > 0, feedRetention.milliseconds > 0, !segments.isEmpty else { return segments.count - 1 }
+        var start = segments.count - 1
+        var bytes = segments[start].bytes
+        let oldestAllowed = nowMilliseconds - feedRetention.milliseconds
+        while start > 0 {
+            let candidate = segments[start - 1]
+            let endedAt = segments[start].openedAtMilliseconds
+            guard bytes + candidate.bytes <= feedRetention.bytes, endedAt >= oldestAllowed else { break }
+            bytes += candidate.bytes
+            start -= 1
+        }
+        return start
+    }
+
+    /// Every record with an LSN above this is in the kept segments: the newest run of segments with no
+    /// removed one between them, each starting where the previous one ended. The change feed serves
+    /// from here.
+    public var feedFloorLSN: UInt64 {
+        guard var oldest = segments.indices.last else { return resolvedThrough }
+        while oldest > 0 {
+            let previous = segments[oldest - 1]
+            guard previous.lastLSN > 0, previous.lastLSN + 1 == segments[oldest].firstLSN else { break }
+            oldest -= 1
+        }
+        return segments[oldest].firstLSN - 1
     }
 
     /// Per tenant, its newest LSN in the segments `firstLSNs` (what removing them takes away).

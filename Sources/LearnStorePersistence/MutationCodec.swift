@@ -8,6 +8,7 @@ public enum MutationCodec {
     static let purgeRecordsTag: UInt8 = 2
     static let idempotencyTag: UInt8 = 3
     static let outcomesTag: UInt8 = 4
+    static let recordChangeTag: UInt8 = 5
 
     public static func encode(_ mutation: TenantMutation, into writer: inout ByteWriter) {
         switch mutation {
@@ -26,6 +27,9 @@ public enum MutationCodec {
             writer.writeU8(outcomesTag)
             writer.writeVarint(UInt64(records.count))
             for record in records { record.encode(into: &writer) }
+        case .recordChange(let kind):
+            writer.writeU8(recordChangeTag)
+            writer.writeU8(kind.rawValue)
         }
     }
 
@@ -52,6 +56,13 @@ public enum MutationCodec {
             records.reserveCapacity(count)
             for _ in 0..<count { records.append(try OutcomeRecord.decode(from: &reader)) }
             return .outcomes(records)
+        case recordChangeTag:
+            let kindOffset = reader.offset
+            let raw = try reader.readU8()
+            guard let kind = RecordChangeKind(rawValue: raw) else {
+                throw DecodeError(offset: kindOffset, reason: "unknown record change kind \(raw)")
+            }
+            return .recordChange(kind)
         case let tag:
             throw DecodeError(offset: tagOffset, reason: "unknown mutation tag \(tag)")
         }

@@ -26,6 +26,8 @@ public struct PersistenceConfiguration: Sendable {
     public var appendersWriteNow = false
     /// Told about WAL writes and syncs, snapshots and recovery progress (the server's metrics).
     public var observer: any PersistenceObserver = UnobservedPersistence()
+    /// WAL kept for change-feed subscribers beyond what the snapshots need.
+    public var feedRetention = FeedRetention.none
 
     public init(dataDirectory: String) { self.dataDirectory = dataDirectory }
 }
@@ -76,7 +78,8 @@ public final class PersistenceController: Sendable {
             kept = try keptSnapshots(directory, configuration.fileSystem)
             let walConfiguration = WALConfiguration(
                 directory: directory.walDirectory, policy: configuration.fsync, segmentBytes: configuration.segmentBytes,
-                fileSystem: configuration.fileSystem, appendersWriteNow: configuration.appendersWriteNow, observer: configuration.observer)
+                fileSystem: configuration.fileSystem, appendersWriteNow: configuration.appendersWriteNow, observer: configuration.observer,
+                feedRetention: configuration.feedRetention)
             wal = try WriteAheadLog(
                 configuration: walConfiguration, resume: outcome.resume,
                 startLSN: outcome.firstFreeLSN,

@@ -202,15 +202,16 @@ public struct Recovery: Sendable {
             // Verify the segment and route each wanted record to its tenant, then decode and apply each
             // tenant's records in order, tenants in parallel.
             var queues: [String: [(lsn: UInt64, body: Range<Int>)]] = [:]
-            var recordsInSegment: [(tenant: String, lsn: UInt64)] = []
+            var recordsInSegment: [(tenant: String, lsn: UInt64, sequence: UInt64)] = []
             var newestInSegment: [String: UInt64] = [:]
+            var sequencesInSegment: [String: ClosedRange<UInt64>] = [:]
             let scan = try bytes.withUnsafeBytes { raw in
                 let scan: WALSegmentScanner.Result
                 do {
                     scan = try WALSegmentScanner.scan(
                     raw, previousLSN: previousLSN, skipCorruption: options.forceRecovery,
                     wants: { tenant, sequence, lsn in
-                        recordsInSegment.append((tenant, lsn))
+                        recordsInSegment.append((tenant, lsn, sequence))
                         return (only?.contains(tenant) ?? true) && sequence > (covered[tenant] ?? 0) && lsn > (coveredLSN[tenant] ?? 0)
                     },
                     collect: { tenant, _, lsn, body in queues[tenant, default: []].append((lsn, body)) }
@@ -223,7 +224,11 @@ public struct Recovery: Sendable {
                 // Records after the last commit marker are not replayed (see WALSegmentScanner.scan).
                 let replayedThrough = scan.lastLSN ?? previousLSN
                 queues = queues.mapValues { $0.filter { $0.lsn <= replayedThrough } }.filter { !$0.value.isEmpty }
-                for (tenant, lsn) in recordsInSegment where lsn <= replayedThrough { newestInSegment[tenant] = lsn }
+                for (tenant, lsn, sequence) in recordsInSegment where lsn <= replayedThrough {
+                    newestInSegment[tenant] = lsn
+                    let known = sequencesInSegment[tenant]
+                    sequencesInSegment[tenant] = min(known?.lowerBound ?? sequence, sequence)...max(known?.upperBound ?? sequence, sequence)
+                }
                 let tenantsInSegment = Array(queues.keys)
                 for tenant in tenantsInSegment where states[tenant] == nil {
                     var fresh = TenantState(tenantID: tenant, limits: options.limits)
@@ -273,7 +278,10 @@ public struct Recovery: Sendable {
                 return scan
             }
             if let last = scan.lastLSN { previousLSN = last }
-            ledgerSegments.append(DurabilityLedger.Segment(firstLSN: first, newestLSNByTenant: newestInSegment))
+            let openedAt = (try? bytes.withUnsafeBytes { raw throws(DecodeError) in try WALSegmentHeader.decode(raw) })?.createdAt.milliseconds ?? 0
+            ledgerSegments.append(DurabilityLedger.Segment(
+                firstLSN: first, newestLSNByTenant: newestInSegment, sequencesByTenant: sequencesInSegment, lastLSN: scan.lastLSN ?? 0,
+                writtenBytes: scan.validEnd, bytes: bytes.count, openedAtMilliseconds: openedAt))
             switch scan.stop {
             case .end:
                 break

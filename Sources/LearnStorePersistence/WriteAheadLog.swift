@@ -23,10 +23,13 @@ public struct WALConfiguration: Sendable {
     public var prepareSegmentsInBackground: Bool
     /// Told the duration and size of every write and sync (the server's metrics).
     public var observer: any PersistenceObserver
+    /// Segments kept for the change feed beyond what snapshots need.
+    public var feedRetention: FeedRetention
 
     public init(directory: String, policy: FsyncPolicy = .always, segmentBytes: Int = 64 << 20,
                 fileSystem: any FileSystem = PosixFileSystem(), appendersWriteNow: Bool = false,
-                prepareSegmentsInBackground: Bool = true, observer: any PersistenceObserver = UnobservedPersistence()) {
+                prepareSegmentsInBackground: Bool = true, observer: any PersistenceObserver = UnobservedPersistence(),
+                feedRetention: FeedRetention = .none) {
         self.directory = directory
         self.policy = policy
         // A floor only against absurd values: the server's flag requires 1 MiB; the deterministic
@@ -36,6 +39,7 @@ public struct WALConfiguration: Sendable {
         self.appendersWriteNow = appendersWriteNow
         self.prepareSegmentsInBackground = prepareSegmentsInBackground
         self.observer = observer
+        self.feedRetention = feedRetention
     }
 }
 
@@ -129,7 +133,7 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
         try? fs.remove(Self.newSegmentPath(configuration.directory))
         preparer = WALSegmentPreparer(fileSystem: fs, path: Self.preparedPath(configuration.directory), logger: logger)
         let next = max(resume?.nextLSN ?? startLSN, startLSN)
-        ledger = DurabilityLedger(nextLSN: next, segments: segments, snapshotCoverage: snapshotCoverage)
+        ledger = DurabilityLedger(nextLSN: next, segments: segments, snapshotCoverage: snapshotCoverage, feedRetention: configuration.feedRetention)
         committed.store(next - 1, ordering: .releasing)
         if let resume {
             // The segment may have been renamed into place by a run whose directory sync then failed:
@@ -140,7 +144,9 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
             segmentFirstLSN = resume.segmentFirstLSN
             offset = resume.offset
             capacity = try opened.size()
-            if ledger.segments.last?.firstLSN != resume.segmentFirstLSN { ledger.segmentOpened(firstLSN: resume.segmentFirstLSN) }
+            if ledger.segments.last?.firstLSN != resume.segmentFirstLSN {
+                ledger.segmentOpened(firstLSN: resume.segmentFirstLSN, bytes: capacity, openedAtMilliseconds: clock.now().milliseconds)
+            }
         } else {
             try openNewSegment(firstLSN: next)
         }
@@ -179,6 +185,13 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
         return ledger.segments.map(\.firstLSN)
     }
 
+    /// What a reader of the log's files may read now (the change feed).
+    public var tail: WALTail {
+        condition.lock()
+        defer { condition.unlock() }
+        return WALTail(ledger: ledger, committedLSN: committed.load(ordering: .acquiring))
+    }
+
     /// A copy of the bookkeeping (tests, the simulator, INFO).
     public var ledgerSnapshot: DurabilityLedger {
         condition.lock()
@@ -194,7 +207,7 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
         defer { condition.unlock() }
         if stopping { throw LearnStoreError(.shuttingDown, "the WAL is closing") }
         let lsn: UInt64
-        switch ledger.append(tenant: entry.tenantID) {
+        switch ledger.append(tenant: entry.tenantID, sequence: entry.sequence) {
         case .success(let assigned): lsn = assigned
         case .failure(let refusal): throw refusal.error
         }
@@ -391,7 +404,7 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
         offset += batch.count
         unsyncedBytes += batch.count
         condition.lock()
-        ledger.written(through: lastLSN)
+        ledger.written(through: lastLSN, writtenBytes: offset)
         condition.unlock()
         if !nextSegmentRequested && offset > capacity / 2 {
             nextSegmentRequested = true
@@ -520,6 +533,7 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
             wipeRange = nil
             unsyncedBytes = 0
             condition.lock()
+            ledger.failedBytesWiped(writtenBytes: offset)
             ledger.storageRecovered()
             condition.unlock()
             logger.notice("WAL recovered; accepting writes again")
@@ -588,7 +602,7 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
         capacity = size
         unsyncedBytes = 0
         condition.lock()
-        ledger.segmentOpened(firstLSN: firstLSN)
+        ledger.segmentOpened(firstLSN: firstLSN, bytes: size, openedAtMilliseconds: clock.now().milliseconds)
         condition.unlock()
         statistics.withLock { $0.segmentsCreated += 1 }
         if rotating {
@@ -614,7 +628,7 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
         ioLock.lock()
         defer { ioLock.unlock() }
         condition.lock()
-        let removable = ledger.removableSegments().filter { $0 != segmentFirstLSN }
+        let removable = ledger.removableSegments(nowMilliseconds: clock.now().milliseconds).filter { $0 != segmentFirstLSN }
         let taken = ledger.newestLSNs(inSegments: removable)
         condition.unlock()
         guard !removable.isEmpty else { return [] }

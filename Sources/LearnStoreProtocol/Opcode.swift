@@ -31,6 +31,11 @@ public enum Opcode {
     public static let adminRestoreTenant: UInt8 = 0x81
     public static let adminImport: UInt8 = 0x82
 
+    // Change feed (docs/PROTOCOL.md, appendix D; HELLO feature bit 3).
+    public static let subscribe: UInt8 = 0xA0
+    public static let feedCredit: UInt8 = 0xA1
+    public static let feedEvents: UInt8 = 0xA2
+
     public static let outcomesRange: ClosedRange<UInt8> = 0x40...0x6F
     public static let adminRange: ClosedRange<UInt8> = 0x80...0x9F
 
@@ -46,6 +51,7 @@ public enum Opcode {
         outcomeResults: "outcome_results", outcomeProficiency: "outcome_proficiency", outcomeRollup: "outcome_rollup",
         outcomeStudentRollups: "outcome_student_rollups", outcomeAggregates: "outcome_aggregates",
         adminSnapshot: "admin_snapshot", adminRestoreTenant: "admin_restore_tenant", adminImport: "admin_import",
+        subscribe: "subscribe", feedCredit: "feed_credit", feedEvents: "feed_events",
     ]
 
     static func String(format opcode: UInt8) -> Swift.String {
@@ -60,6 +66,7 @@ public struct ProtocolFeatures: OptionSet, Sendable, Hashable {
     public static let records = ProtocolFeatures(rawValue: 1 << 0)
     public static let outcomes = ProtocolFeatures(rawValue: 1 << 1)
     public static let admin = ProtocolFeatures(rawValue: 1 << 2)
+    public static let feed = ProtocolFeatures(rawValue: 1 << 3)
 }
 
 public enum ProtocolVersion {

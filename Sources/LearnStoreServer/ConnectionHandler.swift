@@ -48,7 +48,8 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
         self.decoder = FrameDecoder(maximumFrameBytes: configuration.maximumFrameBytes)
         self.handshakeDecoder = FrameDecoder(
             maximumFrameBytes: min(configuration.maximumHandshakeFrameBytes, configuration.maximumFrameBytes))
-        let alone = [Opcode.adminSnapshot, Opcode.adminRestoreTenant].filter { AdminExecutor.handles($0, features: configuration.features) }
+        var alone = [Opcode.adminSnapshot, Opcode.adminRestoreTenant].filter { AdminExecutor.handles($0, features: configuration.features) }
+        if configuration.features.contains(.feed) { alone.append(Opcode.subscribe) }
         self.machine = ConnectionStateMachine(
             limits: .init(
                 maximumInFlight: configuration.maximumInFlight,
@@ -90,9 +91,7 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
         timer = nil
         if admitted {
             admitted = false
-            server.connections.remove(context.channel)
-            server.runtime.connectionClosed()
-            server.metrics.connectionClosed(current: server.runtime.connections)
+            server.connectionEnded(context.channel)
         }
         machine.channelClosed()
         cumulation = nil
@@ -247,6 +246,8 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 }
             case .authenticate(let frame):
                 authenticate(frame, context: context)
+            case .runAdmin(let frame, let session) where frame.header.opcode == Opcode.subscribe:
+                subscribe(frame, session: session, context: context)
             case .runAdmin(let frame, let session):
                 runAdmin(frame, session: session, context: context)
             case .fail(let error, let opcode, let requestID):
@@ -487,6 +488,61 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
             guard let context = handler.context else { return }
             handler.queue(response.bytes, context: context)
             handler.pump(context: context)
+        }
+    }
+
+    /// Runs a SUBSCRIBE off the event loop (every earlier response is queued). If it succeeds, the
+    /// connection is handed to a ``FeedConnectionHandler`` with whatever the client sent after it.
+    private func subscribe(_ frame: Frame, session: Session, context: ChannelHandlerContext) {
+        let loopBound = NIOLoopBound((self, frame), eventLoop: context.eventLoop)
+        let server = self.server
+        let promise = context.eventLoop.makePromise(of: Result<FeedSubscribe.Opened, FeedFailure>.self)
+        promise.completeWithTask { await FeedSubscribe.open(frame, session: session, server: server) }
+        promise.futureResult.whenSuccess { result in
+            let (handler, frame) = loopBound.value
+            switch result {
+            case .failure(let failure):
+                handler.server.metrics.recordError(opcode: frame.header.opcode, code: failure.error.code)
+                let bytes = failure.frame(opcode: frame.header.opcode, requestID: frame.header.requestID)
+                handler.machine.adminFinished(bytes: bytes.count)
+                guard let context = handler.context else { return }
+                handler.queue(bytes, context: context)
+                handler.pump(context: context)
+            case .success(let opened):
+                guard let context = handler.context, !handler.machine.closing else {
+                    server.feed.unregister(opened.source)
+                    opened.source.close()
+                    return
+                }
+                handler.handOver(to: opened, session: session, requestID: frame.header.requestID, context: context)
+            }
+        }
+    }
+
+    private func handOver(to opened: FeedSubscribe.Opened, session: Session, requestID: UInt32, context: ChannelHandlerContext) {
+        machine.adminFinished(bytes: opened.response.count)
+        queue(opened.response, context: context)
+        flushOutput(context: context)
+        timer?.cancel()
+        timer = nil
+        let leftover = cumulation
+        cumulation = nil
+        machine.close()
+        updateInputReservation()
+        // The feed handler now answers for the connection's admission.
+        admitted = false
+        let feed = FeedConnectionHandler(server: server, session: session, source: opened.source, credit: opened.credit, requestID: requestID, leftover: leftover)
+        do {
+            let channel = context.channel
+            try context.pipeline.syncOperations.addHandler(feed, position: .after(self))
+            context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+            // Reads are on demand; this handler held them back while the SUBSCRIBE ran.
+            channel.read()
+        } catch {
+            server.feed.unregister(opened.source)
+            opened.source.close()
+            server.connectionEnded(context.channel)
+            context.close(promise: nil)
         }
     }
 

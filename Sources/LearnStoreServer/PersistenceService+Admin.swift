@@ -71,6 +71,7 @@ extension PersistenceService: AdminOperations {
                 throw LearnStoreError(.storageUnavailable, "the restore's outcome is uncertain (\(uncertain)); the tenant refuses requests until the server restarts")
             }
             await tenant.replace(with: state, lsn: lastLSN)
+            context.feed.tenantRestored(tenantID, sequence: plan.newSequence, afterLSN: lastLSN, at: context.clock.now())
             await tenant.setLoading(false)
             logger.notice("tenant restored", metadata: [
                 "tenant": "\(tenantID)", "snapshot": "\(plan.snapshotSequence.map(String.init) ?? "none")",

@@ -61,6 +61,7 @@ public final class PersistenceService: Service {
             await actor.recovered(state, lsn: outcome.lastLSN[tenant] ?? 0)
         }
         log.set(controller.wal)
+        context.feed.attach(wal: controller.wal, walDirectory: controller.directory.walDirectory, fileSystem: configuration.fileSystem)
         commits.set(WALCommitTracker(wal: controller.wal, registry: context.registry, placement: context.placement))
         controller.start()
         controllerBox.value = controller

@@ -41,7 +41,13 @@ public struct ServerConfiguration: Sendable {
     /// Optional protocol features this server offers beyond LearningRecords (HELLO feature bits).
     /// Canvas outcome data (bit 1) and administration (bit 2: snapshots, restore, import; admin
     /// scope required) are on by default.
-    public var features: ProtocolFeatures = [.outcomes, .admin]
+    public var features: ProtocolFeatures = [.outcomes, .admin, .feed]
+    /// Change-feed subscriptions open at once, on the whole server and per tenant.
+    public var maximumFeedSubscriptions = 256
+    public var maximumFeedSubscriptionsPerTenant = 16
+    /// A subscription with nothing to send sends an empty FEED_EVENTS this often, so its client can
+    /// tell a quiet tenant from a dead connection.
+    public var feedHeartbeatSeconds = 5.0
 
     public init() {}
 }

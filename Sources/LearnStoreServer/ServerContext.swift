@@ -25,6 +25,8 @@ public final class ServerContext: Sendable {
     public let outputBudget: BufferBudget
     /// Index builds that reads wait for, off the tenants' locks.
     public let indexBuilds = IndexBuildQueue()
+    /// Change-feed subscriptions.
+    public let feed: FeedHub
 
     public init(
         configuration: ServerConfiguration, registry: TenantRegistry, verifier: TokenVerifier, metrics: ServerMetrics,
@@ -44,6 +46,7 @@ public final class ServerContext: Sendable {
         self.connections = ConnectionRegistry()
         self.inputBudget = BufferBudget(limit: configuration.serverInputBudgetBytes)
         self.outputBudget = BufferBudget(limit: configuration.serverOutputBudgetBytes)
+        self.feed = FeedHub(maximum: configuration.maximumFeedSubscriptions, maximumPerTenant: configuration.maximumFeedSubscriptionsPerTenant)
         self.environment = ExecutionEnvironment(
             runtime: runtime, clock: clock,
             limits: EngineLimits(maximumBatch: configuration.limits.maximumBatch, idempotencyKeys: configuration.limits.idempotencyKeys),
@@ -52,6 +55,15 @@ public final class ServerContext: Sendable {
 }
 
 import Synchronization
+
+extension ServerContext {
+    /// An admitted connection closed (whichever handler served it last).
+    func connectionEnded(_ channel: any Channel) {
+        connections.remove(channel)
+        runtime.connectionClosed()
+        metrics.connectionClosed(current: runtime.connections)
+    }
+}
 
 /// Open connections, so a graceful shutdown can drain and close each.
 final class ConnectionRegistry: Sendable {

@@ -184,6 +184,8 @@ enum OperatorJSON {
                                                                 ("sequence", number(entry.sequence))]) : .string(key))])
         case .outcomes(let rows):
             return .object([("outcomes", full ? .array(rows.map(\.exportJSON)) : number(rows.count))])
+        case .recordChange(let kind):
+            return .object([("record_change", .string(kind.name))])
         }
     }
 

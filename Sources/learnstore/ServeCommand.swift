@@ -46,6 +46,10 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("snapshot-level"), help: "zstd level of snapshots (default 1).") var snapshotLevel: Int?
     @Option(name: .customLong("snapshots-kept"), help: "Snapshots kept per tenant (default 2).") var snapshotsKept: Int?
     @Option(name: .customLong("wal-segment-bytes"), help: "WAL segment size (default 67108864).") var walSegmentBytes: Int?
+    @Option(name: .customLong("feed-retention"), help: "Seconds of WAL kept for change-feed subscribers to resume from, whatever the snapshots cover (default 3600; 0 keeps only what snapshots need).") var feedRetention: Double?
+    @Option(name: .customLong("feed-retention-bytes"), help: "At most this many WAL bytes kept for change-feed subscribers (default 1073741824).") var feedRetentionBytes: Int?
+    @Option(name: .customLong("feed-max-subscriptions"), help: "Change-feed subscriptions on the whole server (default 256).") var feedMaxSubscriptions: Int?
+    @Option(name: .customLong("feed-max-subscriptions-per-tenant"), help: "Change-feed subscriptions per tenant (default 16).") var feedMaxSubscriptionsPerTenant: Int?
     @Option(name: .customLong("port-file"), help: "Write the port actually bound (useful with --port 0) to this file.") var portFile: String?
     @Flag(name: .customLong("force-recovery"), help: "Start even if the WAL or a snapshot is damaged before its tail, skipping the damage (logged).") var forceRecovery = false
     @Option(name: .customLong("config"), help: "Config file of 'name = value' lines.") var config: String?
@@ -78,6 +82,9 @@ struct ServeCommand: AsyncParsableCommand {
             configuration.serverOutputBudgetBytes = try settings.int("output-budget", outputBudget, default: configuration.serverOutputBudgetBytes)
             configuration.connectionInputAllowanceBytes = try settings.int("input-allowance", inputAllowance, default: configuration.connectionInputAllowanceBytes)
             configuration.serverInputBudgetBytes = try settings.int("input-budget", inputBudget, default: configuration.serverInputBudgetBytes)
+            configuration.maximumFeedSubscriptions = try settings.int("feed-max-subscriptions", feedMaxSubscriptions, default: configuration.maximumFeedSubscriptions)
+            configuration.maximumFeedSubscriptionsPerTenant = try settings.int(
+                "feed-max-subscriptions-per-tenant", feedMaxSubscriptionsPerTenant, default: configuration.maximumFeedSubscriptionsPerTenant)
             try ServeLimits.validate(configuration)
             let metrics = try settings.int("metrics-port", metricsPort, default: ServerConfiguration.defaultMetricsPort)
             configuration.metricsPort = metrics == 0 ? nil : metrics
@@ -123,6 +130,13 @@ struct ServeCommand: AsyncParsableCommand {
             persistence.segmentBytes = try settings.int("wal-segment-bytes", walSegmentBytes, default: 64 << 20)
             guard persistence.segmentBytes >= 1 << 20 else { throw CLIError.usage("--wal-segment-bytes must be at least 1048576") }
             persistence.forceRecovery = try settings.bool("force-recovery", forceRecovery)
+            let retentionSeconds = try settings.double("feed-retention", feedRetention, default: 3600)
+            guard retentionSeconds.isFinite, (0...ServeLimits.maximumSnapshotIntervalSeconds).contains(retentionSeconds) else {
+                throw CLIError.usage("--feed-retention must be 0 ... \(Int(ServeLimits.maximumSnapshotIntervalSeconds)) seconds")
+            }
+            let retentionBytes = try settings.int("feed-retention-bytes", feedRetentionBytes, default: 1 << 30)
+            guard (0...(1 << 50)).contains(retentionBytes) else { throw CLIError.usage("--feed-retention-bytes must be 0 ... \(1 << 50)") }
+            persistence.feedRetention = FeedRetention(bytes: retentionBytes, milliseconds: Int64(retentionSeconds * 1000))
 
             let clock = SystemClock()
             let application = try await LearnStoreApplication(

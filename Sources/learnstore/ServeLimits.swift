@@ -24,6 +24,8 @@ enum ServeLimits {
         try check("input-allowance", configuration.connectionInputAllowanceBytes, 0...configuration.maximumFrameBytes)
         try check("input-budget", configuration.serverInputBudgetBytes, configuration.maximumFrameBytes...(1024 * gib))
         try checkSeconds("handshake-timeout", configuration.handshakeTimeoutSeconds, 0.01...86_400)
+        try check("feed-max-subscriptions", configuration.maximumFeedSubscriptions, 0...configuration.maximumConnections)
+        try check("feed-max-subscriptions-per-tenant", configuration.maximumFeedSubscriptionsPerTenant, 0...configuration.maximumFeedSubscriptions)
         try checkSeconds("idle-timeout", configuration.idleTimeoutSeconds, 0.01...(365 * 86_400))
     }
 }

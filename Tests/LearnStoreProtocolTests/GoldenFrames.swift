@@ -16,7 +16,7 @@ enum GoldenInputs {
     static let hello = HelloRequest(minimumVersion: 1, maximumVersion: 1, clientName: "demo")
     static let helloResponse = HelloResponse(
         version: 1, serverName: "learnstore", serverVersion: "0.1.0", maximumFrameBytes: 16 << 20, maximumInFlight: 1024,
-        features: [.records, .outcomes, .admin])
+        features: [.records, .outcomes, .admin, .feed])
     /// Shaped like a JWT (`{"alg":"HS256"}`, `{}`, "sig"), short enough to read; a server rejects it.
     static let auth = AuthRequest(token: "eyJhbGciOiJIUzI1NiJ9.e30.c2ln")
     static let authResponse = AuthResponse(

@@ -301,7 +301,7 @@ enum Read: CaseIterable {
         let on = try await TestServer.start()
         let connection = try await ClientConnection.connect(host: "127.0.0.1", port: on.port, group: on.group)
         #expect(connection.hello.features.contains(.outcomes) && connection.hello.features.contains(.records))
-        #expect(connection.hello.features.rawValue == 7, "a server on its defaults sends what example A-2 shows")
+        #expect(connection.hello.features.rawValue == 15, "a server on its defaults sends what example A-2 shows")
         await connection.close()
         try await on.stop()
 

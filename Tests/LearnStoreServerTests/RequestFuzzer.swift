@@ -26,7 +26,7 @@ struct RequestFuzzer: Sendable {
         Opcode.hello, Opcode.auth, Opcode.ping, Opcode.info, Opcode.create, Opcode.createBatch, Opcode.get, Opcode.patch,
         Opcode.delete, Opcode.restore, Opcode.purgePerson, Opcode.list, Opcode.stats, Opcode.outcomeIngest, Opcode.outcomeGet,
         Opcode.outcomeTree, Opcode.outcomeResults, Opcode.outcomeProficiency, Opcode.outcomeRollup, Opcode.outcomeStudentRollups,
-        Opcode.outcomeAggregates, 0x00, 0x19, 0x48, 0x80, 0xA0, 0xFF,
+        Opcode.outcomeAggregates, 0x00, 0x19, 0x48, 0x80, 0xA3, 0xFF,
     ]
 
     mutating func chance(_ numerator: Int, in denominator: Int) -> Bool { Int.random(in: 0..<denominator, using: &random) < numerator }

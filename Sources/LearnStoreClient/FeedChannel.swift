@@ -1,0 +1,106 @@
+import LearnStoreModel
+import LearnStoreProtocol
+import NIOCore
+import NIOPosix
+
+/// The pipeline of a subscribed connection: every frame the server sends (the SUBSCRIBE answer, then
+/// FEED_EVENTS, a PING answer, a last error) goes to one stream, in order. The server sends no more
+/// changes than the subscriber granted credit for, so the stream holds at most that many.
+final class FeedChannelHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+
+    private let decoder: FrameDecoder
+    private let continuation: AsyncThrowingStream<Frame, any Error>.Continuation
+    private var cumulation: ByteBuffer?
+
+    init(maximumFrameBytes: Int, continuation: AsyncThrowingStream<Frame, any Error>.Continuation) {
+        self.decoder = FrameDecoder(maximumFrameBytes: maximumFrameBytes)
+        self.continuation = continuation
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var incoming = unwrapInboundIn(data)
+        if cumulation == nil { cumulation = incoming } else { cumulation!.writeBuffer(&incoming) }
+        guard var buffer = cumulation else { return }
+        cumulation = nil
+        while true {
+            do {
+                guard let frame = try decoder.next(from: &buffer) else { break }
+                continuation.yield(frame)
+            } catch {
+                continuation.finish(throwing: LearnStoreError(.protocolViolation, "server frame: \(error.message)"))
+                context.close(promise: nil)
+                return
+            }
+        }
+        if buffer.readableBytes > 0 { cumulation = buffer }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        continuation.finish(throwing: LearnStoreError(.connectionFailed, "the connection was closed"))
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        continuation.finish(throwing: LearnStoreError(.connectionFailed, "connection error: \(error)"))
+        context.close(promise: nil)
+    }
+}
+
+/// One subscribed connection: HELLO and AUTH as usual, then the pipeline is switched to a
+/// ``FeedChannelHandler`` and SUBSCRIBE is sent.
+struct FeedChannel {
+    let channel: any Channel
+    var frames: AsyncThrowingStream<Frame, any Error>.AsyncIterator
+    let requestID: UInt32 = 1
+
+    static func open(_ configuration: ClientConfiguration, token: String, request: SubscribeRequest, group: any EventLoopGroup) async throws(LearnStoreError) -> FeedChannel {
+        let connection = try await ClientConnection.connect(host: configuration.host, port: configuration.port, group: group, clientName: configuration.clientName)
+        do throws(LearnStoreError) {
+            try await connection.authenticate(token: token)
+            guard connection.hello.features.contains(.feed) else {
+                throw LearnStoreError(.unknownOpcode, "the server does not offer the change feed (HELLO feature bit 3)")
+            }
+            let (stream, continuation) = AsyncThrowingStream<Frame, any Error>.makeStream()
+            let channel = connection.channel
+            var writer = ByteWriter(capacity: 32)
+            writer.writeFrame(FrameHeader(opcode: Opcode.subscribe, requestID: 1)) { FeedMessages.encodeSubscribe(request, into: &$0) }
+            let bytes = writer.bytes
+            do {
+                try await channel.eventLoop.submit {
+                    let pipeline = channel.pipeline.syncOperations
+                    let old = try pipeline.handler(type: ClientChannelHandler.self)
+                    try pipeline.addHandler(FeedChannelHandler(maximumFrameBytes: 80 << 20, continuation: continuation), position: .after(old))
+                    pipeline.removeHandler(old, promise: nil)
+                    channel.writeAndFlush(channel.allocator.buffer(bytes: bytes), promise: nil)
+                }.get()
+            } catch {
+                throw LearnStoreError(.connectionFailed, "cannot subscribe: \(error)")
+            }
+            return FeedChannel(channel: channel, frames: stream.makeAsyncIterator())
+        } catch {
+            await connection.close()
+            throw error
+        }
+    }
+
+    /// The next frame, or nil when the connection ended without one.
+    mutating func next() async throws(LearnStoreError) -> Frame {
+        do {
+            guard let frame = try await frames.next() else { throw LearnStoreError(.connectionFailed, "the connection was closed") }
+            return frame
+        } catch let error as LearnStoreError {
+            throw error
+        } catch {
+            throw LearnStoreError(.connectionFailed, "\(error)")
+        }
+    }
+
+    func grant(_ credit: UInt32) {
+        var writer = ByteWriter(capacity: 16)
+        writer.writeFrame(FrameHeader(opcode: Opcode.feedCredit, requestID: 0)) { FeedMessages.encodeCredit(credit, into: &$0) }
+        channel.writeAndFlush(channel.allocator.buffer(bytes: writer.bytes), promise: nil)
+    }
+
+    func close() async { try? await channel.close() }
+}

@@ -1,0 +1,177 @@
+import LearnStoreModel
+import LearnStoreProtocol
+import NIOCore
+
+/// `client.feed`: the tenant's committed changes, in order, resumable (docs/PROTOCOL.md, appendix D).
+public struct FeedClient: Sendable {
+    let client: LearnStoreClient
+
+    /// The changes after `start`, as an `AsyncSequence` that reconnects and resumes by itself (after a
+    /// lost connection, a server restart or shutdown, an expired token). It ends with an error it cannot
+    /// get past: FEED_TRUNCATED (the changes are no longer kept: export the tenant and subscribe from the
+    /// export's sequence), FORBIDDEN, VALIDATION. `credit` is how many changes may wait unread.
+    public func subscribe(from start: FeedStart, credit: UInt32 = 1024) -> FeedSubscription {
+        FeedSubscription(client: client, start: start, credit: max(2, min(credit, FeedMessages.maximumCredit)))
+    }
+}
+
+extension LearnStoreClient {
+    public var feed: FeedClient { FeedClient(client: self) }
+}
+
+public struct FeedSubscription: AsyncSequence, Sendable {
+    public typealias Element = FeedChange
+    let client: LearnStoreClient
+    let start: FeedStart
+    let credit: UInt32
+
+    public func makeAsyncIterator() -> Iterator { Iterator(cursor: FeedCursor(client: client, start: start, credit: credit)) }
+
+    public struct Iterator: AsyncIteratorProtocol {
+        let cursor: FeedCursor
+        public mutating func next() async throws -> FeedChange? { try await cursor.next() }
+    }
+}
+
+/// The subscriber's position and its current connection; used by one iterator at a time.
+public final class FeedCursor: @unchecked Sendable {
+    let client: LearnStoreClient
+    let credit: UInt32
+    private var start: FeedStart
+    private var channel: FeedChannel?
+    private var buffered: ArraySlice<FeedChange> = []
+    /// The current batch's end: once its changes are taken, everything up to it has been seen.
+    private var batchThrough: UInt64?
+    private var consumedSinceGrant: UInt32 = 0
+    private var failures = 0
+    /// After FEED_TRUNCATED: the oldest sequence a new subscription can start after.
+    var truncatedAfter: UInt64?
+    /// The last sequence the subscriber has seen (nil until the first SUBSCRIBE answer, when it started "now").
+    public private(set) var position: UInt64?
+
+    init(client: LearnStoreClient, start: FeedStart, credit: UInt32) {
+        self.client = client
+        self.start = start
+        self.credit = credit
+        if case .after(let sequence) = start { position = sequence }
+    }
+
+    deinit {
+        if let channel { channel.channel.close(promise: nil) }
+    }
+
+    func next() async throws -> FeedChange? {
+        let result: Result<FeedChange?, LearnStoreError>
+        do throws(LearnStoreError) {
+            result = .success(try await nextChange())
+        } catch {
+            result = .failure(error)
+        }
+        switch result {
+        case .success(let change):
+            return change
+        case .failure(let error):
+            if error.code == .feedTruncated { throw FeedTruncated(error: error, oldestSequence: truncatedAfter ?? 0, position: position ?? 0) }
+            throw error
+        }
+    }
+
+    private func nextChange() async throws(LearnStoreError) -> FeedChange? {
+        while true {
+            if let change = buffered.popFirst() {
+                position = change.sequence
+                consumedSinceGrant += 1
+                if buffered.isEmpty, let through = batchThrough { position = max(position ?? 0, through) }
+                if consumedSinceGrant >= credit / 2, let channel {
+                    channel.grant(consumedSinceGrant)
+                    consumedSinceGrant = 0
+                }
+                return change
+            }
+            if channel == nil { try await connect() }
+            do throws(LearnStoreError) {
+                let frame = try await channel!.next()
+                try handle(frame)
+                failures = 0
+            } catch {
+                await dropChannel()
+                guard Self.isRetriable(error) else { throw error }
+                try await backOff(error)
+            }
+        }
+    }
+
+    private func handle(_ frame: Frame) throws(LearnStoreError) {
+        if frame.header.isError {
+            let error = (try? frame.readPayload { (r) throws(DecodeError) in try ErrorBody.decode(from: &r) })
+                ?? LearnStoreError(.protocolViolation, "malformed error response")
+            if error.code == .feedTruncated { truncatedAfter = try? Self.oldestSequence(frame) }
+            throw error
+        }
+        switch frame.header.opcode {
+        case Opcode.subscribe:
+            let response = try ClientConnection.decode(frame) { (r) throws(DecodeError) in try FeedMessages.decodeSubscribeResponse(from: &r) }
+            position = response.afterSequence
+        case Opcode.feedEvents:
+            let batch = try ClientConnection.decode(frame) { (r) throws(DecodeError) in try FeedMessages.decodeBatch(from: &r) }
+            // A change at or before the position was already seen (never sent twice by one server,
+            // but a resumed stream starts strictly after it anyway).
+            buffered = batch.changes.drop { $0.sequence <= (position ?? 0) }[...]
+            batchThrough = batch.throughSequence
+            if buffered.isEmpty { position = max(position ?? 0, batch.throughSequence) }
+        default:
+            break
+        }
+    }
+
+    private func connect() async throws(LearnStoreError) {
+        let request = SubscribeRequest(start: position.map { .after($0) } ?? start, credit: credit)
+        consumedSinceGrant = 0
+        do throws(LearnStoreError) {
+            channel = try await FeedChannel.open(client.configuration, token: try await client.fetchToken(), request: request, group: client.group)
+        } catch {
+            guard Self.isRetriable(error) else { throw error }
+            try await backOff(error)
+        }
+    }
+
+    private func backOff(_ error: LearnStoreError) async throws(LearnStoreError) {
+        failures += 1
+        guard failures <= max(1, client.configuration.reconnectAttempts) * 4 else { throw error }
+        let delay = min(2_000_000_000, 50_000_000 << UInt64(min(failures, 6)))
+        try? await Task.sleep(nanoseconds: UInt64(delay))
+    }
+
+    private func dropChannel() async {
+        await channel?.close()
+        channel = nil
+        buffered = []
+        batchThrough = nil
+    }
+
+    /// What reconnecting can get past: a lost connection, a restart, an expired token, a full server.
+    static func isRetriable(_ error: LearnStoreError) -> Bool {
+        [.connectionFailed, .shuttingDown, .tokenExpired, .loading, .overloaded, .timeout, .storageUnavailable].contains(error.code)
+    }
+
+    /// The `u64` FEED_TRUNCATED carries after its error body.
+    static func oldestSequence(_ frame: Frame) throws -> UInt64 {
+        try frame.readPayload { (r) throws(DecodeError) in
+            _ = try ErrorBody.decode(from: &r)
+            return try r.readU64()
+        }
+    }
+
+    public func close() async { await dropChannel() }
+}
+
+/// The server no longer keeps the changes after `position`: re-read the tenant (an export gives the
+/// sequence it was taken at) and subscribe after that sequence. `oldestSequence` is the oldest a new
+/// subscription could start after when the server refused.
+public struct FeedTruncated: Error, Sendable, CustomStringConvertible {
+    public var error: LearnStoreError
+    public var oldestSequence: UInt64
+    public var position: UInt64
+
+    public var description: String { "\(error)" }
+}

@@ -1,0 +1,163 @@
+import LearnStoreClient
+import LearnStoreModel
+import LearnStorePersistence
+import LearnStoreProtocol
+import LearnStoreTestSupport
+import Testing
+
+/// The change feed end to end: the real server with its WAL on loopback, the real client.
+@Suite struct FeedServerTests {
+    static func persistence(_ directory: TemporaryDirectory, retention: FeedRetention = .standard) -> PersistenceConfiguration {
+        var configuration = PersistenceConfiguration.forTests(directory.path)
+        configuration.feedRetention = retention
+        return configuration
+    }
+
+    /// Takes `count` changes from a fresh iterator of `subscription`.
+    static func take(_ count: Int, _ subscription: FeedSubscription) async throws -> [FeedChange] {
+        var changes: [FeedChange] = []
+        for try await change in subscription {
+            changes.append(change)
+            if changes.count == count { break }
+        }
+        return changes
+    }
+
+    static func kinds(_ change: FeedChange) -> [String] {
+        change.parts.map { part in
+            switch part {
+            case .records(let kind, _): kind.name
+            case .purge: "purge"
+            case .outcomes: "outcomes"
+            case .tenantRestore: "tenant_restore"
+            }
+        }
+    }
+
+    @Test func everyKindOfWriteArrivesInSequenceOrder() async throws {
+        let directory = TemporaryDirectory()
+        let server = try await TestServer.start(persistence: Self.persistence(directory))
+        let client = try await server.client()
+        let records = client.performance.learningRecords
+        let person = UUID16(high: 9, low: 9)
+        let created = try await records.create(sampleBody(person: person))
+        var patch = RecordBody()
+        patch.title = .value("patched")
+        let patched = try await records.patch(created.value.id, patch)
+        _ = try await records.delete(created.value.id)
+        _ = try await records.restore(created.value.id)
+        let batch = try await records.createBatch([sampleBody(person: person), sampleBody()])
+        let purged = try await records.purgePerson(person, dryRun: false)
+        #expect(purged.value == 2)
+
+        let changes = try await Self.take(6, client.feed.subscribe(from: .after(0)))
+        #expect(changes.map(\.sequence) == [1, 2, 3, 4, 5, 6])
+        #expect(changes.map(Self.kinds) == [["create"], ["patch"], ["delete"], ["restore"], ["create"], ["purge"]])
+        guard case .records(_, let afterPatch) = changes[1].parts[0] else { Issue.record("no records in the patch"); return }
+        #expect(afterPatch == [patched.value], "a change carries the record as it is after the write")
+        guard case .records(_, let createdTwo) = changes[4].parts[0] else { Issue.record("no records in the batch"); return }
+        #expect(createdTwo == batch.value)
+        guard case .purge(let ids) = changes[5].parts[0] else { Issue.record("no ids in the purge"); return }
+        #expect(Set(ids) == [created.value.id, batch.value[0].id])
+        try await server.stop()
+    }
+
+    @Test func aResumedSubscriptionContinuesRightAfterItsLastChangeAndFollowsLiveWrites() async throws {
+        let directory = TemporaryDirectory()
+        let server = try await TestServer.start(persistence: Self.persistence(directory))
+        let client = try await server.client()
+        let records = client.performance.learningRecords
+        for index in 0..<20 { _ = try await records.create(sampleBody(title: "r\(index)")) }
+        let first = try await Self.take(7, client.feed.subscribe(from: .after(0), credit: 4))
+        #expect(first.map(\.sequence) == Array(1...7))
+        let writer = Task {
+            for index in 20..<60 { _ = try await records.create(sampleBody(title: "r\(index)")) }
+        }
+        let rest = try await Self.take(53, client.feed.subscribe(from: .after(7), credit: 8))
+        try await writer.value
+        #expect(rest.map(\.sequence) == Array(8...60), "no change is lost or repeated across the resume, and live writes follow")
+        try await server.stop()
+    }
+
+    @Test func fromNowStartsAfterTheCommittedSequence() async throws {
+        let directory = TemporaryDirectory()
+        let server = try await TestServer.start(persistence: Self.persistence(directory))
+        let client = try await server.client()
+        let records = client.performance.learningRecords
+        for _ in 0..<3 { _ = try await records.create(sampleBody()) }
+        let subscription = client.feed.subscribe(from: .now)
+        let reader = Task { try await Self.take(1, subscription) }
+        // Writes until the subscription, made meanwhile, sees one: it never sees the first three.
+        let writer = Task {
+            while !Task.isCancelled {
+                _ = try? await records.create(sampleBody())
+                await pollInterval()
+            }
+        }
+        let seen = try await reader.value
+        writer.cancel()
+        #expect(seen.count == 1 && seen[0].sequence >= 4)
+        try await server.stop()
+    }
+
+    @Test func anAppTokenSeesOnlyItsAppsRecords() async throws {
+        let directory = TemporaryDirectory()
+        let server = try await TestServer.start(persistence: Self.persistence(directory))
+        let mine = try await server.client(app: "app_one")
+        let theirs = try await server.client(app: "app_two")
+        _ = try await mine.performance.learningRecords.create(sampleBody(title: "mine 1"))
+        _ = try await theirs.performance.learningRecords.create(sampleBody(title: "theirs"))
+        _ = try await mine.performance.learningRecords.create(sampleBody(title: "mine 2"))
+        let changes = try await Self.take(2, mine.feed.subscribe(from: .after(0)))
+        #expect(changes.map(\.sequence) == [1, 3], "sequence 2 is another app's write: skipped, not shown")
+        for change in changes {
+            guard case .records(_, let records) = change.parts[0] else { Issue.record("no records"); continue }
+            #expect(records.allSatisfy { $0.appID == "app_one" })
+        }
+        try await server.stop()
+    }
+
+    @Test func aSequenceAheadOfTheTenantIsAValidationError() async throws {
+        let directory = TemporaryDirectory()
+        let server = try await TestServer.start(persistence: Self.persistence(directory))
+        let client = try await server.client()
+        _ = try await client.performance.learningRecords.create(sampleBody())
+        do {
+            _ = try await Self.take(1, client.feed.subscribe(from: .after(5)))
+            Issue.record("a subscription after a sequence the tenant has not reached was accepted")
+        } catch let error as LearnStoreError {
+            #expect(error.code == .validation && error.field == "sequence")
+        }
+        try await server.stop()
+    }
+
+    @Test func changesOutsideTheWindowAreTruncatedAndInsideItSurviveARestart() async throws {
+        for retention in [FeedRetention.none, .standard] {
+            let directory = TemporaryDirectory()
+            var server = try await TestServer.start(persistence: Self.persistence(directory, retention: retention))
+            var client = try await server.client()
+            // 100 writes of 100 records fill a few 1 MiB segments.
+            for _ in 0..<100 { _ = try await client.performance.learningRecords.createBatch(Array(repeating: sampleBody(), count: 100)) }
+            await client.shutdown()
+            // The graceful stop snapshots every tenant; retention may then drop the covered segments.
+            try await server.stop()
+            server = try await TestServer.start(persistence: Self.persistence(directory, retention: retention))
+            client = try await server.client()
+            _ = try await client.admin.snapshot(force: true)
+            if retention == .none {
+                do {
+                    _ = try await Self.take(1, client.feed.subscribe(from: .after(0)))
+                    Issue.record("the first changes were removed with their segments, yet the feed served them")
+                } catch let truncated as FeedTruncated {
+                    #expect(truncated.error.code == .feedTruncated)
+                    #expect(truncated.oldestSequence > 0 && truncated.oldestSequence <= 100)
+                }
+            } else {
+                let changes = try await Self.take(100, client.feed.subscribe(from: .after(0), credit: 30))
+                #expect(changes.map(\.sequence) == Array(1...100))
+            }
+            await client.shutdown()
+            try await server.stop()
+        }
+    }
+}
