@@ -73,16 +73,19 @@ enum CLIError: Error, CustomStringConvertible {
     case usage(String)
     case server(LearnStoreError)
     case failed(String)
+    /// The change feed no longer keeps the changes asked for.
+    case truncated(String)
 
     var description: String {
         switch self {
         case .usage(let message): "error: \(message)"
         case .server(let error): "error: \(error)"
         case .failed(let message): "error: \(message)"
+        case .truncated(let message): "error: FEED_TRUNCATED: \(message)"
         }
     }
 
-    /// 2 usage, 3 cannot connect, 4 authentication, 1 anything else.
+    /// 2 usage, 3 cannot connect, 4 authentication, 7 change feed truncated (`feed`), 1 anything else.
     var exitCode: Int32 {
         switch self {
         case .usage: 2
@@ -93,6 +96,7 @@ enum CLIError: Error, CustomStringConvertible {
             default: 1
             }
         case .failed: 1
+        case .truncated: 7
         }
     }
 }

@@ -160,4 +160,62 @@ import Testing
             try await server.stop()
         }
     }
+
+    /// Reads FEED_EVENTS frames until `count` changes have come; returns their sequences.
+    static func receiveChanges(_ raw: RawConnection, count: Int) async throws -> [UInt64] {
+        var sequences: [UInt64] = []
+        while sequences.count < count {
+            let frame = try #require(await raw.receiveFrame())
+            #expect(raw.error(of: frame) == nil, "\(String(describing: raw.error(of: frame)))")
+            guard frame.header.opcode == Opcode.feedEvents else { continue }
+            let batch = try frame.payload.withByteReader { (r) throws(DecodeError) in try FeedMessages.decodeBatch(from: &r) }
+            sequences += batch.changes.map(\.sequence)
+        }
+        return sequences
+    }
+
+    @Test func theServerSendsNoMoreChangesThanTheSubscriberGranted() async throws {
+        let directory = TemporaryDirectory()
+        let server = try await TestServer.start(persistence: Self.persistence(directory))
+        let client = try await server.client()
+        for _ in 0..<50 { _ = try await client.performance.learningRecords.create(sampleBody()) }
+        let raw = try RawConnection(port: server.port)
+        #expect(await raw.handshake(token: try await server.token())?.header.isError == false)
+        raw.send(RawConnection.frame(Opcode.subscribe, id: 9) { FeedMessages.encodeSubscribe(SubscribeRequest(start: .after(0), credit: 3), into: &$0) })
+        let answer = try #require(await raw.receiveFrame())
+        let subscribed = try answer.payload.withByteReader { (r) throws(DecodeError) in try FeedMessages.decodeSubscribeResponse(from: &r) }
+        #expect(subscribed.afterSequence == 0 && subscribed.tenantSequence == 50)
+        // Three credits: three changes. Were a fourth sent, it would come before the two granted next.
+        #expect(try await Self.receiveChanges(raw, count: 3) == [1, 2, 3])
+        raw.send(RawConnection.frame(Opcode.feedCredit, id: 0) { FeedMessages.encodeCredit(2, into: &$0) })
+        #expect(try await Self.receiveChanges(raw, count: 2) == [4, 5])
+        raw.send(RawConnection.frame(Opcode.feedCredit, id: 0) { FeedMessages.encodeCredit(1000, into: &$0) })
+        #expect(try await Self.receiveChanges(raw, count: 45) == Array(6...50))
+        // A subscribed connection takes nothing but FEED_CREDIT and PING.
+        raw.send(RawConnection.frame(Opcode.get, id: 11) { _ in })
+        var refusal: LearnStoreError?
+        while refusal == nil, let frame = await raw.receiveFrame() { refusal = raw.error(of: frame) }
+        #expect(refusal?.code == .badFrame)
+        #expect(await raw.isClosedByPeer())
+        try await server.stop()
+    }
+
+    @Test func aRestoreReachesALiveSubscriberAsOneChange() async throws {
+        let directory = TemporaryDirectory()
+        let server = try await TestServer.start(persistence: Self.persistence(directory))
+        let client = try await server.client()
+        let records = client.performance.learningRecords
+        for _ in 0..<3 { _ = try await records.create(sampleBody()) }
+        _ = try await client.admin.snapshot(force: true)
+        _ = try await records.create(sampleBody())
+        let subscription = client.feed.subscribe(from: .after(4))
+        let reader = Task { try await Self.take(2, subscription) }
+        let report = try await client.admin.restoreTenant(RestoreTenantRequest(dryRun: false, snapshotSequence: 3, sequence: nil, time: nil))
+        #expect(report.newSequence == 5)
+        _ = try await records.create(sampleBody())
+        let changes = try await reader.value
+        #expect(changes.map(\.sequence) == [5, 6])
+        #expect(changes.map(Self.kinds) == [["tenant_restore"], ["create"]])
+        try await server.stop()
+    }
 }
