@@ -10,8 +10,11 @@ struct SimulateCommand: AsyncParsableCommand {
             Each seed runs the real tenant actors, write-ahead log, snapshots, retention and recovery over a \
             simulated disk and clock, with failed and short writes, failed and slow syncs, disk-full periods, \
             killed processes, machine crashes and bits flipped in files, outcome ingests, online restores and a \
-            tenant that falls quiet, and checks after every step and restart that no acknowledged write is \
-            lost, nothing that failed is visible, and the log stays bounded. A start refused because of a \
+            tenant that falls quiet, and change-feed subscribers following every tenant across crashes (odd \
+            seeds keep a feed window of four segments and 30 s of WAL, even seeds none), and checks after \
+            every step and restart that no acknowledged write is lost, nothing that failed is visible, the \
+            log stays bounded, and each subscriber gets every committed change once, in order, and none a \
+            crash or rollback takes back. A start refused because of a \
             flipped bit, naming the damaged file, ends its seed as detected corruption (not a failure). A \
             failing seed is printed with its last steps and replays exactly with --first SEED --seeds 1. \
             Prints the totals; exits 1 if any seed failed.
@@ -43,11 +46,13 @@ struct SimulateCommand: AsyncParsableCommand {
             options.tenants = tenants
             options.segmentBytes = segmentBytes
             var totals = (seeds: 0, steps: 0, faults: 0, crashes: 0, acknowledged: 0, failedWrites: 0, snapshots: 0, failures: 0,
-                          segmentsRemoved: 0, seedsRemovingSegments: 0, slowSyncs: 0, bitFlips: 0, detectedCorruptions: 0, outcomeIngests: 0, restores: 0, restoresTakenBack: 0)
+                          segmentsRemoved: 0, seedsRemovingSegments: 0, slowSyncs: 0, bitFlips: 0, detectedCorruptions: 0, outcomeIngests: 0, restores: 0, restoresTakenBack: 0,
+                          feedChanges: 0, feedTruncations: 0)
             let started = ContinuousClock.now
             runs: for policy in policies {
                 options.policy = policy
                 for seed in first..<(first + UInt64(seeds)) {
+                    options.feedRetention = seed % 2 == 1 ? FeedRetention(bytes: 4 * segmentBytes, milliseconds: 30_000) : .none
                     var simulation = DurabilitySimulation(seed: seed, options: options)
                     let result = simulation.run()
                     totals.seeds += 1
@@ -64,6 +69,8 @@ struct SimulateCommand: AsyncParsableCommand {
                     totals.outcomeIngests += result.outcomeIngests
                     totals.restores += result.restores
                     totals.restoresTakenBack += result.restoresTakenBack
+                    totals.feedChanges += result.feedChanges
+                    totals.feedTruncations += result.feedTruncations
                     if result.detectedCorruption != nil { totals.detectedCorruptions += 1 }
                     if let failure = result.failure {
                         totals.failures += 1
@@ -82,7 +89,7 @@ struct SimulateCommand: AsyncParsableCommand {
                 + "acknowledged_writes=\(totals.acknowledged) failed_writes=\(totals.failedWrites) snapshots=\(totals.snapshots) "
                 + "segments_removed=\(totals.segmentsRemoved) seeds_removing_segments=\(totals.seedsRemovingSegments) slow_syncs=\(totals.slowSyncs) bit_flips=\(totals.bitFlips) "
                 + "detected_corruptions=\(totals.detectedCorruptions) outcome_ingests=\(totals.outcomeIngests) restores=\(totals.restores) restores_taken_back=\(totals.restoresTakenBack) "
-                + "failures=\(totals.failures) seconds=\(Int(seconds))")
+                + "feed_changes=\(totals.feedChanges) feed_truncations=\(totals.feedTruncations) failures=\(totals.failures) seconds=\(Int(seconds))")
             if totals.failures > 0 { throw ExitCode(1) }
         }
     }

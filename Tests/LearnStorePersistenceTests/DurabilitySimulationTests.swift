@@ -31,6 +31,11 @@ import Testing
         (587, .always),  // after a rotation's failed write, recovery resumed in the empty newest segment below its name
         (44, .everysec),  // the same under everysec
         (233, .always),  // the same, found by an online restore's rebuild
+        (4, .always),  // failed writes brought back by a crash: the simulation kept only the last, the feed read all
+        (11, .always),  // the same
+        (12, .everysec),  // a machine crash lost log records a snapshot held: the feed's gap is not a lost change
+        (23, .everysec),  // the same
+        (28, .everysec),  // the same
     ]
 
     static func check(_ seeds: [UInt64], policy: FsyncPolicy, segmentBytes: Int? = nil) {
@@ -117,5 +122,25 @@ import Testing
         #expect(total(\.startsWithQuietTenantBelowOldestSegment) > 0)
         #expect(total(\.slowSyncs) > 0 && total(\.bitFlips) > 0 && total(\.outcomeIngests) > 0 && total(\.restores) > 0)
         #expect(results.filter { $0.detectedCorruption != nil }.count < 10, "most seeds run to their end")
+        #expect(total(\.feedChanges) > 100 && total(\.feedTruncations) > 0, "feed: \(total(\.feedChanges)) changes, \(total(\.feedTruncations)) truncations")
+    }
+
+    /// With a feed window the followers keep up across crashes; the window holds segments that the
+    /// snapshots alone would let go.
+    @Test func seedsWithAFeedWindow() async {
+        await offTheCooperativePool {
+            var options = DurabilitySimulation.Options()
+            options.segmentBytes = 8 << 10
+            options.feedRetention = FeedRetention(bytes: 32 << 10, milliseconds: 30_000)
+            for policy in [FsyncPolicy.always, .everysec] {
+                options.policy = policy
+                let results = (UInt64(1)...10).map { seed in
+                    var simulation = DurabilitySimulation(seed: seed, options: options)
+                    return simulation.run()
+                }
+                for result in results { #expect(result.failure == nil, "seed \(result.seed) (\(policy)): \(result.failure ?? "")\n\(result.trace.joined(separator: "\n"))") }
+                #expect(results.map(\.feedChanges).reduce(0, +) > 100)
+            }
+        }
     }
 }

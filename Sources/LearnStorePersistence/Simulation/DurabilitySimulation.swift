@@ -26,6 +26,10 @@ public struct DurabilitySimulation {
         public var bitFlipPerCrash = 40_000
         /// Chance per file or directory sync that it takes up to 3 s of simulated time, per million.
         public var slowSyncPerMillion = 20_000
+        /// Change-feed subscribers follow every tenant (they read only, from a random stream of their own).
+        public var feedFollowers = true
+        /// WAL kept for the feed beyond what snapshots need.
+        public var feedRetention = FeedRetention.none
         public init() {}
     }
 
@@ -45,6 +49,9 @@ public struct DurabilitySimulation {
         /// Restores whose snapshot was renamed into place before the directory sync failed (the
         /// controller removes it again, or the restore ends uncertain).
         public var restoresTakenBack = 0
+        /// Changes the feed followers were given, and the times they were told theirs were gone.
+        public var feedChanges = 0
+        public var feedTruncations = 0
         /// Starts at which the quiet tenant's snapshot lay below the oldest WAL segment (the retention
         /// case of docs/STORAGE-FORMAT.md, recovery step 7).
         public var startsWithQuietTenantBelowOldestSegment = 0
@@ -90,11 +97,15 @@ public struct DurabilitySimulation {
     var loadingUntilRestart = Set<String>()
     /// Those restores: the next start may find them done (checked by `checkRecovered`).
     var uncertainRestores: [String: Applied] = [:]
+    /// Change-feed subscribers per tenant, and their own random stream.
+    var followers: [String: FeedFollower] = [:]
+    var feedRandom: SplitMix64
 
     public init(seed: UInt64, options: Options = Options()) {
         self.seed = seed
         self.options = options
         self.random = SplitMix64(seed: seed)
+        self.feedRandom = SplitMix64(seed: seed ^ 0xFEED_FEED)
         self.fs = SimulatedFileSystem(random: SplitMix64(seed: seed ^ 0xF5_F5F5))
         var logger = Logger(label: "learnstore.simulation")
         // LEARNSTORE_SIMULATION_LOG=debug shows what the log, snapshots and recovery did (to replay one seed).
@@ -122,6 +133,7 @@ public struct DurabilitySimulation {
                 result.steps = step + 1
                 try self.step()
                 try checkLive(all: step % 25 == 0)
+                try follow()
             }
             try finish()
         } catch let failure as SimulationFailure {
@@ -174,7 +186,7 @@ public struct DurabilitySimulation {
         let kept = try PersistenceController.keptSnapshots(directory, fs)
         let walConfiguration = WALConfiguration(
             directory: directory.walDirectory, policy: options.policy, segmentBytes: options.segmentBytes, fileSystem: fs,
-            appendersWriteNow: options.policy != .always, prepareSegmentsInBackground: false)
+            appendersWriteNow: options.policy != .always, prepareSegmentsInBackground: false, feedRetention: options.feedRetention)
         let savedRates = fs.rates
         fs.rates = SimulatedFileSystem.FaultRates()  // opening the log is not under test here
         defer { fs.rates = savedRates }
@@ -203,6 +215,7 @@ public struct DurabilitySimulation {
             actors[tenant] = actor
         }
         try checkRecovered(outcome)
+        try checkFollowersAfterStart(mayLoseAcknowledged: options.policy != .always && lastCrashLostPageCache)
         tailLossAbove = nil
         loadingUntilRestart.removeAll()
         uncertainRestores.removeAll()
@@ -234,7 +247,11 @@ public struct DurabilitySimulation {
             }
             let revivable = (uncertain[tenant] ?? []) + (uncertainRestores[tenant].map { [$0] } ?? [])
             if sequence > 0, let revived = revivable.first(where: { $0.sequence == sequence && $0.digest == recovered }) {
-                history[tenant] = applied.filter { $0.sequence < sequence } + [revived]
+                // The failed writes before it in the same write came back with it: they are in the log too.
+                let kept = applied.filter { $0.sequence < sequence }
+                let floor = kept.last?.sequence ?? 0
+                let before = revivable.filter { !$0.isRestore && $0.sequence > floor && $0.sequence < sequence && $0.lsn < revived.lsn }
+                history[tenant] = kept + before.sorted { $0.sequence < $1.sequence } + [revived]
                 continue
             }
             let expected = sequence == 0 ? Self.emptyDigest(tenant) : applied.first(where: { $0.sequence == sequence })?.digest
@@ -278,6 +295,7 @@ public struct DurabilitySimulation {
             history[tenant] = applied.filter { $0.isRestore || !failed.contains($0.lsn) }
         }
         rollbacks.removeAll()
+        dropFollowers()
         wal = nil
         controller = nil
         actors = [:]
@@ -430,6 +448,9 @@ public struct DurabilitySimulation {
         if let answered = history[rollback.tenant]?.first(where: { !$0.isRestore && $0.acknowledged && rollback.lsns.contains($0.lsn) }) {
             throw SimulationFailure("tenant \(rollback.tenant): a rollback of \(rollback.lsns) undoes the acknowledged write at LSN \(answered.lsn)")
         }
+        if let given = followers[rollback.tenant]?.delivered.first(where: { rollback.lsns.contains($0.lsn) }) {
+            throw SimulationFailure("tenant \(rollback.tenant): a rollback of \(rollback.lsns) undoes LSN \(given.lsn), which the feed already gave")
+        }
         let undone = actors[rollback.tenant]!.withExclusiveAccess { $0.rollBack(rollback.lsns) }
         let ledger = wal.ledgerSnapshot
         let applied = history[rollback.tenant] ?? []
@@ -492,7 +513,8 @@ public struct DurabilitySimulation {
         // (docs/STORAGE-FORMAT.md, recovery step 6; two snapshots are kept per tenant).
         let coverage = try PersistenceController.keptSnapshots(directory, fs).compactMapValues { $0.map(\.lsn).min() }
         let ledger = wal.ledgerSnapshot
-        let unneeded = ledger.segments.dropLast().filter { segment in
+        let feedKeepsFrom = ledger.feedWindowStart(nowMilliseconds: clock.now().milliseconds)
+        let unneeded = ledger.segments.prefix(feedKeepsFrom).filter { segment in
             !segment.newestLSNByTenant.contains { tenant, newest in (coverage[tenant] ?? 0) < newest }
         }
         if !unneeded.isEmpty {
@@ -502,6 +524,7 @@ public struct DurabilitySimulation {
         wal.flush()
         wal.runWriterStep()
         try crash(flips: false)
+        try finishFollowers()
     }
 
     /// While no rollback is waiting, each tenant's state is the one its last applied write left.

@@ -1,0 +1,158 @@
+import LearnStoreEngine
+import LearnStoreModel
+
+/// Change-feed subscribers in the simulation: each tenant that writes has one, which reads the tenant's
+/// committed records from the WAL files as the server's feed does (``WALTail/start(tenant:after:tenantSequence:)``
+/// to find its place, ``WALTailReader`` to read), drops its reader at every crash and resumes after the
+/// last sequence it was given, and re-bootstraps (as a subscriber would, from an export) when told its
+/// changes are gone. Checked: it gets each change once, in order, with only restores in a gap; never a
+/// write that was not committed, was rolled back, or is lost at a later start (under `always`, and under
+/// the relaxed policies unless a machine crash lost the page cache, which they document); and at the
+/// end it has followed every tenant to its last write.
+///
+/// Its decisions come from a random stream of its own and reading changes nothing, so a seed runs the
+/// same storage steps with or without followers.
+struct FeedFollower {
+    var lastSequence: UInt64 = 0
+    var reader: WALTailReader?
+    /// Every change given to it since its last re-bootstrap: sequence and LSN.
+    var delivered: [(sequence: UInt64, lsn: UInt64)] = []
+    /// Under a relaxed policy a machine crash can lose log records a snapshot already holds: their
+    /// sequences, up to here, may be missing from the log (the server shows the gap as a restore).
+    var gapsAllowedThrough: UInt64 = 0
+}
+
+extension DurabilitySimulation {
+    /// The newest sequence of the tenant a subscriber can know committed: its last acknowledged write
+    /// or restore.
+    func acknowledgedSequence(_ tenant: String) -> UInt64 {
+        history[tenant]?.last(where: \.acknowledged)?.sequence ?? 0
+    }
+
+    mutating func follow() throws {
+        guard options.feedFollowers, feedRandom.next(below: 100) < 12 else { return }
+        let tenant = tenantIDs[feedRandom.next(below: tenantIDs.count)]
+        var follower = followers[tenant] ?? FeedFollower()
+        defer { followers[tenant] = follower }
+        if follower.reader == nil {
+            let tail = wal.tail
+            switch tail.start(tenant: tenant, after: follower.lastSequence, tenantSequence: max(follower.lastSequence, acknowledgedSequence(tenant))) {
+            case .segment(let first), .live(let first):
+                follower.reader = WALTailReader(walDirectory: directory.walDirectory, fileSystem: fs, position: .init(segmentFirstLSN: first))
+            case .truncated(let oldest):
+                try rebootstrap(&follower, tenant, because: "its changes after \(follower.lastSequence) are gone (oldest start \(oldest))")
+                return
+            }
+        }
+        let maximum = 1 + feedRandom.next(below: 20)
+        let committed = wal.committedLSN
+        let batch: WALTailReader.Batch
+        do {
+            batch = try follower.reader!.read(wal.tail, isFailed: wal.hasFailed, maximumRecords: maximum) { candidate, sequence in
+                candidate == tenant && sequence > follower.lastSequence
+            }
+        } catch .segmentGone(let first) {
+            try rebootstrap(&follower, tenant, because: "the segment at LSN \(first) it was reading was removed")
+            return
+        } catch .storage(let reason) {
+            throw SimulationFailure("tenant \(tenant): the feed could not read the WAL: \(reason)")
+        }
+        let applied = history[tenant] ?? []
+        for record in batch.records {
+            let sequence = record.entry.sequence
+            guard record.lsn <= committed, !wal.hasFailed(record.lsn) else {
+                throw SimulationFailure("tenant \(tenant): the feed gave LSN \(record.lsn), which is not committed (mark \(committed)) or failed")
+            }
+            guard applied.contains(where: { !$0.isRestore && $0.lsn == record.lsn && $0.sequence == sequence }) else {
+                throw SimulationFailure("tenant \(tenant): the feed gave sequence \(sequence) at LSN \(record.lsn), which is no write in the tenant's history")
+            }
+            if sequence > follower.lastSequence + 1 {
+                let restores = Set(applied.filter(\.isRestore).map(\.sequence))
+                let skipped = (follower.lastSequence + 1)..<sequence
+                guard skipped.allSatisfy({ restores.contains($0) || $0 <= follower.gapsAllowedThrough }) else {
+                    throw SimulationFailure("tenant \(tenant): the feed jumped from sequence \(follower.lastSequence) to \(sequence) over writes")
+                }
+            }
+            follower.lastSequence = sequence
+            follower.delivered.append((sequence, record.lsn))
+            result.feedChanges += 1
+        }
+        if batch.caughtUp, let stalled = batch.stalled, !wal.hasFailures {
+            throw SimulationFailure("tenant \(tenant): the feed stalled on a healthy log: \(stalled)")
+        }
+    }
+
+    /// What a subscriber does after FEED_TRUNCATED: re-reads the tenant (an export at its committed
+    /// sequence) and follows from there.
+    mutating func rebootstrap(_ follower: inout FeedFollower, _ tenant: String, because reason: String) throws {
+        follower.reader = nil
+        follower.lastSequence = max(follower.lastSequence, acknowledgedSequence(tenant))
+        follower.delivered.removeAll()
+        result.feedTruncations += 1
+        note("\(tenant) feed truncated (\(reason)); re-read at sequence \(follower.lastSequence)")
+    }
+
+    /// At a crash the followers' connections drop; they resume after their last sequence.
+    mutating func dropFollowers() {
+        for tenant in followers.keys { followers[tenant]!.reader = nil }
+    }
+
+    /// After a start: every change a follower was given is still in its tenant's history (a machine
+    /// crash under a relaxed policy may take acknowledged writes, and their changes, as documented).
+    mutating func checkFollowersAfterStart(mayLoseAcknowledged: Bool) throws {
+        guard options.feedFollowers else { return }
+        for tenant in tenantIDs {
+            var follower = followers[tenant] ?? FeedFollower()
+            let applied = history[tenant] ?? []
+            if mayLoseAcknowledged { follower.gapsAllowedThrough = applied.last?.sequence ?? 0 }
+            let lost = follower.delivered.filter { change in !applied.contains { $0.sequence == change.sequence && $0.lsn == change.lsn } }
+            if let first = lost.first {
+                guard mayLoseAcknowledged else {
+                    throw SimulationFailure("tenant \(tenant): the feed gave sequence \(first.sequence) (LSN \(first.lsn)), which this start does not have")
+                }
+                try rebootstrap(&follower, tenant, because: "a machine crash took changes it was given")
+            }
+            followers[tenant] = follower
+        }
+    }
+
+    /// At the end, on a healthy disk: each follower reads until it is caught up and has reached its
+    /// tenant's last write.
+    mutating func finishFollowers() throws {
+        guard options.feedFollowers else { return }
+        for tenant in tenantIDs {
+            var follower = followers[tenant] ?? FeedFollower()
+            var rounds = 0
+            while true {
+                rounds += 1
+                if rounds > 10_000 { throw SimulationFailure("tenant \(tenant): the feed never caught up") }
+                if follower.reader == nil {
+                    switch wal.tail.start(tenant: tenant, after: follower.lastSequence, tenantSequence: max(follower.lastSequence, acknowledgedSequence(tenant))) {
+                    case .segment(let first), .live(let first):
+                        follower.reader = WALTailReader(walDirectory: directory.walDirectory, fileSystem: fs, position: .init(segmentFirstLSN: first))
+                    case .truncated:
+                        try rebootstrap(&follower, tenant, because: "at the end")
+                        continue
+                    }
+                }
+                let lastSequence = follower.lastSequence
+                let batch: WALTailReader.Batch
+                do {
+                    batch = try follower.reader!.read(wal.tail, isFailed: wal.hasFailed, maximumRecords: 1000) { $0 == tenant && $1 > lastSequence }
+                } catch {
+                    throw SimulationFailure("tenant \(tenant): the feed could not finish: \(error)")
+                }
+                for record in batch.records {
+                    follower.lastSequence = record.entry.sequence
+                    result.feedChanges += 1
+                }
+                if batch.caughtUp { break }
+            }
+            let last = history[tenant]?.last(where: { !$0.isRestore })?.sequence ?? 0
+            guard follower.lastSequence >= last else {
+                throw SimulationFailure("tenant \(tenant): at the end the feed reached sequence \(follower.lastSequence), the tenant's last write is \(last)")
+            }
+            followers[tenant] = follower
+        }
+    }
+}
