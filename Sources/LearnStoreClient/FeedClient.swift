@@ -78,6 +78,11 @@ public final class FeedCursor: @unchecked Sendable {
 
     private func nextChange() async throws(LearnStoreError) -> FeedChange? {
         while true {
+            // A cancelled task ends the sequence (after the changes already received).
+            if Task.isCancelled && buffered.isEmpty {
+                await dropChannel()
+                return nil
+            }
             if let change = buffered.popFirst() {
                 position = change.sequence
                 consumedSinceGrant += 1

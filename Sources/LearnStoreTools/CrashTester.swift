@@ -1,6 +1,7 @@
 import Foundation
 import LearnStoreClient
 import LearnStoreModel
+import LearnStoreProtocol
 import LearnStoreTokens
 import Synchronization
 #if canImport(Glibc)
@@ -16,10 +17,14 @@ public struct CrashTester: Sendable {
         public var lost = 0
         public var corrupt = 0
         public var unacknowledged = 0
+        /// Changes a change-feed subscriber was given over all cycles, and what was wrong with them.
+        public var feedChanges = 0
+        public var feedMismatches = 0
         public var failures: [String] = []
 
         public var description: String {
-            "cycles=\(cycles) acked_writes=\(acknowledgedWrites) lost=\(lost) corrupt=\(corrupt) unacknowledged=\(unacknowledged)"
+            "cycles=\(cycles) acked_writes=\(acknowledgedWrites) lost=\(lost) corrupt=\(corrupt) unacknowledged=\(unacknowledged) "
+                + "feed_changes=\(feedChanges) feed_mismatches=\(feedMismatches)"
         }
     }
 
@@ -29,6 +34,8 @@ public struct CrashTester: Sendable {
     public var writers = 8
     public var fsync = "always"
     public var extraArguments: [String] = []
+    /// A subscriber follows the tenant's change feed through every kill and restart.
+    public var followFeed = true
 
     public init(binary: String, workDirectory: String, cycles: Int) {
         self.binary = binary
@@ -64,6 +71,7 @@ public struct CrashTester: Sendable {
         var report = Report()
         var history: [Attempt] = []
         var generator = SystemRandomNumberGenerator()
+        let feed = FeedLog()
         for cycle in 0..<cycles {
             let server = try await ServerProcess.start(binary: binary, arguments: arguments, logPath: workDirectory + "/server-\(cycle % 2).log")
             let client = try await server.waitUntilReady(token: token)
@@ -72,6 +80,7 @@ public struct CrashTester: Sendable {
             let shared = CycleState()
             let attempts = shared
             let stopAfter = Int.random(in: 20...400, using: &generator)
+            let follower = followFeed ? Task { await feed.follow(client) } : nil
             await withTaskGroup(of: Void.self) { group in
                 for writer in 0..<writers {
                     group.addTask {
@@ -106,15 +115,19 @@ public struct CrashTester: Sendable {
                 }
             }
             await server.stop(signal: SIGKILL)
+            follower?.cancel()
+            await follower?.value
             await client.shutdown()
             history += attempts.list.withLock { $0 }
             report.cycles += 1
+            report.feedChanges = feed.changes.withLock { $0.count }
             progress(report)
         }
         // A last restart verifies the final cycle's writes.
         let server = try await ServerProcess.start(binary: binary, arguments: arguments, logPath: workDirectory + "/server-final.log")
         let client = try await server.waitUntilReady(token: token)
         try await verify(history, client: client, report: &report)
+        if followFeed { try await verifyFeed(feed, history, client: client, report: &report) }
         await client.shutdown()
         await server.stop(signal: SIGTERM)
         return report
@@ -167,5 +180,64 @@ public struct CrashTester: Sendable {
         let acknowledged = history.count { $0.acknowledged != nil }
         report.acknowledgedWrites = acknowledged
         report.unacknowledged = history.filter { $0.acknowledged == nil }.count
+    }
+
+    /// The subscriber's record: every change it was given, in order, across restarts.
+    final class FeedLog: Sendable {
+        let changes = Mutex<[FeedChange]>([])
+
+        var position: UInt64 { changes.withLock { $0.last?.sequence ?? 0 } }
+
+        /// Follows from the last change received until the task is cancelled or the server dies.
+        func follow(_ client: LearnStoreClient, until sequence: UInt64 = .max) async {
+            do {
+                for try await change in client.feed.subscribe(from: .after(position), credit: 256) {
+                    changes.withLock { $0.append(change) }
+                    if change.sequence >= sequence { return }
+                }
+            } catch {
+                return  // the server was killed under it: the next cycle resumes after its last change
+            }
+        }
+    }
+
+    /// After the last restart: the subscriber, resumed once more, has been given every change of the
+    /// tenant exactly once and in order (sequences 1, 2, 3, ... with no gap), every acknowledged write,
+    /// and nothing the server no longer holds (an unacknowledged write it was given survived whole).
+    func verifyFeed(_ feed: FeedLog, _ history: [Attempt], client: LearnStoreClient, report: inout Report) async throws {
+        let marker = try await client.performance.learningRecords.create(RecordBody(personID: UUID16.random(), title: "feed-end", score: 1))
+        let catchUp = Task { await feed.follow(client, until: marker.sequence) }
+        await catchUp.value
+        let changes = feed.changes.withLock { $0 }
+        var problems: [String] = []
+        let sequences = changes.map(\.sequence)
+        if sequences != Array(1...max(1, marker.sequence)) {
+            let firstBad = zip(sequences, 1...).first { $0.0 != UInt64($0.1) }
+            problems.append("the feed's sequences are not 1...\(marker.sequence) (\(sequences.count) changes; first out of place: \(String(describing: firstBad)))")
+        }
+        var given: [String: RecordID] = [:]
+        for change in changes {
+            for case .records(_, let records) in change.parts {
+                for record in records {
+                    guard let title = record.title else { continue }
+                    if given.updateValue(record.id, forKey: title) != nil { problems.append("the feed gave \(title) twice") }
+                }
+            }
+        }
+        for attempt in history {
+            let seen = attempt.titles.filter { given[$0] != nil }
+            if let ids = attempt.acknowledged, Set(attempt.titles.compactMap { given[$0] }) != Set(ids) {
+                problems.append("acknowledged write \(attempt.titles) is not in the feed as acknowledged")
+            } else if attempt.acknowledged == nil, !seen.isEmpty {
+                // Given to the subscriber without an answer to the writer: it must have survived whole.
+                let found = try await client.performance.learningRecords.page(ListQuery(personID: attempt.person, includeDeleted: true, limit: 10)).records
+                if seen.count != attempt.titles.count || Set(found.compactMap(\.title)) != Set(attempt.titles) {
+                    problems.append("the feed gave \(seen) of an unacknowledged write the server does not hold whole")
+                }
+            }
+        }
+        report.feedChanges = changes.count
+        report.feedMismatches = problems.count
+        report.failures += problems.prefix(20)
     }
 }

@@ -6,7 +6,12 @@ struct CrashTestCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "crash-test",
         abstract: "Kill a real server with SIGKILL while clients write, restart it, and check that no acknowledged write was lost.",
-        discussion: "Prints: cycles, acknowledged writes, lost, corrupt (half-applied batches). Exits 1 if anything was lost or corrupt.")
+        discussion: """
+            A change-feed subscriber follows the tenant through every kill and restart, resuming after its last change. \
+            Prints: cycles, acknowledged writes, lost, corrupt (half-applied batches), feed changes and feed mismatches \
+            (a gap, a repeat, an acknowledged write missing from the feed, or a change the server no longer holds). \
+            Exits 1 if anything was lost or corrupt or the feed did not match.
+            """)
 
     @Option(help: "Kill/restart cycles.") var cycles = 10
     @Option(help: "Concurrent writers.") var writers = 8
@@ -32,7 +37,7 @@ struct CrashTestCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data("\n".utf8))
             print(report)
             for failure in report.failures.prefix(20) { print("  \(failure)") }
-            if report.lost > 0 || report.corrupt > 0 { throw ExitCode(1) }
+            if report.lost > 0 || report.corrupt > 0 || report.feedMismatches > 0 { throw ExitCode(1) }
             scratch.clean(entries: CrashTester.entriesWritten)
         }
     }

@@ -4,7 +4,8 @@ import LearnStoreTestSupport
 import Testing
 
 /// The real server binary, killed with SIGKILL while clients write; every acknowledged write must
-/// survive the restart and no batch may be half-applied. `scripts/crash-test.sh 1000` runs many more.
+/// survive the restart and no batch may be half-applied, and a change-feed subscriber resumed across the
+/// kills has every change exactly once. `scripts/crash-test.sh 1000` runs many more.
 @Suite struct CrashTests {
     static var binary: String {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
@@ -22,5 +23,7 @@ import Testing
         #expect(report.acknowledgedWrites > 0)
         #expect(report.lost == 0, "\(report.failures)")
         #expect(report.corrupt == 0, "\(report.failures)")
+        #expect(report.feedChanges > report.acknowledgedWrites / 2, "the subscriber followed the writes")
+        #expect(report.feedMismatches == 0, "\(report.failures)")
     }
 }
