@@ -9,6 +9,8 @@ public enum BenchWorkload: String, CaseIterable, Sendable {
     /// Picks persons (lists them, or creates records for them): they must be the tenant's own.
     var needsPersons: Bool { self == .listByPerson || self == .create }
     var needsCourse: Bool { self == .rollup }
+    /// Its reply starts with the tenant's new sequence.
+    var isSequencedWrite: Bool { self == .create || self == .patch || self == .delete }
 }
 
 /// A load-tool run (`learnstore bench`).
@@ -43,6 +45,9 @@ public struct BenchConfiguration: Sendable {
     public var preloadOnly = false
     /// Events per OUTCOMES_INGEST request.
     public var eventsPerIngest = 100
+    /// Change-feed subscribers (spread over the tenants) that measure delivery latency: from a write's
+    /// reply reaching the load tool to its change reaching a subscriber.
+    public var subscribers = 0
 
     public init(credentials: Credentials) { self.credentials = credentials }
 
@@ -64,6 +69,7 @@ public struct BenchConfiguration: Sendable {
         guard (1...10_000).contains(connections) else { throw .validation("-c must be 1 ... 10000") }
         guard (1...4096).contains(pipeline) else { throw .validation("-P must be 1 ... 4096") }
         guard (1...1_000_000).contains(tenants) else { throw .validation("--tenants must be 1 ... 1000000") }
+        guard (0...1000).contains(subscribers) else { throw .validation("--subscribers must be 0 ... 1000") }
         if let requests { guard requests > 0 else { throw .validation("-n must be positive") } }
         if let durationSeconds { guard durationSeconds > 0 else { throw .validation("--duration must be positive") } }
         if let rate { guard rate > 0 else { throw .validation("--rate must be positive") } }

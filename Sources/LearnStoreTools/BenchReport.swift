@@ -25,6 +25,16 @@ public struct BenchReport: Sendable {
     public var serverCPUSeconds: Double?
     public var perSecond: [Int] = []
     public var all: Operation?
+    /// With change-feed subscribers.
+    public var feed: FeedFigures?
+
+    public struct FeedFigures: Sendable {
+        public var subscribers: Int
+        public var changes: Int
+        /// Acknowledged writes of a followed tenant, after its subscriber's first change, never delivered.
+        public var undelivered: Int
+        public var latency: Operation
+    }
 
     init(configuration: BenchConfiguration) { self.configuration = configuration }
 
@@ -68,6 +78,10 @@ public struct BenchReport: Sendable {
             lines.append("latency ms  \(operation.name.padding(toLength: 15, withPad: " ", startingAt: 0)) \(percentiles)  max \(Self.ms(operation.maxNanoseconds))  (\(operation.count) ops)")
         }
         lines.append("errors      " + (errors.isEmpty ? "none" : errors.map { "\($0.name) (\($0.code)) \($0.count)" }.joined(separator: ", ")))
+        if let feed {
+            let percentiles = feed.latency.percentilesNanoseconds.map { "p\(Self.label($0.0)) \(Self.ms($0.1))" }.joined(separator: "  ")
+            lines.append("feed        \(feed.subscribers) subscribers, \(feed.changes) changes, \(feed.undelivered) undelivered; delivery ms \(percentiles)  max \(Self.ms(feed.latency.maxNanoseconds))")
+        }
         if let cpu = serverMicrosecondsPerOperation, let pid = c.serverPID {
             lines.append(String(format: "server CPU  %.2f µs/op  (pid %d, %.2f s CPU)", cpu, pid, serverCPUSeconds ?? 0))
         }
@@ -107,6 +121,12 @@ public struct BenchReport: Sendable {
             ("server_cpu_us_per_op", serverMicrosecondsPerOperation.map(number) ?? .null),
             ("ops_per_second_timeline", .array(perSecond.map { .number(String($0)) })),
         ]
+        if let feed {
+            members.append(("feed", .object([
+                ("subscribers", .number(String(feed.subscribers))), ("changes", .number(String(feed.changes))),
+                ("undelivered", .number(String(feed.undelivered))), ("delivery", operationJSON(feed.latency)),
+            ])))
+        }
         if let preloadSeconds {
             members.append(("preload", .object([("records", .number(String(preloadRecords))), ("seconds", number(preloadSeconds)),
                                                 ("records_per_second", number(Double(preloadRecords) / preloadSeconds))])))

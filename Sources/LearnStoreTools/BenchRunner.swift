@@ -327,12 +327,18 @@ public final class BenchRunner: Sendable {
         } else {
             mode = .closedLoop(depth: configuration.pipeline)
         }
+        let probe = configuration.subscribers > 0
+            ? try await FeedDeliveryProbe.start(count: configuration.subscribers, host: configuration.host, port: configuration.port,
+                                                tokens: tenants.map(\.token), group: group)
+            : nil
+        let sequencedKinds = probe == nil ? [] : Set(configuration.mix.enumerated().filter { $0.element.0.isSequencedWrite }.map(\.offset))
         var connections: [LoadConnection] = []
         for index in 0..<configuration.connections {
             let tenant = tenants[index % tenants.count]
             connections.append(try await LoadConnection.connect(
                 host: configuration.host, port: configuration.port, group: group, token: tenant.token, mode: mode,
-                kinds: configuration.mix.count, source: makeSource(tenant, seed: configuration.seed &+ UInt64(index) &* 7919)))
+                kinds: configuration.mix.count, sequencedKinds: sequencedKinds,
+                source: makeSource(tenant, seed: configuration.seed &+ UInt64(index) &* 7919)))
         }
         progress("running \(configuration.mix.map { "\($0.0.rawValue)=\($0.1)" }.joined(separator: ",")) on \(connections.count) connections")
         for connection in connections { connection.start() }
@@ -363,6 +369,13 @@ public final class BenchRunner: Sendable {
         let final = await collect(connections, stop: true)
         report.seconds = elapsed
         report.fill(from: final, kinds: configuration.mix.map(\.0))
+        if let probe {
+            var acknowledgements: [Int: [UInt64: UInt64]] = [:]
+            for (index, acks) in final.acknowledgements.enumerated() {
+                for ack in acks { acknowledgements[index % tenants.count, default: [:]][ack.sequence] = ack.at }
+            }
+            report.feed = await probe.finish(acknowledgements: acknowledgements)
+        }
         if let cpuBefore, let cpuAfter { report.serverCPUSeconds = cpuAfter - cpuBefore }
         return report
     }
@@ -374,6 +387,8 @@ public final class BenchRunner: Sendable {
         var errors: [UInt16: Int]
         var errorNames: [UInt16: String]
         var perSecond: [Int]
+        /// Per connection, in connection order.
+        var acknowledgements: [[(sequence: UInt64, at: UInt64)]] = []
     }
 
     func collect(_ connections: [LoadConnection], stop: Bool) async -> Snapshot {
@@ -384,7 +399,11 @@ public final class BenchRunner: Sendable {
             completed: Array(repeating: 0, count: kinds), errors: [:], errorNames: [:], perSecond: [])
         for connection in connections {
             let result = stop ? await connection.stop() : await connection.peek()
-            guard let result else { continue }
+            guard let result else {
+                snapshot.acknowledgements.append([])
+                continue
+            }
+            if stop { snapshot.acknowledgements.append(result.acknowledgements) }
             for kind in 0..<kinds {
                 snapshot.histograms[kind].add(result.histograms[kind])
                 snapshot.merged.add(result.histograms[kind])

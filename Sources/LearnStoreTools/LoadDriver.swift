@@ -16,6 +16,8 @@ struct LoadConnectionResult: Sendable {
     var errorNames: [UInt16: String]
     /// Completed requests per second of the run (index = second since start).
     var perSecond: [Int]
+    /// With feed subscribers: each acknowledged write's tenant sequence and when its reply arrived.
+    var acknowledgements: [(sequence: UInt64, at: UInt64)] = []
 }
 
 /// The load tool's connection handler: a closed loop that keeps `depth` requests in flight, or an
@@ -61,8 +63,12 @@ final class LoadDriverHandler: ChannelInboundHandler {
     private var errorNames: [UInt16: String] = [:]
     @exclusivity(unchecked) private var perSecond: [Int] = []
     @exclusivity(unchecked) private var measureStart: UInt64 = 0
+    /// Kinds whose replies start with the tenant's sequence (writes), noted when subscribers measure delivery.
+    private let sequencedKinds: Set<Int>
+    @exclusivity(unchecked) private var acknowledgements: [(sequence: UInt64, at: UInt64)] = []
 
-    init(hello: HelloRequest, token: String, mode: Mode, kinds: Int, source: @escaping LoadRequestSource) {
+    init(hello: HelloRequest, token: String, mode: Mode, kinds: Int, sequencedKinds: Set<Int> = [], source: @escaping LoadRequestSource) {
+        self.sequencedKinds = sequencedKinds
         var writer = ByteWriter()
         writer.writeFrame(FrameHeader(opcode: Opcode.hello, requestID: 1)) { hello.encode(into: &$0) }
         writer.writeFrame(FrameHeader(opcode: Opcode.auth, requestID: 2)) { AuthRequest(token: token).encode(into: &$0) }
@@ -125,7 +131,8 @@ final class LoadDriverHandler: ChannelInboundHandler {
     }
 
     var result: LoadConnectionResult {
-        LoadConnectionResult(histograms: histograms, completed: completed, errors: errors, errorNames: errorNames, perSecond: perSecond)
+        LoadConnectionResult(histograms: histograms, completed: completed, errors: errors, errorNames: errorNames, perSecond: perSecond,
+                             acknowledgements: acknowledgements)
     }
 
     // MARK: requests and responses
@@ -170,6 +177,11 @@ final class LoadDriverHandler: ChannelInboundHandler {
                 continue
             }
             guard let (sent, kind) = inFlight.popFirst() else { continue }
+            if !sequencedKinds.isEmpty, sequencedKinds.contains(kind), !frame.header.isError,
+                let sequence = frame.payload.getInteger(at: frame.payload.readerIndex, endianness: .little, as: UInt64.self)
+            {
+                acknowledgements.append((sequence, now))
+            }
             if recording {
                 let latency = now > sent ? now - sent : 0
                 histograms[kind].record(latency)
@@ -214,7 +226,7 @@ final class LoadConnection: Sendable {
 
     /// Connects and completes the handshake; a refused token or an unreachable server fails here at once.
     static func connect(host: String, port: Int, group: any EventLoopGroup, token: String, mode: LoadDriverHandler.Mode,
-                               kinds: Int, source: @escaping @Sendable () -> LoadRequestSource) async throws(LearnStoreError) -> LoadConnection {
+                        kinds: Int, sequencedKinds: Set<Int> = [], source: @escaping @Sendable () -> LoadRequestSource) async throws(LearnStoreError) -> LoadConnection {
         let channel: any Channel
         do {
             channel = try await ClientBootstrap(group: group)
@@ -226,7 +238,8 @@ final class LoadConnection: Sendable {
         }
         do {
             let bound = try await channel.eventLoop.submit {
-                let handler = LoadDriverHandler(hello: HelloRequest(clientName: "learnstore-bench"), token: token, mode: mode, kinds: kinds, source: source())
+                let handler = LoadDriverHandler(
+                    hello: HelloRequest(clientName: "learnstore-bench"), token: token, mode: mode, kinds: kinds, sequencedKinds: sequencedKinds, source: source())
                 try channel.pipeline.syncOperations.addHandler(handler)
                 let context = try channel.pipeline.syncOperations.context(handler: handler)
                 let promise = channel.eventLoop.makePromise(of: Void.self)

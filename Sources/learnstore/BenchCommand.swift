@@ -32,6 +32,7 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Test tenants (with --key-file).") var tenants = 10
     @Option(help: "Create this many records first, split evenly over the tenants (bulk load, timed).") var preload = 0
     @Flag(name: .customLong("preload-only"), help: "Only run the (timed) preload.") var preloadOnly = false
+    @Option(help: "Change-feed subscribers, spread over the tenants, measuring delivery latency (reply to the writer → change at the subscriber).") var subscribers = 0
     @Option(help: "Random seed.") var seed: UInt64 = 42
     @Option(help: "Seconds of warm-up before measuring.") var warmup = 1.0
     @Option(name: .customLong("server-pid"), help: "Report the server's CPU time per operation (from /proc).") var serverPID: Int32?
@@ -59,6 +60,7 @@ struct BenchCommand: AsyncParsableCommand {
             configuration.port = try settings.int("port", port, default: 7878)
             configuration.connections = c
             configuration.pipeline = pipeline
+            configuration.subscribers = subscribers
             if let threads {
                 guard threads >= 1 else { throw CLIError.usage("--threads must be at least 1") }
                 configuration.clientThreads = threads
