@@ -501,6 +501,10 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
         promise.futureResult.whenSuccess { result in
             let (handler, frame) = loopBound.value
             switch result {
+            case .failure(let failure) where failure.error.code == .overloaded:
+                // As every OVERLOADED: answered, then the connection is closed (docs/PROTOCOL.md 6.2).
+                guard let context = handler.context else { return }
+                handler.fail(failure.error, context: context, opcode: frame.header.opcode, requestID: frame.header.requestID)
             case .failure(let failure):
                 handler.server.metrics.recordError(opcode: frame.header.opcode, code: failure.error.code)
                 let bytes = failure.frame(opcode: frame.header.opcode, requestID: frame.header.requestID)

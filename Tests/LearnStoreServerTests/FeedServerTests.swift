@@ -218,4 +218,45 @@ import Testing
         #expect(changes.map(Self.kinds) == [["tenant_restore"], ["create"]])
         try await server.stop()
     }
+
+    @Test func refusedSubscriptionsLeaveAnOrdinaryConnectionAndFeedOpcodesNeedASubscription() async throws {
+        let directory = TemporaryDirectory()
+        let server = try await TestServer.start(persistence: Self.persistence(directory))
+        let raw = try RawConnection(port: server.port)
+        #expect(await raw.handshake(token: try await server.token(scopes: [.recordsWrite]))?.header.isError == false)
+        raw.send(RawConnection.frame(Opcode.subscribe, id: 3) { FeedMessages.encodeSubscribe(SubscribeRequest(start: .now, credit: 1), into: &$0) })
+        #expect(raw.error(of: try #require(await raw.receiveFrame()))?.code == .forbidden, "no read scope")
+        raw.send(RawConnection.frame(Opcode.feedCredit, id: 4) { FeedMessages.encodeCredit(1, into: &$0) })
+        #expect(raw.error(of: try #require(await raw.receiveFrame()))?.code == .unknownOpcode, "FEED_CREDIT outside a subscription")
+        raw.send(RawConnection.frame(Opcode.subscribe, id: 5) { $0.writeU8(7) })
+        #expect(raw.error(of: try #require(await raw.receiveFrame()))?.code == .badFrame)
+        raw.send(RawConnection.frame(Opcode.ping, id: 6) { $0.writeU8(1) })
+        let pong = try #require(await raw.receiveFrame())
+        #expect(pong.header.opcode == Opcode.ping && !pong.header.isError, "the connection still serves requests")
+        try await server.stop()
+    }
+
+    @Test func theTenantAndServerLimitsRefuseWithOverloaded() async throws {
+        let directory = TemporaryDirectory()
+        let server = try await TestServer.start(configure: { $0.maximumFeedSubscriptionsPerTenant = 1 }, persistence: Self.persistence(directory))
+        let first = try RawConnection(port: server.port)
+        #expect(await first.handshake(token: try await server.token())?.header.isError == false)
+        first.send(RawConnection.frame(Opcode.subscribe, id: 3) { FeedMessages.encodeSubscribe(SubscribeRequest(start: .now, credit: 1), into: &$0) })
+        #expect(try #require(await first.receiveFrame()).header.isError == false)
+        let second = try RawConnection(port: server.port)
+        #expect(await second.handshake(token: try await server.token())?.header.isError == false)
+        second.send(RawConnection.frame(Opcode.subscribe, id: 3) { FeedMessages.encodeSubscribe(SubscribeRequest(start: .now, credit: 1), into: &$0) })
+        #expect(second.error(of: try #require(await second.receiveFrame()))?.code == .overloaded)
+        #expect(await second.isClosedByPeer())
+        // Another tenant has its own count.
+        let other = try RawConnection(port: server.port)
+        #expect(await other.handshake(token: try await server.token(tenant: "tenant_b"))?.header.isError == false)
+        other.send(RawConnection.frame(Opcode.subscribe, id: 3) { FeedMessages.encodeSubscribe(SubscribeRequest(start: .now, credit: 1), into: &$0) })
+        #expect(try #require(await other.receiveFrame()).header.isError == false)
+        // A closed subscription frees its place.
+        first.closeNow()
+        let freed = await eventually(within: 10) { server.server.context.feed.subscriptions == 1 }
+        #expect(freed)
+        try await server.stop()
+    }
 }
