@@ -25,11 +25,7 @@ final class FeedConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     private var lastSentAt = NIODeadline.now()
     private var lastThrough: UInt64
     private var finished = false
-    /// When the last read of the log ended. Under steady writes every commit would wake each
-    /// subscriber for a change or two; a read waits until this long after the previous one, so
-    /// subscribers read in batches at the cost of at most this much delivery latency.
-    private var lastReadAt = NIODeadline.distantPast
-    static let readInterval = TimeAmount.microseconds(500)
+
 
     init(server: ServerContext, session: Session, source: FeedSource, credit: UInt32, requestID: UInt32, leftover: ByteBuffer?) {
         self.server = server
@@ -155,17 +151,8 @@ final class FeedConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
                 let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
                 server.commits.subscribe(loop: context.eventLoop, waitingFor: lsn) {
                     let handler = loopBound.value
-                    let due = handler.lastReadAt + Self.readInterval
-                    if NIODeadline.now() >= due {
-                        handler.state.commitProgressed()
-                        handler.pump()
-                    } else {
-                        loopBound.eventLoop.scheduleTask(deadline: due) {
-                            let handler = loopBound.value
-                            handler.state.commitProgressed()
-                            handler.pump()
-                        }
-                    }
+                    handler.state.commitProgressed()
+                    handler.pump()
                 }
             case .read(let maximumChanges):
                 let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
@@ -190,7 +177,6 @@ final class FeedConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         case .failure(let failure):
             end(failure)
         case .success(let read):
-            lastReadAt = .now()
             state.readFinished(sent: read.batch.changes.count, caughtUpAt: read.caughtUpAt)
             if !read.batch.changes.isEmpty || read.batch.throughSequence > lastThrough {
                 sendBatch(read.batch)
