@@ -8,8 +8,9 @@ import Synchronization
 import Glibc
 #endif
 
-/// Kills a real server with SIGKILL while clients write, restarts it, and checks that every
-/// acknowledged write survived and that no batch was half-applied.
+/// Kills a real server with SIGKILL while clients write to several tenants, restarts it, and checks
+/// that every acknowledged write survived and that no batch was half-applied; a change-feed
+/// subscriber per tenant follows through the kills.
 public struct CrashTester: Sendable {
     public struct Report: Sendable, CustomStringConvertible {
         public var cycles = 0
@@ -32,6 +33,8 @@ public struct CrashTester: Sendable {
     public var workDirectory: String
     public var cycles: Int
     public var writers = 8
+    /// Tenants written (writer w writes to tenant w mod tenants), each followed by one subscriber.
+    public var tenants = 3
     public var fsync = "always"
     public var extraArguments: [String] = []
     /// A subscriber follows the tenant's change feed through every kill and restart.
@@ -45,6 +48,7 @@ public struct CrashTester: Sendable {
 
     /// A write the test made: the records it expects, and whether the server acknowledged it.
     struct Attempt: Sendable {
+        var tenant: Int
         var person: UUID16
         var titles: [String]
         var acknowledged: [RecordID]?
@@ -63,34 +67,41 @@ public struct CrashTester: Sendable {
         let secret = (0..<4).map { _ in UUID().uuidString }.joined()
         let secretPath = workDirectory + "/secret"
         try secret.write(toFile: secretPath, atomically: true, encoding: .utf8)
-        let token = try await TokenMinter(secret: secret).mint(
-            tenantID: "crash", person: UUID16.random(), scopes: [.recordsRead, .recordsWrite, .admin],
-            issuedAt: Timestamp(milliseconds: Int64(Date().timeIntervalSince1970 * 1000)), lifetimeSeconds: 86_400 * 7)
+        var tokens: [String] = []
+        for tenant in 0..<max(1, tenants) {
+            tokens.append(try await TokenMinter(secret: secret).mint(
+                tenantID: "crash\(tenant)", person: UUID16.random(), scopes: [.recordsRead, .recordsWrite, .admin],
+                issuedAt: Timestamp(milliseconds: Int64(Date().timeIntervalSince1970 * 1000)), lifetimeSeconds: 86_400 * 7))
+        }
         let arguments = ["--data-dir", dataDirectory, "--jwt-secret-file", secretPath, "--metrics-port", "0", "--fsync", fsync,
                          "--snapshot-interval", "0", "--wal-segment-bytes", "1048576", "--log-level", "warning"] + extraArguments
         var report = Report()
         var history: [Attempt] = []
         var generator = SystemRandomNumberGenerator()
-        let feed = FeedLog()
+        let feeds = tokens.map { _ in FeedLog() }
         for cycle in 0..<cycles {
             let server = try await ServerProcess.start(binary: binary, arguments: arguments, logPath: workDirectory + "/server-\(cycle % 2).log")
-            let client = try await server.waitUntilReady(token: token)
+            var connected: [LearnStoreClient] = []
+            for token in tokens { connected.append(try await server.waitUntilReady(token: token)) }
+            let clients = connected
             // Verify everything so far, then write until a random moment, then kill.
-            try await verify(history, client: client, report: &report)
+            try await verify(history, clients: clients, report: &report)
             let shared = CycleState()
             let attempts = shared
             let stopAfter = Int.random(in: 20...400, using: &generator)
-            let follower = followFeed ? Task { await feed.follow(client) } : nil
+            let followers = followFeed ? zip(feeds, clients).map { feed, client in Task { await feed.follow(client) } } : []
             await withTaskGroup(of: Void.self) { group in
                 for writer in 0..<writers {
                     group.addTask {
                         var n = 0
+                        let tenant = writer % clients.count
+                        let client = clients[tenant]
                         while !shared.killed.load(ordering: .relaxed) {
                             let person = UUID16.random()
                             let batch = (writer + n) % 3 == 0
                             let titles = (0..<(batch ? 3 : 1)).map { "c\(cycle)-w\(writer)-n\(n)-\($0)" }
                             let index = attempts.list.withLock { list in
-                                list.append(Attempt(person: person, titles: titles, acknowledged: nil))
+                                list.append(Attempt(tenant: tenant, person: person, titles: titles, acknowledged: nil))
                                 return list.count - 1
                             }
                             let bodies = titles.map { RecordBody(personID: person, title: $0, score: 50) }
@@ -115,20 +126,32 @@ public struct CrashTester: Sendable {
                 }
             }
             await server.stop(signal: SIGKILL)
-            follower?.cancel()
-            await follower?.value
-            await client.shutdown()
+            for follower in followers { follower.cancel() }
+            for follower in followers { await follower.value }
+            for client in clients { await client.shutdown() }
             history += attempts.list.withLock { $0 }
             report.cycles += 1
-            report.feedChanges = feed.changes.withLock { $0.count }
+            report.feedChanges = feeds.reduce(0) { $0 + $1.changes.withLock { $0.count } }
             progress(report)
         }
         // A last restart verifies the final cycle's writes.
         let server = try await ServerProcess.start(binary: binary, arguments: arguments, logPath: workDirectory + "/server-final.log")
-        let client = try await server.waitUntilReady(token: token)
-        try await verify(history, client: client, report: &report)
-        if followFeed { try await verifyFeed(feed, history, client: client, report: &report) }
-        await client.shutdown()
+        var clients: [LearnStoreClient] = []
+        for token in tokens { clients.append(try await server.waitUntilReady(token: token)) }
+        try await verify(history, clients: clients, report: &report)
+        if followFeed {
+            var changes = 0
+            var problems: [String] = []
+            for (tenant, feed) in feeds.enumerated() {
+                let (count, found) = try await verifyFeed(feed, history.filter { $0.tenant == tenant }, client: clients[tenant])
+                changes += count
+                problems += found.map { "tenant crash\(tenant): \($0)" }
+            }
+            report.feedChanges = changes
+            report.feedMismatches = problems.count
+            report.failures += problems.prefix(20)
+        }
+        for client in clients { await client.shutdown() }
         await server.stop(signal: SIGTERM)
         return report
     }
@@ -142,7 +165,7 @@ public struct CrashTester: Sendable {
     /// Every acknowledged write is present in full; no write is present in part. The lookups run
     /// 64 at a time (pipelined over the client's connections): the history grows with every cycle and
     /// is checked in full after each restart.
-    func verify(_ history: [Attempt], client: LearnStoreClient, report: inout Report) async throws {
+    func verify(_ history: [Attempt], clients: [LearnStoreClient], report: inout Report) async throws {
         let lanes = 64
         let failures = try await withThrowingTaskGroup(of: (lost: [String], corrupt: [String]).self) { group in
             for lane in 0..<lanes {
@@ -151,7 +174,7 @@ public struct CrashTester: Sendable {
                     var corrupt: [String] = []
                     for index in stride(from: lane, to: history.count, by: lanes) {
                         let attempt = history[index]
-                        let found = try await client.performance.learningRecords.page(
+                        let found = try await clients[attempt.tenant].performance.learningRecords.page(
                             ListQuery(personID: attempt.person, includeDeleted: true, limit: 10)).records
                         let titles = Set(found.compactMap(\.title))
                         if let ids = attempt.acknowledged {
@@ -204,7 +227,7 @@ public struct CrashTester: Sendable {
     /// After the last restart: the subscriber, resumed once more, has been given every change of the
     /// tenant exactly once and in order (sequences 1, 2, 3, ... with no gap), every acknowledged write,
     /// and nothing the server no longer holds (an unacknowledged write it was given survived whole).
-    func verifyFeed(_ feed: FeedLog, _ history: [Attempt], client: LearnStoreClient, report: inout Report) async throws {
+    func verifyFeed(_ feed: FeedLog, _ history: [Attempt], client: LearnStoreClient) async throws -> (changes: Int, problems: [String]) {
         let marker = try await client.performance.learningRecords.create(RecordBody(personID: UUID16.random(), title: "feed-end", score: 1))
         let catchUp = Task { await feed.follow(client, until: marker.sequence) }
         await catchUp.value
@@ -236,8 +259,6 @@ public struct CrashTester: Sendable {
                 }
             }
         }
-        report.feedChanges = changes.count
-        report.feedMismatches = problems.count
-        report.failures += problems.prefix(20)
+        return (changes.count, problems)
     }
 }

@@ -7,7 +7,7 @@ struct CrashTestCommand: AsyncParsableCommand {
         commandName: "crash-test",
         abstract: "Kill a real server with SIGKILL while clients write, restart it, and check that no acknowledged write was lost.",
         discussion: """
-            A change-feed subscriber follows the tenant through every kill and restart, resuming after its last change. \
+            Writers spread over --tenants tenants; a change-feed subscriber follows each tenant through every kill and restart, resuming after its last change. \
             Prints: cycles, acknowledged writes, lost, corrupt (half-applied batches), feed changes and feed mismatches \
             (a gap, a repeat, an acknowledged write missing from the feed, or a change the server no longer holds). \
             Exits 1 if anything was lost or corrupt or the feed did not match.
@@ -15,6 +15,7 @@ struct CrashTestCommand: AsyncParsableCommand {
 
     @Option(help: "Kill/restart cycles.") var cycles = 10
     @Option(help: "Concurrent writers.") var writers = 8
+    @Option(help: "Tenants written (writer w writes to tenant w mod N), each followed by a change-feed subscriber (1 ... 64).") var tenants = 3
     @Option(help: "fsync policy of the server under test.") var fsync = "always"
     @Option(help: "The learnstore binary to test (default: this one).") var binary: String?
     @Option(name: .customLong("work-dir"), help: "Scratch directory: new or empty (default: a new one under /tmp). Removed on success if this command created it; otherwise only the files it wrote are.") var workDir: String?
@@ -29,7 +30,9 @@ struct CrashTestCommand: AsyncParsableCommand {
                 throw CLIError.usage("--work-dir: \(refused.description)")
             }
             var tester = CrashTester(binary: executable, workDirectory: scratch.path, cycles: cycles)
+            guard (1...64).contains(tenants), writers >= 1 else { throw CLIError.usage("--tenants must be 1 ... 64 and --writers at least 1") }
             tester.writers = writers
+            tester.tenants = tenants
             tester.fsync = fsync
             let report = try await tester.run { report in
                 FileHandle.standardError.write(Data("\r\(report)".utf8))

@@ -4,8 +4,8 @@ import LearnStoreTestSupport
 import Testing
 
 /// The real server binary, killed with SIGKILL while clients write; every acknowledged write must
-/// survive the restart and no batch may be half-applied, and a change-feed subscriber resumed across the
-/// kills has every change exactly once. `scripts/crash-test.sh 1000` runs many more.
+/// survive the restart and no batch may be half-applied, and a change-feed subscriber per tenant,
+/// resumed across the kills, has every change of its tenant exactly once. `scripts/crash-test.sh 1000` runs many more.
 @Suite struct CrashTests {
     static var binary: String {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
