@@ -1,6 +1,7 @@
 import LearnStoreEngine
 import LearnStoreModel
 import LearnStorePersistence
+import Synchronization
 
 /// The INFO document: version, uptime, connections, tenants, requests and errors.
 final class InfoDocument: Sendable {
@@ -10,6 +11,10 @@ final class InfoDocument: Sendable {
     let version: String
     let started: Timestamp
     let log: DeferredLog
+    /// The server's change-feed subscriptions, once the server context exists.
+    private let feed = Mutex<FeedHub?>(nil)
+
+    func attach(feed hub: FeedHub) { feed.withLock { $0 = hub } }
 
     init(runtime: ServerRuntimeState, registry: TenantRegistry, metrics: ServerMetrics, version: String, started: Timestamp, log: DeferredLog) {
         self.log = log
@@ -40,6 +45,7 @@ final class InfoDocument: Sendable {
         members += [
             ("connections", number(runtime.connections)),
             ("connections_opened", number(snapshot.connectionsOpened)),
+            ("feed_subscriptions", number(feed.withLock { $0 }?.subscriptions ?? 0)),
             ("tenants", number(registry.tenantIDs.count)),
             ("requests", .object(snapshot.requests.sorted { $0.key < $1.key }.map { ($0.key, number($0.value)) })),
             ("errors", .object(snapshot.errors.sorted { $0.key < $1.key }.map { ($0.key, number($0.value)) })),

@@ -72,6 +72,7 @@ public final class LearnStoreApplication: Sendable {
                 commits: commits, runtime: runtime, clock: clock, logger: logger, placement: placement,
                 info: { serverWide in info.render(clock.now(), serverWide: serverWide) })
             self.context = context
+            info.attach(feed: context.feed)
             server = LearnStoreServer(context: context, group: group)
             self.persistence = persistence.map { settings in
                 var settings = settings

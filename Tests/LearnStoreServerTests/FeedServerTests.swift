@@ -257,6 +257,8 @@ import Testing
         first.closeNow()
         let freed = await eventually(within: 10) { server.server.context.feed.subscriptions == 1 }
         #expect(freed)
+        let info = try await server.client().info()
+        #expect(info["feed_subscriptions"] == .number("1"), "INFO counts the open subscriptions for an admin")
         try await server.stop()
     }
 }
