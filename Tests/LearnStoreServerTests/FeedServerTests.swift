@@ -261,4 +261,40 @@ import Testing
         #expect(info["feed_subscriptions"] == .number("1"), "INFO counts the open subscriptions for an admin")
         try await server.stop()
     }
+
+    @Test func subscribersOfManyTenantsJoiningWhileTheyWriteEachGetTheirTenantsChangesOnce() async throws {
+        let directory = TemporaryDirectory()
+        let server = try await TestServer.start(persistence: Self.persistence(directory))
+        let tenants = ["t_a", "t_b", "t_c", "t_d"]
+        var clients: [LearnStoreClient] = []
+        for tenant in tenants { clients.append(try await server.client(tenant: tenant, connections: 1)) }
+        let perTenant = 150
+        let writers = clients.map { client in
+            Task {
+                for index in 0..<perTenant { _ = try await client.performance.learningRecords.create(sampleBody(title: "w\(index)")) }
+            }
+        }
+        // Per tenant: one subscriber from the start, one that joins later from where the first 20 end
+        // (small credit, so it reads behind while the other follows the newest commits).
+        var readers: [Task<[UInt64], any Error>] = []
+        for client in clients {
+            let early = client.feed.subscribe(from: .after(0), credit: 64)
+            readers.append(Task { try await Self.take(perTenant, early).map(\.sequence) })
+            let late = client.feed.subscribe(from: .after(20), credit: 3)
+            readers.append(Task {
+                while try await client.performance.learningRecords.stats()["sequence"]?.doubleValue ?? 0 < 40 {
+                    await pollInterval()
+                }
+                return try await Self.take(perTenant - 20, late).map(\.sequence)
+            })
+        }
+        for writer in writers { try await writer.value }
+        for (index, reader) in readers.enumerated() {
+            let sequences = try await reader.value
+            let expected = index % 2 == 0 ? Array(1...UInt64(perTenant)) : Array(21...UInt64(perTenant))
+            #expect(sequences == expected, "subscriber \(index) of tenant \(tenants[index / 2])")
+        }
+        #expect(server.server.context.feed.subscriptions <= 8)
+        try await server.stop()
+    }
 }
