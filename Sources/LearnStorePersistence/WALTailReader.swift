@@ -89,7 +89,7 @@ public final class WALTailReader: @unchecked Sendable {
                 position = Position(segmentFirstLSN: tail.segments[index + 1].firstLSN)
                 continue
             }
-            let bytes = try chunk(segment: segment)
+            let bytes = try chunk(segment: segment, limit: max(WALRecord.headerSize, maximumBytes - bytesRead))
             bytesRead += bytes.count
             var consumed = 0
             var stop: String?
@@ -139,7 +139,7 @@ public final class WALTailReader: @unchecked Sendable {
 
     /// The bytes from the position to the segment's written end, at most a chunk, or the whole record
     /// that starts there when it is larger.
-    private func chunk(segment: WALTail.Segment) throws(ReadError) -> [UInt8] {
+    private func chunk(segment: WALTail.Segment, limit: Int) throws(ReadError) -> [UInt8] {
         if file == nil || fileFirstLSN != segment.firstLSN {
             file?.close()
             file = nil
@@ -149,7 +149,7 @@ public final class WALTailReader: @unchecked Sendable {
             fileFirstLSN = segment.firstLSN
         }
         let available = segment.writtenBytes - position.offset
-        var count = min(available, Self.chunkBytes)
+        var count = min(available, Self.chunkBytes, limit)
         do {
             var bytes = try file!.read(count: count, at: position.offset)
             if bytes.count >= WALRecord.headerSize {

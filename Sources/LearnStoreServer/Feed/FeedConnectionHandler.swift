@@ -25,6 +25,8 @@ final class FeedConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     private var lastSentAt = NIODeadline.now()
     private var lastThrough: UInt64
     private var finished = false
+    /// The last read reached the end of what was committed: the next one is small.
+    private var caughtUp = false
 
 
     init(server: ServerContext, session: Session, source: FeedSource, credit: UInt32, requestID: UInt32, leftover: ByteBuffer?) {
@@ -155,19 +157,31 @@ final class FeedConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
                     handler.pump()
                 }
             case .read(let maximumChanges):
+                if caughtUp {
+                    // What a commit just added to a log this subscriber had read to its end: a few
+                    // records from the page cache, read here rather than paying two thread hand-offs.
+                    readFinished(Self.readNow(source, maximumChanges: maximumChanges, maximumBytes: Self.inlineReadBytes))
+                    return
+                }
                 let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
                 let source = self.source
                 source.queue.async {
-                    let result: Result<FeedSource.Read, FeedFailure>
-                    do throws(FeedFailure) {
-                        result = .success(try source.next(maximumChanges: maximumChanges))
-                    } catch {
-                        result = .failure(error)
-                    }
+                    let result = Self.readNow(source, maximumChanges: maximumChanges, maximumBytes: 4 << 20)
                     loopBound.eventLoop.execute { loopBound.value.readFinished(result) }
                 }
                 return
             }
+        }
+    }
+
+    /// At most this much of the log is read on the event loop; a subscriber further behind reads on its queue.
+    static let inlineReadBytes = 64 << 10
+
+    private static func readNow(_ source: FeedSource, maximumChanges: Int, maximumBytes: Int) -> Result<FeedSource.Read, FeedFailure> {
+        do throws(FeedFailure) {
+            return .success(try source.next(maximumChanges: maximumChanges, maximumBytes: maximumBytes))
+        } catch {
+            return .failure(error)
         }
     }
 
@@ -177,6 +191,7 @@ final class FeedConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         case .failure(let failure):
             end(failure)
         case .success(let read):
+            caughtUp = read.caughtUpAt != nil
             state.readFinished(sent: read.batch.changes.count, caughtUpAt: read.caughtUpAt)
             if !read.batch.changes.isEmpty || read.batch.throughSequence > lastThrough {
                 sendBatch(read.batch)

@@ -47,8 +47,10 @@ final class FeedSource: @unchecked Sendable {
     private let wakeHandler = Mutex<(@Sendable () -> Void)?>(nil)
     func onWake(_ wake: @escaping @Sendable () -> Void) { wakeHandler.withLock { $0 = wake } }
 
-    /// Reads on (blocking: call on `queue`) and returns at most `maximumChanges` changes.
-    func next(maximumChanges: Int) throws(FeedFailure) -> Read {
+    /// Reads on and returns at most `maximumChanges` changes, reading about `maximumBytes` of the log.
+    /// Blocking: call on `queue`, or (a small read of what was just committed) on the event loop; never
+    /// two at once.
+    func next(maximumChanges: Int, maximumBytes: Int = 4 << 20) throws(FeedFailure) -> Read {
         for restore in announcedRestores.withLock({ list in defer { list.removeAll() }; return list }) {
             translator.restored(sequence: restore.sequence, afterLSN: restore.afterLSN, at: restore.at)
         }
@@ -58,7 +60,9 @@ final class FeedSource: @unchecked Sendable {
             let translatorNow = translator
             let batch: WALTailReader.Batch
             do {
-                batch = try reader.read(tail, isFailed: { [wal] in wal.hasFailed($0) }, maximumRecords: maximumChanges - pending.count) {
+                batch = try reader.read(
+                    tail, isFailed: { [wal] in wal.hasFailed($0) }, maximumRecords: maximumChanges - pending.count, maximumBytes: maximumBytes
+                ) {
                     tenant, sequence in tenant == translatorNow.tenantID && translatorNow.wants(sequence)
                 }
             } catch {
