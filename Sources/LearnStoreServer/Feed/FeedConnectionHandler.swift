@@ -4,8 +4,8 @@ import NIOCore
 
 /// The NIO shell of a connection after its SUBSCRIBE succeeded: it sends FEED_EVENTS as the
 /// ``FeedSessionState`` allows, reads FEED_CREDIT and PING, sends a heartbeat when the tenant is quiet,
-/// ends the subscription when the token expires or the server shuts down, and reads the WAL only on
-/// the subscription's own queue.
+/// ends the subscription when the token expires or the server shuts down. A backlog is read on the
+/// subscription's own queue; what a commit adds for a subscriber already at the end is read here.
 final class FeedConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
