@@ -93,7 +93,11 @@ public final class FeedCursor: @unchecked Sendable {
                 }
                 return change
             }
-            if channel == nil { try await connect() }
+            if channel == nil {
+                try await connect()
+                // A failed attempt that may succeed later has backed off: try again.
+                if channel == nil { continue }
+            }
             do throws(LearnStoreError) {
                 let frame = try await channel!.next()
                 try handle(frame)
