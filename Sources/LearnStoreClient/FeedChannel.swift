@@ -5,13 +5,35 @@ import NIOPosix
 
 /// The pipeline of a subscribed connection: every frame the server sends (the SUBSCRIBE answer, then
 /// FEED_EVENTS, a PING answer, a last error) goes to one stream, in order. The server sends no more
-/// changes than the subscriber granted credit for, so the stream holds at most that many.
+/// changes than the subscriber granted credit for, so the stream holds at most that many. The server
+/// sends a heartbeat after 5 s of silence; a connection silent for three of them is closed, and the
+/// subscription resumes on a new one.
 final class FeedChannelHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
 
+    static let silenceLimit = TimeAmount.seconds(15)
     private let decoder: FrameDecoder
     private let continuation: AsyncThrowingStream<Frame, any Error>.Continuation
     private var cumulation: ByteBuffer?
+    private var lastFrameAt = NIODeadline.now()
+    private var watchdog: RepeatedTask?
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        lastFrameAt = .now()
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        watchdog = context.eventLoop.scheduleRepeatedTask(initialDelay: .seconds(5), delay: .seconds(5)) { task in
+            let (handler, context) = loopBound.value
+            guard NIODeadline.now() - handler.lastFrameAt > Self.silenceLimit else { return }
+            task.cancel()
+            handler.continuation.finish(throwing: LearnStoreError(.connectionFailed, "the server sent nothing for \(Self.silenceLimit.nanoseconds / 1_000_000_000) s"))
+            context.close(promise: nil)
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        watchdog?.cancel()
+        watchdog = nil
+    }
 
     init(maximumFrameBytes: Int, continuation: AsyncThrowingStream<Frame, any Error>.Continuation) {
         self.decoder = FrameDecoder(maximumFrameBytes: maximumFrameBytes)
@@ -20,6 +42,7 @@ final class FeedChannelHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var incoming = unwrapInboundIn(data)
+        lastFrameAt = .now()
         if cumulation == nil { cumulation = incoming } else { cumulation!.writeBuffer(&incoming) }
         guard var buffer = cumulation else { return }
         cumulation = nil
@@ -37,6 +60,8 @@ final class FeedChannelHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        watchdog?.cancel()
+        watchdog = nil
         continuation.finish(throwing: LearnStoreError(.connectionFailed, "the connection was closed"))
         context.fireChannelInactive()
     }

@@ -9,9 +9,10 @@ public struct FeedClient: Sendable {
     /// The changes after `start`, as an `AsyncSequence` that reconnects and resumes by itself (after a
     /// lost connection, a server restart or shutdown, an expired token). It ends with an error it cannot
     /// get past: FEED_TRUNCATED (the changes are no longer kept: export the tenant and subscribe from the
-    /// export's sequence), FORBIDDEN, VALIDATION. `credit` is how many changes may wait unread.
-    public func subscribe(from start: FeedStart, credit: UInt32 = 1024) -> FeedSubscription {
-        FeedSubscription(client: client, start: start, credit: max(2, min(credit, FeedMessages.maximumCredit)))
+    /// export's sequence), FORBIDDEN, VALIDATION, or when reconnecting has failed for `retryFor`.
+    /// `credit` is how many changes may wait unread.
+    public func subscribe(from start: FeedStart, credit: UInt32 = 1024, retryFor: Duration = .seconds(300)) -> FeedSubscription {
+        FeedSubscription(client: client, start: start, credit: max(2, min(credit, FeedMessages.maximumCredit)), retryFor: retryFor)
     }
 }
 
@@ -24,8 +25,9 @@ public struct FeedSubscription: AsyncSequence, Sendable {
     let client: LearnStoreClient
     let start: FeedStart
     let credit: UInt32
+    let retryFor: Duration
 
-    public func makeAsyncIterator() -> Iterator { Iterator(cursor: FeedCursor(client: client, start: start, credit: credit)) }
+    public func makeAsyncIterator() -> Iterator { Iterator(cursor: FeedCursor(client: client, start: start, credit: credit, retryFor: retryFor)) }
 
     public struct Iterator: AsyncIteratorProtocol {
         let cursor: FeedCursor
@@ -44,12 +46,16 @@ public final class FeedCursor: @unchecked Sendable {
     private var batchThrough: UInt64?
     private var consumedSinceGrant: UInt32 = 0
     private var failures = 0
+    /// When the current run of failed attempts began; the subscription gives up `retryFor` after it.
+    private var failingSince: ContinuousClock.Instant?
+    let retryFor: Duration
     /// After FEED_TRUNCATED: the oldest sequence a new subscription can start after.
     var truncatedAfter: UInt64?
     /// The last sequence the subscriber has seen (nil until the first SUBSCRIBE answer, when it started "now").
     public private(set) var position: UInt64?
 
-    init(client: LearnStoreClient, start: FeedStart, credit: UInt32) {
+    init(client: LearnStoreClient, start: FeedStart, credit: UInt32, retryFor: Duration) {
+        self.retryFor = retryFor
         self.client = client
         self.start = start
         self.credit = credit
@@ -102,6 +108,7 @@ public final class FeedCursor: @unchecked Sendable {
                 let frame = try await channel!.next()
                 try handle(frame)
                 failures = 0
+                failingSince = nil
             } catch {
                 await dropChannel()
                 guard Self.isRetriable(error) else { throw error }
@@ -146,7 +153,10 @@ public final class FeedCursor: @unchecked Sendable {
 
     private func backOff(_ error: LearnStoreError) async throws(LearnStoreError) {
         failures += 1
-        guard failures <= max(1, client.configuration.reconnectAttempts) * 4 else { throw error }
+        let now = ContinuousClock.now
+        let since = failingSince ?? now
+        failingSince = since
+        guard now - since < retryFor else { throw error }
         let delay = min(2_000_000_000, 50_000_000 << UInt64(min(failures, 6)))
         try? await Task.sleep(nanoseconds: UInt64(delay))
     }

@@ -12,7 +12,7 @@ struct FeedCommand: AsyncParsableCommand {
         discussion: """
             Each line is one change: {"sequence", "timestamp", "parts": [{"kind": "create"|"patch"|"delete"|"restore"|"import"|"put", \
             "records": […]}, {"kind": "purge", "ids": […]}, {"kind": "outcomes", "rows": […]}, {"kind": "tenant_restore"}]}. \
-            It reconnects and resumes by itself. To resume later, pass the last sequence printed to --from. \
+            It reconnects and resumes by itself (for up to five minutes of failed attempts). To resume later, pass the last sequence printed to --from. \
             If the server no longer keeps the changes after it, the command stops with exit code 7 and says \
             after which sequence a subscription can start: export the tenant at a sequence \
             ('learnstore export --tenant T --sequence S') and subscribe --from that sequence.

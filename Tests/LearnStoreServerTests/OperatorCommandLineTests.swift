@@ -70,4 +70,25 @@ import Testing
         let missing = try await run(["wal", "check", "--data-dir", data + "-typo"])
         #expect(missing.status == 1 && missing.stderr.contains("no data directory"))
     }
+
+    @Test func feedPrintsChangesAsJSONLinesAndSaysWhenTheyAreGone() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: CommandLineRun.binary.path), "build the learnstore binary first")
+        let scratch = TemporaryDirectory(prefix: "learnstore-feed-cli-")
+        let work = URL(fileURLWithPath: scratch.path)
+        let server = try await PersistentTestServer.start(dataDirectory: work.appendingPathComponent("data").path)
+        let client = try await server.client(tenant: "tenant_a")
+        for n in 1...3 { _ = try await client.performance.learningRecords.create(RecordBody(personID: UUID16(high: 1, low: UInt64(n)), title: "R\(n)")) }
+        let connect = ["--port", String(server.port), "--token", try await server.token(tenant: "tenant_a")]
+        let two = try await CommandLineRun.run(["feed", "--from", "1", "--count", "2"] + connect, in: work)
+        #expect(two.status == 0, "\(two.stderr)")
+        let lines = two.stdout.split(separator: "\n").map { try? Self.json(String($0)) }
+        #expect(lines.map { $0?["sequence"] } == [.number("2"), .number("3")])
+        #expect(lines.first??["parts"]?.arrayValue?.first?["kind"] == .string("create"))
+        let ahead = try await CommandLineRun.run(["feed", "--from", "9"] + connect, in: work)
+        #expect(ahead.status == 1 && ahead.stderr.contains("VALIDATION"), "\(ahead.stderr)")
+        let neither = try await CommandLineRun.run(["feed"] + connect, in: work)
+        #expect(neither.status == 2)
+        await client.shutdown()
+        try await server.stop()
+    }
 }
