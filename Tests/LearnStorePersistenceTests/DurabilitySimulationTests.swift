@@ -24,6 +24,8 @@ import Testing
         (3004589, .always),  // the same, another path
         (5010940, .always),  // a snapshot whose directory sync failed let recovery skip failed records; a machine crash lost its name and brought them back
         (7003721, .always),  // a snapshot taken while a failed write was not yet wiped; a later start found it damaged and replayed the write from an older one
+        (42205, .always),  // a flipped bit in the newest write took changes the feed had given (a documented loss, not a feed fault)
+        (40156, .everysec),  // the same
     ]
 
     /// Seeds that once failed with 8 KiB segments (many rotations), run with them.
@@ -36,6 +38,8 @@ import Testing
         (12, .everysec),  // a machine crash lost log records a snapshot held: the feed's gap is not a lost change
         (23, .everysec),  // the same
         (28, .everysec),  // the same
+        (31819, .always),  // a flipped bit in the newest write took changes the feed had given (a documented loss)
+        (31965, .always),  // the same, and the lost records left a gap before the next write
     ]
 
     static func check(_ seeds: [UInt64], policy: FsyncPolicy, segmentBytes: Int? = nil) {

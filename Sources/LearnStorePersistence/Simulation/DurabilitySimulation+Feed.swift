@@ -99,15 +99,17 @@ extension DurabilitySimulation {
 
     /// After a start: every change a follower was given is still in its tenant's history (a machine
     /// crash under a relaxed policy may take acknowledged writes, and their changes, as documented).
-    mutating func checkFollowersAfterStart(mayLoseAcknowledged: Bool) throws {
+    /// `mayLoseAcknowledged`: a machine crash under a relaxed policy; `tailLossAbove`: a flipped bit in
+    /// the newest write of the log, which recovery takes for a torn tail (writes above it may go).
+    mutating func checkFollowersAfterStart(mayLoseAcknowledged: Bool, tailLossAbove: UInt64?) throws {
         guard options.feedFollowers else { return }
         for tenant in tenantIDs {
             var follower = followers[tenant] ?? FeedFollower()
             let applied = history[tenant] ?? []
-            if mayLoseAcknowledged { follower.gapsAllowedThrough = applied.last?.sequence ?? 0 }
+            if mayLoseAcknowledged || tailLossAbove != nil { follower.gapsAllowedThrough = applied.last?.sequence ?? 0 }
             let lost = follower.delivered.filter { change in !applied.contains { $0.sequence == change.sequence && $0.lsn == change.lsn } }
             if let first = lost.first {
-                guard mayLoseAcknowledged else {
+                guard mayLoseAcknowledged || lost.allSatisfy({ change in tailLossAbove.map { change.lsn > $0 } ?? false }) else {
                     throw SimulationFailure("tenant \(tenant): the feed gave sequence \(first.sequence) (LSN \(first.lsn)), which this start does not have")
                 }
                 try rebootstrap(&follower, tenant, because: "a machine crash took changes it was given")

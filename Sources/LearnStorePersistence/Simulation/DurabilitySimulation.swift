@@ -215,7 +215,7 @@ public struct DurabilitySimulation {
             actors[tenant] = actor
         }
         try checkRecovered(outcome)
-        try checkFollowersAfterStart(mayLoseAcknowledged: options.policy != .always && lastCrashLostPageCache)
+        try checkFollowersAfterStart(mayLoseAcknowledged: options.policy != .always && lastCrashLostPageCache, tailLossAbove: tailLossAbove)
         tailLossAbove = nil
         loadingUntilRestart.removeAll()
         uncertainRestores.removeAll()
