@@ -76,7 +76,10 @@ final class FeedSource: @unchecked Sendable {
                     throw FeedFailure(LearnStoreError(.storageUnavailable, "the change feed cannot read the WAL: \(reason)"))
                 }
             }
-            pending += translator.translate(batch.records, readThroughLSN: reader.position.lastLSN)
+            // Caught up, every record up to the commit mark has been read, whether or not the log still
+            // holds one at the mark (a start after a crash resumes above the newest snapshot's LSN).
+            let readThrough = batch.caughtUp && batch.stalled == nil ? max(reader.position.lastLSN, tail.committedLSN) : reader.position.lastLSN
+            pending += translator.translate(batch.records, readThroughLSN: readThrough)
             if let stalled = batch.stalled {
                 let now = ContinuousClock.now
                 if let since = stalledSince, now - since > Self.stallLimit {
