@@ -1,4 +1,3 @@
-import Dispatch
 import LearnStoreEngine
 import LearnStoreModel
 import LearnStorePersistence
@@ -49,7 +48,7 @@ enum FeedSubscribe {
         let tenant = server.registry.tenant(tenantID)
         let (sequence, lastWrite) = await tenant.sequenceAndLastWrite
         let wal = log.wal
-        let committed = await offloadWait { wal.waitUntilCommitted(lastWrite) }
+        let committed = (try? await offload { wal.waitUntilCommitted(lastWrite) }) ?? false
         guard committed else { throw fail(.storageUnavailable, "the tenant's last write is not durable yet; the WAL is failing") }
         let tail = wal.tail
         let after: UInt64
@@ -85,11 +84,5 @@ enum FeedSubscribe {
         var writer = ByteWriter(capacity: 64)
         writer.writeFrame(FrameHeader(opcode: header.opcode, requestID: header.requestID)) { FeedMessages.encodeSubscribeResponse(response, into: &$0) }
         return Opened(response: writer.bytes, source: source, credit: request.credit)
-    }
-
-    private static func offloadWait(_ work: @escaping @Sendable () -> Bool) async -> Bool {
-        await withCheckedContinuation { continuation in
-            DispatchQueue.global().async { continuation.resume(returning: work()) }
-        }
     }
 }
