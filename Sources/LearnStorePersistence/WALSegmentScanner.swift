@@ -122,6 +122,7 @@ public struct WALSegmentScanner {
 
     static func examine(_ bytes: UnsafeRawBufferPointer, at offset: Int, after floor: UInt64,
                         wants: ((String, UInt64, UInt64) -> Bool)? = nil,
+                        wantsTenantBytes: ((UnsafeRawBufferPointer, UInt64) -> Bool)? = nil,
                         collect: ((String, UInt64, UInt64, Range<Int>) -> Void)? = nil) -> Examination {
         let remaining = bytes.count - offset
         if remaining < WALRecord.headerSize {
@@ -151,7 +152,19 @@ public struct WALSegmentScanner {
         let body = UnsafeRawBufferPointer(rebasing: bytes[(offset + WALRecord.headerSize)..<(offset + WALRecord.headerSize + length)])
         let actual = CRC32C.checksum(body)
         guard stored == actual else { return .damaged("checksum mismatch (stored \(hex(stored)), computed \(hex(actual)))") }
-        if wants != nil || collect != nil {
+        if let wantsTenantBytes {
+            // A follower of one tenant passes over every other tenant's records: comparing the tenant's
+            // bytes is enough to pass one over, and no string is built for it. A wanted record is decoded
+            // whole below, which validates its tenant too.
+            var reader = ByteReader(body)
+            if let lsn = try? reader.readCounter(), let sequence = try? reader.readCounter(), (try? reader.readTimestamp()) != nil,
+                let tenantLength = try? reader.readLength(limit: 256), let tenant = try? reader.readBytes(tenantLength),
+                !wantsTenantBytes(tenant, sequence)
+            {
+                guard lsn > floor else { return .damaged("LSN \(lsn) does not follow \(floor)") }
+                return .skipped(lsn: lsn, length: WALRecord.headerSize + length)
+            }
+        } else if wants != nil || collect != nil {
             // Records a snapshot already covers need no decoding (the checksum vouches for them), and a
             // collecting caller decodes the ones it wants itself (in parallel, per tenant).
             var reader = ByteReader(body)

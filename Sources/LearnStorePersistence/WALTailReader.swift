@@ -54,10 +54,11 @@ public final class WALTailReader: @unchecked Sendable {
     }
 
     /// Reads on from the position: at most `maximumRecords` wanted records and about `maximumBytes` of
-    /// the log. `wants` sees each committed record's tenant and sequence; only wanted ones are decoded.
+    /// the log. `wants` sees each committed record's tenant (its UTF-8 bytes, not yet validated: compare
+    /// them, e.g. with `TenantFilter`) and sequence; only wanted ones are decoded.
     public func read(
         _ tail: WALTail, isFailed: (UInt64) -> Bool, maximumRecords: Int, maximumBytes: Int = 4 << 20,
-        wants: (_ tenant: String, _ sequence: UInt64) -> Bool
+        wants: (_ tenantUTF8: UnsafeRawBufferPointer, _ sequence: UInt64) -> Bool
     ) throws(ReadError) -> Batch {
         let result: Result<Batch, ReadError> = withoutActuallyEscaping(wants) { wants in
             do throws(ReadError) {
@@ -71,7 +72,7 @@ public final class WALTailReader: @unchecked Sendable {
 
     private func readEscaping(
         _ tail: WALTail, isFailed: (UInt64) -> Bool, maximumRecords: Int, maximumBytes: Int,
-        wants: @escaping (_ tenant: String, _ sequence: UInt64) -> Bool
+        wants: @escaping (_ tenantUTF8: UnsafeRawBufferPointer, _ sequence: UInt64) -> Bool
     ) throws(ReadError) -> Batch {
         var batch = Batch()
         var bytesRead = 0
@@ -98,7 +99,7 @@ public final class WALTailReader: @unchecked Sendable {
                     var wantedHere = false
                     let examined = WALSegmentScanner.examine(
                         raw, at: consumed, after: position.lastLSN,
-                        wants: { tenant, sequence, _ in
+                        wantsTenantBytes: { tenant, sequence in
                             wantedHere = wants(tenant, sequence)
                             return wantedHere
                         })
@@ -164,5 +165,21 @@ public final class WALTailReader: @unchecked Sendable {
         } catch {
             throw .storage("\(error)")
         }
+    }
+}
+
+/// One tenant's id as the WAL stores it, to pick its records out of a read without building a string
+/// for every other tenant's.
+public struct TenantFilter: Sendable {
+    public let tenantID: String
+    private let utf8: [UInt8]
+
+    public init(_ tenantID: String) {
+        self.tenantID = tenantID
+        self.utf8 = Array(tenantID.utf8)
+    }
+
+    public func matches(_ tenantUTF8: UnsafeRawBufferPointer) -> Bool {
+        tenantUTF8.count == utf8.count && utf8.withUnsafeBytes { $0.elementsEqual(tenantUTF8) }
     }
 }

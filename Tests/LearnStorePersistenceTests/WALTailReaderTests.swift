@@ -32,7 +32,7 @@ import Testing
     func readAll(_ reader: WALTailReader, _ wal: WriteAheadLog, tenant: String, maximum: Int = 7) throws -> [WALRecord] {
         var records: [WALRecord] = []
         while true {
-            let batch = try reader.read(wal.tail, isFailed: wal.hasFailed, maximumRecords: maximum) { candidate, _ in candidate == tenant }
+            let batch = try reader.read(wal.tail, isFailed: wal.hasFailed, maximumRecords: maximum) { candidate, _ in TenantFilter(tenant).matches(candidate) }
             records += batch.records
             #expect(batch.stalled == nil)
             if batch.caughtUp { return records }

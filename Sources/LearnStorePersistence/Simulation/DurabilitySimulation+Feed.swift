@@ -48,8 +48,9 @@ extension DurabilitySimulation {
         let committed = wal.committedLSN
         let batch: WALTailReader.Batch
         do {
+            let filter = TenantFilter(tenant)
             batch = try follower.reader!.read(wal.tail, isFailed: wal.hasFailed, maximumRecords: maximum) { candidate, sequence in
-                candidate == tenant && sequence > follower.lastSequence
+                filter.matches(candidate) && sequence > follower.lastSequence
             }
         } catch .segmentGone(let first) {
             try rebootstrap(&follower, tenant, because: "the segment at LSN \(first) it was reading was removed")
@@ -138,9 +139,10 @@ extension DurabilitySimulation {
                     }
                 }
                 let lastSequence = follower.lastSequence
+                let filter = TenantFilter(tenant)
                 let batch: WALTailReader.Batch
                 do {
-                    batch = try follower.reader!.read(wal.tail, isFailed: wal.hasFailed, maximumRecords: 1000) { $0 == tenant && $1 > lastSequence }
+                    batch = try follower.reader!.read(wal.tail, isFailed: wal.hasFailed, maximumRecords: 1000) { filter.matches($0) && $1 > lastSequence }
                 } catch {
                     throw SimulationFailure("tenant \(tenant): the feed could not finish: \(error)")
                 }

@@ -15,6 +15,7 @@ final class FeedSource: @unchecked Sendable {
     }
 
     let tenantID: String
+    private let filter: TenantFilter
     let queue: DispatchQueue
     private let wal: WriteAheadLog
     private let reader: WALTailReader
@@ -29,6 +30,7 @@ final class FeedSource: @unchecked Sendable {
     init(tenantID: String, wal: WriteAheadLog, walDirectory: String, fileSystem: any FileSystem,
          start: WALTailReader.Position, translator: FeedTranslator) {
         self.tenantID = tenantID
+        self.filter = TenantFilter(tenantID)
         self.queue = DispatchQueue(label: "learnstore-feed-\(tenantID)")
         self.wal = wal
         self.reader = WALTailReader(walDirectory: walDirectory, fileSystem: fileSystem, position: start)
@@ -63,7 +65,7 @@ final class FeedSource: @unchecked Sendable {
                 batch = try reader.read(
                     tail, isFailed: { [wal] in wal.hasFailed($0) }, maximumRecords: maximumChanges - pending.count, maximumBytes: maximumBytes
                 ) {
-                    tenant, sequence in tenant == translatorNow.tenantID && translatorNow.wants(sequence)
+                    tenant, sequence in filter.matches(tenant) && translatorNow.wants(sequence)
                 }
             } catch {
                 switch error {
