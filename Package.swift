@@ -47,7 +47,7 @@ let package = Package(
         .target(name: "LearnStoreWorkload", dependencies: ["LearnStoreModel", "CanvasOutcomes"], swiftSettings: strict),
         .target(
             name: "LearnStoreTokens",
-            dependencies: ["LearnStoreModel", .product(name: "JWTKit", package: "jwt-kit")],
+            dependencies: ["LearnStoreModel", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict
         ),
         .target(

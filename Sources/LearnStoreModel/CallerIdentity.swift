@@ -17,8 +17,13 @@ public struct Scopes: OptionSet, Sendable, Hashable, CustomStringConvertible {
     /// Parses a space-separated scope string; unknown names are ignored (they may be for other services).
     public init(claim: String) {
         var scopes: Scopes = []
-        for word in claim.split(separator: " ") {
-            if let match = Scopes.names.first(where: { $0.0 == word }) { scopes.insert(match.1) }
+        // On the claim's bytes: every AUTH parses one, and splitting the String costs more than the rest.
+        for word in claim.utf8.split(separator: UInt8(ascii: " ")) {
+            if word.elementsEqual("records:read".utf8) { scopes.insert(.recordsRead) }
+            else if word.elementsEqual("records:write".utf8) { scopes.insert(.recordsWrite) }
+            else if word.elementsEqual("outcomes:read".utf8) { scopes.insert(.outcomesRead) }
+            else if word.elementsEqual("outcomes:write".utf8) { scopes.insert(.outcomesWrite) }
+            else if word.elementsEqual("admin".utf8) { scopes.insert(.admin) }
         }
         self = scopes
     }

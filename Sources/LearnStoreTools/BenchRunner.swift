@@ -16,8 +16,12 @@ public final class BenchRunner: Sendable {
     let group: MultiThreadedEventLoopGroup
     let progress: @Sendable (String) -> Void
 
+    /// Signs the run's tokens when the run was given the secret; keyed once for all of them.
+    let minter: TokenMinter?
+
     public init(configuration: BenchConfiguration, progress: @escaping @Sendable (String) -> Void = { _ in }) {
         self.configuration = configuration
+        if case .secret(let secret) = configuration.credentials { minter = TokenMinter(secret: secret) } else { minter = nil }
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.clientThreads))
         self.progress = progress
     }
@@ -85,11 +89,11 @@ public final class BenchRunner: Sendable {
 
     // MARK: preparation
 
-    func token(for tenantID: String, app: String? = nil) async throws -> String {
+    func token(for tenantID: String, app: String? = nil) throws -> String {
         switch configuration.credentials {
         case .token(let token): return token
-        case .secret(let secret):
-            return try await TokenMinter(secret: secret).mint(
+        case .secret:
+            return try minter!.mintNow(
                 tenantID: tenantID, person: UUID16(high: 0xBE7C, low: 1), appID: app,
                 scopes: [.recordsRead, .recordsWrite, .outcomesRead, .outcomesWrite, .admin],
                 issuedAt: Timestamp(milliseconds: Int64(Date().timeIntervalSince1970 * 1000)), lifetimeSeconds: 86_400)
@@ -128,7 +132,7 @@ public final class BenchRunner: Sendable {
         // Bodies for creates, pre-generated: at most 2 million in all, so 100,000 tenants fit.
         let bodiesPerTenant = max(1, min(20_000, 2_000_000 / count))
         for index in 0..<count {
-            let token = try await token(for: PeerDataset.tenantID(index))
+            let token = try token(for: PeerDataset.tenantID(index))
             let tenantID: String
             if index == 0 {
                 // The first tenant checks the server and the credentials; minted tokens name the rest.
@@ -168,9 +172,10 @@ public final class BenchRunner: Sendable {
         return tenants
     }
 
-    /// One CREATE_BATCH request of the bulk load, encoded before the clock starts.
+    /// One CREATE_BATCH request of the bulk load, encoded (and its app's token minted) before the clock starts.
     struct PreloadBatch: Sendable {
         var app: String?
+        var token: String
         var count: Int
         var payload: [UInt8]
     }
@@ -178,10 +183,10 @@ public final class BenchRunner: Sendable {
     /// The bulk load's requests for every tenant, generated and encoded ahead of time, so the clock
     /// measures the server and the wire, not record generation (the other stores in the comparison
     /// load from files of requests built beforehand too).
-    func preloadBatches(_ dataset: PeerDataset, tenants: [TenantData]) -> [[PreloadBatch]] {
+    func preloadBatches(_ dataset: PeerDataset, tenants: [TenantData]) throws -> [[PreloadBatch]] {
         let minting: Bool
         if case .secret = configuration.credentials { minting = true } else { minting = false }
-        return tenants.indices.map { index in
+        return try tenants.indices.map { index in
             let range = dataset.records(ofTenant: index)
             var byApp: [String?: [RecordBody]] = [:]
             for i in range {
@@ -190,12 +195,13 @@ public final class BenchRunner: Sendable {
             }
             var batches: [PreloadBatch] = []
             for (app, bodies) in byApp.sorted(by: { ($0.key ?? "") < ($1.key ?? "") }) {
+                let token = try token(for: tenants[index].tenantID, app: app)
                 var offset = 0
                 while offset < bodies.count {
                     let slice = Array(bodies[offset..<min(bodies.count, offset + 1000)])
                     var writer = ByteWriter(capacity: slice.count * 320)
                     RecordMessages.encodeCreateBatch(slice, idempotencyKey: nil, into: &writer)
-                    batches.append(PreloadBatch(app: app, count: slice.count, payload: writer.bytes))
+                    batches.append(PreloadBatch(app: app, token: token, count: slice.count, payload: writer.bytes))
                     offset += 1000
                 }
             }
@@ -211,7 +217,7 @@ public final class BenchRunner: Sendable {
     /// The clock covers sending the pre-encoded requests and reading the created records back.
     func preload(_ dataset: PeerDataset, tenants: [TenantData]) async throws -> (Double, [[RecordID]]) {
         progress("preloading \(configuration.preload) records into \(tenants.count) tenants")
-        let prepared = preloadBatches(dataset, tenants: tenants)
+        let prepared = try preloadBatches(dataset, tenants: tenants)
         let shares: [(tenant: Int, batches: [PreloadBatch])] = prepared.enumerated().flatMap { tenant, batches in
             let records = batches.reduce(0) { $0 + $1.count }
             let count = min(4, batches.count, max(1, records / 1000))
@@ -246,8 +252,7 @@ public final class BenchRunner: Sendable {
                         }
                         for batch in batches {
                             if currentApp != .some(batch.app) {
-                                let token = try await self.token(for: tenants[tenant].tenantID, app: batch.app)
-                                inFlight.append((connection.start(opcode: Opcode.auth) { AuthRequest(token: token).encode(into: &$0) }, nil))
+                                inFlight.append((connection.start(opcode: Opcode.auth) { AuthRequest(token: batch.token).encode(into: &$0) }, nil))
                                 currentApp = .some(batch.app)
                             }
                             inFlight.append((connection.start(opcode: Opcode.createBatch) { $0.writeBytes(batch.payload) }, batch.count))

@@ -149,7 +149,7 @@ import Testing
         configuration.tenants = 1
         let messages = Mutex<[String]>([])
         let runner = BenchRunner(configuration: configuration) { line in messages.withLock { $0.append(line) } }
-        let token = try await runner.token(for: "tenant_00000")
+        let token = try runner.token(for: "tenant_00000")
         let finished = Atomic<Bool>(false)
         let waiting = Task {
             try await runner.waitWhileLoading(token: token)

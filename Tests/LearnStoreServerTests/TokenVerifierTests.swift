@@ -102,6 +102,59 @@ mkVz1gEmyBDIyYfO8qmf/RjG
         #expect(verified.expiresAt == Timestamp(milliseconds: Int64(Self.nowSeconds + 3600) * 1000))
     }
 
+    /// The minter writes its JSON itself: its tokens must verify with jwt-kit and with this server, and
+    /// strings JSON must escape come back as they went in.
+    @Test func mintedTokensVerifyWithJWTKitAndTheServer() async throws {
+        struct Claims: JWTPayload {
+            var tenant_id: String
+            var sub: String
+            var app_id: String?
+            var scope: String
+            var exp: Int
+            var nbf: Int?
+            var iat: Int
+            var iss: String?
+            var aud: String?
+            func verify(using algorithm: some JWTAlgorithm) async throws {}
+        }
+        let person = UUID16(high: 0x5F0C_1E2A_7B3D_4C9E, low: 0x9A1B_0000_0000_0042)
+        let app = "app \"quoted\" \\ back\u{1}slash é"
+        let token = try TokenMinter(secret: Self.secret).mintNow(
+            tenantID: "acme", person: person, appID: app, scopes: [.recordsRead, .admin], issuedAt: Self.now,
+            lifetimeSeconds: 600, audience: "aud \"x\"", issuer: "iss\n", notBefore: Self.now)
+        let keys = JWTKeyCollection()
+        await keys.add(hmac: HMACKey(from: Self.secret), digestAlgorithm: .sha256)
+        let decoded = try await keys.verify(token, as: Claims.self)
+        #expect(decoded.tenant_id == "acme" && decoded.sub == person.description && decoded.app_id == app)
+        #expect(decoded.scope == "records:read admin" && decoded.exp == Self.nowSeconds + 600 && decoded.iat == Self.nowSeconds)
+        #expect(decoded.nbf == Self.nowSeconds && decoded.iss == "iss\n" && decoded.aud == "aud \"x\"")
+        let verified = try #require(try await Self.verifier().verifyNow(token, now: Self.now)).get()
+        #expect(verified.identity == CallerIdentity(tenantID: "acme", appID: app, personID: person, scopes: [.recordsRead, .admin]))
+    }
+
+    /// A header is read once per verifier and remembered: every later token with the same header, signed
+    /// or forged, gets the answer a fresh verifier gives; a table already full still answers, by reading.
+    @Test func aRememberedHeaderDecidesAsReadingItDoes() async throws {
+        let headers = [#"{"alg":"HS256","typ":"JWT"}"#, #"{"alg":"HS256"}"#, #"{"alg":"HS256","kid":"another"}"#, #"{"alg":"none"}"#,
+                       #"{"alg":"HS256","alg":"HS256"}"#, #"{"alg":"HS256","crit":["b64"]}"#]
+        var tokens: [String] = []
+        for header in headers {
+            tokens.append(try await Self.token(header, signedWith: .hmac))
+            tokens.append(try await Self.token(header, signedWith: .rsa))
+            tokens.append(try await Self.token(header, Self.claims(exp: Self.nowSeconds - 3600), signedWith: .hmac))
+        }
+        for index in 0..<CompactToken.HeaderCache.capacity + 8 {
+            tokens.append(try await Self.token(#"{"alg":"HS256","n":\#(index)}"#, signedWith: .hmac))
+        }
+        let remembering = try await Self.verifier()
+        for pass in 1...2 {
+            for token in tokens {
+                let fresh = try await Self.verifier().verifyNow(token, now: Self.now)
+                #expect(remembering.verifyNow(token, now: Self.now) == fresh, "pass \(pass): \(token)")
+            }
+        }
+    }
+
     /// AUTH checks an HS256 token without suspending (`verifyNow`); it must answer exactly as the
     /// jwt-kit path does, and leave public-key tokens to it.
     @Test func theImmediateHMACCheckAnswersAsJWTKitDoes() async throws {

@@ -1,5 +1,6 @@
 import LearnStoreModel
 import LearnStoreProtocol
+import Synchronization
 
 /// The parts of a compact JWS this server reads before any signature check, parsed strictly: the
 /// header decides which key may verify the token, so an ambiguous header must never pick one.
@@ -21,28 +22,67 @@ struct CompactToken: Sendable {
     /// The AUTH request's own bound; a caller that skips the frame decoder meets it here.
     static let maximumLength = AuthRequest.maximumTokenBytes
 
-    static func parse(_ token: String) throws(LearnStoreError) -> CompactToken {
+    /// Headers already read, by their encoded bytes: what `parse` decided for one it will decide again.
+    /// Only headers that were accepted are kept, and only a few (a server trusts a few issuers), so a
+    /// client sending a different header each time gains nothing and costs a bounded table.
+    final class HeaderCache: Sendable {
+        static let capacity = 32
+        private let known = Mutex<[[UInt8]: (algorithm: Algorithm, keyID: String?)]>([:])
+
+        func lookup(_ encoded: UnsafeBufferPointer<UInt8>) -> (algorithm: Algorithm, keyID: String?)? {
+            known.withLock { $0.isEmpty ? nil : $0[Array(encoded)] }
+        }
+
+        func remember(_ encoded: [UInt8], _ header: (algorithm: Algorithm, keyID: String?)) {
+            known.withLock { if $0.count < Self.capacity { $0[encoded] = header } }
+        }
+    }
+
+    static func parse(_ token: String, headers: HeaderCache? = nil) throws(LearnStoreError) -> CompactToken {
         guard token.utf8.count <= maximumLength else {
             throw refusal("the token is longer than \(maximumLength) bytes")
         }
         // The three parts, decoded from the token's UTF-8 bytes in place.
         var token = token
-        let decoded = token.withUTF8 { bytes -> (header: [UInt8]?, payload: [UInt8]?, signature: [UInt8]?, signedLength: Int)? in
+        let decoded = token.withUTF8 { bytes -> (header: [UInt8]?, encodedHeader: [UInt8]?, known: (algorithm: Algorithm, keyID: String?)?,
+                                                 payload: [UInt8]?, signature: [UInt8]?, signedLength: Int)? in
             let dot = UInt8(ascii: ".")
             guard let first = bytes.firstIndex(of: dot),
                 let second = bytes[(first + 1)...].firstIndex(of: dot),
                 !bytes[(second + 1)...].contains(dot),
                 first > 0, second > first + 1, second + 1 < bytes.count
             else { return nil }
-            return (Base64URL.decode(utf8: UnsafeBufferPointer(rebasing: bytes[..<first])),
+            let encodedHeader = UnsafeBufferPointer(rebasing: bytes[..<first])
+            let known = headers?.lookup(encodedHeader)
+            return (known == nil ? Base64URL.decode(utf8: encodedHeader) : nil,
+                    headers != nil && known == nil ? Array(encodedHeader) : nil,
+                    known,
                     Base64URL.decode(utf8: UnsafeBufferPointer(rebasing: bytes[(first + 1)..<second])),
                     Base64URL.decode(utf8: UnsafeBufferPointer(rebasing: bytes[(second + 1)...])),
                     second)
         }
         guard let decoded else { throw refusal("the token is not a signed JWT (header.payload.signature)") }
-        guard let headerBytes = decoded.header else {
-            throw refusal("the token header is not base64url")
+        let algorithm: Algorithm
+        let keyID: String?
+        if let known = decoded.known {
+            (algorithm, keyID) = known
+        } else {
+            guard let headerBytes = decoded.header else {
+                throw refusal("the token header is not base64url")
+            }
+            (algorithm, keyID) = try readHeader(headerBytes)
+            if let encodedHeader = decoded.encodedHeader { headers?.remember(encodedHeader, (algorithm, keyID)) }
         }
+        guard let payload = decoded.payload else {
+            throw refusal("the token payload is not base64url")
+        }
+        let signingInput = token.utf8.prefix(decoded.signedLength)
+        return CompactToken(algorithm: algorithm, keyID: keyID, payload: payload, signingInput: signingInput,
+                            signature: decoded.signature)
+    }
+
+    /// The algorithm and key a header names, by the rules above.
+    static func readHeader(_ headerBytes: [UInt8]) throws(LearnStoreError) -> (algorithm: Algorithm, keyID: String?) {
         let header = try object(headerBytes, "header")
         guard let alg = header["alg"] else { throw refusal("the token header has no alg") }
         guard let name = alg.stringValue, let algorithm = Algorithm(rawValue: name) else {
@@ -58,12 +98,7 @@ struct CompactToken: Sendable {
             guard let value = kid.stringValue, !value.isEmpty else { throw refusal("the token header's kid must be a non-empty string") }
             keyID = value
         }
-        guard let payload = decoded.payload else {
-            throw refusal("the token payload is not base64url")
-        }
-        let signingInput = token.utf8.prefix(decoded.signedLength)
-        return CompactToken(algorithm: algorithm, keyID: keyID, payload: payload, signingInput: signingInput,
-                            signature: decoded.signature)
+        return (algorithm, keyID)
     }
 
     /// A JSON object without repeated member names: with a repeated name two readers could

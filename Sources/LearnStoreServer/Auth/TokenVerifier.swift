@@ -20,6 +20,8 @@ public final class TokenVerifier: Sendable {
 
     private let keys: VerificationKeys
     private let configuration: AuthenticationConfiguration
+    /// The tokens of one issuer share a header: it is read once, not once per AUTH.
+    private let headers = CompactToken.HeaderCache()
 
     public init(configuration: AuthenticationConfiguration) async throws(LearnStoreError) {
         guard configuration.hasKeys else {
@@ -34,7 +36,7 @@ public final class TokenVerifier: Sendable {
 
     /// The identity in a valid token and its expiry; typed errors otherwise.
     public func verify(_ token: String, now: Timestamp) async throws(LearnStoreError) -> VerifiedToken {
-        let parsed = try CompactToken.parse(token)
+        let parsed = try CompactToken.parse(token, headers: headers)
         var verified = false
         for key in try keys.candidates(for: parsed) {
             do {
@@ -56,15 +58,16 @@ public final class TokenVerifier: Sendable {
     /// header selects a public key (RS256, ES256), which `verify` checks through jwt-kit.
     public func verifyNow(_ token: String, now: Timestamp) -> Result<VerifiedToken, LearnStoreError>? {
         do throws(LearnStoreError) {
-            let parsed = try CompactToken.parse(token)
+            let parsed = try CompactToken.parse(token, headers: headers)
             guard parsed.algorithm == .hs256 else { return nil }
             let candidates = try keys.candidates(for: parsed)
             var verified = false
             for key in candidates {
-                guard let secret = key.hmacSecret else { return nil }
-                // A constant-time comparison, as jwt-kit's.
-                if let signature = parsed.signature,
-                   HMAC<SHA256>.isValidAuthenticationCode(signature, authenticating: Array(parsed.signingInput), using: secret) {
+                guard var mac = key.hmac else { return nil }
+                parsed.signingInput.withContiguousStorageIfAvailable { mac.update(data: UnsafeRawBufferPointer($0)) }
+                    ?? mac.update(data: Array(parsed.signingInput))
+                // `==` between a MAC and bytes is swift-crypto's constant-time comparison.
+                if let signature = parsed.signature, mac.finalize() == signature {
                     verified = true
                     break
                 }

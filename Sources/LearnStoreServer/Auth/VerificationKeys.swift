@@ -12,8 +12,9 @@ struct VerificationKeys: Sendable {
         var algorithm: CompactToken.Algorithm
         /// A collection holding only this key, so jwt-kit cannot fall back to another one.
         var verifier: JWTKeyCollection
-        /// An HS256 key's secret, for checking a signature without suspending (`TokenVerifier.verifyNow`).
-        var hmacSecret: SymmetricKey?
+        /// An HS256 key, keyed once, for checking a signature without suspending (`TokenVerifier.verifyNow`):
+        /// a copy of it continues from the key's padded blocks instead of hashing the secret again.
+        var hmac: HMAC<SHA256>?
     }
 
     private(set) var keys: [Key] = []
@@ -23,7 +24,7 @@ struct VerificationKeys: Sendable {
         for secret in hmacSecrets {
             let verifier = JWTKeyCollection()
             await verifier.add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256)
-            set.keys.append(Key(keyID: nil, algorithm: .hs256, verifier: verifier, hmacSecret: SymmetricKey(data: Array(secret.utf8))))
+            set.keys.append(Key(keyID: nil, algorithm: .hs256, verifier: verifier, hmac: HMAC<SHA256>(key: SymmetricKey(data: Array(secret.utf8)))))
         }
         if let jwksJSON {
             for jwk in try parse(jwks: jwksJSON) {
@@ -37,7 +38,7 @@ struct VerificationKeys: Sendable {
                 do { try await verifier.add(jwk: jwk) } catch {
                     throw LearnStoreError(.validation, "the JWKS key \(kid) is not a usable \(algorithm.rawValue) public key")
                 }
-                set.keys.append(Key(keyID: kid, algorithm: algorithm, verifier: verifier, hmacSecret: nil))
+                set.keys.append(Key(keyID: kid, algorithm: algorithm, verifier: verifier, hmac: nil))
             }
         }
         return set
