@@ -25,7 +25,9 @@ final class RawConnection: @unchecked Sendable {
         }
     }
 
-    init(port: Int, receiveTimeout: Double = 5) throws {
+    /// `receiveTimeout` is a deadline for an answer that is due, not a wait: the suite runs tests in
+    /// parallel on two cores, where a server's answer can take seconds to be scheduled.
+    init(port: Int, receiveTimeout: Double = 30) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw LearnStoreError(.connectionFailed, "socket()") }
         var address = sockaddr_in()
