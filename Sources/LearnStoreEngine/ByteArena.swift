@@ -27,6 +27,7 @@ public struct ByteArena: Sendable {
         }
         let pageIndex = pages.count - 1
         let offset = pages[pageIndex].count
+        if pageIndex == 0 { pages[0].reserveGently(forAppending: bytes.count, minimumStep: 256, limit: Self.pageSize) }
         pages[pageIndex].append(contentsOf: bytes)
         usedBytes += bytes.count
         return UInt32(pageIndex) << UInt32(Self.pageBits) | UInt32(offset)

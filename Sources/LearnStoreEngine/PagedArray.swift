@@ -57,6 +57,7 @@ public struct PagedArray<Element>: RandomAccessCollection {
             page.reserveCapacity(pages.isEmpty ? Self.firstPageCapacity : Self.pageSize)
             pages.append(page)
         }
+        if pages.count == 1 { pages[0].reserveGently(forAppending: 1, minimumStep: Self.firstPageCapacity, limit: Self.pageSize) }
         pages[pages.count - 1].append(element)
         count += 1
     }

@@ -144,6 +144,7 @@ public struct PostingList: Sendable {
     }
 
     private static func insertSorted(_ slot: UInt32, into array: inout ContiguousArray<UInt32>) {
+        array.reserveGently(forAppending: 1)
         if array.last.map({ $0 < slot }) ?? true {
             array.append(slot)
         } else {
