@@ -81,7 +81,7 @@ public final class LearnStoreApplication: Sendable {
             }
             if let port = configuration.metricsPort {
                 let endpoint = try await MetricsEndpoint(host: configuration.metricsHost, port: port, group: group) {
-                    metrics.sampleState(registry: registry, runtime: runtime)
+                    metrics.sampleState(registry: registry, runtime: runtime, feed: context.feed)
                     var text = prometheus.emitToBuffer()
                     metrics.emitRequestDurations(into: &text)
                     return text

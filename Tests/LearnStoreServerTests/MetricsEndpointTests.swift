@@ -63,6 +63,7 @@ import Testing
         #expect(scrape["learnstore_snapshot_failures_total"] == 0)
 
         #expect(scrape["learnstore_tenants"] == 1)
+        #expect(scrape["learnstore_feed_subscriptions"] == 0)
         #expect(scrape["learnstore_records"] == 5)
         #expect(scrape["learnstore_loading"] == 0)
         #expect(scrape["learnstore_connections"] == 1)
@@ -91,6 +92,19 @@ import Testing
         #expect(recovered["learnstore_loading"] == 0)
         #expect(recovered[#"learnstore_requests_total{opcode="create"}"#] == 0)
         try await restarted.stop()
+    }
+
+    @Test func feedSubscriptionsAndTheChangesSentAreCounted() async throws {
+        let scratch = TemporaryDirectory(prefix: "learnstore-metrics-")
+        let (server, metricsPort) = try await Self.start(scratch.path)
+        let client = try await server.client(tenant: "tenant_a", connections: 1)
+        for _ in 0..<3 { _ = try await client.performance.learningRecords.create(sampleBody()) }
+        var changes = client.feed.subscribe(from: .after(0)).makeAsyncIterator()
+        for expected in UInt64(1)...3 { #expect(try await changes.next()?.sequence == expected) }
+        let scrape = try await Scrape.get(port: metricsPort)
+        #expect(scrape["learnstore_feed_subscriptions"] == 1)
+        #expect(scrape["learnstore_feed_changes_total"] == 3)
+        try await server.stop()
     }
 
     @Test func loadingIsOneUntilTheServerServesData() async throws {

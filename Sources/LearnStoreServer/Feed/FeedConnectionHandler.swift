@@ -204,6 +204,7 @@ final class FeedConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         var writer = ByteWriter(capacity: 256 + batch.changes.count * 256)
         writer.writeFrame(FrameHeader(opcode: Opcode.feedEvents, requestID: requestID)) { FeedMessages.encodeBatch(batch, into: &$0) }
         lastThrough = batch.throughSequence
+        server.metrics.recordFeedChanges(batch.changes.count)
         send(writer.bytes)
     }
 

@@ -59,6 +59,8 @@ public final class ServerMetrics: Sendable {
     let recordsGauge: Gauge
     let loadingGauge: Gauge
     let residentMemoryGauge: Gauge
+    let feedSubscriptionsGauge: Gauge
+    let feedChanges: Counter
     let walWriteTimer: Metrics.Timer
     let walSyncTimer: Metrics.Timer
     let walWriteRecords: Recorder
@@ -100,6 +102,8 @@ public final class ServerMetrics: Sendable {
         recordsGauge = Gauge(label: "learnstore_records", factory: factory)
         loadingGauge = Gauge(label: "learnstore_loading", factory: factory)
         residentMemoryGauge = Gauge(label: "learnstore_resident_memory_bytes", factory: factory)
+        feedSubscriptionsGauge = Gauge(label: "learnstore_feed_subscriptions", factory: factory)
+        feedChanges = Counter(label: "learnstore_feed_changes_total", factory: factory)
         walWriteTimer = Metrics.Timer(label: Name.walWrite, factory: factory)
         walSyncTimer = Metrics.Timer(label: Name.walSync, factory: factory)
         walWriteRecords = Recorder(label: Name.walWriteRecords, aggregate: true, factory: factory)
@@ -147,6 +151,9 @@ public final class ServerMetrics: Sendable {
     }
 
     public func connectionClosed(current: Int) { connectionsGauge.record(current) }
+
+    /// Changes sent to change-feed subscribers (each once per subscription that received it).
+    func recordFeedChanges(_ count: Int) { if count > 0 { feedChanges.increment(by: Int64(count)) } }
 
     public func recordTenants(_ count: Int, records: Int) {
         tenantsGauge.record(count)
