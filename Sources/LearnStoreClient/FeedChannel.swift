@@ -5,13 +5,13 @@ import NIOPosix
 
 /// The pipeline of a subscribed connection: every frame the server sends (the SUBSCRIBE answer, then
 /// FEED_EVENTS, a PING answer, a last error) goes to one stream, in order. The server sends no more
-/// changes than the subscriber granted credit for, so the stream holds at most that many. The server
-/// sends a heartbeat after 5 s of silence; a connection silent for three of them is closed, and the
-/// subscription resumes on a new one.
+/// changes than the subscriber granted credit for, so the stream holds at most that many. A
+/// connection silent for longer than `silenceLimit` (`ClientConfiguration.feedSilenceLimit`) is
+/// closed, and the subscription resumes on a new one.
 final class FeedChannelHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
 
-    static let silenceLimit = TimeAmount.seconds(15)
+    private let silenceLimit: TimeAmount
     private let decoder: FrameDecoder
     private let continuation: AsyncThrowingStream<Frame, any Error>.Continuation
     private var cumulation: ByteBuffer?
@@ -21,11 +21,14 @@ final class FeedChannelHandler: ChannelInboundHandler {
     func handlerAdded(context: ChannelHandlerContext) {
         lastFrameAt = .now()
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        watchdog = context.eventLoop.scheduleRepeatedTask(initialDelay: .seconds(5), delay: .seconds(5)) { task in
+        // Checked three times per limit, so silence is noticed at most a third of the limit late.
+        let period = TimeAmount.nanoseconds(max(1_000_000, silenceLimit.nanoseconds / 3))
+        watchdog = context.eventLoop.scheduleRepeatedTask(initialDelay: period, delay: period) { task in
             let (handler, context) = loopBound.value
-            guard NIODeadline.now() - handler.lastFrameAt > Self.silenceLimit else { return }
+            guard NIODeadline.now() - handler.lastFrameAt > handler.silenceLimit else { return }
             task.cancel()
-            handler.continuation.finish(throwing: LearnStoreError(.connectionFailed, "the server sent nothing for \(Self.silenceLimit.nanoseconds / 1_000_000_000) s"))
+            handler.continuation.finish(throwing: LearnStoreError(
+                .connectionFailed, "the server sent nothing for \(Double(handler.silenceLimit.nanoseconds) / 1e9) s"))
             context.close(promise: nil)
         }
     }
@@ -35,7 +38,9 @@ final class FeedChannelHandler: ChannelInboundHandler {
         watchdog = nil
     }
 
-    init(maximumFrameBytes: Int, continuation: AsyncThrowingStream<Frame, any Error>.Continuation) {
+    init(maximumFrameBytes: Int, silenceLimit: Duration, continuation: AsyncThrowingStream<Frame, any Error>.Continuation) {
+        let (seconds, attoseconds) = silenceLimit.components
+        self.silenceLimit = .nanoseconds(max(1_000_000, seconds * 1_000_000_000 + attoseconds / 1_000_000_000))
         self.decoder = FrameDecoder(maximumFrameBytes: maximumFrameBytes)
         self.continuation = continuation
     }
@@ -95,7 +100,7 @@ struct FeedChannel {
                 try await channel.eventLoop.submit {
                     let pipeline = channel.pipeline.syncOperations
                     let old = try pipeline.handler(type: ClientChannelHandler.self)
-                    try pipeline.addHandler(FeedChannelHandler(maximumFrameBytes: 80 << 20, continuation: continuation), position: .after(old))
+                    try pipeline.addHandler(FeedChannelHandler(maximumFrameBytes: 80 << 20, silenceLimit: configuration.feedSilenceLimit, continuation: continuation), position: .after(old))
                     pipeline.removeHandler(old, promise: nil)
                     channel.writeAndFlush(channel.allocator.buffer(bytes: bytes), promise: nil)
                 }.get()

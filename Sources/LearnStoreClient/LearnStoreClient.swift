@@ -15,6 +15,10 @@ public struct ClientConfiguration: Sendable {
     /// Reconnect attempts (with exponential backoff from 50 ms to 2 s) before a request fails.
     public var reconnectAttempts: Int
     public var clientName: String
+    /// A change-feed connection that receives nothing for this long is closed and the subscription
+    /// resumes on a new one. The server sends a heartbeat after 5 s of silence, so the default
+    /// (15 s) is three missed heartbeats.
+    public var feedSilenceLimit: Duration = .seconds(15)
 
     public init(host: String = "127.0.0.1", port: Int = 7878, connections: Int = 2, reconnectAttempts: Int = 5,
                 clientName: String = "learnstore-swift", token: @escaping @Sendable () async throws -> String) {

@@ -79,6 +79,26 @@ import Testing
         try await server.stop()
     }
 
+    /// A subscribed connection on which nothing arrives for the client's silence limit is closed and
+    /// the subscription resumes on a new one, losing nothing: here the server's heartbeat is a minute
+    /// and the limit half a second, so an idle subscription keeps reconnecting until writes come.
+    @Test func aSilentConnectionIsReplacedAndTheSubscriptionResumes() async throws {
+        let directory = TemporaryDirectory()
+        let server = try await TestServer.start(configure: { $0.feedHeartbeatSeconds = 60 }, persistence: Self.persistence(directory))
+        var configuration = ClientConfiguration(host: "127.0.0.1", port: server.port, token: try await server.token(), connections: 1)
+        configuration.feedSilenceLimit = .milliseconds(500)
+        let client = try await LearnStoreClient(configuration)
+        let subscription = client.feed.subscribe(from: .now)
+        let reader = Task { try await Self.take(2, subscription) }
+        let opened = server.server.context.metrics.snapshot.connectionsOpened
+        let replaced = await eventually(within: 20) { server.server.context.metrics.snapshot.connectionsOpened >= opened + 3 }
+        #expect(replaced, "the silent subscription connection was closed and opened again")
+        let records = try await server.client(connections: 1).performance.learningRecords
+        for _ in 0..<2 { _ = try await records.create(sampleBody()) }
+        #expect(try await reader.value.map(\.sequence) == [1, 2])
+        try await server.stop()
+    }
+
     @Test func fromNowStartsAfterTheCommittedSequence() async throws {
         let directory = TemporaryDirectory()
         let server = try await TestServer.start(persistence: Self.persistence(directory))
