@@ -3,11 +3,11 @@ import LearnStoreModel
 /// Interns repeated strings (titles, providers, sources, app ids): each distinct value is stored once
 /// and records hold a 4-byte reference. Reference 0 means null.
 ///
-/// The values live in a ``PagedArray`` (captured by snapshots); the lookup dictionary is rebuilt from
-/// them and never captured, so it is never copied.
+/// The values live in a ``PagedArray`` (captured by snapshots); the index that finds a value's
+/// reference is rebuilt from them and never captured, so it is never copied.
 public struct StringTable: Sendable {
     public private(set) var values = PagedArray<String>()
-    private var lookup: [String: UInt32] = [:]
+    private var lookup = InternIndex<String>()
     private var recent = RecentReferences()
 
     public init() {}
@@ -25,27 +25,28 @@ public struct StringTable: Sendable {
     }
 
     /// The reference for `value` if it was ever interned (queries never add strings).
-    public func find(_ value: String) -> UInt32? { lookup[value] }
+    public func find(_ value: String) -> UInt32? { lookup.find(value, in: values) }
 
     /// Rebuilds from a list of values in reference order (snapshot load).
     public init(values list: [String]) {
+        lookup = InternIndex(capacity: list.count)
         for value in list {
             values.append(value)
-            lookup[value] = UInt32(values.count)
+            lookup.add(UInt32(values.count), of: value, in: values)
         }
     }
 
     public var allValues: [String] { Array(values) }
 
     var estimatedBytes: Int {
-        values.reduce(0) { $0 + max(0, $1.utf8.count - 15) + 16 + 40 }
+        values.reduce(0) { $0 + max(0, $1.utf8.count - 15) + 16 } + lookup.estimatedBytes
     }
 }
 
 /// Interns UUIDs that repeat across records (authors, cohorts, persons). Reference 0 means null.
 public struct UUIDTable: Sendable {
     public private(set) var values = PagedArray<UUID16>()
-    private var lookup: [UUID16: UInt32] = [:]
+    private var lookup = InternIndex<UUID16>()
     private var recent = RecentReferences()
 
     public init() {}
@@ -62,41 +63,41 @@ public struct UUIDTable: Sendable {
         return recent.intern(value, slot: RecentReferences.slot(of: value), values: &values, lookup: &lookup)
     }
 
-    public func find(_ value: UUID16) -> UInt32? { lookup[value] }
+    public func find(_ value: UUID16) -> UInt32? { lookup.find(value, in: values) }
 
     public init(values list: [UUID16]) {
-        lookup.reserveCapacity(list.count)
+        lookup = InternIndex(capacity: list.count)
         for value in list {
             values.append(value)
-            lookup[value] = UInt32(values.count)
+            lookup.add(UInt32(values.count), of: value, in: values)
         }
     }
 
     public var allValues: [UUID16] { Array(values) }
 
-    var estimatedBytes: Int { values.count * (16 + 28) }
+    var estimatedBytes: Int { values.count * 16 + lookup.estimatedBytes }
 }
 
 /// A small direct-mapped cache in front of an interning table's dictionary: most interned values
 /// repeat within a write (the caller is both created_by and updated_by) or across records (a few
 /// sources, providers, titles, cohorts), and a hit skips the dictionary's SipHash and its cache
 /// miss (interning was 9 % of server CPU in a bulk load). The slot comes from an unkeyed hash, so
-/// crafted values can only make the cache miss; the dictionary behind it keeps using `Hasher`.
+/// crafted values can only make the cache miss; the index behind it keeps using `Hasher`.
 struct RecentReferences: Sendable {
     static let size = 64
     var references = [UInt32](repeating: 0, count: size)
 
     /// The reference for `value`: from the cache, else from `lookup`, else appended to `values`.
-    mutating func intern<Value: Hashable>(_ value: Value, slot: Int, values: inout PagedArray<Value>, lookup: inout [Value: UInt32]) -> UInt32 {
+    mutating func intern<Value: Hashable & Sendable>(_ value: Value, slot: Int, values: inout PagedArray<Value>, lookup: inout InternIndex<Value>) -> UInt32 {
         let cached = references[slot]
         if cached != 0 && values[Int(cached) - 1] == value { return cached }
         let reference: UInt32
-        if let found = lookup[value] {
+        if let found = lookup.find(value, in: values) {
             reference = found
         } else {
             values.append(value)
             reference = UInt32(values.count)
-            lookup[value] = reference
+            lookup.add(reference, of: value, in: values)
         }
         references[slot] = reference
         return reference
@@ -114,4 +115,39 @@ struct RecentReferences: Sendable {
             return Int(truncatingIfNeeded: ((hash ^ UInt64(utf8.count)) &* 0x9E37_79B9_7F4A_7C15) >> 58)
         }
     }
+}
+
+/// Which reference an interning table gave a value: a ``SlotHashIndex`` of references keyed by the
+/// value's `hashValue` (the process's seeded `Hasher`, so client-chosen values cannot flood one chain),
+/// with the value itself compared in the table. About 6 bytes a value where a `[Value: UInt32]` took
+/// 20–40 and, in a small tenant, a dictionary's whole first table: the interning dictionaries were the
+/// largest part of a small tenant's fixed cost. References past what a slot index holds (patches can
+/// intern values without adding records) go to a dictionary.
+struct InternIndex<Value: Hashable & Sendable>: Sendable {
+    private var references: SlotHashIndex
+    private var overflow: [Value: UInt32] = [:]
+    /// References up to this one are in the slot index.
+    private let indexedThrough: UInt32
+
+    init(capacity: Int = 0, indexedThrough: UInt32 = SlotHashIndex.maximumSlot + 1) {
+        self.indexedThrough = min(indexedThrough, SlotHashIndex.maximumSlot + 1)
+        references = SlotHashIndex(capacity: min(capacity, Int(self.indexedThrough)))
+    }
+
+    @inline(__always)
+    func find(_ value: Value, in values: PagedArray<Value>) -> UInt32? {
+        if let found = references.first(hash: value.hashValue, matches: { values[Int($0)] == value }) { return found + 1 }
+        return overflow.isEmpty ? nil : overflow[value]
+    }
+
+    /// Records that `reference` (1-based, already appended to `values`) holds `value`.
+    mutating func add(_ reference: UInt32, of value: Value, in values: PagedArray<Value>) {
+        guard reference <= indexedThrough else {
+            overflow[value] = reference
+            return
+        }
+        references.insert(reference - 1, hash: value.hashValue) { values[Int($0)].hashValue }
+    }
+
+    var estimatedBytes: Int { references.estimatedBytes + overflow.count * 40 }
 }

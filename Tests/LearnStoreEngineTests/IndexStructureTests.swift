@@ -278,5 +278,23 @@ private struct ArrayKeys: SlotKeys {
         }
         #expect(strings.count == wordRefs.count && uuids.count == idRefs.count)
         #expect(strings.intern(nil) == 0 && uuids.intern(nil) == 0)
+        // Rebuilt from its values (a snapshot load), a table finds every value at the same reference.
+        let reloaded = UUIDTable(values: uuids.allValues)
+        for (id, reference) in idRefs { #expect(reloaded.find(id) == reference) }
+        #expect(reloaded.find(UUID16(high: 1, low: 2)) == nil)
+    }
+
+    /// References past what a slot index can hold are found through the dictionary behind it.
+    @Test func referencesPastTheSlotIndexAreStillFound() {
+        var rng = SeededGenerator(seed: 7)
+        var values = PagedArray<UUID16>()
+        var index = InternIndex<UUID16>(indexedThrough: 10)
+        for _ in 0..<50 {
+            let id = UUID16(high: rng.next(), low: rng.next())
+            values.append(id)
+            index.add(UInt32(values.count), of: id, in: values)
+        }
+        for (offset, id) in values.enumerated() { #expect(index.find(id, in: values) == UInt32(offset + 1)) }
+        #expect(index.find(UUID16(high: 3, low: 4), in: values) == nil)
     }
 }
