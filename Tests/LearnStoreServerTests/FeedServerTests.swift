@@ -3,6 +3,9 @@ import LearnStoreModel
 import LearnStorePersistence
 import LearnStoreProtocol
 import LearnStoreTestSupport
+import NIOCore
+import NIOPosix
+import Synchronization
 import Testing
 
 /// The change feed end to end: the real server with its WAL on loopback, the real client.
@@ -96,6 +99,51 @@ import Testing
         let records = try await server.client(connections: 1).performance.learningRecords
         for _ in 0..<2 { _ = try await records.create(sampleBody()) }
         #expect(try await reader.value.map(\.sequence) == [1, 2])
+        try await server.stop()
+    }
+
+    /// The server goes away, its port first refuses the subscription's reconnects (a listener that
+    /// closes every connection at once), then the server comes back there: the subscription, having
+    /// failed and backed off, resumes right after its last change.
+    @Test func aSubscriptionOutlastsFailedReconnectsAndResumesWhenTheServerReturns() async throws {
+        let directory = TemporaryDirectory()
+        var server = try await TestServer.start(persistence: Self.persistence(directory))
+        let port = server.port
+        var configuration = ClientConfiguration(host: "127.0.0.1", port: port, token: try await server.token(), connections: 1)
+        configuration.feedSilenceLimit = .seconds(60)
+        let client = try await LearnStoreClient(configuration)
+        var writer = try await server.client(connections: 1)
+        for _ in 0..<2 { _ = try await writer.performance.learningRecords.create(sampleBody()) }
+        var changes = client.feed.subscribe(from: .after(0)).makeAsyncIterator()
+        for expected in UInt64(1)...2 { #expect(try await changes.next()?.sequence == expected) }
+        // The next change is read in a task: it waits through the outage.
+        let later = Task {
+            var iterator = changes
+            var sequences: [UInt64] = []
+            while sequences.count < 2, let change = try await iterator.next() { sequences.append(change.sequence) }
+            return sequences
+        }
+        await writer.shutdown()
+        try await server.stop()
+
+        let refused = Atomic<Int>(0)
+        let refusing = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                refused.add(1, ordering: .relaxed)
+                return channel.close()
+            }
+            .bind(host: "127.0.0.1", port: port).get()
+        let retried = await eventually(within: 30) { refused.load(ordering: .relaxed) >= 2 }
+        #expect(retried, "the subscription tried again after a failed reconnect")
+        try await refusing.close()
+
+        server = try await TestServer.start(configure: { $0.port = port }, persistence: Self.persistence(directory))
+        writer = try await server.client(connections: 1)
+        for _ in 0..<2 { _ = try await writer.performance.learningRecords.create(sampleBody()) }
+        #expect(try await later.value == [3, 4], "resumed exactly after the last change it had")
+        await writer.shutdown()
+        await client.shutdown()
         try await server.stop()
     }
 
