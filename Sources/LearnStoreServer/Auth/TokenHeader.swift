@@ -29,8 +29,8 @@ struct CompactToken: Sendable {
         static let capacity = 32
         private let known = Mutex<[[UInt8]: (algorithm: Algorithm, keyID: String?)]>([:])
 
-        func lookup(_ encoded: UnsafeBufferPointer<UInt8>) -> (algorithm: Algorithm, keyID: String?)? {
-            known.withLock { $0.isEmpty ? nil : $0[Array(encoded)] }
+        func lookup(_ encoded: [UInt8]) -> (algorithm: Algorithm, keyID: String?)? {
+            known.withLock { $0[encoded] }
         }
 
         func remember(_ encoded: [UInt8], _ header: (algorithm: Algorithm, keyID: String?)) {
@@ -42,21 +42,17 @@ struct CompactToken: Sendable {
         guard token.utf8.count <= maximumLength else {
             throw refusal("the token is longer than \(maximumLength) bytes")
         }
-        // The three parts, decoded from the token's UTF-8 bytes in place.
+        // The three parts from the token's UTF-8 bytes: payload and signature decoded, the header as
+        // sent (a header already read is found by those bytes).
         var token = token
-        let decoded = token.withUTF8 { bytes -> (header: [UInt8]?, encodedHeader: [UInt8]?, known: (algorithm: Algorithm, keyID: String?)?,
-                                                 payload: [UInt8]?, signature: [UInt8]?, signedLength: Int)? in
+        let decoded = token.withUTF8 { bytes -> (header: [UInt8], payload: [UInt8]?, signature: [UInt8]?, signedLength: Int)? in
             let dot = UInt8(ascii: ".")
             guard let first = bytes.firstIndex(of: dot),
                 let second = bytes[(first + 1)...].firstIndex(of: dot),
                 !bytes[(second + 1)...].contains(dot),
                 first > 0, second > first + 1, second + 1 < bytes.count
             else { return nil }
-            let encodedHeader = UnsafeBufferPointer(rebasing: bytes[..<first])
-            let known = headers?.lookup(encodedHeader)
-            return (known == nil ? Base64URL.decode(utf8: encodedHeader) : nil,
-                    headers != nil && known == nil ? Array(encodedHeader) : nil,
-                    known,
+            return (Array(bytes[..<first]),
                     Base64URL.decode(utf8: UnsafeBufferPointer(rebasing: bytes[(first + 1)..<second])),
                     Base64URL.decode(utf8: UnsafeBufferPointer(rebasing: bytes[(second + 1)...])),
                     second)
@@ -64,14 +60,14 @@ struct CompactToken: Sendable {
         guard let decoded else { throw refusal("the token is not a signed JWT (header.payload.signature)") }
         let algorithm: Algorithm
         let keyID: String?
-        if let known = decoded.known {
+        if let known = headers?.lookup(decoded.header) {
             (algorithm, keyID) = known
         } else {
-            guard let headerBytes = decoded.header else {
+            guard let headerBytes = decoded.header.withUnsafeBufferPointer({ Base64URL.decode(utf8: $0) }) else {
                 throw refusal("the token header is not base64url")
             }
             (algorithm, keyID) = try readHeader(headerBytes)
-            if let encodedHeader = decoded.encodedHeader { headers?.remember(encodedHeader, (algorithm, keyID)) }
+            headers?.remember(decoded.header, (algorithm, keyID))
         }
         guard let payload = decoded.payload else {
             throw refusal("the token payload is not base64url")
