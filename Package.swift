@@ -90,6 +90,7 @@ let package = Package(
             dependencies: [
                 "LearnStoreModel", "LearnStoreEngine", "Zstd", "CCRC32C", "CanvasOutcomes",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "DequeModule", package: "swift-collections"),
             ],
             swiftSettings: strict
         ),

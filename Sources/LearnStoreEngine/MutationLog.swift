@@ -13,11 +13,17 @@ public protocol MutationLog: Sendable {
     func hasFailed(_ lsn: UInt64) -> Bool
     /// The tenant has undone its failed writes and may append again.
     func rollbackDone(tenant: String)
+    /// Queues a write a primary logged at `lsn`, as its log holds it (`sealed`): a replica's log keeps
+    /// its primary's LSNs.
+    func appendReplicated(_ sealed: [UInt8], lsn: UInt64, tenant: String, sequence: UInt64) throws(LearnStoreError)
 }
 
 extension MutationLog {
     public func hasFailed(_ lsn: UInt64) -> Bool { false }
     public func rollbackDone(tenant: String) {}
+    public func appendReplicated(_ sealed: [UInt8], lsn: UInt64, tenant: String, sequence: UInt64) throws(LearnStoreError) {
+        throw LearnStoreError(.internalError, "this log cannot hold replicated writes")
+    }
 }
 
 /// One write of one tenant, as it goes to the log.

@@ -81,6 +81,26 @@ public actor TenantActor {
         return result
     }
 
+    /// Applies a write its primary logged at `lsn` (`sealed`: the record as the primary's log holds
+    /// it) and queues it in this node's log at the same LSN. A replica's tenants change only this way.
+    public func applyReplicated(_ entry: LogEntry, lsn: UInt64, sealed: [UInt8]) throws(LearnStoreError) {
+        guard entry.sequence == state.sequence + 1 else {
+            throw LearnStoreError(
+                .internalError,
+                "tenant \(tenantID): the replicated write at LSN \(lsn) has sequence \(entry.sequence), but the replica holds sequence \(state.sequence)")
+        }
+        trimCommitted()
+        let undo = state.apply(entry.mutations, sequence: entry.sequence)
+        do {
+            try log.appendReplicated(sealed, lsn: lsn, tenant: tenantID, sequence: entry.sequence)
+        } catch {
+            state.undo(undo)
+            throw error
+        }
+        pending.append((lsn, undo))
+        lastWriteLSN = lsn
+    }
+
     func checkReadable() throws(LearnStoreError) { try checkReady() }
 
     private func checkReady() throws(LearnStoreError) {

@@ -26,6 +26,8 @@ public struct LearnStoreError: Error, Sendable, Hashable, CustomStringConvertibl
         public static let conflict = Code(rawValue: 302, name: "CONFLICT")
         /// A change feed cannot resume where asked: the changes after it are no longer kept.
         public static let feedTruncated = Code(rawValue: 303, name: "FEED_TRUNCATED")
+        /// A replica asked to follow from an LSN its primary's log no longer holds.
+        public static let logTruncated = Code(rawValue: 304, name: "LOG_TRUNCATED")
         public static let tooManyInFlight = Code(rawValue: 400, name: "TOO_MANY_IN_FLIGHT")
         public static let loading = Code(rawValue: 401, name: "LOADING")
         public static let storageUnavailable = Code(rawValue: 402, name: "STORAGE_UNAVAILABLE")
@@ -34,6 +36,10 @@ public struct LearnStoreError: Error, Sendable, Hashable, CustomStringConvertibl
         public static let timeout = Code(rawValue: 405, name: "TIMEOUT")
         /// A server-wide or per-connection buffer limit was reached; the connection is closed.
         public static let overloaded = Code(rawValue: 406, name: "OVERLOADED")
+        /// A write reached a node that is not its tenant's primary (a replica, or a fenced old primary).
+        public static let notPrimary = Code(rawValue: 407, name: "NOT_PRIMARY")
+        /// A node of an older epoch spoke to one that knows a newer epoch.
+        public static let fenced = Code(rawValue: 408, name: "FENCED")
         public static let internalError = Code(rawValue: 500, name: "INTERNAL")
         /// Client side only (never on the wire): the connection could not be made or was lost.
         public static let connectionFailed = Code(rawValue: 600, name: "CONNECTION_FAILED")
@@ -44,8 +50,9 @@ public struct LearnStoreError: Error, Sendable, Hashable, CustomStringConvertibl
         public static let all: [Code] = [
             .badFrame, .frameTooLarge, .unsupportedVersion, .unknownOpcode,
             .unauthenticated, .tokenExpired, .forbidden,
-            .notFound, .validation, .conflict, .feedTruncated,
+            .notFound, .validation, .conflict, .feedTruncated, .logTruncated,
             .tooManyInFlight, .loading, .storageUnavailable, .shuttingDown, .tooManyConnections, .timeout, .overloaded,
+            .notPrimary, .fenced,
             .internalError, .connectionFailed, .protocolViolation,
         ]
 

@@ -24,6 +24,8 @@ public struct DurabilityLedger: Sendable {
     public enum Refusal: Error, Sendable, Equatable {
         case storageFailing(String)
         case rollingBack(tenant: String)
+        /// A replicated write's LSN is not above the last one given.
+        case outOfOrder(lsn: UInt64, next: UInt64)
     }
 
     /// What the shells must do after a failure.
@@ -109,6 +111,18 @@ public struct DurabilityLedger: Sendable {
         nextLSN += 1
         unresolved.append((lsn, tenant, sequence))
         return .success(lsn)
+    }
+
+    /// Gives `lsn`, chosen by a primary, to a replicated write of `tenant`. LSNs only grow: a replica
+    /// keeps its primary's numbering, gaps included (the primary's failed writes), so a position in
+    /// one node's log is the same position in every other's.
+    public mutating func append(tenant: String, sequence: UInt64, at lsn: UInt64) -> Result<UInt64, Refusal> {
+        guard lsn >= nextLSN else { return .failure(.outOfOrder(lsn: lsn, next: nextLSN)) }
+        if let storageFailure { return .failure(.storageFailing(storageFailure)) }
+        if awaitingRollback[tenant] != nil { return .failure(.rollingBack(tenant: tenant)) }
+        // LSNs skipped here hold nothing; the commit of `lsn` resolves them with it.
+        nextLSN = lsn
+        return append(tenant: tenant, sequence: sequence)
     }
 
     /// A new segment of `bytes` starts at `firstLSN`, created at `openedAtMilliseconds`; writes from
@@ -315,6 +329,8 @@ extension DurabilityLedger.Refusal {
             LearnStoreError(.storageUnavailable, "the WAL is failing (\(reason)); writes are refused until the disk recovers")
         case .rollingBack(let tenant):
             LearnStoreError(.storageUnavailable, "tenant \(tenant) is undoing writes that could not be made durable; retry shortly")
+        case .outOfOrder(let lsn, let next):
+            LearnStoreError(.internalError, "a replicated write at LSN \(lsn) arrived after LSN \(next - 1) was given")
         }
     }
 }

@@ -184,3 +184,23 @@ final class PosixFile: StorageFile {
 
     func close() {}
 }
+
+extension FileSystem {
+    /// Replaces the small file `path` in `directory` with `bytes` durably: a temporary file, synced,
+    /// renamed over it, the directory synced. A crash leaves the old content or the new, never a mix.
+    public func replaceDurably(_ path: String, with bytes: [UInt8], directory: String) throws(StorageError) {
+        let temporary = path + ".tmp"
+        let file = try openForWriting(temporary, create: true)
+        do throws(StorageError) {
+            try file.truncate(to: 0)
+            try file.write(bytes, at: 0)
+            try file.sync(dataOnly: false)
+        } catch {
+            file.close()
+            throw error
+        }
+        file.close()
+        try rename(temporary, to: path)
+        try syncDirectory(directory)
+    }
+}

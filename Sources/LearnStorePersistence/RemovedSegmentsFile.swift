@@ -47,19 +47,6 @@ public enum RemovedSegmentsFile {
 
     /// Replaces the file with `newest`, durably (a temporary file, synced, renamed, the directory synced).
     public static func write(_ newest: [String: UInt64], walDirectory: String, _ fs: any FileSystem) throws(StorageError) {
-        let path = walDirectory + "/" + name
-        let temporary = path + ".tmp"
-        let file = try fs.openForWriting(temporary, create: true)
-        do throws(StorageError) {
-            try file.truncate(to: 0)
-            try file.write(encode(newest), at: 0)
-            try file.sync(dataOnly: false)
-        } catch {
-            file.close()
-            throw error
-        }
-        file.close()
-        try fs.rename(temporary, to: path)
-        try fs.syncDirectory(walDirectory)
+        try fs.replaceDurably(walDirectory + "/" + name, with: encode(newest), directory: walDirectory)
     }
 }

@@ -61,4 +61,11 @@ public struct WALTail: Sendable {
         guard let range = segments.lazy.compactMap({ $0.sequencesByTenant[tenant] }).first else { return tenantSequence }
         return range.lowerBound - 1
     }
+
+    /// Where a reader starts to read every record above `lsn`: the segment holding the record after
+    /// it. nil when that record is in a removed segment.
+    public func position(after lsn: UInt64) -> WALTailReader.Position? {
+        guard lsn >= floorLSN, let segment = segments.last(where: { $0.firstLSN <= lsn + 1 }) ?? segments.first else { return nil }
+        return WALTailReader.Position(segmentFirstLSN: segment.firstLSN)
+    }
 }

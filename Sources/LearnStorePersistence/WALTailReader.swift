@@ -62,7 +62,7 @@ public final class WALTailReader: @unchecked Sendable {
     ) throws(ReadError) -> Batch {
         let result: Result<Batch, ReadError> = withoutActuallyEscaping(wants) { wants in
             do throws(ReadError) {
-                return .success(try readEscaping(tail, isFailed: isFailed, maximumRecords: maximumRecords, maximumBytes: maximumBytes, wants: wants))
+                return .success(try readEscaping(tail, isFailed: isFailed, maximumRecords: maximumRecords, maximumBytes: maximumBytes, wants: wants, passed: nil))
             } catch {
                 return .failure(error)
             }
@@ -70,9 +70,24 @@ public final class WALTailReader: @unchecked Sendable {
         return try result.get()
     }
 
+    /// Reads on from the position and returns the committed records above `after` undecoded, byte for
+    /// byte as the log holds them (each checksum verified): what a primary ships to a replica.
+    /// `records` counts them.
+    public func readRaw(_ tail: WALTail, after: UInt64 = 0, isFailed: (UInt64) -> Bool, maximumBytes: Int) throws(ReadError) -> (bytes: [UInt8], records: Int, batch: Batch) {
+        var bytes: [UInt8] = []
+        var records = 0
+        let batch = try readEscaping(tail, isFailed: isFailed, maximumRecords: .max, maximumBytes: maximumBytes, wants: { _, _ in false }) { record, lsn in
+            guard lsn > after else { return }
+            bytes.append(contentsOf: record)
+            records += 1
+        }
+        return (bytes, records, batch)
+    }
+
     private func readEscaping(
         _ tail: WALTail, isFailed: (UInt64) -> Bool, maximumRecords: Int, maximumBytes: Int,
-        wants: @escaping (_ tenantUTF8: UnsafeRawBufferPointer, _ sequence: UInt64) -> Bool
+        wants: @escaping (_ tenantUTF8: UnsafeRawBufferPointer, _ sequence: UInt64) -> Bool,
+        passed: ((UnsafeRawBufferPointer, UInt64) -> Void)?
     ) throws(ReadError) -> Batch {
         var batch = Batch()
         var bytesRead = 0
@@ -109,6 +124,7 @@ public final class WALTailReader: @unchecked Sendable {
                     case .skipped(let lsn, let length):
                         guard lsn <= tail.committedLSN else { stop = ""; return }
                         guard !isFailed(lsn) else { stop = "a failed write at LSN \(lsn) waits to be wiped"; return }
+                        passed?(UnsafeRawBufferPointer(rebasing: raw[consumed..<(consumed + length)]), lsn)
                         consumed += length
                         position.lastLSN = lsn
                     case .record(let record, let length):

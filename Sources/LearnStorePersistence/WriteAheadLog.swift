@@ -82,8 +82,15 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
     private var stopping = false
     private var flushRequested = false
 
-    /// Mirrors of the ledger for readers on every request, without the lock.
+    /// Mirrors of the ledger for readers on every request, without the lock. `committed` is what
+    /// may be acknowledged (held at the replication gate), `locallyDurable` what this node's own log
+    /// has made durable (what a primary ships to its replicas).
     private let committed = Atomic<UInt64>(0)
+    private let locallyDurable = Atomic<UInt64>(0)
+    /// Guarded by `condition`: the newest LSN replication lets this log acknowledge (`.max`: no gate).
+    private var commitGate: UInt64 = .max
+    /// Guarded by `condition`: records queued in `pending`.
+    private var pendingRecords = 0
     private let anyFailure = Atomic<Bool>(false)
     private let failedRanges = Mutex<[ClosedRange<UInt64>]>([])
     private var thread: Thread?
@@ -100,6 +107,9 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
 
     /// Called on the writer thread after each commit with the new committed LSN.
     public var onCommit: (@Sendable (UInt64) -> Void)?
+    /// Called after each local commit with the new locally durable LSN, gate or not (replication
+    /// ships from it).
+    public var onLocalCommit: (@Sendable (UInt64) -> Void)?
     /// Called when writes fail, with each affected tenant's failed LSNs: the tenant must undo them and
     /// then call `rollbackDone`; until then its appends are refused.
     public var onFailure: (@Sendable ([DurabilityLedger.Rollback]) -> Void)?
@@ -135,6 +145,7 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
         let next = max(resume?.nextLSN ?? startLSN, startLSN)
         ledger = DurabilityLedger(nextLSN: next, segments: segments, snapshotCoverage: snapshotCoverage, feedRetention: configuration.feedRetention)
         committed.store(next - 1, ordering: .releasing)
+        locallyDurable.store(next - 1, ordering: .releasing)
         if let resume {
             // The segment may have been renamed into place by a run whose directory sync then failed:
             // its name is made durable before a write to it is acknowledged.
@@ -192,6 +203,13 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
         return WALTail(ledger: ledger, committedLSN: committed.load(ordering: .acquiring))
     }
 
+    /// What a replica of this log may be sent now: the same view, up to what is locally durable.
+    public var shippingTail: WALTail {
+        condition.lock()
+        defer { condition.unlock() }
+        return WALTail(ledger: ledger, committedLSN: locallyDurable.load(ordering: .acquiring))
+    }
+
     /// A copy of the bookkeeping (tests, the simulator, INFO).
     public var ledgerSnapshot: DurabilityLedger {
         condition.lock()
@@ -202,6 +220,7 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
     // MARK: appending (any thread)
 
     public func append(_ entry: LogEntry) throws(LearnStoreError) -> UInt64 {
+        if refusing.load(ordering: .acquiring), let refused = clientWriteRefusal { throw refused }
         var record = WALRecord.encodeUnsequenced(entry)
         condition.lock()
         defer { condition.unlock() }
@@ -216,9 +235,73 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
         if wasEmpty { pendingFirstLSN = lsn }
         pending.append(contentsOf: record)
         pendingLastLSN = lsn
+        pendingRecords += 1
         // Only the first append of a batch wakes the writer; it takes everything queued meanwhile.
         if wasEmpty && (configuration.policy == .always || !configuration.appendersWriteNow) { condition.signal() }
         return lsn
+    }
+
+    /// Queues a record a primary sealed, at its LSN (a replica's log keeps its primary's numbering).
+    /// `sealed` is the whole record as the primary's log holds it; its checksum was verified.
+    public func appendReplicated(_ sealed: [UInt8], lsn: UInt64, tenant: String, sequence: UInt64) throws(LearnStoreError) {
+        condition.lock()
+        defer { condition.unlock() }
+        if stopping { throw LearnStoreError(.shuttingDown, "the WAL is closing") }
+        if case .failure(let refusal) = ledger.append(tenant: tenant, sequence: sequence, at: lsn) { throw refusal.error }
+        let wasEmpty = pending.isEmpty
+        if wasEmpty { pendingFirstLSN = lsn }
+        pending.append(contentsOf: sealed)
+        pendingLastLSN = lsn
+        pendingRecords += 1
+        if wasEmpty && (configuration.policy == .always || !configuration.appendersWriteNow) { condition.signal() }
+    }
+
+    /// The error client writes get, when they are refused (a replica takes writes only from its
+    /// primary; a fenced primary from no one). nil: accepted.
+    public var clientWriteRefusal: LearnStoreError? {
+        get { refusal.withLock { $0 } }
+        set {
+            refusal.withLock { $0 = newValue }
+            refusing.store(newValue != nil, ordering: .releasing)
+        }
+    }
+    private let refusal = Mutex<LearnStoreError?>(nil)
+    private let refusing = Atomic<Bool>(false)
+
+    /// The LSN the next write will get (a replicated write may take a later one).
+    public var nextLSN: UInt64 {
+        condition.lock()
+        defer { condition.unlock() }
+        return ledger.nextLSN
+    }
+
+    /// The newest LSN this node's log has made durable, whatever replication has acknowledged.
+    public var locallyDurableLSN: UInt64 { locallyDurable.load(ordering: .acquiring) }
+
+    /// Lets the log acknowledge writes up to `lsn` (replication: every in-sync replica has them).
+    /// `.max` lifts the gate. The gate only holds acknowledgements back; it never makes a write durable.
+    public func setCommitGate(_ lsn: UInt64) {
+        condition.lock()
+        // The mark replication computes only grows; a late caller with an older mark changes nothing.
+        commitGate = commitGate == .max ? lsn : max(commitGate, lsn)
+        let shown = publishLocked(ledger.visibleThrough)
+        condition.unlock()
+        if let shown { onCommit?(shown) }
+    }
+
+    /// Stores the ledger's visible mark and the acknowledgeable one (held at the gate, except over
+    /// writes that failed: nothing will replicate them, and their callers need their error). Returns
+    /// the acknowledgeable mark if it advanced. Called with `condition` held.
+    private func publishLocked(_ visible: UInt64) -> UInt64? {
+        locallyDurable.store(visible, ordering: .releasing)
+        var shown = visible
+        if commitGate < visible {
+            shown = commitGate
+            if let failed = ledger.failedRanges.last(where: { $0.contains(commitGate + 1) }), failed.upperBound >= visible { shown = visible }
+        }
+        guard shown > committed.load(ordering: .acquiring) else { return nil }
+        committed.store(shown, ordering: .releasing)
+        return shown
     }
 
     /// Forces a sync of everything written (used at shutdown and before snapshots under relaxed policies).
@@ -300,9 +383,11 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
         let batch = pending
         let first = pendingFirstLSN
         let last = pendingLastLSN
+        let records = pendingRecords
         let flush = flushRequested || stopping
         let exiting = stopping
         pending.removeAll(keepingCapacity: true)
+        pendingRecords = 0
         flushRequested = false
         condition.unlock()
 
@@ -314,7 +399,7 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
         let commitOnWrite = configuration.policy != .always
         do throws(StorageError) {
             if !batch.isEmpty {
-                try write(batch, firstLSN: first, lastLSN: last)
+                try write(batch, firstLSN: first, lastLSN: last, records: records)
                 batchWritten = true
                 if commitOnWrite { publishCommit(through: last) }
             }
@@ -348,10 +433,11 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
         condition.lock()
         ledger.committed(through: last)
         let visible = ledger.visibleThrough
-        // Stored under the lock: the mark only grows, whichever thread publishes it.
-        committed.store(visible, ordering: .releasing)
+        // Stored under the lock: the marks only grow, whichever thread publishes them.
+        let shown = publishLocked(visible)
         condition.unlock()
-        onCommit?(visible)
+        onLocalCommit?(visible)
+        if let shown { onCommit?(shown) }
     }
 
     /// Under `everysec` and `off`, writes what is queued right away on the calling thread (an event
@@ -375,10 +461,12 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
         let batch = pending
         let first = pendingFirstLSN
         let last = pendingLastLSN
+        let records = pendingRecords
         pending.removeAll(keepingCapacity: true)
+        pendingRecords = 0
         condition.unlock()
         do throws(StorageError) {
-            try write(batch, firstLSN: first, lastLSN: last)
+            try write(batch, firstLSN: first, lastLSN: last, records: records)
             ioLock.unlock()
             publishCommit(through: last)
         } catch {
@@ -388,8 +476,8 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
         }
     }
 
-    private func write(_ records: [UInt8], firstLSN: UInt64, lastLSN: UInt64) throws(StorageError) {
-        let batch = records + WALCommitMarker(lastLSN: lastLSN, records: UInt32(lastLSN - firstLSN + 1)).encoded
+    private func write(_ bytes: [UInt8], firstLSN: UInt64, lastLSN: UInt64, records: Int) throws(StorageError) {
+        let batch = bytes + WALCommitMarker(lastLSN: lastLSN, records: UInt32(records)).encoded
         if offset + batch.count > capacity {
             try rotate(firstLSN: firstLSN, needed: batch.count)
         }
@@ -414,7 +502,7 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
             $0.bytesWritten += UInt64(batch.count)
             $0.writes += 1
         }
-        configuration.observer.walWritten(records: Int(lastLSN - firstLSN + 1), bytes: batch.count, duration: ContinuousClock.now - started)
+        configuration.observer.walWritten(records: records, bytes: batch.count, duration: ContinuousClock.now - started)
     }
 
     private var capacity = 0
@@ -471,20 +559,23 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
     private func fail(from first: UInt64, error: StorageError, bytesWritten: Bool = false) {
         condition.lock()
         pending.removeAll(keepingCapacity: true)
+        pendingRecords = 0
         let rollbacks = ledger.writeFailed(from: first, reason: "\(error)", bytesWritten: bytesWritten)
         let ranges = ledger.failedRanges
         let resolved = ledger.resolvedThrough
         let visible = ledger.visibleThrough
         failedRanges.withLock { $0 = ranges }
         anyFailure.store(true, ordering: .releasing)
-        committed.store(visible, ordering: .releasing)
+        let shown = publishLocked(visible)
         condition.unlock()
         statistics.withLock { $0.failures += 1 }
         logger.error("WAL write failed; writes undone and refused until the disk recovers", metadata: [
             "error": "\(error)", "first_lsn": "\(first)", "last_lsn": "\(resolved)",
         ])
         onFailure?(rollbacks)
-        onCommit?(visible)
+        onLocalCommit?(visible)
+        // Every waiter is woken after a failure, so that responses holding a failed write get their error.
+        onCommit?(shown ?? committed.load(ordering: .acquiring))
     }
 
     /// A tenant has undone its failed writes (see `onFailure`): it may write again, and once no tenant
@@ -492,11 +583,9 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
     public func rollbackDone(tenant: String) {
         condition.lock()
         ledger.rollbackDone(tenant: tenant)
-        let visible = ledger.visibleThrough
-        let advanced = visible > committed.load(ordering: .acquiring)
-        if advanced { committed.store(visible, ordering: .releasing) }
+        let shown = publishLocked(ledger.visibleThrough)
         condition.unlock()
-        if advanced { onCommit?(visible) }
+        if let shown { onCommit?(shown) }
     }
 
     private func markFailed(_ reason: String) {

@@ -29,6 +29,9 @@ public final class LearnStoreApplication: Sendable {
     public let metricsFactory: PrometheusMetricsFactory
     /// Nil when `configuration.metricsPort` is nil.
     public let metricsEndpoint: MetricsEndpoint?
+    /// This node's replication state and port; nil without `configuration.replication`.
+    public let replication: ReplicationNode?
+    public let replicationListener: ReplicationListener?
     private let services: ServiceGroup
 
     /// Builds the server and binds the metrics endpoint; the server listens once `run()` starts.
@@ -74,10 +77,29 @@ public final class LearnStoreApplication: Sendable {
             self.context = context
             info.attach(feed: context.feed)
             server = LearnStoreServer(context: context, group: group)
-            self.persistence = persistence.map { settings in
+            let replication: ReplicationNode?
+            if let settings = configuration.replication {
+                guard let persistence else {
+                    throw LearnStoreError(.validation, "replication needs a data directory: a node replicates its write-ahead log")
+                }
+                replication = try ReplicationNode(
+                    configuration: settings, directory: persistence.dataDirectory + "/replication", fileSystem: persistence.fileSystem,
+                    clock: clock, group: group, logger: logger)
+            } else {
+                replication = nil
+            }
+            self.replication = replication
+            let persistenceService = persistence.map { settings in
                 var settings = settings
                 settings.observer = metrics
-                return PersistenceService(configuration: settings, context: context, log: deferredLog, commits: deferredCommits)
+                return PersistenceService(configuration: settings, context: context, log: deferredLog, commits: deferredCommits, replication: replication)
+            }
+            self.persistence = persistenceService
+            replicationListener = replication.map { node in
+                ReplicationListener(node: node, group: group) {
+                    guard let controller = persistenceService?.controller else { return nil }
+                    return (controller.wal, controller.directory.walDirectory, controller.configuration.fileSystem)
+                }
             }
             if let port = configuration.metricsPort {
                 let endpoint = try await MetricsEndpoint(host: configuration.metricsHost, port: port, group: group) {
@@ -105,6 +127,9 @@ public final class LearnStoreApplication: Sendable {
         }
         if let persistence = self.persistence {
             members.append(.init(service: persistence, failureTerminationBehavior: .gracefullyShutdownGroup))
+        }
+        if let replicationListener {
+            members.append(.init(service: replicationListener, failureTerminationBehavior: .gracefullyShutdownGroup))
         }
         members.append(.init(service: server))
         services = ServiceGroup(configuration: .init(

@@ -20,8 +20,12 @@ public final class PersistenceService: Service {
     private let controllerBox = LockedBox<PersistenceController?>(nil)
     /// Tenants being restored (one restore per tenant at a time).
     let restoring = LockedBox<Set<String>>([])
+    /// This node's part in replication, if any: told when the WAL is open.
+    let replication: ReplicationNode?
 
-    public init(configuration: PersistenceConfiguration, context: ServerContext, log: DeferredLog, commits: DeferredCommitTracker) {
+    public init(configuration: PersistenceConfiguration, context: ServerContext, log: DeferredLog, commits: DeferredCommitTracker,
+                replication: ReplicationNode? = nil) {
+        self.replication = replication
         var configuration = configuration
         // Every connection calls `writeQueued()` (the WAL's `writeNow`) after a batch with writes.
         configuration.appendersWriteNow = true
@@ -41,6 +45,10 @@ public final class PersistenceService: Service {
         let limits = context.environment.limits
         let clock = context.clock
         let logger = self.logger
+        if let replication {
+            runtime.recoveryProgress = "comparing the log with the primary's"
+            await replication.cutDivergedLog(DataDirectory(configuration.dataDirectory))
+        }
         let (controller, outcome) = try await withCheckedThrowingContinuation { continuation in
             DispatchQueue.global().async {
                 do {
@@ -63,6 +71,7 @@ public final class PersistenceService: Service {
         log.set(controller.wal)
         context.feed.attach(wal: controller.wal, walDirectory: controller.directory.walDirectory, fileSystem: configuration.fileSystem)
         commits.set(WALCommitTracker(wal: controller.wal, registry: context.registry, placement: context.placement))
+        replication?.attach(wal: controller.wal, registry: context.registry)
         controller.start()
         controllerBox.value = controller
         context.admin.set(self)

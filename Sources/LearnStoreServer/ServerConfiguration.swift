@@ -48,6 +48,8 @@ public struct ServerConfiguration: Sendable {
     /// A subscription with nothing to send sends an empty FEED_EVENTS this often, so its client can
     /// tell a quiet tenant from a dead connection.
     public var feedHeartbeatSeconds = 5.0
+    /// Replication (docs/REPLICATION.md); nil: a standalone server with no replication port.
+    public var replication: ReplicationConfiguration?
 
     public init() {}
 }

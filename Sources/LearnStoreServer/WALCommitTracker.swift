@@ -82,6 +82,10 @@ public final class DeferredLog: MutationLog {
     public var committedLSN: UInt64 { target.withLock { $0 }?.committedLSN ?? 0 }
     public func hasFailed(_ lsn: UInt64) -> Bool { target.withLock { $0 }?.hasFailed(lsn) ?? false }
     public func rollbackDone(tenant: String) { target.withLock { $0 }?.rollbackDone(tenant: tenant) }
+    public func appendReplicated(_ sealed: [UInt8], lsn: UInt64, tenant: String, sequence: UInt64) throws(LearnStoreError) {
+        guard let log = target.withLock({ $0 }) else { throw LearnStoreError(.loading, "the server is recovering its data") }
+        try log.appendReplicated(sealed, lsn: lsn, tenant: tenant, sequence: sequence)
+    }
 }
 
 /// A commit tracker that forwards to the WAL's once recovery has opened it.

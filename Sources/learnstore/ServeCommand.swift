@@ -54,6 +54,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Flag(name: .customLong("force-recovery"), help: "Start even if the WAL or a snapshot is damaged before its tail, skipping the damage (logged).") var forceRecovery = false
     @Option(name: .customLong("config"), help: "Config file of 'name = value' lines.") var config: String?
     @Flag(name: .customLong("dev"), help: "Development mode: generate a key if none is configured and print a token.") var dev = false
+    @OptionGroup(title: "Replication") var replication: ReplicationOptions
 
     func run() async throws {
         try await runCLI {
@@ -86,6 +87,7 @@ struct ServeCommand: AsyncParsableCommand {
             configuration.maximumFeedSubscriptionsPerTenant = try settings.int(
                 "feed-max-subscriptions-per-tenant", feedMaxSubscriptionsPerTenant, default: configuration.maximumFeedSubscriptionsPerTenant)
             try ServeLimits.validate(configuration)
+            configuration.replication = try replication.configuration(settings, host: configuration.host)
             let metrics = try settings.int("metrics-port", metricsPort, default: ServerConfiguration.defaultMetricsPort)
             configuration.metricsPort = metrics == 0 ? nil : metrics
 

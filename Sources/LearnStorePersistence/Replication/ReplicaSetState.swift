@@ -1,0 +1,191 @@
+import DequeModule
+
+/// A primary's view of its replicas as one pure state machine: no sockets, no clock of its own.
+///
+/// It decides two things from the events the shells feed it (a replica connected, acknowledged,
+/// went away; the local log committed; time passed):
+/// - the **in-sync set**. A replica that disconnects leaves it at once. A replica's lag is how long ago the oldest write it has not made durable
+///   was committed on the primary. A replica whose lag is under a tenth of the lag limit is
+///   *joining*: the commit mark waits for it, and once it holds everything acknowledged so far it is
+///   in sync. An in-sync (or joining) replica whose lag reaches the limit leaves the set.
+/// - the **commit mark** clients may be acknowledged up to: under `sync`, the lowest LSN every
+///   in-sync or joining replica has durable (and the primary's own), never moving while fewer than
+///   `minimumInSync` replicas are in sync; under `async`, the primary's own commit.
+///
+/// The mark only grows. A replica joins only once it holds every write acknowledged so far, and a
+/// write is acknowledged without an in-sync replica only after that replica left the set: so a
+/// replica in the set holds every acknowledged write (the promotion rule of docs/REPLICATION.md).
+public struct ReplicaSetState: Sendable {
+    public enum Mode: String, Sendable, CaseIterable {
+        case sync, async
+    }
+
+    public struct Configuration: Sendable, Equatable {
+        public var mode: Mode
+        /// How long an in-sync replica may stay behind the primary's commit before it leaves the set.
+        public var lagLimitMilliseconds: Int64
+        /// Under `sync`, no write is acknowledged while fewer replicas than this are in sync.
+        public var minimumInSync: Int
+
+        public init(mode: Mode = .sync, lagLimitMilliseconds: Int64 = 2_000, minimumInSync: Int = 0) {
+            self.mode = mode
+            self.lagLimitMilliseconds = lagLimitMilliseconds
+            self.minimumInSync = minimumInSync
+        }
+    }
+
+    public struct Replica: Sendable, Equatable {
+        public var nodeID: String
+        public var connected: Bool
+        /// Every record up to here is durable on the replica.
+        public var durableLSN: UInt64
+        public var appliedLSN: UInt64
+        public var inSync: Bool
+        /// Close enough that the commit mark waits for it; in sync once it holds the mark.
+        public var joining: Bool
+        public var lastHeardMilliseconds: Int64
+    }
+
+    public let configuration: Configuration
+    public private(set) var replicas: [String: Replica] = [:]
+    public private(set) var localDurableLSN: UInt64
+    public private(set) var commitMark: UInt64
+    /// When the primary committed its recent LSNs: per millisecond, the newest LSN committed in it,
+    /// oldest first. A replica's lag is measured from the first entry above its durable LSN.
+    private var commitTimes: Deque<(lsn: UInt64, milliseconds: Int64)> = []
+    static let commitTimesKept = 65_536
+
+    public init(configuration: Configuration, localDurableLSN: UInt64) {
+        self.configuration = configuration
+        self.localDurableLSN = localDurableLSN
+        // What the log holds at start was acknowledged (or may be) before: the mark starts there.
+        self.commitMark = localDurableLSN
+    }
+
+    public var inSyncReplicas: [String] { replicas.values.filter(\.inSync).map(\.nodeID).sorted() }
+
+    // MARK: events
+
+    /// `nodeID` connected holding every record up to `lastLSN`.
+    public mutating func connected(_ nodeID: String, lastLSN: UInt64, nowMilliseconds: Int64) {
+        var replica = replicas[nodeID] ?? Replica(
+            nodeID: nodeID, connected: true, durableLSN: lastLSN, appliedLSN: lastLSN, inSync: false, joining: false,
+            lastHeardMilliseconds: nowMilliseconds)
+        replica.connected = true
+        replica.durableLSN = lastLSN
+        replica.appliedLSN = min(replica.appliedLSN, lastLSN)
+        replica.lastHeardMilliseconds = nowMilliseconds
+        replicas[nodeID] = replica
+        update(nodeID, nowMilliseconds: nowMilliseconds)
+        advance()
+    }
+
+    public mutating func acknowledged(_ nodeID: String, durableLSN: UInt64, appliedLSN: UInt64, nowMilliseconds: Int64) {
+        guard var replica = replicas[nodeID], replica.connected else { return }
+        replica.durableLSN = max(replica.durableLSN, min(durableLSN, localDurableLSN))
+        replica.appliedLSN = max(replica.appliedLSN, min(appliedLSN, replica.durableLSN))
+        replica.lastHeardMilliseconds = nowMilliseconds
+        replicas[nodeID] = replica
+        update(nodeID, nowMilliseconds: nowMilliseconds)
+        advance()
+    }
+
+    public mutating func disconnected(_ nodeID: String, nowMilliseconds: Int64) {
+        guard var replica = replicas[nodeID] else { return }
+        replica.connected = false
+        replicas[nodeID] = replica
+        update(nodeID, nowMilliseconds: nowMilliseconds)
+        advance()
+    }
+
+    public mutating func locallyCommitted(through lsn: UInt64, nowMilliseconds: Int64) {
+        guard lsn > localDurableLSN else { return }
+        localDurableLSN = lsn
+        if let last = commitTimes.last, last.milliseconds >= nowMilliseconds {
+            commitTimes[commitTimes.count - 1].lsn = lsn
+        } else {
+            commitTimes.append((lsn, nowMilliseconds))
+            if commitTimes.count > Self.commitTimesKept { commitTimes.removeFirst() }
+        }
+        for nodeID in replicas.keys { update(nodeID, nowMilliseconds: nowMilliseconds) }
+        advance()
+    }
+
+    /// Time passed: replicas behind for longer than the lag limit leave the in-sync set. Returns them.
+    @discardableResult
+    public mutating func tick(nowMilliseconds: Int64) -> [String] {
+        var removed: [String] = []
+        for nodeID in replicas.keys {
+            let wasInSync = replicas[nodeID]!.inSync
+            update(nodeID, nowMilliseconds: nowMilliseconds)
+            if wasInSync && !replicas[nodeID]!.inSync { removed.append(nodeID) }
+        }
+        trimCommitTimes()
+        advance()
+        return removed.sorted()
+    }
+
+    /// A replica the operator removed from the cluster.
+    public mutating func forget(_ nodeID: String) {
+        replicas[nodeID] = nil
+        advance()
+    }
+
+    // MARK: rules
+
+    /// How long ago the oldest write `durableLSN` lacks was committed (0: it lacks none).
+    public func lagMilliseconds(durableLSN: UInt64, nowMilliseconds: Int64) -> Int64 {
+        guard durableLSN < localDurableLSN else { return 0 }
+        // Entries are few past the lag limit; search from the oldest kept.
+        guard let first = commitTimes.first(where: { $0.lsn > durableLSN }) else { return 0 }
+        if durableLSN < (commitTimes.first?.lsn ?? 0), commitTimes.count == Self.commitTimesKept {
+            // Older than anything kept: at least as old as the oldest entry.
+            return max(0, nowMilliseconds - commitTimes[0].milliseconds)
+        }
+        return max(0, nowMilliseconds - first.milliseconds)
+    }
+
+    public func lagMilliseconds(of nodeID: String, nowMilliseconds: Int64) -> Int64? {
+        replicas[nodeID].map { lagMilliseconds(durableLSN: $0.durableLSN, nowMilliseconds: nowMilliseconds) }
+    }
+
+    private mutating func update(_ nodeID: String, nowMilliseconds: Int64) {
+        guard var replica = replicas[nodeID] else { return }
+        let lag = lagMilliseconds(durableLSN: replica.durableLSN, nowMilliseconds: nowMilliseconds)
+        if !replica.connected || lag >= configuration.lagLimitMilliseconds {
+            replica.inSync = false
+            replica.joining = false
+        } else if !replica.inSync {
+            if replica.durableLSN >= commitMark {
+                replica.inSync = true
+                replica.joining = false
+            } else {
+                replica.joining = lag * 10 < configuration.lagLimitMilliseconds
+            }
+        }
+        replicas[nodeID] = replica
+    }
+
+    private mutating func trimCommitTimes() {
+        let oldestNeeded = replicas.values.map(\.durableLSN).min() ?? localDurableLSN
+        while commitTimes.count > 1, commitTimes[0].lsn <= oldestNeeded { commitTimes.removeFirst() }
+    }
+
+    private mutating func advance() {
+        let candidate: UInt64
+        switch configuration.mode {
+        case .async:
+            candidate = localDurableLSN
+        case .sync:
+            let inSync = replicas.values.filter(\.inSync)
+            guard inSync.count >= configuration.minimumInSync else { return }
+            candidate = replicas.values.filter { $0.inSync || $0.joining }.map(\.durableLSN).reduce(localDurableLSN, min)
+        }
+        commitMark = max(commitMark, candidate)
+        // A joining replica that now holds the mark is in sync.
+        for (nodeID, replica) in replicas where replica.joining && replica.durableLSN >= commitMark {
+            replicas[nodeID]?.joining = false
+            replicas[nodeID]?.inSync = true
+        }
+    }
+}

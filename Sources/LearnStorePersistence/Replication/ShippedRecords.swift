@@ -1,0 +1,42 @@
+import LearnStoreModel
+
+/// The records of one replication frame, checked as the log checks its own before anything uses
+/// them: each record's length, checksum and body, LSNs ascending above what the replica holds, and
+/// nothing but records (no commit markers, no stray bytes).
+public enum ShippedRecords {
+    public struct Record: Sendable {
+        public var record: WALRecord
+        /// Where its bytes are in the frame's records.
+        public var bytes: Range<Int>
+    }
+
+    public struct Invalid: Error, Sendable, CustomStringConvertible, Equatable {
+        public var description: String
+    }
+
+    public static func parse(_ bytes: [UInt8], after floor: UInt64) throws(Invalid) -> [Record] {
+        var records: [Record] = []
+        var offset = 0
+        var last = floor
+        let failure: Invalid? = bytes.withUnsafeBytes { raw in
+            while offset < raw.count {
+                switch WALSegmentScanner.examine(raw, at: offset, after: last) {
+                case .record(let record, let length):
+                    guard CallerIdentity.isValidTenantID(record.entry.tenantID) else {
+                        return Invalid(description: "record at LSN \(record.lsn) names an invalid tenant")
+                    }
+                    records.append(Record(record: record, bytes: offset..<(offset + length)))
+                    offset += length
+                    last = record.lsn
+                case .marker, .skipped, .end:
+                    return Invalid(description: "byte \(offset) of the shipped records is not a record")
+                case .damaged(let reason), .cutShort(let reason):
+                    return Invalid(description: "shipped record at byte \(offset): \(reason)")
+                }
+            }
+            return nil
+        }
+        if let failure { throw failure }
+        return records
+    }
+}

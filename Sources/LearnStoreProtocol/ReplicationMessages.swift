@@ -1,0 +1,295 @@
+import LearnStoreModel
+
+/// The messages of the replication port (docs/PROTOCOL.md, appendix E): nodes authenticate each other
+/// with a shared cluster secret, then a replica follows its primary's write-ahead log.
+public enum ReplicationOpcode {
+    public static let nodeHello: UInt8 = 0xB0
+    public static let nodeAuth: UInt8 = 0xB1
+    public static let replicate: UInt8 = 0xB2
+    public static let records: UInt8 = 0xB3
+    public static let ack: UInt8 = 0xB4
+    public static let promote: UInt8 = 0xB5
+    public static let status: UInt8 = 0xB6
+}
+
+/// A node's role as the replication port reports it.
+public enum NodeRole: UInt8, Sendable, Hashable {
+    /// Takes client writes and ships its log to replicas.
+    case primary = 1
+    /// Follows a primary; serves reads.
+    case replica = 2
+    /// Was a primary and learned of a newer epoch: takes no writes.
+    case fenced = 3
+
+    public var name: String {
+        switch self {
+        case .primary: "primary"
+        case .replica: "replica"
+        case .fenced: "fenced"
+        }
+    }
+}
+
+public struct NodeHello: Sendable, Hashable {
+    public static let nonceBytes = 16
+    public var version: UInt16
+    public var nodeID: String
+    public var nonce: [UInt8]
+
+    public init(version: UInt16 = 1, nodeID: String, nonce: [UInt8]) {
+        self.version = version
+        self.nodeID = nodeID
+        self.nonce = nonce
+    }
+}
+
+public struct NodeHelloReply: Sendable, Hashable {
+    public var nodeID: String
+    public var nonce: [UInt8]
+
+    public init(nodeID: String, nonce: [UInt8]) {
+        self.nodeID = nodeID
+        self.nonce = nonce
+    }
+}
+
+/// The answer to NODE_AUTH: the server's own proof, and where its log stands.
+public struct NodeAuthReply: Sendable, Hashable {
+    public var proof: [UInt8]
+    public var role: NodeRole
+    public var epoch: UInt64
+    public var lastLSN: UInt64
+
+    public init(proof: [UInt8], role: NodeRole, epoch: UInt64, lastLSN: UInt64) {
+        self.proof = proof
+        self.role = role
+        self.epoch = epoch
+        self.lastLSN = lastLSN
+    }
+}
+
+/// A replica asks to follow: its newest epoch and the last LSN its log holds.
+public struct ReplicateRequest: Sendable, Hashable {
+    public var epoch: UInt64
+    public var lastLSN: UInt64
+
+    public init(epoch: UInt64, lastLSN: UInt64) {
+        self.epoch = epoch
+        self.lastLSN = lastLSN
+    }
+}
+
+/// Where the stream starts. With `truncate`, the replica holds records the primary's history does
+/// not (written by an old primary after the epoch it knows ended): it must drop every record after
+/// `startAfter` before it applies anything.
+public struct ReplicateAccepted: Sendable, Hashable {
+    public var epoch: UInt64
+    public var startAfter: UInt64
+    public var truncate: Bool
+    /// The epochs after the replica's, each with its first LSN (the replica adopts this history).
+    public var epochs: [EpochStart]
+
+    public init(epoch: UInt64, startAfter: UInt64, truncate: Bool, epochs: [EpochStart]) {
+        self.epoch = epoch
+        self.startAfter = startAfter
+        self.truncate = truncate
+        self.epochs = epochs
+    }
+}
+
+public struct EpochStart: Sendable, Hashable {
+    public var epoch: UInt64
+    /// The first LSN written in this epoch.
+    public var firstLSN: UInt64
+
+    public init(epoch: UInt64, firstLSN: UInt64) {
+        self.epoch = epoch
+        self.firstLSN = firstLSN
+    }
+}
+
+/// WAL records in the storage format, in LSN order (or none: a heartbeat).
+public struct ReplicationRecords: Sendable, Hashable {
+    public static let maximumRecordBytes = 8 << 20
+    public var epoch: UInt64
+    /// Every write up to here may be acknowledged to clients (the primary's commit mark).
+    public var commitLSN: UInt64
+    /// Whether the replica is in the primary's in-sync set.
+    public var inSync: Bool
+    /// The stream has reached this LSN: the primary has no other record up to it.
+    public var throughLSN: UInt64
+    /// The records, byte for byte as the primary's log holds them.
+    public var records: [UInt8]
+
+    public init(epoch: UInt64, commitLSN: UInt64, inSync: Bool, throughLSN: UInt64, records: [UInt8]) {
+        self.epoch = epoch
+        self.commitLSN = commitLSN
+        self.inSync = inSync
+        self.throughLSN = throughLSN
+        self.records = records
+    }
+}
+
+public struct ReplicationAck: Sendable, Hashable {
+    public var epoch: UInt64
+    /// Every record up to here is durable in the replica's log.
+    public var durableLSN: UInt64
+    /// Every record up to here is applied to the replica's tenants.
+    public var appliedLSN: UInt64
+
+    public init(epoch: UInt64, durableLSN: UInt64, appliedLSN: UInt64) {
+        self.epoch = epoch
+        self.durableLSN = durableLSN
+        self.appliedLSN = appliedLSN
+    }
+}
+
+/// The answer to PROMOTE: the epoch the node now leads, from which LSN.
+public struct PromoteReply: Sendable, Hashable {
+    public var epoch: UInt64
+    public var firstLSN: UInt64
+
+    public init(epoch: UInt64, firstLSN: UInt64) {
+        self.epoch = epoch
+        self.firstLSN = firstLSN
+    }
+}
+
+public enum ReplicationMessages {
+    static let maximumNodeIDBytes = 64
+    public static let proofBytes = 32
+    public static let maximumEpochs = 4096
+
+    public static func encode(_ hello: NodeHello, into writer: inout ByteWriter) {
+        writer.writeU16(hello.version)
+        writer.writeString(hello.nodeID)
+        writer.writeBytes(hello.nonce)
+    }
+
+    public static func decodeHello(from reader: inout ByteReader) throws(DecodeError) -> NodeHello {
+        let version = try reader.readU16()
+        let node = try reader.readString(limit: maximumNodeIDBytes)
+        let nonce = [UInt8](try reader.readBytes(NodeHello.nonceBytes))
+        try reader.expectEnd()
+        return NodeHello(version: version, nodeID: node, nonce: nonce)
+    }
+
+    public static func encode(_ reply: NodeHelloReply, into writer: inout ByteWriter) {
+        writer.writeString(reply.nodeID)
+        writer.writeBytes(reply.nonce)
+    }
+
+    public static func decodeHelloReply(from reader: inout ByteReader) throws(DecodeError) -> NodeHelloReply {
+        let node = try reader.readString(limit: maximumNodeIDBytes)
+        let nonce = [UInt8](try reader.readBytes(NodeHello.nonceBytes))
+        try reader.expectEnd()
+        return NodeHelloReply(nodeID: node, nonce: nonce)
+    }
+
+    public static func encodeAuth(proof: [UInt8], into writer: inout ByteWriter) {
+        writer.writeBytes(proof)
+    }
+
+    public static func decodeAuth(from reader: inout ByteReader) throws(DecodeError) -> [UInt8] {
+        let proof = [UInt8](try reader.readBytes(proofBytes))
+        try reader.expectEnd()
+        return proof
+    }
+
+    public static func encode(_ reply: NodeAuthReply, into writer: inout ByteWriter) {
+        writer.writeBytes(reply.proof)
+        writer.writeU8(reply.role.rawValue)
+        writer.writeU64(reply.epoch)
+        writer.writeU64(reply.lastLSN)
+    }
+
+    public static func decodeAuthReply(from reader: inout ByteReader) throws(DecodeError) -> NodeAuthReply {
+        let proof = [UInt8](try reader.readBytes(proofBytes))
+        let rawRole = try reader.readU8()
+        guard let role = NodeRole(rawValue: rawRole) else { throw reader.error("unknown node role \(rawRole)") }
+        let epoch = try reader.readU64()
+        let last = try reader.readU64()
+        try reader.expectEnd()
+        return NodeAuthReply(proof: proof, role: role, epoch: epoch, lastLSN: last)
+    }
+
+    public static func encode(_ request: ReplicateRequest, into writer: inout ByteWriter) {
+        writer.writeU64(request.epoch)
+        writer.writeU64(request.lastLSN)
+    }
+
+    public static func decodeReplicate(from reader: inout ByteReader) throws(DecodeError) -> ReplicateRequest {
+        let epoch = try reader.readU64()
+        let last = try reader.readU64()
+        try reader.expectEnd()
+        return ReplicateRequest(epoch: epoch, lastLSN: last)
+    }
+
+    public static func encode(_ accepted: ReplicateAccepted, into writer: inout ByteWriter) {
+        writer.writeU64(accepted.epoch)
+        writer.writeU64(accepted.startAfter)
+        writer.writeU8(accepted.truncate ? 1 : 0)
+        writer.writeU32(UInt32(accepted.epochs.count))
+        for start in accepted.epochs {
+            writer.writeU64(start.epoch)
+            writer.writeU64(start.firstLSN)
+        }
+    }
+
+    public static func decodeAccepted(from reader: inout ByteReader) throws(DecodeError) -> ReplicateAccepted {
+        let epoch = try reader.readU64()
+        let start = try reader.readU64()
+        let truncate = try reader.readU8()
+        guard truncate <= 1 else { throw reader.error("truncate must be 0 or 1") }
+        let count = Int(try reader.readU32())
+        guard count <= maximumEpochs, count * 16 <= reader.remaining else { throw reader.error("epoch count \(count) exceeds the payload") }
+        var epochs: [EpochStart] = []
+        epochs.reserveCapacity(count)
+        for _ in 0..<count { epochs.append(EpochStart(epoch: try reader.readU64(), firstLSN: try reader.readU64())) }
+        try reader.expectEnd()
+        return ReplicateAccepted(epoch: epoch, startAfter: start, truncate: truncate == 1, epochs: epochs)
+    }
+
+    public static func encode(_ records: ReplicationRecords, into writer: inout ByteWriter) {
+        writer.writeU64(records.epoch)
+        writer.writeU64(records.commitLSN)
+        writer.writeU8(records.inSync ? 1 : 0)
+        writer.writeU64(records.throughLSN)
+        writer.writeBytes(records.records)
+    }
+
+    /// Decodes the frame's fields; the records stay raw bytes, each to be checked as the WAL checks its
+    /// own (length, checksum, ascending LSN) before anything uses it.
+    public static func decodeRecords(from reader: inout ByteReader) throws(DecodeError) -> ReplicationRecords {
+        let epoch = try reader.readU64()
+        let commit = try reader.readU64()
+        let flags = try reader.readU8()
+        guard flags <= 1 else { throw reader.error("in_sync must be 0 or 1") }
+        let through = try reader.readU64()
+        let records = [UInt8](try reader.readBytes(reader.remaining))
+        return ReplicationRecords(epoch: epoch, commitLSN: commit, inSync: flags == 1, throughLSN: through, records: records)
+    }
+
+    public static func encode(_ ack: ReplicationAck, into writer: inout ByteWriter) {
+        writer.writeU64(ack.epoch)
+        writer.writeU64(ack.durableLSN)
+        writer.writeU64(ack.appliedLSN)
+    }
+
+    public static func decodeAck(from reader: inout ByteReader) throws(DecodeError) -> ReplicationAck {
+        let ack = ReplicationAck(epoch: try reader.readU64(), durableLSN: try reader.readU64(), appliedLSN: try reader.readU64())
+        try reader.expectEnd()
+        return ack
+    }
+
+    public static func encode(_ reply: PromoteReply, into writer: inout ByteWriter) {
+        writer.writeU64(reply.epoch)
+        writer.writeU64(reply.firstLSN)
+    }
+
+    public static func decodePromoteReply(from reader: inout ByteReader) throws(DecodeError) -> PromoteReply {
+        let reply = PromoteReply(epoch: try reader.readU64(), firstLSN: try reader.readU64())
+        try reader.expectEnd()
+        return reply
+    }
+}

@@ -1,0 +1,341 @@
+import Dispatch
+import LearnStoreEngine
+import LearnStoreModel
+import LearnStorePersistence
+import LearnStoreProtocol
+import NIOCore
+import NIOPosix
+import Synchronization
+
+/// A replica following its primary: it finds the primary among the configured nodes, streams its
+/// log from the last LSN this node holds, applies each record to the tenant it belongs to and
+/// queues it in this node's log at the same LSN, and acknowledges what its log made durable. It
+/// reconnects by itself (to whichever node is the primary by then) when the stream breaks or stays
+/// silent past the limit. Everything runs on one event loop.
+final class ReplicaFollower: @unchecked Sendable {
+    private let node: ReplicationNode
+    private let wal: WriteAheadLog
+    private let registry: TenantRegistry
+    private let group: any EventLoopGroup
+    let loop: any EventLoop
+    private var channel: (any Channel)?
+    private var stopped = false
+    private var nextAddress = 0
+    private var backoffMilliseconds: Int64 = 50
+    /// The last LSN applied to this node's tenants (and queued in its log).
+    private(set) var appliedLSN: UInt64
+    private var streamingEpoch: UInt64?
+    private let ackQueued = Atomic<Bool>(false)
+    /// `stopped`, for other threads: nothing is handed to the loop once it is set (the loop may be
+    /// shutting down with the server).
+    private let halted = Atomic<Bool>(false)
+
+    init(node: ReplicationNode, wal: WriteAheadLog, registry: TenantRegistry, group: any EventLoopGroup) {
+        self.node = node
+        self.wal = wal
+        self.registry = registry
+        self.group = group
+        loop = group.next()
+        appliedLSN = wal.locallyDurableLSN
+    }
+
+    func start() {
+        loop.execute { self.connect() }
+    }
+
+    /// Stops following and waits until the connection is closed.
+    func stop() async {
+        halted.store(true, ordering: .releasing)
+        let closed: EventLoopFuture<Void> = loop.flatSubmit {
+            self.stopped = true
+            guard let channel = self.channel else { return self.loop.makeSucceededVoidFuture() }
+            channel.close(promise: nil)
+            return channel.closeFuture
+        }
+        try? await closed.get()
+    }
+
+    /// This node's log made `lsn` durable (any thread): acknowledge it.
+    func locallyCommitted(_ lsn: UInt64) {
+        guard !halted.load(ordering: .acquiring), !ackQueued.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        loop.execute {
+            self.ackQueued.store(false, ordering: .releasing)
+            self.sendAck()
+        }
+    }
+
+    // MARK: connecting
+
+    private func connect() {
+        guard !stopped else { return }
+        let addresses = node.configuration.follow
+        let address = addresses[nextAddress % addresses.count]
+        nextAddress += 1
+        guard let (host, port) = Self.split(address) else {
+            node.followerProblem("'\(address)' is not host:port")
+            return retry()
+        }
+        let handler = ReplicaStreamHandler(follower: self, credential: node.credential, nodeID: node.configuration.nodeID)
+        let silence = TimeAmount.milliseconds(node.configuration.silenceLimitMilliseconds)
+        let maximumFrameBytes = node.configuration.maximumFrameBytes
+        ClientBootstrap(group: loop)
+            .connectTimeout(.seconds(2))
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: silence))
+                    try channel.pipeline.syncOperations.addHandler(handler)
+                    handler.maximumFrameBytes = maximumFrameBytes
+                }
+            }
+            .connect(host: host, port: port)
+            .whenComplete { result in
+                switch result {
+                case .success(let channel):
+                    if self.stopped {
+                        channel.close(promise: nil)
+                        return
+                    }
+                    self.channel = channel
+                    channel.closeFuture.whenComplete { _ in
+                        self.channel = nil
+                        self.streamingEpoch = nil
+                        self.retry()
+                    }
+                case .failure(let error):
+                    self.node.followerProblem("cannot connect to \(address): \(error)")
+                    self.retry()
+                }
+            }
+    }
+
+    private func retry() {
+        guard !stopped, !halted.load(ordering: .acquiring) else { return }
+        let delay = backoffMilliseconds
+        backoffMilliseconds = min(backoffMilliseconds * 2, 2_000)
+        loop.scheduleTask(in: .milliseconds(delay)) { self.reconnectWhenResolved() }
+    }
+
+    /// Before asking for records again, everything applied must be resolved in this node's log: a
+    /// write that failed here was undone, and is asked for again.
+    private func reconnectWhenResolved() {
+        let wal = self.wal
+        let applied = appliedLSN
+        DispatchQueue.global().async {
+            let durable = wal.waitUntilCommitted(applied)
+            guard !self.halted.load(ordering: .acquiring) else { return }
+            self.loop.execute {
+                if !durable { self.appliedLSN = min(self.appliedLSN, wal.locallyDurableLSN) }
+                self.connect()
+            }
+        }
+    }
+
+    static func split(_ address: String) -> (String, Int)? {
+        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]), (1...65535).contains(port) else { return nil }
+        let host = String(address[..<colon])
+        return host.isEmpty ? nil : (host, port)
+    }
+
+    // MARK: the stream (on `loop`)
+
+    /// The handshake succeeded with `peer`: follow it if it is the primary of this node's epoch or a newer one.
+    func authenticated(_ reply: NodeAuthReply, peer: String, channel: any Channel) -> ReplicateRequest? {
+        guard reply.role == .primary else {
+            node.followerProblem("node \(peer) is a \(reply.role.name), not a primary")
+            return nil
+        }
+        let epoch = node.epoch
+        guard reply.epoch >= epoch else {
+            node.followerProblem("node \(peer) is the primary of epoch \(reply.epoch), older than this node's \(epoch): fenced")
+            var writer = ByteWriter(capacity: 96)
+            writer.writeErrorFrame(opcode: ReplicationOpcode.records, requestID: 0,
+                                   LearnStoreError(.fenced, "node \(node.configuration.nodeID) knows epoch \(epoch)"))
+            channel.writeAndFlush(channel.allocator.buffer(bytes: writer.bytes), promise: nil)
+            return nil
+        }
+        return ReplicateRequest(epoch: epoch, lastLSN: appliedLSN)
+    }
+
+    /// The primary accepted: adopt its newer epochs and stream, unless this node must cut its log first.
+    func accepted(_ accepted: ReplicateAccepted, peer: String) -> Bool {
+        if accepted.truncate {
+            node.followerProblem(
+                "this node holds records after LSN \(accepted.startAfter) that primary \(peer) does not (written by an old primary); restart it to cut its log there")
+            return false
+        }
+        do {
+            try node.adopt(accepted.epochs, primary: peer)
+        } catch {
+            node.followerProblem("cannot record the primary's epochs: \(error)")
+            return false
+        }
+        streamingEpoch = accepted.epoch
+        backoffMilliseconds = 50
+        node.logger.info("following", metadata: ["primary": "\(peer)", "epoch": "\(accepted.epoch)", "after_lsn": "\(accepted.startAfter)"])
+        return true
+    }
+
+    /// Applies one RECORDS frame. Returns an error to end the stream with.
+    func received(_ frame: ReplicationRecords) -> LearnStoreError? {
+        guard let epoch = streamingEpoch, frame.epoch == epoch else {
+            return LearnStoreError(.fenced, "RECORDS of epoch \(frame.epoch) on a stream of epoch \(streamingEpoch ?? 0)")
+        }
+        let records: [ShippedRecords.Record]
+        do { records = try ShippedRecords.parse(frame.records, after: appliedLSN) } catch {
+            return LearnStoreError(.badFrame, "RECORDS: \(error)")
+        }
+        for shipped in records {
+            let record = shipped.record
+            let sealed = Array(frame.records[shipped.bytes])
+            let tenant = registry.tenant(record.entry.tenantID)
+            let failure: LearnStoreError? = tenant.withExclusiveAccess { actor in
+                do throws(LearnStoreError) {
+                    try actor.applyReplicated(record.entry, lsn: record.lsn, sealed: sealed)
+                    return nil
+                } catch {
+                    return error
+                }
+            }
+            if let failure { return LearnStoreError(failure.code, "applying LSN \(record.lsn): \(failure.message)") }
+            appliedLSN = record.lsn
+        }
+        if !records.isEmpty { wal.writeNow() }
+        node.followed(appliedLSN: appliedLSN, primaryCommitLSN: frame.commitLSN, inSync: frame.inSync)
+        if records.isEmpty { sendAck() }
+        return nil
+    }
+
+    func problem(_ text: String) {
+        node.followerProblem(text)
+    }
+
+    private func sendAck() {
+        guard let channel, let epoch = streamingEpoch else { return }
+        let durable = min(wal.locallyDurableLSN, appliedLSN)
+        var writer = ByteWriter(capacity: 48)
+        writer.writeFrame(FrameHeader(opcode: ReplicationOpcode.ack, requestID: 0)) {
+            ReplicationMessages.encode(ReplicationAck(epoch: epoch, durableLSN: durable, appliedLSN: appliedLSN), into: &$0)
+        }
+        channel.writeAndFlush(channel.allocator.buffer(bytes: writer.bytes), promise: nil)
+    }
+}
+
+/// The replica's side of one replication connection: the node handshake, REPLICATE, then RECORDS.
+final class ReplicaStreamHandler: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private enum Phase {
+        case hello(nonce: [UInt8])
+        case auth(peer: String)
+        case replicate(peer: String)
+        case streaming
+    }
+
+    private let follower: ReplicaFollower
+    private let credential: NodeCredential
+    private let nodeID: String
+    private var phase: Phase
+    private var clientNonce: [UInt8]
+    private var serverNonce: [UInt8] = []
+    var maximumFrameBytes = 16 << 20
+    private lazy var frames = FrameAccumulator(maximumFrameBytes: maximumFrameBytes)
+
+    init(follower: ReplicaFollower, credential: NodeCredential, nodeID: String) {
+        self.follower = follower
+        self.credential = credential
+        self.nodeID = nodeID
+        clientNonce = NodeCredential.nonce()
+        phase = .hello(nonce: clientNonce)
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        send(ReplicationOpcode.nodeHello, context: context) { ReplicationMessages.encode(NodeHello(nodeID: nodeID, nonce: clientNonce), into: &$0) }
+        context.fireChannelActive()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent {
+            follower.problem("the primary sent nothing for the silence limit; reconnecting")
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let received: [Frame]
+        do { received = try frames.add(unwrapInboundIn(data)) } catch {
+            follower.problem("the primary sent a bad frame: \(error.message)")
+            context.close(promise: nil)
+            return
+        }
+        for frame in received where context.channel.isActive {
+            if frame.header.isError {
+                let error = try? frame.readPayload { (r) throws(DecodeError) in try ErrorBody.decode(from: &r) }
+                follower.problem("the node refused: \(error.map { "\($0)" } ?? "an undecodable error")")
+                context.close(promise: nil)
+                return
+            }
+            handle(frame, context: context)
+        }
+    }
+
+    private func handle(_ frame: Frame, context: ChannelHandlerContext) {
+        do throws(DecodeError) {
+            switch phase {
+            case .hello:
+                guard frame.header.opcode == ReplicationOpcode.nodeHello else { return unexpected(frame, context) }
+                let reply = try frame.readPayload { (r) throws(DecodeError) in try ReplicationMessages.decodeHelloReply(from: &r) }
+                serverNonce = reply.nonce
+                phase = .auth(peer: reply.nodeID)
+                let proof = credential.proof(.client, clientNonce: clientNonce, serverNonce: serverNonce, nodeID: nodeID)
+                send(ReplicationOpcode.nodeAuth, context: context) { ReplicationMessages.encodeAuth(proof: proof, into: &$0) }
+            case .auth(let peer):
+                guard frame.header.opcode == ReplicationOpcode.nodeAuth else { return unexpected(frame, context) }
+                let reply = try frame.readPayload { (r) throws(DecodeError) in try ReplicationMessages.decodeAuthReply(from: &r) }
+                guard credential.verify(reply.proof, .server, clientNonce: clientNonce, serverNonce: serverNonce, nodeID: peer) else {
+                    follower.problem("node \(peer) did not prove the cluster secret")
+                    context.close(promise: nil)
+                    return
+                }
+                guard let request = follower.authenticated(reply, peer: peer, channel: context.channel) else {
+                    context.close(promise: nil)
+                    return
+                }
+                phase = .replicate(peer: peer)
+                send(ReplicationOpcode.replicate, context: context) { ReplicationMessages.encode(request, into: &$0) }
+            case .replicate(let peer):
+                guard frame.header.opcode == ReplicationOpcode.replicate else { return unexpected(frame, context) }
+                let accepted = try frame.readPayload { (r) throws(DecodeError) in try ReplicationMessages.decodeAccepted(from: &r) }
+                guard follower.accepted(accepted, peer: peer) else {
+                    context.close(promise: nil)
+                    return
+                }
+                phase = .streaming
+            case .streaming:
+                guard frame.header.opcode == ReplicationOpcode.records else { return unexpected(frame, context) }
+                let records = try frame.readPayload { (r) throws(DecodeError) in try ReplicationMessages.decodeRecords(from: &r) }
+                if let error = follower.received(records) {
+                    follower.problem("\(error)")
+                    context.close(promise: nil)
+                }
+            }
+        } catch {
+            follower.problem("the primary sent an undecodable frame: \(error)")
+            context.close(promise: nil)
+        }
+    }
+
+    private func unexpected(_ frame: Frame, _ context: ChannelHandlerContext) {
+        follower.problem("unexpected opcode 0x\(String(frame.header.opcode, radix: 16)) from the primary")
+        context.close(promise: nil)
+    }
+
+    private func send(_ opcode: UInt8, context: ChannelHandlerContext, _ payload: (inout ByteWriter) -> Void) {
+        var writer = ByteWriter(capacity: 96)
+        writer.writeFrame(FrameHeader(opcode: opcode, requestID: 0), payload: payload)
+        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: writer.bytes)), promise: nil)
+    }
+}

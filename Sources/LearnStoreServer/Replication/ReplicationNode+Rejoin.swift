@@ -1,0 +1,64 @@
+import LearnStoreModel
+import LearnStorePersistence
+import LearnStoreProtocol
+
+extension ReplicationNode {
+    /// Before recovery, a node starting as a replica asks the primary where its log may continue, and
+    /// cuts what it wrote as an old primary after its epoch ended elsewhere (never an acknowledged
+    /// write: those reached an in-sync replica, which the new primary's history includes). With no
+    /// primary reachable it starts as it is; its follower reports a divergence found later.
+    func cutDivergedLog(_ directory: DataDirectory) async {
+        guard role == .replica else { return }
+        let last: UInt64
+        do {
+            let report = try WALInspector.check(directory, fileSystem: fileSystem)
+            last = max(report.lastLSN ?? 0, (report.segments.last?.firstLSN ?? 1) - 1)
+        } catch {
+            logger.error("cannot read the WAL to compare it with the primary's", metadata: ["error": "\(error)"])
+            return
+        }
+        let request = ReplicateRequest(epoch: epoch, lastLSN: last)
+        var payload = ByteWriter(capacity: 16)
+        ReplicationMessages.encode(request, into: &payload)
+        for address in configuration.follow {
+            let answer: NodeClient.Answer
+            do {
+                answer = try await NodeClient.request(
+                    address, credential: credential, nodeID: configuration.nodeID, opcode: ReplicationOpcode.replicate,
+                    payload: payload.bytes, group: group)
+            } catch {
+                logger.info("rejoin check: node not usable", metadata: ["node": "\(address)", "error": "\(error)"])
+                continue
+            }
+            guard answer.auth.role == .primary, let frame = answer.reply,
+                let accepted = try? frame.readPayload({ (r) throws(DecodeError) in try ReplicationMessages.decodeAccepted(from: &r) })
+            else { continue }
+            guard accepted.truncate else {
+                logger.info("rejoin check: the log continues the primary's", metadata: ["primary": "\(answer.peerNodeID)", "last_lsn": "\(last)"])
+                return
+            }
+            do {
+                try cut(directory, after: accepted.startAfter)
+                logger.notice("rejoin: cut the records an old primary wrote after its epoch ended", metadata: [
+                    "primary": "\(answer.peerNodeID)", "after_lsn": "\(accepted.startAfter)", "dropped_through": "\(last)",
+                ])
+            } catch {
+                logger.error("rejoin: cannot cut the log", metadata: ["error": "\(error)"])
+            }
+            return
+        }
+        logger.warning("rejoin check: no primary reachable; starting with the log as it is")
+    }
+
+    /// Drops every record after `lsn`, the snapshots holding any of them, and the epochs begun after it.
+    private func cut(_ directory: DataDirectory, after lsn: UInt64) throws {
+        let plan = try WALInspector.planTruncation(directory, at: .lsn(lsn + 1), fileSystem: fileSystem)
+        try WALInspector.truncate(plan, fileSystem: fileSystem)
+        for snapshot in plan.snapshotsBeyondCut { try fileSystem.remove(snapshot) }
+        let history = state.withLock { state in
+            state.history.truncate(after: lsn)
+            return state.history
+        }
+        try history.write(directory: self.directory, fileSystem)
+    }
+}

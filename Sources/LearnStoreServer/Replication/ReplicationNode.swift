@@ -1,0 +1,319 @@
+import Dispatch
+import LearnStoreEngine
+import LearnStoreModel
+import LearnStorePersistence
+import LearnStoreProtocol
+import Logging
+import NIOCore
+import Synchronization
+
+/// The one owner of this node's replication state: its role, its epoch history, and (as a primary)
+/// its replicas and the commit gate they decide, or (as a replica) its follower. The shipping
+/// sessions, the follower and the listener only report events here and carry out what it says.
+public final class ReplicationNode: Sendable {
+    public let configuration: ReplicationConfiguration
+    let credential: NodeCredential
+    let logger: Logger
+    let clock: any EngineClock
+    let fileSystem: any FileSystem
+    /// Where the epoch history is kept.
+    let directory: String
+    let group: any EventLoopGroup
+
+    struct State {
+        var role: NodeRole
+        var history: EpochHistory
+        var replicaSet: ReplicaSetState
+        var wal: WriteAheadLog?
+        var sessions: [ObjectIdentifier: ShippingSession] = [:]
+        /// As a replica: what the primary last told.
+        var primaryNodeID: String?
+        var primaryCommitLSN: UInt64 = 0
+        var inSync = false
+        var appliedLSN: UInt64 = 0
+        var lastHeardMilliseconds: Int64 = 0
+        var followerProblem: String?
+        var follower: ReplicaFollower?
+    }
+
+    let state: Mutex<State>
+
+    public init(configuration: ReplicationConfiguration, directory: String, fileSystem: any FileSystem, clock: any EngineClock,
+                group: any EventLoopGroup, logger: Logger) throws {
+        self.configuration = configuration
+        self.group = group
+        credential = try NodeCredential(secret: configuration.secret)
+        guard NodeCredential.isValidNodeID(configuration.nodeID) else {
+            throw LearnStoreError(.validation, "node id '\(configuration.nodeID)' must be 1-64 letters, digits, '-', '_' or '.'")
+        }
+        self.logger = logger
+        self.clock = clock
+        self.fileSystem = fileSystem
+        self.directory = directory
+        try fileSystem.createDirectory(directory)
+        let history = try EpochHistory.read(directory: directory, fileSystem)
+        let role: NodeRole = configuration.follow.isEmpty ? .primary : .replica
+        state = Mutex(State(role: role, history: history, replicaSet: ReplicaSetState(configuration: configuration.replicaSet, localDurableLSN: 0)))
+    }
+
+    public var role: NodeRole { state.withLock { $0.role } }
+    public var epoch: UInt64 { state.withLock { $0.history.currentEpoch } }
+    public var history: EpochHistory { state.withLock { $0.history } }
+
+    // MARK: start
+
+    /// Recovery has opened the log: a primary gates acknowledgements on its replicas, a replica
+    /// refuses client writes and starts following.
+    func attach(wal: WriteAheadLog, registry: TenantRegistry) {
+        let now = clock.now().milliseconds
+        let role = state.withLock { state in
+            state.wal = wal
+            state.replicaSet = ReplicaSetState(configuration: configuration.replicaSet, localDurableLSN: wal.locallyDurableLSN)
+            state.appliedLSN = wal.locallyDurableLSN
+            state.lastHeardMilliseconds = now
+            return state.role
+        }
+        wal.onLocalCommit = { [weak self] lsn in self?.locallyCommitted(lsn) }
+        switch role {
+        case .primary:
+            becomePrimaryGate(wal)
+        case .replica, .fenced:
+            wal.clientWriteRefusal = notPrimaryError(role)
+            let follower = ReplicaFollower(node: self, wal: wal, registry: registry, group: group)
+            state.withLock { $0.follower = follower }
+            follower.start()
+        }
+    }
+
+    private func becomePrimaryGate(_ wal: WriteAheadLog) {
+        switch configuration.replicaSet.mode {
+        case .sync: wal.setCommitGate(state.withLock { $0.replicaSet.commitMark })
+        case .async: wal.setCommitGate(.max)
+        }
+    }
+
+    func notPrimaryError(_ role: NodeRole) -> LearnStoreError {
+        let primary = state.withLock { $0.primaryNodeID }
+        switch role {
+        case .fenced:
+            return LearnStoreError(.notPrimary, "node \(configuration.nodeID) was the primary of an older epoch and takes no writes; send writes to the current primary")
+        default:
+            return LearnStoreError(.notPrimary, "node \(configuration.nodeID) is a replica\(primary.map { " of \($0)" } ?? ""); send writes to its primary")
+        }
+    }
+
+    /// Closes every replica's stream and waits until they are closed (shutdown).
+    func endSessions() async {
+        let sessions = state.withLock { Array($0.sessions.values) }
+        for session in sessions {
+            session.close()
+            try? await session.closeFuture.get()
+        }
+    }
+
+    func stopFollowing() async {
+        if let follower = state.withLock({ $0.follower }) { await follower.stop() }
+    }
+
+    // MARK: primary events
+
+    func locallyCommitted(_ lsn: UInt64) {
+        let now = clock.now().milliseconds
+        let (role, mark, sessions, wal) = state.withLock { state in
+            state.replicaSet.locallyCommitted(through: lsn, nowMilliseconds: now)
+            return (state.role, state.replicaSet.commitMark, Array(state.sessions.values), state.wal)
+        }
+        switch role {
+        case .primary:
+            if configuration.replicaSet.mode == .sync { wal?.setCommitGate(mark) }
+            for session in sessions { session.wake() }
+        case .replica, .fenced:
+            state.withLock { $0.follower }?.locallyCommitted(lsn)
+        }
+    }
+
+    /// A replica asks to follow from `request`: where its stream starts, or why it cannot.
+    func accept(_ request: ReplicateRequest, from nodeID: String) -> Result<ReplicateAccepted, LearnStoreError> {
+        state.withLock { state in
+            guard state.role == .primary, let wal = state.wal else {
+                return .failure(LearnStoreError(.notPrimary, "node \(configuration.nodeID) is not a primary (it is a \(state.role.name))"))
+            }
+            let epoch = state.history.currentEpoch
+            if request.epoch > epoch {
+                return .failure(LearnStoreError(.fenced, "node \(nodeID) knows epoch \(request.epoch), newer than this primary's \(epoch)"))
+            }
+            let last = wal.locallyDurableLSN
+            var startAfter = request.lastLSN
+            if let end = state.history.lastLSN(ofEpoch: request.epoch, lastLSN: last), request.lastLSN > end {
+                startAfter = end
+            } else if state.history.lastLSN(ofEpoch: request.epoch, lastLSN: last) == nil {
+                startAfter = 0
+            }
+            let epochs = state.history.epochs(after: request.epoch).map { EpochStart(epoch: $0.epoch, firstLSN: $0.firstLSN) }
+            return .success(ReplicateAccepted(epoch: epoch, startAfter: startAfter, truncate: startAfter < request.lastLSN, epochs: epochs))
+        }
+    }
+
+    func sessionStarted(_ session: ShippingSession, nodeID: String, lastLSN: UInt64) {
+        let now = clock.now().milliseconds
+        state.withLock { state in
+            state.sessions[ObjectIdentifier(session)] = session
+            state.replicaSet.connected(nodeID, lastLSN: lastLSN, nowMilliseconds: now)
+        }
+        gateChanged()
+    }
+
+    func acknowledged(_ ack: ReplicationAck, from nodeID: String) {
+        let now = clock.now().milliseconds
+        state.withLock { $0.replicaSet.acknowledged(nodeID, durableLSN: ack.durableLSN, appliedLSN: ack.appliedLSN, nowMilliseconds: now) }
+        gateChanged()
+    }
+
+    func sessionEnded(_ session: ShippingSession, nodeID: String) {
+        let now = clock.now().milliseconds
+        state.withLock { state in
+            guard state.sessions.removeValue(forKey: ObjectIdentifier(session)) != nil else { return }
+            // A newer session of the same replica may have replaced this one.
+            if !state.sessions.values.contains(where: { $0.nodeID == nodeID }) {
+                state.replicaSet.disconnected(nodeID, nowMilliseconds: now)
+            }
+        }
+        gateChanged()
+    }
+
+    /// Time passed: lagging replicas leave the in-sync set. Called by the listener's timer.
+    func tick() {
+        let now = clock.now().milliseconds
+        let removed = state.withLock { $0.replicaSet.tick(nowMilliseconds: now) }
+        for nodeID in removed {
+            logger.warning("replica left the in-sync set", metadata: ["replica": "\(nodeID)", "lag_limit_ms": "\(configuration.replicaSet.lagLimitMilliseconds)"])
+        }
+        gateChanged()
+    }
+
+    private func gateChanged() {
+        let (role, mark, wal) = state.withLock { ($0.role, $0.replicaSet.commitMark, $0.wal) }
+        if role == .primary, configuration.replicaSet.mode == .sync { wal?.setCommitGate(mark) }
+    }
+
+    /// What a shipping session tells its replica with each frame.
+    func streamStatus(for nodeID: String) -> (epoch: UInt64, commitLSN: UInt64, inSync: Bool, role: NodeRole) {
+        state.withLock { state in
+            (state.history.currentEpoch, state.wal?.committedLSN ?? 0, state.replicaSet.replicas[nodeID]?.inSync ?? false, state.role)
+        }
+    }
+
+    /// A node of a newer epoch exists: this old primary stops taking writes (docs/REPLICATION.md, fencing).
+    func fence(reason: String) {
+        let (wal, sessions, changed) = state.withLock { state -> (WriteAheadLog?, [ShippingSession], Bool) in
+            guard state.role == .primary else { return (nil, [], false) }
+            state.role = .fenced
+            let sessions = Array(state.sessions.values)
+            return (state.wal, sessions, true)
+        }
+        guard changed else { return }
+        logger.error("fenced: a newer epoch exists; this node takes no more writes", metadata: ["reason": "\(reason)"])
+        wal?.clientWriteRefusal = notPrimaryError(.fenced)
+        for session in sessions { session.close() }
+    }
+
+    // MARK: replica events
+
+    /// The follower learned the primary's epochs after its own: they become this node's history.
+    func adopt(_ epochs: [EpochStart], primary: String) throws {
+        let history = try state.withLock { state throws -> EpochHistory in
+            state.primaryNodeID = primary
+            for start in epochs where start.epoch > state.history.currentEpoch {
+                try state.history.begin(epoch: start.epoch, firstLSN: start.firstLSN)
+            }
+            return state.history
+        }
+        try history.write(directory: directory, fileSystem)
+    }
+
+    func followed(appliedLSN: UInt64, primaryCommitLSN: UInt64, inSync: Bool) {
+        let now = clock.now().milliseconds
+        state.withLock { state in
+            state.appliedLSN = appliedLSN
+            state.primaryCommitLSN = max(state.primaryCommitLSN, primaryCommitLSN)
+            state.inSync = inSync
+            state.lastHeardMilliseconds = now
+            state.followerProblem = nil
+        }
+    }
+
+    func followerProblem(_ problem: String?) {
+        state.withLock { $0.followerProblem = problem }
+    }
+
+    // MARK: promotion
+
+    /// Makes this replica the primary of a new epoch: it stops following, waits until everything it
+    /// applied is durable, records the epoch durably, and takes writes.
+    public func promote() async throws(LearnStoreError) -> PromoteReply {
+        let (role, follower, wal) = state.withLock { ($0.role, $0.follower, $0.wal) }
+        guard let wal else { throw LearnStoreError(.loading, "the node is recovering its data") }
+        guard role == .replica else { throw LearnStoreError(.validation, "node \(configuration.nodeID) is a \(role.name), not a replica") }
+        if let follower { await follower.stop() }
+        let applied = state.withLock { $0.appliedLSN }
+        let durable = try await offload { wal.waitUntilCommitted(applied) }
+        guard durable else { throw LearnStoreError(.storageUnavailable, "the replica's log could not make its applied writes durable") }
+        let reply = try state.withLock { state throws(LearnStoreError) -> PromoteReply in
+            let epoch = state.history.currentEpoch + 1
+            let first = wal.nextLSN
+            var history = state.history
+            do { try history.begin(epoch: epoch, firstLSN: first) } catch { throw LearnStoreError(.internalError, "\(error)") }
+            do throws(StorageError) { try history.write(directory: directory, fileSystem) } catch { throw error.learnStoreError }
+            state.history = history
+            state.role = .primary
+            state.follower = nil
+            state.primaryNodeID = nil
+            state.replicaSet = ReplicaSetState(configuration: configuration.replicaSet, localDurableLSN: wal.locallyDurableLSN)
+            return PromoteReply(epoch: epoch, firstLSN: first)
+        }
+        becomePrimaryGate(wal)
+        wal.clientWriteRefusal = nil
+        logger.notice("promoted to primary", metadata: ["epoch": "\(reply.epoch)", "first_lsn": "\(reply.firstLSN)"])
+        return reply
+    }
+
+    // MARK: status
+
+    public func status() -> JSONValue {
+        let now = clock.now().milliseconds
+        return state.withLock { state in
+            var fields: [(String, JSONValue)] = [
+                ("node_id", .string(configuration.nodeID)),
+                ("role", .string(state.role.name)),
+                ("epoch", .number(String(state.history.currentEpoch))),
+                ("epochs", .array(state.history.starts.map { .object([("epoch", .number(String($0.epoch))), ("first_lsn", .number(String($0.firstLSN)))]) })),
+                ("durable_lsn", .number(String(state.wal?.locallyDurableLSN ?? 0))),
+                ("committed_lsn", .number(String(state.wal?.committedLSN ?? 0))),
+            ]
+            switch state.role {
+            case .primary, .fenced:
+                fields.append(("mode", .string(configuration.replicaSet.mode.rawValue)))
+                fields.append(("minimum_in_sync", .number(String(configuration.replicaSet.minimumInSync))))
+                fields.append(("in_sync", .array(state.replicaSet.inSyncReplicas.map { .string($0) })))
+                let replicas = state.replicaSet.replicas.values.sorted { $0.nodeID < $1.nodeID }.map { replica -> JSONValue in
+                    let lag = state.replicaSet.lagMilliseconds(durableLSN: replica.durableLSN, nowMilliseconds: now)
+                    return .object([
+                        ("node_id", .string(replica.nodeID)), ("connected", .bool(replica.connected)), ("in_sync", .bool(replica.inSync)),
+                        ("durable_lsn", .number(String(replica.durableLSN))), ("applied_lsn", .number(String(replica.appliedLSN))),
+                        ("lag_lsns", .number(String((state.wal?.locallyDurableLSN ?? 0) &- min(replica.durableLSN, state.wal?.locallyDurableLSN ?? 0)))),
+                        ("lag_ms", .number(String(lag))),
+                    ])
+                }
+                fields.append(("replicas", .array(replicas)))
+            case .replica:
+                fields.append(("primary", state.primaryNodeID.map { .string($0) } ?? .null))
+                fields.append(("applied_lsn", .number(String(state.appliedLSN))))
+                fields.append(("primary_commit_lsn", .number(String(state.primaryCommitLSN))))
+                fields.append(("in_sync", .bool(state.inSync)))
+                fields.append(("last_heard_ms_ago", .number(String(max(0, now - state.lastHeardMilliseconds)))))
+                fields.append(("problem", state.followerProblem.map { .string($0) } ?? .null))
+            }
+            return .object(fields)
+        }
+    }
+}

@@ -1,0 +1,145 @@
+import LearnStoreEngine
+import LearnStoreModel
+@testable import LearnStorePersistence
+import Testing
+
+/// The primary's in-sync set and commit mark, event by event, with the clock given.
+@Suite struct ReplicaSetStateTests {
+    static func state(_ mode: ReplicaSetState.Mode = .sync, minimum: Int = 1, lag: Int64 = 1_000) -> ReplicaSetState {
+        ReplicaSetState(configuration: .init(mode: mode, lagLimitMilliseconds: lag, minimumInSync: minimum), localDurableLSN: 10)
+    }
+
+    @Test func aWriteIsAcknowledgedOnlyOnceTheInSyncReplicaHasItDurable() {
+        var state = Self.state()
+        state.connected("b", lastLSN: 10, nowMilliseconds: 0)
+        #expect(state.inSyncReplicas == ["b"], "a replica holding everything acknowledged joins at once")
+        state.locallyCommitted(through: 15, nowMilliseconds: 1)
+        #expect(state.commitMark == 10)
+        state.acknowledged("b", durableLSN: 13, appliedLSN: 13, nowMilliseconds: 2)
+        #expect(state.commitMark == 13)
+        state.acknowledged("b", durableLSN: 99, appliedLSN: 99, nowMilliseconds: 3)
+        #expect(state.commitMark == 15, "an acknowledgement past what the primary committed counts up to the primary's commit")
+    }
+
+    @Test func belowTheMinimumInSyncNothingIsAcknowledged() {
+        var state = Self.state(minimum: 1)
+        state.locallyCommitted(through: 20, nowMilliseconds: 0)
+        #expect(state.commitMark == 10)
+        var alone = Self.state(minimum: 0)
+        alone.locallyCommitted(through: 20, nowMilliseconds: 0)
+        #expect(alone.commitMark == 20)
+        var async = Self.state(.async, minimum: 1)
+        async.locallyCommitted(through: 20, nowMilliseconds: 0)
+        #expect(async.commitMark == 20)
+    }
+
+    @Test func aLaggingReplicaLeavesAtTheLimitAndOnlyThenIsAcknowledgedWithout() {
+        var state = Self.state(minimum: 0, lag: 1_000)
+        state.connected("b", lastLSN: 10, nowMilliseconds: 0)
+        state.locallyCommitted(through: 11, nowMilliseconds: 100)
+        #expect(state.tick(nowMilliseconds: 1_099).isEmpty)
+        #expect(state.commitMark == 10, "still in sync: the write waits for it")
+        #expect(state.tick(nowMilliseconds: 1_100) == ["b"])
+        #expect(state.commitMark == 11)
+        #expect(state.inSyncReplicas.isEmpty)
+    }
+
+    @Test func aDisconnectedReplicaLeavesAtOnce() {
+        var state = Self.state(minimum: 0)
+        state.connected("b", lastLSN: 10, nowMilliseconds: 0)
+        state.locallyCommitted(through: 12, nowMilliseconds: 1)
+        #expect(state.commitMark == 10)
+        state.disconnected("b", nowMilliseconds: 2)
+        #expect(state.inSyncReplicas.isEmpty)
+        #expect(state.commitMark == 12)
+    }
+
+    @Test func aReplicaCatchingUpJoinsOnlyOnceItHoldsEveryAcknowledgedWrite() {
+        var state = Self.state(minimum: 0, lag: 1_000)
+        state.locallyCommitted(through: 20, nowMilliseconds: 0)
+        #expect(state.commitMark == 20)
+        state.connected("b", lastLSN: 5, nowMilliseconds: 5_000)
+        #expect(state.inSyncReplicas.isEmpty, "it lacks writes acknowledged long ago")
+        state.acknowledged("b", durableLSN: 19, appliedLSN: 19, nowMilliseconds: 5_010)
+        #expect(state.inSyncReplicas.isEmpty)
+        state.locallyCommitted(through: 25, nowMilliseconds: 5_020)
+        #expect(state.commitMark == 25)
+        // Its lag is now small: it is joining, and the writes from now on wait for it.
+        state.acknowledged("b", durableLSN: 20, appliedLSN: 20, nowMilliseconds: 5_030)
+        #expect(state.replicas["b"]?.joining == true)
+        #expect(state.inSyncReplicas.isEmpty, "it still lacks acknowledged writes 21-25")
+        state.locallyCommitted(through: 30, nowMilliseconds: 5_040)
+        #expect(state.commitMark == 25)
+        state.acknowledged("b", durableLSN: 25, appliedLSN: 25, nowMilliseconds: 5_050)
+        #expect(state.inSyncReplicas == ["b"])
+        #expect(state.commitMark == 25)
+        state.acknowledged("b", durableLSN: 30, appliedLSN: 30, nowMilliseconds: 5_060)
+        #expect(state.commitMark == 30)
+    }
+
+    @Test func theMarkNeverMovesBack() {
+        var state = Self.state(minimum: 0)
+        state.locallyCommitted(through: 30, nowMilliseconds: 0)
+        #expect(state.commitMark == 30)
+        state.connected("b", lastLSN: 30, nowMilliseconds: 1)
+        state.acknowledged("b", durableLSN: 12, appliedLSN: 12, nowMilliseconds: 2)
+        #expect(state.commitMark == 30)
+    }
+}
+
+@Suite struct EpochHistoryTests {
+    @Test func theLastLSNOfAnEpochIsTheLSNBeforeTheNextBegan() throws {
+        var history = EpochHistory()
+        try history.begin(epoch: 2, firstLSN: 101)
+        try history.begin(epoch: 5, firstLSN: 250)
+        #expect(history.lastLSN(ofEpoch: 1, lastLSN: 400) == 100)
+        #expect(history.lastLSN(ofEpoch: 3, lastLSN: 400) == 249, "an epoch this node never saw ends where the next one it saw began")
+        #expect(history.lastLSN(ofEpoch: 5, lastLSN: 400) == 400)
+        #expect(history.epochs(after: 1).map(\.epoch) == [2, 5])
+        history.truncate(after: 200)
+        #expect(history.currentEpoch == 2)
+    }
+
+    @Test func epochsOnlyGrowAndTheFileRoundTrips() throws {
+        var history = EpochHistory()
+        #expect(throws: EpochHistory.Invalid.self) { try history.begin(epoch: 1, firstLSN: 5) }
+        try history.begin(epoch: 3, firstLSN: 7)
+        #expect(throws: EpochHistory.Invalid.self) { try history.begin(epoch: 4, firstLSN: 6) }
+        #expect(try EpochHistory.decode(history.encoded) == history)
+        for damaged in ["", "learnstore-epochs 1\n1 1", "learnstore-epochs 1\n2 5\n1 9\n", "learnstore-epochs 1\nx 1\n", "learnstore-epochs 1\n0 1\n"] {
+            #expect(throws: EpochHistory.Invalid.self) { try EpochHistory.decode(Array(damaged.utf8)) }
+        }
+    }
+}
+
+@Suite struct ReplicatedLogTests {
+    static func record(_ lsn: UInt64, sequence: UInt64) -> [UInt8] {
+        WALRecord(lsn: lsn, entry: LogEntry(tenantID: "t1", sequence: sequence, timestamp: Timestamp(milliseconds: 1_700_000_000_000),
+                                             mutations: [.purgeRecords([])])).encoded
+    }
+
+    @Test func shippedRecordsAreCheckedAsTheLogChecksItsOwn() throws {
+        let bytes = Self.record(5, sequence: 1) + Self.record(9, sequence: 2)
+        let parsed = try ShippedRecords.parse(bytes, after: 4)
+        #expect(parsed.map(\.record.lsn) == [5, 9])
+        #expect(Array(bytes[parsed[1].bytes]) == Self.record(9, sequence: 2))
+        #expect(throws: ShippedRecords.Invalid.self, "not above what the replica holds") { try ShippedRecords.parse(bytes, after: 5) }
+        var flipped = bytes
+        flipped[20] ^= 0x10
+        #expect(throws: ShippedRecords.Invalid.self) { try ShippedRecords.parse(flipped, after: 0) }
+        #expect(throws: ShippedRecords.Invalid.self, "cut short") { try ShippedRecords.parse(Array(bytes.dropLast()), after: 0) }
+        #expect(throws: ShippedRecords.Invalid.self, "a commit marker") {
+            try ShippedRecords.parse(bytes + WALCommitMarker(lastLSN: 9, records: 2).encoded, after: 0)
+        }
+    }
+
+    @Test func aLedgerGivesAReplicatedWriteItsPrimarysLSNAndTheGapIsResolvedWithIt() {
+        var ledger = DurabilityLedger(nextLSN: 4)
+        #expect(ledger.append(tenant: "t", sequence: 1, at: 4) == .success(4))
+        #expect(ledger.append(tenant: "t", sequence: 2, at: 9) == .success(9))
+        #expect(ledger.append(tenant: "t", sequence: 3, at: 9) == .failure(.outOfOrder(lsn: 9, next: 10)))
+        ledger.committed(through: 9)
+        #expect(ledger.state(of: 9) == .durable)
+        #expect(ledger.resolvedThrough == 9)
+    }
+}

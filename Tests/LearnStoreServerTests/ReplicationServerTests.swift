@@ -1,0 +1,125 @@
+import LearnStoreClient
+import LearnStoreModel
+import LearnStorePersistence
+import LearnStoreProtocol
+import LearnStoreServer
+import LearnStoreTestSupport
+import NIOPosix
+import Testing
+
+/// Replication end to end: real servers with their WALs on loopback, the real client, the real
+/// replication port.
+@Suite struct ReplicationServerTests {
+    static let secret = Array("replication-test-secret-0123456789".utf8)
+
+    static func node(_ id: String, follow: [String] = [], minimumInSync: Int = 1) -> (inout ServerConfiguration) -> Void {
+        { configuration in
+            var replication = ReplicationConfiguration(nodeID: id, port: 0, secret: secret)
+            replication.follow = follow
+            replication.replicaSet.minimumInSync = minimumInSync
+            configuration.replication = replication
+        }
+    }
+
+    static func replicationAddress(_ server: TestServer) async throws -> String {
+        "127.0.0.1:\(try await server.application.replicationListener!.localAddress.port!)"
+    }
+
+    static func status(_ address: String, secret: [UInt8] = secret) async throws -> JSONValue {
+        let answer = try await NodeClient.request(
+            address, credential: try NodeCredential(secret: secret), nodeID: "operator", opcode: ReplicationOpcode.status,
+            group: MultiThreadedEventLoopGroup.singleton)
+        return try JSONValue.parse(try answer.reply!.readPayload { (r) throws(DecodeError) in try r.readString() })
+    }
+
+    @Test func everyAcknowledgedWriteIsAlreadyReadableOnTheReplica() async throws {
+        let primaryDirectory = TemporaryDirectory()
+        let replicaDirectory = TemporaryDirectory()
+        let primary = try await TestServer.start(configure: Self.node("a"), persistence: .forTests(primaryDirectory.path))
+        let replica = try await TestServer.start(
+            configure: Self.node("b", follow: [try await Self.replicationAddress(primary)]), persistence: .forTests(replicaDirectory.path))
+        let writer = try await primary.client()
+        let reader = try await replica.client()
+        for index in 0..<40 {
+            // Acknowledged only once the in-sync replica has it durable, and it applies before it acknowledges.
+            let created = try await writer.performance.learningRecords.create(sampleBody(title: "course \(index)"))
+            let copy = try await reader.performance.learningRecords.get(created.value.id)
+            #expect(copy == created.value)
+        }
+        let status = try await Self.status(try await Self.replicationAddress(primary))
+        #expect(status["in_sync"] == .array([.string("b")]))
+        await writer.shutdown()
+        await reader.shutdown()
+        try await replica.stop()
+        try await primary.stop()
+    }
+
+    @Test func aReplicaRefusesClientWritesWithNotPrimaryAndAnOutsiderWithoutTheSecret() async throws {
+        let primaryDirectory = TemporaryDirectory()
+        let replicaDirectory = TemporaryDirectory()
+        let primary = try await TestServer.start(configure: Self.node("a"), persistence: .forTests(primaryDirectory.path))
+        let primaryAddress = try await Self.replicationAddress(primary)
+        let replica = try await TestServer.start(configure: Self.node("b", follow: [primaryAddress]), persistence: .forTests(replicaDirectory.path))
+        let client = try await replica.client()
+        let refusal = await #expect(throws: LearnStoreError.self) {
+            _ = try await client.performance.learningRecords.create(sampleBody())
+        }
+        #expect(refusal?.code == .notPrimary)
+        let outsider = try NodeCredential(secret: Array("some-other-secret-0123456789".utf8))
+        let unknown = await #expect(throws: LearnStoreError.self) {
+            _ = try await NodeClient.request(primaryAddress, credential: outsider, nodeID: "intruder", opcode: ReplicationOpcode.status,
+                                             group: MultiThreadedEventLoopGroup.singleton)
+        }
+        #expect(unknown?.code == .unauthenticated)
+        await client.shutdown()
+        try await replica.stop()
+        try await primary.stop()
+    }
+
+    /// A primary that acknowledges alone (`--min-in-sync-replicas 0`) loses what it wrote alone when a
+    /// replica is promoted over it; it rejoins as a replica, cutting exactly those writes, and ends up
+    /// identical to the new primary.
+    @Test func aPromotedReplicaLeadsANewEpochAndTheOldPrimaryRejoinsWithoutWhatItWroteAlone() async throws {
+        let aDirectory = TemporaryDirectory()
+        let bDirectory = TemporaryDirectory()
+        var a = try await TestServer.start(configure: Self.node("a", minimumInSync: 0), persistence: .forTests(aDirectory.path))
+        let aAddress = try await Self.replicationAddress(a)
+        var b = try await TestServer.start(configure: Self.node("b", follow: [aAddress]), persistence: .forTests(bDirectory.path))
+        var writer = try await a.client()
+        var shared: [LearningRecord] = []
+        for index in 0..<10 { shared.append(try await writer.performance.learningRecords.create(sampleBody(title: "shared \(index)")).value) }
+        // Wait until b is in sync, so the shared writes are all on b.
+        #expect(await eventually(within: 30) { (try? await Self.status(aAddress))?["in_sync"] == .array([.string("b")]) })
+        try await b.stop()
+        var alone: [RecordID] = []
+        for index in 0..<5 { alone.append(try await writer.performance.learningRecords.create(sampleBody(title: "alone \(index)")).value.id) }
+        await writer.shutdown()
+        try await a.stop()
+
+        b = try await TestServer.start(configure: Self.node("b", follow: [aAddress], minimumInSync: 0), persistence: .forTests(bDirectory.path))
+        let bAddress = try await Self.replicationAddress(b)
+        let promoted = try await NodeClient.request(
+            bAddress, credential: try NodeCredential(secret: Self.secret), nodeID: "operator", opcode: ReplicationOpcode.promote,
+            group: MultiThreadedEventLoopGroup.singleton)
+        let reply = try promoted.reply!.readPayload { (r) throws(DecodeError) in try ReplicationMessages.decodePromoteReply(from: &r) }
+        #expect(reply.epoch == 2)
+        writer = try await b.client()
+        let after = try await writer.performance.learningRecords.create(sampleBody(title: "epoch 2")).value
+
+        a = try await TestServer.start(configure: Self.node("a", follow: [bAddress]), persistence: .forTests(aDirectory.path))
+        let reader = try await a.client()
+        #expect(await eventually(within: 30) { (try? await reader.performance.learningRecords.get(after.id)) != nil })
+        for record in shared { #expect(try await reader.performance.learningRecords.get(record.id) == record) }
+        for id in alone {
+            let missing = await #expect(throws: LearnStoreError.self) { _ = try await reader.performance.learningRecords.get(id) }
+            #expect(missing?.code == .notFound)
+        }
+        let aStatus = try await Self.status(try await Self.replicationAddress(a))
+        #expect(aStatus["role"] == .string("replica"))
+        #expect(aStatus["epoch"] == .number("2"))
+        await reader.shutdown()
+        await writer.shutdown()
+        try await a.stop()
+        try await b.stop()
+    }
+}
