@@ -7,9 +7,18 @@ import LearnStoreModel
 public struct EpochHistory: Sendable, Hashable {
     /// Ascending by epoch and by first LSN; never empty.
     public private(set) var starts: [(epoch: UInt64, firstLSN: UInt64)]
+    /// The highest epoch this node has promised exists (a promotion asked it before it began):
+    /// promotions never reuse an epoch number, because each asks enough nodes that the next one
+    /// hears of it, and one picks an epoch above every promise it hears of.
+    public private(set) var promised: UInt64
 
     public static func == (lhs: EpochHistory, rhs: EpochHistory) -> Bool {
-        lhs.starts.elementsEqual(rhs.starts) { $0.epoch == $1.epoch && $0.firstLSN == $1.firstLSN }
+        lhs.promised == rhs.promised && lhs.sameEpochs(as: rhs)
+    }
+
+    /// Whether both hold the same epochs from the same LSNs (promises aside).
+    public func sameEpochs(as other: EpochHistory) -> Bool {
+        starts.elementsEqual(other.starts) { $0.epoch == $1.epoch && $0.firstLSN == $1.firstLSN }
     }
 
     public func hash(into hasher: inout Hasher) {
@@ -17,14 +26,16 @@ public struct EpochHistory: Sendable, Hashable {
             hasher.combine(start.epoch)
             hasher.combine(start.firstLSN)
         }
+        hasher.combine(promised)
     }
 
     /// A node that never saw a promotion: epoch 1 from the first LSN.
     public init() {
         starts = [(1, 1)]
+        promised = 1
     }
 
-    public init(starts: [(epoch: UInt64, firstLSN: UInt64)]) throws(Invalid) {
+    public init(starts: [(epoch: UInt64, firstLSN: UInt64)], promised: UInt64 = 0) throws(Invalid) {
         guard let first = starts.first else { throw Invalid(description: "an epoch history holds at least one epoch") }
         var previous = first
         for start in starts.dropFirst() {
@@ -34,6 +45,22 @@ public struct EpochHistory: Sendable, Hashable {
             previous = start
         }
         self.starts = starts
+        self.promised = max(promised, starts[starts.count - 1].epoch)
+    }
+
+    /// Promises that `epoch` may begin (a promotion is under way). Returns whether it raised the promise.
+    @discardableResult
+    public mutating func promise(_ epoch: UInt64) -> Bool {
+        guard epoch > promised else { return false }
+        promised = epoch
+        return true
+    }
+
+    /// This history's epochs with the higher of both promises: what a follower keeps of its primary's.
+    public func adopting(_ primary: EpochHistory) -> EpochHistory {
+        var adopted = primary
+        adopted.promised = max(primary.promised, promised)
+        return adopted
     }
 
     public struct Invalid: Error, Sendable, CustomStringConvertible, Equatable {
@@ -42,12 +69,42 @@ public struct EpochHistory: Sendable, Hashable {
 
     public var currentEpoch: UInt64 { starts[starts.count - 1].epoch }
 
+    /// The epoch in which `lsn` was written: the newest epoch begun at or before it. With a node's last
+    /// LSN, how up to date its log is (newest epoch first, then length), as Raft compares logs: a node
+    /// that learned of an epoch but holds none of its records is not ahead of one that holds more of
+    /// the epoch before.
+    public func epoch(of lsn: UInt64) -> UInt64 {
+        starts.last { $0.firstLSN <= lsn }?.epoch ?? starts[0].epoch
+    }
+
     /// The last LSN of `epoch` in this history: the LSN before the next epoch began (`lastLSN` for the
     /// current one). nil if this history never had `epoch` and none before it either.
     public func lastLSN(ofEpoch epoch: UInt64, lastLSN: UInt64) -> UInt64? {
         guard epoch >= starts[0].epoch else { return nil }
         guard let next = starts.first(where: { $0.epoch > epoch }) else { return lastLSN }
         return next.firstLSN - 1
+    }
+
+    /// Where a follower with history `follower`, holding records up to `lastLSN`, continues this
+    /// history, whose own log holds records up to `localLastLSN`. An epoch is identified by its number
+    /// and its first LSN together, so two promotions that picked the same number never pass for one
+    /// history. The two histories agree up to their last common epoch; the follower's records are this
+    /// log's up to where that epoch ends in either history. It continues after its `lastLSN`, or after
+    /// that end, cutting what follows (`truncate`). nil when the follower knows (or has promised) a newer
+    /// epoch than this history's current one: this node is the stale one.
+    public func followPoint(follower: EpochHistory, lastLSN: UInt64, localLastLSN: UInt64) -> (startAfter: UInt64, truncate: Bool)? {
+        guard follower.currentEpoch <= currentEpoch, follower.promised <= currentEpoch else { return nil }
+        var common = -1
+        while common + 1 < starts.count, common + 1 < follower.starts.count,
+            starts[common + 1].epoch == follower.starts[common + 1].epoch, starts[common + 1].firstLSN == follower.starts[common + 1].firstLSN
+        {
+            common += 1
+        }
+        guard common >= 0 else { return (0, lastLSN > 0) }
+        let endHere = common + 1 < starts.count ? starts[common + 1].firstLSN - 1 : localLastLSN
+        let endThere = common + 1 < follower.starts.count ? follower.starts[common + 1].firstLSN - 1 : lastLSN
+        let shared = min(endHere, endThere, lastLSN)
+        return (shared, lastLSN > shared)
     }
 
     /// Starts `epoch` at `firstLSN` (a promotion, or an epoch learned from a primary).
@@ -58,6 +115,7 @@ public struct EpochHistory: Sendable, Hashable {
             throw Invalid(description: "epoch \(epoch) cannot start at LSN \(firstLSN), before epoch \(current.epoch) began at LSN \(current.firstLSN)")
         }
         starts.append((epoch, firstLSN))
+        promised = max(promised, epoch)
     }
 
     /// Forgets the epochs that began after `lsn` (a node dropping records a newer primary never had).
@@ -75,10 +133,11 @@ public struct EpochHistory: Sendable, Hashable {
     public static let fileName = "epochs"
     static let header = "learnstore-epochs 1"
 
-    /// Text: a header line, then `<epoch> <first_lsn>` per line.
+    /// Text: a header line, then `<epoch> <first_lsn>` per line, then `promised <epoch>`.
     public var encoded: [UInt8] {
         var text = Self.header + "\n"
         for start in starts { text += "\(start.epoch) \(start.firstLSN)\n" }
+        text += "promised \(promised)\n"
         return Array(text.utf8)
     }
 
@@ -89,14 +148,20 @@ public struct EpochHistory: Sendable, Hashable {
             throw Invalid(description: "\(fileName) does not start with '\(header)' or is cut short")
         }
         var starts: [(epoch: UInt64, firstLSN: UInt64)] = []
-        for (index, line) in lines.dropFirst().dropLast().enumerated() {
+        var promised: UInt64 = 0
+        let body = Array(lines.dropFirst().dropLast())
+        for (index, line) in body.enumerated() {
             let parts = line.split(separator: " ")
+            if index == body.count - 1, parts.count == 2, parts[0] == "promised", let value = UInt64(parts[1]), value <= UInt64(Int64.max) {
+                promised = value
+                continue
+            }
             guard parts.count == 2, let epoch = UInt64(parts[0]), let first = UInt64(parts[1]), epoch >= 1, first >= 1,
                 epoch <= UInt64(Int64.max), first <= UInt64(Int64.max)
             else { throw Invalid(description: "\(fileName) line \(index + 2) is not '<epoch> <first_lsn>'") }
             starts.append((epoch, first))
         }
-        return try EpochHistory(starts: starts)
+        return try EpochHistory(starts: starts, promised: promised)
     }
 
     /// The history in `directory`, or a new one when there is none yet.

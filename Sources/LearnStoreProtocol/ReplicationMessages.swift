@@ -10,24 +10,7 @@ public enum ReplicationOpcode {
     public static let ack: UInt8 = 0xB4
     public static let promote: UInt8 = 0xB5
     public static let status: UInt8 = 0xB6
-}
-
-/// A node's role as the replication port reports it.
-public enum NodeRole: UInt8, Sendable, Hashable {
-    /// Takes client writes and ships its log to replicas.
-    case primary = 1
-    /// Follows a primary; serves reads.
-    case replica = 2
-    /// Was a primary and learned of a newer epoch: takes no writes.
-    case fenced = 3
-
-    public var name: String {
-        switch self {
-        case .primary: "primary"
-        case .replica: "replica"
-        case .fenced: "fenced"
-        }
-    }
+    public static let promise: UInt8 = 0xB7
 }
 
 public struct NodeHello: Sendable, Hashable {
@@ -68,15 +51,21 @@ public struct NodeAuthReply: Sendable, Hashable {
     }
 }
 
-/// A replica asks to follow: its newest epoch and the last LSN its log holds.
+/// A replica asks to follow: its epoch history (oldest first; the last is its current epoch) and the
+/// last LSN its log holds.
 public struct ReplicateRequest: Sendable, Hashable {
-    public var epoch: UInt64
+    public var epochs: [EpochStart]
+    /// The highest epoch the replica has promised a promotion (PROMISE).
+    public var promised: UInt64
     public var lastLSN: UInt64
 
-    public init(epoch: UInt64, lastLSN: UInt64) {
-        self.epoch = epoch
+    public init(epochs: [EpochStart], promised: UInt64, lastLSN: UInt64) {
+        self.epochs = epochs
+        self.promised = promised
         self.lastLSN = lastLSN
     }
+
+    public var epoch: UInt64 { epochs.last?.epoch ?? 0 }
 }
 
 /// Where the stream starts. With `truncate`, the replica holds records the primary's history does
@@ -142,6 +131,13 @@ public struct ReplicationAck: Sendable, Hashable {
         self.durableLSN = durableLSN
         self.appliedLSN = appliedLSN
     }
+}
+
+/// PROMOTE asks for at least this epoch (0: the node's current epoch + 1); the operator's tool passes
+/// one above every epoch the reachable nodes know.
+public struct PromoteRequest: Sendable, Hashable {
+    public var epoch: UInt64
+    public init(epoch: UInt64) { self.epoch = epoch }
 }
 
 /// The answer to PROMOTE: the epoch the node now leads, from which LSN.
@@ -214,26 +210,42 @@ public enum ReplicationMessages {
     }
 
     public static func encode(_ request: ReplicateRequest, into writer: inout ByteWriter) {
-        writer.writeU64(request.epoch)
         writer.writeU64(request.lastLSN)
+        writer.writeU64(request.promised)
+        encode(request.epochs, into: &writer)
     }
 
     public static func decodeReplicate(from reader: inout ByteReader) throws(DecodeError) -> ReplicateRequest {
-        let epoch = try reader.readU64()
         let last = try reader.readU64()
+        let promised = try reader.readU64()
+        let epochs = try decodeEpochs(from: &reader)
+        guard !epochs.isEmpty else { throw reader.error("an epoch history holds at least one epoch") }
         try reader.expectEnd()
-        return ReplicateRequest(epoch: epoch, lastLSN: last)
+        return ReplicateRequest(epochs: epochs, promised: promised, lastLSN: last)
+    }
+
+    static func encode(_ epochs: [EpochStart], into writer: inout ByteWriter) {
+        writer.writeU32(UInt32(epochs.count))
+        for start in epochs {
+            writer.writeU64(start.epoch)
+            writer.writeU64(start.firstLSN)
+        }
+    }
+
+    static func decodeEpochs(from reader: inout ByteReader) throws(DecodeError) -> [EpochStart] {
+        let count = Int(try reader.readU32())
+        guard count <= maximumEpochs, count * 16 <= reader.remaining else { throw reader.error("epoch count \(count) exceeds the payload") }
+        var epochs: [EpochStart] = []
+        epochs.reserveCapacity(count)
+        for _ in 0..<count { epochs.append(EpochStart(epoch: try reader.readU64(), firstLSN: try reader.readU64())) }
+        return epochs
     }
 
     public static func encode(_ accepted: ReplicateAccepted, into writer: inout ByteWriter) {
         writer.writeU64(accepted.epoch)
         writer.writeU64(accepted.startAfter)
         writer.writeU8(accepted.truncate ? 1 : 0)
-        writer.writeU32(UInt32(accepted.epochs.count))
-        for start in accepted.epochs {
-            writer.writeU64(start.epoch)
-            writer.writeU64(start.firstLSN)
-        }
+        encode(accepted.epochs, into: &writer)
     }
 
     public static func decodeAccepted(from reader: inout ByteReader) throws(DecodeError) -> ReplicateAccepted {
@@ -241,11 +253,7 @@ public enum ReplicationMessages {
         let start = try reader.readU64()
         let truncate = try reader.readU8()
         guard truncate <= 1 else { throw reader.error("truncate must be 0 or 1") }
-        let count = Int(try reader.readU32())
-        guard count <= maximumEpochs, count * 16 <= reader.remaining else { throw reader.error("epoch count \(count) exceeds the payload") }
-        var epochs: [EpochStart] = []
-        epochs.reserveCapacity(count)
-        for _ in 0..<count { epochs.append(EpochStart(epoch: try reader.readU64(), firstLSN: try reader.readU64())) }
+        let epochs = try decodeEpochs(from: &reader)
         try reader.expectEnd()
         return ReplicateAccepted(epoch: epoch, startAfter: start, truncate: truncate == 1, epochs: epochs)
     }
@@ -280,6 +288,16 @@ public enum ReplicationMessages {
         let ack = ReplicationAck(epoch: try reader.readU64(), durableLSN: try reader.readU64(), appliedLSN: try reader.readU64())
         try reader.expectEnd()
         return ack
+    }
+
+    public static func encode(_ request: PromoteRequest, into writer: inout ByteWriter) {
+        writer.writeU64(request.epoch)
+    }
+
+    public static func decodePromote(from reader: inout ByteReader) throws(DecodeError) -> PromoteRequest {
+        let request = PromoteRequest(epoch: try reader.readU64())
+        try reader.expectEnd()
+        return request
     }
 
     public static func encode(_ reply: PromoteReply, into writer: inout ByteWriter) {

@@ -132,41 +132,67 @@ struct ClusterCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Make a replica the primary of a new epoch.",
             discussion: """
-                Asks every node in --nodes for its status and promotes the replica holding the most of the log (the \
-                highest durable LSN: it holds every acknowledged write while at most one node is lost under \
-                --min-in-sync-replicas 1), or --node if given and no reachable replica holds more. Refuses while a \
-                reachable node is still a primary, unless --force: stop or fence the old primary first.
+                --nodes must list every node of the cluster. The promotion needs all but --min-in-sync of them \
+                reachable (and more than twice --min-in-sync nodes in all): then the nodes reached include one \
+                holding every acknowledged write, and any later promotion reaches one that knows this one. It picks \
+                an epoch above every epoch the reachable nodes know or have promised, has at least --min-in-sync + 1 \
+                of them promise it (a primary of an older epoch that promises stops taking writes), and promotes the \
+                most up-to-date replica: the newest epoch of its last record, then the most of the log (or --node, if \
+                none is more up to date). Refuses while a reachable node is still a primary, unless --force.
                 """)
         @OptionGroup var options: NodeOptions
         @Option(help: "The replica to promote (host:port, one of --nodes).") var node: String?
-        @Flag(help: "Promote even though a reachable node is a primary or a replica holds more of the log.") var force = false
+        @Option(name: .customLong("min-in-sync"), help: "The cluster's --min-in-sync-replicas (default 1).") var minimumInSync = 1
+        @Flag(help: "Promote even though a reachable node is a primary, too few nodes answer, or a replica is more up to date.") var force = false
 
         func run() async throws {
             try await runCLI {
                 let statuses = try await ClusterCommand.statuses(options)
-                func field(_ status: JSONValue?, _ name: String) -> JSONValue? { status?[name] }
-                let primaries = statuses.filter { field($0.status, "role")?.stringValue == "primary" }
+                let total = statuses.count
+                guard minimumInSync >= 0, total > 2 * minimumInSync || force else {
+                    throw CLIError.usage("\(total) nodes cannot promote safely with --min-in-sync \(minimumInSync): more than \(2 * minimumInSync) are needed (or --force)")
+                }
+                let reachable = statuses.filter { $0.status != nil }
+                guard reachable.count >= total - minimumInSync || force else {
+                    let missing = statuses.filter { $0.status == nil }.map(\.address)
+                    throw CLIError.usage("only \(reachable.count) of \(total) nodes answer (\(missing.joined(separator: ", ")) do not); at least \(total - minimumInSync) must, or pass --force")
+                }
+                func number(_ status: JSONValue?, _ name: String) -> UInt64 { UInt64(status?[name]?.int64Value ?? 0) }
+                let primaries = reachable.filter { $0.status?["role"]?.stringValue == "primary" }
                 if !primaries.isEmpty && !force {
                     throw CLIError.usage("\(primaries.map(\.address).joined(separator: ", ")) is still a primary; stop it first or pass --force")
                 }
-                let replicas = statuses.filter { field($0.status, "role")?.stringValue == "replica" }
-                    .map { (address: $0.address, durable: field($0.status, "durable_lsn")?.int64Value ?? 0) }
-                guard let best = replicas.max(by: { $0.durable < $1.durable }) else { throw CLIError.failed("no reachable replica to promote") }
+                let replicas = reachable.filter { $0.status?["role"]?.stringValue == "replica" }
+                    .map { (address: $0.address, upToDate: (number($0.status, "last_epoch"), number($0.status, "durable_lsn"))) }
+                guard let best = replicas.max(by: { $0.upToDate < $1.upToDate }) else { throw CLIError.failed("no reachable replica to promote") }
                 var chosen = best.address
                 if let node {
                     guard let asked = replicas.first(where: { $0.address == node }) else { throw CLIError.usage("\(node) is not a reachable replica in --nodes") }
-                    if asked.durable < best.durable && !force {
-                        throw CLIError.usage("\(best.address) holds more of the log (LSN \(best.durable) against \(asked.durable)); promote it, or pass --force")
+                    if asked.upToDate < best.upToDate && !force {
+                        throw CLIError.usage("\(best.address) is more up to date (epoch \(best.upToDate.0), LSN \(best.upToDate.1)); promote it, or pass --force")
                     }
                     chosen = node
                 }
+                let epoch = reachable.map { max(number($0.status, "promised"), number($0.status, "epoch")) }.max()! + 1
+                let credential = try options.credential()
+                var payload = ByteWriter(capacity: 8)
+                ReplicationMessages.encode(PromoteRequest(epoch: epoch), into: &payload)
+                var promised = 0
+                for target in reachable {
+                    if (try? await NodeClient.request(
+                        target.address, credential: credential, nodeID: "operator", opcode: ReplicationOpcode.promise, payload: payload.bytes,
+                        group: MultiThreadedEventLoopGroup.singleton)) != nil { promised += 1 }
+                }
+                guard promised >= minimumInSync + 1 || force else {
+                    throw CLIError.failed("only \(promised) nodes promised epoch \(epoch) (\(minimumInSync + 1) needed); nothing was promoted")
+                }
                 let answer = try await NodeClient.request(
-                    chosen, credential: try options.credential(), nodeID: "operator", opcode: ReplicationOpcode.promote,
+                    chosen, credential: credential, nodeID: "operator", opcode: ReplicationOpcode.promote, payload: payload.bytes,
                     group: MultiThreadedEventLoopGroup.singleton, timeout: .seconds(60))
                 let reply = try answer.reply!.readPayload { (r) throws(DecodeError) in try ReplicationMessages.decodePromoteReply(from: &r) }
                 printJSON(.object([
                     ("promoted", .string(chosen)), ("node_id", .string(answer.peerNodeID)),
-                    ("epoch", .number(String(reply.epoch))), ("first_lsn", .number(String(reply.firstLSN))),
+                    ("epoch", .number(String(reply.epoch))), ("first_lsn", .number(String(reply.firstLSN))), ("promised_by", .number(String(promised))),
                 ]))
             }
         }

@@ -100,12 +100,31 @@ import Testing
         #expect(history.currentEpoch == 2)
     }
 
+    @Test func aFollowerContinuesAfterItsLastLSNOrIsCutWhereTheHistoriesPart() throws {
+        var primary = EpochHistory()
+        try primary.begin(epoch: 2, firstLSN: 101)
+        let behind = EpochHistory()
+        #expect(primary.followPoint(follower: behind, lastLSN: 80, localLastLSN: 300)! == (80, false))
+        #expect(primary.followPoint(follower: behind, lastLSN: 120, localLastLSN: 300)! == (100, true),
+                "an old primary's records after its epoch ended elsewhere are cut")
+        var rival = EpochHistory()
+        try rival.begin(epoch: 2, firstLSN: 90)
+        #expect(primary.followPoint(follower: rival, lastLSN: 95, localLastLSN: 300)! == (89, true),
+                "the same epoch number begun at another LSN is another history")
+        var newer = EpochHistory()
+        newer.promise(3)
+        #expect(primary.followPoint(follower: newer, lastLSN: 10, localLastLSN: 300) == nil, "a follower that promised a newer epoch fences this primary")
+        #expect(primary.epoch(of: 100) == 1 && primary.epoch(of: 101) == 2)
+    }
+
     @Test func epochsOnlyGrowAndTheFileRoundTrips() throws {
         var history = EpochHistory()
         #expect(throws: EpochHistory.Invalid.self) { try history.begin(epoch: 1, firstLSN: 5) }
         try history.begin(epoch: 3, firstLSN: 7)
         #expect(throws: EpochHistory.Invalid.self) { try history.begin(epoch: 4, firstLSN: 6) }
+        history.promise(7)
         #expect(try EpochHistory.decode(history.encoded) == history)
+        #expect(try EpochHistory.decode(history.encoded).promised == 7)
         for damaged in ["", "learnstore-epochs 1\n1 1", "learnstore-epochs 1\n2 5\n1 9\n", "learnstore-epochs 1\nx 1\n", "learnstore-epochs 1\n0 1\n"] {
             #expect(throws: EpochHistory.Invalid.self) { try EpochHistory.decode(Array(damaged.utf8)) }
         }

@@ -98,9 +98,11 @@ import Testing
 
         b = try await TestServer.start(configure: Self.node("b", follow: [aAddress], minimumInSync: 0), persistence: .forTests(bDirectory.path))
         let bAddress = try await Self.replicationAddress(b)
+        var payload = ByteWriter(capacity: 8)
+        ReplicationMessages.encode(PromoteRequest(epoch: 0), into: &payload)
         let promoted = try await NodeClient.request(
             bAddress, credential: try NodeCredential(secret: Self.secret), nodeID: "operator", opcode: ReplicationOpcode.promote,
-            group: MultiThreadedEventLoopGroup.singleton)
+            payload: payload.bytes, group: MultiThreadedEventLoopGroup.singleton)
         let reply = try promoted.reply!.readPayload { (r) throws(DecodeError) in try ReplicationMessages.decodePromoteReply(from: &r) }
         #expect(reply.epoch == 2)
         writer = try await b.client()

@@ -1,3 +1,4 @@
+import LearnStoreEngine
 import LearnStoreModel
 
 /// The records of one replication frame, checked as the log checks its own before anything uses
@@ -38,5 +39,35 @@ public enum ShippedRecords {
         }
         if let failure { throw failure }
         return records
+    }
+}
+
+/// What a replica does with a RECORDS frame: checks its records and applies each, in order, to the
+/// tenant it belongs to, queuing it in the replica's log at its primary's LSN. Shared by the server's
+/// follower and the simulation.
+public enum ReplicatedApply {
+    /// Returns the LSN of the last record applied (`after` when there were none), or the first error;
+    /// the records before it stay applied.
+    public static func apply(_ bytes: [UInt8], after: UInt64, tenant: (String) -> TenantActor) -> (applied: UInt64, error: LearnStoreError?) {
+        let records: [ShippedRecords.Record]
+        do { records = try ShippedRecords.parse(bytes, after: after) } catch {
+            return (after, LearnStoreError(.badFrame, "RECORDS: \(error)"))
+        }
+        var applied = after
+        for shipped in records {
+            let record = shipped.record
+            let sealed = Array(bytes[shipped.bytes])
+            let failure: LearnStoreError? = tenant(record.entry.tenantID).withExclusiveAccess { actor in
+                do throws(LearnStoreError) {
+                    try actor.applyReplicated(record.entry, lsn: record.lsn, sealed: sealed)
+                    return nil
+                } catch {
+                    return error
+                }
+            }
+            if let failure { return (applied, LearnStoreError(failure.code, "applying LSN \(record.lsn): \(failure.message)")) }
+            applied = record.lsn
+        }
+        return (applied, nil)
     }
 }

@@ -57,6 +57,10 @@ final class ReplicaFollower: @unchecked Sendable {
 
     /// This node's log made `lsn` durable (any thread): acknowledge it.
     func locallyCommitted(_ lsn: UInt64) {
+        if wal.hasFailures, !halted.load(ordering: .acquiring) {
+            node.failStop("a write to the replica's log failed")
+            return
+        }
         guard !halted.load(ordering: .acquiring), !ackQueued.exchange(true, ordering: .acquiringAndReleasing) else { return }
         loop.execute {
             self.ackQueued.store(false, ordering: .releasing)
@@ -154,7 +158,8 @@ final class ReplicaFollower: @unchecked Sendable {
             channel.writeAndFlush(channel.allocator.buffer(bytes: writer.bytes), promise: nil)
             return nil
         }
-        return ReplicateRequest(epoch: epoch, lastLSN: appliedLSN)
+        let history = node.history
+        return ReplicateRequest(epochs: history.starts.map { EpochStart(epoch: $0.epoch, firstLSN: $0.firstLSN) }, promised: history.promised, lastLSN: appliedLSN)
     }
 
     /// The primary accepted: adopt its newer epochs and stream, unless this node must cut its log first.
@@ -181,28 +186,18 @@ final class ReplicaFollower: @unchecked Sendable {
         guard let epoch = streamingEpoch, frame.epoch == epoch else {
             return LearnStoreError(.fenced, "RECORDS of epoch \(frame.epoch) on a stream of epoch \(streamingEpoch ?? 0)")
         }
-        let records: [ShippedRecords.Record]
-        do { records = try ShippedRecords.parse(frame.records, after: appliedLSN) } catch {
-            return LearnStoreError(.badFrame, "RECORDS: \(error)")
+        let registry = self.registry
+        let before = appliedLSN
+        let (applied, failure) = ReplicatedApply.apply(frame.records, after: appliedLSN) { registry.tenant($0) }
+        appliedLSN = applied
+        if applied > before { wal.writeNow() }
+        if let failure {
+            if failure.code == .storageUnavailable || wal.hasFailures { node.failStop("\(failure)") }
+            return failure
         }
-        for shipped in records {
-            let record = shipped.record
-            let sealed = Array(frame.records[shipped.bytes])
-            let tenant = registry.tenant(record.entry.tenantID)
-            let failure: LearnStoreError? = tenant.withExclusiveAccess { actor in
-                do throws(LearnStoreError) {
-                    try actor.applyReplicated(record.entry, lsn: record.lsn, sealed: sealed)
-                    return nil
-                } catch {
-                    return error
-                }
-            }
-            if let failure { return LearnStoreError(failure.code, "applying LSN \(record.lsn): \(failure.message)") }
-            appliedLSN = record.lsn
-        }
-        if !records.isEmpty { wal.writeNow() }
         node.followed(appliedLSN: appliedLSN, primaryCommitLSN: frame.commitLSN, inSync: frame.inSync)
-        if records.isEmpty { sendAck() }
+        // With records, the log's commit sends the ACK; a heartbeat is answered at once.
+        if applied == before { sendAck() }
         return nil
     }
 

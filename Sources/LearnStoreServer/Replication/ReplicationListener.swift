@@ -46,6 +46,7 @@ public final class ReplicationListener: Service, Sendable {
         if let address = channel.localAddress { bound.succeed(address) } else { bound.fail(ChannelError.unknownLocalAddress) }
         node.logger.info("replication port", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")", "role": "\(node.role.name)"])
         let ticker = channel.eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(50), delay: .milliseconds(50)) { _ in node.tick() }
+        node.onFailStop { channel.close(promise: nil) }
         await withGracefulShutdownHandler {
             try? await channel.closeFuture.get()
         } onGracefulShutdown: {
@@ -54,6 +55,9 @@ public final class ReplicationListener: Service, Sendable {
         ticker.cancel()
         await node.endSessions()
         await node.stopFollowing()
+        if let fatal = node.fatalProblem {
+            throw LearnStoreError(.storageUnavailable, "replication stopped the node: \(fatal)")
+        }
     }
 
     private func bind(node: ReplicationNode, walSource: @escaping @Sendable () -> (WriteAheadLog, String, any FileSystem)?) async throws -> any Channel {
@@ -242,11 +246,15 @@ final class ReplicationServerHandler: ChannelInboundHandler, @unchecked Sendable
             session.start()
         case ReplicationOpcode.promote:
             let requestID = frame.header.requestID
+            let asked: PromoteRequest
+            do { asked = try frame.readPayload { (r) throws(DecodeError) in try ReplicationMessages.decodePromote(from: &r) } } catch {
+                return reject(LearnStoreError(.badFrame, "PROMOTE: \(error)"), opcode: opcode, context: context, close: false)
+            }
             let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             let node = self.node
             let promise = context.eventLoop.makePromise(of: Result<PromoteReply, LearnStoreError>.self)
             promise.completeWithTask {
-                do throws(LearnStoreError) { return .success(try await node.promote()) } catch { return .failure(error) }
+                do throws(LearnStoreError) { return .success(try await node.promote(atLeast: asked.epoch)) } catch { return .failure(error) }
             }
             promise.futureResult.whenSuccess { result in
                 let (handler, context) = loopBound.value
@@ -256,6 +264,17 @@ final class ReplicationServerHandler: ChannelInboundHandler, @unchecked Sendable
                 case .failure(let error):
                     handler.reject(error, opcode: opcode, requestID: requestID, context: context, close: false)
                 }
+            }
+        case ReplicationOpcode.promise:
+            let asked: PromoteRequest
+            do { asked = try frame.readPayload { (r) throws(DecodeError) in try ReplicationMessages.decodePromote(from: &r) } } catch {
+                return reject(LearnStoreError(.badFrame, "PROMISE: \(error)"), opcode: opcode, context: context, close: false)
+            }
+            do {
+                let promised = try node.promise(asked.epoch)
+                reply(opcode: opcode, frame.header.requestID, context: context) { $0.writeU64(promised) }
+            } catch {
+                reject(error, opcode: opcode, requestID: frame.header.requestID, context: context, close: false)
             }
         case ReplicationOpcode.status:
             let text = node.status().serialized

@@ -17,7 +17,8 @@ extension ReplicationNode {
             logger.error("cannot read the WAL to compare it with the primary's", metadata: ["error": "\(error)"])
             return
         }
-        let request = ReplicateRequest(epoch: epoch, lastLSN: last)
+        let history = self.history
+        let request = ReplicateRequest(epochs: history.starts.map { EpochStart(epoch: $0.epoch, firstLSN: $0.firstLSN) }, promised: history.promised, lastLSN: last)
         var payload = ByteWriter(capacity: 16)
         ReplicationMessages.encode(request, into: &payload)
         for address in configuration.follow {
@@ -52,13 +53,7 @@ extension ReplicationNode {
 
     /// Drops every record after `lsn`, the snapshots holding any of them, and the epochs begun after it.
     private func cut(_ directory: DataDirectory, after lsn: UInt64) throws {
-        let plan = try WALInspector.planTruncation(directory, at: .lsn(lsn + 1), fileSystem: fileSystem)
-        try WALInspector.truncate(plan, fileSystem: fileSystem)
-        for snapshot in plan.snapshotsBeyondCut { try fileSystem.remove(snapshot) }
-        let history = state.withLock { state in
-            state.history.truncate(after: lsn)
-            return state.history
-        }
-        try history.write(directory: self.directory, fileSystem)
+        let history = try DivergedLog.cut(directory, after: lsn, history: self.history, historyDirectory: self.directory, fileSystem)
+        state.withLock { $0.history = history }
     }
 }

@@ -34,6 +34,8 @@ public final class ReplicationNode: Sendable {
         var lastHeardMilliseconds: Int64 = 0
         var followerProblem: String?
         var follower: ReplicaFollower?
+        var fatal: String?
+        var onFailStop: (@Sendable () -> Void)?
     }
 
     let state: Mutex<State>
@@ -139,18 +141,14 @@ public final class ReplicationNode: Sendable {
                 return .failure(LearnStoreError(.notPrimary, "node \(configuration.nodeID) is not a primary (it is a \(state.role.name))"))
             }
             let epoch = state.history.currentEpoch
-            if request.epoch > epoch {
-                return .failure(LearnStoreError(.fenced, "node \(nodeID) knows epoch \(request.epoch), newer than this primary's \(epoch)"))
+            guard let follower = try? EpochHistory(starts: request.epochs.map { ($0.epoch, $0.firstLSN) }, promised: request.promised) else {
+                return .failure(LearnStoreError(.badFrame, "REPLICATE: the epoch history is not ascending"))
             }
-            let last = wal.locallyDurableLSN
-            var startAfter = request.lastLSN
-            if let end = state.history.lastLSN(ofEpoch: request.epoch, lastLSN: last), request.lastLSN > end {
-                startAfter = end
-            } else if state.history.lastLSN(ofEpoch: request.epoch, lastLSN: last) == nil {
-                startAfter = 0
+            guard let point = state.history.followPoint(follower: follower, lastLSN: request.lastLSN, localLastLSN: wal.locallyDurableLSN) else {
+                return .failure(LearnStoreError(.fenced, "node \(nodeID) knows epoch \(max(request.epoch, request.promised)), newer than this primary's \(epoch)"))
             }
-            let epochs = state.history.epochs(after: request.epoch).map { EpochStart(epoch: $0.epoch, firstLSN: $0.firstLSN) }
-            return .success(ReplicateAccepted(epoch: epoch, startAfter: startAfter, truncate: startAfter < request.lastLSN, epochs: epochs))
+            let epochs = state.history.starts.map { EpochStart(epoch: $0.epoch, firstLSN: $0.firstLSN) }
+            return .success(ReplicateAccepted(epoch: epoch, startAfter: point.startAfter, truncate: point.truncate, epochs: epochs))
         }
     }
 
@@ -219,16 +217,57 @@ public final class ReplicationNode: Sendable {
 
     // MARK: replica events
 
-    /// The follower learned the primary's epochs after its own: they become this node's history.
+    /// The follower continues the primary's history: it becomes this node's (the two agree up to where
+    /// the follower's log ends, or the primary would have asked for a cut).
     func adopt(_ epochs: [EpochStart], primary: String) throws {
-        let history = try state.withLock { state throws -> EpochHistory in
+        let theirs = try EpochHistory(starts: epochs.map { ($0.epoch, $0.firstLSN) })
+        let (adopted, changed) = state.withLock { state -> (EpochHistory, Bool) in
             state.primaryNodeID = primary
-            for start in epochs where start.epoch > state.history.currentEpoch {
-                try state.history.begin(epoch: start.epoch, firstLSN: start.firstLSN)
-            }
-            return state.history
+            let adopted = state.history.adopting(theirs)
+            return (adopted, adopted != state.history)
         }
-        try history.write(directory: directory, fileSystem)
+        if changed { try adopted.write(directory: directory, fileSystem) }
+        state.withLock { $0.history = adopted }
+        wal(refuseWith: notPrimaryError(.replica))
+    }
+
+    private func wal(refuseWith error: LearnStoreError) {
+        state.withLock { $0.wal }?.clientWriteRefusal = error
+    }
+
+    /// A promotion asks this node to promise `epoch`: it records the promise durably (so a later
+    /// promotion that asks it picks a higher epoch), and a primary of an older epoch stops taking
+    /// writes. Returns the highest epoch promised.
+    public func promise(_ epoch: UInt64) throws(LearnStoreError) -> UInt64 {
+        let (history, raised, role) = state.withLock { state -> (EpochHistory, Bool, NodeRole) in
+            var history = state.history
+            let raised = history.promise(epoch)
+            return (history, raised, state.role)
+        }
+        if raised {
+            do throws(StorageError) { try history.write(directory: directory, fileSystem) } catch { throw error.learnStoreError }
+            state.withLock { $0.history = history }
+        }
+        if role == .primary && epoch > history.currentEpoch { fence(reason: "a promotion to epoch \(epoch) is under way") }
+        return history.promised
+    }
+
+    /// A replica whose log fails a write stops the node: its log gave the failed LSNs away, and its
+    /// primary's records must keep their LSNs. A restart recovers what is durable and follows again.
+    func failStop(_ reason: String) {
+        logger.critical("the replica's log failed; stopping (restart the node to recover and follow again)", metadata: ["reason": "\(reason)"])
+        let stop = state.withLock { state -> (@Sendable () -> Void)? in
+            state.fatal = reason
+            return state.onFailStop
+        }
+        stop?()
+    }
+
+    /// Why the node stopped itself, if it did.
+    public var fatalProblem: String? { state.withLock { $0.fatal } }
+
+    func onFailStop(_ action: @escaping @Sendable () -> Void) {
+        state.withLock { $0.onFailStop = action }
     }
 
     func followed(appliedLSN: UInt64, primaryCommitLSN: UInt64, inSync: Bool) {
@@ -250,7 +289,7 @@ public final class ReplicationNode: Sendable {
 
     /// Makes this replica the primary of a new epoch: it stops following, waits until everything it
     /// applied is durable, records the epoch durably, and takes writes.
-    public func promote() async throws(LearnStoreError) -> PromoteReply {
+    public func promote(atLeast requested: UInt64 = 0) async throws(LearnStoreError) -> PromoteReply {
         let (role, follower, wal) = state.withLock { ($0.role, $0.follower, $0.wal) }
         guard let wal else { throw LearnStoreError(.loading, "the node is recovering its data") }
         guard role == .replica else { throw LearnStoreError(.validation, "node \(configuration.nodeID) is a \(role.name), not a replica") }
@@ -259,9 +298,14 @@ public final class ReplicationNode: Sendable {
         let durable = try await offload { wal.waitUntilCommitted(applied) }
         guard durable else { throw LearnStoreError(.storageUnavailable, "the replica's log could not make its applied writes durable") }
         let reply = try state.withLock { state throws(LearnStoreError) -> PromoteReply in
-            let epoch = state.history.currentEpoch + 1
+            let epoch = max(state.history.currentEpoch + 1, requested)
+            guard epoch >= state.history.promised else {
+                throw LearnStoreError(.validation, "epoch \(epoch) is below epoch \(state.history.promised), which this node promised to another promotion")
+            }
             let first = wal.nextLSN
             var history = state.history
+            // Epochs this node learned but holds no record of are not part of its log's past.
+            history.truncate(after: first - 1)
             do { try history.begin(epoch: epoch, firstLSN: first) } catch { throw LearnStoreError(.internalError, "\(error)") }
             do throws(StorageError) { try history.write(directory: directory, fileSystem) } catch { throw error.learnStoreError }
             state.history = history
@@ -287,6 +331,8 @@ public final class ReplicationNode: Sendable {
                 ("role", .string(state.role.name)),
                 ("epoch", .number(String(state.history.currentEpoch))),
                 ("epochs", .array(state.history.starts.map { .object([("epoch", .number(String($0.epoch))), ("first_lsn", .number(String($0.firstLSN)))]) })),
+                ("promised", .number(String(state.history.promised))),
+                ("last_epoch", .number(String(state.history.epoch(of: state.wal?.locallyDurableLSN ?? 0)))),
                 ("durable_lsn", .number(String(state.wal?.locallyDurableLSN ?? 0))),
                 ("committed_lsn", .number(String(state.wal?.committedLSN ?? 0))),
             ]

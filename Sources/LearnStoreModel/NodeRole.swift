@@ -1,0 +1,17 @@
+/// A node's role as the replication port reports it.
+public enum NodeRole: UInt8, Sendable, Hashable {
+    /// Takes client writes and ships its log to replicas.
+    case primary = 1
+    /// Follows a primary; serves reads.
+    case replica = 2
+    /// Was a primary and learned of a newer epoch: takes no writes.
+    case fenced = 3
+
+    public var name: String {
+        switch self {
+        case .primary: "primary"
+        case .replica: "replica"
+        case .fenced: "fenced"
+        }
+    }
+}
