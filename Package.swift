@@ -53,7 +53,7 @@ let package = Package(
         .target(
             name: "LearnStoreTools",
             dependencies: [
-                "LearnStoreModel", "LearnStoreClient", "LearnStoreTokens", "LearnStoreWorkload", "LearnStoreProtocol",
+                "LearnStoreModel", "LearnStoreClient", "LearnStoreTokens", "LearnStoreWorkload", "LearnStoreProtocol", "LearnStoreServer",
                 "CanvasOutcomes", "CPrefetch",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -97,23 +97,6 @@ struct ClusterCommand: AsyncParsableCommand {
         }
     }
 
-    /// Each node's STATUS document, or why it did not answer.
-    static func statuses(_ options: NodeOptions) async throws -> [(address: String, status: JSONValue?, error: String?)] {
-        let credential = try options.credential()
-        var results: [(String, JSONValue?, String?)] = []
-        for address in try options.addresses {
-            do {
-                let answer = try await NodeClient.request(
-                    address, credential: credential, nodeID: "operator", opcode: ReplicationOpcode.status, group: MultiThreadedEventLoopGroup.singleton)
-                let text = try answer.reply!.readPayload { (r) throws(DecodeError) in try r.readString() }
-                results.append((address, try JSONValue.parse(text), nil))
-            } catch {
-                results.append((address, nil, "\(error)"))
-            }
-        }
-        return results
-    }
-
     struct Status: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Print each node's role, epoch, LSNs, in-sync set and replica lag (JSON Lines, one node per line).")
@@ -121,7 +104,8 @@ struct ClusterCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await runCLI {
-                for result in try await ClusterCommand.statuses(options) {
+                let statuses = await ClusterPromotion.statuses(try options.addresses, credential: try options.credential(), group: MultiThreadedEventLoopGroup.singleton)
+                for result in statuses {
                     printJSON(.object([("address", .string(result.address)), ("status", result.status ?? .null), ("error", result.error.map { .string($0) } ?? .null)]))
                 }
             }
@@ -147,52 +131,13 @@ struct ClusterCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await runCLI {
-                let statuses = try await ClusterCommand.statuses(options)
-                let total = statuses.count
-                guard minimumInSync >= 0, total > 2 * minimumInSync || force else {
-                    throw CLIError.usage("\(total) nodes cannot promote safely with --min-in-sync \(minimumInSync): more than \(2 * minimumInSync) are needed (or --force)")
-                }
-                let reachable = statuses.filter { $0.status != nil }
-                guard reachable.count >= total - minimumInSync || force else {
-                    let missing = statuses.filter { $0.status == nil }.map(\.address)
-                    throw CLIError.usage("only \(reachable.count) of \(total) nodes answer (\(missing.joined(separator: ", ")) do not); at least \(total - minimumInSync) must, or pass --force")
-                }
-                func number(_ status: JSONValue?, _ name: String) -> UInt64 { UInt64(status?[name]?.int64Value ?? 0) }
-                let primaries = reachable.filter { $0.status?["role"]?.stringValue == "primary" }
-                if !primaries.isEmpty && !force {
-                    throw CLIError.usage("\(primaries.map(\.address).joined(separator: ", ")) is still a primary; stop it first or pass --force")
-                }
-                let replicas = reachable.filter { $0.status?["role"]?.stringValue == "replica" }
-                    .map { (address: $0.address, upToDate: (number($0.status, "last_epoch"), number($0.status, "durable_lsn"))) }
-                guard let best = replicas.max(by: { $0.upToDate < $1.upToDate }) else { throw CLIError.failed("no reachable replica to promote") }
-                var chosen = best.address
-                if let node {
-                    guard let asked = replicas.first(where: { $0.address == node }) else { throw CLIError.usage("\(node) is not a reachable replica in --nodes") }
-                    if asked.upToDate < best.upToDate && !force {
-                        throw CLIError.usage("\(best.address) is more up to date (epoch \(best.upToDate.0), LSN \(best.upToDate.1)); promote it, or pass --force")
-                    }
-                    chosen = node
-                }
-                let epoch = reachable.map { max(number($0.status, "promised"), number($0.status, "epoch")) }.max()! + 1
-                let credential = try options.credential()
-                var payload = ByteWriter(capacity: 8)
-                ReplicationMessages.encode(PromoteRequest(epoch: epoch), into: &payload)
-                var promised = 0
-                for target in reachable {
-                    if (try? await NodeClient.request(
-                        target.address, credential: credential, nodeID: "operator", opcode: ReplicationOpcode.promise, payload: payload.bytes,
-                        group: MultiThreadedEventLoopGroup.singleton)) != nil { promised += 1 }
-                }
-                guard promised >= minimumInSync + 1 || force else {
-                    throw CLIError.failed("only \(promised) nodes promised epoch \(epoch) (\(minimumInSync + 1) needed); nothing was promoted")
-                }
-                let answer = try await NodeClient.request(
-                    chosen, credential: credential, nodeID: "operator", opcode: ReplicationOpcode.promote, payload: payload.bytes,
-                    group: MultiThreadedEventLoopGroup.singleton, timeout: .seconds(60))
-                let reply = try answer.reply!.readPayload { (r) throws(DecodeError) in try ReplicationMessages.decodePromoteReply(from: &r) }
+                let outcome = try await ClusterPromotion.promote(
+                    try options.addresses, credential: try options.credential(), minimumInSync: minimumInSync, node: node, force: force,
+                    group: MultiThreadedEventLoopGroup.singleton)
                 printJSON(.object([
-                    ("promoted", .string(chosen)), ("node_id", .string(answer.peerNodeID)),
-                    ("epoch", .number(String(reply.epoch))), ("first_lsn", .number(String(reply.firstLSN))), ("promised_by", .number(String(promised))),
+                    ("promoted", .string(outcome.address)), ("node_id", .string(outcome.nodeID)),
+                    ("epoch", .number(String(outcome.epoch))), ("first_lsn", .number(String(outcome.firstLSN))),
+                    ("promised_by", .number(String(outcome.promisedBy))),
                 ]))
             }
         }

@@ -1,0 +1,97 @@
+import LearnStoreModel
+import LearnStoreProtocol
+import NIOCore
+
+/// The operator's promotion (`learnstore cluster promote`, docs/REPLICATION.md): it reaches the
+/// cluster's nodes, checks that enough answer, has a quorum promise an epoch above every one they
+/// know, and promotes the most up-to-date replica.
+public enum ClusterPromotion {
+    public struct NodeStatus: Sendable {
+        public var address: String
+        public var status: JSONValue?
+        public var error: String?
+
+        func number(_ name: String) -> UInt64 { UInt64(max(0, status?[name]?.int64Value ?? 0)) }
+        var role: String? { status?["role"]?.stringValue }
+        /// Raft's comparison of logs: the epoch of the last record, then the last LSN.
+        var upToDate: (UInt64, UInt64) { (number("last_epoch"), number("durable_lsn")) }
+    }
+
+    public struct Outcome: Sendable {
+        public var address: String
+        public var nodeID: String
+        public var epoch: UInt64
+        public var firstLSN: UInt64
+        public var promisedBy: Int
+    }
+
+    /// Each node's STATUS document, or why it did not answer.
+    public static func statuses(_ addresses: [String], credential: NodeCredential, group: any EventLoopGroup) async -> [NodeStatus] {
+        var results: [NodeStatus] = []
+        for address in addresses {
+            do {
+                let answer = try await NodeClient.request(address, credential: credential, nodeID: "operator", opcode: ReplicationOpcode.status, group: group)
+                guard let frame = answer.reply else { throw LearnStoreError(.protocolViolation, "no STATUS answer") }
+                let text = try frame.readPayload { (r) throws(DecodeError) in try r.readString() }
+                results.append(NodeStatus(address: address, status: try JSONValue.parse(text), error: nil))
+            } catch {
+                results.append(NodeStatus(address: address, status: nil, error: "\(error)"))
+            }
+        }
+        return results
+    }
+
+    /// Promotes a replica of the cluster whose nodes are `addresses` (all of them). `node` asks for
+    /// one replica; `force` skips the checks that keep a promotion from losing acknowledged writes.
+    public static func promote(
+        _ addresses: [String], credential: NodeCredential, minimumInSync: Int, node: String? = nil, force: Bool = false,
+        group: any EventLoopGroup
+    ) async throws(LearnStoreError) -> Outcome {
+        func refuse(_ message: String) -> LearnStoreError { LearnStoreError(.validation, message) }
+        let statuses = await self.statuses(addresses, credential: credential, group: group)
+        let total = statuses.count
+        guard minimumInSync >= 0, total > 2 * minimumInSync || force else {
+            throw refuse("\(total) nodes cannot promote safely with a minimum of \(minimumInSync) in-sync replicas: more than \(2 * minimumInSync) are needed")
+        }
+        let reachable = statuses.filter { $0.status != nil }
+        guard reachable.count >= total - minimumInSync || force else {
+            let missing = statuses.filter { $0.status == nil }.map(\.address)
+            throw refuse("only \(reachable.count) of \(total) nodes answer (\(missing.joined(separator: ", ")) do not); at least \(total - minimumInSync) must")
+        }
+        let primaries = reachable.filter { $0.role == "primary" }
+        guard primaries.isEmpty || force else {
+            throw refuse("\(primaries.map(\.address).joined(separator: ", ")) is still a primary; stop it first")
+        }
+        let replicas = reachable.filter { $0.role == "replica" }
+        guard let best = replicas.max(by: { $0.upToDate < $1.upToDate }) else { throw LearnStoreError(.notFound, "no reachable replica to promote") }
+        var chosen = best
+        if let node {
+            guard let asked = replicas.first(where: { $0.address == node }) else { throw refuse("\(node) is not a reachable replica") }
+            guard asked.upToDate >= best.upToDate || force else {
+                throw refuse("\(best.address) is more up to date (epoch \(best.upToDate.0), LSN \(best.upToDate.1)); promote it instead")
+            }
+            chosen = asked
+        }
+        let epoch = (reachable.map { max($0.number("promised"), $0.number("epoch")) }.max() ?? 0) + 1
+        var payload = ByteWriter(capacity: 8)
+        ReplicationMessages.encode(PromoteRequest(epoch: epoch), into: &payload)
+        var promised = 0
+        for target in reachable {
+            if (try? await NodeClient.request(
+                target.address, credential: credential, nodeID: "operator", opcode: ReplicationOpcode.promise, payload: payload.bytes, group: group)) != nil
+            {
+                promised += 1
+            }
+        }
+        guard promised >= minimumInSync + 1 || force else {
+            throw LearnStoreError(.storageUnavailable, "only \(promised) nodes promised epoch \(epoch) (\(minimumInSync + 1) needed); nothing was promoted")
+        }
+        let answer = try await NodeClient.request(
+            chosen.address, credential: credential, nodeID: "operator", opcode: ReplicationOpcode.promote, payload: payload.bytes, group: group,
+            timeout: .seconds(60))
+        guard let frame = answer.reply,
+            let reply = try? frame.readPayload({ (r) throws(DecodeError) in try ReplicationMessages.decodePromoteReply(from: &r) })
+        else { throw LearnStoreError(.protocolViolation, "\(chosen.address): an undecodable PROMOTE answer") }
+        return Outcome(address: chosen.address, nodeID: answer.peerNodeID, epoch: reply.epoch, firstLSN: reply.firstLSN, promisedBy: promised)
+    }
+}

@@ -1,0 +1,221 @@
+import Foundation
+import LearnStoreClient
+import LearnStoreModel
+import LearnStoreServer
+import LearnStoreTokens
+import NIOPosix
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A primary and two replicas as real processes on loopback: clients write to several tenants through
+/// the primary, the primary is killed with SIGKILL, the most up-to-date replica is promoted as the
+/// operator's tool does it, every acknowledged write is checked on the new primary, and the old
+/// primary is restarted as a replica and must end up holding exactly what the new primary holds.
+public struct FailoverTester: Sendable {
+    public struct Report: Sendable, CustomStringConvertible {
+        public var cycles = 0
+        public var acknowledgedWrites = 0
+        public var lost = 0
+        public var digestMismatches = 0
+        public var unacknowledged = 0
+        /// Milliseconds from the kill until a write succeeded on the promoted replica, per cycle.
+        public var failoverMilliseconds: [Int] = []
+        public var failures: [String] = []
+
+        public var description: String {
+            let sorted = failoverMilliseconds.sorted()
+            let median = sorted.isEmpty ? 0 : sorted[sorted.count / 2]
+            return "cycles=\(cycles) acked_writes=\(acknowledgedWrites) lost=\(lost) digest_mismatches=\(digestMismatches) "
+                + "unacknowledged=\(unacknowledged) failover_ms_median=\(median) failover_ms_max=\(sorted.last ?? 0)"
+        }
+    }
+
+    public var binary: String
+    public var workDirectory: String
+    public var cycles: Int
+    public var writers = 6
+    public var tenants = 3
+    public var fsync = "always"
+
+    public init(binary: String, workDirectory: String, cycles: Int) {
+        self.binary = binary
+        self.workDirectory = workDirectory
+        self.cycles = cycles
+    }
+
+    /// What `run` writes in the work directory besides the node logs (`n<i>-<start>.log` and their `.port` files).
+    public static let entriesWritten = ["jwt-secret", "cluster-secret", "n0", "n1", "n2"]
+
+    struct Acknowledged: Sendable {
+        var tenant: Int
+        var id: RecordID
+        var title: String
+    }
+
+    public func run(progress: @Sendable (Report) -> Void = { _ in }) async throws -> Report {
+        try FileManager.default.createDirectory(atPath: workDirectory, withIntermediateDirectories: true)
+        let jwtSecret = (0..<4).map { _ in UUID().uuidString }.joined()
+        let clusterSecret = (0..<2).map { _ in UUID().uuidString }.joined()
+        try jwtSecret.write(toFile: workDirectory + "/jwt-secret", atomically: true, encoding: .utf8)
+        try clusterSecret.write(toFile: workDirectory + "/cluster-secret", atomically: true, encoding: .utf8)
+        let credential = try NodeCredential(secret: Array(clusterSecret.utf8))
+        var tokens: [String] = []
+        for tenant in 0..<tenants {
+            tokens.append(try await TokenMinter(secret: jwtSecret).mint(
+                tenantID: "failover\(tenant)", person: UUID16.random(), scopes: [.recordsRead, .recordsWrite],
+                issuedAt: Timestamp(milliseconds: Int64(Date().timeIntervalSince1970 * 1000)), lifetimeSeconds: 86_400))
+        }
+        let ports = try (0..<3).map { _ in try Self.freePort() }
+        let addresses = ports.map { "127.0.0.1:\($0)" }
+        let group = MultiThreadedEventLoopGroup.singleton
+        var starts = [0, 0, 0]
+        func start(_ index: Int, follow: Bool) async throws -> ServerProcess {
+            var arguments = [
+                "--data-dir", workDirectory + "/n\(index)", "--jwt-secret-file", workDirectory + "/jwt-secret", "--metrics-port", "0",
+                "--fsync", fsync, "--snapshot-interval", "0", "--log-level", "warning", "--node-id", "n\(index)",
+                "--replication-port", "\(ports[index])", "--cluster-secret-file", workDirectory + "/cluster-secret",
+            ]
+            if follow { arguments += ["--replicate-from", addresses.enumerated().filter { $0.offset != index }.map(\.element).joined(separator: ",")] }
+            starts[index] += 1
+            return try await ServerProcess.start(binary: binary, arguments: arguments, logPath: workDirectory + "/n\(index)-\(starts[index]).log")
+        }
+        var nodes: [ServerProcess?] = [try await start(0, follow: false), try await start(1, follow: true), try await start(2, follow: true)]
+        defer { for node in nodes { if let node { kill(node.pid, SIGKILL) } } }
+        var primary = 0
+        var report = Report()
+        var acknowledged: [Acknowledged] = []
+        for cycle in 0..<cycles {
+            guard let server = nodes[primary] else { throw LearnStoreError(.internalError, "no primary process") }
+            var clients: [LearnStoreClient] = []
+            for token in tokens { clients.append(try await server.waitUntilReady(token: token)) }
+            let shared = Burst()
+            let stopAfter = Int.random(in: 50...300)
+            let writerClients = clients
+            let writerCount = writers
+            await withTaskGroup(of: Void.self) { group in
+                for writer in 0..<writerCount {
+                    group.addTask {
+                        var n = 0
+                        while !shared.stop.load(ordering: .relaxed) {
+                            let tenant = (writer + n) % writerClients.count
+                            let title = "c\(cycle)-w\(writer)-n\(n)"
+                            n += 1
+                            do {
+                                let record = try await writerClients[tenant].performance.learningRecords.create(
+                                    RecordBody(personID: UUID16.random(), title: title, score: 50)).value
+                                let count = shared.written.withLock { list in
+                                    list.append(Acknowledged(tenant: tenant, id: record.id, title: title))
+                                    return list.count
+                                }
+                                if count == stopAfter, !shared.stop.exchange(true, ordering: .relaxed) { kill(server.pid, SIGKILL) }
+                            } catch {
+                                shared.unacknowledged.wrappingAdd(1, ordering: .relaxed)
+                                if !shared.stop.load(ordering: .relaxed) { try? await Task.sleep(for: .milliseconds(5)) }
+                            }
+                        }
+                    }
+                }
+            }
+            let killedAt = ContinuousClock.now
+            await server.stop(signal: SIGKILL)
+            for client in clients { await client.shutdown() }
+            nodes[primary] = nil
+            acknowledged += shared.written.withLock { $0 }
+            report.unacknowledged += shared.unacknowledged.load(ordering: .relaxed)
+
+            let outcome = try await ClusterPromotion.promote(addresses, credential: credential, minimumInSync: 1, group: group)
+            guard let promoted = addresses.firstIndex(of: outcome.address), let next = nodes[promoted] else {
+                throw LearnStoreError(.internalError, "promoted \(outcome.address), which is not a running node")
+            }
+            var newClients: [LearnStoreClient] = []
+            for token in tokens { newClients.append(try await next.waitUntilReady(token: token)) }
+            // The first write after the failover: it needs the other replica in sync with the new primary.
+            _ = try await newClients[0].performance.learningRecords.create(RecordBody(personID: UUID16.random(), title: "after-failover-\(cycle)", score: 1))
+            report.failoverMilliseconds.append(Int((ContinuousClock.now - killedAt) / .milliseconds(1)))
+            for write in acknowledged {
+                let found = try? await newClients[write.tenant].performance.learningRecords.get(write.id)
+                if found?.title != write.title {
+                    report.lost += 1
+                    if report.failures.count < 20 { report.failures.append("cycle \(cycle): acknowledged \(write.title) (\(write.id)) missing on the new primary") }
+                }
+            }
+            for client in newClients { await client.shutdown() }
+
+            let old = primary
+            primary = promoted
+            nodes[old] = try await start(old, follow: true)
+            try await waitUntilFollowing(addresses, primary: promoted, credential: credential)
+            report.digestMismatches += try await compare(nodes.compactMap { $0 }, primary: next, tokens: tokens, cycle: cycle, report: &report)
+            report.cycles = cycle + 1
+            report.acknowledgedWrites = acknowledged.count
+            progress(report)
+        }
+        return report
+    }
+
+    /// What the writers of one cycle share.
+    final class Burst: Sendable {
+        let written = Mutex<[Acknowledged]>([])
+        let unacknowledged = Atomic<Int>(0)
+        let stop = Atomic<Bool>(false)
+    }
+
+    /// Polls until every other node reports applying everything the primary has made durable.
+    func waitUntilFollowing(_ addresses: [String], primary: Int, credential: NodeCredential, timeout: Double = 120) async throws {
+        let deadline = Date(timeIntervalSinceNow: timeout)
+        while Date() < deadline {
+            let statuses = await ClusterPromotion.statuses(addresses, credential: credential, group: MultiThreadedEventLoopGroup.singleton)
+            let target = statuses[primary].status?["durable_lsn"]?.int64Value ?? -1
+            let caughtUp = statuses.enumerated().allSatisfy { index, node in
+                index == primary || (node.status?["role"]?.stringValue == "replica" && (node.status?["applied_lsn"]?.int64Value ?? -2) >= target)
+            }
+            if target >= 0 && caughtUp { return }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw LearnStoreError(.timeout, "the replicas did not catch up with the new primary within \(Int(timeout)) s")
+    }
+
+    /// Lists every tenant on every node and counts the nodes whose records differ from the primary's.
+    func compare(_ nodes: [ServerProcess], primary: ServerProcess, tokens: [String], cycle: Int, report: inout Report) async throws -> Int {
+        var mismatches = 0
+        for (tenant, token) in tokens.enumerated() {
+            var contents: [[String]] = []
+            for node in nodes {
+                let client = try await node.waitUntilReady(token: token)
+                var lines: [String] = []
+                for try await record in client.performance.learningRecords.list(ListQuery(includeDeleted: true, limit: 1000)) {
+                    lines.append("\(record.id) \(record.title ?? "") \(record.updatedAt.milliseconds)")
+                }
+                await client.shutdown()
+                contents.append(lines.sorted())
+            }
+            let reference = contents[nodes.firstIndex { $0 === primary }!]
+            for (index, other) in contents.enumerated() where other != reference {
+                mismatches += 1
+                if report.failures.count < 20 {
+                    report.failures.append("cycle \(cycle): tenant \(tenant) on port \(nodes[index].port) holds \(other.count) records, the primary \(reference.count)")
+                }
+            }
+        }
+        return mismatches
+    }
+
+    /// A TCP port nothing listens on now (the kernel's pick for port 0, released at once).
+    static func freePort() throws -> Int {
+        let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard socket >= 0 else { throw LearnStoreError(.internalError, "socket: errno \(errno)") }
+        defer { close(socket) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard bound == 0 else { throw LearnStoreError(.internalError, "bind: errno \(errno)") }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let named = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(socket, $0, &length) } }
+        guard named == 0 else { throw LearnStoreError(.internalError, "getsockname: errno \(errno)") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+}
