@@ -84,7 +84,7 @@ public final class LearnStoreApplication: Sendable {
                 }
                 replication = try ReplicationNode(
                     configuration: settings, directory: persistence.dataDirectory + "/replication", fileSystem: persistence.fileSystem,
-                    clock: clock, group: group, logger: logger)
+                    clock: clock, group: group, logger: logger, metricsFactory: factory)
             } else {
                 replication = nil
             }
@@ -104,6 +104,7 @@ public final class LearnStoreApplication: Sendable {
             if let port = configuration.metricsPort {
                 let endpoint = try await MetricsEndpoint(host: configuration.metricsHost, port: port, group: group) {
                     metrics.sampleState(registry: registry, runtime: runtime, feed: context.feed)
+                    replication?.sampleMetrics()
                     var text = prometheus.emitToBuffer()
                     metrics.emitRequestDurations(into: &text)
                     return text

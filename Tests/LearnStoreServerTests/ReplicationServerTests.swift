@@ -124,4 +124,67 @@ import Testing
         try await a.stop()
         try await b.stop()
     }
+
+    @Test func aReplicaServesTheChangeFeedOfWhatItReplicated() async throws {
+        let primaryDirectory = TemporaryDirectory()
+        let replicaDirectory = TemporaryDirectory()
+        let primary = try await TestServer.start(configure: Self.node("a"), persistence: .forTests(primaryDirectory.path))
+        let replica = try await TestServer.start(
+            configure: Self.node("b", follow: [try await Self.replicationAddress(primary)]), persistence: .forTests(replicaDirectory.path))
+        let writer = try await primary.client()
+        let reader = try await replica.client()
+        var created: [RecordID] = []
+        for index in 0..<5 { created.append(try await writer.performance.learningRecords.create(sampleBody(title: "fed \(index)")).value.id) }
+        var delivered: [RecordID] = []
+        for try await change in reader.feed.subscribe(from: .after(0)) {
+            for part in change.parts { if case .records(_, let records) = part { delivered += records.map(\.id) } }
+            if delivered.count == created.count { break }
+        }
+        #expect(delivered == created)
+        await writer.shutdown()
+        await reader.shutdown()
+        try await replica.stop()
+        try await primary.stop()
+    }
+
+    @Test func aStrangerGetsOnlyASmallHandshakeFrame() async throws {
+        let directory = TemporaryDirectory()
+        let primary = try await TestServer.start(configure: Self.node("a"), persistence: .forTests(directory.path))
+        let port = try await primary.application.replicationListener!.localAddress.port!
+        let connection = try RawConnection(port: port)
+        // A 2 KiB frame header before the handshake is refused before its body arrives.
+        var header = ByteWriter(capacity: 10)
+        header.writeU32(2048)
+        header.writeU8(ReplicationOpcode.nodeHello)
+        header.writeU8(0)
+        header.writeU32(1)
+        #expect(await connection.sendAsync(header.bytes))
+        let answer = try #require(await connection.receiveFrame())
+        #expect(answer.header.isError)
+        #expect(try answer.payload.withByteReader { (r) throws(DecodeError) in try ErrorBody.decode(from: &r) }.code == .frameTooLarge)
+        try await primary.stop()
+    }
+
+    @Test func thePrimarysMetricsShowTheInSyncSetTheLagAndWhatWasShipped() async throws {
+        let primaryDirectory = TemporaryDirectory()
+        let replicaDirectory = TemporaryDirectory()
+        let primary = try await TestServer.start(
+            configure: { configuration in
+                Self.node("a")(&configuration)
+                configuration.metricsPort = 0
+            }, persistence: .forTests(primaryDirectory.path))
+        let replica = try await TestServer.start(
+            configure: Self.node("b", follow: [try await Self.replicationAddress(primary)]), persistence: .forTests(replicaDirectory.path))
+        let writer = try await primary.client()
+        for index in 0..<10 { _ = try await writer.performance.learningRecords.create(sampleBody(title: "metered \(index)")) }
+        let scrape = try await Scrape.get(port: try #require(primary.metricsPort))
+        #expect(scrape["learnstore_replication_role"] == 1)
+        #expect(scrape["learnstore_replication_in_sync_replicas"] == 1)
+        #expect((scrape["learnstore_replication_records_shipped_total"] ?? 0) >= 10)
+        #expect((scrape["learnstore_replication_ack_seconds_count"] ?? 0) >= 1)
+        #expect(scrape["learnstore_replication_replica_lag_lsns{replica=\"b\"}"] != nil)
+        await writer.shutdown()
+        try await replica.stop()
+        try await primary.stop()
+    }
 }

@@ -15,6 +15,22 @@ public enum ShippedRecords {
         public var description: String
     }
 
+    /// How many of the (already checked) records in `bytes` have an LSN at or below `lsn`.
+    public static func count(_ bytes: [UInt8], through lsn: UInt64) -> Int {
+        var count = 0
+        var offset = 0
+        bytes.withUnsafeBytes { raw in
+            while offset + WALRecord.headerSize + 8 <= raw.count {
+                let length = Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt32.self)))
+                let recordLSN = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: offset + WALRecord.headerSize, as: UInt64.self))
+                guard recordLSN <= lsn else { return }
+                count += 1
+                offset += WALRecord.headerSize + length
+            }
+        }
+        return count
+    }
+
     public static func parse(_ bytes: [UInt8], after floor: UInt64) throws(Invalid) -> [Record] {
         var records: [Record] = []
         var offset = 0

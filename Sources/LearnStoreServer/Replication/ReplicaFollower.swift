@@ -191,6 +191,9 @@ final class ReplicaFollower: @unchecked Sendable {
         let (applied, failure) = ReplicatedApply.apply(frame.records, after: appliedLSN) { registry.tenant($0) }
         appliedLSN = applied
         if applied > before { wal.writeNow() }
+        if let metrics = node.metrics, applied > before {
+            metrics.recordsApplied.increment(by: ShippedRecords.count(frame.records, through: applied))
+        }
         if let failure {
             if failure.code == .storageUnavailable || wal.hasFailures { node.failStop("\(failure)") }
             return failure

@@ -98,14 +98,24 @@ final class ReplicationServerHandler: ChannelInboundHandler, @unchecked Sendable
     private var phase = Phase.hello
     private var frames: FrameAccumulator
     private var handshakeTimeout: Scheduled<Void>?
+    private var admitted = true
 
     init(node: ReplicationNode, walSource: @escaping @Sendable () -> (WriteAheadLog, String, any FileSystem)?) {
         self.node = node
         self.walSource = walSource
-        frames = FrameAccumulator(maximumFrameBytes: node.configuration.maximumFrameBytes)
+        // Before the node proves the secret, frames are the handshake's: a few dozen bytes.
+        frames = FrameAccumulator(maximumFrameBytes: Self.handshakeFrameBytes)
     }
 
+    static let handshakeFrameBytes = 1 << 10
+
     func channelActive(context: ChannelHandlerContext) {
+        guard node.admitConnection() else {
+            admitted = false
+            reject(LearnStoreError(.tooManyConnections, "the replication port takes at most \(ReplicationNode.maximumConnections) connections"),
+                   opcode: 0, context: context)
+            return
+        }
         let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
         handshakeTimeout = context.eventLoop.scheduleTask(in: .seconds(10)) { [self] in
             if case .hello = phase { reject(LearnStoreError(.timeout, "no node handshake within 10 s"), opcode: ReplicationOpcode.nodeHello, context: loopBound.value) }
@@ -115,6 +125,7 @@ final class ReplicationServerHandler: ChannelInboundHandler, @unchecked Sendable
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        if admitted { node.connectionClosed() }
         handshakeTimeout?.cancel()
         if case .shipping(let session) = phase {
             session.stop()
@@ -178,6 +189,7 @@ final class ReplicationServerHandler: ChannelInboundHandler, @unchecked Sendable
                 return reject(LearnStoreError(.unauthenticated, "the proof does not match this cluster's secret"), opcode: opcode, context: context)
             }
             handshakeTimeout?.cancel()
+            frames.raiseLimit(to: node.configuration.maximumFrameBytes)
             phase = .ready(peer: peer)
             let mine = node.credential.proof(.server, clientNonce: clientNonce, serverNonce: serverNonce, nodeID: node.configuration.nodeID)
             let last = walSource()?.0.locallyDurableLSN ?? 0
@@ -308,9 +320,13 @@ final class ReplicationServerHandler: ChannelInboundHandler, @unchecked Sendable
 /// Frames out of a byte stream, for the replication connections.
 struct FrameAccumulator {
     private var cumulation: ByteBuffer?
-    private let decoder: FrameDecoder
+    private var decoder: FrameDecoder
 
     init(maximumFrameBytes: Int) {
+        decoder = FrameDecoder(maximumFrameBytes: maximumFrameBytes)
+    }
+
+    mutating func raiseLimit(to maximumFrameBytes: Int) {
         decoder = FrameDecoder(maximumFrameBytes: maximumFrameBytes)
     }
 

@@ -4,6 +4,7 @@ import LearnStoreModel
 import LearnStorePersistence
 import LearnStoreProtocol
 import Logging
+import Metrics
 import NIOCore
 import Synchronization
 
@@ -19,6 +20,7 @@ public final class ReplicationNode: Sendable {
     /// Where the epoch history is kept.
     let directory: String
     let group: any EventLoopGroup
+    let metrics: ReplicationMetrics?
 
     struct State {
         var role: NodeRole
@@ -39,10 +41,25 @@ public final class ReplicationNode: Sendable {
     }
 
     let state: Mutex<State>
+    /// Connections open on the replication port: replicas, operator tools, and strangers still in
+    /// the handshake (each holds at most a 1 KiB frame until it proves the secret).
+    private let connections = Atomic<Int>(0)
+    static let maximumConnections = 64
+
+    func admitConnection() -> Bool {
+        if connections.wrappingAdd(1, ordering: .relaxed).newValue > Self.maximumConnections {
+            connections.wrappingSubtract(1, ordering: .relaxed)
+            return false
+        }
+        return true
+    }
+
+    func connectionClosed() { connections.wrappingSubtract(1, ordering: .relaxed) }
 
     public init(configuration: ReplicationConfiguration, directory: String, fileSystem: any FileSystem, clock: any EngineClock,
-                group: any EventLoopGroup, logger: Logger) throws {
+                group: any EventLoopGroup, logger: Logger, metricsFactory: (any MetricsFactory)? = nil) throws {
         self.configuration = configuration
+        metrics = metricsFactory.map(ReplicationMetrics.init(factory:))
         self.group = group
         credential = try NodeCredential(secret: configuration.secret)
         guard NodeCredential.isValidNodeID(configuration.nodeID) else {
@@ -163,8 +180,38 @@ public final class ReplicationNode: Sendable {
 
     func acknowledged(_ ack: ReplicationAck, from nodeID: String) {
         let now = clock.now().milliseconds
-        state.withLock { $0.replicaSet.acknowledged(nodeID, durableLSN: ack.durableLSN, appliedLSN: ack.appliedLSN, nowMilliseconds: now) }
+        let waited = state.withLock { state -> Int64? in
+            let before = state.replicaSet.replicas[nodeID]?.durableLSN ?? 0
+            // How long the oldest write this acknowledgement covers waited for it.
+            let waited = ack.durableLSN > before ? state.replicaSet.lagMilliseconds(durableLSN: before, nowMilliseconds: now) : nil
+            state.replicaSet.acknowledged(nodeID, durableLSN: ack.durableLSN, appliedLSN: ack.appliedLSN, nowMilliseconds: now)
+            return waited
+        }
+        if let waited { metrics?.acknowledgement.recordMilliseconds(waited) }
         gateChanged()
+    }
+
+    /// Sets the replication gauges (the metrics endpoint, when it is read).
+    public func sampleMetrics() {
+        guard let metrics else { return }
+        let now = clock.now().milliseconds
+        state.withLock { state in
+            metrics.role.record(Int(state.role.rawValue))
+            metrics.epoch.record(state.history.currentEpoch)
+            let durable = state.wal?.locallyDurableLSN ?? 0
+            metrics.durableLSN.record(durable)
+            switch state.role {
+            case .primary, .fenced:
+                metrics.inSyncReplicas.record(state.replicaSet.inSyncReplicas.count)
+                for replica in state.replicaSet.replicas.values {
+                    metrics.recordLag(
+                        replica: replica.nodeID, milliseconds: state.replicaSet.lagMilliseconds(durableLSN: replica.durableLSN, nowMilliseconds: now),
+                        lsns: durable &- min(replica.durableLSN, durable))
+                }
+            case .replica:
+                metrics.appliedLSN.record(state.appliedLSN)
+            }
+        }
     }
 
     func sessionEnded(_ session: ShippingSession, nodeID: String) {

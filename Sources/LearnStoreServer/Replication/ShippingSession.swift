@@ -93,7 +93,11 @@ final class ShippingSession: @unchecked Sendable {
                 fail(LearnStoreError(.logTruncated, message))
                 return
             }
-            if read.records > 0 { send(records: read.bytes) }
+            if read.records > 0 {
+                send(records: read.bytes)
+                node.metrics?.recordsShipped.increment(by: read.records)
+                node.metrics?.bytesShipped.increment(by: read.bytes.count)
+            }
             if read.batch.caughtUp { break }
         }
     }
