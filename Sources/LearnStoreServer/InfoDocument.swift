@@ -16,6 +16,11 @@ final class InfoDocument: Sendable {
 
     func attach(feed hub: FeedHub) { feed.withLock { $0 = hub } }
 
+    /// This node's replication, if it takes part in it.
+    private let replication = Mutex<ReplicationNode?>(nil)
+
+    func attach(replication node: ReplicationNode) { replication.withLock { $0 = node } }
+
     init(runtime: ServerRuntimeState, registry: TenantRegistry, metrics: ServerMetrics, version: String, started: Timestamp, log: DeferredLog) {
         self.log = log
         self.runtime = runtime
@@ -39,6 +44,7 @@ final class InfoDocument: Sendable {
             ("shutting_down", .bool(runtime.isShuttingDown)),
             ("server_wide", .bool(serverWide)),
             ("storage", storage()),
+            ("replication", replicationMember(serverWide: serverWide)),
         ]
         guard serverWide else { return JSONValue.object(members).serialized }
         let snapshot = metrics.snapshot
@@ -51,6 +57,16 @@ final class InfoDocument: Sendable {
             ("errors", .object(snapshot.errors.sorted { $0.key < $1.key }.map { ($0.key, number($0.value)) })),
         ]
         return JSONValue.object(members).serialized
+    }
+
+    /// Null without replication; the node's role and epoch to everyone (a client learns it reached a
+    /// replica), its whole status (docs/PROTOCOL.md, E.6) to an admin.
+    private func replicationMember(serverWide: Bool) -> JSONValue {
+        guard let node = replication.withLock({ $0 }) else { return .null }
+        if serverWide { return node.status() }
+        return .object([
+            ("node_id", .string(node.configuration.nodeID)), ("role", .string(node.role.name)), ("epoch", .number(String(node.epoch))),
+        ])
     }
 
     /// The write-ahead log's figures (null until recovery has opened it).

@@ -89,6 +89,7 @@ public final class LearnStoreApplication: Sendable {
                 replication = nil
             }
             self.replication = replication
+            if let replication { info.attach(replication: replication) }
             let persistenceService = persistence.map { settings in
                 var settings = settings
                 settings.observer = metrics

@@ -160,9 +160,10 @@ import Testing
     }
 
     /// Seeds that once failed: an epoch number reused by a promotion that never heard of the first
-    /// (207, 384), a promotion of a replica that had learned of an epoch but held none of its records (846).
+    /// (207, 384), a promotion of a replica that had learned of an epoch but held none of its records
+    /// (846), a fenced old primary, the only live node holding acknowledged writes, passed over (11075).
     @Test func replicationSeedsThatOnceFailed() {
-        for seed: UInt64 in [1, 79, 207, 301, 384, 613, 647, 702, 717, 846, 858] {
+        for seed: UInt64 in [1, 79, 207, 301, 384, 613, 647, 702, 717, 846, 858, 11075, 11681, 12384, 12791] {
             var simulation = ReplicationSimulation(seed: seed)
             let result = simulation.run()
             #expect(result.failure == nil, "seed \(seed): \(result.failure ?? "")")

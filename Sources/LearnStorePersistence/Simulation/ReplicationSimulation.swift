@@ -246,7 +246,14 @@ public struct ReplicationSimulation {
         case 94: partition()
         case 95: if random.chance(1, in: 3) { storageTrouble() }
         case 96: if let node = randomNode(alive: true) { crash(node) }
-        case 97, 98: if let node = randomNode(alive: false) { try restart(node) }
+        case 97, 98:
+            if let node = randomNode(alive: false) {
+                try restart(node)
+            } else if let fenced = nodes.first(where: { $0.alive && $0.role == .fenced }), primary != nil {
+                // The operator restarts a fenced old primary as a replica.
+                crash(fenced)
+                try restart(fenced)
+            }
         default: try promoteIfPrimaryDown()
         }
         for node in nodes where node.alive && node.failingUntil > 0 && step >= node.failingUntil {
@@ -470,7 +477,8 @@ public struct ReplicationSimulation {
     mutating func promoteIfPrimaryDown() throws {
         guard primary == nil else { return }
         guard nodes.filter({ !$0.alive }).count <= options.minimumInSync else { return }
-        let replicas = nodes.filter { $0.alive && $0.role == .replica }
+        // A fenced old primary holds every write it acknowledged: it is a candidate too.
+        let replicas = nodes.filter { $0.alive && $0.role != .primary }
         func upToDate(_ node: Node) -> (UInt64, UInt64) {
             let last = node.wal?.locallyDurableLSN ?? 0
             return (node.history.epoch(of: last), last)
@@ -510,7 +518,8 @@ public struct ReplicationSimulation {
         chosen.replicaSet = ReplicaSetState(configuration: chosen.replicaSet.configuration, localDurableLSN: wal.locallyDurableLSN)
         wal.setCommitGate(chosen.replicaSet.commitMark)
         wal.clientWriteRefusal = nil
-        for node in nodes where node !== chosen && node.role != .replica { node.role = .replica }
+        // A dead old primary restarts as a replica; a live fenced one stays fenced until it is restarted.
+        for node in nodes where node !== chosen && !node.alive && node.role != .replica { node.role = .replica }
         result.promotions += 1
         note("\(chosen.id) promoted to epoch \(chosen.history.currentEpoch) from LSN \(wal.nextLSN)")
         try checkHoldsAcknowledged(chosen, what: "promoted \(chosen.id)", strict: true)
@@ -563,6 +572,10 @@ public struct ReplicationSimulation {
         if primary == nil { try promoteIfPrimaryDown() }
         for node in nodes where !node.alive { try restart(node) }
         for _ in 0..<400 {
+            if let fenced = nodes.first(where: { $0.alive && $0.role == .fenced }), primary != nil {
+                crash(fenced)
+                try restart(fenced)
+            }
             // A fenced primary (an abandoned promotion left a promise above its epoch) is replaced.
             if self.primary == nil { try promoteIfPrimaryDown() }
             guard let primary = self.primary, let wal = primary.wal else { throw SimulationFailure("no primary after healing") }

@@ -62,7 +62,8 @@ public enum ClusterPromotion {
         guard primaries.isEmpty || force else {
             throw refuse("\(primaries.map(\.address).joined(separator: ", ")) is still a primary; stop it first")
         }
-        let replicas = reachable.filter { $0.role == "replica" }
+        // A fenced old primary holds every write it acknowledged: it may be the most up to date.
+        let replicas = reachable.filter { $0.role == "replica" || $0.role == "fenced" }
         guard let best = replicas.max(by: { $0.upToDate < $1.upToDate }) else { throw LearnStoreError(.notFound, "no reachable replica to promote") }
         var chosen = best
         if let node {

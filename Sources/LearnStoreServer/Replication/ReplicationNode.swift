@@ -339,7 +339,8 @@ public final class ReplicationNode: Sendable {
     public func promote(atLeast requested: UInt64 = 0) async throws(LearnStoreError) -> PromoteReply {
         let (role, follower, wal) = state.withLock { ($0.role, $0.follower, $0.wal) }
         guard let wal else { throw LearnStoreError(.loading, "the node is recovering its data") }
-        guard role == .replica else { throw LearnStoreError(.validation, "node \(configuration.nodeID) is a \(role.name), not a replica") }
+        // A fenced old primary may be the most up-to-date node: it holds every write it acknowledged.
+        guard role != .primary else { throw LearnStoreError(.validation, "node \(configuration.nodeID) is already a primary") }
         if let follower { await follower.stop() }
         let applied = state.withLock { $0.appliedLSN }
         let durable = try await offload { wal.waitUntilCommitted(applied) }
