@@ -27,6 +27,10 @@ extension PersistenceService: AdminOperations {
     /// and skips the replaced history's WAL records (their sequences are lower).
     public func restore(_ tenant: TenantActor, _ request: RestoreTenantRequest) async throws(LearnStoreError) -> RestoreTenantReport {
         guard let controller else { throw LearnStoreError(.loading, "the server is recovering its data") }
+        if replication != nil && !request.dryRun {
+            // A restore replaces the tenant from a snapshot and logs no WAL record: replicas would never see it.
+            throw LearnStoreError(.validation, "an online restore is not replicated; with replication on, restore offline on every node (docs/REPLICATION.md)")
+        }
         let tenantID = tenant.tenantID
         let point = RestorePoint(snapshotSequence: request.snapshotSequence, sequence: request.sequence, time: request.time)
         let options = try TenantRestore.recoveryOptions(

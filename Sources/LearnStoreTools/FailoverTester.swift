@@ -125,7 +125,7 @@ public struct FailoverTester: Sendable {
             acknowledged += shared.written.withLock { $0 }
             report.unacknowledged += shared.unacknowledged.load(ordering: .relaxed)
 
-            let outcome = try await ClusterPromotion.promote(addresses, credential: credential, minimumInSync: 1, group: group)
+            let outcome = try await promote(addresses, credential: credential, nodes: nodes)
             guard let promoted = addresses.firstIndex(of: outcome.address), let next = nodes[promoted] else {
                 throw LearnStoreError(.internalError, "promoted \(outcome.address), which is not a running node")
             }
@@ -160,6 +160,26 @@ public struct FailoverTester: Sendable {
         let written = Mutex<[Acknowledged]>([])
         let unacknowledged = Atomic<Int>(0)
         let stop = Atomic<Bool>(false)
+    }
+
+    /// The operator's promotion, retried for a while as an operator would (a loaded machine may answer
+    /// slowly); a failure names the nodes that did not answer and ends with their logs' last lines.
+    func promote(_ addresses: [String], credential: NodeCredential, nodes: [ServerProcess?], timeout: Double = 60) async throws -> ClusterPromotion.Outcome {
+        let deadline = Date(timeIntervalSinceNow: timeout)
+        while true {
+            do {
+                return try await ClusterPromotion.promote(addresses, credential: credential, minimumInSync: 1, group: MultiThreadedEventLoopGroup.singleton)
+            } catch {
+                guard Date() < deadline else {
+                    let logs = nodes.compactMap { $0 }.map { node in
+                        let text = (try? String(contentsOfFile: node.logPath, encoding: .utf8)) ?? ""
+                        return "\(node.logPath) (running: \(node.process.isRunning)):\n" + text.split(separator: "\n").suffix(15).joined(separator: "\n")
+                    }
+                    throw LearnStoreError(error.code, "\(error.message)\n" + logs.joined(separator: "\n"))
+                }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
     }
 
     /// Polls until every other node reports applying everything the primary has made durable.
@@ -202,20 +222,21 @@ public struct FailoverTester: Sendable {
         return mismatches
     }
 
-    /// A TCP port nothing listens on now (the kernel's pick for port 0, released at once).
+    /// A TCP port nothing listens on now, below the kernel's range for ephemeral ports: other servers
+    /// that bind port 0 meanwhile (the test suite runs many) never take it before the node binds it.
     static func freePort() throws -> Int {
-        let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard socket >= 0 else { throw LearnStoreError(.internalError, "socket: errno \(errno)") }
-        defer { close(socket) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        guard bound == 0 else { throw LearnStoreError(.internalError, "bind: errno \(errno)") }
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let named = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(socket, $0, &length) } }
-        guard named == 0 else { throw LearnStoreError(.internalError, "getsockname: errno \(errno)") }
-        return Int(UInt16(bigEndian: address.sin_port))
+        for _ in 0..<200 {
+            let port = Int.random(in: 20_000..<32_000)
+            let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            guard socket >= 0 else { throw LearnStoreError(.internalError, "socket: errno \(errno)") }
+            defer { close(socket) }
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            address.sin_port = in_port_t(UInt16(port).bigEndian)
+            let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+            if bound == 0 { return port }
+        }
+        throw LearnStoreError(.internalError, "no free port found in 20000-31999")
     }
 }

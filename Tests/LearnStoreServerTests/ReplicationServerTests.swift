@@ -65,6 +65,13 @@ import Testing
             _ = try await client.performance.learningRecords.create(sampleBody())
         }
         #expect(refusal?.code == .notPrimary)
+        let writer = try await primary.client()
+        _ = try await writer.performance.learningRecords.create(sampleBody())
+        let restore = await #expect(throws: LearnStoreError.self, "an online restore would not reach the replicas") {
+            _ = try await writer.admin.restoreTenant(RestoreTenantRequest(sequence: 0))
+        }
+        #expect(restore?.code == .validation)
+        await writer.shutdown()
         let outsider = try NodeCredential(secret: Array("some-other-secret-0123456789".utf8))
         let unknown = await #expect(throws: LearnStoreError.self) {
             _ = try await NodeClient.request(primaryAddress, credential: outsider, nodeID: "intruder", opcode: ReplicationOpcode.status,

@@ -55,8 +55,8 @@ public enum ClusterPromotion {
         }
         let reachable = statuses.filter { $0.status != nil }
         guard reachable.count >= total - minimumInSync || force else {
-            let missing = statuses.filter { $0.status == nil }.map(\.address)
-            throw refuse("only \(reachable.count) of \(total) nodes answer (\(missing.joined(separator: ", ")) do not); at least \(total - minimumInSync) must")
+            let missing = statuses.filter { $0.status == nil }.map { "\($0.address): \($0.error ?? "no answer")" }
+            throw refuse("only \(reachable.count) of \(total) nodes answer (\(missing.joined(separator: "; "))); at least \(total - minimumInSync) must")
         }
         let primaries = reachable.filter { $0.role == "primary" }
         guard primaries.isEmpty || force else {

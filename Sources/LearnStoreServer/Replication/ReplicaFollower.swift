@@ -21,7 +21,7 @@ final class ReplicaFollower: @unchecked Sendable {
     private var channel: (any Channel)?
     private var stopped = false
     private var nextAddress = 0
-    private var backoffMilliseconds: Int64 = 50
+    private var backoffMilliseconds: Int64 = 20
     /// The last LSN applied to this node's tenants (and queued in its log).
     private(set) var appliedLSN: UInt64
     private var streamingEpoch: UInt64?
@@ -116,7 +116,8 @@ final class ReplicaFollower: @unchecked Sendable {
     private func retry() {
         guard !stopped, !halted.load(ordering: .acquiring) else { return }
         let delay = backoffMilliseconds
-        backoffMilliseconds = min(backoffMilliseconds * 2, 2_000)
+        // A promotion takes tens of milliseconds: retry soon, then settle at half a second.
+        backoffMilliseconds = min(backoffMilliseconds * 2, 500)
         loop.scheduleTask(in: .milliseconds(delay)) { self.reconnectWhenResolved() }
     }
 
@@ -176,7 +177,7 @@ final class ReplicaFollower: @unchecked Sendable {
             return false
         }
         streamingEpoch = accepted.epoch
-        backoffMilliseconds = 50
+        backoffMilliseconds = 20
         node.logger.info("following", metadata: ["primary": "\(peer)", "epoch": "\(accepted.epoch)", "after_lsn": "\(accepted.startAfter)"])
         return true
     }
