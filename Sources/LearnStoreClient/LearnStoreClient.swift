@@ -197,6 +197,27 @@ public final class LearnStoreClient: Sendable {
         return try Self.json(frame)
     }
 
+    /// Waits until the token's tenant has applied `sequence` on this server (a replica), at most
+    /// `timeout` (≤ 60 s), and returns the tenant's sequence there. Reads sent after it returns see
+    /// every write up to `sequence` (each write's reply carries its sequence). Fails with `NOT_YET`
+    /// when the time runs out first.
+    public func waitForSequence(_ sequence: UInt64, timeout: Duration = .seconds(5)) async throws(LearnStoreError) -> UInt64 {
+        let milliseconds = UInt32(clamping: max(0, timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000))
+        let frame = try await request(opcode: Opcode.waitSequence) { writer in
+            writer.writeU64(sequence)
+            writer.writeU32(milliseconds)
+        }
+        do {
+            return try frame.readPayload { (r) throws(DecodeError) in
+                let reached = try r.readU64()
+                try r.expectEnd()
+                return reached
+            }
+        } catch {
+            throw LearnStoreError(.protocolViolation, "WAIT_SEQUENCE answer: \(error)")
+        }
+    }
+
     /// Round-trip time of a PING.
     public func ping() async throws(LearnStoreError) -> Duration {
         let start = ContinuousClock.now

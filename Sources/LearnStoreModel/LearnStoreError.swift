@@ -40,6 +40,8 @@ public struct LearnStoreError: Error, Sendable, Hashable, CustomStringConvertibl
         public static let notPrimary = Code(rawValue: 407, name: "NOT_PRIMARY")
         /// A node of an older epoch spoke to one that knows a newer epoch.
         public static let fenced = Code(rawValue: 408, name: "FENCED")
+        /// WAIT_SEQUENCE: the tenant did not reach the sequence on this node within the timeout.
+        public static let notYet = Code(rawValue: 409, name: "NOT_YET")
         public static let internalError = Code(rawValue: 500, name: "INTERNAL")
         /// Client side only (never on the wire): the connection could not be made or was lost.
         public static let connectionFailed = Code(rawValue: 600, name: "CONNECTION_FAILED")
@@ -52,7 +54,7 @@ public struct LearnStoreError: Error, Sendable, Hashable, CustomStringConvertibl
             .unauthenticated, .tokenExpired, .forbidden,
             .notFound, .validation, .conflict, .feedTruncated, .logTruncated,
             .tooManyInFlight, .loading, .storageUnavailable, .shuttingDown, .tooManyConnections, .timeout, .overloaded,
-            .notPrimary, .fenced,
+            .notPrimary, .fenced, .notYet,
             .internalError, .connectionFailed, .protocolViolation,
         ]
 

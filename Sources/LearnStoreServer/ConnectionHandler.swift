@@ -50,6 +50,7 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
             maximumFrameBytes: min(configuration.maximumHandshakeFrameBytes, configuration.maximumFrameBytes))
         var alone = [Opcode.adminSnapshot, Opcode.adminRestoreTenant].filter { AdminExecutor.handles($0, features: configuration.features) }
         if configuration.features.contains(.feed) { alone.append(Opcode.subscribe) }
+        alone.append(Opcode.waitSequence)
         self.machine = ConnectionStateMachine(
             limits: .init(
                 maximumInFlight: configuration.maximumInFlight,
@@ -477,7 +478,9 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let started = NIODeadline.now()
         let promise = context.eventLoop.makePromise(of: AdminResponse.self)
         promise.completeWithTask {
-            let (bytes, error) = await AdminExecutor.execute(frame, session: session, server: server)
+            let (bytes, error) = frame.header.opcode == Opcode.waitSequence
+                ? await SequenceWait.execute(frame, session: session, server: server)
+                : await AdminExecutor.execute(frame, session: session, server: server)
             return AdminResponse(bytes: bytes, error: error)
         }
         promise.futureResult.whenSuccess { response in

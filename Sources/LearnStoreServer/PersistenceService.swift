@@ -70,7 +70,8 @@ public final class PersistenceService: Service {
         }
         log.set(controller.wal)
         context.feed.attach(wal: controller.wal, walDirectory: controller.directory.walDirectory, fileSystem: configuration.fileSystem)
-        commits.set(WALCommitTracker(wal: controller.wal, registry: context.registry, placement: context.placement))
+        let watch = context.sequenceWatch
+        commits.set(WALCommitTracker(wal: controller.wal, registry: context.registry, placement: context.placement, committed: { watch.committed() }))
         replication?.attach(wal: controller.wal, registry: context.registry)
         controller.start()
         controllerBox.value = controller

@@ -18,6 +18,8 @@ public final class ServerContext: Sendable {
     public let placement: TenantPlacement
     /// Snapshot and restore for the admin opcodes, once persistence is ready.
     public let admin = AdminBinding()
+    /// WAIT_SEQUENCE requests waiting for their tenant to reach a sequence.
+    let sequenceWatch = SequenceWatch()
     let connections: ConnectionRegistry
     /// Request bytes buffered by connections beyond their allowance.
     public let inputBudget: BufferBudget

@@ -11,9 +11,12 @@ public final class WALCommitTracker: CommitTracker {
     private let wal: WriteAheadLog
     private let waiters = Mutex<[(lsn: UInt64, loop: any EventLoop, wake: @Sendable () -> Void)]>([])
 
-    public init(wal: WriteAheadLog, registry: TenantRegistry, placement: TenantPlacement) {
+    public init(wal: WriteAheadLog, registry: TenantRegistry, placement: TenantPlacement, committed: (@Sendable () -> Void)? = nil) {
         self.wal = wal
-        wal.onCommit = { [weak self] committed in self?.wake(upTo: committed, all: false) }
+        wal.onCommit = { [weak self] mark in
+            self?.wake(upTo: mark, all: false)
+            committed?()
+        }
         wal.onFailure = { [weak self, weak wal] rollbacks in
             for rollback in rollbacks {
                 guard let actor = registry.existingTenant(rollback.tenant) else {

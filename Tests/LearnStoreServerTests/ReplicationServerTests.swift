@@ -194,4 +194,33 @@ import Testing
         try await replica.stop()
         try await primary.stop()
     }
+
+    @Test func aReadAfterWaitSequenceOnAReplicaSeesTheWriteAndAFutureSequenceIsNotYet() async throws {
+        let primaryDirectory = TemporaryDirectory()
+        let replicaDirectory = TemporaryDirectory()
+        // Asynchronous: the primary acknowledges before the replica has the write, so the wait matters.
+        let primary = try await TestServer.start(
+            configure: { configuration in
+                Self.node("a")(&configuration)
+                configuration.replication?.replicaSet.mode = .async
+            }, persistence: .forTests(primaryDirectory.path))
+        let replica = try await TestServer.start(
+            configure: Self.node("b", follow: [try await Self.replicationAddress(primary)]), persistence: .forTests(replicaDirectory.path))
+        let writer = try await primary.client()
+        let reader = try await replica.client()
+        for index in 0..<20 {
+            let created = try await writer.performance.learningRecords.create(sampleBody(title: "ryw \(index)"))
+            let reached = try await reader.waitForSequence(created.sequence, timeout: .seconds(30))
+            #expect(reached >= created.sequence)
+            #expect(try await reader.performance.learningRecords.get(created.value.id) == created.value)
+        }
+        let notYet = await #expect(throws: LearnStoreError.self) { _ = try await reader.waitForSequence(1_000_000, timeout: .milliseconds(50)) }
+        #expect(notYet?.code == .notYet)
+        let tooLong = await #expect(throws: LearnStoreError.self) { _ = try await reader.waitForSequence(1, timeout: .seconds(61)) }
+        #expect(tooLong?.code == .validation)
+        await writer.shutdown()
+        await reader.shutdown()
+        try await replica.stop()
+        try await primary.stop()
+    }
 }
