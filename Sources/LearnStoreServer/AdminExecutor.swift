@@ -17,13 +17,7 @@ enum AdminExecutor {
         let header = frame.header
         var writer = ByteWriter(capacity: 256)
         do throws(LearnStoreError) {
-            if header.flags != 0 { throw LearnStoreError(.badFrame, "request flags must be 0") }
-            if server.runtime.isShuttingDown { throw LearnStoreError(.shuttingDown, "the server is shutting down") }
-            // The leeway applies here as on every other request (PROTOCOL.md 4.2).
-            if server.clock.now() >= session.acceptedUntil {
-                throw LearnStoreError(.tokenExpired, "the token expired at \(session.expiresAt); send AUTH with a new token")
-            }
-            if server.runtime.isLoading { throw LearnStoreError(.loading, "the server is recovering its data; retry shortly") }
+            try checkAlone(header, session: session, server: server)
             // The order of PROTOCOL.md 6.3: decoding, then the scope, then everything else.
             let request = try AdminRequest.decode(frame, protocolVersion: session.protocolVersion)
             try session.identity.require(.admin)
@@ -46,6 +40,17 @@ enum AdminExecutor {
             return (writer.bytes, error.code)
         }
     }
+}
+
+/// The checks every request that runs alone (admin, WAIT_SEQUENCE) passes before it is decoded: the
+/// frame's flags, the server's state and the token's expiry (with its leeway, PROTOCOL.md 4.2).
+func checkAlone(_ header: FrameHeader, session: Session, server: ServerContext) throws(LearnStoreError) {
+    if header.flags != 0 { throw LearnStoreError(.badFrame, "request flags must be 0") }
+    if server.runtime.isShuttingDown { throw LearnStoreError(.shuttingDown, "the server is shutting down") }
+    if server.clock.now() >= session.acceptedUntil {
+        throw LearnStoreError(.tokenExpired, "the token expired at \(session.expiresAt); send AUTH with a new token")
+    }
+    if server.runtime.isLoading { throw LearnStoreError(.loading, "the server is recovering its data; retry shortly") }
 }
 
 /// An admin request, decoded before any other check but the connection's state.

@@ -11,12 +11,7 @@ enum SequenceWait {
         let header = frame.header
         var writer = ByteWriter(capacity: 64)
         do throws(LearnStoreError) {
-            if header.flags != 0 { throw LearnStoreError(.badFrame, "request flags must be 0") }
-            if server.runtime.isShuttingDown { throw LearnStoreError(.shuttingDown, "the server is shutting down") }
-            if server.clock.now() >= session.acceptedUntil {
-                throw LearnStoreError(.tokenExpired, "the token expired at \(session.expiresAt); send AUTH with a new token")
-            }
-            if server.runtime.isLoading { throw LearnStoreError(.loading, "the server is recovering its data; retry shortly") }
+            try checkAlone(header, session: session, server: server)
             let (sequence, timeout) = try RequestExecutor.decode(frame) { (r) throws(DecodeError) -> (UInt64, UInt32) in
                 let sequence = try r.readU64()
                 let timeout = try r.readU32()

@@ -24,6 +24,9 @@ public struct BenchConfiguration: Sendable {
 
     public var host = "127.0.0.1"
     public var port = 7878
+    /// The measured phase's connections go to this port (a replica of the server on `port`, which
+    /// takes the preload); nil: `port`.
+    public var measurePort: Int?
     public var credentials: Credentials
     public var connections = 50
     /// Event-loop threads of the load tool. One per core by default: one thread of the Swift client

@@ -341,7 +341,7 @@ public final class BenchRunner: Sendable {
         for index in 0..<configuration.connections {
             let tenant = tenants[index % tenants.count]
             connections.append(try await LoadConnection.connect(
-                host: configuration.host, port: configuration.port, group: group, token: tenant.token, mode: mode,
+                host: configuration.host, port: configuration.measurePort ?? configuration.port, group: group, token: tenant.token, mode: mode,
                 kinds: configuration.mix.count, sequencedKinds: sequencedKinds,
                 source: makeSource(tenant, seed: configuration.seed &+ UInt64(index) &* 7919)))
         }

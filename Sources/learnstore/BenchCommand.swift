@@ -20,6 +20,7 @@ struct BenchCommand: AsyncParsableCommand {
 
     @Option(help: "Server host.") var host: String?
     @Option(help: "Server port.") var port: Int?
+    @Option(name: .customLong("measure-port"), help: "Send the measured requests to this port instead (a replica of the server on --port, which takes the preload).") var measurePort: Int?
     @Option(help: "A JWT (or LEARNSTORE_TOKEN).") var token: String?
     @Option(name: .customLong("key-file"), help: "An HS256 secret file: mint tokens for --tenants test tenants.") var keyFile: String?
     @Option(name: .short, help: "Connections.") var c = 50
@@ -58,6 +59,10 @@ struct BenchCommand: AsyncParsableCommand {
             var configuration = BenchConfiguration(credentials: credentials)
             configuration.host = settings.string("host", host) ?? "127.0.0.1"
             configuration.port = try settings.int("port", port, default: 7878)
+            if let measurePort {
+                guard (1...65535).contains(measurePort) else { throw CLIError.usage("--measure-port must be 1 ... 65535") }
+                configuration.measurePort = measurePort
+            }
             configuration.connections = c
             configuration.pipeline = pipeline
             configuration.subscribers = subscribers
