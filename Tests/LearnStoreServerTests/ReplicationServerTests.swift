@@ -223,4 +223,57 @@ import Testing
         try await replica.stop()
         try await primary.stop()
     }
+
+    /// Strangers send random bytes and random frames of every replication opcode before proving the
+    /// secret, and nodes that proved it send malformed requests: each gets a typed error or a closed
+    /// connection, and the primary goes on replicating.
+    @Test func randomBytesBeforeTheHandshakeLeaveThePrimaryReplicating() async throws {
+        let primaryDirectory = TemporaryDirectory()
+        let replicaDirectory = TemporaryDirectory()
+        let primary = try await TestServer.start(configure: Self.node("a"), persistence: .forTests(primaryDirectory.path))
+        let address = try await Self.replicationAddress(primary)
+        let port = try await primary.application.replicationListener!.localAddress.port!
+        let replica = try await TestServer.start(configure: Self.node("b", follow: [address]), persistence: .forTests(replicaDirectory.path))
+        var random = SeededGenerator(seed: 0x5EED_B0)
+        for _ in 0..<150 {
+            let connection = try RawConnection(port: port)
+            var bytes: [UInt8] = []
+            if random.chance(1, in: 2) {
+                // A frame of a replication opcode with a random payload (within the pre-auth limit or not).
+                let payload = (0..<random.next(below: 1_300)).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+                var writer = ByteWriter(capacity: payload.count + 10)
+                writer.writeFrame(FrameHeader(opcode: 0xB0 + UInt8(random.next(below: 9)), requestID: 1), payload: { $0.writeBytes(payload) })
+                bytes = writer.bytes
+            } else {
+                bytes = (0..<random.next(below: 64)).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+            }
+            _ = await connection.sendAsync(bytes)
+            connection.closeNow()
+        }
+        // Nodes with the secret sending malformed requests (too short to decode as REPLICATE; PROMISE and
+        // PROMOTE left out, they are the operator's powers) get typed errors.
+        let credential = try NodeCredential(secret: Self.secret)
+        for _ in 0..<40 {
+            let opcode = [ReplicationOpcode.nodeHello, ReplicationOpcode.nodeAuth, ReplicationOpcode.replicate, ReplicationOpcode.records,
+                          ReplicationOpcode.ack, ReplicationOpcode.status, 0xB8, 0x01][random.next(below: 8)]
+            let payload = (0..<random.next(below: 36)).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+            do {
+                _ = try await NodeClient.request(address, credential: credential, nodeID: "noisy", opcode: opcode, payload: payload,
+                                                 group: MultiThreadedEventLoopGroup.singleton)
+            } catch {
+                #expect([.badFrame, .unknownOpcode, .unauthenticated, .connectionFailed].contains(error.code), "\(error)")
+            }
+        }
+        let writer = try await primary.client()
+        let created = try await writer.performance.learningRecords.create(sampleBody(title: "after the noise"))
+        let status = try await Self.status(address)
+        #expect(status["role"] == .string("primary"))
+        #expect(status["in_sync"] == .array([.string("b")]))
+        let reader = try await replica.client()
+        #expect(try await reader.performance.learningRecords.get(created.value.id) == created.value)
+        await writer.shutdown()
+        await reader.shutdown()
+        try await replica.stop()
+        try await primary.stop()
+    }
 }
