@@ -13,12 +13,7 @@ public struct EpochHistory: Sendable, Hashable {
     public private(set) var promised: UInt64
 
     public static func == (lhs: EpochHistory, rhs: EpochHistory) -> Bool {
-        lhs.promised == rhs.promised && lhs.sameEpochs(as: rhs)
-    }
-
-    /// Whether both hold the same epochs from the same LSNs (promises aside).
-    public func sameEpochs(as other: EpochHistory) -> Bool {
-        starts.elementsEqual(other.starts) { $0.epoch == $1.epoch && $0.firstLSN == $1.firstLSN }
+        lhs.promised == rhs.promised && lhs.starts.elementsEqual(rhs.starts) { $0.epoch == $1.epoch && $0.firstLSN == $1.firstLSN }
     }
 
     public func hash(into hasher: inout Hasher) {

@@ -231,6 +231,12 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
         case .failure(let refusal): throw refusal.error
         }
         WALRecord.seal(&record, lsn: lsn)
+        queueLocked(record, lsn: lsn)
+        return lsn
+    }
+
+    /// Adds a sealed record to the next write. Called with `condition` held.
+    private func queueLocked(_ record: [UInt8], lsn: UInt64) {
         let wasEmpty = pending.isEmpty
         if wasEmpty { pendingFirstLSN = lsn }
         pending.append(contentsOf: record)
@@ -238,7 +244,6 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
         pendingRecords += 1
         // Only the first append of a batch wakes the writer; it takes everything queued meanwhile.
         if wasEmpty && (configuration.policy == .always || !configuration.appendersWriteNow) { condition.signal() }
-        return lsn
     }
 
     /// Queues a record a primary sealed, at its LSN (a replica's log keeps its primary's numbering).
@@ -248,12 +253,7 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
         defer { condition.unlock() }
         if stopping { throw LearnStoreError(.shuttingDown, "the WAL is closing") }
         if case .failure(let refusal) = ledger.append(tenant: tenant, sequence: sequence, at: lsn) { throw refusal.error }
-        let wasEmpty = pending.isEmpty
-        if wasEmpty { pendingFirstLSN = lsn }
-        pending.append(contentsOf: sealed)
-        pendingLastLSN = lsn
-        pendingRecords += 1
-        if wasEmpty && (configuration.policy == .always || !configuration.appendersWriteNow) { condition.signal() }
+        queueLocked(sealed, lsn: lsn)
     }
 
     /// The error client writes get, when they are refused (a replica takes writes only from its

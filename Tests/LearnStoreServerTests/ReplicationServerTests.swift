@@ -32,12 +32,30 @@ import Testing
         return try JSONValue.parse(try answer.reply!.readPayload { (r) throws(DecodeError) in try r.readString() })
     }
 
+    /// A primary "a" and a replica "b" that follows it, each on a data directory of its own.
+    struct Pair {
+        let primary: TestServer
+        let replica: TestServer
+        let primaryAddress: String
+        let directories: [TemporaryDirectory]
+
+        func stop() async throws {
+            try await replica.stop()
+            try await primary.stop()
+        }
+    }
+
+    static func startPair(primary configure: @escaping (inout ServerConfiguration) -> Void = node("a")) async throws -> Pair {
+        let directories = [TemporaryDirectory(), TemporaryDirectory()]
+        let primary = try await TestServer.start(configure: configure, persistence: .forTests(directories[0].path))
+        let address = try await replicationAddress(primary)
+        let replica = try await TestServer.start(configure: node("b", follow: [address]), persistence: .forTests(directories[1].path))
+        return Pair(primary: primary, replica: replica, primaryAddress: address, directories: directories)
+    }
+
     @Test func everyAcknowledgedWriteIsAlreadyReadableOnTheReplica() async throws {
-        let primaryDirectory = TemporaryDirectory()
-        let replicaDirectory = TemporaryDirectory()
-        let primary = try await TestServer.start(configure: Self.node("a"), persistence: .forTests(primaryDirectory.path))
-        let replica = try await TestServer.start(
-            configure: Self.node("b", follow: [try await Self.replicationAddress(primary)]), persistence: .forTests(replicaDirectory.path))
+        let pair = try await Self.startPair()
+        let (primary, replica) = (pair.primary, pair.replica)
         let writer = try await primary.client()
         let reader = try await replica.client()
         for index in 0..<40 {
@@ -50,16 +68,12 @@ import Testing
         #expect(status["in_sync"] == .array([.string("b")]))
         await writer.shutdown()
         await reader.shutdown()
-        try await replica.stop()
-        try await primary.stop()
+        try await pair.stop()
     }
 
     @Test func aReplicaRefusesClientWritesWithNotPrimaryAndAnOutsiderWithoutTheSecret() async throws {
-        let primaryDirectory = TemporaryDirectory()
-        let replicaDirectory = TemporaryDirectory()
-        let primary = try await TestServer.start(configure: Self.node("a"), persistence: .forTests(primaryDirectory.path))
-        let primaryAddress = try await Self.replicationAddress(primary)
-        let replica = try await TestServer.start(configure: Self.node("b", follow: [primaryAddress]), persistence: .forTests(replicaDirectory.path))
+        let pair = try await Self.startPair()
+        let (primary, replica, primaryAddress) = (pair.primary, pair.replica, pair.primaryAddress)
         let client = try await replica.client()
         let refusal = await #expect(throws: LearnStoreError.self) {
             _ = try await client.performance.learningRecords.create(sampleBody())
@@ -79,8 +93,7 @@ import Testing
         }
         #expect(unknown?.code == .unauthenticated)
         await client.shutdown()
-        try await replica.stop()
-        try await primary.stop()
+        try await pair.stop()
     }
 
     /// A primary that acknowledges alone (`--min-in-sync-replicas 0`) loses what it wrote alone when a
@@ -133,11 +146,8 @@ import Testing
     }
 
     @Test func aReplicaServesTheChangeFeedOfWhatItReplicated() async throws {
-        let primaryDirectory = TemporaryDirectory()
-        let replicaDirectory = TemporaryDirectory()
-        let primary = try await TestServer.start(configure: Self.node("a"), persistence: .forTests(primaryDirectory.path))
-        let replica = try await TestServer.start(
-            configure: Self.node("b", follow: [try await Self.replicationAddress(primary)]), persistence: .forTests(replicaDirectory.path))
+        let pair = try await Self.startPair()
+        let (primary, replica) = (pair.primary, pair.replica)
         let writer = try await primary.client()
         let reader = try await replica.client()
         var created: [RecordID] = []
@@ -150,8 +160,7 @@ import Testing
         #expect(delivered == created)
         await writer.shutdown()
         await reader.shutdown()
-        try await replica.stop()
-        try await primary.stop()
+        try await pair.stop()
     }
 
     @Test func aStrangerGetsOnlyASmallHandshakeFrame() async throws {
@@ -173,15 +182,11 @@ import Testing
     }
 
     @Test func thePrimarysMetricsShowTheInSyncSetTheLagAndWhatWasShipped() async throws {
-        let primaryDirectory = TemporaryDirectory()
-        let replicaDirectory = TemporaryDirectory()
-        let primary = try await TestServer.start(
-            configure: { configuration in
-                Self.node("a")(&configuration)
-                configuration.metricsPort = 0
-            }, persistence: .forTests(primaryDirectory.path))
-        let replica = try await TestServer.start(
-            configure: Self.node("b", follow: [try await Self.replicationAddress(primary)]), persistence: .forTests(replicaDirectory.path))
+        let pair = try await Self.startPair(primary: { configuration in
+            Self.node("a")(&configuration)
+            configuration.metricsPort = 0
+        })
+        let primary = pair.primary
         let writer = try await primary.client()
         for index in 0..<10 { _ = try await writer.performance.learningRecords.create(sampleBody(title: "metered \(index)")) }
         let scrape = try await Scrape.get(port: try #require(primary.metricsPort))
@@ -191,21 +196,16 @@ import Testing
         #expect((scrape["learnstore_replication_ack_seconds_count"] ?? 0) >= 1)
         #expect(scrape["learnstore_replication_replica_lag_lsns{replica=\"b\"}"] != nil)
         await writer.shutdown()
-        try await replica.stop()
-        try await primary.stop()
+        try await pair.stop()
     }
 
     @Test func aReadAfterWaitSequenceOnAReplicaSeesTheWriteAndAFutureSequenceIsNotYet() async throws {
-        let primaryDirectory = TemporaryDirectory()
-        let replicaDirectory = TemporaryDirectory()
         // Asynchronous: the primary acknowledges before the replica has the write, so the wait matters.
-        let primary = try await TestServer.start(
-            configure: { configuration in
-                Self.node("a")(&configuration)
-                configuration.replication?.replicaSet.mode = .async
-            }, persistence: .forTests(primaryDirectory.path))
-        let replica = try await TestServer.start(
-            configure: Self.node("b", follow: [try await Self.replicationAddress(primary)]), persistence: .forTests(replicaDirectory.path))
+        let pair = try await Self.startPair(primary: { configuration in
+            Self.node("a")(&configuration)
+            configuration.replication?.replicaSet.mode = .async
+        })
+        let (primary, replica) = (pair.primary, pair.replica)
         let writer = try await primary.client()
         let reader = try await replica.client()
         for index in 0..<20 {
@@ -220,20 +220,16 @@ import Testing
         #expect(tooLong?.code == .validation)
         await writer.shutdown()
         await reader.shutdown()
-        try await replica.stop()
-        try await primary.stop()
+        try await pair.stop()
     }
 
     /// Strangers send random bytes and random frames of every replication opcode before proving the
     /// secret, and nodes that proved it send malformed requests: each gets a typed error or a closed
     /// connection, and the primary goes on replicating.
     @Test func randomBytesBeforeTheHandshakeLeaveThePrimaryReplicating() async throws {
-        let primaryDirectory = TemporaryDirectory()
-        let replicaDirectory = TemporaryDirectory()
-        let primary = try await TestServer.start(configure: Self.node("a"), persistence: .forTests(primaryDirectory.path))
-        let address = try await Self.replicationAddress(primary)
+        let pair = try await Self.startPair()
+        let (primary, replica, address) = (pair.primary, pair.replica, pair.primaryAddress)
         let port = try await primary.application.replicationListener!.localAddress.port!
-        let replica = try await TestServer.start(configure: Self.node("b", follow: [address]), persistence: .forTests(replicaDirectory.path))
         var random = SeededGenerator(seed: 0x5EED_B0)
         for _ in 0..<150 {
             let connection = try RawConnection(port: port)
@@ -273,7 +269,6 @@ import Testing
         #expect(try await reader.performance.learningRecords.get(created.value.id) == created.value)
         await writer.shutdown()
         await reader.shutdown()
-        try await replica.stop()
-        try await primary.stop()
+        try await pair.stop()
     }
 }

@@ -14,4 +14,11 @@ public enum DivergedLog {
         try history.write(directory: historyDirectory, fs)
         return history
     }
+
+    /// The last LSN the log in `directory` holds, read before recovery: its newest record, or the LSN
+    /// before its newest segment when that holds none yet.
+    public static func lastLSN(_ directory: DataDirectory, _ fs: any FileSystem) throws -> UInt64 {
+        let report = try WALInspector.check(directory, fileSystem: fs)
+        return max(report.lastLSN ?? 0, (report.segments.last?.firstLSN ?? 1) - 1)
+    }
 }

@@ -125,12 +125,6 @@ public struct ReplicaSetState: Sendable {
         return removed.sorted()
     }
 
-    /// A replica the operator removed from the cluster.
-    public mutating func forget(_ nodeID: String) {
-        replicas[nodeID] = nil
-        advance()
-    }
-
     // MARK: rules
 
     /// How long ago the oldest write `durableLSN` lacks was committed (0: it lacks none).
@@ -143,10 +137,6 @@ public struct ReplicaSetState: Sendable {
             return max(0, nowMilliseconds - commitTimes[0].milliseconds)
         }
         return max(0, nowMilliseconds - first.milliseconds)
-    }
-
-    public func lagMilliseconds(of nodeID: String, nowMilliseconds: Int64) -> Int64? {
-        replicas[nodeID].map { lagMilliseconds(durableLSN: $0.durableLSN, nowMilliseconds: nowMilliseconds) }
     }
 
     private mutating func update(_ nodeID: String, nowMilliseconds: Int64) {

@@ -213,8 +213,7 @@ public struct ReplicationSimulation {
         if node.role == .fenced { node.role = .replica }
         if node.role == .replica, let current = primary, let wal = current.wal {
             let history = try EpochHistory.read(directory: node.historyDirectory, node.fs)
-            let check = try WALInspector.check(node.directory, fileSystem: node.fs)
-            let last = max(check.lastLSN ?? 0, (check.segments.last?.firstLSN ?? 1) - 1)
+            let last = try DivergedLog.lastLSN(node.directory, node.fs)
             if let point = current.history.followPoint(follower: history, lastLSN: last, localLastLSN: wal.locallyDurableLSN), point.truncate {
                 _ = try DivergedLog.cut(node.directory, after: point.startAfter, history: history, historyDirectory: node.historyDirectory, node.fs)
                 result.logCuts += 1
@@ -325,20 +324,27 @@ public struct ReplicationSimulation {
             result.duplicatedFrames += 1
             note("frame to \(replica.id) duplicated")
         }
-        let actors = replica.actors
         let before = replica.applied
-        let (applied, error) = ReplicatedApply.apply(frame.records, after: replica.applied) { actors[$0]! }
-        replica.applied = applied
-        if let error {
-            note("\(replica.id) refused a frame: \(error)")
-            switch error.code {
-            case .badFrame: close(connection)
-            case .storageUnavailable: failStop(replica)
-            default: throw SimulationFailure("\(replica.id): a replicated record could not be applied: \(error)")
-            }
-        } else if applied == before {
+        // A heartbeat is acknowledged at once; records, after the replica's log commits them.
+        if try apply(frame, to: replica, via: connection), replica.applied == before {
             connection.toPrimary.append((min(wal.locallyDurableLSN, replica.applied), replica.applied))
         }
+    }
+
+    /// Applies one RECORDS frame on `replica`, as its follower does: a frame it cannot take (a duplicate)
+    /// ends the stream, a failing log stops the node, anything else is a failure. Returns whether it was applied.
+    mutating func apply(_ frame: (records: [UInt8], inSync: Bool), to replica: Node, via connection: Connection) throws -> Bool {
+        let actors = replica.actors
+        let (applied, error) = ReplicatedApply.apply(frame.records, after: replica.applied) { actors[$0]! }
+        replica.applied = applied
+        guard let error else { return true }
+        note("\(replica.id) refused a frame: \(error)")
+        switch error.code {
+        case .badFrame: close(connection)
+        case .storageUnavailable: failStop(replica)
+        default: throw SimulationFailure("\(replica.id): a replicated record could not be applied: \(error)")
+        }
+        return false
     }
 
     mutating func replicaWriterStep() {
@@ -586,15 +592,8 @@ public struct ReplicationSimulation {
             for connection in Array(connections.values) {
                 while !connection.toReplica.isEmpty {
                     guard let replica = node(connection.replica), let replicaWAL = replica.wal else { break }
-                    let frame = connection.toReplica.removeFirst()
-                    let (applied, error) = ReplicatedApply.apply(frame.records, after: replica.applied) { replica.actors[$0]! }
-                    replica.applied = applied
-                    if let error {
-                        // A frame duplicated before the faults stopped: the follower reconnects.
-                        guard error.code == .badFrame else { throw SimulationFailure("healed \(replica.id) refused a frame: \(error)") }
-                        close(connection)
-                        break
-                    }
+                    // A frame duplicated before the faults stopped ends the stream: the follower reconnects.
+                    guard try apply(connection.toReplica.removeFirst(), to: replica, via: connection) else { break }
                     replicaWAL.runWriterStep()
                     connection.toPrimary.append((min(replicaWAL.locallyDurableLSN, replica.applied), replica.applied))
                 }

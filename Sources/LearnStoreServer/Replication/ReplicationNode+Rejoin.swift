@@ -11,8 +11,7 @@ extension ReplicationNode {
         guard role == .replica else { return }
         let last: UInt64
         do {
-            let report = try WALInspector.check(directory, fileSystem: fileSystem)
-            last = max(report.lastLSN ?? 0, (report.segments.last?.firstLSN ?? 1) - 1)
+            last = try DivergedLog.lastLSN(directory, fileSystem)
         } catch {
             logger.error("cannot read the WAL to compare it with the primary's", metadata: ["error": "\(error)"])
             return
