@@ -63,6 +63,7 @@ public final class FaultInjectingFileSystem: FileSystem {
         try real.rename(from, to: to)
     }
     public func remove(_ path: String) throws(StorageError) { try real.remove(path) }
+    public func removeDirectory(_ path: String) throws(StorageError) { try real.removeDirectory(path) }
     public func syncDirectory(_ path: String) throws(StorageError) {
         if case .syncError(let code)? = take(path: path, isSync: true) { throw StorageError("fsync", path, code: code) }
         try real.syncDirectory(path)

@@ -32,6 +32,8 @@ public protocol FileSystem: Sendable {
     func createDirectory(_ path: String) throws(StorageError)
     func rename(_ from: String, to: String) throws(StorageError)
     func remove(_ path: String) throws(StorageError)
+    /// Removes an empty directory (a missing one is not an error).
+    func removeDirectory(_ path: String) throws(StorageError)
     func syncDirectory(_ path: String) throws(StorageError)
     func exists(_ path: String) -> Bool
 }
@@ -109,6 +111,10 @@ public struct PosixFileSystem: FileSystem {
 
     public func remove(_ path: String) throws(StorageError) {
         guard unlink(path) == 0 || errno == ENOENT else { throw StorageError("unlink", path, code: errno) }
+    }
+
+    public func removeDirectory(_ path: String) throws(StorageError) {
+        guard rmdir(path) == 0 || errno == ENOENT else { throw StorageError("rmdir", path, code: errno) }
     }
 
     public func syncDirectory(_ path: String) throws(StorageError) {

@@ -703,6 +703,42 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
         }
     }
 
+    /// The segment files as they stand between two writes, for a replica's copy: each kept segment
+    /// opened for reading with its written extent, the `removed-segments` file, and the last LSN
+    /// written. Taken under the I/O lock, so no write, rotation or removal is half done; the open
+    /// files stay readable if retention removes them afterwards.
+    public func captureSegments() throws(StorageError) -> WALSegmentCapture {
+        ioLock.lock()
+        defer { ioLock.unlock() }
+        condition.lock()
+        let segments = ledger.segments
+        condition.unlock()
+        var capture = WALSegmentCapture()
+        let removedPath = configuration.directory + "/" + RemovedSegmentsFile.name
+        if configuration.fileSystem.exists(removedPath) { capture.removedSegments = try configuration.fileSystem.readWholeFile(removedPath) }
+        do throws(StorageError) {
+            for segment in segments {
+                let file = try configuration.fileSystem.openForReading(configuration.directory + "/" + WALSegmentHeader.fileName(firstLSN: segment.firstLSN))
+                capture.segments.append(.init(firstLSN: segment.firstLSN, writtenBytes: segment.writtenBytes, size: try file.size(), file: file))
+                capture.lastLSN = max(capture.lastLSN, segment.lastLSN)
+            }
+        } catch {
+            capture.close()
+            throw error
+        }
+        return capture
+    }
+
+    /// Waits until this node's log has made `lsn` durable, whatever replication has acknowledged.
+    public func waitUntilLocallyDurable(_ lsn: UInt64, timeout: Duration = .seconds(30)) -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while locallyDurableLSN < lsn, ContinuousClock.now < deadline, !hasFailures {
+            flush()
+            usleepWhileWaiting()
+        }
+        return locallyDurableLSN >= lsn && !hasFailures
+    }
+
     /// A tenant's snapshots are durable; its oldest kept one covers its writes up to `oldestKeptLSN`.
     public func snapshotsKept(tenant: String, oldestKeptLSN: UInt64) {
         condition.lock()

@@ -11,6 +11,7 @@ public enum ReplicationOpcode {
     public static let promote: UInt8 = 0xB5
     public static let status: UInt8 = 0xB6
     public static let promise: UInt8 = 0xB7
+    public static let catchUp: UInt8 = 0xB8
 }
 
 public struct NodeHello: Sendable, Hashable {

@@ -99,7 +99,7 @@ public final class LearnStoreApplication: Sendable {
             replicationListener = replication.map { node in
                 ReplicationListener(node: node, group: group) {
                     guard let controller = persistenceService?.controller else { return nil }
-                    return (controller.wal, controller.directory.walDirectory, controller.configuration.fileSystem)
+                    return (controller.wal, controller.directory, controller.configuration.fileSystem)
                 }
             }
             if let port = configuration.metricsPort {

@@ -47,7 +47,7 @@ public final class PersistenceService: Service {
         let logger = self.logger
         if let replication {
             runtime.recoveryProgress = "comparing the log with the primary's"
-            await replication.cutDivergedLog(DataDirectory(configuration.dataDirectory))
+            try await replication.prepareToFollow(DataDirectory(configuration.dataDirectory))
         }
         let (controller, outcome) = try await withCheckedThrowingContinuation { continuation in
             DispatchQueue.global().async {

@@ -171,6 +171,16 @@ public final class SimulatedFileSystem: FileSystem, @unchecked Sendable {
         }
     }
 
+    public func removeDirectory(_ path: String) throws(StorageError) {
+        try lock.withLock { () throws(StorageError) in
+            let prefix = path + "/"
+            guard !names.keys.contains(where: { $0.hasPrefix(prefix) }), !directories.contains(where: { $0.hasPrefix(prefix) }) else {
+                throw StorageError("rmdir", path, code: ENOTEMPTY)
+            }
+            directories.remove(path)
+        }
+    }
+
     public func syncDirectory(_ path: String) throws(StorageError) {
         try lock.withLock { () throws(StorageError) in
             syncTakesTime()

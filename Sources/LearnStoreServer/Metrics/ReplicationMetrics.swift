@@ -15,6 +15,8 @@ final class ReplicationMetrics: Sendable {
     let recordsShipped: Counter
     let bytesShipped: Counter
     let recordsApplied: Counter
+    /// Bytes of files sent to replicas copying this node (CATCH_UP).
+    let catchUpBytesSent: Counter
     /// From a write's commit on the primary to a replica's acknowledgement of it as durable.
     let acknowledgement: Metrics.Timer
     /// Per replica (node ids of authenticated replicas only), created with its first sample.
@@ -30,6 +32,7 @@ final class ReplicationMetrics: Sendable {
         recordsShipped = Counter(label: "learnstore_replication_records_shipped_total", factory: factory)
         bytesShipped = Counter(label: "learnstore_replication_bytes_shipped_total", factory: factory)
         recordsApplied = Counter(label: "learnstore_replication_records_applied_total", factory: factory)
+        catchUpBytesSent = Counter(label: "learnstore_replication_catch_up_bytes_sent_total", factory: factory)
         acknowledgement = Metrics.Timer(label: "learnstore_replication_ack_seconds", factory: factory)
     }
 

@@ -18,62 +18,131 @@ public enum NodeClient {
         _ address: String, credential: NodeCredential, nodeID: String, opcode: UInt8?, payload: [UInt8] = [],
         group: any EventLoopGroup, timeout: TimeAmount = .seconds(10)
     ) async throws(LearnStoreError) -> Answer {
+        let connection = try await NodeConnection.open(address, credential: credential, nodeID: nodeID, group: group, timeout: timeout)
+        defer { connection.close() }
+        var answer = Answer(peerNodeID: connection.peerNodeID, auth: connection.auth, reply: nil)
+        if let opcode {
+            connection.send(opcode: opcode, requestID: 3, payload: payload)
+            answer.reply = try await connection.next(timeout: timeout)
+        }
+        return answer
+    }
+}
+
+/// An authenticated connection to another node's replication port. Frames are read only when
+/// `next` asks for one, so a node streaming to it (a catch-up copy) is held back by TCP rather than
+/// buffered here.
+final class NodeConnection: Sendable {
+    let address: String
+    let peerNodeID: String
+    let auth: NodeAuthReply
+    private let channel: any Channel
+    private let inbox: FrameInbox
+
+    private init(address: String, peerNodeID: String, auth: NodeAuthReply, channel: any Channel, inbox: FrameInbox) {
+        self.address = address
+        self.peerNodeID = peerNodeID
+        self.auth = auth
+        self.channel = channel
+        self.inbox = inbox
+    }
+
+    static func open(
+        _ address: String, credential: NodeCredential, nodeID: String, group: any EventLoopGroup, timeout: TimeAmount = .seconds(10)
+    ) async throws(LearnStoreError) -> NodeConnection {
         guard let (host, port) = ReplicaFollower.split(address) else {
             throw LearnStoreError(.validation, "'\(address)' is not host:port")
         }
-        let handler = NodeRequestHandler()
+        let inbox = FrameInbox(address: address)
         let channel: any Channel
         do {
             channel = try await ClientBootstrap(group: group)
                 .connectTimeout(.seconds(2))
+                .channelOption(.autoRead, value: false)
                 .channelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(handler) }
+                    channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(inbox) }
                 }
                 .connect(host: host, port: port).get()
         } catch {
             throw LearnStoreError(.connectionFailed, "cannot connect to \(address): \(error)")
         }
-        defer { channel.close(promise: nil) }
-        let deadline = channel.eventLoop.scheduleTask(in: timeout) { channel.close(promise: nil) }
-        defer { deadline.cancel() }
-        let clientNonce = NodeCredential.nonce()
-        var writer = ByteWriter(capacity: 96)
-        writer.writeFrame(FrameHeader(opcode: ReplicationOpcode.nodeHello, requestID: 1)) {
-            ReplicationMessages.encode(NodeHello(nodeID: nodeID, nonce: clientNonce), into: &$0)
+        do throws(LearnStoreError) {
+            let clientNonce = NodeCredential.nonce()
+            send(channel, opcode: ReplicationOpcode.nodeHello, requestID: 1) {
+                ReplicationMessages.encode(NodeHello(nodeID: nodeID, nonce: clientNonce), into: &$0)
+            }
+            let hello = try await inbox.next(on: channel, timeout: timeout)
+            let helloReply: NodeHelloReply
+            do { helloReply = try hello.readPayload { (r) throws(DecodeError) in try ReplicationMessages.decodeHelloReply(from: &r) } } catch {
+                throw LearnStoreError(.protocolViolation, "\(address): NODE_HELLO reply: \(error)")
+            }
+            let proof = credential.proof(.client, clientNonce: clientNonce, serverNonce: helloReply.nonce, nodeID: nodeID)
+            send(channel, opcode: ReplicationOpcode.nodeAuth, requestID: 2) { ReplicationMessages.encodeAuth(proof: proof, into: &$0) }
+            let authFrame = try await inbox.next(on: channel, timeout: timeout)
+            let auth: NodeAuthReply
+            do { auth = try authFrame.readPayload { (r) throws(DecodeError) in try ReplicationMessages.decodeAuthReply(from: &r) } } catch {
+                throw LearnStoreError(.protocolViolation, "\(address): NODE_AUTH reply: \(error)")
+            }
+            guard credential.verify(auth.proof, .server, clientNonce: clientNonce, serverNonce: helloReply.nonce, nodeID: helloReply.nodeID) else {
+                throw LearnStoreError(.unauthenticated, "\(address) (node \(helloReply.nodeID)) did not prove the cluster secret")
+            }
+            return NodeConnection(address: address, peerNodeID: helloReply.nodeID, auth: auth, channel: channel, inbox: inbox)
+        } catch {
+            channel.close(promise: nil)
+            throw error
         }
-        let hello = try await exchange(writer.bytes, on: channel, handler: handler, address: address)
-        let helloReply: NodeHelloReply
-        do { helloReply = try hello.readPayload { (r) throws(DecodeError) in try ReplicationMessages.decodeHelloReply(from: &r) } } catch {
-            throw LearnStoreError(.protocolViolation, "\(address): NODE_HELLO reply: \(error)")
-        }
-        let proof = credential.proof(.client, clientNonce: clientNonce, serverNonce: helloReply.nonce, nodeID: nodeID)
-        writer = ByteWriter(capacity: 64)
-        writer.writeFrame(FrameHeader(opcode: ReplicationOpcode.nodeAuth, requestID: 2)) { ReplicationMessages.encodeAuth(proof: proof, into: &$0) }
-        let authFrame = try await exchange(writer.bytes, on: channel, handler: handler, address: address)
-        let auth: NodeAuthReply
-        do { auth = try authFrame.readPayload { (r) throws(DecodeError) in try ReplicationMessages.decodeAuthReply(from: &r) } } catch {
-            throw LearnStoreError(.protocolViolation, "\(address): NODE_AUTH reply: \(error)")
-        }
-        guard credential.verify(auth.proof, .server, clientNonce: clientNonce, serverNonce: helloReply.nonce, nodeID: helloReply.nodeID) else {
-            throw LearnStoreError(.unauthenticated, "\(address) (node \(helloReply.nodeID)) did not prove the cluster secret")
-        }
-        var answer = Answer(peerNodeID: helloReply.nodeID, auth: auth, reply: nil)
-        if let opcode {
-            writer = ByteWriter(capacity: payload.count + 16)
-            writer.writeFrame(FrameHeader(opcode: opcode, requestID: 3), payload: { $0.writeBytes(payload) })
-            answer.reply = try await exchange(writer.bytes, on: channel, handler: handler, address: address)
-        }
-        return answer
     }
 
-    private static func exchange(_ bytes: [UInt8], on channel: any Channel, handler: NodeRequestHandler, address: String) async throws(LearnStoreError) -> Frame {
-        let promise = channel.eventLoop.makePromise(of: Frame.self)
-        channel.eventLoop.execute {
-            handler.expect(promise)
-            channel.writeAndFlush(channel.allocator.buffer(bytes: bytes), promise: nil)
+    func send(opcode: UInt8, requestID: UInt32, payload: [UInt8]) {
+        Self.send(channel, opcode: opcode, requestID: requestID) { $0.writeBytes(payload) }
+    }
+
+    /// The next frame; an error frame is thrown as its error. Fails after `timeout` of silence.
+    func next(timeout: TimeAmount) async throws(LearnStoreError) -> Frame {
+        try await inbox.next(on: channel, timeout: timeout)
+    }
+
+    func close() {
+        channel.close(promise: nil)
+    }
+
+    private static func send(_ channel: any Channel, opcode: UInt8, requestID: UInt32, _ payload: (inout ByteWriter) -> Void) {
+        var writer = ByteWriter(capacity: 96)
+        writer.writeFrame(FrameHeader(opcode: opcode, requestID: requestID), payload: payload)
+        channel.writeAndFlush(channel.allocator.buffer(bytes: writer.bytes), promise: nil)
+    }
+}
+
+/// Frames of a connection whose reads are asked for (auto-read off): `next` reads until a frame is
+/// complete. Runs on the connection's event loop.
+final class FrameInbox: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    private let address: String
+    private var frames = FrameAccumulator(maximumFrameBytes: 16 << 20)
+    private var received: [Frame] = []
+    private var waiting: EventLoopPromise<Frame>?
+    private var closed = false
+    private var context: ChannelHandlerContext?
+
+    init(address: String) { self.address = address }
+
+    func next(on channel: any Channel, timeout: TimeAmount) async throws(LearnStoreError) -> Frame {
+        let future: EventLoopFuture<Frame> = channel.eventLoop.flatSubmit {
+            let promise = channel.eventLoop.makePromise(of: Frame.self)
+            if !self.received.isEmpty {
+                promise.succeed(self.received.removeFirst())
+            } else if self.closed {
+                promise.fail(ChannelError.ioOnClosedChannel)
+            } else {
+                self.waiting = promise
+                let silence = channel.eventLoop.scheduleTask(in: timeout) { channel.close(promise: nil) }
+                promise.futureResult.whenComplete { _ in silence.cancel() }
+                self.context?.read()
+            }
+            return promise.futureResult
         }
         let frame: Frame
-        do { frame = try await promise.futureResult.get() } catch {
+        do { frame = try await future.get() } catch {
             throw LearnStoreError(.connectionFailed, "\(address): the connection closed before an answer")
         }
         if frame.header.isError {
@@ -82,29 +151,33 @@ public enum NodeClient {
         }
         return frame
     }
-}
 
-/// Completes one promise per frame received, in order.
-final class NodeRequestHandler: ChannelInboundHandler, @unchecked Sendable {
-    typealias InboundIn = ByteBuffer
-    private var waiting: [EventLoopPromise<Frame>] = []
-    private var frames = FrameAccumulator(maximumFrameBytes: 16 << 20)
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
 
-    func expect(_ promise: EventLoopPromise<Frame>) { waiting.append(promise) }
+    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard let received = try? frames.add(unwrapInboundIn(data)) else {
+        do {
+            received += try frames.add(unwrapInboundIn(data))
+        } catch {
             context.close(promise: nil)
             return
         }
-        for frame in received where !waiting.isEmpty {
-            waiting.removeFirst().succeed(frame)
+        if let promise = waiting, !received.isEmpty {
+            waiting = nil
+            promise.succeed(received.removeFirst())
         }
     }
 
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if waiting != nil { context.read() }
+        context.fireChannelReadComplete()
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
-        for promise in waiting { promise.fail(ChannelError.ioOnClosedChannel) }
-        waiting.removeAll()
+        closed = true
+        waiting?.fail(ChannelError.ioOnClosedChannel)
+        waiting = nil
         context.fireChannelInactive()
     }
 }

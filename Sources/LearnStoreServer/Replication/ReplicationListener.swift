@@ -11,13 +11,13 @@ import ServiceLifecycle
 public final class ReplicationListener: Service, Sendable {
     let node: ReplicationNode
     let group: any EventLoopGroup
-    let walSource: @Sendable () -> (WriteAheadLog, String, any FileSystem)?
+    let walSource: @Sendable () -> (WriteAheadLog, DataDirectory, any FileSystem)?
     private let channelBox = LockedBox<(any Channel)?>(nil)
     private let bound = LockedBox<EventLoopPromise<SocketAddress>?>(nil)
     /// Whether `bound` was completed (a promise is completed once, and never left pending).
     private let boundCompleted = LockedBox(false)
 
-    init(node: ReplicationNode, group: any EventLoopGroup, walSource: @escaping @Sendable () -> (WriteAheadLog, String, any FileSystem)?) {
+    init(node: ReplicationNode, group: any EventLoopGroup, walSource: @escaping @Sendable () -> (WriteAheadLog, DataDirectory, any FileSystem)?) {
         self.node = node
         self.group = group
         self.walSource = walSource
@@ -60,7 +60,7 @@ public final class ReplicationListener: Service, Sendable {
         }
     }
 
-    private func bind(node: ReplicationNode, walSource: @escaping @Sendable () -> (WriteAheadLog, String, any FileSystem)?) async throws -> any Channel {
+    private func bind(node: ReplicationNode, walSource: @escaping @Sendable () -> (WriteAheadLog, DataDirectory, any FileSystem)?) async throws -> any Channel {
         try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 64)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -90,17 +90,19 @@ final class ReplicationServerHandler: ChannelInboundHandler, @unchecked Sendable
         case auth(clientNonce: [UInt8], serverNonce: [UInt8], peer: String)
         case ready(peer: String)
         case shipping(ShippingSession)
+        /// Sending a catch-up copy (CATCH_UP): nothing more is read from the replica.
+        case copying
         case done
     }
 
     private let node: ReplicationNode
-    private let walSource: @Sendable () -> (WriteAheadLog, String, any FileSystem)?
+    private let walSource: @Sendable () -> (WriteAheadLog, DataDirectory, any FileSystem)?
     private var phase = Phase.hello
     private var frames: FrameAccumulator
     private var handshakeTimeout: Scheduled<Void>?
     private var admitted = true
 
-    init(node: ReplicationNode, walSource: @escaping @Sendable () -> (WriteAheadLog, String, any FileSystem)?) {
+    init(node: ReplicationNode, walSource: @escaping @Sendable () -> (WriteAheadLog, DataDirectory, any FileSystem)?) {
         self.node = node
         self.walSource = walSource
         // Before the node proves the secret, frames are the handshake's: a few dozen bytes.
@@ -218,7 +220,7 @@ final class ReplicationServerHandler: ChannelInboundHandler, @unchecked Sendable
                 return reject(LearnStoreError(.fenced, "ACK of epoch \(ack.epoch); this node is at epoch \(node.epoch)"), opcode: opcode, context: context)
             }
             node.acknowledged(ack, from: session.nodeID)
-        case .done:
+        case .copying, .done:
             return
         }
     }
@@ -227,26 +229,13 @@ final class ReplicationServerHandler: ChannelInboundHandler, @unchecked Sendable
         let opcode = frame.header.opcode
         switch opcode {
         case ReplicationOpcode.replicate:
-            let request: ReplicateRequest
-            do { request = try frame.readPayload { (r) throws(DecodeError) in try ReplicationMessages.decodeReplicate(from: &r) } } catch {
-                return reject(LearnStoreError(.badFrame, "REPLICATE: \(error)"), opcode: opcode, context: context)
-            }
-            guard let (wal, walDirectory, fileSystem) = walSource() else {
-                return reject(LearnStoreError(.loading, "the node is recovering its data"), opcode: opcode, context: context)
-            }
-            let accepted: ReplicateAccepted
-            switch node.accept(request, from: peer) {
-            case .success(let value): accepted = value
-            case .failure(let error):
-                if error.code == .fenced { node.fence(reason: "replica \(peer) knows epoch \(request.epoch)") }
-                return reject(error, opcode: opcode, context: context)
-            }
+            guard let (accepted, wal, data, fileSystem) = acceptFollower(frame, peer: peer, context: context) else { return }
             guard let position = wal.shippingTail.position(after: accepted.startAfter) else {
-                return reject(LearnStoreError(.logTruncated, "the primary's WAL no longer holds the records after LSN \(accepted.startAfter); seed the replica from a copy of the primary's data directory"), opcode: opcode, context: context)
+                return reject(LearnStoreError(.logTruncated, "the primary's WAL no longer holds the records after LSN \(accepted.startAfter); the replica copies the primary's files when it starts (restart it)"), opcode: opcode, context: context)
             }
             reply(opcode: opcode, frame.header.requestID, context: context) { ReplicationMessages.encode(accepted, into: &$0) }
             let session = ShippingSession(
-                nodeID: peer, node: node, wal: wal, walDirectory: walDirectory, fileSystem: fileSystem, channel: context.channel,
+                nodeID: peer, node: node, wal: wal, walDirectory: data.walDirectory, fileSystem: fileSystem, channel: context.channel,
                 position: position, startAfter: accepted.startAfter, epoch: accepted.epoch)
             phase = .shipping(session)
             if accepted.truncate {
@@ -256,6 +245,11 @@ final class ReplicationServerHandler: ChannelInboundHandler, @unchecked Sendable
             node.sessionStarted(session, nodeID: peer, lastLSN: accepted.startAfter)
             node.logger.info("replica following", metadata: ["replica": "\(peer)", "after_lsn": "\(accepted.startAfter)", "epoch": "\(accepted.epoch)"])
             session.start()
+        case ReplicationOpcode.catchUp:
+            guard let (accepted, wal, data, fileSystem) = acceptFollower(frame, peer: peer, context: context) else { return }
+            phase = .copying
+            CatchUpSender(node: node, replica: peer, channel: context.channel, requestID: frame.header.requestID, epoch: accepted.epoch, epochs: accepted.epochs)
+                .start(wal: wal, data: data, fileSystem: fileSystem)
         case ReplicationOpcode.promote:
             let requestID = frame.header.requestID
             let asked: PromoteRequest
@@ -293,6 +287,31 @@ final class ReplicationServerHandler: ChannelInboundHandler, @unchecked Sendable
             reply(opcode: opcode, frame.header.requestID, context: context) { $0.writeString(text) }
         default:
             reject(LearnStoreError(.unknownOpcode, "opcode 0x\(String(opcode, radix: 16)) is not a replication request"), opcode: opcode, context: context, close: false)
+        }
+    }
+
+    /// REPLICATE and CATCH_UP: the follower's history must not know a newer epoch than this primary's
+    /// (a node that does fences it). Rejects and returns nil otherwise.
+    private func acceptFollower(_ frame: Frame, peer: String, context: ChannelHandlerContext)
+        -> (ReplicateAccepted, WriteAheadLog, DataDirectory, any FileSystem)?
+    {
+        let opcode = frame.header.opcode
+        let request: ReplicateRequest
+        do { request = try frame.readPayload { (r) throws(DecodeError) in try ReplicationMessages.decodeReplicate(from: &r) } } catch {
+            reject(LearnStoreError(.badFrame, "\(opcode == ReplicationOpcode.catchUp ? "CATCH_UP" : "REPLICATE"): \(error)"), opcode: opcode, context: context)
+            return nil
+        }
+        guard let (wal, data, fileSystem) = walSource() else {
+            reject(LearnStoreError(.loading, "the node is recovering its data"), opcode: opcode, context: context)
+            return nil
+        }
+        switch node.accept(request, from: peer) {
+        case .success(let accepted):
+            return (accepted, wal, data, fileSystem)
+        case .failure(let error):
+            if error.code == .fenced { node.fence(reason: "replica \(peer) knows epoch \(request.epoch)") }
+            reject(error, opcode: opcode, context: context)
+            return nil
         }
     }
 

@@ -7,8 +7,12 @@ extension ReplicationNode {
     /// cuts what it wrote as an old primary after its epoch ended elsewhere (never an acknowledged
     /// write: those reached an in-sync replica, which the new primary's history includes). With no
     /// primary reachable it starts as it is; its follower reports a divergence found later.
-    func cutDivergedLog(_ directory: DataDirectory) async {
+    ///
+    /// A primary whose log no longer holds the node's next record sends a copy of its files instead
+    /// (``CatchUpInstall``), which replaces the node's data before recovery reads it.
+    func prepareToFollow(_ directory: DataDirectory) async throws(LearnStoreError) {
         guard role == .replica else { return }
+        try installStagedCopy(directory)
         let last: UInt64
         do {
             last = try DivergedLog.lastLSN(directory, fileSystem)
@@ -26,6 +30,12 @@ extension ReplicationNode {
                 answer = try await NodeClient.request(
                     address, credential: credential, nodeID: configuration.nodeID, opcode: ReplicationOpcode.replicate,
                     payload: payload.bytes, group: group)
+            } catch where error.code == .logTruncated {
+                logger.notice("rejoin check: the primary's log no longer holds this node's next record; copying its files", metadata: [
+                    "node": "\(address)", "last_lsn": "\(last)",
+                ])
+                if try await copyPrimary(address, into: directory, request: payload.bytes) { return }
+                continue
             } catch {
                 logger.info("rejoin check: node not usable", metadata: ["node": "\(address)", "error": "\(error)"])
                 continue
