@@ -62,6 +62,10 @@ public struct DurabilityLedger: Sendable {
     /// How much WAL the change feed keeps whatever the snapshots cover.
     public let feedRetention: FeedRetention
 
+    /// Segments holding a record above this LSN are kept: a connected replica has not yet made them
+    /// durable (``ReplicaSetState/retentionHold(nowMilliseconds:)``). `.max`: no hold.
+    public var replicaHoldLSN: UInt64 = .max
+
     public struct Segment: Sendable, Equatable {
         public var firstLSN: UInt64
         public var newestLSNByTenant: [String: UInt64]
@@ -267,7 +271,7 @@ public struct DurabilityLedger: Sendable {
         guard segments.count > 1 else { return [] }
         let feedKeepsFrom = feedWindowStart(nowMilliseconds: nowMilliseconds)
         var removable: [UInt64] = []
-        for (index, segment) in segments.dropLast().enumerated() where index < feedKeepsFrom {
+        for (index, segment) in segments.dropLast().enumerated() where index < feedKeepsFrom && segment.lastLSN <= replicaHoldLSN {
             let needed = segment.newestLSNByTenant.contains { tenant, newest in (snapshotCoverage[tenant] ?? 0) < newest }
             if !needed { removable.append(segment.firstLSN) }
         }

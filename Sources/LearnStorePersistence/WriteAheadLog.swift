@@ -720,7 +720,8 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
             for segment in segments {
                 let file = try configuration.fileSystem.openForReading(configuration.directory + "/" + WALSegmentHeader.fileName(firstLSN: segment.firstLSN))
                 capture.segments.append(.init(firstLSN: segment.firstLSN, writtenBytes: segment.writtenBytes, size: try file.size(), file: file))
-                capture.lastLSN = max(capture.lastLSN, segment.lastLSN)
+                // A segment begins at the LSN after every record before it (a newest one may hold none yet).
+                capture.lastLSN = max(capture.lastLSN, segment.lastLSN, segment.firstLSN - 1)
             }
         } catch {
             capture.close()
@@ -737,6 +738,14 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
             usleepWhileWaiting()
         }
         return locallyDurableLSN >= lsn && !hasFailures
+    }
+
+    /// Keeps the segments holding records above `lsn` whatever the snapshots cover (replicas that still
+    /// need them); `.max` lifts the hold.
+    public func holdSegments(after lsn: UInt64) {
+        condition.lock()
+        ledger.replicaHoldLSN = lsn
+        condition.unlock()
     }
 
     /// A tenant's snapshots are durable; its oldest kept one covers its writes up to `oldestKeptLSN`.

@@ -1,6 +1,6 @@
 import LearnStoreModel
 
-/// CATCH_UP (0xB8, docs/PROTOCOL.md E.9): a replica whose next record its primary's log no longer
+/// CATCH_UP (0xB8, docs/PROTOCOL.md E.7): a replica whose next record its primary's log no longer
 /// holds asks for a copy of the primary's files (the request is a REPLICATE request body); the
 /// primary answers with frames of the same opcode and request id, one message each: BEGIN, then per
 /// file FILE and its DATA, then END.

@@ -50,6 +50,9 @@ struct SimulateReplicationCommand: AsyncParsableCommand {
                 totals.duplicatedFrames += result.duplicatedFrames
                 totals.storageFaults += result.storageFaults
                 totals.recordsShipped += result.recordsShipped
+                totals.snapshots += result.snapshots
+                totals.catchUps += result.catchUps
+                totals.catchUpsInterrupted += result.catchUpsInterrupted
                 if let failure = result.failure {
                     failures += 1
                     print("FAILED seed \(seed): \(failure)")
@@ -61,6 +64,7 @@ struct SimulateReplicationCommand: AsyncParsableCommand {
             print("seeds=\(seeds) steps=\(totals.steps) acknowledged_writes=\(totals.acknowledged) records_shipped=\(totals.recordsShipped) "
                 + "crashes=\(totals.crashes) promotions=\(totals.promotions) log_cuts=\(totals.logCuts) connection_breaks=\(totals.connectionBreaks) "
                 + "partitions=\(totals.partitions) duplicated_frames=\(totals.duplicatedFrames) storage_fault_periods=\(totals.storageFaults) "
+                + "snapshots=\(totals.snapshots) catch_up_copies=\(totals.catchUps) catch_ups_interrupted=\(totals.catchUpsInterrupted) "
                 + "failures=\(failures) seconds=\(Int(seconds))")
             if failures > 0 { throw ExitCode(1) }
         }

@@ -103,6 +103,12 @@ import Testing
         #expect(ledger.removableSegments() == [1])
         ledger.snapshotsKept(tenant: "newco", oldestKeptLSN: newco2)
         #expect(ledger.removableSegments() == [1, newco1 + 1])
+        // A connected replica that has made only acme1 durable keeps every segment holding a later record.
+        ledger.replicaHoldLSN = acme1
+        #expect(ledger.removableSegments() == [])
+        ledger.replicaHoldLSN = newco1
+        #expect(ledger.removableSegments() == [1])
+        ledger.replicaHoldLSN = .max
         ledger.segmentsRemoved([1, newco1 + 1])
         #expect(ledger.segments.map(\.firstLSN) == [newco2 + 1])
         _ = acme1

@@ -152,18 +152,24 @@ import Testing
     /// The replication simulation: crashes, partitions, broken and duplicated frames, failing replica
     /// disks and promotions (`learnstore simulate-replication` runs many more seeds).
     @Test func replicationSeeds() {
+        var copies = 0
         for seed in UInt64(1)...40 {
             var simulation = ReplicationSimulation(seed: seed)
             let result = simulation.run()
+            copies += result.catchUps
             #expect(result.failure == nil, "seed \(seed): \(result.failure ?? "")\n\(result.trace.joined(separator: "\n"))")
         }
+        #expect(copies > 0, "replicas copied their primary (CATCH_UP) in some of the runs")
     }
 
     /// Seeds that once failed: an epoch number reused by a promotion that never heard of the first
     /// (207, 384), a promotion of a replica that had learned of an epoch but held none of its records
-    /// (846), a fenced old primary, the only live node holding acknowledged writes, passed over (11075).
+    /// (846), a fenced old primary, the only live node holding acknowledged writes, passed over (11075),
+    /// an old primary whose divergent records only a snapshot beyond the cut reached after retention
+    /// removed their segments (16), a cut below the oldest segment left (36), and a copy of a primary
+    /// whose newest segment held no record yet (1312).
     @Test func replicationSeedsThatOnceFailed() {
-        for seed: UInt64 in [1, 79, 207, 301, 384, 613, 647, 702, 717, 846, 858, 11075, 11681, 12384, 12791] {
+        for seed: UInt64 in [1, 16, 36, 79, 207, 301, 384, 613, 647, 702, 717, 846, 858, 1312, 11075, 11681, 12384, 12791] {
             var simulation = ReplicationSimulation(seed: seed)
             let result = simulation.run()
             #expect(result.failure == nil, "seed \(seed): \(result.failure ?? "")")

@@ -77,6 +77,21 @@ import Testing
         #expect(state.commitMark == 30)
     }
 
+    @Test func retentionKeepsWhatAConnectedReplicaHeardFromRecentlyLacks() {
+        var state = Self.state(minimum: 0)
+        #expect(state.retentionHold(nowMilliseconds: 0) == .max, "no replica, no hold")
+        state.connected("b", lastLSN: 4, nowMilliseconds: 0)
+        state.connected("c", lastLSN: 7, nowMilliseconds: 0)
+        #expect(state.retentionHold(nowMilliseconds: 1) == 4)
+        state.acknowledged("b", durableLSN: 9, appliedLSN: 9, nowMilliseconds: 2)
+        #expect(state.retentionHold(nowMilliseconds: 3) == 7)
+        // c falls silent: past the limit it holds nothing (it copies the primary if it needs to).
+        state.acknowledged("b", durableLSN: 9, appliedLSN: 9, nowMilliseconds: ReplicaSetState.retentionHoldMilliseconds + 1)
+        #expect(state.retentionHold(nowMilliseconds: ReplicaSetState.retentionHoldMilliseconds + 1) == 9)
+        state.disconnected("b", nowMilliseconds: ReplicaSetState.retentionHoldMilliseconds + 2)
+        #expect(state.retentionHold(nowMilliseconds: ReplicaSetState.retentionHoldMilliseconds + 2) == .max)
+    }
+
     @Test func theMarkNeverMovesBack() {
         var state = Self.state(minimum: 0)
         state.locallyCommitted(through: 30, nowMilliseconds: 0)

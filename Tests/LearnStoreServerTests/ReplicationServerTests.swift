@@ -238,7 +238,7 @@ import Testing
                 // A frame of a replication opcode with a random payload (within the pre-auth limit or not).
                 let payload = (0..<random.next(below: 1_300)).map { _ in UInt8(truncatingIfNeeded: random.next()) }
                 var writer = ByteWriter(capacity: payload.count + 10)
-                writer.writeFrame(FrameHeader(opcode: 0xB0 + UInt8(random.next(below: 9)), requestID: 1), payload: { $0.writeBytes(payload) })
+                writer.writeFrame(FrameHeader(opcode: 0xB0 + UInt8(random.next(below: 10)), requestID: 1), payload: { $0.writeBytes(payload) })
                 bytes = writer.bytes
             } else {
                 bytes = (0..<random.next(below: 64)).map { _ in UInt8(truncatingIfNeeded: random.next()) }
@@ -251,7 +251,7 @@ import Testing
         let credential = try NodeCredential(secret: Self.secret)
         for _ in 0..<40 {
             let opcode = [ReplicationOpcode.nodeHello, ReplicationOpcode.nodeAuth, ReplicationOpcode.replicate, ReplicationOpcode.records,
-                          ReplicationOpcode.ack, ReplicationOpcode.status, 0xB8, 0x01][random.next(below: 8)]
+                          ReplicationOpcode.ack, ReplicationOpcode.status, ReplicationOpcode.catchUp, 0xB9, 0x01][random.next(below: 9)]
             let payload = (0..<random.next(below: 36)).map { _ in UInt8(truncatingIfNeeded: random.next()) }
             do {
                 _ = try await NodeClient.request(address, credential: credential, nodeID: "noisy", opcode: opcode, payload: payload,

@@ -14,7 +14,8 @@ public struct WALSegmentCapture: Sendable {
     public var segments: [Segment] = []
     /// The `removed-segments` file's bytes, if the log has one.
     public var removedSegments: [UInt8]?
-    /// The newest LSN in the segments' written bytes.
+    /// The segments hold every record up to here that is not in a snapshot: their newest record, or the
+    /// LSN before the newest segment when that holds none yet.
     public var lastLSN: UInt64 = 0
 
     public func close() {
@@ -46,16 +47,26 @@ public struct CatchUpSource: Sendable {
     /// Opens the files. Blocks until the log has made every captured record durable: call it off
     /// the event loops.
     public static func open(wal: WriteAheadLog, data: DataDirectory, fileSystem fs: any FileSystem) throws(LearnStoreError) -> CatchUpSource {
+        let capture = try capture(wal)
+        guard wal.waitUntilLocallyDurable(capture.lastLSN) else {
+            capture.close()
+            throw LearnStoreError(.storageUnavailable, "the primary's log did not make LSN \(capture.lastLSN) durable")
+        }
+        return try open(capture, data: data, fileSystem: fs)
+    }
+
+    /// The first half of ``open(wal:data:fileSystem:)``: the log's segments between two writes.
+    public static func capture(_ wal: WriteAheadLog) throws(LearnStoreError) -> WALSegmentCapture {
         guard !wal.hasFailures else {
             throw LearnStoreError(.storageUnavailable, "the primary's log has failed writes; a replica can copy it once the primary has restarted")
         }
-        let capture: WALSegmentCapture
-        do { capture = try wal.captureSegments() } catch { throw error.learnStoreError }
+        do { return try wal.captureSegments() } catch { throw error.learnStoreError }
+    }
+
+    /// The second half, once every captured record is durable: the snapshots to go with the segments.
+    public static func open(_ capture: WALSegmentCapture, data: DataDirectory, fileSystem fs: any FileSystem) throws(LearnStoreError) -> CatchUpSource {
         var files: [File] = []
         do throws(LearnStoreError) {
-            guard wal.waitUntilLocallyDurable(capture.lastLSN) else {
-                throw LearnStoreError(.storageUnavailable, "the primary's log did not make LSN \(capture.lastLSN) durable")
-            }
             var removed: [String: UInt64] = [:]
             if let bytes = capture.removedSegments {
                 do { removed = try RemovedSegmentsFile.decode(bytes) } catch {
@@ -108,8 +119,7 @@ public struct CatchUpSource: Sendable {
             // Rotation may remove an older snapshot between the listing and here.
             guard let file = try? fs.openForReading(data.snapshotPath(tenant, sequence: sequence)) else { continue }
             let size = try file.size()
-            let head = try file.read(count: min(size, 4096), at: 0)
-            let header = try? head.withUnsafeBytes { (raw) throws(DecodeError) in try SnapshotHeader.decode(raw).0 }
+            let header = try? SnapshotFile.readHeader(data.snapshotPath(tenant, sequence: sequence), fileSystem: fs)
             guard let header, header.lsn <= throughLSN, header.lsn >= floor else {
                 file.close()
                 // Older snapshots are further below what removed segments held.

@@ -113,6 +113,17 @@ public struct ReplicaSetState: Sendable {
 
     /// Time passed: replicas behind for longer than the lag limit leave the in-sync set. Returns them.
     @discardableResult
+    /// The primary keeps the WAL segments a connected replica heard from within the last
+    /// `retentionHoldMilliseconds` has not made durable, so retention never takes a record from under
+    /// a live stream (such a replica would have to copy the primary). A silent or disconnected replica
+    /// holds nothing: it copies the primary if it comes back too late. `.max`: no hold.
+    public func retentionHold(nowMilliseconds: Int64) -> UInt64 {
+        replicas.values.filter { $0.connected && nowMilliseconds - $0.lastHeardMilliseconds <= Self.retentionHoldMilliseconds }
+            .map(\.durableLSN).min() ?? .max
+    }
+
+    public static let retentionHoldMilliseconds: Int64 = 10_000
+
     public mutating func tick(nowMilliseconds: Int64) -> [String] {
         var removed: [String] = []
         for nodeID in replicas.keys {

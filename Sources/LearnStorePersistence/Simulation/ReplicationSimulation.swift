@@ -39,6 +39,10 @@ public struct ReplicationSimulation {
         public var duplicatedFrames = 0
         public var storageFaults = 0
         public var recordsShipped = 0
+        public var snapshots = 0
+        public var catchUps = 0
+        /// Copies cut short (the connection broke or the replica's disk failed) or whose install failed.
+        public var catchUpsInterrupted = 0
         public var failure: String?
         public var trace: [String] = []
 
@@ -53,6 +57,7 @@ public struct ReplicationSimulation {
         var alive = true
         var role: NodeRole
         var wal: WriteAheadLog?
+        var controller: PersistenceController?
         var actors: [String: TenantActor] = [:]
         var history = EpochHistory()
         var replicaSet: ReplicaSetState
@@ -109,6 +114,8 @@ public struct ReplicationSimulation {
     /// Per tenant, every acknowledged write (sequence → digest after it), across epochs.
     var acknowledged: [String: [UInt64: UInt64]] = [:]
     var step = 0
+    /// Faults have stopped (the end of a run).
+    var healing = false
 
     public init(seed: UInt64, options: Options = Options()) {
         self.seed = seed
@@ -143,6 +150,7 @@ public struct ReplicationSimulation {
                 step = index
                 result.steps = index + 1
                 try self.step(random.next(below: 100))
+                if index % 25 == 24 { snapshotRound(on: nodes[(index / 25) % nodes.count]) }
                 try checkInSyncHoldAcknowledged()
             }
             try heal()
@@ -162,10 +170,16 @@ public struct ReplicationSimulation {
         recoveryOptions.fileSystem = node.fs
         let outcome = try Recovery(options: recoveryOptions, logger: logger).run()
         let configuration = WALConfiguration(
-            directory: node.directory.walDirectory, policy: .always, segmentBytes: 64 << 10, fileSystem: node.fs,
+            directory: node.directory.walDirectory, policy: .always, segmentBytes: 4 << 10, fileSystem: node.fs,
             appendersWriteNow: false, prepareSegmentsInBackground: false)
+        let kept = try PersistenceController.keptSnapshots(node.directory, node.fs)
         let wal = try WriteAheadLog(configuration: configuration, resume: outcome.resume, startLSN: outcome.firstFreeLSN,
-                                    segments: outcome.segments, clock: clock, logger: logger)
+                                    segments: outcome.segments, snapshotCoverage: kept.compactMapValues { $0.map(\.lsn).min() },
+                                    clock: clock, logger: logger)
+        var persistence = PersistenceConfiguration(dataDirectory: node.directory.path)
+        persistence.fileSystem = node.fs
+        node.controller = PersistenceController(
+            configuration: persistence, wal: wal, directory: node.directory, logger: logger, clock: clock, lockDescriptor: -1, kept: kept)
         let queue = node.rollbacks
         wal.onFailure = { queue.append($0) }
         node.wal = wal
@@ -196,6 +210,7 @@ public struct ReplicationSimulation {
         }
         if node.role == .primary { pending.removeAll() }
         node.wal = nil
+        node.controller = nil
         node.actors = [:]
         node.rollbacks.removeAll()
         node.alive = false
@@ -211,10 +226,20 @@ public struct ReplicationSimulation {
             node.role = .replica
         }
         if node.role == .fenced { node.role = .replica }
+        if node.role == .replica {
+            // A copy received before the node stopped is installed first (the server does the same).
+            if let installed = try CatchUpInstall.resume(node.directory, historyDirectory: node.historyDirectory, node.fs) {
+                note("\(node.id) installed a copy through LSN \(installed.throughLSN)")
+            }
+        }
         if node.role == .replica, let current = primary, let wal = current.wal {
             let history = try EpochHistory.read(directory: node.historyDirectory, node.fs)
             let last = try DivergedLog.lastLSN(node.directory, node.fs)
             if let point = current.history.followPoint(follower: history, lastLSN: last, localLastLSN: wal.locallyDurableLSN), point.truncate {
+                guard try DivergedLog.canCut(node.directory, after: point.startAfter, node.fs) else {
+                    note("\(node.id) cannot cut after LSN \(point.startAfter): a snapshot beyond it is all that holds records retention removed")
+                    return try catchUp(node, from: current, after: point.startAfter)
+                }
                 _ = try DivergedLog.cut(node.directory, after: point.startAfter, history: history, historyDirectory: node.historyDirectory, node.fs)
                 result.logCuts += 1
                 note("\(node.id) cut its log after LSN \(point.startAfter) (it held up to \(last))")
@@ -290,6 +315,7 @@ public struct ReplicationSimulation {
     mutating func gate(_ primary: Node) {
         guard let wal = primary.wal else { return }
         wal.setCommitGate(primary.replicaSet.commitMark)
+        wal.holdSegments(after: primary.replicaSet.retentionHold(nowMilliseconds: now))
         let committed = wal.committedLSN
         var still: [Write] = []
         for write in pending {
@@ -305,9 +331,16 @@ public struct ReplicationSimulation {
 
     mutating func ship() {
         guard let primary, let wal = primary.wal else { return }
-        for connection in connections.values {
-            guard let read = try? connection.reader.readRaw(wal.shippingTail, after: connection.startAfter, isFailed: wal.hasFailed, maximumBytes: 16 << 10)
-            else { continue }
+        for connection in Array(connections.values) {
+            let read: (bytes: [UInt8], records: Int, batch: WALTailReader.Batch)
+            do {
+                read = try connection.reader.readRaw(wal.shippingTail, after: connection.startAfter, isFailed: wal.hasFailed, maximumBytes: 16 << 10)
+            } catch {
+                // Retention removed what the replica needs next (LOG_TRUNCATED): the stream ends.
+                note("stream to \(connection.replica) ends: \(error)")
+                close(connection)
+                continue
+            }
             if read.records > 0 || random.chance(300_000) {
                 let inSync = primary.replicaSet.replicas[connection.replica]?.inSync ?? false
                 connection.toReplica.append((read.bytes, inSync))
@@ -419,7 +452,9 @@ public struct ReplicationSimulation {
                 replica.history = adopted
             }
             guard let position = wal.shippingTail.position(after: point.startAfter) else {
-                throw SimulationFailure("the primary's log lost the records after \(point.startAfter) that \(replica.id) needs")
+                // Retention removed the records the replica needs next: it copies the primary.
+                try catchUp(replica, from: primary, after: point.startAfter)
+                continue
             }
             let reader = WALTailReader(walDirectory: primary.directory.walDirectory, fileSystem: primary.fs, position: position)
             connections[replica.id] = Connection(replica: replica.id, epoch: primary.history.currentEpoch, reader: reader, startAfter: point.startAfter)
@@ -577,7 +612,10 @@ public struct ReplicationSimulation {
         }
         if primary == nil { try promoteIfPrimaryDown() }
         for node in nodes where !node.alive { try restart(node) }
+        healing = true
         for _ in 0..<400 {
+            // A replica whose copy was cut short is down until it starts again.
+            for node in nodes where !node.alive && primary != nil { try restart(node) }
             if let fenced = nodes.first(where: { $0.alive && $0.role == .fenced }), primary != nil {
                 crash(fenced)
                 try restart(fenced)

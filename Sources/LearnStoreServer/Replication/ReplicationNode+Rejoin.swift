@@ -47,6 +47,13 @@ extension ReplicationNode {
                 logger.info("rejoin check: the log continues the primary's", metadata: ["primary": "\(answer.peerNodeID)", "last_lsn": "\(last)"])
                 return
             }
+            if (try? DivergedLog.canCut(directory, after: accepted.startAfter, fileSystem)) != true {
+                logger.notice("rejoin: a snapshot beyond the cut is all that holds records retention removed; copying the primary's files", metadata: [
+                    "primary": "\(answer.peerNodeID)", "after_lsn": "\(accepted.startAfter)",
+                ])
+                if try await copyPrimary(address, into: directory, request: payload.bytes) { return }
+                continue
+            }
             do {
                 try cut(directory, after: accepted.startAfter)
                 logger.notice("rejoin: cut the records an old primary wrote after its epoch ended", metadata: [

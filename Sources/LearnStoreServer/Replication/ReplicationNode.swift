@@ -237,8 +237,10 @@ public final class ReplicationNode: Sendable {
     }
 
     private func gateChanged() {
-        let (role, mark, wal) = state.withLock { ($0.role, $0.replicaSet.commitMark, $0.wal) }
+        let now = clock.now().milliseconds
+        let (role, mark, hold, wal) = state.withLock { ($0.role, $0.replicaSet.commitMark, $0.replicaSet.retentionHold(nowMilliseconds: now), $0.wal) }
         if role == .primary, configuration.replicaSet.mode == .sync { wal?.setCommitGate(mark) }
+        if role == .primary { wal?.holdSegments(after: hold) }
     }
 
     /// What a shipping session tells its replica with each frame.
