@@ -7,6 +7,15 @@ public enum NodeRole: UInt8, Sendable, Hashable {
     /// Was a primary and learned of a newer epoch: takes no writes.
     case fenced = 3
 
+    public init?(name: String) {
+        switch name {
+        case "primary": self = .primary
+        case "replica": self = .replica
+        case "fenced": self = .fenced
+        default: return nil
+        }
+    }
+
     public var name: String {
         switch self {
         case .primary: "primary"

@@ -32,6 +32,8 @@ public final class LearnStoreApplication: Sendable {
     /// This node's replication state and port; nil without `configuration.replication`.
     public let replication: ReplicationNode?
     public let replicationListener: ReplicationListener?
+    /// This node's part in the control plane; nil without `replication.cluster`.
+    public let clusterAgent: ClusterAgent?
     private let services: ServiceGroup
 
     /// Builds the server and binds the metrics endpoint; the server listens once `run()` starts.
@@ -45,6 +47,7 @@ public final class LearnStoreApplication: Sendable {
         configuration: ServerConfiguration, persistence: PersistenceConfiguration?, clock: any EngineClock = SystemClock(),
         logger: Logger, startsLoading: Bool = false, stopsOnSignals: Bool = false
     ) async throws {
+        let configuration = try await Self.placedInCluster(configuration, persistence: persistence, logger: logger)
         self.configuration = configuration
         let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoops)
         self.group = group
@@ -90,6 +93,11 @@ public final class LearnStoreApplication: Sendable {
             }
             self.replication = replication
             if let replication { info.attach(replication: replication) }
+            clusterAgent = try replication.flatMap { node in
+                try node.configuration.cluster.map { cluster throws(LearnStoreError) in
+                    try ClusterAgent(configuration: cluster, node: node, address: "\(node.configuration.host):\(node.configuration.port)", group: group, logger: logger)
+                }
+            }
             let persistenceService = persistence.map { settings in
                 var settings = settings
                 settings.observer = metrics
@@ -133,9 +141,26 @@ public final class LearnStoreApplication: Sendable {
         if let replicationListener {
             members.append(.init(service: replicationListener, failureTerminationBehavior: .gracefullyShutdownGroup))
         }
+        if let clusterAgent {
+            members.append(.init(service: clusterAgent, failureTerminationBehavior: .gracefullyShutdownGroup))
+        }
         members.append(.init(service: server))
         services = ServiceGroup(configuration: .init(
             services: members, gracefulShutdownSignals: stopsOnSignals ? [.sigterm, .sigint] : [], logger: logger))
+    }
+
+    /// With a control plane, etcd's placement decides whether the node starts as the primary or as a
+    /// replica, and of which nodes (``ClusterAgent/startingFollowAddresses``).
+    private static func placedInCluster(_ configuration: ServerConfiguration, persistence: PersistenceConfiguration?, logger: Logger) async throws -> ServerConfiguration {
+        guard var settings = configuration.replication, let cluster = settings.cluster, let persistence else { return configuration }
+        guard settings.port != 0 else { throw LearnStoreError(.validation, "a cluster node needs a fixed --replication-port: other nodes find it in etcd") }
+        let epoch = try EpochHistory.read(directory: persistence.dataDirectory + "/replication", persistence.fileSystem).currentEpoch
+        settings.follow = try await ClusterAgent.startingFollowAddresses(
+            cluster, nodeID: settings.nodeID, address: "\(settings.host):\(settings.port)", epoch: epoch, group: MultiThreadedEventLoopGroup.singleton,
+            logger: logger)
+        var placed = configuration
+        placed.replication = settings
+        return placed
     }
 
     /// The address the server listens on, once `run()` has bound it.

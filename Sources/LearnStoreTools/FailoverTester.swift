@@ -38,6 +38,9 @@ public struct FailoverTester: Sendable {
     public var writers = 6
     public var tenants = 3
     public var fsync = "always"
+    /// With etcd's client URLs: the nodes run the control plane, and the test waits for the controller
+    /// to promote a replica instead of promoting one itself.
+    public var etcdEndpoints: [String]?
 
     public init(binary: String, workDirectory: String, cycles: Int) {
         self.binary = binary
@@ -70,6 +73,7 @@ public struct FailoverTester: Sendable {
         let ports = try (0..<3).map { _ in try Self.freePort() }
         let addresses = ports.map { "127.0.0.1:\($0)" }
         let group = MultiThreadedEventLoopGroup.singleton
+        let clusterName = "failover-\(ports[0])"
         var starts = [0, 0, 0]
         func start(_ index: Int, follow: Bool) async throws -> ServerProcess {
             var arguments = [
@@ -77,7 +81,11 @@ public struct FailoverTester: Sendable {
                 "--fsync", fsync, "--snapshot-interval", "0", "--log-level", "warning", "--node-id", "n\(index)",
                 "--replication-port", "\(ports[index])", "--cluster-secret-file", workDirectory + "/cluster-secret",
             ]
-            if follow { arguments += ["--replicate-from", addresses.enumerated().filter { $0.offset != index }.map(\.element).joined(separator: ",")] }
+            if let etcd = etcdEndpoints {
+                arguments += ["--etcd-endpoints", etcd.joined(separator: ","), "--cluster-name", clusterName]
+            } else if follow {
+                arguments += ["--replicate-from", addresses.enumerated().filter { $0.offset != index }.map(\.element).joined(separator: ",")]
+            }
             starts[index] += 1
             return try await ServerProcess.start(binary: binary, arguments: arguments, logPath: workDirectory + "/n\(index)-\(starts[index]).log")
         }
@@ -125,9 +133,14 @@ public struct FailoverTester: Sendable {
             acknowledged += shared.written.withLock { $0 }
             report.unacknowledged += shared.unacknowledged.load(ordering: .relaxed)
 
-            let outcome = try await promote(addresses, credential: credential, nodes: nodes)
-            guard let promoted = addresses.firstIndex(of: outcome.address), let next = nodes[promoted] else {
-                throw LearnStoreError(.internalError, "promoted \(outcome.address), which is not a running node")
+            let promotedAddress: String
+            if etcdEndpoints != nil {
+                promotedAddress = try await waitForNewPrimary(addresses, killed: addresses[primary], credential: credential, nodes: nodes)
+            } else {
+                promotedAddress = try await promote(addresses, credential: credential, nodes: nodes).address
+            }
+            guard let promoted = addresses.firstIndex(of: promotedAddress), let next = nodes[promoted] else {
+                throw LearnStoreError(.internalError, "promoted \(promotedAddress), which is not a running node")
             }
             var newClients: [LearnStoreClient] = []
             for token in tokens { newClients.append(try await next.waitUntilReady(token: token)) }
@@ -180,6 +193,21 @@ public struct FailoverTester: Sendable {
                 try await Task.sleep(for: .milliseconds(100))
             }
         }
+    }
+
+    /// With the control plane: polls until a node other than the killed one is a primary.
+    func waitForNewPrimary(_ addresses: [String], killed: String, credential: NodeCredential, nodes: [ServerProcess?], timeout: Double = 60) async throws -> String {
+        let deadline = Date(timeIntervalSinceNow: timeout)
+        while Date() < deadline {
+            let statuses = await ClusterPromotion.statuses(
+                addresses.filter { $0 != killed }, credential: credential, group: MultiThreadedEventLoopGroup.singleton, timeout: .milliseconds(500))
+            if let primary = statuses.first(where: { $0.status?["role"]?.stringValue == "primary" }) { return primary.address }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        let logs = nodes.compactMap { $0 }.map { node in
+            "\(node.logPath):\n" + ((try? String(contentsOfFile: node.logPath, encoding: .utf8)) ?? "").split(separator: "\n").suffix(15).joined(separator: "\n")
+        }
+        throw LearnStoreError(.timeout, "no replica was promoted within \(Int(timeout)) s\n" + logs.joined(separator: "\n"))
     }
 
     /// Polls until every other node reports applying everything the primary has made durable.

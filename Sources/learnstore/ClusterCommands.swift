@@ -15,6 +15,9 @@ struct ReplicationOptions: ParsableArguments {
     @Option(name: .customLong("replication-mode"), help: "sync (a write is acknowledged once every in-sync replica has it durable; the default) or async.") var replicationMode: String?
     @Option(name: .customLong("replica-lag-limit"), help: "Milliseconds an in-sync replica may fall behind before it leaves the in-sync set (default 2000).") var lagLimit: Int?
     @Option(name: .customLong("min-in-sync-replicas"), help: "Under sync, no write is acknowledged while fewer replicas are in sync (default 1; 0 lets a primary acknowledge alone).") var minInSync: Int?
+    @Option(name: .customLong("etcd-endpoints"), help: "etcd client URLs (http://host:port,...): etcd decides the node's role, finds its primary and fails over by itself (docs/CLUSTER.md).") var etcdEndpoints: String?
+    @Option(name: .customLong("cluster-name"), help: "With etcd: the cluster's name; its keys live under /learnstore/<name>/ (default learnstore).") var clusterName: String?
+    @Option(name: .customLong("lease-ttl"), help: "With etcd: seconds of the node's lease, 2 ... 60 (default 3); a primary that cannot renew it for two thirds of that stops acknowledging.") var leaseTTL: Int?
 
     func configuration(_ settings: Settings, host: String) throws -> ReplicationConfiguration? {
         guard settings.string("replication-port", replicationPort.map { String($0) }) != nil else {
@@ -46,6 +49,26 @@ struct ReplicationOptions: ParsableArguments {
         let minimum = try settings.int("min-in-sync-replicas", minInSync, default: 1)
         guard (0...64).contains(minimum) else { throw CLIError.usage("--min-in-sync-replicas must be 0 ... 64") }
         configuration.replicaSet.minimumInSync = minimum
+        if let endpoints = settings.string("etcd-endpoints", etcdEndpoints) {
+            guard configuration.follow.isEmpty else { throw CLIError.usage("--replicate-from and --etcd-endpoints exclude each other: etcd names the primary") }
+            guard port != 0 else { throw CLIError.usage("--etcd-endpoints needs a fixed --replication-port (other nodes find it in etcd)") }
+            let list = endpoints.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            guard !list.isEmpty, list.count <= 16 else { throw CLIError.usage("--etcd-endpoints takes 1 ... 16 URLs") }
+            var cluster = ClusterConfiguration(endpoints: list)
+            if let name = settings.string("cluster-name", clusterName) {
+                guard NodeCredential.isValidNodeID(name) else { throw CLIError.usage("--cluster-name must be 1-64 letters, digits, '-', '_' or '.'") }
+                cluster.name = name
+            }
+            let ttl = try settings.int("lease-ttl", leaseTTL, default: 3)
+            guard (2...60).contains(ttl) else { throw CLIError.usage("--lease-ttl must be 2 ... 60 seconds (etcd grants no less than 2)") }
+            cluster.leaseSeconds = ttl
+            _ = try EtcdClient(endpoints: list, group: MultiThreadedEventLoopGroup.singleton)
+            configuration.cluster = cluster
+        } else {
+            for (flag, value) in [("cluster-name", clusterName), ("lease-ttl", leaseTTL.map { String($0) })] where settings.string(flag, value) != nil {
+                throw CLIError.usage("--\(flag) needs --etcd-endpoints")
+            }
+        }
         return configuration
     }
 }
@@ -65,13 +88,6 @@ enum ClusterSecret {
             throw CLIError.usage("the cluster secret must be at least \(NodeCredential.minimumSecretBytes) bytes")
         }
         return Array(secret.utf8)
-    }
-}
-
-enum ClusterAddress {
-    static func isValid(_ address: String) -> Bool {
-        guard let colon = address.lastIndex(of: ":"), colon != address.startIndex, let port = Int(address[address.index(after: colon)...]) else { return false }
-        return (1...65535).contains(port)
     }
 }
 

@@ -13,6 +13,9 @@ struct FailoverTestCommand: AsyncParsableCommand {
             primary; the killed node is restarted as a replica, and once every replica has applied all the new primary holds, each \
             tenant's records are compared on all three nodes. Prints: cycles, acknowledged writes, lost, digest mismatches, and the \
             time from the kill to the first write acknowledged by the new primary (median, max). Exits 1 if anything was lost or differs.
+
+            With --etcd, the tool starts a local etcd cluster (--etcd-members, the `etcd` binary from PATH) and the nodes run the \
+            control plane: nobody promotes by hand; the time measured includes the controller noticing the dead primary.
             """)
 
     @Option(help: "Kill/promote cycles.") var cycles = 10
@@ -20,6 +23,8 @@ struct FailoverTestCommand: AsyncParsableCommand {
     @Option(help: "Tenants written (1 ... 64).") var tenants = 3
     @Option(help: "fsync policy of the nodes.") var fsync = "always"
     @Option(help: "The learnstore binary to test (default: this one).") var binary: String?
+    @Flag(help: "Run the nodes with the etcd control plane (automatic failover).") var etcd = false
+    @Option(name: .customLong("etcd-members"), help: "With --etcd: etcd processes to start (1 ... 5).") var etcdMembers = 3
     @Option(name: .customLong("work-dir"), help: "Scratch directory: new or empty (default: a new one under /tmp). Removed on success if this command created it; otherwise only the files it wrote are.") var workDir: String?
 
     func run() async throws {
@@ -33,6 +38,14 @@ struct FailoverTestCommand: AsyncParsableCommand {
                 throw CLIError.usage("--work-dir: \(refused.description)")
             }
             var tester = FailoverTester(binary: executable, workDirectory: scratch.path, cycles: cycles)
+            var etcdProcesses: [EtcdProcess] = []
+            if etcd {
+                guard (1...5).contains(etcdMembers) else { throw CLIError.usage("--etcd-members must be 1 ... 5") }
+                guard let etcdBinary = EtcdProcess.binary() else { throw CLIError.usage("--etcd needs the etcd binary on PATH (apt-get install etcd-server)") }
+                etcdProcesses = try await EtcdProcess.startCluster(members: etcdMembers, workDirectory: scratch.path, binary: etcdBinary)
+                tester.etcdEndpoints = etcdProcesses.map(\.clientURL)
+            }
+            defer { for member in etcdProcesses { kill(member.process.processIdentifier, SIGKILL) } }
             tester.writers = writers
             tester.tenants = tenants
             tester.fsync = fsync
@@ -43,7 +56,10 @@ struct FailoverTestCommand: AsyncParsableCommand {
             print(report)
             for failure in report.failures.prefix(20) { print("  \(failure)") }
             if report.lost > 0 || report.digestMismatches > 0 { throw ExitCode(1) }
-            let logs = (try? FileManager.default.contentsOfDirectory(atPath: scratch.path))?.filter { $0.hasPrefix("n") && ($0.hasSuffix(".log") || $0.hasSuffix(".port")) } ?? []
+            for member in etcdProcesses { await member.stop(signal: SIGTERM) }
+            let logs = (try? FileManager.default.contentsOfDirectory(atPath: scratch.path))?.filter {
+                ($0.hasPrefix("n") && ($0.hasSuffix(".log") || $0.hasSuffix(".port"))) || $0.hasPrefix("etcd-")
+            } ?? []
             scratch.clean(entries: FailoverTester.entriesWritten + logs)
         }
     }

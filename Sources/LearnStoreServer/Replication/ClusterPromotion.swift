@@ -26,11 +26,12 @@ public enum ClusterPromotion {
     }
 
     /// Each node's STATUS document, or why it did not answer.
-    public static func statuses(_ addresses: [String], credential: NodeCredential, group: any EventLoopGroup) async -> [NodeStatus] {
+    public static func statuses(_ addresses: [String], credential: NodeCredential, group: any EventLoopGroup, timeout: TimeAmount = .seconds(10)) async -> [NodeStatus] {
         var results: [NodeStatus] = []
         for address in addresses {
             do {
-                let answer = try await NodeClient.request(address, credential: credential, nodeID: "operator", opcode: ReplicationOpcode.status, group: group)
+                let answer = try await NodeClient.request(
+                    address, credential: credential, nodeID: "operator", opcode: ReplicationOpcode.status, group: group, timeout: timeout)
                 guard let frame = answer.reply else { throw LearnStoreError(.protocolViolation, "no STATUS answer") }
                 let text = try frame.readPayload { (r) throws(DecodeError) in try r.readString() }
                 results.append(NodeStatus(address: address, status: try JSONValue.parse(text), error: nil))
@@ -45,10 +46,10 @@ public enum ClusterPromotion {
     /// one replica; `force` skips the checks that keep a promotion from losing acknowledged writes.
     public static func promote(
         _ addresses: [String], credential: NodeCredential, minimumInSync: Int, node: String? = nil, force: Bool = false,
-        group: any EventLoopGroup
+        group: any EventLoopGroup, timeout: TimeAmount = .seconds(10)
     ) async throws(LearnStoreError) -> Outcome {
         func refuse(_ message: String) -> LearnStoreError { LearnStoreError(.validation, message) }
-        let statuses = await self.statuses(addresses, credential: credential, group: group)
+        let statuses = await self.statuses(addresses, credential: credential, group: group, timeout: timeout)
         let total = statuses.count
         guard minimumInSync >= 0, total > 2 * minimumInSync || force else {
             throw refuse("\(total) nodes cannot promote safely with a minimum of \(minimumInSync) in-sync replicas: more than \(2 * minimumInSync) are needed")
@@ -79,7 +80,8 @@ public enum ClusterPromotion {
         var promised = 0
         for target in reachable {
             if (try? await NodeClient.request(
-                target.address, credential: credential, nodeID: "operator", opcode: ReplicationOpcode.promise, payload: payload.bytes, group: group)) != nil
+                target.address, credential: credential, nodeID: "operator", opcode: ReplicationOpcode.promise, payload: payload.bytes, group: group,
+                timeout: timeout)) != nil
             {
                 promised += 1
             }

@@ -72,7 +72,11 @@ final class ReplicaFollower: @unchecked Sendable {
 
     private func connect() {
         guard !stopped else { return }
-        let addresses = node.configuration.follow
+        let addresses = node.followAddresses.withLock { $0 }
+        guard !addresses.isEmpty else {
+            node.followerProblem("no other node known to follow yet")
+            return retry()
+        }
         let address = addresses[nextAddress % addresses.count]
         nextAddress += 1
         guard let (host, port) = Self.split(address) else {

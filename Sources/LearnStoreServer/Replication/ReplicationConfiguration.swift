@@ -20,6 +20,8 @@ public struct ReplicationConfiguration: Sendable {
     /// A replica that hears nothing from its primary for this long reconnects.
     public var silenceLimitMilliseconds: Int64 = 3_000
     public var maximumFrameBytes = 16 << 20
+    /// With a control plane: etcd decides this node's role, finds its primary and fails over by itself.
+    public var cluster: ClusterConfiguration?
 
     public init(nodeID: String, port: Int, secret: [UInt8]) {
         self.nodeID = nodeID

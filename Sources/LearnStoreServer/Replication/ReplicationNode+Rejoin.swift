@@ -24,7 +24,7 @@ extension ReplicationNode {
         let request = ReplicateRequest(epochs: history.starts.map { EpochStart(epoch: $0.epoch, firstLSN: $0.firstLSN) }, promised: history.promised, lastLSN: last)
         var payload = ByteWriter(capacity: 16)
         ReplicationMessages.encode(request, into: &payload)
-        for address in configuration.follow {
+        for address in followAddresses.withLock({ $0 }) {
             let answer: NodeClient.Answer
             do {
                 answer = try await NodeClient.request(

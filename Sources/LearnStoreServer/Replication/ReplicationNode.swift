@@ -73,6 +73,15 @@ public final class ReplicationNode: Sendable {
         let history = try EpochHistory.read(directory: directory, fileSystem)
         let role: NodeRole = configuration.follow.isEmpty ? .primary : .replica
         state = Mutex(State(role: role, history: history, replicaSet: ReplicaSetState(configuration: configuration.replicaSet, localDurableLSN: 0)))
+        followAddresses = Mutex(configuration.follow)
+    }
+
+    /// The replication ports a replica looks for its primary among: `follow`, or with a control
+    /// plane, the cluster's other members as etcd lists them.
+    let followAddresses: Mutex<[String]>
+
+    func setFollowAddresses(_ addresses: [String]) {
+        followAddresses.withLock { $0 = addresses }
     }
 
     public var role: NodeRole { state.withLock { $0.role } }

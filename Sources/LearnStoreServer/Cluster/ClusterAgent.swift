@@ -1,0 +1,223 @@
+import LearnStoreModel
+import Logging
+import NIOCore
+import ServiceLifecycle
+
+/// A node's part in the control plane (docs/CLUSTER.md). Every `checkMilliseconds` it renews its
+/// lease and publishes `nodes/<id>`, learns the members to follow from etcd, and campaigns for the
+/// controller key. The controller adds new nodes to the placement and checks the primary; when the
+/// primary's key has expired or it fails `failedChecksBeforeFailover` checks in a row, it promotes
+/// the most up-to-date replica by the promise quorum (``ClusterPromotion``) and records the new primary
+/// in a transaction that fails if another node has become controller or the placement changed.
+/// Safety never rests on the lease: epochs and promises fence an old primary; the lease only bounds
+/// how long a primary cut off from etcd goes on acknowledging (it fences itself after two thirds of it).
+public final class ClusterAgent: Service, Sendable {
+    let configuration: ClusterConfiguration
+    let node: ReplicationNode
+    let etcd: EtcdClient
+    /// This node's replication port, as other nodes reach it.
+    let address: String
+    let logger: Logger
+
+    public init(configuration: ClusterConfiguration, node: ReplicationNode, address: String, group: any EventLoopGroup, logger: Logger) throws(LearnStoreError) {
+        self.configuration = configuration
+        self.node = node
+        self.address = address
+        self.logger = logger
+        etcd = try EtcdClient(endpoints: configuration.endpoints, group: group)
+    }
+
+    /// Before the node starts: the replication ports to follow, or none when it is the primary. The
+    /// first node of a new cluster writes the placement naming itself (a transaction that succeeds once).
+    public static func startingFollowAddresses(
+        _ configuration: ClusterConfiguration, nodeID: String, address: String, epoch: UInt64, group: any EventLoopGroup, logger: Logger
+    ) async throws -> [String] {
+        let etcd = try EtcdClient(endpoints: configuration.endpoints, group: group)
+        let deadline = ContinuousClock.now + .seconds(30)
+        while true {
+            let attempt: Result<[String]?, LearnStoreError>
+            do { attempt = .success(try await startingFollowAddresses(etcd, configuration, nodeID: nodeID, address: address, epoch: epoch, logger: logger)) } catch {
+                attempt = .failure(error)
+            }
+            switch attempt {
+            case .success(let addresses?): return addresses
+            case .success(nil): continue
+            case .failure(let error):
+                guard error.code == .connectionFailed, ContinuousClock.now < deadline else { throw error }
+                logger.warning("cluster: etcd not reachable; retrying", metadata: ["error": "\(error.message)"])
+                try await Task.sleep(for: .milliseconds(500))
+            }
+        }
+    }
+
+    /// One try: nil when another node wrote the first placement meanwhile.
+    private static func startingFollowAddresses(
+        _ etcd: EtcdClient, _ configuration: ClusterConfiguration, nodeID: String, address: String, epoch: UInt64, logger: Logger
+    ) async throws(LearnStoreError) -> [String]? {
+        if let current = try await etcd.get(configuration.placementKey) {
+            let placement = try ClusterPlacement.decode(current.value)
+            if placement.primary == nodeID { return [] }
+            return placement.members.filter { $0.key != nodeID }.map(\.value).sorted()
+        }
+        let first = ClusterPlacement(epoch: epoch, primary: nodeID, members: [nodeID: address])
+        guard try await etcd.transaction(if: [.createRevision(configuration.placementKey, 0)], put: [(configuration.placementKey, first.encoded, 0)]) else {
+            return nil
+        }
+        logger.notice("cluster: this node starts a new cluster as its primary", metadata: ["cluster": "\(configuration.name)"])
+        return []
+    }
+
+    struct LoopState {
+        var lease: Int64 = 0
+        var leaseSeconds = 0
+        var lastRenewal = ContinuousClock.now
+        var lastKeepAlive = ContinuousClock.now
+        var published: ClusterNodeEntry?
+        var isController = false
+        var failedChecks = 0
+        var lastProblem: String?
+    }
+
+    public func run() async throws {
+        var state = LoopState()
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            do throws(LearnStoreError) {
+                try await step(&state)
+                state.lastProblem = nil
+            } catch {
+                if state.lastProblem != error.message { logger.warning("cluster: \(error.message)") }
+                state.lastProblem = error.message
+            }
+            fenceIfLeaseLapsed(state)
+            try? await Task.sleep(for: .milliseconds(configuration.checkMilliseconds))
+        }
+        // Leaving: the controller sees this node gone at once rather than after its lease.
+        if state.lease != 0 { try? await etcd.revoke(lease: state.lease) }
+    }
+
+    func step(_ state: inout LoopState) async throws(LearnStoreError) {
+        try await renewLease(&state)
+        let entry = ClusterNodeEntry(replication: address, role: node.role, epoch: node.epoch)
+        if entry != state.published {
+            try await etcd.put(configuration.nodeKey(node.configuration.nodeID), entry.encoded, lease: state.lease)
+            state.published = entry
+        }
+        let (_, keys) = try await etcd.range(prefix: configuration.prefix)
+        let placementKV = keys.first { $0.key == configuration.placementKey }
+        let placement = try placementKV.map { kv throws(LearnStoreError) in try ClusterPlacement.decode(kv.value) }
+        var registered: [String: ClusterNodeEntry] = [:]
+        for kv in keys where kv.key.hasPrefix(configuration.nodesPrefix) {
+            let id = String(kv.key.dropFirst(configuration.nodesPrefix.count))
+            if NodeCredential.isValidNodeID(id), let entry = ClusterNodeEntry.decode(kv.value) { registered[id] = entry }
+        }
+        var others = Set(placement?.members.values.map { $0 } ?? [])
+        for entry in registered.values { others.insert(entry.replication) }
+        others.remove(address)
+        node.setFollowAddresses(others.sorted())
+
+        guard let controller = keys.first(where: { $0.key == configuration.controllerKey }) else {
+            // The primary leaves the controller's work to a replica: if its machine dies, the controller
+            // must not be lost with it (its key would outlive it by the lease).
+            guard node.role != .primary || registered.count <= 1 else { return }
+            if try await etcd.transaction(if: [.createRevision(configuration.controllerKey, 0)],
+                                          put: [(configuration.controllerKey, Array(node.configuration.nodeID.utf8), state.lease)]) {
+                logger.notice("cluster: this node is the controller")
+            }
+            return
+        }
+        let isController = controller.value == Array(node.configuration.nodeID.utf8) && controller.lease == state.lease
+        if isController != state.isController { state.failedChecks = 0 }
+        state.isController = isController
+        guard isController, let placement, let placementKV else { return }
+        if node.role == .primary, registered.count > 1 {
+            if try await etcd.transaction(if: [.modRevision(configuration.controllerKey, controller.modRevision)], put: [], delete: [configuration.controllerKey]) {
+                logger.notice("cluster: the primary hands the controller's work to a replica")
+                state.isController = false
+            }
+            return
+        }
+        try await control(placement, revision: placementKV.modRevision, controllerRevision: controller.modRevision, registered: registered, state: &state)
+    }
+
+    // MARK: the lease
+
+    private func renewLease(_ state: inout LoopState) async throws(LearnStoreError) {
+        let now = ContinuousClock.now
+        if state.lease == 0 {
+            let granted = try await etcd.grantLease(ttlSeconds: configuration.leaseSeconds)
+            state.lease = granted.id
+            state.leaseSeconds = granted.ttlSeconds
+            state.lastRenewal = now
+            state.lastKeepAlive = now
+            state.published = nil
+            state.isController = false
+            return
+        }
+        guard now - state.lastKeepAlive >= .milliseconds(state.leaseSeconds * 1000 / 3) else { return }
+        state.lastKeepAlive = now
+        if try await etcd.keepAlive(lease: state.lease) > 0 {
+            state.lastRenewal = now
+        } else {
+            logger.warning("cluster: the node's lease expired; registering again")
+            state.lease = 0
+            try await renewLease(&state)
+        }
+    }
+
+    /// A primary whose lease has not been renewed for two thirds of its time may already have been
+    /// replaced: it stops acknowledging writes (fenced), before etcd lets the lease go.
+    private func fenceIfLeaseLapsed(_ state: LoopState) {
+        let limit = Duration.milliseconds(max(1, configuration.leaseSeconds) * 2000 / 3)
+        guard ContinuousClock.now - state.lastRenewal > limit, node.role == .primary else { return }
+        node.fence(reason: "its etcd lease was not renewed for \(limit); it may have been replaced")
+    }
+
+    // MARK: the controller
+
+    private func control(
+        _ placement: ClusterPlacement, revision: Int64, controllerRevision: Int64, registered: [String: ClusterNodeEntry], state: inout LoopState
+    ) async throws(LearnStoreError) {
+        let guards: [EtcdClient.Compare] = [.modRevision(configuration.placementKey, revision), .modRevision(configuration.controllerKey, controllerRevision)]
+        var next = placement
+        for (id, entry) in registered where next.members[id] != entry.replication { next.members[id] = entry.replication }
+        // A member that is primary of a newer epoch (a promotion whose record did not reach etcd).
+        if let newer = registered.filter({ $0.value.role == .primary && $0.value.epoch > placement.epoch }).max(by: { $0.value.epoch < $1.value.epoch }) {
+            next.primary = newer.key
+            next.epoch = newer.value.epoch
+        }
+        if next != placement {
+            if try await etcd.transaction(if: guards, put: [(configuration.placementKey, next.encoded, 0)]) {
+                logger.notice("cluster: placement updated", metadata: ["primary": "\(next.primary)", "epoch": "\(next.epoch)", "members": "\(next.members.count)"])
+            }
+            return
+        }
+        guard try await primaryFailed(placement, registered: registered, state: &state) else { return }
+        let addresses = placement.members.values.sorted()
+        logger.warning("cluster: primary failed; promoting", metadata: ["primary": "\(placement.primary)", "failed_checks": "\(state.failedChecks)"])
+        let outcome = try await ClusterPromotion.promote(
+            addresses, credential: node.credential, minimumInSync: node.configuration.replicaSet.minimumInSync, group: etcd.group, timeout: .milliseconds(500))
+        state.failedChecks = 0
+        next.primary = outcome.nodeID
+        next.epoch = outcome.epoch
+        let recorded = try await etcd.transaction(if: guards, put: [(configuration.placementKey, next.encoded, 0)])
+        logger.notice("cluster: promoted a new primary", metadata: [
+            "primary": "\(outcome.nodeID)", "epoch": "\(outcome.epoch)", "promised_by": "\(outcome.promisedBy)", "recorded": "\(recorded)",
+        ])
+    }
+
+    /// Whether the primary is gone: its key expired, or it failed enough checks in a row.
+    private func primaryFailed(_ placement: ClusterPlacement, registered: [String: ClusterNodeEntry], state: inout LoopState) async throws(LearnStoreError) -> Bool {
+        guard let address = placement.members[placement.primary] else { return false }
+        if registered[placement.primary] == nil {
+            state.failedChecks = configuration.failedChecksBeforeFailover
+            return true
+        }
+        let status = await ClusterPromotion.statuses([address], credential: node.credential, group: etcd.group, timeout: .milliseconds(300)).first
+        if status?.status?["role"]?.stringValue == NodeRole.primary.name {
+            state.failedChecks = 0
+            return false
+        }
+        state.failedChecks += 1
+        return state.failedChecks >= configuration.failedChecksBeforeFailover
+    }
+}

@@ -1,0 +1,94 @@
+import Foundation
+import LearnStoreModel
+import LearnStoreServer
+import NIOPosix
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A local etcd cluster of real `etcd` processes on loopback, for the cluster's tests and scripts.
+public final class EtcdProcess: @unchecked Sendable {
+    public let process: Process
+    public let name: String
+    public let clientURL: String
+    public let logPath: String
+
+    init(process: Process, name: String, clientURL: String, logPath: String) {
+        self.process = process
+        self.name = name
+        self.clientURL = clientURL
+        self.logPath = logPath
+    }
+
+    /// The `etcd` binary on PATH (Debian's `etcd-server` package), or nil.
+    public static func binary() -> String? {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        for directory in path.split(separator: ":") + ["/usr/bin", "/usr/local/bin"] {
+            let candidate = "\(directory)/etcd"
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        }
+        return nil
+    }
+
+    /// Starts `members` etcd processes forming one cluster, each with its data in `workDirectory/etcd-<i>`,
+    /// and waits until every one answers.
+    public static func startCluster(members: Int, workDirectory: String, binary: String, timeout: Double = 60) async throws -> [EtcdProcess] {
+        let ports = try (0..<members).map { _ in (client: try FailoverTester.freePort(), peer: try FailoverTester.freePort()) }
+        let initial = ports.enumerated().map { "etcd-\($0.offset)=http://127.0.0.1:\($0.element.peer)" }.joined(separator: ",")
+        var started: [EtcdProcess] = []
+        do {
+            for (index, port) in ports.enumerated() {
+                let name = "etcd-\(index)"
+                let logPath = workDirectory + "/\(name).log"
+                guard FileManager.default.createFile(atPath: logPath, contents: nil) else { throw LearnStoreError(.internalError, "cannot create \(logPath)") }
+                let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+                let process = Process()
+                process.executableURL = URL(fileURLWithPath: binary)
+                let clientURL = "http://127.0.0.1:\(port.client)"
+                process.arguments = [
+                    "--name", name, "--data-dir", workDirectory + "/\(name)",
+                    "--listen-client-urls", clientURL, "--advertise-client-urls", clientURL,
+                    "--listen-peer-urls", "http://127.0.0.1:\(port.peer)", "--initial-advertise-peer-urls", "http://127.0.0.1:\(port.peer)",
+                    "--initial-cluster", initial, "--initial-cluster-state", "new", "--initial-cluster-token", "learnstore-\(port.peer)",
+                ]
+                process.standardOutput = log
+                process.standardError = log
+                try process.run()
+                started.append(EtcdProcess(process: process, name: name, clientURL: clientURL, logPath: logPath))
+            }
+            let deadline = Date(timeIntervalSinceNow: timeout)
+            for member in started { try await member.waitUntilAnswering(deadline: deadline) }
+        } catch {
+            for member in started { await member.stop(signal: SIGKILL) }
+            throw error
+        }
+        return started
+    }
+
+    func waitUntilAnswering(deadline: Date) async throws {
+        let client = try EtcdClient(endpoints: [clientURL], group: MultiThreadedEventLoopGroup.singleton)
+        var last: (any Error)?
+        while Date() < deadline {
+            do {
+                _ = try await client.range(prefix: "/learnstore/")
+                return
+            } catch {
+                last = error
+                if !process.isRunning { throw LearnStoreError(.connectionFailed, "etcd exited: \((try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "")") }
+            }
+            await pause(milliseconds: 50)
+        }
+        throw LearnStoreError(.timeout, "etcd \(name) did not answer: \(last.map { "\($0)" } ?? "")")
+    }
+
+    /// Sends `signal` and waits for the process to exit.
+    public func stop(signal: Int32) async {
+        kill(process.processIdentifier, signal)
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            DispatchQueue.global().async {
+                self.process.waitUntilExit()
+                continuation.resume()
+            }
+        }
+    }
+}
