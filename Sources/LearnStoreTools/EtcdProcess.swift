@@ -49,7 +49,7 @@ public final class EtcdProcess: @unchecked Sendable {
                     "--name", name, "--data-dir", workDirectory + "/\(name)",
                     "--listen-client-urls", clientURL, "--advertise-client-urls", clientURL,
                     "--listen-peer-urls", "http://127.0.0.1:\(port.peer)", "--initial-advertise-peer-urls", "http://127.0.0.1:\(port.peer)",
-                    "--initial-cluster", initial, "--initial-cluster-state", "new", "--initial-cluster-token", "learnstore-\(port.peer)",
+                    "--initial-cluster", initial, "--initial-cluster-state", "new", "--initial-cluster-token", "learnstore-\(ports[0].peer)",
                 ]
                 process.standardOutput = log
                 process.standardError = log

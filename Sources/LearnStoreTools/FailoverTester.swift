@@ -41,6 +41,10 @@ public struct FailoverTester: Sendable {
     /// With etcd's client URLs: the nodes run the control plane, and the test waits for the controller
     /// to promote a replica instead of promoting one itself.
     public var etcdEndpoints: [String]?
+    /// With etcd: instead of killing the primary, stop it (SIGSTOP) for this long (past its lease), let
+    /// it run again for a second while its writers' requests complete, then kill it. Whatever it
+    /// acknowledged must be on the new primary.
+    public var pauseMilliseconds: Int?
 
     public init(binary: String, workDirectory: String, cycles: Int) {
         self.binary = binary
@@ -102,7 +106,8 @@ public struct FailoverTester: Sendable {
             let stopAfter = Int.random(in: 50...300)
             let writerClients = clients
             let writerCount = writers
-            await withTaskGroup(of: Void.self) { group in
+            let failure = pauseMilliseconds == nil ? SIGKILL : SIGSTOP
+            let writing = Task { await withTaskGroup(of: Void.self) { group in
                 for writer in 0..<writerCount {
                     group.addTask {
                         var n = 0
@@ -117,7 +122,7 @@ public struct FailoverTester: Sendable {
                                     list.append(Acknowledged(tenant: tenant, id: record.id, title: title))
                                     return list.count
                                 }
-                                if count == stopAfter, !shared.stop.exchange(true, ordering: .relaxed) { kill(server.pid, SIGKILL) }
+                                if count == stopAfter, !shared.stop.exchange(true, ordering: .relaxed) { kill(server.pid, failure) }
                             } catch {
                                 shared.unacknowledged.wrappingAdd(1, ordering: .relaxed)
                                 if !shared.stop.load(ordering: .relaxed) { try? await Task.sleep(for: .milliseconds(5)) }
@@ -125,20 +130,33 @@ public struct FailoverTester: Sendable {
                         }
                     }
                 }
-            }
+            } }
+            while !shared.stop.load(ordering: .relaxed) { try await Task.sleep(for: .milliseconds(1)) }
             let killedAt = ContinuousClock.now
-            await server.stop(signal: SIGKILL)
+            let promotedAddress: String
+            var promotedAfter: Duration?
+            if let pause = pauseMilliseconds, etcdEndpoints != nil {
+                promotedAddress = try await waitForNewPrimary(addresses, killed: addresses[primary], credential: credential, nodes: nodes)
+                promotedAfter = ContinuousClock.now - killedAt
+                try await Task.sleep(until: killedAt + .milliseconds(pause))
+                kill(server.pid, SIGCONT)
+                try await Task.sleep(for: .seconds(1))
+                await server.stop(signal: SIGKILL)
+                await writing.value
+            } else {
+                await writing.value
+                await server.stop(signal: SIGKILL)
+                if etcdEndpoints != nil {
+                    promotedAddress = try await waitForNewPrimary(addresses, killed: addresses[primary], credential: credential, nodes: nodes)
+                } else {
+                    promotedAddress = try await promote(addresses, credential: credential, nodes: nodes).address
+                }
+            }
             for client in clients { await client.shutdown() }
             nodes[primary] = nil
             acknowledged += shared.written.withLock { $0 }
             report.unacknowledged += shared.unacknowledged.load(ordering: .relaxed)
 
-            let promotedAddress: String
-            if etcdEndpoints != nil {
-                promotedAddress = try await waitForNewPrimary(addresses, killed: addresses[primary], credential: credential, nodes: nodes)
-            } else {
-                promotedAddress = try await promote(addresses, credential: credential, nodes: nodes).address
-            }
             guard let promoted = addresses.firstIndex(of: promotedAddress), let next = nodes[promoted] else {
                 throw LearnStoreError(.internalError, "promoted \(promotedAddress), which is not a running node")
             }
@@ -146,7 +164,8 @@ public struct FailoverTester: Sendable {
             for token in tokens { newClients.append(try await next.waitUntilReady(token: token)) }
             // The first write after the failover: it needs the other replica in sync with the new primary.
             _ = try await newClients[0].performance.learningRecords.create(RecordBody(personID: UUID16.random(), title: "after-failover-\(cycle)", score: 1))
-            report.failoverMilliseconds.append(Int((ContinuousClock.now - killedAt) / .milliseconds(1)))
+            // Paused: the new primary took over while the old one was stopped; writes to it could resume then.
+            report.failoverMilliseconds.append(Int((promotedAfter ?? (ContinuousClock.now - killedAt)) / .milliseconds(1)))
             for write in acknowledged {
                 let found = try? await newClients[write.tenant].performance.learningRecords.get(write.id)
                 if found?.title != write.title {

@@ -97,11 +97,12 @@ struct ClusterCommand: AsyncParsableCommand {
         subcommands: [Status.self, Promote.self])
 
     struct NodeOptions: ParsableArguments {
-        @Option(help: "Replication ports of the nodes (host:port,...).") var nodes: String
+        @Option(help: "Replication ports of the nodes (host:port,...).") var nodes: String?
         @Option(name: .customLong("cluster-secret-file"), help: "File holding the cluster's shared secret (env LEARNSTORE_CLUSTER_SECRET may hold it).") var clusterSecretFile: String?
 
         var addresses: [String] {
             get throws {
+                guard let nodes else { throw CLIError.usage("--nodes is required") }
                 let list = nodes.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
                 guard !list.isEmpty, list.allSatisfy({ ClusterAddress.isValid($0) }) else { throw CLIError.usage("--nodes takes host:port[,host:port...]") }
                 return list
@@ -115,12 +116,28 @@ struct ClusterCommand: AsyncParsableCommand {
 
     struct Status: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Print each node's role, epoch, LSNs, in-sync set and replica lag (JSON Lines, one node per line).")
+            abstract: "Print each node's role, epoch, LSNs, in-sync set and replica lag (JSON Lines, one node per line).",
+            discussion: """
+                With --etcd-endpoints the first line is the control plane as etcd holds it: the controller, the placement \
+                (epoch, primary, members) and the registered nodes with their leases; the nodes are then the placement's \
+                members unless --nodes names them.
+                """)
         @OptionGroup var options: NodeOptions
+        @Option(name: .customLong("etcd-endpoints"), help: "etcd client URLs (http://host:port,...) of a cluster with a control plane.") var etcdEndpoints: String?
+        @Option(name: .customLong("cluster-name"), help: "With --etcd-endpoints: the cluster's name (default learnstore).") var clusterName = "learnstore"
 
         func run() async throws {
             try await runCLI {
-                let statuses = await ClusterPromotion.statuses(try options.addresses, credential: try options.credential(), group: MultiThreadedEventLoopGroup.singleton)
+                var addresses = options.nodes == nil ? [] : try options.addresses
+                if let etcdEndpoints {
+                    var cluster = ClusterConfiguration(endpoints: etcdEndpoints.split(separator: ",").map(String.init))
+                    cluster.name = clusterName
+                    let view = try await ClusterView.read(cluster, group: MultiThreadedEventLoopGroup.singleton)
+                    printJSON(.object([("etcd", view.json)]))
+                    if addresses.isEmpty { addresses = view.placement.map { $0.members.values.sorted() } ?? [] }
+                }
+                guard !addresses.isEmpty else { throw CLIError.usage("give --nodes or --etcd-endpoints") }
+                let statuses = await ClusterPromotion.statuses(addresses, credential: try options.credential(), group: MultiThreadedEventLoopGroup.singleton)
                 for result in statuses {
                     printJSON(.object([("address", .string(result.address)), ("status", result.status ?? .null), ("error", result.error.map { .string($0) } ?? .null)]))
                 }

@@ -17,4 +17,37 @@ import Testing
         #expect(report.lost == 0, "\(report.failures)")
         #expect(report.digestMismatches == 0, "\(report.failures)")
     }
+
+    /// The same with the etcd control plane: nobody promotes by hand; the controller notices the dead
+    /// primary and promotes a replica. `scripts/failover-test.sh 20 --etcd` runs more cycles.
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: CrashTests.binary), "needs the learnstore binary (swift build)"))
+    func theControllerPromotesAReplicaWhenThePrimaryIsKilled() async throws {
+        let report = try await Self.runWithEtcd(cycles: 2, pauseMilliseconds: nil)
+        #expect(report.cycles == 2)
+        #expect(report.lost == 0, "\(report.failures)")
+        #expect(report.digestMismatches == 0, "\(report.failures)")
+        #expect(report.failoverMilliseconds.allSatisfy { $0 < 10_000 }, "\(report.failoverMilliseconds)")
+    }
+
+    /// A primary stopped (SIGSTOP) past its lease is replaced; when it runs again it must not have
+    /// acknowledged anything the new primary lacks.
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: CrashTests.binary), "needs the learnstore binary (swift build)"))
+    func aPrimaryPausedPastItsLeaseAcknowledgesNothingTheNewPrimaryLacks() async throws {
+        let report = try await Self.runWithEtcd(cycles: 1, pauseMilliseconds: 4_000)
+        #expect(report.cycles == 1)
+        #expect(report.lost == 0, "\(report.failures)")
+        #expect(report.digestMismatches == 0, "\(report.failures)")
+    }
+
+    /// A one-member etcd and three nodes with the control plane.
+    static func runWithEtcd(cycles: Int, pauseMilliseconds: Int?) async throws -> FailoverTester.Report {
+        let scratch = TemporaryDirectory(prefix: "learnstore-failover-etcd-")
+        let etcdBinary = try #require(EtcdProcess.binary(), "etcd is installed by scripts/ensure-deps.sh")
+        let etcd = try await EtcdProcess.startCluster(members: 1, workDirectory: scratch.path, binary: etcdBinary)
+        defer { for member in etcd { kill(member.process.processIdentifier, SIGKILL) } }
+        var tester = FailoverTester(binary: CrashTests.binary, workDirectory: scratch.path, cycles: cycles)
+        tester.etcdEndpoints = etcd.map(\.clientURL)
+        tester.pauseMilliseconds = pauseMilliseconds
+        return try await tester.run()
+    }
 }

@@ -120,8 +120,10 @@ final class ReplicaFollower: @unchecked Sendable {
     private func retry() {
         guard !stopped, !halted.load(ordering: .acquiring) else { return }
         let delay = backoffMilliseconds
-        // A promotion takes tens of milliseconds: retry soon, then settle at half a second.
-        backoffMilliseconds = min(backoffMilliseconds * 2, 500)
+        // A promotion takes tens of milliseconds and the new primary acknowledges nothing until a replica
+        // is in sync with it: retry soon, then every 100 ms (a connection attempt on the cluster's
+        // network costs little).
+        backoffMilliseconds = min(backoffMilliseconds * 2, 100)
         loop.scheduleTask(in: .milliseconds(delay)) { self.reconnectWhenResolved() }
     }
 

@@ -1,0 +1,36 @@
+import LearnStoreModel
+@testable import LearnStoreServer
+import Testing
+
+/// The control plane's documents in etcd: what a node writes, and what it refuses to read.
+@Suite struct ClusterPlacementTests {
+    @Test func aPlacementRoundTripsAndRefusesWhatANodeCouldNotFollow() throws {
+        let placement = ClusterPlacement(epoch: 7, primary: "n1", members: ["n0": "127.0.0.1:7401", "n1": "127.0.0.1:7402"])
+        #expect(try ClusterPlacement.decode(placement.encoded) == placement)
+        for bad in [
+            #"{"epoch":1,"primary":"n9","members":{"n0":"127.0.0.1:7401"}}"#,
+            #"{"epoch":-1,"primary":"n0","members":{"n0":"127.0.0.1:7401"}}"#,
+            #"{"epoch":1,"primary":"n0","members":{"n0":"127.0.0.1:99999"}}"#,
+            #"{"epoch":1,"primary":"n0","members":{"../x":"127.0.0.1:7401"}}"#,
+            #"{"epoch":1,"primary":"n0"}"#, "not json", "",
+        ] {
+            #expect(throws: LearnStoreError.self, "\(bad)") { _ = try ClusterPlacement.decode(Array(bad.utf8)) }
+        }
+    }
+
+    @Test func aNodeEntryRoundTripsAndAMalformedOneIsIgnored() {
+        let entry = ClusterNodeEntry(replication: "127.0.0.1:7403", role: .fenced, epoch: 3)
+        #expect(ClusterNodeEntry.decode(entry.encoded) == entry)
+        #expect(ClusterNodeEntry.decode(Array(#"{"replication":"x","role":"primary","epoch":1}"#.utf8)) == nil)
+        #expect(ClusterNodeEntry.decode(Array(#"{"replication":"127.0.0.1:1","role":"king","epoch":1}"#.utf8)) == nil)
+    }
+
+    @Test func aPrefixRangeEndsAfterEveryKeyWithThePrefix() throws {
+        #expect(EtcdClient.prefixEnd("/learnstore/a/") == "/learnstore/a0")
+        let kvs = try EtcdClient.keyValues(.array([.object([
+            ("key", .string("L2xlYXJuc3RvcmUvYS9ub2Rlcy9uMA==")), ("value", .string("eA==")), ("mod_revision", .string("12")), ("lease", .string("99")),
+        ])]))
+        #expect(kvs == [EtcdClient.KeyValue(key: "/learnstore/a/nodes/n0", value: [0x78], createRevision: 0, modRevision: 12, lease: 99)])
+        #expect(throws: LearnStoreError.self) { _ = try EtcdClient(endpoints: ["http://nohost"], group: .singletonMultiThreadedEventLoopGroup) }
+    }
+}
