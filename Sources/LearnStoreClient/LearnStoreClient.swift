@@ -197,6 +197,13 @@ public final class LearnStoreClient: Sendable {
         return try Self.json(frame)
     }
 
+    /// Where the cluster's primary and nodes are, as this server knows (docs/PROTOCOL.md 4.4b):
+    /// `{partitions, epoch, primary, this_node, nodes: [{node_id, address, role}]}`.
+    public func topology() async throws(LearnStoreError) -> JSONValue {
+        let frame = try await request(opcode: Opcode.topology) { _ in }
+        return try Self.json(frame)
+    }
+
     /// Waits until the token's tenant has applied `sequence` on this server (a replica), at most
     /// `timeout` (≤ 60 s), and returns the tenant's sequence there. Reads sent after it returns see
     /// every write up to `sequence` (each write's reply carries its sequence). Fails with `NOT_YET`

@@ -42,6 +42,9 @@ public struct LearnStoreError: Error, Sendable, Hashable, CustomStringConvertibl
         public static let fenced = Code(rawValue: 408, name: "FENCED")
         /// WAIT_SEQUENCE: the tenant did not reach the sequence on this node within the timeout.
         public static let notYet = Code(rawValue: 409, name: "NOT_YET")
+        /// A write reached a node that is not the primary, and the node knows where the primary is:
+        /// `primaryAddress` (the error body is followed by the partition, its epoch and the address).
+        public static let moved = Code(rawValue: 410, name: "MOVED")
         public static let internalError = Code(rawValue: 500, name: "INTERNAL")
         /// Client side only (never on the wire): the connection could not be made or was lost.
         public static let connectionFailed = Code(rawValue: 600, name: "CONNECTION_FAILED")
@@ -54,7 +57,7 @@ public struct LearnStoreError: Error, Sendable, Hashable, CustomStringConvertibl
             .unauthenticated, .tokenExpired, .forbidden,
             .notFound, .validation, .conflict, .feedTruncated, .logTruncated,
             .tooManyInFlight, .loading, .storageUnavailable, .shuttingDown, .tooManyConnections, .timeout, .overloaded,
-            .notPrimary, .fenced, .notYet,
+            .notPrimary, .fenced, .notYet, .moved,
             .internalError, .connectionFailed, .protocolViolation,
         ]
 
@@ -72,6 +75,8 @@ public struct LearnStoreError: Error, Sendable, Hashable, CustomStringConvertibl
     public var message: String
     /// The offending field (snake_case, as in JSON), when the error is about one field.
     public var field: String?
+    /// MOVED: the client address (`host:port`) of the primary the request belongs to.
+    public var primaryAddress: String?
 
     public init(_ code: Code, _ message: String, field: String? = nil) {
         self.code = code

@@ -14,6 +14,20 @@ public enum ErrorBody {
         let name = try reader.readString(limit: 256)
         let message = try reader.readString(limit: 1 << 16)
         let field = try reader.readString(limit: 256)
-        return LearnStoreError(.fromWire(code, name: name), message, field: field.isEmpty ? nil : field)
+        var error = LearnStoreError(.fromWire(code, name: name), message, field: field.isEmpty ? nil : field)
+        if error.code == .moved {
+            _ = try reader.readU32()
+            _ = try reader.readU64()
+            error.primaryAddress = try reader.readString(limit: 261)
+        }
+        return error
+    }
+
+    /// MOVED (docs/PROTOCOL.md 6.2): the error body, then `u32 partition`, `u64 epoch`, `string address`.
+    public static func encodeMoved(_ message: String, epoch: UInt64, address: String, into writer: inout ByteWriter) {
+        encode(LearnStoreError(.moved, message), into: &writer)
+        writer.writeU32(0)
+        writer.writeU64(epoch)
+        writer.writeString(address)
     }
 }

@@ -7,6 +7,8 @@ public enum Opcode {
     public static let info: UInt8 = 0x04
     /// Waits until the tenant has applied a sequence on this node (read-your-writes on a replica).
     public static let waitSequence: UInt8 = 0x05
+    /// Where the cluster's primary and nodes are (JSON).
+    public static let topology: UInt8 = 0x06
 
     public static let create: UInt8 = 0x10
     public static let createBatch: UInt8 = 0x11
@@ -46,7 +48,7 @@ public enum Opcode {
     }
 
     public static let names: [UInt8: String] = [
-        hello: "hello", auth: "auth", ping: "ping", info: "info", waitSequence: "wait_sequence", create: "create", createBatch: "create_batch",
+        hello: "hello", auth: "auth", ping: "ping", info: "info", waitSequence: "wait_sequence", topology: "topology", create: "create", createBatch: "create_batch",
         get: "get", patch: "patch", delete: "delete", restore: "restore", purgePerson: "purge_person",
         list: "list", stats: "stats",
         outcomeIngest: "outcome_ingest", outcomeGet: "outcome_get", outcomeTree: "outcome_tree",

@@ -370,7 +370,9 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
             case Opcode.info where frame.payload.readableBytes == 0 && frame.header.flags == 0:
                 let info = server.environment.info(machine.session?.identity.scopes.contains(.admin) ?? false)
                 writer.writeFrame(header) { $0.writeBytes(Array(info.utf8)) }
-            case Opcode.ping, Opcode.info:
+            case Opcode.topology where frame.payload.readableBytes == 0 && frame.header.flags == 0:
+                writer.writeFrame(header) { $0.writeBytes(Array(server.environment.topology.json().serialized.utf8)) }
+            case Opcode.ping, Opcode.info, Opcode.topology:
                 let error = LearnStoreError(.badFrame, "malformed \(Opcode.name(frame.header.opcode)) request")
                 writer.writeErrorFrame(opcode: frame.header.opcode, requestID: frame.header.requestID, error)
                 server.metrics.recordError(opcode: frame.header.opcode, code: error.code)

@@ -95,7 +95,9 @@ public final class LearnStoreApplication: Sendable {
             if let replication { info.attach(replication: replication) }
             clusterAgent = try replication.flatMap { node in
                 try node.configuration.cluster.map { cluster throws(LearnStoreError) in
-                    try ClusterAgent(configuration: cluster, node: node, address: "\(node.configuration.host):\(node.configuration.port)", group: group, logger: logger)
+                    try ClusterAgent(
+                        configuration: cluster, node: node, address: "\(node.configuration.host):\(node.configuration.port)", topology: context.environment.topology,
+                        group: group, logger: logger)
                 }
             }
             let persistenceService = persistence.map { settings in
@@ -170,6 +172,17 @@ public final class LearnStoreApplication: Sendable {
 
     /// Runs every service until a graceful shutdown completes (or one fails), then stops the event loops.
     public func run() async throws {
+        // TOPOLOGY and the control plane name this node by the client address it binds.
+        let board = context.environment.topology
+        let host = configuration.host
+        let replication = self.replication
+        let server = self.server
+        Task {
+            guard let port = try? await server.localAddress.port else { return }
+            board.identify(nodeID: replication?.configuration.nodeID, address: "\(host):\(port)") {
+                replication.map { ($0.role, $0.epoch) }
+            }
+        }
         do {
             try await services.run()
         } catch {

@@ -31,6 +31,8 @@ public struct ExecutionEnvironment: Sendable {
     /// The INFO document (built on demand): server-wide figures when the argument is true (an admin
     /// caller), otherwise only the server's identity and state.
     public var info: @Sendable (_ serverWide: Bool) -> String
+    /// Where the primary and the nodes are: TOPOLOGY, and the target of MOVED.
+    public var topology = TopologyBoard()
 }
 
 /// Runs a batch of request frames on the tenant's executor and encodes their responses. Pure
@@ -69,8 +71,15 @@ public enum RequestExecutor {
                 try run(frame, prepared: prepared?[index], session: session, tenant: tenant, environment: environment, writer: &writer)
             } catch {
                 writer.truncate(to: start)
-                writer.writeErrorFrame(opcode: header.opcode, requestID: header.requestID, error)
-                errors.append((header.opcode, error.code))
+                if error.code == .notPrimary, let target = environment.topology.moved() {
+                    writer.writeFrame(FrameHeader(opcode: header.opcode, flags: 1, requestID: header.requestID)) {
+                        ErrorBody.encodeMoved("\(error.message); the primary is at \(target.address)", epoch: target.epoch, address: target.address, into: &$0)
+                    }
+                    errors.append((header.opcode, .moved))
+                } else {
+                    writer.writeErrorFrame(opcode: header.opcode, requestID: header.requestID, error)
+                    errors.append((header.opcode, error.code))
+                }
             }
             responses.append(ResponseMeta(requestID: header.requestID, opcode: header.opcode, lsn: tenant.observedLSN, range: start..<writer.count))
         }
@@ -148,6 +157,9 @@ public enum RequestExecutor {
         case Opcode.info:
             guard frame.payload.readableBytes == 0 else { throw LearnStoreError(.badFrame, "an INFO request has an empty payload") }
             writer.writeBytes(Array(environment.info(caller.scopes.contains(.admin)).utf8))
+        case Opcode.topology:
+            guard frame.payload.readableBytes == 0 else { throw LearnStoreError(.badFrame, "a TOPOLOGY request has an empty payload") }
+            writer.writeBytes(Array(environment.topology.json().serialized.utf8))
         case Opcode.hello:
             throw LearnStoreError(.badFrame, "HELLO may be sent only once")
         case Opcode.adminImport where environment.features.contains(.admin):

@@ -271,7 +271,7 @@ public struct FailoverTester: Sendable {
 
     /// A TCP port nothing listens on now, below the kernel's range for ephemeral ports: other servers
     /// that bind port 0 meanwhile (the test suite runs many) never take it before the node binds it.
-    static func freePort() throws -> Int {
+    public static func freePort() throws -> Int {
         for _ in 0..<200 {
             let port = Int.random(in: 20_000..<32_000)
             let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)

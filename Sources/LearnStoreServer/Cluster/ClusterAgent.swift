@@ -18,11 +18,16 @@ public final class ClusterAgent: Service, Sendable {
     /// This node's replication port, as other nodes reach it.
     let address: String
     let logger: Logger
+    /// Filled from etcd each round: where TOPOLOGY and MOVED send clients.
+    let topology: TopologyBoard
 
-    public init(configuration: ClusterConfiguration, node: ReplicationNode, address: String, group: any EventLoopGroup, logger: Logger) throws(LearnStoreError) {
+    public init(
+        configuration: ClusterConfiguration, node: ReplicationNode, address: String, topology: TopologyBoard, group: any EventLoopGroup, logger: Logger
+    ) throws(LearnStoreError) {
         self.configuration = configuration
         self.node = node
         self.address = address
+        self.topology = topology
         self.logger = logger
         etcd = try EtcdClient(endpoints: configuration.endpoints, group: group)
     }
@@ -97,7 +102,7 @@ public final class ClusterAgent: Service, Sendable {
 
     func step(_ state: inout LoopState) async throws(LearnStoreError) {
         try await renewLease(&state)
-        let entry = ClusterNodeEntry(replication: address, role: node.role, epoch: node.epoch)
+        let entry = ClusterNodeEntry(replication: address, role: node.role, epoch: node.epoch, client: topology.thisAddress)
         if entry != state.published {
             try await etcd.put(configuration.nodeKey(node.configuration.nodeID), entry.encoded, lease: state.lease)
             state.published = entry
@@ -114,6 +119,11 @@ public final class ClusterAgent: Service, Sendable {
         for entry in registered.values { others.insert(entry.replication) }
         others.remove(address)
         node.setFollowAddresses(others.sorted())
+        if let placement {
+            topology.update(epoch: placement.epoch, primary: placement.primary, nodes: registered.map { id, entry in
+                TopologyBoard.Node(nodeID: id, address: entry.client, role: entry.role)
+            })
+        }
 
         guard let controller = keys.first(where: { $0.key == configuration.controllerKey }) else {
             // The primary leaves the controller's work to a replica: if its machine dies, the controller

@@ -72,9 +72,13 @@ public struct ClusterNodeEntry: Sendable, Equatable {
     public var replication: String
     public var role: NodeRole
     public var epoch: UInt64
+    /// Its client port (`host:port`), once it listens: TOPOLOGY and MOVED point clients there.
+    public var client: String?
 
     public var encoded: [UInt8] {
-        Array(JSONValue.object([("replication", .string(replication)), ("role", .string(role.name)), ("epoch", .number(String(epoch)))]).serialized.utf8)
+        var members: [(String, JSONValue)] = [("replication", .string(replication)), ("role", .string(role.name)), ("epoch", .number(String(epoch)))]
+        if let client { members.append(("client", .string(client))) }
+        return Array(JSONValue.object(members).serialized.utf8)
     }
 
     public static func decode(_ bytes: [UInt8]) -> ClusterNodeEntry? {
@@ -82,6 +86,7 @@ public struct ClusterNodeEntry: Sendable, Equatable {
             ClusterAddress.isValid(replication), let role = value["role"]?.stringValue.flatMap(NodeRole.init(name:)),
             let epoch = value["epoch"]?.int64Value, epoch >= 0
         else { return nil }
-        return ClusterNodeEntry(replication: replication, role: role, epoch: UInt64(epoch))
+        let client = value["client"]?.stringValue.flatMap { ClusterAddress.isValid($0) ? $0 : nil }
+        return ClusterNodeEntry(replication: replication, role: role, epoch: UInt64(epoch), client: client)
     }
 }

@@ -1,0 +1,88 @@
+import LearnStoreModel
+
+/// A client of a cluster that follows its primary: it asks the seeds' TOPOLOGY where the primary is,
+/// connects there, and when a request fails with MOVED, NOT_PRIMARY or a lost connection (a failover),
+/// it finds the primary again and retries, at most `attempts` times. Give writes an idempotency key:
+/// a retried write that reached the old primary is then not applied twice (docs/CLUSTER.md).
+public actor ClusterClient {
+    public let seeds: [String]
+    private let configuration: ClientConfiguration
+    private let attempts: Int
+    private var current: (address: String, client: LearnStoreClient)?
+
+    /// `seeds` are client addresses (`host:port`) of any nodes; `configuration` gives the token and
+    /// the connection settings (its host and port are replaced by the primary's).
+    public init(seeds: [String], configuration: ClientConfiguration, attempts: Int = 5) {
+        self.seeds = seeds
+        self.configuration = configuration
+        self.attempts = max(1, attempts)
+    }
+
+    /// Runs `body` against the primary, following it across failovers.
+    public func run<T: Sendable>(_ body: @Sendable (LearnStoreClient) async throws(LearnStoreError) -> T) async throws(LearnStoreError) -> T {
+        var last = LearnStoreError(.connectionFailed, "no attempt made")
+        for attempt in 0..<attempts {
+            do {
+                let client = try await primary(hint: attempt == 0 ? nil : last.primaryAddress)
+                return try await body(client)
+            } catch where [.moved, .notPrimary, .connectionFailed, .shuttingDown, .loading].contains(error.code) {
+                last = error
+                await drop()
+                try? await Task.sleep(for: .milliseconds(min(20 << attempt, 500)))
+            }
+        }
+        throw last
+    }
+
+    /// The primary's address, as the first seed that answers TOPOLOGY knows it.
+    public func primaryAddress() async throws(LearnStoreError) -> String {
+        var failures: [String] = []
+        for seed in seeds {
+            do throws(LearnStoreError) {
+                return try await primaryAddress(asking: seed)
+            } catch {
+                failures.append("\(seed): \(error.message)")
+            }
+        }
+        throw LearnStoreError(.connectionFailed, "no seed named the primary (\(failures.joined(separator: "; ")))")
+    }
+
+    private func primaryAddress(asking seed: String) async throws(LearnStoreError) -> String {
+        let client = try await connect(seed)
+        defer { Task { await client.shutdown() } }
+        let topology = try await client.topology()
+        guard let primary = topology["primary"]?.stringValue,
+            let node = topology["nodes"]?.arrayValue?.first(where: { $0["node_id"]?.stringValue == primary }),
+            let address = node["address"]?.stringValue
+        else { throw LearnStoreError(.notPrimary, "\(seed) does not know the primary's address yet") }
+        return address
+    }
+
+    public func shutdown() async {
+        await drop()
+    }
+
+    private func primary(hint: String?) async throws(LearnStoreError) -> LearnStoreClient {
+        if let current { return current.client }
+        let address: String
+        if let hint { address = hint } else { address = try await primaryAddress() }
+        let client = try await connect(address)
+        current = (address, client)
+        return client
+    }
+
+    private func drop() async {
+        if let current { await current.client.shutdown() }
+        current = nil
+    }
+
+    private func connect(_ address: String) async throws(LearnStoreError) -> LearnStoreClient {
+        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) else {
+            throw LearnStoreError(.validation, "'\(address)' is not host:port")
+        }
+        var settings = configuration
+        settings.host = String(address[..<colon])
+        settings.port = port
+        return try await LearnStoreClient(settings)
+    }
+}

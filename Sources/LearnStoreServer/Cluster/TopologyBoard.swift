@@ -1,0 +1,79 @@
+import LearnStoreModel
+import Synchronization
+
+/// Where this node believes the cluster's primary and nodes are, by their client addresses: the
+/// answer to TOPOLOGY, and where a write sent to a replica is MOVED (docs/PROTOCOL.md 4.4b). The
+/// control plane (``ClusterAgent``) fills it from etcd; without one it knows only this node.
+public final class TopologyBoard: Sendable {
+    public struct Node: Sendable, Equatable {
+        public var nodeID: String
+        /// `host:port` of its client port, once it has published one.
+        public var address: String?
+        public var role: NodeRole
+    }
+
+    struct State {
+        var thisNode: String?
+        var thisAddress: String?
+        /// This node's role and epoch (nil: no replication, a standalone primary).
+        var local: @Sendable () -> (role: NodeRole, epoch: UInt64)? = { nil }
+        var epoch: UInt64 = 0
+        var primary: String?
+        var nodes: [Node] = []
+    }
+
+    private let state = Mutex(State())
+
+    public init() {}
+
+    /// This node's client address once it listens, and its replication identity.
+    func identify(nodeID: String?, address: String, local: @escaping @Sendable () -> (role: NodeRole, epoch: UInt64)?) {
+        state.withLock { state in
+            state.thisNode = nodeID
+            state.thisAddress = address
+            state.local = local
+        }
+    }
+
+    var thisAddress: String? { state.withLock { $0.thisAddress } }
+
+    /// What the control plane last read: the placement's epoch and primary, and the registered nodes.
+    func update(epoch: UInt64, primary: String, nodes: [Node]) {
+        state.withLock { state in
+            state.epoch = epoch
+            state.primary = primary
+            state.nodes = nodes.sorted { $0.nodeID < $1.nodeID }
+        }
+    }
+
+    /// Where a write refused here (this node is not the primary) should go: the primary's epoch and
+    /// client address, when known.
+    func moved() -> (epoch: UInt64, address: String)? {
+        state.withLock { state in
+            guard let primary = state.primary, primary != state.thisNode,
+                let address = state.nodes.first(where: { $0.nodeID == primary })?.address
+            else { return nil }
+            return (state.epoch, address)
+        }
+    }
+
+    /// The TOPOLOGY answer: this node as it is now, and the others as the control plane last saw them.
+    func json() -> JSONValue {
+        state.withLock { state in
+            let local = state.local()
+            let role = local?.role ?? .primary
+            let thisID = state.thisNode ?? "local"
+            var nodes = state.nodes.filter { $0.nodeID != thisID }
+            nodes.append(Node(nodeID: thisID, address: state.thisAddress, role: role))
+            nodes.sort { $0.nodeID < $1.nodeID }
+            let primary = role == .primary ? thisID : state.primary.flatMap { $0 == thisID ? nil : $0 }
+            return .object([
+                ("partitions", .number("1")), ("epoch", .number(String(max(state.epoch, local?.epoch ?? 0)))),
+                ("primary", primary.map { .string($0) } ?? .null), ("this_node", .string(thisID)),
+                ("nodes", .array(nodes.map { node in
+                    .object([("node_id", .string(node.nodeID)), ("address", node.address.map { .string($0) } ?? .null), ("role", .string(node.role.name))])
+                })),
+            ])
+        }
+    }
+}
