@@ -74,7 +74,7 @@ class LearnStorePair:
         with open(cluster_secret, "w") as f:
             f.write(os.urandom(24).hex())
         self.port, replica_port, *repl = free_ports(4)
-        common = ["--jwt-secret-file", self.secret, "--fsync", "always", "--snapshot-interval", "0", "--log-level", "warning"]
+        common = ["--jwt-secret-file", self.secret, "--fsync", "always", "--snapshot-interval", "0", "--log-level", "warning", "--metrics-port", "0"]
         if replica:
             common += ["--cluster-secret-file", cluster_secret]
         primary = ["serve", "--data-dir", os.path.join(work, "a"), "--port", str(self.port)] + common
@@ -131,7 +131,7 @@ def learnstore_runs(args, peers_kit, peerbench, out):
 
 def peer_rows(peers_out):
     rows = []
-    for path in glob.glob(os.path.join(peers_out, "*", "raw.jsonl")):
+    for path in glob.glob(os.path.join(peers_out, "raw.jsonl")) + glob.glob(os.path.join(peers_out, "*", "raw.jsonl")):
         for line in open(path):
             row = json.loads(line)
             if row.get("section") != "throughput":
@@ -149,7 +149,7 @@ def acknowledging(row):
     if row["peer"] == "redis":
         return "wait" in c and "always" in c
     if row["peer"] == "tarantool":
-        return "sync" in c and "async" not in c and "fsync" in c
+        return "replica sync" in c and "wal fsync" in c
     return row["config"] == "sync replica, fsync always"
 
 
@@ -179,12 +179,17 @@ def main():
     ap.add_argument("--warmup", type=float, default=1)
     ap.add_argument("--out", default=None)
     ap.add_argument("--skip-peers", action="store_true", help="LearnStore only (not a comparison of record)")
+    ap.add_argument("--report-only", action="store_true", help="table an existing --out directory again")
     args = ap.parse_args()
     peers_kit = os.environ.get("PEERS_KIT")
     if not peers_kit or not os.path.exists(os.path.join(peers_kit, "replication_bench.py")):
         sys.exit("set PEERS_KIT to the peers kit's directory (it holds replication_bench.py, peerbench.c and ls_tokens.py)")
     out = args.out or "/tmp/learnstore-replication-peers/" + datetime.datetime.utcnow().strftime("%Y%m%dT%H%M%SZ")
     os.makedirs(out, exist_ok=True)
+    if args.report_only:
+        rows = peer_rows(os.path.join(out, "peers")) + [json.loads(line) for line in open(os.path.join(out, "learnstore.jsonl"))]
+        print(report(rows))
+        return
     peerbench = os.path.join(out, "peerbench")
     subprocess.run(["gcc", "-O2", "-Wall", "-o", peerbench, os.path.join(peers_kit, "peerbench.c")], check=True)
     rows = []
