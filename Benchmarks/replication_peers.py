@@ -80,11 +80,15 @@ class LearnStorePair:
         primary = ["serve", "--data-dir", os.path.join(work, "a"), "--port", str(self.port)] + common
         if replica:
             primary += ["--node-id", "a", "--replication-port", str(repl[0])]
-        self.start(primary, "a")
-        if replica:
-            self.start(["serve", "--data-dir", os.path.join(work, "b"), "--port", str(replica_port), "--node-id", "b",
-                        "--replication-port", str(repl[1]), "--replicate-from", "127.0.0.1:%d" % repl[0]] + common, "b")
-        wait_port(self.port, self.procs[0])
+        try:
+            self.start(primary, "a")
+            if replica:
+                self.start(["serve", "--data-dir", os.path.join(work, "b"), "--port", str(replica_port), "--node-id", "b",
+                            "--replication-port", str(repl[1]), "--replicate-from", "127.0.0.1:%d" % repl[0]] + common, "b")
+            wait_port(self.port, self.procs[0])
+        except Exception:
+            self.stop()
+            raise
 
     def start(self, args, name):
         log = open(os.path.join(self.work, name + ".log"), "w")

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import LearnStoreModel
+import LearnStoreTokens
 import LearnStoreTools
 
 struct BenchCommand: AsyncParsableCommand {
@@ -20,6 +21,7 @@ struct BenchCommand: AsyncParsableCommand {
 
     @Option(help: "Server host.") var host: String?
     @Option(help: "Server port.") var port: Int?
+    @Option(help: "Client addresses (host:port,...) of any nodes of a cluster: the load goes to the primary they name (TOPOLOGY) instead of --host/--port.") var seeds: String?
     @Option(name: .customLong("measure-port"), help: "Send the measured requests to this port instead (a replica of the server on --port, which takes the preload).") var measurePort: Int?
     @Option(help: "A JWT (or LEARNSTORE_TOKEN).") var token: String?
     @Option(name: .customLong("key-file"), help: "An HS256 secret file: mint tokens for --tenants test tenants.") var keyFile: String?
@@ -59,6 +61,17 @@ struct BenchCommand: AsyncParsableCommand {
             var configuration = BenchConfiguration(credentials: credentials)
             configuration.host = settings.string("host", host) ?? "127.0.0.1"
             configuration.port = try settings.int("port", port, default: 7878)
+            if let seeds = settings.string("seeds", seeds) {
+                let token: String
+                switch credentials {
+                case .token(let given): token = given
+                case .secret(let secret):
+                    token = try await TokenMinter(secret: secret).mint(
+                        tenantID: "bench_seed", person: UUID16(high: 0, low: 1), scopes: [.recordsRead],
+                        issuedAt: Timestamp(milliseconds: Int64(Date().timeIntervalSince1970 * 1000)), lifetimeSeconds: 300)
+                }
+                (configuration.host, configuration.port) = try await ClientOptions.primary(seeds: seeds, token: token)
+            }
             if let measurePort {
                 guard (1...65535).contains(measurePort) else { throw CLIError.usage("--measure-port must be 1 ... 65535") }
                 configuration.measurePort = measurePort

@@ -2,28 +2,46 @@ import ArgumentParser
 import Foundation
 import LearnStoreClient
 import LearnStoreModel
+import LearnStoreServer
 
 /// Connection options shared by client commands (also LEARNSTORE_HOST, LEARNSTORE_PORT, LEARNSTORE_TOKEN).
 struct ClientOptions: ParsableArguments {
     @Option(help: "Server host (default 127.0.0.1).") var host: String?
     @Option(help: "Server port (default 7878).") var port: Int?
     @Option(help: "JWT to authenticate with.") var token: String?
+    @Option(help: "Client addresses (host:port,...) of any nodes of a cluster: the command goes to the primary they name (TOPOLOGY) instead of --host/--port.") var seeds: String?
     @Option(name: .customLong("config"), help: "Config file.") var config: String?
 
     func connect() async throws -> LearnStoreClient {
-        try await Self.connect(host: host, port: port, token: token, config: config)
+        try await Self.connect(host: host, port: port, token: token, config: config, seeds: seeds)
     }
 
-    static func connect(host: String?, port: Int?, token: String?, config: String?) async throws -> LearnStoreClient {
+    static func connect(host: String?, port: Int?, token: String?, config: String?, seeds: String? = nil) async throws -> LearnStoreClient {
         let settings = try Settings(configFile: config)
-        let host = settings.string("host", host) ?? "127.0.0.1"
-        let port = try settings.int("port", port, default: 7878)
+        var host = settings.string("host", host) ?? "127.0.0.1"
+        var port = try settings.int("port", port, default: 7878)
         guard let token = settings.string("token", token) else {
             throw CLIError.usage("no token: pass --token or set LEARNSTORE_TOKEN (mint one with 'learnstore token mint')")
+        }
+        if let seeds = settings.string("seeds", seeds) {
+            (host, port) = try await Self.primary(seeds: seeds, token: token)
         }
         var configuration = ClientConfiguration(host: host, port: port, token: token, connections: 1)
         configuration.reconnectAttempts = 0
         return try await LearnStoreClient(configuration)
+    }
+
+    /// The primary's client address, as the first of `seeds` that answers TOPOLOGY names it.
+    static func primary(seeds: String, token: String) async throws -> (String, Int) {
+        let list = seeds.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        guard !list.isEmpty, list.count <= 64, list.allSatisfy(ClusterAddress.isValid) else { throw CLIError.usage("--seeds takes host:port[,host:port...]") }
+        let cluster = ClusterClient(seeds: list, configuration: ClientConfiguration(token: token, connections: 1))
+        let address = try await cluster.primaryAddress()
+        await cluster.shutdown()
+        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) else {
+            throw LearnStoreError(.protocolViolation, "TOPOLOGY named the primary at '\(address)'")
+        }
+        return (String(address[..<colon]), port)
     }
 }
 
