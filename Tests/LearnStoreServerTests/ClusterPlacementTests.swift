@@ -33,4 +33,34 @@ import Testing
         #expect(kvs == [EtcdClient.KeyValue(key: "/learnstore/a/nodes/n0", value: [0x78], createRevision: 0, modRevision: 12, lease: 99)])
         #expect(throws: LearnStoreError.self) { _ = try EtcdClient(endpoints: ["http://nohost"], group: .singletonMultiThreadedEventLoopGroup) }
     }
+
+    @Test func theControllerAddsMembersAndRecordsAPrimaryItDidNotPromote() {
+        let placement = ClusterPlacement(epoch: 2, primary: "n0", members: ["n0": "127.0.0.1:7401", "n1": "127.0.0.1:7402"])
+        let steady: [String: ClusterNodeEntry] = [
+            "n0": ClusterNodeEntry(replication: "127.0.0.1:7401", role: .primary, epoch: 2),
+            "n1": ClusterNodeEntry(replication: "127.0.0.1:7402", role: .replica, epoch: 2),
+        ]
+        #expect(ControllerRules.reconciled(placement, registered: steady) == placement, "nothing to record")
+        var joined = steady
+        joined["n2"] = ClusterNodeEntry(replication: "127.0.0.1:7403", role: .replica, epoch: 2)
+        #expect(ControllerRules.reconciled(placement, registered: joined).members["n2"] == "127.0.0.1:7403")
+        var promoted = steady
+        promoted["n1"] = ClusterNodeEntry(replication: "127.0.0.1:7402", role: .primary, epoch: 3)
+        promoted["n0"] = ClusterNodeEntry(replication: "127.0.0.1:7401", role: .fenced, epoch: 2)
+        let next = ControllerRules.reconciled(placement, registered: promoted)
+        #expect(next.primary == "n1" && next.epoch == 3)
+        var stale = steady
+        stale["n1"] = ClusterNodeEntry(replication: "127.0.0.1:7402", role: .primary, epoch: 1)
+        #expect(ControllerRules.reconciled(placement, registered: stale).primary == "n0", "an old primary's claim changes nothing")
+    }
+
+    @Test func thePrimaryIsReplacedWhenItsKeyExpiresOrAfterFailedChecksInARow() {
+        var watch = ControllerRules.PrimaryWatch(threshold: 3)
+        let checks: [(Bool, Bool?)] = [(true, false), (true, false), (true, true), (true, false), (true, nil), (true, false)]
+        let replaced = checks.map { watch.failed(keyPresent: $0.0, answeredPrimary: $0.1) }
+        #expect(replaced == [false, false, false, false, false, true], "an answer clears the count; three failures in a row replace")
+        watch.reset()
+        let expired = watch.failed(keyPresent: false, answeredPrimary: nil)
+        #expect(expired, "an expired key at once")
+    }
 }

@@ -79,12 +79,12 @@ public final class ClusterAgent: Service, Sendable {
         var lastKeepAlive = ContinuousClock.now
         var published: ClusterNodeEntry?
         var isController = false
-        var failedChecks = 0
+        var primaryWatch: ControllerRules.PrimaryWatch
         var lastProblem: String?
     }
 
     public func run() async throws {
-        var state = LoopState()
+        var state = LoopState(primaryWatch: ControllerRules.PrimaryWatch(threshold: configuration.failedChecksBeforeFailover))
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             do throws(LearnStoreError) {
                 try await step(&state)
@@ -136,7 +136,7 @@ public final class ClusterAgent: Service, Sendable {
             return
         }
         let isController = controller.value == Array(node.configuration.nodeID.utf8) && controller.lease == state.lease
-        if isController != state.isController { state.failedChecks = 0 }
+        if isController != state.isController { state.primaryWatch.reset() }
         state.isController = isController
         guard isController, let placement, let placementKV else { return }
         if node.role == .primary, registered.count > 1 {
@@ -188,13 +188,7 @@ public final class ClusterAgent: Service, Sendable {
         _ placement: ClusterPlacement, revision: Int64, controllerRevision: Int64, registered: [String: ClusterNodeEntry], state: inout LoopState
     ) async throws(LearnStoreError) {
         let guards: [EtcdClient.Compare] = [.modRevision(configuration.placementKey, revision), .modRevision(configuration.controllerKey, controllerRevision)]
-        var next = placement
-        for (id, entry) in registered where next.members[id] != entry.replication { next.members[id] = entry.replication }
-        // A member that is primary of a newer epoch (a promotion whose record did not reach etcd).
-        if let newer = registered.filter({ $0.value.role == .primary && $0.value.epoch > placement.epoch }).max(by: { $0.value.epoch < $1.value.epoch }) {
-            next.primary = newer.key
-            next.epoch = newer.value.epoch
-        }
+        var next = ControllerRules.reconciled(placement, registered: registered)
         if next != placement {
             if try await etcd.transaction(if: guards, put: [(configuration.placementKey, next.encoded, 0)]) {
                 logger.notice("cluster: placement updated", metadata: ["primary": "\(next.primary)", "epoch": "\(next.epoch)", "members": "\(next.members.count)"])
@@ -203,10 +197,10 @@ public final class ClusterAgent: Service, Sendable {
         }
         guard try await primaryFailed(placement, registered: registered, state: &state) else { return }
         let addresses = placement.members.values.sorted()
-        logger.warning("cluster: primary failed; promoting", metadata: ["primary": "\(placement.primary)", "failed_checks": "\(state.failedChecks)"])
+        logger.warning("cluster: primary failed; promoting", metadata: ["primary": "\(placement.primary)", "failed_checks": "\(state.primaryWatch.failedChecks)"])
         let outcome = try await ClusterPromotion.promote(
             addresses, credential: node.credential, minimumInSync: node.configuration.replicaSet.minimumInSync, group: etcd.group, timeout: .milliseconds(500))
-        state.failedChecks = 0
+        state.primaryWatch.reset()
         next.primary = outcome.nodeID
         next.epoch = outcome.epoch
         let recorded = try await etcd.transaction(if: guards, put: [(configuration.placementKey, next.encoded, 0)])
@@ -218,16 +212,8 @@ public final class ClusterAgent: Service, Sendable {
     /// Whether the primary is gone: its key expired, or it failed enough checks in a row.
     private func primaryFailed(_ placement: ClusterPlacement, registered: [String: ClusterNodeEntry], state: inout LoopState) async throws(LearnStoreError) -> Bool {
         guard let address = placement.members[placement.primary] else { return false }
-        if registered[placement.primary] == nil {
-            state.failedChecks = configuration.failedChecksBeforeFailover
-            return true
-        }
+        guard registered[placement.primary] != nil else { return state.primaryWatch.failed(keyPresent: false, answeredPrimary: nil) }
         let status = await ClusterPromotion.statuses([address], credential: node.credential, group: etcd.group, timeout: .milliseconds(300)).first
-        if status?.status?["role"]?.stringValue == NodeRole.primary.name {
-            state.failedChecks = 0
-            return false
-        }
-        state.failedChecks += 1
-        return state.failedChecks >= configuration.failedChecksBeforeFailover
+        return state.primaryWatch.failed(keyPresent: true, answeredPrimary: status?.status?["role"]?.stringValue == NodeRole.primary.name)
     }
 }

@@ -1,0 +1,43 @@
+/// The controller's decisions, as pure functions of what it read from etcd and what its checks
+/// saw, so each rule is tested without etcd or sockets (``ClusterAgent`` does the I/O).
+enum ControllerRules {
+    /// The placement to record: registered nodes become members (at their published address), and a
+    /// member that is the primary of a newer epoch than the placement's becomes its primary (a
+    /// promotion whose record did not reach etcd). Equal to `placement` when nothing changes.
+    static func reconciled(_ placement: ClusterPlacement, registered: [String: ClusterNodeEntry]) -> ClusterPlacement {
+        var next = placement
+        for (id, entry) in registered where next.members[id] != entry.replication { next.members[id] = entry.replication }
+        let newer = registered.filter { $0.value.role == .primary && $0.value.epoch > placement.epoch }
+        if let newest = newer.max(by: { ($0.value.epoch, $0.key) < ($1.value.epoch, $1.key) }) {
+            next.primary = newest.key
+            next.epoch = newest.value.epoch
+        }
+        return next
+    }
+
+    /// Failed checks of the primary in a row; the primary is replaced once its key has expired or
+    /// `threshold` checks in a row failed.
+    struct PrimaryWatch: Equatable {
+        let threshold: Int
+        private(set) var failedChecks = 0
+
+        init(threshold: Int) { self.threshold = max(1, threshold) }
+
+        /// Whether the primary must be replaced now. `keyPresent`: its `nodes/<id>` key is in etcd
+        /// (its lease lives); `answeredPrimary`: its STATUS said `primary` (nil: not asked).
+        mutating func failed(keyPresent: Bool, answeredPrimary: Bool?) -> Bool {
+            guard keyPresent else {
+                failedChecks = threshold
+                return true
+            }
+            if answeredPrimary == true {
+                failedChecks = 0
+                return false
+            }
+            failedChecks += 1
+            return failedChecks >= threshold
+        }
+
+        mutating func reset() { failedChecks = 0 }
+    }
+}
