@@ -161,6 +161,14 @@ struct ServeCommand: AsyncParsableCommand {
             }
             do {
                 try await application.run()
+            } catch let restart as NodeRestartRequested {
+                // The same binary and arguments, in place (the process keeps its pid for a supervisor).
+                logger.notice("starting again", metadata: ["reason": "\(restart.reason)"])
+                fflush(nil)
+                try await Task.sleep(for: .seconds(1))
+                let arguments = CommandLine.arguments.map { strdup($0) } + [nil]
+                execv("/proc/self/exe", arguments)
+                throw CLIError.failed("could not start again (execv: errno \(errno)); start the node again by hand")
             } catch {
                 throw CLIError.failed("\(error)")
             }

@@ -86,6 +86,9 @@ public final class ClusterAgent: Service, Sendable {
     public func run() async throws {
         var state = LoopState(primaryWatch: ControllerRules.PrimaryWatch(threshold: configuration.failedChecksBeforeFailover))
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            // First, before any renewal: a node that was stopped or cut off past its lease may already
+            // have been replaced.
+            fenceIfLeaseLapsed(state)
             do throws(LearnStoreError) {
                 try await step(&state)
                 state.lastProblem = nil
@@ -119,6 +122,14 @@ public final class ClusterAgent: Service, Sendable {
         for entry in registered.values { others.insert(entry.replication) }
         others.remove(address)
         node.setFollowAddresses(others.sorted())
+        if let placement, placement.primary != node.configuration.nodeID, node.role != .replica,
+            node.role == .fenced || placement.epoch > node.epoch
+        {
+            // A primary of an older epoch than the placement's has been replaced: it stops acknowledging
+            // and starts again as a replica of the new primary.
+            node.fence(reason: "etcd names \(placement.primary) the primary of epoch \(placement.epoch)")
+            node.requestRestart("this old primary was replaced by \(placement.primary); it starts again as a replica")
+        }
         if let placement {
             topology.update(epoch: placement.epoch, primary: placement.primary, nodes: registered.map { id, entry in
                 TopologyBoard.Node(nodeID: id, address: entry.client, role: entry.role)
@@ -168,6 +179,7 @@ public final class ClusterAgent: Service, Sendable {
         if try await etcd.keepAlive(lease: state.lease) > 0 {
             state.lastRenewal = now
         } else {
+            if node.role == .primary { node.fence(reason: "its etcd lease expired; it may have been replaced") }
             logger.warning("cluster: the node's lease expired; registering again")
             state.lease = 0
             try await renewLease(&state)

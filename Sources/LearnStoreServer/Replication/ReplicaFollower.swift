@@ -173,7 +173,8 @@ final class ReplicaFollower: @unchecked Sendable {
     func accepted(_ accepted: ReplicateAccepted, peer: String) -> Bool {
         if accepted.truncate {
             node.followerProblem(
-                "this node holds records after LSN \(accepted.startAfter) that primary \(peer) does not (written by an old primary); restart it to cut its log there")
+                "this node holds records after LSN \(accepted.startAfter) that primary \(peer) does not (written by an old primary); it restarts to cut its log there")
+            node.requestRestart("its log holds records after LSN \(accepted.startAfter) that primary \(peer) does not")
             return false
         }
         do {
@@ -213,6 +214,12 @@ final class ReplicaFollower: @unchecked Sendable {
 
     func problem(_ text: String) {
         node.followerProblem(text)
+    }
+
+    /// The primary refused to stream: a position its log no longer holds means a copy at the next start.
+    func refused(_ error: LearnStoreError?) {
+        node.followerProblem("the node refused: \(error.map { "\($0)" } ?? "an undecodable error")")
+        if error?.code == .logTruncated { node.requestRestart("the primary's log no longer holds this node's next record; it copies the primary at its start") }
     }
 
     private func sendAck() {
@@ -278,8 +285,7 @@ final class ReplicaStreamHandler: ChannelInboundHandler, @unchecked Sendable {
         }
         for frame in received where context.channel.isActive {
             if frame.header.isError {
-                let error = try? frame.readPayload { (r) throws(DecodeError) in try ErrorBody.decode(from: &r) }
-                follower.problem("the node refused: \(error.map { "\($0)" } ?? "an undecodable error")")
+                follower.refused(try? frame.readPayload { (r) throws(DecodeError) in try ErrorBody.decode(from: &r) })
                 context.close(promise: nil)
                 return
             }

@@ -6,6 +6,12 @@ import NIOCore
 import NIOPosix
 import ServiceLifecycle
 
+/// The node stopped so that it starts again (``ReplicationNode/requestRestart(_:)``).
+public struct NodeRestartRequested: Error, Sendable, CustomStringConvertible {
+    public var reason: String
+    public var description: String { "the node must restart: \(reason)" }
+}
+
 /// The replication port as a service: replicas follow this node here, operators promote and
 /// inspect it. Every connection starts with the node handshake (docs/PROTOCOL.md, E.2).
 public final class ReplicationListener: Service, Sendable {
@@ -58,6 +64,7 @@ public final class ReplicationListener: Service, Sendable {
         if let fatal = node.fatalProblem {
             throw LearnStoreError(.storageUnavailable, "replication stopped the node: \(fatal)")
         }
+        if let reason = node.restartReason { throw NodeRestartRequested(reason: reason) }
     }
 
     private func bind(node: ReplicationNode, walSource: @escaping @Sendable () -> (WriteAheadLog, DataDirectory, any FileSystem)?) async throws -> any Channel {

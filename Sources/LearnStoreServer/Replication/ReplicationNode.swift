@@ -37,6 +37,7 @@ public final class ReplicationNode: Sendable {
         var followerProblem: String?
         var follower: ReplicaFollower?
         var fatal: String?
+        var restart: String?
         var onFailStop: (@Sendable () -> Void)?
     }
 
@@ -323,6 +324,24 @@ public final class ReplicationNode: Sendable {
 
     /// Why the node stopped itself, if it did.
     public var fatalProblem: String? { state.withLock { $0.fatal } }
+
+    /// The node can go on only after a restart: its position is gone from the primary's log (it copies
+    /// the primary at its start), its log diverged (it cuts it at its start), or it is a fenced old
+    /// primary the control plane has replaced (it starts as a replica). It stops gracefully and
+    /// `learnstore serve` starts it again in place.
+    func requestRestart(_ reason: String) {
+        let stop = state.withLock { state -> (@Sendable () -> Void)? in
+            guard state.fatal == nil, state.restart == nil else { return nil }
+            state.restart = reason
+            return state.onFailStop
+        }
+        guard let stop else { return }
+        logger.notice("restarting the node", metadata: ["reason": "\(reason)"])
+        stop()
+    }
+
+    /// Why the node asked to be restarted, if it did.
+    public var restartReason: String? { state.withLock { $0.restart } }
 
     func onFailStop(_ action: @escaping @Sendable () -> Void) {
         state.withLock { $0.onFailStop = action }
