@@ -97,6 +97,14 @@ public final class PersistenceService: Service {
         // WAL closes and the LOCK is released.
         let deadline = ContinuousClock.now + .seconds(60)
         while !restoring.value.isEmpty && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(10)) }
+        // A node stopping to start again as a replica (fenced, or its log must be cut or copied) takes
+        // no last round: its writes since it was replaced will never be acknowledged, and its data is
+        // about to be cut or replaced.
+        if let reason = replication?.restartReason {
+            logger.notice("no shutdown snapshot round: the node starts again", metadata: ["reason": "\(reason)"])
+            controller.close()
+            return
+        }
         // The server has drained (it shuts down first): take a last snapshot round and close the WAL.
         let roundStart = ContinuousClock.now
         let results = await controller.snapshot(registry.all)

@@ -41,9 +41,9 @@ public struct FailoverTester: Sendable {
     /// With etcd's client URLs: the nodes run the control plane, and the test waits for the controller
     /// to promote a replica instead of promoting one itself.
     public var etcdEndpoints: [String]?
-    /// With etcd: instead of killing the primary, stop it (SIGSTOP) for this long (past its lease), let
-    /// it run again for a second while its writers' requests complete, then kill it. Whatever it
-    /// acknowledged must be on the new primary.
+    /// With etcd: instead of killing the primary, stop it (SIGSTOP) for this long (past its lease), then
+    /// resume it: it must fence itself and start again in place as a replica of the new primary, and
+    /// whatever it acknowledged must be on the new primary.
     public var pauseMilliseconds: Int?
 
     public init(binary: String, workDirectory: String, cycles: Int) {
@@ -135,13 +135,15 @@ public struct FailoverTester: Sendable {
             let killedAt = ContinuousClock.now
             let promotedAddress: String
             var promotedAfter: Duration?
+            var rejoined: ServerProcess?
             if let pause = pauseMilliseconds, etcdEndpoints != nil {
                 promotedAddress = try await waitForNewPrimary(addresses, killed: addresses[primary], credential: credential, nodes: nodes)
                 promotedAfter = ContinuousClock.now - killedAt
                 try await Task.sleep(until: killedAt + .milliseconds(pause))
                 kill(server.pid, SIGCONT)
-                try await Task.sleep(for: .seconds(1))
-                await server.stop(signal: SIGKILL)
+                // It fences itself, sees it was replaced, and starts again in place as a replica (its
+                // writers' connections close then): whatever it acknowledged is checked below.
+                rejoined = try await waitUntilRestartedAsReplica(server, replication: addresses[primary], credential: credential)
                 await writing.value
             } else {
                 await writing.value
@@ -153,7 +155,7 @@ public struct FailoverTester: Sendable {
                 }
             }
             for client in clients { await client.shutdown() }
-            nodes[primary] = nil
+            nodes[primary] = rejoined
             acknowledged += shared.written.withLock { $0 }
             report.unacknowledged += shared.unacknowledged.load(ordering: .relaxed)
 
@@ -177,7 +179,7 @@ public struct FailoverTester: Sendable {
 
             let old = primary
             primary = promoted
-            nodes[old] = try await start(old, follow: true)
+            if nodes[old] == nil { nodes[old] = try await start(old, follow: true) }
             try await waitUntilFollowing(addresses, primary: promoted, credential: credential)
             report.digestMismatches += try await compare(nodes.compactMap { $0 }, primary: next, tokens: tokens, cycle: cycle, report: &report)
             report.cycles = cycle + 1
@@ -212,6 +214,26 @@ public struct FailoverTester: Sendable {
                 try await Task.sleep(for: .milliseconds(100))
             }
         }
+    }
+
+    /// A paused old primary, resumed: waits until the same process has started again (a new client
+    /// port in its port file) and reports itself a replica.
+    func waitUntilRestartedAsReplica(_ server: ServerProcess, replication: String, credential: NodeCredential, timeout: Double = 60) async throws -> ServerProcess {
+        let deadline = Date(timeIntervalSinceNow: timeout)
+        while Date() < deadline {
+            if server.process.isRunning,
+                let text = try? String(contentsOfFile: server.logPath + ".port", encoding: .utf8),
+                let port = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)), port != server.port,
+                let status = await ClusterPromotion.statuses([replication], credential: credential, group: MultiThreadedEventLoopGroup.singleton,
+                                                             timeout: .milliseconds(500)).first?.status,
+                status["role"]?.stringValue == "replica"
+            {
+                return ServerProcess(process: server.process, port: port, logPath: server.logPath)
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw LearnStoreError(.timeout, "the resumed old primary did not start again as a replica within \(Int(timeout)) s (running: \(server.process.isRunning))\n"
+            + ((try? String(contentsOfFile: server.logPath, encoding: .utf8)) ?? "").split(separator: "\n").suffix(15).joined(separator: "\n"))
     }
 
     /// With the control plane: polls until a node other than the killed one is a primary.

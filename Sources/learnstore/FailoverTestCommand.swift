@@ -25,7 +25,7 @@ struct FailoverTestCommand: AsyncParsableCommand {
     @Option(help: "The learnstore binary to test (default: this one).") var binary: String?
     @Flag(help: "Run the nodes with the etcd control plane (automatic failover).") var etcd = false
     @Option(name: .customLong("etcd-members"), help: "With --etcd: etcd processes to start (1 ... 5).") var etcdMembers = 3
-    @Option(name: .customLong("pause-ms"), help: "With --etcd: stop the primary with SIGSTOP for this many milliseconds (past its 3 s lease) instead of killing it, let it run for a second, then kill it: it must not have acknowledged a write the new primary lacks. The failover time is then until a replica is the primary.") var pauseMilliseconds: Int?
+    @Option(name: .customLong("pause-ms"), help: "With --etcd: stop the primary with SIGSTOP for this many milliseconds (past its 3 s lease) instead of killing it, then resume it: it must fence itself and start again in place as a replica, and must not have acknowledged a write the new primary lacks. The failover time is then until a replica is the primary.") var pauseMilliseconds: Int?
     @Option(name: .customLong("work-dir"), help: "Scratch directory: new or empty (default: a new one under /tmp). Removed on success if this command created it; otherwise only the files it wrote are.") var workDir: String?
 
     func run() async throws {
