@@ -15,7 +15,8 @@ public enum ErrorBody {
         let message = try reader.readString(limit: 1 << 16)
         let field = try reader.readString(limit: 256)
         var error = LearnStoreError(.fromWire(code, name: name), message, field: field.isEmpty ? nil : field)
-        if error.code == .moved {
+        // MOVED's target follows the body; a MOVED without it decodes without an address.
+        if error.code == .moved, reader.remaining > 0 {
             _ = try reader.readU32()
             _ = try reader.readU64()
             error.primaryAddress = try reader.readString(limit: 261)

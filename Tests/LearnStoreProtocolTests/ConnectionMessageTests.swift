@@ -77,6 +77,17 @@ import Testing
         }
     }
 
+    @Test func movedCarriesThePrimarysEpochAndAddressAfterTheBody() throws {
+        let bytes = encoded { ErrorBody.encodeMoved("node n1 is a replica", epoch: 7, address: "10.0.0.5:7878", into: &$0) }
+        let back = try decoded(bytes) { (r) throws(DecodeError) in
+            let body = try ErrorBody.decode(from: &r)
+            try r.expectEnd()
+            return body
+        }
+        #expect(back.code == .moved && back.primaryAddress == "10.0.0.5:7878")
+        #expect(Array(bytes.suffix(4 + 8 + 1 + 13).prefix(12)) == [0, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0], "u32 partition 0, u64 epoch 7")
+    }
+
     @Test func errorBodiesRoundTripForEveryCode() throws {
         for code in LearnStoreError.Code.all {
             for field in [nil, "score"] as [String?] {
