@@ -15,6 +15,9 @@ import Testing
             var replication = ReplicationConfiguration(nodeID: id, port: port, secret: ReplicationServerTests.secret)
             var control = ClusterConfiguration(endpoints: etcd)
             control.name = cluster
+            // The suite loads both cores: a 3 s lease can lapse between two renewals and fence a healthy
+            // primary. The failover here follows the stopped primary's revoked lease, not its expiry.
+            control.leaseSeconds = 10
             replication.cluster = control
             configuration.replication = replication
         }
