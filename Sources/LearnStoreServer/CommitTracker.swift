@@ -50,6 +50,11 @@ public final class ServerRuntimeState: Sendable {
     public func finishLoading() { loadingFlag.store(false, ordering: .releasing) }
     public var isShuttingDown: Bool { shuttingDownFlag.load(ordering: .acquiring) }
     public func beginShutdown() { shuttingDownFlag.store(true, ordering: .releasing) }
+    private let replacedFlag = Atomic<Bool>(false)
+    /// The node stops to start again as a replica: the writes its connections wait on will never be
+    /// acknowledged, so a graceful shutdown does not wait long for them.
+    public var isReplaced: Bool { replacedFlag.load(ordering: .acquiring) }
+    public func markReplaced() { replacedFlag.store(true, ordering: .releasing) }
     public var connections: Int { connectionCount.load(ordering: .relaxed) }
     /// Adds one connection if below `limit`; false when full.
     public func admitConnection(limit: Int) -> Bool {

@@ -92,7 +92,10 @@ public final class LearnStoreApplication: Sendable {
                 replication = nil
             }
             self.replication = replication
-            if let replication { info.attach(replication: replication) }
+            if let replication {
+                info.attach(replication: replication)
+                replication.onRestart { [runtime] in runtime.markReplaced() }
+            }
             clusterAgent = try replication.flatMap { node in
                 try node.configuration.cluster.map { cluster throws(LearnStoreError) in
                     try ClusterAgent(

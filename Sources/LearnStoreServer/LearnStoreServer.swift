@@ -60,13 +60,14 @@ public final class LearnStoreServer: Service {
         context.logger.info("stopped")
     }
 
-    /// Asks every connection to finish what it has read, then waits for them to close (at most 10 s).
+    /// Asks every connection to finish what it has read, then waits for them to close (at most 10 s;
+    /// 1 s on a node that stops to start again as a replica).
     private func drainConnections() async {
         let channels = context.connections.all
         for channel in channels {
             channel.pipeline.fireUserInboundEventTriggered(ShutdownRequest())
         }
-        let deadline = ContinuousClock.now + .seconds(10)
+        let deadline = ContinuousClock.now + .seconds(context.runtime.isReplaced ? 1 : 10)
         for channel in channels {
             let closed = channel.closeFuture
             while ContinuousClock.now < deadline {

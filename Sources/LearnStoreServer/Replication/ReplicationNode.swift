@@ -39,6 +39,7 @@ public final class ReplicationNode: Sendable {
         var fatal: String?
         var restart: String?
         var onFailStop: (@Sendable () -> Void)?
+        var onRestart: (@Sendable () -> Void)?
     }
 
     let state: Mutex<State>
@@ -337,7 +338,13 @@ public final class ReplicationNode: Sendable {
         }
         guard let stop else { return }
         logger.notice("restarting the node", metadata: ["reason": "\(reason)"])
+        state.withLock { $0.onRestart }?()
         stop()
+    }
+
+    /// Called when the node asks to start again, before it stops.
+    public func onRestart(_ action: @escaping @Sendable () -> Void) {
+        state.withLock { $0.onRestart = action }
     }
 
     /// Why the node asked to be restarted, if it did.
