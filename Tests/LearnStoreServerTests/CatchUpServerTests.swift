@@ -60,6 +60,8 @@ import Testing
         let writer = try await a.client(tenant: "tenant_b")
         created["tenant_b"]!.append(try await writer.performance.learningRecords.create(sampleBody(title: "after the copy")).value)
         #expect(await eventually(within: 30) { (try? await ReplicationServerTests.status(aAddress))?["in_sync"] == .array([.string("b")]) })
+        let bStatus = try await ReplicationServerTests.status(try await ReplicationServerTests.replicationAddress(b))
+        #expect(bStatus["catch_up"] == .null && bStatus["problem"] == .null, "the copy is over and the replica follows: \(bStatus)")
         for tenant in Self.tenants {
             let reader = try await b.client(tenant: tenant)
             #expect(await eventually(within: 30) { (try? await reader.performance.learningRecords.get(created[tenant]!.last!.id)) != nil })

@@ -25,9 +25,11 @@ extension ReplicationNode {
             writer = nil
         } catch {
             writer?.abandon()
+            state.withLock { $0.catchUp = nil }
             logger.error("catch-up copy failed; the node keeps its data", metadata: ["node": "\(address)", "error": "\(error)"])
             return false
         }
+        state.withLock { $0.catchUp = nil }
         try installStagedCopy(directory)
         return true
     }
@@ -56,11 +58,14 @@ extension ReplicationNode {
                 }
                 announcedBytes = Int(clamping: bytes)
                 try writer.begin(files: Int(files), bytes: announcedBytes, throughLSN: through)
+                state.withLock { $0.catchUp = (0, announcedBytes) }
                 logger.notice("receiving a catch-up copy", metadata: ["through_lsn": "\(through)", "files": "\(files)", "bytes": "\(bytes)"])
             case .file(let path, let size, let sentBytes):
                 try writer.file(path: path, size: Int(clamping: size), sentBytes: Int(clamping: sentBytes))
             case .data(let bytes):
                 try writer.data(bytes)
+                let received = writer.receivedBytes
+                state.withLock { $0.catchUp?.received = received }
                 let tenth = announcedBytes > 0 ? writer.receivedBytes * 10 / announcedBytes : 10
                 if tenth > reportedTenth {
                     reportedTenth = tenth

@@ -38,6 +38,8 @@ public final class ReplicationNode: Sendable {
         var follower: ReplicaFollower?
         var fatal: String?
         var restart: String?
+        /// A copy of the primary being received at the node's start (bytes received, announced).
+        var catchUp: (received: Int, total: Int)?
         var onFailStop: (@Sendable () -> Void)?
         var onRestart: (@Sendable () -> Void)?
     }
@@ -443,6 +445,9 @@ public final class ReplicationNode: Sendable {
                 fields.append(("in_sync", .bool(state.inSync)))
                 fields.append(("last_heard_ms_ago", .number(String(max(0, now - state.lastHeardMilliseconds)))))
                 fields.append(("problem", state.followerProblem.map { .string($0) } ?? .null))
+                fields.append(("catch_up", state.catchUp.map { progress in
+                    .object([("received_bytes", .number(String(progress.received))), ("total_bytes", .number(String(progress.total)))])
+                } ?? .null))
             }
             return .object(fields)
         }
