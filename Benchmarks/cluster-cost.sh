@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-10}"
-scripts/ensure-deps.sh
+scripts/ensure-deps.sh --etcd
 swift build -c release --product learnstore
 bin=.build/release/learnstore
 work="$(mktemp -d /tmp/learnstore-cluster-cost-XXXXXX)"

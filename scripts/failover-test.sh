@@ -6,6 +6,6 @@
 # promotes by itself) or `scripts/failover-test.sh 20 --fsync everysec`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/ensure-deps.sh
+scripts/ensure-deps.sh --etcd
 swift build -c release --product learnstore
 exec .build/release/learnstore failover-test --cycles "${1:-20}" "${@:2}"
