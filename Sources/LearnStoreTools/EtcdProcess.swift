@@ -83,12 +83,6 @@ public final class EtcdProcess: @unchecked Sendable {
 
     /// Sends `signal` and waits for the process to exit.
     public func stop(signal: Int32) async {
-        kill(process.processIdentifier, signal)
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            DispatchQueue.global().async {
-                self.process.waitUntilExit()
-                continuation.resume()
-            }
-        }
+        await stopProcess(process, signal: signal)
     }
 }

@@ -76,7 +76,6 @@ public struct FailoverTester: Sendable {
         }
         let ports = try (0..<3).map { _ in try Self.freePort() }
         let addresses = ports.map { "127.0.0.1:\($0)" }
-        let group = MultiThreadedEventLoopGroup.singleton
         let clusterName = "failover-\(ports[0])"
         var starts = [0, 0, 0]
         func start(_ index: Int, follow: Bool) async throws -> ServerProcess {

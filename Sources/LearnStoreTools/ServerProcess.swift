@@ -51,13 +51,7 @@ public final class ServerProcess: @unchecked Sendable {
 
     /// Sends `signal` and waits for the process to exit.
     public func stop(signal: Int32) async {
-        kill(process.processIdentifier, signal)
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            DispatchQueue.global().async {
-                self.process.waitUntilExit()
-                continuation.resume()
-            }
-        }
+        await stopProcess(process, signal: signal)
     }
 
     public var exitStatus: Int32 { process.terminationStatus }
@@ -83,6 +77,17 @@ public final class ServerProcess: @unchecked Sendable {
             await pause(milliseconds: 20)
         }
         throw lastError ?? LearnStoreError(.timeout, "the server did not become ready")
+    }
+}
+
+/// Sends `signal` to a child process and waits (off the cooperative pool) until it has exited.
+func stopProcess(_ process: Process, signal: Int32) async {
+    kill(process.processIdentifier, signal)
+    await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+        DispatchQueue.global().async {
+            process.waitUntilExit()
+            continuation.resume()
+        }
     }
 }
 

@@ -21,7 +21,7 @@ extension ReplicationNode {
             connection.send(opcode: ReplicationOpcode.catchUp, requestID: 4, payload: request)
             let receiving = try CatchUpWriter(data: directory, fileSystem: fileSystem)
             writer = receiving
-            _ = try await receive(from: connection, into: receiving)
+            try await receive(from: connection, into: receiving)
             writer = nil
         } catch {
             writer?.abandon()
@@ -34,7 +34,7 @@ extension ReplicationNode {
         return true
     }
 
-    private func receive(from connection: NodeConnection, into writer: CatchUpWriter) async throws(LearnStoreError) -> EpochHistory {
+    private func receive(from connection: NodeConnection, into writer: CatchUpWriter) async throws(LearnStoreError) {
         var history: EpochHistory?
         var announcedBytes = 0
         var reportedTenth = 0
@@ -74,7 +74,7 @@ extension ReplicationNode {
             case .end:
                 guard let history else { throw CatchUpWriter.violation("END before BEGIN") }
                 try writer.finish(history: history)
-                return history
+                return
             }
         }
     }

@@ -189,6 +189,7 @@ public final class ReplicationNode: Sendable {
             state.replicaSet.connected(nodeID, lastLSN: lastLSN, nowMilliseconds: now)
         }
         gateChanged()
+        holdSegmentsForReplicas()
     }
 
     func acknowledged(_ ack: ReplicationAck, from nodeID: String) {
@@ -247,12 +248,19 @@ public final class ReplicationNode: Sendable {
             logger.warning("replica left the in-sync set", metadata: ["replica": "\(nodeID)", "lag_limit_ms": "\(configuration.replicaSet.lagLimitMilliseconds)"])
         }
         gateChanged()
+        holdSegmentsForReplicas()
     }
 
     private func gateChanged() {
-        let now = clock.now().milliseconds
-        let (role, mark, hold, wal) = state.withLock { ($0.role, $0.replicaSet.commitMark, $0.replicaSet.retentionHold(nowMilliseconds: now), $0.wal) }
+        let (role, mark, wal) = state.withLock { ($0.role, $0.replicaSet.commitMark, $0.wal) }
         if role == .primary, configuration.replicaSet.mode == .sync { wal?.setCommitGate(mark) }
+    }
+
+    /// Off the acknowledgement path: retention runs after snapshot rounds, so the hold is refreshed
+    /// when a replica connects and on every tick (50 ms).
+    private func holdSegmentsForReplicas() {
+        let now = clock.now().milliseconds
+        let (role, hold, wal) = state.withLock { ($0.role, $0.replicaSet.retentionHold(nowMilliseconds: now), $0.wal) }
         if role == .primary { wal?.holdSegments(after: hold) }
     }
 
