@@ -61,10 +61,12 @@ public struct OrderedSlotIndex: Sendable {
         return (keys.key(entrySlot), entrySlot) < (value, slot)
     }
 
-    /// A chunk holding `entries`, with room to grow to the limit without reallocating.
-    private static func chunk(_ entries: some Sequence<UInt64>) -> ContiguousArray<UInt64> {
+    /// A chunk holding `entries`, with room for a quarter more (a built chunk: up to the limit). A
+    /// chunk's room is sized by its entries, not by the limit: a small tenant's only chunk of each of
+    /// the three indexes would otherwise hold a KiB whatever its size.
+    private static func chunk(_ entries: some Collection<UInt64>, room: Int? = nil) -> ContiguousArray<UInt64> {
         var chunk = ContiguousArray<UInt64>()
-        chunk.reserveCapacity(chunkLimit)
+        chunk.reserveCapacity(room ?? min(chunkLimit, entries.count + max(4, entries.count / 4)))
         chunk.append(contentsOf: entries)
         return chunk
     }
@@ -122,6 +124,7 @@ public struct OrderedSlotIndex: Sendable {
         if lastIndex >= 0, let last = chunks[lastIndex].last, !Self.precedes(last, entry, value, slot, keys: keys) {
             let index = chunkIndex(value, slot)
             let position = Self.lowerBound(value, slot, in: chunks[index], keys: keys)
+            chunks[index].reserveGently(forAppending: 1, limit: Self.chunkLimit + 1)
             chunks[index].insert(entry, at: position)
             if position == 0 { fences[index] = value }
             if chunks[index].count > Self.chunkLimit { split(index, keys: keys) }
@@ -129,16 +132,20 @@ public struct OrderedSlotIndex: Sendable {
         }
         // New records usually sort last (updated_at of a create is "now"): append without searching.
         if lastIndex >= 0 && chunks[lastIndex].count < Self.chunkLimit {
+            chunks[lastIndex].reserveGently(forAppending: 1, limit: Self.chunkLimit)
             chunks[lastIndex].append(entry)
         } else {
-            chunks.append(Self.chunk(CollectionOfOne(entry)))
+            // Only a tenant's first chunk grows with it; a new last chunk of a larger index is
+            // taken whole, like a split one.
+            chunks.append(Self.chunk(CollectionOfOne(entry), room: chunks.isEmpty ? nil : Self.chunkLimit))
             fences.append(value)
         }
     }
 
     private mutating func split<Keys: SlotKeys>(_ index: Int, keys: Keys) {
         let half = chunks[index].count / 2
-        let upper = Self.chunk(chunks[index][half...])
+        // A split chunk takes inserts in the middle of a large index: room to the limit at once.
+        let upper = Self.chunk(chunks[index][half...], room: Self.chunkLimit)
         chunks[index].removeSubrange(half...)
         chunks.insert(upper, at: index + 1)
         fences.insert(keys.key(Self.slot(upper[0])), at: index + 1)

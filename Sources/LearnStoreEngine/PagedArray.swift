@@ -50,7 +50,7 @@ public struct PagedArray<Element>: RandomAccessCollection {
     }
 
     public mutating func append(_ element: Element) {
-        if count & (Self.pageSize - 1) == 0 {
+        if count == pages.count << Self.pageShift {
             // The first page grows with its elements (a small tenant holds a few records, not a
             // page); later pages are taken whole, so a large array never copies while it grows.
             var page = ContiguousArray<Element>()
@@ -63,6 +63,15 @@ public struct PagedArray<Element>: RandomAccessCollection {
     }
 
     static var firstPageCapacity: Int { 8 }
+
+    /// Makes room in the first page for `extra` elements about to be appended together, so that a
+    /// small tenant loaded in one batch holds exactly its records rather than up to a quarter more.
+    /// Later pages are taken whole anyway.
+    public mutating func reserve(forAppending extra: Int) {
+        guard count < Self.pageSize, extra > 0 else { return }
+        if pages.isEmpty { pages.append(ContiguousArray()) }
+        pages[0].reserveGently(forAppending: Swift.min(extra, Self.pageSize - count), minimumStep: Self.firstPageCapacity, limit: Self.pageSize)
+    }
 
     public mutating func removeAll() {
         pages = []

@@ -240,6 +240,10 @@ public actor TenantActor {
 
     public var pendingWrites: Int { pending.count }
 
+    /// Drops the undo of writes the log has made durable, which is otherwise kept until the tenant's
+    /// next write (a bulk import's last batch: a step per record). For a pause after writes.
+    public func releaseCommittedUndo() { trimCommitted() }
+
     /// Drops undo information of writes the log has made durable; a failed one stays until its
     /// rollback, however far the commit mark has moved past it.
     private func trimCommitted() {

@@ -40,13 +40,16 @@ public enum RecordChangeKind: UInt8, Sendable, Hashable, CaseIterable {
 
 /// How to take back mutations whose WAL write failed (disk full, EIO, failed fsync).
 public struct TenantUndo: Sendable {
+    /// The large cases are boxed: an array of steps is as wide as its widest case, and a create's
+    /// `remove` would otherwise take a whole record's width (about 600 bytes a record of an import,
+    /// held until the tenant's next write).
     enum Step: Sendable {
-        case put(LearningRecord)
+        indirect case put(LearningRecord)
         case remove(RecordID)
         case forgetKey(String)
-        case restoreKey(IdempotencyEntry)
+        indirect case restoreKey(IdempotencyEntry)
         /// Put back the row a key held before an outcome record was applied (nil: it held nothing).
-        case restoreOutcome(OutcomeEntityKind, key: String, row: OutcomeRecord?)
+        indirect case restoreOutcome(OutcomeEntityKind, key: String, row: OutcomeRecord?)
     }
 
     var steps: [Step] = []

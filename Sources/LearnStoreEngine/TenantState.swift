@@ -158,6 +158,8 @@ public struct TenantState: Sendable {
         }
         let first = fresh[0]
         let inOrder = store.lastKey.map { ($0.createdAt, $0.id) < (first.createdAt.milliseconds, first.id) } ?? true
+        store.records.reserve(forAppending: fresh.count)
+        undo.steps.reserveCapacity(undo.steps.count + fresh.count)
         for record in fresh {
             undo.steps.append(.remove(record.id))
             let stored = store.makeStored(record)

@@ -162,12 +162,14 @@ public final class PersistenceController: Sendable {
         return results + written
     }
 
-    /// Brings each tenant's secondary indexes up to its records. A large backlog is built from a copy
+    /// Brings each tenant's secondary indexes up to its records (and drops the undo of its durable
+    /// writes). A large backlog is built from a copy
     /// on a low-priority thread and swapped in (`TenantState+IndexBuild`), so requests for the tenant
     /// never wait for a build over the whole tenant; a small one is added in place. A build made
     /// stale by a write meanwhile is dropped: the writes' own pause brings the next attempt.
     static func catchUpIndexes(_ tenants: [TenantActor]) async {
         for tenant in tenants {
+            await tenant.releaseCommittedUndo()
             guard let build = await tenant.indexBuild() else {
                 await tenant.catchUpIndexes()
                 continue

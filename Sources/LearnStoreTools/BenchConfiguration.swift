@@ -46,6 +46,8 @@ public struct BenchConfiguration: Sendable {
     public var serverPID: Int32?
     /// Only load the data (timed) and skip the measured run.
     public var preloadOnly = false
+    /// How the preload writes its records.
+    public var preloadVia = PreloadMethod.create
     /// Events per OUTCOMES_INGEST request.
     public var eventsPerIngest = 100
     /// Change-feed subscribers (spread over the tenants) that measure delivery latency: from a write's
@@ -53,6 +55,15 @@ public struct BenchConfiguration: Sendable {
     public var subscribers = 0
 
     public init(credentials: Credentials) { self.credentials = credentials }
+
+    public enum PreloadMethod: String, Sendable, CaseIterable {
+        /// CREATE_BATCH under a token of each record's app: the server assigns ids and stamps, and
+        /// a tenant whose records carry many apps needs an AUTH per app.
+        case create
+        /// IMPORT under one tenant-wide admin token per tenant, records complete with ids and apps
+        /// (as `learnstore import` loads an export): one request per thousand records of a tenant.
+        case `import`
+    }
 
     /// Parses `get=80,create=15,list-by-person=5`.
     public static func parseMix(_ text: String) throws(LearnStoreError) -> [(BenchWorkload, Int)] {

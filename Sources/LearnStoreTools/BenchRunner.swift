@@ -172,12 +172,16 @@ public final class BenchRunner: Sendable {
         return tenants
     }
 
-    /// One CREATE_BATCH request of the bulk load, encoded (and its app's token minted) before the clock starts.
+    /// One request of the bulk load (CREATE_BATCH, or IMPORT with the ids it puts), encoded (and its
+    /// token minted) before the clock starts.
     struct PreloadBatch: Sendable {
         var app: String?
         var token: String
         var count: Int
         var payload: [UInt8]
+        var opcode = Opcode.createBatch
+        /// The records' ids, for an IMPORT (whose answer does not repeat them).
+        var ids: [RecordID] = []
     }
 
     /// The bulk load's requests for every tenant, generated and encoded ahead of time, so the clock
@@ -188,6 +192,9 @@ public final class BenchRunner: Sendable {
         if case .secret = configuration.credentials { minting = true } else { minting = false }
         return try tenants.indices.map { index in
             let range = dataset.records(ofTenant: index)
+            if configuration.preloadVia == .import {
+                return try importBatches(range.map { dataset.record($0) }, token: token(for: tenants[index].tenantID))
+            }
             var byApp: [String?: [RecordBody]] = [:]
             for i in range {
                 let item = dataset.item(i)
@@ -206,6 +213,18 @@ public final class BenchRunner: Sendable {
                 }
             }
             return batches
+        }
+    }
+
+    /// IMPORT requests of a thousand records each, in (created_at, id) order: a record imported
+    /// before one already stored would make the server rebuild the tenant's order.
+    func importBatches(_ records: [LearningRecord], token: String) -> [PreloadBatch] {
+        let sorted = records.sorted { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }
+        return stride(from: 0, to: sorted.count, by: 1000).map { offset in
+            let slice = Array(sorted[offset..<min(sorted.count, offset + 1000)])
+            var writer = ByteWriter(capacity: slice.count * 360)
+            AdminMessages.encodeImport(records: slice, outcomeRows: [], into: &writer)
+            return PreloadBatch(app: nil, token: token, count: slice.count, payload: writer.bytes, opcode: Opcode.adminImport, ids: slice.map(\.id))
         }
     }
 
@@ -240,22 +259,30 @@ public final class BenchRunner: Sendable {
                         var ids: [RecordID] = []
                         // Pipelined, at most 16 requests in flight: an AUTH for a batch of another app
                         // goes out right before it, without waiting for its answer.
-                        var inFlight: [(response: ClientConnection.PendingResponse, records: Int?)] = []
+                        var inFlight: [(response: ClientConnection.PendingResponse, batch: PreloadBatch?)] = []
                         func settleOldest() async throws {
-                            let (pending, records) = inFlight.removeFirst()
+                            let (pending, batch) = inFlight.removeFirst()
                             let frame = try await pending.response()
-                            guard let records else { return }
-                            let (_, _, created) = try frame.readPayload { (r) throws(DecodeError) in try RecordMessages.decodeBatchResponseIDs(from: &r) }
-                            ids += created
-                            let total = shared.done.wrappingAdd(records, ordering: .relaxed).newValue
-                            if total % 50_000 < records { self.progress("preloaded \(total) records") }
+                            guard let batch else { return }
+                            if batch.opcode == Opcode.adminImport {
+                                let report = try frame.readPayload { (r) throws(DecodeError) in try AdminMessages.decodeImportResponse(from: &r) }
+                                guard report.records == batch.count else {
+                                    throw LearnStoreError.validation("IMPORT put \(report.records) of \(batch.count) records")
+                                }
+                                ids += batch.ids
+                            } else {
+                                let (_, _, created) = try frame.readPayload { (r) throws(DecodeError) in try RecordMessages.decodeBatchResponseIDs(from: &r) }
+                                ids += created
+                            }
+                            let total = shared.done.wrappingAdd(batch.count, ordering: .relaxed).newValue
+                            if total % 50_000 < batch.count { self.progress("preloaded \(total) records") }
                         }
                         for batch in batches {
                             if currentApp != .some(batch.app) {
                                 inFlight.append((connection.start(opcode: Opcode.auth) { AuthRequest(token: batch.token).encode(into: &$0) }, nil))
                                 currentApp = .some(batch.app)
                             }
-                            inFlight.append((connection.start(opcode: Opcode.createBatch) { $0.writeBytes(batch.payload) }, batch.count))
+                            inFlight.append((connection.start(opcode: batch.opcode) { $0.writeBytes(batch.payload) }, batch))
                             while inFlight.count >= 16 { try await settleOldest() }
                         }
                         while !inFlight.isEmpty { try await settleOldest() }

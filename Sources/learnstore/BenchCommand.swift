@@ -35,6 +35,7 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Test tenants (with --key-file).") var tenants = 10
     @Option(help: "Create this many records first, split evenly over the tenants (bulk load, timed).") var preload = 0
     @Flag(name: .customLong("preload-only"), help: "Only run the (timed) preload.") var preloadOnly = false
+    @Option(name: .customLong("preload-via"), help: "How the preload writes: create (CREATE_BATCH with a token of each record's app; the server assigns ids) or import (IMPORT with each tenant's admin token, ids made by the load tool).") var preloadVia = "create"
     @Option(help: "Change-feed subscribers, spread over the tenants, measuring delivery latency (reply to the writer → change at the subscriber).") var subscribers = 0
     @Option(help: "Random seed.") var seed: UInt64 = 42
     @Option(help: "Seconds of warm-up before measuring.") var warmup = 1.0
@@ -101,6 +102,10 @@ struct BenchCommand: AsyncParsableCommand {
             configuration.preload = preload
             configuration.seed = seed
             configuration.preloadOnly = preloadOnly
+            guard let via = BenchConfiguration.PreloadMethod(rawValue: preloadVia) else {
+                throw CLIError.usage("--preload-via must be create or import, not \(preloadVia)")
+            }
+            configuration.preloadVia = via
             configuration.warmupSeconds = warmup
             configuration.serverPID = serverPID
             if let mix {

@@ -30,6 +30,62 @@ import LearnStoreTestSupport
     }
 }
 
+extension PostingListTests {
+    /// Lists pass through none, one (inline) and several slots, in both directions, and keep answering
+    /// like a sorted set at every step.
+    @Test func passesThroughTheInlineSingleSlot() {
+        var rng = SeededGenerator(seed: 11)
+        var list = PostingList()
+        var reference = Set<UInt32>()
+        for _ in 0..<5_000 {
+            let slot = UInt32(rng.next() % 4)
+            if rng.next() % 2 == 0 {
+                let removed = list.remove(slot)
+                #expect(removed == (reference.remove(slot) != nil))
+            } else if reference.insert(slot).inserted {
+                list.insert(slot)
+            }
+            #expect(list.count == reference.count)
+            #expect(list.slots == reference.sorted())
+            var below: [UInt32] = []
+            list.visit(from: 1, ascending: false) { below.append($0); return true }
+            #expect(below == reference.sorted(by: >).filter { $0 <= 1 })
+        }
+    }
+
+    /// One word per list: the tables of lists (by person, cohort, app, provider) cost 8 bytes a key.
+    @Test func isOneWord() {
+        #expect(MemoryLayout<PostingList>.size == 8)
+    }
+
+    /// A write's undo is held until the log makes the write durable, or until the tenant's next
+    /// write: one step per record must not cost a record's width.
+    @Test func undoStepsAreNarrow() {
+        #expect(MemoryLayout<TenantUndo.Step>.stride <= 24)
+    }
+
+    @Test func chunkedListsKeepTheirCount() {
+        var list = PostingList()
+        for slot in UInt32(0)..<10_000 { list.insert(slot * 2) }
+        for slot in UInt32(0)..<5_000 { list.insert(slot * 4 + 1) }
+        #expect(list.count == 15_000)
+        let copy = list
+        var removed = 0
+        for slot in UInt32(0)..<10_000 where slot % 3 == 0 && list.remove(slot * 2) { removed += 1 }
+        #expect(removed == 3_334)
+        let absent = list.remove(3)
+        #expect(!absent)
+        #expect(list.count == 15_000 - 3_334)
+        #expect(list.slots.count == list.count)
+        #expect(list.slots == list.slots.sorted())
+        // Copies share chunks until one of them changes.
+        #expect(copy.count == 15_000 && copy.slots.count == 15_000 && copy.slots.first == 0)
+        var grown = copy
+        grown.insert(100_001)
+        #expect(copy.count == 15_000 && grown.count == 15_001 && list.count == 15_000 - 3_334)
+    }
+}
+
 @Suite struct SlotHashIndexTests {
     @Test func multimapInsertFindRemove() {
         var rng = SeededGenerator(seed: 9)
@@ -189,6 +245,24 @@ private struct ArrayKeys: SlotKeys {
         #expect(array[10] == -1 && array.count == 5001)
         array.removeLast(3)
         #expect(array.count == 4998 && array.last == 4997)
+    }
+
+    /// A batch reserved at once fills the first page exactly, and appends across the first page's
+    /// end still start the next page.
+    @Test func reservedBatchesHoldNoSlack() {
+        var array = PagedArray<Int>()
+        array.reserve(forAppending: 100)
+        for i in 0..<100 { array.append(i) }
+        // Exactly 100 asked for; the allocator may round up a little (growing one by one ends at 120).
+        #expect(array.capacityBytes <= 104 * MemoryLayout<Int>.stride)
+        array.reserve(forAppending: 2000)
+        for i in 100..<2100 { array.append(i) }
+        #expect(array.count == 2100 && array.pageCount == 3)
+        #expect(Array(array) == Array(0..<2100))
+        array.removeLast(2100 - 1024)
+        #expect(array.pageCount == 1 && array.last == 1023)
+        array.append(1024)
+        #expect(array.pageCount == 2 && array[1024] == 1024)
     }
 }
 
