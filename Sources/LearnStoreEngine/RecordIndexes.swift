@@ -12,13 +12,12 @@ import LearnStoreModel
 /// one by one otherwise. Readers of secondary indexes catch up first (`TenantState` does that).
 public struct RecordIndexes: Sendable {
     public internal(set) var byID = SlotHashIndex()
-    /// Indexed by person reference - 1.
-    var byPerson: [PostingList] = []
+    var byPerson = PostingTable()
     var byCertificationRef = SlotHashIndex()
     var byAssessment = SlotHashIndex()
-    var byCohort: [UInt32: PostingList] = [:]
-    var byProvider: [UInt32: PostingList] = [:]
-    var byApp: [UInt32: PostingList] = [:]
+    var byCohort = PostingTable()
+    var byProvider = PostingTable()
+    var byApp = PostingTable()
     var passedTrue = PostingList()
     var passedFalse = PostingList()
     var byCompletedAt = OrderedSlotIndex()
@@ -83,14 +82,14 @@ public struct RecordIndexes: Sendable {
         let records = store.records
         let arena = store.certificationRefs
         let slots = records.count
-        byCohort = [:]
-        byProvider = [:]
-        byApp = [:]
+        byCohort = PostingTable(references: store.uuids.count)
+        byProvider = PostingTable(references: store.strings.count)
+        byApp = PostingTable(references: store.strings.count)
         passedTrue = PostingList()
         passedFalse = PostingList()
         byCertificationRef = SlotHashIndex(capacity: counts.certs + counts.certs / 4)
         byAssessment = SlotHashIndex(capacity: counts.assessments + counts.assessments / 4)
-        byPerson = Array(repeating: PostingList(), count: store.persons.count)
+        byPerson = PostingTable(references: store.persons.count)
         var completed: [(Int64, UInt32)] = []
         var expires: [(Int64, UInt32)] = []
         var updated: [(Int64, UInt32)] = []
@@ -101,16 +100,16 @@ public struct RecordIndexes: Sendable {
             let r = records[index]
             if r.isPurged { continue }
             let slot = UInt32(index)
-            byPerson[Int(r.person) - 1].insert(slot)
+            byPerson.insert(slot, reference: r.person)
             if r.flags.contains(.hasCertificationRef) {
                 byCertificationRef.insert(slot, hash: Self.certHash(r, arena)) { Self.certHash(records[Int($0)], arena) }
             }
             if let assessment = r.assessment {
                 byAssessment.insert(slot, hash: Self.hash(assessment)) { Self.hash(records[Int($0)].assessment ?? .zero) }
             }
-            if r.cohort != 0 { byCohort[r.cohort, default: PostingList()].insert(slot) }
-            if r.provider != 0 { byProvider[r.provider, default: PostingList()].insert(slot) }
-            if r.app != 0 { byApp[r.app, default: PostingList()].insert(slot) }
+            if r.cohort != 0 { byCohort.insert(slot, reference: r.cohort) }
+            if r.provider != 0 { byProvider.insert(slot, reference: r.provider) }
+            if r.app != 0 { byApp.insert(slot, reference: r.app) }
             switch r.passed {
             case true?: passedTrue.insert(slot)
             case false?: passedFalse.insert(slot)
@@ -217,20 +216,16 @@ public struct RecordIndexes: Sendable {
 
     private mutating func addSecondary(_ slot: UInt32, _ records: PagedArray<StoredRecord>, _ arena: ByteArena) {
         let r = records[Int(slot)]
-        let personIndex = Int(r.person) - 1
-        if personIndex >= byPerson.count {
-            byPerson.append(contentsOf: repeatElement(PostingList(), count: personIndex - byPerson.count + 1))
-        }
-        byPerson[personIndex].insert(slot)
+        byPerson.insert(slot, reference: r.person)
         if r.flags.contains(.hasCertificationRef) {
             byCertificationRef.insert(slot, hash: Self.certHash(r, arena)) { Self.certHash(records[Int($0)], arena) }
         }
         if let assessment = r.assessment {
             byAssessment.insert(slot, hash: Self.hash(assessment)) { Self.hash(records[Int($0)].assessment ?? .zero) }
         }
-        if r.cohort != 0 { byCohort[r.cohort, default: PostingList()].insert(slot) }
-        if r.provider != 0 { byProvider[r.provider, default: PostingList()].insert(slot) }
-        if r.app != 0 { byApp[r.app, default: PostingList()].insert(slot) }
+        if r.cohort != 0 { byCohort.insert(slot, reference: r.cohort) }
+        if r.provider != 0 { byProvider.insert(slot, reference: r.provider) }
+        if r.app != 0 { byApp.insert(slot, reference: r.app) }
         switch r.passed {
         case true?: passedTrue.insert(slot)
         case false?: passedFalse.insert(slot)
@@ -248,16 +243,16 @@ public struct RecordIndexes: Sendable {
         let r = records[Int(slot)]
         byID.remove(slot, hash: Self.hash(r.id)) { Self.hash(records[Int($0)].id) }
         guard Int(slot) < secondaryThrough else { return }
-        byPerson[Int(r.person) - 1].remove(slot)
+        byPerson.remove(slot, reference: r.person)
         if r.flags.contains(.hasCertificationRef) {
             byCertificationRef.remove(slot, hash: Self.certHash(r, arena)) { Self.certHash(records[Int($0)], arena) }
         }
         if let assessment = r.assessment {
             byAssessment.remove(slot, hash: Self.hash(assessment)) { Self.hash(records[Int($0)].assessment ?? .zero) }
         }
-        if r.cohort != 0 { Self.remove(slot, key: r.cohort, from: &byCohort) }
-        if r.provider != 0 { Self.remove(slot, key: r.provider, from: &byProvider) }
-        if r.app != 0 { Self.remove(slot, key: r.app, from: &byApp) }
+        if r.cohort != 0 { byCohort.remove(slot, reference: r.cohort) }
+        if r.provider != 0 { byProvider.remove(slot, reference: r.provider) }
+        if r.app != 0 { byApp.remove(slot, reference: r.app) }
         switch r.passed {
         case true?: passedTrue.remove(slot)
         case false?: passedFalse.remove(slot)
@@ -266,11 +261,6 @@ public struct RecordIndexes: Sendable {
         if r.completedAt != StoredRecord.nullTime { byCompletedAt.remove(slot, keys: RecordTimeKeys(records, .completedAt)) }
         if r.expiresAt != StoredRecord.nullTime { byExpiresAt.remove(slot, keys: RecordTimeKeys(records, .expiresAt)) }
         byUpdatedAt.remove(slot, keys: RecordTimeKeys(records, .updatedAt))
-    }
-
-    private static func remove(_ slot: UInt32, key: UInt32, from map: inout [UInt32: PostingList]) {
-        map[key]?.remove(slot)
-        if map[key]?.isEmpty == true { map[key] = nil }
     }
 
     // MARK: lookups
@@ -282,10 +272,7 @@ public struct RecordIndexes: Sendable {
         }
     }
 
-    func personList(_ personRef: UInt32) -> PostingList? {
-        let index = Int(personRef) - 1
-        return index >= 0 && index < byPerson.count ? byPerson[index] : nil
-    }
+    func personList(_ personRef: UInt32) -> PostingList { byPerson[personRef] }
 
     func slots(certificationRef: String, in store: RecordStore) -> [UInt32] {
         var value = certificationRef
@@ -314,13 +301,10 @@ public struct RecordIndexes: Sendable {
     }
 
     public var sizes: Sizes {
-        func postings(_ map: [UInt32: PostingList]) -> (Int, Int) {
-            map.values.reduce((0, map.count * 40)) { ($0.0 + $1.count, $0.1 + $1.estimatedBytes) }
-        }
-        let person = byPerson.reduce((0, byPerson.count * 9)) { ($0.0 + $1.count, $0.1 + $1.estimatedBytes) }
-        let cohort = postings(byCohort)
-        let provider = postings(byProvider)
-        let app = postings(byApp)
+        let person = byPerson.sizes
+        let cohort = byCohort.sizes
+        let provider = byProvider.sizes
+        let app = byApp.sizes
         let entries: [String: Int] = [
             "id": byID.count, "person_id": person.0, "certification_ref": byCertificationRef.count,
             "linked_assessment_id": byAssessment.count, "linked_cohort_id": cohort.0, "provider": provider.0,

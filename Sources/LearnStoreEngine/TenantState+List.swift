@@ -175,7 +175,7 @@ extension TenantState {
             if cost < best.cost { best = (cost, driver()) }
         }
         if let ref = filter.person {
-            let list = indexes.personList(ref) ?? PostingList()
+            let list = indexes.personList(ref)
             consider(list.count, .postings(list))
         }
         if let cert = filter.certificationRef {
@@ -187,15 +187,15 @@ extension TenantState {
             consider(slots.count, .sortedSlots(slots))
         }
         if let ref = filter.cohort {
-            let list = indexes.byCohort[ref] ?? PostingList()
+            let list = indexes.byCohort[ref]
             consider(list.count, .postings(list))
         }
         if let ref = filter.provider {
-            let list = indexes.byProvider[ref] ?? PostingList()
+            let list = indexes.byProvider[ref]
             consider(list.count, .postings(list))
         }
         if let ref = filter.app {
-            let list = indexes.byApp[ref] ?? PostingList()
+            let list = indexes.byApp[ref]
             consider(list.count, .postings(list))
         }
         if let passed = filter.passed {

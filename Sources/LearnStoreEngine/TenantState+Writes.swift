@@ -144,7 +144,8 @@ extension TenantState {
         try caller.require(.admin)
         catchUpIndexes()
         var ids: [RecordID] = []
-        if let personRef = store.persons.find(personID), let list = indexes.personList(personRef) {
+        if let personRef = store.persons.find(personID) {
+            let list = indexes.personList(personRef)
             list.forEach { slot in
                 let record = store[slot]
                 if isVisible(record, to: caller) { ids.append(record.id) }

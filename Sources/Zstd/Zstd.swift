@@ -15,10 +15,27 @@ public enum Zstd {
     public static func compress(
         _ input: UnsafeRawBufferPointer, level: Int = 1, checksum: Bool = true
     ) throws(ZstdError) -> [UInt8] {
-        let compressor = try ZstdCompressor(level: level, checksum: checksum, pledgedSize: input.count)
-        var out: [UInt8] = []
-        out.reserveCapacity(ZSTD_compressBound(input.count))
-        try compressor.compress(input, into: &out, end: true)
+        guard level >= minLevel, level <= maxLevel else {
+            throw ZstdError(kind: .parameter, message: "level \(level) is outside \(minLevel)...\(maxLevel)")
+        }
+        let context = try ZstdContextPool.compression.take()
+        defer {
+            ZSTD_CCtx_reset(context.pointer, ZSTD_reset_session_and_parameters)
+            ZstdContextPool.compression.give(context)
+        }
+        _ = try ZstdError.check(ZSTD_CCtx_setParameter(context.pointer, ZSTD_c_compressionLevel, Int32(level)))
+        _ = try ZstdError.check(ZSTD_CCtx_setParameter(context.pointer, ZSTD_c_checksumFlag, checksum ? 1 : 0))
+        let bound = ZSTD_compressBound(input.count)
+        var failure: ZstdError?
+        // ZSTD_compress2 pledges the input's size, so the frame carries its content size.
+        let out = [UInt8](unsafeUninitializedCapacity: bound) { buffer, initialized in
+            let code = ZSTD_compress2(context.pointer, buffer.baseAddress, bound, input.baseAddress, input.count)
+            do throws(ZstdError) { initialized = try ZstdError.check(code) } catch {
+                failure = error
+                initialized = 0
+            }
+        }
+        if let failure { throw failure }
         return out
     }
 
@@ -32,15 +49,15 @@ public enum Zstd {
     /// Decompresses exactly one complete frame. Trailing bytes, a truncated frame, a bad checksum or an
     /// output larger than `maxSize` throw.
     public static func decompress(_ input: UnsafeRawBufferPointer, maxSize: Int) throws(ZstdError) -> [UInt8] {
-        let decompressor = try ZstdDecompressor(maxOutput: maxSize)
-        var out: [UInt8] = []
         let contentSize = ZSTD_getFrameContentSize(input.baseAddress, input.count)
         if contentSize != ZSTD_CONTENTSIZE_UNKNOWN, contentSize != ZSTD_CONTENTSIZE_ERROR {
             guard contentSize <= UInt64(maxSize) else {
                 throw ZstdError(kind: .tooLarge, message: "frame declares \(contentSize) bytes, limit is \(maxSize)")
             }
-            out.reserveCapacity(Int(contentSize))
+            return try decompress(input, declaredSize: Int(contentSize))
         }
+        let decompressor = try ZstdDecompressor(maxOutput: maxSize)
+        var out: [UInt8] = []
         let consumed = try decompressor.decompress(input, into: &out)
         guard decompressor.isFrameComplete else {
             throw ZstdError(kind: .truncated, message: "input ended inside a zstd frame")
@@ -48,6 +65,41 @@ public enum Zstd {
         guard consumed == input.count else {
             throw ZstdError(kind: .corrupted, message: "\(input.count - consumed) bytes follow the zstd frame")
         }
+        return out
+    }
+
+    /// One frame that declares its size (at most the caller's limit): decompressed in one call into an
+    /// array of exactly that size, with a pooled context.
+    private static func decompress(_ input: UnsafeRawBufferPointer, declaredSize: Int) throws(ZstdError) -> [UInt8] {
+        let frameLength = ZSTD_findFrameCompressedSize(input.baseAddress, input.count)
+        if ZSTD_isError(frameLength) != 0 {
+            if ZSTD_getErrorCode(frameLength) == ZSTD_error_srcSize_wrong {
+                throw ZstdError(kind: .truncated, message: "input ended inside a zstd frame")
+            }
+            _ = try ZstdError.check(frameLength)
+        }
+        guard frameLength == input.count else {
+            throw ZstdError(kind: .corrupted, message: "\(input.count - frameLength) bytes follow the zstd frame")
+        }
+        let context = try ZstdContextPool.decompression.take()
+        defer {
+            ZSTD_DCtx_reset(context.pointer, ZSTD_reset_session_and_parameters)
+            ZstdContextPool.decompression.give(context)
+        }
+        var failure: ZstdError?
+        let out = [UInt8](unsafeUninitializedCapacity: max(1, declaredSize)) { buffer, initialized in
+            let code = ZSTD_decompressDCtx(context.pointer, buffer.baseAddress, declaredSize, input.baseAddress, input.count)
+            do throws(ZstdError) {
+                initialized = try ZstdError.check(code)
+                if initialized != declaredSize {
+                    failure = ZstdError(kind: .corrupted, message: "frame declares \(declaredSize) bytes but holds \(initialized)")
+                }
+            } catch {
+                failure = error
+                initialized = 0
+            }
+        }
+        if let failure { throw failure }
         return out
     }
 

@@ -96,3 +96,56 @@ import Testing
         }
     }
 }
+
+/// The one-shot calls reuse pooled contexts: a context must carry nothing from one frame to the next,
+/// across levels, checksum settings and failed frames, and from thread to thread.
+@Suite struct ZstdContextReuseTests {
+    private func sample(_ count: Int, seed: UInt8) -> [UInt8] { (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ Int(seed) &+ $0 / 7) } }
+
+    @Test func framesAfterFailuresAndOtherSettingsDecodeExactly() throws {
+        for round in 0..<50 {
+            let input = sample(1000 + round * 97, seed: UInt8(round))
+            let level = [1, 3, 9, -5][round % 4]
+            let frame = try Zstd.compress(input, level: level, checksum: round % 3 != 0)
+            // The same bytes as the streaming compressor with the same settings: the pool changes nothing.
+            let streamed = try ZstdCompressor(level: level, checksum: round % 3 != 0, pledgedSize: input.count)
+            var expected: [UInt8] = []
+            try input.withUnsafeBytes { try streamed.compress($0, into: &expected, end: true) }
+            #expect(frame == expected)
+            var broken = frame
+            broken[broken.count / 2] ^= 0x40
+            _ = try? Zstd.decompress(broken, maxSize: input.count)
+            _ = try? Zstd.decompress(Array(frame.dropLast(3)), maxSize: input.count)
+            #expect(try Zstd.decompress(frame, maxSize: input.count) == input)
+        }
+    }
+
+    @Test func trailingBytesAreRefused() throws {
+        let frame = try Zstd.compress(sample(2000, seed: 1))
+        do {
+            _ = try Zstd.decompress(frame + [0, 1, 2], maxSize: 2000)
+            Issue.record("trailing bytes were accepted")
+        } catch {
+            #expect(error.kind == .corrupted)
+        }
+    }
+
+    @Test func emptyInputRoundTrips() throws {
+        #expect(try Zstd.decompress(try Zstd.compress([]), maxSize: 0) == [])
+    }
+
+    @Test func concurrentCallsShareThePool() async throws {
+        try await withThrowingTaskGroup(of: Bool.self) { group in
+            for task in 0..<8 {
+                group.addTask {
+                    for round in 0..<40 {
+                        let input = self.sample(500 + task * 50 + round, seed: UInt8(task))
+                        guard try Zstd.decompress(try Zstd.compress(input, level: 1 + task % 3), maxSize: input.count) == input else { return false }
+                    }
+                    return true
+                }
+            }
+            for try await ok in group { #expect(ok) }
+        }
+    }
+}
