@@ -82,9 +82,11 @@ public struct RecordIndexes: Sendable {
         let records = store.records
         let arena = store.certificationRefs
         let slots = records.count
-        byCohort = PostingTable(references: store.uuids.count)
-        byProvider = PostingTable(references: store.strings.count)
-        byApp = PostingTable(references: store.strings.count)
+        // Not presized: their tables intern other kinds too (authors, titles), whose references
+        // these indexes never use.
+        byCohort = PostingTable()
+        byProvider = PostingTable()
+        byApp = PostingTable()
         passedTrue = PostingList()
         passedFalse = PostingList()
         byCertificationRef = SlotHashIndex(capacity: counts.certs + counts.certs / 4)

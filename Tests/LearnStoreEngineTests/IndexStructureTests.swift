@@ -372,3 +372,31 @@ private struct ArrayKeys: SlotKeys {
         #expect(index.find(UUID16(high: 3, low: 4), in: values) == nil)
     }
 }
+
+/// A table of posting lists answers like a dictionary of sets however its references are spread,
+/// and stops being an array once the references in use are sparse.
+@Suite struct PostingTableTests {
+    @Test(arguments: [(UInt32(40), false), (UInt32(5_000_000), true)])
+    func matchesADictionaryOfSets(spread: UInt32, becomesSparse: Bool) {
+        var rng = SeededGenerator(seed: UInt64(spread))
+        var table = PostingTable()
+        var model: [UInt32: Set<UInt32>] = [:]
+        for step in 0..<6_000 {
+            let reference = UInt32(1 + rng.next() % UInt64(spread))
+            let slot = UInt32(step)
+            if rng.next() % 4 == 0, let (key, slots) = model.randomElement(using: &rng), let victim = slots.first {
+                table.remove(victim, reference: key)
+                model[key]!.remove(victim)
+                if model[key]!.isEmpty { model[key] = nil }
+            } else {
+                table.insert(slot, reference: reference)
+                model[reference, default: []].insert(slot)
+            }
+        }
+        #expect(table.keyCount == model.count)
+        #expect(table.isDense == !becomesSparse)
+        for (key, slots) in model { #expect(table[key].slots == slots.sorted()) }
+        #expect(table[spread + 1].isEmpty && table[1_000_000_000].isEmpty)
+        #expect(table.sizes.entries == model.values.reduce(0) { $0 + $1.count })
+    }
+}

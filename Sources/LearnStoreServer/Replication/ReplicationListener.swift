@@ -5,6 +5,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
+import Synchronization
 
 /// The node stopped so that it starts again (``ReplicationNode/requestRestart(_:)``).
 public struct NodeRestartRequested: Error, Sendable, CustomStringConvertible {
@@ -53,9 +54,11 @@ public final class ReplicationListener: Service, Sendable {
         node.logger.info("replication port", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")", "role": "\(node.role.name)"])
         let ticker = channel.eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(50), delay: .milliseconds(50)) { _ in node.tick() }
         node.onFailStop { channel.close(promise: nil) }
+        let stopRequested = Atomic<Bool>(false)
         await withGracefulShutdownHandler {
             try? await channel.closeFuture.get()
         } onGracefulShutdown: {
+            stopRequested.store(true, ordering: .relaxed)
             channel.close(promise: nil)
         }
         ticker.cancel()
@@ -64,7 +67,15 @@ public final class ReplicationListener: Service, Sendable {
         if let fatal = node.fatalProblem {
             throw LearnStoreError(.storageUnavailable, "replication stopped the node: \(fatal)")
         }
-        if let reason = node.restartReason { throw NodeRestartRequested(reason: reason) }
+        // A node being stopped stays stopped: a restart it asked for meanwhile (replaced while it
+        // stopped) is what its next start does anyway.
+        if let reason = node.restartReason {
+            if stopRequested.load(ordering: .relaxed) {
+                node.logger.notice("not restarting: the node was asked to stop", metadata: ["reason": "\(reason)"])
+            } else {
+                throw NodeRestartRequested(reason: reason)
+            }
+        }
     }
 
     private func bind(node: ReplicationNode, walSource: @escaping @Sendable () -> (WriteAheadLog, DataDirectory, any FileSystem)?) async throws -> any Channel {
