@@ -163,10 +163,10 @@ public final class PersistenceController: Sendable {
     }
 
     /// Brings each tenant's secondary indexes up to its records (and drops the undo of its durable
-    /// writes). A large backlog is built from a copy
-    /// on a low-priority thread and swapped in (`TenantState+IndexBuild`), so requests for the tenant
-    /// never wait for a build over the whole tenant; a small one is added in place. A build made
-    /// stale by a write meanwhile is dropped: the writes' own pause brings the next attempt.
+    /// writes). A large backlog is built from a copy on a low-priority thread and swapped in
+    /// (`TenantState+IndexBuild`), so requests for the tenant never wait for a build over the whole
+    /// tenant; a small one is added in place. A build made stale by a write meanwhile is dropped: the
+    /// writes' own pause brings the next attempt.
     static func catchUpIndexes(_ tenants: [TenantActor]) async {
         for tenant in tenants {
             await tenant.releaseCommittedUndo()

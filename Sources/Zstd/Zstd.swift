@@ -26,11 +26,16 @@ public enum Zstd {
         _ = try ZstdError.check(ZSTD_CCtx_setParameter(context.pointer, ZSTD_c_compressionLevel, Int32(level)))
         _ = try ZstdError.check(ZSTD_CCtx_setParameter(context.pointer, ZSTD_c_checksumFlag, checksum ? 1 : 0))
         let bound = ZSTD_compressBound(input.count)
-        var failure: ZstdError?
         // ZSTD_compress2 pledges the input's size, so the frame carries its content size.
-        let out = [UInt8](unsafeUninitializedCapacity: bound) { buffer, initialized in
-            let code = ZSTD_compress2(context.pointer, buffer.baseAddress, bound, input.baseAddress, input.count)
-            do throws(ZstdError) { initialized = try ZstdError.check(code) } catch {
+        return try filled(capacity: bound) { ZSTD_compress2(context.pointer, $0, bound, input.baseAddress, input.count) }
+    }
+
+    /// An array of up to `capacity` bytes written by a libzstd call that returns how many it wrote
+    /// or an error code.
+    private static func filled(capacity: Int, _ call: (UnsafeMutableRawPointer?) -> Int) throws(ZstdError) -> [UInt8] {
+        var failure: ZstdError?
+        let out = [UInt8](unsafeUninitializedCapacity: max(1, capacity)) { buffer, initialized in
+            do throws(ZstdError) { initialized = try ZstdError.check(call(buffer.baseAddress)) } catch {
                 failure = error
                 initialized = 0
             }
@@ -86,20 +91,12 @@ public enum Zstd {
             ZSTD_DCtx_reset(context.pointer, ZSTD_reset_session_and_parameters)
             ZstdContextPool.decompression.give(context)
         }
-        var failure: ZstdError?
-        let out = [UInt8](unsafeUninitializedCapacity: max(1, declaredSize)) { buffer, initialized in
-            let code = ZSTD_decompressDCtx(context.pointer, buffer.baseAddress, declaredSize, input.baseAddress, input.count)
-            do throws(ZstdError) {
-                initialized = try ZstdError.check(code)
-                if initialized != declaredSize {
-                    failure = ZstdError(kind: .corrupted, message: "frame declares \(declaredSize) bytes but holds \(initialized)")
-                }
-            } catch {
-                failure = error
-                initialized = 0
-            }
+        let out = try filled(capacity: declaredSize) {
+            ZSTD_decompressDCtx(context.pointer, $0, declaredSize, input.baseAddress, input.count)
         }
-        if let failure { throw failure }
+        guard out.count == declaredSize else {
+            throw ZstdError(kind: .corrupted, message: "frame declares \(declaredSize) bytes but holds \(out.count)")
+        }
         return out
     }
 
