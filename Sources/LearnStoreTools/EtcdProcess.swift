@@ -8,12 +8,12 @@ import Glibc
 
 /// A local etcd cluster of real `etcd` processes on loopback, for the cluster's tests and scripts.
 public final class EtcdProcess: @unchecked Sendable {
-    public let process: Process
+    public let process: ChildProcess
     public let name: String
     public let clientURL: String
     public let logPath: String
 
-    init(process: Process, name: String, clientURL: String, logPath: String) {
+    init(process: ChildProcess, name: String, clientURL: String, logPath: String) {
         self.process = process
         self.name = name
         self.clientURL = clientURL
@@ -41,19 +41,14 @@ public final class EtcdProcess: @unchecked Sendable {
                 let name = "etcd-\(index)"
                 let logPath = workDirectory + "/\(name).log"
                 guard FileManager.default.createFile(atPath: logPath, contents: nil) else { throw LearnStoreError(.internalError, "cannot create \(logPath)") }
-                let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
-                let process = Process()
-                process.executableURL = URL(fileURLWithPath: binary)
                 let clientURL = "http://127.0.0.1:\(port.client)"
-                process.arguments = [
+                let arguments = [
                     "--name", name, "--data-dir", workDirectory + "/\(name)",
                     "--listen-client-urls", clientURL, "--advertise-client-urls", clientURL,
                     "--listen-peer-urls", "http://127.0.0.1:\(port.peer)", "--initial-advertise-peer-urls", "http://127.0.0.1:\(port.peer)",
                     "--initial-cluster", initial, "--initial-cluster-state", "new", "--initial-cluster-token", "learnstore-\(ports[0].peer)",
                 ]
-                process.standardOutput = log
-                process.standardError = log
-                try process.run()
+                let process = try ChildProcess.spawn(binary, arguments, standardOutput: logPath, standardError: logPath)
                 started.append(EtcdProcess(process: process, name: name, clientURL: clientURL, logPath: logPath))
             }
             let deadline = Date(timeIntervalSinceNow: timeout)

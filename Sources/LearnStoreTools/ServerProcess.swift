@@ -7,7 +7,7 @@ import Glibc
 
 /// A real `learnstore serve` child process on an ephemeral port, for crash tests and benchmarks.
 public final class ServerProcess: @unchecked Sendable {
-    public let process: Process
+    public let process: ChildProcess
     public let port: Int
     public let logPath: String
 
@@ -16,15 +16,10 @@ public final class ServerProcess: @unchecked Sendable {
         guard FileManager.default.createFile(atPath: logPath, contents: nil) else {
             throw LearnStoreError(.internalError, "cannot create \(logPath)")
         }
-        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
         let portFile = logPath + ".port"
         try? FileManager.default.removeItem(atPath: portFile)
-        process.arguments = ["serve", "--port", "0", "--port-file", portFile] + arguments
-        process.standardOutput = log
-        process.standardError = log
-        try process.run()
+        let process = try ChildProcess.spawn(binary, ["serve", "--port", "0", "--port-file", portFile] + arguments,
+                                             standardOutput: logPath, standardError: logPath)
         let deadline = Date(timeIntervalSinceNow: timeout)
         while Date() < deadline {
             if let text = try? String(contentsOfFile: portFile, encoding: .utf8),
@@ -37,17 +32,17 @@ public final class ServerProcess: @unchecked Sendable {
             }
             await pause(milliseconds: 20)
         }
-        process.terminate()
+        process.signal(SIGTERM)
         throw LearnStoreError(.timeout, "the server did not start listening within \(timeout) s")
     }
 
-    init(process: Process, port: Int, logPath: String) {
+    init(process: ChildProcess, port: Int, logPath: String) {
         self.process = process
         self.port = port
         self.logPath = logPath
     }
 
-    public var pid: Int32 { process.processIdentifier }
+    public var pid: Int32 { process.pid }
 
     /// Sends `signal` and waits for the process to exit.
     public func stop(signal: Int32) async {
@@ -80,15 +75,10 @@ public final class ServerProcess: @unchecked Sendable {
     }
 }
 
-/// Sends `signal` to a child process and waits (off the cooperative pool) until it has exited.
-func stopProcess(_ process: Process, signal: Int32) async {
-    kill(process.processIdentifier, signal)
-    await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-        DispatchQueue.global().async {
-            process.waitUntilExit()
-            continuation.resume()
-        }
-    }
+/// Sends `signal` to a child process and waits until it has exited.
+func stopProcess(_ process: ChildProcess, signal: Int32) async {
+    process.signal(signal)
+    await process.exited()
 }
 
 /// The interval between two polls of a condition.

@@ -50,7 +50,7 @@ struct FailoverTestCommand: AsyncParsableCommand {
                 guard etcd, (1...60_000).contains(pauseMilliseconds) else { throw CLIError.usage("--pause-ms needs --etcd and must be 1 ... 60000") }
                 tester.pauseMilliseconds = pauseMilliseconds
             }
-            defer { for member in etcdProcesses { kill(member.process.processIdentifier, SIGKILL) } }
+            defer { for member in etcdProcesses { member.process.signal(SIGKILL) } }
             tester.writers = writers
             tester.tenants = tenants
             tester.fsync = fsync

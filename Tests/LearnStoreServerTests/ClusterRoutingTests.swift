@@ -27,7 +27,7 @@ import Testing
     func clientsFindThePrimaryAndFollowItAcrossAFailover() async throws {
         let scratch = TemporaryDirectory(prefix: "learnstore-routing-")
         let etcd = try await EtcdProcess.startCluster(members: 1, workDirectory: scratch.path, binary: EtcdProcess.binary()!)
-        defer { for member in etcd { kill(member.process.processIdentifier, SIGKILL) } }
+        defer { for member in etcd { member.process.signal(SIGKILL) } }
         let endpoints = etcd.map(\.clientURL)
         let directories = (0..<3).map { _ in TemporaryDirectory() }
         var servers: [TestServer] = []

@@ -47,7 +47,7 @@ import Testing
         let scratch = TemporaryDirectory(prefix: "learnstore-failover-etcd-")
         let etcdBinary = try #require(EtcdProcess.binary(), "etcd is installed by scripts/ensure-deps.sh")
         let etcd = try await EtcdProcess.startCluster(members: 1, workDirectory: scratch.path, binary: etcdBinary)
-        defer { for member in etcd { kill(member.process.processIdentifier, SIGKILL) } }
+        defer { for member in etcd { member.process.signal(SIGKILL) } }
         var tester = FailoverTester(binary: CrashTests.binary, workDirectory: scratch.path, cycles: cycles)
         tester.etcdEndpoints = etcd.map(\.clientURL)
         tester.pauseMilliseconds = pauseMilliseconds

@@ -26,20 +26,13 @@ import Testing
 
     @discardableResult
     static func run(_ tool: String, _ arguments: [String]) throws -> Int32 {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: tool)
-        process.arguments = arguments
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
-        return process.terminationStatus
+        try ChildProcess.spawn(tool, arguments, standardOutput: nil, standardError: nil).waitUntilExit()
     }
 
     /// Writes zeros to `path` until the file system refuses more; returns the bytes written.
     static func fill(_ path: String) -> Int {
         guard let file = FileHandle(forWritingAtPath: path) ?? {
-            FileManager.default.createFile(atPath: path, contents: nil)
+            _ = FileManager.default.createFile(atPath: path, contents: nil)
             return FileHandle(forWritingAtPath: path)
         }() else { return 0 }
         defer { try? file.close() }
@@ -68,7 +61,7 @@ import Testing
         let mountPoint = root + "/disk"
         try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
         try #require(try Self.run("/bin/mount", ["-t", "tmpfs", "-o", "size=8m", "tmpfs", mountPoint]) == 0)
-        defer { try? Self.run("/bin/umount", ["-l", mountPoint]) }
+        defer { _ = try? Self.run("/bin/umount", ["-l", mountPoint]) }
 
         let secret = (0..<4).map { _ in UUID().uuidString }.joined()
         try secret.write(toFile: root + "/secret", atomically: true, encoding: .utf8)

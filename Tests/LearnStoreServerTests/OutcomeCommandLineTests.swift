@@ -4,6 +4,7 @@ import LearnStoreClient
 import LearnStoreModel
 import LearnStoreWorkload
 import LearnStoreTestSupport
+import LearnStoreTools
 import Testing
 
 /// The `learnstore` binary (built next to the test bundle), run against an in-process server.
@@ -17,27 +18,15 @@ struct CommandLineRun {
             .appendingPathComponent("learnstore")
     }
 
-    /// Runs without blocking a thread of the cooperative pool: the exit is awaited through the
-    /// termination handler, and output goes to files, so a full pipe can never stall the child.
+    /// Runs without blocking a thread of the cooperative pool; output goes to files, so a full pipe can
+    /// never stall the child.
     static func run(_ arguments: [String], in directory: URL) async throws -> CommandLineRun {
         let out = directory.appendingPathComponent("stdout-\(UUID().uuidString)")
         let err = directory.appendingPathComponent("stderr-\(UUID().uuidString)")
         _ = FileManager.default.createFile(atPath: out.path, contents: nil)
         _ = FileManager.default.createFile(atPath: err.path, contents: nil)
-        let process = Process()
-        process.executableURL = binary
-        process.arguments = arguments
-        process.environment = ["PATH": "/usr/bin:/bin"]
-        process.standardOutput = try FileHandle(forWritingTo: out)
-        process.standardError = try FileHandle(forWritingTo: err)
-        process.standardInput = FileHandle.nullDevice
-        let status: Int32 = try await withCheckedThrowingContinuation { continuation in
-            process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
-            do { try process.run() } catch {
-                process.terminationHandler = nil
-                continuation.resume(throwing: error)
-            }
-        }
+        let status = try await ChildProcess.spawn(binary.path, arguments, standardOutput: out.path, standardError: err.path,
+                                                  environment: ["PATH": "/usr/bin:/bin"]).exited()
         return CommandLineRun(status: status, stdout: try String(contentsOf: out, encoding: .utf8),
                               stderr: try String(contentsOf: err, encoding: .utf8))
     }
