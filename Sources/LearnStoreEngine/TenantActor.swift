@@ -22,6 +22,8 @@ public actor TenantActor {
     /// The newest write a read may observe that is not yet known durable (0: none): a read's answer is
     /// held until it is committed, and replaced by an error if it failed.
     public var observedLSN: UInt64 { pending.last?.lsn ?? 0 }
+    /// Given every write after it is appended (the change feed's recent changes), until it declines.
+    @exclusivity(unchecked) private var changeTap: (any TenantChangeTap)?
     /// Set while the tenant is being replaced (restore); data requests get LOADING.
     @exclusivity(unchecked) public private(set) var isLoading = false
 
@@ -76,6 +78,7 @@ public actor TenantActor {
         }
         pending.append((lsn, undo))
         lastWriteLSN = lsn
+        tap(entry, lsn: lsn)
         var result = write
         result.lsn = lsn
         return result
@@ -99,6 +102,12 @@ public actor TenantActor {
         }
         pending.append((lsn, undo))
         lastWriteLSN = lsn
+        tap(entry, lsn: lsn)
+    }
+
+    @inline(__always)
+    private func tap(_ entry: LogEntry, lsn: UInt64) {
+        if let changeTap, !changeTap.appended(entry, lsn: lsn) { self.changeTap = nil }
     }
 
     func checkReadable() throws(LearnStoreError) { try checkReady() }
@@ -283,4 +292,13 @@ extension TenantActor {
     /// The tenant's sequence and the LSN of the write that reached it, read together (the change feed
     /// waits for that LSN to commit before it takes the sequence as committed).
     public var sequenceAndLastWrite: (sequence: UInt64, lsn: UInt64) { (state.sequence, lastWriteLSN) }
+
+    /// Gives `tap` every write from now on (replacing any earlier tap) and returns, read at the same
+    /// moment, the tenant's sequence and the LSN of the write that reached it: every write with a
+    /// higher sequence reaches the tap.
+    public func attachChangeTap(_ tap: any TenantChangeTap) -> (sequence: UInt64, lsn: UInt64) {
+        changeTap = tap
+        tap.attached(atSequence: state.sequence)
+        return (state.sequence, lastWriteLSN)
+    }
 }

@@ -53,6 +53,12 @@ public final class WALTailReader: @unchecked Sendable {
         file = nil
     }
 
+    /// Continues from `position` instead (a reader that knows where its next wanted record is).
+    public func move(to position: Position) {
+        close()
+        self.position = position
+    }
+
     /// Reads on from the position: at most `maximumRecords` wanted records and about `maximumBytes` of
     /// the log. `wants` sees each committed record's tenant (its UTF-8 bytes, not yet validated: compare
     /// them, e.g. with `TenantFilter`) and sequence; only wanted ones are decoded.

@@ -4,8 +4,9 @@ import NIOCore
 
 /// The NIO shell of a connection after its SUBSCRIBE succeeded: it sends FEED_EVENTS as the
 /// ``FeedSessionState`` allows, reads FEED_CREDIT and PING, sends a heartbeat when the tenant is quiet,
-/// ends the subscription when the token expires or the server shuts down. A backlog is read on the
-/// subscription's own queue; what a commit adds for a subscriber already at the end is read here.
+/// ends the subscription when the token expires or the server shuts down. A backlog in the log's files
+/// is read on the subscription's own queue; the recent changes in memory, and what a commit adds for a
+/// subscriber already at the end of the files, are read here.
 final class FeedConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -25,8 +26,9 @@ final class FeedConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     private var lastSentAt = NIODeadline.now()
     private var lastThrough: UInt64
     private var finished = false
-    /// The last read reached the end of what was committed: the next one is small.
-    private var caughtUp = false
+    /// The last read reached the end of what was committed, or the next takes the recent changes in
+    /// memory: the next one is small.
+    private var nextReadIsSmall = false
 
 
     init(server: ServerContext, session: Session, source: FeedSource, credit: UInt32, requestID: UInt32, leftover: ByteBuffer?) {
@@ -157,9 +159,10 @@ final class FeedConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
                     handler.pump()
                 }
             case .read(let maximumChanges):
-                if caughtUp {
-                    // What a commit just added to a log this subscriber had read to its end: a few
-                    // records from the page cache, read here rather than paying two thread hand-offs.
+                if nextReadIsSmall {
+                    // Changes in memory, or what a commit just added to a log this subscriber had read
+                    // to its end (a few records from the page cache): read here rather than paying two
+                    // thread hand-offs.
                     readFinished(Self.readNow(source, maximumChanges: maximumChanges, maximumBytes: Self.inlineReadBytes))
                     return
                 }
@@ -191,8 +194,8 @@ final class FeedConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         case .failure(let failure):
             end(failure)
         case .success(let read):
-            caughtUp = read.caughtUpAt != nil
-            state.readFinished(sent: read.batch.changes.count, caughtUpAt: read.caughtUpAt)
+            nextReadIsSmall = read.waitForCommit != nil || read.fromMemory
+            state.readFinished(sent: read.batch.changes.count, waitForCommit: read.waitForCommit)
             if !read.batch.changes.isEmpty || read.batch.throughSequence > lastThrough {
                 sendBatch(read.batch)
             }

@@ -8,6 +8,7 @@ public final class FeedHub: Sendable {
     private struct State {
         var log: (wal: WriteAheadLog, walDirectory: String, fileSystem: any FileSystem)?
         var byTenant: [String: [ObjectIdentifier: FeedSource]] = [:]
+        var recent: [String: RecentChanges] = [:]
         var total = 0
     }
 
@@ -29,6 +30,21 @@ public final class FeedHub: Sendable {
 
     public var subscriptions: Int { state.withLock { $0.total } }
 
+    /// The recent changes of `tenant` its subscriptions share (kept while it has any).
+    func recentChanges(for tenant: String, wal: WriteAheadLog) -> RecentChanges {
+        state.withLock { state in
+            if let existing = state.recent[tenant] { return existing }
+            let created = RecentChanges(tenantID: tenant) { [weak wal] in wal?.committedLSN ?? 0 }
+            state.recent[tenant] = created
+            return created
+        }
+    }
+
+    /// Records held in memory for subscriptions, over all tenants.
+    public var recentRecordsHeld: Int {
+        state.withLock { Array($0.recent.values) }.reduce(0) { $0 + $1.heldRecords }
+    }
+
     /// Counts a new subscription of `tenant`, or says which limit it would pass.
     func register(_ source: FeedSource) throws(FeedFailure) {
         let refusal: String? = state.withLock { state in
@@ -46,8 +62,20 @@ public final class FeedHub: Sendable {
     func unregister(_ source: FeedSource) {
         state.withLock { state in
             if state.byTenant[source.tenantID]?.removeValue(forKey: ObjectIdentifier(source)) != nil { state.total -= 1 }
-            if state.byTenant[source.tenantID]?.isEmpty == true { state.byTenant[source.tenantID] = nil }
         }
+        releaseIfUnused(source.recent)
+    }
+
+    /// Drops `recent` when no subscription of its tenant is left (the tenant lets go of it at its next
+    /// write), so a tenant nobody follows costs nothing per write.
+    func releaseIfUnused(_ recent: RecentChanges) {
+        let unused: Bool = state.withLock { state in
+            guard state.byTenant[recent.tenantID]?.isEmpty ?? true else { return false }
+            state.byTenant[recent.tenantID] = nil
+            if state.recent[recent.tenantID] === recent { state.recent[recent.tenantID] = nil }
+            return true
+        }
+        if unused { recent.close() }
     }
 
     /// `tenant` was restored: its state is now `sequence`, after its last write at `afterLSN`.

@@ -1,13 +1,13 @@
-/// One subscription's flow control as a value: credit, the read in progress, and whether it waits for
-/// the next commit. The NIO handler feeds it events and carries out its actions; it never reads the
-/// WAL while the client has no credit left or the socket is backed up, so a slow or stopped subscriber
-/// costs the server one subscription's buffers and nothing more (FeedSessionStateTests).
+/// One subscription's flow control as a value: credit, the read in progress, and what it waits for
+/// once it has read everything committed. The NIO handler feeds it events and carries out its actions;
+/// it never reads while the client has no credit left or the socket is backed up, so a slow or stopped
+/// subscriber costs the server one subscription's buffers and nothing more (FeedSessionStateTests).
 struct FeedSessionState: Sendable {
     enum Action: Sendable, Equatable {
         case none
-        /// Read at most this many changes and report with ``readFinished(sent:caughtUpAt:)``.
+        /// Read at most this many changes and report with ``readFinished(sent:waitForCommit:)``.
         case read(maximumChanges: Int)
-        /// Everything committed is sent: call ``commitProgressed()`` once the commit mark passes this.
+        /// Everything committed is sent: call ``commitProgressed()`` once the commit mark reaches this.
         case waitForCommit(UInt64)
     }
 
@@ -15,8 +15,8 @@ struct FeedSessionState: Sendable {
     private(set) var credit: Int
     private(set) var reading = false
     private var waitingForCommit = false
-    /// The commit mark the last read reached the end of (nil: there may be more to read now).
-    private var caughtUpAt: UInt64?
+    /// Set by a read that reached the end: the commit worth reading again for (nil: read now).
+    private var waitingFor: UInt64?
     private(set) var closed = false
 
     init(credit: UInt32, maximumBatchChanges: Int) {
@@ -29,25 +29,26 @@ struct FeedSessionState: Sendable {
         credit = min(Int(cap), credit + Int(more))
     }
 
-    mutating func readFinished(sent: Int, caughtUpAt: UInt64?) {
+    mutating func readFinished(sent: Int, waitForCommit lsn: UInt64?) {
         reading = false
         credit -= sent
-        self.caughtUpAt = caughtUpAt
+        waitingFor = lsn
     }
 
     mutating func commitProgressed() { waitingForCommit = false }
 
-    /// Something not in the log changed what there is to send (a restore was announced).
-    mutating func somethingToRead() { caughtUpAt = nil }
+    /// Something the commit mark does not show changed what there is to send: a restore (not in the
+    /// log), or a write held in memory after the commit passed it.
+    mutating func somethingToRead() { waitingFor = nil }
 
     mutating func close() { closed = true }
 
     mutating func nextAction(writable: Bool, committedLSN: UInt64) -> Action {
         guard !closed, !reading, credit > 0, writable else { return .none }
-        if let caughtUpAt, committedLSN <= caughtUpAt {
+        if let waitingFor, committedLSN < waitingFor {
             guard !waitingForCommit else { return .none }
             waitingForCommit = true
-            return .waitForCommit(caughtUpAt + 1)
+            return .waitForCommit(waitingFor)
         }
         reading = true
         return .read(maximumChanges: min(credit, maximumBatchChanges))

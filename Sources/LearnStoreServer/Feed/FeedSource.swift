@@ -4,14 +4,17 @@ import LearnStorePersistence
 import LearnStoreProtocol
 import Synchronization
 
-/// One subscription's reading side: the WAL tail reader and the translator, run on the subscription's
-/// own serial queue (file reads never run on an event loop). It holds at most one read's worth of
-/// changes the subscriber has no credit for yet.
+/// One subscription's reading side: the translator, fed from the tenant's recent changes in memory
+/// once the subscriber has caught up, and from the WAL's files before that (or after it fell behind
+/// what memory holds), on the subscription's own serial queue: large file reads never run on an event
+/// loop. It holds at most one read's worth of changes the subscriber has no credit for yet.
 final class FeedSource: @unchecked Sendable {
     struct Read: Sendable {
         var batch: FeedBatch
-        /// Set when everything committed up to this LSN has been read.
-        var caughtUpAt: UInt64?
+        /// Set when everything there is was read: the LSN whose commit is worth reading again for.
+        var waitForCommit: UInt64?
+        /// The next read takes the recent changes in memory (cheap enough for an event loop).
+        var fromMemory: Bool
     }
 
     let tenantID: String
@@ -20,6 +23,8 @@ final class FeedSource: @unchecked Sendable {
     private let wal: WriteAheadLog
     private let reader: WALTailReader
     private var translator: FeedTranslator
+    let recent: RecentChanges
+    private var readingRecent = false
     private var pending: [FeedChange] = []
     private let announcedRestores = Mutex<[(sequence: UInt64, afterLSN: UInt64, at: Timestamp)]>([])
     private var stalledSince: ContinuousClock.Instant?
@@ -28,13 +33,14 @@ final class FeedSource: @unchecked Sendable {
     static let stallLimit: Duration = .seconds(30)
 
     init(tenantID: String, wal: WriteAheadLog, walDirectory: String, fileSystem: any FileSystem,
-         start: WALTailReader.Position, translator: FeedTranslator) {
+         start: WALTailReader.Position, translator: FeedTranslator, recent: RecentChanges) {
         self.tenantID = tenantID
         self.filter = TenantFilter(tenantID)
         self.queue = DispatchQueue(label: "learnstore-feed-\(tenantID)")
         self.wal = wal
         self.reader = WALTailReader(walDirectory: walDirectory, fileSystem: fileSystem, position: start)
         self.translator = translator
+        self.recent = recent
     }
 
     var throughSequence: UInt64 { translator.throughSequence }
@@ -42,65 +48,115 @@ final class FeedSource: @unchecked Sendable {
     /// Called from any thread: the restore becomes a change once the writes before it are read.
     func restored(sequence: UInt64, afterLSN: UInt64, at time: Timestamp) {
         announcedRestores.withLock { $0.append((sequence, afterLSN, time)) }
-        wakeHandler.withLock { $0 }?()
+        wake()
     }
+
+    private func wake() { wakeHandler.withLock { $0 }?() }
 
     /// Told when something outside the WAL (a restore) gives the subscription more to read.
     private let wakeHandler = Mutex<(@Sendable () -> Void)?>(nil)
     func onWake(_ wake: @escaping @Sendable () -> Void) { wakeHandler.withLock { $0 = wake } }
 
     /// Reads on and returns at most `maximumChanges` changes, reading about `maximumBytes` of the log.
-    /// Blocking: call on `queue`, or (a small read of what was just committed) on the event loop; never
-    /// two at once.
+    /// Blocking when it reads the log: call on `queue`, or (recent changes in memory, or a small read of
+    /// what was just committed) on the event loop; never two at once.
     func next(maximumChanges: Int, maximumBytes: Int = 4 << 20) throws(FeedFailure) -> Read {
         for restore in announcedRestores.withLock({ list in defer { list.removeAll() }; return list }) {
             translator.restored(sequence: restore.sequence, afterLSN: restore.afterLSN, at: restore.at)
         }
-        var caughtUpAt: UInt64?
-        while pending.count < maximumChanges {
-            let tail = wal.tail
-            let translatorNow = translator
-            let batch: WALTailReader.Batch
-            do {
-                batch = try reader.read(
-                    tail, isFailed: { [wal] in wal.hasFailed($0) }, maximumRecords: maximumChanges - pending.count, maximumBytes: maximumBytes
-                ) {
-                    tenant, sequence in filter.matches(tenant) && translatorNow.wants(sequence)
-                }
-            } catch {
-                switch error {
-                case .segmentGone(let first):
-                    let oldest = wal.tail.oldestSequence(tenant: tenantID, tenantSequence: translator.throughSequence)
-                    throw .truncated(
-                        "the WAL segment starting at LSN \(first) that this subscription was reading was removed: the changes after sequence \(translator.throughSequence) are no longer kept",
-                        oldest: oldest)
-                case .storage(let reason):
-                    throw FeedFailure(LearnStoreError(.storageUnavailable, "the change feed cannot read the WAL: \(reason)"))
-                }
-            }
-            // Caught up, every record up to the commit mark has been read, whether or not the log still
-            // holds one at the mark (a start after a crash resumes above the newest snapshot's LSN).
-            let readThrough = batch.caughtUp && batch.stalled == nil ? max(reader.position.lastLSN, tail.committedLSN) : reader.position.lastLSN
-            pending += translator.translate(batch.records, readThroughLSN: readThrough)
-            if let stalled = batch.stalled {
-                let now = ContinuousClock.now
-                if let since = stalledSince, now - since > Self.stallLimit {
-                    throw FeedFailure(LearnStoreError(.storageUnavailable, "the change feed cannot read the WAL: \(stalled)"))
-                }
-                stalledSince = stalledSince ?? now
+        var wait: UInt64?
+        while pending.count < maximumChanges && wait == nil {
+            if readingRecent {
+                wait = readRecent(maximumChanges: maximumChanges - pending.count)
             } else {
-                stalledSince = nil
-            }
-            if batch.caughtUp {
-                caughtUpAt = tail.committedLSN
-                break
+                wait = try readLog(maximumChanges: maximumChanges - pending.count, maximumBytes: maximumBytes)
+                if wait != nil, readingRecent { wait = nil }
             }
         }
         let sent = Array(pending.prefix(maximumChanges))
         pending.removeFirst(sent.count)
         let through = pending.isEmpty ? translator.throughSequence : sent.last?.sequence ?? translator.throughSequence
-        return Read(batch: FeedBatch(throughSequence: through, changes: sent), caughtUpAt: pending.isEmpty ? caughtUpAt : nil)
+        return Read(batch: FeedBatch(throughSequence: through, changes: sent), waitForCommit: pending.isEmpty ? wait : nil, fromMemory: readingRecent)
     }
 
-    func close() { queue.async { [reader] in reader.close() } }
+    /// One read of the recent changes; what to wait for when it took everything there is.
+    private func readRecent(maximumChanges: Int) -> UInt64? {
+        let wal = self.wal
+        let read = recent.read(
+            ObjectIdentifier(self), throughSequence: translator.throughSequence, committed: wal.committedLSN, maximum: maximumChanges,
+            checkFailures: wal.hasFailures,
+            resolve: { lsn in !wal.hasFailed(lsn) ? .take : wal.failedWriteMayReturn(lsn) ? .stop : .skip },
+            wake: { [weak self] in self?.wake() })
+        switch read {
+        case .behind:
+            readLogAgain()
+            return nil
+        case .records(let records, let readThrough, let then):
+            pending += translator.translate(records, readThroughLSN: readThrough)
+            switch then {
+            case .readMore: return nil
+            case .waitForCommit(let lsn): return lsn
+            }
+        }
+    }
+
+    /// Memory no longer holds every change after the subscriber's position: read the log from the
+    /// segment that holds its next change (or on from where the log was left, if none is known).
+    private func readLogAgain() {
+        readingRecent = false
+        recent.leave(ObjectIdentifier(self))
+        if case .segment(let first) = wal.tail.start(tenant: tenantID, after: translator.throughSequence, tenantSequence: .max),
+           first > reader.position.segmentFirstLSN {
+            reader.move(to: WALTailReader.Position(segmentFirstLSN: first))
+        }
+    }
+
+    /// One read of the log's files; what to wait for when it reached the commit mark (and the recent
+    /// changes in memory cannot take over).
+    private func readLog(maximumChanges: Int, maximumBytes: Int) throws(FeedFailure) -> UInt64? {
+        let tail = wal.tail
+        let translatorNow = translator
+        let batch: WALTailReader.Batch
+        do {
+            batch = try reader.read(
+                tail, isFailed: { [wal] in wal.hasFailed($0) }, maximumRecords: maximumChanges, maximumBytes: maximumBytes
+            ) {
+                tenant, sequence in filter.matches(tenant) && translatorNow.wants(sequence)
+            }
+        } catch {
+            switch error {
+            case .segmentGone(let first):
+                let oldest = wal.tail.oldestSequence(tenant: tenantID, tenantSequence: translator.throughSequence)
+                throw .truncated(
+                    "the WAL segment starting at LSN \(first) that this subscription was reading was removed: the changes after sequence \(translator.throughSequence) are no longer kept",
+                    oldest: oldest)
+            case .storage(let reason):
+                throw FeedFailure(LearnStoreError(.storageUnavailable, "the change feed cannot read the WAL: \(reason)"))
+            }
+        }
+        // Caught up, every record up to the commit mark has been read, whether or not the log still
+        // holds one at the mark (a start after a crash resumes above the newest snapshot's LSN).
+        let readThrough = batch.caughtUp && batch.stalled == nil ? max(reader.position.lastLSN, tail.committedLSN) : reader.position.lastLSN
+        pending += translator.translate(batch.records, readThroughLSN: readThrough)
+        if let stalled = batch.stalled {
+            let now = ContinuousClock.now
+            if let since = stalledSince, now - since > Self.stallLimit {
+                throw FeedFailure(LearnStoreError(.storageUnavailable, "the change feed cannot read the WAL: \(stalled)"))
+            }
+            stalledSince = stalledSince ?? now
+        } else {
+            stalledSince = nil
+        }
+        guard batch.caughtUp else { return nil }
+        if batch.stalled == nil, recent.join(ObjectIdentifier(self), throughSequence: translator.throughSequence, passedLSN: reader.position.lastLSN) {
+            readingRecent = true
+            reader.close()
+        }
+        return tail.committedLSN + 1
+    }
+
+    func close() {
+        recent.leave(ObjectIdentifier(self))
+        queue.async { [reader] in reader.close() }
+    }
 }

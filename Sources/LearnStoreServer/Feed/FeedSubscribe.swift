@@ -46,7 +46,24 @@ enum FeedSubscribe {
         }
         let tenantID = session.identity.tenantID
         let tenant = server.registry.tenant(tenantID)
-        let (sequence, lastWrite) = await tenant.sequenceAndLastWrite
+        let recent = server.feed.recentChanges(for: tenantID, wal: log.wal)
+        do {
+            return try await open(request, frame.header, tenant: tenant, recent: recent, log: log, session: session, server: server)
+        } catch {
+            server.feed.releaseIfUnused(recent)
+            throw error
+        }
+    }
+
+    private static func open(
+        _ request: SubscribeRequest, _ header: FrameHeader, tenant: TenantActor, recent: RecentChanges,
+        log: (wal: WriteAheadLog, walDirectory: String, fileSystem: any FileSystem), session: Session, server: ServerContext
+    ) async throws(FeedFailure) -> Opened {
+        func fail(_ code: LearnStoreError.Code, _ message: String, field: String? = nil) -> FeedFailure {
+            FeedFailure(LearnStoreError(code, message, field: field))
+        }
+        let tenantID = tenant.tenantID
+        let (sequence, lastWrite) = await tenant.attachChangeTap(recent)
         let wal = log.wal
         let committed = (try? await offload { wal.waitUntilCommitted(lastWrite) }) ?? false
         guard committed else { throw fail(.storageUnavailable, "the tenant's last write is not durable yet; the WAL is failing") }
@@ -75,7 +92,7 @@ enum FeedSubscribe {
             translator.restored(sequence: sequence, afterLSN: lastWrite, at: server.clock.now())
         }
         let source = FeedSource(
-            tenantID: tenantID, wal: wal, walDirectory: log.walDirectory, fileSystem: log.fileSystem, start: position, translator: translator)
+            tenantID: tenantID, wal: wal, walDirectory: log.walDirectory, fileSystem: log.fileSystem, start: position, translator: translator, recent: recent)
         try server.feed.register(source)
         let batchLimit = Int(FeedMessages.maximumBatchChanges)
         let response = SubscribeResponse(
