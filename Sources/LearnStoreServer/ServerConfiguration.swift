@@ -1,3 +1,4 @@
+import LearnStorePersistence
 import LearnStoreProtocol
 import NIOCore
 import LearnStoreModel
@@ -45,6 +46,9 @@ public struct ServerConfiguration: Sendable {
     /// Change-feed subscriptions open at once, on the whole server and per tenant.
     public var maximumFeedSubscriptions = 256
     public var maximumFeedSubscriptionsPerTenant = 16
+    /// Records of a followed tenant's newest writes kept in memory for its subscriptions that have
+    /// caught up (they read there instead of the WAL files); 0: subscriptions always read the files.
+    public var feedMemoryRecordsPerTenant = RecentChanges.defaultMaximumRecords
     /// A subscription with nothing to send sends an empty FEED_EVENTS this often, so its client can
     /// tell a quiet tenant from a dead connection.
     public var feedHeartbeatSeconds = 5.0

@@ -48,7 +48,9 @@ public final class ServerContext: Sendable {
         self.connections = ConnectionRegistry()
         self.inputBudget = BufferBudget(limit: configuration.serverInputBudgetBytes)
         self.outputBudget = BufferBudget(limit: configuration.serverOutputBudgetBytes)
-        self.feed = FeedHub(maximum: configuration.maximumFeedSubscriptions, maximumPerTenant: configuration.maximumFeedSubscriptionsPerTenant)
+        self.feed = FeedHub(
+            maximum: configuration.maximumFeedSubscriptions, maximumPerTenant: configuration.maximumFeedSubscriptionsPerTenant,
+            memoryRecordsPerTenant: configuration.feedMemoryRecordsPerTenant)
         self.environment = ExecutionEnvironment(
             runtime: runtime, clock: clock,
             limits: EngineLimits(maximumBatch: configuration.limits.maximumBatch, idempotencyKeys: configuration.limits.idempotencyKeys),

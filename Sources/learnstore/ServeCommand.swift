@@ -50,6 +50,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("feed-retention-bytes"), help: "At most this many WAL bytes kept for change-feed subscribers (default 1073741824).") var feedRetentionBytes: Int?
     @Option(name: .customLong("feed-max-subscriptions"), help: "Change-feed subscriptions on the whole server (default 256).") var feedMaxSubscriptions: Int?
     @Option(name: .customLong("feed-max-subscriptions-per-tenant"), help: "Change-feed subscriptions per tenant (default 16).") var feedMaxSubscriptionsPerTenant: Int?
+    @Option(name: .customLong("feed-memory-records"), help: "Newest records of each followed tenant kept in memory for its caught-up subscribers (default 4096; 0: they read the WAL files).") var feedMemoryRecords: Int?
     @Option(name: .customLong("port-file"), help: "Write the port actually bound (useful with --port 0) to this file.") var portFile: String?
     @Flag(name: .customLong("force-recovery"), help: "Start even if the WAL or a snapshot is damaged before its tail, skipping the damage (logged).") var forceRecovery = false
     @Option(name: .customLong("config"), help: "Config file of 'name = value' lines.") var config: String?
@@ -86,6 +87,7 @@ struct ServeCommand: AsyncParsableCommand {
             configuration.maximumFeedSubscriptions = try settings.int("feed-max-subscriptions", feedMaxSubscriptions, default: configuration.maximumFeedSubscriptions)
             configuration.maximumFeedSubscriptionsPerTenant = try settings.int(
                 "feed-max-subscriptions-per-tenant", feedMaxSubscriptionsPerTenant, default: configuration.maximumFeedSubscriptionsPerTenant)
+            configuration.feedMemoryRecordsPerTenant = try settings.int("feed-memory-records", feedMemoryRecords, default: configuration.feedMemoryRecordsPerTenant)
             try ServeLimits.validate(configuration)
             configuration.replication = try replication.configuration(settings, host: configuration.host)
             let metrics = try settings.int("metrics-port", metricsPort, default: ServerConfiguration.defaultMetricsPort)

@@ -26,6 +26,7 @@ enum ServeLimits {
         try checkSeconds("handshake-timeout", configuration.handshakeTimeoutSeconds, 0.01...86_400)
         try check("feed-max-subscriptions", configuration.maximumFeedSubscriptions, 0...configuration.maximumConnections)
         try check("feed-max-subscriptions-per-tenant", configuration.maximumFeedSubscriptionsPerTenant, 0...configuration.maximumFeedSubscriptions)
+        try check("feed-memory-records", configuration.feedMemoryRecordsPerTenant, 0...1_000_000)
         try checkSeconds("idle-timeout", configuration.idleTimeoutSeconds, 0.01...(365 * 86_400))
     }
 }

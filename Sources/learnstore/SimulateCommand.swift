@@ -47,7 +47,7 @@ struct SimulateCommand: AsyncParsableCommand {
             options.segmentBytes = segmentBytes
             var totals = (seeds: 0, steps: 0, faults: 0, crashes: 0, acknowledged: 0, failedWrites: 0, snapshots: 0, failures: 0,
                           segmentsRemoved: 0, seedsRemovingSegments: 0, slowSyncs: 0, bitFlips: 0, detectedCorruptions: 0, outcomeIngests: 0, restores: 0, restoresTakenBack: 0,
-                          feedChanges: 0, feedTruncations: 0)
+                          feedChanges: 0, feedTruncations: 0, feedChangesFromMemory: 0, feedFellBehindMemory: 0)
             let started = ContinuousClock.now
             runs: for policy in policies {
                 options.policy = policy
@@ -71,6 +71,8 @@ struct SimulateCommand: AsyncParsableCommand {
                     totals.restoresTakenBack += result.restoresTakenBack
                     totals.feedChanges += result.feedChanges
                     totals.feedTruncations += result.feedTruncations
+                    totals.feedChangesFromMemory += result.feedChangesFromMemory
+                    totals.feedFellBehindMemory += result.feedFellBehindMemory
                     if result.detectedCorruption != nil { totals.detectedCorruptions += 1 }
                     if let failure = result.failure {
                         totals.failures += 1
@@ -89,7 +91,8 @@ struct SimulateCommand: AsyncParsableCommand {
                 + "acknowledged_writes=\(totals.acknowledged) failed_writes=\(totals.failedWrites) snapshots=\(totals.snapshots) "
                 + "segments_removed=\(totals.segmentsRemoved) seeds_removing_segments=\(totals.seedsRemovingSegments) slow_syncs=\(totals.slowSyncs) bit_flips=\(totals.bitFlips) "
                 + "detected_corruptions=\(totals.detectedCorruptions) outcome_ingests=\(totals.outcomeIngests) restores=\(totals.restores) restores_taken_back=\(totals.restoresTakenBack) "
-                + "feed_changes=\(totals.feedChanges) feed_truncations=\(totals.feedTruncations) failures=\(totals.failures) seconds=\(Int(seconds))")
+                + "feed_changes=\(totals.feedChanges) feed_truncations=\(totals.feedTruncations) "
+                + "feed_changes_from_memory=\(totals.feedChangesFromMemory) feed_fell_behind_memory=\(totals.feedFellBehindMemory) failures=\(totals.failures) seconds=\(Int(seconds))")
             if totals.failures > 0 { throw ExitCode(1) }
         }
     }

@@ -268,6 +268,33 @@ import Testing
         try await server.stop()
     }
 
+    /// A caught-up subscriber reads memory; one that stops reading falls behind what memory holds (eight
+    /// records here) and reads the files again, then memory once more: every change once, in order.
+    @Test func aSubscriberBehindWhatMemoryHoldsReadsTheFilesAndComesBack() async throws {
+        let directory = TemporaryDirectory()
+        let server = try await TestServer.start(configure: { $0.feedMemoryRecordsPerTenant = 8 }, persistence: Self.persistence(directory))
+        let client = try await server.client()
+        let records = client.performance.learningRecords
+        for _ in 0..<5 { _ = try await records.create(sampleBody()) }
+        let raw = try RawConnection(port: server.port)
+        #expect(await raw.handshake(token: try await server.token())?.header.isError == false)
+        raw.send(RawConnection.frame(Opcode.subscribe, id: 9) { FeedMessages.encodeSubscribe(SubscribeRequest(start: .after(0), credit: 7), into: &$0) })
+        _ = try #require(await raw.receiveFrame())
+        #expect(try await Self.receiveChanges(raw, count: 5) == Array(1...5), "from the files")
+        for _ in 0..<2 { _ = try await records.create(sampleBody()) }
+        #expect(try await Self.receiveChanges(raw, count: 2) == [6, 7], "from memory")
+        for _ in 0..<60 { _ = try await records.create(sampleBody()) }
+        raw.send(RawConnection.frame(Opcode.feedCredit, id: 0) { FeedMessages.encodeCredit(1000, into: &$0) })
+        #expect(try await Self.receiveChanges(raw, count: 60) == Array(8...67), "memory held the last eight: the rest came from the files")
+        for _ in 0..<3 { _ = try await records.create(sampleBody()) }
+        #expect(try await Self.receiveChanges(raw, count: 3) == [68, 69, 70])
+        let statistics = server.application.context.feed.statistics
+        #expect(statistics.fellBehindMemory == 1)
+        #expect(statistics.changesFromMemory >= 5 && statistics.changesFromMemory <= 13, "6, 7, the last eight at most, 68 to 70")
+        #expect(server.application.context.feed.recentRecordsHeld <= 8)
+        try await server.stop()
+    }
+
     @Test func aRestoreReachesALiveSubscriberAsOneChange() async throws {
         let directory = TemporaryDirectory()
         let server = try await TestServer.start(persistence: Self.persistence(directory))

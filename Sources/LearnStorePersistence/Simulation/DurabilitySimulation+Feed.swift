@@ -3,8 +3,9 @@ import LearnStoreModel
 
 /// Change-feed subscribers in the simulation: each tenant that writes has one, which reads the tenant's
 /// committed records from the WAL files as the server's feed does (``WALTail/start(tenant:after:tenantSequence:)``
-/// to find its place, ``WALTailReader`` to read), drops its reader at every crash and resumes after the
-/// last sequence it was given, and re-bootstraps (as a subscriber would, from an export) when told its
+/// to find its place, ``WALTailReader`` to read) and, once caught up, from the tenant's
+/// ``RecentChanges`` in memory until it falls behind them; it drops its reader at every crash and
+/// resumes after the last sequence it was given, and re-bootstraps (as a subscriber would, from an export) when told its
 /// changes are gone. Checked: it gets each change once, in order, with only restores in a gap; never a
 /// write that was not committed, was rolled back, or is lost at a later start (under `always`, and under
 /// the relaxed policies unless a machine crash lost the page cache, which they document); and at the
@@ -13,8 +14,13 @@ import LearnStoreModel
 /// Its decisions come from a random stream of its own and reading changes nothing, so a seed runs the
 /// same storage steps with or without followers.
 struct FeedFollower {
+    final class Identity: Sendable {}
+
+    let identity = Identity()
     var lastSequence: UInt64 = 0
     var reader: WALTailReader?
+    /// Reading the tenant's recent changes in memory rather than the log.
+    var readingMemory = false
     /// Every change given to it since its last re-bootstrap: sequence and LSN.
     var delivered: [(sequence: UInt64, lsn: UInt64)] = []
     /// Under a relaxed policy a machine crash can lose log records a snapshot already holds: their
@@ -29,11 +35,28 @@ extension DurabilitySimulation {
         history[tenant]?.last(where: \.acknowledged)?.sequence ?? 0
     }
 
+    /// Gives every tenant's actor new recent changes (a start builds new actors), held for 1 to 24
+    /// records, so that followers often fall behind them.
+    mutating func attachRecentChanges() {
+        recentChanges = [:]
+        guard options.feedFollowers else { return }
+        let wal: WriteAheadLog = self.wal
+        for tenant in tenantIDs {
+            let recent = RecentChanges(tenantID: tenant, maximumRecords: 1 + feedRandom.next(below: 24)) { wal.committedLSN }
+            _ = actors[tenant]!.withExclusiveAccess { $0.attachChangeTap(recent) }
+            recentChanges[tenant] = recent
+        }
+    }
+
     mutating func follow() throws {
         guard options.feedFollowers, feedRandom.next(below: 100) < 12 else { return }
         let tenant = tenantIDs[feedRandom.next(below: tenantIDs.count)]
         var follower = followers[tenant] ?? FeedFollower()
         defer { followers[tenant] = follower }
+        if follower.readingMemory {
+            try followFromMemory(&follower, tenant, maximum: 1 + feedRandom.next(below: 20))
+            return
+        }
         if follower.reader == nil {
             let tail = wal.tail
             switch tail.start(tenant: tenant, after: follower.lastSequence, tenantSequence: max(follower.lastSequence, acknowledgedSequence(tenant))) {
@@ -58,8 +81,42 @@ extension DurabilitySimulation {
         } catch .storage(let reason) {
             throw SimulationFailure("tenant \(tenant): the feed could not read the WAL: \(reason)")
         }
+        try deliver(batch.records, to: &follower, tenant, committed: committed)
+        if batch.caughtUp, let stalled = batch.stalled, !wal.hasFailures {
+            throw SimulationFailure("tenant \(tenant): the feed stalled on a healthy log: \(stalled)")
+        }
+        if batch.caughtUp, batch.stalled == nil, let recent = recentChanges[tenant],
+           recent.join(ObjectIdentifier(follower.identity), throughSequence: follower.lastSequence, passedLSN: follower.reader!.position.lastLSN) {
+            follower.readingMemory = true
+            follower.reader = nil
+        }
+    }
+
+    /// Reads on from the tenant's recent changes, as a caught-up subscription of the server does; back
+    /// to the log (from the segment of its next change) when memory no longer holds all it needs.
+    mutating func followFromMemory(_ follower: inout FeedFollower, _ tenant: String, maximum: Int) throws {
+        let committed = wal.committedLSN
+        let wal: WriteAheadLog = self.wal
+        let read = recentChanges[tenant]!.read(
+            ObjectIdentifier(follower.identity), throughSequence: follower.lastSequence, committed: committed, maximum: maximum,
+            checkFailures: wal.hasFailures,
+            resolve: { lsn in !wal.hasFailed(lsn) ? .take : wal.failedWriteMayReturn(lsn) ? .stop : .skip }, wake: {})
+        switch read {
+        case .behind:
+            follower.readingMemory = false
+            result.feedFellBehindMemory += 1
+        case .records(let records, _, _):
+            let before = result.feedChanges
+            try deliver(records.filter { $0.entry.sequence > follower.lastSequence }, to: &follower, tenant, committed: committed)
+            result.feedChangesFromMemory += result.feedChanges - before
+        }
+    }
+
+    /// Checks and takes the changes a read gave: committed, in the tenant's history, in order, with only
+    /// restores (or what a documented loss allows) in a gap.
+    mutating func deliver(_ records: [WALRecord], to follower: inout FeedFollower, _ tenant: String, committed: UInt64) throws {
         let applied = history[tenant] ?? []
-        for record in batch.records {
+        for record in records {
             let sequence = record.entry.sequence
             guard record.lsn <= committed, !wal.hasFailed(record.lsn) else {
                 throw SimulationFailure("tenant \(tenant): the feed gave LSN \(record.lsn), which is not committed (mark \(committed)) or failed")
@@ -78,15 +135,13 @@ extension DurabilitySimulation {
             follower.delivered.append((sequence, record.lsn))
             result.feedChanges += 1
         }
-        if batch.caughtUp, let stalled = batch.stalled, !wal.hasFailures {
-            throw SimulationFailure("tenant \(tenant): the feed stalled on a healthy log: \(stalled)")
-        }
     }
 
     /// What a subscriber does after FEED_TRUNCATED: re-reads the tenant (an export at its committed
     /// sequence) and follows from there.
     mutating func rebootstrap(_ follower: inout FeedFollower, _ tenant: String, because reason: String) throws {
         follower.reader = nil
+        follower.readingMemory = false
         follower.lastSequence = max(follower.lastSequence, acknowledgedSequence(tenant))
         follower.delivered.removeAll()
         result.feedTruncations += 1
@@ -95,7 +150,10 @@ extension DurabilitySimulation {
 
     /// At a crash the followers' connections drop; they resume after their last sequence.
     mutating func dropFollowers() {
-        for tenant in followers.keys { followers[tenant]!.reader = nil }
+        for tenant in followers.keys {
+            followers[tenant]!.reader = nil
+            followers[tenant]!.readingMemory = false
+        }
     }
 
     /// After a start: every change a follower was given is still in its tenant's history (a machine
@@ -125,8 +183,14 @@ extension DurabilitySimulation {
         guard options.feedFollowers else { return }
         for tenant in tenantIDs {
             var follower = followers[tenant] ?? FeedFollower()
+            // A follower reading memory must reach the end there: nothing it needs may be missing.
+            while follower.readingMemory {
+                let before = follower.lastSequence
+                try followFromMemory(&follower, tenant, maximum: 1000)
+                if follower.readingMemory && follower.lastSequence == before { break }
+            }
             var rounds = 0
-            while true {
+            while !follower.readingMemory {
                 rounds += 1
                 if rounds > 10_000 { throw SimulationFailure("tenant \(tenant): the feed never caught up") }
                 if follower.reader == nil {

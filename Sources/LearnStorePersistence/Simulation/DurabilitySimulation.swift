@@ -52,6 +52,10 @@ public struct DurabilitySimulation {
         /// Changes the feed followers were given, and the times they were told theirs were gone.
         public var feedChanges = 0
         public var feedTruncations = 0
+        /// Of `feedChanges`, those read from the tenants' recent changes in memory, and the times a
+        /// follower reading there fell behind them and went back to the log.
+        public var feedChangesFromMemory = 0
+        public var feedFellBehindMemory = 0
         /// Starts at which the quiet tenant's snapshot lay below the oldest WAL segment (the retention
         /// case of docs/STORAGE-FORMAT.md, recovery step 7).
         public var startsWithQuietTenantBelowOldestSegment = 0
@@ -99,6 +103,9 @@ public struct DurabilitySimulation {
     var uncertainRestores: [String: Applied] = [:]
     /// Change-feed subscribers per tenant, and their own random stream.
     var followers: [String: FeedFollower] = [:]
+    /// Each tenant's recent changes in memory, attached at every start as the server attaches them
+    /// for its subscribers (held for a few records only, so followers fall behind them often).
+    var recentChanges: [String: RecentChanges] = [:]
     var feedRandom: SplitMix64
 
     public init(seed: UInt64, options: Options = Options()) {
@@ -214,6 +221,7 @@ public struct DurabilitySimulation {
             }
             actors[tenant] = actor
         }
+        attachRecentChanges()
         try checkRecovered(outcome)
         try checkFollowersAfterStart(mayLoseAcknowledged: options.policy != .always && lastCrashLostPageCache, tailLossAbove: tailLossAbove)
         tailLossAbove = nil

@@ -15,10 +15,13 @@ public final class FeedHub: Sendable {
     private let state = Mutex(State())
     let maximum: Int
     let maximumPerTenant: Int
+    let memoryRecordsPerTenant: Int
+    public let statistics = FeedStatistics()
 
-    public init(maximum: Int, maximumPerTenant: Int) {
+    public init(maximum: Int, maximumPerTenant: Int, memoryRecordsPerTenant: Int = RecentChanges.defaultMaximumRecords) {
         self.maximum = maximum
         self.maximumPerTenant = maximumPerTenant
+        self.memoryRecordsPerTenant = memoryRecordsPerTenant
     }
 
     /// The WAL the feed reads, once recovery has opened it.
@@ -31,10 +34,17 @@ public final class FeedHub: Sendable {
     public var subscriptions: Int { state.withLock { $0.total } }
 
     /// The recent changes of `tenant` its subscriptions share (kept while it has any).
+    /// With no memory for them configured, a closed one: the tenant drops it, subscriptions read the files.
     func recentChanges(for tenant: String, wal: WriteAheadLog) -> RecentChanges {
-        state.withLock { state in
+        let committed: @Sendable () -> UInt64 = { [weak wal] in wal?.committedLSN ?? 0 }
+        guard memoryRecordsPerTenant > 0 else {
+            let unused = RecentChanges(tenantID: tenant, maximumRecords: 0, committedLSN: committed)
+            unused.close()
+            return unused
+        }
+        return state.withLock { state in
             if let existing = state.recent[tenant] { return existing }
-            let created = RecentChanges(tenantID: tenant) { [weak wal] in wal?.committedLSN ?? 0 }
+            let created = RecentChanges(tenantID: tenant, maximumRecords: memoryRecordsPerTenant, committedLSN: committed)
             state.recent[tenant] = created
             return created
         }

@@ -24,6 +24,7 @@ final class FeedSource: @unchecked Sendable {
     private let reader: WALTailReader
     private var translator: FeedTranslator
     let recent: RecentChanges
+    private let statistics: FeedStatistics
     private var readingRecent = false
     private var pending: [FeedChange] = []
     private let announcedRestores = Mutex<[(sequence: UInt64, afterLSN: UInt64, at: Timestamp)]>([])
@@ -33,7 +34,8 @@ final class FeedSource: @unchecked Sendable {
     static let stallLimit: Duration = .seconds(30)
 
     init(tenantID: String, wal: WriteAheadLog, walDirectory: String, fileSystem: any FileSystem,
-         start: WALTailReader.Position, translator: FeedTranslator, recent: RecentChanges) {
+         start: WALTailReader.Position, translator: FeedTranslator, recent: RecentChanges,
+         statistics: FeedStatistics) {
         self.tenantID = tenantID
         self.filter = TenantFilter(tenantID)
         self.queue = DispatchQueue(label: "learnstore-feed-\(tenantID)")
@@ -41,6 +43,7 @@ final class FeedSource: @unchecked Sendable {
         self.reader = WALTailReader(walDirectory: walDirectory, fileSystem: fileSystem, position: start)
         self.translator = translator
         self.recent = recent
+        self.statistics = statistics
     }
 
     var throughSequence: UInt64 { translator.throughSequence }
@@ -92,7 +95,9 @@ final class FeedSource: @unchecked Sendable {
             readLogAgain()
             return nil
         case .records(let records, let readThrough, let then):
-            pending += translator.translate(records, readThroughLSN: readThrough)
+            let changes = translator.translate(records, readThroughLSN: readThrough)
+            statistics.tookFromMemory(changes.count)
+            pending += changes
             switch then {
             case .readMore: return nil
             case .waitForCommit(let lsn): return lsn
@@ -103,6 +108,7 @@ final class FeedSource: @unchecked Sendable {
     /// Memory no longer holds every change after the subscriber's position: read the log from the
     /// segment that holds its next change (or on from where the log was left, if none is known).
     private func readLogAgain() {
+        statistics.fellBehind()
         readingRecent = false
         recent.leave(ObjectIdentifier(self))
         if case .segment(let first) = wal.tail.start(tenant: tenantID, after: translator.throughSequence, tenantSequence: .max),

@@ -92,7 +92,8 @@ enum FeedSubscribe {
             translator.restored(sequence: sequence, afterLSN: lastWrite, at: server.clock.now())
         }
         let source = FeedSource(
-            tenantID: tenantID, wal: wal, walDirectory: log.walDirectory, fileSystem: log.fileSystem, start: position, translator: translator, recent: recent)
+            tenantID: tenantID, wal: wal, walDirectory: log.walDirectory, fileSystem: log.fileSystem, start: position, translator: translator, recent: recent,
+            statistics: server.feed.statistics)
         try server.feed.register(source)
         let batchLimit = Int(FeedMessages.maximumBatchChanges)
         let response = SubscribeResponse(

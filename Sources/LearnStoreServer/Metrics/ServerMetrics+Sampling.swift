@@ -13,6 +13,9 @@ extension ServerMetrics {
         recordTenants(tenants.count, records: records)
         loadingGauge.record(runtime.isLoading ? 1 : 0)
         feedSubscriptionsGauge.record(feed.subscriptions)
+        feedMemoryRecordsGauge.record(feed.recentRecordsHeld)
+        feedChangesFromMemoryGauge.record(feed.statistics.changesFromMemory)
+        feedFellBehindMemoryGauge.record(feed.statistics.fellBehindMemory)
         if let bytes = ResidentMemory.current() { residentMemoryGauge.record(bytes) }
     }
 }

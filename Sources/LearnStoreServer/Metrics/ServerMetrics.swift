@@ -60,6 +60,9 @@ public final class ServerMetrics: Sendable {
     let loadingGauge: Gauge
     let residentMemoryGauge: Gauge
     let feedSubscriptionsGauge: Gauge
+    let feedMemoryRecordsGauge: Gauge
+    let feedChangesFromMemoryGauge: Gauge
+    let feedFellBehindMemoryGauge: Gauge
     let feedChanges: Counter
     let walWriteTimer: Metrics.Timer
     let walSyncTimer: Metrics.Timer
@@ -103,6 +106,9 @@ public final class ServerMetrics: Sendable {
         loadingGauge = Gauge(label: "learnstore_loading", factory: factory)
         residentMemoryGauge = Gauge(label: "learnstore_resident_memory_bytes", factory: factory)
         feedSubscriptionsGauge = Gauge(label: "learnstore_feed_subscriptions", factory: factory)
+        feedMemoryRecordsGauge = Gauge(label: "learnstore_feed_memory_records", factory: factory)
+        feedChangesFromMemoryGauge = Gauge(label: "learnstore_feed_changes_from_memory", factory: factory)
+        feedFellBehindMemoryGauge = Gauge(label: "learnstore_feed_fell_behind_memory", factory: factory)
         feedChanges = Counter(label: "learnstore_feed_changes_total", factory: factory)
         walWriteTimer = Metrics.Timer(label: Name.walWrite, factory: factory)
         walSyncTimer = Metrics.Timer(label: Name.walSync, factory: factory)

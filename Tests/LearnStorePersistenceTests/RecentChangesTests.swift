@@ -1,15 +1,19 @@
 import LearnStoreEngine
 import LearnStoreModel
-import LearnStorePersistence
 import Synchronization
 import Testing
-@testable import LearnStoreServer
+@testable import LearnStorePersistence
 
 /// The tenant's recent changes in memory: what a caught-up subscriber reads instead of the log.
 @Suite struct RecentChangesTests {
     static func entry(_ sequence: UInt64, records: Int = 1) -> LogEntry {
         LogEntry(tenantID: "t", sequence: sequence, timestamp: Timestamp(milliseconds: Int64(sequence)),
-                 mutations: [.putRecords((0..<records).map { FeedTranslatorTests.record(sequence * 1000 + UInt64($0)) })])
+                 mutations: [.putRecords((0..<records).map { Self.learningRecord(sequence * 1000 + UInt64($0)) })])
+    }
+
+    static func learningRecord(_ n: UInt64) -> LearningRecord {
+        LearningRecord(id: RecordID(high: n, low: n), tenantID: "t", createdAt: Timestamp(milliseconds: 1),
+                       updatedAt: Timestamp(milliseconds: 1), personID: UUID16(high: 2, low: 2))
     }
 
     static func record(_ lsn: UInt64, sequence: UInt64, records: Int = 1) -> WALRecord {

@@ -1,5 +1,4 @@
 import LearnStoreEngine
-import LearnStorePersistence
 import Synchronization
 
 /// The shell around one tenant's ``RecentChangesBuffer``: the tenant appends to it (as its
@@ -8,8 +7,8 @@ import Synchronization
 /// a write before it is held: an append of a write already committed wakes the subscriptions that
 /// read everything, or they would wait for a commit that may never come. The buffer releases what
 /// every subscription reading it has passed.
-final class RecentChanges: TenantChangeTap, Sendable {
-    enum Read {
+public final class RecentChanges: TenantChangeTap, Sendable {
+    public enum Read: Sendable {
         /// The subscription is behind what is held: read the log.
         case behind
         /// The held writes after the reader's position up to the commit mark; every write of the
@@ -17,7 +16,7 @@ final class RecentChanges: TenantChangeTap, Sendable {
         case records([WALRecord], readThroughLSN: UInt64, then: Then)
     }
 
-    enum Then: Equatable {
+    public enum Then: Sendable, Equatable {
         /// The read stopped at its maximum: read again.
         case readMore
         /// Everything committed is read: wait until this LSN is committed (or the reader's wake).
@@ -25,7 +24,7 @@ final class RecentChanges: TenantChangeTap, Sendable {
     }
 
     /// What a read does with a held write at or below the commit mark.
-    enum Resolution {
+    public enum Resolution: Sendable {
         case take
         /// It failed and will never be durable: pass over it.
         case skip
@@ -45,20 +44,20 @@ final class RecentChanges: TenantChangeTap, Sendable {
     }
 
     private let state: Mutex<State>
-    let tenantID: String
+    public let tenantID: String
     private let committedLSN: @Sendable () -> UInt64
 
     /// A few thousand records per tenant: a caught-up subscriber needs only what the last commits
     /// added; one that falls further behind reads the log, as a new one does.
-    static let defaultMaximumRecords = 4096
+    public static let defaultMaximumRecords = 4096
 
-    init(tenantID: String, maximumRecords: Int = RecentChanges.defaultMaximumRecords, committedLSN: @escaping @Sendable () -> UInt64) {
+    public init(tenantID: String, maximumRecords: Int = RecentChanges.defaultMaximumRecords, committedLSN: @escaping @Sendable () -> UInt64) {
         self.tenantID = tenantID
         self.committedLSN = committedLSN
         self.state = Mutex(State(buffer: RecentChangesBuffer(maximumRecords: maximumRecords)))
     }
 
-    func appended(_ entry: LogEntry, lsn: UInt64) -> Bool {
+    public func appended(_ entry: LogEntry, lsn: UInt64) -> Bool {
         let wakes: [@Sendable () -> Void]? = state.withLock { state in
             guard !state.closed else { return nil }
             state.buffer.append(WALRecord(lsn: lsn, entry: entry))
@@ -78,13 +77,13 @@ final class RecentChanges: TenantChangeTap, Sendable {
     }
 
     /// The tenant stood at `sequence` when the buffer was attached to it.
-    func attached(atSequence sequence: UInt64) {
+    public func attached(atSequence sequence: UInt64) {
         state.withLock { $0.buffer.start(afterSequence: sequence) }
     }
 
     /// Starts reading for `reader`, which has seen every change up to `sequence` and every record of
     /// the log up to `passedLSN`; false when the buffer does not hold everything after `sequence`.
-    func join(_ reader: ObjectIdentifier, throughSequence sequence: UInt64, passedLSN: UInt64) -> Bool {
+    public func join(_ reader: ObjectIdentifier, throughSequence sequence: UInt64, passedLSN: UInt64) -> Bool {
         state.withLock { state in
             guard !state.closed, state.buffer.holdsEverything(after: sequence) else { return false }
             state.readers[reader] = Reader(passedLSN: passedLSN)
@@ -95,7 +94,7 @@ final class RecentChanges: TenantChangeTap, Sendable {
     /// Reads on for `reader` (which has joined). When it took everything committed that is held, `wake`
     /// is called once if a write at or below the commit mark is appended. Records the reader passed earlier are released once no reader
     /// needs them. `resolve` is asked only about writes that may have failed (`checkFailures`).
-    func read(_ reader: ObjectIdentifier, throughSequence sequence: UInt64, committed: UInt64, maximum: Int, checkFailures: Bool,
+    public func read(_ reader: ObjectIdentifier, throughSequence sequence: UInt64, committed: UInt64, maximum: Int, checkFailures: Bool,
               resolve: (UInt64) -> Resolution, wake: @escaping @Sendable () -> Void) -> Read {
         state.withLock { state in
             guard !state.closed, var me = state.readers[reader], state.buffer.holdsEverything(after: sequence) else {
@@ -125,12 +124,12 @@ final class RecentChanges: TenantChangeTap, Sendable {
     }
 
     /// Stops reading for `reader` (it reads the log again, or its subscription ended).
-    func leave(_ reader: ObjectIdentifier) {
+    public func leave(_ reader: ObjectIdentifier) {
         state.withLock { _ = $0.readers.removeValue(forKey: reader) }
     }
 
     /// No subscription of the tenant is left: hold nothing, and have the tenant stop appending.
-    func close() {
+    public func close() {
         state.withLock { state in
             state.closed = true
             state.readers.removeAll()
@@ -138,5 +137,5 @@ final class RecentChanges: TenantChangeTap, Sendable {
         }
     }
 
-    var heldRecords: Int { state.withLock { $0.buffer.heldRecords } }
+    public var heldRecords: Int { state.withLock { $0.buffer.heldRecords } }
 }

@@ -1,5 +1,4 @@
 import LearnStoreEngine
-import LearnStorePersistence
 
 /// One tenant's newest writes, in LSN order, as the log took them: what a caught-up subscriber reads
 /// instead of the log's files. Pure bookkeeping (RecentChangesBufferTests): it holds at most
