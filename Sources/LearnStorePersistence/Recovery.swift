@@ -54,6 +54,8 @@ public struct Recovery: Sendable {
         public var snapshotSequence: UInt64?
         public var snapshotLSN: UInt64 = 0
         public var rejectedSnapshots: [String] = []
+        /// The sequence of the newest snapshot rejected as damaged: its writes were durable once.
+        public var damagedSnapshotSequence: UInt64?
         public var sequence: UInt64 = 0
         public var records = 0
         public var walRecordsApplied = 0
@@ -334,6 +336,7 @@ public struct Recovery: Sendable {
             report.tenants[tenant, default: TenantReport()].sequence = state.sequence
             report.tenants[tenant, default: TenantReport()].records = state.store.liveCount + state.store.deletedCount
         }
+        try checkNothingBelowDamagedSnapshots(states, &report)
         let newestSnapshotLSN = report.tenants.values.map(\.snapshotLSN).max() ?? 0
         // Segments after a torn tail were not scanned; they hold nothing (checked above).
         for first in segments where !ledgerSegments.contains(where: { $0.firstLSN == first }) {
@@ -341,6 +344,24 @@ public struct Recovery: Sendable {
         }
         return Outcome(states: states, lastLSN: lastLSN, report: report, resume: resume, segments: ledgerSegments,
                        newestSnapshotLSN: newestSnapshotLSN)
+    }
+
+    /// A snapshot is written only of durable writes, so a tenant that recovers to a sequence below a
+    /// snapshot rejected as damaged has lost acknowledged writes (the WAL no longer holds them: a
+    /// machine crash under a relaxed policy took records the snapshot had covered). Recovery refuses to
+    /// start rather than serve the older state, unless forced; a point-in-time restore is exempt.
+    func checkNothingBelowDamagedSnapshots(_ states: [String: TenantState], _ report: inout Report) throws {
+        guard options.stopAtTime == nil else { return }
+        for (tenant, tenantReport) in report.tenants.sorted(by: { $0.key < $1.key }) where options.stopAtSequence[tenant] == nil {
+            guard let damaged = tenantReport.damagedSnapshotSequence else { continue }
+            let recovered = states[tenant]?.sequence ?? 0
+            guard recovered < damaged else { continue }
+            let message = "tenant \(tenant): its snapshot at sequence \(damaged) is damaged and the WAL holds its writes only up to sequence \(recovered); "
+                + "writes \(recovered + 1)…\(damaged) would be lost; snapshots rejected as damaged: " + tenantReport.rejectedSnapshots.joined(separator: "; ")
+            guard options.forceRecovery else { throw Failure(description: message + " (restore the snapshot from a backup, or use --force-recovery to start without those writes)") }
+            report.skippedCorruption.append(message)
+            logger.error("\(message); continuing because of --force-recovery")
+        }
     }
 
     /// Applies one WAL record to its tenant's state if it is newer. Returns whether it was applied.
@@ -394,6 +415,7 @@ public struct Recovery: Sendable {
                 // one, or from nothing, would give another state than the one asked for.
                 if options.snapshotChoice[tenant] != nil { throw Failure(description: "tenant \(tenant): snapshot \(error)") }
                 report.rejectedSnapshots.append("\(error)")
+                report.damagedSnapshotSequence = max(report.damagedSnapshotSequence ?? 0, sequence)
                 logger.error("snapshot rejected; trying an older one", metadata: ["path": "\(path)", "error": "\(error)"])
             }
         }

@@ -41,6 +41,7 @@ import Testing
         (31819, .always),  // a flipped bit in the newest write took changes the feed had given (a documented loss)
         (31965, .always),  // the same, and the lost records left a gap before the next write
         (50229, .everysec),  // a machine crash took log records a snapshot kept, with no later write: the end check wanted them read
+        (106484, .everysec),  // then a bit flipped in that snapshot: recovery fell back to an older one and lost acknowledged writes without a word
     ]
 
     static func check(_ seeds: [UInt64], policy: FsyncPolicy, segmentBytes: Int? = nil) {
@@ -128,6 +129,8 @@ import Testing
         #expect(total(\.slowSyncs) > 0 && total(\.bitFlips) > 0 && total(\.outcomeIngests) > 0 && total(\.restores) > 0)
         #expect(results.filter { $0.detectedCorruption != nil }.count < 10, "most seeds run to their end")
         #expect(total(\.feedChanges) > 100 && total(\.feedTruncations) > 0, "feed: \(total(\.feedChanges)) changes, \(total(\.feedTruncations)) truncations")
+        #expect(total(\.feedChangesFromMemory) > 0 && total(\.feedFellBehindMemory) > 0,
+                "feed from memory: \(total(\.feedChangesFromMemory)) changes, \(total(\.feedFellBehindMemory)) falls behind")
     }
 
     /// With a feed window the followers keep up across crashes; the window holds segments that the

@@ -107,6 +107,40 @@ import Testing
         #expect(allRecords(try #require(outcome.states["t1"])) == allRecords(state))
     }
 
+    /// The newest snapshot held writes the WAL no longer has (a machine crash under a relaxed policy
+    /// took their records after the snapshot was written). Damaged, it cannot be replaced by an older
+    /// one without losing acknowledged writes: recovery names it and refuses, unless forced.
+    @Test func aDamagedSnapshotWhoseWritesTheWALLacksStopsRecovery() throws {
+        let dir = TemporaryDirectory()
+        let data = DataDirectory(dir.path)
+        let fs = PosixFileSystem()
+        var state = TenantState(tenantID: "t1")
+        var records: [WALRecord] = []
+        for n in 1...8 {
+            let mutations: [TenantMutation] = [.putRecords([sampleRecord(n)])]
+            state.apply(mutations, sequence: UInt64(n))
+            records.append(WALRecord(lsn: UInt64(n), entry: LogEntry(tenantID: "t1", sequence: UInt64(n), timestamp: Timestamp(milliseconds: 1), mutations: mutations)))
+            if n == 3 || n == 8 {
+                _ = try SnapshotFile.write(state.capture(), lsn: UInt64(n), createdAt: Timestamp(milliseconds: 1), directory: data.tenantDirectory("t1"), fileSystem: fs)
+            }
+        }
+        // The log kept its records up to sequence 5 only.
+        try fs.createDirectory(data.walDirectory)
+        try fs.openForWriting(data.segmentPath(1), create: true).write(buildSegment(batches: [Array(records.prefix(5))]).bytes + [UInt8](repeating: 0, count: 512), at: 0)
+        let newest = data.snapshotPath("t1", sequence: 8)
+        var bytes = try fs.readWholeFile(newest)
+        bytes[bytes.count / 2] ^= 0xFF
+        try fs.openForWriting(newest, create: false).write(bytes, at: 0)
+
+        let refusal = #expect(throws: Recovery.Failure.self) { try Recovery(options: Recovery.Options(directory: data)).run() }
+        #expect(refusal?.description.contains("sequence 8 is damaged") == true && refusal?.description.contains(newest) == true, "\(String(describing: refusal))")
+        var forced = Recovery.Options(directory: data)
+        forced.forceRecovery = true
+        let outcome = try Recovery(options: forced).run()
+        #expect(outcome.states["t1"]?.sequence == 5)
+        #expect(outcome.report.skippedCorruption.count == 1)
+    }
+
     /// A failed write rolled back by its tenant can stay in the file until its wipe is synced; a
     /// snapshot taken after the rollback (here an online restore's, one sequence above the tenant's)
     /// carries the failed write's LSN. A crash before the wipe must not replay that write over it,
