@@ -4,7 +4,9 @@ import Zstd
 
 /// Compresses a snapshot's blocks on other threads while the caller goes on encoding the next ones,
 /// and hands them back in submission order. At most `width` blocks are in flight, so memory stays at
-/// `width` blocks whatever the tenant's size. With a width of 1 everything runs on the caller's thread.
+/// `width` blocks whatever the tenant's size. With a width of 1 everything runs on the caller's thread,
+/// and so does a snapshot of a single block (most tenants): the first block waits for a second before
+/// it is handed to another thread, and is compressed here if none comes.
 final class BlockCompressionPipeline: Sendable {
     private final class Slot: Sendable {
         let chunk: [UInt8]
@@ -16,6 +18,8 @@ final class BlockCompressionPipeline: Sendable {
     private let level: Int
     private let width: Int
     private let inFlight = Mutex<[Slot]>([])
+    /// The first block, not yet handed off (nothing else is in flight while it is held).
+    private let held = Mutex<[UInt8]?>(nil)
 
     init(level: Int, width: Int) {
         self.level = level
@@ -26,6 +30,16 @@ final class BlockCompressionPipeline: Sendable {
     /// for the oldest when `width` are in flight.
     func submit(_ chunk: [UInt8], deliver: ([UInt8], [UInt8]) throws -> Void) throws {
         if width == 1 { return try deliver(chunk, try Zstd.compress(chunk, level: level)) }
+        if inFlight.withLock({ $0.isEmpty }) && held.withLock({ $0 == nil }) {
+            held.withLock { $0 = chunk }
+            return
+        }
+        if let first = held.withLock({ block in defer { block = nil }; return block }) { dispatch(first) }
+        dispatch(chunk)
+        while inFlight.withLock({ $0.count }) >= width { try deliverOldest(deliver) }
+    }
+
+    private func dispatch(_ chunk: [UInt8]) {
         let slot = Slot(chunk: chunk)
         inFlight.withLock { $0.append(slot) }
         let level = level
@@ -33,11 +47,13 @@ final class BlockCompressionPipeline: Sendable {
             slot.result.withLock { $0 = Result { try Zstd.compress(slot.chunk, level: level) } }
             slot.done.signal()
         }
-        while inFlight.withLock({ $0.count }) >= width { try deliverOldest(deliver) }
     }
 
     /// Waits for every block still in flight and delivers them in order.
     func finish(deliver: ([UInt8], [UInt8]) throws -> Void) throws {
+        if let only = held.withLock({ block in defer { block = nil }; return block }) {
+            return try deliver(only, try Zstd.compress(only, level: level))
+        }
         while inFlight.withLock({ !$0.isEmpty }) { try deliverOldest(deliver) }
     }
 

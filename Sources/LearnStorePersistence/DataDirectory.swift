@@ -42,7 +42,7 @@ public struct DataDirectory: Sendable {
     /// Takes an exclusive lock on the directory (flock on `LOCK`); held until ``unlock(_:)`` or the
     /// process exits.
     public func lock() throws -> Int32 {
-        try PosixFileSystem().createDirectory(path)
+        try PosixFileSystem().createDurableDirectory(path)
         let fd = open(path + "/LOCK", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw StorageError("open", path + "/LOCK", code: errno) }
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {

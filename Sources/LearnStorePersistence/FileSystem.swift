@@ -38,6 +38,24 @@ public protocol FileSystem: Sendable {
     func exists(_ path: String) -> Bool
 }
 
+extension FileSystem {
+    /// Creates `path` and any missing parents so that a machine crash keeps them: once a directory is
+    /// created, its parent is synced (a new entry is durable only then, whatever is synced inside it).
+    /// An existing directory costs one check, so one whose parent could not be synced is removed
+    /// again (it is empty), and the next call retries.
+    public func createDurableDirectory(_ path: String) throws(StorageError) {
+        guard !exists(path) else { return }
+        let slash = path.lastIndex(of: "/")
+        let parent = slash.map { $0 == path.startIndex ? "/" : String(path[..<$0]) } ?? "."
+        if parent != "/" && parent != "." { try createDurableDirectory(parent) }
+        try createDirectory(path)
+        do { try syncDirectory(parent) } catch {
+            try? removeDirectory(path)
+            throw error
+        }
+    }
+}
+
 /// An open file.
 public protocol StorageFile: AnyObject, Sendable {
     var path: String { get }
@@ -195,6 +213,7 @@ extension FileSystem {
     /// Replaces the small file `path` in `directory` with `bytes` durably: a temporary file, synced,
     /// renamed over it, the directory synced. A crash leaves the old content or the new, never a mix.
     public func replaceDurably(_ path: String, with bytes: [UInt8], directory: String) throws(StorageError) {
+        try createDurableDirectory(directory)
         let temporary = path + ".tmp"
         let file = try openForWriting(temporary, create: true)
         do throws(StorageError) {

@@ -210,6 +210,9 @@ public final class PersistenceController: Sendable {
         var unresolved: [UInt64]
     }
 
+    /// Read once: Foundation reads the cgroup's CPU files each time it is asked.
+    static let cores = ProcessInfo.processInfo.activeProcessorCount
+
     /// The blocking part of a round (runs on the snapshot queue, never on an actor or event loop).
     /// A capture holding a write that failed is not written: that write is being undone. Nor is one
     /// at the LSN of a failed write still in the log (see ``FailedWriteNotYetWiped``).
@@ -246,7 +249,7 @@ public final class PersistenceController: Sendable {
         let now = clock.now()
         // A round that may use every core compresses each tenant's blocks on all of them too (a
         // SNAPSHOT request writes one tenant); a background round leaves the other core to serving.
-        let compressors = compressors ?? (parallel ? ProcessInfo.processInfo.activeProcessorCount : 1)
+        let compressors = compressors ?? (parallel ? Self.cores : 1)
         @Sendable func writeOne(_ index: Int) {
             let (capture, lsn) = captures[index]
             let start = ContinuousClock.now

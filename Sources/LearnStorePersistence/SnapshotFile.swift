@@ -25,7 +25,7 @@ public enum SnapshotFile {
         _ capture: TenantCapture, lsn: UInt64, createdAt: Timestamp, directory: String, level: Int = 1,
         compressors: Int = 1, fileSystem fs: any FileSystem
     ) throws -> WriteResult {
-        try fs.createDirectory(directory)
+        try fs.createDurableDirectory(directory)
         let finalPath = directory + "/" + SnapshotHeader.fileName(sequence: capture.sequence)
         let temporaryPath = finalPath + ".tmp"
         let file = try fs.openForWriting(temporaryPath, create: true)

@@ -138,7 +138,7 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
         self.clock = clock
         self.logger = logger
         let fs = configuration.fileSystem
-        try fs.createDirectory(configuration.directory)
+        try fs.createDurableDirectory(configuration.directory)
         try? fs.remove(Self.preparedPath(configuration.directory))
         try? fs.remove(Self.newSegmentPath(configuration.directory))
         preparer = WALSegmentPreparer(fileSystem: fs, path: Self.preparedPath(configuration.directory), logger: logger)

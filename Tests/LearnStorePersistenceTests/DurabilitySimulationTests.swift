@@ -42,6 +42,10 @@ import Testing
         (31965, .always),  // the same, and the lost records left a gap before the next write
         (50229, .everysec),  // a machine crash took log records a snapshot kept, with no later write: the end check wanted them read
         (106484, .everysec),  // then a bit flipped in that snapshot: recovery fell back to an older one and lost acknowledged writes without a word
+        (1, .always),  // a new tenant directory never synced into its parent: a machine crash took its only snapshot
+        (114, .always),  // a directory whose parent sync failed was never synced again (it existed, so it was not created again)
+        (68, .everysec),  // the same
+        (86, .everysec),  // the same
     ]
 
     static func check(_ seeds: [UInt64], policy: FsyncPolicy, segmentBytes: Int? = nil) {

@@ -32,17 +32,17 @@ public enum CatchUpInstall {
             for (index, path) in paths.enumerated() where fs.exists(staging.stagedPath(index)) {
                 let target = data.path + "/" + path
                 let parent = String(target[..<target.lastIndex(of: "/")!])
-                try fs.createDirectory(parent)
+                try fs.createDurableDirectory(parent)
                 try fs.rename(staging.stagedPath(index), to: target)
                 directories.insert(parent)
             }
-            try fs.createDirectory(data.walDirectory)
-            try fs.createDirectory(data.tenantsDirectory)
+            try fs.createDurableDirectory(data.walDirectory)
+            try fs.createDurableDirectory(data.tenantsDirectory)
             for directory in directories.sorted(by: { $0.count > $1.count }) { try fs.syncDirectory(directory) }
             let own = try EpochHistory.read(directory: historyDirectory, fs)
             var history = try EpochHistory(starts: primary.starts, promised: primary.promised)
             _ = history.promise(own.promised)
-            try fs.createDirectory(historyDirectory)
+            try fs.createDurableDirectory(historyDirectory)
             try history.write(directory: historyDirectory, fs)
             try fs.remove(staging.completePath)
             try fs.syncDirectory(staging.directory)

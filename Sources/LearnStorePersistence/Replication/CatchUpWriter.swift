@@ -71,7 +71,7 @@ public final class CatchUpWriter {
         fs = fileSystem
         do throws(StorageError) {
             try CatchUpInstall.discard(staging, fs)
-            try fs.createDirectory(staging.directory)
+            try fs.createDurableDirectory(staging.directory)
         } catch { throw error.learnStoreError }
     }
 

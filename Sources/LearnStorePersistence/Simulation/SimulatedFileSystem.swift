@@ -40,6 +40,9 @@ public final class SimulatedFileSystem: FileSystem, @unchecked Sendable {
     /// The names a machine crash leaves (as of each directory's last sync).
     private var durableNames: [String: Node] = [:]
     private var directories: Set<String> = []
+    /// The directories a machine crash leaves: a new directory's entry is durable once its parent is
+    /// synced; a directory that is lost takes everything under it.
+    private var durableDirectories: Set<String> = []
     private var random: SplitMix64
     public var rates = FaultRates()
     public var slowSyncs = SlowSyncs()
@@ -64,15 +67,33 @@ public final class SimulatedFileSystem: FileSystem, @unchecked Sendable {
     public func processCrash() {}
 
     /// The machine died: every file keeps its synced bytes plus a prefix of what changed since (the
-    /// kernel wrote part of it back, in order), and every directory its synced names.
+    /// kernel wrote part of it back, in order), every directory its synced names, and only directories
+    /// whose own entry was synced in their parent survive, with what is under them.
     public func machineCrash() {
         lock.withLock {
             var seen = Set<ObjectIdentifier>()
             for node in Array(names.values) + Array(durableNames.values) where seen.insert(ObjectIdentifier(node)).inserted {
                 tear(node)
             }
+            func reachable(_ path: String) -> Bool {
+                var parent = Self.parent(of: path)
+                while let current = parent {
+                    guard durableDirectories.contains(current) else { return false }
+                    parent = Self.parent(of: current)
+                }
+                return true
+            }
+            durableDirectories = durableDirectories.filter(reachable)
+            directories = durableDirectories
+            durableNames = durableNames.filter { reachable($0.key) }
             names = durableNames
         }
+    }
+
+    /// The directory holding `path`; nil for a top-level name (the root always exists).
+    static func parent(of path: String) -> String? {
+        guard let slash = path.lastIndex(of: "/"), slash != path.startIndex else { return nil }
+        return String(path[..<slash])
     }
 
     private func tear(_ node: Node) {
@@ -189,10 +210,11 @@ public final class SimulatedFileSystem: FileSystem, @unchecked Sendable {
             func inDirectory(_ name: String) -> Bool { name.hasPrefix(prefix) && !name.dropFirst(prefix.count).contains("/") }
             durableNames = durableNames.filter { !inDirectory($0.key) }
             for (name, node) in names where inDirectory(name) { durableNames[name] = node }
+            durableDirectories = durableDirectories.filter { !inDirectory($0) }.union(directories.filter(inDirectory))
         }
     }
 
-    public func exists(_ path: String) -> Bool { lock.withLock { names[path] != nil || directories.contains(path) } }
+    public func exists(_ path: String) -> Bool { lock.withLock { path == "/" || names[path] != nil || directories.contains(path) } }
 
     // MARK: file operations
 

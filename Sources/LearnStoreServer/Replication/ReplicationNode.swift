@@ -73,7 +73,7 @@ public final class ReplicationNode: Sendable {
         self.clock = clock
         self.fileSystem = fileSystem
         self.directory = directory
-        try fileSystem.createDirectory(directory)
+        try fileSystem.createDurableDirectory(directory)
         let history = try EpochHistory.read(directory: directory, fileSystem)
         let role: NodeRole = configuration.follow.isEmpty ? .primary : .replica
         state = Mutex(State(role: role, history: history, replicaSet: ReplicaSetState(configuration: configuration.replicaSet, localDurableLSN: 0)))
