@@ -138,11 +138,29 @@ public struct ByteReader {
         let start = offset
         let count = try readLength(limit: limit)
         let raw = try readBytes(count)
-        guard let string = raw.withMemoryRebound(to: UInt8.self, { String(validating: $0, as: UTF8.self) }) else {
+        guard let string = raw.withMemoryRebound(to: UInt8.self, Self.utf8String) else {
             offset = start
             throw error("string is not valid UTF-8")
         }
         return string
+    }
+
+    /// Most strings are ASCII, which needs no validation beyond the high bits (checked eight bytes at a
+    /// time): about half the cost of `String(validating:as:)`, which the rest still get.
+    static func utf8String(_ bytes: UnsafeBufferPointer<UInt8>) -> String? {
+        let raw = UnsafeRawBufferPointer(bytes)
+        var highBits: UInt64 = 0
+        var index = 0
+        while index + 8 <= raw.count {
+            highBits |= raw.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+            index += 8
+        }
+        while index < raw.count {
+            highBits |= UInt64(raw[index])
+            index += 1
+        }
+        if highBits & 0x8080_8080_8080_8080 == 0 { return String(decoding: bytes, as: UTF8.self) }
+        return String(validating: bytes, as: UTF8.self)
     }
 
     public mutating func readUUID() throws(DecodeError) -> UUID16 {
