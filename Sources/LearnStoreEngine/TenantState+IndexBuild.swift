@@ -16,6 +16,11 @@ extension TenantState {
     /// cheaper in CPU: about 6 ms of inserts under the lock at 1.45 µs a slot.
     public static let offLockIndexBacklog = 4096
 
+    /// A tenant smaller than this is caught up in place whatever its backlog: a build over all of it
+    /// holds the lock about a millisecond at most, less than a thread of its own costs (the scheduler's
+    /// catch-up after a bulk load of 10,000 small tenants started 10,000 threads).
+    public static let offLockBulkSlots = 1024
+
     /// A read builds off the lock when catching up in place would hold the lock at least this long.
     /// Below it, a thread hand-off and the wait for it cost the reader more than the catch-up.
     public static let offLockReadMicroseconds = 1000.0
@@ -38,12 +43,14 @@ extension TenantState {
     }
 
     /// A build worth running off the lock: the backlog is one a catch-up would build in bulk (a
-    /// quarter of the tenant or more), or at least `minimumBacklog` slots. Nil otherwise, and during
+    /// quarter of the tenant or more) in a tenant of at least `minimumSlots`, or at least
+    /// `minimumBacklog` slots. Nil otherwise, and during
     /// recovery's bulk load (it builds the indexes itself at its end).
-    public func indexBuild(minimumBacklog: Int = offLockIndexBacklog) -> IndexBuild? {
+    public func indexBuild(minimumBacklog: Int = offLockIndexBacklog, minimumSlots: Int = offLockBulkSlots) -> IndexBuild? {
         guard !indexes.secondaryDeferred else { return nil }
         let backlog = indexes.backlog(in: store)
-        guard backlog > 0, backlog * 4 >= store.slotCount || backlog >= minimumBacklog else { return nil }
+        let bulk = backlog * 4 >= store.slotCount && store.slotCount >= minimumSlots
+        guard backlog > 0, bulk || backlog >= minimumBacklog else { return nil }
         return IndexBuild(store: store, storeRevision: storeRevision)
     }
 

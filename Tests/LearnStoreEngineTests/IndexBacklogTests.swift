@@ -117,7 +117,7 @@ import LearnStoreTestSupport
         var h = Harness()
         _ = try h.state.createBatch((0..<300).map { _ in Self.randomBody(&rng) }, caller: h.who, now: h.tick())
         #expect(h.state.indexBacklog == 300)
-        let build = try #require(h.state.indexBuild())
+        let build = try #require(h.state.indexBuild(minimumSlots: 1))
         let built = build.run()
         #expect(h.state.indexBacklog == 300, "building off the lock leaves the live state alone")
         let installed = h.state.install(built)
@@ -128,7 +128,7 @@ import LearnStoreTestSupport
         #expect(try Self.answers(&h.state, h.who) == Self.answers(&fresh, h.who))
 
         _ = try h.state.createBatch((0..<200).map { _ in Self.randomBody(&rng) }, caller: h.who, now: h.tick())
-        let stale = try #require(h.state.indexBuild()).run()
+        let stale = try #require(h.state.indexBuild(minimumSlots: 1)).run()
         let ids = try h.ids(ListQuery(limit: 1000))
         _ = try h.state.delete(ids[0], caller: h.who, now: h.tick())
         let staleInstalled = h.state.install(stale)
@@ -146,13 +146,27 @@ import LearnStoreTestSupport
         #expect(!replacedInstalled)
     }
 
+    /// A small tenant catches up in place, whatever its backlog: a thread would cost more than the build.
+    @Test func aSmallTenantIsCaughtUpInPlaceAndALargeOneOffTheLock() throws {
+        var rng = SeededGenerator(seed: 13)
+        var small = Harness()
+        _ = try small.state.createBatch((0..<100).map { _ in Self.randomBody(&rng) }, caller: small.who, now: small.tick())
+        #expect(small.state.indexBacklog == 100)
+        #expect(small.state.indexBuild() == nil)
+        var large = Harness()
+        for _ in 0..<2 {
+            _ = try large.state.createBatch((0..<TenantState.offLockBulkSlots / 2).map { _ in Self.randomBody(&rng) }, caller: large.who, now: large.tick())
+        }
+        #expect(large.state.indexBuild() != nil)
+    }
+
     /// Records appended after the copy leave a build valid: it covers the slots it copied, and the
     /// new ones stay in the backlog. A build older than the live indexes is not taken.
     @Test func anOffLockBuildOutlivesAppendsButNotAnOlderCatchUp() throws {
         var rng = SeededGenerator(seed: 12)
         var h = Harness()
         _ = try h.state.createBatch((0..<300).map { _ in Self.randomBody(&rng) }, caller: h.who, now: h.tick())
-        let built = try #require(h.state.indexBuild()).run()
+        let built = try #require(h.state.indexBuild(minimumSlots: 1)).run()
         _ = try h.state.createBatch((0..<40).map { _ in Self.randomBody(&rng) }, caller: h.who, now: h.tick())
         let installed = h.state.install(built)
         #expect(installed)
@@ -162,7 +176,7 @@ import LearnStoreTestSupport
         #expect(try Self.answers(&h.state, h.who) == Self.answers(&fresh, h.who))
 
         _ = try h.state.createBatch((0..<200).map { _ in Self.randomBody(&rng) }, caller: h.who, now: h.tick())
-        let overtaken = try #require(h.state.indexBuild()).run()
+        let overtaken = try #require(h.state.indexBuild(minimumSlots: 1)).run()
         h.state.catchUpIndexes()
         let overtakenInstalled = h.state.install(overtaken)
         #expect(!overtakenInstalled, "the live indexes already cover what the build does")
