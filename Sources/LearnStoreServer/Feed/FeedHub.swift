@@ -9,6 +9,8 @@ public final class FeedHub: Sendable {
         var log: (wal: WriteAheadLog, walDirectory: String, fileSystem: any FileSystem)?
         var byTenant: [String: [ObjectIdentifier: FeedSource]] = [:]
         var recent: [String: RecentChanges] = [:]
+        /// SUBSCRIBEs of each tenant between taking its recent changes and registering (or failing).
+        var opening: [String: Int] = [:]
         var total = 0
     }
 
@@ -35,6 +37,8 @@ public final class FeedHub: Sendable {
 
     /// The recent changes of `tenant` its subscriptions share (kept while it has any).
     /// With no memory for them configured, a closed one: the tenant drops it, subscriptions read the files.
+    /// The caller calls ``openingEnded(_:)`` once it has registered its subscription or given up, so
+    /// that the last subscription leaving meanwhile does not close what the new one holds.
     func recentChanges(for tenant: String, wal: WriteAheadLog) -> RecentChanges {
         let committed: @Sendable () -> UInt64 = { [weak wal] in wal?.committedLSN ?? 0 }
         guard memoryRecordsPerTenant > 0 else {
@@ -43,11 +47,22 @@ public final class FeedHub: Sendable {
             return unused
         }
         return state.withLock { state in
+            state.opening[tenant, default: 0] += 1
             if let existing = state.recent[tenant] { return existing }
             let created = RecentChanges(tenantID: tenant, maximumRecords: memoryRecordsPerTenant, committedLSN: committed)
             state.recent[tenant] = created
             return created
         }
+    }
+
+    /// A SUBSCRIBE that took `recent` registered its subscription or failed; after a failure, `recent`
+    /// is dropped if nobody else follows the tenant.
+    func openingEnded(_ recent: RecentChanges, failed: Bool) {
+        state.withLock { state in
+            guard let count = state.opening[recent.tenantID] else { return }
+            state.opening[recent.tenantID] = count > 1 ? count - 1 : nil
+        }
+        if failed { releaseIfUnused(recent) }
     }
 
     /// Records held in memory for subscriptions, over all tenants.
@@ -80,7 +95,7 @@ public final class FeedHub: Sendable {
     /// write), so a tenant nobody follows costs nothing per write.
     func releaseIfUnused(_ recent: RecentChanges) {
         let unused: Bool = state.withLock { state in
-            guard state.byTenant[recent.tenantID]?.isEmpty ?? true else { return false }
+            guard state.byTenant[recent.tenantID]?.isEmpty ?? true, state.opening[recent.tenantID] == nil else { return false }
             state.byTenant[recent.tenantID] = nil
             if state.recent[recent.tenantID] === recent { state.recent[recent.tenantID] = nil }
             return true

@@ -48,9 +48,11 @@ enum FeedSubscribe {
         let tenant = server.registry.tenant(tenantID)
         let recent = server.feed.recentChanges(for: tenantID, wal: log.wal)
         do {
-            return try await open(request, frame.header, tenant: tenant, recent: recent, log: log, session: session, server: server)
+            let opened = try await open(request, frame.header, tenant: tenant, recent: recent, log: log, session: session, server: server)
+            server.feed.openingEnded(recent, failed: false)
+            return opened
         } catch {
-            server.feed.releaseIfUnused(recent)
+            server.feed.openingEnded(recent, failed: true)
             throw error
         }
     }
