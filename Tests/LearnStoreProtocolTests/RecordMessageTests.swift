@@ -59,7 +59,8 @@ let clearingBody: RecordBody = {
         #expect(throws: DecodeError.self) { try RecordCodec.decodeRecord(unknownBit) }
         var missingRequired = RecordCodec.encode(minimalRecord)
         missingRequired[1] &= ~0x20  // bit 13, person_id
-        #expect(throws: DecodeError.self) { try RecordCodec.decodeRecord(missingRequired) }
+        let missing = #expect(throws: DecodeError.self) { try RecordCodec.decodeRecord(missingRequired) }
+        #expect(missing?.reason == "record lacks required field person_id", "\(String(describing: missing))")
     }
 
     @Test func createRoundTripsWithAndWithoutAnIdempotencyKey() throws {
