@@ -29,6 +29,9 @@ public struct Recovery: Sendable {
         public var readOnly = false
         /// Told how many tenants and WAL segments are done, as recovery goes.
         public var observer: any PersistenceObserver = UnobservedPersistence()
+        /// Load tenants' snapshots on all cores. A simulation turns it off: its disk draws faults from
+        /// one seeded stream, so the order of the tenants' directory syncs must not depend on threads.
+        public var loadsTenantsInParallel = true
 
         public init(directory: DataDirectory) { self.directory = directory }
     }
@@ -104,7 +107,7 @@ public struct Recovery: Sendable {
         let errors = Mutex<[String]>([])
         let diskErrors = Mutex<[StorageError]>([])
         let tenantList = tenantIDs
-        DispatchQueue.concurrentPerform(iterations: tenantList.count) { index in
+        let recoverTenant: @Sendable (Int) -> Void = { index in
             let tenant = tenantList[index]
             if !options.readOnly {
                 // A snapshot's name may not be durable yet (its writer's directory sync failed after
@@ -122,6 +125,11 @@ public struct Recovery: Sendable {
                 errors.withLock { $0.append("\(tenant): \(error)") }
             }
             progressReport.advance { $0.tenantsLoaded += 1 }
+        }
+        if options.loadsTenantsInParallel {
+            DispatchQueue.concurrentPerform(iterations: tenantList.count, execute: recoverTenant)
+        } else {
+            for index in tenantList.indices { recoverTenant(index) }
         }
         if let disk = diskErrors.withLock({ $0.first }) { throw disk }
         if let first = errors.withLock({ $0.first }) { throw Failure(description: first) }

@@ -166,6 +166,7 @@ public struct DurabilitySimulation {
     mutating func boot() throws {
         var recoveryOptions = Recovery.Options(directory: directory)
         recoveryOptions.fileSystem = fs
+        recoveryOptions.loadsTenantsInParallel = false
         let outcome: Recovery.Outcome
         do {
             outcome = try Recovery(options: recoveryOptions, logger: logger).run()

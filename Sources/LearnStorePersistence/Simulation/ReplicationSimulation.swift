@@ -168,6 +168,7 @@ public struct ReplicationSimulation {
         node.history = try EpochHistory.read(directory: node.historyDirectory, node.fs)
         var recoveryOptions = Recovery.Options(directory: node.directory)
         recoveryOptions.fileSystem = node.fs
+        recoveryOptions.loadsTenantsInParallel = false
         let outcome = try Recovery(options: recoveryOptions, logger: logger).run()
         let configuration = WALConfiguration(
             directory: node.directory.walDirectory, policy: .always, segmentBytes: 4 << 10, fileSystem: node.fs,
