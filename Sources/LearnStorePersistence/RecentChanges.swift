@@ -123,6 +123,14 @@ public final class RecentChanges: TenantChangeTap, Sendable {
         }
     }
 
+    /// ``read(_:throughSequence:committed:maximum:checkFailures:resolve:wake:)`` against `wal`: its
+    /// commit mark, and its failed writes passed over, or stopped at while a crash could bring them back.
+    public func read(_ reader: ObjectIdentifier, throughSequence sequence: UInt64, maximum: Int, wal: WriteAheadLog,
+                     wake: @escaping @Sendable () -> Void) -> Read {
+        read(reader, throughSequence: sequence, committed: wal.committedLSN, maximum: maximum, checkFailures: wal.hasFailures,
+             resolve: { lsn in !wal.hasFailed(lsn) ? .take : wal.failedWriteMayReturn(lsn) ? .stop : .skip }, wake: wake)
+    }
+
     /// Stops reading for `reader` (it reads the log again, or its subscription ended).
     public func leave(_ reader: ObjectIdentifier) {
         state.withLock { _ = $0.readers.removeValue(forKey: reader) }

@@ -95,12 +95,9 @@ extension DurabilitySimulation {
     /// Reads on from the tenant's recent changes, as a caught-up subscription of the server does; back
     /// to the log (from the segment of its next change) when memory no longer holds all it needs.
     mutating func followFromMemory(_ follower: inout FeedFollower, _ tenant: String, maximum: Int) throws {
+        let read = recentChanges[tenant]!.read(ObjectIdentifier(follower.identity), throughSequence: follower.lastSequence, maximum: maximum, wal: wal) {}
+        // Read after: every record given is at or below the mark the read used, which only grows.
         let committed = wal.committedLSN
-        let wal: WriteAheadLog = self.wal
-        let read = recentChanges[tenant]!.read(
-            ObjectIdentifier(follower.identity), throughSequence: follower.lastSequence, committed: committed, maximum: maximum,
-            checkFailures: wal.hasFailures,
-            resolve: { lsn in !wal.hasFailed(lsn) ? .take : wal.failedWriteMayReturn(lsn) ? .stop : .skip }, wake: {})
         switch read {
         case .behind:
             follower.readingMemory = false

@@ -84,12 +84,9 @@ final class FeedSource: @unchecked Sendable {
 
     /// One read of the recent changes; what to wait for when it took everything there is.
     private func readRecent(maximumChanges: Int) -> UInt64? {
-        let wal = self.wal
-        let read = recent.read(
-            ObjectIdentifier(self), throughSequence: translator.throughSequence, committed: wal.committedLSN, maximum: maximumChanges,
-            checkFailures: wal.hasFailures,
-            resolve: { lsn in !wal.hasFailed(lsn) ? .take : wal.failedWriteMayReturn(lsn) ? .stop : .skip },
-            wake: { [weak self] in self?.wake() })
+        let read = recent.read(ObjectIdentifier(self), throughSequence: translator.throughSequence, maximum: maximumChanges, wal: wal) {
+            [weak self] in self?.wake()
+        }
         switch read {
         case .behind:
             readLogAgain()
