@@ -220,12 +220,12 @@ public final class PersistenceController: Sendable {
     /// rounds run on one thread, tenant after tenant, yet exercise the pipeline).
     func writeSnapshots(_ all: [SnapshotCapture], parallel: Bool, compressors: Int? = nil) -> [SnapshotResult] {
         let maxLSN = all.flatMap(\.unresolved).max() ?? 0
-        _ = wal.waitUntilCommitted(maxLSN)
+        _ = wal.waitUntilResolvedForSnapshot(maxLSN)
         var results: [SnapshotResult] = []
         var captures: [(TenantCapture, UInt64)] = []
         for entry in all {
             let refusal: String? =
-                if entry.unresolved.contains(where: { wal.committedLSN < $0 || wal.hasFailed($0) }) {
+                if entry.unresolved.contains(where: { wal.snapshotResolvedLSN < $0 || wal.hasFailed($0) }) {
                     "writes in the capture could not be made durable"
                 } else if wal.failedWriteMayReturn(entry.lsn) {
                     "\(FailedWriteNotYetWiped(tenantID: entry.capture.tenantID, lsn: entry.lsn))"

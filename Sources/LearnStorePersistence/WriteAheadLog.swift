@@ -278,6 +278,44 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
     /// The newest LSN this node's log has made durable, whatever replication has acknowledged.
     public var locallyDurableLSN: UInt64 { locallyDurable.load(ordering: .acquiring) }
 
+    /// Sets the gate to exactly `lsn`, lower or not: a replica promoted to primary starts its own
+    /// mark, whatever its old primary's mark was.
+    public func resetCommitGate(_ lsn: UInt64) {
+        condition.lock()
+        commitGate = lsn
+        let shown = publishLocked(ledger.visibleThrough)
+        condition.unlock()
+        if let shown { onCommit?(shown) }
+    }
+
+    /// Whether snapshots wait for the gate too. A primary's gate is its replicas' acknowledgements,
+    /// and its snapshots wait for them; a replica's gate is its primary's commit mark, which only
+    /// decides what reads and the change feed may show: its snapshots need only its own log (a
+    /// replica whose primary is gone must still be able to snapshot and stop).
+    public var snapshotsWaitForGate: Bool {
+        get { gateHoldsSnapshots.load(ordering: .acquiring) }
+        set { gateHoldsSnapshots.store(newValue, ordering: .releasing) }
+    }
+    private let gateHoldsSnapshots = Atomic<Bool>(true)
+
+    /// Every LSN up to this is resolved for a snapshot: durable, unless `hasFailed` says it failed.
+    public var snapshotResolvedLSN: UInt64 { snapshotsWaitForGate ? committedLSN : locallyDurableLSN }
+
+    /// Waits until `lsn` is resolved for a snapshot (see `snapshotsWaitForGate`), at most `timeout`.
+    public func waitUntilResolvedForSnapshot(_ lsn: UInt64, timeout: Duration = .seconds(30)) -> Bool {
+        snapshotsWaitForGate ? waitUntilCommitted(lsn, timeout: timeout) : waitUntilLocallyResolved(lsn, timeout: timeout)
+    }
+
+    /// Waits until this node's own log has resolved `lsn`, whatever the gate; true if it is durable.
+    public func waitUntilLocallyResolved(_ lsn: UInt64, timeout: Duration = .seconds(30)) -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while locallyDurableLSN < lsn, ContinuousClock.now < deadline {
+            flush()
+            usleepWhileWaiting()
+        }
+        return locallyDurableLSN >= lsn && !hasFailed(lsn)
+    }
+
     /// Lets the log acknowledge writes up to `lsn` (replication: every in-sync replica has them).
     /// `.max` lifts the gate. The gate only holds acknowledgements back; it never makes a write durable.
     public func setCommitGate(_ lsn: UInt64) {

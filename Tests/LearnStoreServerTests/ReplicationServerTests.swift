@@ -71,6 +71,41 @@ import Testing
         try await pair.stop()
     }
 
+    /// A write the replica holds durable but the primary has not acknowledged (it waits for a second
+    /// in-sync replica) may still be cut by a failover: the replica does not show it until the
+    /// primary's commit mark covers it.
+    @Test func aReplicaShowsAWriteOnlyOnceThePrimaryAcknowledgedIt() async throws {
+        let pair = try await Self.startPair(primary: Self.node("a", minimumInSync: 2))
+        let (primary, replica) = (pair.primary, pair.replica)
+        let replicaAddress = try await Self.replicationAddress(replica)
+        let writer = try await primary.client()
+        let pending = Task { try await writer.performance.learningRecords.create(sampleBody(title: "waits for two replicas")) }
+        #expect(await eventually(within: 30) {
+            let status = try? await Self.status(replicaAddress)
+            return (status?["durable_lsn"]?.int64Value ?? 0) >= 1
+        })
+        let held = try await Self.status(replicaAddress)
+        #expect((held["committed_lsn"]?.int64Value ?? .max) < (held["durable_lsn"]?.int64Value ?? 0))
+
+        let third = TemporaryDirectory()
+        let c = try await TestServer.start(configure: Self.node("c", follow: [pair.primaryAddress]), persistence: .forTests(third.path))
+        let created = try await pending.value
+        #expect(await eventually(within: 30) {
+            let status = try? await Self.status(replicaAddress)
+            return (status?["committed_lsn"]?.int64Value ?? 0) >= 1
+        })
+        let reader = try await replica.client()
+        #expect(try await reader.performance.learningRecords.get(created.value.id) == created.value)
+        for try await change in reader.feed.subscribe(from: .after(0)) {
+            #expect(change.sequence == created.sequence)
+            break
+        }
+        await reader.shutdown()
+        await writer.shutdown()
+        try await c.stop()
+        try await pair.stop()
+    }
+
     @Test func aReplicaRefusesClientWritesWithNotPrimaryAndAnOutsiderWithoutTheSecret() async throws {
         let pair = try await Self.startPair()
         let (primary, replica, primaryAddress) = (pair.primary, pair.replica, pair.primaryAddress)

@@ -17,8 +17,9 @@ extension ReplicationSimulation {
         }
         let captures = controller.selectForRound(captured, force: true).write
         if node.role == .primary { primaryWriterStep() } else { wal.runWriterStep() }
-        // A primary's snapshot waits for replication, as its replies do: a round that would wait is skipped.
-        guard wal.committedLSN >= captures.flatMap(\.unresolved).max() ?? 0, !wal.hasFailures else { return }
+        // A primary's snapshot waits for replication, as its replies do (a replica's, for its own log
+        // only): a round that would wait is skipped.
+        guard wal.snapshotResolvedLSN >= captures.flatMap(\.unresolved).max() ?? 0, !wal.hasFailures else { return }
         let before = wal.segmentFirstLSNs
         let written = controller.writeSnapshots(captures, parallel: false, compressors: 1)
         result.snapshots += written.filter { $0.error == nil && !$0.skipped }.count

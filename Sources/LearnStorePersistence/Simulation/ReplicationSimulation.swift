@@ -16,6 +16,8 @@ import Logging
 /// code; only the sockets are simulated. Invariants, after every step:
 /// - every acknowledged write is durable on every in-sync replica;
 /// - a promoted replica holds every acknowledged write;
+/// - a replica shows (to reads and the change feed) only acknowledged writes, besides what it
+///   recovered at its start;
 /// - at the end, with faults healed, every node holds the same tenants (per-tenant digests).
 public struct ReplicationSimulation {
     public struct Options: Sendable {
@@ -63,6 +65,8 @@ public struct ReplicationSimulation {
         var replicaSet: ReplicaSetState
         /// As a replica: the last LSN applied to its tenants.
         var applied: UInt64 = 0
+        /// What its log showed when it started (recovered, not heard from a primary).
+        var shownAtBoot: UInt64 = 0
         var partitionedUntil = 0
         var failingUntil = 0
         let rollbacks = RollbackQueue()
@@ -82,7 +86,9 @@ public struct ReplicationSimulation {
         let epoch: UInt64
         let reader: WALTailReader
         let startAfter: UInt64
-        var toReplica: [(records: [UInt8], inSync: Bool)] = []
+        var toReplica: [Frame] = []
+        /// The primary's commit mark in the last frame sent.
+        var sentCommitLSN: UInt64 = 0
         var toPrimary: [(durable: UInt64, applied: UInt64)] = []
 
         init(replica: String, epoch: UInt64, reader: WALTailReader, startAfter: UInt64) {
@@ -91,6 +97,13 @@ public struct ReplicationSimulation {
             self.reader = reader
             self.startAfter = startAfter
         }
+    }
+
+    /// A RECORDS frame: records (none for a heartbeat) and the primary's status.
+    struct Frame {
+        var records: [UInt8]
+        var inSync: Bool
+        var commitLSN: UInt64
     }
 
     /// One write a client made on the primary, and whether it was acknowledged.
@@ -113,6 +126,8 @@ public struct ReplicationSimulation {
     var pending: [Write] = []
     /// Per tenant, every acknowledged write (sequence → digest after it), across epochs.
     var acknowledged: [String: [UInt64: UInt64]] = [:]
+    /// The highest LSN any primary let its log acknowledge (its commit mark), across epochs.
+    var acknowledgedThroughLSN: UInt64 = 0
     var step = 0
     /// Faults have stopped (the end of a run).
     var healing = false
@@ -197,7 +212,11 @@ public struct ReplicationSimulation {
             wal.setCommitGate(node.replicaSet.commitMark)
         } else {
             wal.clientWriteRefusal = LearnStoreError(.notPrimary, "replica")
+            // As the server's follower: it shows what it recovered, then what its primary's commit mark allows.
+            wal.snapshotsWaitForGate = false
+            wal.setCommitGate(wal.committedLSN)
         }
+        node.shownAtBoot = wal.committedLSN
         note("\(node.id) started as \(node.role.name), epoch \(node.history.currentEpoch), last LSN \(wal.locallyDurableLSN)")
     }
 
@@ -318,6 +337,7 @@ public struct ReplicationSimulation {
         wal.setCommitGate(primary.replicaSet.commitMark)
         wal.holdSegments(after: primary.replicaSet.retentionHold(nowMilliseconds: now))
         let committed = wal.committedLSN
+        acknowledgedThroughLSN = max(acknowledgedThroughLSN, committed)
         var still: [Write] = []
         for write in pending {
             if write.lsn <= committed && !wal.hasFailed(write.lsn) {
@@ -342,9 +362,14 @@ public struct ReplicationSimulation {
                 close(connection)
                 continue
             }
-            if read.records > 0 || random.chance(300_000) {
+            // The server's session sends a frame for new records, for a commit mark that advanced, and
+            // as a heartbeat when quiet.
+            let commitLSN = wal.committedLSN
+            acknowledgedThroughLSN = max(acknowledgedThroughLSN, commitLSN)
+            if read.records > 0 || commitLSN > connection.sentCommitLSN || random.chance(300_000) {
                 let inSync = primary.replicaSet.replicas[connection.replica]?.inSync ?? false
-                connection.toReplica.append((read.bytes, inSync))
+                connection.toReplica.append(Frame(records: read.bytes, inSync: inSync, commitLSN: commitLSN))
+                connection.sentCommitLSN = commitLSN
                 result.recordsShipped += read.records
             }
         }
@@ -367,11 +392,14 @@ public struct ReplicationSimulation {
 
     /// Applies one RECORDS frame on `replica`, as its follower does: a frame it cannot take (a duplicate)
     /// ends the stream, a failing log stops the node, anything else is a failure. Returns whether it was applied.
-    mutating func apply(_ frame: (records: [UInt8], inSync: Bool), to replica: Node, via connection: Connection) throws -> Bool {
+    mutating func apply(_ frame: Frame, to replica: Node, via connection: Connection) throws -> Bool {
         let actors = replica.actors
         let (applied, error) = ReplicatedApply.apply(frame.records, after: replica.applied) { actors[$0]! }
         replica.applied = applied
-        guard let error else { return true }
+        guard let error else {
+            replica.wal?.setCommitGate(frame.commitLSN)
+            return true
+        }
         note("\(replica.id) refused a frame: \(error)")
         switch error.code {
         case .badFrame: close(connection)
@@ -558,7 +586,8 @@ public struct ReplicationSimulation {
         chosen.fs.rates = SimulatedFileSystem.FaultRates()
         chosen.failingUntil = 0
         chosen.replicaSet = ReplicaSetState(configuration: chosen.replicaSet.configuration, localDurableLSN: wal.locallyDurableLSN)
-        wal.setCommitGate(chosen.replicaSet.commitMark)
+        wal.snapshotsWaitForGate = true
+        wal.resetCommitGate(chosen.replicaSet.commitMark)
         wal.clientWriteRefusal = nil
         // A dead old primary restarts as a replica; a live fenced one stays fenced until it is restarted.
         for node in nodes where node !== chosen && !node.alive && node.role != .replica { node.role = .replica }
@@ -569,8 +598,13 @@ public struct ReplicationSimulation {
 
     // MARK: invariants
 
-    /// Every acknowledged write is durable on every in-sync replica that is up.
+    /// Every acknowledged write is durable on every in-sync replica that is up, and no replica shows a
+    /// write that was not acknowledged (a failover could take it back).
     mutating func checkInSyncHoldAcknowledged() throws {
+        for node in nodes where node.alive && node.role == .replica {
+            guard let shown = node.wal?.committedLSN, shown > max(node.shownAtBoot, acknowledgedThroughLSN) else { continue }
+            throw SimulationFailure("replica \(node.id) shows up to LSN \(shown), but writes were acknowledged only up to \(acknowledgedThroughLSN)")
+        }
         guard let primary, let wal = primary.wal else { return }
         let committed = wal.committedLSN
         for replica in primary.replicaSet.inSyncReplicas {
@@ -651,7 +685,17 @@ public struct ReplicationSimulation {
             if caughtUp && pending.isEmpty { break }
         }
         if !pending.isEmpty { throw SimulationFailure("\(pending.count) writes never acknowledged after healing") }
-        guard let primary = self.primary else { throw SimulationFailure("no primary after healing") }
+        guard let primary = self.primary, let primaryWAL = primary.wal else { throw SimulationFailure("no primary after healing") }
+        // The last commit mark reaches the replicas: each shows everything the primary acknowledged.
+        ship()
+        for connection in Array(connections.values) {
+            while !connection.toReplica.isEmpty, let replica = node(connection.replica) {
+                guard try apply(connection.toReplica.removeFirst(), to: replica, via: connection) else { break }
+            }
+            if let replica = node(connection.replica), let shown = replica.wal?.committedLSN, shown < primaryWAL.committedLSN {
+                throw SimulationFailure("after healing, replica \(replica.id) shows up to LSN \(shown), the primary acknowledged up to \(primaryWAL.committedLSN)")
+            }
+        }
         for node in nodes where node !== primary {
             for tenant in tenantIDs {
                 let mine = node.actors[tenant]!.withExclusiveAccess { DurabilitySimulation.digest($0.state) }

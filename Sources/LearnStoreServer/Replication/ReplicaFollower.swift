@@ -26,6 +26,8 @@ final class ReplicaFollower: @unchecked Sendable {
     private(set) var appliedLSN: UInt64
     private var streamingEpoch: UInt64?
     private let ackQueued = Atomic<Bool>(false)
+    /// The last ACK sent: what it said and when (by the node's clock).
+    private var lastAck: (durableLSN: UInt64, milliseconds: Int64)?
     /// `stopped`, for other threads: nothing is handed to the loop once it is set (the loop may be
     /// shutting down with the server).
     private let halted = Atomic<Bool>(false)
@@ -108,6 +110,7 @@ final class ReplicaFollower: @unchecked Sendable {
                     channel.closeFuture.whenComplete { _ in
                         self.channel = nil
                         self.streamingEpoch = nil
+                        self.lastAck = nil
                         self.retry()
                     }
                 case .failure(let error):
@@ -133,7 +136,7 @@ final class ReplicaFollower: @unchecked Sendable {
         let wal = self.wal
         let applied = appliedLSN
         DispatchQueue.global().async {
-            let durable = wal.waitUntilCommitted(applied)
+            let durable = wal.waitUntilLocallyResolved(applied)
             guard !self.halted.load(ordering: .acquiring) else { return }
             self.loop.execute {
                 if !durable { self.appliedLSN = min(self.appliedLSN, wal.locallyDurableLSN) }
@@ -207,8 +210,11 @@ final class ReplicaFollower: @unchecked Sendable {
             return failure
         }
         node.followed(appliedLSN: appliedLSN, primaryCommitLSN: frame.commitLSN, inSync: frame.inSync)
-        // With records, the log's commit sends the ACK; a heartbeat is answered at once.
-        if applied == before { sendAck() }
+        // With records, the log's commit sends the ACK. A frame without records is a heartbeat or a
+        // new commit mark (one per commit of the primary): answered when there is news or the last
+        // ACK is half a heartbeat old, so the primary keeps hearing from the replica without an
+        // extra ACK per commit.
+        if applied == before, quietFrameNeedsAnswer() { sendAck() }
         return nil
     }
 
@@ -222,9 +228,16 @@ final class ReplicaFollower: @unchecked Sendable {
         if error?.code == .logTruncated { node.requestRestart("the primary's log no longer holds this node's next record; it copies the primary at its start") }
     }
 
+    private func quietFrameNeedsAnswer() -> Bool {
+        guard let lastAck else { return true }
+        let durable = min(wal.locallyDurableLSN, appliedLSN)
+        return durable != lastAck.durableLSN || node.clock.now().milliseconds - lastAck.milliseconds >= node.configuration.heartbeatMilliseconds / 2
+    }
+
     private func sendAck() {
         guard let channel, let epoch = streamingEpoch else { return }
         let durable = min(wal.locallyDurableLSN, appliedLSN)
+        lastAck = (durable, node.clock.now().milliseconds)
         var writer = ByteWriter(capacity: 48)
         writer.writeFrame(FrameHeader(opcode: ReplicationOpcode.ack, requestID: 0)) {
             ReplicationMessages.encode(ReplicationAck(epoch: epoch, durableLSN: durable, appliedLSN: appliedLSN), into: &$0)

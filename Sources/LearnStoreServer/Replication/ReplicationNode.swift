@@ -28,6 +28,8 @@ public final class ReplicationNode: Sendable {
         var replicaSet: ReplicaSetState
         var wal: WriteAheadLog?
         var sessions: [ObjectIdentifier: ShippingSession] = [:]
+        /// The commit mark the replicas' sessions were last woken for.
+        var markSent: UInt64 = 0
         /// As a replica: what the primary last told.
         var primaryNodeID: String?
         var primaryCommitLSN: UInt64 = 0
@@ -111,6 +113,7 @@ public final class ReplicationNode: Sendable {
             becomePrimaryGate(wal)
         case .replica, .fenced:
             wal.clientWriteRefusal = notPrimaryError(role)
+            becomeFollowerGate(wal)
             let follower = ReplicaFollower(node: self, wal: wal, registry: registry, group: group)
             state.withLock { $0.follower = follower }
             follower.start()
@@ -118,10 +121,19 @@ public final class ReplicationNode: Sendable {
     }
 
     private func becomePrimaryGate(_ wal: WriteAheadLog) {
+        wal.snapshotsWaitForGate = true
         switch configuration.replicaSet.mode {
-        case .sync: wal.setCommitGate(state.withLock { $0.replicaSet.commitMark })
-        case .async: wal.setCommitGate(.max)
+        case .sync: wal.resetCommitGate(state.withLock { $0.replicaSet.commitMark })
+        case .async: wal.resetCommitGate(.max)
         }
+    }
+
+    /// A replica shows reads and change-feed subscribers what it recovered, then only what its
+    /// primary's commit mark says was acknowledged (``followed(appliedLSN:primaryCommitLSN:inSync:)``):
+    /// a write it holds durable that no client had acknowledged may still be cut by a failover.
+    private func becomeFollowerGate(_ wal: WriteAheadLog) {
+        wal.snapshotsWaitForGate = false
+        wal.resetCommitGate(wal.committedLSN)
     }
 
     func notPrimaryError(_ role: NodeRole) -> LearnStoreError {
@@ -251,9 +263,15 @@ public final class ReplicationNode: Sendable {
         holdSegmentsForReplicas()
     }
 
+    /// Sets the gate, and sends replicas a mark that advanced (they show only what it covers).
     private func gateChanged() {
-        let (role, mark, wal) = state.withLock { ($0.role, $0.replicaSet.commitMark, $0.wal) }
+        let (role, mark, wal, sessions) = state.withLock { state in
+            let advanced = state.replicaSet.commitMark > state.markSent
+            state.markSent = state.replicaSet.commitMark
+            return (state.role, state.replicaSet.commitMark, state.wal, advanced ? Array(state.sessions.values) : [])
+        }
         if role == .primary, configuration.replicaSet.mode == .sync { wal?.setCommitGate(mark) }
+        for session in sessions { session.wake() }
     }
 
     /// Off the acknowledgement path: retention runs after snapshot rounds, so the hold is refreshed
@@ -366,13 +384,15 @@ public final class ReplicationNode: Sendable {
 
     func followed(appliedLSN: UInt64, primaryCommitLSN: UInt64, inSync: Bool) {
         let now = clock.now().milliseconds
-        state.withLock { state in
+        let wal = state.withLock { state -> WriteAheadLog? in
             state.appliedLSN = appliedLSN
             state.primaryCommitLSN = max(state.primaryCommitLSN, primaryCommitLSN)
             state.inSync = inSync
             state.lastHeardMilliseconds = now
             state.followerProblem = nil
+            return state.role == .replica ? state.wal : nil
         }
+        wal?.setCommitGate(primaryCommitLSN)
     }
 
     func followerProblem(_ problem: String?) {
@@ -390,7 +410,8 @@ public final class ReplicationNode: Sendable {
         guard role != .primary else { throw LearnStoreError(.validation, "node \(configuration.nodeID) is already a primary") }
         if let follower { await follower.stop() }
         let applied = state.withLock { $0.appliedLSN }
-        let durable = try await offload { wal.waitUntilCommitted(applied) }
+        // Its own log, not the old primary's mark: the promoted node's mark starts from what it holds.
+        let durable = try await offload { wal.waitUntilLocallyResolved(applied) }
         guard durable else { throw LearnStoreError(.storageUnavailable, "the replica's log could not make its applied writes durable") }
         let reply = try state.withLock { state throws(LearnStoreError) -> PromoteReply in
             let epoch = max(state.history.currentEpoch + 1, requested)

@@ -17,6 +17,9 @@ final class ShippingSession: @unchecked Sendable {
     private let epoch: UInt64
     private var lastSentMilliseconds: Int64 = 0
     private var lastInSync = false
+    /// The commit mark the last frame carried: a newer one is sent at once, records or not, since the
+    /// replica shows only what the mark covers.
+    private var lastSentCommitLSN: UInt64 = 0
     private var closed = false
     private var heartbeat: RepeatedTask?
     /// Set while a pump is queued on the event loop, so a burst of commits queues one.
@@ -100,6 +103,7 @@ final class ShippingSession: @unchecked Sendable {
             }
             if read.batch.caughtUp { break }
         }
+        if !closed, channel.isWritable, node.streamStatus(for: nodeID).commitLSN > lastSentCommitLSN { send(records: []) }
     }
 
     private func sendHeartbeatIfQuiet() {
@@ -119,6 +123,7 @@ final class ShippingSession: @unchecked Sendable {
             return
         }
         lastInSync = status.inSync
+        lastSentCommitLSN = status.commitLSN
         lastSentMilliseconds = node.clock.now().milliseconds
         let frame = ReplicationRecords(
             epoch: epoch, commitLSN: status.commitLSN, inSync: status.inSync, throughLSN: max(reader.position.lastLSN, startAfter), records: records)
