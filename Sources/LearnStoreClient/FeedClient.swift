@@ -10,9 +10,11 @@ public struct FeedClient: Sendable {
     /// lost connection, a server restart or shutdown, an expired token). It ends with an error it cannot
     /// get past: FEED_TRUNCATED (the changes are no longer kept: export the tenant and subscribe from the
     /// export's sequence), FORBIDDEN, VALIDATION, or when reconnecting has failed for `retryFor`.
-    /// `credit` is how many changes may wait unread.
-    public func subscribe(from start: FeedStart, credit: UInt32 = 1024, retryFor: Duration = .seconds(300)) -> FeedSubscription {
-        FeedSubscription(client: client, start: start, credit: max(2, min(credit, FeedMessages.maximumCredit)), retryFor: retryFor)
+    /// `credit` is how many changes may wait unread. `alsoAt` are client addresses (`host:port`) of other
+    /// nodes of a cluster (replicas serve the feed too): a subscription that loses its node tries them
+    /// in turn, so it follows a failover.
+    public func subscribe(from start: FeedStart, credit: UInt32 = 1024, retryFor: Duration = .seconds(300), alsoAt: [String] = []) -> FeedSubscription {
+        FeedSubscription(client: client, start: start, credit: max(2, min(credit, FeedMessages.maximumCredit)), retryFor: retryFor, alsoAt: alsoAt)
     }
 }
 
@@ -26,8 +28,11 @@ public struct FeedSubscription: AsyncSequence, Sendable {
     let start: FeedStart
     let credit: UInt32
     let retryFor: Duration
+    let alsoAt: [String]
 
-    public func makeAsyncIterator() -> Iterator { Iterator(cursor: FeedCursor(client: client, start: start, credit: credit, retryFor: retryFor)) }
+    public func makeAsyncIterator() -> Iterator {
+        Iterator(cursor: FeedCursor(client: client, start: start, credit: credit, retryFor: retryFor, alsoAt: alsoAt))
+    }
 
     public struct Iterator: AsyncIteratorProtocol {
         let cursor: FeedCursor
@@ -53,9 +58,14 @@ public final class FeedCursor: @unchecked Sendable {
     var truncatedAfter: UInt64?
     /// The last sequence the subscriber has seen (nil until the first SUBSCRIBE answer, when it started "now").
     public private(set) var position: UInt64?
+    /// Where to subscribe: the client's server first, then the other nodes given; a failed attempt
+    /// moves to the next.
+    private let addresses: [(host: String, port: Int)]
+    private var addressIndex = 0
 
-    init(client: LearnStoreClient, start: FeedStart, credit: UInt32, retryFor: Duration) {
+    init(client: LearnStoreClient, start: FeedStart, credit: UInt32, retryFor: Duration, alsoAt: [String] = []) {
         self.retryFor = retryFor
+        addresses = [(client.configuration.host, client.configuration.port)] + alsoAt.compactMap(Self.split)
         self.client = client
         self.start = start
         self.credit = credit
@@ -143,16 +153,25 @@ public final class FeedCursor: @unchecked Sendable {
     private func connect() async throws(LearnStoreError) {
         let request = SubscribeRequest(start: position.map { .after($0) } ?? start, credit: credit)
         consumedSinceGrant = 0
+        var configuration = client.configuration
+        (configuration.host, configuration.port) = addresses[addressIndex % addresses.count]
         do throws(LearnStoreError) {
-            channel = try await FeedChannel.open(client.configuration, token: try await client.fetchToken(), request: request, group: client.group)
+            channel = try await FeedChannel.open(configuration, token: try await client.fetchToken(), request: request, group: client.group)
         } catch {
             guard Self.isRetriable(error) else { throw error }
             try await backOff(error)
         }
     }
 
+    static func split(_ address: String) -> (host: String, port: Int)? {
+        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]), (1...65535).contains(port) else { return nil }
+        let host = String(address[..<colon])
+        return host.isEmpty ? nil : (host, port)
+    }
+
     private func backOff(_ error: LearnStoreError) async throws(LearnStoreError) {
         failures += 1
+        addressIndex += 1
         let now = ContinuousClock.now
         let since = failingSince ?? now
         failingSince = since
@@ -170,7 +189,7 @@ public final class FeedCursor: @unchecked Sendable {
 
     /// What reconnecting can get past: a lost connection, a restart, an expired token, a full server.
     static func isRetriable(_ error: LearnStoreError) -> Bool {
-        [.connectionFailed, .shuttingDown, .tokenExpired, .loading, .overloaded, .timeout, .storageUnavailable].contains(error.code)
+        [.connectionFailed, .shuttingDown, .tokenExpired, .loading, .overloaded, .timeout, .storageUnavailable, .notYet].contains(error.code)
     }
 
     /// The `u64` FEED_TRUNCATED carries after its error body.

@@ -27,6 +27,10 @@ public struct BenchConfiguration: Sendable {
     /// The measured phase's connections go to this port (a replica of the server on `port`, which
     /// takes the preload); nil: `port`.
     public var measurePort: Int?
+    /// Client addresses of a cluster's nodes (`--seeds`): the run goes to the primary they name, and a
+    /// connection that gets MOVED, NOT_PRIMARY or SHUTTING_DOWN, or loses its server, is replaced by
+    /// one to the primary they name then (a failover during the run). Empty: `host` and `port` only.
+    public var seeds: [String] = []
     public var credentials: Credentials
     public var connections = 50
     /// Event-loop threads of the load tool. One per core by default: one thread of the Swift client
@@ -92,5 +96,6 @@ public struct BenchConfiguration: Sendable {
             throw .validation("--preload \(preload) is fewer records than --tenants \(tenants): every tenant needs at least one")
         }
         guard requests == nil || durationSeconds == nil else { throw .validation("give -n or --duration, not both") }
+        guard seeds.count <= 64 else { throw .validation("--seeds takes at most 64 addresses") }
     }
 }

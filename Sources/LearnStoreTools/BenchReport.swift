@@ -24,6 +24,14 @@ public struct BenchReport: Sendable {
     public var errors: [(code: UInt16, name: String, count: Int)] = []
     public var serverCPUSeconds: Double?
     public var perSecond: [Int] = []
+    /// Connections replaced during the run (a failover followed with `--seeds`).
+    public var reconnects = 0
+    /// Replies without an error on the connections that replaced others (the run went on there).
+    public var successesAfterReconnect = 0
+    /// Requests whose connection closed before their reply: their outcome is unknown.
+    public var unanswered = 0
+    /// The longest stretch of the run without a successful reply, in tenths of a second.
+    public var longestPauseTenths = 0
     public var all: Operation?
     /// With change-feed subscribers.
     public var feed: FeedFigures?
@@ -55,6 +63,23 @@ public struct BenchReport: Sendable {
         total = snapshot.completed.reduce(0, +)
         errors = snapshot.errors.map { (code: $0.key, name: snapshot.errorNames[$0.key] ?? "UNKNOWN", count: $0.value) }.sorted { $0.count > $1.count }
         perSecond = snapshot.perSecond
+        unanswered = snapshot.unanswered
+        longestPauseTenths = Self.longestPause(snapshot.successesPerTenth, tenths: Int(seconds * 10))
+    }
+
+    /// The longest run of tenths without a successful reply among the first `tenths` of the run.
+    static func longestPause(_ successes: [Int], tenths: Int) -> Int {
+        var longest = 0
+        var current = 0
+        for tenth in 0..<max(0, tenths) {
+            if tenth < successes.count && successes[tenth] > 0 {
+                current = 0
+            } else {
+                current += 1
+                longest = max(longest, current)
+            }
+        }
+        return longest
     }
 
     public var throughput: Double { seconds > 0 ? Double(total) / seconds : 0 }
@@ -78,6 +103,10 @@ public struct BenchReport: Sendable {
             lines.append("latency ms  \(operation.name.padding(toLength: 15, withPad: " ", startingAt: 0)) \(percentiles)  max \(Self.ms(operation.maxNanoseconds))  (\(operation.count) ops)")
         }
         lines.append("errors      " + (errors.isEmpty ? "none" : errors.map { "\($0.name) (\($0.code)) \($0.count)" }.joined(separator: ", ")))
+        if !c.seeds.isEmpty || unanswered > 0 {
+            lines.append(String(format: "failover    %d connections replaced (%d successful replies on them), %d requests unanswered (outcome unknown), longest pause without a successful reply %.1f s",
+                                reconnects, successesAfterReconnect, unanswered, Double(longestPauseTenths) / 10))
+        }
         if let feed {
             let percentiles = feed.latency.percentilesNanoseconds.map { "p\(Self.label($0.0)) \(Self.ms($0.1))" }.joined(separator: "  ")
             lines.append("feed        \(feed.subscribers) subscribers, \(feed.changes) changes, \(feed.undelivered) undelivered; delivery ms \(percentiles)  max \(Self.ms(feed.latency.maxNanoseconds))")
@@ -120,6 +149,10 @@ public struct BenchReport: Sendable {
             ("errors", .object(errors.map { ($0.name, .number(String($0.count))) })),
             ("server_cpu_us_per_op", serverMicrosecondsPerOperation.map(number) ?? .null),
             ("ops_per_second_timeline", .array(perSecond.map { .number(String($0)) })),
+            ("reconnects", .number(String(reconnects))),
+            ("successes_after_reconnect", .number(String(successesAfterReconnect))),
+            ("unanswered", .number(String(unanswered))),
+            ("longest_pause_seconds", number(Double(longestPauseTenths) / 10)),
         ]
         if let feed {
             members.append(("feed", .object([

@@ -364,18 +364,39 @@ public final class BenchRunner: Sendable {
                                                 tokens: tenants.map(\.token), group: group)
             : nil
         let sequencedKinds = probe == nil ? [] : Set(configuration.mix.enumerated().filter { $0.element.0.isSequencedWrite }.map(\.offset))
+        let following = !configuration.seeds.isEmpty
+        func connect(_ index: Int, host: String, port: Int) async throws(LearnStoreError) -> LoadConnection {
+            let tenant = tenants[index % tenants.count]
+            // A replacement continues the connection's request stream with a seed of its own.
+            return try await LoadConnection.connect(
+                host: host, port: port, group: group, token: tenant.token, mode: mode,
+                kinds: configuration.mix.count, sequencedKinds: sequencedKinds, followsPrimary: following,
+                source: makeSource(tenant, seed: configuration.seed &+ UInt64(index) &* 7919 &+ UInt64(reconnects) &* 104_729))
+        }
+        var reconnects = 0
+        /// Connections that replaced one during the run (by index).
+        var replacements = Set<Int>()
         var connections: [LoadConnection] = []
         for index in 0..<configuration.connections {
-            let tenant = tenants[index % tenants.count]
-            connections.append(try await LoadConnection.connect(
-                host: configuration.host, port: configuration.measurePort ?? configuration.port, group: group, token: tenant.token, mode: mode,
-                kinds: configuration.mix.count, sequencedKinds: sequencedKinds,
-                source: makeSource(tenant, seed: configuration.seed &+ UInt64(index) &* 7919)))
+            connections.append(try await connect(index, host: configuration.host, port: configuration.measurePort ?? configuration.port))
         }
         progress("running \(configuration.mix.map { "\($0.0.rawValue)=\($0.1)" }.joined(separator: ",")) on \(connections.count) connections")
+        var recordingStart: UInt64?
+        func beginRecording() async {
+            for connection in connections {
+                let started = await connection.beginRecording(since: recordingStart)
+                recordingStart = recordingStart ?? started
+            }
+        }
+        // Without a warm-up, every request is measured, the first ones included.
+        if configuration.warmupSeconds == 0 { await beginRecording() }
         for connection in connections { connection.start() }
-        if configuration.warmupSeconds > 0 { await pause(milliseconds: Int(configuration.warmupSeconds * 1000)) }
-        for connection in connections { await connection.beginRecording() }
+        if configuration.warmupSeconds > 0 {
+            await pause(milliseconds: Int(configuration.warmupSeconds * 1000))
+            await beginRecording()
+        }
+        /// What connections replaced during the run measured, by connection index.
+        var retired: [(connection: Int, result: LoadConnectionResult)] = []
         let cpuBefore = configuration.serverPID.flatMap(ProcessCPU.seconds(pid:))
         let start = ContinuousClock.now
         let duration = configuration.durationSeconds ?? (configuration.requests == nil ? 10 : 3600)
@@ -384,7 +405,14 @@ public final class BenchRunner: Sendable {
         while true {
             await pause(milliseconds: 250)
             let elapsed = Self.seconds(ContinuousClock.now - start)
-            let snapshot = await collect(connections, stop: false)
+            if following {
+                let replaced = await replaceFinished(&connections, retired: &retired, recordingStart: recordingStart) { index, host, port throws(LearnStoreError) in
+                    try await connect(index, host: host, port: port)
+                }
+                reconnects += replaced.count
+                replacements.formUnion(replaced)
+            }
+            let snapshot = await collect(connections, retired: retired, stop: false)
             let total = snapshot.completed.reduce(0, +)
             if ContinuousClock.now - lastTick >= .seconds(1) {
                 let rate = Double(total - lastTotal) / Self.seconds(ContinuousClock.now - lastTick)
@@ -398,12 +426,14 @@ public final class BenchRunner: Sendable {
         }
         let elapsed = Self.seconds(ContinuousClock.now - start)
         let cpuAfter = configuration.serverPID.flatMap(ProcessCPU.seconds(pid:))
-        let final = await collect(connections, stop: true)
+        let final = await collect(connections, retired: retired, stop: true)
         report.seconds = elapsed
         report.fill(from: final, kinds: configuration.mix.map(\.0))
+        report.reconnects = reconnects
+        report.successesAfterReconnect = replacements.reduce(0) { $0 + (final.successes[$1] ?? 0) }
         if let probe {
             var acknowledgements: [Int: [UInt64: UInt64]] = [:]
-            for (index, acks) in final.acknowledgements.enumerated() {
+            for (index, acks) in final.acknowledgements {
                 for ack in acks { acknowledgements[index % tenants.count, default: [:]][ack.sequence] = ack.at }
             }
             report.feed = await probe.finish(acknowledgements: acknowledgements)
@@ -419,23 +449,69 @@ public final class BenchRunner: Sendable {
         var errors: [UInt16: Int]
         var errorNames: [UInt16: String]
         var perSecond: [Int]
-        /// Per connection, in connection order.
-        var acknowledgements: [[(sequence: UInt64, at: UInt64)]] = []
+        /// Per connection (by its index; a replaced connection's index appears once per connection that held it).
+        var acknowledgements: [(connection: Int, acks: [(sequence: UInt64, at: UInt64)])] = []
+        var successesPerTenth: [Int] = []
+        var unanswered = 0
+        /// Replies without an error, per live connection (by index).
+        var successes: [Int: Int] = [:]
     }
 
-    func collect(_ connections: [LoadConnection], stop: Bool) async -> Snapshot {
+    /// With `--seeds`: replaces each connection that is finished (its node refused the run's requests
+    /// or closed) by one to the primary the seeds name now. A connection that cannot be replaced yet
+    /// (no primary named, or it refuses) is tried again at the next call. Returns the indices replaced.
+    func replaceFinished(
+        _ connections: inout [LoadConnection], retired: inout [(connection: Int, result: LoadConnectionResult)], recordingStart: UInt64?,
+        connect: (Int, String, Int) async throws(LearnStoreError) -> LoadConnection
+    ) async -> [Int] {
+        var primary: (host: String, port: Int)?
+        var replaced: [Int] = []
+        for index in connections.indices where await connections[index].isFinished {
+            if primary == nil {
+                guard let found = await primaryAddress() else { return replaced }
+                primary = found
+            }
+            guard let primary, let fresh = try? await connect(index, primary.host, primary.port) else { return replaced }
+            if let result = await connections[index].stop() { retired.append((index, result)) }
+            if recordingStart != nil { await fresh.beginRecording(since: recordingStart) }
+            fresh.start()
+            connections[index] = fresh
+            replaced.append(index)
+        }
+        return replaced
+    }
+
+    /// The primary's client address as the first seed that answers TOPOLOGY names it; nil if none does.
+    func primaryAddress() async -> (host: String, port: Int)? {
+        guard let token = try? token(for: PeerDataset.tenantID(0)) else { return nil }
+        let cluster = ClusterClient(seeds: configuration.seeds, configuration: ClientConfiguration(token: token, connections: 1))
+        defer { Task { await cluster.shutdown() } }
+        guard let address = try? await cluster.primaryAddress(), let colon = address.lastIndex(of: ":"),
+              let port = Int(address[address.index(after: colon)...])
+        else { return nil }
+        return (String(address[..<colon]), port)
+    }
+
+    func collect(_ connections: [LoadConnection], retired: [(connection: Int, result: LoadConnectionResult)] = [], stop: Bool) async -> Snapshot {
         let kinds = configuration.mix.count
         var snapshot = Snapshot(
             histograms: (0..<kinds).map { _ in Histogram<UInt64>(highestTrackableValue: 120_000_000_000, numberOfSignificantValueDigits: .three) },
             merged: Histogram<UInt64>(highestTrackableValue: 120_000_000_000, numberOfSignificantValueDigits: .three),
             completed: Array(repeating: 0, count: kinds), errors: [:], errorNames: [:], perSecond: [])
-        for connection in connections {
-            let result = stop ? await connection.stop() : await connection.peek()
-            guard let result else {
-                snapshot.acknowledgements.append([])
-                continue
+        var results: [(connection: Int, result: LoadConnectionResult?)] = []
+        for (index, connection) in connections.enumerated() { results.append((index, stop ? await connection.stop() : await connection.peek())) }
+        for (index, result) in results {
+            guard let result else { continue }
+            snapshot.successes[index] = result.completed.reduce(0, +) - result.errors.values.reduce(0, +)
+        }
+        for (index, result) in results + retired.map({ ($0.connection, Optional.some($0.result)) }) {
+            guard let result else { continue }
+            if stop { snapshot.acknowledgements.append((index, result.acknowledgements)) }
+            snapshot.unanswered += result.unanswered
+            for (tenth, count) in result.successesPerTenth.enumerated() {
+                while snapshot.successesPerTenth.count <= tenth { snapshot.successesPerTenth.append(0) }
+                snapshot.successesPerTenth[tenth] += count
             }
-            if stop { snapshot.acknowledgements.append(result.acknowledgements) }
             for kind in 0..<kinds {
                 snapshot.histograms[kind].add(result.histograms[kind])
                 snapshot.merged.add(result.histograms[kind])

@@ -18,6 +18,10 @@ struct LoadConnectionResult: Sendable {
     var perSecond: [Int]
     /// With feed subscribers: each acknowledged write's tenant sequence and when its reply arrived.
     var acknowledgements: [(sequence: UInt64, at: UInt64)] = []
+    /// Replies without an error per tenth of a second of the run (a failover shows as a gap).
+    var successesPerTenth: [Int] = []
+    /// Requests sent but never answered: the connection closed under them (their outcome is unknown).
+    var unanswered = 0
 }
 
 /// The load tool's connection handler: a closed loop that keeps `depth` requests in flight, or an
@@ -38,6 +42,11 @@ final class LoadDriverHandler: ChannelInboundHandler {
 
     private let source: LoadRequestSource
     private let mode: Mode
+    /// Stop and close on MOVED, NOT_PRIMARY or SHUTTING_DOWN, for the runner to reconnect to the
+    /// cluster's current primary (`learnstore bench --seeds`).
+    private let followsPrimary: Bool
+    /// The connection is of no more use: closed, or given up for another primary.
+    private(set) var finished = false
     private let kinds: Int
     private var handshake: [UInt8]
     @exclusivity(unchecked) private var handshakeResponses = 2
@@ -66,9 +75,13 @@ final class LoadDriverHandler: ChannelInboundHandler {
     /// Kinds whose replies start with the tenant's sequence (writes), noted when subscribers measure delivery.
     private let sequencedKinds: Set<Int>
     @exclusivity(unchecked) private var acknowledgements: [(sequence: UInt64, at: UInt64)] = []
+    @exclusivity(unchecked) private var successesPerTenth: [Int] = []
+    private var unanswered = 0
 
-    init(hello: HelloRequest, token: String, mode: Mode, kinds: Int, sequencedKinds: Set<Int> = [], source: @escaping LoadRequestSource) {
+    init(hello: HelloRequest, token: String, mode: Mode, kinds: Int, sequencedKinds: Set<Int> = [], followsPrimary: Bool = false,
+         source: @escaping LoadRequestSource) {
         self.sequencedKinds = sequencedKinds
+        self.followsPrimary = followsPrimary
         var writer = ByteWriter()
         writer.writeFrame(FrameHeader(opcode: Opcode.hello, requestID: 1)) { hello.encode(into: &$0) }
         writer.writeFrame(FrameHeader(opcode: Opcode.auth, requestID: 2)) { AuthRequest(token: token).encode(into: &$0) }
@@ -115,14 +128,20 @@ final class LoadDriverHandler: ChannelInboundHandler {
         }
     }
 
-    func beginRecording() {
+    /// Starts measuring; `since` is the run's recording start, for a connection that replaces one
+    /// during the run (its timelines must line up with the others').
+    func beginRecording(since: UInt64? = nil) {
         recording = true
-        measureStart = Self.now()
+        measureStart = since ?? Self.now()
         for index in histograms.indices { histograms[index].reset() }
         completed = Array(repeating: 0, count: kinds)
         errors = [:]
         perSecond = []
+        successesPerTenth = []
+        unanswered = 0
     }
+
+    var recordingStart: UInt64? { recording ? measureStart : nil }
 
     func stop() {
         running = false
@@ -132,7 +151,7 @@ final class LoadDriverHandler: ChannelInboundHandler {
 
     var result: LoadConnectionResult {
         LoadConnectionResult(histograms: histograms, completed: completed, errors: errors, errorNames: errorNames, perSecond: perSecond,
-                             acknowledgements: acknowledgements)
+                             acknowledgements: acknowledgements, successesPerTenth: successesPerTenth, unanswered: unanswered)
     }
 
     // MARK: requests and responses
@@ -182,19 +201,34 @@ final class LoadDriverHandler: ChannelInboundHandler {
             {
                 acknowledgements.append((sequence, now))
             }
-            if recording {
-                let latency = now > sent ? now - sent : 0
-                histograms[kind].record(latency)
-                completed[kind] += 1
-                let second = Int((now - measureStart) / 1_000_000_000)
-                while perSecond.count <= second { perSecond.append(0) }
-                perSecond[second] += 1
-                if frame.header.isError {
-                    let error = (try? frame.readPayload { (r) throws(DecodeError) in try ErrorBody.decode(from: &r) })
+            var errorCode: LearnStoreError.Code?
+            if frame.header.isError && (recording || followsPrimary) {
+                let error = (try? frame.readPayload { (r) throws(DecodeError) in try ErrorBody.decode(from: &r) })
+                errorCode = error?.code
+                if recording {
                     let code = error?.code.rawValue ?? 0
                     errors[code, default: 0] += 1
                     if errorNames[code] == nil { errorNames[code] = error?.code.name ?? "MALFORMED" }
                 }
+            }
+            if recording {
+                let latency = now > sent ? now - sent : 0
+                histograms[kind].record(latency)
+                completed[kind] += 1
+                let elapsed = now > measureStart ? now - measureStart : 0
+                let second = Int(elapsed / 1_000_000_000)
+                while perSecond.count <= second { perSecond.append(0) }
+                perSecond[second] += 1
+                if !frame.header.isError {
+                    let tenth = Int(elapsed / 100_000_000)
+                    while successesPerTenth.count <= tenth { successesPerTenth.append(0) }
+                    successesPerTenth[tenth] += 1
+                }
+            }
+            if followsPrimary, let errorCode, [.moved, .notPrimary, .shuttingDown].contains(errorCode) {
+                // This node no longer takes the run's requests: the runner connects to the primary.
+                giveUp(context: context)
+                return
             }
             if running, case .closedLoop = mode { enqueue(at: now) }
         }
@@ -209,7 +243,17 @@ final class LoadDriverHandler: ChannelInboundHandler {
         handshakePromise?.fail(LearnStoreError(.connectionFailed, "the server closed the connection during the handshake"))
         handshakePromise = nil
         running = false
+        finished = true
+        if recording { unanswered += inFlight.count }
+        inFlight.removeAll()
         context.fireChannelInactive()
+    }
+
+    private func giveUp(context: ChannelHandlerContext) {
+        running = false
+        finished = true
+        openLoopTask?.cancel()
+        context.close(promise: nil)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -226,7 +270,8 @@ final class LoadConnection: Sendable {
 
     /// Connects and completes the handshake; a refused token or an unreachable server fails here at once.
     static func connect(host: String, port: Int, group: any EventLoopGroup, token: String, mode: LoadDriverHandler.Mode,
-                        kinds: Int, sequencedKinds: Set<Int> = [], source: @escaping @Sendable () -> LoadRequestSource) async throws(LearnStoreError) -> LoadConnection {
+                        kinds: Int, sequencedKinds: Set<Int> = [], followsPrimary: Bool = false,
+                        source: @escaping @Sendable () -> LoadRequestSource) async throws(LearnStoreError) -> LoadConnection {
         let channel: any Channel
         do {
             channel = try await ClientBootstrap(group: group)
@@ -239,7 +284,8 @@ final class LoadConnection: Sendable {
         do {
             let bound = try await channel.eventLoop.submit {
                 let handler = LoadDriverHandler(
-                    hello: HelloRequest(clientName: "learnstore-bench"), token: token, mode: mode, kinds: kinds, sequencedKinds: sequencedKinds, source: source())
+                    hello: HelloRequest(clientName: "learnstore-bench"), token: token, mode: mode, kinds: kinds, sequencedKinds: sequencedKinds,
+                    followsPrimary: followsPrimary, source: source())
                 try channel.pipeline.syncOperations.addHandler(handler)
                 let context = try channel.pipeline.syncOperations.context(handler: handler)
                 let promise = channel.eventLoop.makePromise(of: Void.self)
@@ -272,9 +318,22 @@ final class LoadConnection: Sendable {
         }
     }
 
-    func beginRecording() async {
+    /// Starts measuring; returns when the recording began (see ``LoadDriverHandler/beginRecording(since:)``).
+    @discardableResult
+    func beginRecording(since: UInt64? = nil) async -> UInt64? {
         let handler = self.handler
-        try? await channel.eventLoop.submit { handler.value.beginRecording() }.get()
+        return try? await channel.eventLoop.submit { () -> UInt64? in
+            handler.value.beginRecording(since: since)
+            return handler.value.recordingStart
+        }.get()
+    }
+
+    /// Closed, or given up for another primary: the runner replaces it (with `--seeds`).
+    var isFinished: Bool {
+        get async {
+            let handler = self.handler
+            return (try? await channel.eventLoop.submit { handler.value.finished }.get()) ?? true
+        }
     }
 
     /// What was measured so far (the run goes on).

@@ -21,7 +21,7 @@ struct BenchCommand: AsyncParsableCommand {
 
     @Option(help: "Server host.") var host: String?
     @Option(help: "Server port.") var port: Int?
-    @Option(help: "Client addresses (host:port,...) of any nodes of a cluster: the load goes to the primary they name (TOPOLOGY) instead of --host/--port.") var seeds: String?
+    @Option(help: "Client addresses (host:port,...) of any nodes of a cluster: the load goes to the primary they name (TOPOLOGY) instead of --host/--port, and follows a failover during the run (a connection refused with MOVED or NOT_PRIMARY, or closed, is replaced by one to the new primary; the report counts replacements, unanswered requests and the longest pause).") var seeds: String?
     @Option(name: .customLong("measure-port"), help: "Send the measured requests to this port instead (a replica of the server on --port, which takes the preload).") var measurePort: Int?
     @Option(help: "A JWT (or LEARNSTORE_TOKEN).") var token: String?
     @Option(name: .customLong("key-file"), help: "An HS256 secret file: mint tokens for --tenants test tenants.") var keyFile: String?
@@ -72,6 +72,7 @@ struct BenchCommand: AsyncParsableCommand {
                         issuedAt: Timestamp(milliseconds: Int64(Date().timeIntervalSince1970 * 1000)), lifetimeSeconds: 300)
                 }
                 (configuration.host, configuration.port) = try await ClientOptions.primary(seeds: seeds, token: token)
+                configuration.seeds = try ClientOptions.seedList(seeds)
             }
             if let measurePort {
                 guard (1...65535).contains(measurePort) else { throw CLIError.usage("--measure-port must be 1 ... 65535") }

@@ -31,10 +31,16 @@ struct ClientOptions: ParsableArguments {
         return try await LearnStoreClient(configuration)
     }
 
-    /// The primary's client address, as the first of `seeds` that answers TOPOLOGY names it.
-    static func primary(seeds: String, token: String) async throws -> (String, Int) {
+    /// `host:port[,host:port...]`, at most 64.
+    static func seedList(_ seeds: String) throws -> [String] {
         let list = seeds.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         guard !list.isEmpty, list.count <= 64, list.allSatisfy(ClusterAddress.isValid) else { throw CLIError.usage("--seeds takes host:port[,host:port...]") }
+        return list
+    }
+
+    /// The primary's client address, as the first of `seeds` that answers TOPOLOGY names it.
+    static func primary(seeds: String, token: String) async throws -> (String, Int) {
+        let list = try seedList(seeds)
         let cluster = ClusterClient(seeds: list, configuration: ClientConfiguration(token: token, connections: 1))
         let address = try await cluster.primaryAddress()
         await cluster.shutdown()
@@ -133,9 +139,9 @@ struct RecordsCommand: AsyncParsableCommand {
         func run() async throws {
             try await runCLI {
                 let id = try parseRecordID(id)
-                let connection = try await client.connect()
-                printJSON(try await connection.performance.learningRecords.get(id).json)
-                await connection.shutdown()
+                let session = try await client.session()
+                printJSON(try await session.run { (c) throws(LearnStoreError) in try await c.performance.learningRecords.get(id) }.json)
+                await session.shutdown()
             }
         }
     }
@@ -181,18 +187,20 @@ struct RecordsCommand: AsyncParsableCommand {
                 query.includeDeleted = includeDeleted
                 query.order = ascending ? .ascending : .descending
                 if let cursor { query.cursor = try ListCursor(text: cursor) }
-                let connection = try await client.connect()
-                let records = connection.performance.learningRecords
-                if all {
-                    for try await record in records.list(query) { printJSON(record.json) }
-                } else {
-                    let page = try await records.page(query)
+                let session = try await client.session()
+                // Page by page, each page a step of its own: a failover repeats one page, not the listing.
+                while true {
+                    let asked = query
+                    let page = try await session.run { (c) throws(LearnStoreError) in try await c.performance.learningRecords.page(asked) }
                     for record in page.records { printJSON(record.json) }
-                    if let next = page.nextCursor {
+                    guard let next = page.nextCursor else { break }
+                    guard all else {
                         FileHandle.standardError.write(Data("next cursor: \(next.text)\n".utf8))
+                        break
                     }
+                    query.cursor = next
                 }
-                await connection.shutdown()
+                await session.shutdown()
             }
         }
     }
@@ -207,31 +215,41 @@ struct RecordsCommand: AsyncParsableCommand {
                 """)
         @OptionGroup var client: ClientOptions
         @Argument(help: "JSON file, or - for stdin.") var file: String?
-        @Option(name: .customLong("idempotency-key"), help: "Key for a safe retry (single record or one batch).") var idempotencyKey: String?
+        @Option(name: .customLong("idempotency-key"), help: "Key for a safe retry: run the same command again with the same key and input, and nothing is created twice. With more than 1000 records, batch N (from 0) uses KEY#N. With --seeds and no key, each batch gets a random one, so a batch sent again after a failover is created once.") var idempotencyKey: String?
 
         func run() async throws {
             try await runCLI {
                 let bodies = try readJSONInput(file).map { try RecordBody(json: $0) }
                 guard !bodies.isEmpty else { throw CLIError.usage("no records in the input") }
-                let connection = try await client.connect()
-                let records = connection.performance.learningRecords
+                let keys = try BatchIdempotencyKeys(given: idempotencyKey, records: bodies.count)
+                let session = try await client.session()
+                // With --seeds a batch may be sent again after a failover: it needs a key to be applied once.
+                let generated = session.followsFailovers ? BatchIdempotencyKeys.generated() : nil
                 if bodies.count == 1 {
-                    printJSON(try await records.create(bodies[0], idempotencyKey: idempotencyKey).value.json)
+                    let key = keys.key(batchStart: 0) ?? generated?.key(batchStart: 0)
+                    let body = bodies[0]
+                    printJSON(try await session.run { (c) throws(LearnStoreError) in
+                        try await c.performance.learningRecords.create(body, idempotencyKey: key)
+                    }.value.json)
                 } else {
                     var start = 0
                     while start < bodies.count {
                         let end = min(bodies.count, start + 1000)
+                        let batch = Array(bodies[start..<end])
+                        let key = keys.key(batchStart: start) ?? generated?.key(batchStart: start)
                         let result: WriteResult<[LearningRecord]>
-                        do {
-                            result = try await records.createBatch(Array(bodies[start..<end]), idempotencyKey: idempotencyKey)
-                        } catch let error as LearnStoreError {
+                        do throws(LearnStoreError) {
+                            result = try await session.run { (c) throws(LearnStoreError) in
+                                try await c.performance.learningRecords.createBatch(batch, idempotencyKey: key)
+                            }
+                        } catch {
                             throw BatchErrorPosition.inWholeInput(error, label: "record", batchStart: start)
                         }
                         for record in result.value { printJSON(record.json) }
                         start = end
                     }
                 }
-                await connection.shutdown()
+                await session.shutdown()
             }
         }
     }
@@ -255,9 +273,11 @@ struct RecordsCommand: AsyncParsableCommand {
                 }
                 let body = try RecordBody(json: value)
                 let expectedTime = try expected.map { try parseTime($0, "--expected-updated-at") }
-                let connection = try await client.connect()
-                printJSON(try await connection.performance.learningRecords.patch(id, body, expectedUpdatedAt: expectedTime).value.json)
-                await connection.shutdown()
+                let session = try await client.session()
+                printJSON(try await session.run { (c) throws(LearnStoreError) in
+                    try await c.performance.learningRecords.patch(id, body, expectedUpdatedAt: expectedTime)
+                }.value.json)
+                await session.shutdown()
             }
         }
     }
@@ -270,9 +290,9 @@ struct RecordsCommand: AsyncParsableCommand {
         func run() async throws {
             try await runCLI {
                 let id = try parseRecordID(id)
-                let connection = try await client.connect()
-                printJSON(try await connection.performance.learningRecords.delete(id).value.json)
-                await connection.shutdown()
+                let session = try await client.session()
+                printJSON(try await session.run { (c) throws(LearnStoreError) in try await c.performance.learningRecords.delete(id) }.value.json)
+                await session.shutdown()
             }
         }
     }
@@ -285,9 +305,9 @@ struct RecordsCommand: AsyncParsableCommand {
         func run() async throws {
             try await runCLI {
                 let id = try parseRecordID(id)
-                let connection = try await client.connect()
-                printJSON(try await connection.performance.learningRecords.restore(id).value.json)
-                await connection.shutdown()
+                let session = try await client.session()
+                printJSON(try await session.run { (c) throws(LearnStoreError) in try await c.performance.learningRecords.restore(id) }.value.json)
+                await session.shutdown()
             }
         }
     }
@@ -301,11 +321,12 @@ struct RecordsCommand: AsyncParsableCommand {
         func run() async throws {
             try await runCLI {
                 let person = try parseUUID(person, "person")
-                let connection = try await client.connect()
-                let result = try await connection.performance.learningRecords.purgePerson(person, dryRun: dryRun)
+                let session = try await client.session()
+                let dryRun = self.dryRun
+                let result = try await session.run { (c) throws(LearnStoreError) in try await c.performance.learningRecords.purgePerson(person, dryRun: dryRun) }
                 printJSON(.object([("person_id", .string(person.description)), ("dry_run", .bool(dryRun)),
                                    ("records", .number(String(result.value))), ("sequence", .number(String(result.sequence)))]))
-                await connection.shutdown()
+                await session.shutdown()
             }
         }
     }
@@ -316,9 +337,9 @@ struct RecordsCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await runCLI {
-                let connection = try await client.connect()
-                printJSON(try await connection.performance.learningRecords.stats())
-                await connection.shutdown()
+                let session = try await client.session()
+                printJSON(try await session.run { (c) throws(LearnStoreError) in try await c.performance.learningRecords.stats() })
+                await session.shutdown()
             }
         }
     }

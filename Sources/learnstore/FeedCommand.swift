@@ -12,7 +12,7 @@ struct FeedCommand: AsyncParsableCommand {
         discussion: """
             Each line is one change: {"sequence", "timestamp", "parts": [{"kind": "create"|"patch"|"delete"|"restore"|"import"|"put", \
             "records": […]}, {"kind": "purge", "ids": […]}, {"kind": "outcomes", "rows": […]}, {"kind": "tenant_restore"}]}. \
-            It reconnects and resumes by itself (for up to five minutes of failed attempts). To resume later, pass the last sequence printed to --from. \
+            It reconnects and resumes by itself (for up to five minutes of failed attempts); with --seeds it tries the other nodes in turn, so it follows a failover. To resume later, pass the last sequence printed to --from. \
             If the server no longer keeps the changes after it, the command stops with exit code 7 and says \
             after which sequence a subscription can start: export the tenant at a sequence \
             ('learnstore export --tenant T --sequence S') and subscribe --from that sequence.
@@ -30,10 +30,12 @@ struct FeedCommand: AsyncParsableCommand {
             guard credit >= 1 else { throw CLIError.usage("--credit must be at least 1") }
             let connection = try await client.connect()
             defer { Task { await connection.shutdown() } }
+            // With --seeds: the other nodes, for when the first one is lost (replicas serve the feed too).
+            let others = try client.seedAddresses()
             var printed = 0
             let start: FeedStart = from.map { .after($0) } ?? .now
             do {
-                for try await change in connection.feed.subscribe(from: start, credit: credit) {
+                for try await change in connection.feed.subscribe(from: start, credit: credit, alsoAt: others) {
                     print(change.json.serialized)
                     fflush(nil)
                     printed += 1

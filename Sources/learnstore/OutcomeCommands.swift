@@ -60,14 +60,16 @@ extension OutcomesCommand {
             try await runCLI {
                 guard (1...1000).contains(batch) else { throw CLIError.usage("--batch must be 1 to 1000") }
                 var reader = try EventLineReader(path: file)
-                let connection = try await client.connect()
+                let session = try await client.session()
                 var progress = IngestProgress(totalBytes: reader.totalBytes, isTerminal: isatty(STDERR_FILENO) == 1)
                 var summary = IngestSummary()
                 var pending: [[UInt8]] = []
                 var lineNumbers: [Int] = []
                 func send() async throws {
                     guard !pending.isEmpty else { return }
-                    let report = try await connection.outcomes.ingest(pending)
+                    // A batch sent again after a failover finds its applied events stored (duplicate).
+                    let events = pending
+                    let report = try await session.run { (c) throws(LearnStoreError) in try await c.outcomes.ingest(events) }
                     summary.add(report, lines: lineNumbers)
                     pending.removeAll(keepingCapacity: true)
                     lineNumbers.removeAll(keepingCapacity: true)
@@ -80,7 +82,7 @@ extension OutcomesCommand {
                 }
                 try await send()
                 progress.finish(summary: summary)
-                await connection.shutdown()
+                await session.shutdown()
                 for (line, rejection) in summary.firstRejections {
                     FileHandle.standardError.write(Data("line \(line): \(rejection.reason): \(rejection.error)\n".utf8))
                 }
@@ -107,9 +109,10 @@ extension OutcomesCommand {
                 guard let entityKind = kinds[kind] else {
                     throw CLIError.usage("kind must be one of outcome, group, link, result, proficiency; got '\(kind)'")
                 }
-                let connection = try await client.connect()
-                printJSON(try await connection.outcomes.entity(entityKind, key: id).json)
-                await connection.shutdown()
+                let session = try await client.session()
+                let key = id
+                printJSON(try await session.run { (c) throws(LearnStoreError) in try await c.outcomes.entity(entityKind, key: key) }.json)
+                await session.shutdown()
             }
         }
     }
@@ -147,8 +150,9 @@ extension OutcomesCommand {
                     query = what == "children" ? .groupChildren(groupID: group) : .groupPath(groupID: group)
                 default: throw CLIError.usage("list what? outcomes, groups, links, children or path; got '\(what)'")
                 }
-                let connection = try await client.connect()
-                let entities = try await connection.outcomes.entities(query)
+                let session = try await client.session()
+                let asked = query
+                let entities = try await session.run { (c) throws(LearnStoreError) in try await c.outcomes.entities(asked) }
                 if case .groupChildren = query {
                     printJSON(.object([
                         ("groups", .array(entities.filter { $0.kind == .group }.map(\.json))),
@@ -157,7 +161,7 @@ extension OutcomesCommand {
                 } else {
                     for entity in entities { printJSON(entity.json) }
                 }
-                await connection.shutdown()
+                await session.shutdown()
             }
         }
     }
@@ -202,17 +206,22 @@ extension OutcomesCommand {
                     guard let parsed = ResultCursor(token: text) else { throw CLIError.usage("'\(text)' is not a results cursor") }
                     return parsed
                 }
-                let connection = try await client.connect()
-                if all {
-                    for try await result in connection.outcomes.results(scope, pageSize: limit, after: start) {
-                        printJSON(OutcomeEntity.result(result).json)
-                    }
-                } else {
-                    let page = try await connection.outcomes.resultsPage(scope, after: start, limit: limit)
+                let session = try await client.session()
+                let limit = self.limit
+                var after = start
+                // Page by page, each page a step of its own: a failover repeats one page, not the listing.
+                while true {
+                    let from = after
+                    let page = try await session.run { (c) throws(LearnStoreError) in try await c.outcomes.resultsPage(scope, after: from, limit: limit) }
                     for result in page.results { printJSON(OutcomeEntity.result(result).json) }
-                    if let next = page.next { FileHandle.standardError.write(Data("next cursor: \(next.token)\n".utf8)) }
+                    guard let next = page.next else { break }
+                    guard all else {
+                        FileHandle.standardError.write(Data("next cursor: \(next.token)\n".utf8))
+                        break
+                    }
+                    after = next
                 }
-                await connection.shutdown()
+                await session.shutdown()
             }
         }
     }
@@ -253,19 +262,25 @@ extension OutcomesCommand {
                 guard (student != nil) != aggregate, outcome == nil || student != nil else {
                     throw CLIError.usage("give --student (optionally with --outcome) or --aggregate")
                 }
-                let connection = try await client.connect()
-                let outcomes = connection.outcomes
+                let session = try await client.session()
+                let rollupOptions = options
                 if let student, let outcome {
-                    let rollup = try await outcomes.studentRollup(userUUID: student, outcomeID: outcome, context: context, options: options)
+                    let rollup = try await session.run { (c) throws(LearnStoreError) in
+                        try await c.outcomes.studentRollup(userUUID: student, outcomeID: outcome, context: context, options: rollupOptions)
+                    }
                     printJSON(rollup?.json ?? .null)
                 } else if let student {
-                    for rollup in try await outcomes.studentRollups(userUUID: student, context: context, options: options) {
-                        printJSON(rollup.json)
+                    let rollups = try await session.run { (c) throws(LearnStoreError) in
+                        try await c.outcomes.studentRollups(userUUID: student, context: context, options: rollupOptions)
                     }
+                    for rollup in rollups { printJSON(rollup.json) }
                 } else {
-                    for aggregate in try await outcomes.contextAggregates(context: context, options: options) { printJSON(aggregate.json) }
+                    let aggregates = try await session.run { (c) throws(LearnStoreError) in
+                        try await c.outcomes.contextAggregates(context: context, options: rollupOptions)
+                    }
+                    for aggregate in aggregates { printJSON(aggregate.json) }
                 }
-                await connection.shutdown()
+                await session.shutdown()
             }
         }
     }
@@ -278,10 +293,10 @@ extension OutcomesCommand {
         func run() async throws {
             try await runCLI {
                 let context = try self.context.required()
-                let connection = try await client.connect()
-                let proficiency = try await connection.outcomes.proficiency(inForce: context)
+                let session = try await client.session()
+                let proficiency = try await session.run { (c) throws(LearnStoreError) in try await c.outcomes.proficiency(inForce: context) }
                 printJSON(proficiency.map { OutcomeEntity.proficiency($0).json } ?? .null)
-                await connection.shutdown()
+                await session.shutdown()
             }
         }
     }

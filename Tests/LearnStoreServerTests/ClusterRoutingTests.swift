@@ -23,20 +23,41 @@ import Testing
         }
     }
 
+    /// A one-member etcd and three nodes n0 (the primary), n1 and n2, each on a data directory of its own.
+    struct Cluster {
+        let scratch: TemporaryDirectory
+        let etcd: [EtcdProcess]
+        let directories: [TemporaryDirectory]
+        var servers: [TestServer]
+        var addresses: [String] { servers.map { "127.0.0.1:\($0.port)" } }
+
+        static func start(name: String) async throws -> Cluster {
+            let scratch = TemporaryDirectory(prefix: "learnstore-\(name)-")
+            let etcd = try await EtcdProcess.startCluster(members: 1, workDirectory: scratch.path, binary: EtcdProcess.binary()!)
+            let directories = (0..<3).map { _ in TemporaryDirectory() }
+            var servers: [TestServer] = []
+            do {
+                for index in 0..<3 {
+                    let port = try FailoverTester.freePort()
+                    servers.append(try await TestServer.start(
+                        configure: ClusterRoutingTests.node("n\(index)", port: port, etcd: etcd.map(\.clientURL), cluster: name),
+                        persistence: .forTests(directories[index].path)))
+                }
+            } catch {
+                for member in etcd { member.process.signal(SIGKILL) }
+                throw error
+            }
+            return Cluster(scratch: scratch, etcd: etcd, directories: directories, servers: servers)
+        }
+
+        func killEtcd() { for member in etcd { member.process.signal(SIGKILL) } }
+    }
+
     @Test(.enabled(if: EtcdProcess.binary() != nil, "needs etcd (scripts/ensure-deps.sh installs it)"))
     func clientsFindThePrimaryAndFollowItAcrossAFailover() async throws {
-        let scratch = TemporaryDirectory(prefix: "learnstore-routing-")
-        let etcd = try await EtcdProcess.startCluster(members: 1, workDirectory: scratch.path, binary: EtcdProcess.binary()!)
-        defer { for member in etcd { member.process.signal(SIGKILL) } }
-        let endpoints = etcd.map(\.clientURL)
-        let directories = (0..<3).map { _ in TemporaryDirectory() }
-        var servers: [TestServer] = []
-        for index in 0..<3 {
-            let port = try FailoverTester.freePort()
-            servers.append(try await TestServer.start(
-                configure: Self.node("n\(index)", port: port, etcd: endpoints, cluster: "routing"), persistence: .forTests(directories[index].path)))
-        }
-        let addresses = servers.map { "127.0.0.1:\($0.port)" }
+        let cluster = try await Cluster.start(name: "routing")
+        defer { cluster.killEtcd() }
+        let (servers, addresses) = (cluster.servers, cluster.addresses)
 
         // A replica knows the primary once the control plane has published it; a write there is MOVED.
         let replica = try await servers[1].client()
@@ -51,20 +72,77 @@ import Testing
         await replica.shutdown()
 
         let token = try await servers[1].token()
-        let cluster = ClusterClient(seeds: [addresses[1], addresses[2]], configuration: ClientConfiguration(token: token), attempts: 40)
-        let first = try await cluster.run { (client) throws(LearnStoreError) in
+        let following = ClusterClient(seeds: [addresses[1], addresses[2]], configuration: ClientConfiguration(token: token), attempts: 40)
+        let first = try await following.run { (client) throws(LearnStoreError) in
             try await client.performance.learningRecords.create(sampleBody(title: "before"), idempotencyKey: "before").value
         }
         // The primary stops (its lease revoked): the controller promotes a replica; the client follows.
         try await servers[0].stop()
-        let second = try await cluster.run { (client) throws(LearnStoreError) in
+        let second = try await following.run { (client) throws(LearnStoreError) in
             try await client.performance.learningRecords.create(sampleBody(title: "after"), idempotencyKey: "after").value
         }
-        let both = try await cluster.run { (client) throws(LearnStoreError) in
+        let both = try await following.run { (client) throws(LearnStoreError) in
             [try await client.performance.learningRecords.get(first.id), try await client.performance.learningRecords.get(second.id)]
         }
         #expect(both == [first, second])
-        await cluster.shutdown()
+        await following.shutdown()
+        for server in servers.dropFirst() { try await server.stop() }
+    }
+
+    /// `learnstore bench --seeds`: the primary stops during the run; every connection is replaced by
+    /// one to the promoted node, and the run goes on writing there.
+    @Test(.enabled(if: EtcdProcess.binary() != nil, "needs etcd (scripts/ensure-deps.sh installs it)"))
+    func theLoadToolFollowsAFailoverDuringItsRun() async throws {
+        let cluster = try await Cluster.start(name: "bench")
+        defer { cluster.killEtcd() }
+        let (servers, addresses) = (cluster.servers, cluster.addresses)
+        let replica = try await servers[1].client()
+        #expect(await eventually(within: 30) {
+            let topology = try? await replica.topology()
+            return topology?["nodes"]?.arrayValue?.contains { $0["node_id"] == .string("n0") && $0["address"] == .string(addresses[0]) } == true
+        })
+        await replica.shutdown()
+
+        var configuration = BenchConfiguration(credentials: .token(try await servers[1].token()))
+        configuration.port = servers[0].port
+        configuration.seeds = [addresses[1], addresses[2]]
+        configuration.connections = 4
+        configuration.pipeline = 2
+        configuration.tenants = 1
+        configuration.mix = [(.create, 1)]
+        // Long enough for a failover on a loaded machine (about 0.4 s when idle).
+        configuration.durationSeconds = 8
+        configuration.warmupSeconds = 0
+        let (lines, said) = AsyncStream.makeStream(of: String.self)
+        let runner = BenchRunner(configuration: configuration) { said.yield($0) }
+        let run = Task { try await runner.run() }
+        for await line in lines where line.hasPrefix("running") { break }
+        try await servers[0].stop()
+        let report = try await run.value
+        said.finish()
+
+        #expect(report.reconnects >= configuration.connections)
+        // Writes went on on the promoted node.
+        #expect(report.successesAfterReconnect > 0)
+        #expect(report.longestPauseTenths > 0 && report.longestPauseTenths < Int(report.seconds * 10))
+        #expect(report.text.contains("connections replaced"))
+
+        // The command line with the stopped node first among its seeds: it finds the promoted primary.
+        try #require(FileManager.default.isExecutableFile(atPath: CommandLineRun.binary.path), "build the learnstore binary first")
+        let work = URL(fileURLWithPath: cluster.scratch.path)
+        let file = try RecordsCommandLineTests.input(1200, in: work)
+        let seeds = ["--seeds", addresses.joined(separator: ","), "--token", try await servers[1].token()]
+        let created = try await CommandLineRun.run(["records", "create", file] + seeds, in: work)
+        #expect(created.status == 0, "\(created.stderr)")
+        #expect(created.stdout.split(separator: "\n").count == 1200)
+        let listed = try await CommandLineRun.run(["records", "list", "--all", "--limit", "1000"] + seeds, in: work)
+        #expect(listed.status == 0, "\(listed.stderr)")
+        // Every acknowledged create is there; unanswered ones may be too (their outcome is unknown), and
+        // so may those still in flight when the run stopped.
+        let acknowledged = report.total - report.errors.reduce(0) { $0 + $1.count }
+        let stored = listed.stdout.split(separator: "\n").count - 1200
+        #expect(stored >= acknowledged)
+        #expect(stored <= acknowledged + report.unanswered + configuration.connections * configuration.pipeline)
         for server in servers.dropFirst() { try await server.stop() }
     }
 }

@@ -106,6 +106,45 @@ import Testing
         try await pair.stop()
     }
 
+    /// A subscriber given the replica's address besides the primary's moves there when the primary
+    /// stops, and goes on after the replica is promoted: every change once, in order.
+    @Test func aFeedSubscriberFollowsAFailoverToThePromotedReplica() async throws {
+        let directories = [TemporaryDirectory(), TemporaryDirectory()]
+        let a = try await TestServer.start(configure: Self.node("a"), persistence: .forTests(directories[0].path))
+        let aAddress = try await Self.replicationAddress(a)
+        // Once promoted, b acknowledges alone (it has no replica here).
+        let b = try await TestServer.start(configure: Self.node("b", follow: [aAddress], minimumInSync: 0), persistence: .forTests(directories[1].path))
+        let writer = try await a.client()
+        var written: [UInt64] = []
+        for index in 0..<3 { written.append(try await writer.performance.learningRecords.create(sampleBody(title: "before \(index)")).sequence) }
+        await writer.shutdown()
+
+        let subscriber = try await a.client()
+        let changes = subscriber.feed.subscribe(from: .after(0), alsoAt: ["127.0.0.1:\(b.port)"])
+        let collecting = Task {
+            var sequences: [UInt64] = []
+            for try await change in changes {
+                sequences.append(change.sequence)
+                if sequences.count == 5 { break }
+            }
+            return sequences
+        }
+        #expect(await eventually(within: 30) { (try? await Self.status(aAddress))?["in_sync"] == .array([.string("b")]) })
+        try await a.stop()
+        var payload = ByteWriter(capacity: 8)
+        ReplicationMessages.encode(PromoteRequest(epoch: 0), into: &payload)
+        _ = try await NodeClient.request(
+            try await Self.replicationAddress(b), credential: try NodeCredential(secret: Self.secret), nodeID: "operator",
+            opcode: ReplicationOpcode.promote, payload: payload.bytes, group: MultiThreadedEventLoopGroup.singleton)
+        let promoted = try await b.client()
+        for index in 0..<2 { written.append(try await promoted.performance.learningRecords.create(sampleBody(title: "after \(index)")).sequence) }
+        #expect(try await collecting.value == written)
+        #expect(written == [1, 2, 3, 4, 5])
+        await promoted.shutdown()
+        await subscriber.shutdown()
+        try await b.stop()
+    }
+
     @Test func aReplicaRefusesClientWritesWithNotPrimaryAndAnOutsiderWithoutTheSecret() async throws {
         let pair = try await Self.startPair()
         let (primary, replica, primaryAddress) = (pair.primary, pair.replica, pair.primaryAddress)

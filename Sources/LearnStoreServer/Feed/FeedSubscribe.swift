@@ -76,6 +76,11 @@ enum FeedSubscribe {
             after = sequence
         case .after(let asked):
             guard asked <= sequence else {
+                // A replica may not have the primary's newest changes yet (a subscriber that moves
+                // there after a failover): a later attempt, or the primary, can serve it.
+                if wal.clientWriteRefusal != nil {
+                    throw fail(.notYet, "tenant \(tenantID) is at sequence \(sequence) on this replica, not yet \(asked); retry, or subscribe on the primary")
+                }
                 throw fail(.validation, "sequence \(asked) is ahead of tenant \(tenantID)'s newest committed sequence \(sequence)", field: "sequence")
             }
             after = asked
