@@ -71,6 +71,9 @@ public final class LearnStoreApplication: Sendable {
         let runtime = ServerRuntimeState(loading: persistence != nil || startsLoading)
         let info = InfoDocument(runtime: runtime, registry: registry, metrics: metrics, version: configuration.serverVersion,
                                 started: clock.now(), log: deferredLog)
+        // What was made before a failure to start, to be abandoned before the event loops stop.
+        var madeServer: LearnStoreServer?
+        var madeListener: ReplicationListener?
         do {
             let verifier = try await TokenVerifier(configuration: configuration.authentication)
             let context = ServerContext(
@@ -80,6 +83,7 @@ public final class LearnStoreApplication: Sendable {
             self.context = context
             info.attach(feed: context.feed)
             server = LearnStoreServer(context: context, group: group)
+            madeServer = server
             let replication: ReplicationNode?
             if let settings = configuration.replication {
                 guard let persistence else {
@@ -115,6 +119,7 @@ public final class LearnStoreApplication: Sendable {
                     return (controller.wal, controller.directory, controller.configuration.fileSystem)
                 }
             }
+            madeListener = replicationListener
             if let port = configuration.metricsPort {
                 let endpoint = try await MetricsEndpoint(host: configuration.metricsHost, port: port, group: group) {
                     metrics.sampleState(registry: registry, runtime: runtime, feed: context.feed)
@@ -130,6 +135,9 @@ public final class LearnStoreApplication: Sendable {
                 metricsEndpoint = nil
             }
         } catch {
+            // Their address promises must be completed while the loops still run.
+            madeServer?.abandon()
+            madeListener?.abandon()
             try? await group.shutdownGracefully()
             throw error
         }

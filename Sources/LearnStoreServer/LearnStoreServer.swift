@@ -11,6 +11,8 @@ public final class LearnStoreServer: Service {
     public let context: ServerContext
     private let group: any EventLoopGroup
     private let listening: EventLoopPromise<SocketAddress>
+    /// Whether `listening` was completed (see ``abandon()``).
+    private let listeningCompleted = LockedBox(false)
     /// Runs after connections are drained and before `run` returns (flush the WAL, snapshot).
     private let afterDrain: @Sendable () async -> Void
 
@@ -21,6 +23,13 @@ public final class LearnStoreServer: Service {
         self.afterDrain = afterDrain
     }
 
+    /// The server will never run (its application failed to start): nobody may wait for its address.
+    func abandon() {
+        guard !listeningCompleted.value else { return }
+        listeningCompleted.value = true
+        listening.fail(ChannelError.ioOnClosedChannel)
+    }
+
     /// The address the server is listening on (use port 0 for an ephemeral port in tests).
     public var localAddress: SocketAddress {
         get async throws { try await listening.futureResult.get() }
@@ -29,23 +38,28 @@ public final class LearnStoreServer: Service {
     public func run() async throws {
         let server = context
         let channel: any Channel
+        let (host, port) = (context.configuration.host, context.configuration.port)
         do {
-            channel = try await ServerBootstrap(group: group)
-                .serverChannelOption(.backlog, value: 1024)
-                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-                .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-                .childChannelOption(.writeBufferWaterMark, value: .init(low: 256 << 10, high: 1 << 20))
-                .childChannelOption(.maxMessagesPerRead, value: 16)
-                .childChannelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(ConnectionHandler(server: server))
+            channel = try await ListenFailure.naming("clients (--host, --port)", host: host, port: port) {
+                try await ServerBootstrap(group: group)
+                    .serverChannelOption(.backlog, value: 1024)
+                    .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                    .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                    .childChannelOption(.writeBufferWaterMark, value: .init(low: 256 << 10, high: 1 << 20))
+                    .childChannelOption(.maxMessagesPerRead, value: 16)
+                    .childChannelInitializer { channel in
+                        channel.eventLoop.makeCompletedFuture {
+                            try channel.pipeline.syncOperations.addHandler(ConnectionHandler(server: server))
+                        }
                     }
-                }
-                .bind(host: context.configuration.host, port: context.configuration.port).get()
+                    .bind(host: host, port: port).get()
+            }
         } catch {
+            listeningCompleted.value = true
             listening.fail(error)
             throw error
         }
+        listeningCompleted.value = true
         listening.succeed(channel.localAddress!)
         context.logger.info("listening", metadata: ["address": "\(channel.localAddress!)"])
         await withGracefulShutdownHandler {

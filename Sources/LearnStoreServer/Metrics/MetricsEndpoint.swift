@@ -11,7 +11,9 @@ public final class MetricsEndpoint: Service {
 
     /// Binds the endpoint; `run` serves until shutdown.
     public init(host: String, port: Int, group: any EventLoopGroup, render: @escaping @Sendable () -> [UInt8]) async throws {
-        channel = try await Self.start(host: host, port: port, group: group, render: render)
+        channel = try await ListenFailure.naming("the metrics endpoint (--metrics-port; 0 turns it off)", host: host, port: port) {
+            try await Self.start(host: host, port: port, group: group, render: render)
+        }
     }
 
     /// The bound address (with port 0, the port the system chose).

@@ -79,22 +79,30 @@ public final class ReplicationListener: Service, Sendable {
     }
 
     private func bind(node: ReplicationNode, walSource: @escaping @Sendable () -> (WriteAheadLog, DataDirectory, any FileSystem)?) async throws -> any Channel {
-        try await ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: 64)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(ReplicationServerHandler(node: node, walSource: walSource))
+        let (host, port) = (node.configuration.host, node.configuration.port)
+        return try await ListenFailure.naming("replication (--replication-port)", host: host, port: port) {
+            try await ServerBootstrap(group: group)
+                .serverChannelOption(.backlog, value: 64)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                .childChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(ReplicationServerHandler(node: node, walSource: walSource))
+                    }
                 }
-            }
-            .bind(host: node.configuration.host, port: node.configuration.port).get()
+                .bind(host: host, port: port).get()
+        }
     }
 
-    deinit {
-        // A listener that never ran (its application failed to start) leaves nobody waiting.
-        if !boundCompleted.value { bound.value?.fail(ChannelError.ioOnClosedChannel) }
+    /// The listener will never run (its application failed to start): nobody may wait for its address.
+    /// Called while the event loops still run (a promise failed on a stopped loop is never completed).
+    func abandon() {
+        guard !boundCompleted.value else { return }
+        boundCompleted.value = true
+        bound.value?.fail(ChannelError.ioOnClosedChannel)
     }
+
+    deinit { abandon() }
 }
 
 /// One connection on the replication port: the node handshake, then one of REPLICATE (the
