@@ -3,9 +3,10 @@ import Logging
 import NIOCore
 import ServiceLifecycle
 
-/// A node's part in the control plane (docs/CLUSTER.md). Every `checkMilliseconds` it renews its
-/// lease and publishes `nodes/<id>`, learns the members to follow from etcd, and campaigns for the
-/// controller key. The controller adds new nodes to the placement and checks the primary; when the
+/// A node's part in the control plane (docs/CLUSTER.md). It keeps the cluster's keys from a range read
+/// and a watch of their prefix (``ClusterKeys``), and runs a round whenever the watch reports a change,
+/// and at least every `checkMilliseconds`: it renews its lease and publishes `nodes/<id>`, learns the
+/// members to follow, and campaigns for the controller key. The controller adds new nodes to the placement and checks the primary; when the
 /// primary's key has expired or it fails `failedChecksBeforeFailover` checks in a row, it promotes
 /// the most up-to-date replica by the promise quorum (``ClusterPromotion``) and records the new primary
 /// in a transaction that fails if another node has become controller or the placement changed.
@@ -20,6 +21,8 @@ public final class ClusterAgent: Service, Sendable {
     let logger: Logger
     /// Filled from etcd each round: where TOPOLOGY and MOVED send clients.
     let topology: TopologyBoard
+    /// Rung by the watch when a key changes.
+    let wakeup = Wakeup()
 
     public init(
         configuration: ClusterConfiguration, node: ReplicationNode, address: String, topology: TopologyBoard, group: any EventLoopGroup, logger: Logger
@@ -80,8 +83,18 @@ public final class ClusterAgent: Service, Sendable {
         var published: ClusterNodeEntry?
         var isController = false
         var primaryWatch: ControllerRules.PrimaryWatch
+        /// When the controller last checked the primary: once per `checkMilliseconds`, however often
+        /// changes wake the loop, so the failed checks that trigger a failover stay that far apart.
+        var lastPrimaryCheck: ContinuousClock.Instant?
         var lastProblem: String?
+        var keys = ClusterKeys()
+        var watch: EtcdWatch?
+        var lastRead: ContinuousClock.Instant?
     }
+
+    /// The keys are read again this often, watch or not: a watch served by an etcd member cut off
+    /// from its quorum can go quiet without ending, where a read (linearizable) fails.
+    static let rereadInterval: Duration = .seconds(5)
 
     public func run() async throws {
         var state = LoopState(primaryWatch: ControllerRules.PrimaryWatch(threshold: configuration.failedChecksBeforeFailover))
@@ -97,8 +110,9 @@ public final class ClusterAgent: Service, Sendable {
                 state.lastProblem = error.message
             }
             fenceIfLeaseLapsed(state)
-            try? await Task.sleep(for: .milliseconds(configuration.checkMilliseconds))
+            await wakeup.wait(upTo: .milliseconds(configuration.checkMilliseconds))
         }
+        state.watch?.close()
         // Leaving: the controller sees this node gone at once rather than after its lease.
         if state.lease != 0 { try? await etcd.revoke(lease: state.lease) }
     }
@@ -110,7 +124,7 @@ public final class ClusterAgent: Service, Sendable {
             try await etcd.put(configuration.nodeKey(node.configuration.nodeID), entry.encoded, lease: state.lease)
             state.published = entry
         }
-        let (_, keys) = try await etcd.range(prefix: configuration.prefix)
+        let keys = try await currentKeys(&state)
         let placementKV = keys.first { $0.key == configuration.placementKey }
         let placement = try placementKV.map { kv throws(LearnStoreError) in try ClusterPlacement.decode(kv.value) }
         var registered: [String: ClusterNodeEntry] = [:]
@@ -158,6 +172,40 @@ public final class ClusterAgent: Service, Sendable {
             return
         }
         try await control(placement, revision: placementKV.modRevision, controllerRevision: controller.modRevision, registered: registered, state: &state)
+    }
+
+    // MARK: the keys
+
+    /// The cluster's keys: the watch's changes applied to the last range read. A watch that broke
+    /// resumes from the revision after its last change; without one (none opens, or etcd compacted past
+    /// it), and every `rereadInterval`, the keys are read again and a watch opened after the read.
+    func currentKeys(_ state: inout LoopState) async throws(LearnStoreError) -> [EtcdClient.KeyValue] {
+        if let watch = state.watch {
+            let (responses, ended) = watch.take()
+            for response in responses { state.keys.apply(response) }
+            if let ended {
+                logger.info("cluster: watch ended; resuming", metadata: ["reason": "\(ended)", "after_revision": "\(state.keys.revision)"])
+                state.watch = nil
+            }
+        }
+        let now = ContinuousClock.now
+        if !state.keys.isLoaded || state.lastRead.map({ now - $0 >= Self.rereadInterval }) != false {
+            state.watch?.close()
+            state.watch = nil
+            let (revision, keyValues) = try await etcd.range(prefix: configuration.prefix)
+            state.keys.load(revision: revision, keyValues: keyValues)
+            state.lastRead = now
+        }
+        if state.watch == nil {
+            do throws(LearnStoreError) {
+                state.watch = try await etcd.watch(prefix: configuration.prefix, from: state.keys.revision + 1, wakeup: wakeup)
+            } catch {
+                // Without a watch the keys go stale: read them again next round until one opens.
+                state.keys.unload()
+                logger.debug("cluster: no watch: \(error.message)")
+            }
+        }
+        return state.keys.keyValues
     }
 
     // MARK: the lease
@@ -224,6 +272,9 @@ public final class ClusterAgent: Service, Sendable {
     /// Whether the primary is gone: its key expired, or it failed enough checks in a row.
     private func primaryFailed(_ placement: ClusterPlacement, registered: [String: ClusterNodeEntry], state: inout LoopState) async throws(LearnStoreError) -> Bool {
         guard let address = placement.members[placement.primary] else { return false }
+        let now = ContinuousClock.now
+        if let last = state.lastPrimaryCheck, now - last < .milliseconds(configuration.checkMilliseconds) { return false }
+        state.lastPrimaryCheck = now
         guard registered[placement.primary] != nil else { return state.primaryWatch.failed(keyPresent: false, answeredPrimary: nil) }
         let status = await ClusterPromotion.statuses([address], credential: node.credential, group: etcd.group, timeout: .milliseconds(300)).first
         return state.primaryWatch.failed(keyPresent: true, answeredPrimary: status?.status?["role"]?.stringValue == NodeRole.primary.name)

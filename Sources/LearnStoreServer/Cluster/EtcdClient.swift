@@ -119,6 +119,19 @@ public final class EtcdClient: Sendable {
 
     private func post(_ path: String, _ body: [UInt8], to endpoint: (host: String, port: Int)) async throws(LearnStoreError) -> (Int, [UInt8]) {
         let collector = HTTPResponseCollector(limit: Self.maximumResponseBytes)
+        let channel = try await send(path, body, to: endpoint, reading: collector)
+        defer { channel.close(promise: nil) }
+        let deadline = channel.eventLoop.scheduleTask(in: timeout) { collector.fail(channel, "no answer within \(self.timeout.nanoseconds / 1_000_000) ms") }
+        defer { deadline.cancel() }
+        do { return try await collector.response.futureResult.get() } catch let error as LearnStoreError { throw error } catch {
+            throw LearnStoreError(.connectionFailed, "\(error)")
+        }
+    }
+
+    /// Connects to `endpoint` with `handler` reading the answer, and sends `POST path` with `body`.
+    func send<Handler: ChannelInboundHandler & Sendable>(
+        _ path: String, _ body: [UInt8], to endpoint: (host: String, port: Int), reading handler: Handler
+    ) async throws(LearnStoreError) -> any Channel where Handler.InboundIn == HTTPClientResponsePart {
         let channel: any Channel
         do {
             channel = try await ClientBootstrap(group: group)
@@ -126,27 +139,21 @@ public final class EtcdClient: Sendable {
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                        try channel.pipeline.syncOperations.addHandler(collector)
+                        try channel.pipeline.syncOperations.addHandler(handler)
                     }
                 }
                 .connect(host: endpoint.host, port: endpoint.port).get()
         } catch {
             throw LearnStoreError(.connectionFailed, "cannot connect: \(error)")
         }
-        defer { channel.close(promise: nil) }
-        let deadline = channel.eventLoop.scheduleTask(in: timeout) { collector.fail(channel, "no answer within \(self.timeout.nanoseconds / 1_000_000) ms") }
-        defer { deadline.cancel() }
         var headers = HTTPHeaders()
         headers.add(name: "Host", value: "\(endpoint.host):\(endpoint.port)")
         headers.add(name: "Content-Type", value: "application/json")
         headers.add(name: "Content-Length", value: String(body.count))
-        let head = HTTPRequestHead(version: .http1_1, method: .POST, uri: path, headers: headers)
-        channel.write(HTTPClientRequestPart.head(head), promise: nil)
+        channel.write(HTTPClientRequestPart.head(HTTPRequestHead(version: .http1_1, method: .POST, uri: path, headers: headers)), promise: nil)
         channel.write(HTTPClientRequestPart.body(.byteBuffer(channel.allocator.buffer(bytes: body))), promise: nil)
         channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
-        do { return try await collector.response.futureResult.get() } catch let error as LearnStoreError { throw error } catch {
-            throw LearnStoreError(.connectionFailed, "\(error)")
-        }
+        return channel
     }
 
     // MARK: encoding
