@@ -47,6 +47,8 @@ public final class EtcdProcess: @unchecked Sendable {
                     "--listen-client-urls", clientURL, "--advertise-client-urls", clientURL,
                     "--listen-peer-urls", "http://127.0.0.1:\(port.peer)", "--initial-advertise-peer-urls", "http://127.0.0.1:\(port.peer)",
                     "--initial-cluster", initial, "--initial-cluster-state", "new", "--initial-cluster-token", "learnstore-\(ports[0].peer)",
+                    // A member that comes back with a higher term would otherwise depose a working leader.
+                    "--pre-vote",
                 ]
                 let process = try ChildProcess.spawn(binary, arguments, standardOutput: logPath, standardError: logPath)
                 started.append(EtcdProcess(process: process, name: name, clientURL: clientURL, logPath: logPath))

@@ -256,6 +256,15 @@ public final class ClusterAgent: Service, Sendable {
             return
         }
         guard try await primaryFailed(placement, registered: registered, state: &state) else { return }
+        // The keys came from the watch, which lags while it resumes on another etcd member; a promotion
+        // acts on the nodes before its guarded record, so it is decided again on a fresh read.
+        guard try await stillTheSame(placementRevision: revision, controllerRevision: controllerRevision, primary: placement.primary,
+                                     registered: registered[placement.primary] != nil, state: &state)
+        else {
+            state.primaryWatch.reset()
+            logger.info("cluster: the cluster's keys changed since the watch reported them; not promoting on that view")
+            return
+        }
         let addresses = placement.members.values.sorted()
         logger.warning("cluster: primary failed; promoting", metadata: ["primary": "\(placement.primary)", "failed_checks": "\(state.primaryWatch.failedChecks)"])
         let outcome = try await ClusterPromotion.promote(
@@ -267,6 +276,20 @@ public final class ClusterAgent: Service, Sendable {
         logger.notice("cluster: promoted a new primary", metadata: [
             "primary": "\(outcome.nodeID)", "epoch": "\(outcome.epoch)", "promised_by": "\(outcome.promisedBy)", "recorded": "\(recorded)",
         ])
+    }
+
+    /// Reads the keys (linearizable) and says whether the placement and controller keys are at the
+    /// revisions decided on and the primary's node key is as present as it seemed.
+    private func stillTheSame(
+        placementRevision: Int64, controllerRevision: Int64, primary: String, registered: Bool, state: inout LoopState
+    ) async throws(LearnStoreError) -> Bool {
+        let (revision, keyValues) = try await etcd.range(prefix: configuration.prefix)
+        state.keys.load(revision: revision, keyValues: keyValues)
+        state.lastRead = ContinuousClock.now
+        let byKey = Dictionary(keyValues.map { ($0.key, $0) }, uniquingKeysWith: { $1 })
+        return byKey[configuration.placementKey]?.modRevision == placementRevision
+            && byKey[configuration.controllerKey]?.modRevision == controllerRevision
+            && (byKey[configuration.nodeKey(primary)] != nil) == registered
     }
 
     /// Whether the primary is gone: its key expired, or it failed enough checks in a row.

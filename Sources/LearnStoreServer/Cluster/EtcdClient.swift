@@ -6,7 +6,9 @@ import NIOPosix
 
 /// A client of etcd v3's JSON gateway (`POST /v3/kv/range|put|txn`, `/v3/lease/grant|keepalive`):
 /// keys and values travel as base64, 64-bit integers as strings. Each call tries the endpoints in
-/// turn, one HTTP/1.1 request per connection, and fails after `timeout`.
+/// turn, one HTTP/1.1 request per connection, and fails after `timeout`. A member that cannot answer
+/// (unreachable, or HTTP 5xx: no leader for now) passes the call to the next; when none answers the
+/// call fails with `CONNECTION_FAILED`, which callers retry. Any other refusal is etcd's answer.
 public final class EtcdClient: Sendable {
     public struct KeyValue: Sendable, Equatable {
         public var key: String
@@ -108,6 +110,12 @@ public final class EtcdClient: Sendable {
             }
             let answer: JSONValue
             do { answer = try JSONValue.parse(bytes) } catch { throw Self.malformed("\(path): \(error)") }
+            if status >= 500 {
+                // The member is without a leader for now (an election, a lost quorum: "leader changed",
+                // "no leader"): another member, or a later attempt, may answer.
+                failures.append("\(endpoint.host):\(endpoint.port): HTTP \(status): \(answer["message"]?.stringValue ?? answer["error"]?.stringValue ?? "")")
+                continue
+            }
             guard status == 200 else {
                 // A refusal (an expired lease, a bad request) is etcd's answer: another endpoint would give the same.
                 throw LearnStoreError(.validation, "etcd \(path): HTTP \(status): \(answer["message"]?.stringValue ?? answer["error"]?.stringValue ?? "")")
