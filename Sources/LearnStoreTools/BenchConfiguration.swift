@@ -27,6 +27,8 @@ public struct BenchConfiguration: Sendable {
     /// The measured phase's connections go to this port (a replica of the server on `port`, which
     /// takes the preload); nil: `port`.
     public var measurePort: Int?
+    /// The feed subscribers (`subscribers`) subscribe on this port (a replica); nil: `port`.
+    public var subscribePort: Int?
     /// Client addresses of a cluster's nodes (`--seeds`): the run goes to the primary they name, and a
     /// connection that gets MOVED, NOT_PRIMARY or SHUTTING_DOWN, or loses its server, is replaced by
     /// one to the primary they name then (a failover during the run). Empty: `host` and `port` only.

@@ -360,7 +360,7 @@ public final class BenchRunner: Sendable {
             mode = .closedLoop(depth: configuration.pipeline)
         }
         let probe = configuration.subscribers > 0
-            ? try await FeedDeliveryProbe.start(count: configuration.subscribers, host: configuration.host, port: configuration.port,
+            ? try await FeedDeliveryProbe.start(count: configuration.subscribers, host: configuration.host, port: configuration.subscribePort ?? configuration.port,
                                                 tokens: tenants.map(\.token), group: group)
             : nil
         let sequencedKinds = probe == nil ? [] : Set(configuration.mix.enumerated().filter { $0.element.0.isSequencedWrite }.map(\.offset))

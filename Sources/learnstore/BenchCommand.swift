@@ -23,6 +23,7 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Server port.") var port: Int?
     @Option(help: "Client addresses (host:port,...) of any nodes of a cluster: the load goes to the primary they name (TOPOLOGY) instead of --host/--port, and follows a failover during the run (a connection refused with MOVED or NOT_PRIMARY, or closed, is replaced by one to the new primary; the report counts replacements, unanswered requests and the longest pause).") var seeds: String?
     @Option(name: .customLong("measure-port"), help: "Send the measured requests to this port instead (a replica of the server on --port, which takes the preload).") var measurePort: Int?
+    @Option(name: .customLong("subscribe-port"), help: "With --subscribers: subscribe on this port instead (a replica of the server on --port: it serves the feed with only acknowledged changes, off the primary).") var subscribePort: Int?
     @Option(help: "A JWT (or LEARNSTORE_TOKEN).") var token: String?
     @Option(name: .customLong("key-file"), help: "An HS256 secret file: mint tokens for --tenants test tenants.") var keyFile: String?
     @Option(name: .short, help: "Connections.") var c = 50
@@ -77,6 +78,10 @@ struct BenchCommand: AsyncParsableCommand {
             if let measurePort {
                 guard (1...65535).contains(measurePort) else { throw CLIError.usage("--measure-port must be 1 ... 65535") }
                 configuration.measurePort = measurePort
+            }
+            if let subscribePort {
+                guard (1...65535).contains(subscribePort), subscribers > 0 else { throw CLIError.usage("--subscribe-port must be 1 ... 65535, with --subscribers") }
+                configuration.subscribePort = subscribePort
             }
             configuration.connections = c
             configuration.pipeline = pipeline

@@ -4,6 +4,7 @@ import LearnStorePersistence
 import LearnStoreProtocol
 import LearnStoreServer
 import LearnStoreTestSupport
+import LearnStoreTools
 import NIOPosix
 import Testing
 
@@ -143,6 +144,26 @@ import Testing
         await promoted.shutdown()
         await subscriber.shutdown()
         try await b.stop()
+    }
+
+    /// `learnstore bench --subscribers N --subscribe-port REPLICA`: writes on the primary, every
+    /// acknowledged one delivered to the subscribers on the replica.
+    @Test func theLoadToolsSubscribersFollowTheWritesOnAReplica() async throws {
+        let pair = try await Self.startPair()
+        var configuration = BenchConfiguration(credentials: .token(try await pair.primary.token()))
+        configuration.port = pair.primary.port
+        configuration.subscribePort = pair.replica.port
+        configuration.subscribers = 1
+        configuration.tenants = 1
+        configuration.connections = 2
+        configuration.mix = [(.create, 1)]
+        configuration.durationSeconds = 1
+        configuration.warmupSeconds = 0
+        let report = try await BenchRunner(configuration: configuration).run()
+        let feed = try #require(report.feed)
+        #expect(report.total > 0 && feed.changes > 0)
+        #expect(feed.undelivered == 0)
+        try await pair.stop()
     }
 
     @Test func aReplicaRefusesClientWritesWithNotPrimaryAndAnOutsiderWithoutTheSecret() async throws {
