@@ -104,3 +104,30 @@ import Testing
         watch.close()
     }
 }
+
+/// The agent's loop waits for a change or its next round.
+@Suite struct WakeupTests {
+    @Test func aRingEndsTheWaitWhetherItCameBeforeOrDuringIt() async {
+        let wakeup = Wakeup()
+        let clock = ContinuousClock()
+        wakeup.ring()
+        let early = await clock.measure { await wakeup.wait(upTo: .seconds(60)) }
+        #expect(early < .seconds(10))
+        async let ringing: Void = wakeup.ring()
+        let during = await clock.measure { await wakeup.wait(upTo: .seconds(60)) }
+        await ringing
+        #expect(during < .seconds(10))
+    }
+
+    @Test func withoutARingTheWaitEndsAfterItsDurationAndALateTimerDoesNotEndTheNext() async {
+        let wakeup = Wakeup()
+        let clock = ContinuousClock()
+        let quiet = await clock.measure { await wakeup.wait(upTo: .milliseconds(20)) }
+        #expect(quiet >= .milliseconds(20))
+        // A wait ended by a ring cancels its timer: the next wait still lasts its own duration.
+        wakeup.ring()
+        await wakeup.wait(upTo: .milliseconds(30))
+        let next = await clock.measure { await wakeup.wait(upTo: .milliseconds(50)) }
+        #expect(next >= .milliseconds(50))
+    }
+}
