@@ -47,6 +47,13 @@ public actor ClusterClient {
         throw LearnStoreError(.connectionFailed, "no seed named the primary (\(failures.joined(separator: "; ")))")
     }
 
+    /// ``primaryAddress()`` as host and port.
+    public func primaryHostPort() async throws(LearnStoreError) -> (host: String, port: Int) {
+        let address = try await primaryAddress()
+        guard let split = HostPort.split(address) else { throw LearnStoreError(.protocolViolation, "TOPOLOGY named the primary at '\(address)'") }
+        return split
+    }
+
     private func primaryAddress(asking seed: String) async throws(LearnStoreError) -> String {
         let client = try await connect(seed)
         defer { Task { await client.shutdown() } }

@@ -65,7 +65,7 @@ public final class FeedCursor: @unchecked Sendable {
 
     init(client: LearnStoreClient, start: FeedStart, credit: UInt32, retryFor: Duration, alsoAt: [String] = []) {
         self.retryFor = retryFor
-        addresses = [(client.configuration.host, client.configuration.port)] + alsoAt.compactMap(Self.split)
+        addresses = [(client.configuration.host, client.configuration.port)] + alsoAt.compactMap(HostPort.split)
         self.client = client
         self.start = start
         self.credit = credit
@@ -161,12 +161,6 @@ public final class FeedCursor: @unchecked Sendable {
             guard Self.isRetriable(error) else { throw error }
             try await backOff(error)
         }
-    }
-
-    static func split(_ address: String) -> (host: String, port: Int)? {
-        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]), (1...65535).contains(port) else { return nil }
-        let host = String(address[..<colon])
-        return host.isEmpty ? nil : (host, port)
     }
 
     private func backOff(_ error: LearnStoreError) async throws(LearnStoreError) {

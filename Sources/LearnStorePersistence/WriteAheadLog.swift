@@ -308,12 +308,7 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
 
     /// Waits until this node's own log has resolved `lsn`, whatever the gate; true if it is durable.
     public func waitUntilLocallyResolved(_ lsn: UInt64, timeout: Duration = .seconds(30)) -> Bool {
-        let deadline = ContinuousClock.now + timeout
-        while locallyDurableLSN < lsn, ContinuousClock.now < deadline {
-            flush()
-            usleepWhileWaiting()
-        }
-        return locallyDurableLSN >= lsn && !hasFailed(lsn)
+        waitForLocalLog(lsn, timeout: timeout, givingUpOnAnyFailure: false) && !hasFailed(lsn)
     }
 
     /// Lets the log acknowledge writes up to `lsn` (replication: every in-sync replica has them).
@@ -770,12 +765,17 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
 
     /// Waits until this node's log has made `lsn` durable, whatever replication has acknowledged.
     public func waitUntilLocallyDurable(_ lsn: UInt64, timeout: Duration = .seconds(30)) -> Bool {
+        waitForLocalLog(lsn, timeout: timeout, givingUpOnAnyFailure: true) && !hasFailures
+    }
+
+    /// Whether this node's log reached `lsn` within `timeout` (flushing meanwhile).
+    private func waitForLocalLog(_ lsn: UInt64, timeout: Duration, givingUpOnAnyFailure: Bool) -> Bool {
         let deadline = ContinuousClock.now + timeout
-        while locallyDurableLSN < lsn, ContinuousClock.now < deadline, !hasFailures {
+        while locallyDurableLSN < lsn, ContinuousClock.now < deadline, !(givingUpOnAnyFailure && hasFailures) {
             flush()
             usleepWhileWaiting()
         }
-        return locallyDurableLSN >= lsn && !hasFailures
+        return locallyDurableLSN >= lsn
     }
 
     /// Keeps the segments holding records above `lsn` whatever the snapshots cover (replicas that still

@@ -486,10 +486,7 @@ public final class BenchRunner: Sendable {
         guard let token = try? token(for: PeerDataset.tenantID(0)) else { return nil }
         let cluster = ClusterClient(seeds: configuration.seeds, configuration: ClientConfiguration(token: token, connections: 1))
         defer { Task { await cluster.shutdown() } }
-        guard let address = try? await cluster.primaryAddress(), let colon = address.lastIndex(of: ":"),
-              let port = Int(address[address.index(after: colon)...])
-        else { return nil }
-        return (String(address[..<colon]), port)
+        return try? await cluster.primaryHostPort()
     }
 
     func collect(_ connections: [LoadConnection], retired: [(connection: Int, result: LoadConnectionResult)] = [], stop: Bool) async -> Snapshot {

@@ -42,12 +42,9 @@ struct ClientOptions: ParsableArguments {
     static func primary(seeds: String, token: String) async throws -> (String, Int) {
         let list = try seedList(seeds)
         let cluster = ClusterClient(seeds: list, configuration: ClientConfiguration(token: token, connections: 1))
-        let address = try await cluster.primaryAddress()
-        await cluster.shutdown()
-        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) else {
-            throw LearnStoreError(.protocolViolation, "TOPOLOGY named the primary at '\(address)'")
-        }
-        return (String(address[..<colon]), port)
+        defer { Task { await cluster.shutdown() } }
+        let primary = try await cluster.primaryHostPort()
+        return (primary.host, primary.port)
     }
 }
 

@@ -6,8 +6,8 @@ import ServiceLifecycle
 /// A node's part in the control plane (docs/CLUSTER.md). It keeps the cluster's keys from a range read
 /// and a watch of their prefix (``ClusterKeys``), and runs a round whenever the watch reports a change,
 /// and at least every `checkMilliseconds`: it renews its lease and publishes `nodes/<id>`, learns the
-/// members to follow, and campaigns for the controller key. The controller adds new nodes to the placement and checks the primary; when the
-/// primary's key has expired or it fails `failedChecksBeforeFailover` checks in a row, it promotes
+/// members to follow, and campaigns for the controller key. The controller adds new nodes to the
+/// placement and checks the primary; when the primary's key has expired or it fails `failedChecksBeforeFailover` checks in a row, it promotes
 /// the most up-to-date replica by the promise quorum (``ClusterPromotion``) and records the new primary
 /// in a transaction that fails if another node has become controller or the placement changed.
 /// Safety never rests on the lease: epochs and promises fence an old primary; the lease only bounds
@@ -192,9 +192,7 @@ public final class ClusterAgent: Service, Sendable {
         if !state.keys.isLoaded || state.lastRead.map({ now - $0 >= Self.rereadInterval }) != false {
             state.watch?.close()
             state.watch = nil
-            let (revision, keyValues) = try await etcd.range(prefix: configuration.prefix)
-            state.keys.load(revision: revision, keyValues: keyValues)
-            state.lastRead = now
+            _ = try await readKeys(&state)
         }
         if state.watch == nil {
             do throws(LearnStoreError) {
@@ -206,6 +204,15 @@ public final class ClusterAgent: Service, Sendable {
             }
         }
         return state.keys.keyValues
+    }
+
+    /// Reads the keys (linearizable) into `state.keys`; a running watch goes on from there (its older
+    /// changes are passed over).
+    private func readKeys(_ state: inout LoopState) async throws(LearnStoreError) -> [EtcdClient.KeyValue] {
+        let (revision, keyValues) = try await etcd.range(prefix: configuration.prefix)
+        state.keys.load(revision: revision, keyValues: keyValues)
+        state.lastRead = ContinuousClock.now
+        return keyValues
     }
 
     // MARK: the lease
@@ -283,10 +290,7 @@ public final class ClusterAgent: Service, Sendable {
     private func stillTheSame(
         placementRevision: Int64, controllerRevision: Int64, primary: String, registered: Bool, state: inout LoopState
     ) async throws(LearnStoreError) -> Bool {
-        let (revision, keyValues) = try await etcd.range(prefix: configuration.prefix)
-        state.keys.load(revision: revision, keyValues: keyValues)
-        state.lastRead = ContinuousClock.now
-        let byKey = Dictionary(keyValues.map { ($0.key, $0) }, uniquingKeysWith: { $1 })
+        let byKey = Dictionary(try await readKeys(&state).map { ($0.key, $0) }, uniquingKeysWith: { $1 })
         return byKey[configuration.placementKey]?.modRevision == placementRevision
             && byKey[configuration.controllerKey]?.modRevision == controllerRevision
             && (byKey[configuration.nodeKey(primary)] != nil) == registered

@@ -29,7 +29,7 @@ public final class EtcdClient: Sendable {
         var parsed: [(String, Int)] = []
         for endpoint in endpoints {
             let bare = endpoint.hasPrefix("http://") ? String(endpoint.dropFirst(7)) : endpoint
-            guard let (host, port) = ReplicaFollower.split(bare.hasSuffix("/") ? String(bare.dropLast()) : bare) else {
+            guard let (host, port) = HostPort.split(bare.hasSuffix("/") ? String(bare.dropLast()) : bare) else {
                 throw LearnStoreError(.validation, "etcd endpoint '\(endpoint)' is not http://host:port")
             }
             parsed.append((host, port))
@@ -110,17 +110,16 @@ public final class EtcdClient: Sendable {
             }
             let answer: JSONValue
             do { answer = try JSONValue.parse(bytes) } catch { throw Self.malformed("\(path): \(error)") }
+            guard status != 200 else { return answer }
+            let reason = "HTTP \(status): \(answer["message"]?.stringValue ?? answer["error"]?.stringValue ?? "")"
             if status >= 500 {
                 // The member is without a leader for now (an election, a lost quorum: "leader changed",
                 // "no leader"): another member, or a later attempt, may answer.
-                failures.append("\(endpoint.host):\(endpoint.port): HTTP \(status): \(answer["message"]?.stringValue ?? answer["error"]?.stringValue ?? "")")
+                failures.append("\(endpoint.host):\(endpoint.port): \(reason)")
                 continue
             }
-            guard status == 200 else {
-                // A refusal (an expired lease, a bad request) is etcd's answer: another endpoint would give the same.
-                throw LearnStoreError(.validation, "etcd \(path): HTTP \(status): \(answer["message"]?.stringValue ?? answer["error"]?.stringValue ?? "")")
-            }
-            return answer
+            // A refusal (an expired lease, a bad request) is etcd's answer: another endpoint would give the same.
+            throw LearnStoreError(.validation, "etcd \(path): \(reason)")
         }
         throw LearnStoreError(.connectionFailed, "no etcd endpoint answered \(path): \(failures.joined(separator: "; "))")
     }

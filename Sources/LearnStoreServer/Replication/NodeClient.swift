@@ -50,7 +50,7 @@ final class NodeConnection: Sendable {
     static func open(
         _ address: String, credential: NodeCredential, nodeID: String, group: any EventLoopGroup, timeout: TimeAmount = .seconds(10)
     ) async throws(LearnStoreError) -> NodeConnection {
-        guard let (host, port) = ReplicaFollower.split(address) else {
+        guard let (host, port) = HostPort.split(address) else {
             throw LearnStoreError(.validation, "'\(address)' is not host:port")
         }
         let inbox = FrameInbox(address: address)

@@ -81,7 +81,7 @@ final class ReplicaFollower: @unchecked Sendable {
         }
         let address = addresses[nextAddress % addresses.count]
         nextAddress += 1
-        guard let (host, port) = Self.split(address) else {
+        guard let (host, port) = HostPort.split(address) else {
             node.followerProblem("'\(address)' is not host:port")
             return retry()
         }
@@ -143,12 +143,6 @@ final class ReplicaFollower: @unchecked Sendable {
                 self.connect()
             }
         }
-    }
-
-    static func split(_ address: String) -> (String, Int)? {
-        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]), (1...65535).contains(port) else { return nil }
-        let host = String(address[..<colon])
-        return host.isEmpty ? nil : (host, port)
     }
 
     // MARK: the stream (on `loop`)
