@@ -84,6 +84,71 @@ public struct OrderedSlotIndex: Sendable {
         count = pairs.count
     }
 
+    /// Adds the given (key, slot) pairs, sorted here, in one pass over the index: each chunk that
+    /// gains entries is rewritten once, merged with its share of the pairs and cut into chunks of the
+    /// built size; the others are kept as they are. O(entries + pairs · log pairs), against a search
+    /// and a move inside a chunk per pair for ``insert(_:keys:)``. The slots must not be in the index.
+    mutating func merge<Keys: SlotKeys>(sorting pairs: inout [(Int64, UInt32)], keys: Keys) {
+        guard !pairs.isEmpty else { return }
+        guard !chunks.isEmpty else {
+            self = OrderedSlotIndex(sorting: &pairs)
+            return
+        }
+        pairs.sort { ($0.0, $0.1) < ($1.0, $1.1) }
+        var mergedChunks: [ContiguousArray<UInt64>] = []
+        var mergedFences: [Int64] = []
+        mergedChunks.reserveCapacity(chunks.count + pairs.count / Self.builtChunkSize + 1)
+        mergedFences.reserveCapacity(mergedChunks.capacity)
+        var next = 0
+        for index in chunks.indices {
+            // This chunk takes the pairs before the next chunk's first entry (the first chunk also
+            // those before its own).
+            var end = pairs.count
+            if index + 1 < chunks.count {
+                let fence = (fences[index + 1], Self.slot(chunks[index + 1][0]))
+                end = next
+                while end < pairs.count && (pairs[end].0, pairs[end].1) < fence { end += 1 }
+            }
+            guard end > next else {
+                mergedChunks.append(chunks[index])
+                mergedFences.append(fences[index])
+                continue
+            }
+            // Copy the chunk's runs between insertion points whole; the pairs are few per chunk.
+            let chunk = chunks[index]
+            var merged = ContiguousArray<UInt64>()
+            merged.reserveCapacity(Swift.min(Self.chunkLimit, chunk.count + end - next))
+            var position = 0
+            var fence = fences[index]
+            for pair in pairs[next..<end] {
+                let insertion = Self.lowerBound(pair.0, pair.1, in: chunk, from: position, keys: keys)
+                if insertion == 0 && merged.isEmpty { fence = pair.0 }
+                merged.append(contentsOf: chunk[position..<insertion])
+                merged.append(Self.entry(pair.0, pair.1))
+                position = insertion
+            }
+            merged.append(contentsOf: chunk[position...])
+            next = end
+            if merged.count <= Self.chunkLimit {
+                mergedFences.append(fence)
+                mergedChunks.append(merged)
+                continue
+            }
+            var start = 0
+            while start < merged.count {
+                // No chunk left shorter than a quarter of the built size: the last two share.
+                var stop = Swift.min(merged.count, start + Self.builtChunkSize)
+                if merged.count - stop > 0 && merged.count - stop < Self.builtChunkSize / 4 { stop = start + (merged.count - start) / 2 }
+                mergedChunks.append(Self.chunk(merged[start..<stop]))
+                mergedFences.append(start == 0 ? fence : keys.key(Self.slot(merged[start])))
+                start = stop
+            }
+        }
+        count += pairs.count
+        chunks = mergedChunks
+        fences = mergedFences
+    }
+
     /// Index of the chunk where (value, slot) belongs: the last chunk whose first element is
     /// <= (value, slot), or 0.
     private func chunkIndex(_ value: Int64, _ slot: UInt32) -> Int {
@@ -102,10 +167,10 @@ public struct OrderedSlotIndex: Sendable {
     }
 
     /// Position of the first element >= (value, slot) inside `chunk`.
-    private static func lowerBound<Keys: SlotKeys>(_ value: Int64, _ slot: UInt32, in chunk: ContiguousArray<UInt64>, keys: Keys) -> Int {
+    private static func lowerBound<Keys: SlotKeys>(_ value: Int64, _ slot: UInt32, in chunk: ContiguousArray<UInt64>, from start: Int = 0, keys: Keys) -> Int {
         let target = entry(value, slot)
         return chunk.withUnsafeBufferPointer { chunk in
-            var low = 0
+            var low = start
             var high = chunk.count
             while low < high {
                 let mid = (low + high) >> 1
@@ -208,6 +273,9 @@ public struct OrderedSlotIndex: Sendable {
     }
 
     public var estimatedBytes: Int { chunks.count * 16 + chunks.reduce(0) { $0 + 32 + $1.capacity * 8 } }
+
+    /// The entries of the fullest chunk; for tests.
+    var largestChunk: Int { chunks.map(\.count).max() ?? 0 }
 
     /// Whether every fence equals its chunk's first key and the slots are in (key, slot) order;
     /// for tests.

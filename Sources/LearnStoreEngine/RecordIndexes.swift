@@ -8,8 +8,9 @@ import LearnStoreModel
 /// The id index always covers every record. The other indexes cover the slots below
 /// `secondaryThrough`; newer slots (the backlog, always a suffix: new records are appended) are
 /// added by ``catchUp(_:)``, which builds them all at once when the backlog is a large share of the
-/// tenant (a bulk load: sorting once is several times cheaper than inserting record by record) and
-/// one by one otherwise. Readers of secondary indexes catch up first (`TenantState` does that).
+/// tenant (a bulk load: sorting once is several times cheaper than inserting record by record),
+/// merges a backlog of some size into the range indexes, and adds a small one slot by slot. Readers
+/// of secondary indexes catch up first (`TenantState` does that).
 public struct RecordIndexes: Sendable {
     public internal(set) var byID = SlotHashIndex()
     var byPerson = PostingTable()
@@ -159,9 +160,11 @@ public struct RecordIndexes: Sendable {
     }
 
     /// Brings the secondary indexes up to every slot of `store`: one bulk build of the whole tenant
-    /// when the backlog is at least a quarter of it, else slot by slot. Measured on a bulk load, a
+    /// when the backlog is at least a quarter of it, else the backlog alone. Measured on a bulk load, a
     /// build costs about a quarter of inserting per record (0.38 µs against 1.45 µs), so this picks
-    /// the cheaper of the two.
+    /// the cheaper of the two. A backlog of `mergeMinimumBacklog` slots or more is merged into the range
+    /// indexes in one pass instead of a search per slot (a 5M-record load in 10 tenants, whose
+    /// tenants catch up while it goes on, ran about 8 % faster than with one by one).
     ///
     /// With `limit`, adds at most that many slots, one by one (a write's share of a large backlog).
     mutating func catchUp(_ store: RecordStore, limit: Int? = nil) {
@@ -172,6 +175,10 @@ public struct RecordIndexes: Sendable {
             buildSecondary(store, EntryCounts(store.records))
             return
         }
+        if limit == nil && end - secondaryThrough >= Self.mergeMinimumBacklog {
+            mergeBacklog(store)
+            return
+        }
         let records = store.records
         let arena = store.certificationRefs
         let stop = min(end, secondaryThrough + (limit ?? end))
@@ -179,17 +186,53 @@ public struct RecordIndexes: Sendable {
             let slot = UInt32(secondaryThrough)
             secondaryThrough += 1
             guard !records[Int(slot)].isPurged else { continue }
-            // The hash indexes grow ahead of their newest slot, refilling from the slots below it.
-            Self.advanceGrowth(of: &byCertificationRef, newest: slot) { slot in
-                let r = records[Int(slot)]
-                return !r.isPurged && r.flags.contains(.hasCertificationRef) ? Self.certHash(r, arena) : nil
-            }
-            Self.advanceGrowth(of: &byAssessment, newest: slot) { slot in
-                let r = records[Int(slot)]
-                guard !r.isPurged, let assessment = r.assessment else { return nil }
-                return Self.hash(assessment)
-            }
+            advanceSecondaryGrowth(newest: slot, records, arena)
             addSecondary(slot, records, arena)
+        }
+    }
+
+    /// Backlogs from this size are merged into the range indexes (``OrderedSlotIndex/merge(sorting:keys:)``)
+    /// rather than inserted one by one.
+    static let mergeMinimumBacklog = 256
+
+    /// Adds the backlog: slot by slot to the hash indexes and posting lists (appends, in slot
+    /// order), in one merge pass to each range index.
+    private mutating func mergeBacklog(_ store: RecordStore) {
+        let records = store.records
+        let arena = store.certificationRefs
+        let end = records.count
+        var completed: [(Int64, UInt32)] = []
+        var expires: [(Int64, UInt32)] = []
+        var updated: [(Int64, UInt32)] = []
+        completed.reserveCapacity(end - secondaryThrough)
+        expires.reserveCapacity(end - secondaryThrough)
+        updated.reserveCapacity(end - secondaryThrough)
+        while secondaryThrough < end {
+            let slot = UInt32(secondaryThrough)
+            secondaryThrough += 1
+            let r = records[Int(slot)]
+            guard !r.isPurged else { continue }
+            advanceSecondaryGrowth(newest: slot, records, arena)
+            addUnordered(slot, r, records, arena)
+            if r.completedAt != StoredRecord.nullTime { completed.append((r.completedAt, slot)) }
+            if r.expiresAt != StoredRecord.nullTime { expires.append((r.expiresAt, slot)) }
+            updated.append((r.updatedAt, slot))
+        }
+        byCompletedAt.merge(sorting: &completed, keys: RecordTimeKeys(records, .completedAt))
+        byExpiresAt.merge(sorting: &expires, keys: RecordTimeKeys(records, .expiresAt))
+        byUpdatedAt.merge(sorting: &updated, keys: RecordTimeKeys(records, .updatedAt))
+    }
+
+    /// The secondary hash indexes grow ahead of their newest slot, refilling from the slots below it.
+    private mutating func advanceSecondaryGrowth(newest slot: UInt32, _ records: PagedArray<StoredRecord>, _ arena: ByteArena) {
+        Self.advanceGrowth(of: &byCertificationRef, newest: slot) { slot in
+            let r = records[Int(slot)]
+            return !r.isPurged && r.flags.contains(.hasCertificationRef) ? Self.certHash(r, arena) : nil
+        }
+        Self.advanceGrowth(of: &byAssessment, newest: slot) { slot in
+            let r = records[Int(slot)]
+            guard !r.isPurged, let assessment = r.assessment else { return nil }
+            return Self.hash(assessment)
         }
     }
 
@@ -218,6 +261,14 @@ public struct RecordIndexes: Sendable {
 
     private mutating func addSecondary(_ slot: UInt32, _ records: PagedArray<StoredRecord>, _ arena: ByteArena) {
         let r = records[Int(slot)]
+        addUnordered(slot, r, records, arena)
+        if r.completedAt != StoredRecord.nullTime { byCompletedAt.insert(slot, keys: RecordTimeKeys(records, .completedAt)) }
+        if r.expiresAt != StoredRecord.nullTime { byExpiresAt.insert(slot, keys: RecordTimeKeys(records, .expiresAt)) }
+        byUpdatedAt.insert(slot, keys: RecordTimeKeys(records, .updatedAt))
+    }
+
+    /// Every secondary index of `r` at `slot` but the range indexes.
+    private mutating func addUnordered(_ slot: UInt32, _ r: StoredRecord, _ records: PagedArray<StoredRecord>, _ arena: ByteArena) {
         byPerson.insert(slot, reference: r.person)
         if r.flags.contains(.hasCertificationRef) {
             byCertificationRef.insert(slot, hash: Self.certHash(r, arena)) { Self.certHash(records[Int($0)], arena) }
@@ -233,9 +284,6 @@ public struct RecordIndexes: Sendable {
         case false?: passedFalse.insert(slot)
         case nil: break
         }
-        if r.completedAt != StoredRecord.nullTime { byCompletedAt.insert(slot, keys: RecordTimeKeys(records, .completedAt)) }
-        if r.expiresAt != StoredRecord.nullTime { byExpiresAt.insert(slot, keys: RecordTimeKeys(records, .expiresAt)) }
-        byUpdatedAt.insert(slot, keys: RecordTimeKeys(records, .updatedAt))
     }
 
     /// Removes a slot from every index, using the record's current field values.

@@ -200,6 +200,11 @@ public actor TenantActor {
         isLoading ? nil : state.indexBuild()
     }
 
+    /// A backlog merge to run off this tenant while writes go on (see `TenantState+IndexBuild`).
+    public func indexBuildDuringWrites() -> TenantState.IndexBuild? {
+        isLoading ? nil : state.indexBuildDuringWrites()
+    }
+
     /// The build a read should wait for rather than catch up under the lock (see `TenantState+IndexBuild`).
     public func indexBuildForRead() -> TenantState.IndexBuild? {
         isLoading ? nil : state.indexBuildForRead()

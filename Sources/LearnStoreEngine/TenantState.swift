@@ -97,19 +97,33 @@ public struct TenantState: Sendable {
 
     // MARK: the index backlog
 
-    /// Tenants up to this many slots let the backlog grow until a read, an idle moment (the
-    /// persistence scheduler's tick) or this size: a bulk load then builds its indexes once, at a
-    /// quarter of the cost of inserting record by record. The one catch-up a read may wait for is
-    /// bounded by this size (a build of 131,072 records: about 50 ms).
-    static let lazyIndexSlots = 131_072
+    /// Tenants up to this many slots let the backlog grow until a read or an idle moment (the
+    /// persistence scheduler's tick): a bulk load then builds its indexes once, at a quarter of the
+    /// cost of inserting record by record.
+    public static let lazyIndexSlots = 131_072
 
-    /// New records enter only the id index at write time (see ``RecordIndexes``). In a tenant larger
-    /// than `lazyIndexSlots`, each write then indexes up to twice as many slots as it added (at
-    /// least two), so the backlog stays empty in steady state, and one left by a tenant that
-    /// outgrew the lazy size drains over many writes, each paying at most about three times its
-    /// own indexing, instead of one write stalling its whole event loop.
+    /// The longest catch-up a read may have to wait for, by ``RecordIndexes/catchUpMicroseconds(backlog:slots:)``:
+    /// a backlog of `lazyIndexSlots` added to a larger tenant (about 190 ms), or a build of a tenant
+    /// of up to 500,000 records. A tenant that outgrows `lazyIndexSlots` during a write burst keeps
+    /// its backlog until the scheduler catches it up off the lock
+    /// (``indexBuildDuringWrites(minimumBacklog:minimumSlots:)``); only past this cost do its writes
+    /// index the backlog themselves.
+    static let longestReadCatchUpMicroseconds = 1.45 * Double(lazyIndexSlots)
+
+    /// Whether a write must index part of the backlog itself: catching it up would cost a read more
+    /// than ``longestReadCatchUpMicroseconds``. Never for a tenant of up to `lazyIndexSlots`.
+    static func writesIndexBacklog(backlog: Int, slots: Int) -> Bool {
+        RecordIndexes.catchUpMicroseconds(backlog: backlog, slots: slots) > longestReadCatchUpMicroseconds
+    }
+
+    /// New records enter only the id index at write time (see ``RecordIndexes``). Past the bound of
+    /// ``writesIndexBacklog(backlog:slots:)``, each write indexes up to twice as many slots as it
+    /// added (at least two), so what is above the bound drains over many writes, each paying at most
+    /// about three times its own indexing, instead of one write stalling its whole event loop.
     mutating func boundIndexBacklog(added: Int) {
-        guard !indexes.secondaryDeferred, store.slotCount > Self.lazyIndexSlots else { return }
+        guard !indexes.secondaryDeferred,
+              Self.writesIndexBacklog(backlog: indexes.backlog(in: store), slots: store.slotCount)
+        else { return }
         indexes.catchUp(store, limit: 2 * max(1, added))
     }
 

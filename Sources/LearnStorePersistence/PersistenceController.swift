@@ -174,15 +174,28 @@ public final class PersistenceController: Sendable {
                 await tenant.catchUpIndexes()
                 continue
             }
-            let built = await withCheckedContinuation { (continuation: CheckedContinuation<TenantState.BuiltIndexes, Never>) in
-                let thread = Thread {
-                    LowPriority.applyToCurrentThread()
-                    continuation.resume(returning: build.run())
-                }
-                thread.name = "learnstore-index"
-                thread.start()
+            _ = await tenant.install(runOnIndexThread(build, lowPriority: true))
+        }
+    }
+
+    /// Merges the backlogs of large tenants while writes go on (`TenantState.indexBuildDuringWrites`):
+    /// one pass each second instead of a record-by-record insert per write. At normal priority: the
+    /// writes would otherwise do the same work themselves, record by record.
+    static func catchUpLargeBacklogs(_ tenants: [TenantActor]) async {
+        for tenant in tenants {
+            guard let build = await tenant.indexBuildDuringWrites() else { continue }
+            _ = await tenant.install(runOnIndexThread(build, lowPriority: false))
+        }
+    }
+
+    private static func runOnIndexThread(_ build: TenantState.IndexBuild, lowPriority: Bool) async -> TenantState.BuiltIndexes {
+        await withCheckedContinuation { (continuation: CheckedContinuation<TenantState.BuiltIndexes, Never>) in
+            let thread = Thread {
+                if lowPriority { LowPriority.applyToCurrentThread() }
+                continuation.resume(returning: build.run())
             }
-            _ = await tenant.install(built)
+            thread.name = "learnstore-index"
+            thread.start()
         }
     }
 
@@ -330,6 +343,8 @@ public final class PersistenceController: Sendable {
                 let started = ContinuousClock.now
                 MemoryTrimmer.trim()
                 logger.debug("returned free heap to the system", metadata: ["duration": "\(ContinuousClock.now - started)"])
+            } else if written != writtenLastTick {
+                await Self.catchUpLargeBacklogs(tenants())
             }
             writtenLastTick = written
             let (at, bytes) = lastRound.withLock { $0 }

@@ -110,6 +110,74 @@ import LearnStoreTestSupport
         #expect(installs.taken > 0 && installs.dropped > 0, "off-lock builds were both installed and dropped as stale: \(installs)")
     }
 
+    /// A backlog too small for a bulk build and large enough to merge (a large tenant between the
+    /// scheduler's catch-ups), with records patched, deleted and purged in place between merges: the
+    /// answers match a fresh build, in place and off the lock alike.
+    @Test(arguments: 0..<3)
+    func aMergedBacklogAnswersAsAFreshBuild(seed: Int) throws {
+        var rng = SeededGenerator(seed: UInt64(seed) &+ 900)
+        var h = Harness()
+        var ids: [RecordID] = []
+        for _ in 0..<4 {
+            ids += try h.state.createBatch((0..<1000).map { _ in Self.randomBody(&rng) }, caller: h.who, now: h.tick()).result.map(\.id)
+        }
+        h.state.catchUpIndexes()
+        for round in 0..<6 {
+            let added = RecordIndexes.mergeMinimumBacklog + Int(rng.next() % 500)
+            #expect(added * 4 < h.state.store.slotCount, "a merge, not a bulk build")
+            for _ in 0..<(added / 100) {
+                ids += try h.state.createBatch((0..<100).map { _ in Self.randomBody(&rng) }, caller: h.who, now: h.tick()).result.map(\.id)
+            }
+            // In place: records below the backlog change, so remove-then-insert must have happened
+            // before the merge reads their keys.
+            for _ in 0..<20 {
+                var patch = RecordBody()
+                patch.completedAt = Self.randomBody(&rng).completedAt
+                patch.expiresAt = rng.next() % 2 == 0 ? .null : Self.randomBody(&rng).expiresAt
+                _ = try? h.state.patch(ids[Int(rng.next() % 4000)], patch, caller: h.who, now: h.tick())
+            }
+            _ = try? h.state.delete(ids[Int(rng.next() % UInt64(ids.count))], caller: h.who, now: h.tick())
+            if round == 3 { _ = try h.state.purgePerson(person(rng.next() % 8), dryRun: false, caller: h.who) }
+            if round % 2 == 0 {
+                let build = try #require(h.state.indexBuild(minimumBacklog: 1))
+                let installed = h.state.install(build.run())
+                #expect(installed)
+            }
+            var fresh = h.state
+            fresh.rebuildIndexes()
+            #expect(try Self.answers(&h.state, h.who) == Self.answers(&fresh, h.who))
+            #expect(h.state.indexes.sizes.entries == fresh.indexes.sizes.entries)
+        }
+    }
+
+    /// While writes go on, only a tenant past the lazy size is caught up off the lock, once its
+    /// backlog is worth a thread.
+    @Test func theSchedulerCatchesUpDuringWritesOnlyLargeTenants() throws {
+        var rng = SeededGenerator(seed: 17)
+        var h = Harness()
+        for _ in 0..<3 {
+            _ = try h.state.createBatch((0..<1000).map { _ in Self.randomBody(&rng) }, caller: h.who, now: h.tick())
+        }
+        #expect(h.state.indexBuildDuringWrites() == nil, "3,000 records: the tenant waits for a pause or a read")
+        #expect(h.state.indexBuildDuringWrites(minimumBacklog: 1, minimumSlots: 2999) != nil)
+        #expect(h.state.indexBuildDuringWrites(minimumBacklog: 3001, minimumSlots: 2999) == nil)
+        h.state.catchUpIndexes()
+        _ = try h.state.createBatch((0..<300).map { _ in Self.randomBody(&rng) }, caller: h.who, now: h.tick())
+        #expect(h.state.indexBuildDuringWrites(minimumBacklog: 1, minimumSlots: 2999) == nil, "300 of 3,300: less than an eighth")
+        _ = try h.state.createBatch((0..<200).map { _ in Self.randomBody(&rng) }, caller: h.who, now: h.tick())
+        #expect(h.state.indexBuildDuringWrites(minimumBacklog: 1, minimumSlots: 2999) != nil, "500 of 3,500")
+    }
+
+    /// Writes index the backlog themselves only past what a read may wait for: never in a tenant of
+    /// up to the lazy size, at once in a large tenant with a large backlog.
+    @Test func writesIndexTheBacklogOnlyPastTheLongestReadWait() {
+        #expect(!TenantState.writesIndexBacklog(backlog: 131_072, slots: 131_072))
+        #expect(!TenantState.writesIndexBacklog(backlog: 400_000, slots: 400_000), "a bulk build of 400,000 records: 152 ms")
+        #expect(TenantState.writesIndexBacklog(backlog: 600_000, slots: 600_000))
+        #expect(!TenantState.writesIndexBacklog(backlog: 131_072, slots: 1_000_000), "131,072 slots added to a larger tenant: 190 ms")
+        #expect(TenantState.writesIndexBacklog(backlog: 131_073, slots: 1_000_000))
+    }
+
     /// A build taken off the lock is installed only if no record changed since its copy; a stale one
     /// is dropped and the next read catches up itself.
     @Test func anOffLockBuildIsInstalledOnlyOverTheRecordsItWasBuiltFrom() throws {

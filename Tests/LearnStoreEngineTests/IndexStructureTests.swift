@@ -233,6 +233,72 @@ private struct ArrayKeys: SlotKeys {
     }
 }
 
+/// A merge of a batch of slots must leave the index as inserting them one by one would: the same
+/// order and ranges, fences that match their chunks, no chunk over the limit.
+@Suite struct OrderedSlotIndexMergeTests {
+    static func sortedSlots(_ index: OrderedSlotIndex, _ values: [Int64]) -> [UInt32] {
+        var slots: [UInt32] = []
+        index.visit(lower: nil, upper: nil, keys: ArrayKeys(values)) { slots.append($0) }
+        return slots
+    }
+
+    /// Batches of every size into indexes of every size: empty, one chunk, many; keys spread wide,
+    /// clustered inside one hint step, before and after every key present.
+    @Test(arguments: [(0, 500), (5, 3), (100, 1), (100, 40), (3000, 7), (3000, 900), (20_000, 2500), (20_000, 20_000)])
+    func mergeMatchesInsertingOneByOne(present: Int, added: Int) {
+        var rng = SeededGenerator(seed: UInt64(present &* 31 &+ added))
+        let values: [Int64] = (0..<(present + added)).map { i in
+            switch rng.next() % 5 {
+            case 0: 1_700_000_000_000 + Int64(rng.next() % 2000)  // ties on the hint
+            case 1: 1_700_000_000_000 + Int64(rng.next() % 3)  // ties on the key
+            case 2: i >= present ? -Int64(rng.next() % 1000) : 1_800_000_000_000  // before everything present
+            case 3: i >= present ? 9_000_000_000_000 + Int64(rng.next() % 1000) : 1_650_000_000_000  // after
+            default: 1_600_000_000_000 + Int64(rng.next() % 400_000_000_000)
+            }
+        }
+        var merged = OrderedSlotIndex()
+        var pairs = (0..<present).map { (values[$0], UInt32($0)) }
+        if rng.next() % 2 == 0 {
+            merged = OrderedSlotIndex(sorting: &pairs)
+        } else {
+            for slot in 0..<present { merged.insert(UInt32(slot), keys: ArrayKeys(values)) }
+        }
+        var inserted = merged
+        var batch = (present..<(present + added)).map { (values[$0], UInt32($0)) }.shuffled(using: &rng)
+        merged.merge(sorting: &batch, keys: ArrayKeys(values))
+        for slot in present..<(present + added) { inserted.insert(UInt32(slot), keys: ArrayKeys(values)) }
+        #expect(merged.isConsistent(keys: ArrayKeys(values)))
+        #expect(merged.count == present + added)
+        #expect(Self.sortedSlots(merged, values) == Self.sortedSlots(inserted, values))
+        for (lower, upper) in [(Int64(1_700_000_000_000), Int64(1_700_000_000_002)), (0, 1_700_000_001_000), (-500, 0)] {
+            var got: [UInt32] = []
+            merged.visit(lower: lower, upper: upper, keys: ArrayKeys(values)) { got.append($0) }
+            var expected: [UInt32] = []
+            inserted.visit(lower: lower, upper: upper, keys: ArrayKeys(values)) { expected.append($0) }
+            #expect(got == expected)
+        }
+        // A merged index keeps taking inserts and removals.
+        for slot in stride(from: 0, to: present + added, by: 7) {
+            let removed = merged.remove(UInt32(slot), keys: ArrayKeys(values))
+            #expect(removed)
+        }
+        #expect(merged.isConsistent(keys: ArrayKeys(values)))
+    }
+
+    /// Merged chunks stay within the chunk limit however many entries land in one chunk.
+    @Test func chunksStayWithinTheirLimit() {
+        let values: [Int64] = (0..<10_000).map { $0 < 200 ? Int64($0) * 1000 : 1_000_000 + Int64($0) }
+        var index = OrderedSlotIndex()
+        var pairs = (0..<200).map { (values[$0], UInt32($0)) }
+        index = OrderedSlotIndex(sorting: &pairs)
+        var batch = (200..<10_000).map { (values[$0], UInt32($0)) }
+        index.merge(sorting: &batch, keys: ArrayKeys(values))
+        #expect(index.isConsistent(keys: ArrayKeys(values)))
+        #expect(index.largestChunk <= OrderedSlotIndex.chunkLimit)
+        #expect(Self.sortedSlots(index, values) == (0..<10_000).map(UInt32.init))
+    }
+}
+
 @Suite struct PagedArrayTests {
     @Test func copiesShareUntouchedPages() {
         var array = PagedArray<Int>()
