@@ -3,6 +3,12 @@ import LearnStoreProtocol
 import NIOCore
 import NIOPosix
 
+/// A frame of a subscribed connection and when the event loop read it off the socket.
+struct ReceivedFrame: Sendable {
+    let frame: Frame
+    let receivedAt: NIODeadline
+}
+
 /// The pipeline of a subscribed connection: every frame the server sends (the SUBSCRIBE answer, then
 /// FEED_EVENTS, a PING answer, a last error) goes to one stream, in order. The server sends no more
 /// changes than the subscriber granted credit for, so the stream holds at most that many. A
@@ -13,7 +19,7 @@ final class FeedChannelHandler: ChannelInboundHandler {
 
     private let silenceLimit: TimeAmount
     private let decoder: FrameDecoder
-    private let continuation: AsyncThrowingStream<Frame, any Error>.Continuation
+    private let continuation: AsyncThrowingStream<ReceivedFrame, any Error>.Continuation
     private var cumulation: ByteBuffer?
     private var lastFrameAt = NIODeadline.now()
     private var watchdog: RepeatedTask?
@@ -38,7 +44,7 @@ final class FeedChannelHandler: ChannelInboundHandler {
         watchdog = nil
     }
 
-    init(maximumFrameBytes: Int, silenceLimit: Duration, continuation: AsyncThrowingStream<Frame, any Error>.Continuation) {
+    init(maximumFrameBytes: Int, silenceLimit: Duration, continuation: AsyncThrowingStream<ReceivedFrame, any Error>.Continuation) {
         let (seconds, attoseconds) = silenceLimit.components
         self.silenceLimit = .nanoseconds(max(1_000_000, seconds * 1_000_000_000 + attoseconds / 1_000_000_000))
         self.decoder = FrameDecoder(maximumFrameBytes: maximumFrameBytes)
@@ -54,7 +60,7 @@ final class FeedChannelHandler: ChannelInboundHandler {
         while true {
             do {
                 guard let frame = try decoder.next(from: &buffer) else { break }
-                continuation.yield(frame)
+                continuation.yield(ReceivedFrame(frame: frame, receivedAt: lastFrameAt))
             } catch {
                 continuation.finish(throwing: LearnStoreError(.protocolViolation, "server frame: \(error.message)"))
                 context.close(promise: nil)
@@ -81,7 +87,7 @@ final class FeedChannelHandler: ChannelInboundHandler {
 /// ``FeedChannelHandler`` and SUBSCRIBE is sent.
 struct FeedChannel {
     let channel: any Channel
-    var frames: AsyncThrowingStream<Frame, any Error>.AsyncIterator
+    var frames: AsyncThrowingStream<ReceivedFrame, any Error>.AsyncIterator
     let requestID: UInt32 = 1
 
     static func open(_ configuration: ClientConfiguration, token: String, request: SubscribeRequest, group: any EventLoopGroup) async throws(LearnStoreError) -> FeedChannel {
@@ -91,7 +97,7 @@ struct FeedChannel {
             guard connection.hello.features.contains(.feed) else {
                 throw LearnStoreError(.unknownOpcode, "the server does not offer the change feed (HELLO feature bit 3)")
             }
-            let (stream, continuation) = AsyncThrowingStream<Frame, any Error>.makeStream()
+            let (stream, continuation) = AsyncThrowingStream<ReceivedFrame, any Error>.makeStream()
             let channel = connection.channel
             var writer = ByteWriter(capacity: 32)
             writer.writeFrame(FrameHeader(opcode: Opcode.subscribe, requestID: 1)) { FeedMessages.encodeSubscribe(request, into: &$0) }
@@ -114,8 +120,8 @@ struct FeedChannel {
         }
     }
 
-    /// The next frame, or nil when the connection ended without one.
-    mutating func next() async throws(LearnStoreError) -> Frame {
+    /// The next frame; an error when the connection ended without one.
+    mutating func next() async throws(LearnStoreError) -> ReceivedFrame {
         do {
             guard let frame = try await frames.next() else { throw LearnStoreError(.connectionFailed, "the connection was closed") }
             return frame

@@ -37,6 +37,10 @@ public struct FeedSubscription: AsyncSequence, Sendable {
     public struct Iterator: AsyncIteratorProtocol {
         let cursor: FeedCursor
         public mutating func next() async throws -> FeedChange? { try await cursor.next() }
+
+        /// When the change the last ``next()`` returned was read off its connection by the client's
+        /// event loop: for delivery latency without the wait of the task that iterates.
+        public var receivedAt: NIODeadline? { cursor.receivedAt }
     }
 }
 
@@ -47,6 +51,9 @@ public final class FeedCursor: @unchecked Sendable {
     private var start: FeedStart
     private var channel: FeedChannel?
     private var buffered: ArraySlice<FeedChange> = []
+    /// When the frame of the buffered changes was read; see ``FeedSubscription/Iterator/receivedAt``.
+    private var bufferedReceivedAt: NIODeadline?
+    private(set) var receivedAt: NIODeadline?
     /// The current batch's end: once its changes are taken, everything up to it has been seen.
     private var batchThrough: UInt64?
     private var consumedSinceGrant: UInt32 = 0
@@ -101,6 +108,7 @@ public final class FeedCursor: @unchecked Sendable {
             }
             if let change = buffered.popFirst() {
                 position = change.sequence
+                receivedAt = bufferedReceivedAt
                 consumedSinceGrant += 1
                 if buffered.isEmpty, let through = batchThrough { position = max(position ?? 0, through) }
                 if consumedSinceGrant >= credit / 2, let channel {
@@ -115,8 +123,9 @@ public final class FeedCursor: @unchecked Sendable {
                 if channel == nil { continue }
             }
             do throws(LearnStoreError) {
-                let frame = try await channel!.next()
-                try handle(frame)
+                let received = try await channel!.next()
+                bufferedReceivedAt = received.receivedAt
+                try handle(received.frame)
                 failures = 0
                 failingSince = nil
             } catch {

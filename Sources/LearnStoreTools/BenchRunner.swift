@@ -361,7 +361,7 @@ public final class BenchRunner: Sendable {
         }
         let probe = configuration.subscribers > 0
             ? try await FeedDeliveryProbe.start(count: configuration.subscribers, host: configuration.host, port: configuration.subscribePort ?? configuration.port,
-                                                tokens: tenants.map(\.token), group: group)
+                                                tokens: tenants.map(\.token))
             : nil
         let sequencedKinds = probe == nil ? [] : Set(configuration.mix.enumerated().filter { $0.element.0.isSequencedWrite }.map(\.offset))
         let following = !configuration.seeds.isEmpty

@@ -2,6 +2,7 @@ import Histogram
 import LearnStoreClient
 import LearnStoreProtocol
 import NIOCore
+import NIOPosix
 import Synchronization
 
 /// The load tool's change-feed subscribers: each follows one tenant from now on and notes when every
@@ -14,8 +15,11 @@ final class FeedDeliveryProbe: Sendable {
         var last: UInt64 { list.withLock { $0.last?.sequence ?? 0 } }
     }
 
-    /// Subscribes `count` clients, spread over the tenants (`tokens`, one per tenant).
-    static func start(count: Int, host: String, port: Int, tokens: [String], group: any EventLoopGroup) async throws -> FeedDeliveryProbe {
+    /// Subscribes `count` clients, spread over the tenants (`tokens`, one per tenant), on an event
+    /// loop of their own: a subscriber is another process, whose reads do not queue behind the
+    /// writers' replies.
+    static func start(count: Int, host: String, port: Int, tokens: [String]) async throws -> FeedDeliveryProbe {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         var subscribers: [(Int, LearnStoreClient, Task<Void, Never>, ReceivedChanges)] = []
         for index in 0..<count {
             let tenant = index % tokens.count
@@ -23,10 +27,13 @@ final class FeedDeliveryProbe: Sendable {
             let received = ReceivedChanges()
             let subscription = client.feed.subscribe(from: .now, credit: 4096)
             let task = Task {
+                // Stamped when the event loop read the change, as the writers' replies are: the
+                // task iterating here waits for a thread of the load tool's busy pool.
+                var changes = subscription.makeAsyncIterator()
                 do {
-                    for try await change in subscription {
-                        let now = UInt64(NIODeadline.now().uptimeNanoseconds)
-                        received.list.withLock { $0.append((change.sequence, now)) }
+                    while let change = try await changes.next() {
+                        let at = (changes.receivedAt ?? .now()).uptimeNanoseconds
+                        received.list.withLock { $0.append((change.sequence, at)) }
                     }
                 } catch {
                     return
@@ -34,11 +41,14 @@ final class FeedDeliveryProbe: Sendable {
             }
             subscribers.append((tenant, client, task, received))
         }
-        return FeedDeliveryProbe(subscribers: subscribers)
+        return FeedDeliveryProbe(subscribers: subscribers, group: group)
     }
 
-    private init(subscribers: [(Int, LearnStoreClient, Task<Void, Never>, ReceivedChanges)]) {
+    private let group: MultiThreadedEventLoopGroup
+
+    private init(subscribers: [(Int, LearnStoreClient, Task<Void, Never>, ReceivedChanges)], group: MultiThreadedEventLoopGroup) {
         self.subscribers = subscribers.map { (tenant: $0.0, client: $0.1, task: $0.2, received: $0.3) }
+        self.group = group
     }
 
     /// Waits (at most `seconds`) until every subscriber has the newest acknowledged write of its tenant,
@@ -67,6 +77,7 @@ final class FeedDeliveryProbe: Sendable {
                 histogram.record(change.at > acknowledgedAt ? change.at - acknowledgedAt : 0)
             }
         }
+        try? await group.shutdownGracefully()
         return BenchReport.FeedFigures(
             subscribers: subscribers.count, changes: delivered, undelivered: missing, latency: BenchReport.summarize("feed delivery", histogram))
     }

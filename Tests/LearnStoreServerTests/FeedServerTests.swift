@@ -115,7 +115,11 @@ import Testing
         var writer = try await server.client(connections: 1)
         for _ in 0..<2 { _ = try await writer.performance.learningRecords.create(sampleBody()) }
         var changes = client.feed.subscribe(from: .after(0)).makeAsyncIterator()
+        #expect(changes.receivedAt == nil)
+        let beforeFirst = NIODeadline.now()
         for expected in UInt64(1)...2 { #expect(try await changes.next()?.sequence == expected) }
+        let receivedAt = try #require(changes.receivedAt)
+        #expect(receivedAt >= beforeFirst && receivedAt <= .now(), "when the event loop read the change")
         // The next change is read in a task: it waits through the outage.
         let later = Task {
             var iterator = changes
