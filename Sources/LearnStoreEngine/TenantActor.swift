@@ -1,5 +1,6 @@
 import CanvasOutcomes
 import LearnStoreModel
+import Synchronization
 
 /// The one owner of a tenant's state: every operation on the tenant runs here, one at a time.
 ///
@@ -24,6 +25,11 @@ public actor TenantActor {
     public var observedLSN: UInt64 { pending.last?.lsn ?? 0 }
     /// Given every write after it is appended (the change feed's recent changes), until it declines.
     @exclusivity(unchecked) private var changeTap: (any TenantChangeTap)?
+    /// Set by the first write that finds the tenant past `TenantState.lazyIndexSlots`, never cleared:
+    /// the scheduler's catch-up during writes passes over the other tenants without entering each.
+    public nonisolated var outgrewLazyIndexing: Bool { outgrew.load(ordering: .relaxed) }
+    private nonisolated let outgrew = Atomic<Bool>(false)
+    @exclusivity(unchecked) private var knownLarge = false
     /// Set while the tenant is being replaced (restore); data requests get LOADING.
     @exclusivity(unchecked) public private(set) var isLoading = false
 
@@ -79,6 +85,7 @@ public actor TenantActor {
         pending.append((lsn, undo))
         lastWriteLSN = lsn
         tap(entry, lsn: lsn)
+        noteSize()
         var result = write
         result.lsn = lsn
         return result
@@ -103,6 +110,14 @@ public actor TenantActor {
         pending.append((lsn, undo))
         lastWriteLSN = lsn
         tap(entry, lsn: lsn)
+        noteSize()
+    }
+
+    @inline(__always)
+    private func noteSize() {
+        guard !knownLarge, state.store.slotCount > TenantState.lazyIndexSlots else { return }
+        knownLarge = true
+        outgrew.store(true, ordering: .relaxed)
     }
 
     @inline(__always)

@@ -182,7 +182,7 @@ public final class PersistenceController: Sendable {
     /// one pass each second instead of a record-by-record insert per write. At normal priority: the
     /// writes would otherwise do the same work themselves, record by record.
     static func catchUpLargeBacklogs(_ tenants: [TenantActor]) async {
-        for tenant in tenants {
+        for tenant in tenants where tenant.outgrewLazyIndexing {
             guard let build = await tenant.indexBuildDuringWrites() else { continue }
             _ = await tenant.install(runOnIndexThread(build, lowPriority: false))
         }

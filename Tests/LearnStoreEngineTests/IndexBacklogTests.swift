@@ -293,3 +293,19 @@ import LearnStoreTestSupport
         #expect(h.state.indexBacklog == 0)
     }
 }
+
+/// The scheduler's catch-up during writes enters only tenants a write has seen past the lazy size.
+@Suite struct OutgrownTenantTests {
+    @Test func aTenantIsMarkedOnceAWriteTakesItPastTheLazySize() async throws {
+        var rng = SeededGenerator(seed: 23)
+        let tenant = TenantActor(state: TenantState(tenantID: tenantA), log: RecordingLog())
+        let who = caller()
+        let batches = TenantState.lazyIndexSlots / 1000
+        for _ in 0..<batches {
+            _ = try await tenant.createBatch((0..<1000).map { _ in IndexBacklogTests.randomBody(&rng) }, caller: who)
+        }
+        #expect(!tenant.outgrewLazyIndexing, "\(batches * 1000) records")
+        _ = try await tenant.createBatch((0..<(TenantState.lazyIndexSlots - batches * 1000 + 1)).map { _ in IndexBacklogTests.randomBody(&rng) }, caller: who)
+        #expect(tenant.outgrewLazyIndexing, "one past the lazy size")
+    }
+}
