@@ -90,6 +90,7 @@ public struct OrderedSlotIndex: Sendable {
     /// and a move inside a chunk per pair for ``insert(_:keys:)``. The slots must not be in the index.
     mutating func merge<Keys: SlotKeys>(sorting pairs: inout [(Int64, UInt32)], keys: Keys) {
         guard !pairs.isEmpty else { return }
+        precondition(pairs.allSatisfy { UInt64($0.1) < 1 << Self.slotBits }, "a slot exceeds the ordered index's 27 bits")
         guard !chunks.isEmpty else {
             self = OrderedSlotIndex(sorting: &pairs)
             return
