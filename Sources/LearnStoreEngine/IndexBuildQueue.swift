@@ -1,9 +1,11 @@
 import Dispatch
 import Synchronization
 
-/// The secondary-index builds that reads wait for: each runs off every event loop and off its
-/// tenant's lock (see `TenantState+IndexBuild`), and a read that finds its tenant's build running
-/// waits for that one instead of starting another.
+/// The secondary-index builds of reads and of the persistence scheduler: each runs off every event
+/// loop and off its tenant's lock (see `TenantState+IndexBuild`), and a read or a scheduler's
+/// catch-up that finds its tenant's build running waits for that one instead of starting another
+/// (after a write burst, the first reads of a tenant and the scheduler would otherwise build the
+/// same indexes twice over, on the two cores the reads share).
 public final class IndexBuildQueue: Sendable {
     private let waiters = Mutex<[ObjectIdentifier: [@Sendable () -> Void]]>([:])
 
@@ -28,6 +30,13 @@ public final class IndexBuildQueue: Sendable {
                 let waiting = self.waiters.withLock { $0.removeValue(forKey: key) ?? [] }
                 for waiter in waiting { waiter() }
             }
+        }
+    }
+
+    /// ``build(_:for:then:)``, returning once the build is installed or dropped.
+    public func build(_ build: TenantState.IndexBuild, for tenant: TenantActor) async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            self.build(build, for: tenant) { continuation.resume() }
         }
     }
 

@@ -163,39 +163,28 @@ public final class PersistenceController: Sendable {
     }
 
     /// Brings each tenant's secondary indexes up to its records (and drops the undo of its durable
-    /// writes). A large backlog is built from a copy on a low-priority thread and swapped in
+    /// writes). A large backlog is built from a copy off the tenant's lock and swapped in
     /// (`TenantState+IndexBuild`), so requests for the tenant never wait for a build over the whole
     /// tenant; a small one is added in place. A build made stale by a write meanwhile is dropped: the
-    /// writes' own pause brings the next attempt.
-    static func catchUpIndexes(_ tenants: [TenantActor]) async {
+    /// writes' own pause brings the next attempt. Builds go through `builds`, the queue reads use: a
+    /// read arriving meanwhile waits for the same build instead of starting a second one.
+    static func catchUpIndexes(_ tenants: [TenantActor], builds: IndexBuildQueue) async {
         for tenant in tenants {
             await tenant.releaseCommittedUndo()
             guard let build = await tenant.indexBuild() else {
                 await tenant.catchUpIndexes()
                 continue
             }
-            _ = await tenant.install(runOnIndexThread(build, lowPriority: true))
+            await builds.build(build, for: tenant)
         }
     }
 
     /// Merges the backlogs of large tenants while writes go on (`TenantState.indexBuildDuringWrites`):
-    /// one pass each second instead of a record-by-record insert per write. At normal priority: the
-    /// writes would otherwise do the same work themselves, record by record.
-    static func catchUpLargeBacklogs(_ tenants: [TenantActor]) async {
+    /// one pass each second instead of a record-by-record insert per write.
+    static func catchUpLargeBacklogs(_ tenants: [TenantActor], builds: IndexBuildQueue) async {
         for tenant in tenants where tenant.outgrewLazyIndexing {
             guard let build = await tenant.indexBuildDuringWrites() else { continue }
-            _ = await tenant.install(runOnIndexThread(build, lowPriority: false))
-        }
-    }
-
-    private static func runOnIndexThread(_ build: TenantState.IndexBuild, lowPriority: Bool) async -> TenantState.BuiltIndexes {
-        await withCheckedContinuation { (continuation: CheckedContinuation<TenantState.BuiltIndexes, Never>) in
-            let thread = Thread {
-                if lowPriority { LowPriority.applyToCurrentThread() }
-                continuation.resume(returning: build.run())
-            }
-            thread.name = "learnstore-index"
-            thread.start()
+            await builds.build(build, for: tenant)
         }
     }
 
@@ -326,7 +315,9 @@ public final class PersistenceController: Sendable {
     }
 
     /// Snapshot rounds by time and WAL growth, until cancelled.
-    public func runScheduler(tenants: @escaping @Sendable () -> [TenantActor]) async {
+    /// `indexBuilds`: the queue of index builds the server's reads use (the scheduler's catch-ups join
+    /// theirs and theirs join the scheduler's).
+    public func runScheduler(indexBuilds: IndexBuildQueue = IndexBuildQueue(), tenants: @escaping @Sendable () -> [TenantActor]) async {
         var trimmedAtBytes: UInt64 = 0
         var writtenLastTick: UInt64 = 0
         while !Task.isCancelled {
@@ -339,12 +330,12 @@ public final class PersistenceController: Sendable {
             if written == writtenLastTick && written != trimmedAtBytes {
                 trimmedAtBytes = written
                 // Build what the burst left out of the secondary indexes now, not in the first read.
-                await Self.catchUpIndexes(tenants())
+                await Self.catchUpIndexes(tenants(), builds: indexBuilds)
                 let started = ContinuousClock.now
                 MemoryTrimmer.trim()
                 logger.debug("returned free heap to the system", metadata: ["duration": "\(ContinuousClock.now - started)"])
             } else if written != writtenLastTick {
-                await Self.catchUpLargeBacklogs(tenants())
+                await Self.catchUpLargeBacklogs(tenants(), builds: indexBuilds)
             }
             writtenLastTick = written
             let (at, bytes) = lastRound.withLock { $0 }

@@ -90,8 +90,9 @@ public final class PersistenceService: Service {
         runtime.finishLoading()
 
         let registry = context.registry
+        let indexBuilds = context.indexBuilds
         await cancelWhenGracefulShutdown {
-            await controller.runScheduler { registry.all }
+            await controller.runScheduler(indexBuilds: indexBuilds) { registry.all }
         }
         // A restore still running (its connection may have been closed by the drain) finishes before the
         // WAL closes and the LOCK is released.

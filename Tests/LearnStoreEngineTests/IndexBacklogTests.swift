@@ -309,3 +309,28 @@ import LearnStoreTestSupport
         #expect(tenant.outgrewLazyIndexing, "one past the lazy size")
     }
 }
+
+/// The queue the reads and the persistence scheduler share: a build is installed before its callers
+/// go on, and callers for a tenant whose build runs wait for that one.
+@Suite struct IndexBuildQueueTests {
+    @Test func aBuildIsInstalledBeforeItsCallersGoOnAndLaterCallersJoinIt() async throws {
+        var rng = SeededGenerator(seed: 31)
+        let tenant = TenantActor(state: TenantState(tenantID: tenantA), log: RecordingLog())
+        for _ in 0..<5 {
+            _ = try await tenant.createBatch((0..<1000).map { _ in IndexBacklogTests.randomBody(&rng) }, caller: caller())
+        }
+        let queue = IndexBuildQueue()
+        let build = try #require(await tenant.indexBuild())
+        let finished = await withTaskGroup(of: Void.self) { group in
+            for _ in 0..<3 {
+                group.addTask { await queue.build(build, for: tenant) }
+            }
+            var finished = 0
+            for await _ in group { finished += 1 }
+            return finished
+        }
+        #expect(finished == 3)
+        #expect(queue.running == 0)
+        #expect(await tenant.state.indexBacklog == 0, "installed before the callers went on")
+    }
+}
