@@ -46,13 +46,6 @@ public struct RecordIndexes: Sendable {
         return indexes
     }
 
-    /// The secondary indexes of `store` alone (the id index left empty), for ``adoptSecondary(_:through:)``.
-    static func buildSecondary(_ store: RecordStore) -> RecordIndexes {
-        var indexes = RecordIndexes()
-        indexes.buildSecondary(store, EntryCounts(store.records))
-        return indexes
-    }
-
     /// Takes every secondary index from `built`, which covers the first `slots` slots of this
     /// tenant's records as they are now; the id index stays this one's. The slots after them stay in
     /// the backlog.

@@ -29,7 +29,6 @@ public actor TenantActor {
     /// the scheduler's catch-up during writes passes over the other tenants without entering each.
     public nonisolated var outgrewLazyIndexing: Bool { outgrew.load(ordering: .relaxed) }
     private nonisolated let outgrew = Atomic<Bool>(false)
-    @exclusivity(unchecked) private var knownLarge = false
     /// Set while the tenant is being replaced (restore); data requests get LOADING.
     @exclusivity(unchecked) public private(set) var isLoading = false
 
@@ -115,8 +114,7 @@ public actor TenantActor {
 
     @inline(__always)
     private func noteSize() {
-        guard !knownLarge, state.store.slotCount > TenantState.lazyIndexSlots else { return }
-        knownLarge = true
+        guard !outgrew.load(ordering: .relaxed), state.store.slotCount > TenantState.lazyIndexSlots else { return }
         outgrew.store(true, ordering: .relaxed)
     }
 
