@@ -671,6 +671,17 @@ public struct ReplicationSimulation {
                     connection.toPrimary.append((min(replicaWAL.locallyDurableLSN, replica.applied), replica.applied))
                 }
             }
+            // Every replica's log writes on, as its group commit would: records applied while its
+            // disk was failing reach the disk only now, or the node stops and starts again.
+            for replica in nodes where replica.alive && replica.role == .replica {
+                guard let replicaWAL = replica.wal else { continue }
+                replicaWAL.runWriterStep()
+                if replicaWAL.hasFailures {
+                    failStop(replica)
+                } else if let connection = connections[replica.id] {
+                    connection.toPrimary.append((min(replicaWAL.locallyDurableLSN, replica.applied), replica.applied))
+                }
+            }
             for connection in connections.values {
                 while !connection.toPrimary.isEmpty {
                     let ack = connection.toPrimary.removeFirst()
