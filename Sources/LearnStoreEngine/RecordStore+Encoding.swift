@@ -30,14 +30,15 @@ extension RecordStore {
     /// intermediate LearningRecord). Produces exactly the bytes of `RecordCodec.encode(record(at:))`.
     public func encode(slot: UInt32, into writer: inout ByteWriter) {
         let r = self[slot]
+        let sparse = sparse(slot)
         var bits: UInt32 = RecordField.id.bit | RecordField.tenantID.bit | RecordField.createdAt.bit
             | RecordField.updatedAt.bit | RecordField.source.bit | RecordField.sourceType.bit
             | RecordField.isDeleted.bit | RecordField.schemaVersion.bit | RecordField.personID.bit
         if r.app != 0 { bits |= RecordField.appID.bit }
         if r.createdBy != 0 { bits |= RecordField.createdBy.bit }
         if r.updatedBy != 0 { bits |= RecordField.updatedBy.bit }
-        if r.deletedAt != StoredRecord.nullTime { bits |= RecordField.deletedAt.bit }
-        if r.deletedBy != 0 { bits |= RecordField.deletedBy.bit }
+        if sparse.deletedAt != StoredRecord.nullTime { bits |= RecordField.deletedAt.bit }
+        if sparse.deletedBy != 0 { bits |= RecordField.deletedBy.bit }
         if r.title != 0 { bits |= RecordField.title.bit }
         if r.provider != 0 { bits |= RecordField.provider.bit }
         if r.completedAt != StoredRecord.nullTime { bits |= RecordField.completedAt.bit }
@@ -66,9 +67,9 @@ extension RecordStore {
             out.writeString(source)
             out.writeU8(r.sourceType.rawValue)
             out.writeU8(r.isDeleted ? 1 : 0)
-            if r.deletedAt != StoredRecord.nullTime { out.writeI64(r.deletedAt) }
-            if r.deletedBy != 0 { out.writeUUID(uuids.values[Int(r.deletedBy) - 1]) }
-            out.writeVarint(UInt64(r.schemaVersion))
+            if sparse.deletedAt != StoredRecord.nullTime { out.writeI64(sparse.deletedAt) }
+            if sparse.deletedBy != 0 { out.writeUUID(uuids.values[Int(sparse.deletedBy) - 1]) }
+            out.writeVarint(UInt64(sparse.schemaVersion))
             out.writeUUID(persons.values[Int(r.person) - 1])
             if r.title != 0 { out.writeString(title) }
             if r.provider != 0 { out.writeString(provider) }

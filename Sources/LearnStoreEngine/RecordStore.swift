@@ -15,6 +15,8 @@ public struct RecordStore: Sendable {
     public internal(set) var uuids = UUIDTable()
     public internal(set) var persons = UUIDTable()
     public internal(set) var certificationRefs = ByteArena()
+    /// The ``SparseFields`` of the slots whose record has `hasSparseFields`, and of no other.
+    public internal(set) var sparseFields = SparseFieldTable()
     public internal(set) var liveCount = 0
     public internal(set) var deletedCount = 0
 
@@ -27,8 +29,50 @@ public struct RecordStore: Sendable {
         _modify { yield &records[Int(slot)] }
     }
 
+    /// The fields of `slot` that most records leave at their default.
+    @inline(__always) public func sparse(_ slot: UInt32) -> SparseFields {
+        self[slot].flags.contains(.hasSparseFields) ? sparseFields[slot] ?? .defaults : .defaults
+    }
+
+    /// Stores `record` in `slot`, replacing what was there.
+    mutating func put(_ record: LearningRecord, at slot: UInt32) {
+        let (stored, sparse) = makeStored(record)
+        set(stored, sparse: sparse, at: slot)
+    }
+
+    /// Stores `record` in a new slot after the last.
+    mutating func append(_ record: LearningRecord) {
+        let (stored, sparse) = makeStored(record)
+        append(stored, sparse: sparse)
+    }
+
+    /// Stores `stored` (whose `hasSparseFields` flag is ignored) and its sparse fields in `slot`.
+    mutating func set(_ stored: StoredRecord, sparse: SparseFields, at slot: UInt32) {
+        var stored = stored
+        if sparse != .defaults {
+            stored.flags.insert(.hasSparseFields)
+            sparseFields[slot] = sparse
+        } else {
+            stored.flags.remove(.hasSparseFields)
+            if self[slot].flags.contains(.hasSparseFields) { sparseFields[slot] = nil }
+        }
+        self[slot] = stored
+    }
+
+    /// Appends `stored` (whose `hasSparseFields` flag is ignored) and its sparse fields.
+    mutating func append(_ stored: StoredRecord, sparse: SparseFields) {
+        var stored = stored
+        if sparse != .defaults {
+            stored.flags.insert(.hasSparseFields)
+            sparseFields[UInt32(records.count)] = sparse
+        } else {
+            stored.flags.remove(.hasSparseFields)
+        }
+        records.append(stored)
+    }
+
     /// Converts a caller-visible record into stored form, interning its strings and UUIDs.
-    mutating func makeStored(_ record: LearningRecord) -> StoredRecord {
+    mutating func makeStored(_ record: LearningRecord) -> (StoredRecord, SparseFields) {
         var stored = StoredRecord(id: record.id, createdAt: record.createdAt.milliseconds, updatedAt: record.updatedAt.milliseconds)
         stored.app = strings.intern(record.appID)
         stored.createdBy = uuids.intern(record.createdBy)
@@ -36,9 +80,9 @@ public struct RecordStore: Sendable {
         stored.source = strings.intern(record.source)
         stored.sourceType = record.sourceType
         if record.isDeleted { stored.flags.insert(.deleted) }
-        stored.deletedAt = record.deletedAt?.milliseconds ?? StoredRecord.nullTime
-        stored.deletedBy = uuids.intern(record.deletedBy)
-        stored.schemaVersion = UInt16(clamping: record.schemaVersion)
+        let sparse = SparseFields(
+            deletedAt: record.deletedAt?.milliseconds ?? StoredRecord.nullTime, deletedBy: uuids.intern(record.deletedBy),
+            schemaVersion: UInt16(clamping: record.schemaVersion))
         stored.person = persons.intern(record.personID)
         stored.title = strings.intern(record.title)
         stored.provider = strings.intern(record.provider)
@@ -53,7 +97,7 @@ public struct RecordStore: Sendable {
         }
         stored.cohort = uuids.intern(record.linkedCohortID)
         stored.assessment = record.linkedAssessmentID
-        return stored
+        return (stored, sparse)
     }
 
     /// The caller-visible record in `slot`.
@@ -68,9 +112,10 @@ public struct RecordStore: Sendable {
         record.source = strings.string(stored.source) ?? LearningRecord.defaultSource
         record.sourceType = stored.sourceType
         record.isDeleted = stored.isDeleted
-        record.deletedAt = StoredRecord.time(stored.deletedAt)
-        record.deletedBy = uuids.uuid(stored.deletedBy)
-        record.schemaVersion = Int(stored.schemaVersion)
+        let sparse = sparse(slot)
+        record.deletedAt = StoredRecord.time(sparse.deletedAt)
+        record.deletedBy = uuids.uuid(sparse.deletedBy)
+        record.schemaVersion = Int(sparse.schemaVersion)
         record.title = strings.string(stored.title)
         record.provider = strings.string(stored.provider)
         record.completedAt = StoredRecord.time(stored.completedAt)

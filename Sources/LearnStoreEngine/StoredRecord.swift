@@ -1,8 +1,9 @@
 import LearnStoreModel
 
-/// A LearningRecord as the engine keeps it: 128 bytes, no references, so a page of them copies with
+/// A LearningRecord as the engine keeps it: 112 bytes, no references, so a page of them copies with
 /// one memcpy. Repeated strings and UUIDs are 4-byte references into the tenant's tables; the
-/// certification reference points into a byte arena. Nulls use sentinels or flag bits.
+/// certification reference points into a byte arena; fields few records set are ``SparseFields``
+/// beside it. Nulls use sentinels or flag bits.
 public struct StoredRecord: Sendable, Equatable {
     public static let nullTime = Int64.min
 
@@ -12,7 +13,6 @@ public struct StoredRecord: Sendable, Equatable {
     public var updatedAt: Int64
     public var completedAt: Int64 = nullTime
     public var expiresAt: Int64 = nullTime
-    public var deletedAt: Int64 = nullTime
     /// NaN means null (a stored score is always finite).
     public var score: Double = .nan
     public var assessmentHigh: UInt64 = 0
@@ -21,7 +21,6 @@ public struct StoredRecord: Sendable, Equatable {
     public var person: UInt32 = 0
     public var createdBy: UInt32 = 0
     public var updatedBy: UInt32 = 0
-    public var deletedBy: UInt32 = 0
     public var cohort: UInt32 = 0
     public var title: UInt32 = 0
     public var provider: UInt32 = 0
@@ -29,7 +28,6 @@ public struct StoredRecord: Sendable, Equatable {
     public var app: UInt32 = 0
     public var certLocation: UInt32 = 0
     public var certLength: UInt16 = 0
-    public var schemaVersion: UInt16 = 1
     public var flags: Flags = []
 
     public struct Flags: OptionSet, Sendable, Equatable {
@@ -42,6 +40,8 @@ public struct StoredRecord: Sendable, Equatable {
         public static let hasCertificationRef = Flags(rawValue: 1 << 4)
         /// Hard-deleted (purged): only the id and created_at remain, to keep slot order searchable.
         public static let purged = Flags(rawValue: 1 << 5)
+        /// The record's ``SparseFields`` differ from the defaults: its store holds them.
+        public static let hasSparseFields = Flags(rawValue: 1 << 6)
         static let sourceTypeShift: UInt16 = 8
     }
 

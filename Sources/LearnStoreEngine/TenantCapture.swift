@@ -14,6 +14,7 @@ public struct TenantCapture: Sendable {
     public let uuids: PagedArray<UUID16>
     public let persons: PagedArray<UUID16>
     let certificationRefs: ByteArena
+    let sparseFields: SparseFieldTable
     public let idempotency: [IdempotencyEntry]
     /// The Canvas outcome data (persistent tables: the copy is O(1)).
     public let outcomes: OutcomeTables
@@ -25,6 +26,11 @@ public struct TenantCapture: Sendable {
         guard record.flags.contains(.hasCertificationRef) else { return nil }
         return certificationRefs.withBytes(at: record.certLocation, length: Int(record.certLength), body)
     }
+
+    /// The sparse fields of the record in `slot`.
+    public func sparse(of record: StoredRecord, slot: Int) -> SparseFields {
+        record.flags.contains(.hasSparseFields) ? sparseFields[UInt32(slot)] ?? .defaults : .defaults
+    }
 }
 
 extension TenantState {
@@ -32,7 +38,7 @@ extension TenantState {
     public func capture() -> TenantCapture {
         TenantCapture(
             tenantID: tenantID, sequence: sequence, records: store.records, strings: store.strings.values,
-            uuids: store.uuids.values, persons: store.persons.values, certificationRefs: store.certificationRefs,
+            uuids: store.uuids.values, persons: store.persons.values, certificationRefs: store.certificationRefs, sparseFields: store.sparseFields,
             idempotency: idempotency.entriesInOrder, outcomes: outcomes.tables, liveRecords: store.liveCount,
             deletedRecords: store.deletedCount)
     }
@@ -53,9 +59,9 @@ public struct RecordStoreBuilder {
         (store.strings.count, store.uuids.count, store.persons.count)
     }
 
-    /// Appends a record (its references must be valid for the tables given to `init`); the
-    /// certification reference, if any, is copied into the new store's arena.
-    public mutating func append(_ record: StoredRecord, certificationRef: UnsafeRawBufferPointer?) {
+    /// Appends a record with its sparse fields (its references must be valid for the tables given to
+    /// `init`); the certification reference, if any, is copied into the new store's arena.
+    public mutating func append(_ record: StoredRecord, sparse: SparseFields, certificationRef: UnsafeRawBufferPointer?) {
         var stored = record
         stored.flags.remove(.hasCertificationRef)
         if let certificationRef {
@@ -63,7 +69,7 @@ public struct RecordStoreBuilder {
             stored.certLength = UInt16(certificationRef.count)
             stored.flags.insert(.hasCertificationRef)
         }
-        store.records.append(stored)
+        store.append(stored, sparse: sparse)
         if stored.isDeleted { store.deletedCount += 1 } else { store.liveCount += 1 }
     }
 

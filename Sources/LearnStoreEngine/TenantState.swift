@@ -176,9 +176,8 @@ public struct TenantState: Sendable {
         undo.steps.reserveCapacity(undo.steps.count + fresh.count)
         for record in fresh {
             undo.steps.append(.remove(record.id))
-            let stored = store.makeStored(record)
-            store.records.append(stored)
-            adjustCounts(stored, by: 1)
+            store.append(record)
+            adjustCounts(store[UInt32(store.records.count - 1)], by: 1)
             if inOrder { indexes.add(UInt32(store.records.count - 1), store) }
         }
         return !inOrder
@@ -205,7 +204,7 @@ public struct TenantState: Sendable {
             }
             indexes.remove(slot, store)
             adjustCounts(store[slot], by: -1)
-            store[slot] = store.makeStored(record)
+            store.put(record, at: slot)
             adjustCounts(store[slot], by: 1)
             indexes.add(slot, store)
             return true
@@ -214,7 +213,7 @@ public struct TenantState: Sendable {
             // Revive a purged slot in place (undo of a purge, or a re-import).
             storeChanged()
             undo.steps.append(.remove(record.id))
-            store[slot] = store.makeStored(record)
+            store.put(record, at: slot)
             adjustCounts(store[slot], by: 1)
             indexes.add(slot, store)
             return true
@@ -229,7 +228,7 @@ public struct TenantState: Sendable {
         adjustCounts(old, by: -1)
         var tombstone = StoredRecord(id: old.id, createdAt: old.createdAt, updatedAt: old.createdAt)
         tombstone.flags = .purged
-        store[slot] = tombstone
+        store.set(tombstone, sparse: .defaults, at: slot)
     }
 
     mutating func adjustCounts(_ record: StoredRecord, by delta: Int) {
@@ -257,7 +256,7 @@ public struct TenantState: Sendable {
         store = RecordStore(tenantID: store.tenantID)
         indexes = RecordIndexes()
         for record in records {
-            store.records.append(store.makeStored(record))
+            store.append(record)
             adjustCounts(store.records[store.records.count - 1], by: 1)
             idGenerator.observe(record.id)
         }

@@ -40,12 +40,11 @@ public enum SnapshotStream {
                 try flushIfFull()
             }
         }
-        let live = capture.records.lazy.filter { !$0.isPurged }
         writer.writeU8(recordsTag)
         writer.writeVarint(UInt64(capture.liveRecords + capture.deletedRecords))
         var written = 0
-        for record in live {
-            encode(record, capture: capture, into: &writer)
+        for (slot, record) in capture.records.enumerated() where !record.isPurged {
+            encode(record, sparse: capture.sparse(of: record, slot: slot), capture: capture, into: &writer)
             written += 1
             try flushIfFull()
         }
@@ -68,27 +67,31 @@ public enum SnapshotStream {
         try emit(writer.bytes)
     }
 
-    static func encode(_ r: StoredRecord, capture: TenantCapture, into writer: inout ByteWriter) {
+    /// The flag bits a snapshot keeps: `hasSparseFields` only says where the store keeps fields the
+    /// snapshot writes in full.
+    static let persistedFlags = ~StoredRecord.Flags.hasSparseFields.rawValue
+
+    static func encode(_ r: StoredRecord, sparse: SparseFields, capture: TenantCapture, into writer: inout ByteWriter) {
         writer.writeRecordID(r.id)
         writer.writeI64(r.createdAt)
         writer.writeI64(r.updatedAt)
         writer.writeI64(r.completedAt)
         writer.writeI64(r.expiresAt)
-        writer.writeI64(r.deletedAt)
+        writer.writeI64(sparse.deletedAt)
         writer.writeDouble(r.score)
         writer.writeU64(r.assessmentHigh)
         writer.writeU64(r.assessmentLow)
         writer.writeU32(r.person)
         writer.writeU32(r.createdBy)
         writer.writeU32(r.updatedBy)
-        writer.writeU32(r.deletedBy)
+        writer.writeU32(sparse.deletedBy)
         writer.writeU32(r.cohort)
         writer.writeU32(r.title)
         writer.writeU32(r.provider)
         writer.writeU32(r.source)
         writer.writeU32(r.app)
-        writer.writeU16(r.schemaVersion)
-        writer.writeU16(r.flags.rawValue)
+        writer.writeU16(sparse.schemaVersion)
+        writer.writeU16(r.flags.rawValue & persistedFlags)
         _ = capture.withCertificationRef(of: r) { bytes in
             writer.writeVarint(UInt64(bytes.count))
             writer.writeBytes(bytes)
@@ -104,10 +107,10 @@ public enum SnapshotStream {
 
     /// Every time the server formats or adds to must be in the documented range; the nullable ones
     /// may also hold the null sentinel.
-    static func timesAreInRange(_ r: StoredRecord) -> Bool {
+    static func timesAreInRange(_ r: StoredRecord, _ sparse: SparseFields) -> Bool {
         func nullable(_ value: Int64) -> Bool { value == StoredRecord.nullTime || Timestamp.documentedRange.contains(value) }
         return Timestamp.documentedRange.contains(r.createdAt) && Timestamp.documentedRange.contains(r.updatedAt)
-            && nullable(r.completedAt) && nullable(r.expiresAt) && nullable(r.deletedAt)
+            && nullable(r.completedAt) && nullable(r.expiresAt) && nullable(sparse.deletedAt)
     }
 
     /// Decodes the whole uncompressed stream, validating every reference.
@@ -146,24 +149,24 @@ public enum SnapshotStream {
             var r = StoredRecord(id: id, createdAt: try reader.readI64(), updatedAt: try reader.readI64())
             r.completedAt = try reader.readI64()
             r.expiresAt = try reader.readI64()
-            r.deletedAt = try reader.readI64()
+            var sparse = SparseFields(deletedAt: try reader.readI64())
             r.score = try reader.readDouble()
             r.assessmentHigh = try reader.readU64()
             r.assessmentLow = try reader.readU64()
             r.person = try reader.readU32()
             r.createdBy = try reader.readU32()
             r.updatedBy = try reader.readU32()
-            r.deletedBy = try reader.readU32()
+            sparse.deletedBy = try reader.readU32()
             r.cohort = try reader.readU32()
             r.title = try reader.readU32()
             r.provider = try reader.readU32()
             r.source = try reader.readU32()
             r.app = try reader.readU32()
-            r.schemaVersion = try reader.readU16()
-            r.flags = StoredRecord.Flags(rawValue: try reader.readU16())
+            sparse.schemaVersion = try reader.readU16()
+            r.flags = StoredRecord.Flags(rawValue: try reader.readU16() & persistedFlags)
             guard r.person >= 1, Int(r.person) <= personCount else { throw DecodeError(offset: start, reason: "record \(id) has person reference \(r.person) of \(personCount)") }
             // Checked field by field (an array literal here would allocate twice per record).
-            let maxUUID = max(r.createdBy, r.updatedBy, r.deletedBy, r.cohort)
+            let maxUUID = max(r.createdBy, r.updatedBy, sparse.deletedBy, r.cohort)
             if Int(maxUUID) > uuidCount {
                 throw DecodeError(offset: start, reason: "record \(id) has UUID reference \(maxUUID) of \(uuidCount)")
             }
@@ -172,7 +175,7 @@ public enum SnapshotStream {
                 throw DecodeError(offset: start, reason: "record \(id) has string reference \(maxString) of \(stringCount)")
             }
             guard !r.flags.contains(.purged) else { throw DecodeError(offset: start, reason: "record \(id) is marked purged") }
-            guard Self.timesAreInRange(r) else {
+            guard Self.timesAreInRange(r, sparse) else {
                 throw DecodeError(offset: start, reason: "record \(id) has a time outside 0001-01-01 ... 9999-12-31")
             }
             let key = (r.createdAt, r.idHigh, r.idLow)
@@ -180,9 +183,9 @@ public enum SnapshotStream {
             previous = key
             if r.flags.contains(.hasCertificationRef) {
                 let length = try reader.readLength(limit: Int(UInt16.max))
-                builder.append(r, certificationRef: try reader.readBytes(length))
+                builder.append(r, sparse: sparse, certificationRef: try reader.readBytes(length))
             } else {
-                builder.append(r, certificationRef: nil)
+                builder.append(r, sparse: sparse, certificationRef: nil)
             }
         }
         try expectTag(idempotencyTag)
