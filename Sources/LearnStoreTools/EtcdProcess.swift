@@ -12,12 +12,31 @@ public final class EtcdProcess: @unchecked Sendable {
     public let name: String
     public let clientURL: String
     public let logPath: String
+    let binary: String
+    let arguments: [String]
 
-    init(process: ChildProcess, name: String, clientURL: String, logPath: String) {
+    init(process: ChildProcess, name: String, clientURL: String, logPath: String, binary: String, arguments: [String]) {
         self.process = process
         self.name = name
         self.clientURL = clientURL
         self.logPath = logPath
+        self.binary = binary
+        self.arguments = arguments
+    }
+
+    /// The same member started again on its data directory (after it was stopped), once it answers.
+    public func restarted(timeout: Double = 60) async throws -> EtcdProcess {
+        let process = try ChildProcess.spawn(binary, arguments, standardOutput: logPath, standardError: logPath)
+        let member = EtcdProcess(process: process, name: name, clientURL: clientURL, logPath: logPath, binary: binary, arguments: arguments)
+        try await member.waitUntilAnswering(deadline: Date(timeIntervalSinceNow: timeout))
+        return member
+    }
+
+    /// Whether this member is its cluster's leader now (false when it does not answer).
+    public func isLeader() async -> Bool {
+        guard let client = try? EtcdClient(endpoints: [clientURL], group: MultiThreadedEventLoopGroup.singleton),
+              let status = try? await client.memberStatus() else { return false }
+        return status.memberID == status.leaderID
     }
 
     /// The `etcd` binary on PATH (Debian's `etcd-server` package), or nil.
@@ -49,9 +68,12 @@ public final class EtcdProcess: @unchecked Sendable {
                     "--initial-cluster", initial, "--initial-cluster-state", "new", "--initial-cluster-token", "learnstore-\(ports[0].peer)",
                     // A member that comes back with a higher term would otherwise depose a working leader.
                     "--pre-vote",
+                    // An election (1 to 2 election timeouts) must end well within the nodes' lease margin
+                    // (docs/CLUSTER.md); on loopback 50 ms heartbeats are plenty.
+                    "--heartbeat-interval", "50", "--election-timeout", "500",
                 ]
                 let process = try ChildProcess.spawn(binary, arguments, standardOutput: logPath, standardError: logPath)
-                started.append(EtcdProcess(process: process, name: name, clientURL: clientURL, logPath: logPath))
+                started.append(EtcdProcess(process: process, name: name, clientURL: clientURL, logPath: logPath, binary: binary, arguments: arguments))
             }
             let deadline = Date(timeIntervalSinceNow: timeout)
             for member in started { try await member.waitUntilAnswering(deadline: deadline) }

@@ -20,15 +20,37 @@ public struct FailoverTester: Sendable {
         public var lost = 0
         public var digestMismatches = 0
         public var unacknowledged = 0
-        /// Milliseconds from the kill until a write succeeded on the promoted replica, per cycle.
+        /// The errors the unacknowledged writes got, by code.
+        public var unacknowledgedErrors: [String: Int] = [:]
+        /// Milliseconds from the kill until a write succeeded on the promoted replica, per cycle that
+        /// killed (or paused) the primary.
         public var failoverMilliseconds: [Int] = []
+        /// Cycles per fault injected (a controller that was the primary counts as `primary`).
+        public var faults: [Fault: Int] = [:]
+        /// Per cycle that killed the controller or the etcd leader: the longest time between two
+        /// acknowledged writes from the fault until the writers stopped.
+        public var stallMilliseconds: [Int] = []
+        /// Cycles that killed the controller or the etcd leader and ended with another primary, or the
+        /// same one in a new epoch.
+        public var unplannedFailovers = 0
         public var failures: [String] = []
 
         public var description: String {
             let sorted = failoverMilliseconds.sorted()
             let median = sorted.isEmpty ? 0 : sorted[sorted.count / 2]
-            return "cycles=\(cycles) acked_writes=\(acknowledgedWrites) lost=\(lost) digest_mismatches=\(digestMismatches) "
-                + "unacknowledged=\(unacknowledged) failover_ms_median=\(median) failover_ms_max=\(sorted.last ?? 0)"
+            var text = "cycles=\(cycles) acked_writes=\(acknowledgedWrites) lost=\(lost) digest_mismatches=\(digestMismatches) "
+                + "unacknowledged=\(unacknowledged)\(Self.codes(unacknowledgedErrors)) failover_ms_median=\(median) failover_ms_max=\(sorted.last ?? 0)"
+            if faults.keys.contains(where: { $0 != .primary }) {
+                let stalls = stallMilliseconds.sorted()
+                text += " faults=" + Fault.allCases.map { "\($0.rawValue):\(faults[$0] ?? 0)" }.joined(separator: ",")
+                text += " stall_ms_median=\(stalls.isEmpty ? 0 : stalls[stalls.count / 2]) stall_ms_max=\(stalls.last ?? 0)"
+                text += " unplanned_failovers=\(unplannedFailovers)"
+            }
+            return text
+        }
+
+        static func codes(_ counts: [String: Int]) -> String {
+            counts.isEmpty ? "" : "(" + counts.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }.joined(separator: ",") + ")"
         }
     }
 
@@ -45,6 +67,18 @@ public struct FailoverTester: Sendable {
     /// resume it: it must fence itself and start again in place as a replica of the new primary, and
     /// whatever it acknowledged must be on the new primary.
     public var pauseMilliseconds: Int?
+    /// With etcd: the faults, one per cycle in turn. `controller` kills the node holding the
+    /// controller key (the primary's cycle when that is the primary); `etcdLeader` kills etcd's
+    /// leader (`etcdMembers`) for `etcdOutage` and starts it again. Writes must go on through both.
+    public var faults: [Fault] = [.primary]
+    public var etcdMembers: [EtcdProcess] = []
+    public var etcdOutage: Duration = .seconds(4)
+
+    public enum Fault: String, CaseIterable, Sendable, Hashable {
+        case primary
+        case controller
+        case etcdLeader = "etcd-leader"
+    }
 
     public init(binary: String, workDirectory: String, cycles: Int) {
         self.binary = binary
@@ -59,6 +93,7 @@ public struct FailoverTester: Sendable {
         var tenant: Int
         var id: RecordID
         var title: String
+        var at: ContinuousClock.Instant
     }
 
     public func run(progress: @Sendable (Report) -> Void = { _ in }) async throws -> Report {
@@ -97,39 +132,79 @@ public struct FailoverTester: Sendable {
         var primary = 0
         var report = Report()
         var acknowledged: [Acknowledged] = []
+        var etcd = etcdMembers
+        var restartedEtcd: [EtcdProcess] = []
+        defer { for member in restartedEtcd { member.process.signal(SIGKILL) } }
         for cycle in 0..<cycles {
             guard let server = nodes[primary] else { throw LearnStoreError(.internalError, "no primary process") }
             var clients: [LearnStoreClient] = []
             for token in tokens { clients.append(try await server.waitUntilReady(token: token)) }
             let shared = Burst()
             let stopAfter = Int.random(in: 50...300)
-            let writerClients = clients
-            let writerCount = writers
-            let failure = pauseMilliseconds == nil ? SIGKILL : SIGSTOP
-            let writing = Task { await withTaskGroup(of: Void.self) { group in
-                for writer in 0..<writerCount {
-                    group.addTask {
-                        var n = 0
-                        while !shared.stop.load(ordering: .relaxed) {
-                            let tenant = (writer + n) % writerClients.count
-                            let title = "c\(cycle)-w\(writer)-n\(n)"
-                            n += 1
-                            do {
-                                let record = try await writerClients[tenant].performance.learningRecords.create(
-                                    RecordBody(personID: UUID16.random(), title: title, score: 50)).value
-                                let count = shared.written.withLock { list in
-                                    list.append(Acknowledged(tenant: tenant, id: record.id, title: title))
-                                    return list.count
-                                }
-                                if count == stopAfter, !shared.stop.exchange(true, ordering: .relaxed) { kill(server.pid, failure) }
-                            } catch {
-                                shared.unacknowledged.wrappingAdd(1, ordering: .relaxed)
-                                if !shared.stop.load(ordering: .relaxed) { try? await Task.sleep(for: .milliseconds(5)) }
-                            }
-                        }
-                    }
+            var fault = faults[cycle % faults.count]
+            var controllerNode: Int?
+            if fault == .controller {
+                controllerNode = try await controller(clusterName: clusterName)
+                if controllerNode == primary { fault = .primary }
+            }
+            report.faults[fault, default: 0] += 1
+            if fault != .primary, pauseMilliseconds == nil, etcdEndpoints != nil {
+                let epochBefore = await epoch(of: addresses[primary], credential: credential)
+                // Writes go on through the fault; it strikes once `stopAfter` of them are acknowledged.
+                let writing = startWriters(clients, cycle: cycle, burst: shared) { count in
+                    if count == stopAfter { shared.faultDue.store(true, ordering: .relaxed) }
                 }
-            } }
+                while !shared.faultDue.load(ordering: .relaxed) { try await Task.sleep(for: .milliseconds(1)) }
+                let faultAt = ContinuousClock.now
+                if let victim = controllerNode {
+                    await nodes[victim]?.stop(signal: SIGKILL)
+                    nodes[victim] = nil
+                    try await waitForController(clusterName: clusterName, other: victim)
+                    nodes[victim] = try await start(victim, follow: true)
+                } else {
+                    let (index, restarted) = try await killAndRestartEtcdLeader(etcd)
+                    etcd[index] = restarted
+                    restartedEtcd.append(restarted)
+                }
+                // Writes must go on after it: as many again as before the fault.
+                let resumeDeadline = ContinuousClock.now + .seconds(30)
+                let target = shared.written.withLock { $0.count } + stopAfter
+                while shared.written.withLock({ $0.count }) < target, ContinuousClock.now < resumeDeadline {
+                    try await Task.sleep(for: .milliseconds(5))
+                }
+                shared.stop.store(true, ordering: .relaxed)
+                await writing.value
+                for client in clients { await client.shutdown() }
+                let written = shared.written.withLock { $0 }
+                if written.count < target, report.failures.count < 20 {
+                    report.failures.append("cycle \(cycle): writes did not go on after \(fault.rawValue) was killed (\(written.count - stopAfter) of \(stopAfter) within 30 s)")
+                }
+                report.stallMilliseconds.append(Self.longestGap(in: written.map(\.at), from: faultAt))
+                acknowledged += written
+                report.unacknowledged += shared.unacknowledged.load(ordering: .relaxed)
+                report.unacknowledgedErrors.merge(shared.errors.withLock { $0 }, uniquingKeysWith: +)
+                // A primary that fenced itself starts again in place as a replica, on a new client port.
+                nodes = nodes.map { $0?.atCurrentPort() }
+                let now = try await waitForNewPrimary(addresses, killed: "", credential: credential, nodes: nodes)
+                guard let current = addresses.firstIndex(of: now), let currentServer = nodes[current] else {
+                    throw LearnStoreError(.internalError, "the primary \(now) is not a running node")
+                }
+                // A fenced primary may be promoted again (it is the most up-to-date node): a new epoch all the same.
+                let epochAfter = await epoch(of: now, credential: credential)
+                if current != primary || epochAfter != epochBefore { report.unplannedFailovers += 1 }
+                primary = current
+                try await checkAcknowledged(acknowledged, on: currentServer, tokens: tokens, cycle: cycle, report: &report)
+                try await waitUntilFollowing(addresses, primary: primary, credential: credential)
+                report.digestMismatches += try await compare(nodes.compactMap { $0 }, primary: currentServer, tokens: tokens, cycle: cycle, report: &report)
+                report.cycles = cycle + 1
+                report.acknowledgedWrites = acknowledged.count
+                progress(report)
+                continue
+            }
+            let failure = pauseMilliseconds == nil ? SIGKILL : SIGSTOP
+            let writing = startWriters(clients, cycle: cycle, burst: shared) { count in
+                if count == stopAfter, !shared.stop.exchange(true, ordering: .relaxed) { kill(server.pid, failure) }
+            }
             while !shared.stop.load(ordering: .relaxed) { try await Task.sleep(for: .milliseconds(1)) }
             let killedAt = ContinuousClock.now
             let promotedAddress: String
@@ -157,24 +232,18 @@ public struct FailoverTester: Sendable {
             nodes[primary] = rejoined
             acknowledged += shared.written.withLock { $0 }
             report.unacknowledged += shared.unacknowledged.load(ordering: .relaxed)
+                report.unacknowledgedErrors.merge(shared.errors.withLock { $0 }, uniquingKeysWith: +)
 
             guard let promoted = addresses.firstIndex(of: promotedAddress), let next = nodes[promoted] else {
                 throw LearnStoreError(.internalError, "promoted \(promotedAddress), which is not a running node")
             }
-            var newClients: [LearnStoreClient] = []
-            for token in tokens { newClients.append(try await next.waitUntilReady(token: token)) }
+            let firstWriter = try await next.waitUntilReady(token: tokens[0])
             // The first write after the failover: it needs the other replica in sync with the new primary.
-            _ = try await newClients[0].performance.learningRecords.create(RecordBody(personID: UUID16.random(), title: "after-failover-\(cycle)", score: 1))
+            _ = try await firstWriter.performance.learningRecords.create(RecordBody(personID: UUID16.random(), title: "after-failover-\(cycle)", score: 1))
+            await firstWriter.shutdown()
             // Paused: the new primary took over while the old one was stopped; writes to it could resume then.
             report.failoverMilliseconds.append(Int((promotedAfter ?? (ContinuousClock.now - killedAt)) / .milliseconds(1)))
-            for write in acknowledged {
-                let found = try? await newClients[write.tenant].performance.learningRecords.get(write.id)
-                if found?.title != write.title {
-                    report.lost += 1
-                    if report.failures.count < 20 { report.failures.append("cycle \(cycle): acknowledged \(write.title) (\(write.id)) missing on the new primary") }
-                }
-            }
-            for client in newClients { await client.shutdown() }
+            try await checkAcknowledged(acknowledged, on: next, tokens: tokens, cycle: cycle, report: &report)
 
             let old = primary
             primary = promoted
@@ -193,6 +262,108 @@ public struct FailoverTester: Sendable {
         let written = Mutex<[Acknowledged]>([])
         let unacknowledged = Atomic<Int>(0)
         let stop = Atomic<Bool>(false)
+        let faultDue = Atomic<Bool>(false)
+        /// Why writes failed: error code → count.
+        let errors = Mutex<[String: Int]>([:])
+    }
+
+    /// `writers` tasks creating records in turn on the tenants of `clients` until `burst.stop`; each
+    /// acknowledged write is noted, and `acknowledged` gets how many there are now.
+    func startWriters(_ clients: [LearnStoreClient], cycle: Int, burst shared: Burst, acknowledged: @escaping @Sendable (Int) -> Void) -> Task<Void, Never> {
+        let writerCount = writers
+        return Task { await withTaskGroup(of: Void.self) { group in
+            for writer in 0..<writerCount {
+                group.addTask {
+                    var n = 0
+                    while !shared.stop.load(ordering: .relaxed) {
+                        let tenant = (writer + n) % clients.count
+                        let title = "c\(cycle)-w\(writer)-n\(n)"
+                        n += 1
+                        do {
+                            let record = try await clients[tenant].performance.learningRecords.create(
+                                RecordBody(personID: UUID16.random(), title: title, score: 50)).value
+                            let count = shared.written.withLock { list in
+                                list.append(Acknowledged(tenant: tenant, id: record.id, title: title, at: .now))
+                                return list.count
+                            }
+                            acknowledged(count)
+                        } catch {
+                            shared.unacknowledged.wrappingAdd(1, ordering: .relaxed)
+                            let code = (error as? LearnStoreError)?.code.name ?? "\(type(of: error))"
+                            shared.errors.withLock { $0[code, default: 0] += 1 }
+                            if !shared.stop.load(ordering: .relaxed) { try? await Task.sleep(for: .milliseconds(5)) }
+                        }
+                    }
+                }
+            }
+        } }
+    }
+
+    /// The node holding the controller key (polled until one does).
+    func controller(clusterName: String, other excluded: Int? = nil, timeout: Duration = .seconds(30)) async throws -> Int {
+        let client = try EtcdClient(endpoints: etcdEndpoints ?? [], group: MultiThreadedEventLoopGroup.singleton)
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if let value = try? await client.get("/learnstore/\(clusterName)/controller")?.value,
+               let node = Int(String(decoding: value, as: UTF8.self).dropFirst()), node != excluded {
+                return node
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw LearnStoreError(.timeout, "no node other than \(excluded.map { "n\($0)" } ?? "none") became the controller within \(timeout)")
+    }
+
+    /// Polls until a node other than `other` holds the controller key.
+    func waitForController(clusterName: String, other: Int) async throws {
+        _ = try await controller(clusterName: clusterName, other: other)
+    }
+
+    /// Kills etcd's leader with SIGKILL, lets the writes go on without it for `etcdOutage` (past a
+    /// node's lease), and starts it again; returns its index and the new process.
+    func killAndRestartEtcdLeader(_ members: [EtcdProcess]) async throws -> (index: Int, restarted: EtcdProcess) {
+        guard members.count >= 3 else { throw LearnStoreError(.validation, "killing etcd's leader needs 3 members or more (a quorum must remain)") }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < deadline {
+            for (index, member) in members.enumerated() {
+                guard await member.isLeader() else { continue }
+                await member.stop(signal: SIGKILL)
+                try await Task.sleep(for: etcdOutage)
+                return (index, try await member.restarted())
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw LearnStoreError(.timeout, "no etcd member reported itself the leader within 10 s")
+    }
+
+    /// The epoch a node reports (nil when it does not answer).
+    func epoch(of address: String, credential: NodeCredential) async -> Int64? {
+        await ClusterPromotion.statuses([address], credential: credential, group: MultiThreadedEventLoopGroup.singleton, timeout: .seconds(2))
+            .first?.status?["epoch"]?.int64Value
+    }
+
+    /// Reads every acknowledged write back from `server`; one missing or different is lost.
+    func checkAcknowledged(_ acknowledged: [Acknowledged], on server: ServerProcess, tokens: [String], cycle: Int, report: inout Report) async throws {
+        var clients: [LearnStoreClient] = []
+        for token in tokens { clients.append(try await server.waitUntilReady(token: token)) }
+        for write in acknowledged {
+            let found = try? await clients[write.tenant].performance.learningRecords.get(write.id)
+            if found?.title != write.title {
+                report.lost += 1
+                if report.failures.count < 20 { report.failures.append("cycle \(cycle): acknowledged \(write.title) (\(write.id)) missing on the primary") }
+            }
+        }
+        for client in clients { await client.shutdown() }
+    }
+
+    /// The longest time between two of `times` at or after `start` (from `start` to the first).
+    static func longestGap(in times: [ContinuousClock.Instant], from start: ContinuousClock.Instant) -> Int {
+        var previous = start
+        var longest = Duration.zero
+        for time in times.sorted() where time >= start {
+            longest = max(longest, time - previous)
+            previous = time
+        }
+        return Int(longest / .milliseconds(1))
     }
 
     /// The operator's promotion, retried for a while as an operator would (a loaded machine may answer

@@ -44,6 +44,14 @@ public final class ServerProcess: @unchecked Sendable {
 
     public var pid: Int32 { process.pid }
 
+    /// The same process at the client port its port file names now: a node that starts again in place
+    /// (an old primary becoming a replica) listens on a new one.
+    public func atCurrentPort() -> ServerProcess {
+        guard let text = try? String(contentsOfFile: logPath + ".port", encoding: .utf8),
+              let current = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)), current != port else { return self }
+        return ServerProcess(process: process, port: current, logPath: logPath)
+    }
+
     /// Sends `signal` and waits for the process to exit.
     public func stop(signal: Int32) async {
         await stopProcess(process, signal: signal)

@@ -17,7 +17,7 @@ struct ReplicationOptions: ParsableArguments {
     @Option(name: .customLong("min-in-sync-replicas"), help: "Under sync, no write is acknowledged while fewer replicas are in sync (default 1; 0 lets a primary acknowledge alone).") var minInSync: Int?
     @Option(name: .customLong("etcd-endpoints"), help: "etcd client URLs (http://host:port,...): etcd decides the node's role, finds its primary and fails over by itself (docs/CLUSTER.md).") var etcdEndpoints: String?
     @Option(name: .customLong("cluster-name"), help: "With etcd: the cluster's name; its keys live under /learnstore/<name>/ (default learnstore).") var clusterName: String?
-    @Option(name: .customLong("lease-ttl"), help: "With etcd: seconds of the node's lease, 2 ... 60 (default 3); a primary that cannot renew it for two thirds of that stops acknowledging.") var leaseTTL: Int?
+    @Option(name: .customLong("lease-ttl"), help: "With etcd: seconds of the node's lease, 2 ... 60 (default 3); a primary that cannot renew it for that less a margin (a sixth, at least 0.5 s) stops acknowledging.") var leaseTTL: Int?
 
     func configuration(_ settings: Settings, host: String) throws -> ReplicationConfiguration? {
         guard settings.string("replication-port", replicationPort.map { String($0) }) != nil else {

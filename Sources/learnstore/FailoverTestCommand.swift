@@ -2,6 +2,8 @@ import ArgumentParser
 import Foundation
 import LearnStoreTools
 
+extension FailoverTester.Fault: ExpressibleByArgument {}
+
 struct FailoverTestCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "failover-test",
@@ -26,6 +28,7 @@ struct FailoverTestCommand: AsyncParsableCommand {
     @Flag(help: "Run the nodes with the etcd control plane (automatic failover).") var etcd = false
     @Option(name: .customLong("etcd-members"), help: "With --etcd: etcd processes to start (1 ... 5).") var etcdMembers = 3
     @Option(name: .customLong("pause-ms"), help: "With --etcd: stop the primary with SIGSTOP for this many milliseconds (past its 3 s lease) instead of killing it, then resume it: it must fence itself and start again in place as a replica, and must not have acknowledged a write the new primary lacks. The failover time is then until a replica is the primary.") var pauseMilliseconds: Int?
+    @Option(name: .customLong("fault"), parsing: .upToNextOption, help: "With --etcd: the faults, one per cycle in turn: primary (kill -9 the primary), controller (kill -9 the node holding the controller key, then start it again; the primary's cycle when it is the primary), etcd-leader (kill -9 etcd's leader for 4 s, then start it again; needs 3 etcd members). Writes must go on through the last two; the report adds their longest pause between acknowledged writes.") var fault: [FailoverTester.Fault] = [.primary]
     @Option(name: .customLong("work-dir"), help: "Scratch directory: new or empty (default: a new one under /tmp). Removed on success if this command created it; otherwise only the files it wrote are.") var workDir: String?
 
     func run() async throws {
@@ -49,6 +52,12 @@ struct FailoverTestCommand: AsyncParsableCommand {
             if let pauseMilliseconds {
                 guard etcd, (1...60_000).contains(pauseMilliseconds) else { throw CLIError.usage("--pause-ms needs --etcd and must be 1 ... 60000") }
                 tester.pauseMilliseconds = pauseMilliseconds
+            }
+            if fault != [.primary] {
+                guard etcd, pauseMilliseconds == nil else { throw CLIError.usage("--fault needs --etcd and excludes --pause-ms") }
+                guard !fault.contains(.etcdLeader) || etcdMembers >= 3 else { throw CLIError.usage("--fault etcd-leader needs --etcd-members 3 or more") }
+                tester.faults = fault
+                tester.etcdMembers = etcdProcesses
             }
             defer { for member in etcdProcesses { member.process.signal(SIGKILL) } }
             tester.writers = writers

@@ -54,6 +54,20 @@ import Testing
         #expect(ControllerRules.reconciled(placement, registered: stale).primary == "n0", "an old primary's claim changes nothing")
     }
 
+    /// A primary stops acknowledging before etcd could let its lease go, and late enough to ride out an
+    /// etcd election that begins just before a renewal (renewals come every third of the TTL).
+    @Test func aPrimaryFencesItselfShortOfItsLeaseTTL() {
+        #expect(ControllerRules.leaseFenceAfter(ttlSeconds: 3) == .milliseconds(2_500))
+        #expect(ControllerRules.leaseFenceAfter(ttlSeconds: 2) == .milliseconds(1_500))
+        #expect(ControllerRules.leaseFenceAfter(ttlSeconds: 60) == .seconds(50))
+        for ttl in 1...60 {
+            let limit = ControllerRules.leaseFenceAfter(ttlSeconds: ttl)
+            #expect(limit <= .seconds(ttl) - .milliseconds(500))
+            // At least two renewal periods: a renewal that fails leaves one more before the fence.
+            if ttl >= 2 { #expect(limit >= .milliseconds(ttl * 2000 / 3)) }
+        }
+    }
+
     @Test func thePrimaryIsReplacedWhenItsKeyExpiresOrAfterFailedChecksInARow() {
         var watch = ControllerRules.PrimaryWatch(threshold: 3)
         let checks: [(Bool, Bool?)] = [(true, false), (true, false), (true, true), (true, false), (true, nil), (true, false)]

@@ -2,6 +2,7 @@ import LearnStoreModel
 import Logging
 import NIOCore
 import ServiceLifecycle
+import Synchronization
 
 /// A node's part in the control plane (docs/CLUSTER.md). It keeps the cluster's keys from a range read
 /// and a watch of their prefix (``ClusterKeys``), and runs a round whenever the watch reports a change,
@@ -11,7 +12,9 @@ import ServiceLifecycle
 /// the most up-to-date replica by the promise quorum (``ClusterPromotion``) and records the new primary
 /// in a transaction that fails if another node has become controller or the placement changed.
 /// Safety never rests on the lease: epochs and promises fence an old primary; the lease only bounds
-/// how long a primary cut off from etcd goes on acknowledging (it fences itself after two thirds of it).
+/// how long a primary cut off from etcd goes on acknowledging (it fences itself before the lease could
+/// expire, ``ControllerRules/leaseFenceAfter(ttlSeconds:)``, enforced by a watchdog even while a round
+/// waits for etcd).
 public final class ClusterAgent: Service, Sendable {
     let configuration: ClusterConfiguration
     let node: ReplicationNode
@@ -23,6 +26,8 @@ public final class ClusterAgent: Service, Sendable {
     let topology: TopologyBoard
     /// Rung by the watch when a key changes.
     let wakeup = Wakeup()
+    /// When the last successful renewal (or grant) of the node's lease began; nil before the first.
+    private let renewedAt = Mutex<ContinuousClock.Instant?>(nil)
 
     public init(
         configuration: ClusterConfiguration, node: ReplicationNode, address: String, topology: TopologyBoard, group: any EventLoopGroup, logger: Logger
@@ -79,7 +84,6 @@ public final class ClusterAgent: Service, Sendable {
         var lease: Int64 = 0
         var leaseSeconds = 0
         var lastRenewal = ContinuousClock.now
-        var lastKeepAlive = ContinuousClock.now
         var published: ClusterNodeEntry?
         var isController = false
         var primaryWatch: ControllerRules.PrimaryWatch
@@ -98,10 +102,21 @@ public final class ClusterAgent: Service, Sendable {
 
     public func run() async throws {
         var state = LoopState(primaryWatch: ControllerRules.PrimaryWatch(threshold: configuration.failedChecksBeforeFailover))
+        // A primary that cannot get its first lease is held to the same limit from now.
+        renewedAt.withLock { $0 = $0 ?? .now }
+        // A round can wait for etcd for a few seconds (each member in turn): the lease's limit is
+        // kept meanwhile too.
+        let watchdog = Task { [self] in
+            while !Task.isCancelled {
+                fenceIfLeaseLapsed()
+                try? await Task.sleep(for: .milliseconds(20))
+            }
+        }
+        defer { watchdog.cancel() }
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             // First, before any renewal: a node that was stopped or cut off past its lease may already
             // have been replaced.
-            fenceIfLeaseLapsed(state)
+            fenceIfLeaseLapsed()
             do throws(LearnStoreError) {
                 try await step(&state)
                 state.lastProblem = nil
@@ -109,7 +124,7 @@ public final class ClusterAgent: Service, Sendable {
                 if state.lastProblem != error.message { logger.warning("cluster: \(error.message)") }
                 state.lastProblem = error.message
             }
-            fenceIfLeaseLapsed(state)
+            fenceIfLeaseLapsed()
             await wakeup.wait(upTo: .milliseconds(configuration.checkMilliseconds))
         }
         state.watch?.close()
@@ -224,15 +239,16 @@ public final class ClusterAgent: Service, Sendable {
             state.lease = granted.id
             state.leaseSeconds = granted.ttlSeconds
             state.lastRenewal = now
-            state.lastKeepAlive = now
+            renewedAt.withLock { $0 = now }
             state.published = nil
             state.isController = false
             return
         }
-        guard now - state.lastKeepAlive >= .milliseconds(state.leaseSeconds * 1000 / 3) else { return }
-        state.lastKeepAlive = now
+        // Every third of the TTL; after a failed attempt, every round until one succeeds.
+        guard now - state.lastRenewal >= .milliseconds(state.leaseSeconds * 1000 / 3) else { return }
         if try await etcd.keepAlive(lease: state.lease) > 0 {
             state.lastRenewal = now
+            renewedAt.withLock { $0 = now }
         } else {
             if node.role == .primary { node.fence(reason: "its etcd lease expired; it may have been replaced") }
             logger.warning("cluster: the node's lease expired; registering again")
@@ -241,11 +257,12 @@ public final class ClusterAgent: Service, Sendable {
         }
     }
 
-    /// A primary whose lease has not been renewed for two thirds of its time may already have been
-    /// replaced: it stops acknowledging writes (fenced), before etcd lets the lease go.
-    private func fenceIfLeaseLapsed(_ state: LoopState) {
-        let limit = Duration.milliseconds(max(1, configuration.leaseSeconds) * 2000 / 3)
-        guard ContinuousClock.now - state.lastRenewal > limit, node.role == .primary else { return }
+    /// A primary whose lease has not been renewed for nearly its TTL may already have been replaced:
+    /// it stops acknowledging writes (fenced), before etcd lets the lease go.
+    private func fenceIfLeaseLapsed() {
+        guard let renewed = renewedAt.withLock({ $0 }) else { return }
+        let limit = ControllerRules.leaseFenceAfter(ttlSeconds: configuration.leaseSeconds)
+        guard ContinuousClock.now - renewed > limit, node.role == .primary else { return }
         node.fence(reason: "its etcd lease was not renewed for \(limit); it may have been replaced")
     }
 

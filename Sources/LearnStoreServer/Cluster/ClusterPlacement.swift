@@ -16,7 +16,8 @@ public struct ClusterConfiguration: Sendable {
     public var endpoints: [String]
     /// Keys live under `/learnstore/<name>/`.
     public var name = "learnstore"
-    /// The node's lease; a primary that cannot renew it for two thirds of this stops acknowledging.
+    /// The node's lease; a primary that cannot renew it for this less a margin stops acknowledging
+    /// (``ControllerRules/leaseFenceAfter(ttlSeconds:)``).
     public var leaseSeconds = 3
     /// How often the controller checks the primary and the membership.
     public var checkMilliseconds: Int64 = 100

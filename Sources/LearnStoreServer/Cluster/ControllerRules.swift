@@ -1,6 +1,16 @@
 /// The controller's decisions, as pure functions of what it read from etcd and what its checks
 /// saw, so each rule is tested without etcd or sockets (``ClusterAgent`` does the I/O).
 enum ControllerRules {
+    /// How long a primary goes on acknowledging after its last successful lease renewal began: the
+    /// lease's TTL less a margin (a sixth of it, at least 500 ms) for the fence to take effect. etcd
+    /// cannot let the lease go sooner than its TTL after that renewal (a new etcd leader even re-arms
+    /// every lease to its full TTL), so the node stops before anyone could see it expire, and rides
+    /// out an etcd election (1 to 2 election timeouts) that begins just before a renewal.
+    static func leaseFenceAfter(ttlSeconds: Int) -> Duration {
+        let ttl = Int64(max(1, ttlSeconds)) * 1000
+        return .milliseconds(ttl - max(500, ttl / 6))
+    }
+
     /// The placement to record: registered nodes become members (at their published address), and a
     /// member that is the primary of a newer epoch than the placement's becomes its primary (a
     /// promotion whose record did not reach etcd). Equal to `placement` when nothing changes.

@@ -48,10 +48,21 @@ public final class EtcdClient: Sendable {
         return (id, Int(Self.int64(answer["TTL"]) ?? Int64(ttlSeconds)))
     }
 
-    /// Renews a lease; returns its TTL in seconds, 0 when it has expired.
+    /// Renews a lease; returns its TTL in seconds, 0 when it has expired. Asks every member at once (the
+    /// first answer wins): a renewal is the call whose delay can fence a primary, and waiting for members
+    /// in turn (one killed, one cut off, one in an election) would spend the margin.
     public func keepAlive(lease: Int64) async throws(LearnStoreError) -> Int {
-        let answer = try await call("/v3/lease/keepalive", .object([("ID", .string(String(lease)))]))
+        let answer = try await callEvery("/v3/lease/keepalive", .object([("ID", .string(String(lease)))]), answerWithin: timeout)
         return Int(Self.int64(answer["result"]?["TTL"]) ?? 0)
+    }
+
+    /// The answering member's id and its leader's (`/v3/maintenance/status`; ids are decimal strings).
+    public func memberStatus() async throws(LearnStoreError) -> (memberID: String, leaderID: String) {
+        let answer = try await call("/v3/maintenance/status", .object([]))
+        guard let member = answer["header"]?["member_id"]?.stringValue, let leader = answer["leader"]?.stringValue else {
+            throw Self.malformed("maintenance status")
+        }
+        return (member, leader)
     }
 
     public func revoke(lease: Int64) async throws(LearnStoreError) {
@@ -98,37 +109,76 @@ public final class EtcdClient: Sendable {
         return answer["succeeded"]?.boolValue ?? false
     }
 
-    /// One JSON call: the first endpoint that answers.
+    /// One JSON call: the first endpoint that answers, each tried in turn.
     func call(_ path: String, _ body: JSONValue) async throws(LearnStoreError) -> JSONValue {
         var failures: [String] = []
         for endpoint in endpoints {
-            let status: Int
-            let bytes: [UInt8]
-            do { (status, bytes) = try await post(path, Array(body.serialized.utf8), to: endpoint) } catch {
-                failures.append("\(endpoint.host):\(endpoint.port): \(error.message)")
-                continue
-            }
-            let answer: JSONValue
-            do { answer = try JSONValue.parse(bytes) } catch { throw Self.malformed("\(path): \(error)") }
-            guard status != 200 else { return answer }
-            let reason = "HTTP \(status): \(answer["message"]?.stringValue ?? answer["error"]?.stringValue ?? "")"
-            if status >= 500 {
-                // The member is without a leader for now (an election, a lost quorum: "leader changed",
-                // "no leader"): another member, or a later attempt, may answer.
-                failures.append("\(endpoint.host):\(endpoint.port): \(reason)")
-                continue
-            }
-            // A refusal (an expired lease, a bad request) is etcd's answer: another endpoint would give the same.
-            throw LearnStoreError(.validation, "etcd \(path): \(reason)")
+            let attempt: Result<(Int, [UInt8]), LearnStoreError>
+            do { attempt = .success(try await post(path, Array(body.serialized.utf8), to: endpoint, answerWithin: timeout)) } catch { attempt = .failure(error) }
+            if let answer = try Self.answer(path, attempt, from: endpoint, failures: &failures) { return answer }
         }
         throw LearnStoreError(.connectionFailed, "no etcd endpoint answered \(path): \(failures.joined(separator: "; "))")
     }
 
-    private func post(_ path: String, _ body: [UInt8], to endpoint: (host: String, port: Int)) async throws(LearnStoreError) -> (Int, [UInt8]) {
+    /// One JSON call sent to every endpoint at once, each given `answerWithin`: the first answer wins,
+    /// so neither a member cut off from the others nor one holding the call until an election ends
+    /// makes the call wait for the next in turn. The others finish by their own deadline.
+    func callEvery(_ path: String, _ body: JSONValue, answerWithin: TimeAmount) async throws(LearnStoreError) -> JSONValue {
+        let payload = Array(body.serialized.utf8)
+        typealias Attempt = (endpoint: (host: String, port: Int), result: Result<(Int, [UInt8]), LearnStoreError>)
+        let (attempts, continuation) = AsyncStream<Attempt>.makeStream()
+        for endpoint in endpoints {
+            Task {
+                do throws(LearnStoreError) {
+                    continuation.yield((endpoint, .success(try await post(path, payload, to: endpoint, answerWithin: answerWithin))))
+                } catch {
+                    continuation.yield((endpoint, .failure(error)))
+                }
+            }
+        }
+        defer { continuation.finish() }
+        var failures: [String] = []
+        var remaining = endpoints.count
+        for await attempt in attempts {
+            if let answer = try Self.answer(path, attempt.result, from: attempt.endpoint, failures: &failures) { return answer }
+            remaining -= 1
+            if remaining == 0 { break }
+        }
+        throw LearnStoreError(.connectionFailed, "no etcd endpoint answered \(path): \(failures.joined(separator: "; "))")
+    }
+
+    /// An endpoint's answer to a call: the parsed body when it succeeded, nil (its reason noted) when
+    /// another member or a later attempt may answer, an error when etcd refused.
+    private static func answer(
+        _ path: String, _ attempt: Result<(Int, [UInt8]), LearnStoreError>, from endpoint: (host: String, port: Int), failures: inout [String]
+    ) throws(LearnStoreError) -> JSONValue? {
+        let status: Int
+        let bytes: [UInt8]
+        switch attempt {
+        case .success(let answer): (status, bytes) = answer
+        case .failure(let error):
+            failures.append("\(endpoint.host):\(endpoint.port): \(error.message)")
+            return nil
+        }
+        let answer: JSONValue
+        do { answer = try JSONValue.parse(bytes) } catch { throw Self.malformed("\(path): \(error)") }
+        guard status != 200 else { return answer }
+        let reason = "HTTP \(status): \(answer["message"]?.stringValue ?? answer["error"]?.stringValue ?? "")"
+        if status >= 500 {
+            // The member is without a leader for now (an election, a lost quorum: "leader changed",
+            // "no leader"): another member, or a later attempt, may answer.
+            failures.append("\(endpoint.host):\(endpoint.port): \(reason)")
+            return nil
+        }
+        // A refusal (an expired lease, a bad request) is etcd's answer: another endpoint would give the same.
+        throw LearnStoreError(.validation, "etcd \(path): \(reason)")
+    }
+
+    private func post(_ path: String, _ body: [UInt8], to endpoint: (host: String, port: Int), answerWithin: TimeAmount) async throws(LearnStoreError) -> (Int, [UInt8]) {
         let collector = HTTPResponseCollector(limit: Self.maximumResponseBytes)
         let channel = try await send(path, body, to: endpoint, reading: collector)
         defer { channel.close(promise: nil) }
-        let deadline = channel.eventLoop.scheduleTask(in: timeout) { collector.fail(channel, "no answer within \(self.timeout.nanoseconds / 1_000_000) ms") }
+        let deadline = channel.eventLoop.scheduleTask(in: answerWithin) { collector.fail(channel, "no answer within \(answerWithin.nanoseconds / 1_000_000) ms") }
         defer { deadline.cancel() }
         do { return try await collector.response.futureResult.get() } catch let error as LearnStoreError { throw error } catch {
             throw LearnStoreError(.connectionFailed, "\(error)")
