@@ -12,7 +12,8 @@ import Glibc
 /// A primary and two replicas as real processes on loopback: clients write to several tenants through
 /// the primary, the primary is killed with SIGKILL, the most up-to-date replica is promoted as the
 /// operator's tool does it, every acknowledged write is checked on the new primary, and the old
-/// primary is restarted as a replica and must end up holding exactly what the new primary holds.
+/// primary is restarted as a replica and must end up holding exactly what the new primary holds. With
+/// etcd, `faults` can also kill the controller or etcd's leader: writes must go on through those.
 public struct FailoverTester: Sendable {
     public struct Report: Sendable, CustomStringConvertible {
         public var cycles = 0

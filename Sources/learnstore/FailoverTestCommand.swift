@@ -17,7 +17,10 @@ struct FailoverTestCommand: AsyncParsableCommand {
             time from the kill to the first write acknowledged by the new primary (median, max). Exits 1 if anything was lost or differs.
 
             With --etcd, the tool starts a local etcd cluster (--etcd-members, the `etcd` binary from PATH) and the nodes run the \
-            control plane: nobody promotes by hand; the time measured includes the controller noticing the dead primary.
+            control plane: nobody promotes by hand; the time measured includes the controller noticing the dead primary. \
+            --fault turns the cycles through other faults, under which writes must go on: the node holding the controller key, \
+            or etcd's leader, killed with SIGKILL and started again; the report then adds the longest pause between acknowledged \
+            writes, unplanned failovers (another primary, or the same one in a new epoch) and the error codes of unacknowledged writes.
             """)
 
     @Option(help: "Kill/promote cycles.") var cycles = 10
