@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One run on one machine: the peers kit (Redis 7, Tarantool 2.6; ../shared/peers) and LearnStore on
+# One run on one machine: the peers kit (Redis 7, Tarantool 2.6; the directory PEERS_KIT names) and LearnStore on
 # the same workloads, then one table of LearnStore, Redis, Tarantool and LearnStore ÷ best peer.
 #   Benchmarks/compare-peers.sh                     # 3 repetitions, 1M records (about 30 minutes)
 #   REPS=1 SECONDS_PER_RUN=2 RECORDS=100000 Benchmarks/compare-peers.sh   # a quick smoke run

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The LearnStore side of the peer comparison: the workloads of ../shared/peers (50 connections,
+"""The LearnStore side of the peer comparison: the workloads of the peers kit (PEERS_KIT; 50 connections,
 P = 1 and 16) run with `learnstore bench`, plus bulk load, memory, snapshot and restart, on a fresh
 data directory per repetition. Writes rows to OUT/learnstore.jsonl.
 

@@ -160,7 +160,7 @@ public struct FailoverTester: Sendable {
                 if let victim = controllerNode {
                     await nodes[victim]?.stop(signal: SIGKILL)
                     nodes[victim] = nil
-                    try await waitForController(clusterName: clusterName, other: victim)
+                    _ = try await controller(clusterName: clusterName, other: victim)
                     nodes[victim] = try await start(victim, follow: true)
                 } else {
                     let (index, restarted) = try await killAndRestartEtcdLeader(etcd)
@@ -182,8 +182,7 @@ public struct FailoverTester: Sendable {
                 }
                 report.stallMilliseconds.append(Self.longestGap(in: written.map(\.at), from: faultAt))
                 acknowledged += written
-                report.unacknowledged += shared.unacknowledged.load(ordering: .relaxed)
-                report.unacknowledgedErrors.merge(shared.errors.withLock { $0 }, uniquingKeysWith: +)
+                shared.addUnacknowledged(to: &report)
                 // A primary that fenced itself starts again in place as a replica, on a new client port.
                 nodes = nodes.map { $0?.atCurrentPort() }
                 let now = try await waitForNewPrimary(addresses, killed: "", credential: credential, nodes: nodes)
@@ -232,8 +231,7 @@ public struct FailoverTester: Sendable {
             for client in clients { await client.shutdown() }
             nodes[primary] = rejoined
             acknowledged += shared.written.withLock { $0 }
-            report.unacknowledged += shared.unacknowledged.load(ordering: .relaxed)
-                report.unacknowledgedErrors.merge(shared.errors.withLock { $0 }, uniquingKeysWith: +)
+            shared.addUnacknowledged(to: &report)
 
             guard let promoted = addresses.firstIndex(of: promotedAddress), let next = nodes[promoted] else {
                 throw LearnStoreError(.internalError, "promoted \(promotedAddress), which is not a running node")
@@ -261,11 +259,16 @@ public struct FailoverTester: Sendable {
     /// What the writers of one cycle share.
     final class Burst: Sendable {
         let written = Mutex<[Acknowledged]>([])
-        let unacknowledged = Atomic<Int>(0)
         let stop = Atomic<Bool>(false)
         let faultDue = Atomic<Bool>(false)
-        /// Why writes failed: error code → count.
+        /// The writes that failed, by error code.
         let errors = Mutex<[String: Int]>([:])
+
+        func addUnacknowledged(to report: inout Report) {
+            let errors = errors.withLock { $0 }
+            report.unacknowledged += errors.values.reduce(0, +)
+            report.unacknowledgedErrors.merge(errors, uniquingKeysWith: +)
+        }
     }
 
     /// `writers` tasks creating records in turn on the tenants of `clients` until `burst.stop`; each
@@ -289,7 +292,6 @@ public struct FailoverTester: Sendable {
                             }
                             acknowledged(count)
                         } catch {
-                            shared.unacknowledged.wrappingAdd(1, ordering: .relaxed)
                             let code = (error as? LearnStoreError)?.code.name ?? "\(type(of: error))"
                             shared.errors.withLock { $0[code, default: 0] += 1 }
                             if !shared.stop.load(ordering: .relaxed) { try? await Task.sleep(for: .milliseconds(5)) }
@@ -300,7 +302,7 @@ public struct FailoverTester: Sendable {
         } }
     }
 
-    /// The node holding the controller key (polled until one does).
+    /// The node holding the controller key, other than `excluded` (polled until one does).
     func controller(clusterName: String, other excluded: Int? = nil, timeout: Duration = .seconds(30)) async throws -> Int {
         let client = try EtcdClient(endpoints: etcdEndpoints ?? [], group: MultiThreadedEventLoopGroup.singleton)
         let deadline = ContinuousClock.now + timeout
@@ -312,11 +314,6 @@ public struct FailoverTester: Sendable {
             try await Task.sleep(for: .milliseconds(20))
         }
         throw LearnStoreError(.timeout, "no node other than \(excluded.map { "n\($0)" } ?? "none") became the controller within \(timeout)")
-    }
-
-    /// Polls until a node other than `other` holds the controller key.
-    func waitForController(clusterName: String, other: Int) async throws {
-        _ = try await controller(clusterName: clusterName, other: other)
     }
 
     /// Kills etcd's leader with SIGKILL, lets the writes go on without it for `etcdOutage` (past a
