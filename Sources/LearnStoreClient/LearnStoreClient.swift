@@ -19,6 +19,10 @@ public struct ClientConfiguration: Sendable {
     /// resumes on a new one. The server sends a heartbeat after 5 s of silence, so the default
     /// (15 s) is three missed heartbeats.
     public var feedSilenceLimit: Duration = .seconds(15)
+    /// How long a change-feed connection waits for the answer to its SUBSCRIBE (the server first waits
+    /// until the tenant's last write is durable) before it is closed and the subscription tried again.
+    /// A subscription from "now" takes its position from that answer.
+    public var feedSubscribeTimeout: Duration = .seconds(30)
 
     public init(host: String = "127.0.0.1", port: Int = 7878, connections: Int = 2, reconnectAttempts: Int = 5,
                 clientName: String = "learnstore-swift", token: @escaping @Sendable () async throws -> String) {

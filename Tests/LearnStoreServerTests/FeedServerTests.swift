@@ -9,7 +9,9 @@ import Synchronization
 import Testing
 
 /// The change feed end to end: the real server with its WAL on loopback, the real client.
-@Suite struct FeedServerTests {
+/// Subscriptions reconnect by themselves for minutes; the limit turns a subscription that never gets
+/// its changes into a failure instead of a stalled run.
+@Suite(.timeLimit(.minutes(3))) struct FeedServerTests {
     static func persistence(_ directory: TemporaryDirectory, retention: FeedRetention = .standard) -> PersistenceConfiguration {
         var configuration = PersistenceConfiguration.forTests(directory.path)
         configuration.feedRetention = retention

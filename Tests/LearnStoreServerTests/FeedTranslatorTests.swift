@@ -75,4 +75,19 @@ import Testing
         state.somethingToRead()
         #expect(state.nextAction(writable: true, committedLSN: 11) == .read(maximumChanges: 2), "an announced restore is read without a commit")
     }
+
+    /// A read off the event loop can look at the recent changes just before the tenant appends a write
+    /// the commit mark has already passed; the append's wake then arrives while the read is still
+    /// out. Taking the read's "wait for the next commit" would leave that write unsent until the
+    /// tenant's next write, however long that is.
+    @Test func aWakeDuringAReadIsNotLostToTheReadsWaitForCommit() {
+        var state = FeedSessionState(credit: 10, maximumBatchChanges: 4)
+        #expect(state.nextAction(writable: true, committedLSN: 11) == .read(maximumChanges: 4))
+        state.somethingToRead()
+        #expect(state.nextAction(writable: true, committedLSN: 11) == .none, "still one read at a time")
+        state.readFinished(sent: 0, waitForCommit: 12)
+        #expect(state.nextAction(writable: true, committedLSN: 11) == .read(maximumChanges: 4), "read again at once")
+        state.readFinished(sent: 1, waitForCommit: 12)
+        #expect(state.nextAction(writable: true, committedLSN: 11) == .waitForCommit(12), "a wake is counted once")
+    }
 }

@@ -17,6 +17,9 @@ struct FeedSessionState: Sendable {
     private var waitingForCommit = false
     /// Set by a read that reached the end: the commit worth reading again for (nil: read now).
     private var waitingFor: UInt64?
+    /// Something to read was announced while a read was in progress: that read may have looked
+    /// before it, so its "wait for a commit" must not stand.
+    private var announcedDuringRead = false
     private(set) var closed = false
 
     init(credit: UInt32, maximumBatchChanges: Int) {
@@ -32,14 +35,18 @@ struct FeedSessionState: Sendable {
     mutating func readFinished(sent: Int, waitForCommit lsn: UInt64?) {
         reading = false
         credit -= sent
-        waitingFor = lsn
+        waitingFor = announcedDuringRead ? nil : lsn
+        announcedDuringRead = false
     }
 
     mutating func commitProgressed() { waitingForCommit = false }
 
     /// Something the commit mark does not show changed what there is to send: a restore (not in the
     /// log), or a write held in memory after the commit passed it.
-    mutating func somethingToRead() { waitingFor = nil }
+    mutating func somethingToRead() {
+        waitingFor = nil
+        if reading { announcedDuringRead = true }
+    }
 
     mutating func close() { closed = true }
 
