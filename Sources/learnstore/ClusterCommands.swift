@@ -150,12 +150,14 @@ struct ClusterCommand: AsyncParsableCommand {
             abstract: "Make a replica the primary of a new epoch.",
             discussion: """
                 --nodes must list every node of the cluster. The promotion needs all but --min-in-sync of them \
-                reachable (and more than twice --min-in-sync nodes in all): then the nodes reached include one \
-                holding every acknowledged write, and any later promotion reaches one that knows this one. It picks \
-                an epoch above every epoch the reachable nodes know or have promised, has at least --min-in-sync + 1 \
-                of them promise it (a primary of an older epoch that promises stops taking writes), and promotes the \
-                most up-to-date replica: the newest epoch of its last record, then the most of the log (or --node, if \
-                none is more up to date). Refuses while a reachable node is still a primary, unless --force.
+                reachable (and more than twice --min-in-sync nodes in all). It picks an epoch above every epoch the \
+                reachable nodes know or have promised and has all but --min-in-sync of the nodes promise it (a \
+                primary of an older epoch that promises stops taking writes; a replica that promises stops taking \
+                an older primary's records). Then it reads the status of the nodes that promised again and promotes \
+                the most up-to-date of them: the newest epoch of its last record, then the most of the log (or \
+                --node, if none is more up to date). Every acknowledged write is on one of them, and any later \
+                promotion reaches one that knows this one. Refuses while a reachable node is still a primary, \
+                unless --force.
                 """)
         @OptionGroup var options: NodeOptions
         @Option(help: "The replica to promote (host:port, one of --nodes).") var node: String?

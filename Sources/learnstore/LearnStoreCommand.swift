@@ -20,7 +20,7 @@ struct LearnStoreCommand: AsyncParsableCommand {
         subcommands: [ServeCommand.self, TokenCommand.self, PingCommand.self, InfoCommand.self, RecordsCommand.self,
                       OutcomesCommand.self, SnapshotCommand.self, WALCommand.self, RestoreCommand.self, ExportCommand.self,
                       ImportCommand.self, FeedCommand.self, ClusterCommand.self, BenchCommand.self, CrashTestCommand.self, FailoverTestCommand.self, SimulateCommand.self,
-                      SimulateReplicationCommand.self]
+                      SimulateReplicationCommand.self, SimulateClusterCommand.self]
     )
 }
 

@@ -240,6 +240,27 @@ import Testing
         try await b.stop()
     }
 
+    /// A replica that promised a newer epoch to a promotion takes and acknowledges nothing more of its
+    /// primary (a promotion chooses the new primary from what the promising nodes hold), and the
+    /// primary, refused when the replica comes back for the stream, fences itself: it would otherwise
+    /// answer the controller's checks as a primary while it can acknowledge nothing.
+    @Test func aReplicaThatPromisedANewerEpochStopsFollowingAndThePrimaryFencesItself() async throws {
+        let pair = try await Self.startPair()
+        let writer = try await pair.primary.client()
+        _ = try await writer.performance.learningRecords.create(sampleBody(title: "before"))
+        #expect(await eventually(within: 30) { (try? await Self.status(pair.primaryAddress))?["in_sync"] == .array([.string("b")]) })
+        var payload = ByteWriter(capacity: 8)
+        ReplicationMessages.encode(PromoteRequest(epoch: 7), into: &payload)
+        _ = try await NodeClient.request(
+            try await Self.replicationAddress(pair.replica), credential: try NodeCredential(secret: Self.secret), nodeID: "operator",
+            opcode: ReplicationOpcode.promise, payload: payload.bytes, group: MultiThreadedEventLoopGroup.singleton)
+        #expect(await eventually(within: 30) { (try? await Self.status(pair.primaryAddress))?["role"] == .string("fenced") })
+        let refused = await #expect(throws: LearnStoreError.self) { _ = try await writer.performance.learningRecords.create(sampleBody(title: "after")) }
+        #expect(refused?.code == .notPrimary)
+        await writer.shutdown()
+        try await pair.stop()
+    }
+
     @Test func aReplicaServesTheChangeFeedOfWhatItReplicated() async throws {
         let pair = try await Self.startPair()
         let (primary, replica) = (pair.primary, pair.replica)

@@ -17,8 +17,12 @@ import Synchronization
 /// waits for etcd).
 public final class ClusterAgent: Service, Sendable {
     let configuration: ClusterConfiguration
-    let node: ReplicationNode
-    let etcd: EtcdClient
+    let node: any ClusterNodeControl
+    let etcd: any ControlPlaneStore
+    /// The other nodes, for the controller's checks and promotions.
+    let peers: any PromotionTransport
+    /// The time the lease and the checks are measured by (the simulation's own, in the simulation).
+    let now: @Sendable () -> ContinuousClock.Instant
     /// This node's replication port, as other nodes reach it.
     let address: String
     let logger: Logger
@@ -29,15 +33,26 @@ public final class ClusterAgent: Service, Sendable {
     /// When the last successful renewal (or grant) of the node's lease began; nil before the first.
     private let renewedAt = Mutex<ContinuousClock.Instant?>(nil)
 
-    public init(
+    public convenience init(
         configuration: ClusterConfiguration, node: ReplicationNode, address: String, topology: TopologyBoard, group: any EventLoopGroup, logger: Logger
     ) throws(LearnStoreError) {
+        let etcd = try EtcdClient(endpoints: configuration.endpoints, group: group)
+        self.init(configuration: configuration, node: node, etcd: etcd, peers: NodeTransport(credential: node.credential, group: group),
+                  address: address, topology: topology, logger: logger, now: { .now })
+    }
+
+    init(
+        configuration: ClusterConfiguration, node: any ClusterNodeControl, etcd: any ControlPlaneStore, peers: any PromotionTransport,
+        address: String, topology: TopologyBoard, logger: Logger, now: @escaping @Sendable () -> ContinuousClock.Instant
+    ) {
         self.configuration = configuration
         self.node = node
+        self.etcd = etcd
+        self.peers = peers
         self.address = address
         self.topology = topology
         self.logger = logger
-        etcd = try EtcdClient(endpoints: configuration.endpoints, group: group)
+        self.now = now
     }
 
     /// Before the node starts: the replication ports to follow, or none when it is the primary. The
@@ -83,7 +98,7 @@ public final class ClusterAgent: Service, Sendable {
     struct LoopState {
         var lease: Int64 = 0
         var leaseSeconds = 0
-        var lastRenewal = ContinuousClock.now
+        var lastRenewal: ContinuousClock.Instant
         var published: ClusterNodeEntry?
         var isController = false
         var primaryWatch: ControllerRules.PrimaryWatch
@@ -92,7 +107,7 @@ public final class ClusterAgent: Service, Sendable {
         var lastPrimaryCheck: ContinuousClock.Instant?
         var lastProblem: String?
         var keys = ClusterKeys()
-        var watch: EtcdWatch?
+        var watch: (any ControlPlaneWatch)?
         var lastRead: ContinuousClock.Instant?
     }
 
@@ -100,10 +115,14 @@ public final class ClusterAgent: Service, Sendable {
     /// from its quorum can go quiet without ending, where a read (linearizable) fails.
     static let rereadInterval: Duration = .seconds(5)
 
-    public func run() async throws {
-        var state = LoopState(primaryWatch: ControllerRules.PrimaryWatch(threshold: configuration.failedChecksBeforeFailover))
+    func initialState() -> LoopState {
         // A primary that cannot get its first lease is held to the same limit from now.
-        renewedAt.withLock { $0 = $0 ?? .now }
+        renewedAt.withLock { $0 = $0 ?? now() }
+        return LoopState(lastRenewal: now(), primaryWatch: ControllerRules.PrimaryWatch(threshold: configuration.failedChecksBeforeFailover))
+    }
+
+    public func run() async throws {
+        var state = initialState()
         // A round can wait for etcd for a few seconds (each member in turn): the lease's limit is
         // kept meanwhile too.
         let watchdog = Task { [self] in
@@ -136,7 +155,7 @@ public final class ClusterAgent: Service, Sendable {
         try await renewLease(&state)
         let entry = ClusterNodeEntry(replication: address, role: node.role, epoch: node.epoch, client: topology.thisAddress)
         if entry != state.published {
-            try await etcd.put(configuration.nodeKey(node.configuration.nodeID), entry.encoded, lease: state.lease)
+            try await etcd.put(configuration.nodeKey(node.nodeID), entry.encoded, lease: state.lease)
             state.published = entry
         }
         let keys = try await currentKeys(&state)
@@ -151,7 +170,7 @@ public final class ClusterAgent: Service, Sendable {
         for entry in registered.values { others.insert(entry.replication) }
         others.remove(address)
         node.setFollowAddresses(others.sorted())
-        if let placement, placement.primary != node.configuration.nodeID, node.role != .replica,
+        if let placement, placement.primary != node.nodeID, node.role != .replica,
             node.role == .fenced || placement.epoch > node.epoch
         {
             // A primary of an older epoch than the placement's has been replaced: it stops acknowledging
@@ -170,12 +189,12 @@ public final class ClusterAgent: Service, Sendable {
             // must not be lost with it (its key would outlive it by the lease).
             guard node.role != .primary || registered.count <= 1 else { return }
             if try await etcd.transaction(if: [.createRevision(configuration.controllerKey, 0)],
-                                          put: [(configuration.controllerKey, Array(node.configuration.nodeID.utf8), state.lease)]) {
+                                          put: [(configuration.controllerKey, Array(node.nodeID.utf8), state.lease)]) {
                 logger.notice("cluster: this node is the controller")
             }
             return
         }
-        let isController = controller.value == Array(node.configuration.nodeID.utf8) && controller.lease == state.lease
+        let isController = controller.value == Array(node.nodeID.utf8) && controller.lease == state.lease
         if isController != state.isController { state.primaryWatch.reset() }
         state.isController = isController
         guard isController, let placement, let placementKV else { return }
@@ -203,7 +222,7 @@ public final class ClusterAgent: Service, Sendable {
                 state.watch = nil
             }
         }
-        let now = ContinuousClock.now
+        let now = self.now()
         if !state.keys.isLoaded || state.lastRead.map({ now - $0 >= Self.rereadInterval }) != false {
             state.watch?.close()
             state.watch = nil
@@ -211,7 +230,7 @@ public final class ClusterAgent: Service, Sendable {
         }
         if state.watch == nil {
             do throws(LearnStoreError) {
-                state.watch = try await etcd.watch(prefix: configuration.prefix, from: state.keys.revision + 1, wakeup: wakeup)
+                state.watch = try await etcd.watchPrefix(configuration.prefix, from: state.keys.revision + 1, wakeup: wakeup)
             } catch {
                 // Without a watch the keys go stale: read them again next round until one opens.
                 state.keys.unload()
@@ -226,14 +245,14 @@ public final class ClusterAgent: Service, Sendable {
     private func readKeys(_ state: inout LoopState) async throws(LearnStoreError) -> [EtcdClient.KeyValue] {
         let (revision, keyValues) = try await etcd.range(prefix: configuration.prefix)
         state.keys.load(revision: revision, keyValues: keyValues)
-        state.lastRead = ContinuousClock.now
+        state.lastRead = now()
         return keyValues
     }
 
     // MARK: the lease
 
     private func renewLease(_ state: inout LoopState) async throws(LearnStoreError) {
-        let now = ContinuousClock.now
+        let now = self.now()
         if state.lease == 0 {
             let granted = try await etcd.grantLease(ttlSeconds: configuration.leaseSeconds)
             state.lease = granted.id
@@ -259,10 +278,10 @@ public final class ClusterAgent: Service, Sendable {
 
     /// A primary whose lease has not been renewed for nearly its TTL may already have been replaced:
     /// it stops acknowledging writes (fenced), before etcd lets the lease go.
-    private func fenceIfLeaseLapsed() {
+    func fenceIfLeaseLapsed() {
         guard let renewed = renewedAt.withLock({ $0 }) else { return }
         let limit = ControllerRules.leaseFenceAfter(ttlSeconds: configuration.leaseSeconds)
-        guard ContinuousClock.now - renewed > limit, node.role == .primary else { return }
+        guard now() - renewed > limit, node.role == .primary else { return }
         node.fence(reason: "its etcd lease was not renewed for \(limit); it may have been replaced")
     }
 
@@ -291,8 +310,7 @@ public final class ClusterAgent: Service, Sendable {
         }
         let addresses = placement.members.values.sorted()
         logger.warning("cluster: primary failed; promoting", metadata: ["primary": "\(placement.primary)", "failed_checks": "\(state.primaryWatch.failedChecks)"])
-        let outcome = try await ClusterPromotion.promote(
-            addresses, credential: node.credential, minimumInSync: node.configuration.replicaSet.minimumInSync, group: etcd.group, timeout: .milliseconds(500))
+        let outcome = try await ClusterPromotion.promote(addresses, over: peers, minimumInSync: node.minimumInSync, timeout: .milliseconds(500))
         state.primaryWatch.reset()
         next.primary = outcome.nodeID
         next.epoch = outcome.epoch
@@ -316,11 +334,11 @@ public final class ClusterAgent: Service, Sendable {
     /// Whether the primary is gone: its key expired, or it failed enough checks in a row.
     private func primaryFailed(_ placement: ClusterPlacement, registered: [String: ClusterNodeEntry], state: inout LoopState) async throws(LearnStoreError) -> Bool {
         guard let address = placement.members[placement.primary] else { return false }
-        let now = ContinuousClock.now
+        let now = self.now()
         if let last = state.lastPrimaryCheck, now - last < .milliseconds(configuration.checkMilliseconds) { return false }
         state.lastPrimaryCheck = now
         guard registered[placement.primary] != nil else { return state.primaryWatch.failed(keyPresent: false, answeredPrimary: nil) }
-        let status = await ClusterPromotion.statuses([address], credential: node.credential, group: etcd.group, timeout: .milliseconds(300)).first
-        return state.primaryWatch.failed(keyPresent: true, answeredPrimary: status?.status?["role"]?.stringValue == NodeRole.primary.name)
+        let status = await peers.status(address, timeout: .milliseconds(300))
+        return state.primaryWatch.failed(keyPresent: true, answeredPrimary: status.status?["role"]?.stringValue == NodeRole.primary.name)
     }
 }

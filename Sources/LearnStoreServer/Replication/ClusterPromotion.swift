@@ -27,18 +27,12 @@ public enum ClusterPromotion {
 
     /// Each node's STATUS document, or why it did not answer.
     public static func statuses(_ addresses: [String], credential: NodeCredential, group: any EventLoopGroup, timeout: TimeAmount = .seconds(10)) async -> [NodeStatus] {
+        await statuses(addresses, over: NodeTransport(credential: credential, group: group), timeout: timeout)
+    }
+
+    static func statuses(_ addresses: [String], over transport: any PromotionTransport, timeout: TimeAmount) async -> [NodeStatus] {
         var results: [NodeStatus] = []
-        for address in addresses {
-            do {
-                let answer = try await NodeClient.request(
-                    address, credential: credential, nodeID: "operator", opcode: ReplicationOpcode.status, group: group, timeout: timeout)
-                guard let frame = answer.reply else { throw LearnStoreError(.protocolViolation, "no STATUS answer") }
-                let text = try frame.readPayload { (r) throws(DecodeError) in try r.readString() }
-                results.append(NodeStatus(address: address, status: try JSONValue.parse(text), error: nil))
-            } catch {
-                results.append(NodeStatus(address: address, status: nil, error: "\(error)"))
-            }
-        }
+        for address in addresses { results.append(await transport.status(address, timeout: timeout)) }
         return results
     }
 
@@ -48,8 +42,15 @@ public enum ClusterPromotion {
         _ addresses: [String], credential: NodeCredential, minimumInSync: Int, node: String? = nil, force: Bool = false,
         group: any EventLoopGroup, timeout: TimeAmount = .seconds(10)
     ) async throws(LearnStoreError) -> Outcome {
+        try await promote(addresses, over: NodeTransport(credential: credential, group: group), minimumInSync: minimumInSync, node: node, force: force, timeout: timeout)
+    }
+
+    static func promote(
+        _ addresses: [String], over transport: any PromotionTransport, minimumInSync: Int, node: String? = nil, force: Bool = false,
+        timeout: TimeAmount
+    ) async throws(LearnStoreError) -> Outcome {
         func refuse(_ message: String) -> LearnStoreError { LearnStoreError(.validation, message) }
-        let statuses = await self.statuses(addresses, credential: credential, group: group, timeout: timeout)
+        let statuses = await self.statuses(addresses, over: transport, timeout: timeout)
         let total = statuses.count
         guard minimumInSync >= 0, total > 2 * minimumInSync || force else {
             throw refuse("\(total) nodes cannot promote safely with a minimum of \(minimumInSync) in-sync replicas: more than \(2 * minimumInSync) are needed")
@@ -63,8 +64,30 @@ public enum ClusterPromotion {
         guard primaries.isEmpty || force else {
             throw refuse("\(primaries.map(\.address).joined(separator: ", ")) is still a primary; stop it first")
         }
+        if let node, !reachable.contains(where: { $0.address == node && ($0.role == "replica" || $0.role == "fenced") }) {
+            throw refuse("\(node) is not a reachable replica")
+        }
+        // Fence first: once all but `minimumInSync` nodes have promised the new epoch, no older primary
+        // can gather `minimumInSync` replicas to acknowledge a write, so what the promisers hold no
+        // longer grows under an old epoch.
+        let epoch = (reachable.map { max($0.number("promised"), $0.number("epoch")) }.max() ?? 0) + 1
+        var promisers: [String] = []
+        for target in reachable where await transport.promise(target.address, epoch: epoch, timeout: timeout) {
+            promisers.append(target.address)
+        }
+        guard promisers.count >= total - minimumInSync || force else {
+            throw LearnStoreError(
+                .storageUnavailable, "only \(promisers.count) nodes promised epoch \(epoch) (\(total - minimumInSync) needed); nothing was promoted")
+        }
+        // Then choose, from what the promisers hold now: every acknowledged write is on the old primary
+        // and `minimumInSync` replicas, so on at least one of all but `minimumInSync` promisers.
+        let promised = await self.statuses(promisers, over: transport, timeout: timeout).filter { $0.status != nil }
+        guard promised.count >= total - minimumInSync || force else {
+            throw LearnStoreError(
+                .storageUnavailable, "only \(promised.count) of the nodes that promised epoch \(epoch) answered again (\(total - minimumInSync) needed); nothing was promoted")
+        }
         // A fenced old primary holds every write it acknowledged: it may be the most up to date.
-        let replicas = reachable.filter { $0.role == "replica" || $0.role == "fenced" }
+        let replicas = promised.filter { $0.role == "replica" || $0.role == "fenced" }
         guard let best = replicas.max(by: { $0.upToDate < $1.upToDate }) else { throw LearnStoreError(.notFound, "no reachable replica to promote") }
         var chosen = best
         if let node {
@@ -74,27 +97,58 @@ public enum ClusterPromotion {
             }
             chosen = asked
         }
-        let epoch = (reachable.map { max($0.number("promised"), $0.number("epoch")) }.max() ?? 0) + 1
-        var payload = ByteWriter(capacity: 8)
-        ReplicationMessages.encode(PromoteRequest(epoch: epoch), into: &payload)
-        var promised = 0
-        for target in reachable {
-            if (try? await NodeClient.request(
-                target.address, credential: credential, nodeID: "operator", opcode: ReplicationOpcode.promise, payload: payload.bytes, group: group,
-                timeout: timeout)) != nil
-            {
-                promised += 1
-            }
+        let (nodeID, reply) = try await transport.promote(chosen.address, epoch: epoch)
+        return Outcome(address: chosen.address, nodeID: nodeID, epoch: reply.epoch, firstLSN: reply.firstLSN, promisedBy: promisers.count)
+    }
+}
+
+/// How a promotion reaches the nodes: ``NodeTransport`` over their replication ports, or the
+/// simulated nodes of the control plane's simulation.
+protocol PromotionTransport: Sendable {
+    /// The node's STATUS document, or why it did not answer.
+    func status(_ address: String, timeout: TimeAmount) async -> ClusterPromotion.NodeStatus
+    /// Asks the node to promise `epoch`; whether it did.
+    func promise(_ address: String, epoch: UInt64, timeout: TimeAmount) async -> Bool
+    /// Makes the node the primary of `epoch` (at least); its id and answer.
+    func promote(_ address: String, epoch: UInt64) async throws(LearnStoreError) -> (nodeID: String, reply: PromoteReply)
+}
+
+/// The nodes' replication ports, as the operator or the controller reaches them.
+struct NodeTransport: PromotionTransport {
+    let credential: NodeCredential
+    let group: any EventLoopGroup
+
+    func status(_ address: String, timeout: TimeAmount) async -> ClusterPromotion.NodeStatus {
+        do {
+            let answer = try await NodeClient.request(
+                address, credential: credential, nodeID: "operator", opcode: ReplicationOpcode.status, group: group, timeout: timeout)
+            guard let frame = answer.reply else { throw LearnStoreError(.protocolViolation, "no STATUS answer") }
+            let text = try frame.readPayload { (r) throws(DecodeError) in try r.readString() }
+            return ClusterPromotion.NodeStatus(address: address, status: try JSONValue.parse(text), error: nil)
+        } catch {
+            return ClusterPromotion.NodeStatus(address: address, status: nil, error: "\(error)")
         }
-        guard promised >= minimumInSync + 1 || force else {
-            throw LearnStoreError(.storageUnavailable, "only \(promised) nodes promised epoch \(epoch) (\(minimumInSync + 1) needed); nothing was promoted")
-        }
+    }
+
+    func promise(_ address: String, epoch: UInt64, timeout: TimeAmount) async -> Bool {
+        (try? await NodeClient.request(
+            address, credential: credential, nodeID: "operator", opcode: ReplicationOpcode.promise, payload: Self.payload(epoch), group: group,
+            timeout: timeout)) != nil
+    }
+
+    func promote(_ address: String, epoch: UInt64) async throws(LearnStoreError) -> (nodeID: String, reply: PromoteReply) {
         let answer = try await NodeClient.request(
-            chosen.address, credential: credential, nodeID: "operator", opcode: ReplicationOpcode.promote, payload: payload.bytes, group: group,
+            address, credential: credential, nodeID: "operator", opcode: ReplicationOpcode.promote, payload: Self.payload(epoch), group: group,
             timeout: .seconds(60))
         guard let frame = answer.reply,
             let reply = try? frame.readPayload({ (r) throws(DecodeError) in try ReplicationMessages.decodePromoteReply(from: &r) })
-        else { throw LearnStoreError(.protocolViolation, "\(chosen.address): an undecodable PROMOTE answer") }
-        return Outcome(address: chosen.address, nodeID: answer.peerNodeID, epoch: reply.epoch, firstLSN: reply.firstLSN, promisedBy: promised)
+        else { throw LearnStoreError(.protocolViolation, "\(address): an undecodable PROMOTE answer") }
+        return (answer.peerNodeID, reply)
+    }
+
+    private static func payload(_ epoch: UInt64) -> [UInt8] {
+        var payload = ByteWriter(capacity: 8)
+        ReplicationMessages.encode(PromoteRequest(epoch: epoch), into: &payload)
+        return payload.bytes
     }
 }

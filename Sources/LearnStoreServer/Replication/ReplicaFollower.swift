@@ -191,6 +191,7 @@ final class ReplicaFollower: @unchecked Sendable {
         guard let epoch = streamingEpoch, frame.epoch == epoch else {
             return LearnStoreError(.fenced, "RECORDS of epoch \(frame.epoch) on a stream of epoch \(streamingEpoch ?? 0)")
         }
+        if let refusal = promisedPast(epoch) { return refusal }
         let registry = self.registry
         let before = appliedLSN
         let (applied, failure) = ReplicatedApply.apply(frame.records, after: appliedLSN) { registry.tenant($0) }
@@ -228,8 +229,17 @@ final class ReplicaFollower: @unchecked Sendable {
         return durable != lastAck.durableLSN || node.clock.now().milliseconds - lastAck.milliseconds >= node.configuration.heartbeatMilliseconds / 2
     }
 
+    /// Once this node has promised a newer epoch to a promotion, it takes no more records of an older
+    /// primary and acknowledges none: the promotion chooses the new primary from what the nodes that
+    /// promised hold after promising, so nothing they take afterwards may count as acknowledged.
+    private func promisedPast(_ epoch: UInt64) -> LearnStoreError? {
+        let promised = node.promisedEpoch
+        guard promised > epoch else { return nil }
+        return LearnStoreError(.fenced, "this node promised epoch \(promised) to a promotion; it takes no more records of epoch \(epoch)")
+    }
+
     private func sendAck() {
-        guard let channel, let epoch = streamingEpoch else { return }
+        guard let channel, let epoch = streamingEpoch, promisedPast(epoch) == nil else { return }
         let durable = min(wal.locallyDurableLSN, appliedLSN)
         lastAck = (durable, node.clock.now().milliseconds)
         var writer = ByteWriter(capacity: 48)

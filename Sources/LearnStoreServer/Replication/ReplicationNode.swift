@@ -92,6 +92,8 @@ public final class ReplicationNode: Sendable {
 
     public var role: NodeRole { state.withLock { $0.role } }
     public var epoch: UInt64 { state.withLock { $0.history.currentEpoch } }
+    /// The highest epoch this node has promised to a promotion.
+    var promisedEpoch: UInt64 { state.withLock { $0.history.promised } }
     public var history: EpochHistory { state.withLock { $0.history } }
 
     // MARK: start
@@ -178,6 +180,17 @@ public final class ReplicationNode: Sendable {
 
     /// A replica asks to follow from `request`: where its stream starts, or why it cannot.
     func accept(_ request: ReplicateRequest, from nodeID: String) -> Result<ReplicateAccepted, LearnStoreError> {
+        let answer = acceptChecked(request, from: nodeID)
+        if case .failure(let error) = answer, error.code == .fenced {
+            // A node that knows or has promised a newer epoch will never acknowledge this primary's
+            // writes; a promotion to that epoch has begun (and may have stalled). Fenced, this node
+            // tells the controller's checks it is no primary any more, so a promotion completes.
+            fence(reason: error.message)
+        }
+        return answer
+    }
+
+    private func acceptChecked(_ request: ReplicateRequest, from nodeID: String) -> Result<ReplicateAccepted, LearnStoreError> {
         state.withLock { state in
             guard state.role == .primary, let wal = state.wal else {
                 return .failure(LearnStoreError(.notPrimary, "node \(configuration.nodeID) is not a primary (it is a \(state.role.name))"))
@@ -315,7 +328,14 @@ public final class ReplicationNode: Sendable {
             return (adopted, adopted != state.history)
         }
         if changed { try adopted.write(directory: directory, fileSystem) }
-        state.withLock { $0.history = adopted }
+        // A promise made meanwhile stays, in memory and on disk.
+        let merged = state.withLock { state in
+            var merged = adopted
+            _ = merged.promise(state.history.promised)
+            state.history = merged
+            return merged
+        }
+        if merged != adopted { try merged.write(directory: directory, fileSystem) }
         wal(refuseWith: notPrimaryError(.replica))
     }
 
@@ -334,7 +354,8 @@ public final class ReplicationNode: Sendable {
         }
         if raised {
             do throws(StorageError) { try history.write(directory: directory, fileSystem) } catch { throw error.learnStoreError }
-            state.withLock { $0.history = history }
+            // Raised on the current history: an epoch adopted meanwhile stays.
+            state.withLock { _ = $0.history.promise(epoch) }
         }
         if role == .primary && epoch > history.currentEpoch { fence(reason: "a promotion to epoch \(epoch) is under way") }
         return history.promised

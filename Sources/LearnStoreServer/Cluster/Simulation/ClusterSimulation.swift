@@ -1,0 +1,287 @@
+import LearnStoreModel
+import Logging
+
+/// A deterministic simulation of the control plane (docs/CLUSTER.md): the real ``ClusterAgent`` of
+/// each node (lease, registration, watch, controller election, checks, guarded promotion through
+/// ``ClusterPromotion``) runs against a simulated etcd (``SimulatedEtcd``) and simulated nodes
+/// (``SimulatedClusterNode``) on simulated time, one round at a time in an order drawn from the seed.
+/// For `faultSeconds` nodes crash and restart, stop (SIGSTOP) and resume, lose etcd or each other,
+/// and etcd loses its leader; then everything heals for `settleSeconds`. Checked after every tick:
+/// ``SimulatedReplication``'s safety rules, and at the end that the cluster recovered: one primary,
+/// named by etcd's placement, acknowledging writes.
+public struct ClusterSimulation {
+    public struct Options: Sendable {
+        public var nodes = 3
+        public var minimumInSync = 1
+        public var faultSeconds: Int64 = 30
+        public var settleSeconds: Int64 = 15
+        /// The chance per tick of each kind of fault starting.
+        public var faultRate = 0.002
+        public var leaseSeconds = 3
+        public var checkMilliseconds: Int64 = 100
+        public init() {}
+    }
+
+    public struct Result: Sendable {
+        public var seed: UInt64
+        public var acknowledged = 0
+        public var crashes = 0
+        public var pauses = 0
+        public var etcdCuts = 0
+        public var linkCuts = 0
+        public var etcdOutages = 0
+        public var promotions = 0
+        public var restartsRequested = 0
+        public var violation: String?
+        /// The last events before the violation.
+        public var trace: [String] = []
+
+        public init(seed: UInt64) { self.seed = seed }
+
+        /// Adds `other`'s counts to these (for totals over many seeds).
+        public mutating func add(_ other: Result) {
+            acknowledged += other.acknowledged
+            crashes += other.crashes
+            pauses += other.pauses
+            etcdCuts += other.etcdCuts
+            linkCuts += other.linkCuts
+            etcdOutages += other.etcdOutages
+            promotions += other.promotions
+            restartsRequested += other.restartsRequested
+        }
+    }
+
+    static let tickMilliseconds: Int64 = 10
+
+    let options: Options
+    let seed: UInt64
+
+    public init(seed: UInt64, options: Options) {
+        self.seed = seed
+        self.options = options
+    }
+
+    public func run() async -> Result {
+        var result = Result(seed: seed)
+        var random = SplitMix64(seed: seed)
+        let time = SimulatedTime()
+        let cluster = SimulatedCluster(time: time, nodeCount: options.nodes, minimumInSync: options.minimumInSync)
+        var configuration = ClusterConfiguration(endpoints: [])
+        configuration.leaseSeconds = options.leaseSeconds
+        configuration.checkMilliseconds = options.checkMilliseconds
+        let logger = Logger(label: "cluster-simulation", factory: { _ in SwiftLogNoOpLogHandler() })
+        func agent(_ node: SimulatedClusterNode) -> ClusterAgent {
+            ClusterAgent(
+                configuration: configuration, node: node, etcd: cluster.etcd.endpoint(for: node.nodeID),
+                peers: SimulatedPeers(from: node.nodeID, cluster: cluster), address: node.address, topology: TopologyBoard(), logger: logger,
+                now: { time.instant })
+        }
+        // The first node has started the cluster as its primary (the placement it wrote names only it).
+        let first = cluster.nodes[0]
+        first.state.withLock {
+            $0.role = .primary
+            $0.epoch = 1
+        }
+        let start = ClusterPlacement(epoch: 1, primary: first.nodeID, members: [first.nodeID: first.address])
+        _ = try? await cluster.etcd.endpoint(for: first.nodeID).put(configuration.placementKey, start.encoded, lease: 0)
+        var rounds = cluster.nodes.map { Round(agent: agent($0)) }
+        var nextRound = cluster.nodes.map { _ in Int64(0) }
+        var downUntil = cluster.nodes.map { _ in Int64(0) }
+        var replication = SimulatedReplication()
+        let faultEnd = options.faultSeconds * 1000
+        let end = faultEnd + options.settleSeconds * 1000
+        var lastAcknowledgedAt: Int64 = 0
+        let scheduler = cluster.scheduler
+
+        // The rounds are child tasks: they run on the caller's executor (a test's compute threads).
+        let violation = await withDiscardingTaskGroup { group -> ClusterSimulationViolation? in
+          do throws(ClusterSimulationViolation) {
+            while time.now < end {
+                time.advance(by: Self.tickMilliseconds)
+                cluster.etcd.tick()
+                let now = time.now
+                if now < faultEnd { inject(&result, &random, cluster, &downUntil) }
+                if now % 1000 == 0 { cluster.note(cluster.summary) }
+                // The calls of a node that went down fail, which ends its round.
+                while let index = scheduler.waitingNodes.firstIndex(where: { cluster.node($0)?.state.withLock { $0.alive } == false }) {
+                    await scheduler.grant(at: index, proceed: false)
+                }
+                // Restarts: a crashed node after its downtime, a replaced primary that asked for one.
+                for (index, node) in cluster.nodes.enumerated() {
+                    let (alive, asked) = node.state.withLock { ($0.alive, $0.restartRequested) }
+                    if alive && asked {
+                        cluster.note("\(node.nodeID) stops to start again")
+                        result.restartsRequested += 1
+                        node.state.withLock { $0.alive = false }
+                        downUntil[index] = now + 200
+                    } else if !alive && now >= downUntil[index] && !rounds[index].inRound {
+                        guard await restart(node, cluster, configuration) else { continue }
+                        cluster.note("\(node.nodeID) started as \(node.role.name)")
+                        rounds[index] = Round(agent: agent(node))
+                        nextRound[index] = now
+                    }
+                }
+                // Replication runs before or after the rounds: a node resumed after a pause may move
+                // writes before its watchdog runs.
+                let replicateFirst = Bool.random(using: &random)
+                if replicateFirst { try replicate(&replication, cluster, &lastAcknowledgedAt) }
+                var order = Array(cluster.nodes.indices.filter { cluster.isRunning(cluster.nodes[$0]) })
+                order.shuffle(using: &random)
+                for index in order { rounds[index].agent.fenceIfLeaseLapsed() }
+                for index in order where !rounds[index].inRound && now >= nextRound[index] {
+                    nextRound[index] = now + options.checkMilliseconds
+                    let round = rounds[index]
+                    round.inRound = true
+                    await scheduler.start {
+                        group.addTask {
+                            await round.run()
+                            scheduler.roundEnded()
+                        }
+                    }
+                    result.promotions += try replication.checkPromotions(cluster)
+                }
+                // Turns, one call at a time, in an order drawn from the seed; some wait for a later tick.
+                while Double.random(in: 0..<1, using: &random) < 0.9 {
+                    let ready = scheduler.waitingNodes.enumerated().filter { entry in cluster.node(entry.element).map(cluster.isRunning) == true }
+                    guard let chosen = ready.randomElement(using: &random) else { break }
+                    await scheduler.grant(at: chosen.offset, proceed: true)
+                    result.promotions += try replication.checkPromotions(cluster)
+                }
+                if !replicateFirst { try replicate(&replication, cluster, &lastAcknowledgedAt) }
+                try replication.checkPlacement(cluster, key: configuration.placementKey)
+            }
+            try checkRecovered(cluster, configuration, lastAcknowledgedAt: lastAcknowledgedAt)
+            await finishRounds(scheduler)
+            return nil
+          } catch {
+            await finishRounds(scheduler)
+            return error
+          }
+        }
+        if let violation {
+            result.violation = violation.description
+            result.trace = cluster.trace + ["now: \(cluster.summary)"]
+        }
+        result.acknowledged = replication.acknowledgedWrites
+        return result
+    }
+
+    /// At the end, every call still waiting fails, so every round ends.
+    private func finishRounds(_ scheduler: SimulatedScheduler) async {
+        while !scheduler.waitingNodes.isEmpty { await scheduler.grant(at: 0, proceed: false) }
+    }
+
+    /// One node's agent and the round it may be in the middle of.
+    final class Round: @unchecked Sendable {
+        let agent: ClusterAgent
+        var state: ClusterAgent.LoopState
+        var inRound = false
+
+        init(agent: ClusterAgent) {
+            self.agent = agent
+            state = agent.initialState()
+        }
+
+        func run() async {
+            do throws(LearnStoreError) { try await agent.step(&state) } catch {}
+            agent.fenceIfLeaseLapsed()
+            inRound = false
+        }
+    }
+
+    private func replicate(_ replication: inout SimulatedReplication, _ cluster: SimulatedCluster, _ lastAcknowledgedAt: inout Int64) throws(ClusterSimulationViolation) {
+        let before = replication.acknowledgedWrites
+        try replication.step(cluster, writes: true)
+        if replication.acknowledgedWrites > before { lastAcknowledgedAt = cluster.time.now }
+    }
+
+    /// Starts a stopped node again on its durable state, as `learnstore serve` does: the primary if
+    /// etcd's placement names it, else a replica. It waits while etcd is out of its reach.
+    private func restart(_ node: SimulatedClusterNode, _ cluster: SimulatedCluster, _ configuration: ClusterConfiguration) async -> Bool {
+        guard let kv = try? await cluster.etcd.endpoint(for: node.nodeID).get(configuration.placementKey),
+            let placement = try? ClusterPlacement.decode(kv.value)
+        else { return false }
+        node.state.withLock { state in
+            state.alive = true
+            state.pausedUntil = 0
+            state.restartRequested = false
+            state.role = placement.primary == node.nodeID ? .primary : .replica
+        }
+        return true
+    }
+
+    private func inject(_ result: inout Result, _ random: inout SplitMix64, _ cluster: SimulatedCluster, _ downUntil: inout [Int64]) {
+        let now = cluster.time.now
+        func chance() -> Bool { Double.random(in: 0..<1, using: &random) < options.faultRate }
+        let controllerKey = ClusterConfiguration(endpoints: []).controllerKey
+        func pick() -> Int {
+            // A third of the faults go to the primary and a third to the controller, where they matter most.
+            switch Int.random(in: 0..<3, using: &random) {
+            case 0:
+                if let primary = cluster.nodes.firstIndex(where: { $0.role == .primary }) { return primary }
+            case 1:
+                if let controller = cluster.etcd.keyValues[controllerKey].map({ String(decoding: $0.value, as: UTF8.self) }),
+                    let index = cluster.nodes.firstIndex(where: { $0.nodeID == controller })
+                {
+                    return index
+                }
+            default:
+                break
+            }
+            return Int.random(in: 0..<cluster.nodes.count, using: &random)
+        }
+        if chance() {
+            let index = pick()
+            let node = cluster.nodes[index]
+            if node.state.withLock({ $0.alive }) {
+                node.state.withLock { $0.alive = false }
+                downUntil[index] = now + Int64.random(in: 300...4000, using: &random)
+                cluster.note("\(node.nodeID) crashes until \(downUntil[index]) ms")
+                result.crashes += 1
+            }
+        }
+        if chance() {
+            let node = cluster.nodes[pick()]
+            let until = now + Int64.random(in: 500...6000, using: &random)
+            node.state.withLock { $0.pausedUntil = max($0.pausedUntil, until) }
+            cluster.note("\(node.nodeID) paused until \(until) ms")
+            result.pauses += 1
+        }
+        if chance() {
+            let node = cluster.nodes[pick()].nodeID
+            let milliseconds = Int64.random(in: 200...5000, using: &random)
+            cluster.etcd.cutOff(node, milliseconds: milliseconds)
+            cluster.note("\(node) cut off from etcd for \(milliseconds) ms")
+            result.etcdCuts += 1
+        }
+        if chance() {
+            let a = pick()
+            let b = (a + Int.random(in: 1..<cluster.nodes.count, using: &random)) % cluster.nodes.count
+            let milliseconds = Int64.random(in: 200...3000, using: &random)
+            cluster.cutLink(cluster.nodes[a].nodeID, cluster.nodes[b].nodeID, milliseconds: milliseconds)
+            cluster.note("link \(cluster.nodes[a].nodeID)-\(cluster.nodes[b].nodeID) cut for \(milliseconds) ms")
+            result.linkCuts += 1
+        }
+        if Double.random(in: 0..<1, using: &random) < options.faultRate / 4 {
+            let milliseconds = Int64.random(in: 500...2000, using: &random)
+            cluster.etcd.outage(milliseconds: milliseconds)
+            cluster.note("etcd without a leader for \(milliseconds) ms")
+            result.etcdOutages += 1
+        }
+    }
+
+    /// After the faults healed: one primary, the one etcd's placement names, acknowledging writes.
+    private func checkRecovered(_ cluster: SimulatedCluster, _ configuration: ClusterConfiguration, lastAcknowledgedAt: Int64) throws(ClusterSimulationViolation) {
+        let now = cluster.time.now
+        let primaries = cluster.nodes.filter { cluster.isRunning($0) && $0.role == .primary }.map(\.nodeID)
+        let placement = cluster.etcd.keyValues[configuration.placementKey].flatMap { try? ClusterPlacement.decode($0.value) }
+        guard primaries.count == 1, placement?.primary == primaries[0] else {
+            throw ClusterSimulationViolation(
+                atMilliseconds: now,
+                rule: "\(options.settleSeconds) s after the last fault: primaries \(primaries), placement names \(placement?.primary ?? "none")")
+        }
+        guard now - lastAcknowledgedAt <= 1000 else {
+            throw ClusterSimulationViolation(atMilliseconds: now, rule: "no write acknowledged in the last \(now - lastAcknowledgedAt) ms")
+        }
+    }
+}

@@ -1,0 +1,179 @@
+import LearnStoreModel
+import Synchronization
+
+/// The nodes, links and etcd of one simulation run, and the safety checks that watch them. Nodes
+/// reach each other only while both run (not crashed, not paused) and their link is not cut.
+final class SimulatedCluster: @unchecked Sendable {
+    let time: SimulatedTime
+    let etcd: SimulatedEtcd
+    let nodes: [SimulatedClusterNode]
+    let scheduler = SimulatedScheduler()
+    private let linkCutUntil = Mutex<[String: Int64]>([:])
+    /// Every promotion that took place: the only (epoch, primary) pairs a placement may record.
+    private let promotions = Mutex<[UInt64: String]>([:])
+    /// Promotions not yet checked, with the promoted node's log at that moment.
+    private let unchecked = Mutex<[(node: String, epoch: UInt64, log: [UInt64])]>([])
+
+    init(time: SimulatedTime, nodeCount: Int, minimumInSync: Int) {
+        self.time = time
+        etcd = SimulatedEtcd(time: time)
+        nodes = (0..<nodeCount).map { SimulatedClusterNode(nodeID: "n\($0)", minimumInSync: minimumInSync) }
+        for node in nodes { node.onEvent = { [weak self] event in self?.note(event) } }
+    }
+
+    func node(_ id: String) -> SimulatedClusterNode? { nodes.first { $0.nodeID == id } }
+
+    /// The last events, for a failing seed's report.
+    private let events = Mutex<[String]>([])
+    static let keptEvents = 120
+
+    func note(_ event: String) {
+        let line = "\(time.now) ms: \(event)"
+        events.withLock { events in
+            events.append(line)
+            if events.count > Self.keptEvents { events.removeFirst(events.count - Self.keptEvents) }
+        }
+    }
+
+    var trace: [String] { events.withLock { $0 } }
+
+    /// Each node's state in one line.
+    var summary: String {
+        nodes.map { node in
+            let running = isRunning(node)
+            return node.state.withLock { state in
+                "\(node.nodeID)[\(state.alive ? (running ? "up" : "paused") : "down") \(state.role.name) e\(state.epoch) p\(state.promised) lsn\(state.log.count)]"
+            }
+        }.joined(separator: " ")
+    }
+
+    func isRunning(_ node: SimulatedClusterNode) -> Bool {
+        let now = time.now
+        return node.state.withLock { $0.alive && now >= $0.pausedUntil }
+    }
+
+    private static func linkKey(_ a: String, _ b: String) -> String { a < b ? "\(a)|\(b)" : "\(b)|\(a)" }
+
+    func cutLink(_ a: String, _ b: String, milliseconds: Int64) {
+        let until = time.now + milliseconds
+        linkCutUntil.withLock { $0[Self.linkKey(a, b), default: 0] = max($0[Self.linkKey(a, b)] ?? 0, until) }
+    }
+
+    func linked(_ a: String, _ b: String) -> Bool {
+        let now = time.now
+        return linkCutUntil.withLock { now >= ($0[Self.linkKey(a, b)] ?? 0) }
+    }
+
+    /// The node at `address` if `from` can reach it now.
+    func reachable(_ address: String, from: String) -> SimulatedClusterNode? {
+        guard let target = nodes.first(where: { $0.address == address }), let source = node(from),
+            isRunning(target), isRunning(source), linked(from, target.nodeID)
+        else { return nil }
+        return target
+    }
+
+    func promoted(_ node: SimulatedClusterNode, epoch: UInt64) {
+        note("\(node.nodeID) promoted to epoch \(epoch)")
+        promotions.withLock { $0[epoch] = node.nodeID }
+        let log = node.state.withLock { $0.log }
+        unchecked.withLock { $0.append((node.nodeID, epoch, log)) }
+    }
+
+    func takePromotions() -> [(node: String, epoch: UInt64, log: [UInt64])] {
+        unchecked.withLock { list in
+            defer { list.removeAll() }
+            return list
+        }
+    }
+
+    func promotedAt(_ epoch: UInt64) -> String? { promotions.withLock { $0[epoch] } }
+}
+
+/// What the simulation found wrong: a safety rule broken, or a cluster that did not recover.
+struct ClusterSimulationViolation: Error, CustomStringConvertible {
+    let atMilliseconds: Int64
+    let rule: String
+    var description: String { "at \(atMilliseconds) ms: \(rule)" }
+}
+
+/// The replication the control plane steers, reduced to what its safety rests on, and the checks:
+/// - a primary acknowledges a write only with `minimumInSync` replicas following it (they take its
+///   log), so a node that promised a newer epoch, or follows a newer primary, never counts for it;
+/// - **one history**: every write acknowledged extends the log acknowledged so far, so a primary that
+///   acknowledges holds every earlier acknowledged write and no older primary acknowledges after a
+///   newer one;
+/// - etcd's placement never goes back to an older epoch, and names only the node promoted to its epoch.
+struct SimulatedReplication {
+    private(set) var acknowledged: [UInt64] = []
+    private(set) var acknowledgedWrites = 0
+    private var lastPlacementEpoch: UInt64 = 0
+
+    /// Each replica follows the newest primary it can reach and may follow; each primary then writes
+    /// one record and acknowledges its log when enough replicas follow it.
+    mutating func step(_ cluster: SimulatedCluster, writes: Bool) throws(ClusterSimulationViolation) {
+        let running = cluster.nodes.filter { cluster.isRunning($0) }
+        var followers: [String: [SimulatedClusterNode]] = [:]
+        for replica in running where replica.role == .replica {
+            let (epoch, promised) = replica.state.withLock { ($0.epoch, $0.promised) }
+            let reachable = running.filter { $0.role == .primary && cluster.linked($0.nodeID, replica.nodeID) }
+            let leader = reachable.filter { $0.epoch >= max(epoch, promised) }.max { ($0.epoch, $0.nodeID) < ($1.epoch, $1.nodeID) }
+            guard let leader else {
+                // It asks the primaries it reaches in turn; one of an older epoch than it knows refuses,
+                // and fences itself.
+                for primary in reachable { primary.fence(reason: "\(replica.nodeID) knows epoch \(max(epoch, promised)), newer than \(primary.epoch)") }
+                continue
+            }
+            followers[leader.nodeID, default: []].append(replica)
+        }
+        for primary in running where primary.role == .primary {
+            let following = followers[primary.nodeID] ?? []
+            let (epoch, log) = primary.state.withLock { state -> (UInt64, [UInt64]) in
+                if writes { state.log.append(state.epoch) }
+                return (state.epoch, state.log)
+            }
+            for replica in following {
+                replica.state.withLock { state in
+                    state.epoch = epoch
+                    state.log = log
+                }
+            }
+            guard following.count >= primary.minimumInSync, log.count > acknowledged.count else { continue }
+            guard log.starts(with: acknowledged) else {
+                let missing = zip(acknowledged, log).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? log.count
+                throw ClusterSimulationViolation(
+                    atMilliseconds: cluster.time.now,
+                    rule: "\(primary.nodeID) (epoch \(epoch)) acknowledged a write without the acknowledged write at LSN \(missing + 1)")
+            }
+            acknowledgedWrites += log.count - acknowledged.count
+            acknowledged = log
+        }
+    }
+
+    /// A node promoted held every acknowledged write when it was promoted.
+    func checkPromotions(_ cluster: SimulatedCluster) throws(ClusterSimulationViolation) -> Int {
+        let promotions = cluster.takePromotions()
+        for promotion in promotions where !promotion.log.starts(with: acknowledged) {
+            throw ClusterSimulationViolation(
+                atMilliseconds: cluster.time.now, rule: "\(promotion.node) was promoted to epoch \(promotion.epoch) without every acknowledged write")
+        }
+        return promotions.count
+    }
+
+    mutating func checkPlacement(_ cluster: SimulatedCluster, key: String) throws(ClusterSimulationViolation) {
+        guard let kv = cluster.etcd.keyValues[key] else { return }
+        guard let placement = try? ClusterPlacement.decode(kv.value) else {
+            throw ClusterSimulationViolation(atMilliseconds: cluster.time.now, rule: "etcd holds a placement that does not decode")
+        }
+        guard placement.epoch >= lastPlacementEpoch else {
+            throw ClusterSimulationViolation(
+                atMilliseconds: cluster.time.now, rule: "the placement went back from epoch \(lastPlacementEpoch) to \(placement.epoch)")
+        }
+        if placement.epoch > 1, cluster.promotedAt(placement.epoch) != placement.primary {
+            throw ClusterSimulationViolation(
+                atMilliseconds: cluster.time.now,
+                rule: "the placement names \(placement.primary) the primary of epoch \(placement.epoch), which \(cluster.promotedAt(placement.epoch) ?? "no node") was promoted to")
+        }
+        if placement.epoch != lastPlacementEpoch { cluster.note("placement: epoch \(placement.epoch), primary \(placement.primary)") }
+        lastPlacementEpoch = placement.epoch
+    }
+}

@@ -1,0 +1,121 @@
+import LearnStoreModel
+import LearnStoreProtocol
+import NIOCore
+import Synchronization
+
+/// A node of the control plane's simulation, with the replication rules the control plane relies on
+/// (docs/REPLICATION.md): its log is the epoch of each record; a replica follows the primary of the
+/// newest epoch it has not promised past and takes the primary's log (a cut where they differ); a
+/// PROMISE of a newer epoch fences a primary and makes a replica refuse every older primary; a
+/// PROMOTE makes a replica the primary of an epoch above its own and any it promised. Its log,
+/// epoch and promise survive a crash.
+final class SimulatedClusterNode: ClusterNodeControl, @unchecked Sendable {
+    struct State {
+        var role: NodeRole = .replica
+        var epoch: UInt64 = 0
+        var promised: UInt64 = 0
+        /// The epoch of each record, LSN 1 first.
+        var log: [UInt64] = []
+        var alive = true
+        var pausedUntil: Int64 = 0
+        var restartRequested = false
+        var follow: [String] = []
+    }
+
+    let nodeID: String
+    let minimumInSync: Int
+    let state = Mutex(State())
+
+    init(nodeID: String, minimumInSync: Int) {
+        self.nodeID = nodeID
+        self.minimumInSync = minimumInSync
+    }
+
+    var address: String { Self.address(of: nodeID) }
+    static func address(of node: String) -> String { "\(node).sim:7000" }
+
+    var role: NodeRole { state.withLock { $0.role } }
+    var epoch: UInt64 { state.withLock { $0.epoch } }
+
+    /// Where the node's events are noted (the simulation's trace).
+    var onEvent: @Sendable (String) -> Void = { _ in }
+
+    func fence(reason: String) {
+        let fenced = state.withLock { state -> Bool in
+            guard state.role == .primary else { return false }
+            state.role = .fenced
+            return true
+        }
+        if fenced { onEvent("\(nodeID) fenced: \(reason)") }
+    }
+
+    func requestRestart(_ reason: String) {
+        state.withLock { $0.restartRequested = true }
+        onEvent("\(nodeID) asks to restart: \(reason)")
+    }
+
+    func setFollowAddresses(_ addresses: [String]) { state.withLock { $0.follow = addresses } }
+
+    /// The STATUS document's members a promotion reads.
+    var status: JSONValue {
+        state.withLock { state in
+            .object([
+                ("role", .string(state.role.name)), ("epoch", .number(String(state.epoch))), ("promised", .number(String(state.promised))),
+                ("last_epoch", .number(String(state.log.last ?? 0))), ("durable_lsn", .number(String(state.log.count))),
+            ])
+        }
+    }
+
+    func promise(_ epoch: UInt64) {
+        let fenced = state.withLock { state -> Bool in
+            state.promised = max(state.promised, epoch)
+            guard state.role == .primary && epoch > state.epoch else { return false }
+            state.role = .fenced
+            return true
+        }
+        onEvent("\(nodeID) promised epoch \(epoch)\(fenced ? ", fencing itself" : "")")
+    }
+
+    func promote(atLeast requested: UInt64) throws(LearnStoreError) -> PromoteReply {
+        try state.withLock { (state: inout State) throws(LearnStoreError) -> PromoteReply in
+            guard state.role != .primary else { throw LearnStoreError(.validation, "\(nodeID) is already a primary") }
+            let epoch = max(state.epoch + 1, requested)
+            guard epoch >= state.promised else { throw LearnStoreError(.validation, "epoch \(epoch) is below the promised \(state.promised)") }
+            state.role = .primary
+            state.epoch = epoch
+            return PromoteReply(epoch: epoch, firstLSN: UInt64(state.log.count) + 1)
+        }
+    }
+}
+
+/// How one simulated node reaches the others: not at all while either is down or paused, or the link
+/// between them is cut. Each call waits for its turn (``SimulatedScheduler``).
+struct SimulatedPeers: PromotionTransport {
+    let from: String
+    let cluster: SimulatedCluster
+
+    private func reach(_ address: String) async -> SimulatedClusterNode? {
+        guard await cluster.scheduler.turn(from) else { return nil }
+        return cluster.reachable(address, from: from)
+    }
+
+    func status(_ address: String, timeout: TimeAmount) async -> ClusterPromotion.NodeStatus {
+        guard let node = await reach(address) else {
+            return ClusterPromotion.NodeStatus(address: address, status: nil, error: "no answer (simulated)")
+        }
+        return ClusterPromotion.NodeStatus(address: address, status: node.status, error: nil)
+    }
+
+    func promise(_ address: String, epoch: UInt64, timeout: TimeAmount) async -> Bool {
+        guard let node = await reach(address) else { return false }
+        node.promise(epoch)
+        return true
+    }
+
+    func promote(_ address: String, epoch: UInt64) async throws(LearnStoreError) -> (nodeID: String, reply: PromoteReply) {
+        guard let node = await reach(address) else { throw LearnStoreError(.connectionFailed, "\(address): no answer (simulated)") }
+        let reply = try node.promote(atLeast: epoch)
+        cluster.promoted(node, epoch: reply.epoch)
+        return (node.nodeID, reply)
+    }
+}

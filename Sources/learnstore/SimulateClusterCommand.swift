@@ -1,0 +1,62 @@
+import ArgumentParser
+import LearnStoreServer
+
+struct SimulateClusterCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "simulate-cluster",
+        abstract: "Run the deterministic simulation of the etcd control plane over many seeds.",
+        discussion: """
+            Each seed runs the nodes' real cluster agents (lease, registration, watch, controller election, \
+            checks of the primary, guarded promotions) against a simulated etcd and simulated nodes on \
+            simulated time. For --fault-seconds, nodes crash and restart, stop and resume past their lease, \
+            lose etcd or each other, and etcd loses its leader; then every fault heals for --settle-seconds. \
+            After every tick it checks that the acknowledged writes form one history (no primary acknowledges \
+            without every earlier acknowledged write, no older primary after a newer one), that a promoted \
+            node holds every acknowledged write, and that etcd's placement never goes back to an older epoch \
+            and names only the node promoted to its epoch; at the end, that one primary, the one the placement \
+            names, acknowledges writes. A failing seed replays exactly with --first SEED --seeds 1. Exits 1 if \
+            any seed failed.
+            """)
+
+    @Option(help: "Seeds to run.") var seeds = 100
+    @Option(help: "The first seed.") var first: UInt64 = 1
+    @Option(help: "Nodes per seed (3 ... 5).") var nodes = 3
+    @Option(name: .customLong("min-in-sync"), help: "Minimum in-sync replicas (1 ... (nodes - 1) / 2).") var minimumInSync = 1
+    @Option(name: .customLong("fault-seconds"), help: "Simulated seconds with faults.") var faultSeconds: Int64 = 30
+    @Option(name: .customLong("settle-seconds"), help: "Simulated seconds without faults before the end checks.") var settleSeconds: Int64 = 15
+    @Flag(help: "Stop at the first failing seed.") var stopAtFirstFailure = false
+
+    func run() async throws {
+        try await runCLI {
+            guard seeds >= 1, (3...5).contains(nodes), minimumInSync >= 1, nodes > 2 * minimumInSync,
+                (1...3600).contains(faultSeconds), (5...3600).contains(settleSeconds)
+            else {
+                throw CLIError.usage("--seeds at least 1, --nodes 3 ... 5, --min-in-sync 1 ... (nodes - 1) / 2, --fault-seconds 1 ... 3600, --settle-seconds 5 ... 3600")
+            }
+            guard first <= UInt64.max - UInt64(seeds) else { throw CLIError.usage("--first is too large for that many seeds") }
+            var options = ClusterSimulation.Options()
+            options.nodes = nodes
+            options.minimumInSync = minimumInSync
+            options.faultSeconds = faultSeconds
+            options.settleSeconds = settleSeconds
+            var totals = ClusterSimulation.Result(seed: 0)
+            var failures = 0
+            let started = ContinuousClock.now
+            for seed in first..<(first + UInt64(seeds)) {
+                let result = await ClusterSimulation(seed: seed, options: options).run()
+                totals.add(result)
+                if let violation = result.violation {
+                    failures += 1
+                    print("FAILED seed \(seed): \(violation)")
+                    for line in result.trace { print("  \(line)") }
+                    if stopAtFirstFailure { break }
+                }
+            }
+            let seconds = Double((ContinuousClock.now - started).components.seconds)
+            print("seeds=\(seeds) acknowledged_writes=\(totals.acknowledged) crashes=\(totals.crashes) pauses=\(totals.pauses) "
+                + "etcd_cut_offs=\(totals.etcdCuts) link_cuts=\(totals.linkCuts) etcd_outages=\(totals.etcdOutages) promotions=\(totals.promotions) "
+                + "replaced_primaries_restarted=\(totals.restartsRequested) failures=\(failures) seconds=\(Int(seconds))")
+            if failures > 0 { throw ExitCode(1) }
+        }
+    }
+}

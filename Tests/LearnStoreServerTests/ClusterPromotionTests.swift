@@ -1,0 +1,100 @@
+import LearnStoreModel
+import LearnStoreProtocol
+import NIOCore
+import Synchronization
+import Testing
+
+@testable import LearnStoreServer
+
+/// The promotion's rules against scripted nodes: who must promise, and what the new primary is chosen from.
+@Suite struct ClusterPromotionTests {
+    /// Nodes whose STATUS changes once they promised: `before` and `after` are their durable LSNs.
+    final class ScriptedNodes: PromotionTransport, @unchecked Sendable {
+        struct Node {
+            var role = "replica"
+            var lsnBefore: UInt64
+            var lsnAfter: UInt64
+            var promises = true
+            var promised: UInt64 = 0
+        }
+
+        let nodes: Mutex<[String: Node]>
+        let promoted = Mutex<String?>(nil)
+
+        init(_ nodes: [String: Node]) { self.nodes = Mutex(nodes) }
+
+        func status(_ address: String, timeout: TimeAmount) async -> ClusterPromotion.NodeStatus {
+            guard let node = nodes.withLock({ $0[address] }) else {
+                return ClusterPromotion.NodeStatus(address: address, status: nil, error: "down")
+            }
+            let lsn = node.promised > 0 ? node.lsnAfter : node.lsnBefore
+            return ClusterPromotion.NodeStatus(address: address, status: .object([
+                ("role", .string(node.role)), ("epoch", .number("3")), ("promised", .number(String(max(3, node.promised)))),
+                ("last_epoch", .number("3")), ("durable_lsn", .number(String(lsn))),
+            ]), error: nil)
+        }
+
+        func promise(_ address: String, epoch: UInt64, timeout: TimeAmount) async -> Bool {
+            nodes.withLock { nodes in
+                guard nodes[address]?.promises == true else { return false }
+                nodes[address]!.promised = epoch
+                return true
+            }
+        }
+
+        func promote(_ address: String, epoch: UInt64) async throws(LearnStoreError) -> (nodeID: String, reply: PromoteReply) {
+            promoted.withLock { $0 = address }
+            return (address, PromoteReply(epoch: epoch, firstLSN: 100))
+        }
+    }
+
+    /// b was behind a when their STATUS was first read, then took more of the old primary's writes
+    /// (acknowledged through it) before it promised: the new primary must be b, or those writes are lost.
+    @Test func theNewPrimaryIsChosenFromWhatTheNodesHoldAfterTheyPromised() async throws {
+        let nodes = ScriptedNodes(["a:1": .init(lsnBefore: 11, lsnAfter: 11), "b:1": .init(lsnBefore: 10, lsnAfter: 12)])
+        let outcome = try await ClusterPromotion.promote(["old:1", "a:1", "b:1"], over: nodes, minimumInSync: 1, timeout: .seconds(1))
+        #expect(outcome.address == "b:1")
+        #expect(outcome.epoch == 4)
+        #expect(outcome.promisedBy == 2)
+    }
+
+    /// Four nodes, one in-sync replica needed: the old primary can acknowledge with any one replica,
+    /// so all three others must promise before it is fenced from every one of them.
+    @Test func allButMinimumInSyncNodesMustPromise() async throws {
+        let nodes = ScriptedNodes([
+            "a:1": .init(lsnBefore: 10, lsnAfter: 10), "b:1": .init(lsnBefore: 10, lsnAfter: 10),
+            "c:1": .init(lsnBefore: 10, lsnAfter: 10, promises: false),
+        ])
+        await #expect(throws: LearnStoreError.self) {
+            try await ClusterPromotion.promote(["old:1", "a:1", "b:1", "c:1"], over: nodes, minimumInSync: 1, timeout: .seconds(1))
+        }
+        #expect(nodes.promoted.withLock { $0 } == nil, "nothing is promoted")
+        nodes.nodes.withLock { $0["c:1"]!.promises = true }
+        let outcome = try await ClusterPromotion.promote(["old:1", "a:1", "b:1", "c:1"], over: nodes, minimumInSync: 1, timeout: .seconds(1))
+        #expect(outcome.promisedBy == 3)
+    }
+
+    @Test func aNodeThatDoesNotAnswerAfterPromisingCanLeaveTooFewToChooseFrom() async throws {
+        let nodes = ScriptedNodes(["a:1": .init(lsnBefore: 10, lsnAfter: 10), "b:1": .init(lsnBefore: 10, lsnAfter: 10)])
+        final class Vanishing: PromotionTransport, @unchecked Sendable {
+            let inner: ScriptedNodes
+            init(_ inner: ScriptedNodes) { self.inner = inner }
+            func status(_ address: String, timeout: TimeAmount) async -> ClusterPromotion.NodeStatus { await inner.status(address, timeout: timeout) }
+            func promise(_ address: String, epoch: UInt64, timeout: TimeAmount) async -> Bool {
+                let promised = await inner.promise(address, epoch: epoch, timeout: timeout)
+                if address == "b:1" { inner.nodes.withLock { _ = $0.removeValue(forKey: "b:1") } }
+                return promised
+            }
+            func promote(_ address: String, epoch: UInt64) async throws(LearnStoreError) -> (nodeID: String, reply: PromoteReply) {
+                try await inner.promote(address, epoch: epoch)
+            }
+        }
+        do {
+            _ = try await ClusterPromotion.promote(["old:1", "a:1", "b:1"], over: Vanishing(nodes), minimumInSync: 1, timeout: .seconds(1))
+            Issue.record("a promotion that cannot see what b holds must not go on")
+        } catch {
+            #expect(error.code == .storageUnavailable)
+        }
+        #expect(nodes.promoted.withLock { $0 } == nil)
+    }
+}
