@@ -27,9 +27,10 @@ import Testing
 
     /// Seeds that found bugs: 614, 916 and 974 promoted a node chosen before the others promised,
     /// losing writes acknowledged in between; 1640 left a primary that no replica would follow (they
-    /// had promised a promotion that stalled) and that the controller saw as healthy.
+    /// had promised a promotion that stalled) and that the controller saw as healthy. 8475 and 8923
+    /// (the simulation's own check): a PROMOTE that reached a stopped node after a newer epoch began.
     @Test func seedsThatOnceFailed() async {
-        for result in await Self.run([614, 916, 974, 1640]) {
+        for result in await Self.run([614, 916, 974, 1640, 8475, 8923]) {
             #expect(result.violation == nil, "seed \(result.seed): \(result.violation ?? "")\n\(result.trace.joined(separator: "\n"))")
         }
     }

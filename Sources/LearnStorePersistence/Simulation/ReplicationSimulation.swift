@@ -554,7 +554,8 @@ public struct ReplicationSimulation {
             return (node.history.epoch(of: last), last)
         }
         guard let chosen = replicas.max(by: { upToDate($0) < upToDate($1) }), let wal = chosen.wal else { return }
-        // The new epoch is promised first by enough nodes that any later promotion hears of it.
+        // The new epoch is promised first by all but the minimum in-sync count of the nodes: any later
+        // promotion hears of it, and no older primary can gather its in-sync replicas any more.
         let epoch = (nodes.filter(\.alive).map(\.history.promised).max() ?? 0) + 1
         var promises = 0
         for node in nodes where node.alive {
@@ -564,7 +565,7 @@ public struct ReplicationSimulation {
             node.history = history
             promises += 1
         }
-        guard promises >= options.minimumInSync + 1 else {
+        guard promises >= nodes.count - options.minimumInSync else {
             note("promotion to epoch \(epoch) abandoned: \(promises) nodes promised it")
             return
         }
