@@ -74,6 +74,22 @@ import Testing
         #expect(outcome.promisedBy == 3)
     }
 
+    /// The controller promotes only a node registered in etcd (one whose lease lapsed would fence
+    /// itself at once), and only if it is as up to date as the most up-to-date node that promised.
+    @Test func onlyAnEligibleNodeAsUpToDateAsEveryPromiserIsPromoted() async throws {
+        let nodes = ScriptedNodes(["a:1": .init(lsnBefore: 12, lsnAfter: 12), "b:1": .init(lsnBefore: 10, lsnAfter: 10)])
+        do {
+            _ = try await ClusterPromotion.promote(["old:1", "a:1", "b:1"], over: nodes, minimumInSync: 1, eligible: ["b:1"], timeout: .seconds(1))
+            Issue.record("b lacks what a holds: nothing may be promoted")
+        } catch {
+            #expect(error.code == .notYet)
+        }
+        #expect(nodes.promoted.withLock { $0 } == nil)
+        nodes.nodes.withLock { $0["b:1"]!.lsnAfter = 12 }
+        let outcome = try await ClusterPromotion.promote(["old:1", "a:1", "b:1"], over: nodes, minimumInSync: 1, eligible: ["b:1"], timeout: .seconds(1))
+        #expect(outcome.address == "b:1", "as up to date as a, and registered")
+    }
+
     @Test func aNodeThatDoesNotAnswerAfterPromisingCanLeaveTooFewToChooseFrom() async throws {
         let nodes = ScriptedNodes(["a:1": .init(lsnBefore: 10, lsnAfter: 10), "b:1": .init(lsnBefore: 10, lsnAfter: 10)])
         final class Vanishing: PromotionTransport, @unchecked Sendable {

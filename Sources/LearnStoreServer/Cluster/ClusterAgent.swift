@@ -310,7 +310,10 @@ public final class ClusterAgent: Service, Sendable {
         }
         let addresses = placement.members.values.sorted()
         logger.warning("cluster: primary failed; promoting", metadata: ["primary": "\(placement.primary)", "failed_checks": "\(state.primaryWatch.failedChecks)"])
-        let outcome = try await ClusterPromotion.promote(addresses, over: peers, minimumInSync: node.minimumInSync, timeout: .milliseconds(500))
+        // A member whose key is gone (its lease lapsed) would fence itself as soon as it was promoted.
+        let registeredAddresses = Set(registered.values.map(\.replication))
+        let outcome = try await ClusterPromotion.promote(
+            addresses, over: peers, minimumInSync: node.minimumInSync, eligible: registeredAddresses, timeout: .milliseconds(500))
         state.primaryWatch.reset()
         next.primary = outcome.nodeID
         next.epoch = outcome.epoch

@@ -45,9 +45,12 @@ public enum ClusterPromotion {
         try await promote(addresses, over: NodeTransport(credential: credential, group: group), minimumInSync: minimumInSync, node: node, force: force, timeout: timeout)
     }
 
+    /// `eligible`: the nodes that may become the primary (the controller's: those registered in etcd,
+    /// since one whose lease lapsed would fence itself at once); one of them is promoted only if it is
+    /// as up to date as every node that promised, else nothing is.
     static func promote(
         _ addresses: [String], over transport: any PromotionTransport, minimumInSync: Int, node: String? = nil, force: Bool = false,
-        timeout: TimeAmount
+        eligible: Set<String>? = nil, timeout: TimeAmount
     ) async throws(LearnStoreError) -> Outcome {
         func refuse(_ message: String) -> LearnStoreError { LearnStoreError(.validation, message) }
         let statuses = await self.statuses(addresses, over: transport, timeout: timeout)
@@ -88,7 +91,15 @@ public enum ClusterPromotion {
         }
         // A fenced old primary holds every write it acknowledged: it may be the most up to date.
         let replicas = promised.filter { $0.role == "replica" || $0.role == "fenced" }
-        guard let best = replicas.max(by: { $0.upToDate < $1.upToDate }) else { throw LearnStoreError(.notFound, "no reachable replica to promote") }
+        guard var best = replicas.max(by: { $0.upToDate < $1.upToDate }) else { throw LearnStoreError(.notFound, "no reachable replica to promote") }
+        if let eligible, !eligible.contains(best.address) {
+            guard let candidate = replicas.filter({ eligible.contains($0.address) }).max(by: { $0.upToDate < $1.upToDate }),
+                candidate.upToDate >= best.upToDate
+            else {
+                throw LearnStoreError(.notYet, "\(best.address) holds the most of the log but is not registered in etcd; waiting for it")
+            }
+            best = candidate
+        }
         var chosen = best
         if let node {
             guard let asked = replicas.first(where: { $0.address == node }) else { throw refuse("\(node) is not a reachable replica") }
