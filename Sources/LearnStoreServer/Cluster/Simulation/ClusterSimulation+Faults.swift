@@ -1,0 +1,79 @@
+import LearnStoreModel
+
+/// The faults a simulation run injects, and its check that the cluster recovered once they stopped.
+extension ClusterSimulation {
+    func inject(_ result: inout Result, _ random: inout SplitMix64, _ cluster: SimulatedCluster, _ downUntil: inout [Int64]) {
+        let now = cluster.time.now
+        func chance() -> Bool { Double.random(in: 0..<1, using: &random) < options.faultRate }
+        let controllerKey = ClusterConfiguration(endpoints: []).controllerKey
+        func pick() -> Int {
+            // A third of the faults go to the primary and a third to the controller, where they matter most.
+            switch Int.random(in: 0..<3, using: &random) {
+            case 0:
+                if let primary = cluster.nodes.firstIndex(where: { $0.role == .primary }) { return primary }
+            case 1:
+                if let controller = cluster.etcd.keyValues[controllerKey].map({ String(decoding: $0.value, as: UTF8.self) }),
+                    let index = cluster.nodes.firstIndex(where: { $0.nodeID == controller })
+                {
+                    return index
+                }
+            default:
+                break
+            }
+            return Int.random(in: 0..<cluster.nodes.count, using: &random)
+        }
+        if chance() {
+            let index = pick()
+            let node = cluster.nodes[index]
+            if node.state.withLock({ $0.alive }) {
+                node.state.withLock { $0.alive = false }
+                downUntil[index] = now + Int64.random(in: 300...4000, using: &random)
+                cluster.note("\(node.nodeID) crashes until \(downUntil[index]) ms")
+                result.crashes += 1
+            }
+        }
+        if chance() {
+            let node = cluster.nodes[pick()]
+            let until = now + Int64.random(in: 500...6000, using: &random)
+            node.state.withLock { $0.pausedUntil = max($0.pausedUntil, until) }
+            cluster.note("\(node.nodeID) paused until \(until) ms")
+            result.pauses += 1
+        }
+        if chance() {
+            let node = cluster.nodes[pick()].nodeID
+            let milliseconds = Int64.random(in: 200...5000, using: &random)
+            cluster.etcd.cutOff(node, milliseconds: milliseconds)
+            cluster.note("\(node) cut off from etcd for \(milliseconds) ms")
+            result.etcdCuts += 1
+        }
+        if chance() {
+            let a = pick()
+            let b = (a + Int.random(in: 1..<cluster.nodes.count, using: &random)) % cluster.nodes.count
+            let milliseconds = Int64.random(in: 200...3000, using: &random)
+            cluster.cutLink(cluster.nodes[a].nodeID, cluster.nodes[b].nodeID, milliseconds: milliseconds)
+            cluster.note("link \(cluster.nodes[a].nodeID)-\(cluster.nodes[b].nodeID) cut for \(milliseconds) ms")
+            result.linkCuts += 1
+        }
+        if Double.random(in: 0..<1, using: &random) < options.faultRate / 4 {
+            let milliseconds = Int64.random(in: 500...2000, using: &random)
+            cluster.etcd.outage(milliseconds: milliseconds)
+            cluster.note("etcd without a leader for \(milliseconds) ms")
+            result.etcdOutages += 1
+        }
+    }
+
+    /// After the faults healed: one primary, the one etcd's placement names, acknowledging writes.
+    func checkRecovered(_ cluster: SimulatedCluster, _ configuration: ClusterConfiguration, lastAcknowledgedAt: Int64) throws(ClusterSimulationViolation) {
+        let now = cluster.time.now
+        let primaries = cluster.nodes.filter { cluster.isRunning($0) && $0.role == .primary }.map(\.nodeID)
+        let placement = cluster.etcd.keyValues[configuration.placementKey].flatMap { try? ClusterPlacement.decode($0.value) }
+        guard primaries.count == 1, placement?.primary == primaries[0] else {
+            throw ClusterSimulationViolation(
+                atMilliseconds: now,
+                rule: "\(options.settleSeconds) s after the last fault: primaries \(primaries), placement names \(placement?.primary ?? "none")")
+        }
+        guard now - lastAcknowledgedAt <= 1000 else {
+            throw ClusterSimulationViolation(atMilliseconds: now, rule: "no write acknowledged in the last \(now - lastAcknowledgedAt) ms")
+        }
+    }
+}
