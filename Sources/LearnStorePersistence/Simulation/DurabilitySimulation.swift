@@ -497,8 +497,8 @@ public struct DurabilitySimulation {
             return
         }
         let before = wal.segmentFirstLSNs.count
-        // One to three blocks compressed at once, chosen by the seed rather than drawn from the run's
-        // generator, where one more draw would change every later step of the run.
+        // One to three blocks compressed at once, taken from the run's number (`seed % 3`) rather
+        // than drawn from its generator, where one more draw would change every later step of the run.
         let written = controller.writeSnapshots(captures, parallel: false, compressors: Int(seed % 3) + 1)
         result.snapshots += written.filter { $0.error == nil && !$0.skipped }.count
         result.segmentsRemoved += max(0, before - wal.segmentFirstLSNs.count)

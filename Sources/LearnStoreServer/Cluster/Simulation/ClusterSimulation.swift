@@ -4,7 +4,7 @@ import Logging
 /// A deterministic simulation of the control plane (docs/CLUSTER.md): the real ``ClusterAgent`` of
 /// each node (lease, registration, watch, controller election, checks, guarded promotion through
 /// ``ClusterPromotion``) runs against a simulated etcd (``SimulatedEtcd``) and simulated nodes
-/// (``SimulatedClusterNode``) on simulated time, one round at a time in an order drawn from the seed.
+/// (``SimulatedClusterNode``) on simulated time, their calls interleaved by ``SimulatedScheduler``.
 /// For `faultSeconds` nodes crash and restart, stop (SIGSTOP) and resume, lose etcd or each other,
 /// and etcd loses its leader; then everything heals for `settleSeconds`. Checked after every tick:
 /// ``SimulatedReplication``'s safety rules, and at the end that the cluster recovered: one primary,
@@ -140,7 +140,7 @@ public struct ClusterSimulation {
                     }
                     result.promotions += try replication.checkPromotions(cluster)
                 }
-                // Turns, one call at a time, in an order drawn from the seed; some wait for a later tick.
+                // Turns, one call at a time, in a random order; some calls wait for a later tick.
                 while Double.random(in: 0..<1, using: &random) < 0.9 {
                     let ready = scheduler.waitingNodes.enumerated().filter { entry in cluster.node(entry.element).map(cluster.isRunning) == true }
                     guard let chosen = ready.randomElement(using: &random) else { break }

@@ -19,7 +19,6 @@ final class SimulatedClusterNode: ClusterNodeControl, @unchecked Sendable {
         var alive = true
         var pausedUntil: Int64 = 0
         var restartRequested = false
-        var follow: [String] = []
     }
 
     let nodeID: String
@@ -54,7 +53,8 @@ final class SimulatedClusterNode: ClusterNodeControl, @unchecked Sendable {
         onEvent("\(nodeID) asks to restart: \(reason)")
     }
 
-    func setFollowAddresses(_ addresses: [String]) { state.withLock { $0.follow = addresses } }
+    /// A simulated replica reaches every running primary (``SimulatedReplication``), so the list is not kept.
+    func setFollowAddresses(_ addresses: [String]) {}
 
     /// The STATUS document's members a promotion reads.
     var status: JSONValue {

@@ -70,8 +70,6 @@ final class SimulatedEtcd: Sendable {
     /// The keys as a linearizable read sees them now (for the simulation's checks).
     var keyValues: [String: EtcdClient.KeyValue] { state.withLock { $0.keys } }
 
-    func leaseIsLive(_ id: Int64) -> Bool { state.withLock { $0.leases[id] != nil } }
-
     /// `node`'s view of etcd; with `scheduler`, each call waits for its turn first.
     func endpoint(for node: String, scheduler: SimulatedScheduler? = nil) -> Endpoint { Endpoint(etcd: self, node: node, scheduler: scheduler) }
 

@@ -1,10 +1,11 @@
 import Synchronization
 
-/// Runs the nodes' rounds one operation at a time: each call a round makes to etcd or to another node
-/// first waits here for its turn, and the simulation grants turns one by one in an order drawn from
-/// its seed, some in later ticks than others (a slow answer). So the rounds of different nodes
-/// interleave at every call, a round can see the cluster change between two of its calls, and a
-/// stopped node's round resumes with what it read before it stopped. Only one task runs at a time:
+/// Runs the nodes' rounds one operation at a time: each call a round makes to another node (a check,
+/// a promise, a promotion) first waits here for its turn, and the simulation grants turns one by one
+/// in a random order, some in later ticks than others (a slow answer). So the rounds of different
+/// nodes interleave at those calls, a round can see the cluster change between two of them, and a
+/// stopped node's round resumes with what it read before it stopped. (An endpoint of the simulated
+/// etcd can wait for turns too; the runs do not use that yet: see docs/CLUSTER.md, "Simulation".) Only one task runs at a time:
 /// the simulation waits until the task it let go parks again or ends its round.
 final class SimulatedScheduler: Sendable {
     private struct Waiting {
