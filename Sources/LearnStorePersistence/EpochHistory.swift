@@ -11,9 +11,13 @@ public struct EpochHistory: Sendable, Hashable {
     /// promotions never reuse an epoch number, because each asks enough nodes that the next one
     /// hears of it, and one picks an epoch above every promise it hears of.
     public private(set) var promised: UInt64
+    /// The promotion `promised` was promised to; nil when it came from an epoch this node learned or
+    /// began. Two promotions that picked the same epoch concurrently cannot both be promised it.
+    public private(set) var promisedTo: UUID16?
 
     public static func == (lhs: EpochHistory, rhs: EpochHistory) -> Bool {
-        lhs.promised == rhs.promised && lhs.starts.elementsEqual(rhs.starts) { $0.epoch == $1.epoch && $0.firstLSN == $1.firstLSN }
+        lhs.promised == rhs.promised && lhs.promisedTo == rhs.promisedTo
+            && lhs.starts.elementsEqual(rhs.starts) { $0.epoch == $1.epoch && $0.firstLSN == $1.firstLSN }
     }
 
     public func hash(into hasher: inout Hasher) {
@@ -22,6 +26,7 @@ public struct EpochHistory: Sendable, Hashable {
             hasher.combine(start.firstLSN)
         }
         hasher.combine(promised)
+        hasher.combine(promisedTo)
     }
 
     /// A node that never saw a promotion: epoch 1 from the first LSN.
@@ -30,7 +35,7 @@ public struct EpochHistory: Sendable, Hashable {
         promised = 1
     }
 
-    public init(starts: [(epoch: UInt64, firstLSN: UInt64)], promised: UInt64 = 0) throws(Invalid) {
+    public init(starts: [(epoch: UInt64, firstLSN: UInt64)], promised: UInt64 = 0, promisedTo: UUID16? = nil) throws(Invalid) {
         guard let first = starts.first else { throw Invalid(description: "an epoch history holds at least one epoch") }
         var previous = first
         for start in starts.dropFirst() {
@@ -40,21 +45,47 @@ public struct EpochHistory: Sendable, Hashable {
             previous = start
         }
         self.starts = starts
-        self.promised = max(promised, starts[starts.count - 1].epoch)
+        let current = starts[starts.count - 1].epoch
+        self.promised = max(promised, current)
+        self.promisedTo = promised > current ? promisedTo : nil
     }
 
-    /// Promises that `epoch` may begin (a promotion is under way). Returns whether it raised the promise.
-    @discardableResult
-    public mutating func promise(_ epoch: UInt64) -> Bool {
-        guard epoch > promised else { return false }
-        promised = epoch
-        return true
+    public enum PromiseAnswer: Sendable, Equatable {
+        /// Promised; `raised` when the promise is new (it must be made durable before the answer).
+        case granted(raised: Bool)
+        /// This node promised `epoch` or a higher one to another promotion.
+        case refused
     }
 
-    /// This history's epochs with the higher of both promises: what a follower keeps of its primary's.
+    /// Promises `promotion` that `epoch` may begin (a promotion is under way). Granted when `epoch` is
+    /// above every epoch promised, or repeats this node's promise of `epoch` to the same promotion (a
+    /// retry); refused otherwise. A promotion needs promises from more than half of the nodes, so of
+    /// two that picked the same epoch at most one gets them.
+    public mutating func promise(_ epoch: UInt64, to promotion: UUID16) -> PromiseAnswer {
+        Self.promise(epoch, to: promotion, promised: &promised, promisedTo: &promisedTo)
+    }
+
+    /// The rule of ``promise(_:to:)`` on a promise kept elsewhere (the control plane's simulated nodes).
+    public static func promise(_ epoch: UInt64, to promotion: UUID16, promised: inout UInt64, promisedTo: inout UUID16?) -> PromiseAnswer {
+        if epoch > promised {
+            promised = epoch
+            promisedTo = promotion
+            return .granted(raised: true)
+        }
+        return epoch == promised && promisedTo == promotion ? .granted(raised: false) : .refused
+    }
+
+    /// Keeps `other`'s promise where it is the higher: a promise made while this history replaced it.
+    public mutating func keepPromise(of other: EpochHistory) {
+        guard other.promised >= promised else { return }
+        if other.promised > promised || promisedTo == nil { promisedTo = other.promisedTo }
+        promised = other.promised
+    }
+
+    /// The primary's epochs with the higher of both promises: what a follower keeps of its primary's.
     public func adopting(_ primary: EpochHistory) -> EpochHistory {
         var adopted = primary
-        adopted.promised = max(primary.promised, promised)
+        adopted.keepPromise(of: self)
         return adopted
     }
 
@@ -110,7 +141,11 @@ public struct EpochHistory: Sendable, Hashable {
             throw Invalid(description: "epoch \(epoch) cannot start at LSN \(firstLSN), before epoch \(current.epoch) began at LSN \(current.firstLSN)")
         }
         starts.append((epoch, firstLSN))
-        promised = max(promised, epoch)
+        // Once the epoch has begun its promise is spent: promotions pick epochs above it.
+        if epoch >= promised {
+            promised = epoch
+            promisedTo = nil
+        }
     }
 
     /// Forgets the epochs that began after `lsn` (a node dropping records a newer primary never had).
@@ -128,11 +163,12 @@ public struct EpochHistory: Sendable, Hashable {
     public static let fileName = "epochs"
     static let header = "learnstore-epochs 1"
 
-    /// Text: a header line, then `<epoch> <first_lsn>` per line, then `promised <epoch>`.
+    /// Text: a header line, then `<epoch> <first_lsn>` per line, then `promised <epoch>`, followed by
+    /// ` <promotion id>` when the promise was made to a promotion.
     public var encoded: [UInt8] {
         var text = Self.header + "\n"
         for start in starts { text += "\(start.epoch) \(start.firstLSN)\n" }
-        text += "promised \(promised)\n"
+        text += "promised \(promised)" + (promisedTo.map { " \($0)" } ?? "") + "\n"
         return Array(text.utf8)
     }
 
@@ -144,11 +180,19 @@ public struct EpochHistory: Sendable, Hashable {
         }
         var starts: [(epoch: UInt64, firstLSN: UInt64)] = []
         var promised: UInt64 = 0
+        var promisedTo: UUID16?
         let body = Array(lines.dropFirst().dropLast())
         for (index, line) in body.enumerated() {
             let parts = line.split(separator: " ")
-            if index == body.count - 1, parts.count == 2, parts[0] == "promised", let value = UInt64(parts[1]), value <= UInt64(Int64.max) {
+            if index == body.count - 1, parts.count == 2 || parts.count == 3, parts[0] == "promised" {
+                guard let value = UInt64(parts[1]), value <= UInt64(Int64.max) else {
+                    throw Invalid(description: "\(fileName) line \(index + 2): the promised epoch is not a number up to 2^63 - 1")
+                }
                 promised = value
+                if parts.count == 3 {
+                    guard let promotion = UUID16(parts[2]) else { throw Invalid(description: "\(fileName) line \(index + 2): '\(parts[2])' is not a promotion id") }
+                    promisedTo = promotion
+                }
                 continue
             }
             guard parts.count == 2, let epoch = UInt64(parts[0]), let first = UInt64(parts[1]), epoch >= 1, first >= 1,
@@ -156,7 +200,7 @@ public struct EpochHistory: Sendable, Hashable {
             else { throw Invalid(description: "\(fileName) line \(index + 2) is not '<epoch> <first_lsn>'") }
             starts.append((epoch, first))
         }
-        return try EpochHistory(starts: starts, promised: promised)
+        return try EpochHistory(starts: starts, promised: promised, promisedTo: promisedTo)
     }
 
     /// The history in `directory`, or a new one when there is none yet.

@@ -15,12 +15,14 @@ public enum ReplicationOpcode {
 }
 
 public struct NodeHello: Sendable, Hashable {
+    /// 2: PROMISE and PROMOTE name their promotion.
+    public static let currentVersion: UInt16 = 2
     public static let nonceBytes = 16
     public var version: UInt16
     public var nodeID: String
     public var nonce: [UInt8]
 
-    public init(version: UInt16 = 1, nodeID: String, nonce: [UInt8]) {
+    public init(version: UInt16 = NodeHello.currentVersion, nodeID: String, nonce: [UInt8]) {
         self.version = version
         self.nodeID = nodeID
         self.nonce = nonce
@@ -134,11 +136,29 @@ public struct ReplicationAck: Sendable, Hashable {
     }
 }
 
-/// PROMOTE asks for at least this epoch (0: the node's current epoch + 1); the operator's tool passes
-/// one above every epoch the reachable nodes know.
+/// PROMISE and PROMOTE: the epoch a promotion picked (for PROMOTE at least this one, 0: the node's
+/// current epoch + 1) and the promotion's id, drawn at random for each promotion. A node promises an
+/// epoch to one promotion only, and is promoted to a promised epoch only by it.
 public struct PromoteRequest: Sendable, Hashable {
     public var epoch: UInt64
-    public init(epoch: UInt64) { self.epoch = epoch }
+    public var promotion: UUID16
+
+    public init(epoch: UInt64, promotion: UUID16) {
+        self.epoch = epoch
+        self.promotion = promotion
+    }
+}
+
+/// The answer to PROMISE: the highest epoch the node has promised, and whether that promise is the
+/// asking promotion's.
+public struct PromiseReply: Sendable, Hashable {
+    public var promised: UInt64
+    public var granted: Bool
+
+    public init(promised: UInt64, granted: Bool) {
+        self.promised = promised
+        self.granted = granted
+    }
 }
 
 /// The answer to PROMOTE: the epoch the node now leads, from which LSN.
@@ -293,12 +313,26 @@ public enum ReplicationMessages {
 
     public static func encode(_ request: PromoteRequest, into writer: inout ByteWriter) {
         writer.writeU64(request.epoch)
+        writer.writeUUID(request.promotion)
     }
 
     public static func decodePromote(from reader: inout ByteReader) throws(DecodeError) -> PromoteRequest {
-        let request = PromoteRequest(epoch: try reader.readU64())
+        let request = PromoteRequest(epoch: try reader.readU64(), promotion: try reader.readUUID())
         try reader.expectEnd()
         return request
+    }
+
+    public static func encode(_ reply: PromiseReply, into writer: inout ByteWriter) {
+        writer.writeU64(reply.promised)
+        writer.writeU8(reply.granted ? 1 : 0)
+    }
+
+    public static func decodePromiseReply(from reader: inout ByteReader) throws(DecodeError) -> PromiseReply {
+        let promised = try reader.readU64()
+        let granted = try reader.readU8()
+        guard granted <= 1 else { throw reader.error("granted must be 0 or 1") }
+        try reader.expectEnd()
+        return PromiseReply(promised: promised, granted: granted == 1)
     }
 
     public static func encode(_ reply: PromoteReply, into writer: inout ByteWriter) {

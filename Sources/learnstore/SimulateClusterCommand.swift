@@ -25,6 +25,8 @@ struct SimulateClusterCommand: AsyncParsableCommand {
     @Option(name: .customLong("fault-seconds"), help: "Simulated seconds with faults.") var faultSeconds: Int64 = 30
     @Option(name: .customLong("settle-seconds"), help: "Simulated seconds without faults before the end checks.") var settleSeconds: Int64 = 15
     @Flag(help: "Stop at the first failing seed.") var stopAtFirstFailure = false
+    @Flag(name: .customLong("etcd-answers-at-once"), help: "etcd answers the agents at once instead of at a scheduled turn (fewer interleavings).")
+    var etcdAnswersAtOnce = false
 
     func run() async throws {
         try await runCLI {
@@ -39,6 +41,7 @@ struct SimulateClusterCommand: AsyncParsableCommand {
             options.minimumInSync = minimumInSync
             options.faultSeconds = faultSeconds
             options.settleSeconds = settleSeconds
+            options.interleavesEtcdCalls = !etcdAnswersAtOnce
             var totals = ClusterSimulation.Result(seed: 0)
             var failures = 0
             let started = ContinuousClock.now

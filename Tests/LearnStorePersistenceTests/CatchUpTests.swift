@@ -97,7 +97,7 @@ import Testing
             try fs.createDirectory(data.tenantDirectory("tenant_old"))
             try fs.replaceDurably(data.snapshotPath("tenant_old", sequence: 4), with: [0xEE], directory: data.tenantDirectory("tenant_old"))
             var own = try EpochHistory(starts: [(1, 1)])
-            _ = own.promise(5)
+            _ = own.promise(5, to: UUID16(high: 1, low: 5))
             try fs.createDirectory(historyDirectory)
             try own.write(directory: historyDirectory, fs)
 

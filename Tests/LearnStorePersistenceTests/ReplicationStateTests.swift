@@ -127,7 +127,7 @@ import Testing
         #expect(primary.followPoint(follower: rival, lastLSN: 95, localLastLSN: 300)! == (89, true),
                 "the same epoch number begun at another LSN is another history")
         var newer = EpochHistory()
-        newer.promise(3)
+        _ = newer.promise(3, to: UUID16(high: 1, low: 3))
         #expect(primary.followPoint(follower: newer, lastLSN: 10, localLastLSN: 300) == nil, "a follower that promised a newer epoch fences this primary")
         #expect(primary.epoch(of: 100) == 1 && primary.epoch(of: 101) == 2)
     }
@@ -137,12 +137,40 @@ import Testing
         #expect(throws: EpochHistory.Invalid.self) { try history.begin(epoch: 1, firstLSN: 5) }
         try history.begin(epoch: 3, firstLSN: 7)
         #expect(throws: EpochHistory.Invalid.self) { try history.begin(epoch: 4, firstLSN: 6) }
-        history.promise(7)
+        let promotion = UUID16(high: 0x0123, low: 0x4567)
+        _ = history.promise(7, to: promotion)
         #expect(try EpochHistory.decode(history.encoded) == history)
         #expect(try EpochHistory.decode(history.encoded).promised == 7)
-        for damaged in ["", "learnstore-epochs 1\n1 1", "learnstore-epochs 1\n2 5\n1 9\n", "learnstore-epochs 1\nx 1\n", "learnstore-epochs 1\n0 1\n"] {
+        #expect(try EpochHistory.decode(history.encoded).promisedTo == promotion, "the promise names its promotion after a restart")
+        #expect(try EpochHistory.decode(Array("learnstore-epochs 1\n1 1\npromised 4\n".utf8)).promisedTo == nil)
+        for damaged in [
+            "", "learnstore-epochs 1\n1 1", "learnstore-epochs 1\n2 5\n1 9\n", "learnstore-epochs 1\nx 1\n", "learnstore-epochs 1\n0 1\n",
+            "learnstore-epochs 1\n1 1\npromised 4 not-a-uuid\n", "learnstore-epochs 1\n1 1\npromised 99999999999999999999\n",
+        ] {
             #expect(throws: EpochHistory.Invalid.self) { try EpochHistory.decode(Array(damaged.utf8)) }
         }
+    }
+
+    /// A node promises an epoch to one promotion: a retry by it is answered again, another that picked
+    /// the same epoch is refused, a higher epoch is promised to whoever asks, a lower one to none.
+    @Test func anEpochIsPromisedToOnePromotion() throws {
+        var history = EpochHistory()
+        let first = UUID16(high: 1, low: 1)
+        let second = UUID16(high: 2, low: 2)
+        #expect(history.promise(2, to: first) == .granted(raised: true))
+        #expect(history.promise(2, to: first) == .granted(raised: false), "a retry")
+        #expect(history.promise(2, to: second) == .refused, "the same epoch, another promotion")
+        #expect(history.promise(1, to: second) == .refused)
+        #expect(history.promise(3, to: second) == .granted(raised: true))
+        #expect(history.promise(2, to: first) == .refused, "superseded")
+        #expect(history.promised == 3 && history.promisedTo == second)
+        // Adopting a primary's history keeps a higher promise with its promotion.
+        let primary = try EpochHistory(starts: [(1, 1), (2, 5)])
+        #expect(history.adopting(primary).promised == 3 && history.adopting(primary).promisedTo == second)
+        // Beginning the promised epoch spends the promise.
+        try history.begin(epoch: 3, firstLSN: 9)
+        #expect(history.promisedTo == nil)
+        #expect(history.promise(3, to: second) == .refused)
     }
 }
 

@@ -1,4 +1,5 @@
 import LearnStoreModel
+import LearnStorePersistence
 import LearnStoreProtocol
 import NIOCore
 import Synchronization
@@ -16,6 +17,9 @@ import Testing
             var lsnAfter: UInt64
             var promises = true
             var promised: UInt64 = 0
+            var promisedTo: UUID16?
+            /// What STATUS says was promised, when it is stale.
+            var reportedPromise: UInt64?
         }
 
         let nodes: Mutex<[String: Node]>
@@ -29,20 +33,20 @@ import Testing
             }
             let lsn = node.promised > 0 ? node.lsnAfter : node.lsnBefore
             return ClusterPromotion.NodeStatus(address: address, status: .object([
-                ("role", .string(node.role)), ("epoch", .number("3")), ("promised", .number(String(max(3, node.promised)))),
+                ("role", .string(node.role)), ("epoch", .number("3")), ("promised", .number(String(node.reportedPromise ?? max(3, node.promised)))),
                 ("last_epoch", .number("3")), ("durable_lsn", .number(String(lsn))),
             ]), error: nil)
         }
 
-        func promise(_ address: String, epoch: UInt64, timeout: TimeAmount) async -> Bool {
+        func promise(_ address: String, epoch: UInt64, promotion: UUID16, timeout: TimeAmount) async -> Bool {
             nodes.withLock { nodes in
-                guard nodes[address]?.promises == true else { return false }
-                nodes[address]!.promised = epoch
-                return true
+                guard var node = nodes[address], node.promises else { return false }
+                defer { nodes[address] = node }
+                return EpochHistory.promise(epoch, to: promotion, promised: &node.promised, promisedTo: &node.promisedTo) != .refused
             }
         }
 
-        func promote(_ address: String, epoch: UInt64) async throws(LearnStoreError) -> (nodeID: String, reply: PromoteReply) {
+        func promote(_ address: String, epoch: UInt64, promotion: UUID16) async throws(LearnStoreError) -> (nodeID: String, reply: PromoteReply) {
             promoted.withLock { $0 = address }
             return (address, PromoteReply(epoch: epoch, firstLSN: 100))
         }
@@ -96,13 +100,13 @@ import Testing
             let inner: ScriptedNodes
             init(_ inner: ScriptedNodes) { self.inner = inner }
             func status(_ address: String, timeout: TimeAmount) async -> ClusterPromotion.NodeStatus { await inner.status(address, timeout: timeout) }
-            func promise(_ address: String, epoch: UInt64, timeout: TimeAmount) async -> Bool {
-                let promised = await inner.promise(address, epoch: epoch, timeout: timeout)
+            func promise(_ address: String, epoch: UInt64, promotion: UUID16, timeout: TimeAmount) async -> Bool {
+                let promised = await inner.promise(address, epoch: epoch, promotion: promotion, timeout: timeout)
                 if address == "b:1" { inner.nodes.withLock { _ = $0.removeValue(forKey: "b:1") } }
                 return promised
             }
-            func promote(_ address: String, epoch: UInt64) async throws(LearnStoreError) -> (nodeID: String, reply: PromoteReply) {
-                try await inner.promote(address, epoch: epoch)
+            func promote(_ address: String, epoch: UInt64, promotion: UUID16) async throws(LearnStoreError) -> (nodeID: String, reply: PromoteReply) {
+                try await inner.promote(address, epoch: epoch, promotion: promotion)
             }
         }
         do {
@@ -112,5 +116,28 @@ import Testing
             #expect(error.code == .storageUnavailable)
         }
         #expect(nodes.promoted.withLock { $0 } == nil)
+    }
+
+    /// Two promotions that read the same STATUS pick the same epoch (a deposed controller finishing
+    /// its round while the new one starts). A node promises that epoch to the first that asks; the
+    /// second is refused by every node that promised the first and, short of all but `m`, promotes
+    /// nothing: two primaries of one epoch would pass for one history.
+    @Test func aNodeThatPromisedTheEpochToAnotherPromotionDoesNotCount() async throws {
+        let nodes = ScriptedNodes(["a:1": .init(lsnBefore: 10, lsnAfter: 10), "b:1": .init(lsnBefore: 10, lsnAfter: 10)])
+        let other = UUID16.random()
+        #expect(await nodes.promise("a:1", epoch: 4, promotion: other, timeout: .seconds(1)))
+        // a's STATUS still says 3 promised, as it did when both promotions read it.
+        nodes.nodes.withLock { $0["a:1"]!.reportedPromise = 3 }
+        do {
+            _ = try await ClusterPromotion.promote(["old:1", "a:1", "b:1"], over: nodes, minimumInSync: 1, timeout: .seconds(1))
+            Issue.record("only b promised epoch 4 to this promotion: nothing may be promoted")
+        } catch {
+            #expect(error.code == .storageUnavailable)
+        }
+        #expect(nodes.promoted.withLock { $0 } == nil)
+        // Asked again, the promotion reads epoch 4 promised and picks 5, which both promise.
+        nodes.nodes.withLock { $0["a:1"]!.reportedPromise = nil }
+        let outcome = try await ClusterPromotion.promote(["old:1", "a:1", "b:1"], over: nodes, minimumInSync: 1, timeout: .seconds(1))
+        #expect(outcome.epoch == 5 && outcome.promisedBy == 2)
     }
 }

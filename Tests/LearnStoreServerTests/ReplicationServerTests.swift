@@ -132,8 +132,8 @@ import Testing
         }
         #expect(await eventually(within: 30) { (try? await Self.status(aAddress))?["in_sync"] == .array([.string("b")]) })
         try await a.stop()
-        var payload = ByteWriter(capacity: 8)
-        ReplicationMessages.encode(PromoteRequest(epoch: 0), into: &payload)
+        var payload = ByteWriter(capacity: 24)
+        ReplicationMessages.encode(PromoteRequest(epoch: 0, promotion: .zero), into: &payload)
         _ = try await NodeClient.request(
             try await Self.replicationAddress(b), credential: try NodeCredential(secret: Self.secret), nodeID: "operator",
             opcode: ReplicationOpcode.promote, payload: payload.bytes, group: MultiThreadedEventLoopGroup.singleton)
@@ -213,8 +213,8 @@ import Testing
 
         b = try await TestServer.start(configure: Self.node("b", follow: [aAddress], minimumInSync: 0), persistence: .forTests(bDirectory.path))
         let bAddress = try await Self.replicationAddress(b)
-        var payload = ByteWriter(capacity: 8)
-        ReplicationMessages.encode(PromoteRequest(epoch: 0), into: &payload)
+        var payload = ByteWriter(capacity: 24)
+        ReplicationMessages.encode(PromoteRequest(epoch: 0, promotion: .zero), into: &payload)
         let promoted = try await NodeClient.request(
             bAddress, credential: try NodeCredential(secret: Self.secret), nodeID: "operator", opcode: ReplicationOpcode.promote,
             payload: payload.bytes, group: MultiThreadedEventLoopGroup.singleton)
@@ -249,8 +249,8 @@ import Testing
         let writer = try await pair.primary.client()
         _ = try await writer.performance.learningRecords.create(sampleBody(title: "before"))
         #expect(await eventually(within: 30) { (try? await Self.status(pair.primaryAddress))?["in_sync"] == .array([.string("b")]) })
-        var payload = ByteWriter(capacity: 8)
-        ReplicationMessages.encode(PromoteRequest(epoch: 7), into: &payload)
+        var payload = ByteWriter(capacity: 24)
+        ReplicationMessages.encode(PromoteRequest(epoch: 7, promotion: .random()), into: &payload)
         _ = try await NodeClient.request(
             try await Self.replicationAddress(pair.replica), credential: try NodeCredential(secret: Self.secret), nodeID: "operator",
             opcode: ReplicationOpcode.promise, payload: payload.bytes, group: MultiThreadedEventLoopGroup.singleton)
@@ -259,6 +259,52 @@ import Testing
         #expect(refused?.code == .notPrimary)
         await writer.shutdown()
         try await pair.stop()
+    }
+
+    /// PROMISE or PROMOTE to `address`: the answer's payload, or the error it carries.
+    static func ask(_ address: String, _ opcode: UInt8, epoch: UInt64, promotion: UUID16) async throws -> Result<Frame, LearnStoreError> {
+        var payload = ByteWriter(capacity: 24)
+        ReplicationMessages.encode(PromoteRequest(epoch: epoch, promotion: promotion), into: &payload)
+        let credential = try NodeCredential(secret: Self.secret)
+        do throws(LearnStoreError) {
+            let answer = try await NodeClient.request(
+                address, credential: credential, nodeID: "operator", opcode: opcode, payload: payload.bytes, group: MultiThreadedEventLoopGroup.singleton)
+            return .success(answer.reply!)
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    /// A node promises an epoch to one promotion, durably: another promotion that picked the same
+    /// epoch is refused (before and after a restart) and cannot promote the node to it; the first is
+    /// answered again when it retries.
+    @Test func aNodePromisesAnEpochToOnePromotionOnly() async throws {
+        let directory = TemporaryDirectory()
+        var replica = try await TestServer.start(configure: Self.node("b", follow: ["127.0.0.1:1"]), persistence: .forTests(directory.path))
+        var address = try await Self.replicationAddress(replica)
+        let (first, second) = (UUID16.random(), UUID16.random())
+        func promise(_ epoch: UInt64, _ promotion: UUID16) async throws -> PromiseReply {
+            try await Self.ask(address, ReplicationOpcode.promise, epoch: epoch, promotion: promotion).get()
+                .readPayload { (r) throws(DecodeError) in try ReplicationMessages.decodePromiseReply(from: &r) }
+        }
+        #expect(try await promise(5, first) == PromiseReply(promised: 5, granted: true))
+        #expect(try await promise(5, second) == PromiseReply(promised: 5, granted: false))
+        #expect(try await promise(5, first) == PromiseReply(promised: 5, granted: true), "a retry")
+        guard case .failure(let zero) = try await Self.ask(address, ReplicationOpcode.promise, epoch: 6, promotion: .zero) else {
+            throw LearnStoreError(.internalError, "a zero promotion id was promised")
+        }
+        #expect(zero.code == .validation)
+        try await replica.stop()
+        replica = try await TestServer.start(configure: Self.node("b", follow: ["127.0.0.1:1"]), persistence: .forTests(directory.path))
+        address = try await Self.replicationAddress(replica)
+        #expect(try await promise(5, second) == PromiseReply(promised: 5, granted: false), "the promise survives a restart")
+        let stolen = try await Self.ask(address, ReplicationOpcode.promote, epoch: 5, promotion: second)
+        guard case .failure(let error) = stolen else { throw LearnStoreError(.internalError, "promoted by a promotion it did not promise") }
+        #expect(error.code == .validation)
+        let promoted = try await Self.ask(address, ReplicationOpcode.promote, epoch: 5, promotion: first).get()
+            .readPayload { (r) throws(DecodeError) in try ReplicationMessages.decodePromoteReply(from: &r) }
+        #expect(promoted.epoch == 5)
+        try await replica.stop()
     }
 
     @Test func aReplicaServesTheChangeFeedOfWhatItReplicated() async throws {

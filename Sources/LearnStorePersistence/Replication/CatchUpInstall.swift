@@ -41,7 +41,7 @@ public enum CatchUpInstall {
             for directory in directories.sorted(by: { $0.count > $1.count }) { try fs.syncDirectory(directory) }
             let own = try EpochHistory.read(directory: historyDirectory, fs)
             var history = try EpochHistory(starts: primary.starts, promised: primary.promised)
-            _ = history.promise(own.promised)
+            history.keepPromise(of: own)
             try fs.createDurableDirectory(historyDirectory)
             try history.write(directory: historyDirectory, fs)
             try fs.remove(staging.completePath)

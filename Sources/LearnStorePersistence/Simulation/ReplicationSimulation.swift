@@ -558,9 +558,10 @@ public struct ReplicationSimulation {
         // promotion hears of it, and no older primary can gather its in-sync replicas any more.
         let epoch = (nodes.filter(\.alive).map(\.history.promised).max() ?? 0) + 1
         var promises = 0
+        let promotion = UUID16(high: epoch, low: UInt64(result.promotions))
         for node in nodes where node.alive {
             var history = node.history
-            history.promise(epoch)
+            guard history.promise(epoch, to: promotion) != .refused else { continue }
             guard (try? history.write(directory: node.historyDirectory, node.fs)) != nil else { continue }
             node.history = history
             promises += 1

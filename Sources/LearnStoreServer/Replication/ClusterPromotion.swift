@@ -73,9 +73,12 @@ public enum ClusterPromotion {
         // Fence first: once all but `minimumInSync` nodes have promised the new epoch, no older primary
         // can gather `minimumInSync` replicas to acknowledge a write, so what the promisers hold no
         // longer grows under an old epoch.
+        // A node promises an epoch to one promotion only: of two that picked the same epoch at once
+        // (a deposed controller still finishing its round), at most one gets enough promises.
         let epoch = (reachable.map { max($0.number("promised"), $0.number("epoch")) }.max() ?? 0) + 1
+        let promotion = UUID16.random()
         var promisers: [String] = []
-        for target in reachable where await transport.promise(target.address, epoch: epoch, timeout: timeout) {
+        for target in reachable where await transport.promise(target.address, epoch: epoch, promotion: promotion, timeout: timeout) {
             promisers.append(target.address)
         }
         guard promisers.count >= total - minimumInSync || force else {
@@ -108,7 +111,7 @@ public enum ClusterPromotion {
             }
             chosen = asked
         }
-        let (nodeID, reply) = try await transport.promote(chosen.address, epoch: epoch)
+        let (nodeID, reply) = try await transport.promote(chosen.address, epoch: epoch, promotion: promotion)
         return Outcome(address: chosen.address, nodeID: nodeID, epoch: reply.epoch, firstLSN: reply.firstLSN, promisedBy: promisers.count)
     }
 }
@@ -118,10 +121,11 @@ public enum ClusterPromotion {
 protocol PromotionTransport: Sendable {
     /// The node's STATUS document, or why it did not answer.
     func status(_ address: String, timeout: TimeAmount) async -> ClusterPromotion.NodeStatus
-    /// Asks the node to promise `epoch`; whether it did.
-    func promise(_ address: String, epoch: UInt64, timeout: TimeAmount) async -> Bool
-    /// Makes the node the primary of `epoch` (at least); its id and answer.
-    func promote(_ address: String, epoch: UInt64) async throws(LearnStoreError) -> (nodeID: String, reply: PromoteReply)
+    /// Asks the node to promise `epoch` to `promotion`; whether it did (not when it promised that
+    /// epoch, or a higher one, to another promotion).
+    func promise(_ address: String, epoch: UInt64, promotion: UUID16, timeout: TimeAmount) async -> Bool
+    /// Makes the node the primary of `epoch` (at least), which it promised to `promotion`; its id and answer.
+    func promote(_ address: String, epoch: UInt64, promotion: UUID16) async throws(LearnStoreError) -> (nodeID: String, reply: PromoteReply)
 }
 
 /// The nodes' replication ports, as the operator or the controller reaches them.
@@ -141,25 +145,29 @@ struct NodeTransport: PromotionTransport {
         }
     }
 
-    func promise(_ address: String, epoch: UInt64, timeout: TimeAmount) async -> Bool {
-        (try? await NodeClient.request(
-            address, credential: credential, nodeID: "operator", opcode: ReplicationOpcode.promise, payload: Self.payload(epoch), group: group,
-            timeout: timeout)) != nil
+    func promise(_ address: String, epoch: UInt64, promotion: UUID16, timeout: TimeAmount) async -> Bool {
+        guard let answer = try? await NodeClient.request(
+            address, credential: credential, nodeID: "operator", opcode: ReplicationOpcode.promise, payload: Self.payload(epoch, promotion),
+            group: group, timeout: timeout),
+            let frame = answer.reply, !frame.header.isError,
+            let reply = try? frame.readPayload({ (r) throws(DecodeError) in try ReplicationMessages.decodePromiseReply(from: &r) })
+        else { return false }
+        return reply.granted && reply.promised == epoch
     }
 
-    func promote(_ address: String, epoch: UInt64) async throws(LearnStoreError) -> (nodeID: String, reply: PromoteReply) {
+    func promote(_ address: String, epoch: UInt64, promotion: UUID16) async throws(LearnStoreError) -> (nodeID: String, reply: PromoteReply) {
         let answer = try await NodeClient.request(
-            address, credential: credential, nodeID: "operator", opcode: ReplicationOpcode.promote, payload: Self.payload(epoch), group: group,
-            timeout: .seconds(60))
+            address, credential: credential, nodeID: "operator", opcode: ReplicationOpcode.promote, payload: Self.payload(epoch, promotion),
+            group: group, timeout: .seconds(60))
         guard let frame = answer.reply,
             let reply = try? frame.readPayload({ (r) throws(DecodeError) in try ReplicationMessages.decodePromoteReply(from: &r) })
         else { throw LearnStoreError(.protocolViolation, "\(address): an undecodable PROMOTE answer") }
         return (answer.peerNodeID, reply)
     }
 
-    private static func payload(_ epoch: UInt64) -> [UInt8] {
-        var payload = ByteWriter(capacity: 8)
-        ReplicationMessages.encode(PromoteRequest(epoch: epoch), into: &payload)
+    private static func payload(_ epoch: UInt64, _ promotion: UUID16) -> [UInt8] {
+        var payload = ByteWriter(capacity: 24)
+        ReplicationMessages.encode(PromoteRequest(epoch: epoch, promotion: promotion), into: &payload)
         return payload.bytes
     }
 }

@@ -193,8 +193,10 @@ final class ReplicationServerHandler: ChannelInboundHandler, @unchecked Sendable
             do { hello = try frame.readPayload { (r) throws(DecodeError) in try ReplicationMessages.decodeHello(from: &r) } } catch {
                 return reject(LearnStoreError(.badFrame, "NODE_HELLO: \(error)"), opcode: opcode, context: context)
             }
-            guard hello.version == 1 else {
-                return reject(LearnStoreError(.unsupportedVersion, "replication protocol version \(hello.version) is not supported (1 is)"), opcode: opcode, context: context)
+            guard hello.version == NodeHello.currentVersion else {
+                return reject(
+                    LearnStoreError(.unsupportedVersion, "replication protocol version \(hello.version) is not supported (\(NodeHello.currentVersion) is)"),
+                    opcode: opcode, context: context)
             }
             guard NodeCredential.isValidNodeID(hello.nodeID) else {
                 return reject(LearnStoreError(.validation, "invalid node id"), opcode: opcode, context: context)
@@ -286,7 +288,7 @@ final class ReplicationServerHandler: ChannelInboundHandler, @unchecked Sendable
             let node = self.node
             let promise = context.eventLoop.makePromise(of: Result<PromoteReply, LearnStoreError>.self)
             promise.completeWithTask {
-                do throws(LearnStoreError) { return .success(try await node.promote(atLeast: asked.epoch)) } catch { return .failure(error) }
+                do throws(LearnStoreError) { return .success(try await node.promote(atLeast: asked.epoch, promotion: asked.promotion)) } catch { return .failure(error) }
             }
             promise.futureResult.whenSuccess { result in
                 let (handler, context) = loopBound.value
@@ -303,8 +305,8 @@ final class ReplicationServerHandler: ChannelInboundHandler, @unchecked Sendable
                 return reject(LearnStoreError(.badFrame, "PROMISE: \(error)"), opcode: opcode, context: context, close: false)
             }
             do {
-                let promised = try node.promise(asked.epoch)
-                reply(opcode: opcode, frame.header.requestID, context: context) { $0.writeU64(promised) }
+                let answer = try node.promise(asked.epoch, to: asked.promotion)
+                reply(opcode: opcode, frame.header.requestID, context: context) { ReplicationMessages.encode(answer, into: &$0) }
             } catch {
                 reject(error, opcode: opcode, requestID: frame.header.requestID, context: context, close: false)
             }

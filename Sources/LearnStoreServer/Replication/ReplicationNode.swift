@@ -322,20 +322,13 @@ public final class ReplicationNode: Sendable {
     /// the follower's log ends, or the primary would have asked for a cut).
     func adopt(_ epochs: [EpochStart], primary: String) throws {
         let theirs = try EpochHistory(starts: epochs.map { ($0.epoch, $0.firstLSN) })
-        let (adopted, changed) = state.withLock { state -> (EpochHistory, Bool) in
+        // Under the state's lock, as a promise is: a promise is never written over by an older history.
+        try state.withLock { state throws(StorageError) in
             state.primaryNodeID = primary
             let adopted = state.history.adopting(theirs)
-            return (adopted, adopted != state.history)
+            if adopted != state.history { try adopted.write(directory: directory, fileSystem) }
+            state.history = adopted
         }
-        if changed { try adopted.write(directory: directory, fileSystem) }
-        // A promise made meanwhile stays, in memory and on disk.
-        let merged = state.withLock { state in
-            var merged = adopted
-            _ = merged.promise(state.history.promised)
-            state.history = merged
-            return merged
-        }
-        if merged != adopted { try merged.write(directory: directory, fileSystem) }
         wal(refuseWith: notPrimaryError(.replica))
     }
 
@@ -344,21 +337,25 @@ public final class ReplicationNode: Sendable {
     }
 
     /// A promotion asks this node to promise `epoch`: it records the promise durably (so a later
-    /// promotion that asks it picks a higher epoch), and a primary of an older epoch stops taking
-    /// writes. Returns the highest epoch promised.
-    public func promise(_ epoch: UInt64) throws(LearnStoreError) -> UInt64 {
-        let (history, raised, role) = state.withLock { state -> (EpochHistory, Bool, NodeRole) in
+    /// promotion that asks it picks a higher epoch, and another promotion that picked `epoch` too is
+    /// refused), and a primary of an older epoch stops taking writes. Returns the highest epoch
+    /// promised and whether it is promised to `promotion`.
+    public func promise(_ epoch: UInt64, to promotion: UUID16) throws(LearnStoreError) -> PromiseReply {
+        guard promotion != .zero else { throw LearnStoreError(.validation, "a promotion id must not be zero") }
+        // Decided and written under the state's lock (promotions are rare; a file write there is
+        // cheap next to them), so two promotions asking at once are answered one after the other and
+        // no other write of the history file lands between the decision and its record.
+        let (reply, role, current) = try state.withLock { state throws(LearnStoreError) -> (PromiseReply, NodeRole, UInt64) in
             var history = state.history
-            let raised = history.promise(epoch)
-            return (history, raised, state.role)
+            let answer = history.promise(epoch, to: promotion)
+            if answer == .granted(raised: true) {
+                do throws(StorageError) { try history.write(directory: directory, fileSystem) } catch { throw error.learnStoreError }
+                state.history = history
+            }
+            return (PromiseReply(promised: history.promised, granted: answer != .refused), state.role, history.currentEpoch)
         }
-        if raised {
-            do throws(StorageError) { try history.write(directory: directory, fileSystem) } catch { throw error.learnStoreError }
-            // Raised on the current history: an epoch adopted meanwhile stays.
-            state.withLock { _ = $0.history.promise(epoch) }
-        }
-        if role == .primary && epoch > history.currentEpoch { fence(reason: "a promotion to epoch \(epoch) is under way") }
-        return history.promised
+        if role == .primary && epoch > current { fence(reason: "a promotion to epoch \(epoch) is under way") }
+        return reply
     }
 
     /// A replica whose log fails a write stops the node: its log gave the failed LSNs away, and its
@@ -424,7 +421,7 @@ public final class ReplicationNode: Sendable {
 
     /// Makes this replica the primary of a new epoch: it stops following, waits until everything it
     /// applied is durable, records the epoch durably, and takes writes.
-    public func promote(atLeast requested: UInt64 = 0) async throws(LearnStoreError) -> PromoteReply {
+    public func promote(atLeast requested: UInt64 = 0, promotion: UUID16 = .zero) async throws(LearnStoreError) -> PromoteReply {
         let (role, follower, wal) = state.withLock { ($0.role, $0.follower, $0.wal) }
         guard let wal else { throw LearnStoreError(.loading, "the node is recovering its data") }
         // A fenced old primary may be the most up-to-date node: it holds every write it acknowledged.
@@ -438,6 +435,9 @@ public final class ReplicationNode: Sendable {
             let epoch = max(state.history.currentEpoch + 1, requested)
             guard epoch >= state.history.promised else {
                 throw LearnStoreError(.validation, "epoch \(epoch) is below epoch \(state.history.promised), which this node promised to another promotion")
+            }
+            guard epoch > state.history.promised || state.history.promisedTo == promotion else {
+                throw LearnStoreError(.validation, "this node promised epoch \(epoch) to another promotion")
             }
             let first = wal.nextLSN
             var history = state.history
@@ -469,6 +469,7 @@ public final class ReplicationNode: Sendable {
                 ("epoch", .number(String(state.history.currentEpoch))),
                 ("epochs", .array(state.history.starts.map { .object([("epoch", .number(String($0.epoch))), ("first_lsn", .number(String($0.firstLSN)))]) })),
                 ("promised", .number(String(state.history.promised))),
+                ("promised_to", state.history.promisedTo.map { .string($0.description) } ?? .null),
                 ("last_epoch", .number(String(state.history.epoch(of: state.wal?.locallyDurableLSN ?? 0)))),
                 ("durable_lsn", .number(String(state.wal?.locallyDurableLSN ?? 0))),
                 ("committed_lsn", .number(String(state.wal?.committedLSN ?? 0))),

@@ -19,6 +19,9 @@ public struct ClusterSimulation {
         public var faultRate = 0.002
         public var leaseSeconds = 3
         public var checkMilliseconds: Int64 = 100
+        /// Whether the agents' etcd calls wait for a scheduled turn like their calls to nodes (more
+        /// interleavings), rather than answering at once.
+        public var interleavesEtcdCalls = true
         public init() {}
     }
 
@@ -72,7 +75,7 @@ public struct ClusterSimulation {
         let logger = Logger(label: "cluster-simulation", factory: { _ in SwiftLogNoOpLogHandler() })
         func agent(_ node: SimulatedClusterNode) -> ClusterAgent {
             ClusterAgent(
-                configuration: configuration, node: node, etcd: cluster.etcd.endpoint(for: node.nodeID),
+                configuration: configuration, node: node, etcd: cluster.etcd.endpoint(for: node.nodeID, scheduler: options.interleavesEtcdCalls ? cluster.scheduler : nil),
                 peers: SimulatedPeers(from: node.nodeID, cluster: cluster), address: node.address, topology: TopologyBoard(), logger: logger,
                 now: { time.instant })
         }

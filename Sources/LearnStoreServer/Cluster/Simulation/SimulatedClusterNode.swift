@@ -1,4 +1,5 @@
 import LearnStoreModel
+import LearnStorePersistence
 import LearnStoreProtocol
 import NIOCore
 import Synchronization
@@ -14,6 +15,7 @@ final class SimulatedClusterNode: ClusterNodeControl, @unchecked Sendable {
         var role: NodeRole = .replica
         var epoch: UInt64 = 0
         var promised: UInt64 = 0
+        var promisedTo: UUID16?
         /// The epoch of each record, LSN 1 first.
         var log: [UInt64] = []
         var alive = true
@@ -66,23 +68,29 @@ final class SimulatedClusterNode: ClusterNodeControl, @unchecked Sendable {
         }
     }
 
-    func promise(_ epoch: UInt64) {
-        let fenced = state.withLock { state -> Bool in
-            state.promised = max(state.promised, epoch)
-            guard state.role == .primary && epoch > state.epoch else { return false }
+    /// Whether `promotion` is promised `epoch`, by the rule of ``EpochHistory/promise(_:to:)``.
+    func promise(_ epoch: UInt64, to promotion: UUID16) -> Bool {
+        let (granted, fenced) = state.withLock { state -> (Bool, Bool) in
+            let granted = EpochHistory.promise(epoch, to: promotion, promised: &state.promised, promisedTo: &state.promisedTo) != .refused
+            guard state.role == .primary && epoch > state.epoch else { return (granted, false) }
             state.role = .fenced
-            return true
+            return (granted, true)
         }
-        onEvent("\(nodeID) promised epoch \(epoch)\(fenced ? ", fencing itself" : "")")
+        onEvent("\(nodeID) \(granted ? "promised" : "refused to promise") epoch \(epoch)\(fenced ? ", fencing itself" : "")")
+        return granted
     }
 
-    func promote(atLeast requested: UInt64) throws(LearnStoreError) -> PromoteReply {
+    func promote(atLeast requested: UInt64, promotion: UUID16) throws(LearnStoreError) -> PromoteReply {
         try state.withLock { (state: inout State) throws(LearnStoreError) -> PromoteReply in
             guard state.role != .primary else { throw LearnStoreError(.validation, "\(nodeID) is already a primary") }
             let epoch = max(state.epoch + 1, requested)
             guard epoch >= state.promised else { throw LearnStoreError(.validation, "epoch \(epoch) is below the promised \(state.promised)") }
+            guard epoch > state.promised || state.promisedTo == promotion else {
+                throw LearnStoreError(.validation, "\(nodeID) promised epoch \(epoch) to another promotion")
+            }
             state.role = .primary
             state.epoch = epoch
+            state.promisedTo = nil
             return PromoteReply(epoch: epoch, firstLSN: UInt64(state.log.count) + 1)
         }
     }
@@ -106,15 +114,14 @@ struct SimulatedPeers: PromotionTransport {
         return ClusterPromotion.NodeStatus(address: address, status: node.status, error: nil)
     }
 
-    func promise(_ address: String, epoch: UInt64, timeout: TimeAmount) async -> Bool {
+    func promise(_ address: String, epoch: UInt64, promotion: UUID16, timeout: TimeAmount) async -> Bool {
         guard let node = await reach(address) else { return false }
-        node.promise(epoch)
-        return true
+        return node.promise(epoch, to: promotion)
     }
 
-    func promote(_ address: String, epoch: UInt64) async throws(LearnStoreError) -> (nodeID: String, reply: PromoteReply) {
+    func promote(_ address: String, epoch: UInt64, promotion: UUID16) async throws(LearnStoreError) -> (nodeID: String, reply: PromoteReply) {
         guard let node = await reach(address) else { throw LearnStoreError(.connectionFailed, "\(address): no answer (simulated)") }
-        let reply = try node.promote(atLeast: epoch)
+        let reply = try node.promote(atLeast: epoch, promotion: promotion)
         cluster.promoted(node, epoch: reply.epoch)
         return (node.nodeID, reply)
     }
