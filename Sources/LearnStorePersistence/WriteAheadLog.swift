@@ -629,9 +629,20 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
         logger.error("WAL sync failed", metadata: ["error": "\(reason)"])
     }
 
-    /// Wipes the failed region and checks that the disk takes a write and a sync again; retried once
-    /// a second (when `wait`) until it works.
+    /// Wipes the failed region and checks that the disk takes a write and a sync again, at most once
+    /// a second (when `wait`, it waits for that second): a probe that passes in the current segment
+    /// says nothing of a new one, so a disk too full to rotate onto would otherwise fail a batch and
+    /// recover again at once, as fast as writes arrive.
     private func recoverFromFailure(wait: Bool) {
+        let now = clock.now().milliseconds
+        if let last = lastRecoveryAttemptMilliseconds, now - last < 1000 {
+            guard wait else { return }
+            condition.lock()
+            _ = condition.wait(until: Date(timeIntervalSinceNow: Double(1000 - (now - last)) / 1000))
+            condition.unlock()
+            return
+        }
+        lastRecoveryAttemptMilliseconds = now
         do throws(StorageError) {
             if let range = wipeRange {
                 // From the end backwards: a wipe cut short leaves the start of the failed write
@@ -660,12 +671,12 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
             condition.unlock()
             logger.notice("WAL recovered; accepting writes again")
         } catch {
-            guard wait else { return }
-            condition.lock()
-            _ = condition.wait(until: Date(timeIntervalSinceNow: 1))
-            condition.unlock()
+            logger.warning("WAL still failing; writes stay refused", metadata: ["error": "\(error)"])
         }
     }
+
+    /// When the last failure was probed (under `ioLock`); nil before the first failure.
+    private var lastRecoveryAttemptMilliseconds: Int64?
 
     // MARK: segments
 
@@ -706,14 +717,20 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
             temporary = Self.newSegmentPath(configuration.directory)
             let newFile = try fs.openForWriting(temporary, create: true)
             defer { newFile.close() }
-            if rotating {
-                try newFile.truncate(to: 0)
-                try newFile.allocate(size: size)
-            } else {
-                try WALSegmentPreparer.zeroFill(newFile, size: size)
+            do throws(StorageError) {
+                if rotating {
+                    try newFile.truncate(to: 0)
+                    try newFile.allocate(size: size)
+                } else {
+                    try WALSegmentPreparer.zeroFill(newFile, size: size)
+                }
+                try newFile.write(header, at: 0)
+                try newFile.sync(dataOnly: false)
+            } catch {
+                // A segment the disk could not hold would keep what it got of the space.
+                try? fs.remove(temporary)
+                throw error
             }
-            try newFile.write(header, at: 0)
-            try newFile.sync(dataOnly: false)
         }
         try fs.rename(temporary, to: final)
         try fs.syncDirectory(configuration.directory)

@@ -110,6 +110,44 @@ import Testing
         #expect(recovered == [sampleRecord(1), sampleRecord(3)], "the failed write is gone, the later one is there")
     }
 
+    /// A disk too full for a new segment still takes a write and a sync in the current one, so the
+    /// recovery probe passes and the next batch fails at rotation again. The probe runs at most once a
+    /// second (on the log's clock): with the clock held, only the first two batches fail and every
+    /// later append is refused at once; a segment the disk could not hold leaves no file behind.
+    @Test func aDiskTooFullToRotateOntoFailsAtMostOneBatchASecond() throws {
+        let dir = TemporaryDirectory()
+        let fs = FaultInjectingFileSystem()
+        let clock = ManualClock()
+        let configuration = WALConfiguration(
+            directory: dir.path + "/wal", policy: .always, segmentBytes: 64 << 10, fileSystem: fs, prepareSegmentsInBackground: false)
+        let wal = try WriteAheadLog(configuration: configuration, resume: nil, clock: clock)
+        wal.onFailure = { rollbacks in for rollback in rollbacks { wal.rollbackDone(tenant: rollback.tenant) } }
+        wal.start()
+        fs.inject(.writeError(ENOSPC), times: 1_000_000, pathContains: "new-segment")
+        var committed: [LearningRecord] = []
+        var refused = 0
+        for n in 1...2_000 {
+            let record = sampleRecord(n)
+            guard let lsn = try? wal.append(entry(UInt64(committed.count + 1), records: [record])) else {
+                refused += 1
+                continue
+            }
+            #expect(waitFor { wal.committedLSN >= lsn || wal.hasFailed(lsn) })
+            if !wal.hasFailed(lsn) { committed.append(record) }
+        }
+        #expect(wal.stats.failures == 2, "a failed rotation, a probe that passes, a second failed rotation, then no probe")
+        #expect(refused > 1_000)
+        #expect(!FileManager.default.fileExists(atPath: dir.path + "/wal/new-segment.tmp"))
+        fs.clearFaults()
+        clock.advance(milliseconds: 1_000)
+        var accepted: UInt64?
+        let record = sampleRecord(9_999)
+        #expect(waitFor { accepted = try? wal.append(entry(UInt64(committed.count + 1), records: [record])); return accepted != nil })
+        #expect(waitFor { wal.committedLSN >= accepted! })
+        wal.close()
+        #expect(allRecords(try #require(try recover(dir).states["t1"])) == committed + [record])
+    }
+
     /// Until the tenant confirms that it undid a failed write, the commit mark stays below it: a
     /// connection learns of the failure (and releases reads held behind it) only once no read can
     /// observe the write any more.

@@ -419,9 +419,10 @@ public final class ReplicationNode: Sendable {
 
     // MARK: promotion
 
-    /// Makes this replica the primary of a new epoch: it stops following, waits until everything it
-    /// applied is durable, records the epoch durably, and takes writes.
-    public func promote(atLeast requested: UInt64 = 0, promotion: UUID16 = .zero) async throws(LearnStoreError) -> PromoteReply {
+    /// Makes this replica the primary of a new epoch (at least `requested`): it stops following, waits
+    /// until everything it applied is durable, records the epoch durably, and takes writes. An epoch
+    /// this node promised is begun only for the promotion it promised it to.
+    public func promote(atLeast requested: UInt64, promotion: UUID16) async throws(LearnStoreError) -> PromoteReply {
         let (role, follower, wal) = state.withLock { ($0.role, $0.follower, $0.wal) }
         guard let wal else { throw LearnStoreError(.loading, "the node is recovering its data") }
         // A fenced old primary may be the most up-to-date node: it holds every write it acknowledged.
