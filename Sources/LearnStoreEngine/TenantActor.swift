@@ -23,6 +23,25 @@ public actor TenantActor {
     /// The newest write a read may observe that is not yet known durable (0: none): a read's answer is
     /// held until it is committed, and replaced by an error if it failed.
     public var observedLSN: UInt64 { pending.last?.lsn ?? 0 }
+
+    /// The newest write not yet known durable that a read of record `id` alone observes: one that
+    /// created, changed or removed it (0: none). A GET need not wait for the tenant's other writes
+    /// (their outcome changes nothing in its answer); past a few dozen undo steps to look through it
+    /// answers ``observedLSN``.
+    public func observedLSN(ofRecord id: RecordID) -> UInt64 {
+        guard let newest = pending.last?.lsn else { return 0 }
+        // The commit mark stays below a failed write until its rollback has removed it from `pending`.
+        let committed = log.committedLSN
+        if newest <= committed { return newest }
+        var examined = 0
+        for entry in pending.reversed() {
+            if entry.lsn <= committed { return 0 }
+            examined += entry.undo.steps.count
+            if examined > 64 { return newest }
+            if entry.undo.touches(id) { return entry.lsn }
+        }
+        return 0
+    }
     /// Given every write after it is appended (the change feed's recent changes), until it declines.
     @exclusivity(unchecked) private var changeTap: (any TenantChangeTap)?
     /// Set by the first write that finds the tenant past `TenantState.lazyIndexSlots`, never cleared:

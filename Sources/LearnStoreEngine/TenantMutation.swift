@@ -54,6 +54,17 @@ public struct TenantUndo: Sendable {
 
     var steps: [Step] = []
     public let sequenceBefore: UInt64
+
+    /// Whether the write created, changed or removed record `id`.
+    func touches(_ id: RecordID) -> Bool {
+        steps.contains { step in
+            switch step {
+            case .put(let record): record.id == id
+            case .remove(let removed): removed == id
+            case .forgetKey, .restoreKey, .restoreOutcome: false
+            }
+        }
+    }
 }
 
 /// The result of a write command: what to return, what to log and the tenant's new sequence.

@@ -55,9 +55,11 @@ public enum RequestExecutor {
         let loading = environment.runtime.isLoading
         let shuttingDown = environment.runtime.isShuttingDown
         if frames.count > 1 && !loading { prefetchGets(frames, tenant: tenant) }
+        var maximumLSN: UInt64 = 0
         for (index, frame) in frames.enumerated() {
             if writer.count >= outputBudget { break }
             let header = frame.header
+            var observed: UInt64?
             counts[header.opcode, default: 0] += 1
             let start = writer.count
             do throws(LearnStoreError) {
@@ -68,7 +70,7 @@ public enum RequestExecutor {
                 }
                 let isData = header.opcode >= 0x10
                 if loading && isData { throw LearnStoreError(.loading, "the server is recovering its data; retry shortly") }
-                try run(frame, prepared: prepared?[index], session: session, tenant: tenant, environment: environment, writer: &writer)
+                try run(frame, prepared: prepared?[index], session: session, tenant: tenant, environment: environment, writer: &writer, observed: &observed)
             } catch {
                 writer.truncate(to: start)
                 if error.code == .notPrimary, let target = environment.topology.moved() {
@@ -81,9 +83,11 @@ public enum RequestExecutor {
                     errors.append((header.opcode, error.code))
                 }
             }
-            responses.append(ResponseMeta(requestID: header.requestID, opcode: header.opcode, lsn: tenant.observedLSN, range: start..<writer.count))
+            let lsn = observed ?? tenant.observedLSN
+            maximumLSN = max(maximumLSN, lsn)
+            responses.append(ResponseMeta(requestID: header.requestID, opcode: header.opcode, lsn: lsn, range: start..<writer.count))
         }
-        return BatchResult(bytes: writer.bytes, responses: responses, maximumLSN: tenant.observedLSN, counts: counts, errors: errors)
+        return BatchResult(bytes: writer.bytes, responses: responses, maximumLSN: maximumLSN, counts: counts, errors: errors)
     }
 
     /// Starts the memory loads of every GET in the batch (see `TenantActor.prefetchForGets`).
@@ -106,9 +110,11 @@ public enum RequestExecutor {
         }
     }
 
+    /// `observed`: set by a request whose answer depends on fewer of the tenant's writes not yet
+    /// durable than all of them (a GET: those that touched its record); nil means all.
     static func run(
         _ frame: Frame, prepared: PreparedPayload?, session: Session, tenant: isolated TenantActor, environment: ExecutionEnvironment,
-        writer: inout ByteWriter
+        writer: inout ByteWriter, observed: inout UInt64?
     ) throws(LearnStoreError) {
         let header = frame.header
         let caller = session.identity
@@ -118,6 +124,7 @@ public enum RequestExecutor {
         switch header.opcode {
         case Opcode.get:
             let id = try decode(frame) { (r) throws(DecodeError) in try RecordMessages.decodeID(from: &r) }
+            observed = tenant.observedLSN(ofRecord: id)
             try tenant.encodeGet(id, caller: caller, into: &writer)
         case Opcode.list:
             let (query, cursorBytes) = try decode(frame) { (r) throws(DecodeError) in try ListQueryCodec.decode(from: &r) }
