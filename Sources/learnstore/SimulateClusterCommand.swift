@@ -8,8 +8,9 @@ struct SimulateClusterCommand: AsyncParsableCommand {
         discussion: """
             Each seed runs the nodes' real cluster agents (lease, registration, watch, controller election, \
             checks of the primary, guarded promotions) against a simulated etcd and simulated nodes on \
-            simulated time. For --fault-seconds, nodes crash and restart, stop and resume past their lease, \
-            lose etcd or each other, and etcd loses its leader; then every fault heals for --settle-seconds. \
+            simulated time; the last node joins the cluster during the faults. For --fault-seconds, nodes \
+            crash and restart, stop and resume past their lease, lose etcd or each other, and etcd loses its \
+            leader; then every fault heals for --settle-seconds. \
             After every tick it checks that the acknowledged writes form one history (no primary acknowledges \
             without every earlier acknowledged write, no older primary after a newer one), that a promoted \
             node holds every acknowledged write, and that etcd's placement never goes back to an older epoch \
@@ -27,6 +28,8 @@ struct SimulateClusterCommand: AsyncParsableCommand {
     @Flag(help: "Stop at the first failing seed.") var stopAtFirstFailure = false
     @Flag(name: .customLong("etcd-answers-at-once"), help: "etcd answers the agents at once instead of at a scheduled turn (fewer interleavings).")
     var etcdAnswersAtOnce = false
+    @Flag(name: .customLong("all-nodes-at-start"), help: "Every node runs from the start (by default the last one joins during the faults).")
+    var allNodesAtStart = false
 
     func run() async throws {
         try await runCLI {
@@ -42,6 +45,7 @@ struct SimulateClusterCommand: AsyncParsableCommand {
             options.faultSeconds = faultSeconds
             options.settleSeconds = settleSeconds
             options.interleavesEtcdCalls = !etcdAnswersAtOnce
+            options.lastNodeJoinsLate = !allNodesAtStart
             var totals = ClusterSimulation.Result(seed: 0)
             var failures = 0
             let started = ContinuousClock.now

@@ -92,6 +92,28 @@ import Testing
         #expect(state.retentionHold(nowMilliseconds: ReplicaSetState.retentionHoldMilliseconds + 2) == .max)
     }
 
+    /// With a control plane only members count: a replica etcd does not list (one joining the cluster
+    /// before the controller adds it, or one removed) never moves the mark, and a member that is
+    /// dropped leaves the in-sync set at once.
+    @Test func onlyMembersCountForTheMark() {
+        var state = ReplicaSetState(configuration: .init(minimumInSync: 1), localDurableLSN: 10, eligible: ["b"])
+        state.connected("c", lastLSN: 10, nowMilliseconds: 0)
+        state.locallyCommitted(through: 20, nowMilliseconds: 1)
+        state.acknowledged("c", durableLSN: 20, appliedLSN: 20, nowMilliseconds: 2)
+        #expect(state.inSyncReplicas.isEmpty && state.commitMark == 10, "c is not a member")
+        state.connected("b", lastLSN: 10, nowMilliseconds: 3)
+        state.acknowledged("b", durableLSN: 20, appliedLSN: 20, nowMilliseconds: 4)
+        #expect(state.inSyncReplicas == ["b"] && state.commitMark == 20)
+        #expect(state.setEligible(["b", "c"], nowMilliseconds: 5).isEmpty)
+        #expect(state.inSyncReplicas == ["b", "c"], "c holds the mark: it joins once it is a member")
+        #expect(state.setEligible(["c"], nowMilliseconds: 6) == ["b"])
+        state.locallyCommitted(through: 30, nowMilliseconds: 7)
+        state.acknowledged("b", durableLSN: 30, appliedLSN: 30, nowMilliseconds: 8)
+        #expect(state.commitMark == 20, "b no longer counts")
+        state.acknowledged("c", durableLSN: 30, appliedLSN: 30, nowMilliseconds: 9)
+        #expect(state.commitMark == 30)
+    }
+
     @Test func theMarkNeverMovesBack() {
         var state = Self.state(minimum: 0)
         state.locallyCommitted(through: 30, nowMilliseconds: 0)

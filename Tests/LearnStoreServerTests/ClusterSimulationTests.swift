@@ -21,7 +21,8 @@ import Testing
         for result in results {
             #expect(result.violation == nil, "seed \(result.seed): \(result.violation ?? "")\n\(result.trace.joined(separator: "\n"))")
         }
-        #expect(results.reduce(0) { $0 + $1.promotions } > 10, "the seeds fail primaries over")
+        // Fewer than one a seed: until the last node has joined, two of three nodes cannot promote.
+        #expect(results.reduce(0) { $0 + $1.promotions } > 5, "the seeds fail primaries over")
         #expect(results.reduce(0) { $0 + $1.acknowledged } > 5_000)
     }
 
@@ -29,19 +30,23 @@ import Testing
     /// losing writes acknowledged in between; 1640 left a primary that no replica would follow (they
     /// had promised a promotion that stalled) and that the controller saw as healthy. 8475 and 8923
     /// (the simulation's own check): a PROMOTE that reached a stopped node after a newer epoch began.
-    /// These ran with etcd answering at once.
+    /// These ran with etcd answering at once and every node there from the start.
     @Test func seedsThatOnceFailed() async {
         var options = ClusterSimulation.Options()
         options.interleavesEtcdCalls = false
+        options.lastNodeJoinsLate = false
         for result in await Self.run([614, 916, 974, 1640, 8475, 8923], options: options) {
             #expect(result.violation == nil, "seed \(result.seed): \(result.violation ?? "")\n\(result.trace.joined(separator: "\n"))")
         }
     }
 
-    /// With etcd's calls interleaved too: 597 let a deposed controller, resumed mid-promotion, and
-    /// the new one both pick epoch 2 and both be promised it; two primaries of epoch 2 followed.
+    /// With etcd's calls interleaved too (every node there from the start): 597 let a deposed
+    /// controller, resumed mid-promotion, and the new one both pick epoch 2 and both be promised it;
+    /// two primaries of epoch 2 followed.
     @Test func interleavedSeedsThatOnceFailed() async {
-        for result in await Self.run([597]) {
+        var options = ClusterSimulation.Options()
+        options.lastNodeJoinsLate = false
+        for result in await Self.run([597], options: options) {
             #expect(result.violation == nil, "seed \(result.seed): \(result.violation ?? "")\n\(result.trace.joined(separator: "\n"))")
         }
     }

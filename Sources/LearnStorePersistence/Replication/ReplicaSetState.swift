@@ -7,7 +7,9 @@ import DequeModule
 /// - the **in-sync set**. A replica that disconnects leaves it at once. A replica's lag is how long ago the oldest write it has not made durable
 ///   was committed on the primary. A replica whose lag is under a tenth of the lag limit is
 ///   *joining*: the commit mark waits for it, and once it holds everything acknowledged so far it is
-///   in sync. An in-sync (or joining) replica whose lag reaches the limit leaves the set.
+///   in sync. An in-sync (or joining) replica whose lag reaches the limit leaves the set. With a
+///   control plane only the cluster's members may be in it (`eligible`): promotions reach members
+///   only, so a write acknowledged by a node that is not one could be missed by all of them.
 /// - the **commit mark** clients may be acknowledged up to: under `sync`, the lowest LSN every
 ///   in-sync or joining replica has durable (and the primary's own), never moving while fewer than
 ///   `minimumInSync` replicas are in sync; under `async`, the primary's own commit.
@@ -55,9 +57,13 @@ public struct ReplicaSetState: Sendable {
     private var commitTimes: Deque<(lsn: UInt64, milliseconds: Int64)> = []
     static let commitTimesKept = 65_536
 
-    public init(configuration: Configuration, localDurableLSN: UInt64) {
+    /// The replicas that may be in sync (nil: every one).
+    public private(set) var eligible: Set<String>?
+
+    public init(configuration: Configuration, localDurableLSN: UInt64, eligible: Set<String>? = nil) {
         self.configuration = configuration
         self.localDurableLSN = localDurableLSN
+        self.eligible = eligible
         // What the log holds at start was acknowledged (or may be) before: the mark starts there.
         self.commitMark = localDurableLSN
     }
@@ -111,8 +117,16 @@ public struct ReplicaSetState: Sendable {
         advance()
     }
 
-    /// Time passed: replicas behind for longer than the lag limit leave the in-sync set. Returns them.
+    /// The cluster's members changed: a replica that is no longer one leaves the in-sync set at once
+    /// (returned), one that became one may join.
     @discardableResult
+    public mutating func setEligible(_ nodeIDs: Set<String>?, nowMilliseconds: Int64) -> [String] {
+        eligible = nodeIDs
+        let removed = updateAll(nowMilliseconds: nowMilliseconds)
+        advance()
+        return removed
+    }
+
     /// The primary keeps the WAL segments a connected replica heard from within the last
     /// `retentionHoldMilliseconds` has not made durable, so retention never takes a record from under
     /// a live stream (such a replica would have to copy the primary). A silent or disconnected replica
@@ -124,15 +138,23 @@ public struct ReplicaSetState: Sendable {
 
     public static let retentionHoldMilliseconds: Int64 = 10_000
 
+    /// Time passed: replicas behind for longer than the lag limit leave the in-sync set. Returns them.
+    @discardableResult
     public mutating func tick(nowMilliseconds: Int64) -> [String] {
+        let removed = updateAll(nowMilliseconds: nowMilliseconds)
+        trimCommitTimes()
+        advance()
+        return removed
+    }
+
+    /// Applies the rules to every replica; returns those that left the in-sync set.
+    private mutating func updateAll(nowMilliseconds: Int64) -> [String] {
         var removed: [String] = []
         for nodeID in replicas.keys {
             let wasInSync = replicas[nodeID]!.inSync
             update(nodeID, nowMilliseconds: nowMilliseconds)
             if wasInSync && !replicas[nodeID]!.inSync { removed.append(nodeID) }
         }
-        trimCommitTimes()
-        advance()
         return removed.sorted()
     }
 
@@ -153,7 +175,8 @@ public struct ReplicaSetState: Sendable {
     private mutating func update(_ nodeID: String, nowMilliseconds: Int64) {
         guard var replica = replicas[nodeID] else { return }
         let lag = lagMilliseconds(durableLSN: replica.durableLSN, nowMilliseconds: nowMilliseconds)
-        if !replica.connected || lag >= configuration.lagLimitMilliseconds {
+        let eligible = self.eligible?.contains(nodeID) ?? true
+        if !replica.connected || !eligible || lag >= configuration.lagLimitMilliseconds {
             replica.inSync = false
             replica.joining = false
         } else if !replica.inSync {

@@ -179,6 +179,7 @@ public final class ClusterAgent: Service, Sendable {
             node.requestRestart("this old primary was replaced by \(placement.primary); it starts again as a replica")
         }
         if let placement {
+            node.setMembers(Set(placement.members.keys))
             topology.update(epoch: placement.epoch, primary: placement.primary, nodes: registered.map { id, entry in
                 TopologyBoard.Node(nodeID: id, address: entry.client, role: entry.role)
             })

@@ -52,6 +52,8 @@ protocol ClusterNodeControl: Sendable {
     func requestRestart(_ reason: String)
     /// The replication addresses of the other members, which a replica tries in turn for the primary.
     func setFollowAddresses(_ addresses: [String])
+    /// The members etcd's placement lists: a primary counts only them for acknowledgements.
+    func setMembers(_ nodeIDs: Set<String>)
 }
 
 extension ReplicationNode: ClusterNodeControl {

@@ -25,6 +25,9 @@ public final class ReplicationNode: Sendable {
     struct State {
         var role: NodeRole
         var history: EpochHistory
+        /// With a control plane, the cluster's members (the only replicas that count for
+        /// acknowledgements); nil without one.
+        var members: Set<String>?
         var replicaSet: ReplicaSetState
         var wal: WriteAheadLog?
         var sessions: [ObjectIdentifier: ShippingSession] = [:]
@@ -78,7 +81,12 @@ public final class ReplicationNode: Sendable {
         try fileSystem.createDurableDirectory(directory)
         let history = try EpochHistory.read(directory: directory, fileSystem)
         let role: NodeRole = configuration.follow.isEmpty ? .primary : .replica
-        state = Mutex(State(role: role, history: history, replicaSet: ReplicaSetState(configuration: configuration.replicaSet, localDurableLSN: 0)))
+        // With a control plane, no replica counts for acknowledgements until etcd's placement names
+        // the members (the agent's first round).
+        let members: Set<String>? = configuration.cluster == nil ? nil : []
+        state = Mutex(State(
+            role: role, history: history, members: members,
+            replicaSet: ReplicaSetState(configuration: configuration.replicaSet, localDurableLSN: 0, eligible: members)))
         followAddresses = Mutex(configuration.follow)
     }
 
@@ -88,6 +96,18 @@ public final class ReplicationNode: Sendable {
 
     func setFollowAddresses(_ addresses: [String]) {
         followAddresses.withLock { $0 = addresses }
+    }
+
+    /// The cluster's members as etcd's placement lists them: only they count for acknowledgements.
+    func setMembers(_ nodeIDs: Set<String>) {
+        let now = clock.now().milliseconds
+        let removed = state.withLock { state -> [String] in
+            guard state.members != nodeIDs else { return [] }
+            state.members = nodeIDs
+            return state.replicaSet.setEligible(nodeIDs, nowMilliseconds: now)
+        }
+        for nodeID in removed { logger.warning("replica left the in-sync set: not a member of the cluster", metadata: ["replica": "\(nodeID)"]) }
+        gateChanged()
     }
 
     public var role: NodeRole { state.withLock { $0.role } }
@@ -104,7 +124,7 @@ public final class ReplicationNode: Sendable {
         let now = clock.now().milliseconds
         let role = state.withLock { state in
             state.wal = wal
-            state.replicaSet = ReplicaSetState(configuration: configuration.replicaSet, localDurableLSN: wal.locallyDurableLSN)
+            state.replicaSet = ReplicaSetState(configuration: configuration.replicaSet, localDurableLSN: wal.locallyDurableLSN, eligible: state.members)
             state.appliedLSN = wal.locallyDurableLSN
             state.lastHeardMilliseconds = now
             return state.role
@@ -450,7 +470,7 @@ public final class ReplicationNode: Sendable {
             state.role = .primary
             state.follower = nil
             state.primaryNodeID = nil
-            state.replicaSet = ReplicaSetState(configuration: configuration.replicaSet, localDurableLSN: wal.locallyDurableLSN)
+            state.replicaSet = ReplicaSetState(configuration: configuration.replicaSet, localDurableLSN: wal.locallyDurableLSN, eligible: state.members)
             return PromoteReply(epoch: epoch, firstLSN: first)
         }
         becomePrimaryGate(wal)

@@ -22,6 +22,9 @@ public struct ClusterSimulation {
         /// Whether the agents' etcd calls wait for a scheduled turn like their calls to nodes (more
         /// interleavings), rather than answering at once.
         public var interleavesEtcdCalls = true
+        /// Whether the last node starts only some seconds into the faults, so that it follows the
+        /// primary for a while before the controller makes it a member.
+        public var lastNodeJoinsLate = true
         public init() {}
     }
 
@@ -90,6 +93,11 @@ public struct ClusterSimulation {
         var rounds = cluster.nodes.map { Round(agent: agent($0)) }
         var nextRound = cluster.nodes.map { _ in Int64(0) }
         var downUntil = cluster.nodes.map { _ in Int64(0) }
+        if options.lastNodeJoinsLate, let last = cluster.nodes.indices.last {
+            cluster.nodes[last].state.withLock { $0.alive = false }
+            downUntil[last] = Int64(random.next(below: Int(max(1, options.faultSeconds * 1000 / 2)))) / Self.tickMilliseconds * Self.tickMilliseconds
+            cluster.note("\(cluster.nodes[last].nodeID) joins at \(downUntil[last]) ms")
+        }
         var replication = SimulatedReplication()
         let faultEnd = options.faultSeconds * 1000
         let end = faultEnd + options.settleSeconds * 1000
@@ -208,6 +216,7 @@ public struct ClusterSimulation {
             state.alive = true
             state.pausedUntil = 0
             state.restartRequested = false
+            state.members = []
             state.role = placement.primary == node.nodeID ? .primary : .replica
         }
         return true

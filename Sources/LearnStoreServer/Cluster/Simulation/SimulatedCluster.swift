@@ -98,7 +98,8 @@ struct ClusterSimulationViolation: Error, CustomStringConvertible {
 
 /// The replication the control plane steers, reduced to what its safety rests on, and the checks:
 /// - a primary acknowledges a write only with `minimumInSync` replicas following it (they take its
-///   log), so a node that promised a newer epoch, or follows a newer primary, never counts for it;
+///   log) that are members as far as it knows, so a node that promised a newer epoch, follows a newer
+///   primary, or is not in the placement, never counts for it;
 /// - **one history**: every write acknowledged extends the log acknowledged so far, so a primary that
 ///   acknowledges holds every earlier acknowledged write and no older primary acknowledges after a
 ///   newer one;
@@ -128,9 +129,9 @@ struct SimulatedReplication {
         }
         for primary in running where primary.role == .primary {
             let following = followers[primary.nodeID] ?? []
-            let (epoch, log) = primary.state.withLock { state -> (UInt64, [UInt64]) in
+            let (epoch, log, members) = primary.state.withLock { state -> (UInt64, [UInt64], Set<String>) in
                 if writes { state.log.append(state.epoch) }
-                return (state.epoch, state.log)
+                return (state.epoch, state.log, state.members)
             }
             for replica in following {
                 replica.state.withLock { state in
@@ -138,7 +139,7 @@ struct SimulatedReplication {
                     state.log = log
                 }
             }
-            guard following.count >= primary.minimumInSync, log.count > acknowledged.count else { continue }
+            guard following.filter({ members.contains($0.nodeID) }).count >= primary.minimumInSync, log.count > acknowledged.count else { continue }
             guard log.starts(with: acknowledged) else {
                 let missing = zip(acknowledged, log).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? log.count
                 throw ClusterSimulationViolation(

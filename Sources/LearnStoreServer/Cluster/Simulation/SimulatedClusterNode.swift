@@ -16,6 +16,8 @@ final class SimulatedClusterNode: ClusterNodeControl, @unchecked Sendable {
         var epoch: UInt64 = 0
         var promised: UInt64 = 0
         var promisedTo: UUID16?
+        /// The members etcd's placement listed when the node's agent last read it (none before).
+        var members: Set<String> = []
         /// The epoch of each record, LSN 1 first.
         var log: [UInt64] = []
         var alive = true
@@ -57,6 +59,8 @@ final class SimulatedClusterNode: ClusterNodeControl, @unchecked Sendable {
 
     /// A simulated replica reaches every running primary (``SimulatedReplication``), so the list is not kept.
     func setFollowAddresses(_ addresses: [String]) {}
+
+    func setMembers(_ nodeIDs: Set<String>) { state.withLock { $0.members = nodeIDs } }
 
     /// The STATUS document's members a promotion reads.
     var status: JSONValue {
