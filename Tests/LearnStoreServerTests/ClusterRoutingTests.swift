@@ -66,6 +66,11 @@ import Testing
             return topology?["primary"] == .string("n0")
                 && topology?["nodes"]?.arrayValue?.contains { $0["node_id"] == .string("n0") && $0["address"] == .string(addresses[0]) } == true
         })
+        // The primary counts as in sync only the members etcd lists (all three, once the controller added them).
+        let primaryPort = try await ReplicationServerTests.replicationAddress(servers[0])
+        #expect(await eventually(within: 30) {
+            (try? await ReplicationServerTests.status(primaryPort))?["members"] == .array(["n0", "n1", "n2"].map { .string($0) })
+        })
         let moved = await #expect(throws: LearnStoreError.self) { _ = try await replica.performance.learningRecords.create(sampleBody()) }
         #expect(moved?.code == .moved)
         #expect(moved?.primaryAddress == addresses[0])

@@ -500,6 +500,7 @@ public final class ReplicationNode: Sendable {
                 fields.append(("mode", .string(configuration.replicaSet.mode.rawValue)))
                 fields.append(("minimum_in_sync", .number(String(configuration.replicaSet.minimumInSync))))
                 fields.append(("in_sync", .array(state.replicaSet.inSyncReplicas.map { .string($0) })))
+                fields.append(("members", state.members.map { .array($0.sorted().map { .string($0) }) } ?? .null))
                 let replicas = state.replicaSet.replicas.values.sorted { $0.nodeID < $1.nodeID }.map { replica -> JSONValue in
                     let lag = state.replicaSet.lagMilliseconds(durableLSN: replica.durableLSN, nowMilliseconds: now)
                     return .object([
