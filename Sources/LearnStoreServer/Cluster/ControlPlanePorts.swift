@@ -44,7 +44,7 @@ protocol ClusterNodeControl: Sendable {
     var nodeID: String { get }
     var role: NodeRole { get }
     var epoch: UInt64 { get }
-    /// In-sync replicas a write needs: a promotion needs this many nodes plus one to promise.
+    /// In-sync replicas a write needs (`m`): a promotion needs all but `m` nodes to promise.
     var minimumInSync: Int { get }
     /// Stops acknowledging writes: a newer primary may exist.
     func fence(reason: String)

@@ -149,7 +149,7 @@ struct NodeTransport: PromotionTransport {
         guard let answer = try? await NodeClient.request(
             address, credential: credential, nodeID: "operator", opcode: ReplicationOpcode.promise, payload: Self.payload(epoch, promotion),
             group: group, timeout: timeout),
-            let frame = answer.reply, !frame.header.isError,
+            let frame = answer.reply,
             let reply = try? frame.readPayload({ (r) throws(DecodeError) in try ReplicationMessages.decodePromiseReply(from: &r) })
         else { return false }
         return reply.granted && reply.promised == epoch
