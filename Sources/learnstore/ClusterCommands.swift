@@ -93,8 +93,24 @@ enum ClusterSecret {
 
 struct ClusterCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "cluster", abstract: "Inspect and promote replication nodes through their replication ports.",
-        subcommands: [Status.self, Promote.self])
+        commandName: "cluster", abstract: "Inspect and promote replication nodes; remove and readmit members of a cluster with etcd.",
+        subcommands: [Status.self, Promote.self, RemoveNode.self, ReadmitNode.self])
+
+    struct EtcdOptions: ParsableArguments {
+        @Option(name: .customLong("etcd-endpoints"), help: "etcd client URLs (http://host:port,...) of the cluster's control plane.") var etcdEndpoints: String
+        @Option(name: .customLong("cluster-name"), help: "The cluster's name (default learnstore).") var clusterName = "learnstore"
+
+        var configuration: ClusterConfiguration {
+            get throws {
+                let list = etcdEndpoints.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+                guard !list.isEmpty, list.count <= 16 else { throw CLIError.usage("--etcd-endpoints takes 1 ... 16 URLs") }
+                guard NodeCredential.isValidNodeID(clusterName) else { throw CLIError.usage("--cluster-name must be 1-64 letters, digits, '-', '_' or '.'") }
+                var configuration = ClusterConfiguration(endpoints: list)
+                configuration.name = clusterName
+                return configuration
+            }
+        }
+    }
 
     struct NodeOptions: ParsableArguments {
         @Option(help: "Replication ports of the nodes (host:port,...).") var nodes: String?
@@ -174,6 +190,55 @@ struct ClusterCommand: AsyncParsableCommand {
                     ("epoch", .number(String(outcome.epoch))), ("first_lsn", .number(String(outcome.firstLSN))),
                     ("promised_by", .number(String(outcome.promisedBy))),
                 ]))
+            }
+        }
+    }
+
+    struct RemoveNode: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "remove-node", abstract: "Remove a member from a cluster for good (a machine that will not come back, or one being retired).",
+            discussion: """
+                Marks the node leaving in etcd's placement: it still answers promotions, but the primary no longer counts \
+                it as in sync. Then waits until the primary no longer counts it and has its other in-sync replicas, and \
+                all but --min-in-sync-replicas of the members answer without a promise of a newer epoch; then drops it \
+                from the members and records it as removed, so that the controller does not add it back while it stays \
+                registered. Refuses the primary (stop it first: the controller promotes another member) and a removal \
+                that would leave 2m members or fewer (m: the primary's --min-in-sync-replicas): start a replacement \
+                node first. Prints {"removed": ID} once done; on timeout the node stays marked leaving and the command \
+                can be run again.
+                """)
+        @OptionGroup var etcd: EtcdOptions
+        @Option(name: .customLong("cluster-secret-file"), help: "File holding the cluster's shared secret (env LEARNSTORE_CLUSTER_SECRET may hold it).") var clusterSecretFile: String?
+        @Option(help: "The node id to remove.") var node: String
+        @Option(help: "Seconds to wait for the conditions (default 60).") var timeout = 60
+
+        func run() async throws {
+            try await runCLI {
+                guard NodeCredential.isValidNodeID(node) else { throw CLIError.usage("--node must be a node id") }
+                guard (1...3600).contains(timeout) else { throw CLIError.usage("--timeout must be 1 ... 3600 seconds") }
+                let credential = try NodeCredential(secret: ClusterSecret.load(try Settings(configFile: nil), clusterSecretFile))
+                try await ClusterMembership.remove(
+                    node, configuration: try etcd.configuration, credential: credential, group: MultiThreadedEventLoopGroup.singleton,
+                    timeout: .seconds(timeout), progress: { reason in FileHandle.standardError.write(Data("waiting: \(reason)\n".utf8)) })
+                printJSON(.object([("removed", .string(node))]))
+            }
+        }
+    }
+
+    struct ReadmitNode: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "readmit-node", abstract: "Let a removed node id become a member again when a node registers under it.",
+            discussion: "The node then joins as a new replica would: it copies what it lacks from the primary before it counts as in sync.")
+        @OptionGroup var etcd: EtcdOptions
+        @Option(help: "The removed node id.") var node: String
+
+        func run() async throws {
+            try await runCLI {
+                guard NodeCredential.isValidNodeID(node) else { throw CLIError.usage("--node must be a node id") }
+                guard try await ClusterMembership.readmit(node, configuration: try etcd.configuration, group: MultiThreadedEventLoopGroup.singleton) else {
+                    throw CLIError.usage("\(node) is not a removed node of this cluster")
+                }
+                printJSON(.object([("readmitted", .string(node))]))
             }
         }
     }

@@ -30,6 +30,8 @@ struct SimulateClusterCommand: AsyncParsableCommand {
     var etcdAnswersAtOnce = false
     @Flag(name: .customLong("all-nodes-at-start"), help: "Every node runs from the start (by default the last one joins during the faults).")
     var allNodesAtStart = false
+    @Flag(name: .customLong("remove-node"), help: "The operator removes a random node other than the first during the faults (needs more than 2 * min-in-sync + 1 nodes), and stops it for good half of the time.")
+    var removeNode = false
 
     func run() async throws {
         try await runCLI {
@@ -46,6 +48,7 @@ struct SimulateClusterCommand: AsyncParsableCommand {
             options.settleSeconds = settleSeconds
             options.interleavesEtcdCalls = !etcdAnswersAtOnce
             options.lastNodeJoinsLate = !allNodesAtStart
+            options.removesANode = removeNode
             var totals = ClusterSimulation.Result(seed: 0)
             var failures = 0
             let started = ContinuousClock.now
@@ -62,7 +65,7 @@ struct SimulateClusterCommand: AsyncParsableCommand {
             let seconds = Double((ContinuousClock.now - started).components.seconds)
             print("seeds=\(seeds) acknowledged_writes=\(totals.acknowledged) crashes=\(totals.crashes) pauses=\(totals.pauses) "
                 + "etcd_cut_offs=\(totals.etcdCuts) link_cuts=\(totals.linkCuts) etcd_outages=\(totals.etcdOutages) promotions=\(totals.promotions) "
-                + "replaced_primaries_restarted=\(totals.restartsRequested) failures=\(failures) seconds=\(Int(seconds))")
+                + "replaced_primaries_restarted=\(totals.restartsRequested) removals=\(totals.removals) removals_refused=\(totals.removalsRefused) failures=\(failures) seconds=\(Int(seconds))")
             if failures > 0 { throw ExitCode(1) }
         }
     }

@@ -18,6 +18,33 @@ import Testing
         }
     }
 
+    @Test func aPlacementKeepsItsLeavingAndRemovedNodes() throws {
+        let placement = ClusterPlacement(
+            epoch: 3, primary: "n0", members: ["n0": "127.0.0.1:7401", "n1": "127.0.0.1:7402", "n2": "127.0.0.1:7403"], leaving: ["n2"], removed: ["n7"])
+        #expect(try ClusterPlacement.decode(placement.encoded) == placement)
+        #expect(placement.acknowledgingMembers == ["n0", "n1"])
+        let older = try ClusterPlacement.decode(Array(#"{"epoch":1,"primary":"n0","members":{"n0":"127.0.0.1:7401"}}"#.utf8))
+        #expect(older.leaving.isEmpty && older.removed.isEmpty)
+        for bad in [
+            #"{"epoch":1,"primary":"n0","members":{"n0":"127.0.0.1:7401"},"leaving":["n1"]}"#,
+            #"{"epoch":1,"primary":"n0","members":{"n0":"127.0.0.1:7401"},"removed":["n0"]}"#,
+            #"{"epoch":1,"primary":"n0","members":{"n0":"127.0.0.1:7401"},"removed":"n1"}"#,
+            #"{"epoch":1,"primary":"n0","members":{"n0":"127.0.0.1:7401"},"removed":["../x"]}"#,
+        ] {
+            #expect(throws: LearnStoreError.self, "\(bad)") { _ = try ClusterPlacement.decode(Array(bad.utf8)) }
+        }
+    }
+
+    @Test func theControllerDoesNotAddARemovedNodeBack() {
+        let placement = ClusterPlacement(epoch: 2, primary: "n0", members: ["n0": "127.0.0.1:7401", "n1": "127.0.0.1:7402"], removed: ["n2"])
+        let registered: [String: ClusterNodeEntry] = [
+            "n0": ClusterNodeEntry(replication: "127.0.0.1:7401", role: .primary, epoch: 2),
+            "n1": ClusterNodeEntry(replication: "127.0.0.1:7402", role: .replica, epoch: 2),
+            "n2": ClusterNodeEntry(replication: "127.0.0.1:7403", role: .primary, epoch: 3),
+        ]
+        #expect(ControllerRules.reconciled(placement, registered: registered) == placement, "not a member again, and not recorded as a newer primary")
+    }
+
     @Test func aNodeEntryRoundTripsAndAMalformedOneIsIgnored() {
         let entry = ClusterNodeEntry(replication: "127.0.0.1:7403", role: .fenced, epoch: 3)
         #expect(ClusterNodeEntry.decode(entry.encoded) == entry)

@@ -109,6 +109,7 @@ public final class ClusterAgent: Service, Sendable {
         var keys = ClusterKeys()
         var watch: (any ControlPlaneWatch)?
         var lastRead: ContinuousClock.Instant?
+        var isRemoved = false
     }
 
     /// The keys are read again this often, watch or not: a watch served by an etcd member cut off
@@ -158,7 +159,9 @@ public final class ClusterAgent: Service, Sendable {
             try await etcd.put(configuration.nodeKey(node.nodeID), entry.encoded, lease: state.lease)
             state.published = entry
         }
-        let keys = try await currentKeys(&state)
+        // Observed before the keys are read: a primary takes its members only from keys read during its epoch.
+        let observedEpoch = node.epoch
+        let keys = try await currentKeys(&state, fresh: node.needsMembers)
         let placementKV = keys.first { $0.key == configuration.placementKey }
         let placement = try placementKV.map { kv throws(LearnStoreError) in try ClusterPlacement.decode(kv.value) }
         var registered: [String: ClusterNodeEntry] = [:]
@@ -179,16 +182,21 @@ public final class ClusterAgent: Service, Sendable {
             node.requestRestart("this old primary was replaced by \(placement.primary); it starts again as a replica")
         }
         if let placement {
-            node.setMembers(Set(placement.members.keys))
+            node.setMembers(placement.acknowledgingMembers, observedEpoch: observedEpoch)
             topology.update(epoch: placement.epoch, primary: placement.primary, nodes: registered.map { id, entry in
                 TopologyBoard.Node(nodeID: id, address: entry.client, role: entry.role)
             })
         }
 
+        let isRemoved = placement?.removed.contains(node.nodeID) == true
+        if isRemoved != state.isRemoved {
+            state.isRemoved = isRemoved
+            if isRemoved { logger.warning("cluster: this node was removed from the cluster; it counts for no write or promotion, and can be stopped") }
+        }
         guard let controller = keys.first(where: { $0.key == configuration.controllerKey }) else {
             // The primary leaves the controller's work to a replica: if its machine dies, the controller
-            // must not be lost with it (its key would outlive it by the lease).
-            guard node.role != .primary || registered.count <= 1 else { return }
+            // must not be lost with it (its key would outlive it by the lease). A removed node takes no part.
+            guard node.role != .primary || registered.count <= 1, !isRemoved else { return }
             if try await etcd.transaction(if: [.createRevision(configuration.controllerKey, 0)],
                                           put: [(configuration.controllerKey, Array(node.nodeID.utf8), state.lease)]) {
                 logger.notice("cluster: this node is the controller")
@@ -199,9 +207,9 @@ public final class ClusterAgent: Service, Sendable {
         if isController != state.isController { state.primaryWatch.reset() }
         state.isController = isController
         guard isController, let placement, let placementKV else { return }
-        if node.role == .primary, registered.count > 1 {
+        if node.role == .primary && registered.count > 1 || isRemoved {
             if try await etcd.transaction(if: [.modRevision(configuration.controllerKey, controller.modRevision)], put: [], delete: [configuration.controllerKey]) {
-                logger.notice("cluster: the primary hands the controller's work to a replica")
+                logger.notice(isRemoved ? "cluster: a removed node gives up the controller's work" : "cluster: the primary hands the controller's work to a replica")
                 state.isController = false
             }
             return
@@ -213,8 +221,8 @@ public final class ClusterAgent: Service, Sendable {
 
     /// The cluster's keys: the watch's changes applied to the last range read. A watch that broke
     /// resumes from the revision after its last change; without one (none opens, or etcd compacted past
-    /// it), and every `rereadInterval`, the keys are read again and a watch opened after the read.
-    func currentKeys(_ state: inout LoopState) async throws(LearnStoreError) -> [EtcdClient.KeyValue] {
+    /// it), every `rereadInterval`, and when `fresh`, the keys are read again and a watch opened after the read.
+    func currentKeys(_ state: inout LoopState, fresh: Bool = false) async throws(LearnStoreError) -> [EtcdClient.KeyValue] {
         if let watch = state.watch {
             let (responses, ended) = watch.take()
             for response in responses { state.keys.apply(response) }
@@ -224,7 +232,7 @@ public final class ClusterAgent: Service, Sendable {
             }
         }
         let now = self.now()
-        if !state.keys.isLoaded || state.lastRead.map({ now - $0 >= Self.rereadInterval }) != false {
+        if fresh || !state.keys.isLoaded || state.lastRead.map({ now - $0 >= Self.rereadInterval }) != false {
             state.watch?.close()
             state.watch = nil
             _ = try await readKeys(&state)

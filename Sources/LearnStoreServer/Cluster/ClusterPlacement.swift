@@ -34,22 +34,37 @@ public struct ClusterConfiguration: Sendable {
 }
 
 /// `placement`: the epoch and primary of the cluster's one replication group, and its members (node
-/// id → replication address). Written by the first node to start, then only by the controller, in
-/// transactions guarded by the key's revision and the controller key's.
+/// id → replication address). Written by the first node to start, then only by the controller and
+/// the operator's membership commands, in transactions guarded by the key's revision (the
+/// controller's also by the controller key's).
 public struct ClusterPlacement: Sendable, Equatable {
     public var epoch: UInt64
     public var primary: String
     public var members: [String: String]
+    /// Members on their way out (`learnstore cluster remove-node`): they still answer promotions, but
+    /// no primary counts them as in sync.
+    public var leaving: Set<String>
+    /// Nodes removed for good: the controller does not make them members again while they stay
+    /// registered (`learnstore cluster readmit-node` lifts it).
+    public var removed: Set<String>
 
-    public init(epoch: UInt64, primary: String, members: [String: String]) {
+    public init(epoch: UInt64, primary: String, members: [String: String], leaving: Set<String> = [], removed: Set<String> = []) {
         self.epoch = epoch
         self.primary = primary
         self.members = members
+        self.leaving = leaving
+        self.removed = removed
     }
+
+    /// The members a primary may count as in sync.
+    public var acknowledgingMembers: Set<String> { Set(members.keys).subtracting(leaving) }
 
     public var encoded: [UInt8] {
         let members = self.members.sorted { $0.key < $1.key }.map { ($0.key, JSONValue.string($0.value)) }
-        return Array(JSONValue.object([("epoch", .number(String(epoch))), ("primary", .string(primary)), ("members", .object(members))]).serialized.utf8)
+        var fields: [(String, JSONValue)] = [("epoch", .number(String(epoch))), ("primary", .string(primary)), ("members", .object(members))]
+        if !leaving.isEmpty { fields.append(("leaving", .array(leaving.sorted().map { .string($0) }))) }
+        if !removed.isEmpty { fields.append(("removed", .array(removed.sorted().map { .string($0) }))) }
+        return Array(JSONValue.object(fields).serialized.utf8)
     }
 
     public static func decode(_ bytes: [UInt8]) throws(LearnStoreError) -> ClusterPlacement {
@@ -64,7 +79,26 @@ public struct ClusterPlacement: Sendable, Equatable {
             members[id] = address
         }
         guard members[primary] != nil else { throw LearnStoreError(.protocolViolation, "the placement's primary \(primary) is not a member") }
-        return ClusterPlacement(epoch: UInt64(epoch), primary: primary, members: members)
+        func ids(_ name: String) throws(LearnStoreError) -> Set<String> {
+            guard let field = value[name] else { return [] }
+            guard case .array(let items) = field, items.count <= 4096 else {
+                throw LearnStoreError(.protocolViolation, "the placement's \(name) is not a list of node ids")
+            }
+            var ids: Set<String> = []
+            for item in items {
+                guard let id = item.stringValue, NodeCredential.isValidNodeID(id) else {
+                    throw LearnStoreError(.protocolViolation, "the placement's \(name) names an invalid node id")
+                }
+                ids.insert(id)
+            }
+            return ids
+        }
+        let leaving = try ids("leaving")
+        let removed = try ids("removed")
+        guard leaving.isSubset(of: members.keys), removed.isDisjoint(with: members.keys) else {
+            throw LearnStoreError(.protocolViolation, "the placement's leaving nodes must be members, and its removed nodes not members")
+        }
+        return ClusterPlacement(epoch: UInt64(epoch), primary: primary, members: members, leaving: leaving, removed: removed)
     }
 }
 

@@ -52,8 +52,13 @@ protocol ClusterNodeControl: Sendable {
     func requestRestart(_ reason: String)
     /// The replication addresses of the other members, which a replica tries in turn for the primary.
     func setFollowAddresses(_ addresses: [String])
-    /// The members etcd's placement lists: a primary counts only them for acknowledgements.
-    func setMembers(_ nodeIDs: Set<String>)
+    /// The members etcd's placement lists, less those leaving: a primary counts only them for
+    /// acknowledgements. `observedEpoch` is the node's epoch before the placement was read: a primary
+    /// ignores a list read before its epoch began.
+    func setMembers(_ nodeIDs: Set<String>, observedEpoch: UInt64)
+    /// A primary (or fenced one) that has no members read during its epoch: a promotion or a start
+    /// as primary leaves it counting no replica until its agent reads the placement from etcd.
+    var needsMembers: Bool { get }
 }
 
 extension ReplicationNode: ClusterNodeControl {

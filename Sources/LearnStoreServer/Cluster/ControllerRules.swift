@@ -13,11 +13,13 @@ enum ControllerRules {
 
     /// The placement to record: registered nodes become members (at their published address), and a
     /// member that is the primary of a newer epoch than the placement's becomes its primary (a
-    /// promotion whose record did not reach etcd). Equal to `placement` when nothing changes.
+    /// promotion whose record did not reach etcd). Removed nodes are passed over: one still running
+    /// stays out. Equal to `placement` when nothing changes.
     static func reconciled(_ placement: ClusterPlacement, registered: [String: ClusterNodeEntry]) -> ClusterPlacement {
         var next = placement
-        for (id, entry) in registered where next.members[id] != entry.replication { next.members[id] = entry.replication }
-        let newer = registered.filter { $0.value.role == .primary && $0.value.epoch > placement.epoch }
+        let candidates = registered.filter { !placement.removed.contains($0.key) }
+        for (id, entry) in candidates where next.members[id] != entry.replication { next.members[id] = entry.replication }
+        let newer = candidates.filter { $0.value.role == .primary && $0.value.epoch > placement.epoch }
         if let newest = newer.max(by: { ($0.value.epoch, $0.key) < ($1.value.epoch, $1.key) }) {
             next.primary = newest.key
             next.epoch = newest.value.epoch

@@ -25,9 +25,8 @@ public final class ReplicationNode: Sendable {
     struct State {
         var role: NodeRole
         var history: EpochHistory
-        /// With a control plane, the cluster's members (the only replicas that count for
-        /// acknowledgements); nil without one.
-        var members: Set<String>?
+        /// With a control plane, the replicas that may count for acknowledgements.
+        var members: AcknowledgingMembers
         var replicaSet: ReplicaSetState
         var wal: WriteAheadLog?
         var sessions: [ObjectIdentifier: ShippingSession] = [:]
@@ -83,10 +82,10 @@ public final class ReplicationNode: Sendable {
         let role: NodeRole = configuration.follow.isEmpty ? .primary : .replica
         // With a control plane, no replica counts for acknowledgements until etcd's placement names
         // the members (the agent's first round).
-        let members: Set<String>? = configuration.cluster == nil ? nil : []
+        let members = AcknowledgingMembers(controlPlane: configuration.cluster != nil)
         state = Mutex(State(
             role: role, history: history, members: members,
-            replicaSet: ReplicaSetState(configuration: configuration.replicaSet, localDurableLSN: 0, eligible: members)))
+            replicaSet: ReplicaSetState(configuration: configuration.replicaSet, localDurableLSN: 0, eligible: members.nodeIDs)))
         followAddresses = Mutex(configuration.follow)
     }
 
@@ -98,12 +97,13 @@ public final class ReplicationNode: Sendable {
         followAddresses.withLock { $0 = addresses }
     }
 
-    /// The cluster's members as etcd's placement lists them: only they count for acknowledgements.
-    func setMembers(_ nodeIDs: Set<String>) {
+    /// The cluster's members as etcd's placement lists them (less those leaving): only they count for
+    /// acknowledgements. `observedEpoch`: the node's epoch before the placement was read; a primary
+    /// takes only members read during its own epoch.
+    func setMembers(_ nodeIDs: Set<String>, observedEpoch: UInt64) {
         let now = clock.now().milliseconds
         let removed = state.withLock { state -> [String] in
-            guard state.members != nodeIDs else { return [] }
-            state.members = nodeIDs
+            guard state.members.update(nodeIDs, observedEpoch: observedEpoch, role: state.role, epoch: state.history.currentEpoch) else { return [] }
             return state.replicaSet.setEligible(nodeIDs, nowMilliseconds: now)
         }
         for nodeID in removed { logger.warning("replica left the in-sync set: not a member of the cluster", metadata: ["replica": "\(nodeID)"]) }
@@ -112,6 +112,9 @@ public final class ReplicationNode: Sendable {
 
     public var role: NodeRole { state.withLock { $0.role } }
     public var epoch: UInt64 { state.withLock { $0.history.currentEpoch } }
+    var needsMembers: Bool {
+        state.withLock { $0.members.isStale(role: $0.role, epoch: $0.history.currentEpoch) }
+    }
     /// The highest epoch this node has promised to a promotion.
     var promisedEpoch: UInt64 { state.withLock { $0.history.promised } }
     public var history: EpochHistory { state.withLock { $0.history } }
@@ -124,7 +127,7 @@ public final class ReplicationNode: Sendable {
         let now = clock.now().milliseconds
         let role = state.withLock { state in
             state.wal = wal
-            state.replicaSet = ReplicaSetState(configuration: configuration.replicaSet, localDurableLSN: wal.locallyDurableLSN, eligible: state.members)
+            state.replicaSet = ReplicaSetState(configuration: configuration.replicaSet, localDurableLSN: wal.locallyDurableLSN, eligible: state.members.nodeIDs)
             state.appliedLSN = wal.locallyDurableLSN
             state.lastHeardMilliseconds = now
             return state.role
@@ -470,7 +473,8 @@ public final class ReplicationNode: Sendable {
             state.role = .primary
             state.follower = nil
             state.primaryNodeID = nil
-            state.replicaSet = ReplicaSetState(configuration: configuration.replicaSet, localDurableLSN: wal.locallyDurableLSN, eligible: state.members)
+            state.members.promoted()
+            state.replicaSet = ReplicaSetState(configuration: configuration.replicaSet, localDurableLSN: wal.locallyDurableLSN, eligible: state.members.nodeIDs)
             return PromoteReply(epoch: epoch, firstLSN: first)
         }
         becomePrimaryGate(wal)
@@ -500,7 +504,7 @@ public final class ReplicationNode: Sendable {
                 fields.append(("mode", .string(configuration.replicaSet.mode.rawValue)))
                 fields.append(("minimum_in_sync", .number(String(configuration.replicaSet.minimumInSync))))
                 fields.append(("in_sync", .array(state.replicaSet.inSyncReplicas.map { .string($0) })))
-                fields.append(("members", state.members.map { .array($0.sorted().map { .string($0) }) } ?? .null))
+                fields.append(("members", state.members.nodeIDs.map { .array($0.sorted().map { .string($0) }) } ?? .null))
                 let replicas = state.replicaSet.replicas.values.sorted { $0.nodeID < $1.nodeID }.map { replica -> JSONValue in
                     let lag = state.replicaSet.lagMilliseconds(durableLSN: replica.durableLSN, nowMilliseconds: now)
                     return .object([

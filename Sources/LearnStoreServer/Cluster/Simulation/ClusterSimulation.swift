@@ -25,6 +25,9 @@ public struct ClusterSimulation {
         /// Whether the last node starts only some seconds into the faults, so that it follows the
         /// primary for a while before the controller makes it a member.
         public var lastNodeJoinsLate = true
+        /// Whether the operator removes a node (`learnstore cluster remove-node`) during the faults, and
+        /// then stops it for good half of the time.
+        public var removesANode = false
         public init() {}
     }
 
@@ -38,6 +41,9 @@ public struct ClusterSimulation {
         public var etcdOutages = 0
         public var promotions = 0
         public var restartsRequested = 0
+        /// Nodes removed, and removals refused (the operator tries again a second later).
+        public var removals = 0
+        public var removalsRefused = 0
         public var violation: String?
         /// The last events before the violation.
         public var trace: [String] = []
@@ -54,6 +60,8 @@ public struct ClusterSimulation {
             etcdOutages += other.etcdOutages
             promotions += other.promotions
             restartsRequested += other.restartsRequested
+            removals += other.removals
+            removalsRefused += other.removalsRefused
         }
     }
 
@@ -97,6 +105,16 @@ public struct ClusterSimulation {
             cluster.nodes[last].state.withLock { $0.alive = false }
             downUntil[last] = Int64(random.next(below: Int(max(1, options.faultSeconds * 1000 / 2)))) / Self.tickMilliseconds * Self.tickMilliseconds
             cluster.note("\(cluster.nodes[last].nodeID) joins at \(downUntil[last]) ms")
+        }
+        var removal: Removal?
+        if options.removesANode {
+            let target = cluster.nodes[Int.random(in: 1..<cluster.nodes.count, using: &random)].nodeID
+            let at = Int64(random.next(below: Int(max(1, options.faultSeconds * 1000 / 2)))) / Self.tickMilliseconds * Self.tickMilliseconds
+            removal = Removal(run: MemberRemovalRun(
+                configuration: configuration,
+                etcd: cluster.etcd.endpoint(for: SimulatedCluster.operatorName, scheduler: options.interleavesEtcdCalls ? cluster.scheduler : nil),
+                peers: SimulatedPeers(from: SimulatedCluster.operatorName, cluster: cluster), node: target), next: at)
+            cluster.note("the operator removes \(target) from \(at) ms")
         }
         var replication = SimulatedReplication()
         let faultEnd = options.faultSeconds * 1000
@@ -151,9 +169,10 @@ public struct ClusterSimulation {
                     }
                     result.promotions += try replication.checkPromotions(cluster)
                 }
+                if let removal { try await step(removal, now: now, cluster, &result, &random, &downUntil, &group) }
                 // Turns, one call at a time, in a random order; some calls wait for a later tick.
                 while Double.random(in: 0..<1, using: &random) < 0.9 {
-                    let ready = scheduler.waitingNodes.enumerated().filter { entry in cluster.node(entry.element).map(cluster.isRunning) == true }
+                    let ready = scheduler.waitingNodes.enumerated().filter { entry in cluster.isCallerRunning(entry.element) }
                     guard let chosen = ready.randomElement(using: &random) else { break }
                     await scheduler.grant(at: chosen.offset, proceed: true)
                     result.promotions += try replication.checkPromotions(cluster)
@@ -200,6 +219,64 @@ public struct ClusterSimulation {
         }
     }
 
+    /// The operator's removal of a node: one attempt every 100 ms until the node is removed; after a
+    /// refusal (it is the primary, say), a second later.
+    final class Removal: @unchecked Sendable {
+        let run: MemberRemovalRun
+        var next: Int64
+        var inAttempt = false
+        var outcome: Swift.Result<MemberRemovalRun.Progress, LearnStoreError>?
+        var finished = false
+
+        init(run: MemberRemovalRun, next: Int64) {
+            self.run = run
+            self.next = next
+        }
+
+        func attempt() async {
+            do throws(LearnStoreError) { outcome = .success(try await run.attempt()) } catch { outcome = .failure(error) }
+            inAttempt = false
+        }
+    }
+
+    private func step(
+        _ removal: Removal, now: Int64, _ cluster: SimulatedCluster, _ result: inout Result, _ random: inout SplitMix64, _ downUntil: inout [Int64],
+        _ group: inout DiscardingTaskGroup
+    ) async throws(ClusterSimulationViolation) {
+        guard !removal.finished, !removal.inAttempt else { return }
+        let node = removal.run.node
+        switch removal.outcome {
+        case .success(.removed)?:
+            removal.finished = true
+            result.removals += 1
+            cluster.note("\(node) removed")
+            if Bool.random(using: &random), let index = cluster.nodes.firstIndex(where: { $0.nodeID == node }) {
+                cluster.nodes[index].state.withLock { $0.alive = false }
+                downUntil[index] = .max
+                cluster.note("the operator stops \(node) for good")
+            }
+            return
+        case .success(.waiting(let reason))?:
+            cluster.note("removal of \(node): \(reason)")
+            removal.next = now + 100
+        case .failure(let error)?:
+            cluster.note("removal of \(node) failed: \(error.message)")
+            if error.code == .validation { result.removalsRefused += 1 }
+            removal.next = now + 1000
+        case nil:
+            break
+        }
+        removal.outcome = nil
+        guard now >= removal.next, now < options.faultSeconds * 1000 else { return }
+        removal.inAttempt = true
+        await cluster.scheduler.start {
+            group.addTask {
+                await removal.attempt()
+                cluster.scheduler.roundEnded()
+            }
+        }
+    }
+
     private func replicate(_ replication: inout SimulatedReplication, _ cluster: SimulatedCluster, _ lastAcknowledgedAt: inout Int64) throws(ClusterSimulationViolation) {
         let before = replication.acknowledgedWrites
         try replication.step(cluster, writes: true)
@@ -216,7 +293,8 @@ public struct ClusterSimulation {
             state.alive = true
             state.pausedUntil = 0
             state.restartRequested = false
-            state.members = []
+            state.members = AcknowledgingMembers(controlPlane: true)
+            state.inSync = []
             state.role = placement.primary == node.nodeID ? .primary : .replica
         }
         return true

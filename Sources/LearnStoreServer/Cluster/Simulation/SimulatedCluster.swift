@@ -64,10 +64,16 @@ final class SimulatedCluster: @unchecked Sendable {
         return linkCutUntil.withLock { now >= ($0[Self.linkKey(a, b)] ?? 0) }
     }
 
+    /// The operator's commands run outside the nodes: never stopped, never cut off.
+    static let operatorName = "operator"
+
+    /// Whether the node (or the operator) making a call runs now.
+    func isCallerRunning(_ name: String) -> Bool { node(name).map(isRunning) ?? (name == Self.operatorName) }
+
     /// The node at `address` if `from` can reach it now.
     func reachable(_ address: String, from: String) -> SimulatedClusterNode? {
-        guard let target = nodes.first(where: { $0.address == address }), let source = node(from),
-            isRunning(target), isRunning(source), linked(from, target.nodeID)
+        guard let target = nodes.first(where: { $0.address == address }), isRunning(target), isCallerRunning(from),
+            from == Self.operatorName || linked(from, target.nodeID)
         else { return nil }
         return target
     }
@@ -131,7 +137,7 @@ struct SimulatedReplication {
             let following = followers[primary.nodeID] ?? []
             let (epoch, log, members) = primary.state.withLock { state -> (UInt64, [UInt64], Set<String>) in
                 if writes { state.log.append(state.epoch) }
-                return (state.epoch, state.log, state.members)
+                return (state.epoch, state.log, state.members.nodeIDs ?? [])
             }
             for replica in following {
                 replica.state.withLock { state in
@@ -139,7 +145,9 @@ struct SimulatedReplication {
                     state.log = log
                 }
             }
-            guard following.filter({ members.contains($0.nodeID) }).count >= primary.minimumInSync, log.count > acknowledged.count else { continue }
+            let counted = following.filter { members.contains($0.nodeID) }.map(\.nodeID).sorted()
+            primary.state.withLock { $0.inSync = counted }
+            guard counted.count >= primary.minimumInSync, log.count > acknowledged.count else { continue }
             guard log.starts(with: acknowledged) else {
                 let missing = zip(acknowledged, log).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? log.count
                 throw ClusterSimulationViolation(

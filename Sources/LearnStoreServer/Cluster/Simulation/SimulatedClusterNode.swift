@@ -16,8 +16,10 @@ final class SimulatedClusterNode: ClusterNodeControl, @unchecked Sendable {
         var epoch: UInt64 = 0
         var promised: UInt64 = 0
         var promisedTo: UUID16?
-        /// The members etcd's placement listed when the node's agent last read it (none before).
-        var members: Set<String> = []
+        /// The members etcd's placement listed (less those leaving) when the node's agent last read it.
+        var members = AcknowledgingMembers(controlPlane: true)
+        /// As a primary: the members that followed it in the last step of the replication.
+        var inSync: [String] = []
         /// The epoch of each record, LSN 1 first.
         var log: [UInt64] = []
         var alive = true
@@ -60,15 +62,25 @@ final class SimulatedClusterNode: ClusterNodeControl, @unchecked Sendable {
     /// A simulated replica reaches every running primary (``SimulatedReplication``), so the list is not kept.
     func setFollowAddresses(_ addresses: [String]) {}
 
-    func setMembers(_ nodeIDs: Set<String>) { state.withLock { $0.members = nodeIDs } }
+    func setMembers(_ nodeIDs: Set<String>, observedEpoch: UInt64) {
+        state.withLock { state in _ = state.members.update(nodeIDs, observedEpoch: observedEpoch, role: state.role, epoch: state.epoch) }
+    }
+
+    var needsMembers: Bool { state.withLock { $0.members.isStale(role: $0.role, epoch: $0.epoch) } }
 
     /// The STATUS document's members a promotion reads.
     var status: JSONValue {
         state.withLock { state in
-            .object([
+            var fields: [(String, JSONValue)] = [
                 ("role", .string(state.role.name)), ("epoch", .number(String(state.epoch))), ("promised", .number(String(state.promised))),
                 ("last_epoch", .number(String(state.log.last ?? 0))), ("durable_lsn", .number(String(state.log.count))),
-            ])
+            ]
+            if state.role != .replica {
+                fields.append(("minimum_in_sync", .number(String(minimumInSync))))
+                fields.append(("in_sync", .array(state.inSync.map { .string($0) })))
+                fields.append(("members", .array((state.members.nodeIDs ?? []).sorted().map { .string($0) })))
+            }
+            return .object(fields)
         }
     }
 
@@ -95,6 +107,8 @@ final class SimulatedClusterNode: ClusterNodeControl, @unchecked Sendable {
             state.role = .primary
             state.epoch = epoch
             state.promisedTo = nil
+            state.members.promoted()
+            state.inSync = []
             return PromoteReply(epoch: epoch, firstLSN: UInt64(state.log.count) + 1)
         }
     }

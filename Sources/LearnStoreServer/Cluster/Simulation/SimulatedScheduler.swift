@@ -4,9 +4,9 @@ import Synchronization
 /// a promise, a promotion) first waits here for its turn, and the simulation grants turns one by one
 /// in a random order, some in later ticks than others (a slow answer). So the rounds of different
 /// nodes interleave at those calls, a round can see the cluster change between two of them, and a
-/// stopped node's round resumes with what it read before it stopped. (An endpoint of the simulated
-/// etcd can wait for turns too; the runs do not use that yet: see docs/CLUSTER.md, "Simulation".) Only one task runs at a time:
-/// the simulation waits until the task it let go parks again or ends its round.
+/// stopped node's round resumes with what it read before it stopped. The calls of an endpoint of the
+/// simulated etcd wait for turns too, unless the run answers them at once. Only one task runs at a
+/// time: the simulation waits until the task it let go parks again or ends its round.
 final class SimulatedScheduler: Sendable {
     private struct Waiting {
         let node: String

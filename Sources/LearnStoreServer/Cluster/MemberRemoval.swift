@@ -1,0 +1,163 @@
+import LearnStoreModel
+import NIOCore
+
+/// Removing a member for good (`learnstore cluster remove-node`, docs/CLUSTER.md), decided from the
+/// placement and the members' STATUS documents. A plain edit of the members would not be safe: writes
+/// acknowledged while the node was an in-sync replica may be on no other member yet, a primary whose
+/// list of members predates the edit would go on counting it, and a promotion under way counts it
+/// among the nodes that promised. So the node is first marked *leaving* (still a member for
+/// promotions, no longer counted as in sync), and dropped only once
+/// - the primary of the placement's epoch no longer counts it and has `m` other replicas in sync (each
+///   holds every write acknowledged so far);
+/// - all but `m` of the members answer without having promised a newer epoch: a promotion needs all
+///   but `m` promises, so any promotion still to come is promised by one of them after the mark, and
+///   its primary reads the members after its promotion (``ClusterAgent``), mark included;
+/// - the members left are more than `2m`, so that the promotion quorums of the old and new member
+///   lists (all but `m` of each) share a node.
+enum MemberRemoval {
+    enum Step: Equatable {
+        /// Record the node as leaving.
+        case markLeaving(ClusterPlacement)
+        /// Drop it from the members and record it as removed.
+        case remove(ClusterPlacement)
+        /// Not yet, and why.
+        case wait(String)
+        /// Not as things stand, and what to do.
+        case refuse(String)
+        /// It is removed.
+        case done
+    }
+
+    /// The next step. `statuses`: each member's STATUS document by node id (missing: no answer).
+    static func next(_ placement: ClusterPlacement, removing node: String, statuses: [String: JSONValue]) -> Step {
+        if placement.removed.contains(node) && placement.members[node] == nil { return .done }
+        guard placement.members[node] != nil else { return .refuse("\(node) is not a member of the cluster") }
+        guard node != placement.primary else {
+            return .refuse("\(node) is the primary: stop it (the controller promotes another member), then remove it")
+        }
+        let primary = placement.primary
+        guard let primaryStatus = statuses[primary] else { return .wait("the primary \(primary) does not answer") }
+        guard let reported = primaryStatus["minimum_in_sync"]?.int64Value, (0...64).contains(reported) else {
+            return .wait("\(primary) does not report itself as a primary (a failover may be under way)")
+        }
+        let m = Int(reported)
+        let remaining = placement.members.count - 1
+        guard remaining > 2 * m else {
+            return .refuse(
+                "removing \(node) would leave \(remaining) members, too few to fail over with \(m) in-sync replicas (more than \(2 * m) are needed): start a replacement node first, then remove \(node)")
+        }
+        guard placement.leaving.contains(node) else {
+            var next = placement
+            next.leaving.insert(node)
+            return .markLeaving(next)
+        }
+        guard primaryStatus["role"]?.stringValue == NodeRole.primary.name, primaryStatus["epoch"]?.int64Value == Int64(clamping: placement.epoch) else {
+            return .wait("\(primary) is not the primary of epoch \(placement.epoch) (a failover may be under way)")
+        }
+        guard case .array(let members)? = primaryStatus["members"], !members.contains(.string(node)) else {
+            return .wait("\(primary) still counts \(node) as a member")
+        }
+        let inSync = (primaryStatus["in_sync"]?.arrayValue ?? []).compactMap(\.stringValue).filter { $0 != node }
+        guard inSync.count >= m else {
+            return .wait("\(primary) has \(inSync.count) in-sync replicas besides \(node); \(m) needed")
+        }
+        let unpromised = placement.members.keys.filter { id in
+            guard let status = statuses[id], let epoch = status["epoch"]?.int64Value, let promised = status["promised"]?.int64Value else { return false }
+            return max(epoch, promised) <= Int64(clamping: placement.epoch)
+        }
+        guard unpromised.count >= placement.members.count - m else {
+            return .wait(
+                "\(unpromised.count) of \(placement.members.count) members answer without a promise of an epoch after \(placement.epoch); \(placement.members.count - m) must")
+        }
+        var next = placement
+        next.members[node] = nil
+        next.leaving.remove(node)
+        next.removed.insert(node)
+        return .remove(next)
+    }
+}
+
+/// The I/O of a removal: one attempt reads the placement and the members' statuses and takes
+/// ``MemberRemoval``'s next step in a transaction guarded by the placement's revision. The command
+/// repeats attempts until one reports the node removed.
+struct MemberRemovalRun {
+    let configuration: ClusterConfiguration
+    let etcd: any ControlPlaneStore
+    let peers: any PromotionTransport
+    let node: String
+
+    enum Progress: Equatable {
+        case removed
+        case waiting(String)
+    }
+
+    func attempt() async throws(LearnStoreError) -> Progress {
+        guard let kv = try await etcd.get(configuration.placementKey) else { throw LearnStoreError(.notFound, "etcd holds no placement for this cluster") }
+        let placement = try ClusterPlacement.decode(kv.value)
+        var statuses: [String: JSONValue] = [:]
+        for (id, address) in placement.members.sorted(by: { $0.key < $1.key }) {
+            if let status = await peers.status(address, timeout: .milliseconds(500)).status { statuses[id] = status }
+        }
+        switch MemberRemoval.next(placement, removing: node, statuses: statuses) {
+        case .done:
+            return .removed
+        case .refuse(let reason):
+            throw LearnStoreError(.validation, reason)
+        case .wait(let reason):
+            return .waiting(reason)
+        case .markLeaving(let next):
+            let marked = try await etcd.transaction(if: [.modRevision(configuration.placementKey, kv.modRevision)], put: [(configuration.placementKey, next.encoded, 0)])
+            return .waiting(marked ? "\(node) is marked leaving" : "the placement changed meanwhile")
+        case .remove(let next):
+            let removed = try await etcd.transaction(if: [.modRevision(configuration.placementKey, kv.modRevision)], put: [(configuration.placementKey, next.encoded, 0)])
+            return removed ? .removed : .waiting("the placement changed meanwhile")
+        }
+    }
+}
+
+extension MemberRemoval {
+    /// Lets the controller make a removed node a member again once it registers; false when it was not removed.
+    static func readmit(_ node: String, configuration: ClusterConfiguration, etcd: any ControlPlaneStore) async throws(LearnStoreError) -> Bool {
+        while true {
+            guard let kv = try await etcd.get(configuration.placementKey) else { throw LearnStoreError(.notFound, "etcd holds no placement for this cluster") }
+            var placement = try ClusterPlacement.decode(kv.value)
+            guard placement.removed.remove(node) != nil else { return false }
+            if try await etcd.transaction(if: [.modRevision(configuration.placementKey, kv.modRevision)], put: [(configuration.placementKey, placement.encoded, 0)]) {
+                return true
+            }
+        }
+    }
+}
+
+/// The operator's membership commands on a cluster with a control plane.
+public enum ClusterMembership {
+    /// Removes `node` from the cluster's members (``MemberRemoval``), waiting up to `timeout` for the
+    /// conditions; `progress` hears each new reason to wait.
+    public static func remove(
+        _ node: String, configuration: ClusterConfiguration, credential: NodeCredential, group: any EventLoopGroup, timeout: Duration,
+        progress: @Sendable (String) -> Void
+    ) async throws(LearnStoreError) {
+        let etcd = try EtcdClient(endpoints: configuration.endpoints, group: group, timeout: .seconds(2))
+        let run = MemberRemovalRun(configuration: configuration, etcd: etcd, peers: NodeTransport(credential: credential, group: group), node: node)
+        let deadline = ContinuousClock.now + timeout
+        var last: String?
+        while true {
+            switch try await run.attempt() {
+            case .removed:
+                return
+            case .waiting(let reason):
+                if reason != last { progress(reason) }
+                last = reason
+                guard ContinuousClock.now < deadline else {
+                    throw LearnStoreError(.notYet, "\(node) is not removed yet: \(reason); it stays marked leaving (run the command again)")
+                }
+                try? await Task.sleep(for: .milliseconds(100))
+            }
+        }
+    }
+
+    /// Lets a removed node become a member again when it registers; false when it was not removed.
+    public static func readmit(_ node: String, configuration: ClusterConfiguration, group: any EventLoopGroup) async throws(LearnStoreError) -> Bool {
+        try await MemberRemoval.readmit(node, configuration: configuration, etcd: try EtcdClient(endpoints: configuration.endpoints, group: group, timeout: .seconds(2)))
+    }
+}

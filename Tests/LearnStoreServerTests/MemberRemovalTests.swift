@@ -1,0 +1,128 @@
+import LearnStoreModel
+import Testing
+
+@testable import LearnStoreServer
+
+/// The rules of `learnstore cluster remove-node`, and the members a primary counts.
+@Suite struct MemberRemovalTests {
+    static let placement = ClusterPlacement(
+        epoch: 4, primary: "n0", members: ["n0": "127.0.0.1:7401", "n1": "127.0.0.1:7402", "n2": "127.0.0.1:7403", "n3": "127.0.0.1:7404"])
+
+    static func replica(epoch: Int = 4, promised: Int = 4) -> JSONValue {
+        .object([("role", .string("replica")), ("epoch", .number(String(epoch))), ("promised", .number(String(promised)))])
+    }
+
+    static func primary(members: [String], inSync: [String], epoch: Int = 4, minimumInSync: Int = 1) -> JSONValue {
+        .object([
+            ("role", .string("primary")), ("epoch", .number(String(epoch))), ("promised", .number(String(epoch))),
+            ("minimum_in_sync", .number(String(minimumInSync))), ("in_sync", .array(inSync.map { .string($0) })),
+            ("members", .array(members.map { .string($0) })),
+        ])
+    }
+
+    /// Every member answering, the primary counting n1 ... n3 as members and in sync.
+    static let steady: [String: JSONValue] = [
+        "n0": primary(members: ["n1", "n2", "n3"], inSync: ["n1", "n2", "n3"]), "n1": replica(), "n2": replica(), "n3": replica(),
+    ]
+
+    @Test func aNodeIsFirstMarkedLeavingThenRemovedOnceNoPrimaryCountsIt() {
+        guard case .markLeaving(let marked) = MemberRemoval.next(Self.placement, removing: "n3", statuses: Self.steady) else {
+            Issue.record("the first step marks the node leaving")
+            return
+        }
+        #expect(marked.leaving == ["n3"] && marked.members.count == 4 && marked.acknowledgingMembers == ["n0", "n1", "n2"])
+        guard case .wait(let reason) = MemberRemoval.next(marked, removing: "n3", statuses: Self.steady) else {
+            Issue.record("the primary still counts n3")
+            return
+        }
+        #expect(reason.contains("still counts n3"))
+        var statuses = Self.steady
+        statuses["n0"] = Self.primary(members: ["n1", "n2"], inSync: ["n1", "n2"])
+        guard case .remove(let removed) = MemberRemoval.next(marked, removing: "n3", statuses: statuses) else {
+            Issue.record("n3 can go")
+            return
+        }
+        #expect(removed.members["n3"] == nil && removed.leaving.isEmpty && removed.removed == ["n3"] && removed.epoch == 4 && removed.primary == "n0")
+        #expect(MemberRemoval.next(removed, removing: "n3", statuses: statuses) == .done)
+        // A removed node that is down: its status is missing, three of four answer.
+        statuses["n3"] = nil
+        if case .remove = MemberRemoval.next(marked, removing: "n3", statuses: statuses) {} else { Issue.record("a node that is down can be removed") }
+    }
+
+    @Test func itWaitsWhileAFailoverMayBeUnderWay() {
+        var marked = Self.placement
+        marked.leaving = ["n3"]
+        let counting = Self.primary(members: ["n1", "n2"], inSync: ["n1", "n2"])
+        func step(_ change: (inout [String: JSONValue]) -> Void) -> MemberRemoval.Step {
+            var statuses = Self.steady
+            statuses["n0"] = counting
+            change(&statuses)
+            return MemberRemoval.next(marked, removing: "n3", statuses: statuses)
+        }
+        let waits: [(String, (inout [String: JSONValue]) -> Void)] = [
+            ("the primary does not answer", { $0["n0"] = nil }),
+            ("a fenced primary", { $0["n0"] = .object([("role", .string("fenced")), ("epoch", .number("4")), ("promised", .number("5")), ("minimum_in_sync", .number("1")), ("members", .array([])), ("in_sync", .array([]))]) }),
+            ("a primary of another epoch", { $0["n0"] = Self.primary(members: ["n1", "n2"], inSync: ["n1"], epoch: 3) }),
+            ("no in-sync replica besides n3", { $0["n0"] = Self.primary(members: ["n1", "n2"], inSync: ["n3"]) }),
+            ("two members promised a newer epoch", { $0["n1"] = Self.replica(promised: 5); $0["n2"] = Self.replica(epoch: 5, promised: 5) }),
+            ("a member promised, another is down", { $0["n1"] = Self.replica(promised: 5); $0["n2"] = nil }),
+        ]
+        for (name, change) in waits {
+            guard case .wait = step(change) else {
+                Issue.record("\(name): waits")
+                continue
+            }
+        }
+        if case .remove = step({ $0["n1"] = Self.replica(promised: 5) }) {} else { Issue.record("all but one member answer without a newer promise") }
+    }
+
+    @Test func itRefusesThePrimaryAStrangerAndTooFewMembersLeft() {
+        guard case .refuse(let primary) = MemberRemoval.next(Self.placement, removing: "n0", statuses: Self.steady) else {
+            Issue.record("the primary is refused")
+            return
+        }
+        #expect(primary.contains("is the primary"))
+        guard case .refuse = MemberRemoval.next(Self.placement, removing: "n9", statuses: Self.steady) else {
+            Issue.record("a stranger is refused")
+            return
+        }
+        var three = Self.placement
+        three.members["n3"] = nil
+        guard case .refuse(let few) = MemberRemoval.next(three, removing: "n2", statuses: Self.steady) else {
+            Issue.record("two members left cannot fail over with one in-sync replica")
+            return
+        }
+        #expect(few.contains("would leave 2 members") && few.contains("replacement"))
+        var statuses = Self.steady
+        statuses["n0"] = Self.primary(members: ["n1", "n2", "n3"], inSync: ["n1", "n2", "n3"], minimumInSync: 2)
+        guard case .refuse = MemberRemoval.next(Self.placement, removing: "n3", statuses: statuses) else {
+            Issue.record("with two in-sync replicas, three members left are too few")
+            return
+        }
+    }
+
+    /// A list of members read before a primary's epoch began may name a node removed since: a primary
+    /// counts no replica until its agent read the members during its epoch.
+    @Test func aPrimaryCountsOnlyMembersReadDuringItsEpoch() {
+        var members = AcknowledgingMembers(controlPlane: true)
+        #expect(members.nodeIDs == [] && members.isStale(role: .primary, epoch: 1), "a node that starts as the primary waits for its first read")
+        var changed = members.update(["n1", "n2"], observedEpoch: 1, role: .replica, epoch: 1)
+        #expect(changed)
+        #expect(!members.isStale(role: .replica, epoch: 1))
+        members.promoted()
+        #expect(members.nodeIDs == [] && members.isStale(role: .primary, epoch: 2))
+        changed = members.update(["n1", "n2"], observedEpoch: 1, role: .primary, epoch: 2)
+        #expect(!changed, "read before the promotion")
+        #expect(members.nodeIDs == [] && members.isStale(role: .primary, epoch: 2))
+        changed = members.update(["n1"], observedEpoch: 2, role: .primary, epoch: 2)
+        #expect(changed)
+        #expect(members.nodeIDs == ["n1"] && !members.isStale(role: .primary, epoch: 2))
+        #expect(members.isStale(role: .fenced, epoch: 3), "a fenced node of a newer epoch reads again")
+        var none = AcknowledgingMembers(controlPlane: false)
+        #expect(none.nodeIDs == nil && !none.isStale(role: .primary, epoch: 5))
+        changed = none.update(["n1"], observedEpoch: 5, role: .primary, epoch: 5)
+        #expect(!changed)
+        none.promoted()
+        #expect(none.nodeIDs == nil, "without a control plane every replica counts")
+    }
+}
