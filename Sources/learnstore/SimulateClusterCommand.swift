@@ -25,6 +25,7 @@ struct SimulateClusterCommand: AsyncParsableCommand {
     @Option(name: .customLong("min-in-sync"), help: "Minimum in-sync replicas (1 ... (nodes - 1) / 2).") var minimumInSync = 1
     @Option(name: .customLong("fault-seconds"), help: "Simulated seconds with faults.") var faultSeconds: Int64 = 30
     @Option(name: .customLong("settle-seconds"), help: "Simulated seconds without faults before the end checks.") var settleSeconds: Int64 = 15
+    @Option(name: .customLong("fault-rate"), help: "The chance per 10 ms tick of each kind of fault starting (0.0001 ... 0.05; default 0.002).") var faultRate = 0.002
     @Flag(help: "Stop at the first failing seed.") var stopAtFirstFailure = false
     @Flag(name: .customLong("etcd-answers-at-once"), help: "etcd answers the agents at once instead of at a scheduled turn (fewer interleavings).")
     var etcdAnswersAtOnce = false
@@ -36,9 +37,10 @@ struct SimulateClusterCommand: AsyncParsableCommand {
     func run() async throws {
         try await runCLI {
             guard seeds >= 1, (3...5).contains(nodes), minimumInSync >= 1, nodes > 2 * minimumInSync,
-                (1...3600).contains(faultSeconds), (5...3600).contains(settleSeconds)
+                (1...3600).contains(faultSeconds), (5...3600).contains(settleSeconds), (0.0001...0.05).contains(faultRate)
             else {
-                throw CLIError.usage("--seeds at least 1, --nodes 3 ... 5, --min-in-sync 1 ... (nodes - 1) / 2, --fault-seconds 1 ... 3600, --settle-seconds 5 ... 3600")
+                throw CLIError.usage(
+                    "--seeds at least 1, --nodes 3 ... 5, --min-in-sync 1 ... (nodes - 1) / 2, --fault-seconds 1 ... 3600, --settle-seconds 5 ... 3600, --fault-rate 0.0001 ... 0.05")
             }
             guard first <= UInt64.max - UInt64(seeds) else { throw CLIError.usage("--first is too large for that many seeds") }
             var options = ClusterSimulation.Options()
@@ -46,6 +48,7 @@ struct SimulateClusterCommand: AsyncParsableCommand {
             options.minimumInSync = minimumInSync
             options.faultSeconds = faultSeconds
             options.settleSeconds = settleSeconds
+            options.faultRate = faultRate
             options.interleavesEtcdCalls = !etcdAnswersAtOnce
             options.lastNodeJoinsLate = !allNodesAtStart
             options.removesANode = removeNode

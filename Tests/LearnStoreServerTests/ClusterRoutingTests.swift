@@ -23,7 +23,7 @@ import Testing
         }
     }
 
-    /// A one-member etcd and three nodes n0 (the primary), n1 and n2, each on a data directory of its own.
+    /// A one-member etcd and `nodes` nodes n0 (the primary), n1, ..., each on a data directory of its own.
     struct Cluster {
         let scratch: TemporaryDirectory
         let etcd: [EtcdProcess]
@@ -31,13 +31,13 @@ import Testing
         var servers: [TestServer]
         var addresses: [String] { servers.map { "127.0.0.1:\($0.port)" } }
 
-        static func start(name: String) async throws -> Cluster {
+        static func start(name: String, nodes: Int = 3) async throws -> Cluster {
             let scratch = TemporaryDirectory(prefix: "learnstore-\(name)-")
             let etcd = try await EtcdProcess.startCluster(members: 1, workDirectory: scratch.path, binary: EtcdProcess.binary()!)
-            let directories = (0..<3).map { _ in TemporaryDirectory() }
+            let directories = (0..<nodes).map { _ in TemporaryDirectory() }
             var servers: [TestServer] = []
             do {
-                for index in 0..<3 {
+                for index in 0..<nodes {
                     let port = try FailoverTester.freePort()
                     servers.append(try await TestServer.start(
                         configure: ClusterRoutingTests.node("n\(index)", port: port, etcd: etcd.map(\.clientURL), cluster: name),

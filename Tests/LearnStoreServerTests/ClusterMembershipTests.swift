@@ -1,0 +1,71 @@
+import Foundation
+import LearnStoreClient
+import LearnStoreModel
+import LearnStoreServer
+import LearnStoreTestSupport
+import LearnStoreTools
+import NIOPosix
+import Testing
+
+/// `learnstore cluster remove-node` and `readmit-node` against a real etcd and four in-process nodes.
+@Suite struct ClusterMembershipTests {
+    @Test(.enabled(if: EtcdProcess.binary() != nil, "needs etcd (scripts/ensure-deps.sh installs it)"))
+    func aStoppedNodeIsRemovedAndTheOthersStillFailOver() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: CommandLineRun.binary.path), "build the learnstore binary first")
+        let cluster = try await ClusterRoutingTests.Cluster.start(name: "membership", nodes: 4)
+        defer { cluster.killEtcd() }
+        let servers = cluster.servers
+        let work = URL(fileURLWithPath: cluster.scratch.path)
+        let secret = work.appendingPathComponent("secret")
+        try Data(ReplicationServerTests.secret).write(to: secret)
+        let etcd = ["--etcd-endpoints", cluster.etcd.map(\.clientURL).joined(separator: ","), "--cluster-name", "membership"]
+        let control = etcd + ["--cluster-secret-file", secret.path]
+        var configuration = ClusterConfiguration(endpoints: cluster.etcd.map(\.clientURL))
+        configuration.name = "membership"
+        func placement() async -> ClusterPlacement? { try? await ClusterView.read(configuration, group: MultiThreadedEventLoopGroup.singleton).placement }
+
+        let primary = try await ReplicationServerTests.replicationAddress(servers[0])
+        let everyone = ["n0", "n1", "n2", "n3"].map { JSONValue.string($0) }
+        #expect(await eventually(within: 30) { (try? await ReplicationServerTests.status(primary))?["members"] == .array(everyone) })
+
+        // n3's machine is gone for good.
+        try await servers[3].stop()
+        let refused = try await CommandLineRun.run(["cluster", "remove-node", "--node", "n0"] + control, in: work)
+        #expect(refused.status != 0 && refused.stderr.contains("is the primary"), "\(refused.stderr)")
+        let removed = try await CommandLineRun.run(["cluster", "remove-node", "--node", "n3", "--timeout", "60"] + control, in: work)
+        #expect(removed.status == 0, "\(removed.stderr)")
+        #expect(removed.stdout == #"{"removed":"n3"}"# + "\n")
+        let after = await placement()
+        #expect(after.map { Set($0.members.keys) } == ["n0", "n1", "n2"] && after?.removed == ["n3"] && after?.leaving == [])
+        #expect(await eventually(within: 30) {
+            (try? await ReplicationServerTests.status(primary))?["members"] == .array(everyone.dropLast())
+        })
+        let tooFew = try await CommandLineRun.run(["cluster", "remove-node", "--node", "n2"] + control, in: work)
+        #expect(tooFew.status != 0 && tooFew.stderr.contains("would leave 2 members"), "\(tooFew.stderr)")
+
+        // Three members fail over as before: all but one answer the promotion.
+        let writer = ClusterClient(
+            seeds: cluster.addresses.dropFirst().dropLast().map { $0 }, configuration: ClientConfiguration(token: try await servers[1].token()), attempts: 40)
+        let first = try await writer.run { (client) throws(LearnStoreError) in
+            try await client.performance.learningRecords.create(sampleBody(title: "before"), idempotencyKey: "before").value
+        }
+        do { try await servers[0].stop() } catch is NodeRestartRequested {}
+        let second = try await writer.run { (client) throws(LearnStoreError) in
+            try await client.performance.learningRecords.create(sampleBody(title: "after"), idempotencyKey: "after").value
+        }
+        let both = try await writer.run { (client) throws(LearnStoreError) in
+            [try await client.performance.learningRecords.get(first.id), try await client.performance.learningRecords.get(second.id)]
+        }
+        #expect(both == [first, second])
+        await writer.shutdown()
+        let promoted = await placement()
+        #expect(promoted.map { $0.epoch > 1 && $0.primary != "n0" && $0.removed == ["n3"] } == true)
+
+        let readmitted = try await CommandLineRun.run(["cluster", "readmit-node", "--node", "n3"] + etcd, in: work)
+        #expect(readmitted.status == 0 && readmitted.stdout == #"{"readmitted":"n3"}"# + "\n", "\(readmitted.stderr)")
+        #expect(await placement()?.removed == [])
+        let again = try await CommandLineRun.run(["cluster", "readmit-node", "--node", "n3"] + etcd, in: work)
+        #expect(again.status != 0 && again.stderr.contains("not a removed node"), "\(again.stderr)")
+        for server in servers[1...2] { try await server.stop() }
+    }
+}
