@@ -18,6 +18,8 @@ struct ReplicationOptions: ParsableArguments {
     @Option(name: .customLong("etcd-endpoints"), help: "etcd client URLs (http://host:port,...): etcd decides the node's role, finds its primary and fails over by itself (docs/CLUSTER.md).") var etcdEndpoints: String?
     @Option(name: .customLong("cluster-name"), help: "With etcd: the cluster's name; its keys live under /learnstore/<name>/ (default learnstore).") var clusterName: String?
     @Option(name: .customLong("lease-ttl"), help: "With etcd: seconds of the node's lease, 2 ... 60 (default 3); a primary that cannot renew it for that less a margin (a sixth, at least 0.5 s) stops acknowledging.") var leaseTTL: Int?
+    @Option(name: .customLong("replication-factor"), help: "With etcd: the members the controller keeps, 2 ... 64 (default: every node); further nodes wait as spares. Give every node the same value.") var replicationFactor: Int?
+    @Option(name: .customLong("replace-after"), help: "With etcd and --replication-factor: seconds a member may be gone before a spare takes its place, 1 ... 86400 (default 30).") var replaceAfter: Int?
 
     func configuration(_ settings: Settings, host: String) throws -> ReplicationConfiguration? {
         guard settings.string("replication-port", replicationPort.map { String($0) }) != nil else {
@@ -62,10 +64,24 @@ struct ReplicationOptions: ParsableArguments {
             let ttl = try settings.int("lease-ttl", leaseTTL, default: 3)
             guard (2...60).contains(ttl) else { throw CLIError.usage("--lease-ttl must be 2 ... 60 seconds (etcd grants no less than 2)") }
             cluster.leaseSeconds = ttl
+            if settings.string("replication-factor", replicationFactor.map { String($0) }) != nil {
+                let factor = try settings.int("replication-factor", replicationFactor, default: 3)
+                guard (2...64).contains(factor) else { throw CLIError.usage("--replication-factor must be 2 ... 64") }
+                guard factor > 2 * configuration.replicaSet.minimumInSync else {
+                    throw CLIError.usage("--replication-factor must be above twice --min-in-sync-replicas, or no promotion could ever succeed")
+                }
+                cluster.replicationFactor = factor
+            }
+            let replace = try settings.int("replace-after", replaceAfter, default: 30)
+            guard (1...86_400).contains(replace) else { throw CLIError.usage("--replace-after must be 1 ... 86400 seconds") }
+            cluster.replaceAfterMilliseconds = Int64(replace) * 1000
             _ = try EtcdClient(endpoints: list, group: MultiThreadedEventLoopGroup.singleton)
             configuration.cluster = cluster
         } else {
-            for (flag, value) in [("cluster-name", clusterName), ("lease-ttl", leaseTTL.map { String($0) })] where settings.string(flag, value) != nil {
+            for (flag, value) in [
+                ("cluster-name", clusterName), ("lease-ttl", leaseTTL.map { String($0) }), ("replication-factor", replicationFactor.map { String($0) }),
+                ("replace-after", replaceAfter.map { String($0) }),
+            ] where settings.string(flag, value) != nil {
                 throw CLIError.usage("--\(flag) needs --etcd-endpoints")
             }
         }

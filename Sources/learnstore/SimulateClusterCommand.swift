@@ -33,6 +33,9 @@ struct SimulateClusterCommand: AsyncParsableCommand {
     var allNodesAtStart = false
     @Flag(name: .customLong("remove-node"), help: "The operator removes a random node other than the first during the faults (needs more than 2 * min-in-sync + 1 nodes), and stops it for good half of the time.")
     var removeNode = false
+    @Option(name: .customLong("replication-factor"), help: "The members the controller keeps (default: every node); the other nodes wait as spares.") var replicationFactor: Int?
+    @Option(name: .customLong("replace-after-ms"), help: "With --replication-factor: how long a member may be gone before a spare replaces it (default 2000).") var replaceAfter: Int64 = 2_000
+    @Flag(name: .customLong("lose-a-node"), help: "A random node stops for good in the first half of the faults.") var loseANode = false
 
     func run() async throws {
         try await runCLI {
@@ -52,6 +55,15 @@ struct SimulateClusterCommand: AsyncParsableCommand {
             options.interleavesEtcdCalls = !etcdAnswersAtOnce
             options.lastNodeJoinsLate = !allNodesAtStart
             options.removesANode = removeNode
+            if let replicationFactor {
+                guard replicationFactor > 2 * minimumInSync, replicationFactor <= nodes else {
+                    throw CLIError.usage("--replication-factor must be above twice --min-in-sync and at most --nodes")
+                }
+                options.replicationFactor = replicationFactor
+            }
+            guard (100...600_000).contains(replaceAfter) else { throw CLIError.usage("--replace-after-ms must be 100 ... 600000") }
+            options.replaceAfterMilliseconds = replaceAfter
+            options.losesANode = loseANode
             var totals = ClusterSimulation.Result(seed: 0)
             var failures = 0
             let started = ContinuousClock.now
@@ -68,7 +80,7 @@ struct SimulateClusterCommand: AsyncParsableCommand {
             let seconds = Double((ContinuousClock.now - started).components.seconds)
             print("seeds=\(seeds) acknowledged_writes=\(totals.acknowledged) crashes=\(totals.crashes) pauses=\(totals.pauses) "
                 + "etcd_cut_offs=\(totals.etcdCuts) link_cuts=\(totals.linkCuts) etcd_outages=\(totals.etcdOutages) promotions=\(totals.promotions) "
-                + "replaced_primaries_restarted=\(totals.restartsRequested) removals=\(totals.removals) removals_refused=\(totals.removalsRefused) failures=\(failures) seconds=\(Int(seconds))")
+                + "replaced_primaries_restarted=\(totals.restartsRequested) removals=\(totals.removals) removals_refused=\(totals.removalsRefused) members_dropped=\(totals.membersDropped) failures=\(failures) seconds=\(Int(seconds))")
             if failures > 0 { throw ExitCode(1) }
         }
     }

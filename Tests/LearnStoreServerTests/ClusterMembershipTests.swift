@@ -68,4 +68,31 @@ import Testing
         #expect(again.status != 0 && again.stderr.contains("not a removed node"), "\(again.stderr)")
         for server in servers[1...2] { try await server.stop() }
     }
+
+    /// A replication factor of 3 on four nodes: n3 waits as a spare and takes the place of a member
+    /// whose key has been gone for a second.
+    @Test(.enabled(if: EtcdProcess.binary() != nil, "needs etcd (scripts/ensure-deps.sh installs it)"))
+    func aSpareTakesThePlaceOfAMemberThatIsGone() async throws {
+        let cluster = try await ClusterRoutingTests.Cluster.start(name: "spares", nodes: 4, replicationFactor: 3)
+        defer { cluster.killEtcd() }
+        let servers = cluster.servers
+        var configuration = ClusterConfiguration(endpoints: cluster.etcd.map(\.clientURL))
+        configuration.name = "spares"
+        func placement() async -> ClusterPlacement? { try? await ClusterView.read(configuration, group: MultiThreadedEventLoopGroup.singleton).placement }
+        let primary = try await ReplicationServerTests.replicationAddress(servers[0])
+        #expect(await eventually(within: 30) {
+            (try? await ReplicationServerTests.status(primary))?["members"] == .array(["n0", "n1", "n2"].map { .string($0) })
+        })
+        #expect(await placement().map { Set($0.members.keys) } == ["n0", "n1", "n2"], "n3 is a spare")
+        try await servers[1].stop()
+        #expect(await eventually(within: 30) { await placement().map { Set($0.members.keys) } == ["n0", "n2", "n3"] })
+        #expect(await placement().map { $0.removed.isEmpty && $0.leaving.isEmpty } == true)
+        #expect(await eventually(within: 30) {
+            (try? await ReplicationServerTests.status(primary))?["in_sync"] == .array(["n2", "n3"].map { .string($0) })
+        })
+        let writer = try await servers[0].client()
+        _ = try await writer.performance.learningRecords.create(sampleBody(title: "replicated twice"))
+        await writer.shutdown()
+        for index in [0, 2, 3] { try await servers[index].stop() }
+    }
 }

@@ -10,11 +10,13 @@ import Testing
 /// The control plane end to end with a real etcd and three in-process nodes: TOPOLOGY, MOVED, and a
 /// `ClusterClient` that follows the primary across a failover.
 @Suite struct ClusterRoutingTests {
-    static func node(_ id: String, port: Int, etcd: [String], cluster: String) -> (inout ServerConfiguration) -> Void {
+    static func node(_ id: String, port: Int, etcd: [String], cluster: String, replicationFactor: Int? = nil) -> (inout ServerConfiguration) -> Void {
         { configuration in
             var replication = ReplicationConfiguration(nodeID: id, port: port, secret: ReplicationServerTests.secret)
             var control = ClusterConfiguration(endpoints: etcd)
             control.name = cluster
+            control.replicationFactor = replicationFactor
+            control.replaceAfterMilliseconds = 1_000
             // The suite loads both cores: a 3 s lease can lapse between two renewals and fence a healthy
             // primary. The failover here follows the stopped primary's revoked lease, not its expiry.
             control.leaseSeconds = 10
@@ -31,7 +33,7 @@ import Testing
         var servers: [TestServer]
         var addresses: [String] { servers.map { "127.0.0.1:\($0.port)" } }
 
-        static func start(name: String, nodes: Int = 3) async throws -> Cluster {
+        static func start(name: String, nodes: Int = 3, replicationFactor: Int? = nil) async throws -> Cluster {
             let scratch = TemporaryDirectory(prefix: "learnstore-\(name)-")
             let etcd = try await EtcdProcess.startCluster(members: 1, workDirectory: scratch.path, binary: EtcdProcess.binary()!)
             let directories = (0..<nodes).map { _ in TemporaryDirectory() }
@@ -40,7 +42,7 @@ import Testing
                 for index in 0..<nodes {
                     let port = try FailoverTester.freePort()
                     servers.append(try await TestServer.start(
-                        configure: ClusterRoutingTests.node("n\(index)", port: port, etcd: etcd.map(\.clientURL), cluster: name),
+                        configure: ClusterRoutingTests.node("n\(index)", port: port, etcd: etcd.map(\.clientURL), cluster: name, replicationFactor: replicationFactor),
                         persistence: .forTests(directories[index].path)))
                 }
             } catch {

@@ -66,6 +66,19 @@ import Testing
         #expect(results.reduce(0) { $0 + $1.removals } >= 4, "the seeds remove nodes")
     }
 
+    /// Four nodes, a replication factor of 3, a node lost for good: a spare takes its place.
+    @Test func aSpareReplacesALostMember() async {
+        var options = ClusterSimulation.Options()
+        options.nodes = 4
+        options.replicationFactor = 3
+        options.losesANode = true
+        let results = await Self.run([1, 2, 3, 5, 6], options: options)
+        for result in results {
+            #expect(result.violation == nil, "seed \(result.seed): \(result.violation ?? "")\n\(result.trace.joined(separator: "\n"))")
+        }
+        #expect(results.reduce(0) { $0 + $1.membersDropped } >= 3, "members are replaced")
+    }
+
     @Test func aSeedReplaysExactly() async {
         var options = ClusterSimulation.Options()
         options.faultSeconds = 5

@@ -101,6 +101,44 @@ import Testing
         }
     }
 
+    /// With a replication factor of 3, a fourth node waits as a spare; it joins once a member has been
+    /// away long enough, and the controller then removes that member (not as `removed`: it may come back
+    /// as a spare).
+    @Test func aSpareJoinsInPlaceOfAMemberThatIsAwayWhichThenLeaves() {
+        var three = Self.placement
+        three.members["n3"] = nil
+        let registered: [String: ClusterNodeEntry] = [
+            "n0": ClusterNodeEntry(replication: "127.0.0.1:7401", role: .primary, epoch: 4),
+            "n2": ClusterNodeEntry(replication: "127.0.0.1:7403", role: .replica, epoch: 4),
+            "n3": ClusterNodeEntry(replication: "127.0.0.1:7404", role: .replica, epoch: 4),
+            "n4": ClusterNodeEntry(replication: "127.0.0.1:7405", role: .replica, epoch: 4),
+        ]
+        #expect(ControllerRules.reconciled(three, registered: registered, replicationFactor: 3) == three, "n3 and n4 are spares")
+        #expect(ControllerRules.reconciled(three, registered: registered).members.count == 5, "without a factor every node is a member")
+        let joined = ControllerRules.reconciled(three, registered: registered, replicationFactor: 3, away: ["n1"])
+        #expect(Set(joined.members.keys) == ["n0", "n1", "n2", "n3"], "the lowest spare joins in n1's place")
+        #expect(ControllerRules.reconciled(joined, registered: registered, replicationFactor: 3, away: ["n1"]) == joined, "one replacement per member away")
+        #expect(ControllerRules.memberToReplace(three, replicationFactor: 3, away: ["n1"]) == nil, "not before its replacement joined")
+        #expect(ControllerRules.memberToReplace(joined, replicationFactor: 3, away: ["n1"]) == "n1")
+        #expect(ControllerRules.memberToReplace(joined, replicationFactor: 3, away: ["n0"]) == nil, "never the primary")
+        #expect(ControllerRules.memberToReplace(joined, replicationFactor: nil, away: ["n1"]) == nil)
+        var statuses: [String: JSONValue] = ["n0": Self.primary(members: ["n2", "n3"], inSync: ["n2", "n3"]), "n2": Self.replica(), "n3": Self.replica()]
+        guard case .markLeaving(let marked) = MemberRemoval.next(joined, removing: "n1", statuses: statuses, recordAsRemoved: false) else {
+            Issue.record("n1 is marked leaving first")
+            return
+        }
+        statuses["n0"] = Self.primary(members: ["n2", "n3"], inSync: ["n2", "n3"])
+        guard case .remove(let replaced) = MemberRemoval.next(marked, removing: "n1", statuses: statuses, recordAsRemoved: false) else {
+            Issue.record("n1 can go")
+            return
+        }
+        #expect(Set(replaced.members.keys) == ["n0", "n2", "n3"] && replaced.removed.isEmpty && replaced.leaving.isEmpty)
+        #expect(MemberRemoval.next(replaced, removing: "n1", statuses: statuses, recordAsRemoved: false) == .done)
+        var back = registered
+        back["n1"] = ClusterNodeEntry(replication: "127.0.0.1:7402", role: .replica, epoch: 4)
+        #expect(ControllerRules.reconciled(replaced, registered: back, replicationFactor: 3) == replaced, "n1 returns as a spare")
+    }
+
     /// A list of members read before a primary's epoch began may name a node removed since: a primary
     /// counts no replica until its agent read the members during its epoch.
     @Test func aPrimaryCountsOnlyMembersReadDuringItsEpoch() {

@@ -110,6 +110,10 @@ public final class ClusterAgent: Service, Sendable {
         var watch: (any ControlPlaneWatch)?
         var lastRead: ContinuousClock.Instant?
         var isRemoved = false
+        /// As the controller: since when each member's key has been missing.
+        var missingSince: [String: ContinuousClock.Instant] = [:]
+        /// When the controller last took a step of a member's replacement.
+        var lastReplacementStep: ContinuousClock.Instant?
     }
 
     /// The keys are read again this often, watch or not: a watch served by an etcd member cut off
@@ -204,7 +208,10 @@ public final class ClusterAgent: Service, Sendable {
             return
         }
         let isController = controller.value == Array(node.nodeID.utf8) && controller.lease == state.lease
-        if isController != state.isController { state.primaryWatch.reset() }
+        if isController != state.isController {
+            state.primaryWatch.reset()
+            state.missingSince = [:]
+        }
         state.isController = isController
         guard isController, let placement, let placementKV else { return }
         if node.role == .primary && registered.count > 1 || isRemoved {
@@ -300,11 +307,17 @@ public final class ClusterAgent: Service, Sendable {
         _ placement: ClusterPlacement, revision: Int64, controllerRevision: Int64, registered: [String: ClusterNodeEntry], state: inout LoopState
     ) async throws(LearnStoreError) {
         let guards: [EtcdClient.Compare] = [.modRevision(configuration.placementKey, revision), .modRevision(configuration.controllerKey, controllerRevision)]
-        var next = ControllerRules.reconciled(placement, registered: registered)
+        let away = awayMembers(placement, registered: registered, state: &state)
+        var next = ControllerRules.reconciled(placement, registered: registered, replicationFactor: configuration.replicationFactor, away: away)
         if next != placement {
             if try await etcd.transaction(if: guards, put: [(configuration.placementKey, next.encoded, 0)]) {
                 logger.notice("cluster: placement updated", metadata: ["primary": "\(next.primary)", "epoch": "\(next.epoch)", "members": "\(next.members.count)"])
             }
+            return
+        }
+        if let replaced = ControllerRules.memberToReplace(placement, replicationFactor: configuration.replicationFactor, away: away),
+            try await replacementStep(replaced, placement, guards: guards, state: &state)
+        {
             return
         }
         guard try await primaryFailed(placement, registered: registered, state: &state) else { return }
@@ -330,6 +343,47 @@ public final class ClusterAgent: Service, Sendable {
         logger.notice("cluster: promoted a new primary", metadata: [
             "primary": "\(outcome.nodeID)", "epoch": "\(outcome.epoch)", "promised_by": "\(outcome.promisedBy)", "recorded": "\(recorded)",
         ])
+    }
+
+    /// The members whose `nodes/<id>` key has been missing for `replaceAfterMilliseconds`, as this
+    /// controller has seen it (a new controller starts counting afresh).
+    private func awayMembers(_ placement: ClusterPlacement, registered: [String: ClusterNodeEntry], state: inout LoopState) -> Set<String> {
+        let now = self.now()
+        var since: [String: ContinuousClock.Instant] = [:]
+        for id in placement.members.keys where registered[id] == nil { since[id] = state.missingSince[id] ?? now }
+        state.missingSince = since
+        let limit = Duration.milliseconds(configuration.replaceAfterMilliseconds)
+        return Set(since.filter { now - $0.value >= limit }.keys)
+    }
+
+    /// One step of removing `member` after a spare joined in its place (``MemberRemoval``, without
+    /// listing it as removed: if it returns, it waits as a spare), at most once a second. True when it
+    /// wrote the placement.
+    private func replacementStep(
+        _ member: String, _ placement: ClusterPlacement, guards: [EtcdClient.Compare], state: inout LoopState
+    ) async throws(LearnStoreError) -> Bool {
+        let now = self.now()
+        if let last = state.lastReplacementStep, now - last < .seconds(1) { return false }
+        state.lastReplacementStep = now
+        var statuses: [String: JSONValue] = [:]
+        for (id, address) in placement.members.sorted(by: { $0.key < $1.key }) {
+            if let status = await peers.status(address, timeout: .milliseconds(300)).status { statuses[id] = status }
+        }
+        let next: ClusterPlacement
+        switch MemberRemoval.next(placement, removing: member, statuses: statuses, recordAsRemoved: false) {
+        case .markLeaving(let marked): next = marked
+        case .remove(let removed): next = removed
+        case .wait(let reason), .refuse(let reason):
+            logger.info("cluster: replacing \(member): \(reason)")
+            return false
+        case .done:
+            return false
+        }
+        guard try await etcd.transaction(if: guards, put: [(configuration.placementKey, next.encoded, 0)]) else { return true }
+        logger.notice(next.members[member] == nil ? "cluster: replaced a member that was away" : "cluster: a member that is away leaves", metadata: [
+            "member": "\(member)", "members": "\(next.members.keys.sorted())",
+        ])
+        return true
     }
 
     /// Reads the keys (linearizable) and says whether the placement and controller keys are at the

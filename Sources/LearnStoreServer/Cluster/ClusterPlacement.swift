@@ -23,6 +23,10 @@ public struct ClusterConfiguration: Sendable {
     public var checkMilliseconds: Int64 = 100
     /// Failed checks in a row after which the controller replaces the primary.
     public var failedChecksBeforeFailover = 3
+    /// The members the controller keeps (nil: every registered node is one). Nodes beyond it wait as
+    /// spares; one takes the place of a member whose key has been gone for `replaceAfterMilliseconds`.
+    public var replicationFactor: Int?
+    public var replaceAfterMilliseconds: Int64 = 30_000
 
     public init(endpoints: [String]) { self.endpoints = endpoints }
 

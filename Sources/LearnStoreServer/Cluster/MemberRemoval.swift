@@ -29,9 +29,11 @@ enum MemberRemoval {
     }
 
     /// The next step. `statuses`: each member's STATUS document by node id (missing: no answer).
-    static func next(_ placement: ClusterPlacement, removing node: String, statuses: [String: JSONValue]) -> Step {
-        if placement.removed.contains(node) && placement.members[node] == nil { return .done }
-        guard placement.members[node] != nil else { return .refuse("\(node) is not a member of the cluster") }
+    /// `recordAsRemoved`: list the node under `removed` (the operator's removal), or let it come back as
+    /// a spare (the controller's replacement of a member that was away).
+    static func next(_ placement: ClusterPlacement, removing node: String, statuses: [String: JSONValue], recordAsRemoved: Bool = true) -> Step {
+        if placement.members[node] == nil && (placement.removed.contains(node) || !recordAsRemoved) { return .done }
+        guard placement.members[node] != nil else { return .refuse("\(node) is not a member of the cluster (nor removed)") }
         guard node != placement.primary else {
             return .refuse("\(node) is the primary: stop it (the controller promotes another member), then remove it")
         }
@@ -72,7 +74,7 @@ enum MemberRemoval {
         var next = placement
         next.members[node] = nil
         next.leaving.remove(node)
-        next.removed.insert(node)
+        if recordAsRemoved { next.removed.insert(node) }
         return .remove(next)
     }
 }

@@ -62,8 +62,11 @@ extension ClusterSimulation {
         }
     }
 
-    /// After the faults healed: one primary, the one etcd's placement names, acknowledging writes.
-    func checkRecovered(_ cluster: SimulatedCluster, _ configuration: ClusterConfiguration, lastAcknowledgedAt: Int64) throws(ClusterSimulationViolation) {
+    /// After the faults healed: one primary, the one etcd's placement names, acknowledging writes; with
+    /// a replication factor, as many running members as it asks for (or as there are running nodes).
+    func checkRecovered(
+        _ cluster: SimulatedCluster, _ configuration: ClusterConfiguration, lastAcknowledgedAt: Int64, downUntil: [Int64]
+    ) throws(ClusterSimulationViolation) {
         let now = cluster.time.now
         let primaries = cluster.nodes.filter { cluster.isRunning($0) && $0.role == .primary }.map(\.nodeID)
         let placement = cluster.etcd.keyValues[configuration.placementKey].flatMap { try? ClusterPlacement.decode($0.value) }
@@ -74,6 +77,15 @@ extension ClusterSimulation {
         }
         guard now - lastAcknowledgedAt <= 1000 else {
             throw ClusterSimulationViolation(atMilliseconds: now, rule: "no write acknowledged in the last \(now - lastAcknowledgedAt) ms")
+        }
+        if let factor = configuration.replicationFactor, let placement {
+            let running = Set(cluster.nodes.indices.filter { downUntil[$0] != .max }.map { cluster.nodes[$0].nodeID })
+            let members = placement.members.keys.filter { running.contains($0) && !placement.leaving.contains($0) }
+            guard members.count >= min(factor, running.count) else {
+                throw ClusterSimulationViolation(
+                    atMilliseconds: now,
+                    rule: "\(options.settleSeconds) s after the last fault: running members \(members.sorted()) of \(placement.members.keys.sorted()), replication factor \(factor), running nodes \(running.sorted())")
+            }
         }
     }
 }

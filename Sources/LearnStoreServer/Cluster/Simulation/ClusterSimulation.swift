@@ -28,6 +28,12 @@ public struct ClusterSimulation {
         /// Whether the operator removes a node (`learnstore cluster remove-node`) during the faults, and
         /// then stops it for good half of the time.
         public var removesANode = false
+        /// The members the controller keeps (nil: every node); the others wait as spares, one replacing
+        /// a member gone for `replaceAfterMilliseconds`.
+        public var replicationFactor: Int?
+        public var replaceAfterMilliseconds: Int64 = 2_000
+        /// Whether a random node stops for good in the first half of the faults.
+        public var losesANode = false
         public init() {}
     }
 
@@ -44,6 +50,8 @@ public struct ClusterSimulation {
         /// Nodes removed, and removals refused (the operator tries again a second later).
         public var removals = 0
         public var removalsRefused = 0
+        /// Members the placement dropped: removed by the operator or replaced by the controller.
+        public var membersDropped = 0
         public var violation: String?
         /// The last events before the violation.
         public var trace: [String] = []
@@ -62,6 +70,7 @@ public struct ClusterSimulation {
             restartsRequested += other.restartsRequested
             removals += other.removals
             removalsRefused += other.removalsRefused
+            membersDropped += other.membersDropped
         }
     }
 
@@ -83,6 +92,8 @@ public struct ClusterSimulation {
         var configuration = ClusterConfiguration(endpoints: [])
         configuration.leaseSeconds = options.leaseSeconds
         configuration.checkMilliseconds = options.checkMilliseconds
+        configuration.replicationFactor = options.replicationFactor
+        configuration.replaceAfterMilliseconds = options.replaceAfterMilliseconds
         let logger = Logger(label: "cluster-simulation", factory: { _ in SwiftLogNoOpLogHandler() })
         func agent(_ node: SimulatedClusterNode) -> ClusterAgent {
             ClusterAgent(
@@ -105,6 +116,11 @@ public struct ClusterSimulation {
             cluster.nodes[last].state.withLock { $0.alive = false }
             downUntil[last] = Int64(random.next(below: Int(max(1, options.faultSeconds * 1000 / 2)))) / Self.tickMilliseconds * Self.tickMilliseconds
             cluster.note("\(cluster.nodes[last].nodeID) joins at \(downUntil[last]) ms")
+        }
+        var loss: (node: Int, at: Int64)?
+        if options.losesANode {
+            let at = Int64(random.next(below: Int(max(1, options.faultSeconds * 1000 / 2)))) / Self.tickMilliseconds * Self.tickMilliseconds
+            loss = (Int.random(in: 0..<cluster.nodes.count, using: &random), at)
         }
         var removal: Removal?
         if options.removesANode {
@@ -130,6 +146,12 @@ public struct ClusterSimulation {
                 cluster.etcd.tick()
                 let now = time.now
                 if now < faultEnd { inject(&result, &random, cluster, &downUntil) }
+                if let lost = loss, now >= lost.at {
+                    cluster.nodes[lost.node].state.withLock { $0.alive = false }
+                    downUntil[lost.node] = .max
+                    cluster.note("\(cluster.nodes[lost.node].nodeID) stops for good")
+                    loss = nil
+                }
                 if now % 1000 == 0 { cluster.note(cluster.summary) }
                 // The calls of a node that went down fail, which ends its round.
                 while let index = scheduler.waitingNodes.firstIndex(where: { cluster.node($0)?.state.withLock { $0.alive } == false }) {
@@ -180,7 +202,7 @@ public struct ClusterSimulation {
                 if !replicateFirst { try replicate(&replication, cluster, &lastAcknowledgedAt) }
                 try replication.checkPlacement(cluster, key: configuration.placementKey)
             }
-            try checkRecovered(cluster, configuration, lastAcknowledgedAt: lastAcknowledgedAt)
+            try checkRecovered(cluster, configuration, lastAcknowledgedAt: lastAcknowledgedAt, downUntil: downUntil)
             await finishRounds(scheduler)
             return nil
           } catch {
@@ -193,6 +215,7 @@ public struct ClusterSimulation {
             result.trace = cluster.trace + ["now: \(cluster.summary)"]
         }
         result.acknowledged = replication.acknowledgedWrites
+        result.membersDropped = replication.membersDropped
         return result
     }
 

@@ -114,6 +114,9 @@ struct SimulatedReplication {
     private(set) var acknowledged: [UInt64] = []
     private(set) var acknowledgedWrites = 0
     private var lastPlacementEpoch: UInt64 = 0
+    private var lastMembers: Set<String> = []
+    /// Members the placement dropped (removed by the operator, or replaced by the controller).
+    private(set) var membersDropped = 0
     private var newestPromotedEpoch: UInt64 = 1
 
     /// Each replica follows the newest primary it can reach and may follow; each primary then writes
@@ -195,6 +198,12 @@ struct SimulatedReplication {
                 rule: "the placement names \(placement.primary) the primary of epoch \(placement.epoch), which \(cluster.promotedAt(placement.epoch) ?? "no node") was promoted to")
         }
         if placement.epoch != lastPlacementEpoch { cluster.note("placement: epoch \(placement.epoch), primary \(placement.primary)") }
+        let members = Set(placement.members.keys)
+        if members != lastMembers {
+            membersDropped += lastMembers.subtracting(members).count
+            cluster.note("placement: members \(members.sorted()), leaving \(placement.leaving.sorted()), removed \(placement.removed.sorted())")
+            lastMembers = members
+        }
         lastPlacementEpoch = placement.epoch
     }
 }
