@@ -72,6 +72,9 @@ struct ReplicationOptions: ParsableArguments {
                 }
                 cluster.replicationFactor = factor
             }
+            if cluster.replicationFactor == nil, settings.string("replace-after", replaceAfter.map { String($0) }) != nil {
+                throw CLIError.usage("--replace-after needs --replication-factor (without it every node is a member and none is replaced)")
+            }
             let replace = try settings.int("replace-after", replaceAfter, default: 30)
             guard (1...86_400).contains(replace) else { throw CLIError.usage("--replace-after must be 1 ... 86400 seconds") }
             cluster.replaceAfterMilliseconds = Int64(replace) * 1000

@@ -95,4 +95,24 @@ import Testing
         await writer.shutdown()
         for index in [0, 2, 3] { try await servers[index].stop() }
     }
+
+    @Test func serveRefusesAReplicationFactorThatCouldNotFailOver() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: CommandLineRun.binary.path), "build the learnstore binary first")
+        let scratch = TemporaryDirectory(prefix: "learnstore-factor-")
+        let work = URL(fileURLWithPath: scratch.path)
+        let secret = work.appendingPathComponent("secret")
+        try Data(ReplicationServerTests.secret).write(to: secret)
+        let node = ["serve", "--data-dir", work.appendingPathComponent("data").path, "--node-id", "n0", "--replication-port", "7999",
+                    "--cluster-secret-file", secret.path]
+        let etcd = ["--etcd-endpoints", "http://127.0.0.1:1"]
+        for (arguments, message) in [
+            (node + etcd + ["--replication-factor", "2"], "above twice --min-in-sync-replicas"),
+            (node + etcd + ["--replication-factor", "65"], "--replication-factor must be 2 ... 64"),
+            (node + etcd + ["--replace-after", "5"], "--replace-after needs --replication-factor"),
+            (node + ["--replication-factor", "3"], "--replication-factor needs --etcd-endpoints"),
+        ] {
+            let run = try await CommandLineRun.run(arguments, in: work)
+            #expect(run.status != 0 && run.stderr.contains(message), "\(arguments): \(run.stderr)")
+        }
+    }
 }
