@@ -66,17 +66,25 @@ import Testing
         #expect(results.reduce(0) { $0 + $1.removals } >= 4, "the seeds remove nodes")
     }
 
-    /// Four nodes, a replication factor of 3, a node lost for good: a spare takes its place.
+    /// A replication factor of 3, a node lost for good: a spare takes its place. Seeds 12, 84 and 106
+    /// (four nodes) and 600057 and 700009 (five, the last with an operator's removal too) ended with a
+    /// member marked for replacement for good: it came back, and the controller replaced another member
+    /// that was away, after which the members were no more than the factor. The controller now finishes
+    /// a replacement it began and lifts the mark when the members are back to the factor.
     @Test func aSpareReplacesALostMember() async {
         var options = ClusterSimulation.Options()
         options.nodes = 4
         options.replicationFactor = 3
         options.losesANode = true
-        let results = await Self.run([1, 2, 3, 5, 6], options: options)
+        var results = await Self.run([12, 84, 106, 1, 2], options: options)
+        options.nodes = 5
+        results += await Self.run([600057], options: options)
+        options.removesANode = true
+        results += await Self.run([700009], options: options)
         for result in results {
             #expect(result.violation == nil, "seed \(result.seed): \(result.violation ?? "")\n\(result.trace.joined(separator: "\n"))")
         }
-        #expect(results.reduce(0) { $0 + $1.membersDropped } >= 3, "members are replaced")
+        #expect(results.reduce(0) { $0 + $1.membersDropped } >= 5, "members are replaced")
     }
 
     @Test func aSeedReplaysExactly() async {

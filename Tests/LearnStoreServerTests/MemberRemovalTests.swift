@@ -118,22 +118,33 @@ import Testing
         let joined = ControllerRules.reconciled(three, registered: registered, replicationFactor: 3, away: ["n1"])
         #expect(Set(joined.members.keys) == ["n0", "n1", "n2", "n3"], "the lowest spare joins in n1's place")
         #expect(ControllerRules.reconciled(joined, registered: registered, replicationFactor: 3, away: ["n1"]) == joined, "one replacement per member away")
-        #expect(ControllerRules.memberToReplace(three, replicationFactor: 3, away: ["n1"]) == nil, "not before its replacement joined")
-        #expect(ControllerRules.memberToReplace(joined, replicationFactor: 3, away: ["n1"]) == "n1")
-        #expect(ControllerRules.memberToReplace(joined, replicationFactor: 3, away: ["n0"]) == nil, "never the primary")
-        #expect(ControllerRules.memberToReplace(joined, replicationFactor: nil, away: ["n1"]) == nil)
-        var statuses: [String: JSONValue] = ["n0": Self.primary(members: ["n2", "n3"], inSync: ["n2", "n3"]), "n2": Self.replica(), "n3": Self.replica()]
-        guard case .markLeaving(let marked) = MemberRemoval.next(joined, removing: "n1", statuses: statuses, recordAsRemoved: false) else {
-            Issue.record("n1 is marked leaving first")
+        #expect(ControllerRules.memberToReplace(three, replicationFactor: 3, away: ["n1"], missing: ["n1"]) == nil, "not before its replacement joined")
+        #expect(ControllerRules.memberToReplace(joined, replicationFactor: 3, away: ["n1"], missing: ["n1", "n2"]) == "n1")
+        #expect(ControllerRules.memberToReplace(joined, replicationFactor: 3, away: [], missing: ["n2"]) == "n2", "one whose key is gone first")
+        #expect(ControllerRules.memberToReplace(joined, replicationFactor: 3, away: ["n0"], missing: ["n0"]) == "n3", "never the primary; else the highest id")
+        #expect(ControllerRules.memberToReplace(joined, replicationFactor: nil, away: ["n1"], missing: ["n1"]) == nil)
+        var statuses: [String: JSONValue] = ["n0": Self.primary(members: ["n1", "n2", "n3"], inSync: ["n2", "n3"]), "n2": Self.replica(), "n3": Self.replica()]
+        guard case .markLeaving(let marked) = MemberRemoval.next(joined, removing: "n1", statuses: statuses, purpose: .replacement) else {
+            Issue.record("n1 is marked first")
             return
         }
+        #expect(marked.replacing == ["n1"] && marked.leaving.isEmpty && marked.acknowledgingMembers == ["n0", "n2", "n3"])
+        var operatorRemoving = joined
+        operatorRemoving.leaving = ["n1"]
+        #expect(ControllerRules.memberToReplace(operatorRemoving, replicationFactor: 3, away: ["n1"], missing: ["n1"]) == "n3", "not a node the operator removes")
         statuses["n0"] = Self.primary(members: ["n2", "n3"], inSync: ["n2", "n3"])
-        guard case .remove(let replaced) = MemberRemoval.next(marked, removing: "n1", statuses: statuses, recordAsRemoved: false) else {
+        guard case .remove(let replaced) = MemberRemoval.next(marked, removing: "n1", statuses: statuses, purpose: .replacement) else {
             Issue.record("n1 can go")
             return
         }
-        #expect(Set(replaced.members.keys) == ["n0", "n2", "n3"] && replaced.removed.isEmpty && replaced.leaving.isEmpty)
-        #expect(MemberRemoval.next(replaced, removing: "n1", statuses: statuses, recordAsRemoved: false) == .done)
+        #expect(Set(replaced.members.keys) == ["n0", "n2", "n3"] && replaced.removed.isEmpty && replaced.replacing.isEmpty)
+        #expect(MemberRemoval.next(replaced, removing: "n1", statuses: statuses, purpose: .replacement) == .done)
+        // Called off: with the members back to the factor, or the member promoted, the mark is lifted.
+        var shrunk = marked
+        shrunk.members["n3"] = nil
+        #expect(ControllerRules.reconciled(shrunk, registered: registered, replicationFactor: 3).replacing.isEmpty)
+        #expect(ControllerRules.reconciled(marked, registered: registered, replicationFactor: nil).replacing.isEmpty)
+        #expect(ControllerRules.reconciled(marked, registered: registered, replicationFactor: 3, away: ["n1"]).replacing == ["n1"])
         var back = registered
         back["n1"] = ClusterNodeEntry(replication: "127.0.0.1:7402", role: .replica, epoch: 4)
         #expect(ControllerRules.reconciled(replaced, registered: back, replicationFactor: 3) == replaced, "n1 returns as a spare")

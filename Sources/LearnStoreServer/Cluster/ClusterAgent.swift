@@ -307,7 +307,7 @@ public final class ClusterAgent: Service, Sendable {
         _ placement: ClusterPlacement, revision: Int64, controllerRevision: Int64, registered: [String: ClusterNodeEntry], state: inout LoopState
     ) async throws(LearnStoreError) {
         let guards: [EtcdClient.Compare] = [.modRevision(configuration.placementKey, revision), .modRevision(configuration.controllerKey, controllerRevision)]
-        let away = awayMembers(placement, registered: registered, state: &state)
+        let (away, missing) = absentMembers(placement, registered: registered, state: &state)
         var next = ControllerRules.reconciled(placement, registered: registered, replicationFactor: configuration.replicationFactor, away: away)
         if next != placement {
             if try await etcd.transaction(if: guards, put: [(configuration.placementKey, next.encoded, 0)]) {
@@ -315,7 +315,7 @@ public final class ClusterAgent: Service, Sendable {
             }
             return
         }
-        if let replaced = ControllerRules.memberToReplace(placement, replicationFactor: configuration.replicationFactor, away: away),
+        if let replaced = ControllerRules.memberToReplace(placement, replicationFactor: configuration.replicationFactor, away: away, missing: missing),
             try await replacementStep(replaced, placement, guards: guards, state: &state)
         {
             return
@@ -345,20 +345,22 @@ public final class ClusterAgent: Service, Sendable {
         ])
     }
 
-    /// The members whose `nodes/<id>` key has been missing for `replaceAfterMilliseconds`, as this
-    /// controller has seen it (a new controller starts counting afresh).
-    private func awayMembers(_ placement: ClusterPlacement, registered: [String: ClusterNodeEntry], state: inout LoopState) -> Set<String> {
+    /// The members whose `nodes/<id>` key is missing, and those of them missing for
+    /// `replaceAfterMilliseconds` (away), as this controller has seen it (a new one counts afresh).
+    private func absentMembers(
+        _ placement: ClusterPlacement, registered: [String: ClusterNodeEntry], state: inout LoopState
+    ) -> (away: Set<String>, missing: Set<String>) {
         let now = self.now()
         var since: [String: ContinuousClock.Instant] = [:]
         for id in placement.members.keys where registered[id] == nil { since[id] = state.missingSince[id] ?? now }
         state.missingSince = since
         let limit = Duration.milliseconds(configuration.replaceAfterMilliseconds)
-        return Set(since.filter { now - $0.value >= limit }.keys)
+        return (Set(since.filter { now - $0.value >= limit }.keys), Set(since.keys))
     }
 
-    /// One step of removing `member` after a spare joined in its place (``MemberRemoval``, without
-    /// listing it as removed: if it returns, it waits as a spare), at most once a second. True when it
-    /// wrote the placement.
+    /// One step of removing `member` while the members are more than the replication factor
+    /// (``MemberRemoval``'s replacement: if it returns, it waits as a spare), at most once a second.
+    /// True when it wrote the placement.
     private func replacementStep(
         _ member: String, _ placement: ClusterPlacement, guards: [EtcdClient.Compare], state: inout LoopState
     ) async throws(LearnStoreError) -> Bool {
@@ -370,7 +372,7 @@ public final class ClusterAgent: Service, Sendable {
             if let status = await peers.status(address, timeout: .milliseconds(300)).status { statuses[id] = status }
         }
         let next: ClusterPlacement
-        switch MemberRemoval.next(placement, removing: member, statuses: statuses, recordAsRemoved: false) {
+        switch MemberRemoval.next(placement, removing: member, statuses: statuses, purpose: .replacement) {
         case .markLeaving(let marked): next = marked
         case .remove(let removed): next = removed
         case .wait(let reason), .refuse(let reason):
@@ -380,7 +382,7 @@ public final class ClusterAgent: Service, Sendable {
             return false
         }
         guard try await etcd.transaction(if: guards, put: [(configuration.placementKey, next.encoded, 0)]) else { return true }
-        logger.notice(next.members[member] == nil ? "cluster: replaced a member that was away" : "cluster: a member that is away leaves", metadata: [
+        logger.notice(next.members[member] == nil ? "cluster: a member was replaced by a spare" : "cluster: a member is being replaced by a spare", metadata: [
             "member": "\(member)", "members": "\(next.members.keys.sorted())",
         ])
         return true

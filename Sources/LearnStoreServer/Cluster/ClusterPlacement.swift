@@ -48,25 +48,32 @@ public struct ClusterPlacement: Sendable, Equatable {
     /// Members on their way out (`learnstore cluster remove-node`): they still answer promotions, but
     /// no primary counts them as in sync.
     public var leaving: Set<String>
+    /// Members the controller is replacing by a spare (a replication factor): like `leaving`, but they
+    /// are not listed as removed afterwards, and the mark is lifted if the replacement is called off.
+    public var replacing: Set<String>
     /// Nodes removed for good: the controller does not make them members again while they stay
     /// registered (`learnstore cluster readmit-node` lifts it).
     public var removed: Set<String>
 
-    public init(epoch: UInt64, primary: String, members: [String: String], leaving: Set<String> = [], removed: Set<String> = []) {
+    public init(
+        epoch: UInt64, primary: String, members: [String: String], leaving: Set<String> = [], replacing: Set<String> = [], removed: Set<String> = []
+    ) {
         self.epoch = epoch
         self.primary = primary
         self.members = members
         self.leaving = leaving
+        self.replacing = replacing
         self.removed = removed
     }
 
     /// The members a primary may count as in sync.
-    public var acknowledgingMembers: Set<String> { Set(members.keys).subtracting(leaving) }
+    public var acknowledgingMembers: Set<String> { Set(members.keys).subtracting(leaving).subtracting(replacing) }
 
     public var encoded: [UInt8] {
         let members = self.members.sorted { $0.key < $1.key }.map { ($0.key, JSONValue.string($0.value)) }
         var fields: [(String, JSONValue)] = [("epoch", .number(String(epoch))), ("primary", .string(primary)), ("members", .object(members))]
         if !leaving.isEmpty { fields.append(("leaving", .array(leaving.sorted().map { .string($0) }))) }
+        if !replacing.isEmpty { fields.append(("replacing", .array(replacing.sorted().map { .string($0) }))) }
         if !removed.isEmpty { fields.append(("removed", .array(removed.sorted().map { .string($0) }))) }
         return Array(JSONValue.object(fields).serialized.utf8)
     }
@@ -98,11 +105,12 @@ public struct ClusterPlacement: Sendable, Equatable {
             return ids
         }
         let leaving = try ids("leaving")
+        let replacing = try ids("replacing")
         let removed = try ids("removed")
-        guard leaving.isSubset(of: members.keys), removed.isDisjoint(with: members.keys) else {
-            throw LearnStoreError(.protocolViolation, "the placement's leaving nodes must be members, and its removed nodes not members")
+        guard leaving.isSubset(of: members.keys), replacing.isSubset(of: members.keys), removed.isDisjoint(with: members.keys) else {
+            throw LearnStoreError(.protocolViolation, "the placement's leaving and replacing nodes must be members, and its removed nodes not members")
         }
-        return ClusterPlacement(epoch: UInt64(epoch), primary: primary, members: members, leaving: leaving, removed: removed)
+        return ClusterPlacement(epoch: UInt64(epoch), primary: primary, members: members, leaving: leaving, replacing: replacing, removed: removed)
     }
 }
 

@@ -24,7 +24,8 @@ public struct ClusterView: Sendable {
             .object([
                 ("epoch", .number(String(placement.epoch))), ("primary", .string(placement.primary)),
                 ("members", .object(placement.members.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) })),
-                ("leaving", .array(placement.leaving.sorted().map { .string($0) })), ("removed", .array(placement.removed.sorted().map { .string($0) })),
+                ("leaving", .array(placement.leaving.sorted().map { .string($0) })),
+                ("replacing", .array(placement.replacing.sorted().map { .string($0) })), ("removed", .array(placement.removed.sorted().map { .string($0) })),
             ])
         } ?? .null
         let nodes: [JSONValue] = self.nodes.map { node in

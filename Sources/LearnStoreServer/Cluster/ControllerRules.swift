@@ -18,7 +18,9 @@ enum ControllerRules {
     ///
     /// With a replication factor, new nodes join the members only while they number fewer than it, and
     /// one more for each member `away` (its replacement joins before it is removed, so that the members
-    /// left stay more than 2*m*); the others wait as spares, lowest ids joining first.
+    /// left stay more than 2*m*); the others wait as spares, lowest ids joining first. A replacement that
+    /// is called off (the members are no more than the factor) or whose member became the primary has
+    /// its mark lifted; without a factor no member is being replaced.
     static func reconciled(
         _ placement: ClusterPlacement, registered: [String: ClusterNodeEntry], replicationFactor: Int? = nil, away: Set<String> = []
     ) -> ClusterPlacement {
@@ -34,15 +36,22 @@ enum ControllerRules {
             next.primary = newest.key
             next.epoch = newest.value.epoch
         }
+        if replicationFactor.map({ next.members.count <= $0 }) ?? true { next.replacing = [] }
+        next.replacing.remove(next.primary)
         return next
     }
 
-    /// The member the controller removes once a spare has joined in its place (the members are more
-    /// than the replication factor): one `away` that is not the primary, one already leaving first.
-    static func memberToReplace(_ placement: ClusterPlacement, replicationFactor: Int?, away: Set<String>) -> String? {
+    /// The member the controller removes while the members are more than the replication factor (a
+    /// spare joined in place of a member away): one it is already replacing, else one `away`, else one
+    /// `missing` (its key gone, not for long yet), else the highest id. Never the primary, nor a node
+    /// the operator is removing.
+    static func memberToReplace(_ placement: ClusterPlacement, replicationFactor: Int?, away: Set<String>, missing: Set<String>) -> String? {
         guard let replicationFactor, placement.members.count > replicationFactor else { return nil }
-        let candidates = away.filter { placement.members[$0] != nil && $0 != placement.primary }
-        return candidates.sorted { (placement.leaving.contains($0) ? 0 : 1, $0) < (placement.leaving.contains($1) ? 0 : 1, $1) }.first
+        let candidates = placement.members.keys.filter { $0 != placement.primary && !placement.leaving.contains($0) }
+        func rank(_ id: String) -> Int {
+            placement.replacing.contains(id) ? 0 : away.contains(id) ? 1 : missing.contains(id) ? 2 : 3
+        }
+        return candidates.min { (rank($0), $1) < (rank($1), $0) }
     }
 
     /// Failed checks of the primary in a row; the primary is replaced once its key has expired or

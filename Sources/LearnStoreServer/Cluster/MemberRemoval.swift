@@ -28,11 +28,17 @@ enum MemberRemoval {
         case done
     }
 
+    enum Purpose {
+        /// The operator's: the node is marked `leaving`, then listed as `removed`.
+        case removal
+        /// The controller's, once a spare joined in the node's place: it is marked `replacing`, and may
+        /// come back as a spare.
+        case replacement
+    }
+
     /// The next step. `statuses`: each member's STATUS document by node id (missing: no answer).
-    /// `recordAsRemoved`: list the node under `removed` (the operator's removal), or let it come back as
-    /// a spare (the controller's replacement of a member that was away).
-    static func next(_ placement: ClusterPlacement, removing node: String, statuses: [String: JSONValue], recordAsRemoved: Bool = true) -> Step {
-        if placement.members[node] == nil && (placement.removed.contains(node) || !recordAsRemoved) { return .done }
+    static func next(_ placement: ClusterPlacement, removing node: String, statuses: [String: JSONValue], purpose: Purpose = .removal) -> Step {
+        if placement.members[node] == nil && (placement.removed.contains(node) || purpose == .replacement) { return .done }
         guard placement.members[node] != nil else { return .refuse("\(node) is not a member of the cluster (nor removed)") }
         guard node != placement.primary else {
             return .refuse("\(node) is the primary: stop it (the controller promotes another member), then remove it")
@@ -48,9 +54,12 @@ enum MemberRemoval {
             return .refuse(
                 "removing \(node) would leave \(remaining) members, too few to fail over with \(m) in-sync replicas (more than \(2 * m) are needed): start a replacement node first, then remove \(node)")
         }
-        guard placement.leaving.contains(node) else {
+        guard placement.leaving.contains(node) || placement.replacing.contains(node) else {
             var next = placement
-            next.leaving.insert(node)
+            switch purpose {
+            case .removal: next.leaving.insert(node)
+            case .replacement: next.replacing.insert(node)
+            }
             return .markLeaving(next)
         }
         guard primaryStatus["role"]?.stringValue == NodeRole.primary.name, primaryStatus["epoch"]?.int64Value == Int64(clamping: placement.epoch) else {
@@ -74,7 +83,8 @@ enum MemberRemoval {
         var next = placement
         next.members[node] = nil
         next.leaving.remove(node)
-        if recordAsRemoved { next.removed.insert(node) }
+        next.replacing.remove(node)
+        if purpose == .removal { next.removed.insert(node) }
         return .remove(next)
     }
 }

@@ -79,8 +79,8 @@ extension ClusterSimulation {
             throw ClusterSimulationViolation(atMilliseconds: now, rule: "no write acknowledged in the last \(now - lastAcknowledgedAt) ms")
         }
         if let factor = configuration.replicationFactor, let placement {
-            let running = Set(cluster.nodes.indices.filter { downUntil[$0] != .max }.map { cluster.nodes[$0].nodeID })
-            let members = placement.members.keys.filter { running.contains($0) && !placement.leaving.contains($0) }
+            let running = Set(cluster.nodes.indices.filter { downUntil[$0] != .max }.map { cluster.nodes[$0].nodeID }).subtracting(placement.removed)
+            let members = placement.acknowledgingMembers.filter { running.contains($0) }
             guard members.count >= min(factor, running.count) else {
                 throw ClusterSimulationViolation(
                     atMilliseconds: now,
