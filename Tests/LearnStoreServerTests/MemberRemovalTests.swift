@@ -26,7 +26,7 @@ import Testing
     ]
 
     @Test func aNodeIsFirstMarkedLeavingThenRemovedOnceNoPrimaryCountsIt() {
-        guard case .markLeaving(let marked) = MemberRemoval.next(Self.placement, removing: "n3", statuses: Self.steady) else {
+        guard case .mark(let marked) = MemberRemoval.next(Self.placement, removing: "n3", statuses: Self.steady) else {
             Issue.record("the first step marks the node leaving")
             return
         }
@@ -124,7 +124,7 @@ import Testing
         #expect(ControllerRules.memberToReplace(joined, replicationFactor: 3, away: ["n0"], missing: ["n0"]) == "n3", "never the primary; else the highest id")
         #expect(ControllerRules.memberToReplace(joined, replicationFactor: nil, away: ["n1"], missing: ["n1"]) == nil)
         var statuses: [String: JSONValue] = ["n0": Self.primary(members: ["n1", "n2", "n3"], inSync: ["n2", "n3"]), "n2": Self.replica(), "n3": Self.replica()]
-        guard case .markLeaving(let marked) = MemberRemoval.next(joined, removing: "n1", statuses: statuses, purpose: .replacement) else {
+        guard case .mark(let marked) = MemberRemoval.next(joined, removing: "n1", statuses: statuses, purpose: .replacement) else {
             Issue.record("n1 is marked first")
             return
         }

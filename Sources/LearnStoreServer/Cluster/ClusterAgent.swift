@@ -373,7 +373,7 @@ public final class ClusterAgent: Service, Sendable {
         }
         let next: ClusterPlacement
         switch MemberRemoval.next(placement, removing: member, statuses: statuses, purpose: .replacement) {
-        case .markLeaving(let marked): next = marked
+        case .mark(let marked): next = marked
         case .remove(let removed): next = removed
         case .wait(let reason), .refuse(let reason):
             logger.info("cluster: replacing \(member): \(reason)")

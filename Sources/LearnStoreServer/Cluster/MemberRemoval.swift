@@ -1,12 +1,12 @@
 import LearnStoreModel
 import NIOCore
 
-/// Removing a member for good (`learnstore cluster remove-node`, docs/CLUSTER.md), decided from the
-/// placement and the members' STATUS documents. A plain edit of the members would not be safe: writes
-/// acknowledged while the node was an in-sync replica may be on no other member yet, a primary whose
-/// list of members predates the edit would go on counting it, and a promotion under way counts it
-/// among the nodes that promised. So the node is first marked *leaving* (still a member for
-/// promotions, no longer counted as in sync), and dropped only once
+/// Removing a member (`learnstore cluster remove-node`, or the controller replacing one by a spare;
+/// docs/CLUSTER.md), decided from the placement and the members' STATUS documents. A plain edit of the
+/// members would not be safe: writes acknowledged while the node was an in-sync replica may be on no
+/// other member yet, a primary whose list of members predates the edit would go on counting it, and a
+/// promotion under way counts it among the nodes that promised. So the node is first marked *leaving*
+/// or *replacing* (still a member for promotions, no longer counted as in sync), and dropped only once
 /// - the primary of the placement's epoch no longer counts it and has `m` other replicas in sync (each
 ///   holds every write acknowledged so far);
 /// - all but `m` of the members answer without having promised a newer epoch: a promotion needs all
@@ -16,8 +16,8 @@ import NIOCore
 ///   lists (all but `m` of each) share a node.
 enum MemberRemoval {
     enum Step: Equatable {
-        /// Record the node as leaving.
-        case markLeaving(ClusterPlacement)
+        /// Record the node as `leaving` (or `replacing`): no primary counts it from then on.
+        case mark(ClusterPlacement)
         /// Drop it from the members and record it as removed.
         case remove(ClusterPlacement)
         /// Not yet, and why.
@@ -60,7 +60,7 @@ enum MemberRemoval {
             case .removal: next.leaving.insert(node)
             case .replacement: next.replacing.insert(node)
             }
-            return .markLeaving(next)
+            return .mark(next)
         }
         guard primaryStatus["role"]?.stringValue == NodeRole.primary.name, primaryStatus["epoch"]?.int64Value == Int64(clamping: placement.epoch) else {
             return .wait("\(primary) is not the primary of epoch \(placement.epoch) (a failover may be under way)")
@@ -117,7 +117,7 @@ struct MemberRemovalRun {
             throw LearnStoreError(.validation, reason)
         case .wait(let reason):
             return .waiting(reason)
-        case .markLeaving(let next):
+        case .mark(let next):
             let marked = try await etcd.transaction(if: [.modRevision(configuration.placementKey, kv.modRevision)], put: [(configuration.placementKey, next.encoded, 0)])
             return .waiting(marked ? "\(node) is marked leaving" : "the placement changed meanwhile")
         case .remove(let next):
