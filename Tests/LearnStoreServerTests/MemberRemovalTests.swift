@@ -131,7 +131,8 @@ import Testing
         #expect(marked.replacing == ["n1"] && marked.leaving.isEmpty && marked.acknowledgingMembers == ["n0", "n2", "n3"])
         var operatorRemoving = joined
         operatorRemoving.leaving = ["n1"]
-        #expect(ControllerRules.memberToReplace(operatorRemoving, replicationFactor: 3, away: ["n1"], missing: ["n1"]) == "n3", "not a node the operator removes")
+        #expect(ControllerRules.memberToReplace(operatorRemoving, replicationFactor: 3, away: ["n1"], missing: ["n1"]) == nil,
+                "the operator removes n1: it does not count toward the factor, and the others are three")
         statuses["n0"] = Self.primary(members: ["n2", "n3"], inSync: ["n2", "n3"])
         guard case .remove(let replaced) = MemberRemoval.next(marked, removing: "n1", statuses: statuses, purpose: .replacement) else {
             Issue.record("n1 can go")
@@ -148,6 +149,40 @@ import Testing
         var back = registered
         back["n1"] = ClusterNodeEntry(replication: "127.0.0.1:7402", role: .replica, epoch: 4)
         #expect(ControllerRules.reconciled(replaced, registered: back, replicationFactor: 3) == replaced, "n1 returns as a spare")
+    }
+
+    /// Three members and a spare, a replication factor of 3: the operator's removal marks the node, a
+    /// spare joins for it (a member on its way out does not count toward the factor), then it goes.
+    @Test func withASpareTheOperatorCanRemoveOneOfThreeMembers() {
+        var three = Self.placement
+        three.members["n3"] = nil
+        let statuses: [String: JSONValue] = ["n0": Self.primary(members: ["n1", "n2"], inSync: ["n1", "n2"]), "n1": Self.replica(), "n2": Self.replica()]
+        guard case .refuse = MemberRemoval.next(three, removing: "n2", statuses: statuses) else {
+            Issue.record("no spare: refused")
+            return
+        }
+        guard case .mark(let marked) = MemberRemoval.next(three, removing: "n2", statuses: statuses, spares: 1) else {
+            Issue.record("with a spare: marked")
+            return
+        }
+        #expect(MemberRemoval.next(marked, removing: "n2", statuses: statuses, spares: 1) == .wait("waiting for a spare to join the members in place of n2"))
+        let registered: [String: ClusterNodeEntry] = [
+            "n0": ClusterNodeEntry(replication: "127.0.0.1:7401", role: .primary, epoch: 4),
+            "n1": ClusterNodeEntry(replication: "127.0.0.1:7402", role: .replica, epoch: 4),
+            "n2": ClusterNodeEntry(replication: "127.0.0.1:7403", role: .replica, epoch: 4),
+            "n4": ClusterNodeEntry(replication: "127.0.0.1:7405", role: .replica, epoch: 4),
+        ]
+        let joined = ControllerRules.reconciled(marked, registered: registered, replicationFactor: 3)
+        #expect(Set(joined.members.keys) == ["n0", "n1", "n2", "n4"] && joined.leaving == ["n2"])
+        #expect(ControllerRules.memberToReplace(joined, replicationFactor: 3, away: [], missing: []) == nil, "the operator's removal is not the controller's")
+        let counting: [String: JSONValue] = [
+            "n0": Self.primary(members: ["n1", "n4"], inSync: ["n1", "n4"]), "n1": Self.replica(), "n2": Self.replica(), "n4": Self.replica(),
+        ]
+        guard case .remove(let removed) = MemberRemoval.next(joined, removing: "n2", statuses: counting) else {
+            Issue.record("n2 can go once the spare joined")
+            return
+        }
+        #expect(Set(removed.members.keys) == ["n0", "n1", "n4"] && removed.removed == ["n2"])
     }
 
     /// A list of members read before a primary's epoch began may name a node removed since: a primary

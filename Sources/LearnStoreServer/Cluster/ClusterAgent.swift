@@ -334,8 +334,10 @@ public final class ClusterAgent: Service, Sendable {
         logger.warning("cluster: primary failed; promoting", metadata: ["primary": "\(placement.primary)", "failed_checks": "\(state.primaryWatch.failedChecks)"])
         // A member whose key is gone (its lease lapsed) would fence itself as soon as it was promoted.
         let registeredAddresses = Set(registered.values.map(\.replication))
+        // A member on its way out is promoted only when no other is as up to date.
+        let staying = Set(placement.members.filter { placement.acknowledgingMembers.contains($0.key) }.values)
         let outcome = try await ClusterPromotion.promote(
-            addresses, over: peers, minimumInSync: node.minimumInSync, eligible: registeredAddresses, timeout: .milliseconds(500))
+            addresses, over: peers, minimumInSync: node.minimumInSync, eligible: registeredAddresses, preferred: staying, timeout: .milliseconds(500))
         state.primaryWatch.reset()
         next.primary = outcome.nodeID
         next.epoch = outcome.epoch

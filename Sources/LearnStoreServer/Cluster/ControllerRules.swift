@@ -18,17 +18,18 @@ enum ControllerRules {
     ///
     /// With a replication factor, new nodes join the members only while they number fewer than it, and
     /// one more for each member `away` (its replacement joins before it is removed, so that the members
-    /// left stay more than 2*m*); the others wait as spares, lowest ids joining first. A replacement that
-    /// is called off (the members are no more than the factor) or whose member became the primary has
-    /// its mark lifted; without a factor no member is being replaced.
+    /// left stay more than 2*m*); the others wait as spares, lowest ids joining first. Members the
+    /// operator is removing (`leaving`) do not count toward the factor, so a spare joins for them too. A
+    /// replacement that is called off (the members are no more than the factor) or whose member became
+    /// the primary has its mark lifted; without a factor no member is being replaced.
     static func reconciled(
         _ placement: ClusterPlacement, registered: [String: ClusterNodeEntry], replicationFactor: Int? = nil, away: Set<String> = []
     ) -> ClusterPlacement {
         var next = placement
         let candidates = registered.filter { !placement.removed.contains($0.key) }
         for (id, entry) in candidates where next.members[id] != nil && next.members[id] != entry.replication { next.members[id] = entry.replication }
-        let limit = replicationFactor.map { $0 + away.intersection(placement.members.keys).count } ?? Int.max
-        for (id, entry) in candidates.sorted(by: { $0.key < $1.key }) where next.members[id] == nil && next.members.count < limit {
+        let limit = replicationFactor.map { $0 + away.intersection(placement.members.keys).subtracting(placement.leaving).count } ?? Int.max
+        for (id, entry) in candidates.sorted(by: { $0.key < $1.key }) where next.members[id] == nil && countedMembers(next) < limit {
             next.members[id] = entry.replication
         }
         let newer = candidates.filter { $0.value.role == .primary && $0.value.epoch > placement.epoch }
@@ -36,7 +37,7 @@ enum ControllerRules {
             next.primary = newest.key
             next.epoch = newest.value.epoch
         }
-        if replicationFactor.map({ next.members.count <= $0 }) ?? true { next.replacing = [] }
+        if replicationFactor.map({ countedMembers(next) <= $0 }) ?? true { next.replacing = [] }
         next.replacing.remove(next.primary)
         return next
     }
@@ -46,13 +47,16 @@ enum ControllerRules {
     /// `missing` (its key gone, not for long yet), else the highest id. Never the primary, nor a node
     /// the operator is removing.
     static func memberToReplace(_ placement: ClusterPlacement, replicationFactor: Int?, away: Set<String>, missing: Set<String>) -> String? {
-        guard let replicationFactor, placement.members.count > replicationFactor else { return nil }
+        guard let replicationFactor, countedMembers(placement) > replicationFactor else { return nil }
         let candidates = placement.members.keys.filter { $0 != placement.primary && !placement.leaving.contains($0) }
         func rank(_ id: String) -> Int {
             placement.replacing.contains(id) ? 0 : away.contains(id) ? 1 : missing.contains(id) ? 2 : 3
         }
         return candidates.min { (rank($0), $1) < (rank($1), $0) }
     }
+
+    /// The members that count toward the replication factor: all but those the operator is removing.
+    static func countedMembers(_ placement: ClusterPlacement) -> Int { placement.members.keys.filter { !placement.leaving.contains($0) }.count }
 
     /// Failed checks of the primary in a row; the primary is replaced once its key has expired or
     /// `threshold` checks in a row failed.

@@ -37,7 +37,11 @@ enum MemberRemoval {
     }
 
     /// The next step. `statuses`: each member's STATUS document by node id (missing: no answer).
-    static func next(_ placement: ClusterPlacement, removing node: String, statuses: [String: JSONValue], purpose: Purpose = .removal) -> Step {
+    /// `spares`: registered nodes that are neither members nor removed (with a replication factor, the
+    /// controller lets one join in place of a node marked leaving).
+    static func next(
+        _ placement: ClusterPlacement, removing node: String, statuses: [String: JSONValue], purpose: Purpose = .removal, spares: Int = 0
+    ) -> Step {
         if placement.members[node] == nil && (placement.removed.contains(node) || purpose == .replacement) { return .done }
         guard placement.members[node] != nil else { return .refuse("\(node) is not a member of the cluster (nor removed)") }
         guard node != placement.primary else {
@@ -50,11 +54,12 @@ enum MemberRemoval {
         }
         let m = Int(reported)
         let remaining = placement.members.count - 1
-        guard remaining > 2 * m else {
+        let isMarked = placement.leaving.contains(node) || placement.replacing.contains(node)
+        guard remaining > 2 * m || spares > 0 && purpose == .removal else {
             return .refuse(
                 "removing \(node) would leave \(remaining) members, too few to fail over with \(m) in-sync replicas (more than \(2 * m) are needed): start a replacement node first, then remove \(node)")
         }
-        guard placement.leaving.contains(node) || placement.replacing.contains(node) else {
+        guard isMarked else {
             var next = placement
             switch purpose {
             case .removal: next.leaving.insert(node)
@@ -62,6 +67,7 @@ enum MemberRemoval {
             }
             return .mark(next)
         }
+        guard remaining > 2 * m else { return .wait("waiting for a spare to join the members in place of \(node)") }
         guard primaryStatus["role"]?.stringValue == NodeRole.primary.name, primaryStatus["epoch"]?.int64Value == Int64(clamping: placement.epoch) else {
             return .wait("\(primary) is not the primary of epoch \(placement.epoch) (a failover may be under way)")
         }
@@ -104,13 +110,18 @@ struct MemberRemovalRun {
     }
 
     func attempt() async throws(LearnStoreError) -> Progress {
-        guard let kv = try await etcd.get(configuration.placementKey) else { throw LearnStoreError(.notFound, "etcd holds no placement for this cluster") }
+        let (_, keys) = try await etcd.range(prefix: configuration.prefix)
+        guard let kv = keys.first(where: { $0.key == configuration.placementKey }) else {
+            throw LearnStoreError(.notFound, "etcd holds no placement for this cluster")
+        }
         let placement = try ClusterPlacement.decode(kv.value)
+        let registered = keys.filter { $0.key.hasPrefix(configuration.nodesPrefix) }.map { String($0.key.dropFirst(configuration.nodesPrefix.count)) }
+        let spares = registered.filter { placement.members[$0] == nil && !placement.removed.contains($0) }.count
         var statuses: [String: JSONValue] = [:]
         for (id, address) in placement.members.sorted(by: { $0.key < $1.key }) {
             if let status = await peers.status(address, timeout: .milliseconds(500)).status { statuses[id] = status }
         }
-        switch MemberRemoval.next(placement, removing: node, statuses: statuses) {
+        switch MemberRemoval.next(placement, removing: node, statuses: statuses, spares: spares) {
         case .done:
             return .removed
         case .refuse(let reason):

@@ -47,10 +47,11 @@ public enum ClusterPromotion {
 
     /// `eligible`: the nodes that may become the primary (the controller's: those registered in etcd,
     /// since one whose lease lapsed would fence itself at once); one of them is promoted only if it is
-    /// as up to date as every node that promised, else nothing is.
+    /// as up to date as every node that promised, else nothing is. `preferred`: among the nodes as up
+    /// to date as the best, one of these is chosen (the controller's: members not on their way out).
     static func promote(
         _ addresses: [String], over transport: any PromotionTransport, minimumInSync: Int, node: String? = nil, force: Bool = false,
-        eligible: Set<String>? = nil, timeout: TimeAmount
+        eligible: Set<String>? = nil, preferred: Set<String>? = nil, timeout: TimeAmount
     ) async throws(LearnStoreError) -> Outcome {
         func refuse(_ message: String) -> LearnStoreError { LearnStoreError(.validation, message) }
         let statuses = await self.statuses(addresses, over: transport, timeout: timeout)
@@ -101,6 +102,13 @@ public enum ClusterPromotion {
             else {
                 throw LearnStoreError(.notYet, "\(best.address) holds the most of the log but is not registered in etcd; waiting for it")
             }
+            best = candidate
+        }
+        if let preferred, !preferred.contains(best.address),
+            let candidate = replicas.first(where: {
+                preferred.contains($0.address) && (eligible?.contains($0.address) ?? true) && $0.upToDate >= best.upToDate
+            })
+        {
             best = candidate
         }
         var chosen = best

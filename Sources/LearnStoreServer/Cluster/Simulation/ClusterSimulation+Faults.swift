@@ -80,7 +80,8 @@ extension ClusterSimulation {
         }
         if let factor = configuration.replicationFactor, let placement {
             let running = Set(cluster.nodes.indices.filter { downUntil[$0] != .max }.map { cluster.nodes[$0].nodeID }).subtracting(placement.removed)
-            let members = placement.acknowledgingMembers.filter { running.contains($0) }
+            // A primary on its way out still holds the data (the operator would stop it to go on).
+            let members = placement.acknowledgingMembers.union([placement.primary]).filter { running.contains($0) }
             guard members.count >= min(factor, running.count) else {
                 throw ClusterSimulationViolation(
                     atMilliseconds: now,

@@ -201,7 +201,7 @@ struct SimulatedReplication {
         let members = Set(placement.members.keys)
         if members != lastMembers {
             membersDropped += lastMembers.subtracting(members).count
-            cluster.note("placement: members \(members.sorted()), leaving \(placement.leaving.sorted()), removed \(placement.removed.sorted())")
+            cluster.note("placement: members \(members.sorted()), leaving \(placement.leaving.sorted()), replacing \(placement.replacing.sorted()), removed \(placement.removed.sorted())")
             lastMembers = members
         }
         lastPlacementEpoch = placement.epoch
