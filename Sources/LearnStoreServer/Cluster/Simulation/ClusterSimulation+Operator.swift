@@ -1,0 +1,62 @@
+import LearnStoreModel
+
+/// The operator in a simulation run: `learnstore cluster remove-node` against the simulated cluster.
+extension ClusterSimulation {
+    /// The operator's removal of a node: one attempt every 100 ms until the node is removed; after a
+    /// refusal (it is the primary, say), a second later.
+    final class Removal: @unchecked Sendable {
+        let run: MemberRemovalRun
+        var next: Int64
+        var inAttempt = false
+        var outcome: Swift.Result<MemberRemovalRun.Progress, LearnStoreError>?
+        var finished = false
+
+        init(run: MemberRemovalRun, next: Int64) {
+            self.run = run
+            self.next = next
+        }
+
+        func attempt() async {
+            do throws(LearnStoreError) { outcome = .success(try await run.attempt()) } catch { outcome = .failure(error) }
+            inAttempt = false
+        }
+    }
+
+    func step(
+        _ removal: Removal, now: Int64, _ cluster: SimulatedCluster, _ result: inout Result, _ random: inout SplitMix64, _ downUntil: inout [Int64],
+        _ group: inout DiscardingTaskGroup
+    ) async throws(ClusterSimulationViolation) {
+        guard !removal.finished, !removal.inAttempt else { return }
+        let node = removal.run.node
+        switch removal.outcome {
+        case .success(.removed)?:
+            removal.finished = true
+            result.removals += 1
+            cluster.note("\(node) removed")
+            if Bool.random(using: &random), let index = cluster.nodes.firstIndex(where: { $0.nodeID == node }) {
+                cluster.nodes[index].state.withLock { $0.alive = false }
+                downUntil[index] = .max
+                cluster.note("the operator stops \(node) for good")
+            }
+            return
+        case .success(.waiting(let reason))?:
+            cluster.note("removal of \(node): \(reason)")
+            removal.next = now + 100
+        case .failure(let error)?:
+            cluster.note("removal of \(node) failed: \(error.message)")
+            if error.code == .validation { result.removalsRefused += 1 }
+            removal.next = now + 1000
+        case nil:
+            break
+        }
+        removal.outcome = nil
+        guard now >= removal.next, now < options.faultSeconds * 1000 else { return }
+        removal.inAttempt = true
+        await cluster.scheduler.start {
+            group.addTask {
+                await removal.attempt()
+                cluster.scheduler.roundEnded()
+            }
+        }
+    }
+}
