@@ -34,6 +34,9 @@ public struct FailoverTester: Sendable {
         /// Cycles that killed the controller or the etcd leader and ended with another primary, or the
         /// same one in a new epoch.
         public var unplannedFailovers = 0
+        /// Per cycle that killed a member replica with spares running: milliseconds from the kill until
+        /// etcd's placement had a spare in its place.
+        public var replacementMilliseconds: [Int] = []
         public var failures: [String] = []
 
         public var description: String {
@@ -46,6 +49,10 @@ public struct FailoverTester: Sendable {
                 text += " faults=" + Fault.allCases.map { "\($0.rawValue):\(faults[$0] ?? 0)" }.joined(separator: ",")
                 text += " stall_ms_median=\(stalls.isEmpty ? 0 : stalls[stalls.count / 2]) stall_ms_max=\(stalls.last ?? 0)"
                 text += " unplanned_failovers=\(unplannedFailovers)"
+            }
+            if !replacementMilliseconds.isEmpty {
+                let replacements = replacementMilliseconds.sorted()
+                text += " replacement_ms_median=\(replacements[replacements.count / 2]) replacement_ms_max=\(replacements.last ?? 0)"
             }
             return text
         }
@@ -74,11 +81,17 @@ public struct FailoverTester: Sendable {
     public var faults: [Fault] = [.primary]
     public var etcdMembers: [EtcdProcess] = []
     public var etcdOutage: Duration = .seconds(4)
+    /// With etcd: nodes beyond the three members, run with `--replication-factor 3` and
+    /// `--replace-after 1`; the `member` fault kills a member replica for good until a spare has taken
+    /// its place, then starts it again (it returns as a spare).
+    public var spares = 0
+    var nodeCount: Int { 3 + spares }
 
     public enum Fault: String, CaseIterable, Sendable, Hashable {
         case primary
         case controller
         case etcdLeader = "etcd-leader"
+        case member
     }
 
     public init(binary: String, workDirectory: String, cycles: Int) {
@@ -88,7 +101,7 @@ public struct FailoverTester: Sendable {
     }
 
     /// What `run` writes in the work directory besides the node logs (`n<i>-<start>.log` and their `.port` files).
-    public static let entriesWritten = ["jwt-secret", "cluster-secret", "n0", "n1", "n2"]
+    public static let entriesWritten = ["jwt-secret", "cluster-secret"] + (0..<6).map { "n\($0)" }
 
     struct Acknowledged: Sendable {
         var tenant: Int
@@ -110,10 +123,10 @@ public struct FailoverTester: Sendable {
                 tenantID: "failover\(tenant)", person: UUID16.random(), scopes: [.recordsRead, .recordsWrite],
                 issuedAt: Timestamp(milliseconds: Int64(Date().timeIntervalSince1970 * 1000)), lifetimeSeconds: 86_400))
         }
-        let ports = try (0..<3).map { _ in try Self.freePort() }
+        let ports = try (0..<nodeCount).map { _ in try Self.freePort() }
         let addresses = ports.map { "127.0.0.1:\($0)" }
         let clusterName = "failover-\(ports[0])"
-        var starts = [0, 0, 0]
+        var starts = Array(repeating: 0, count: nodeCount)
         func start(_ index: Int, follow: Bool) async throws -> ServerProcess {
             var arguments = [
                 "--data-dir", workDirectory + "/n\(index)", "--jwt-secret-file", workDirectory + "/jwt-secret", "--metrics-port", "0",
@@ -122,13 +135,15 @@ public struct FailoverTester: Sendable {
             ]
             if let etcd = etcdEndpoints {
                 arguments += ["--etcd-endpoints", etcd.joined(separator: ","), "--cluster-name", clusterName]
+                if spares > 0 { arguments += ["--replication-factor", "3", "--replace-after", "1"] }
             } else if follow {
                 arguments += ["--replicate-from", addresses.enumerated().filter { $0.offset != index }.map(\.element).joined(separator: ",")]
             }
             starts[index] += 1
             return try await ServerProcess.start(binary: binary, arguments: arguments, logPath: workDirectory + "/n\(index)-\(starts[index]).log")
         }
-        var nodes: [ServerProcess?] = [try await start(0, follow: false), try await start(1, follow: true), try await start(2, follow: true)]
+        var nodes: [ServerProcess?] = [try await start(0, follow: false)]
+        for index in 1..<nodeCount { nodes.append(try await start(index, follow: true)) }
         defer { for node in nodes { if let node { kill(node.pid, SIGKILL) } } }
         var primary = 0
         var report = Report()
@@ -161,6 +176,13 @@ public struct FailoverTester: Sendable {
                     await nodes[victim]?.stop(signal: SIGKILL)
                     nodes[victim] = nil
                     _ = try await controller(clusterName: clusterName, other: victim)
+                    nodes[victim] = try await start(victim, follow: true)
+                } else if fault == .member {
+                    let victim = try await memberReplica(clusterName: clusterName, primary: primary)
+                    await nodes[victim]?.stop(signal: SIGKILL)
+                    nodes[victim] = nil
+                    try await waitUntilReplaced(victim, clusterName: clusterName)
+                    report.replacementMilliseconds.append(Int((ContinuousClock.now - faultAt) / .milliseconds(1)))
                     nodes[victim] = try await start(victim, follow: true)
                 } else {
                     let (index, restarted) = try await killAndRestartEtcdLeader(etcd)
@@ -314,6 +336,36 @@ public struct FailoverTester: Sendable {
             try await Task.sleep(for: .milliseconds(20))
         }
         throw LearnStoreError(.timeout, "no node other than \(excluded.map { "n\($0)" } ?? "none") became the controller within \(timeout)")
+    }
+
+    /// The placement in etcd (polled until it reads).
+    func placement(clusterName: String) async throws -> ClusterPlacement {
+        let client = try EtcdClient(endpoints: etcdEndpoints ?? [], group: MultiThreadedEventLoopGroup.singleton)
+        for _ in 0..<500 {
+            if let value = try? await client.get("/learnstore/\(clusterName)/placement")?.value, let placement = try? ClusterPlacement.decode(value) {
+                return placement
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw LearnStoreError(.timeout, "etcd's placement did not read within 10 s")
+    }
+
+    /// A member of the placement other than the primary, at random.
+    func memberReplica(clusterName: String, primary: Int) async throws -> Int {
+        let members = try await placement(clusterName: clusterName).members.keys.compactMap { Int($0.dropFirst()) }.filter { $0 != primary }
+        guard let victim = members.randomElement() else { throw LearnStoreError(.internalError, "the placement lists no member besides the primary") }
+        return victim
+    }
+
+    /// Polls until etcd's placement no longer lists node `victim` and holds three members again.
+    func waitUntilReplaced(_ victim: Int, clusterName: String, timeout: Duration = .seconds(60)) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            let placement = try await placement(clusterName: clusterName)
+            if placement.members["n\(victim)"] == nil && placement.members.count == 3 && placement.replacing.isEmpty { return }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw LearnStoreError(.timeout, "no spare took the place of n\(victim) within \(timeout)")
     }
 
     /// Kills etcd's leader with SIGKILL, lets the writes go on without it for `etcdOutage` (past a

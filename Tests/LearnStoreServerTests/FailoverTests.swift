@@ -56,8 +56,23 @@ import Testing
         #expect(report.digestMismatches == 0, "\(report.failures)")
     }
 
-    /// `members` etcd processes and three nodes with the control plane.
-    static func runWithEtcd(cycles: Int, pauseMilliseconds: Int?, members: Int = 1, faults: [FailoverTester.Fault] = [.primary]) async throws -> FailoverTester.Report {
+    /// Four nodes, a replication factor of 3: a member replica killed with SIGKILL under writes is
+    /// replaced by the spare (and returns as a spare), then the primary is killed; writes go on and every
+    /// node, spares included, ends with the same records.
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: CrashTests.binary), "needs the learnstore binary (swift build)"))
+    func aSpareTakesThePlaceOfAMemberKilledUnderWrites() async throws {
+        let report = try await Self.runWithEtcd(cycles: 2, pauseMilliseconds: nil, faults: [.member, .primary], spares: 1)
+        #expect(report.cycles == 2)
+        #expect(report.replacementMilliseconds.count == 1)
+        #expect(report.acknowledgedWrites >= 100)
+        #expect(report.lost == 0, "\(report.failures)")
+        #expect(report.digestMismatches == 0, "\(report.failures)")
+    }
+
+    /// `members` etcd processes and three nodes (and `spares`) with the control plane.
+    static func runWithEtcd(
+        cycles: Int, pauseMilliseconds: Int?, members: Int = 1, faults: [FailoverTester.Fault] = [.primary], spares: Int = 0
+    ) async throws -> FailoverTester.Report {
         let scratch = TemporaryDirectory(prefix: "learnstore-failover-etcd-")
         let etcdBinary = try #require(EtcdProcess.binary(), "etcd is installed by scripts/ensure-deps.sh")
         let etcd = try await EtcdProcess.startCluster(members: members, workDirectory: scratch.path, binary: etcdBinary)
@@ -67,6 +82,7 @@ import Testing
         tester.etcdMembers = etcd
         tester.faults = faults
         tester.pauseMilliseconds = pauseMilliseconds
+        tester.spares = spares
         return try await tester.run()
     }
 }
