@@ -80,20 +80,28 @@ import Testing
         configuration.name = "spares"
         func placement() async -> ClusterPlacement? { try? await ClusterView.read(configuration, group: MultiThreadedEventLoopGroup.singleton).placement }
         let primary = try await ReplicationServerTests.replicationAddress(servers[0])
+        // The first three nodes to register become the members (lowest ids first among those registered
+        // when the controller looks); the fourth waits as a spare.
         #expect(await eventually(within: 30) {
-            (try? await ReplicationServerTests.status(primary))?["members"] == .array(["n0", "n1", "n2"].map { .string($0) })
+            guard case .array(let members)? = (try? await ReplicationServerTests.status(primary))?["members"] else { return false }
+            return members.count == 3
         })
-        #expect(await placement().map { Set($0.members.keys) } == ["n0", "n1", "n2"], "n3 is a spare")
-        try await servers[1].stop()
-        #expect(await eventually(within: 30) { await placement().map { Set($0.members.keys) } == ["n0", "n2", "n3"] })
-        #expect(await placement().map { $0.removed.isEmpty && $0.leaving.isEmpty } == true)
+        let members = try #require(await placement()).members.keys.sorted()
+        let spare = try #require(["n0", "n1", "n2", "n3"].first { !members.contains($0) })
+        #expect(members.count == 3 && members.contains("n0"))
+        #expect(try await ClusterView.read(configuration, group: MultiThreadedEventLoopGroup.singleton).json["spares"] == .array([.string(spare)]))
+        let gone = try #require(members.first { $0 != "n0" })
+        let left = Set(members).subtracting([gone]).union([spare])
+        try await servers[Int(gone.dropFirst())!].stop()
+        #expect(await eventually(within: 30) { await placement().map { Set($0.members.keys) } == left })
+        #expect(await placement().map { $0.removed.isEmpty && $0.leaving.isEmpty && $0.replacing.isEmpty } == true)
         #expect(await eventually(within: 30) {
-            (try? await ReplicationServerTests.status(primary))?["in_sync"] == .array(["n2", "n3"].map { .string($0) })
+            (try? await ReplicationServerTests.status(primary))?["in_sync"] == .array(left.subtracting(["n0"]).sorted().map { .string($0) })
         })
         let writer = try await servers[0].client()
         _ = try await writer.performance.learningRecords.create(sampleBody(title: "replicated twice"))
         await writer.shutdown()
-        for index in [0, 2, 3] { try await servers[index].stop() }
+        for id in left { try await servers[Int(id.dropFirst())!].stop() }
     }
 
     @Test func serveRefusesAReplicationFactorThatCouldNotFailOver() async throws {

@@ -35,9 +35,12 @@ public struct ClusterView: Sendable {
                 ("lease", .string(String(node.lease))),
             ])
         }
+        // Registered nodes the placement neither lists nor removed: spares under a replication factor
+        // (or new nodes the controller has not added yet).
+        let spares = self.nodes.map(\.id).filter { id in self.placement.map { $0.members[id] == nil && !$0.removed.contains(id) } ?? false }
         return .object([
             ("revision", .number(String(revision))), ("controller", controller.map { .string($0) } ?? .null), ("placement", placement),
-            ("nodes", .array(nodes)),
+            ("nodes", .array(nodes)), ("spares", .array(spares.sorted().map { .string($0) })),
         ])
     }
 }
