@@ -37,6 +37,8 @@ public struct FailoverTester: Sendable {
         /// Per cycle that killed a member replica with spares running: milliseconds from the kill until
         /// etcd's placement had a spare in its place.
         public var replacementMilliseconds: [Int] = []
+        /// Per cycle that removed a member with `learnstore cluster remove-node`'s procedure: how long it took.
+        public var removalMilliseconds: [Int] = []
         public var failures: [String] = []
 
         public var description: String {
@@ -53,6 +55,10 @@ public struct FailoverTester: Sendable {
             if !replacementMilliseconds.isEmpty {
                 let replacements = replacementMilliseconds.sorted()
                 text += " replacement_ms_median=\(replacements[replacements.count / 2]) replacement_ms_max=\(replacements.last ?? 0)"
+            }
+            if !removalMilliseconds.isEmpty {
+                let removals = removalMilliseconds.sorted()
+                text += " removal_ms_median=\(removals[removals.count / 2]) removal_ms_max=\(removals.last ?? 0)"
             }
             return text
         }
@@ -83,7 +89,8 @@ public struct FailoverTester: Sendable {
     public var etcdOutage: Duration = .seconds(4)
     /// With etcd: nodes beyond the three members, run with `--replication-factor 3` and
     /// `--replace-after 1`; the `member` fault kills a member replica for good until a spare has taken
-    /// its place, then starts it again (it returns as a spare).
+    /// its place, then starts it again (it returns as a spare); the `remove` fault removes a member
+    /// replica that runs on as the operator's command does, then readmits it (it stays a spare).
     public var spares = 0
     var nodeCount: Int { 3 + spares }
 
@@ -92,6 +99,7 @@ public struct FailoverTester: Sendable {
         case controller
         case etcdLeader = "etcd-leader"
         case member
+        case remove
     }
 
     public init(binary: String, workDirectory: String, cycles: Int) {
@@ -184,6 +192,17 @@ public struct FailoverTester: Sendable {
                     try await waitUntilReplaced(victim, clusterName: clusterName)
                     report.replacementMilliseconds.append(Int((ContinuousClock.now - faultAt) / .milliseconds(1)))
                     nodes[victim] = try await start(victim, follow: true)
+                } else if fault == .remove {
+                    let victim = try await memberReplica(clusterName: clusterName, primary: primary)
+                    var cluster = ClusterConfiguration(endpoints: etcdEndpoints ?? [])
+                    cluster.name = clusterName
+                    try await ClusterMembership.remove(
+                        "n\(victim)", configuration: cluster, credential: credential, group: MultiThreadedEventLoopGroup.singleton, timeout: .seconds(60),
+                        progress: { _ in })
+                    report.removalMilliseconds.append(Int((ContinuousClock.now - faultAt) / .milliseconds(1)))
+                    guard try await ClusterMembership.readmit("n\(victim)", configuration: cluster, group: MultiThreadedEventLoopGroup.singleton) else {
+                        throw LearnStoreError(.internalError, "n\(victim) was not listed as removed")
+                    }
                 } else {
                     let (index, restarted) = try await killAndRestartEtcdLeader(etcd)
                     etcd[index] = restarted

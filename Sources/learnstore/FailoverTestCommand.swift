@@ -25,7 +25,9 @@ struct FailoverTestCommand: AsyncParsableCommand {
             With --spares K the tool starts K more nodes, and every node runs with --replication-factor 3 and --replace-after 1: \
             the spares follow the primary without counting. The fault `member` kills a member replica with SIGKILL under writes, \
             waits until etcd's placement has a spare in its place, and starts the killed node again (it returns as a spare); the \
-            report adds the time from the kill to the replacement. Every node, spares included, is compared at the end of a cycle.
+            report adds the time from the kill to the replacement. The fault `remove` removes a member replica that runs on, as \
+            `learnstore cluster remove-node` does, and readmits it (it stays a spare); the report adds how long the removal took. \
+            Every node, spares included, is compared at the end of a cycle.
             """)
 
     @Option(help: "Kill/promote cycles.") var cycles = 10
@@ -36,7 +38,7 @@ struct FailoverTestCommand: AsyncParsableCommand {
     @Flag(help: "Run the nodes with the etcd control plane (automatic failover).") var etcd = false
     @Option(name: .customLong("etcd-members"), help: "With --etcd: etcd processes to start (1 ... 5).") var etcdMembers = 3
     @Option(name: .customLong("pause-ms"), help: "With --etcd: stop the primary with SIGSTOP for this many milliseconds (past its 3 s lease) instead of killing it, then resume it: it must fence itself and start again in place as a replica, and must not have acknowledged a write the new primary lacks. The failover time is then until a replica is the primary.") var pauseMilliseconds: Int?
-    @Option(name: .customLong("fault"), parsing: .upToNextOption, help: "With --etcd: the faults, one per cycle in turn: primary (kill -9 the primary), controller (kill -9 the node holding the controller key, then start it again; the primary's cycle when it is the primary), etcd-leader (kill -9 etcd's leader for 4 s, then start it again; needs 3 etcd members), member (kill -9 a member replica until a spare replaced it; needs --spares). Writes must go on through the last three; the report adds their longest pause between acknowledged writes.") var fault: [FailoverTester.Fault] = [.primary]
+    @Option(name: .customLong("fault"), parsing: .upToNextOption, help: "With --etcd: the faults, one per cycle in turn: primary (kill -9 the primary), controller (kill -9 the node holding the controller key, then start it again; the primary's cycle when it is the primary), etcd-leader (kill -9 etcd's leader for 4 s, then start it again; needs 3 etcd members), member (kill -9 a member replica until a spare replaced it; needs --spares), remove (remove a member replica with the operator's procedure while it runs, then readmit it; needs --spares). Writes must go on through all but the first; the report adds their longest pause between acknowledged writes.") var fault: [FailoverTester.Fault] = [.primary]
     @Option(help: "With --etcd: nodes beyond the three members, waiting as spares (0 ... 3).") var spares = 0
     @Option(name: .customLong("work-dir"), help: "Scratch directory: new or empty (default: a new one under /tmp). Removed on success if this command created it; otherwise only the files it wrote are.") var workDir: String?
 
@@ -65,7 +67,9 @@ struct FailoverTestCommand: AsyncParsableCommand {
             if fault != [.primary] {
                 guard etcd, pauseMilliseconds == nil else { throw CLIError.usage("--fault needs --etcd and excludes --pause-ms") }
                 guard !fault.contains(.etcdLeader) || etcdMembers >= 3 else { throw CLIError.usage("--fault etcd-leader needs --etcd-members 3 or more") }
-                guard !fault.contains(.member) || spares >= 1 else { throw CLIError.usage("--fault member needs --spares 1 or more") }
+                guard !fault.contains(.member) && !fault.contains(.remove) || spares >= 1 else {
+                    throw CLIError.usage("--fault member and --fault remove need --spares 1 or more")
+                }
                 tester.faults = fault
                 tester.etcdMembers = etcdProcesses
             }

@@ -56,13 +56,15 @@ import Testing
         #expect(report.digestMismatches == 0, "\(report.failures)")
     }
 
-    /// Four nodes, a replication factor of 3: a member replica killed with SIGKILL under writes is
-    /// replaced by the spare (and returns as a spare), then the primary is killed; writes go on and every
-    /// node, spares included, ends with the same records.
+    /// Four nodes, a replication factor of 3: a member replica is removed under writes as
+    /// `cluster remove-node` does it (the spare joins for it) and readmitted; a member replica killed
+    /// with SIGKILL is replaced by the spare (and returns as one); then the primary is killed. Writes go
+    /// on and every node, spares included, ends with the same records.
     @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: CrashTests.binary), "needs the learnstore binary (swift build)"))
-    func aSpareTakesThePlaceOfAMemberKilledUnderWrites() async throws {
-        let report = try await Self.runWithEtcd(cycles: 2, pauseMilliseconds: nil, faults: [.member, .primary], spares: 1)
-        #expect(report.cycles == 2)
+    func aSpareTakesThePlaceOfAMemberRemovedOrKilledUnderWrites() async throws {
+        let report = try await Self.runWithEtcd(cycles: 3, pauseMilliseconds: nil, faults: [.remove, .member, .primary], spares: 1)
+        #expect(report.cycles == 3)
+        #expect(report.removalMilliseconds.count == 1)
         #expect(report.replacementMilliseconds.count == 1)
         #expect(report.acknowledgedWrites >= 100)
         #expect(report.lost == 0, "\(report.failures)")
