@@ -223,8 +223,9 @@ struct ClusterCommand: AsyncParsableCommand {
                 from the members and records it as removed, so that the controller does not add it back while it stays \
                 registered. Refuses the primary (stop it first: the controller promotes another member) and a removal \
                 that would leave 2m members or fewer (m: the primary's --min-in-sync-replicas): start a replacement \
-                node first. Prints {"removed": ID} once done; on timeout the node stays marked leaving and the command \
-                can be run again.
+                node first (with a spare registered under a replication factor, it marks the node and waits for the \
+                spare to join instead). Prints {"removed": ID} once done; on timeout the node stays marked leaving and the command \
+                can be run again, or the removal called off with readmit-node.
                 """)
         @OptionGroup var etcd: EtcdOptions
         @Option(name: .customLong("cluster-secret-file"), help: "File holding the cluster's shared secret (env LEARNSTORE_CLUSTER_SECRET may hold it).") var clusterSecretFile: String?
@@ -246,8 +247,12 @@ struct ClusterCommand: AsyncParsableCommand {
 
     struct ReadmitNode: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "readmit-node", abstract: "Let a removed node id become a member again when a node registers under it.",
-            discussion: "The node then joins as a new replica would: it copies what it lacks from the primary before it counts as in sync.")
+            commandName: "readmit-node", abstract: "Let a removed node id become a member again, or call off a removal under way.",
+            discussion: """
+                A removed node then joins when it registers, as a new replica would: it copies what it lacks from the primary \
+                before it counts as in sync. A node still marked leaving (a remove-node that timed out) is a member again at once \
+                and counts as in sync once it holds every acknowledged write.
+                """)
         @OptionGroup var etcd: EtcdOptions
         @Option(help: "The removed node id.") var node: String
 
@@ -255,7 +260,7 @@ struct ClusterCommand: AsyncParsableCommand {
             try await runCLI {
                 guard NodeCredential.isValidNodeID(node) else { throw CLIError.usage("--node must be a node id") }
                 guard try await ClusterMembership.readmit(node, configuration: try etcd.configuration, group: MultiThreadedEventLoopGroup.singleton) else {
-                    throw CLIError.usage("\(node) is not a removed node of this cluster")
+                    throw CLIError.usage("\(node) is neither a removed node nor one being removed in this cluster")
                 }
                 printJSON(.object([("readmitted", .string(node))]))
             }

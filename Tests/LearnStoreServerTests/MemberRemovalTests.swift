@@ -185,6 +185,29 @@ import Testing
         #expect(Set(removed.members.keys) == ["n0", "n1", "n4"] && removed.removed == ["n2"])
     }
 
+    /// `readmit-node` lifts `removed`, or calls off a removal under way (`leaving`), in a transaction
+    /// guarded by the placement's revision.
+    @Test func readmittingLiftsARemovalOrCallsOffOneUnderWay() async throws {
+        let etcd = SimulatedEtcd(time: SimulatedTime())
+        let configuration = ClusterConfiguration(endpoints: [])
+        var placement = Self.placement
+        placement.leaving = ["n3"]
+        placement.removed = ["n9"]
+        try await etcd.endpoint(for: "operator").put(configuration.placementKey, placement.encoded, lease: 0)
+        func stored() async throws -> ClusterPlacement {
+            try ClusterPlacement.decode(try #require(try await etcd.endpoint(for: "operator").get(configuration.placementKey)).value)
+        }
+        let endpoint = etcd.endpoint(for: "operator")
+        var readmitted = try await MemberRemoval.readmit("n3", configuration: configuration, etcd: endpoint)
+        var now = try await stored()
+        #expect(readmitted && now.leaving.isEmpty && now.acknowledgingMembers.contains("n3"), "the removal under way is called off")
+        readmitted = try await MemberRemoval.readmit("n9", configuration: configuration, etcd: endpoint)
+        now = try await stored()
+        #expect(readmitted && now.removed.isEmpty)
+        readmitted = try await MemberRemoval.readmit("n1", configuration: configuration, etcd: endpoint)
+        #expect(!readmitted, "a member in good standing")
+    }
+
     /// A list of members read before a primary's epoch began may name a node removed since: a primary
     /// counts no replica until its agent read the members during its epoch.
     @Test func aPrimaryCountsOnlyMembersReadDuringItsEpoch() {

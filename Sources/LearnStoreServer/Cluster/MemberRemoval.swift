@@ -139,12 +139,13 @@ struct MemberRemovalRun {
 }
 
 extension MemberRemoval {
-    /// Lets the controller make a removed node a member again once it registers; false when it was not removed.
+    /// Lets the controller make a removed node a member again once it registers, or calls off a removal
+    /// under way (the node counts as in sync again); false when the node was neither removed nor leaving.
     static func readmit(_ node: String, configuration: ClusterConfiguration, etcd: any ControlPlaneStore) async throws(LearnStoreError) -> Bool {
         while true {
             guard let kv = try await etcd.get(configuration.placementKey) else { throw LearnStoreError(.notFound, "etcd holds no placement for this cluster") }
             var placement = try ClusterPlacement.decode(kv.value)
-            guard placement.removed.remove(node) != nil else { return false }
+            guard placement.removed.remove(node) != nil || placement.leaving.remove(node) != nil else { return false }
             if try await etcd.transaction(if: [.modRevision(configuration.placementKey, kv.modRevision)], put: [(configuration.placementKey, placement.encoded, 0)]) {
                 return true
             }
@@ -179,7 +180,8 @@ public enum ClusterMembership {
         }
     }
 
-    /// Lets a removed node become a member again when it registers; false when it was not removed.
+    /// Lets a removed node become a member again when it registers, or calls off its removal under way;
+    /// false when it was neither removed nor leaving.
     public static func readmit(_ node: String, configuration: ClusterConfiguration, group: any EventLoopGroup) async throws(LearnStoreError) -> Bool {
         try await MemberRemoval.readmit(node, configuration: configuration, etcd: try EtcdClient(endpoints: configuration.endpoints, group: group, timeout: .seconds(2)))
     }
