@@ -117,7 +117,7 @@ struct ClusterCommand: AsyncParsableCommand {
 
     struct EtcdOptions: ParsableArguments {
         @Option(name: .customLong("etcd-endpoints"), help: "etcd client URLs (http://host:port,...) of the cluster's control plane.") var etcdEndpoints: String
-        @Option(name: .customLong("cluster-name"), help: "The cluster's name (default learnstore).") var clusterName = "learnstore"
+        @Option(name: .customLong("cluster-name"), help: "The cluster's name.") var clusterName = "learnstore"
 
         var configuration: ClusterConfiguration {
             get throws {
@@ -159,7 +159,7 @@ struct ClusterCommand: AsyncParsableCommand {
                 """)
         @OptionGroup var options: NodeOptions
         @Option(name: .customLong("etcd-endpoints"), help: "etcd client URLs (http://host:port,...) of a cluster with a control plane.") var etcdEndpoints: String?
-        @Option(name: .customLong("cluster-name"), help: "With --etcd-endpoints: the cluster's name (default learnstore).") var clusterName = "learnstore"
+        @Option(name: .customLong("cluster-name"), help: "With --etcd-endpoints: the cluster's name.") var clusterName = "learnstore"
 
         func run() async throws {
             try await runCLI {
@@ -196,7 +196,7 @@ struct ClusterCommand: AsyncParsableCommand {
                 """)
         @OptionGroup var options: NodeOptions
         @Option(help: "The replica to promote (host:port, one of --nodes).") var node: String?
-        @Option(name: .customLong("min-in-sync"), help: "The cluster's --min-in-sync-replicas (default 1).") var minimumInSync = 1
+        @Option(name: .customLong("min-in-sync"), help: "The cluster's --min-in-sync-replicas.") var minimumInSync = 1
         @Flag(help: "Promote even though a reachable node is a primary, too few nodes answer, or a replica is more up to date.") var force = false
 
         func run() async throws {
@@ -230,7 +230,7 @@ struct ClusterCommand: AsyncParsableCommand {
         @OptionGroup var etcd: EtcdOptions
         @Option(name: .customLong("cluster-secret-file"), help: "File holding the cluster's shared secret (env LEARNSTORE_CLUSTER_SECRET may hold it).") var clusterSecretFile: String?
         @Option(help: "The node id to remove.") var node: String
-        @Option(help: "Seconds to wait for the conditions (default 60).") var timeout = 60
+        @Option(help: "Seconds to wait for the conditions.") var timeout = 60
 
         func run() async throws {
             try await runCLI {

@@ -25,7 +25,7 @@ struct SimulateClusterCommand: AsyncParsableCommand {
     @Option(name: .customLong("min-in-sync"), help: "Minimum in-sync replicas (1 ... (nodes - 1) / 2).") var minimumInSync = 1
     @Option(name: .customLong("fault-seconds"), help: "Simulated seconds with faults.") var faultSeconds: Int64 = 30
     @Option(name: .customLong("settle-seconds"), help: "Simulated seconds without faults before the end checks.") var settleSeconds: Int64 = 15
-    @Option(name: .customLong("fault-rate"), help: "The chance per 10 ms tick of each kind of fault starting (0.0001 ... 0.05; default 0.002).") var faultRate = 0.002
+    @Option(name: .customLong("fault-rate"), help: "The chance per 10 ms tick of each kind of fault starting, 0.0001 ... 0.05.") var faultRate = 0.002
     @Flag(help: "Stop at the first failing seed.") var stopAtFirstFailure = false
     @Flag(name: .customLong("etcd-answers-at-once"), help: "etcd answers the agents at once instead of at a scheduled turn (fewer interleavings).")
     var etcdAnswersAtOnce = false
@@ -34,7 +34,7 @@ struct SimulateClusterCommand: AsyncParsableCommand {
     @Flag(name: .customLong("remove-node"), help: "The operator removes a random node other than the first during the faults (needs more than 2 * min-in-sync + 1 nodes), and stops it for good half of the time.")
     var removeNode = false
     @Option(name: .customLong("replication-factor"), help: "The members the controller keeps (default: every node); the other nodes wait as spares.") var replicationFactor: Int?
-    @Option(name: .customLong("replace-after-ms"), help: "With --replication-factor: how long a member may be gone before a spare replaces it (default 2000).") var replaceAfter: Int64 = 2_000
+    @Option(name: .customLong("replace-after-ms"), help: "With --replication-factor: how long a member may be gone before a spare replaces it.") var replaceAfter: Int64 = 2_000
     @Flag(name: .customLong("lose-a-node"), help: "A random node stops for good in the first half of the faults.") var loseANode = false
 
     func run() async throws {
