@@ -80,7 +80,7 @@ struct SimulateClusterCommand: AsyncParsableCommand {
             let seconds = Double((ContinuousClock.now - started).components.seconds)
             print("seeds=\(seeds) acknowledged_writes=\(totals.acknowledged) crashes=\(totals.crashes) pauses=\(totals.pauses) "
                 + "etcd_cut_offs=\(totals.etcdCuts) link_cuts=\(totals.linkCuts) etcd_outages=\(totals.etcdOutages) promotions=\(totals.promotions) "
-                + "replaced_primaries_restarted=\(totals.restartsRequested) removals=\(totals.removals) removals_refused=\(totals.removalsRefused) members_dropped=\(totals.membersDropped) failures=\(failures) seconds=\(Int(seconds))")
+                + "replaced_primaries_restarted=\(totals.restartsRequested) removals=\(totals.removals) removals_refused=\(totals.removalsRefused) removals_called_off=\(totals.removalsCalledOff) members_dropped=\(totals.membersDropped) failures=\(failures) seconds=\(Int(seconds))")
             if failures > 0 { throw ExitCode(1) }
         }
     }

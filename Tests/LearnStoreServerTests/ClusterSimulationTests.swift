@@ -74,12 +74,19 @@ import Testing
     /// operator removing a node too, 700011 promoted the node being removed and 700020 and 700039 left
     /// it marked with too few members to remove it: a member on its way out is now promoted only when
     /// no other is as up to date, and it does not count toward the factor, so a spare joins for it.
+    /// 1000014, 1000255 and 1000410 (four nodes, both) left the operator's node marked leaving for good:
+    /// its removal was refused once the spare was lost too (too few members), and nobody called it off.
+    /// The simulated operator now retries through the settling time and calls a removal off
+    /// (`readmit-node`) after ten refusals in a row, as the runbook says.
     @Test func aSpareReplacesALostMember() async {
         var options = ClusterSimulation.Options()
         options.nodes = 4
         options.replicationFactor = 3
         options.losesANode = true
         var results = await Self.run([12, 84, 106, 1, 2], options: options)
+        options.removesANode = true
+        results += await Self.run([1000014, 1000255, 1000410], options: options)
+        options.removesANode = false
         options.nodes = 5
         results += await Self.run([600057], options: options)
         options.removesANode = true

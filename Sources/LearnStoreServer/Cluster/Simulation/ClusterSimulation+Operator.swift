@@ -3,13 +3,18 @@ import LearnStoreModel
 /// The operator in a simulation run: `learnstore cluster remove-node` against the simulated cluster.
 extension ClusterSimulation {
     /// The operator's removal of a node: one attempt every 100 ms until the node is removed; after a
-    /// refusal (it is the primary, say), a second later.
+    /// refusal (it is the primary, or too few members would be left), a second later. After
+    /// `refusalsBeforeCallingOff` refusals in a row the operator calls the removal off
+    /// (`readmit-node`), as docs/CLUSTER.md tells one to.
     final class Removal: @unchecked Sendable {
+        static let refusalsBeforeCallingOff = 10
         let run: MemberRemovalRun
         var next: Int64
         var inAttempt = false
         var outcome: Swift.Result<MemberRemovalRun.Progress, LearnStoreError>?
         var finished = false
+        var refusals = 0
+        var callingOff = false
 
         init(run: MemberRemovalRun, next: Int64) {
             self.run = run
@@ -17,7 +22,16 @@ extension ClusterSimulation {
         }
 
         func attempt() async {
-            do throws(LearnStoreError) { outcome = .success(try await run.attempt()) } catch { outcome = .failure(error) }
+            do throws(LearnStoreError) {
+                if callingOff {
+                    _ = try await MemberRemoval.readmit(run.node, configuration: run.configuration, etcd: run.etcd)
+                    outcome = .success(.waiting("called off"))
+                } else {
+                    outcome = .success(try await run.attempt())
+                }
+            } catch {
+                outcome = .failure(error)
+            }
             inAttempt = false
         }
     }
@@ -39,18 +53,28 @@ extension ClusterSimulation {
                 cluster.note("the operator stops \(node) for good")
             }
             return
+        case .success(.waiting(let reason))? where removal.callingOff:
+            removal.finished = true
+            result.removalsCalledOff += 1
+            cluster.note("the operator calls the removal of \(node) off: \(reason)")
+            return
         case .success(.waiting(let reason))?:
             cluster.note("removal of \(node): \(reason)")
+            removal.refusals = 0
             removal.next = now + 100
         case .failure(let error)?:
             cluster.note("removal of \(node) failed: \(error.message)")
-            if error.code == .validation { result.removalsRefused += 1 }
+            if error.code == .validation {
+                result.removalsRefused += 1
+                removal.refusals += 1
+                removal.callingOff = removal.refusals >= Removal.refusalsBeforeCallingOff
+            }
             removal.next = now + 1000
         case nil:
             break
         }
         removal.outcome = nil
-        guard now >= removal.next, now < options.faultSeconds * 1000 else { return }
+        guard now >= removal.next else { return }
         removal.inAttempt = true
         await cluster.scheduler.start {
             group.addTask {

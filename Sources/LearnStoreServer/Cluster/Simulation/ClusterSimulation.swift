@@ -50,6 +50,8 @@ public struct ClusterSimulation {
         /// Nodes removed, and removals refused (the operator tries again a second later).
         public var removals = 0
         public var removalsRefused = 0
+        /// Removals the operator called off after refusals in a row.
+        public var removalsCalledOff = 0
         /// Members the placement dropped: removed by the operator or replaced by the controller.
         public var membersDropped = 0
         public var violation: String?
@@ -70,6 +72,7 @@ public struct ClusterSimulation {
             restartsRequested += other.restartsRequested
             removals += other.removals
             removalsRefused += other.removalsRefused
+            removalsCalledOff += other.removalsCalledOff
             membersDropped += other.membersDropped
         }
     }
