@@ -62,6 +62,20 @@ import Testing
         #expect(outcome.promisedBy == 2)
     }
 
+    /// The epoch is above the placement's even when no reachable node has heard of it (its primary
+    /// stopped before a replica followed it), and a node on its way out is chosen only when no other
+    /// is as up to date.
+    @Test func theEpochIsAboveTheMinimumAndAPreferredNodeIsChosenAmongEquals() async throws {
+        let nodes = ScriptedNodes(["a:1": .init(lsnBefore: 12, lsnAfter: 12), "b:1": .init(lsnBefore: 12, lsnAfter: 12)])
+        var outcome = try await ClusterPromotion.promote(
+            ["old:1", "a:1", "b:1"], over: nodes, minimumInSync: 1, preferred: ["b:1"], minimumEpoch: 9, timeout: .seconds(1))
+        #expect(outcome.epoch == 9, "the nodes know epoch 3 only")
+        #expect(outcome.address == "b:1", "a leaves: b is as up to date")
+        nodes.nodes.withLock { $0["b:1"]!.lsnAfter = 11 }
+        outcome = try await ClusterPromotion.promote(["old:1", "a:1", "b:1"], over: nodes, minimumInSync: 1, preferred: ["b:1"], timeout: .seconds(1))
+        #expect(outcome.address == "a:1", "b lacks what a holds")
+    }
+
     /// Four nodes, one in-sync replica needed: the old primary can acknowledge with any one replica,
     /// so all three others must promise before it is fenced from every one of them.
     @Test func allButMinimumInSyncNodesMustPromise() async throws {

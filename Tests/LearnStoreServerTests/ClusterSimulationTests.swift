@@ -77,7 +77,10 @@ import Testing
     /// 1000014, 1000255 and 1000410 (four nodes, both) left the operator's node marked leaving for good:
     /// its removal was refused once the spare was lost too (too few members), and nobody called it off.
     /// The simulated operator now retries through the settling time and calls a removal off
-    /// (`readmit-node`) after ten refusals in a row, as the runbook says.
+    /// (`readmit-node`) after ten refusals in a row, as the runbook says. 1003607 broke safety: the first
+    /// primary stopped before any replica followed it, so the promotion's nodes had never heard of its
+    /// epoch and promoted another node to the same one; a replica then took the first primary's log of
+    /// that epoch over the acknowledged one. The controller's promotions are now above the placement's epoch.
     @Test func aSpareReplacesALostMember() async {
         var options = ClusterSimulation.Options()
         options.nodes = 4
@@ -85,7 +88,7 @@ import Testing
         options.losesANode = true
         var results = await Self.run([12, 84, 106, 1, 2], options: options)
         options.removesANode = true
-        results += await Self.run([1000014, 1000255, 1000410], options: options)
+        results += await Self.run([1000014, 1000255, 1000410, 1003607], options: options)
         options.removesANode = false
         options.nodes = 5
         results += await Self.run([600057], options: options)

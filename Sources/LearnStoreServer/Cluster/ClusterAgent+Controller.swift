@@ -38,7 +38,8 @@ extension ClusterAgent {
         // A member on its way out is promoted only when no other is as up to date.
         let staying = Set(placement.members.filter { placement.acknowledgingMembers.contains($0.key) }.values)
         let outcome = try await ClusterPromotion.promote(
-            addresses, over: peers, minimumInSync: node.minimumInSync, eligible: registeredAddresses, preferred: staying, timeout: .milliseconds(500))
+            addresses, over: peers, minimumInSync: node.minimumInSync, eligible: registeredAddresses, preferred: staying,
+            minimumEpoch: placement.epoch + 1, timeout: .milliseconds(500))
         state.primaryWatch.reset()
         next.primary = outcome.nodeID
         next.epoch = outcome.epoch

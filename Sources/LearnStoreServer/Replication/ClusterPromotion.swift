@@ -49,9 +49,12 @@ public enum ClusterPromotion {
     /// since one whose lease lapsed would fence itself at once); one of them is promoted only if it is
     /// as up to date as every node that promised, else nothing is. `preferred`: among the nodes as up
     /// to date as the best, one of these is chosen (the controller's: members not on their way out).
+    /// `minimumEpoch`: the new epoch is at least this (the controller's: above the placement's, which
+    /// the reachable nodes may never have heard of, as when its primary stopped before any replica
+    /// followed it).
     static func promote(
         _ addresses: [String], over transport: any PromotionTransport, minimumInSync: Int, node: String? = nil, force: Bool = false,
-        eligible: Set<String>? = nil, preferred: Set<String>? = nil, timeout: TimeAmount
+        eligible: Set<String>? = nil, preferred: Set<String>? = nil, minimumEpoch: UInt64 = 0, timeout: TimeAmount
     ) async throws(LearnStoreError) -> Outcome {
         func refuse(_ message: String) -> LearnStoreError { LearnStoreError(.validation, message) }
         let statuses = await self.statuses(addresses, over: transport, timeout: timeout)
@@ -76,7 +79,7 @@ public enum ClusterPromotion {
         // longer grows under an old epoch.
         // A node promises an epoch to one promotion only: of two that picked the same epoch at once
         // (a deposed controller still finishing its round), at most one gets enough promises.
-        let epoch = (reachable.map { max($0.number("promised"), $0.number("epoch")) }.max() ?? 0) + 1
+        let epoch = max(minimumEpoch, (reachable.map { max($0.number("promised"), $0.number("epoch")) }.max() ?? 0) + 1)
         let promotion = UUID16.random()
         var promisers: [String] = []
         for target in reachable where await transport.promise(target.address, epoch: epoch, promotion: promotion, timeout: timeout) {
