@@ -17,9 +17,11 @@ import Testing
             control.name = cluster
             control.replicationFactor = replicationFactor
             control.replaceAfterMilliseconds = 1_000
-            // The suite loads both cores: a 3 s lease can lapse between two renewals and fence a healthy
-            // primary. The failover here follows the stopped primary's revoked lease, not its expiry.
-            control.leaseSeconds = 10
+            // The suite loads both cores and the in-process nodes share the test's two event loops with
+            // every other in-process server: renewals have stalled for 8 s there, fencing a healthy
+            // primary under a 10 s lease. The failovers here follow a stopped primary's revoked lease,
+            // not its expiry.
+            control.leaseSeconds = 20
             replication.cluster = control
             configuration.replication = replication
         }
@@ -119,8 +121,8 @@ import Testing
         configuration.pipeline = 2
         configuration.tenants = 1
         configuration.mix = [(.create, 1)]
-        // Long enough for a failover on a loaded machine (about 0.4 s when idle).
-        configuration.durationSeconds = 8
+        // Long enough for a failover on a loaded machine (about 0.4 s when idle; seconds under the suite).
+        configuration.durationSeconds = 15
         configuration.warmupSeconds = 0
         let (lines, said) = AsyncStream.makeStream(of: String.self)
         let runner = BenchRunner(configuration: configuration) { said.yield($0) }
