@@ -39,6 +39,8 @@ public final class ClusterAgent: Service, Sendable {
         let etcd = try EtcdClient(endpoints: configuration.endpoints, group: group)
         self.init(configuration: configuration, node: node, etcd: etcd, peers: NodeTransport(credential: node.credential, group: group),
                   address: address, topology: topology, logger: logger, now: { .now })
+        let wakeup = self.wakeup
+        node.promotionObserver.withLock { $0 = { wakeup.ring() } }
     }
 
     init(

@@ -93,6 +93,10 @@ public final class ReplicationNode: Sendable {
     /// plane, the cluster's other members as etcd lists them.
     let followAddresses: Mutex<[String]>
 
+    /// Told when this node becomes the primary of a new epoch: its control-plane agent reads the
+    /// members at once (the node counts no replica until it has).
+    let promotionObserver = Mutex<(@Sendable () -> Void)?>(nil)
+
     func setFollowAddresses(_ addresses: [String]) {
         followAddresses.withLock { $0 = addresses }
     }
@@ -480,6 +484,7 @@ public final class ReplicationNode: Sendable {
         becomePrimaryGate(wal)
         wal.clientWriteRefusal = nil
         logger.notice("promoted to primary", metadata: ["epoch": "\(reply.epoch)", "first_lsn": "\(reply.firstLSN)"])
+        promotionObserver.withLock { $0 }?()
         return reply
     }
 
