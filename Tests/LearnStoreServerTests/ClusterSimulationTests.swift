@@ -13,14 +13,20 @@ import Testing
         }
     }
 
+    /// Each result kept every rule, or the failing seed's last events are reported.
+    static func expectNoViolation(_ results: [ClusterSimulation.Result], sourceLocation: SourceLocation = #_sourceLocation) {
+        for result in results {
+            #expect(result.violation == nil, "seed \(result.seed): \(result.violation ?? "")\n\(result.trace.joined(separator: "\n"))",
+                    sourceLocation: sourceLocation)
+        }
+    }
+
     @Test func seedsKeepOneHistoryAndRecover() async {
         var options = ClusterSimulation.Options()
         options.faultSeconds = 8
         options.settleSeconds = 8
         let results = await Self.run(Array(1...10), options: options)
-        for result in results {
-            #expect(result.violation == nil, "seed \(result.seed): \(result.violation ?? "")\n\(result.trace.joined(separator: "\n"))")
-        }
+        Self.expectNoViolation(results)
         // Fewer than one a seed: until the last node has joined, two of three nodes cannot promote.
         #expect(results.reduce(0) { $0 + $1.promotions } > 5, "the seeds fail primaries over")
         #expect(results.reduce(0) { $0 + $1.acknowledged } > 5_000)
@@ -35,9 +41,8 @@ import Testing
         var options = ClusterSimulation.Options()
         options.interleavesEtcdCalls = false
         options.lastNodeJoinsLate = false
-        for result in await Self.run([614, 916, 974, 1640, 8475, 8923], options: options) {
-            #expect(result.violation == nil, "seed \(result.seed): \(result.violation ?? "")\n\(result.trace.joined(separator: "\n"))")
-        }
+        let results = await Self.run([614, 916, 974, 1640, 8475, 8923], options: options)
+        Self.expectNoViolation(results)
     }
 
     /// With etcd's calls interleaved too (every node there from the start): 597 let a deposed
@@ -46,9 +51,8 @@ import Testing
     @Test func interleavedSeedsThatOnceFailed() async {
         var options = ClusterSimulation.Options()
         options.lastNodeJoinsLate = false
-        for result in await Self.run([597], options: options) {
-            #expect(result.violation == nil, "seed \(result.seed): \(result.violation ?? "")\n\(result.trace.joined(separator: "\n"))")
-        }
+        let results = await Self.run([597], options: options)
+        Self.expectNoViolation(results)
     }
 
     /// The operator removes a node of four during the faults (and stops it for good half of the time).
@@ -60,9 +64,7 @@ import Testing
         options.nodes = 4
         options.removesANode = true
         let results = await Self.run([189, 220, 625, 844, 1, 2], options: options)
-        for result in results {
-            #expect(result.violation == nil, "seed \(result.seed): \(result.violation ?? "")\n\(result.trace.joined(separator: "\n"))")
-        }
+        Self.expectNoViolation(results)
         #expect(results.reduce(0) { $0 + $1.removals } >= 4, "the seeds remove nodes")
     }
 
@@ -94,9 +96,7 @@ import Testing
         results += await Self.run([600057], options: options)
         options.removesANode = true
         results += await Self.run([700009, 700011, 700020, 700039], options: options)
-        for result in results {
-            #expect(result.violation == nil, "seed \(result.seed): \(result.violation ?? "")\n\(result.trace.joined(separator: "\n"))")
-        }
+        Self.expectNoViolation(results)
         #expect(results.reduce(0) { $0 + $1.membersDropped } >= 5, "members are replaced")
     }
 

@@ -71,10 +71,7 @@ extension ClusterAgent {
         let now = self.now()
         if let last = state.lastReplacementStep, now - last < .seconds(1) { return false }
         state.lastReplacementStep = now
-        var statuses: [String: JSONValue] = [:]
-        for (id, address) in placement.members.sorted(by: { $0.key < $1.key }) {
-            if let status = await peers.status(address, timeout: .milliseconds(300)).status { statuses[id] = status }
-        }
+        let statuses = await MemberRemoval.statuses(of: placement, over: peers, timeout: .milliseconds(300))
         let next: ClusterPlacement
         switch MemberRemoval.next(placement, removing: member, statuses: statuses, purpose: .replacement) {
         case .mark(let marked): next = marked

@@ -117,10 +117,7 @@ struct MemberRemovalRun {
         let placement = try ClusterPlacement.decode(kv.value)
         let registered = keys.filter { $0.key.hasPrefix(configuration.nodesPrefix) }.map { String($0.key.dropFirst(configuration.nodesPrefix.count)) }
         let spares = registered.filter { placement.members[$0] == nil && !placement.removed.contains($0) }.count
-        var statuses: [String: JSONValue] = [:]
-        for (id, address) in placement.members.sorted(by: { $0.key < $1.key }) {
-            if let status = await peers.status(address, timeout: .milliseconds(500)).status { statuses[id] = status }
-        }
+        let statuses = await MemberRemoval.statuses(of: placement, over: peers, timeout: .milliseconds(500))
         switch MemberRemoval.next(placement, removing: node, statuses: statuses, spares: spares) {
         case .done:
             return .removed
@@ -139,6 +136,16 @@ struct MemberRemovalRun {
 }
 
 extension MemberRemoval {
+    /// Each member's STATUS document by node id, for ``next(_:removing:statuses:purpose:spares:)``; a
+    /// member that does not answer is left out.
+    static func statuses(of placement: ClusterPlacement, over peers: any PromotionTransport, timeout: TimeAmount) async -> [String: JSONValue] {
+        var statuses: [String: JSONValue] = [:]
+        for (id, address) in placement.members.sorted(by: { $0.key < $1.key }) {
+            if let status = await peers.status(address, timeout: timeout).status { statuses[id] = status }
+        }
+        return statuses
+    }
+
     /// Lets the controller make a removed node a member again once it registers, or calls off a removal
     /// under way (the node counts as in sync again); false when the node was neither removed nor leaving.
     static func readmit(_ node: String, configuration: ClusterConfiguration, etcd: any ControlPlaneStore) async throws(LearnStoreError) -> Bool {
