@@ -34,6 +34,8 @@ public final class LearnStoreApplication: Sendable {
     public let replicationListener: ReplicationListener?
     /// This node's part in the control plane; nil without `replication.cluster`.
     public let clusterAgent: ClusterAgent?
+    /// Where `clusterAgent` runs; nil without it.
+    private let controlPlane: ControlPlaneThread?
     private let services: ServiceGroup
 
     /// Builds the server and binds the metrics endpoint; the server listens once `run()` starts.
@@ -51,6 +53,8 @@ public final class LearnStoreApplication: Sendable {
         self.configuration = configuration
         let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoops)
         self.group = group
+        let controlPlane = configuration.replication?.cluster.map { _ in ControlPlaneThread() }
+        self.controlPlane = controlPlane
         let prometheus = PrometheusCollectorRegistry()
         self.prometheus = prometheus
         var factory = PrometheusMetricsFactory(registry: prometheus)
@@ -100,12 +104,12 @@ public final class LearnStoreApplication: Sendable {
                 info.attach(replication: replication)
                 replication.onRestart { [runtime] in runtime.markReplaced() }
             }
-            clusterAgent = try replication.flatMap { node in
-                try node.configuration.cluster.map { cluster throws(LearnStoreError) in
-                    try ClusterAgent(
-                        configuration: cluster, node: node, address: "\(node.configuration.host):\(node.configuration.port)", topology: context.environment.topology,
-                        group: group, logger: logger)
-                }
+            if let node = replication, let cluster = node.configuration.cluster, let controlPlane {
+                clusterAgent = try ClusterAgent(
+                    configuration: cluster, node: node, address: "\(node.configuration.host):\(node.configuration.port)", topology: context.environment.topology,
+                    thread: controlPlane, logger: logger)
+            } else {
+                clusterAgent = nil
             }
             let persistenceService = persistence.map { settings in
                 var settings = settings
@@ -139,6 +143,7 @@ public final class LearnStoreApplication: Sendable {
             madeServer?.abandon()
             madeListener?.abandon()
             try? await group.shutdownGracefully()
+            await controlPlane?.shutdown()
             throw error
         }
 
@@ -198,8 +203,10 @@ public final class LearnStoreApplication: Sendable {
             try await services.run()
         } catch {
             try? await group.shutdownGracefully()
+            await controlPlane?.shutdown()
             throw error
         }
+        await controlPlane?.shutdown()
         try await group.shutdownGracefully()
     }
 

@@ -17,11 +17,6 @@ import Testing
             control.name = cluster
             control.replicationFactor = replicationFactor
             control.replaceAfterMilliseconds = 1_000
-            // The suite loads both cores and the in-process nodes share the test's two event loops with
-            // every other in-process server: renewals have stalled for 8 s there, fencing a healthy
-            // primary under a 10 s lease. The failovers here follow a stopped primary's revoked lease,
-            // not its expiry.
-            control.leaseSeconds = 20
             replication.cluster = control
             configuration.replication = replication
         }

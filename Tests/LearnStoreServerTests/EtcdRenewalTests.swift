@@ -48,4 +48,43 @@ import Testing
         #expect(try await client.keepAlive(lease: lease.id) > 0)
         #expect(ContinuousClock.now - started < .seconds(30))
     }
+
+    /// Admin requests and other tasks run on Swift's shared pool, one thread per core. A node's
+    /// renewals run on a thread of their own, so a pool kept busy for twice the fence limit neither
+    /// fences a healthy primary nor lets its lease lapse.
+    @Test(.enabled(if: EtcdProcess.binary() != nil, "needs etcd (scripts/ensure-deps.sh installs it)"))
+    func aPrimaryRenewsItsLeaseWhileTheSharedPoolIsBusy() async throws {
+        let scratch = TemporaryDirectory(prefix: "learnstore-busy-pool-")
+        let etcd = try await EtcdProcess.startCluster(members: 1, workDirectory: scratch.path, binary: EtcdProcess.binary()!)
+        defer { for member in etcd { member.process.signal(SIGKILL) } }
+        let directory = TemporaryDirectory()
+        let replicationPort = try FailoverTester.freePort()
+        let leaseSeconds = 2
+        let server = try await TestServer.start(configure: { configuration in
+            var replication = ReplicationConfiguration(nodeID: "n0", port: replicationPort, secret: ReplicationServerTests.secret)
+            var control = ClusterConfiguration(endpoints: etcd.map(\.clientURL))
+            control.name = "busy-pool"
+            control.leaseSeconds = leaseSeconds
+            replication.cluster = control
+            configuration.replication = replication
+        }, persistence: .forTests(directory.path))
+        let agent = try #require(server.application.clusterAgent)
+        let node = try #require(server.application.replication)
+        #expect(await eventually(within: 30) { agent.lastRenewal != nil && node.role == .primary })
+
+        let limit = ControllerRules.leaseFenceAfter(ttlSeconds: leaseSeconds)
+        let started = ContinuousClock.now
+        await withTaskGroup(of: Void.self) { group in
+            for _ in 0..<ProcessInfo.processInfo.activeProcessorCount {
+                group.addTask {
+                    let end = ContinuousClock.now + limit * 2
+                    while ContinuousClock.now < end {}
+                }
+            }
+        }
+        #expect(ContinuousClock.now - started >= limit * 2)
+        #expect(node.role == .primary)
+        #expect(agent.lastRenewal.map { $0 > started + limit } == true)
+        try await server.stop()
+    }
 }

@@ -1,6 +1,7 @@
 import LearnStoreModel
 import Logging
 import NIOCore
+import NIOPosix
 import ServiceLifecycle
 import Synchronization
 
@@ -29,23 +30,29 @@ public final class ClusterAgent: Service, Sendable {
     /// Filled from etcd each round: where TOPOLOGY and MOVED send clients.
     let topology: TopologyBoard
     /// Rung by the watch when a key changes.
-    let wakeup = Wakeup()
+    let wakeup: Wakeup
+    /// Where the rounds and the watchdog run; nil in the simulation, which runs rounds itself.
+    let thread: ControlPlaneThread?
     /// When the last successful renewal (or grant) of the node's lease began; nil before the first.
     private let renewedAt = Mutex<ContinuousClock.Instant?>(nil)
 
+    /// When the node's lease was last granted or renewed; nil before the first.
+    var lastRenewal: ContinuousClock.Instant? { renewedAt.withLock { $0 } }
+
     public convenience init(
-        configuration: ClusterConfiguration, node: ReplicationNode, address: String, topology: TopologyBoard, group: any EventLoopGroup, logger: Logger
+        configuration: ClusterConfiguration, node: ReplicationNode, address: String, topology: TopologyBoard, thread: ControlPlaneThread, logger: Logger
     ) throws(LearnStoreError) {
-        let etcd = try EtcdClient(endpoints: configuration.endpoints, group: group)
-        self.init(configuration: configuration, node: node, etcd: etcd, peers: NodeTransport(credential: node.credential, group: group),
-                  address: address, topology: topology, logger: logger, now: { .now })
+        let etcd = try EtcdClient(endpoints: configuration.endpoints, group: thread.group, executor: thread.executor)
+        self.init(configuration: configuration, node: node, etcd: etcd, peers: NodeTransport(credential: node.credential, group: thread.group),
+                  address: address, topology: topology, logger: logger, thread: thread, now: { .now })
         let wakeup = self.wakeup
         node.promotionObserver.withLock { $0 = { wakeup.ring() } }
     }
 
     init(
         configuration: ClusterConfiguration, node: any ClusterNodeControl, etcd: any ControlPlaneStore, peers: any PromotionTransport,
-        address: String, topology: TopologyBoard, logger: Logger, now: @escaping @Sendable () -> ContinuousClock.Instant
+        address: String, topology: TopologyBoard, logger: Logger, thread: ControlPlaneThread? = nil,
+        now: @escaping @Sendable () -> ContinuousClock.Instant
     ) {
         self.configuration = configuration
         self.node = node
@@ -54,6 +61,8 @@ public final class ClusterAgent: Service, Sendable {
         self.address = address
         self.topology = topology
         self.logger = logger
+        self.thread = thread
+        wakeup = Wakeup(timers: thread?.loop)
         self.now = now
     }
 
@@ -129,15 +138,16 @@ public final class ClusterAgent: Service, Sendable {
     }
 
     public func run() async throws {
+        await withTaskExecutorPreference(thread?.executor) { await runRounds() }
+    }
+
+    private func runRounds() async {
         var state = initialState()
         // A round can wait for etcd for a few seconds (each member in turn): the lease's limit is
         // kept meanwhile too.
-        let watchdog = Task { [self] in
-            while !Task.isCancelled {
-                fenceIfLeaseLapsed()
-                try? await Task.sleep(for: .milliseconds(20))
-            }
-        }
+        let watchdog = (thread?.loop ?? MultiThreadedEventLoopGroup.singleton.next()).scheduleRepeatedTask(
+            initialDelay: .milliseconds(20), delay: .milliseconds(20)
+        ) { [self] _ in fenceIfLeaseLapsed() }
         defer { watchdog.cancel() }
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             // First, before any renewal: a node that was stopped or cut off past its lease may already

@@ -20,12 +20,16 @@ public final class EtcdClient: Sendable {
 
     public let endpoints: [(host: String, port: Int)]
     let group: any EventLoopGroup
+    /// Where the calls sent to every member at once run (nil: Swift's shared pool).
+    let executor: (any TaskExecutor)?
     let timeout: TimeAmount
     /// The largest answer read (a range of the cluster's keys is a few KiB).
     static let maximumResponseBytes = 4 << 20
 
     /// `endpoints` are `http://host:port` (or `host:port`).
-    public init(endpoints: [String], group: any EventLoopGroup, timeout: TimeAmount = .milliseconds(500)) throws(LearnStoreError) {
+    public init(
+        endpoints: [String], group: any EventLoopGroup, executor: (any TaskExecutor)? = nil, timeout: TimeAmount = .milliseconds(500)
+    ) throws(LearnStoreError) {
         var parsed: [(String, Int)] = []
         for endpoint in endpoints {
             let bare = endpoint.hasPrefix("http://") ? String(endpoint.dropFirst(7)) : endpoint
@@ -37,6 +41,7 @@ public final class EtcdClient: Sendable {
         guard !parsed.isEmpty else { throw LearnStoreError(.validation, "no etcd endpoint") }
         self.endpoints = parsed
         self.group = group
+        self.executor = executor
         self.timeout = timeout
     }
 
@@ -128,7 +133,7 @@ public final class EtcdClient: Sendable {
         typealias Attempt = (endpoint: (host: String, port: Int), result: Result<(Int, [UInt8]), LearnStoreError>)
         let (attempts, continuation) = AsyncStream<Attempt>.makeStream()
         for endpoint in endpoints {
-            Task {
+            Task(executorPreference: executor) { [self] in
                 do throws(LearnStoreError) {
                     continuation.yield((endpoint, .success(try await post(path, payload, to: endpoint, answerWithin: answerWithin))))
                 } catch {
@@ -199,7 +204,7 @@ public final class EtcdClient: Sendable {
                         try channel.pipeline.syncOperations.addHandler(handler)
                     }
                 }
-                .connect(host: endpoint.host, port: endpoint.port).get()
+                .connect(hostOrAddress: endpoint.host, port: endpoint.port).get()
         } catch {
             throw LearnStoreError(.connectionFailed, "cannot connect: \(error)")
         }

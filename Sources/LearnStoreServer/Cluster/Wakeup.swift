@@ -1,3 +1,4 @@
+import NIOCore
 import Synchronization
 
 /// Wakes a waiting loop early: `wait(upTo:)` returns after the duration, or as soon as `ring()` is
@@ -5,7 +6,13 @@ import Synchronization
 public final class Wakeup: Sendable {
     private let state = Mutex<(rung: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
 
-    public init() {}
+    /// Where a wait's timer runs; nil: `Task.sleep`, which Swift's shared pool wakes (a waiter kept
+    /// off the pool keeps its timer off it too).
+    private let timers: (any EventLoop)?
+
+    public init(timers: (any EventLoop)? = nil) {
+        self.timers = timers
+    }
 
     public func ring() {
         let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
@@ -20,9 +27,16 @@ public final class Wakeup: Sendable {
     }
 
     public func wait(upTo duration: Duration) async {
-        let timer = Task { [weak self] in
-            guard (try? await Task.sleep(for: duration)) != nil else { return }
-            self?.ringIfWaiting()
+        let cancelTimer: @Sendable () -> Void
+        if let timers {
+            let timer = timers.scheduleTask(in: TimeAmount(duration)) { [weak self] in self?.ringIfWaiting() }
+            cancelTimer = { timer.cancel() }
+        } else {
+            let timer = Task { [weak self] in
+                guard (try? await Task.sleep(for: duration)) != nil else { return }
+                self?.ringIfWaiting()
+            }
+            cancelTimer = { timer.cancel() }
         }
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let now = state.withLock { state -> Bool in
@@ -35,7 +49,7 @@ public final class Wakeup: Sendable {
             }
             if now { continuation.resume() }
         }
-        timer.cancel()
+        cancelTimer()
     }
 
     /// The timer's ring: only a wait in progress ends (a timer that fires as a ring ended its wait may

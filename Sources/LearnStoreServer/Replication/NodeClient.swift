@@ -62,7 +62,7 @@ final class NodeConnection: Sendable {
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(inbox) }
                 }
-                .connect(host: host, port: port).get()
+                .connect(hostOrAddress: host, port: port).get()
         } catch {
             throw LearnStoreError(.connectionFailed, "cannot connect to \(address): \(error)")
         }

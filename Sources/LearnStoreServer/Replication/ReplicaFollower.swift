@@ -98,7 +98,7 @@ final class ReplicaFollower: @unchecked Sendable {
                     handler.maximumFrameBytes = maximumFrameBytes
                 }
             }
-            .connect(host: host, port: port)
+            .connect(hostOrAddress: host, port: port)
             .whenComplete { result in
                 switch result {
                 case .success(let channel):
