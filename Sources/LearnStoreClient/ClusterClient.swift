@@ -2,7 +2,8 @@ import LearnStoreModel
 
 /// A client of a cluster that follows its primary: it asks the seeds' TOPOLOGY where the primary is,
 /// connects there, and when a request fails with MOVED, NOT_PRIMARY or a lost connection (a failover),
-/// it finds the primary again and retries, at most `attempts` times. Give writes an idempotency key:
+/// it finds the primary again and retries, at most `attempts` times. In a partitioned cluster the
+/// primary is that of the group holding the token's tenant (a seed of another group answers MOVED). Give writes an idempotency key:
 /// a retried write that reached the old primary is then not applied twice (docs/CLUSTER.md).
 public actor ClusterClient {
     public let seeds: [String]
@@ -54,10 +55,19 @@ public actor ClusterClient {
         return split
     }
 
+    /// In a partitioned cluster a node of another group refuses the token's tenant with MOVED to the
+    /// primary of the group that holds it: that is the answer.
     private func primaryAddress(asking seed: String) async throws(LearnStoreError) -> String {
-        let client = try await connect(seed)
+        let client: LearnStoreClient
+        let topology: JSONValue
+        do {
+            client = try await connect(seed)
+            topology = try await client.topology()
+        } catch {
+            guard error.code == .moved, let address = error.primaryAddress else { throw error }
+            return address
+        }
         defer { Task { await client.shutdown() } }
-        let topology = try await client.topology()
         guard let primary = topology["primary"]?.stringValue,
             let node = topology["nodes"]?.arrayValue?.first(where: { $0["node_id"]?.stringValue == primary }),
             let address = node["address"]?.stringValue

@@ -24,12 +24,7 @@ public struct IdempotencyEntry: Sendable, Hashable {
     public static func fingerprint(of bodies: [RecordBody]) -> UInt64 {
         var writer = ByteWriter(capacity: 256)
         for body in bodies { RecordCodec.encode(body, into: &writer) }
-        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
-        for byte in writer.bytes {
-            hash ^= UInt64(byte)
-            hash &*= 0x0000_0100_0000_01B3
-        }
-        return hash
+        return FNV1a.hash(writer.bytes)
     }
 }
 

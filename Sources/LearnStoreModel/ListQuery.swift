@@ -73,12 +73,7 @@ public struct ListQuery: Sendable, Hashable {
         time(updatedSince)
         writer.writeU8(includeDeleted ? 1 : 0)
         writer.writeU8(order.rawValue)
-        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
-        for byte in writer.bytes {
-            hash ^= UInt64(byte)
-            hash &*= 0x0000_0100_0000_01B3
-        }
-        return hash
+        return FNV1a.hash(writer.bytes)
     }
 
     public func validated() throws(LearnStoreError) -> ListQuery {

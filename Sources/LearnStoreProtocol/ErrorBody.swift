@@ -25,9 +25,9 @@ public enum ErrorBody {
     }
 
     /// MOVED (docs/PROTOCOL.md 6.2): the error body, then `u32 partition`, `u64 epoch`, `string address`.
-    public static func encodeMoved(_ message: String, epoch: UInt64, address: String, into writer: inout ByteWriter) {
+    public static func encodeMoved(_ message: String, partition: UInt32 = 0, epoch: UInt64, address: String, into writer: inout ByteWriter) {
         encode(LearnStoreError(.moved, message), into: &writer)
-        writer.writeU32(0)
+        writer.writeU32(partition)
         writer.writeU64(epoch)
         writer.writeString(address)
     }

@@ -456,6 +456,16 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func finishAuthentication(_ frame: Frame, result: Result<VerifiedToken, LearnStoreError>, context: ChannelHandlerContext) {
         let requestID = frame.header.requestID
         var writer = ByteWriter()
+        var result = result
+        // In a partitioned cluster a tenant of another group's partition is served there, not here.
+        var elsewhere: TopologyBoard.Elsewhere?
+        if case .success(let token) = result, let other = server.environment.topology.elsewhere(tenant: token.identity.tenantID) {
+            elsewhere = other
+            let message = "tenant \(token.identity.tenantID) is in partition \(other.partition), held by group \(other.group)"
+            result = .failure(other.primary?.address == nil
+                ? LearnStoreError(.notPrimary, "\(message), whose primary this node does not know yet; ask TOPOLOGY again")
+                : LearnStoreError(.moved, message))
+        }
         switch machine.authenticationFinished(result) {
         case .accept(let session):
             writer.writeFrame(FrameHeader(opcode: Opcode.auth, requestID: requestID)) {
@@ -467,7 +477,14 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 return
             }
             server.metrics.recordError(opcode: Opcode.auth, code: error.code)
-            writer.writeErrorFrame(opcode: Opcode.auth, requestID: requestID, error)
+            if error.code == .moved, let elsewhere, let primary = elsewhere.primary, let address = primary.address {
+                writer.writeFrame(FrameHeader(opcode: Opcode.auth, flags: 1, requestID: requestID)) {
+                    ErrorBody.encodeMoved("\(error.message); its primary is at \(address)", partition: UInt32(elsewhere.partition), epoch: primary.epoch,
+                                          address: address, into: &$0)
+                }
+            } else {
+                writer.writeErrorFrame(opcode: Opcode.auth, requestID: requestID, error)
+            }
         }
         answer(writer.bytes, count: 1, context: context)
     }

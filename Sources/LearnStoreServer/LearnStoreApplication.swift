@@ -85,6 +85,9 @@ public final class LearnStoreApplication: Sendable {
                 commits: commits, runtime: runtime, clock: clock, logger: logger, placement: placement,
                 info: { serverWide in info.render(clock.now(), serverWide: serverWide) })
             self.context = context
+            if let cluster = configuration.replication?.cluster, let map = cluster.partitionMap {
+                context.environment.topology.partition(by: map, group: cluster.name)
+            }
             info.attach(feed: context.feed)
             server = LearnStoreServer(context: context, group: group)
             madeServer = server
@@ -170,9 +173,13 @@ public final class LearnStoreApplication: Sendable {
     /// With a control plane, etcd's placement decides whether the node starts as the primary or as a
     /// replica, and of which nodes (``ClusterAgent/startingFollowAddresses``).
     private static func placedInCluster(_ configuration: ServerConfiguration, persistence: PersistenceConfiguration?, logger: Logger) async throws -> ServerConfiguration {
-        guard var settings = configuration.replication, let cluster = settings.cluster, let persistence else { return configuration }
+        guard var settings = configuration.replication, var cluster = settings.cluster, let persistence else { return configuration }
         guard settings.port != 0 else { throw LearnStoreError(.validation, "a cluster node needs a fixed --replication-port: other nodes find it in etcd") }
         let epoch = try EpochHistory.read(directory: persistence.dataDirectory + "/replication", persistence.fileSystem).currentEpoch
+        if let name = cluster.partitionMapName {
+            cluster.partitionMap = try await ClusterAgent.partitionMap(named: name, group: cluster.name, endpoints: cluster.endpoints)
+            settings.cluster = cluster
+        }
         settings.follow = try await ClusterAgent.startingFollowAddresses(
             cluster, nodeID: settings.nodeID, address: "\(settings.host):\(settings.port)", epoch: epoch, group: MultiThreadedEventLoopGroup.singleton,
             logger: logger)

@@ -1,4 +1,5 @@
 import LearnStoreEngine
+import LearnStoreModel
 import NIOCore
 
 /// Gives each tenant a home event loop, where its asynchronously enqueued jobs run (snapshots,
@@ -13,12 +14,7 @@ public struct TenantPlacement: Sendable {
 
     /// A stable choice (FNV-1a of the tenant id), the same in every process with the same loop count.
     public func loop(for tenantID: String) -> any EventLoop {
-        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
-        for byte in tenantID.utf8 {
-            hash ^= UInt64(byte)
-            hash &*= 0x0000_0100_0000_01B3
-        }
-        return loops[Int(hash % UInt64(loops.count))]
+        loops[Int(FNV1a.hash(tenantID.utf8) % UInt64(loops.count))]
     }
 
     /// A registry whose tenants run on their placed loops and log to `log`.

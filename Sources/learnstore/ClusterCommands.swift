@@ -20,6 +20,7 @@ struct ReplicationOptions: ParsableArguments {
     @Option(name: .customLong("lease-ttl"), help: "With etcd: seconds of the node's lease, 2 ... 60 (default 3); a primary that cannot renew it for that less a margin (a sixth, at least 0.5 s) stops acknowledging.") var leaseTTL: Int?
     @Option(name: .customLong("replication-factor"), help: "With etcd: the members the controller keeps, 2 ... 64 (default: every node); further nodes wait as spares. Give every node the same value.") var replicationFactor: Int?
     @Option(name: .customLong("replace-after"), help: "With etcd and --replication-factor: seconds a member may be gone before a spare takes its place, 1 ... 86400 (default 30).") var replaceAfter: Int?
+    @Option(name: .customLong("partition-map"), help: "With etcd: the partition map this node's group (--cluster-name) is one of; the node serves only the tenants of its group's partitions (docs/CLUSTER.md, \"Partitions\").") var partitionMap: String?
 
     func configuration(_ settings: Settings, host: String) throws -> ReplicationConfiguration? {
         guard settings.string("replication-port", replicationPort.map { String($0) }) != nil else {
@@ -78,12 +79,16 @@ struct ReplicationOptions: ParsableArguments {
             let replace = try settings.int("replace-after", replaceAfter, default: 30)
             guard (1...86_400).contains(replace) else { throw CLIError.usage("--replace-after must be 1 ... 86400 seconds") }
             cluster.replaceAfterMilliseconds = Int64(replace) * 1000
+            if let map = settings.string("partition-map", partitionMap) {
+                guard PartitionMap.isValidGroupName(map) else { throw CLIError.usage("--partition-map must be 1-64 letters, digits, '-', '_' or '.'") }
+                cluster.partitionMapName = map
+            }
             _ = try EtcdClient(endpoints: list, group: MultiThreadedEventLoopGroup.singleton)
             configuration.cluster = cluster
         } else {
             for (flag, value) in [
                 ("cluster-name", clusterName), ("lease-ttl", leaseTTL.map { String($0) }), ("replication-factor", replicationFactor.map { String($0) }),
-                ("replace-after", replaceAfter.map { String($0) }),
+                ("replace-after", replaceAfter.map { String($0) }), ("partition-map", partitionMap),
             ] where settings.string(flag, value) != nil {
                 throw CLIError.usage("--\(flag) needs --etcd-endpoints")
             }
@@ -112,8 +117,8 @@ enum ClusterSecret {
 
 struct ClusterCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "cluster", abstract: "Inspect and promote replication nodes; remove and readmit members of a cluster with etcd.",
-        subcommands: [Status.self, Promote.self, RemoveNode.self, ReadmitNode.self])
+        commandName: "cluster", abstract: "Inspect and promote replication nodes; remove and readmit members of a cluster with etcd; write and read partition maps.",
+        subcommands: [Status.self, Promote.self, RemoveNode.self, ReadmitNode.self, CreatePartitionMap.self, ShowPartitionMap.self])
 
     struct EtcdOptions: ParsableArguments {
         @Option(name: .customLong("etcd-endpoints"), help: "etcd client URLs (http://host:port,...) of the cluster's control plane.") var etcdEndpoints: String

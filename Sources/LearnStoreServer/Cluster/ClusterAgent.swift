@@ -89,6 +89,20 @@ public final class ClusterAgent: Service, Sendable {
         }
     }
 
+    /// The partition map `name`, which must list `group`: a node of a partitioned cluster does not
+    /// start without it (it would serve tenants of other groups).
+    static func partitionMap(named name: String, group: String, endpoints: [String]) async throws -> PartitionMap {
+        let etcd = try EtcdClient(endpoints: endpoints, group: MultiThreadedEventLoopGroup.singleton)
+        guard let stored = try await etcd.get(ClusterConfiguration.partitionMapKey(name)) else {
+            throw LearnStoreError(.validation, "etcd holds no partition map '\(name)'; write it first with `learnstore cluster create-partition-map`")
+        }
+        let map = try PartitionMap.decode(stored.value)
+        guard map.groups.contains(group) else {
+            throw LearnStoreError(.validation, "the partition map '\(name)' has no group '\(group)' (its groups: \(map.groups.joined(separator: ", "))); start the node with --cluster-name set to one of them")
+        }
+        return map
+    }
+
     /// One try: nil when another node wrote the first placement meanwhile.
     private static func startingFollowAddresses(
         _ etcd: EtcdClient, _ configuration: ClusterConfiguration, nodeID: String, address: String, epoch: UInt64, logger: Logger
@@ -274,7 +288,29 @@ public final class ClusterAgent: Service, Sendable {
         let (revision, keyValues) = try await etcd.range(prefix: configuration.prefix)
         state.keys.load(revision: revision, keyValues: keyValues)
         state.lastRead = now()
+        if let map = configuration.partitionMap { await readOtherGroups(map) }
         return keyValues
+    }
+
+    /// The other groups' primaries, for MOVED and TOPOLOGY: read with this group's keys (every
+    /// `rereadInterval`), so a failover in another group reaches this node's answers within that.
+    /// A group that cannot be read keeps what was read before; this group's own round goes on.
+    private func readOtherGroups(_ map: PartitionMap) async {
+        var primaries = topology.groupPrimaries
+        for group in map.groups where group != configuration.name {
+            let prefix = ClusterConfiguration.prefix(ofGroup: group)
+            let keyValues: [EtcdClient.KeyValue]
+            do { keyValues = try await etcd.range(prefix: prefix).1 } catch {
+                logger.debug("cluster: group \(group) not read: \(error.message)")
+                continue
+            }
+            guard let stored = keyValues.first(where: { $0.key == prefix + "placement" }),
+                let placement = try? ClusterPlacement.decode(stored.value)
+            else { continue }
+            let entry = keyValues.first { $0.key == prefix + "nodes/" + placement.primary }.flatMap { ClusterNodeEntry.decode($0.value) }
+            primaries[group] = TopologyBoard.GroupPrimary(epoch: placement.epoch, primary: placement.primary, address: entry?.client)
+        }
+        topology.update(groups: primaries)
     }
 
     // MARK: the lease

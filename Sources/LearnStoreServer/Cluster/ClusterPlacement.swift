@@ -27,10 +27,21 @@ public struct ClusterConfiguration: Sendable {
     /// spares; one takes the place of a member whose key has been gone for `replaceAfterMilliseconds`.
     public var replicationFactor: Int?
     public var replaceAfterMilliseconds: Int64 = 30_000
+    /// The name of the partition map this node's group (`name`) is part of; nil: the cluster is one
+    /// group holding every tenant.
+    public var partitionMapName: String?
+    /// The map itself, read from etcd when the node starts.
+    public var partitionMap: PartitionMap?
 
     public init(endpoints: [String]) { self.endpoints = endpoints }
 
-    var prefix: String { "/learnstore/\(name)/" }
+    /// Where the partition map `name` is kept (outside every group's prefix).
+    public static func partitionMapKey(_ name: String) -> String { "/learnstore-partition-maps/\(name)" }
+
+    /// The keys of the group `name`.
+    static func prefix(ofGroup name: String) -> String { "/learnstore/\(name)/" }
+
+    var prefix: String { Self.prefix(ofGroup: name) }
     var placementKey: String { prefix + "placement" }
     var controllerKey: String { prefix + "controller" }
     var nodesPrefix: String { prefix + "nodes/" }

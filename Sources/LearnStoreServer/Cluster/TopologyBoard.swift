@@ -20,6 +20,24 @@ public final class TopologyBoard: Sendable {
         var epoch: UInt64 = 0
         var primary: String?
         var nodes: [Node] = []
+        /// In a partitioned cluster: the map and this node's group.
+        var partitioning: (map: PartitionMap, group: String)?
+        /// The other groups' primaries, as the control plane last read them.
+        var groups: [String: GroupPrimary] = [:]
+    }
+
+    /// Another group's primary: its epoch, node id and client address (nil until published).
+    public struct GroupPrimary: Sendable, Equatable {
+        public var epoch: UInt64
+        public var primary: String
+        public var address: String?
+    }
+
+    /// Where a tenant of another group is sent (its partition, and that group's primary if known).
+    struct Elsewhere: Equatable {
+        var partition: Int
+        var group: String
+        var primary: GroupPrimary?
     }
 
     private let state = Mutex(State())
@@ -36,6 +54,29 @@ public final class TopologyBoard: Sendable {
     }
 
     var thisAddress: String? { state.withLock { $0.thisAddress } }
+
+    /// This node serves the tenants of `group`'s partitions in `map` only.
+    func partition(by map: PartitionMap, group: String) {
+        state.withLock { $0.partitioning = (map, group) }
+    }
+
+    /// The other groups' primaries, read from etcd.
+    func update(groups: [String: GroupPrimary]) {
+        state.withLock { $0.groups = groups }
+    }
+
+    var groupPrimaries: [String: GroupPrimary] { state.withLock { $0.groups } }
+
+    /// Nil when this node's group holds the tenant (or the cluster is not partitioned).
+    func elsewhere(tenant: String) -> Elsewhere? {
+        state.withLock { state in
+            guard let (map, group) = state.partitioning else { return nil }
+            let partition = map.partition(of: tenant)
+            let holder = map.groups[map.assignment[partition]]
+            guard holder != group else { return nil }
+            return Elsewhere(partition: partition, group: holder, primary: state.groups[holder])
+        }
+    }
 
     /// What the control plane last read: the placement's epoch and primary, and the registered nodes.
     func update(epoch: UInt64, primary: String, nodes: [Node]) {
@@ -67,13 +108,25 @@ public final class TopologyBoard: Sendable {
             nodes.append(Node(nodeID: thisID, address: state.thisAddress, role: role))
             nodes.sort { $0.nodeID < $1.nodeID }
             let primary = role == .primary ? thisID : state.primary.flatMap { $0 == thisID ? nil : $0 }
-            return .object([
-                ("partitions", .number("1")), ("epoch", .number(String(max(state.epoch, local?.epoch ?? 0)))),
+            var fields: [(String, JSONValue)] = [
+                ("partitions", .number(String(state.partitioning?.map.partitions ?? 1))), ("epoch", .number(String(max(state.epoch, local?.epoch ?? 0)))),
                 ("primary", primary.map { .string($0) } ?? .null), ("this_node", .string(thisID)),
                 ("nodes", .array(nodes.map { node in
                     .object([("node_id", .string(node.nodeID)), ("address", node.address.map { .string($0) } ?? .null), ("role", .string(node.role.name))])
                 })),
-            ])
+            ]
+            if let (map, group) = state.partitioning {
+                fields.append(("group", .string(group)))
+                fields.append(("partition_map", map.json))
+                fields.append(("groups", .object(map.groups.filter { $0 != group }.map { name in
+                    guard let other = state.groups[name] else { return (name, .null) }
+                    return (name, .object([
+                        ("epoch", .number(String(other.epoch))), ("primary", .string(other.primary)),
+                        ("address", other.address.map { .string($0) } ?? .null),
+                    ]))
+                })))
+            }
+            return .object(fields)
         }
     }
 }
