@@ -67,7 +67,7 @@ public final class FeedCursor: @unchecked Sendable {
     public private(set) var position: UInt64?
     /// Where to subscribe: the client's server first, then the other nodes given; a failed attempt
     /// moves to the next.
-    private let addresses: [(host: String, port: Int)]
+    private var addresses: [(host: String, port: Int)]
     private var addressIndex = 0
 
     init(client: LearnStoreClient, start: FeedStart, credit: UInt32, retryFor: Duration, alsoAt: [String] = []) {
@@ -167,9 +167,22 @@ public final class FeedCursor: @unchecked Sendable {
         do throws(LearnStoreError) {
             channel = try await FeedChannel.open(configuration, token: try await client.fetchToken(), request: request, group: client.group)
         } catch {
-            guard Self.isRetriable(error) else { throw error }
+            if error.code == .moved, let moved = error.primaryAddress.flatMap(HostPort.split) {
+                // A partitioned cluster: a node of another group named the tenant's group's primary.
+                tryNext(moved)
+            } else if !Self.isRetriable(error) {
+                throw error
+            }
             try await backOff(error)
         }
+    }
+
+    /// Puts `address` next in turn (at most 64 addresses are kept).
+    private func tryNext(_ address: (host: String, port: Int)) {
+        addressIndex %= addresses.count
+        let next = addressIndex + 1
+        if next < addresses.count, addresses[next] == address { return }
+        if addresses.count < 64 { addresses.insert(address, at: next) } else { addresses[next % addresses.count] = address }
     }
 
     private func backOff(_ error: LearnStoreError) async throws(LearnStoreError) {

@@ -18,6 +18,9 @@ public final class BenchRunner: Sendable {
 
     /// Signs the run's tokens when the run was given the secret; keyed once for all of them.
     let minter: TokenMinter?
+    /// With `--seeds`, where each tenant's setup requests went (by token): its primary, which in a
+    /// partitioned cluster is that of the tenant's group.
+    private let setupAddresses = Mutex<[String: (host: String, port: Int)]>([:])
 
     public init(configuration: BenchConfiguration, progress: @escaping @Sendable (String) -> Void = { _ in }) {
         self.configuration = configuration
@@ -100,10 +103,21 @@ public final class BenchRunner: Sendable {
         }
     }
 
+    /// Where a tenant's setup requests go: --host and --port, or with --seeds the primary they name
+    /// for the tenant (found once per tenant).
+    func setupAddress(token: String) async -> (host: String, port: Int) {
+        guard !configuration.seeds.isEmpty else { return (configuration.host, configuration.port) }
+        if let known = setupAddresses.withLock({ $0[token] }) { return known }
+        guard let found = await primaryAddress(token: token) else { return (configuration.host, configuration.port) }
+        setupAddresses.withLock { $0[token] = found }
+        return found
+    }
+
     /// A server that is still recovering answers data requests with LOADING: wait for it (up to
     /// five minutes, saying so), rather than fail a run started right after the server.
     func waitWhileLoading(token: String) async throws {
-        let client = try await LearnStoreClient(ClientConfiguration(host: configuration.host, port: configuration.port, token: token, connections: 1))
+        let (host, port) = await setupAddress(token: token)
+        let client = try await LearnStoreClient(ClientConfiguration(host: host, port: port, token: token, connections: 1))
         defer { Task { await client.shutdown() } }
         let deadline = ContinuousClock.now + .seconds(300)
         var said = false
@@ -136,7 +150,8 @@ public final class BenchRunner: Sendable {
             let tenantID: String
             if index == 0 {
                 // The first tenant checks the server and the credentials; minted tokens name the rest.
-                let connection = try await ClientConnection.connect(host: configuration.host, port: configuration.port, group: group)
+                let (host, port) = await setupAddress(token: token)
+                let connection = try await ClientConnection.connect(host: host, port: port, group: group)
                 let identity = try await connection.authenticate(token: token)
                 await connection.close()
                 tenantID = identity.identity.tenantID
@@ -254,7 +269,8 @@ public final class BenchRunner: Sendable {
                         let next = shared.next.wrappingAdd(1, ordering: .relaxed).oldValue
                         guard next < shares.count else { break }
                         let (tenant, batches) = shares[next]
-                        let connection = try await ClientConnection.connect(host: self.configuration.host, port: self.configuration.port, group: self.group)
+                        let (host, port) = await self.setupAddress(token: tenants[tenant].token)
+                        let connection = try await ClientConnection.connect(host: host, port: port, group: self.group)
                         var currentApp: String?? = .none
                         var ids: [RecordID] = []
                         // Pipelined, at most 16 requests in flight: an AUTH for a batch of another app
@@ -307,7 +323,8 @@ public final class BenchRunner: Sendable {
 
     /// The ids (up to 200 000) and the persons of a tenant's records, read with the client's list.
     func discoverRecords(_ tenant: TenantData) async throws -> (ids: [RecordID], persons: [UUID16]) {
-        let client = try await LearnStoreClient(ClientConfiguration(host: configuration.host, port: configuration.port, token: tenant.token, connections: 1))
+        let (host, port) = await setupAddress(token: tenant.token)
+        let client = try await LearnStoreClient(ClientConfiguration(host: host, port: port, token: tenant.token, connections: 1))
         defer { Task { await client.shutdown() } }
         var ids: [RecordID] = []
         var persons = Set<UUID16>()
@@ -328,7 +345,8 @@ public final class BenchRunner: Sendable {
     /// A course of 100 outcomes per tenant for the rollup workload.
     func ingestCourse(_ tenant: inout TenantData) async throws {
         let course = CanvasCourseDataset(students: 50, outcomes: 100, resultsPerOutcome: 5, seed: configuration.seed, courseID: "90000")
-        let client = try await LearnStoreClient(ClientConfiguration(host: configuration.host, port: configuration.port, token: tenant.token, connections: 1))
+        let (host, port) = await setupAddress(token: tenant.token)
+        let client = try await LearnStoreClient(ClientConfiguration(host: host, port: port, token: tenant.token, connections: 1))
         let lines = course.eventLines().map { Array($0.utf8) }
         var start = 0
         while start < lines.count {
@@ -368,10 +386,19 @@ public final class BenchRunner: Sendable {
         func connect(_ index: Int, host: String, port: Int) async throws(LearnStoreError) -> LoadConnection {
             let tenant = tenants[index % tenants.count]
             // A replacement continues the connection's request stream with a seed of its own.
-            return try await LoadConnection.connect(
-                host: host, port: port, group: group, token: tenant.token, mode: mode,
-                kinds: configuration.mix.count, sequencedKinds: sequencedKinds, followsPrimary: following,
-                source: makeSource(tenant, seed: configuration.seed &+ UInt64(index) &* 7919 &+ UInt64(reconnects) &* 104_729))
+            func attempt(_ host: String, _ port: Int) async throws(LearnStoreError) -> LoadConnection {
+                try await LoadConnection.connect(
+                    host: host, port: port, group: group, token: tenant.token, mode: mode,
+                    kinds: configuration.mix.count, sequencedKinds: sequencedKinds, followsPrimary: following,
+                    source: makeSource(tenant, seed: configuration.seed &+ UInt64(index) &* 7919 &+ UInt64(reconnects) &* 104_729))
+            }
+            do {
+                return try await attempt(host, port)
+            } catch where following && error.code == .moved {
+                // A partitioned cluster: the tenant lives in another group, whose primary AUTH named.
+                guard let address = error.primaryAddress, let (movedHost, movedPort) = HostPort.split(address) else { throw error }
+                return try await attempt(movedHost, movedPort)
+            }
         }
         var reconnects = 0
         /// Connections that replaced one during the run (by index).
@@ -406,7 +433,9 @@ public final class BenchRunner: Sendable {
             await pause(milliseconds: 250)
             let elapsed = Self.seconds(ContinuousClock.now - start)
             if following {
-                let replaced = await replaceFinished(&connections, retired: &retired, recordingStart: recordingStart) { index, host, port throws(LearnStoreError) in
+                let replaced = await replaceFinished(
+                    &connections, retired: &retired, recordingStart: recordingStart, token: { tenants[$0 % tenants.count].token }
+                ) { index, host, port throws(LearnStoreError) in
                     try await connect(index, host: host, port: port)
                 }
                 reconnects += replaced.count
@@ -458,20 +487,23 @@ public final class BenchRunner: Sendable {
     }
 
     /// With `--seeds`: replaces each connection that is finished (its node refused the run's requests
-    /// or closed) by one to the primary the seeds name now. A connection that cannot be replaced yet
-    /// (no primary named, or it refuses) is tried again at the next call. Returns the indices replaced.
+    /// or closed) by one to the primary the seeds name now for its tenant (`token` gives a
+    /// connection's; in a partitioned cluster tenants have different primaries). A connection that
+    /// cannot be replaced yet (no primary named, or it refuses) is tried again at the next call.
+    /// Returns the indices replaced.
     func replaceFinished(
         _ connections: inout [LoadConnection], retired: inout [(connection: Int, result: LoadConnectionResult)], recordingStart: UInt64?,
-        connect: (Int, String, Int) async throws(LearnStoreError) -> LoadConnection
+        token: (Int) -> String, connect: (Int, String, Int) async throws(LearnStoreError) -> LoadConnection
     ) async -> [Int] {
-        var primary: (host: String, port: Int)?
+        var primaries: [String: (host: String, port: Int)] = [:]
         var replaced: [Int] = []
         for index in connections.indices where await connections[index].isFinished {
-            if primary == nil {
-                guard let found = await primaryAddress() else { return replaced }
-                primary = found
+            let tenantToken = token(index)
+            if primaries[tenantToken] == nil {
+                guard let found = await primaryAddress(token: tenantToken) else { return replaced }
+                primaries[tenantToken] = found
             }
-            guard let primary, let fresh = try? await connect(index, primary.host, primary.port) else { return replaced }
+            guard let primary = primaries[tenantToken], let fresh = try? await connect(index, primary.host, primary.port) else { return replaced }
             if let result = await connections[index].stop() { retired.append((index, result)) }
             if recordingStart != nil { await fresh.beginRecording(since: recordingStart) }
             fresh.start()
@@ -481,9 +513,9 @@ public final class BenchRunner: Sendable {
         return replaced
     }
 
-    /// The primary's client address as the first seed that answers TOPOLOGY names it; nil if none does.
-    func primaryAddress() async -> (host: String, port: Int)? {
-        guard let token = try? token(for: PeerDataset.tenantID(0)) else { return nil }
+    /// The primary's client address for `token`'s tenant as the first seed that answers names it; nil
+    /// if none does.
+    func primaryAddress(token: String) async -> (host: String, port: Int)? {
         let cluster = ClusterClient(seeds: configuration.seeds, configuration: ClientConfiguration(token: token, connections: 1))
         defer { Task { await cluster.shutdown() } }
         return try? await cluster.primaryHostPort()

@@ -171,6 +171,13 @@ public struct FailoverTester: Sendable {
                 controllerNode = try await controller(clusterName: clusterName)
                 if controllerNode == primary { fault = .primary }
             }
+            if fault == .remove {
+                // The removal refuses to leave two members unless a spare is registered to join: a
+                // spare that has just (re)started registers at its first round.
+                var cluster = ClusterConfiguration(endpoints: etcdEndpoints ?? [])
+                cluster.name = clusterName
+                try await waitForSpare(cluster)
+            }
             report.faults[fault, default: 0] += 1
             if fault != .primary, pauseMilliseconds == nil, etcdEndpoints != nil {
                 let epochBefore = await epoch(of: addresses[primary], credential: credential)
@@ -374,6 +381,20 @@ public struct FailoverTester: Sendable {
         let members = try await placement(clusterName: clusterName).members.keys.compactMap { Int($0.dropFirst()) }.filter { $0 != primary }
         guard let victim = members.randomElement() else { throw LearnStoreError(.internalError, "the placement lists no member besides the primary") }
         return victim
+    }
+
+    /// Polls until a node that is not a member is registered in etcd (a spare that can join).
+    func waitForSpare(_ cluster: ClusterConfiguration, timeout: Duration = .seconds(60)) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if let view = try? await ClusterView.read(cluster, group: MultiThreadedEventLoopGroup.singleton), let placement = view.placement,
+                view.nodes.contains(where: { placement.members[$0.id] == nil && !placement.removed.contains($0.id) })
+            {
+                return
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw LearnStoreError(.timeout, "no spare registered in etcd within \(timeout)")
     }
 
     /// Polls until etcd's placement no longer lists node `victim` and holds three members again.

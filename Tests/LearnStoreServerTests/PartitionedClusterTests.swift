@@ -87,6 +87,20 @@ import Testing
         await following.shutdown()
         let onB = try await b.client(tenant: tenantB)
         #expect(try await onB.performance.learningRecords.get(written.id) == written)
+        // The load tool, seeded with ga's node and tenant B's token, follows MOVED to gb and writes there.
+        var bench = BenchConfiguration(credentials: .token(try await a.token(tenant: tenantB)))
+        bench.port = a.port
+        bench.seeds = ["127.0.0.1:\(a.port)"]
+        bench.connections = 2
+        bench.tenants = 1
+        bench.mix = [(.create, 1)]
+        bench.durationSeconds = 1
+        bench.warmupSeconds = 0
+        let report = try await BenchRunner(configuration: bench) { _ in }.run()
+        #expect(report.total > 0 && report.errors.isEmpty)
+        let recordsOnB = try await onB.performance.learningRecords.stats()["records"]?.int64Value ?? 0
+        #expect(recordsOnB >= Int64(report.total))
+
         // Tenant A's record is on ga only: gb refuses tenant A altogether.
         let refusedOnB = await #expect(throws: LearnStoreError.self) { _ = try await b.client(tenant: tenantA) }
         #expect(refusedOnB?.code == .moved && refusedOnB?.primaryAddress == "127.0.0.1:\(a.port)")

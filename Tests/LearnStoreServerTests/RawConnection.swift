@@ -37,10 +37,10 @@ final class RawConnection: @unchecked Sendable {
         let result = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
-        guard result == 0 else {
-            close(fd)
-            throw LearnStoreError(.connectionFailed, "connect() errno \(errno)")
-        }
+        // Not closed here: a class whose initializer throws once every property is set is
+        // deinitialized, and `deinit` closes it. Closing it twice could close a descriptor the
+        // process has opened meanwhile under the same number (an event loop's, Dispatch's timers').
+        guard result == 0 else { throw LearnStoreError(.connectionFailed, "connect() errno \(errno)") }
         var timeout = timeval(tv_sec: Int(receiveTimeout), tv_usec: Int((receiveTimeout - Double(Int(receiveTimeout))) * 1_000_000))
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         var one: Int32 = 1
