@@ -62,13 +62,15 @@ done
 for member in 0 1; do
   for j in 0 1 2; do
     k=$((3 * member + j))
-    "$bin" serve --data-dir "$parts/g${j}n$member" --port $((7878 + k)) --jwt-secret-file "$work/jwt" --log-level warning --fsync always \
+    "$bin" serve --data-dir "$parts/g${j}n$member" --port $((7878 + k)) --metrics-port 0 --jwt-secret-file "$work/jwt" --log-level warning --fsync always \
       --node-id "g${j}n$member" --replication-port $((7401 + k)) --cluster-secret-file "$parts/cluster-secret" \
       --etcd-endpoints "$etcd_urls" --cluster-name "g$j" --partition-map cost --port-file "$parts/g${j}n$member.port" \
       > "$parts/g${j}n$member.log" 2>&1 &
     pids+=($!)
     # A group's first node writes its placement and is its primary.
-    [ "$member" = 0 ] && for _ in $(seq 1 600); do [ -s "$parts/g${j}n0.port" ] && break; sleep 0.1; done
+    if [ "$member" = 0 ]; then
+      for _ in $(seq 1 600); do [ -s "$parts/g${j}n0.port" ] && break; sleep 0.1; done
+    fi
   done
 done
 for _ in $(seq 1 600); do [ -s "$parts/g2n1.port" ] && break; sleep 0.1; done

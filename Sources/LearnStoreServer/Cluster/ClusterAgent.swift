@@ -139,6 +139,8 @@ public final class ClusterAgent: Service, Sendable {
         var missingSince: [String: ContinuousClock.Instant] = [:]
         /// When the controller last took a step of a member's replacement.
         var lastReplacementStep: ContinuousClock.Instant?
+        /// In a partitioned cluster: when the other groups' primaries were last read.
+        var lastGroupsRead: ContinuousClock.Instant?
     }
 
     /// The keys are read again this often, watch or not: a watch served by an etcd member cut off
@@ -192,6 +194,11 @@ public final class ClusterAgent: Service, Sendable {
         // Observed before the keys are read: a primary takes its members only from keys read during its epoch.
         let observedEpoch = node.epoch
         let keys = try await currentKeys(&state, fresh: node.needsMembers)
+        if let map = configuration.partitionMap, topology.lacksGroupPrimary(of: map), state.lastGroupsRead.map({ now() - $0 >= .seconds(1) }) != false {
+            // Another group's primary is not known yet (it may have started after this node's last
+            // read): read the groups once a second until it is, not only with this group's keys.
+            await readOtherGroups(map, &state)
+        }
         let placementKV = keys.first { $0.key == configuration.placementKey }
         let placement = try placementKV.map { kv throws(LearnStoreError) in try ClusterPlacement.decode(kv.value) }
         var registered: [String: ClusterNodeEntry] = [:]
@@ -288,14 +295,15 @@ public final class ClusterAgent: Service, Sendable {
         let (revision, keyValues) = try await etcd.range(prefix: configuration.prefix)
         state.keys.load(revision: revision, keyValues: keyValues)
         state.lastRead = now()
-        if let map = configuration.partitionMap { await readOtherGroups(map) }
+        if let map = configuration.partitionMap { await readOtherGroups(map, &state) }
         return keyValues
     }
 
     /// The other groups' primaries, for MOVED and TOPOLOGY: read with this group's keys (every
     /// `rereadInterval`), so a failover in another group reaches this node's answers within that.
     /// A group that cannot be read keeps what was read before; this group's own round goes on.
-    private func readOtherGroups(_ map: PartitionMap) async {
+    private func readOtherGroups(_ map: PartitionMap, _ state: inout LoopState) async {
+        state.lastGroupsRead = now()
         var primaries = topology.groupPrimaries
         for group in map.groups where group != configuration.name {
             let prefix = ClusterConfiguration.prefix(ofGroup: group)

@@ -67,6 +67,13 @@ public final class TopologyBoard: Sendable {
 
     var groupPrimaries: [String: GroupPrimary] { state.withLock { $0.groups } }
 
+    /// True while some other group of `map` has no primary with a client address known here.
+    func lacksGroupPrimary(of map: PartitionMap) -> Bool {
+        state.withLock { state in
+            map.groups.contains { $0 != state.partitioning?.group && state.groups[$0]?.address == nil }
+        }
+    }
+
     /// Nil when this node's group holds the tenant (or the cluster is not partitioned).
     func elsewhere(tenant: String) -> Elsewhere? {
         state.withLock { state in
