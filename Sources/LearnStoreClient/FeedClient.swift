@@ -80,7 +80,9 @@ public final class FeedCursor: @unchecked Sendable {
     }
 
     deinit {
-        if let channel { channel.channel.close(promise: nil) }
+        // A cursor may outlive its client: once the client has shut down, its event loops and
+        // channels are gone, and nothing may be scheduled on them.
+        if let channel, channel.channel.isActive { channel.channel.close(promise: nil) }
     }
 
     func next() async throws -> FeedChange? {
