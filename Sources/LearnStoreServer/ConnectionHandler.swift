@@ -459,12 +459,19 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
         var result = result
         // In a partitioned cluster a tenant of another group's partition is served there, not here.
         var elsewhere: TopologyBoard.Elsewhere?
-        if case .success(let token) = result, let other = server.environment.topology.elsewhere(tenant: token.identity.tenantID) {
-            elsewhere = other
-            let message = "tenant \(token.identity.tenantID) is in partition \(other.partition), held by group \(other.group)"
-            result = .failure(other.primary?.address == nil
-                ? LearnStoreError(.notPrimary, "\(message), whose primary this node does not know yet; ask TOPOLOGY again")
-                : LearnStoreError(.moved, message))
+        if case .success(let token) = result {
+            switch server.environment.topology.route(tenant: token.identity.tenantID) {
+            case .here:
+                break
+            case .elsewhere(let other):
+                elsewhere = other
+                let message = "tenant \(token.identity.tenantID) is in partition \(other.partition), held by group \(other.group)"
+                result = .failure(other.primary?.address == nil
+                    ? LearnStoreError(.notPrimary, "\(message), whose primary this node does not know yet; ask TOPOLOGY again")
+                    : LearnStoreError(.moved, message))
+            case .refused(let reason):
+                result = .failure(LearnStoreError(.notPrimary, reason))
+            }
         }
         switch machine.authenticationFinished(result) {
         case .accept(let session):

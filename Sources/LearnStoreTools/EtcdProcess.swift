@@ -52,6 +52,20 @@ public final class EtcdProcess: @unchecked Sendable {
     /// Starts `members` etcd processes forming one cluster, each with its data in `workDirectory/etcd-<i>`,
     /// and waits until every one answers.
     public static func startCluster(members: Int, workDirectory: String, binary: String, timeout: Double = 60) async throws -> [EtcdProcess] {
+        // A port found free can be taken by another process before etcd binds it (tests running in
+        // parallel open connections all the time): then start again on other ports.
+        var attempt = 1
+        while true {
+            do {
+                return try await startClusterOnce(members: members, workDirectory: workDirectory, binary: binary, timeout: timeout)
+            } catch let error as LearnStoreError where attempt < 5 && error.message.contains("address already in use") {
+                for index in 0..<members { try? FileManager.default.removeItem(atPath: workDirectory + "/etcd-\(index)") }
+                attempt += 1
+            }
+        }
+    }
+
+    private static func startClusterOnce(members: Int, workDirectory: String, binary: String, timeout: Double) async throws -> [EtcdProcess] {
         let ports = try (0..<members).map { _ in (client: try FailoverTester.freePort(), peer: try FailoverTester.freePort()) }
         let initial = ports.enumerated().map { "etcd-\($0.offset)=http://127.0.0.1:\($0.element.peer)" }.joined(separator: ",")
         var started: [EtcdProcess] = []

@@ -106,6 +106,23 @@ import Testing
         #expect(refusedOnB?.code == .moved && refusedOnB?.primaryAddress == "127.0.0.1:\(a.port)")
         #expect(try await onA.performance.learningRecords.get(created.id) == created)
 
+        // The map is rewritten in etcd behind the cluster's back (another assignment): the nodes
+        // started by the old one stop serving rather than serve tenants that now belong elsewhere,
+        // and serve again once it is restored.
+        let swapped = try PartitionMap(partitions: 8, groups: ["gb", "ga"])
+        #expect(try await store.transaction(if: [], put: [(key, swapped.encoded, 0)]))
+        #expect(await eventually(within: 30) {
+            do { _ = try await a.client(tenant: tenantA); return false } catch let error as LearnStoreError {
+                return error.code == .notPrimary && error.message.contains("not the one this node started with")
+            } catch { return false }
+        })
+        #expect(try await store.transaction(if: [], put: [(key, Self.map.encoded, 0)]))
+        #expect(await eventually(within: 30) {
+            guard let served = try? await a.client(tenant: tenantA) else { return false }
+            await served.shutdown()
+            return true
+        })
+
         for client in [onA, onB] { await client.shutdown() }
         try await a.stop()
         try await b.stop()

@@ -24,6 +24,8 @@ public final class TopologyBoard: Sendable {
         var partitioning: (map: PartitionMap, group: String)?
         /// The other groups' primaries, as the control plane last read them.
         var groups: [String: GroupPrimary] = [:]
+        /// Set while etcd's partition map differs from the one this node started with (or is gone).
+        var mapConflict: String?
     }
 
     /// Another group's primary: its epoch, node id and client address (nil until published).
@@ -74,15 +76,29 @@ public final class TopologyBoard: Sendable {
         }
     }
 
-    /// Nil when this node's group holds the tenant (or the cluster is not partitioned).
-    func elsewhere(tenant: String) -> Elsewhere? {
+    /// Where a tenant is served: here, by another group, or nowhere while the map is in doubt.
+    enum TenantRoute: Equatable {
+        case here
+        case elsewhere(Elsewhere)
+        /// etcd's map is not the one this node serves by: serving any tenant could serve it in two groups.
+        case refused(String)
+    }
+
+    func route(tenant: String) -> TenantRoute {
         state.withLock { state in
-            guard let (map, group) = state.partitioning else { return nil }
+            guard let (map, group) = state.partitioning else { return .here }
+            if let conflict = state.mapConflict { return .refused(conflict) }
             let partition = map.partition(of: tenant)
             let holder = map.groups[map.assignment[partition]]
-            guard holder != group else { return nil }
-            return Elsewhere(partition: partition, group: holder, primary: state.groups[holder])
+            guard holder != group else { return .here }
+            return .elsewhere(Elsewhere(partition: partition, group: holder, primary: state.groups[holder]))
         }
+    }
+
+    /// What the control plane found when it read the partition map again: nil when it is the map
+    /// this node started with.
+    func partitionMapConflict(_ conflict: String?) {
+        state.withLock { $0.mapConflict = conflict }
     }
 
     /// What the control plane last read: the placement's epoch and primary, and the registered nodes.
