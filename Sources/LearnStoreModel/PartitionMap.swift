@@ -106,9 +106,6 @@ public struct PartitionMap: Sendable, Equatable {
                 overrides[tenant] = Int(partition)
             }
         }
-        guard (1...Int64(maximumPartitions)).contains(partitions) else {
-            throw LearnStoreError(.protocolViolation, "the partition map has \(partitions) partitions (1 to \(maximumPartitions))")
-        }
         do {
             return try PartitionMap(partitions: Int(partitions), groups: groups, assignment: assignment, overrides: overrides)
         } catch {

@@ -141,8 +141,6 @@ public final class ClusterAgent: Service, Sendable {
         var lastReplacementStep: ContinuousClock.Instant?
         /// In a partitioned cluster: when the other groups' primaries were last read.
         var lastGroupsRead: ContinuousClock.Instant?
-        /// Why this node serves no tenant now (etcd's partition map is not the one it started with).
-        var mapConflict: String?
     }
 
     /// The keys are read again this often, watch or not: a watch served by an etcd member cut off
@@ -306,7 +304,7 @@ public final class ClusterAgent: Service, Sendable {
     /// A group that cannot be read keeps what was read before; this group's own round goes on.
     private func readOtherGroups(_ map: PartitionMap, _ state: inout LoopState) async {
         state.lastGroupsRead = now()
-        await checkPartitionMap(map, &state)
+        await checkPartitionMap(map)
         var primaries = topology.groupPrimaries
         for group in map.groups where group != configuration.name {
             let prefix = ClusterConfiguration.prefix(ofGroup: group)
@@ -328,24 +326,23 @@ public final class ClusterAgent: Service, Sendable {
     /// delete) with other assignments would have two groups serve one tenant, the nodes started
     /// before it by the old map and those started after by the new. While it differs, or is gone,
     /// this node serves no tenant (AUTH answers NOT_PRIMARY); when it is back as it was, it serves again.
-    private func checkPartitionMap(_ map: PartitionMap, _ state: inout LoopState) async {
+    private func checkPartitionMap(_ map: PartitionMap) async {
         guard let name = configuration.partitionMapName else { return }
         let conflict: String?
         do {
             if let stored = try await etcd.get(ClusterConfiguration.partitionMapKey(name)) {
                 let current = try? PartitionMap.decode(stored.value)
                 conflict = current == map ? nil
-                    : "the partition map '\(name)' in etcd is not the one this node started with; it serves no tenant until the map is restored or the node restarted"
+                    : "the partition map '\(name)' in etcd is not the one this node started with; it serves no tenant until the map is restored as it was"
             } else {
                 conflict = "the partition map '\(name)' is gone from etcd; this node serves no tenant until it is restored"
             }
         } catch {
             return
         }
-        if conflict != state.mapConflict {
+        if conflict != topology.partitionMapConflict {
             if let conflict { logger.error("cluster: \(conflict)") } else { logger.notice("cluster: the partition map in etcd is the one this node serves by again") }
-            state.mapConflict = conflict
-            topology.partitionMapConflict(conflict)
+            topology.partitionMapConflict = conflict
         }
     }
 

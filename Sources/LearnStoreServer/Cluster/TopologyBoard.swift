@@ -97,8 +97,9 @@ public final class TopologyBoard: Sendable {
 
     /// What the control plane found when it read the partition map again: nil when it is the map
     /// this node started with.
-    func partitionMapConflict(_ conflict: String?) {
-        state.withLock { $0.mapConflict = conflict }
+    var partitionMapConflict: String? {
+        get { state.withLock { $0.mapConflict } }
+        set { state.withLock { $0.mapConflict = newValue } }
     }
 
     /// What the control plane last read: the placement's epoch and primary, and the registered nodes.
