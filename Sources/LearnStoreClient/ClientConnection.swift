@@ -13,16 +13,27 @@ struct OutboundRequest {
 
 /// Matches responses to requests. Responses come in request order (docs/PROTOCOL.md, section 2), so
 /// the pending table is a FIFO; the request id is checked as well.
+///
+/// A request unanswered after `requestTimeout` fails with TIMEOUT, and so does every request behind it
+/// on the connection, which is closed: answers come in order, so once one is overdue the connection
+/// cannot be trusted to answer the others, and a server that stopped answering never leaves a caller
+/// waiting for ever.
 final class ClientChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = OutboundRequest
     typealias OutboundOut = ByteBuffer
 
-    private var pending = CircularBuffer<(UInt32, EventLoopPromise<Frame>)>(initialCapacity: 64)
+    private var pending = CircularBuffer<(id: UInt32, promise: EventLoopPromise<Frame>, deadline: NIODeadline)>(initialCapacity: 64)
     private var cumulation: ByteBuffer?
     private let decoder: FrameDecoder
+    private let requestTimeout: TimeAmount
+    /// Armed while requests are pending, for the oldest one's deadline.
+    private var timeoutCheck: Scheduled<Void>?
 
-    init(maximumFrameBytes: Int) { decoder = FrameDecoder(maximumFrameBytes: maximumFrameBytes) }
+    init(maximumFrameBytes: Int, requestTimeout: TimeAmount) {
+        decoder = FrameDecoder(maximumFrameBytes: maximumFrameBytes)
+        self.requestTimeout = requestTimeout
+    }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let request = unwrapOutboundIn(data)
@@ -31,8 +42,27 @@ final class ClientChannelHandler: ChannelDuplexHandler, RemovableChannelHandler 
             promise?.fail(ChannelError.ioOnClosedChannel)
             return
         }
-        pending.append((request.requestID, request.promise))
+        pending.append((request.requestID, request.promise, .now() + requestTimeout))
+        if timeoutCheck == nil { armTimeoutCheck(context: context) }
         context.write(wrapOutboundOut(request.frame), promise: promise)
+    }
+
+    private func armTimeoutCheck(context: ChannelHandlerContext) {
+        guard let oldest = pending.first else { return }
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        timeoutCheck = context.eventLoop.scheduleTask(deadline: oldest.deadline) {
+            let (handler, context) = loopBound.value
+            handler.timeoutCheck = nil
+            handler.checkTimeouts(context: context)
+        }
+    }
+
+    private func checkTimeouts(context: ChannelHandlerContext) {
+        guard let oldest = pending.first else { return }
+        guard oldest.deadline <= .now() else { return armTimeoutCheck(context: context) }
+        let seconds = Double(requestTimeout.nanoseconds) / 1e9
+        failAll(LearnStoreError(.timeout, "no answer from the server within \(seconds) s (the connection is closed; requests on it fail)"))
+        context.close(promise: nil)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -50,7 +80,7 @@ final class ClientChannelHandler: ChannelDuplexHandler, RemovableChannelHandler 
                 return
             }
             guard let frame else { break }
-            guard let (id, promise) = pending.popFirst() else {
+            guard let (id, promise, _) = pending.popFirst() else {
                 // An unsolicited error (e.g. TOO_MANY_CONNECTIONS, TIMEOUT) before any request.
                 continue
             }
@@ -65,7 +95,14 @@ final class ClientChannelHandler: ChannelDuplexHandler, RemovableChannelHandler 
         if buffer.readableBytes > 0 { cumulation = buffer }
     }
 
+    func handlerRemoved(context: ChannelHandlerContext) {
+        timeoutCheck?.cancel()
+        timeoutCheck = nil
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
+        timeoutCheck?.cancel()
+        timeoutCheck = nil
         failAll(LearnStoreError(.connectionFailed, "the connection was closed"))
         context.fireChannelInactive()
     }
@@ -76,7 +113,7 @@ final class ClientChannelHandler: ChannelDuplexHandler, RemovableChannelHandler 
     }
 
     private func failAll(_ error: LearnStoreError) {
-        while let (_, promise) = pending.popFirst() { promise.fail(error) }
+        while let (_, promise, _) = pending.popFirst() { promise.fail(error) }
     }
 }
 
@@ -101,7 +138,7 @@ public final class ClientConnection: Sendable {
     /// Connects and sends HELLO.
     public static func connect(
         host: String, port: Int, group: any EventLoopGroup, clientName: String = "learnstore-swift",
-        connectTimeout: TimeAmount = .seconds(5), maximumFrameBytes: Int = 64 << 20
+        connectTimeout: TimeAmount = .seconds(5), maximumFrameBytes: Int = 64 << 20, requestTimeout: TimeAmount = .seconds(120)
     ) async throws(LearnStoreError) -> ClientConnection {
         let channel: any Channel
         do {
@@ -110,7 +147,7 @@ public final class ClientConnection: Sendable {
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(ClientChannelHandler(maximumFrameBytes: maximumFrameBytes))
+                        try channel.pipeline.syncOperations.addHandler(ClientChannelHandler(maximumFrameBytes: maximumFrameBytes, requestTimeout: requestTimeout))
                     }
                 }
                 .connect(host: host, port: port).get()

@@ -1,7 +1,7 @@
 import LearnStoreModel
 
 /// A client of a cluster that follows its primary: it asks the seeds' TOPOLOGY where the primary is,
-/// connects there, and when a request fails with MOVED, NOT_PRIMARY or a lost connection (a failover),
+/// connects there, and when a request fails with MOVED, NOT_PRIMARY, OUTCOME_UNKNOWN or a lost connection (a failover),
 /// it finds the primary again and retries, at most `attempts` times. In a partitioned cluster the
 /// primary is that of the group holding the token's tenant (a seed of another group answers MOVED). Give writes an idempotency key:
 /// a retried write that reached the old primary is then not applied twice (docs/CLUSTER.md).
@@ -26,7 +26,7 @@ public actor ClusterClient {
             do {
                 let client = try await primary(hint: attempt == 0 ? nil : last.primaryAddress)
                 return try await body(client)
-            } catch where [.moved, .notPrimary, .connectionFailed, .shuttingDown, .loading].contains(error.code) {
+            } catch where [.moved, .notPrimary, .connectionFailed, .outcomeUnknown, .shuttingDown, .loading].contains(error.code) {
                 last = error
                 await drop()
                 try? await Task.sleep(for: .milliseconds(min(20 << attempt, 500)))

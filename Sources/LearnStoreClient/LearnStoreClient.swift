@@ -23,6 +23,10 @@ public struct ClientConfiguration: Sendable {
     /// until the tenant's last write is durable) before it is closed and the subscription tried again.
     /// A subscription from "now" takes its position from that answer.
     public var feedSubscribeTimeout: Duration = .seconds(30)
+    /// A request unanswered for this long fails with TIMEOUT, with every request behind it on its
+    /// connection, which is closed (the next request opens another). Longer than any wait the server
+    /// itself bounds (WAIT_FOR_SEQUENCE: 60 s), so only a server that stopped answering hits it.
+    public var requestTimeout: Duration = .seconds(120)
 
     public init(host: String = "127.0.0.1", port: Int = 7878, connections: Int = 2, reconnectAttempts: Int = 5,
                 clientName: String = "learnstore-swift", token: @escaping @Sendable () async throws -> String) {
@@ -72,7 +76,13 @@ public final class LearnStoreClient: Sendable {
         self.ownsGroup = group == nil
         self.group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: 1)
         self.pool = Mutex(Pool(size: configuration.connections))
-        _ = try await connection(slot: 0)
+        do {
+            _ = try await connection(slot: 0)
+        } catch {
+            // The group this client made has a thread of its own: a failed start must not leave it running.
+            if ownsGroup { try? await self.group.shutdownGracefully() }
+            throw error
+        }
     }
 
     public func shutdown() async {
@@ -153,7 +163,8 @@ public final class LearnStoreClient: Sendable {
             }
             do throws(LearnStoreError) {
                 let connection = try await ClientConnection.connect(
-                    host: configuration.host, port: configuration.port, group: group, clientName: configuration.clientName)
+                    host: configuration.host, port: configuration.port, group: group, clientName: configuration.clientName,
+                    requestTimeout: TimeAmount(configuration.requestTimeout))
                 do throws(LearnStoreError) {
                     try await connection.authenticate(token: try await fetchToken())
                 } catch {

@@ -45,6 +45,10 @@ public struct LearnStoreError: Error, Sendable, Hashable, CustomStringConvertibl
         /// A write reached a node that is not the primary, and the node knows where the primary is:
         /// `primaryAddress` (the error body is followed by the partition, its epoch and the address).
         public static let moved = Code(rawValue: 410, name: "MOVED")
+        /// A request this node applied was never acknowledged: the node stopped being the primary (a
+        /// newer epoch fenced it) before its replicas confirmed the write (or the write a read saw).
+        /// The write may or may not survive on the new primary.
+        public static let outcomeUnknown = Code(rawValue: 411, name: "OUTCOME_UNKNOWN")
         public static let internalError = Code(rawValue: 500, name: "INTERNAL")
         /// Client side only (never on the wire): the connection could not be made or was lost.
         public static let connectionFailed = Code(rawValue: 600, name: "CONNECTION_FAILED")
@@ -57,7 +61,7 @@ public struct LearnStoreError: Error, Sendable, Hashable, CustomStringConvertibl
             .unauthenticated, .tokenExpired, .forbidden,
             .notFound, .validation, .conflict, .feedTruncated, .logTruncated,
             .tooManyInFlight, .loading, .storageUnavailable, .shuttingDown, .tooManyConnections, .timeout, .overloaded,
-            .notPrimary, .fenced, .notYet, .moved,
+            .notPrimary, .fenced, .notYet, .moved, .outcomeUnknown,
             .internalError, .connectionFailed, .protocolViolation,
         ]
 

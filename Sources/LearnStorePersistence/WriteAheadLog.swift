@@ -268,6 +268,33 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
     private let refusal = Mutex<LearnStoreError?>(nil)
     private let refusing = Atomic<Bool>(false)
 
+    /// Set while the commit gate will not move again in this role (a primary fenced by a newer
+    /// epoch): nothing above the gate will be acknowledged, and the callers waiting on such writes
+    /// get `error` (``onAcknowledgementsStopped`` wakes them). nil again once the node is promoted.
+    public var acknowledgementsStopped: StoppedAcknowledgements? {
+        condition.lock()
+        defer { condition.unlock() }
+        return acknowledgementRefusal.map { StoppedAcknowledgements(above: commitGate, error: $0) }
+    }
+
+    public func stopAcknowledging(_ error: LearnStoreError) {
+        condition.lock()
+        acknowledgementRefusal = error
+        condition.unlock()
+        onAcknowledgementsStopped?()
+    }
+
+    public func resumeAcknowledging() {
+        condition.lock()
+        acknowledgementRefusal = nil
+        condition.unlock()
+    }
+
+    /// Guarded by `condition`.
+    private var acknowledgementRefusal: LearnStoreError?
+    /// Wakes the callers waiting on writes above the commit mark (set before the log is used).
+    public var onAcknowledgementsStopped: (@Sendable () -> Void)?
+
     /// The LSN the next write will get (a replicated write may take a later one).
     public var nextLSN: UInt64 {
         condition.lock()
@@ -350,6 +377,7 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             if committedLSN >= lsn { return !hasFailed(lsn) }
+            if let stopped = acknowledgementsStopped, lsn > stopped.above { return false }
             flush()
             usleepWhileWaiting()
         }
@@ -848,5 +876,16 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
         condition.unlock()
         if !removed.isEmpty { try? configuration.fileSystem.syncDirectory(configuration.directory) }
         return removed
+    }
+}
+
+/// A log that acknowledges nothing above `above` any more, and the error for those who wait on it.
+public struct StoppedAcknowledgements: Sendable, Equatable {
+    public var above: UInt64
+    public var error: LearnStoreError
+
+    public init(above: UInt64, error: LearnStoreError) {
+        self.above = above
+        self.error = error
     }
 }

@@ -1,4 +1,5 @@
 import LearnStoreModel
+import LearnStorePersistence
 import NIOCore
 import Synchronization
 
@@ -10,6 +11,10 @@ public protocol CommitStatus {
     func hasFailed(_ lsn: UInt64) -> Bool
     /// Whether any write ever failed (until then no response needs checking one by one).
     var hasFailures: Bool { get }
+    /// Set when this node will acknowledge nothing above a mark (a primary fenced by a newer epoch):
+    /// a held response that depends on a write above it is answered with its error instead of
+    /// waiting for an acknowledgement that will not come.
+    var acknowledgementsStopped: StoppedAcknowledgements? { get }
 }
 
 /// Tells connections when the writes their responses depend on are committed (durable under the
@@ -32,6 +37,7 @@ public final class ImmediateCommitTracker: CommitTracker {
     public var committedLSN: UInt64 { .max }
     public func hasFailed(_ lsn: UInt64) -> Bool { false }
     public var hasFailures: Bool { false }
+    public var acknowledgementsStopped: StoppedAcknowledgements? { nil }
     public func subscribe(loop: any EventLoop, waitingFor lsn: UInt64, _ wake: @escaping @Sendable () -> Void) {
         loop.execute(wake)
     }

@@ -223,6 +223,15 @@ public struct ConnectionStateMachine: Sendable {
                 held.removeFirst()
                 return .write(releasing(first, commits: commits), storageFailures: storageFailures(first, commits: commits))
             }
+            if let stopped = commits.acknowledgementsStopped,
+                !first.responses.contains(where: { $0.lsn > committed && $0.lsn <= stopped.above })
+            {
+                // The node will acknowledge nothing above the mark: the responses that wait for such
+                // a write are answered with the error now, rather than held until the connection closes.
+                held.removeFirst()
+                return .write(
+                    releasing(first, commits: commits, abandonedAbove: stopped.above, with: stopped.error), storageFailures: storageFailures(first, commits: commits))
+            }
             if !waitingForCommit {
                 waitingForCommit = true
                 return .waitForCommit(first.responses.map(\.lsn).max() ?? 0)
@@ -303,17 +312,23 @@ public struct ConnectionStateMachine: Sendable {
     }
 
     /// Counts a held batch as answered and returns its bytes, a response whose exact write failed
-    /// (not merely one above the commit mark) replaced by STORAGE_UNAVAILABLE.
-    private mutating func releasing(_ result: BatchResult, commits: some CommitStatus) -> [UInt8] {
+    /// (not merely one above the commit mark) replaced by STORAGE_UNAVAILABLE, and with
+    /// `abandonedAbove`, one that depends on a write above that mark replaced by `abandonment`.
+    private mutating func releasing(
+        _ result: BatchResult, commits: some CommitStatus, abandonedAbove: UInt64 = .max, with abandonment: LearnStoreError? = nil
+    ) -> [UInt8] {
         heldBytes -= result.bytes.count
         var bytes = result.bytes
-        if commits.hasFailures && result.responses.contains(where: { commits.hasFailed($0.lsn) }) {
+        let failures = commits.hasFailures && result.responses.contains(where: { commits.hasFailed($0.lsn) })
+        if failures || result.responses.contains(where: { $0.lsn > abandonedAbove }) {
             var writer = ByteWriter(capacity: result.bytes.count)
             for response in result.responses {
-                if commits.hasFailed(response.lsn) {
+                if commits.hasFailures && commits.hasFailed(response.lsn) {
                     writer.writeErrorFrame(
                         opcode: response.opcode, requestID: response.requestID,
                         LearnStoreError(.storageUnavailable, "the write could not be made durable and was undone"))
+                } else if response.lsn > abandonedAbove, let abandonment {
+                    writer.writeErrorFrame(opcode: response.opcode, requestID: response.requestID, abandonment)
                 } else {
                     writer.writeBytes(result.bytes[response.range])
                 }

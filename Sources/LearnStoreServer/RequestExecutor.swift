@@ -73,6 +73,9 @@ public enum RequestExecutor {
                 try run(frame, prepared: prepared?[index], session: session, tenant: tenant, environment: environment, writer: &writer, observed: &observed)
             } catch {
                 writer.truncate(to: start)
+                // These refusals say nothing of the tenant's data: they need not wait for its writes
+                // to be acknowledged (on a fenced primary, nothing more will be).
+                if Self.refusalsIndependentOfData.contains(error.code) { observed = 0 }
                 if error.code == .notPrimary, let target = environment.topology.moved() {
                     writer.writeFrame(FrameHeader(opcode: header.opcode, flags: 1, requestID: header.requestID)) {
                         ErrorBody.encodeMoved("\(error.message); the primary is at \(target.address)", epoch: target.epoch, address: target.address, into: &$0)
@@ -89,6 +92,8 @@ public enum RequestExecutor {
         }
         return BatchResult(bytes: writer.bytes, responses: responses, maximumLSN: maximumLSN, counts: counts, errors: errors)
     }
+
+    static let refusalsIndependentOfData: Set<LearnStoreError.Code> = [.badFrame, .shuttingDown, .tokenExpired, .loading, .notPrimary]
 
     /// Starts the memory loads of every GET in the batch (see `TenantActor.prefetchForGets`).
     static func prefetchGets(_ frames: [Frame], tenant: isolated TenantActor) {

@@ -17,6 +17,7 @@ public final class WALCommitTracker: CommitTracker {
             self?.wake(upTo: mark, all: false)
             committed?()
         }
+        wal.onAcknowledgementsStopped = { [weak self] in self?.wake(upTo: .max, all: true) }
         wal.onFailure = { [weak self, weak wal] rollbacks in
             for rollback in rollbacks {
                 guard let actor = registry.existingTenant(rollback.tenant) else {
@@ -35,6 +36,7 @@ public final class WALCommitTracker: CommitTracker {
     public var committedLSN: UInt64 { wal.committedLSN }
     public func hasFailed(_ lsn: UInt64) -> Bool { wal.hasFailed(lsn) }
     public var hasFailures: Bool { wal.hasFailures }
+    public var acknowledgementsStopped: StoppedAcknowledgements? { wal.acknowledgementsStopped }
     public func writeQueued() { wal.writeNow() }
 
     public func subscribe(loop: any EventLoop, waitingFor lsn: UInt64, _ wake: @escaping @Sendable () -> Void) {
@@ -99,6 +101,7 @@ public final class DeferredCommitTracker: CommitTracker {
     public var committedLSN: UInt64 { target.withLock { $0 }?.committedLSN ?? .max }
     public func hasFailed(_ lsn: UInt64) -> Bool { target.withLock { $0 }?.hasFailed(lsn) ?? false }
     public var hasFailures: Bool { target.withLock { $0 }?.hasFailures ?? false }
+    public var acknowledgementsStopped: StoppedAcknowledgements? { target.withLock { $0 }?.acknowledgementsStopped }
     public func subscribe(loop: any EventLoop, waitingFor lsn: UInt64, _ wake: @escaping @Sendable () -> Void) {
         if let tracker = target.withLock({ $0 }) { tracker.subscribe(loop: loop, waitingFor: lsn, wake) } else { loop.execute(wake) }
     }

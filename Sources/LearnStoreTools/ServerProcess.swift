@@ -60,12 +60,14 @@ public final class ServerProcess: @unchecked Sendable {
     public var exitStatus: Int32 { process.terminationStatus }
 
     /// Polls until the server answers data requests (recovery finished), or fails after `timeout`.
+    /// Each attempt reads the port file again: a node that starts again in place (a fenced primary
+    /// becoming a replica) listens on a new client port, perhaps after this object was made.
     public func waitUntilReady(token: String, timeout: Double = 120) async throws -> LearnStoreClient {
         let deadline = Date(timeIntervalSinceNow: timeout)
         var lastError: (any Error)?
         while Date() < deadline {
             do {
-                let client = try await LearnStoreClient(ClientConfiguration(host: "127.0.0.1", port: port, token: token, connections: 4))
+                let client = try await LearnStoreClient(ClientConfiguration(host: "127.0.0.1", port: atCurrentPort().port, token: token, connections: 4))
                 do {
                     _ = try await client.performance.learningRecords.page(ListQuery(limit: 1))
                     return client
@@ -79,7 +81,9 @@ public final class ServerProcess: @unchecked Sendable {
             }
             await pause(milliseconds: 20)
         }
-        throw lastError ?? LearnStoreError(.timeout, "the server did not become ready")
+        let tail = ((try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "").split(separator: "\n").suffix(15).joined(separator: "\n")
+        let reason = (lastError as? LearnStoreError)?.message ?? lastError.map { "\($0)" } ?? "no answer"
+        throw LearnStoreError(.timeout, "the server (\(logPath)) did not become ready within \(Int(timeout)) s: \(reason)\n\(tail)")
     }
 }
 

@@ -17,6 +17,11 @@ import Testing
             control.name = cluster
             control.replicationFactor = replicationFactor
             control.replaceAfterMilliseconds = 1_000
+            // These nodes stop gracefully (revoking their lease: the failover starts at once), so a
+            // long lease costs no time; a short one can lapse while the suite's other tests starve
+            // the machine, and an in-process node replaced that way does not start again in place
+            // as `learnstore serve` does: a cluster left without a replica holds every write.
+            control.leaseSeconds = 10
             replication.cluster = control
             configuration.replication = replication
         }

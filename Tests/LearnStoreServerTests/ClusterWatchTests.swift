@@ -4,6 +4,7 @@ import LearnStoreModel
 import LearnStoreTestSupport
 import LearnStoreTools
 import NIOPosix
+import Synchronization
 import Testing
 
 /// The control plane's watch of the cluster's keys: etcd's stream cut into answers, the keys kept
@@ -131,5 +132,17 @@ import Testing
         await wakeup.wait(upTo: .milliseconds(30))
         let next = await clock.measure { await wakeup.wait(upTo: .milliseconds(50)) }
         #expect(next >= .milliseconds(50))
+    }
+
+    /// A cancelled task's wait ends at once, not at its timer.
+    @Test func cancellingTheWaitingTaskEndsTheWait() async {
+        let wakeup = Wakeup()
+        let ended = Atomic<Bool>(false)
+        let waiting = Task {
+            await wakeup.wait(upTo: .seconds(300))
+            ended.store(true, ordering: .relaxed)
+        }
+        waiting.cancel()
+        #expect(await eventually(within: 60) { ended.load(ordering: .relaxed) })
     }
 }

@@ -1,5 +1,6 @@
 import LearnStoreEngine
 import LearnStoreModel
+import LearnStorePersistence
 import LearnStoreProtocol
 import LearnStoreTestSupport
 import LearnStoreTokens
@@ -22,6 +23,7 @@ import Testing
         var committedLSN: UInt64 { state.withLock { $0.committed } }
         func hasFailed(_ lsn: UInt64) -> Bool { false }
         var hasFailures: Bool { false }
+        var acknowledgementsStopped: StoppedAcknowledgements? { nil }
         var subscriptions: Int { state.withLock { $0.subscriptions } }
 
         func subscribe(loop: any EventLoop, waitingFor lsn: UInt64, _ wake: @escaping @Sendable () -> Void) {

@@ -1,4 +1,5 @@
 import LearnStoreModel
+import LearnStorePersistence
 import LearnStoreProtocol
 import NIOCore
 import Testing
@@ -13,6 +14,7 @@ import Testing
         var failed: Set<UInt64> = []
         func hasFailed(_ lsn: UInt64) -> Bool { failed.contains(lsn) }
         var hasFailures: Bool { !failed.isEmpty }
+        var acknowledgementsStopped: StoppedAcknowledgements?
     }
 
     static let start = NIODeadline.uptimeNanoseconds(1_000_000_000)
@@ -124,18 +126,23 @@ import Testing
         #expect(auth.header.requestID == 4)
     }
 
-    @Test func onlyTheFailedWriteOfAHeldBatchIsAnsweredStorageUnavailable() {
-        var machine = Self.authenticated()
-        _ = machine.frameReceived(Self.frame(Opcode.create, 3))
-        _ = machine.frameReceived(Self.frame(Opcode.create, 4))
-        guard case .run(let frames, _, _) = machine.next() else {
-            Issue.record("the batch did not run")
-            return
-        }
-        var result = Self.result(frames, lsn: 6)
+    /// Requests 3 (`first`) and 4 (`second`) run as one batch whose replies observed LSNs 5 and 6,
+    /// held with the commit at 4: the machine and the batch's result, or nil when it did not run.
+    static func heldBatch(_ first: UInt8, _ second: UInt8) -> (ConnectionStateMachine, BatchResult)? {
+        var machine = authenticated()
+        _ = machine.frameReceived(frame(first, 3))
+        _ = machine.frameReceived(frame(second, 4))
+        guard case .run(let frames, _, _) = machine.next() else { return nil }
+        var result = result(frames, lsn: 6)
         result.responses[0].lsn = 5
-        let sentNow = machine.batchExecuted(result, frames: frames, commits: Commits(committedLSN: 4))
-        #expect(sentNow == nil)
+        guard machine.batchExecuted(result, frames: frames, commits: Commits(committedLSN: 4)) == nil else { return nil }
+        return (machine, result)
+    }
+
+    @Test func onlyTheFailedWriteOfAHeldBatchIsAnsweredStorageUnavailable() throws {
+        let held = try #require(Self.heldBatch(Opcode.create, Opcode.create), "the batch did not run and wait")
+        var machine = held.0
+        let result = held.1
         let commits = Commits(committedLSN: 6, failed: [6])
         guard case .write(let bytes, let failures) = machine.next(commits) else {
             Issue.record("the resolved batch was not released")
@@ -147,6 +154,43 @@ import Testing
         #expect(bytes.count > 2 * size, "the failed write's reply carries an error body")
         #expect(bytes[size + 4] == Opcode.create && bytes[size + 5] & FrameHeader.errorFlag != 0, "the failed write is answered with an error frame")
         #expect(bytes[size + 6] == 4, "with its own request id")
+        #expect(machine.inFlight == 0 && machine.heldBytes == 0)
+    }
+
+    /// A fenced primary acknowledges nothing more: of a held batch, the reply whose write is
+    /// committed goes as it is, the one above the mark is answered with the fence's error at once.
+    @Test func aHeldReplyAboveTheMarkIsAnsweredWhenAcknowledgementsStop() throws {
+        let held = try #require(Self.heldBatch(Opcode.create, Opcode.get), "the batch did not run and wait")
+        var machine = held.0
+        let result = held.1
+        guard case .waitForCommit(6) = machine.next(Commits(committedLSN: 4)) else {
+            Issue.record("a reply above the mark was not held")
+            return
+        }
+        machine.commitProgressed()
+        // Fenced with the gate at 5: the create (5) still waits for the log's own commit; the get,
+        // which saw write 6, will never be acknowledged.
+        let fence = StoppedAcknowledgements(above: 5, error: LearnStoreError(.outcomeUnknown, "fenced"))
+        guard case .waitForCommit = machine.next(Commits(committedLSN: 4, acknowledgementsStopped: fence)) else {
+            Issue.record("a reply at or below the gate did not wait for its commit")
+            return
+        }
+        machine.commitProgressed()
+        let stopped = Commits(committedLSN: 5, acknowledgementsStopped: fence)
+        guard case .write(let bytes, let failures) = machine.next(stopped) else {
+            Issue.record("the held batch was not answered when acknowledgements stopped")
+            return
+        }
+        #expect(failures.isEmpty)
+        let size = FrameHeader.size
+        #expect(Array(bytes[0..<size]) == Array(result.bytes[0..<size]), "the committed write's reply is unchanged")
+        #expect(bytes[size + 4] == Opcode.get && bytes[size + 5] & FrameHeader.errorFlag != 0, "the read of an unacknowledged write gets an error frame")
+        #expect(bytes[size + 6] == 4, "with its own request id")
+        let error = Array(bytes[(2 * size)...]).withUnsafeBytes { raw in
+            var reader = ByteReader(raw)
+            return try? ErrorBody.decode(from: &reader)
+        }
+        #expect(error?.code == .outcomeUnknown)
         #expect(machine.inFlight == 0 && machine.heldBytes == 0)
     }
 

@@ -19,15 +19,23 @@ struct CommandLineRun {
     }
 
     /// Runs without blocking a thread of the cooperative pool; output goes to files, so a full pipe can
-    /// never stall the child.
-    static func run(_ arguments: [String], in directory: URL) async throws -> CommandLineRun {
+    /// never stall the child. A command still running after `timeout` is killed, and the run fails
+    /// naming it: a test never waits for ever on a child.
+    static func run(_ arguments: [String], in directory: URL, timeout: Duration = .seconds(600)) async throws -> CommandLineRun {
         let out = directory.appendingPathComponent("stdout-\(UUID().uuidString)")
         let err = directory.appendingPathComponent("stderr-\(UUID().uuidString)")
         _ = FileManager.default.createFile(atPath: out.path, contents: nil)
         _ = FileManager.default.createFile(atPath: err.path, contents: nil)
-        let status = try await ChildProcess.spawn(binary.path, arguments, standardOutput: out.path, standardError: err.path,
-                                                  environment: ["PATH": "/usr/bin:/bin"]).exited()
-        return CommandLineRun(status: status, stdout: try String(contentsOf: out, encoding: .utf8),
+        let child = try ChildProcess.spawn(binary.path, arguments, standardOutput: out.path, standardError: err.path, environment: ["PATH": "/usr/bin:/bin"])
+        let deadline = ContinuousClock.now + timeout
+        while child.isRunning && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(5)) }
+        if child.isRunning {
+            child.signal(SIGKILL)
+            await child.exited()
+            throw LearnStoreError(.timeout, "`learnstore \(arguments.prefix(2).joined(separator: " "))` was still running after \(timeout); killed. stderr: "
+                + ((try? String(contentsOf: err, encoding: .utf8)) ?? ""))
+        }
+        return CommandLineRun(status: child.terminationStatus, stdout: try String(contentsOf: out, encoding: .utf8),
                               stderr: try String(contentsOf: err, encoding: .utf8))
     }
 }

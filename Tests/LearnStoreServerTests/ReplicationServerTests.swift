@@ -261,6 +261,38 @@ import Testing
         try await pair.stop()
     }
 
+    /// A write the primary made durable but its replica never acknowledged (the replica stopped) waits;
+    /// when a promotion fences the primary, the write is answered OUTCOME_UNKNOWN at once, not left
+    /// waiting until the node restarts or the client gives up.
+    @Test func aWriteWaitingForItsReplicaIsAnsweredOutcomeUnknownWhenThePrimaryIsFenced() async throws {
+        let pair = try await Self.startPair()
+        var configuration = ClientConfiguration(port: pair.primary.port, token: try await pair.primary.token(), connections: 1)
+        configuration.requestTimeout = .seconds(90)
+        let writer = try await LearnStoreClient(configuration)
+        _ = try await writer.performance.learningRecords.create(sampleBody(title: "before"))
+        #expect(await eventually(within: 30) { (try? await Self.status(pair.primaryAddress))?["in_sync"] == .array([.string("b")]) })
+        try await pair.replica.stop()
+        let before = try await Self.status(pair.primaryAddress)["durable_lsn"]?.int64Value ?? 0
+        let held = Task { () -> LearnStoreError? in
+            do throws(LearnStoreError) {
+                _ = try await writer.performance.learningRecords.create(sampleBody(title: "held"))
+                return nil
+            } catch {
+                return error
+            }
+        }
+        // Durable on the primary, unacknowledged: no replica takes it.
+        #expect(await eventually(within: 30) { ((try? await Self.status(pair.primaryAddress))?["durable_lsn"]?.int64Value ?? 0) > before })
+        let promised = try await Self.ask(pair.primaryAddress, ReplicationOpcode.promise, epoch: 7, promotion: .random()).get()
+        #expect(promised.header.isError == false)
+        let answer = await held.value
+        #expect(answer?.code == .outcomeUnknown, "\(String(describing: answer))")
+        let refused = await #expect(throws: LearnStoreError.self) { _ = try await writer.performance.learningRecords.create(sampleBody(title: "after")) }
+        #expect(refused?.code == .notPrimary)
+        await writer.shutdown()
+        try await pair.primary.stop()
+    }
+
     /// PROMISE or PROMOTE to `address`: the answer's payload, or the error it carries.
     static func ask(_ address: String, _ opcode: UInt8, epoch: UInt64, promotion: UUID16) async throws -> Result<Frame, LearnStoreError> {
         var payload = ByteWriter(capacity: 24)

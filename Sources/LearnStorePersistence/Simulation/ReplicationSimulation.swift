@@ -463,6 +463,7 @@ public struct ReplicationSimulation {
                 note("\(replica.id) fenced \(primary.id) (epoch \(primary.history.currentEpoch) < promised \(replica.history.promised))")
                 primary.role = .fenced
                 wal.clientWriteRefusal = LearnStoreError(.notPrimary, "fenced")
+                wal.stopAcknowledging(LearnStoreError(.outcomeUnknown, "fenced"))
                 for connection in Array(connections.values) { close(connection) }
                 pending.removeAll()
                 return
@@ -590,6 +591,7 @@ public struct ReplicationSimulation {
         chosen.replicaSet = ReplicaSetState(configuration: chosen.replicaSet.configuration, localDurableLSN: wal.locallyDurableLSN)
         wal.snapshotsWaitForGate = true
         wal.resetCommitGate(chosen.replicaSet.commitMark)
+        wal.resumeAcknowledging()
         wal.clientWriteRefusal = nil
         // A dead old primary restarts as a replica; a live fenced one stays fenced until it is restarted.
         for node in nodes where node !== chosen && !node.alive && node.role != .replica { node.role = .replica }

@@ -154,7 +154,9 @@ public final class ClusterAgent: Service, Sendable {
     }
 
     public func run() async throws {
-        await withTaskExecutorPreference(thread?.executor) { await runRounds() }
+        await withTaskExecutorPreference(thread?.executor) {
+            await withGracefulShutdownHandler { await runRounds() } onGracefulShutdown: { [wakeup] in wakeup.ring() }
+        }
     }
 
     private func runRounds() async {

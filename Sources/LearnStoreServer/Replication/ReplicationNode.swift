@@ -340,6 +340,12 @@ public final class ReplicationNode: Sendable {
         guard changed else { return }
         logger.error("fenced: a newer epoch exists; this node takes no more writes", metadata: ["reason": "\(reason)"])
         wal?.clientWriteRefusal = notPrimaryError(.fenced)
+        // Its replicas acknowledge nothing more of its epoch: whoever waits on a write it has not
+        // acknowledged yet is told so now, not when the node restarts.
+        wal?.stopAcknowledging(LearnStoreError(
+            .outcomeUnknown,
+            "this node stopped being the primary (a newer epoch exists) before its replicas acknowledged the write this request made or read; "
+                + "it may or may not survive on the new primary: find the primary (TOPOLOGY) and retry, a create with the same idempotency key"))
         for session in sessions { session.close() }
     }
 
@@ -482,6 +488,7 @@ public final class ReplicationNode: Sendable {
             return PromoteReply(epoch: epoch, firstLSN: first)
         }
         becomePrimaryGate(wal)
+        wal.resumeAcknowledging()
         wal.clientWriteRefusal = nil
         logger.notice("promoted to primary", metadata: ["epoch": "\(reply.epoch)", "first_lsn": "\(reply.firstLSN)"])
         promotionObserver.withLock { $0 }?()
