@@ -293,6 +293,27 @@ import Testing
         try await pair.primary.stop()
     }
 
+    /// A primary that can acknowledge nothing (its only replica stopped, one required) holds a write;
+    /// a `ClusterClient` gives up with TIMEOUT after the request timeout rather than trying again, which
+    /// would hold it as long again each time.
+    @Test func aClusterClientGivesUpWithTimeoutOnAPrimaryThatCannotAcknowledge() async throws {
+        let pair = try await Self.startPair()
+        var configuration = ClientConfiguration(token: try await pair.primary.token(), connections: 1)
+        configuration.requestTimeout = .seconds(2)
+        let client = ClusterClient(seeds: ["127.0.0.1:\(pair.primary.port)"], configuration: configuration, attempts: 5)
+        _ = try await client.run { (c) throws(LearnStoreError) in try await c.performance.learningRecords.create(sampleBody(title: "before")) }
+        try await pair.replica.stop()
+        let clock = ContinuousClock()
+        let started = clock.now
+        let held = await #expect(throws: LearnStoreError.self) {
+            _ = try await client.run { (c) throws(LearnStoreError) in try await c.performance.learningRecords.create(sampleBody(title: "held")) }
+        }
+        #expect(held?.code == .timeout, "\(String(describing: held))")
+        #expect(clock.now - started < .seconds(30), "tried once, not once per attempt")
+        await client.shutdown()
+        try await pair.primary.stop()
+    }
+
     /// PROMISE or PROMOTE to `address`: the answer's payload, or the error it carries.
     static func ask(_ address: String, _ opcode: UInt8, epoch: UInt64, promotion: UUID16) async throws -> Result<Frame, LearnStoreError> {
         var payload = ByteWriter(capacity: 24)
