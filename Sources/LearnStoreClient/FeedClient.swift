@@ -205,9 +205,10 @@ public final class FeedCursor: @unchecked Sendable {
         batchThrough = nil
     }
 
-    /// What reconnecting can get past: a lost connection, a restart, an expired token, a full server.
+    /// What reconnecting can get past: a lost connection, a restart, an expired token, a full server,
+    /// an old primary (another address, or the same after its restart as a replica).
     static func isRetriable(_ error: LearnStoreError) -> Bool {
-        [.connectionFailed, .shuttingDown, .tokenExpired, .loading, .overloaded, .timeout, .storageUnavailable, .notYet].contains(error.code)
+        [.connectionFailed, .shuttingDown, .tokenExpired, .loading, .overloaded, .timeout, .storageUnavailable, .notYet, .notPrimary].contains(error.code)
     }
 
     /// The `u64` FEED_TRUNCATED carries after its error body.

@@ -289,6 +289,12 @@ import Testing
         #expect(answer?.code == .outcomeUnknown, "\(String(describing: answer))")
         let refused = await #expect(throws: LearnStoreError.self) { _ = try await writer.performance.learningRecords.create(sampleBody(title: "after")) }
         #expect(refused?.code == .notPrimary)
+        // Its change feed cannot start at the tenant's newest write: never acknowledged, it is no one's.
+        let raw = try RawConnection(port: pair.primary.port)
+        #expect(await raw.handshake(token: try await pair.primary.token())?.header.isError == false)
+        raw.send(RawConnection.frame(Opcode.subscribe, id: 3) { FeedMessages.encodeSubscribe(SubscribeRequest(start: .now, credit: 1), into: &$0) })
+        #expect(raw.error(of: try #require(await raw.receiveFrame()))?.code == .notPrimary)
+        raw.closeNow()
         await writer.shutdown()
         try await pair.primary.stop()
     }

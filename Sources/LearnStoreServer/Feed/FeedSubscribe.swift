@@ -68,7 +68,12 @@ enum FeedSubscribe {
         let (sequence, lastWrite) = await tenant.attachChangeTap(recent)
         let wal = log.wal
         let committed = (try? await offload { wal.waitUntilCommitted(lastWrite) }) ?? false
-        guard committed else { throw fail(.storageUnavailable, "the tenant's last write is not durable yet; the WAL is failing") }
+        guard committed else {
+            if wal.acknowledgementsStopped != nil {
+                throw fail(.notPrimary, "this node stopped being the primary before tenant \(tenantID)'s last write was acknowledged; subscribe on the new primary or a replica")
+            }
+            throw fail(.storageUnavailable, "the tenant's last write is not durable yet; the WAL is failing")
+        }
         let tail = wal.tail
         let after: UInt64
         switch request.start {
