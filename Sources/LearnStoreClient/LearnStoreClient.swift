@@ -24,8 +24,9 @@ public struct ClientConfiguration: Sendable {
     /// A subscription from "now" takes its position from that answer.
     public var feedSubscribeTimeout: Duration = .seconds(30)
     /// A request unanswered for this long fails with TIMEOUT, with every request behind it on its
-    /// connection, which is closed (the next request opens another). Longer than any wait the server
-    /// itself bounds (WAIT_FOR_SEQUENCE: 60 s), so only a server that stopped answering hits it.
+    /// connection, which is closed (the next request opens another). Longer than the waits a server
+    /// bounds itself by default (an acknowledgement 30 s, WAIT_SEQUENCE 60 s), so only a server that
+    /// stopped answering hits it.
     public var requestTimeout: Duration = .seconds(120)
 
     public init(host: String = "127.0.0.1", port: Int = 7878, connections: Int = 2, reconnectAttempts: Int = 5,

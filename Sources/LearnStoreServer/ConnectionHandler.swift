@@ -57,7 +57,8 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 outputSoftLimitBytes: configuration.connectionOutputSoftLimitBytes,
                 outputHardLimitBytes: configuration.connectionOutputHardLimitBytes,
                 handshakeTimeoutSeconds: configuration.handshakeTimeoutSeconds,
-                idleTimeoutSeconds: configuration.idleTimeoutSeconds, aloneOpcodes: alone),
+                idleTimeoutSeconds: configuration.idleTimeoutSeconds, aloneOpcodes: alone,
+                acknowledgementTimeoutSeconds: configuration.acknowledgementTimeoutSeconds),
             now: .now())
     }
 
@@ -81,8 +82,10 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
         timer = context.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
             let handler = loopBound.value
-            guard let context = handler.context, let error = handler.machine.timeoutExpired(now: .now()) else { return }
-            handler.fail(error, context: context)
+            guard let context = handler.context else { return }
+            let now = NIODeadline.now()
+            if let error = handler.machine.timeoutExpired(now: now) { return handler.fail(error, context: context) }
+            if handler.machine.acknowledgementCheck(now: now) { handler.pump(context: context) }
         }
         context.fireChannelActive()
     }

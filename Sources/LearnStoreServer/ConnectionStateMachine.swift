@@ -24,10 +24,13 @@ public struct ConnectionStateMachine: Sendable {
         public var idleTimeoutSeconds: Double
         /// Opcodes that run off the event loop, alone (admin requests on a server that offers them).
         public var aloneOpcodes: [UInt8]
+        /// How long a held reply waits for the acknowledgement of the write it depends on before it is
+        /// answered with OUTCOME_UNKNOWN; 0: for ever.
+        public var acknowledgementTimeoutSeconds: Double
 
         public init(
             maximumInFlight: Int, outputSoftLimitBytes: Int, outputHardLimitBytes: Int, handshakeTimeoutSeconds: Double,
-            idleTimeoutSeconds: Double, aloneOpcodes: [UInt8]
+            idleTimeoutSeconds: Double, aloneOpcodes: [UInt8], acknowledgementTimeoutSeconds: Double = 0
         ) {
             self.maximumInFlight = maximumInFlight
             self.outputSoftLimitBytes = outputSoftLimitBytes
@@ -35,6 +38,7 @@ public struct ConnectionStateMachine: Sendable {
             self.handshakeTimeoutSeconds = handshakeTimeoutSeconds
             self.idleTimeoutSeconds = idleTimeoutSeconds
             self.aloneOpcodes = aloneOpcodes
+            self.acknowledgementTimeoutSeconds = acknowledgementTimeoutSeconds
         }
     }
 
@@ -96,6 +100,12 @@ public struct ConnectionStateMachine: Sendable {
     /// Responses waiting for the writes they observed to be resolved, in order.
     private var held: [BatchResult] = []
     public private(set) var heldBytes = 0
+    /// Held batches released so far: numbers the first one still held.
+    private var heldReleased = 0
+    /// The first held batch as the periodic check last saw it, and since when.
+    private var oldestHeld: (number: Int, since: NIODeadline)?
+    /// The first held batch has waited past the acknowledgement timeout.
+    private var acknowledgementOverdue = false
     private var waitingForCommit = false
     /// The batch waits for work off its tenant's lock (an index build, an import on a copy).
     private var waitingOffLock = false
@@ -220,15 +230,25 @@ public struct ConnectionStateMachine: Sendable {
         if let first = held.first {
             let committed = commits.committedLSN
             if !first.responses.contains(where: { $0.lsn > committed }) {
-                held.removeFirst()
+                takeFirstHeld()
                 return .write(releasing(first, commits: commits), storageFailures: storageFailures(first, commits: commits))
+            }
+            if acknowledgementOverdue {
+                takeFirstHeld()
+                let seconds = limits.acknowledgementTimeoutSeconds
+                let overdue = LearnStoreError(
+                    .outcomeUnknown,
+                    "the write this request made or read was not acknowledged within \(seconds) s (too few in-sync replicas have it, or the disk stalls); "
+                        + "it may or may not survive: retry, a create with the same idempotency key")
+                return .write(
+                    releasing(first, commits: commits, abandonedAbove: committed, with: overdue), storageFailures: storageFailures(first, commits: commits))
             }
             if let stopped = commits.acknowledgementsStopped,
                 !first.responses.contains(where: { $0.lsn > committed && $0.lsn <= stopped.above })
             {
                 // The node will acknowledge nothing above the mark: the responses that wait for such
                 // a write are answered with the error now, rather than held until the connection closes.
-                held.removeFirst()
+                takeFirstHeld()
                 return .write(
                     releasing(first, commits: commits, abandonedAbove: stopped.above, with: stopped.error), storageFailures: storageFailures(first, commits: commits))
             }
@@ -290,6 +310,30 @@ public struct ConnectionStateMachine: Sendable {
         held.append(result)
         heldBytes += result.bytes.count
         return nil
+    }
+
+    private mutating func takeFirstHeld() {
+        held.removeFirst()
+        heldReleased += 1
+        acknowledgementOverdue = false
+        // A wait registered for this batch may never end; the next batch registers its own.
+        waitingForCommit = false
+    }
+
+    /// The periodic check of the first held reply's wait: true when it has just passed the
+    /// acknowledgement timeout (the next ``nextAction(commits:outputBudget:writable:)`` answers it).
+    public mutating func acknowledgementCheck(now: NIODeadline) -> Bool {
+        guard limits.acknowledgementTimeoutSeconds > 0, !held.isEmpty, !closing else {
+            oldestHeld = nil
+            return false
+        }
+        guard let oldest = oldestHeld, oldest.number == heldReleased else {
+            oldestHeld = (heldReleased, now)
+            return false
+        }
+        guard !acknowledgementOverdue, now - oldest.since >= .milliseconds(Int64(limits.acknowledgementTimeoutSeconds * 1000)) else { return false }
+        acknowledgementOverdue = true
+        return true
     }
 
     /// A `.run` did not run: it waits for work off its tenant's lock (an index build, an import on a

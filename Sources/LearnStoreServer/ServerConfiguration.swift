@@ -33,6 +33,9 @@ public struct ServerConfiguration: Sendable {
     public var serverInputBudgetBytes = 256 << 20
     public var handshakeTimeoutSeconds = 10.0
     public var idleTimeoutSeconds = 300.0
+    /// How long a reply waits for the acknowledgement of its write (in-sync replicas, the disk) before
+    /// it is answered with OUTCOME_UNKNOWN; 0: for ever. Checked about once a second.
+    public var acknowledgementTimeoutSeconds = 30.0
     /// Metrics endpoint (`/metrics`, Prometheus text); nil disables it.
     public var metricsPort: Int? = ServerConfiguration.defaultMetricsPort
     public var metricsHost = "127.0.0.1"

@@ -33,6 +33,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("input-budget"), help: "Request bytes buffered beyond the allowances over all connections; past it a connection is closed with OVERLOADED (default 268435456).") var inputBudget: Int?
     @Option(name: .customLong("handshake-timeout"), help: "Seconds to complete HELLO and AUTH (default 10).") var handshakeTimeout: Double?
     @Option(name: .customLong("idle-timeout"), help: "Seconds without a request before a connection is closed (default 300).") var idleTimeout: Double?
+    @Option(name: .customLong("ack-timeout"), help: "Seconds a reply waits for its write's acknowledgement (in-sync replicas, the disk) before it is answered OUTCOME_UNKNOWN; 0 waits for ever (default 30).") var ackTimeout: Double?
     @Option(name: .customLong("metrics-port"), help: "Port of the Prometheus /metrics endpoint on 127.0.0.1 (default 9464; 0 disables).") var metricsPort: Int?
     @Option(name: .customLong("jwt-secret-file"), help: "File holding an HS256 secret (env LEARNSTORE_JWT_SECRET may hold the secret itself).") var jwtSecretFile: String?
     @Option(name: .customLong("jwks-file"), help: "JWKS file with RS256/ES256 public keys.") var jwksFile: String?
@@ -78,6 +79,7 @@ struct ServeCommand: AsyncParsableCommand {
             configuration.maximumConnections = try settings.int("max-connections", maxConnections, default: configuration.maximumConnections)
             configuration.handshakeTimeoutSeconds = try settings.double("handshake-timeout", handshakeTimeout, default: configuration.handshakeTimeoutSeconds)
             configuration.idleTimeoutSeconds = try settings.double("idle-timeout", idleTimeout, default: configuration.idleTimeoutSeconds)
+            configuration.acknowledgementTimeoutSeconds = try settings.double("ack-timeout", ackTimeout, default: configuration.acknowledgementTimeoutSeconds)
             configuration.maximumHandshakeFrameBytes = try settings.int("handshake-max-frame-bytes", handshakeMaxFrameBytes, default: configuration.maximumHandshakeFrameBytes)
             configuration.connectionOutputSoftLimitBytes = try settings.int("output-soft-limit", outputSoftLimit, default: configuration.connectionOutputSoftLimitBytes)
             configuration.connectionOutputHardLimitBytes = try settings.int("output-hard-limit", outputHardLimit, default: configuration.connectionOutputHardLimitBytes)

@@ -28,5 +28,6 @@ enum ServeLimits {
         try check("feed-max-subscriptions-per-tenant", configuration.maximumFeedSubscriptionsPerTenant, 0...configuration.maximumFeedSubscriptions)
         try check("feed-memory-records", configuration.feedMemoryRecordsPerTenant, 0...1_000_000)
         try checkSeconds("idle-timeout", configuration.idleTimeoutSeconds, 0.01...(365 * 86_400))
+        try checkSeconds("ack-timeout", configuration.acknowledgementTimeoutSeconds, 0...86_400)
     }
 }

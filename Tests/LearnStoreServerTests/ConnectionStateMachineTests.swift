@@ -194,6 +194,50 @@ import Testing
         #expect(machine.inFlight == 0 && machine.heldBytes == 0)
     }
 
+    /// A reply held past the acknowledgement timeout is answered OUTCOME_UNKNOWN; the clock starts
+    /// when the periodic check first sees that batch first in line, and restarts for the next one.
+    @Test func aReplyHeldPastTheAcknowledgementTimeoutIsAnsweredOutcomeUnknown() throws {
+        var limits = Self.limits()
+        limits.acknowledgementTimeoutSeconds = 1
+        var machine = Self.authenticated(limits)
+        _ = machine.frameReceived(Self.frame(Opcode.create, 3))
+        guard case .run(let frames, _, _) = machine.next() else {
+            Issue.record("the batch did not run")
+            return
+        }
+        #expect(machine.batchExecuted(Self.result(frames, lsn: 6), frames: frames, commits: Commits(committedLSN: 4)) == nil)
+        guard case .waitForCommit(6) = machine.next(Commits(committedLSN: 4)) else {
+            Issue.record("the reply was not held")
+            return
+        }
+        let start = Self.start + .seconds(5)
+        let first = machine.acknowledgementCheck(now: start)
+        #expect(!first, "the first sight starts the clock")
+        let early = machine.acknowledgementCheck(now: start + .milliseconds(900))
+        #expect(!early)
+        guard case .none = machine.next(Commits(committedLSN: 5)) else {
+            Issue.record("a reply still within its time went out")
+            return
+        }
+        let due = machine.acknowledgementCheck(now: start + .milliseconds(1_000))
+        #expect(due)
+        let again = machine.acknowledgementCheck(now: start + .milliseconds(1_100))
+        #expect(!again, "once")
+        guard case .write(let bytes, _) = machine.next(Commits(committedLSN: 5)) else {
+            Issue.record("the overdue reply was not answered")
+            return
+        }
+        #expect(bytes[4] == Opcode.create && bytes[5] & FrameHeader.errorFlag != 0 && bytes[6] == 3)
+        let error = Array(bytes[FrameHeader.size...]).withUnsafeBytes { raw in
+            var reader = ByteReader(raw)
+            return try? ErrorBody.decode(from: &reader)
+        }
+        #expect(error?.code == .outcomeUnknown)
+        #expect(machine.inFlight == 0 && machine.heldBytes == 0)
+        let afterwards = machine.acknowledgementCheck(now: start + .seconds(10))
+        #expect(!afterwards, "nothing held any more")
+    }
+
     @Test func anAdminRequestRunsAloneAfterEveryEarlierReply() {
         var machine = Self.authenticated()
         _ = machine.frameReceived(Self.frame(Opcode.get, 3))

@@ -320,6 +320,29 @@ import Testing
         try await pair.primary.stop()
     }
 
+    /// A primary whose only replica stopped holds a write; past the acknowledgement timeout (1 s here,
+    /// 30 s by default) the write is answered OUTCOME_UNKNOWN, and once the replica is back and has it
+    /// the write is there: the error said "unknown", not "not applied".
+    @Test func aWriteNoReplicaAcknowledgesIsAnsweredOutcomeUnknownAfterTheTimeout() async throws {
+        let pair = try await Self.startPair(primary: { configuration in
+            Self.node("a")(&configuration)
+            configuration.acknowledgementTimeoutSeconds = 1
+        })
+        let writer = try await pair.primary.client()
+        _ = try await writer.performance.learningRecords.create(sampleBody(title: "before"))
+        try await pair.replica.stop()
+        let overdue = await #expect(throws: LearnStoreError.self) {
+            _ = try await writer.performance.learningRecords.create(sampleBody(title: "overdue"), idempotencyKey: "overdue")
+        }
+        #expect(overdue?.code == .outcomeUnknown, "\(String(describing: overdue))")
+        let replica = try await TestServer.start(configure: Self.node("b", follow: [pair.primaryAddress]), persistence: .forTests(pair.directories[1].path))
+        let retried = try await writer.performance.learningRecords.create(sampleBody(title: "overdue"), idempotencyKey: "overdue")
+        #expect(retried.replayed, "the first attempt was applied; the retry with its key returns it")
+        await writer.shutdown()
+        try await replica.stop()
+        try await pair.primary.stop()
+    }
+
     /// PROMISE or PROMOTE to `address`: the answer's payload, or the error it carries.
     static func ask(_ address: String, _ opcode: UInt8, epoch: UInt64, promotion: UUID16) async throws -> Result<Frame, LearnStoreError> {
         var payload = ByteWriter(capacity: 24)
