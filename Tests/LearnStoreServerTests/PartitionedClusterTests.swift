@@ -26,6 +26,8 @@ import Testing
             var control = ClusterConfiguration(endpoints: etcd)
             control.name = group
             control.partitionMapName = mapName
+            // As in ClusterRoutingTests.node: a short lease can lapse under the suite's load.
+            control.leaseSeconds = 10
             replication.cluster = control
             configuration.replication = replication
         }
