@@ -129,7 +129,11 @@ public final class PersistenceController: Sendable {
     /// `background`: a scheduled round, written one tenant at a time on a low-priority thread so
     /// the event loops keep the CPU (on two cores a parallel round takes one from them). Rounds at
     /// shutdown and on demand use every core and finish sooner.
-    public func snapshot(_ tenants: [TenantActor], force: Bool = false, background: Bool = false) async -> [SnapshotResult] {
+    /// `resolveTimeout`: how long the round waits for the captured writes to be acknowledged; a tenant
+    /// whose writes are not by then is left out (the WAL still holds them).
+    public func snapshot(
+        _ tenants: [TenantActor], force: Bool = false, background: Bool = false, resolveTimeout: Duration = .seconds(30)
+    ) async -> [SnapshotResult] {
         let alreadyRunning = roundInProgress.withLock { running in
             defer { running = true }
             return running
@@ -151,12 +155,12 @@ public final class PersistenceController: Sendable {
             if background {
                 let thread = Thread {
                     LowPriority.applyToCurrentThread()
-                    continuation.resume(returning: self.writeSnapshots(work, parallel: false))
+                    continuation.resume(returning: self.writeSnapshots(work, parallel: false, resolveTimeout: resolveTimeout))
                 }
                 thread.name = "learnstore-snapshot"
                 thread.start()
             } else {
-                snapshotQueue.async { continuation.resume(returning: self.writeSnapshots(work, parallel: true)) }
+                snapshotQueue.async { continuation.resume(returning: self.writeSnapshots(work, parallel: true, resolveTimeout: resolveTimeout)) }
             }
         }
         return results + written
@@ -220,9 +224,9 @@ public final class PersistenceController: Sendable {
     /// at the LSN of a failed write still in the log (see ``FailedWriteNotYetWiped``).
     /// `compressors` overrides how many blocks of a tenant are compressed at once (the simulation's
     /// rounds run on one thread, tenant after tenant, yet exercise the pipeline).
-    func writeSnapshots(_ all: [SnapshotCapture], parallel: Bool, compressors: Int? = nil) -> [SnapshotResult] {
+    func writeSnapshots(_ all: [SnapshotCapture], parallel: Bool, compressors: Int? = nil, resolveTimeout: Duration = .seconds(30)) -> [SnapshotResult] {
         let maxLSN = all.flatMap(\.unresolved).max() ?? 0
-        _ = wal.waitUntilResolvedForSnapshot(maxLSN)
+        _ = wal.waitUntilResolvedForSnapshot(maxLSN, timeout: resolveTimeout)
         var results: [SnapshotResult] = []
         var captures: [(TenantCapture, UInt64)] = []
         for entry in all {

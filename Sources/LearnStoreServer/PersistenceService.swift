@@ -107,8 +107,10 @@ public final class PersistenceService: Service {
             return
         }
         // The server has drained (it shuts down first): take a last snapshot round and close the WAL.
+        // It waits a few seconds at most for its writes' acknowledgements: with the replicas gone they
+        // may never come, and a tenant left out is replayed from the WAL at the next start.
         let roundStart = ContinuousClock.now
-        let results = await controller.snapshot(registry.all)
+        let results = await controller.snapshot(registry.all, resolveTimeout: .seconds(5))
         let written = results.filter { !$0.skipped && $0.error == nil }
         logger.notice("shutdown snapshot round", metadata: [
             "tenants_written": "\(written.count)", "records": "\(written.reduce(0) { $0 + $1.records })",
