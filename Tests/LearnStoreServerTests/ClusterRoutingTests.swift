@@ -19,8 +19,7 @@ import Testing
             control.replaceAfterMilliseconds = 1_000
             // These nodes stop gracefully (revoking their lease: the failover starts at once), so a
             // long lease costs no time; a short one can lapse while the suite's other tests starve
-            // the machine, and an in-process node replaced that way does not start again in place
-            // as `learnstore serve` does: a cluster left without a replica holds every write.
+            // the machine, and each unplanned failover it causes costs the test a node restart.
             control.leaseSeconds = 10
             replication.cluster = control
             configuration.replication = replication
@@ -45,7 +44,7 @@ import Testing
                     let port = try FailoverTester.freePort()
                     servers.append(try await TestServer.start(
                         configure: ClusterRoutingTests.node("n\(index)", port: port, etcd: etcd.map(\.clientURL), cluster: name, replicationFactor: replicationFactor),
-                        persistence: .forTests(directories[index].path)))
+                        persistence: .forTests(directories[index].path), restartsInPlace: true))
                 }
             } catch {
                 for member in etcd { member.process.signal(SIGKILL) }

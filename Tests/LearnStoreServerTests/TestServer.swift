@@ -18,11 +18,19 @@ let allScopes: Scopes = [.recordsRead, .recordsWrite, .outcomesRead, .outcomesWr
 /// A real LearnStore server on an ephemeral loopback port, in this process, built by
 /// `LearnStoreApplication` as `learnstore serve` builds it.
 final class TestServer: Sendable {
-    let application: LearnStoreApplication
+    /// The application now running (a new one after a restart in place) and its client port.
+    private final class Current: Sendable {
+        let state: Mutex<(application: LearnStoreApplication, port: Int, stopping: Bool)>
+        init(_ application: LearnStoreApplication, port: Int) { state = Mutex((application, port, false)) }
+    }
+
+    private let current: Current
     let runTask: Task<Void, any Error>
-    let port: Int
     let clock: any EngineClock
 
+    var application: LearnStoreApplication { current.state.withLock { $0.application } }
+    /// The client port; a node that started again in place listens on a new one.
+    var port: Int { current.state.withLock { $0.port } }
     var server: LearnStoreServer { application.server }
     var group: MultiThreadedEventLoopGroup { application.group }
     /// The metrics endpoint's port (`configure` sets `metricsPort`; 0 picks a free one).
@@ -31,9 +39,11 @@ final class TestServer: Sendable {
     /// Starts a server. With `persistence`, it recovers from the data directory, runs a WAL and
     /// takes snapshots, and this returns once recovery is done; without, data lives in memory.
     /// `stayLoading`: an in-memory server that answers LOADING until `finishLoading()`.
+    /// `restartsInPlace`: a cluster node that asks to start again (a fenced primary the controller
+    /// replaced) does, on the same data directory, as `learnstore serve` does; otherwise it stops.
     static func start(
         configure: (inout ServerConfiguration) -> Void = { _ in }, clock: any EngineClock = SystemClock(),
-        persistence: PersistenceConfiguration? = nil, stayLoading: Bool = false
+        persistence: PersistenceConfiguration? = nil, stayLoading: Bool = false, restartsInPlace: Bool = false
     ) async throws -> TestServer {
         var configuration = ServerConfiguration()
         configuration.port = 0
@@ -47,19 +57,55 @@ final class TestServer: Sendable {
         let application = try await LearnStoreApplication(
             configuration: configuration, persistence: persistence, clock: clock, logger: testLogger("test-server"),
             startsLoading: stayLoading)
-        let task = try await run(application, recovering: persistence != nil)
-        return TestServer(application: application, task: task, port: try await application.localAddress.port!, clock: clock)
+        let settled = configuration
+        var restart: (@Sendable () async throws -> LearnStoreApplication)?
+        if restartsInPlace {
+            restart = { @Sendable in
+                try await LearnStoreApplication(configuration: settled, persistence: persistence, clock: clock, logger: testLogger("test-server"))
+            }
+        }
+        let current = Current(application, port: 0)
+        let task = try await run(application, recovering: persistence != nil, current: current, restart: restart)
+        let port = try await application.localAddress.port!
+        current.state.withLock { $0.port = port }
+        return TestServer(current: current, task: task, clock: clock)
     }
 
     /// Runs `application` in a task; with `recovering`, returns once recovery is done.
     static func run(_ application: LearnStoreApplication, recovering: Bool) async throws -> Task<Void, any Error> {
+        try await run(application, recovering: recovering, current: Current(application, port: 0), restart: nil)
+    }
+
+    /// Runs `application` in a task; with `recovering`, returns once recovery is done. With `restart`,
+    /// a node that asks to start again is replaced by the application `restart` makes.
+    private static func run(
+        _ application: LearnStoreApplication, recovering: Bool, current: Current, restart: (@Sendable () async throws -> LearnStoreApplication)?
+    ) async throws -> Task<Void, any Error> {
         let failure = Mutex<String?>(nil)
         let task = Task {
-            do {
-                try await application.run()
-            } catch {
-                failure.withLock { $0 = "\(error)" }
-                throw error
+            var running = application
+            while true {
+                do {
+                    try await running.run()
+                    return
+                } catch let asked as NodeRestartRequested {
+                    guard let restart, !current.state.withLock({ $0.stopping }) else { throw asked }
+                    running = try await restart()
+                    let next = running
+                    let stopping = current.state.withLock { state in
+                        state.application = next
+                        return state.stopping
+                    }
+                    // Its client port, once it listens; and a stop that came meanwhile stops it too.
+                    Task {
+                        guard let port = try? await next.localAddress.port else { return }
+                        current.state.withLock { $0.port = port }
+                        if stopping { await next.triggerGracefulShutdown() }
+                    }
+                } catch {
+                    failure.withLock { $0 = "\(error)" }
+                    throw error
+                }
             }
         }
         let runtime = application.context.runtime
@@ -74,10 +120,9 @@ final class TestServer: Sendable {
         return task
     }
 
-    private init(application: LearnStoreApplication, task: Task<Void, any Error>, port: Int, clock: any EngineClock) {
-        self.application = application
+    private init(current: Current, task: Task<Void, any Error>, clock: any EngineClock) {
+        self.current = current
         self.runTask = task
-        self.port = port
         self.clock = clock
     }
 
@@ -94,6 +139,10 @@ final class TestServer: Sendable {
     }
 
     func stop() async throws {
+        let application = current.state.withLock { state in
+            state.stopping = true
+            return state.application
+        }
         await application.triggerGracefulShutdown()
         try await runTask.value
     }
