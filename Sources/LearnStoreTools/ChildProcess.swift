@@ -106,7 +106,17 @@ public final class ChildProcess: @unchecked Sendable {
     /// Waits until the process has exited, polling every few milliseconds without holding a thread.
     @discardableResult
     public func exited() async -> Int32 {
-        while isRunning { try? await Task.sleep(for: .milliseconds(5)) }
+        await exited(within: nil)!
+    }
+
+    /// Waits at most `timeout` (nil: for ever) for the process to exit: its status, or nil while it
+    /// still runs.
+    public func exited(within timeout: Duration?) async -> Int32? {
+        let deadline = timeout.map { ContinuousClock.now + $0 }
+        while isRunning {
+            if let deadline, ContinuousClock.now >= deadline { return nil }
+            try? await Task.sleep(for: .milliseconds(5))
+        }
         return terminationStatus
     }
 

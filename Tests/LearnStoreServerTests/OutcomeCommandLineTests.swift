@@ -27,15 +27,13 @@ struct CommandLineRun {
         _ = FileManager.default.createFile(atPath: out.path, contents: nil)
         _ = FileManager.default.createFile(atPath: err.path, contents: nil)
         let child = try ChildProcess.spawn(binary.path, arguments, standardOutput: out.path, standardError: err.path, environment: ["PATH": "/usr/bin:/bin"])
-        let deadline = ContinuousClock.now + timeout
-        while child.isRunning && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(5)) }
-        if child.isRunning {
+        guard let status = await child.exited(within: timeout) else {
             child.signal(SIGKILL)
             await child.exited()
             throw LearnStoreError(.timeout, "`learnstore \(arguments.prefix(2).joined(separator: " "))` was still running after \(timeout); killed. stderr: "
                 + ((try? String(contentsOf: err, encoding: .utf8)) ?? ""))
         }
-        return CommandLineRun(status: child.terminationStatus, stdout: try String(contentsOf: out, encoding: .utf8),
+        return CommandLineRun(status: status, stdout: try String(contentsOf: out, encoding: .utf8),
                               stderr: try String(contentsOf: err, encoding: .utf8))
     }
 }
