@@ -233,24 +233,9 @@ public struct ConnectionStateMachine: Sendable {
                 takeFirstHeld()
                 return .write(releasing(first, commits: commits), storageFailures: storageFailures(first, commits: commits))
             }
-            if acknowledgementOverdue {
+            if let (above, error) = abandonment(of: first, committed: committed, commits: commits) {
                 takeFirstHeld()
-                let seconds = limits.acknowledgementTimeoutSeconds
-                let overdue = LearnStoreError(
-                    .outcomeUnknown,
-                    "the write this request made or read was not acknowledged within \(seconds) s (too few in-sync replicas have it, or the disk stalls); "
-                        + "it may or may not survive: retry, a create with the same idempotency key")
-                return .write(
-                    releasing(first, commits: commits, abandonedAbove: committed, with: overdue), storageFailures: storageFailures(first, commits: commits))
-            }
-            if let stopped = commits.acknowledgementsStopped,
-                !first.responses.contains(where: { $0.lsn > committed && $0.lsn <= stopped.above })
-            {
-                // The node will acknowledge nothing above the mark: the responses that wait for such
-                // a write are answered with the error now, rather than held until the connection closes.
-                takeFirstHeld()
-                return .write(
-                    releasing(first, commits: commits, abandonedAbove: stopped.above, with: stopped.error), storageFailures: storageFailures(first, commits: commits))
+                return .write(releasing(first, commits: commits, abandonedAbove: above, with: error), storageFailures: storageFailures(first, commits: commits))
             }
             if !waitingForCommit {
                 waitingForCommit = true
@@ -309,6 +294,24 @@ public struct ConnectionStateMachine: Sendable {
         }
         held.append(result)
         heldBytes += result.bytes.count
+        return nil
+    }
+
+    /// Whether a held batch is answered without waiting longer, its replies that depend on a write
+    /// above the returned mark with the returned error: once it has waited past the acknowledgement
+    /// timeout (everything not committed), or on a node that will acknowledge nothing above its
+    /// gate (once what is at or below the gate is committed), rather than held until the
+    /// connection closes.
+    private func abandonment(of batch: BatchResult, committed: UInt64, commits: some CommitStatus) -> (above: UInt64, error: LearnStoreError)? {
+        if acknowledgementOverdue {
+            return (committed, LearnStoreError(
+                .outcomeUnknown,
+                "the write this request made or read was not acknowledged within \(limits.acknowledgementTimeoutSeconds) s (too few in-sync replicas have it, "
+                    + "or the disk stalls); it may or may not survive: retry, a create with the same idempotency key"))
+        }
+        if let stopped = commits.acknowledgementsStopped, !batch.responses.contains(where: { $0.lsn > committed && $0.lsn <= stopped.above }) {
+            return (stopped.above, stopped.error)
+        }
         return nil
     }
 
