@@ -58,8 +58,13 @@ public actor TenantActor {
 
     actor DefaultExecutorHolder {}
 
-    public init(state: TenantState, log: any MutationLog, clock: any EngineClock = SystemClock(), executor: (any SerialExecutor)? = nil) {
+    /// Asked, under this tenant's isolation, before each client write is logged.
+    let writeGate: (any TenantWriteGate)?
+
+    public init(state: TenantState, log: any MutationLog, clock: any EngineClock = SystemClock(), executor: (any SerialExecutor)? = nil,
+                writeGate: (any TenantWriteGate)? = nil) {
         self.state = state
+        self.writeGate = writeGate
         self.tenantID = state.tenantID
         self.log = log
         self.clock = clock
@@ -89,8 +94,12 @@ public actor TenantActor {
 
     // MARK: writes
 
-    private func commit<R>(_ write: TenantWrite<R>) throws(LearnStoreError) -> TenantWrite<R> {
+    private func commit<R>(_ write: TenantWrite<R>, gated: Bool = true) throws(LearnStoreError) -> TenantWrite<R> {
         guard !write.mutations.isEmpty, let undo = write.undo else { return write }
+        if gated, let writeGate, let refusal = writeGate.refusal(tenantID: tenantID) {
+            state.undo(undo)
+            throw refusal
+        }
         trimCommitted()
         let entry = LogEntry(tenantID: state.tenantID, sequence: write.sequence, timestamp: clock.now(), mutations: write.mutations)
         let lsn: UInt64
@@ -112,7 +121,7 @@ public actor TenantActor {
     /// Applies a write its primary logged at `lsn` (`sealed`: the record as the primary's log holds
     /// it) and queues it in this node's log at the same LSN. A replica's tenants change only this way.
     public func applyReplicated(_ entry: LogEntry, lsn: UInt64, sealed: [UInt8]) throws(LearnStoreError) {
-        guard entry.sequence == state.sequence + 1 else {
+        guard entry.sequence == state.sequence + 1 || (entry.mutations.resetsTenant && entry.sequence > state.sequence) else {
             throw LearnStoreError(
                 .internalError,
                 "tenant \(tenantID): the replicated write at LSN \(lsn) has sequence \(entry.sequence), but the replica holds sequence \(state.sequence)")
@@ -300,6 +309,25 @@ public actor TenantActor {
     }
 
     // MARK: whole-tenant operations
+
+    /// Logs one piece of this tenant as another group's node exported it for a partition move
+    /// (``TenantState/exportPiece(from:maximumItems:)``). The first piece empties the tenant first and
+    /// continues the sequence it had there (`sourceSequence`), or this node's if that is higher: a
+    /// tenant's sequence never goes back on a node. Client writes stay refused meanwhile (the
+    /// partition is not this group's yet); this path passes the write gate.
+    public func adopt(_ piece: [TenantMutation], first: Bool, sourceSequence: UInt64) throws(LearnStoreError) -> (sequence: UInt64, lsn: UInt64) {
+        try checkReady()
+        let mutations = first ? [.resetTenant] + piece : piece
+        let sequence = (first ? max(sourceSequence, state.sequence) : state.sequence) + 1
+        let undo = state.apply(mutations, sequence: sequence)
+        let write = try commit(TenantWrite(result: (), mutations: mutations, sequence: sequence, undo: undo), gated: false)
+        return (sequence, write.lsn)
+    }
+
+    /// A piece of this tenant for a partition move (``TenantState/exportPiece(from:maximumItems:)``).
+    public func exportPiece(from cursor: TenantExportCursor, maximumItems: Int) -> (mutations: [TenantMutation], next: TenantExportCursor?) {
+        state.exportPiece(from: cursor, maximumItems: maximumItems)
+    }
 
     /// An O(pages) capture for a snapshot, the LSN of the newest write it contains, and the LSNs of
     /// the writes in it not yet known durable: the snapshot may only be written once they are

@@ -17,6 +17,19 @@ public enum TenantMutation: Sendable, Hashable {
     /// What the write's `putRecords` was, for the change feed: replay ignores it. Writes logged before
     /// it existed have none, and the feed calls their record puts `put`.
     case recordChange(RecordChangeKind)
+    /// Empties the tenant (records, idempotency keys, outcome rows) before the rest of the write: the
+    /// first write of a tenant adopted from another group by a partition move (docs/CLUSTER.md,
+    /// "Moving a partition"). Such a write may take a sequence above the next one: the tenant
+    /// continues the sequence it had where it came from.
+    case resetTenant
+}
+
+extension [TenantMutation] {
+    /// Whether the write starts by emptying the tenant, and so may skip sequence numbers.
+    public var resetsTenant: Bool {
+        if case .resetTenant = first { return true }
+        return false
+    }
 }
 
 /// The kind of a write that puts whole records, as the change feed reports it.
@@ -50,6 +63,8 @@ public struct TenantUndo: Sendable {
         indirect case restoreKey(IdempotencyEntry)
         /// Put back the row a key held before an outcome record was applied (nil: it held nothing).
         indirect case restoreOutcome(OutcomeEntityKind, key: String, row: OutcomeRecord?)
+        /// Put back the whole state a reset emptied (a copy-on-write value: it shares its storage).
+        indirect case restoreState(TenantState)
     }
 
     var steps: [Step] = []
@@ -62,6 +77,7 @@ public struct TenantUndo: Sendable {
             case .put(let record): record.id == id
             case .remove(let removed): removed == id
             case .forgetKey, .restoreKey, .restoreOutcome: false
+            case .restoreState: true
             }
         }
     }

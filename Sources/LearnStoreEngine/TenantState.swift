@@ -59,7 +59,7 @@ public struct TenantState: Sendable {
         stateChanged()
         var undo = TenantUndo(sequenceBefore: sequence)
         var needsRebuild = false
-        let slotsBefore = store.slotCount
+        var slotsBefore = store.slotCount
         for mutation in mutations {
             switch mutation {
             case .putRecords(let records):
@@ -88,6 +88,11 @@ public struct TenantState: Sendable {
                 }
             case .recordChange:
                 break
+            case .resetTenant:
+                undo.steps.append(.restoreState(self))
+                empty()
+                needsRebuild = false
+                slotsBefore = 0
             }
         }
         if needsRebuild { rebuild() } else { boundIndexBacklog(added: store.slotCount - slotsBefore) }
@@ -148,6 +153,9 @@ public struct TenantState: Sendable {
             case .forgetKey(let key): idempotency.forget(key)
             case .restoreKey(let entry): idempotency.remember(entry)
             case .restoreOutcome(let kind, let key, let row): outcomes.restore(row, kind: kind, key: key)
+            case .restoreState(let saved):
+                self = saved
+                needsRebuild = false
             }
         }
         if needsRebuild { rebuild() }
@@ -246,6 +254,13 @@ public struct TenantState: Sendable {
         }
         live.sort { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }
         load(records: live)
+    }
+
+    /// Drops every record, idempotency key and outcome row; the sequence stays (a reset write sets it).
+    mutating func empty() {
+        load(records: [])
+        outcomes = OutcomeStore()
+        idempotency = IdempotencyTable(capacity: limits.idempotencyKeys)
     }
 
     /// Replaces all records (snapshot load, rebuild). `records` must be in (created_at, id) order.

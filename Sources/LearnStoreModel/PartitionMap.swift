@@ -3,8 +3,10 @@
 /// unless `overrides` names its partition, and each partition to one group, a replication group of
 /// its own (its own primary, epoch and in-sync replicas).
 ///
-/// The map is fixed once written: moving a partition to another group is not built, so a tenant's
-/// group never changes while the cluster runs.
+/// The map changes only by steps that keep every tenant in exactly one writable group: a group is
+/// added (holding nothing yet), a move of a partition starts (its group stops taking its writes), and
+/// a move completes (the partition belongs to its new group) or is called off. Each step raises
+/// `version` (docs/CLUSTER.md, "Moving a partition").
 public struct PartitionMap: Sendable, Equatable {
     public static let maximumPartitions = 4096
     public static let maximumGroups = 256
@@ -17,6 +19,10 @@ public struct PartitionMap: Sendable, Equatable {
     public let assignment: [Int]
     /// Tenants placed in a partition of the operator's choosing instead of their hash's.
     public let overrides: [String: Int]
+    /// Raised by every change of the map; a node never goes back to a lower one.
+    public private(set) var version: UInt64 = 1
+    /// Partitions on their way to another group, by partition.
+    public private(set) var moves: [Int: PartitionMove] = [:]
 
     /// A map that spreads the partitions over `groups` in turn (partition p to group p mod count).
     public init(partitions: Int, groups: [String], overrides: [String: Int] = [:]) throws(LearnStoreError) {
@@ -24,7 +30,9 @@ public struct PartitionMap: Sendable, Equatable {
                       overrides: overrides)
     }
 
-    public init(partitions: Int, groups: [String], assignment: [Int], overrides: [String: Int]) throws(LearnStoreError) {
+    public init(
+        partitions: Int, groups: [String], assignment: [Int], overrides: [String: Int], version: UInt64 = 1, moves: [Int: PartitionMove] = [:]
+    ) throws(LearnStoreError) {
         guard (1...Self.maximumPartitions).contains(partitions) else {
             throw LearnStoreError(.validation, "a partition map has 1 to \(Self.maximumPartitions) partitions, not \(partitions)")
         }
@@ -41,11 +49,26 @@ public struct PartitionMap: Sendable, Equatable {
         else {
             throw LearnStoreError(.validation, "a partition map overrides at most \(Self.maximumOverrides) valid tenant ids, each to one of its partitions")
         }
+        guard version >= 1, version <= Self.maximumVersion else {
+            throw LearnStoreError(.validation, "a partition map's version is 1 to \(Self.maximumVersion), not \(version)")
+        }
+        for (partition, move) in moves {
+            guard (0..<partitions).contains(partition), groups.indices.contains(move.to), move.to != assignment[partition],
+                (1...version).contains(move.id)
+            else {
+                throw LearnStoreError(.validation, "a partition map moves partitions it has to another of its groups, each move numbered by a version it has had")
+            }
+        }
         self.partitions = partitions
         self.groups = groups
         self.assignment = assignment
         self.overrides = overrides
+        self.version = version
+        self.moves = moves
     }
+
+    /// Far beyond any real count of changes, and exact in a JSON number.
+    public static let maximumVersion: UInt64 = 1 << 52
 
     public static func isValidGroupName(_ name: String) -> Bool { CallerIdentity.isValidTenantID(name) }
 
@@ -61,6 +84,57 @@ public struct PartitionMap: Sendable, Equatable {
 
     public static func hash(_ tenantID: String) -> UInt64 { FNV1a.hash(tenantID.utf8) }
 
+    /// The group that holds the partition.
+    public func holder(of partition: Int) -> String { groups[assignment[partition]] }
+
+    // MARK: changes (each a new version)
+
+    /// The map with `group` added, holding no partition yet.
+    public func addingGroup(_ group: String) throws(LearnStoreError) -> PartitionMap {
+        guard !groups.contains(group) else { throw LearnStoreError(.conflict, "the map already has group \(group)") }
+        return try PartitionMap(partitions: partitions, groups: groups + [group], assignment: assignment, overrides: overrides,
+                                version: version + 1, moves: moves)
+    }
+
+    /// The map with a move of `partition` to `group` started: its group stops taking the partition's
+    /// writes, and `group`'s primary copies its tenants.
+    public func startingMove(of partition: Int, to group: String) throws(LearnStoreError) -> PartitionMap {
+        guard (0..<partitions).contains(partition) else { throw LearnStoreError(.validation, "the map has partitions 0 to \(partitions - 1), not \(partition)") }
+        guard let target = groups.firstIndex(of: group) else { throw LearnStoreError(.validation, "the map has no group \(group) (add it first)") }
+        guard moves[partition] == nil else { throw LearnStoreError(.conflict, "partition \(partition) is already moving to \(groups[moves[partition]!.to])") }
+        guard assignment[partition] != target else { throw LearnStoreError(.conflict, "partition \(partition) is already in group \(group)") }
+        var started = moves
+        started[partition] = PartitionMove(to: target, id: version + 1)
+        return try PartitionMap(partitions: partitions, groups: groups, assignment: assignment, overrides: overrides, version: version + 1, moves: started)
+    }
+
+    /// The map with the move `id` of `partition` done: the partition belongs to the group it went to.
+    public func completingMove(of partition: Int, id: UInt64) throws(LearnStoreError) -> PartitionMap {
+        guard let move = moves[partition], move.id == id else { throw LearnStoreError(.conflict, "partition \(partition) has no move \(id) in progress") }
+        var assigned = assignment
+        assigned[partition] = move.to
+        var left = moves
+        left[partition] = nil
+        return try PartitionMap(partitions: partitions, groups: groups, assignment: assigned, overrides: overrides, version: version + 1, moves: left)
+    }
+
+    /// The map with the move of `partition` called off: its group takes its writes again.
+    public func cancellingMove(of partition: Int) throws(LearnStoreError) -> PartitionMap {
+        guard moves[partition] != nil else { throw LearnStoreError(.conflict, "partition \(partition) is not moving") }
+        var left = moves
+        left[partition] = nil
+        return try PartitionMap(partitions: partitions, groups: groups, assignment: assignment, overrides: overrides, version: version + 1, moves: left)
+    }
+
+    /// Whether this map can follow `earlier` (the one a node holds): the same partitions and overrides,
+    /// the same groups first, and a higher version, or the very same map. A map written behind the
+    /// tools' back fails this, and a node stops serving rather than serve a tenant in two groups.
+    public func canFollow(_ earlier: PartitionMap) -> Bool {
+        if self == earlier { return true }
+        return version > earlier.version && partitions == earlier.partitions && overrides == earlier.overrides
+            && groups.count >= earlier.groups.count && Array(groups.prefix(earlier.groups.count)) == earlier.groups
+    }
+
     // MARK: JSON, as etcd holds it and TOPOLOGY answers it
 
     public var json: JSONValue {
@@ -70,6 +144,10 @@ public struct PartitionMap: Sendable, Equatable {
             ("groups", .array(groups.map { .string($0) })),
             ("assignment", .array(assignment.map { .number(String($0)) })),
             ("overrides", .object(overrides.sorted { $0.key < $1.key }.map { ($0.key, .number(String($0.value))) })),
+            ("version", .number(String(version))),
+            ("moves", .object(moves.sorted { $0.key < $1.key }.map { partition, move in
+                (String(partition), .object([("to", .string(groups[move.to])), ("id", .number(String(move.id)))]))
+            })),
         ])
     }
 
@@ -106,8 +184,28 @@ public struct PartitionMap: Sendable, Equatable {
                 overrides[tenant] = Int(partition)
             }
         }
+        var version: UInt64 = 1
+        if let field = value["version"] {
+            guard let number = field.int64Value, (1...Int64(maximumVersion)).contains(number) else {
+                throw LearnStoreError(.protocolViolation, "the partition map's version is not a number from 1 to \(maximumVersion)")
+            }
+            version = UInt64(number)
+        }
+        var moves: [Int: PartitionMove] = [:]
+        if let field = value["moves"] {
+            guard case .object(let members) = field, members.count <= maximumPartitions else {
+                throw LearnStoreError(.protocolViolation, "the partition map's moves are not an object of at most \(maximumPartitions) partitions")
+            }
+            for (key, move) in members {
+                guard let partition = Int(key), (0..<maximumPartitions).contains(partition), let target = move["to"]?.stringValue,
+                    let to = groups.firstIndex(of: target), let id = move["id"]?.int64Value, id >= 1
+                else { throw LearnStoreError(.protocolViolation, "the partition map's move of \(key) is not {to: group, id}") }
+                moves[partition] = PartitionMove(to: to, id: UInt64(id))
+            }
+        }
         do {
-            return try PartitionMap(partitions: Int(partitions), groups: groups, assignment: assignment, overrides: overrides)
+            return try PartitionMap(partitions: Int(partitions), groups: groups, assignment: assignment, overrides: overrides,
+                                    version: version, moves: moves)
         } catch {
             throw LearnStoreError(.protocolViolation, "the partition map is inconsistent: \(error.message)")
         }
@@ -118,5 +216,18 @@ public struct PartitionMap: Sendable, Equatable {
             throw LearnStoreError(.protocolViolation, "the partition map is not JSON of at most 1 MiB")
         }
         return try decode(value)
+    }
+}
+
+/// A partition on its way to another group: the group (an index in the map's `groups`) and the
+/// map version that started the move, which names it (a move called off and started again is
+/// another move).
+public struct PartitionMove: Sendable, Hashable {
+    public var to: Int
+    public var id: UInt64
+
+    public init(to: Int, id: UInt64) {
+        self.to = to
+        self.id = id
     }
 }

@@ -9,6 +9,7 @@ public enum MutationCodec {
     static let idempotencyTag: UInt8 = 3
     static let outcomesTag: UInt8 = 4
     static let recordChangeTag: UInt8 = 5
+    static let resetTenantTag: UInt8 = 6
 
     public static func encode(_ mutation: TenantMutation, into writer: inout ByteWriter) {
         switch mutation {
@@ -30,6 +31,8 @@ public enum MutationCodec {
         case .recordChange(let kind):
             writer.writeU8(recordChangeTag)
             writer.writeU8(kind.rawValue)
+        case .resetTenant:
+            writer.writeU8(resetTenantTag)
         }
     }
 
@@ -63,6 +66,8 @@ public enum MutationCodec {
                 throw DecodeError(offset: kindOffset, reason: "unknown record change kind \(raw)")
             }
             return .recordChange(kind)
+        case resetTenantTag:
+            return .resetTenant
         case let tag:
             throw DecodeError(offset: tagOffset, reason: "unknown mutation tag \(tag)")
         }

@@ -34,6 +34,8 @@ public final class LearnStoreApplication: Sendable {
     public let replicationListener: ReplicationListener?
     /// This node's part in the control plane; nil without `replication.cluster`.
     public let clusterAgent: ClusterAgent?
+    /// In a partitioned cluster: copies the partitions moving into this node's group while it is the primary.
+    let partitionAdoption: PartitionAdoption?
     /// Where `clusterAgent` runs; nil without it.
     private let controlPlane: ControlPlaneThread?
     private let services: ServiceGroup
@@ -71,7 +73,9 @@ public final class LearnStoreApplication: Sendable {
         let deferredCommits = DeferredCommitTracker()
         let log: any MutationLog = persistence == nil ? DiscardingLog() : deferredLog
         let commits: any CommitTracker = persistence == nil ? ImmediateCommitTracker() : deferredCommits
-        let registry = placement.makeRegistry(limits: limits, clock: clock, log: log)
+        let topology = TopologyBoard()
+        let partitioned = configuration.replication?.cluster?.partitionMap != nil
+        let registry = placement.makeRegistry(limits: limits, clock: clock, log: log, writeGate: partitioned ? topology.writeGate : nil)
         let runtime = ServerRuntimeState(loading: persistence != nil || startsLoading)
         let info = InfoDocument(runtime: runtime, registry: registry, metrics: metrics, version: configuration.serverVersion,
                                 started: clock.now(), log: deferredLog)
@@ -82,11 +86,11 @@ public final class LearnStoreApplication: Sendable {
             let verifier = try await TokenVerifier(configuration: configuration.authentication)
             let context = ServerContext(
                 configuration: configuration, registry: registry, verifier: verifier, metrics: metrics,
-                commits: commits, runtime: runtime, clock: clock, logger: logger, placement: placement,
+                commits: commits, runtime: runtime, clock: clock, logger: logger, placement: placement, topology: topology,
                 info: { serverWide in info.render(clock.now(), serverWide: serverWide) })
             self.context = context
             if let cluster = configuration.replication?.cluster, let map = cluster.partitionMap {
-                context.environment.topology.partition(by: map, group: cluster.name)
+                topology.partition(by: map, group: cluster.name)
             }
             info.attach(feed: context.feed)
             server = LearnStoreServer(context: context, group: group)
@@ -120,11 +124,19 @@ public final class LearnStoreApplication: Sendable {
                 return PersistenceService(configuration: settings, context: context, log: deferredLog, commits: deferredCommits, replication: replication)
             }
             self.persistence = persistenceService
+            let currentWAL: @Sendable () -> WriteAheadLog? = { persistenceService?.controller?.wal }
+            let exporter = partitioned ? replication.map { PartitionExporter(registry: registry, topology: topology, node: $0, wal: currentWAL) } : nil
             replicationListener = replication.map { node in
-                ReplicationListener(node: node, group: group) {
+                ReplicationListener(node: node, group: group, exporter: exporter) {
                     guard let controller = persistenceService?.controller else { return nil }
                     return (controller.wal, controller.directory, controller.configuration.fileSystem)
                 }
+            }
+            if partitioned, let node = replication, let cluster = node.configuration.cluster {
+                partitionAdoption = try PartitionAdoption(
+                    configuration: cluster, node: node, topology: topology, registry: registry, group: group, logger: logger, wal: currentWAL)
+            } else {
+                partitionAdoption = nil
             }
             madeListener = replicationListener
             if let port = configuration.metricsPort {
@@ -164,6 +176,9 @@ public final class LearnStoreApplication: Sendable {
         }
         if let clusterAgent {
             members.append(.init(service: clusterAgent, failureTerminationBehavior: .gracefullyShutdownGroup))
+        }
+        if let partitionAdoption {
+            members.append(.init(service: partitionAdoption, failureTerminationBehavior: .gracefullyShutdownGroup))
         }
         members.append(.init(service: server))
         services = ServiceGroup(configuration: .init(

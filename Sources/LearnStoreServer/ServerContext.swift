@@ -33,7 +33,7 @@ public final class ServerContext: Sendable {
     public init(
         configuration: ServerConfiguration, registry: TenantRegistry, verifier: TokenVerifier, metrics: ServerMetrics,
         commits: any CommitTracker, runtime: ServerRuntimeState, clock: any EngineClock, logger: Logger,
-        placement: TenantPlacement, info: @escaping @Sendable (_ serverWide: Bool) -> String
+        placement: TenantPlacement, topology: TopologyBoard = TopologyBoard(), info: @escaping @Sendable (_ serverWide: Bool) -> String
     ) {
         self.placement = placement
         self.configuration = configuration
@@ -54,7 +54,7 @@ public final class ServerContext: Sendable {
         self.environment = ExecutionEnvironment(
             runtime: runtime, clock: clock,
             limits: EngineLimits(maximumBatch: configuration.limits.maximumBatch, idempotencyKeys: configuration.limits.idempotencyKeys),
-            features: configuration.features, info: info)
+            features: configuration.features, info: info, topology: topology)
     }
 }
 

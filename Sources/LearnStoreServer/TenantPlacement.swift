@@ -18,11 +18,12 @@ public struct TenantPlacement: Sendable {
     }
 
     /// A registry whose tenants run on their placed loops and log to `log`.
-    public func makeRegistry(limits: EngineLimits, clock: any EngineClock, log: any MutationLog) -> TenantRegistry {
+    /// `writeGate` is asked before each client write (a partition being moved elsewhere refuses them).
+    public func makeRegistry(limits: EngineLimits, clock: any EngineClock, log: any MutationLog, writeGate: (any TenantWriteGate)? = nil) -> TenantRegistry {
         TenantRegistry { tenantID in
             let home = loop(for: tenantID)
             return TenantActor(state: TenantState(tenantID: tenantID, limits: limits), log: log, clock: clock,
-                               executor: TenantExecutor { home.execute($0) })
+                               executor: TenantExecutor { home.execute($0) }, writeGate: writeGate)
         }
     }
 }

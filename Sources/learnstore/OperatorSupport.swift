@@ -186,6 +186,8 @@ enum OperatorJSON {
             return .object([("outcomes", full ? .array(rows.map(\.exportJSON)) : number(rows.count))])
         case .recordChange(let kind):
             return .object([("record_change", .string(kind.name))])
+        case .resetTenant:
+            return .object([("reset_tenant", .bool(true))])
         }
     }
 

@@ -12,8 +12,8 @@ extension ClusterCommand {
                 A tenant's partition is FNV-1a (64-bit) of its id modulo --partitions, unless an --override names it; \
                 partition p belongs to group p mod (number of groups). Each group is a cluster of its own (its nodes \
                 started with --cluster-name GROUP --partition-map NAME): its own primary, replicas and failover. \
-                A map is written once and never changed (moving partitions between groups is not built): the \
-                command refuses to replace an existing map.
+                The command refuses to replace an existing map: a map changes only by `cluster add-group`, \
+                `cluster move-partition` and `cluster cancel-move`.
                 """)
         @Option(name: .customLong("etcd-endpoints"), help: "etcd client URLs (http://host:port,...).") var etcdEndpoints: String
         @Option(help: "The map's name (the nodes' --partition-map).") var name: String
@@ -35,7 +35,7 @@ extension ClusterCommand {
                 let etcd = try EtcdClient(endpoints: etcdEndpoints.split(separator: ",").map(String.init), group: MultiThreadedEventLoopGroup.singleton)
                 let key = ClusterConfiguration.partitionMapKey(name)
                 guard try await etcd.transaction(if: [.createRevision(key, 0)], put: [(key, map.encoded, 0)]) else {
-                    throw LearnStoreError(.conflict, "etcd already holds a partition map '\(name)'; a map is never changed (moving partitions is not built)")
+                    throw LearnStoreError(.conflict, "etcd already holds a partition map '\(name)'; change it with cluster add-group, move-partition or cancel-move")
                 }
                 printJSON(.object([("name", .string(name)), ("map", map.json)]))
             }

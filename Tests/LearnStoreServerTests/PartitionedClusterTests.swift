@@ -115,7 +115,7 @@ import Testing
         #expect(try await store.transaction(if: [], put: [(key, swapped.encoded, 0)]))
         #expect(await eventually(within: 30) {
             do { _ = try await a.client(tenant: tenantA); return false } catch let error as LearnStoreError {
-                return error.code == .notPrimary && error.message.contains("not the one this node started with")
+                return error.code == .notPrimary && error.message.contains("cannot follow version 1")
             } catch { return false }
         })
         #expect(try await store.transaction(if: [], put: [(key, Self.map.encoded, 0)]))

@@ -141,11 +141,15 @@ public final class ClusterAgent: Service, Sendable {
         var lastReplacementStep: ContinuousClock.Instant?
         /// In a partitioned cluster: when the other groups' primaries were last read.
         var lastGroupsRead: ContinuousClock.Instant?
+        /// In a partitioned cluster: when the partition map was last read.
+        var lastMapRead: ContinuousClock.Instant?
     }
 
     /// The keys are read again this often, watch or not: a watch served by an etcd member cut off
     /// from its quorum can go quiet without ending, where a read (linearizable) fails.
     static let rereadInterval: Duration = .seconds(5)
+    /// How often a node of a partitioned cluster reads the partition map.
+    static let mapRereadInterval: Duration = .seconds(1)
 
     func initialState() -> LoopState {
         // A primary that cannot get its first lease is held to the same limit from now.
@@ -196,7 +200,13 @@ public final class ClusterAgent: Service, Sendable {
         // Observed before the keys are read: a primary takes its members only from keys read during its epoch.
         let observedEpoch = node.epoch
         let keys = try await currentKeys(&state, fresh: node.needsMembers)
-        if let map = configuration.partitionMap, topology.lacksGroupPrimary(of: map), state.lastGroupsRead.map({ now() - $0 >= .seconds(1) }) != false {
+        if configuration.partitionMapName != nil, state.lastMapRead.map({ now() - $0 >= Self.mapRereadInterval }) != false {
+            // Once a second: a move's start must reach the group it leaves quickly (its writes stop
+            // there, and the group it goes to waits for that), and its end every node.
+            state.lastMapRead = now()
+            await checkPartitionMap()
+        }
+        if let map = topology.partitioning?.map, topology.lacksGroupPrimary(of: map), state.lastGroupsRead.map({ now() - $0 >= .seconds(1) }) != false {
             // Another group's primary is not known yet (it may have started after this node's last
             // read): read the groups once a second until it is, not only with this group's keys.
             await readOtherGroups(map, &state)
@@ -297,7 +307,7 @@ public final class ClusterAgent: Service, Sendable {
         let (revision, keyValues) = try await etcd.range(prefix: configuration.prefix)
         state.keys.load(revision: revision, keyValues: keyValues)
         state.lastRead = now()
-        if let map = configuration.partitionMap { await readOtherGroups(map, &state) }
+        if let map = topology.partitioning?.map { await readOtherGroups(map, &state) }
         return keyValues
     }
 
@@ -306,7 +316,6 @@ public final class ClusterAgent: Service, Sendable {
     /// A group that cannot be read keeps what was read before; this group's own round goes on.
     private func readOtherGroups(_ map: PartitionMap, _ state: inout LoopState) async {
         state.lastGroupsRead = now()
-        await checkPartitionMap(map)
         var primaries = topology.groupPrimaries
         for group in map.groups where group != configuration.name {
             let prefix = ClusterConfiguration.prefix(ofGroup: group)
@@ -324,18 +333,28 @@ public final class ClusterAgent: Service, Sendable {
         topology.update(groups: primaries)
     }
 
-    /// The map in etcd must stay the one this node started with: a map written again (after a
-    /// delete) with other assignments would have two groups serve one tenant, the nodes started
-    /// before it by the old map and those started after by the new. While it differs, or is gone,
-    /// this node serves no tenant (AUTH answers NOT_PRIMARY); when it is back as it was, it serves again.
-    private func checkPartitionMap(_ map: PartitionMap) async {
-        guard let name = configuration.partitionMapName else { return }
+    /// The map in etcd changes only by the steps of ``PartitionMap`` (a group added, a move started,
+    /// completed or called off), each with a higher version: such a map replaces the one this node
+    /// holds. A map written otherwise (deleted and written again with other assignments) would have
+    /// two groups serve one tenant, the nodes started before it by the old map and those started
+    /// after by the new: while etcd's map cannot follow the one held, or is gone, this node serves no
+    /// tenant (AUTH answers NOT_PRIMARY); when it can again, it serves again.
+    private func checkPartitionMap() async {
+        guard let name = configuration.partitionMapName, let held = topology.partitioning else { return }
         let conflict: String?
         do {
             if let stored = try await etcd.get(ClusterConfiguration.partitionMapKey(name)) {
-                let current = try? PartitionMap.decode(stored.value)
-                conflict = current == map ? nil
-                    : "the partition map '\(name)' in etcd is not the one this node started with; it serves no tenant until the map is restored as it was"
+                if let current = try? PartitionMap.decode(stored.value), current.canFollow(held.map) {
+                    conflict = nil
+                    if current != held.map {
+                        topology.partition(by: current, group: held.group)
+                        logger.notice("cluster: the partition map changed", metadata: [
+                            "version": "\(current.version)", "moving": "\(current.moves.keys.sorted())",
+                        ])
+                    }
+                } else {
+                    conflict = "the partition map '\(name)' in etcd cannot follow version \(held.map.version), the one this node serves by (it was written other than by learnstore cluster); it serves no tenant until the map is restored"
+                }
             } else {
                 conflict = "the partition map '\(name)' is gone from etcd; this node serves no tenant until it is restored"
             }
@@ -343,7 +362,7 @@ public final class ClusterAgent: Service, Sendable {
             return
         }
         if conflict != topology.partitionMapConflict {
-            if let conflict { logger.error("cluster: \(conflict)") } else { logger.notice("cluster: the partition map in etcd is the one this node serves by again") }
+            if let conflict { logger.error("cluster: \(conflict)") } else { logger.notice("cluster: the partition map in etcd is one this node can serve by again") }
             topology.partitionMapConflict = conflict
         }
     }

@@ -43,6 +43,8 @@ public final class TopologyBoard: Sendable {
     }
 
     private let state = Mutex(State())
+    /// Refuses the client writes of tenants this node's group does not hold, or is handing over.
+    public let writeGate = PartitionWriteGate()
 
     public init() {}
 
@@ -57,10 +59,15 @@ public final class TopologyBoard: Sendable {
 
     var thisAddress: String? { state.withLock { $0.thisAddress } }
 
-    /// This node serves the tenants of `group`'s partitions in `map` only.
+    /// This node serves the tenants of `group`'s partitions in `map` only (a newer version of the map
+    /// replaces the one held: see ``PartitionMap/canFollow(_:)``).
     func partition(by map: PartitionMap, group: String) {
         state.withLock { $0.partitioning = (map, group) }
+        writeGate.set(map: map, group: group)
     }
+
+    /// The partition map this node serves by, and its group (nil: not partitioned).
+    var partitioning: (map: PartitionMap, group: String)? { state.withLock { $0.partitioning } }
 
     /// The other groups' primaries, read from etcd.
     func update(groups: [String: GroupPrimary]) {

@@ -42,6 +42,9 @@ struct FeedTranslator: Sendable {
         for record in records where record.entry.tenantID == tenantID {
             let sequence = record.entry.sequence
             guard sequence >= nextSequence else { continue }
+            // A tenant adopted from another group starts here: the sequences it skipped were written
+            // in that group, not restores of this one.
+            if record.entry.mutations.resetsTenant { nextSequence = sequence }
             while nextSequence < sequence {
                 // Only a restore takes a sequence without a record; it happened before this write.
                 let announced = restores.first { $0.sequence == nextSequence }?.at
@@ -78,6 +81,8 @@ struct FeedTranslator: Sendable {
                 parts.append(.purge(ids))
             case .outcomes(let rows) where caller.scopes.contains(.outcomesRead):
                 parts.append(.outcomes(rows))
+            case .resetTenant:
+                parts.append(.tenantRestore)
             default:
                 break
             }

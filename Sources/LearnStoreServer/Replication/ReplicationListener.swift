@@ -19,15 +19,21 @@ public final class ReplicationListener: Service, Sendable {
     let node: ReplicationNode
     let group: any EventLoopGroup
     let walSource: @Sendable () -> (WriteAheadLog, DataDirectory, any FileSystem)?
+    /// Serves PARTITION_EXPORT in a partitioned cluster; nil otherwise.
+    let exporter: PartitionExporter?
     private let channelBox = LockedBox<(any Channel)?>(nil)
     private let bound = LockedBox<EventLoopPromise<SocketAddress>?>(nil)
     /// Whether `bound` was completed (a promise is completed once, and never left pending).
     private let boundCompleted = LockedBox(false)
 
-    init(node: ReplicationNode, group: any EventLoopGroup, walSource: @escaping @Sendable () -> (WriteAheadLog, DataDirectory, any FileSystem)?) {
+    init(
+        node: ReplicationNode, group: any EventLoopGroup, exporter: PartitionExporter? = nil,
+        walSource: @escaping @Sendable () -> (WriteAheadLog, DataDirectory, any FileSystem)?
+    ) {
         self.node = node
         self.group = group
         self.walSource = walSource
+        self.exporter = exporter
         bound.value = group.next().makePromise()
     }
 
@@ -80,6 +86,7 @@ public final class ReplicationListener: Service, Sendable {
 
     private func bind(node: ReplicationNode, walSource: @escaping @Sendable () -> (WriteAheadLog, DataDirectory, any FileSystem)?) async throws -> any Channel {
         let (host, port) = (node.configuration.host, node.configuration.port)
+        let exporter = self.exporter
         return try await ListenFailure.naming("replication (--replication-port)", host: host, port: port) {
             try await ServerBootstrap(group: group)
                 .serverChannelOption(.backlog, value: 64)
@@ -87,7 +94,7 @@ public final class ReplicationListener: Service, Sendable {
                 .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(ReplicationServerHandler(node: node, walSource: walSource))
+                        try channel.pipeline.syncOperations.addHandler(ReplicationServerHandler(node: node, exporter: exporter, walSource: walSource))
                     }
                 }
                 .bind(host: host, port: port).get()
@@ -123,13 +130,15 @@ final class ReplicationServerHandler: ChannelInboundHandler, @unchecked Sendable
 
     private let node: ReplicationNode
     private let walSource: @Sendable () -> (WriteAheadLog, DataDirectory, any FileSystem)?
+    private let exporter: PartitionExporter?
     private var phase = Phase.hello
     private var frames: FrameAccumulator
     private var handshakeTimeout: Scheduled<Void>?
     private var admitted = true
 
-    init(node: ReplicationNode, walSource: @escaping @Sendable () -> (WriteAheadLog, DataDirectory, any FileSystem)?) {
+    init(node: ReplicationNode, exporter: PartitionExporter?, walSource: @escaping @Sendable () -> (WriteAheadLog, DataDirectory, any FileSystem)?) {
         self.node = node
+        self.exporter = exporter
         self.walSource = walSource
         // Before the node proves the secret, frames are the handshake's: a few dozen bytes.
         frames = FrameAccumulator(maximumFrameBytes: Self.handshakeFrameBytes)
@@ -310,11 +319,40 @@ final class ReplicationServerHandler: ChannelInboundHandler, @unchecked Sendable
             } catch {
                 reject(error, opcode: opcode, requestID: frame.header.requestID, context: context, close: false)
             }
+        case ReplicationOpcode.partitionExport:
+            exportPiece(frame, context: context)
         case ReplicationOpcode.status:
             let text = node.status().serialized
             reply(opcode: opcode, frame.header.requestID, context: context) { $0.writeString(text) }
         default:
             reject(LearnStoreError(.unknownOpcode, "opcode 0x\(String(opcode, radix: 16)) is not a replication request"), opcode: opcode, context: context, close: false)
+        }
+    }
+
+    /// PARTITION_EXPORT: one piece of a moving partition's tenants, answered when the exporter has it.
+    private func exportPiece(_ frame: Frame, context: ChannelHandlerContext) {
+        let opcode = frame.header.opcode
+        let requestID = frame.header.requestID
+        guard let exporter else {
+            return reject(LearnStoreError(.validation, "this node is not part of a partition map"), opcode: opcode, requestID: requestID, context: context, close: false)
+        }
+        let request: PartitionExportRequest
+        do { request = try frame.readPayload { (r) throws(DecodeError) in try ReplicationMessages.decodePartitionExport(from: &r) } } catch {
+            return reject(LearnStoreError(.badFrame, "PARTITION_EXPORT: \(error)"), opcode: opcode, requestID: requestID, context: context, close: false)
+        }
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        let promise = context.eventLoop.makePromise(of: Result<PartitionExportPiece, LearnStoreError>.self)
+        promise.completeWithTask {
+            do throws(LearnStoreError) { return .success(try await exporter.piece(request)) } catch { return .failure(error) }
+        }
+        promise.futureResult.whenSuccess { result in
+            let (handler, context) = loopBound.value
+            switch result {
+            case .success(let piece):
+                handler.reply(opcode: opcode, requestID, context: context) { ReplicationMessages.encode(piece, into: &$0) }
+            case .failure(let error):
+                handler.reject(error, opcode: opcode, requestID: requestID, context: context, close: false)
+            }
         }
     }
 

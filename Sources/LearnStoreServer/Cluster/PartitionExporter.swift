@@ -1,0 +1,85 @@
+import LearnStoreEngine
+import LearnStoreModel
+import LearnStorePersistence
+import LearnStoreProtocol
+
+/// Answers PARTITION_EXPORT on the primary of the group a partition leaves (docs/CLUSTER.md, "Moving a
+/// partition"; docs/PROTOCOL.md, E.9): one piece of one of the partition's tenants per request, as
+/// WAL mutations that rebuild it. It serves a move only once this node's map has it, so the
+/// partition's client writes are refused here already (``PartitionWriteGate``), and before a tenant's
+/// first piece it waits until the tenant's last write is acknowledged: what it exports is final and
+/// durable in this group.
+struct PartitionExporter: Sendable {
+    let registry: TenantRegistry
+    let topology: TopologyBoard
+    let node: ReplicationNode
+    let wal: @Sendable () -> WriteAheadLog?
+
+    /// A piece stays well under a replicated WAL record's limit (8 MiB) once the asking node logs it.
+    static let maximumPieceBytes = 4 << 20
+    static let maximumPieceItems = 2000
+
+    func piece(_ request: PartitionExportRequest) async throws(LearnStoreError) -> PartitionExportPiece {
+        let (role, epoch) = (node.role, node.epoch)
+        guard role == .primary, epoch == request.sourceEpoch else {
+            throw LearnStoreError(.notPrimary, "this node is the \(role.name) of epoch \(epoch), not the primary of epoch \(request.sourceEpoch)")
+        }
+        guard let (map, group) = topology.partitioning else { throw LearnStoreError(.validation, "this node is not part of a partition map") }
+        let partition = Int(request.partition)
+        guard partition < map.partitions else { throw LearnStoreError(.validation, "the map has \(map.partitions) partitions, not partition \(partition)") }
+        guard map.holder(of: partition) == group, let move = map.moves[partition], move.id == request.moveID else {
+            if map.version < request.moveID {
+                throw LearnStoreError(.loading, "this node has read the partition map up to version \(map.version), not move \(request.moveID) yet; retry shortly")
+            }
+            throw LearnStoreError(.conflict, "partition \(partition) has no move \(request.moveID) from group \(group) in progress (map version \(map.version))")
+        }
+        guard let wal = wal() else { throw LearnStoreError(.loading, "the node is recovering its data") }
+        var mode = request.mode
+        var tenantID = request.tenant
+        var cursor = TenantExportCursor(section: .records, offset: request.offset)
+        if mode == .piece {
+            guard let section = TenantExportCursor.Section(rawValue: request.section) else {
+                throw LearnStoreError(.validation, "export section \(request.section) is not one of 0-2")
+            }
+            cursor.section = section
+        }
+        while true {
+            if mode == .nextTenant {
+                guard let next = registry.tenantIDs.first(where: { $0 > tenantID && map.partition(of: $0) == partition }) else {
+                    return PartitionExportPiece(end: true)
+                }
+                tenantID = next
+                cursor = .start
+                mode = .piece
+            }
+            guard map.partition(of: tenantID) == partition, let tenant = registry.existingTenant(tenantID) else {
+                throw LearnStoreError(.validation, "tenant \(tenantID) is not a tenant of partition \(partition) on this node")
+            }
+            let (sequence, lastWrite) = await tenant.sequenceAndLastWrite
+            if sequence == 0 {
+                // Never written (a connection that only read): nothing to move.
+                mode = .nextTenant
+                continue
+            }
+            if cursor == .start {
+                let acknowledged = try await offload { () throws(LearnStoreError) in wal.waitUntilCommitted(lastWrite) }
+                guard acknowledged else {
+                    throw LearnStoreError(.storageUnavailable, "tenant \(tenantID)'s last write (LSN \(lastWrite)) is not acknowledged; retry shortly")
+                }
+            }
+            var items = Self.maximumPieceItems
+            while true {
+                let (mutations, next) = await tenant.exportPiece(from: cursor, maximumItems: items)
+                var writer = ByteWriter(capacity: 64 << 10)
+                for mutation in mutations { MutationCodec.encode(mutation, into: &writer) }
+                if writer.count > Self.maximumPieceBytes && items > 1 {
+                    items /= 2
+                    continue
+                }
+                return PartitionExportPiece(
+                    end: false, tenant: tenantID, sequence: sequence, next: next.map { ($0.section.rawValue, $0.offset) },
+                    mutationCount: mutations.count, mutations: writer.bytes)
+            }
+        }
+    }
+}

@@ -1,0 +1,108 @@
+import ArgumentParser
+import LearnStoreModel
+import LearnStoreServer
+import NIOPosix
+
+extension ClusterCommand {
+    /// Applies `change` to the map in etcd in a transaction guarded by the map's revision, again on a
+    /// concurrent change (a move completing meanwhile).
+    static func changePartitionMap(
+        endpoints: String, name: String, _ change: (PartitionMap) throws(LearnStoreError) -> PartitionMap
+    ) async throws(LearnStoreError) -> PartitionMap {
+        let etcd = try EtcdClient(endpoints: endpoints.split(separator: ",").map(String.init), group: MultiThreadedEventLoopGroup.singleton)
+        let key = ClusterConfiguration.partitionMapKey(name)
+        for _ in 0..<20 {
+            guard let stored = try await etcd.get(key) else { throw LearnStoreError(.notFound, "etcd holds no partition map '\(name)'") }
+            let changed = try change(try PartitionMap.decode(stored.value))
+            if try await etcd.transaction(if: [.modRevision(key, stored.modRevision)], put: [(key, changed.encoded, 0)]) { return changed }
+        }
+        throw LearnStoreError(.conflict, "the partition map '\(name)' kept changing under this command; run it again")
+    }
+
+    struct AddGroup: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "add-group",
+            abstract: "Add a group to a partition map, holding no partition yet (start its nodes after, then move partitions to it).")
+        @Option(name: .customLong("etcd-endpoints"), help: "etcd client URLs (http://host:port,...).") var etcdEndpoints: String
+        @Option(help: "The map's name.") var name: String
+        @Option(help: "The new group's name (its nodes' --cluster-name).") var group: String
+
+        func run() async throws {
+            try await runCLI {
+                let map = try await ClusterCommand.changePartitionMap(endpoints: etcdEndpoints, name: name) { (map) throws(LearnStoreError) in
+                    try map.addingGroup(group)
+                }
+                printJSON(.object([("name", .string(name)), ("map", map.json)]))
+            }
+        }
+    }
+
+    struct MovePartition: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "move-partition",
+            abstract: "Move a partition's tenants to another group of the map.",
+            discussion: """
+                Starts the move in etcd: the group holding the partition stops taking its tenants' writes \
+                (they get LOADING, which clients retry), the other group's primary copies the tenants from it \
+                and completes the move once its copy is acknowledged; clients then follow MOVED. Reads go on \
+                in the old group until then. A move survives failovers and restarts of either group (it is \
+                resumed from the start); `cluster cancel-move` calls it off. docs/CLUSTER.md, "Moving a partition".
+                """)
+        @Option(name: .customLong("etcd-endpoints"), help: "etcd client URLs (http://host:port,...).") var etcdEndpoints: String
+        @Option(help: "The map's name.") var name: String
+        @Option(help: "The partition to move.") var partition: Int
+        @Option(help: "The group to move it to.") var to: String
+        @Option(help: "Wait up to this many seconds for the move to complete (0: return once it has started).") var wait = 0
+
+        func run() async throws {
+            try await runCLI {
+                guard (0...86_400).contains(wait) else { throw CLIError.usage("--wait takes 0 to 86400 seconds") }
+                let started = ContinuousClock.now
+                let map = try await ClusterCommand.changePartitionMap(endpoints: etcdEndpoints, name: name) { (map) throws(LearnStoreError) in
+                    try map.startingMove(of: partition, to: to)
+                }
+                guard let move = map.moves[partition] else { throw LearnStoreError(.internalError, "the started move is not in the map") }
+                let from = map.holder(of: partition)
+                guard wait > 0 else {
+                    printJSON(.object([("partition", .number(String(partition))), ("from", .string(from)), ("to", .string(to)),
+                                       ("move", .number(String(move.id))), ("state", .string("started"))]))
+                    return
+                }
+                let etcd = try EtcdClient(endpoints: etcdEndpoints.split(separator: ",").map(String.init), group: MultiThreadedEventLoopGroup.singleton)
+                let deadline = started + .seconds(wait)
+                while ContinuousClock.now < deadline {
+                    try await Task.sleep(for: .milliseconds(100))
+                    guard let stored = try? await etcd.get(ClusterConfiguration.partitionMapKey(name)), let current = try? PartitionMap.decode(stored.value) else { continue }
+                    guard current.moves[partition]?.id != move.id else { continue }
+                    guard current.holder(of: partition) == to else {
+                        throw LearnStoreError(.conflict, "move \(move.id) of partition \(partition) was called off; it stays in group \(from)")
+                    }
+                    let elapsed = ContinuousClock.now - started
+                    printJSON(.object([("partition", .number(String(partition))), ("from", .string(from)), ("to", .string(to)),
+                                       ("move", .number(String(move.id))), ("state", .string("done")),
+                                       ("seconds", .number(String(Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)))]))
+                    return
+                }
+                throw LearnStoreError(.timeout, "move \(move.id) of partition \(partition) has not completed within \(wait) s; it goes on (see the log of group \(to)'s primary), or call it off with cluster cancel-move")
+            }
+        }
+    }
+
+    struct CancelMove: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "cancel-move",
+            abstract: "Call off a partition's move: its group takes its tenants' writes again.")
+        @Option(name: .customLong("etcd-endpoints"), help: "etcd client URLs (http://host:port,...).") var etcdEndpoints: String
+        @Option(help: "The map's name.") var name: String
+        @Option(help: "The partition whose move to call off.") var partition: Int
+
+        func run() async throws {
+            try await runCLI {
+                let map = try await ClusterCommand.changePartitionMap(endpoints: etcdEndpoints, name: name) { (map) throws(LearnStoreError) in
+                    try map.cancellingMove(of: partition)
+                }
+                printJSON(.object([("name", .string(name)), ("map", map.json)]))
+            }
+        }
+    }
+}

@@ -1,0 +1,108 @@
+import Foundation
+import LearnStoreClient
+import LearnStoreModel
+@testable import LearnStoreServer
+import LearnStoreTestSupport
+import LearnStoreTools
+import NIOPosix
+import Testing
+
+/// A partition moves between two one-node groups with a real etcd: its tenants' records, deleted
+/// records, idempotency keys and sequences arrive whole in the new group, the old group refuses their
+/// writes from the start of the move and sends their clients on afterwards, and the tenants of the
+/// partitions that stay are not touched.
+@Suite struct PartitionMoveTests {
+    static let map = PartitionedClusterTests.map
+
+    /// Two tenants of one partition of group ga, and a tenant of another partition of ga.
+    static func tenants() -> (moving: [String], staying: String, partition: Int) {
+        let inGA = (0...).lazy.map { "tenant-\($0)" }.filter { map.group(of: $0) == "ga" }
+        let first = inGA.first(where: { _ in true })!
+        let partition = map.partition(of: first)
+        let second = inGA.first(where: { $0 != first && map.partition(of: $0) == partition })!
+        let staying = inGA.first(where: { map.partition(of: $0) != partition })!
+        return ([first, second], staying, partition)
+    }
+
+    @Test(.enabled(if: EtcdProcess.binary() != nil, "needs etcd (scripts/ensure-deps.sh installs it)"))
+    func aPartitionMovesWithItsRecordsKeysAndSequencesAndTheOldGroupSendsClientsOn() async throws {
+        let scratch = TemporaryDirectory(prefix: "learnstore-move-")
+        let etcd = try await EtcdProcess.startCluster(members: 1, workDirectory: scratch.path, binary: EtcdProcess.binary()!)
+        defer { for member in etcd { member.process.signal(SIGKILL) } }
+        let endpoints = etcd.map(\.clientURL)
+        let store = try EtcdClient(endpoints: endpoints, group: MultiThreadedEventLoopGroup.singleton)
+        let key = ClusterConfiguration.partitionMapKey("move-map")
+        #expect(try await store.transaction(if: [.createRevision(key, 0)], put: [(key, Self.map.encoded, 0)]))
+
+        let directories = [TemporaryDirectory(), TemporaryDirectory()]
+        let a = try await TestServer.start(
+            configure: PartitionedClusterTests.node("a0", group: "ga", port: try FailoverTester.freePort(), etcd: endpoints, mapName: "move-map"),
+            persistence: .forTests(directories[0].path))
+        let b = try await TestServer.start(
+            configure: PartitionedClusterTests.node("b0", group: "gb", port: try FailoverTester.freePort(), etcd: endpoints, mapName: "move-map"),
+            persistence: .forTests(directories[1].path))
+        let (moving, staying, partition) = Self.tenants()
+
+        // The moving tenants: more records than one export piece holds, a deleted one, an idempotency key.
+        var before: [String: (stats: JSONValue, sample: [LearningRecord], keyed: LearningRecord)] = [:]
+        var clientsOnA: [String: LearnStoreClient] = [:]
+        for tenant in moving {
+            let client = try await a.client(tenant: tenant)
+            clientsOnA[tenant] = client
+            let records = client.performance.learningRecords
+            var created: [LearningRecord] = []
+            for batch in 0..<3 {
+                created += try await records.createBatch((0..<1000).map { sampleBody(title: "\(tenant) \(batch)-\($0)") }).value
+            }
+            _ = try await records.delete(created[17].id)
+            let keyed = try await records.create(sampleBody(title: "keyed"), idempotencyKey: "once").value
+            before[tenant] = (try await records.stats(), [created[0], created[999], created[2999]], keyed)
+        }
+        let onAStaying = try await a.client(tenant: staying)
+        _ = try await onAStaying.performance.learningRecords.create(sampleBody(title: "stays"))
+
+        // The move starts: ga refuses the partition's writes (LOADING), gb's primary copies it and
+        // completes the move in etcd.
+        let stored = try #require(try await store.get(key))
+        let started = try PartitionMap.decode(stored.value).startingMove(of: partition, to: "gb")
+        #expect(try await store.transaction(if: [.modRevision(key, stored.modRevision)], put: [(key, started.encoded, 0)]))
+        #expect(await eventually(within: 60) {
+            guard let current = try? await store.get(key), let map = try? PartitionMap.decode(current.value) else { return false }
+            return map.moves.isEmpty && map.holder(of: partition) == "gb"
+        })
+
+        // The old group: a connection authenticated before the move cannot write, and a new one is
+        // sent to gb. The partition that stayed is served as before.
+        let refused = await #expect(throws: LearnStoreError.self) {
+            _ = try await clientsOnA[moving[0]]!.performance.learningRecords.create(sampleBody(title: "too late"))
+        }
+        #expect(refused?.code == .loading)
+        #expect(await eventually(within: 30) {
+            do { _ = try await a.client(tenant: moving[0]); return false } catch let error as LearnStoreError {
+                return error.code == .moved && error.primaryAddress == "127.0.0.1:\(b.port)"
+            } catch { return false }
+        })
+        _ = try await onAStaying.performance.learningRecords.create(sampleBody(title: "still here"))
+
+        // The new group holds the tenants whole, their sequences continue, and their keys still match.
+        for tenant in moving {
+            let (stats, sample, keyed) = try #require(before[tenant])
+            let onB = try await b.client(tenant: tenant)
+            let records = onB.performance.learningRecords
+            let moved = try await records.stats()
+            for field in ["records", "deleted_records", "idempotency_keys"] { #expect(moved[field] == stats[field], "\(field) of \(tenant)") }
+            let sourceSequence = try #require(stats["sequence"]?.int64Value)
+            #expect(try #require(moved["sequence"]?.int64Value) > sourceSequence)
+            for record in sample { #expect(try await records.get(record.id) == record) }
+            let replayed = try await records.create(sampleBody(title: "keyed"), idempotencyKey: "once")
+            #expect(replayed.replayed && replayed.value == keyed)
+            let next = try await records.create(sampleBody(title: "after the move"))
+            #expect(next.sequence > UInt64(sourceSequence))
+            await onB.shutdown()
+        }
+
+        for client in Array(clientsOnA.values) + [onAStaying] { await client.shutdown() }
+        try await a.stop()
+        try await b.stop()
+    }
+}
