@@ -58,6 +58,60 @@ import Testing
         #expect(throws: LearnStoreError.self) { try PartitionMap.decode(huge) }
     }
 
+    @Test func aMoveChangesTheMapOneVersionAtATime() throws {
+        let map = try PartitionMap(partitions: 4, groups: ["a", "b"])
+        #expect(map.version == 1 && map.moves.isEmpty && map.holder(of: 1) == "b")
+        let grown = try map.addingGroup("c")
+        #expect(grown.version == 2 && grown.groups == ["a", "b", "c"] && grown.assignment == map.assignment)
+        let started = try grown.startingMove(of: 1, to: "c")
+        #expect(started.version == 3 && started.moves == [1: PartitionMove(to: 2, id: 3)] && started.holder(of: 1) == "b")
+        #expect(try PartitionMap.decode(started.encoded) == started)
+        let done = try started.completingMove(of: 1, id: 3)
+        #expect(done.version == 4 && done.moves.isEmpty && done.holder(of: 1) == "c")
+        let calledOff = try started.cancellingMove(of: 1)
+        #expect(calledOff.version == 4 && calledOff.moves.isEmpty && calledOff.holder(of: 1) == "b")
+        for later in [grown, started, done, calledOff] { #expect(later.canFollow(map)) }
+        #expect(done.canFollow(started) && !started.canFollow(done), "never back to a lower version")
+
+        func code(_ body: () throws -> PartitionMap) -> LearnStoreError.Code? {
+            do { _ = try body(); return nil } catch { return (error as? LearnStoreError)?.code }
+        }
+        #expect(code { try grown.addingGroup("a") } == .conflict)
+        #expect(code { try started.startingMove(of: 1, to: "a") } == .conflict, "one move of a partition at a time")
+        #expect(code { try grown.startingMove(of: 1, to: "b") } == .conflict, "already there")
+        #expect(code { try grown.startingMove(of: 1, to: "z") } == .validation)
+        #expect(code { try grown.startingMove(of: 4, to: "c") } == .validation)
+        #expect(code { try started.completingMove(of: 1, id: 2) } == .conflict, "another move's id")
+        #expect(code { try grown.cancellingMove(of: 1) } == .conflict)
+    }
+
+    @Test func aMapWrittenOtherThanByTheToolsCannotFollow() throws {
+        let map = try PartitionMap(partitions: 4, groups: ["a", "b"])
+        let swapped = try PartitionMap(partitions: 4, groups: ["b", "a"])
+        #expect(!swapped.canFollow(map), "same version, other assignment")
+        let renumbered = try PartitionMap(partitions: 4, groups: ["b", "a"], assignment: [0, 0, 0, 0], overrides: [:], version: 9)
+        #expect(!renumbered.canFollow(map), "groups reordered")
+        let resized = try PartitionMap(partitions: 8, groups: ["a", "b"], assignment: [0, 1, 0, 1, 0, 1, 0, 1], overrides: [:], version: 9)
+        #expect(!resized.canFollow(map))
+        let overridden = try PartitionMap(partitions: 4, groups: ["a", "b"], assignment: map.assignment, overrides: ["t": 1], version: 9)
+        #expect(!overridden.canFollow(map))
+        #expect(map.canFollow(map))
+    }
+
+    @Test(arguments: [
+        #"{"partitions":2,"hash":"fnv1a64","groups":["a","b"],"assignment":[0,1],"version":0}"#,
+        #"{"partitions":2,"hash":"fnv1a64","groups":["a","b"],"assignment":[0,1],"version":2,"moves":{"0":{"to":"c","id":2}}}"#,
+        #"{"partitions":2,"hash":"fnv1a64","groups":["a","b"],"assignment":[0,1],"version":2,"moves":{"0":{"to":"a","id":2}}}"#,
+        #"{"partitions":2,"hash":"fnv1a64","groups":["a","b"],"assignment":[0,1],"version":2,"moves":{"0":{"to":"b","id":3}}}"#,
+        #"{"partitions":2,"hash":"fnv1a64","groups":["a","b"],"assignment":[0,1],"version":2,"moves":{"2":{"to":"b","id":2}}}"#,
+        #"{"partitions":2,"hash":"fnv1a64","groups":["a","b"],"assignment":[0,1],"version":2,"moves":{"x":{"to":"b","id":2}}}"#,
+        #"{"partitions":2,"hash":"fnv1a64","groups":["a","b"],"assignment":[0,1],"version":2,"moves":[]}"#,
+    ])
+    func aMalformedMoveOrVersionIsRefused(_ text: String) {
+        let error = #expect(throws: LearnStoreError.self) { try PartitionMap.decode(Array(text.utf8)) }
+        #expect(error?.code == .protocolViolation)
+    }
+
     @Test func theInitializerRefusesWhatTheDecoderRefuses() {
         #expect(throws: LearnStoreError.self) { try PartitionMap(partitions: 0, groups: ["a"]) }
         #expect(throws: LearnStoreError.self) { try PartitionMap(partitions: 4, groups: []) }

@@ -6,7 +6,9 @@ import Testing
 @Suite struct WALCodecTests {
     @Test func recordsRoundTripWithEveryMutationKind() throws {
         let entry = LogEntry(tenantID: "t1", sequence: 42, timestamp: Timestamp(milliseconds: 123), mutations: [
+            .resetTenant,
             .putRecords((0..<5).map { sampleRecord($0) }),
+            .recordChange(.import),
             .purgeRecords([sampleRecord(1).id, sampleRecord(2).id]),
             .rememberIdempotencyKey(IdempotencyEntry(key: "app\u{0}k", fingerprint: 77, ids: [sampleRecord(3).id], sequence: 41)),
         ])

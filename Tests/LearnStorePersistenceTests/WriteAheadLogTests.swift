@@ -20,6 +20,31 @@ import Testing
         return try Recovery(options: options).run()
     }
 
+    /// A tenant adopted from another group (a partition move) starts with a write that empties it and
+    /// continues that group's sequence: replay takes the jump there, and only there.
+    @Test func aResetWriteMayJumpTheSequenceOnReplay() throws {
+        let dir = TemporaryDirectory()
+        let wal = try openWAL(dir)
+        let stale = (0..<3).map { sampleRecord($0) }
+        for (n, record) in stale.enumerated() { _ = try wal.append(entry(UInt64(n + 1), records: [record])) }
+        let adopted = (10..<14).map { sampleRecord($0) }
+        _ = try wal.append(LogEntry(tenantID: "t1", sequence: 900, timestamp: Timestamp(milliseconds: 5), mutations: [.resetTenant, .putRecords(Array(adopted[0..<2]))]))
+        let last = try wal.append(entry(901, records: Array(adopted[2...])))
+        #expect(waitFor { wal.committedLSN == last })
+        wal.close()
+        let recovered = try #require(try recover(dir).states["t1"])
+        #expect(allRecords(recovered) == adopted && recovered.sequence == 901)
+
+        // The same jump without the reset is a gap in the tenant's history.
+        let gap = TemporaryDirectory()
+        let gapped = try openWAL(gap)
+        _ = try gapped.append(entry(1, records: [stale[0]]))
+        let jump = try gapped.append(entry(900, records: [stale[1]]))
+        #expect(waitFor { gapped.committedLSN == jump })
+        gapped.close()
+        #expect(throws: Recovery.Failure.self) { _ = try recover(gap) }
+    }
+
     @Test func concurrentAppendsAreAllRecoveredInOrderAcrossSegments() throws {
         let dir = TemporaryDirectory()
         let wal = try openWAL(dir, segmentBytes: 64 << 10)
