@@ -324,6 +324,16 @@ public actor TenantActor {
         return (sequence, write.lsn)
     }
 
+    /// Empties this tenant, whose partition another group holds now: the last write it takes in this
+    /// group (``TenantMutation/releaseTenant``). Nil when there was nothing to release.
+    public func release() throws(LearnStoreError) -> UInt64? {
+        try checkReady()
+        guard state.sequence > 0, !state.isEmpty else { return nil }
+        let sequence = state.sequence + 1
+        let undo = state.apply([.releaseTenant], sequence: sequence)
+        return try commit(TenantWrite(result: (), mutations: [.releaseTenant], sequence: sequence, undo: undo), gated: false).lsn
+    }
+
     /// A piece of this tenant for a partition move (``TenantState/exportPiece(from:maximumItems:)``).
     public func exportPiece(from cursor: TenantExportCursor, maximumItems: Int) -> (mutations: [TenantMutation], next: TenantExportCursor?) {
         state.exportPiece(from: cursor, maximumItems: maximumItems)

@@ -22,6 +22,10 @@ public enum TenantMutation: Sendable, Hashable {
     /// "Moving a partition"). Such a write may take a sequence above the next one: the tenant
     /// continues the sequence it had where it came from.
     case resetTenant
+    /// Empties the tenant, whose partition now belongs to another group (the last write of a tenant
+    /// in the group it left). The change feed ends a subscription here: the tenant's later changes
+    /// are in the other group.
+    case releaseTenant
 }
 
 extension [TenantMutation] {

@@ -88,7 +88,7 @@ public struct TenantState: Sendable {
                 }
             case .recordChange:
                 break
-            case .resetTenant:
+            case .resetTenant, .releaseTenant:
                 undo.steps.append(.restoreState(self))
                 empty()
                 needsRebuild = false
@@ -255,6 +255,9 @@ public struct TenantState: Sendable {
         live.sort { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }
         load(records: live)
     }
+
+    /// No record (deleted ones included), idempotency key or outcome row.
+    public var isEmpty: Bool { store.slotCount == 0 && idempotency.count == 0 && outcomes.tables.recordCount == 0 }
 
     /// Drops every record, idempotency key and outcome row; the sequence stays (a reset write sets it).
     mutating func empty() {

@@ -10,6 +10,7 @@ public enum MutationCodec {
     static let outcomesTag: UInt8 = 4
     static let recordChangeTag: UInt8 = 5
     static let resetTenantTag: UInt8 = 6
+    static let releaseTenantTag: UInt8 = 7
 
     public static func encode(_ mutation: TenantMutation, into writer: inout ByteWriter) {
         switch mutation {
@@ -33,6 +34,8 @@ public enum MutationCodec {
             writer.writeU8(kind.rawValue)
         case .resetTenant:
             writer.writeU8(resetTenantTag)
+        case .releaseTenant:
+            writer.writeU8(releaseTenantTag)
         }
     }
 
@@ -68,6 +71,8 @@ public enum MutationCodec {
             return .recordChange(kind)
         case resetTenantTag:
             return .resetTenant
+        case releaseTenantTag:
+            return .releaseTenant
         case let tag:
             throw DecodeError(offset: tagOffset, reason: "unknown mutation tag \(tag)")
         }

@@ -35,7 +35,7 @@ public final class LearnStoreApplication: Sendable {
     /// This node's part in the control plane; nil without `replication.cluster`.
     public let clusterAgent: ClusterAgent?
     /// In a partitioned cluster: copies the partitions moving into this node's group while it is the primary.
-    let partitionAdoption: PartitionAdoption?
+    let partitionMover: PartitionMover?
     /// Where `clusterAgent` runs; nil without it.
     private let controlPlane: ControlPlaneThread?
     private let services: ServiceGroup
@@ -133,10 +133,10 @@ public final class LearnStoreApplication: Sendable {
                 }
             }
             if partitioned, let node = replication, let cluster = node.configuration.cluster {
-                partitionAdoption = try PartitionAdoption(
+                partitionMover = try PartitionMover(
                     configuration: cluster, node: node, topology: topology, registry: registry, group: group, logger: logger, wal: currentWAL)
             } else {
-                partitionAdoption = nil
+                partitionMover = nil
             }
             madeListener = replicationListener
             if let port = configuration.metricsPort {
@@ -177,8 +177,8 @@ public final class LearnStoreApplication: Sendable {
         if let clusterAgent {
             members.append(.init(service: clusterAgent, failureTerminationBehavior: .gracefullyShutdownGroup))
         }
-        if let partitionAdoption {
-            members.append(.init(service: partitionAdoption, failureTerminationBehavior: .gracefullyShutdownGroup))
+        if let partitionMover {
+            members.append(.init(service: partitionMover, failureTerminationBehavior: .gracefullyShutdownGroup))
         }
         members.append(.init(service: server))
         services = ServiceGroup(configuration: .init(

@@ -188,6 +188,8 @@ enum OperatorJSON {
             return .object([("record_change", .string(kind.name))])
         case .resetTenant:
             return .object([("reset_tenant", .bool(true))])
+        case .releaseTenant:
+            return .object([("release_tenant", .bool(true))])
         }
     }
 

@@ -73,5 +73,6 @@ import Testing
         #expect([TenantMutation.resetTenant, .recordChange(.import)].resetsTenant)
         #expect(![TenantMutation.recordChange(.import), .resetTenant].resetsTenant, "only a write that starts with the reset")
         #expect(![TenantMutation]().resetsTenant)
+        #expect(![TenantMutation.releaseTenant].resetsTenant, "a release takes the next sequence")
     }
 }

@@ -43,6 +43,25 @@ import Testing
         #expect(translator.translate([Self.wal(10, sequence: 5, [.putRecords([Self.record(3)])])], readThroughLSN: 10).map(\.sequence) == [5])
     }
 
+    /// A partition move: the group a tenant arrives in starts with a reset at the sequence it had
+    /// (no restores are made up for the sequences it never held), and the group it left ends the
+    /// subscription at its release, giving nothing after it.
+    @Test func aTenantArrivingStartsWithARestoreAndATenantLeavingEndsTheFeed() {
+        var arriving = FeedTranslator(tenantID: "t", caller: Self.reader, after: 0)
+        let adopted = arriving.translate([Self.wal(3, sequence: 41, [.resetTenant, .putRecords([Self.record(1)]), .recordChange(.import)])], readThroughLSN: 3)
+        #expect(adopted == [FeedChange(sequence: 41, timestamp: Timestamp(milliseconds: 3), parts: [.tenantRestore, .records(.import, [Self.record(1)])])])
+
+        var leaving = FeedTranslator(tenantID: "t", caller: Self.reader, after: 0)
+        let last = leaving.translate([
+            Self.wal(1, sequence: 1, [.putRecords([Self.record(1)]), .recordChange(.create)]),
+            Self.wal(2, sequence: 2, [.releaseTenant]),
+            Self.wal(3, sequence: 3, [.putRecords([Self.record(2)])]),
+        ], readThroughLSN: 3)
+        #expect(last.map(\.sequence) == [1])
+        #expect(leaving.releasedAfter == 1 && leaving.throughSequence == 1)
+        #expect(leaving.translate([Self.wal(4, sequence: 4, [.putRecords([Self.record(3)])])], readThroughLSN: 4).isEmpty)
+    }
+
     @Test func scopesAndTheAppClaimDecideWhatIsShownAndSkippedChangesStillAdvance() {
         let app = CallerIdentity(tenantID: "t", appID: "one", personID: UUID16(high: 1, low: 1), scopes: [.recordsRead])
         var translator = FeedTranslator(tenantID: "t", caller: app, after: 0)

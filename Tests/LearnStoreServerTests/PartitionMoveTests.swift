@@ -1,6 +1,7 @@
 import Foundation
 import LearnStoreClient
 import LearnStoreModel
+import LearnStoreProtocol
 @testable import LearnStoreServer
 import LearnStoreTestSupport
 import LearnStoreTools
@@ -60,6 +61,10 @@ import Testing
         }
         let onAStaying = try await a.client(tenant: staying)
         _ = try await onAStaying.performance.learningRecords.create(sampleBody(title: "stays"))
+        // A change-feed subscriber of a moving tenant, caught up on ga before the move.
+        let subscriber = try await a.client(tenant: moving[0])
+        var feed = subscriber.feed.subscribe(from: .after(0), retryFor: .seconds(60)).makeAsyncIterator()
+        for expected in 1...5 { #expect(try await feed.next()?.sequence == UInt64(expected)) }
 
         // The move starts: ga refuses the partition's writes (LOADING), gb's primary copies it and
         // completes the move in etcd.
@@ -101,7 +106,24 @@ import Testing
             await onB.shutdown()
         }
 
-        for client in Array(clientsOnA.values) + [onAStaying] { await client.shutdown() }
+        // The subscriber's subscription ended on ga (the tenant was released there) and went on in gb
+        // after its last sequence: the copy (a tenant_restore, then the records as imports), then
+        // the write made after the move.
+        var after: [FeedChange] = []
+        for _ in 0..<3 { after.append(try #require(try await feed.next())) }
+        #expect(after.map(\.sequence) == [6, 7, 8])
+        #expect(after.map(FeedServerTests.kinds) == [["tenant_restore", "import"], ["import"], ["create"]])
+        let copied = after.prefix(2).flatMap(\.parts).reduce(0) { count, part in
+            if case .records(_, let records) = part { return count + records.count } else { return count }
+        }
+        #expect(copied == 3001)
+        // And ga holds nothing of the moved tenants any more.
+        #expect(await eventually(within: 10) {
+            for tenant in moving { if await a.application.context.registry.existingTenant(tenant)?.state.isEmpty != true { return false } }
+            return true
+        })
+
+        for client in Array(clientsOnA.values) + [onAStaying, subscriber] { await client.shutdown() }
         try await a.stop()
         try await b.stop()
     }

@@ -68,13 +68,17 @@ final class FeedSource: @unchecked Sendable {
             translator.restored(sequence: restore.sequence, afterLSN: restore.afterLSN, at: restore.at)
         }
         var wait: UInt64?
-        while pending.count < maximumChanges && wait == nil {
+        while pending.count < maximumChanges && wait == nil && translator.releasedAfter == nil {
             if readingRecent {
                 wait = readRecent(maximumChanges: maximumChanges - pending.count)
             } else {
                 wait = try readLog(maximumChanges: maximumChanges - pending.count, maximumBytes: maximumBytes)
                 if wait != nil, readingRecent { wait = nil }
             }
+        }
+        if pending.isEmpty, let released = translator.releasedAfter {
+            throw FeedFailure(LearnStoreError(
+                .notPrimary, "tenant \(tenantID)'s partition moved to another group after sequence \(released); subscribe again from there through any node (AUTH answers MOVED)"))
         }
         let sent = Array(pending.prefix(maximumChanges))
         pending.removeFirst(sent.count)

@@ -13,6 +13,9 @@ struct FeedTranslator: Sendable {
     let caller: CallerIdentity
     /// The first sequence not yet given to the subscriber.
     private(set) var nextSequence: UInt64
+    /// The tenant left this group (a partition move released it here): its next changes are in the
+    /// group it went to, and the subscription ends once what came before is given.
+    private(set) var releasedAfter: UInt64?
     /// Restores not yet given: their sequence, the LSN of the tenant's last write before them, and when.
     private var restores: [(sequence: UInt64, afterLSN: UInt64, at: Timestamp)] = []
 
@@ -41,7 +44,11 @@ struct FeedTranslator: Sendable {
         var changes: [FeedChange] = []
         for record in records where record.entry.tenantID == tenantID {
             let sequence = record.entry.sequence
-            guard sequence >= nextSequence else { continue }
+            guard sequence >= nextSequence, releasedAfter == nil else { continue }
+            if record.entry.mutations.contains(.releaseTenant) {
+                releasedAfter = sequence - 1
+                break
+            }
             // A tenant adopted from another group starts here: the sequences it skipped were written
             // in that group, not restores of this one.
             if record.entry.mutations.resetsTenant { nextSequence = sequence }
@@ -56,7 +63,7 @@ struct FeedTranslator: Sendable {
             nextSequence = sequence + 1
         }
         restores.removeAll { $0.sequence < nextSequence }
-        while let restore = restores.first, restore.afterLSN <= readThroughLSN {
+        while releasedAfter == nil, let restore = restores.first, restore.afterLSN <= readThroughLSN {
             restores.removeFirst()
             // Every write before the restore has been read: the sequences up to it are restores.
             while nextSequence <= restore.sequence {

@@ -6,15 +6,17 @@ import Logging
 import NIOCore
 import ServiceLifecycle
 
-/// The half of a partition move that the group a partition goes to runs (docs/CLUSTER.md, "Moving a
-/// partition"). On this group's primary, for each move into the group the map lists: read where the
+/// A group's part in partition moves, on its primary (docs/CLUSTER.md, "Moving a partition"). For
+/// each move into the group the map lists: read where the
 /// source group's primary is, copy the partition's tenants from it (PARTITION_EXPORT) into this
 /// group's log as writes its replicas follow, wait until they are acknowledged here, then complete
 /// the move in etcd with one transaction that holds only if the map still has this move and neither
 /// group's placement changed since the copy began. A failed or interrupted copy starts again from
 /// the beginning (the first write of each tenant empties it); whichever node is the primary then
-/// resumes it, since the move's state lives in etcd.
-public final class PartitionAdoption: Service, Sendable {
+/// resumes it, since the move's state lives in etcd. And once the map gives a partition to another
+/// group, it empties the partition's tenants here with one write each (``TenantActor/release()``),
+/// which frees their memory and ends their change-feed subscriptions.
+public final class PartitionMover: Service, Sendable {
     let configuration: ClusterConfiguration
     let node: ReplicationNode
     let topology: TopologyBoard
@@ -45,8 +47,17 @@ public final class PartitionAdoption: Service, Sendable {
 
     public func run() async throws {
         var lastFailure: String?
+        var releasedThrough: UInt64 = 0
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            if let (partition, move, map) = nextMove() {
+            if let version = releaseDue(after: releasedThrough) {
+                do throws(LearnStoreError) {
+                    try await releaseMovedAway()
+                    releasedThrough = version
+                } catch {
+                    logger.warning("partition move: releasing the tenants of partitions moved away failed; trying again", metadata: ["error": "\(error.message)"])
+                    try? await Task.sleep(for: Self.retryInterval)
+                }
+            } else if let (partition, move, map) = nextMove() {
                 do throws(LearnStoreError) {
                     try await adopt(partition, move, map)
                     lastFailure = nil
@@ -67,6 +78,35 @@ public final class PartitionAdoption: Service, Sendable {
         guard node.role == .primary, let (map, group) = topology.partitioning, let target = map.groups.firstIndex(of: group) else { return nil }
         guard let (partition, move) = map.moves.filter({ $0.value.to == target }).min(by: { $0.key < $1.key }) else { return nil }
         return (partition, move, map)
+    }
+
+    /// The map's version when this primary has not yet released the tenants of the partitions it
+    /// moved away under it.
+    func releaseDue(after released: UInt64) -> UInt64? {
+        guard node.role == .primary, let (map, _) = topology.partitioning, map.version > released else { return nil }
+        return map.version
+    }
+
+    /// Empties the tenants here whose partition another group holds, unless it is moving back here
+    /// (the copy in will empty them first).
+    func releaseMovedAway() async throws(LearnStoreError) {
+        guard let (map, group) = topology.partitioning, let here = map.groups.firstIndex(of: group) else { return }
+        var released = 0
+        var lastLSN: UInt64 = 0
+        for tenantID in registry.tenantIDs {
+            let partition = map.partition(of: tenantID)
+            guard map.holder(of: partition) != group, map.moves[partition]?.to != here, let tenant = registry.existingTenant(tenantID) else { continue }
+            if let lsn = try await tenant.release() {
+                released += 1
+                lastLSN = max(lastLSN, lsn)
+            }
+        }
+        guard released > 0 else { return }
+        if let wal = wal() {
+            let last = lastLSN
+            _ = try await offload { () throws(LearnStoreError) in wal.waitUntilCommitted(last) }
+        }
+        logger.notice("partition move: released the tenants of partitions moved away", metadata: ["tenants": "\(released)", "map_version": "\(map.version)"])
     }
 
     /// One whole attempt: copy, wait for acknowledgement, complete the move.
