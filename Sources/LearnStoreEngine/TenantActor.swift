@@ -314,9 +314,11 @@ public actor TenantActor {
     /// (``TenantState/exportPiece(from:maximumItems:)``). The first piece empties the tenant first and
     /// continues the sequence it had there (`sourceSequence`), or this node's if that is higher: a
     /// tenant's sequence never goes back on a node. Client writes stay refused meanwhile (the
-    /// partition is not this group's yet); this path passes the write gate.
-    public func adopt(_ piece: [TenantMutation], first: Bool, sourceSequence: UInt64) throws(LearnStoreError) -> (sequence: UInt64, lsn: UInt64) {
+    /// partition is not this group's yet); this path passes the write gate. Nil when the piece changes
+    /// nothing (an empty piece after the first): no write is logged.
+    public func adopt(_ piece: [TenantMutation], first: Bool, sourceSequence: UInt64) throws(LearnStoreError) -> (sequence: UInt64, lsn: UInt64)? {
         try checkReady()
+        guard first || !piece.isEmpty else { return nil }
         let mutations = first ? [.resetTenant] + piece : piece
         let sequence = (first ? max(sourceSequence, state.sequence) : state.sequence) + 1
         let undo = state.apply(mutations, sequence: sequence)

@@ -94,7 +94,7 @@ public struct WALRecord: Sendable, Hashable {
         let sequence = try reader.readCounter()
         let timestamp = try reader.readTimestamp()
         let tenant = try reader.readString(limit: 256)
-        let count = try reader.readCount(limit: 1 << 16, minimumElementBytes: 2)
+        let count = try reader.readCount(limit: 1 << 16, minimumElementBytes: 1)  // a reset or a release is its tag alone
         var mutations: [TenantMutation] = []
         mutations.reserveCapacity(count)
         for _ in 0..<count { mutations.append(try MutationCodec.decode(from: &reader)) }

@@ -1,6 +1,6 @@
 import LearnStoreModel
 
-/// PARTITION_EXPORT `0xB9` (docs/PROTOCOL.md, E.9): the primary of the group a partition moves to
+/// PARTITION_EXPORT `0xB9` (docs/PROTOCOL.md, E.8): the primary of the group a partition moves to
 /// asks the primary of the group it leaves for its tenants, one piece per request.
 public struct PartitionExportRequest: Sendable, Hashable {
     public enum Mode: UInt8, Sendable {

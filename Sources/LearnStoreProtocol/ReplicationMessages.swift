@@ -12,7 +12,7 @@ public enum ReplicationOpcode {
     public static let status: UInt8 = 0xB6
     public static let promise: UInt8 = 0xB7
     public static let catchUp: UInt8 = 0xB8
-    /// A piece of a partition's tenants, for a partition move (docs/PROTOCOL.md, E.9).
+    /// A piece of a partition's tenants, for a partition move (docs/PROTOCOL.md, E.8).
     public static let partitionExport: UInt8 = 0xB9
 }
 

@@ -47,7 +47,7 @@ struct SimulateCommand: AsyncParsableCommand {
             options.segmentBytes = segmentBytes
             var totals = (seeds: 0, steps: 0, faults: 0, crashes: 0, acknowledged: 0, failedWrites: 0, snapshots: 0, failures: 0,
                           segmentsRemoved: 0, seedsRemovingSegments: 0, slowSyncs: 0, bitFlips: 0, detectedCorruptions: 0, outcomeIngests: 0, restores: 0, restoresTakenBack: 0,
-                          feedChanges: 0, feedTruncations: 0, feedChangesFromMemory: 0, feedFellBehindMemory: 0)
+                          feedChanges: 0, feedTruncations: 0, feedChangesFromMemory: 0, feedFellBehindMemory: 0, movePieces: 0, releases: 0)
             let started = ContinuousClock.now
             runs: for policy in policies {
                 options.policy = policy
@@ -73,6 +73,8 @@ struct SimulateCommand: AsyncParsableCommand {
                     totals.feedTruncations += result.feedTruncations
                     totals.feedChangesFromMemory += result.feedChangesFromMemory
                     totals.feedFellBehindMemory += result.feedFellBehindMemory
+                    totals.movePieces += result.movePieces
+                    totals.releases += result.releases
                     if result.detectedCorruption != nil { totals.detectedCorruptions += 1 }
                     if let failure = result.failure {
                         totals.failures += 1
@@ -92,7 +94,8 @@ struct SimulateCommand: AsyncParsableCommand {
                 + "segments_removed=\(totals.segmentsRemoved) seeds_removing_segments=\(totals.seedsRemovingSegments) slow_syncs=\(totals.slowSyncs) bit_flips=\(totals.bitFlips) "
                 + "detected_corruptions=\(totals.detectedCorruptions) outcome_ingests=\(totals.outcomeIngests) restores=\(totals.restores) restores_taken_back=\(totals.restoresTakenBack) "
                 + "feed_changes=\(totals.feedChanges) feed_truncations=\(totals.feedTruncations) "
-                + "feed_changes_from_memory=\(totals.feedChangesFromMemory) feed_fell_behind_memory=\(totals.feedFellBehindMemory) failures=\(totals.failures) seconds=\(Int(seconds))")
+                + "feed_changes_from_memory=\(totals.feedChangesFromMemory) feed_fell_behind_memory=\(totals.feedFellBehindMemory) "
+                + "move_pieces=\(totals.movePieces) releases=\(totals.releases) failures=\(totals.failures) seconds=\(Int(seconds))")
             if totals.failures > 0 { throw ExitCode(1) }
         }
     }

@@ -53,6 +53,8 @@ struct SimulateReplicationCommand: AsyncParsableCommand {
                 totals.snapshots += result.snapshots
                 totals.catchUps += result.catchUps
                 totals.catchUpsInterrupted += result.catchUpsInterrupted
+                totals.movePieces += result.movePieces
+                totals.releases += result.releases
                 if let failure = result.failure {
                     failures += 1
                     print("FAILED seed \(seed): \(failure)")
@@ -65,6 +67,7 @@ struct SimulateReplicationCommand: AsyncParsableCommand {
                 + "crashes=\(totals.crashes) promotions=\(totals.promotions) log_cuts=\(totals.logCuts) connection_breaks=\(totals.connectionBreaks) "
                 + "partitions=\(totals.partitions) duplicated_frames=\(totals.duplicatedFrames) storage_fault_periods=\(totals.storageFaults) "
                 + "snapshots=\(totals.snapshots) catch_up_copies=\(totals.catchUps) catch_ups_interrupted=\(totals.catchUpsInterrupted) "
+                + "move_pieces=\(totals.movePieces) releases=\(totals.releases) "
                 + "failures=\(failures) seconds=\(Int(seconds))")
             if failures > 0 { throw ExitCode(1) }
         }

@@ -69,6 +69,19 @@ import Testing
         #expect(Self.observed(state) == before && state.sequence == sequenceBefore)
     }
 
+    /// A tenant's export can end with an empty piece (the one before filled its budget exactly): it
+    /// takes no sequence and logs nothing. (Found by the replication simulation, seed 1: the empty
+    /// piece took a sequence no record carried, and the replicas could not follow.)
+    @Test func anEmptyPieceAfterTheFirstTakesNoSequence() async throws {
+        let log = RecordingLog()
+        let actor = TenantActor(state: TenantState(tenantID: tenantA), log: log)
+        let first = try await actor.adopt([], first: true, sourceSequence: 9)
+        #expect(first?.sequence == 10)
+        let empty = try await actor.adopt([], first: false, sourceSequence: 9)
+        #expect(empty == nil && log.logged.count == 1)
+        #expect(await actor.state.sequence == 10)
+    }
+
     @Test func aResetMayJumpTheSequenceOtherWritesMayNot() {
         #expect([TenantMutation.resetTenant, .recordChange(.import)].resetsTenant)
         #expect(![TenantMutation.recordChange(.import), .resetTenant].resetsTenant, "only a write that starts with the reset")

@@ -131,6 +131,7 @@ import Testing
         #expect(total(\.segmentsRemoved) >= 20, "segments removed: \(total(\.segmentsRemoved))")
         #expect(total(\.startsWithQuietTenantBelowOldestSegment) > 0)
         #expect(total(\.slowSyncs) > 0 && total(\.bitFlips) > 0 && total(\.outcomeIngests) > 0 && total(\.restores) > 0)
+        #expect(total(\.movePieces) > 20 && total(\.releases) > 0, "partition moves: \(total(\.movePieces)) pieces copied in, \(total(\.releases)) releases")
         #expect(results.filter { $0.detectedCorruption != nil }.count < 10, "most seeds run to their end")
         #expect(total(\.feedChanges) > 100 && total(\.feedTruncations) > 0, "feed: \(total(\.feedChanges)) changes, \(total(\.feedTruncations)) truncations")
         #expect(total(\.feedChangesFromMemory) > 0 && total(\.feedFellBehindMemory) > 0,
@@ -160,13 +161,18 @@ import Testing
     /// disks and promotions (`learnstore simulate-replication` runs many more seeds).
     @Test func replicationSeeds() {
         var copies = 0
+        var movePieces = 0
+        var releases = 0
         for seed in UInt64(1)...40 {
             var simulation = ReplicationSimulation(seed: seed)
             let result = simulation.run()
             copies += result.catchUps
+            movePieces += result.movePieces
+            releases += result.releases
             #expect(result.failure == nil, "seed \(seed): \(result.failure ?? "")\n\(result.trace.joined(separator: "\n"))")
         }
         #expect(copies > 0, "replicas copied their primary (CATCH_UP) in some of the runs")
+        #expect(movePieces > 20 && releases > 0, "partition moves' writes: \(movePieces) pieces copied in, \(releases) releases")
     }
 
     /// Seeds that once failed: an epoch number reused by a promotion that never heard of the first

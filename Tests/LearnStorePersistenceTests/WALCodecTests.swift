@@ -19,6 +19,13 @@ import Testing
         #expect(CRC32C.checksum(bytes[WALRecord.headerSize...]) == UInt32(bytes[4]) | UInt32(bytes[5]) << 8 | UInt32(bytes[6]) << 16 | UInt32(bytes[7]) << 24)
     }
 
+    /// A release is a mutation of one byte, the smallest a record can hold.
+    @Test func aRecordOfOnlyARelease() throws {
+        let record = WALRecord(lsn: 3, entry: LogEntry(tenantID: "t1", sequence: 7, timestamp: Timestamp(milliseconds: 1), mutations: [.releaseTenant]))
+        let bytes = record.encoded
+        #expect(try bytes[WALRecord.headerSize...].withUnsafeBytes { try WALRecord.decodeBody($0) } == record)
+    }
+
     @Test func crc32cKnownValue() {
         // RFC 3720 test vector: 32 bytes of zeros -> 0x8A9136AA; "123456789" -> 0xE3069283.
         #expect(CRC32C.checksum([UInt8](repeating: 0, count: 32)) == 0x8A91_36AA)

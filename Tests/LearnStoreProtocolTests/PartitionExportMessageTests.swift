@@ -2,7 +2,7 @@ import LearnStoreModel
 import Testing
 @testable import LearnStoreProtocol
 
-/// PARTITION_EXPORT (docs/PROTOCOL.md, E.9): the request and the piece read back as written, and the
+/// PARTITION_EXPORT (docs/PROTOCOL.md, E.8): the request and the piece read back as written, and the
 /// worked example's bytes are these.
 @Suite struct PartitionExportMessageTests {
     @Test func theRequestOfTheWorkedExampleHasTheseBytes() throws {

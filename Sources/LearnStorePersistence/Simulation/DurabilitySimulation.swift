@@ -28,6 +28,9 @@ public struct DurabilitySimulation {
         public var slowSyncPerMillion = 20_000
         /// Change-feed subscribers follow every tenant (they read only, from a random stream of their own).
         public var feedFollowers = true
+        /// The writes of partition moves: a tenant copied in, in pieces, from another tenant's state
+        /// (the first piece empties it and jumps its sequence), or released (emptied).
+        public var moves = true
         /// WAL kept for the feed beyond what snapshots need.
         public var feedRetention = FeedRetention.none
         public init() {}
@@ -46,6 +49,9 @@ public struct DurabilitySimulation {
         public var bitFlips = 0
         public var outcomeIngests = 0
         public var restores = 0
+        /// Partition-move writes acknowledged: pieces of tenants copied in, and releases.
+        public var movePieces = 0
+        public var releases = 0
         /// Restores whose snapshot was renamed into place before the directory sync failed (the
         /// controller removes it again, or the restore ends uncertain).
         public var restoresTakenBack = 0
@@ -107,12 +113,15 @@ public struct DurabilitySimulation {
     /// for its subscribers (held for a few records only, so followers fall behind them often).
     var recentChanges: [String: RecentChanges] = [:]
     var feedRandom: SplitMix64
+    /// The partition-move writes' own stream, so that they leave the other steps' draws as they were.
+    var moveRandom: SplitMix64
 
     public init(seed: UInt64, options: Options = Options()) {
         self.seed = seed
         self.options = options
         self.random = SplitMix64(seed: seed)
         self.feedRandom = SplitMix64(seed: seed ^ 0xFEED_FEED)
+        self.moveRandom = SplitMix64(seed: seed ^ 0x0A0B_0C0D)
         self.fs = SimulatedFileSystem(random: SplitMix64(seed: seed ^ 0xF5_F5F5))
         var logger = Logger(label: "learnstore.simulation")
         // LEARNSTORE_SIMULATION_LOG=debug shows what the log, snapshots and recovery did (to replay one seed).
@@ -362,6 +371,7 @@ public struct DurabilitySimulation {
         let writers = writingTenants
         guard !writers.isEmpty else { return }
         let tenant = writers[random.next(below: writers.count)]
+        if options.moves && moveRandom.chance(1, in: 40) { return try moveWrite(tenant) }
         let kind = random.next(below: 8)
         if kind >= 6 { return try ingestOutcomes(tenant) }
         let caller = CallerIdentity(tenantID: tenant, personID: UUID16(high: 1, low: 1), scopes: [.recordsRead, .recordsWrite, .admin])

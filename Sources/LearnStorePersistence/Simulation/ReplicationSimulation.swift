@@ -43,6 +43,9 @@ public struct ReplicationSimulation {
         public var recordsShipped = 0
         public var snapshots = 0
         public var catchUps = 0
+        /// Partition-move writes made on a primary: pieces of tenants copied in, and releases.
+        public var movePieces = 0
+        public var releases = 0
         /// Copies cut short (the connection broke or the replica's disk failed) or whose install failed.
         public var catchUpsInterrupted = 0
         public var failure: String?
@@ -117,6 +120,8 @@ public struct ReplicationSimulation {
     let seed: UInt64
     let options: Options
     var random: SplitMix64
+    /// The partition-move writes' own stream, so that they leave the other steps' draws as they were.
+    var moveRandom: SplitMix64
     let clock = SimulatedClock()
     var logger: Logger
     var result: Result
@@ -136,6 +141,7 @@ public struct ReplicationSimulation {
         self.seed = seed
         self.options = options
         random = SplitMix64(seed: seed)
+        moveRandom = SplitMix64(seed: seed ^ 0x0A0B_0C0D)
         var logger = Logger(label: "learnstore.replication-simulation")
         logger.logLevel = .critical
         self.logger = logger
@@ -316,12 +322,52 @@ public struct ReplicationSimulation {
         guard let primary, let actor = primary.actors[tenantIDs[random.next(below: tenantIDs.count)]] else { return }
         let caller = CallerIdentity(tenantID: actor.tenantID, personID: UUID16(high: 1, low: 1), scopes: [.recordsRead, .recordsWrite])
         let body = DurabilitySimulation.body(random.next())
+        if moveRandom.chance(1, in: 40) { return moveWrite(actor, on: primary) }
         let outcome: (UInt64, UInt64, UInt64)? = actor.withExclusiveAccess { actor in
             guard let write = try? actor.create(body, caller: caller) else { return nil }
             return (write.sequence, write.lsn, DurabilitySimulation.digest(actor.state))
         }
         guard let (sequence, lsn, digest) = outcome else { return }
         pending.append(Write(tenant: actor.tenantID, sequence: sequence, lsn: lsn, digest: digest))
+    }
+
+    /// A partition move's writes on the primary, shipped like any other: the tenant released
+    /// (emptied), or copied in piece by piece from another tenant's state, the first piece emptying it
+    /// and jumping its sequence. Replicas apply them in order; a promoted replica must hold every
+    /// acknowledged piece.
+    mutating func moveWrite(_ actor: TenantActor, on primary: Node) {
+        let tenant = actor.tenantID
+        if moveRandom.chance(1, in: 3) {
+            let released: (UInt64, UInt64, UInt64)? = actor.withExclusiveAccess { actor in
+                guard let lsn = try? actor.release() else { return nil }
+                return (actor.state.sequence, lsn, DurabilitySimulation.digest(actor.state))
+            }
+            guard let (sequence, lsn, digest) = released else { return }
+            pending.append(Write(tenant: tenant, sequence: sequence, lsn: lsn, digest: digest))
+            note("\(tenant) released at sequence \(sequence), LSN \(lsn)")
+            result.releases += 1
+            return
+        }
+        let others = tenantIDs.filter { $0 != tenant }
+        guard !others.isEmpty, let source = primary.actors[others[moveRandom.next(below: others.count)]]?.withExclusiveAccess({ $0.state }) else { return }
+        let sourceSequence = source.sequence + UInt64(moveRandom.next(below: 50))
+        let items = 1 + moveRandom.next(below: 8)
+        var cursor: TenantExportCursor? = .start
+        var first = true
+        while let current = cursor {
+            let (piece, next) = DurabilitySimulation.movePiece(of: source, from: current, maximumItems: items, as: tenant)
+            let isFirst = first
+            let written: (UInt64, UInt64, UInt64)? = actor.withExclusiveAccess { actor in
+                guard let (sequence, lsn) = try? actor.adopt(piece, first: isFirst, sourceSequence: sourceSequence) else { return nil }
+                return (sequence, lsn, DurabilitySimulation.digest(actor.state))
+            }
+            guard let (sequence, lsn, digest) = written else { return }
+            pending.append(Write(tenant: tenant, sequence: sequence, lsn: lsn, digest: digest))
+            note("\(tenant) copied in: piece at sequence \(sequence), LSN \(lsn)")
+            result.movePieces += 1
+            first = false
+            cursor = next
+        }
     }
 
     mutating func primaryWriterStep() {

@@ -4,7 +4,7 @@ import LearnStorePersistence
 import LearnStoreProtocol
 
 /// Answers PARTITION_EXPORT on the primary of the group a partition leaves (docs/CLUSTER.md, "Moving a
-/// partition"; docs/PROTOCOL.md, E.9): one piece of one of the partition's tenants per request, as
+/// partition"; docs/PROTOCOL.md, E.8): one piece of one of the partition's tenants per request, as
 /// WAL mutations that rebuild it. It serves a move only once this node's map has it, so the
 /// partition's client writes are refused here already (``PartitionWriteGate``), and before a tenant's
 /// first piece it waits until the tenant's last write is acknowledged: what it exports is final and

@@ -174,8 +174,9 @@ public final class PartitionMover: Service, Sendable {
             else { throw LearnStoreError(.protocolViolation, "\(address) exported tenant '\(piece.tenant)', not the next one of partition \(partition)") }
             let mutations = try Self.decodeMutations(piece, from: address)
             let first = request.mode == .nextTenant
-            let (_, lsn) = try await registry.tenant(piece.tenant).adopt(mutations, first: first, sourceSequence: piece.sequence)
-            lastLSN = max(lastLSN, lsn)
+            if let (_, lsn) = try await registry.tenant(piece.tenant).adopt(mutations, first: first, sourceSequence: piece.sequence) {
+                lastLSN = max(lastLSN, lsn)
+            }
             pieces += 1
             if first { tenants += 1 }
             if let next = piece.next {

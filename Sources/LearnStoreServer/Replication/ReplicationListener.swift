@@ -333,12 +333,12 @@ final class ReplicationServerHandler: ChannelInboundHandler, @unchecked Sendable
     private func exportPiece(_ frame: Frame, context: ChannelHandlerContext) {
         let opcode = frame.header.opcode
         let requestID = frame.header.requestID
-        guard let exporter else {
-            return reject(LearnStoreError(.validation, "this node is not part of a partition map"), opcode: opcode, requestID: requestID, context: context, close: false)
-        }
         let request: PartitionExportRequest
         do { request = try frame.readPayload { (r) throws(DecodeError) in try ReplicationMessages.decodePartitionExport(from: &r) } } catch {
             return reject(LearnStoreError(.badFrame, "PARTITION_EXPORT: \(error)"), opcode: opcode, requestID: requestID, context: context, close: false)
+        }
+        guard let exporter else {
+            return reject(LearnStoreError(.validation, "this node is not part of a partition map"), opcode: opcode, requestID: requestID, context: context, close: false)
         }
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         let promise = context.eventLoop.makePromise(of: Result<PartitionExportPiece, LearnStoreError>.self)
