@@ -141,8 +141,9 @@ public final class ClusterAgent: Service, Sendable {
         var lastReplacementStep: ContinuousClock.Instant?
         /// In a partitioned cluster: when the other groups' primaries were last read.
         var lastGroupsRead: ContinuousClock.Instant?
-        /// In a partitioned cluster: when the partition map was last read.
+        /// In a partitioned cluster: when the partition map was last read, and the watch of its key.
         var lastMapRead: ContinuousClock.Instant?
+        var mapWatch: (any ControlPlaneWatch)?
     }
 
     /// The keys are read again this often, watch or not: a watch served by an etcd member cut off
@@ -186,6 +187,7 @@ public final class ClusterAgent: Service, Sendable {
             await wakeup.wait(upTo: .milliseconds(configuration.checkMilliseconds))
         }
         state.watch?.close()
+        state.mapWatch?.close()
         // Leaving: the controller sees this node gone at once rather than after its lease.
         if state.lease != 0 { try? await etcd.revoke(lease: state.lease) }
     }
@@ -200,11 +202,15 @@ public final class ClusterAgent: Service, Sendable {
         // Observed before the keys are read: a primary takes its members only from keys read during its epoch.
         let observedEpoch = node.epoch
         let keys = try await currentKeys(&state, fresh: node.needsMembers)
-        if configuration.partitionMapName != nil, state.lastMapRead.map({ now() - $0 >= Self.mapRereadInterval }) != false {
-            // Once a second: a move's start must reach the group it leaves quickly (its writes stop
-            // there, and the group it goes to waits for that), and its end every node.
+        if configuration.partitionMapName != nil, watchPartitionMap(&state) || state.lastMapRead.map({ now() - $0 >= Self.mapRereadInterval }) != false {
+            // At once when the watch reports a change, and once a second anyway: a move's start must
+            // reach the group it leaves quickly (its writes stop there, and the group it goes to waits
+            // for that), and its end every node.
             state.lastMapRead = now()
             await checkPartitionMap()
+            if state.mapWatch == nil, let name = configuration.partitionMapName {
+                state.mapWatch = try? await etcd.watchPrefix(ClusterConfiguration.partitionMapKey(name), from: 0, wakeup: wakeup)
+            }
         }
         if let map = topology.partitioning?.map, topology.lacksGroupPrimary(of: map), state.lastGroupsRead.map({ now() - $0 >= .seconds(1) }) != false {
             // Another group's primary is not known yet (it may have started after this node's last
@@ -331,6 +337,20 @@ public final class ClusterAgent: Service, Sendable {
             primaries[group] = TopologyBoard.GroupPrimary(epoch: placement.epoch, primary: placement.primary, address: entry?.client)
         }
         topology.update(groups: primaries)
+    }
+
+    /// Whether the watch of the partition map's key reported a change since the last round. A watch
+    /// that ended is dropped (the next read opens another); the once-a-second read covers what a
+    /// watch opened late or ended early missed.
+    private func watchPartitionMap(_ state: inout LoopState) -> Bool {
+        guard let watch = state.mapWatch else { return false }
+        let (responses, ended) = watch.take()
+        if ended != nil {
+            watch.close()
+            state.mapWatch = nil
+            return true
+        }
+        return !responses.isEmpty
     }
 
     /// The map in etcd changes only by the steps of ``PartitionMap`` (a group added, a move started,

@@ -41,7 +41,7 @@ public final class PartitionMover: Service, Sendable {
     }
 
     /// How often the map this node holds is looked at for moves into its group.
-    static let pollInterval: Duration = .milliseconds(250)
+    static let pollInterval: Duration = .milliseconds(50)
     /// A copy that failed is tried again after this.
     static let retryInterval: Duration = .seconds(1)
 

@@ -1,0 +1,68 @@
+import ArgumentParser
+import Foundation
+import LearnStoreTools
+
+extension MoveTester.Fault: ExpressibleByArgument {}
+
+struct MoveTestCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "move-test",
+        abstract: "Move partitions between two groups of real nodes under writes, and check that no acknowledged write was lost.",
+        discussion: """
+            Starts a local etcd (the `etcd` binary from PATH) and two groups, ga and gb, of --nodes-per-group nodes each \
+            (synchronous replication, the etcd control plane) sharing a partition map of --partitions partitions. One writer \
+            per tenant writes without pause through a ClusterClient seeded with every node. Each cycle moves a partition that \
+            holds some of the tenants to the other group (as `learnstore cluster move-partition` does) and waits until etcd's \
+            map names the new group; --fault source|target also kills the primary of the group the partition leaves, or goes \
+            to, with SIGKILL during the copy and starts it again. At the end every acknowledged write is read back through \
+            the group that holds its tenant. Prints: cycles, acknowledged writes, lost, unacknowledged attempts by error, the \
+            time each move took (median, max) and the longest pause between acknowledged writes of the moving tenants. \
+            Exits 1 if anything was lost.
+            """)
+
+    @Option(help: "Moves.") var cycles = 6
+    @Option(help: "Tenants written, one writer each (1 ... 64).") var tenants = 8
+    @Option(help: "Partitions of the map (2 ... 256).") var partitions = 8
+    @Option(name: .customLong("nodes-per-group"), help: "Nodes of each group (1 ... 5).") var nodesPerGroup = 3
+    @Option(name: .customLong("fault"), parsing: .upToNextOption, help: "Per cycle in turn: none, source (kill -9 the source group's primary during the copy), target (the target group's).") var fault: [MoveTester.Fault] = [.none]
+    @Option(help: "fsync policy of the nodes.") var fsync = "always"
+    @Option(help: "The learnstore binary to test (default: this one).") var binary: String?
+    @Option(name: .customLong("work-dir"), help: "Scratch directory: new or empty (default: a new one under /tmp). Removed on success if this command created it; otherwise only the files it wrote are.") var workDir: String?
+
+    func run() async throws {
+        try await runCLI {
+            let executable = binary ?? URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path
+            guard (1...64).contains(tenants), cycles >= 1, (2...256).contains(partitions), (1...5).contains(nodesPerGroup), !fault.isEmpty else {
+                throw CLIError.usage("--tenants must be 1 ... 64, --cycles at least 1, --partitions 2 ... 256, --nodes-per-group 1 ... 5")
+            }
+            guard let etcdBinary = EtcdProcess.binary() else { throw CLIError.usage("move-test needs the etcd binary on PATH (apt-get install etcd-server)") }
+            let scratch: ScratchDirectory
+            do {
+                scratch = try ScratchDirectory(path: workDir, prefix: "learnstore-moves-")
+            } catch let refused as ScratchDirectory.Refused {
+                throw CLIError.usage("--work-dir: \(refused.description)")
+            }
+            let etcd = try await EtcdProcess.startCluster(members: 1, workDirectory: scratch.path, binary: etcdBinary)
+            defer { for member in etcd { member.process.signal(SIGKILL) } }
+            var tester = MoveTester(binary: executable, workDirectory: scratch.path, etcdEndpoints: etcd.map(\.clientURL))
+            tester.cycles = cycles
+            tester.tenants = tenants
+            tester.partitions = partitions
+            tester.nodesPerGroup = nodesPerGroup
+            tester.faults = fault
+            tester.fsync = fsync
+            let report = try await tester.run { report in
+                FileHandle.standardError.write(Data("\r\(report)".utf8))
+            }
+            FileHandle.standardError.write(Data("\n".utf8))
+            print(report)
+            for failure in report.failures.prefix(20) { print("  \(failure)") }
+            if report.lost > 0 { throw ExitCode(1) }
+            for member in etcd { await member.stop(signal: SIGTERM) }
+            let logs = (try? FileManager.default.contentsOfDirectory(atPath: scratch.path))?.filter {
+                ($0.hasPrefix("ga-") || $0.hasPrefix("gb-")) && ($0.hasSuffix(".log") || $0.hasSuffix(".port")) || $0.hasPrefix("etcd-")
+            } ?? []
+            scratch.clean(entries: MoveTester.entriesWritten + logs)
+        }
+    }
+}
