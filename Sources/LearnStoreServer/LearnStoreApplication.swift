@@ -38,6 +38,8 @@ public final class LearnStoreApplication: Sendable {
     let partitionMover: PartitionMover?
     /// Where `clusterAgent` runs; nil without it.
     private let controlPlane: ControlPlaneThread?
+    /// The partition mover's thread, in a partitioned cluster.
+    private let moverThread: ControlPlaneThread?
     private let services: ServiceGroup
 
     /// Builds the server and binds the metrics endpoint; the server listens once `run()` starts.
@@ -75,6 +77,8 @@ public final class LearnStoreApplication: Sendable {
         let commits: any CommitTracker = persistence == nil ? ImmediateCommitTracker() : deferredCommits
         let topology = TopologyBoard()
         let partitioned = configuration.replication?.cluster?.partitionMap != nil
+        let moverThread = partitioned ? ControlPlaneThread() : nil
+        self.moverThread = moverThread
         let registry = placement.makeRegistry(limits: limits, clock: clock, log: log, writeGate: partitioned ? topology.writeGate : nil)
         let runtime = ServerRuntimeState(loading: persistence != nil || startsLoading)
         let info = InfoDocument(runtime: runtime, registry: registry, metrics: metrics, version: configuration.serverVersion,
@@ -132,9 +136,9 @@ public final class LearnStoreApplication: Sendable {
                     return (controller.wal, controller.directory, controller.configuration.fileSystem)
                 }
             }
-            if partitioned, let node = replication, let cluster = node.configuration.cluster {
+            if let thread = moverThread, let node = replication, let cluster = node.configuration.cluster {
                 partitionMover = try PartitionMover(
-                    configuration: cluster, node: node, topology: topology, registry: registry, group: group, logger: logger, wal: currentWAL)
+                    configuration: cluster, node: node, topology: topology, registry: registry, thread: thread, logger: logger, wal: currentWAL)
             } else {
                 partitionMover = nil
             }
@@ -159,6 +163,7 @@ public final class LearnStoreApplication: Sendable {
             madeListener?.abandon()
             try? await group.shutdownGracefully()
             await controlPlane?.shutdown()
+            await moverThread?.shutdown()
             throw error
         }
 
@@ -226,9 +231,11 @@ public final class LearnStoreApplication: Sendable {
         } catch {
             try? await group.shutdownGracefully()
             await controlPlane?.shutdown()
+            await moverThread?.shutdown()
             throw error
         }
         await controlPlane?.shutdown()
+        await moverThread?.shutdown()
         try await group.shutdownGracefully()
     }
 

@@ -225,7 +225,7 @@ final class LoadDriverHandler: ChannelInboundHandler {
                     successesPerTenth[tenth] += 1
                 }
             }
-            if followsPrimary, let errorCode, [.moved, .notPrimary, .outcomeUnknown, .shuttingDown].contains(errorCode) {
+            if followsPrimary, let errorCode, [.moved, .notPrimary, .outcomeUnknown, .shuttingDown, .loading].contains(errorCode) {
                 // This node no longer takes the run's requests: the runner connects to the primary.
                 giveUp(context: context)
                 return

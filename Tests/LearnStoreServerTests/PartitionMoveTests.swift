@@ -1,6 +1,8 @@
 import Foundation
 import LearnStoreClient
+import LearnStoreEngine
 import LearnStoreModel
+import LearnStorePersistence
 import LearnStoreProtocol
 @testable import LearnStoreServer
 import LearnStoreTestSupport
@@ -118,13 +120,51 @@ import Testing
         }
         #expect(copied == 3001)
         // And ga holds nothing of the moved tenants any more.
-        #expect(await eventually(within: 10) {
+        let released = await eventually(within: 30) {
             for tenant in moving { if await a.application.context.registry.existingTenant(tenant)?.state.isEmpty != true { return false } }
             return true
-        })
+        }
+        var left: [String] = []
+        for tenant in moving {
+            if let state = await a.application.context.registry.existingTenant(tenant)?.state { left.append("\(tenant): sequence \(state.sequence), \(state.store.slotCount) slots") }
+        }
+        #expect(released, "ga still holds \(left) (map version \(a.application.context.environment.topology.partitioning?.map.version ?? 0))")
 
         for client in Array(clientsOnA.values) + [onAStaying, subscriber] { await client.shutdown() }
         try await a.stop()
         try await b.stop()
+    }
+}
+
+/// What the group a partition goes to accepts from the group it leaves: pieces of the named tenant
+/// only, never a reset or release, and nothing that does not decode whole.
+@Suite struct PartitionPieceCheckTests {
+    static func piece(_ mutations: [TenantMutation], tenant: String = "acme", count: Int? = nil, trailing: [UInt8] = []) -> PartitionExportPiece {
+        var writer = ByteWriter(capacity: 256)
+        for mutation in mutations { MutationCodec.encode(mutation, into: &writer) }
+        return PartitionExportPiece(end: false, tenant: tenant, sequence: 9, next: nil, mutationCount: count ?? mutations.count, mutations: writer.bytes + trailing)
+    }
+
+    static func record(of tenant: String) -> LearningRecord {
+        LearningRecord(id: RecordID(high: 1, low: 1), tenantID: tenant, createdAt: Timestamp(milliseconds: 1), updatedAt: Timestamp(milliseconds: 1),
+                       personID: UUID16(high: 2, low: 2))
+    }
+
+    @Test func aPieceOfTheTenantsOwnRecordsIsTaken() throws {
+        let mutations: [TenantMutation] = [.putRecords([Self.record(of: "acme")]), .recordChange(.import)]
+        #expect(try PartitionMover.decodeMutations(Self.piece(mutations), from: "peer") == mutations)
+    }
+
+    @Test(arguments: [
+        ("another tenant's record", Self.piece([.putRecords([Self.record(of: "other")])])),
+        ("a reset", Self.piece([.resetTenant])),
+        ("a release", Self.piece([.releaseTenant])),
+        ("more mutations announced than sent", Self.piece([.recordChange(.import)], count: 2)),
+        ("bytes after the mutations", Self.piece([.recordChange(.import)], trailing: [0])),
+        ("an unknown mutation", Self.piece([], count: 1, trailing: [99])),
+    ])
+    func aPieceThatIsNotTheTenantsIsRefused(_ what: String, _ piece: PartitionExportPiece) {
+        let error = #expect(throws: LearnStoreError.self, "\(what)") { try PartitionMover.decodeMutations(piece, from: "peer") }
+        #expect(error?.code == .protocolViolation)
     }
 }

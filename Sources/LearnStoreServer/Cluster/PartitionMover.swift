@@ -22,22 +22,31 @@ public final class PartitionMover: Service, Sendable {
     let topology: TopologyBoard
     let registry: TenantRegistry
     let etcd: EtcdClient
-    let group: any EventLoopGroup
     let wal: @Sendable () -> WriteAheadLog?
     let logger: Logger
+    /// Where its work and its timers run: a thread of its own, not Swift's shared pool, where work
+    /// queued by others would hold a move (and the release after it) for seconds.
+    let thread: ControlPlaneThread
 
     init(
-        configuration: ClusterConfiguration, node: ReplicationNode, topology: TopologyBoard, registry: TenantRegistry, group: any EventLoopGroup,
+        configuration: ClusterConfiguration, node: ReplicationNode, topology: TopologyBoard, registry: TenantRegistry, thread: ControlPlaneThread,
         logger: Logger, wal: @escaping @Sendable () -> WriteAheadLog?
     ) throws(LearnStoreError) {
         self.configuration = configuration
         self.node = node
         self.topology = topology
         self.registry = registry
-        self.group = group
+        self.thread = thread
         self.logger = logger
         self.wal = wal
-        etcd = try EtcdClient(endpoints: configuration.endpoints, group: group)
+        etcd = try EtcdClient(endpoints: configuration.endpoints, group: thread.group, executor: thread.executor)
+    }
+
+    /// Waits on the mover's own thread.
+    func pause(_ duration: Duration) async {
+        let (seconds, attoseconds) = duration.components
+        let delay = TimeAmount.nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+        try? await thread.loop.scheduleTask(in: delay) {}.futureResult.get()
     }
 
     /// How often the map this node holds is looked at for moves into its group.
@@ -46,6 +55,10 @@ public final class PartitionMover: Service, Sendable {
     static let retryInterval: Duration = .seconds(1)
 
     public func run() async throws {
+        await withTaskExecutorPreference(thread.executor) { await runMoves() }
+    }
+
+    private func runMoves() async {
         var lastFailure: String?
         var releasedThrough: UInt64 = 0
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
@@ -55,7 +68,7 @@ public final class PartitionMover: Service, Sendable {
                     releasedThrough = version
                 } catch {
                     logger.warning("partition move: releasing the tenants of partitions moved away failed; trying again", metadata: ["error": "\(error.message)"])
-                    try? await Task.sleep(for: Self.retryInterval)
+                    await pause(Self.retryInterval)
                 }
             } else if let (partition, move, map) = nextMove() {
                 do throws(LearnStoreError) {
@@ -66,10 +79,10 @@ public final class PartitionMover: Service, Sendable {
                         logger.warning("partition move: copy failed; trying again", metadata: ["partition": "\(partition)", "move": "\(move.id)", "error": "\(error.message)"])
                     }
                     lastFailure = error.message
-                    try? await Task.sleep(for: Self.retryInterval)
+                    await pause(Self.retryInterval)
                 }
             }
-            try? await Task.sleep(for: Self.pollInterval)
+            await pause(Self.pollInterval)
         }
     }
 
@@ -143,7 +156,7 @@ public final class PartitionMover: Service, Sendable {
     func copy(_ partition: Int, _ move: PartitionMove, from address: String, epoch: UInt64, map: PartitionMap) async throws(LearnStoreError)
         -> (tenants: Int, pieces: Int, lastLSN: UInt64)
     {
-        let connection = try await NodeConnection.open(address, credential: node.credential, nodeID: node.nodeID, group: group)
+        let connection = try await NodeConnection.open(address, credential: node.credential, nodeID: node.nodeID, group: thread.group)
         defer { connection.close() }
         var request = PartitionExportRequest(sourceEpoch: epoch, moveID: move.id, partition: UInt32(partition), mode: .nextTenant, tenant: "")
         var requestID: UInt32 = 10
@@ -160,8 +173,8 @@ public final class PartitionMover: Service, Sendable {
             do {
                 frame = try await connection.next(timeout: .seconds(60))
             } catch where error.code == .loading && ContinuousClock.now < notSeenYetUntil {
-                // The source has not read the move yet (it reads the map once a second).
-                try? await Task.sleep(for: .milliseconds(100))
+                // The source has not read the move yet.
+                await pause(.milliseconds(20))
                 continue
             }
             let piece: PartitionExportPiece
@@ -195,7 +208,14 @@ public final class PartitionMover: Service, Sendable {
             do throws(DecodeError) {
                 for _ in 0..<piece.mutationCount {
                     let mutation = try MutationCodec.decode(from: &reader)
-                    if case .resetTenant = mutation { throw DecodeError(offset: reader.offset, reason: "an export piece may not reset the tenant") }
+                    switch mutation {
+                    case .resetTenant, .releaseTenant:
+                        throw DecodeError(offset: reader.offset, reason: "an export piece may not reset or release the tenant")
+                    case .putRecords(let records) where records.contains(where: { $0.tenantID != piece.tenant }):
+                        throw DecodeError(offset: reader.offset, reason: "an export piece of \(piece.tenant) holds another tenant's record")
+                    default:
+                        break
+                    }
                     mutations.append(mutation)
                 }
                 try reader.expectEnd()
