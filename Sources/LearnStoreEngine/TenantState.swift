@@ -256,8 +256,8 @@ public struct TenantState: Sendable {
         load(records: live)
     }
 
-    /// No record (deleted ones included), idempotency key or outcome row.
-    public var isEmpty: Bool { store.slotCount == 0 && idempotency.count == 0 && outcomes.tables.recordCount == 0 }
+    /// No record (deleted ones included; a purged slot is no record), idempotency key or outcome row.
+    public var isEmpty: Bool { store.liveCount == 0 && store.deletedCount == 0 && idempotency.count == 0 && outcomes.tables.recordCount == 0 }
 
     /// Drops every record, idempotency key and outcome row; the sequence stays (a reset write sets it).
     mutating func empty() {

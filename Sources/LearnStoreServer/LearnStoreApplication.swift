@@ -129,7 +129,12 @@ public final class LearnStoreApplication: Sendable {
             }
             self.persistence = persistenceService
             let currentWAL: @Sendable () -> WriteAheadLog? = { persistenceService?.controller?.wal }
-            let exporter = partitioned ? replication.map { PartitionExporter(registry: registry, topology: topology, node: $0, wal: currentWAL) } : nil
+            let exporter = partitioned ? replication.map { node in
+                PartitionExporter(registry: registry, topology: topology, standing: { (node.role, node.epoch) }) { lsn throws(LearnStoreError) in
+                    guard let wal = currentWAL() else { throw LearnStoreError(.loading, "the node is recovering its data") }
+                    return try await offload { () throws(LearnStoreError) in wal.waitUntilCommitted(lsn) }
+                }
+            } : nil
             replicationListener = replication.map { node in
                 ReplicationListener(node: node, group: group, exporter: exporter) {
                     guard let controller = persistenceService?.controller else { return nil }

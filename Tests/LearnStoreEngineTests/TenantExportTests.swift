@@ -82,6 +82,19 @@ import Testing
         #expect(await actor.state.sequence == 10)
     }
 
+    /// A write refused after the tenant was released leaves a purged slot behind (its undo); the
+    /// tenant still holds nothing.
+    @Test func aReleasedTenantWithAPurgedSlotIsEmpty() throws {
+        var state = try Self.source()
+        state.apply([.releaseTenant], sequence: state.sequence + 1)
+        #expect(state.isEmpty)
+        var h = Harness()
+        h.state = state
+        let write = try h.state.create(body(), caller: h.who, idempotencyKey: nil, now: h.tick())
+        h.state.undo(try #require(write.undo))
+        #expect(h.state.store.slotCount == 1 && h.state.isEmpty)
+    }
+
     @Test func aResetMayJumpTheSequenceOtherWritesMayNot() {
         #expect([TenantMutation.resetTenant, .recordChange(.import)].resetsTenant)
         #expect(![TenantMutation.recordChange(.import), .resetTenant].resetsTenant, "only a write that starts with the reset")

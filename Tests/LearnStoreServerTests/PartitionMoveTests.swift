@@ -126,7 +126,9 @@ import Testing
         }
         var left: [String] = []
         for tenant in moving {
-            if let state = await a.application.context.registry.existingTenant(tenant)?.state { left.append("\(tenant): sequence \(state.sequence), \(state.store.slotCount) slots") }
+            if let state = await a.application.context.registry.existingTenant(tenant)?.state, !state.isEmpty {
+                left.append("\(tenant): sequence \(state.sequence), \(state.store.liveCount) live and \(state.store.deletedCount) deleted records, \(state.idempotency.count) keys")
+            }
         }
         #expect(released, "ga still holds \(left) (map version \(a.application.context.environment.topology.partitioning?.map.version ?? 0))")
 
@@ -152,7 +154,7 @@ import Testing
 
     @Test func aPieceOfTheTenantsOwnRecordsIsTaken() throws {
         let mutations: [TenantMutation] = [.putRecords([Self.record(of: "acme")]), .recordChange(.import)]
-        #expect(try PartitionMover.decodeMutations(Self.piece(mutations), from: "peer") == mutations)
+        #expect(try PartitionCopy.decodeMutations(Self.piece(mutations), from: "peer") == mutations)
     }
 
     @Test(arguments: [
@@ -164,7 +166,7 @@ import Testing
         ("an unknown mutation", Self.piece([], count: 1, trailing: [99])),
     ])
     func aPieceThatIsNotTheTenantsIsRefused(_ what: String, _ piece: PartitionExportPiece) {
-        let error = #expect(throws: LearnStoreError.self, "\(what)") { try PartitionMover.decodeMutations(piece, from: "peer") }
+        let error = #expect(throws: LearnStoreError.self, "\(what)") { try PartitionCopy.decodeMutations(piece, from: "peer") }
         #expect(error?.code == .protocolViolation)
     }
 }

@@ -12,15 +12,17 @@ import LearnStoreProtocol
 struct PartitionExporter: Sendable {
     let registry: TenantRegistry
     let topology: TopologyBoard
-    let node: ReplicationNode
-    let wal: @Sendable () -> WriteAheadLog?
+    /// This node's role and epoch now.
+    let standing: @Sendable () -> (role: NodeRole, epoch: UInt64)
+    /// Waits until the write at an LSN is acknowledged in this group (false: it will not be).
+    let acknowledged: @Sendable (UInt64) async throws(LearnStoreError) -> Bool
 
     /// A piece stays well under a replicated WAL record's limit (8 MiB) once the asking node logs it.
     static let maximumPieceBytes = 4 << 20
     static let maximumPieceItems = 2000
 
     func piece(_ request: PartitionExportRequest) async throws(LearnStoreError) -> PartitionExportPiece {
-        let (role, epoch) = (node.role, node.epoch)
+        let (role, epoch) = standing()
         guard role == .primary, epoch == request.sourceEpoch else {
             throw LearnStoreError(.notPrimary, "this node is the \(role.name) of epoch \(epoch), not the primary of epoch \(request.sourceEpoch)")
         }
@@ -33,7 +35,6 @@ struct PartitionExporter: Sendable {
             }
             throw LearnStoreError(.conflict, "partition \(partition) has no move \(request.moveID) from group \(group) in progress (map version \(map.version))")
         }
-        guard let wal = wal() else { throw LearnStoreError(.loading, "the node is recovering its data") }
         var mode = request.mode
         var tenantID = request.tenant
         var cursor = TenantExportCursor(section: .records, offset: request.offset)
@@ -62,8 +63,7 @@ struct PartitionExporter: Sendable {
                 continue
             }
             if cursor == .start {
-                let acknowledged = try await offload { () throws(LearnStoreError) in wal.waitUntilCommitted(lastWrite) }
-                guard acknowledged else {
+                guard try await acknowledged(lastWrite) else {
                     throw LearnStoreError(.storageUnavailable, "tenant \(tenantID)'s last write (LSN \(lastWrite)) is not acknowledged; retry shortly")
                 }
             }

@@ -42,6 +42,24 @@ public final class PartitionMover: Service, Sendable {
         etcd = try EtcdClient(endpoints: configuration.endpoints, group: thread.group, executor: thread.executor)
     }
 
+    /// The copy's ports: etcd, the source's replication port, this node's log.
+    var copier: PartitionCopy {
+        let (node, wal, thread, topology, group) = (node, wal, thread, topology, configuration.name)
+        return PartitionCopy(
+            group: group, nodeID: node.nodeID, mapKey: ClusterConfiguration.partitionMapKey(configuration.partitionMapName ?? ""),
+            standing: { (node.role, node.epoch) }, etcd: etcd,
+            open: { address throws(LearnStoreError) in
+                NodeExportChannel(connection: try await NodeConnection.open(address, credential: node.credential, nodeID: node.nodeID, group: thread.group))
+            },
+            registry: registry,
+            acknowledged: { lsn throws(LearnStoreError) in
+                guard let wal = wal() else { throw LearnStoreError(.loading, "the node is recovering its data") }
+                return try await offload { () throws(LearnStoreError) in wal.waitUntilCommitted(lsn) }
+            },
+            pause: { [self] duration in await self.pause(duration) }, logger: logger,
+            completed: { map in topology.partition(by: map, group: group) })
+    }
+
     /// Waits on the mover's own thread.
     func pause(_ duration: Duration) async {
         let (seconds, attoseconds) = duration.components
@@ -103,7 +121,20 @@ public final class PartitionMover: Service, Sendable {
     /// Empties the tenants here whose partition another group holds, unless it is moving back here
     /// (the copy in will empty them first).
     func releaseMovedAway() async throws(LearnStoreError) {
-        guard let (map, group) = topology.partitioning, let here = map.groups.firstIndex(of: group) else { return }
+        guard let (map, group) = topology.partitioning else { return }
+        let (released, lastLSN) = try await Self.releaseMovedAway(map: map, group: group, registry: registry)
+        guard released > 0 else { return }
+        if let wal = wal() {
+            let last = lastLSN
+            _ = try await offload { () throws(LearnStoreError) in wal.waitUntilCommitted(last) }
+        }
+        logger.notice("partition move: released the tenants of partitions moved away", metadata: ["tenants": "\(released)", "map_version": "\(map.version)"])
+    }
+
+    /// Releases the tenants of `registry` whose partition `map` gives to a group other than `group`
+    /// and is not moving back to it; returns how many, and the LSN of the last release.
+    static func releaseMovedAway(map: PartitionMap, group: String, registry: TenantRegistry) async throws(LearnStoreError) -> (released: Int, lastLSN: UInt64) {
+        guard let here = map.groups.firstIndex(of: group) else { return (0, 0) }
         var released = 0
         var lastLSN: UInt64 = 0
         for tenantID in registry.tenantIDs {
@@ -114,141 +145,17 @@ public final class PartitionMover: Service, Sendable {
                 lastLSN = max(lastLSN, lsn)
             }
         }
-        guard released > 0 else { return }
-        if let wal = wal() {
-            let last = lastLSN
-            _ = try await offload { () throws(LearnStoreError) in wal.waitUntilCommitted(last) }
-        }
-        logger.notice("partition move: released the tenants of partitions moved away", metadata: ["tenants": "\(released)", "map_version": "\(map.version)"])
+        return (released, lastLSN)
     }
 
     /// One whole attempt: copy, wait for acknowledgement, complete the move.
     func adopt(_ partition: Int, _ move: PartitionMove, _ map: PartitionMap) async throws(LearnStoreError) {
         let started = ContinuousClock.now
-        let source = map.holder(of: partition)
-        let sourcePlacementKey = ClusterConfiguration.prefix(ofGroup: source) + "placement"
-        guard let sourceKV = try await etcd.get(sourcePlacementKey) else { throw LearnStoreError(.notPrimary, "group \(source) has no placement in etcd") }
-        let sourcePlacement = try ClusterPlacement.decode(sourceKV.value)
-        guard let sourceAddress = sourcePlacement.members[sourcePlacement.primary] else {
-            throw LearnStoreError(.notPrimary, "group \(source)'s placement has no address for its primary")
-        }
-        guard let ownKV = try await etcd.get(configuration.placementKey), let own = try? ClusterPlacement.decode(ownKV.value),
-            own.primary == node.nodeID, own.epoch == node.epoch, node.role == .primary
-        else { throw LearnStoreError(.notPrimary, "this node is no longer its group's primary") }
-        logger.notice("partition move: copying", metadata: [
-            "partition": "\(partition)", "move": "\(move.id)", "from": "\(source)", "source_primary": "\(sourcePlacement.primary)",
-        ])
-        let copied = try await copy(partition, move, from: sourceAddress, epoch: sourcePlacement.epoch, map: map)
-        if copied.lastLSN > 0 {
-            guard let wal = wal() else { throw LearnStoreError(.loading, "the node is recovering its data") }
-            let lastLSN = copied.lastLSN
-            let acknowledged = try await offload { () throws(LearnStoreError) in wal.waitUntilCommitted(lastLSN) }
-            guard acknowledged else { throw LearnStoreError(.storageUnavailable, "the copy (through LSN \(lastLSN)) was not acknowledged in this group") }
-        }
-        try await complete(partition, move, guards: [.modRevision(sourcePlacementKey, sourceKV.modRevision), .modRevision(configuration.placementKey, ownKV.modRevision)])
+        let copied = try await copier.run(partition, move, map)
+        let elapsed = ContinuousClock.now - started
         logger.notice("partition move: done", metadata: [
-            "partition": "\(partition)", "move": "\(move.id)", "from": "\(source)", "tenants": "\(copied.tenants)", "pieces": "\(copied.pieces)",
-            "milliseconds": "\((ContinuousClock.now - started).components.seconds * 1000 + (ContinuousClock.now - started).components.attoseconds / 1_000_000_000_000_000)",
+            "partition": "\(partition)", "move": "\(move.id)", "from": "\(map.holder(of: partition))", "tenants": "\(copied.tenants)", "pieces": "\(copied.pieces)",
+            "milliseconds": "\(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)",
         ])
-    }
-
-    /// Copies every tenant of the partition from the source's primary into this node's log.
-    func copy(_ partition: Int, _ move: PartitionMove, from address: String, epoch: UInt64, map: PartitionMap) async throws(LearnStoreError)
-        -> (tenants: Int, pieces: Int, lastLSN: UInt64)
-    {
-        let connection = try await NodeConnection.open(address, credential: node.credential, nodeID: node.nodeID, group: thread.group)
-        defer { connection.close() }
-        var request = PartitionExportRequest(sourceEpoch: epoch, moveID: move.id, partition: UInt32(partition), mode: .nextTenant, tenant: "")
-        var requestID: UInt32 = 10
-        var tenants = 0
-        var pieces = 0
-        var lastLSN: UInt64 = 0
-        let notSeenYetUntil = ContinuousClock.now + .seconds(10)
-        while true {
-            requestID &+= 1
-            var writer = ByteWriter(capacity: 128)
-            ReplicationMessages.encode(request, into: &writer)
-            connection.send(opcode: ReplicationOpcode.partitionExport, requestID: requestID, payload: writer.bytes)
-            let frame: Frame
-            do {
-                frame = try await connection.next(timeout: .seconds(60))
-            } catch where error.code == .loading && ContinuousClock.now < notSeenYetUntil {
-                // The source has not read the move yet.
-                await pause(.milliseconds(20))
-                continue
-            }
-            let piece: PartitionExportPiece
-            do { piece = try frame.readPayload { (r) throws(DecodeError) in try ReplicationMessages.decodePartitionExportPiece(from: &r) } } catch {
-                throw LearnStoreError(.protocolViolation, "\(address): PARTITION_EXPORT reply: \(error)")
-            }
-            if piece.end { return (tenants, pieces, lastLSN) }
-            guard CallerIdentity.isValidTenantID(piece.tenant), map.partition(of: piece.tenant) == partition,
-                request.mode == .nextTenant ? piece.tenant > request.tenant : piece.tenant == request.tenant
-            else { throw LearnStoreError(.protocolViolation, "\(address) exported tenant '\(piece.tenant)', not the next one of partition \(partition)") }
-            let mutations = try Self.decodeMutations(piece, from: address)
-            let first = request.mode == .nextTenant
-            if let (_, lsn) = try await registry.tenant(piece.tenant).adopt(mutations, first: first, sourceSequence: piece.sequence) {
-                lastLSN = max(lastLSN, lsn)
-            }
-            pieces += 1
-            if first { tenants += 1 }
-            if let next = piece.next {
-                request = PartitionExportRequest(sourceEpoch: epoch, moveID: move.id, partition: UInt32(partition), mode: .piece, tenant: piece.tenant,
-                                                 section: next.section, offset: next.offset)
-            } else {
-                request = PartitionExportRequest(sourceEpoch: epoch, moveID: move.id, partition: UInt32(partition), mode: .nextTenant, tenant: piece.tenant)
-            }
-        }
-    }
-
-    static func decodeMutations(_ piece: PartitionExportPiece, from address: String) throws(LearnStoreError) -> [TenantMutation] {
-        let decoded: Result<[TenantMutation], DecodeError> = piece.mutations.withUnsafeBytes { raw in
-            var reader = ByteReader(raw)
-            var mutations: [TenantMutation] = []
-            do throws(DecodeError) {
-                for _ in 0..<piece.mutationCount {
-                    let mutation = try MutationCodec.decode(from: &reader)
-                    switch mutation {
-                    case .resetTenant, .releaseTenant:
-                        throw DecodeError(offset: reader.offset, reason: "an export piece may not reset or release the tenant")
-                    case .putRecords(let records) where records.contains(where: { $0.tenantID != piece.tenant }):
-                        throw DecodeError(offset: reader.offset, reason: "an export piece of \(piece.tenant) holds another tenant's record")
-                    default:
-                        break
-                    }
-                    mutations.append(mutation)
-                }
-                try reader.expectEnd()
-                return .success(mutations)
-            } catch {
-                return .failure(error)
-            }
-        }
-        switch decoded {
-        case .success(let mutations): return mutations
-        case .failure(let error): throw LearnStoreError(.protocolViolation, "\(address) exported a piece of tenant \(piece.tenant) that does not decode: \(error)")
-        }
-    }
-
-    /// Writes the map with the move done, if it still has this move and the guarded placements have
-    /// not changed; another change of the map meanwhile (a move of another partition) is retried.
-    func complete(_ partition: Int, _ move: PartitionMove, guards: [EtcdClient.Compare]) async throws(LearnStoreError) {
-        let mapKey = ClusterConfiguration.partitionMapKey(configuration.partitionMapName ?? "")
-        for _ in 0..<20 {
-            guard let mapKV = try await etcd.get(mapKey) else { throw LearnStoreError(.conflict, "the partition map is gone from etcd") }
-            let current = try PartitionMap.decode(mapKV.value)
-            guard current.moves[partition]?.id == move.id else {
-                throw LearnStoreError(.conflict, "the map no longer has move \(move.id) of partition \(partition) (called off?)")
-            }
-            let completed = try current.completingMove(of: partition, id: move.id)
-            if try await etcd.transaction(if: [.modRevision(mapKey, mapKV.modRevision)] + guards, put: [(mapKey, completed.encoded, 0)]) {
-                topology.partition(by: completed, group: configuration.name)
-                return
-            }
-            for case .modRevision(let key, let revision) in guards where try await etcd.get(key)?.modRevision != revision {
-                throw LearnStoreError(.conflict, "\(key) changed during the copy (a failover or a membership change); copying again")
-            }
-        }
-        throw LearnStoreError(.conflict, "the partition map kept changing; completing the move again later")
     }
 }
