@@ -111,6 +111,11 @@ public final class LearnStoreApplication: Sendable {
                 replication = nil
             }
             self.replication = replication
+            if let replication, partitioned {
+                // The map read at start counts for the epoch the node starts in.
+                topology.writeGate.follow { replication.epoch }
+                topology.writeGate.mapRead(duringEpoch: replication.epoch)
+            }
             if let replication {
                 info.attach(replication: replication)
                 replication.onRestart { [runtime] in runtime.markReplaced() }

@@ -144,6 +144,8 @@ public final class ClusterAgent: Service, Sendable {
         /// In a partitioned cluster: when the partition map was last read, and the watch of its key.
         var lastMapRead: ContinuousClock.Instant?
         var mapWatch: (any ControlPlaneWatch)?
+        /// The node's epoch when it last read the map (and could serve by it).
+        var mapReadEpoch: UInt64 = 0
     }
 
     /// The keys are read again this often, watch or not: a watch served by an etcd member cut off
@@ -202,12 +204,19 @@ public final class ClusterAgent: Service, Sendable {
         // Observed before the keys are read: a primary takes its members only from keys read during its epoch.
         let observedEpoch = node.epoch
         let keys = try await currentKeys(&state, fresh: node.needsMembers)
-        if configuration.partitionMapName != nil, watchPartitionMap(&state) || state.lastMapRead.map({ now() - $0 >= Self.mapRereadInterval }) != false {
+        if configuration.partitionMapName != nil,
+            watchPartitionMap(&state) || state.mapReadEpoch != node.epoch || state.lastMapRead.map({ now() - $0 >= Self.mapRereadInterval }) != false
+        {
             // At once when the watch reports a change, and once a second anyway: a move's start must
             // reach the group it leaves quickly (its writes stop there, and the group it goes to waits
             // for that), and its end every node.
             state.lastMapRead = now()
-            await checkPartitionMap()
+            // A new epoch (a promotion) reads the map at once: the node's writes wait for that.
+            let epoch = node.epoch
+            if await checkPartitionMap() {
+                topology.writeGate.mapRead(duringEpoch: epoch)
+                state.mapReadEpoch = epoch
+            }
             if state.mapWatch == nil, let name = configuration.partitionMapName {
                 state.mapWatch = try? await etcd.watchPrefix(ClusterConfiguration.partitionMapKey(name), from: 0, wakeup: wakeup)
             }
@@ -359,8 +368,10 @@ public final class ClusterAgent: Service, Sendable {
     /// two groups serve one tenant, the nodes started before it by the old map and those started
     /// after by the new: while etcd's map cannot follow the one held, or is gone, this node serves no
     /// tenant (AUTH answers NOT_PRIMARY); when it can again, it serves again.
-    private func checkPartitionMap() async {
-        guard let name = configuration.partitionMapName, let held = topology.partitioning else { return }
+    /// Returns whether the node now serves by etcd's map (read, and able to follow the one held).
+    @discardableResult
+    private func checkPartitionMap() async -> Bool {
+        guard let name = configuration.partitionMapName, let held = topology.partitioning else { return false }
         let conflict: String?
         do {
             if let stored = try await etcd.get(ClusterConfiguration.partitionMapKey(name)) {
@@ -379,12 +390,13 @@ public final class ClusterAgent: Service, Sendable {
                 conflict = "the partition map '\(name)' is gone from etcd; this node serves no tenant until it is restored"
             }
         } catch {
-            return
+            return false
         }
         if conflict != topology.partitionMapConflict {
             if let conflict { logger.error("cluster: \(conflict)") } else { logger.notice("cluster: the partition map in etcd is one this node can serve by again") }
             topology.partitionMapConflict = conflict
         }
+        return conflict == nil
     }
 
     // MARK: the lease

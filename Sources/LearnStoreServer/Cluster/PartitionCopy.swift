@@ -49,6 +49,12 @@ struct PartitionCopy: Sendable {
         guard let ownKV = try await etcd.get(ownPlacementKey), let own = try? ClusterPlacement.decode(ownKV.value),
             own.primary == nodeID, own.epoch == epoch, role == .primary
         else { throw LearnStoreError(.notPrimary, "this node is no longer its group's primary") }
+        // The map this node holds may be older than etcd's: a move it shows in progress may have
+        // completed, and a copy of it would empty tenants this group now serves. Only etcd's map says,
+        // and only this group's primary completes the move, so it stays in progress until this copy ends.
+        guard let mapKV = try await etcd.get(mapKey), let current = try? PartitionMap.decode(mapKV.value), current.moves[partition]?.id == move.id else {
+            throw LearnStoreError(.conflict, "etcd's map no longer has move \(move.id) of partition \(partition) in progress")
+        }
         logger.notice("partition move: copying", metadata: [
             "partition": "\(partition)", "move": "\(move.id)", "from": "\(source)", "source_primary": "\(sourcePlacement.primary)",
         ])

@@ -114,7 +114,9 @@ public final class PartitionMover: Service, Sendable {
     /// The map's version when this primary has not yet released the tenants of the partitions it
     /// moved away under it.
     func releaseDue(after released: UInt64) -> UInt64? {
-        guard node.role == .primary, let (map, _) = topology.partitioning, map.version > released else { return nil }
+        // Only by a map read in this epoch: a node promoted with an older one would release tenants
+        // that have moved back here since.
+        guard node.role == .primary, topology.writeGate.mapIsCurrent, let (map, _) = topology.partitioning, map.version > released else { return nil }
         return map.version
     }
 

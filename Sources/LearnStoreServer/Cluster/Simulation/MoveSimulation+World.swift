@@ -1,0 +1,312 @@
+import LearnStoreEngine
+import LearnStoreModel
+import LearnStoreProtocol
+import Logging
+import Foundation
+import Synchronization
+
+/// The two groups, etcd and the clients of one ``MoveSimulation`` run.
+final class MoveWorld: Sendable {
+    let options: MoveSimulation.Options
+    let random: Mutex<SplitMix64>
+    let etcd = SimulatedEtcd(time: SimulatedTime())
+    let scheduler = SimulatedScheduler()
+    let trace = Mutex<[String]>([])
+    /// Each group's current primary.
+    let current = Mutex<[String: MoveNode]>([:])
+    /// Every incarnation, by its replication address.
+    let byAddress = Mutex<[String: MoveNode]>([:])
+    let pending = Mutex<[Pending]>([])
+    let acknowledged = Mutex<[(tenant: String, id: RecordID, group: String)]>([])
+    let copies = Mutex<(completed: Int, failed: Int)>((0, 0))
+    /// Every map a group's nodes have observed: a promoted replica may hold any of them (replicas
+    /// read the map on their own, and may lag the primary they replace).
+    let observedMaps = Mutex<[String: [PartitionMap]]>([:])
+    let logger: Logger
+    let tenants: [String]
+    private let addresses = Atomic<Int>(20_000)
+
+    init(seed: UInt64, options: MoveSimulation.Options) {
+        self.options = options
+        random = Mutex(SplitMix64(seed: seed))
+        var logger = Logger(label: "learnstore.move-simulation")
+        logger.logLevel = .critical
+        self.logger = logger
+        tenants = (0..<options.tenants).map { "t\($0)" }
+    }
+
+    func note(_ line: String) {
+        trace.withLock { $0.append(line) }
+        if debugging { print("[move-sim] \(line)") }
+    }
+    let debugging = ProcessInfo.processInfo.environment["LEARNSTORE_MOVE_SIMULATION_TRACE"] != nil
+    func below(_ bound: Int) -> Int { random.withLock { $0.next(below: bound) } }
+    func chance(_ numerator: Int, in denominator: Int) -> Bool { random.withLock { $0.chance(numerator, in: denominator) } }
+
+    var world: SimulatedEtcd.Endpoint { etcd.endpoint(for: "world") }
+
+    func map() async throws -> (map: PartitionMap, revision: Int64) {
+        guard let stored = try await world.get(MoveSimulation.mapKey) else { throw MoveSimulationFailure(message: "the map is gone") }
+        return (try PartitionMap.decode(stored.value), stored.modRevision)
+    }
+
+    func start(_ group: String, epoch: UInt64, log: MoveLog, map: PartitionMap, states: [String: TenantState]) async throws {
+        let port = addresses.wrappingAdd(1, ordering: .relaxed).newValue
+        let node = MoveNode(name: "\(group)-\(epoch)", group: group, epoch: epoch, log: log, map: map, states: states, address: "127.0.0.1:\(port)")
+        current.withLock { $0[group] = node }
+        observedMaps.withLock { $0[group, default: []].append(map) }
+        byAddress.withLock { $0[node.address] = node }
+        let placement = ClusterPlacement(epoch: epoch, primary: node.name, members: [node.name: node.address])
+        try await world.put(ClusterConfiguration.prefix(ofGroup: group) + "placement", placement.encoded, lease: 0)
+    }
+
+    func run(_ result: inout MoveSimulation.Result) async throws {
+        let initial = try PartitionMap(partitions: options.partitions, groups: MoveSimulation.groups)
+        try await world.put(MoveSimulation.mapKey, initial.encoded, lease: 0)
+        for group in MoveSimulation.groups { try await start(group, epoch: 1, log: MoveLog(), map: initial, states: [:]) }
+        var failure: Error?
+        await withTaskGroup(of: Void.self) { tasks in
+            do {
+                for step in 0..<options.steps {
+                    result.steps += 1
+                    try await self.step(step, &result, &tasks)
+                }
+                try await heal(&result, &tasks)
+                try await checkEveryAcknowledgedWriteIsHeld()
+            } catch {
+                failure = error
+            }
+            while !scheduler.waitingNodes.isEmpty { await scheduler.grant(at: 0, proceed: false) }
+        }
+        result.acknowledged = acknowledged.withLock { $0.count }
+        (result.movesCompleted, result.copiesFailed) = copies.withLock { ($0.completed, $0.failed) }
+        if let failure { throw failure }
+    }
+
+    func step(_ index: Int, _ result: inout MoveSimulation.Result, _ tasks: inout TaskGroup<Void>) async throws {
+        await startCopies(&tasks)
+        let choice = below(100)
+        if debugging { note("step \(index): \(choice), waiting \(scheduler.waitingNodes)") }
+        switch choice {
+        case 0..<30: await write(index)
+        case 30..<45: try await commit(MoveSimulation.groups[below(2)], fully: false)
+        case 45..<55: try await observe(MoveSimulation.groups[below(2)])
+        case 55..<60: try await startOrCancelMove(&result)
+        case 60..<62: try await failOver(MoveSimulation.groups[below(2)], &result)
+        case 62..<68: try await release(MoveSimulation.groups[below(2)], &result)
+        default: await grantTurns(proceedingAll: false)
+        }
+    }
+
+    /// Faults and new moves stop; every node observes the map, logs commit, calls proceed, until
+    /// no move is left.
+    func heal(_ result: inout MoveSimulation.Result, _ tasks: inout TaskGroup<Void>) async throws {
+        for _ in 0..<5000 {
+            for group in MoveSimulation.groups {
+                try await observe(group)
+                try await commit(group, fully: true)
+                try await release(group, &result)
+            }
+            await startCopies(&tasks)
+            await grantTurns(proceedingAll: true)
+            let (map, _) = try await map()
+            let copying = current.withLock { $0.values.contains { $0.copying.load(ordering: .relaxed) } }
+            if map.moves.isEmpty && !copying && scheduler.waitingNodes.isEmpty { return }
+        }
+        throw MoveSimulationFailure(message: "the moves did not complete once faults stopped: \(try await map().map.moves)")
+    }
+
+    // MARK: clients
+
+    /// A client writes a tenant's record to a group: its node takes it only if its map routes the
+    /// tenant there and its gate lets the write through.
+    func write(_ index: Int) async {
+        let tenant = tenants[below(tenants.count)]
+        guard let node = current.withLock({ $0[MoveSimulation.groups[below(2)]] }), node.isAlive, node.topology.route(tenant: tenant) == .here else { return }
+        let caller = CallerIdentity(tenantID: tenant, personID: UUID16(high: 1, low: 1), scopes: [.recordsRead, .recordsWrite])
+        let body = RecordBody(personID: UUID16(high: 2, low: UInt64(index)), title: "w\(index)", score: 50)
+        guard let write = try? await node.registry.tenant(tenant).create(body, caller: caller), write.lsn > 0 else { return }
+        pending.withLock { $0.append(Pending(node: node, lsn: write.lsn, tenant: tenant, id: write.result.id)) }
+        note("\(node.name) took a write of \(tenant) (sequence \(write.sequence), LSN \(write.lsn))")
+    }
+
+    /// The group's log commits some or all of what it holds; writes it passes are acknowledged.
+    func commit(_ group: String, fully: Bool) async throws {
+        guard let node = current.withLock({ $0[group] }) else { return }
+        let last = node.log.state.withLock { $0.nextLSN - 1 }
+        let committed = node.log.committedLSN
+        node.log.commit(through: fully || last <= committed ? last : committed + UInt64(below(Int(last - committed)) + 1))
+        let (map, _) = try await map()
+        let done = pending.withLock { list -> [Pending] in
+            let done = list.filter { $0.node.log.committedLSN >= $0.lsn }
+            list.removeAll { $0.node.log.committedLSN >= $0.lsn || !$0.node.isAlive }
+            return done
+        }
+        for write in done {
+            let partition = map.partition(of: write.tenant)
+            if map.holder(of: partition) != write.node.group && map.moves[partition] == nil {
+                throw MoveSimulationFailure(message: "\(write.node.name) acknowledged a write of \(write.tenant), whose partition \(partition) etcd gives to \(map.holder(of: partition))")
+            }
+            acknowledged.withLock { $0.append((write.tenant, write.id, write.node.group)) }
+            note("\(write.node.name) acknowledged the write of \(write.tenant) at LSN \(write.lsn)")
+        }
+    }
+
+    /// The group's node reads etcd's map (nodes see changes late).
+    func observe(_ group: String) async throws {
+        guard let node = current.withLock({ $0[group] }), node.isAlive else { return }
+        let (map, _) = try await map()
+        defer { node.topology.writeGate.mapRead(duringEpoch: node.epoch) }
+        if let held = node.topology.partitioning?.map, map.version > held.version {
+            guard map.canFollow(held) else { throw MoveSimulationFailure(message: "map version \(map.version) cannot follow \(held.version)") }
+            node.topology.partition(by: map, group: group)
+            observedMaps.withLock { $0[group, default: []].append(map) }
+        }
+    }
+
+    // MARK: the operator and the faults
+
+    func startOrCancelMove(_ result: inout MoveSimulation.Result) async throws {
+        let (map, revision) = try await map()
+        let changed: PartitionMap
+        if let partition = map.moves.keys.first {
+            guard chance(1, in: 6) else { return }
+            changed = try map.cancellingMove(of: partition)
+            note("operator: cancel the move of partition \(partition)")
+        } else {
+            let partition = below(map.partitions)
+            let target = MoveSimulation.groups.first { $0 != map.holder(of: partition) }!
+            changed = try map.startingMove(of: partition, to: target)
+            result.movesStarted += 1
+            note("operator: move partition \(partition) to \(target) (move \(changed.version))")
+        }
+        _ = try await world.transaction(if: [.modRevision(MoveSimulation.mapKey, revision)], put: [(MoveSimulation.mapKey, changed.encoded, 0)])
+    }
+
+    /// The group's primary dies: its uncommitted writes are lost, and a new primary of a newer epoch
+    /// starts from the committed ones, with a map its group observed at some point (maybe an old one).
+    func failOver(_ group: String, _ result: inout MoveSimulation.Result) async throws {
+        guard let old = current.withLock({ $0[group] }) else { return }
+        old.alive.store(false, ordering: .relaxed)
+        let kept = old.log.state.withLock { state -> MoveLog.State in
+            state.stopped = true
+            var kept = MoveLog.State()
+            kept.entries = state.entries.filter { $0.lsn <= state.committed }
+            kept.nextLSN = state.nextLSN
+            kept.committed = state.committed
+            return kept
+        }
+        var states: [String: TenantState] = [:]
+        for (_, entry) in kept.entries {
+            states[entry.tenantID, default: TenantState(tenantID: entry.tenantID)].apply(entry.mutations, sequence: entry.sequence)
+        }
+        let seen = observedMaps.withLock { $0[group] ?? [] }
+        let observed = seen.isEmpty ? try await map().map : seen[below(seen.count)]
+        try await start(group, epoch: old.epoch + 1, log: MoveLog(kept), map: observed, states: states)
+        result.failovers += 1
+        note("\(old.name) failed over to \(group)-\(old.epoch + 1) (committed through LSN \(kept.committed))")
+    }
+
+    func release(_ group: String, _ result: inout MoveSimulation.Result) async throws {
+        guard let node = current.withLock({ $0[group] }), node.isAlive, node.topology.writeGate.mapIsCurrent, let (map, _) = node.topology.partitioning else { return }
+        guard node.releasedThrough.withLock({ $0 }) < map.version else { return }
+        let (released, _) = try await PartitionMover.releaseMovedAway(map: map, group: group, registry: node.registry)
+        node.releasedThrough.withLock { $0 = map.version }
+        result.releases += released
+        if released > 0 { note("\(node.name) released \(released) tenants") }
+    }
+
+    // MARK: the moves
+
+    /// Each live primary with a move into its group in its map copies it, one at a time.
+    func startCopies(_ tasks: inout TaskGroup<Void>) async {
+        for node in current.withLock({ Array($0.values) }).sorted(by: { $0.name < $1.name }) where node.isAlive && !node.copying.load(ordering: .relaxed) {
+            guard let (map, group) = node.topology.partitioning, let target = map.groups.firstIndex(of: group),
+                let (partition, move) = map.moves.filter({ $0.value.to == target }).min(by: { $0.key < $1.key })
+            else { continue }
+            node.copying.store(true, ordering: .relaxed)
+            let copy = self.copy(on: node)
+            let scheduler = self.scheduler
+            let world = self
+            await scheduler.start {
+                tasks.addTask {
+                    do {
+                        _ = try await copy.run(partition, move, map)
+                        world.copies.withLock { $0.completed += 1 }
+                        world.note("\(node.name) completed move \(move.id) of partition \(partition)")
+                    } catch {
+                        world.copies.withLock { $0.failed += 1 }
+                        world.note("\(node.name)'s copy of partition \(partition) failed: \((error as? LearnStoreError)?.message ?? "\(error)")")
+                    }
+                    node.copying.store(false, ordering: .relaxed)
+                    scheduler.roundEnded()
+                }
+            }
+        }
+    }
+
+    func copy(on node: MoveNode) -> PartitionCopy {
+        let scheduler = self.scheduler
+        let world = self
+        return PartitionCopy(
+            group: node.group, nodeID: node.name, mapKey: MoveSimulation.mapKey, standing: { node.standing },
+            etcd: etcd.endpoint(for: node.name, scheduler: scheduler),
+            open: { address throws(LearnStoreError) in
+                guard let source = world.byAddress.withLock({ $0[address] }), source.isAlive else {
+                    throw LearnStoreError(.connectionFailed, "cannot connect to \(address) (simulated)")
+                }
+                return MoveExportChannel(source: source, caller: node.name, scheduler: scheduler, exporter: world.exporter(of: source), world: world)
+            },
+            registry: node.registry,
+            acknowledged: { lsn throws(LearnStoreError) in try await world.waitCommitted(node, lsn) },
+            pause: { _ in _ = await scheduler.turn(node.name) }, logger: world.logger,
+            completed: { map in node.topology.partition(by: map, group: node.group) })
+    }
+
+    func exporter(of node: MoveNode) -> PartitionExporter {
+        let world = self
+        return PartitionExporter(registry: node.registry, topology: node.topology, standing: { node.standing }) { lsn throws(LearnStoreError) in
+            try await world.waitCommitted(node, lsn)
+        }
+    }
+
+    /// Waits, a turn at a time, until the node's log commits `lsn`; false once the node failed over.
+    func waitCommitted(_ node: MoveNode, _ lsn: UInt64) async throws(LearnStoreError) -> Bool {
+        while true {
+            guard await scheduler.turn(node.name) else { throw LearnStoreError(.connectionFailed, "\(node.name) is down (simulated)") }
+            if node.log.committedLSN >= lsn { return true }
+            if !node.isAlive { return false }
+        }
+    }
+
+    /// Lets waiting calls go on, one at a time in a random order; a call of a node that failed over
+    /// fails. Outside healing, some calls wait for a later step.
+    func grantTurns(proceedingAll: Bool) async {
+        // Bounded: a call waiting for a commit takes a turn after each look, and commits happen
+        // between these grants.
+        for _ in 0..<64 where !scheduler.waitingNodes.isEmpty {
+            if !proceedingAll && chance(1, in: 3) { return }
+            let waiting = scheduler.waitingNodes
+            let index = below(waiting.count)
+            let alive = current.withLock { $0.values.contains { $0.name == waiting[index] && $0.isAlive } }
+            await scheduler.grant(at: index, proceed: alive)
+            if !proceedingAll && chance(1, in: 2) { return }
+        }
+    }
+
+    // MARK: the end
+
+    func checkEveryAcknowledgedWriteIsHeld() async throws {
+        let (map, _) = try await map()
+        for (tenant, id, group) in acknowledged.withLock({ $0 }) {
+            let holder = map.group(of: tenant)
+            guard let node = current.withLock({ $0[holder] }), let actor = node.registry.existingTenant(tenant) else {
+                throw MoveSimulationFailure(message: "acknowledged write \(id) of \(tenant) (in \(group)): \(holder) does not hold the tenant")
+            }
+            let caller = CallerIdentity(tenantID: tenant, personID: UUID16(high: 1, low: 1), scopes: [.recordsRead])
+            guard (try? await actor.get(id, caller: caller)) != nil else {
+                throw MoveSimulationFailure(message: "acknowledged write \(id) of \(tenant) (in \(group)) is lost: \(holder), which holds the tenant, lacks it")
+            }
+        }
+    }
+}

@@ -1,0 +1,174 @@
+import LearnStoreEngine
+import LearnStoreModel
+import LearnStoreProtocol
+import Logging
+import Synchronization
+
+/// Partition moves between two groups, deterministic from a seed, with the code the nodes run: the
+/// target's ``PartitionCopy`` (its etcd reads, export requests, acknowledgement waits and the
+/// completing transaction), the source's ``PartitionExporter``, ``PartitionWriteGate``, the tenants'
+/// adopt and release, and ``PartitionMover/releaseMovedAway(map:group:registry:)``, over the
+/// simulation's etcd, logs and connections. Each group is its primary: a log whose writes are
+/// acknowledged when the simulation commits them, and a map the node has last observed (nodes see a
+/// change late). Around the moves: clients write to either group (a node takes a tenant's write only
+/// when its map routes the tenant there, and its gate lets it through), a group's primary fails over
+/// (its uncommitted writes are lost, a new incarnation starts from the committed ones with a newer
+/// epoch, and a map its group observed at some point, maybe an old one), calls interleave one at a
+/// time in a random order.
+///
+/// Checked: no group acknowledges a write of a tenant whose partition etcd gives to the other group
+/// with no move in progress, and at the end (faults stopped, every move completed) every acknowledged
+/// write is in the group that holds its tenant.
+public struct MoveSimulation {
+    public struct Options: Sendable {
+        public var steps = 300
+        public var tenants = 6
+        public var partitions = 4
+        public init() {}
+    }
+
+    public struct Result: Sendable {
+        public var seed: UInt64
+        public var steps = 0
+        public var acknowledged = 0
+        public var movesStarted = 0
+        public var movesCompleted = 0
+        public var copiesFailed = 0
+        public var failovers = 0
+        public var releases = 0
+        public var failure: String?
+        public var trace: [String] = []
+        public init(seed: UInt64) { self.seed = seed }
+    }
+
+    let seed: UInt64
+    let options: Options
+
+    public init(seed: UInt64, options: Options = Options()) {
+        self.seed = seed
+        self.options = options
+    }
+
+    static let groups = ["ga", "gb"]
+    static let mapKey = ClusterConfiguration.partitionMapKey("simulated")
+
+    public func run() async -> Result {
+        var result = Result(seed: seed)
+        let world = MoveWorld(seed: seed, options: options)
+        do {
+            try await world.run(&result)
+        } catch let failure as MoveSimulationFailure {
+            result.failure = failure.message
+        } catch {
+            result.failure = "unexpected error: \(error)"
+        }
+        result.trace = world.trace.withLock { Array($0.suffix(120)) }
+        return result
+    }
+}
+
+struct MoveSimulationFailure: Error {
+    let message: String
+}
+
+/// A group's primary, one incarnation: when it fails over, a new one takes its place.
+final class MoveNode: Sendable {
+    let name: String
+    let group: String
+    let epoch: UInt64
+    /// Its replication address, as etcd's placement lists it.
+    let address: String
+    let log: MoveLog
+    let topology = TopologyBoard()
+    let registry: TenantRegistry
+    let alive = Atomic<Bool>(true)
+    let copying = Atomic<Bool>(false)
+    let releasedThrough = Mutex<UInt64>(0)
+
+    init(name: String, group: String, epoch: UInt64, log: MoveLog, map: PartitionMap, states: [String: TenantState], address: String) {
+        self.name = name
+        self.address = address
+        self.group = group
+        self.epoch = epoch
+        self.log = log
+        let gate = topology.writeGate
+        let clock = FixedClock()
+        registry = TenantRegistry { tenantID in
+            TenantActor(state: TenantState(tenantID: tenantID), log: log, clock: clock, executor: TenantExecutor { $0() }, writeGate: gate)
+        }
+        for (tenantID, state) in states {
+            registry.install(TenantActor(state: state, log: log, clock: clock, executor: TenantExecutor { $0() }, writeGate: gate))
+        }
+        topology.partition(by: map, group: group)
+        // As a node does: writes wait until it has read the map in its epoch.
+        topology.writeGate.follow { epoch }
+    }
+
+    var isAlive: Bool { alive.load(ordering: .relaxed) }
+    var standing: (role: NodeRole, epoch: UInt64) { (isAlive ? .primary : .fenced, epoch) }
+}
+
+/// The clock of the simulation's tenants: one instant, so records differ only by their ids.
+struct FixedClock: EngineClock {
+    func now() -> Timestamp { Timestamp(milliseconds: 1_700_000_000_000) }
+}
+
+/// A group's log: a write is acknowledged once the simulation commits through it; a stopped log
+/// (its node failed over) takes no more writes and commits nothing more.
+final class MoveLog: MutationLog {
+    struct State {
+        var entries: [(lsn: UInt64, entry: LogEntry)] = []
+        var nextLSN: UInt64 = 1
+        var committed: UInt64 = 0
+        var stopped = false
+    }
+
+    let state: Mutex<State>
+
+    init(_ initial: State = State()) { state = Mutex(initial) }
+
+    func append(_ entry: LogEntry) throws(LearnStoreError) -> UInt64 {
+        try state.withLock { (state: inout State) throws(LearnStoreError) -> UInt64 in
+            if state.stopped { throw LearnStoreError(.notPrimary, "the node failed over (simulated)") }
+            let lsn = state.nextLSN
+            state.nextLSN += 1
+            state.entries.append((lsn, entry))
+            return lsn
+        }
+    }
+
+    var committedLSN: UInt64 { state.withLock { $0.committed } }
+
+    /// Commits through `lsn` (at most the last written).
+    func commit(through lsn: UInt64) {
+        state.withLock { state in
+            guard !state.stopped else { return }
+            state.committed = max(state.committed, min(lsn, state.nextLSN - 1))
+        }
+    }
+}
+
+/// The export channel of the simulation: a request to the node that had `address`, taking a turn.
+struct MoveExportChannel: PartitionExportChannel {
+    let source: MoveNode
+    let caller: String
+    let scheduler: SimulatedScheduler
+    let exporter: PartitionExporter
+    let world: MoveWorld
+
+    func piece(_ request: PartitionExportRequest) async throws(LearnStoreError) -> PartitionExportPiece {
+        guard await scheduler.turn(caller), source.isAlive else { throw LearnStoreError(.connectionFailed, "the connection broke (simulated)") }
+        let piece = try await exporter.piece(request)
+        world.note("\(source.name) exported to \(caller) for move \(request.moveID): \(piece.end ? "the end" : "\(piece.tenant) at sequence \(piece.sequence), \(piece.mutationCount) mutations")")
+        return piece
+    }
+
+    func close() {}
+}
+
+struct Pending {
+    var node: MoveNode
+    var lsn: UInt64
+    var tenant: String
+    var id: RecordID
+}

@@ -1,0 +1,39 @@
+import LearnStoreTestSupport
+import Testing
+
+@testable import LearnStoreServer
+
+/// Partition moves' deterministic simulation (`learnstore simulate-moves` runs many more seeds).
+@Suite struct MoveSimulationTests {
+    static func run(_ seeds: [UInt64]) async -> [MoveSimulation.Result] {
+        await offTheCooperativePool {
+            var results: [MoveSimulation.Result] = []
+            for seed in seeds { results.append(await MoveSimulation(seed: seed).run()) }
+            return results
+        }
+    }
+
+    static func expectNoFailure(_ results: [MoveSimulation.Result], sourceLocation: SourceLocation = #_sourceLocation) {
+        for result in results {
+            #expect(result.failure == nil, "seed \(result.seed): \(result.failure ?? "")\n\(result.trace.joined(separator: "\n"))", sourceLocation: sourceLocation)
+        }
+    }
+
+    @Test func seedsLoseNoAcknowledgedWrite() async {
+        let results = await Self.run(Array(1...150))
+        Self.expectNoFailure(results)
+        func total(_ figure: (MoveSimulation.Result) -> Int) -> Int { results.map(figure).reduce(0, +) }
+        #expect(total(\.movesCompleted) > 100 && total(\.copiesFailed) > 100 && total(\.failovers) > 100 && total(\.releases) > 50,
+                "moves completed \(total(\.movesCompleted)), copies failed \(total(\.copiesFailed)), failovers \(total(\.failovers)), releases \(total(\.releases))")
+        #expect(total(\.acknowledged) > 2000)
+    }
+
+    /// Seeds that failed while moves were built: a source primary promoted with a map older than the
+    /// move took the partition's writes (1007, 1008, 1011: a new primary's writes now wait until it has
+    /// read the map in its epoch); a primary promoted with an old map released tenants that had moved
+    /// back to its group (1024); a copy of a move that had completed, by a target holding an old map,
+    /// emptied tenants its group served (1389: a copy now starts only while etcd has the move).
+    @Test func seedsThatOnceFailed() async {
+        Self.expectNoFailure(await Self.run([1007, 1008, 1011, 1014, 1024, 1265, 1389]))
+    }
+}
