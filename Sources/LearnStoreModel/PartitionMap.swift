@@ -126,6 +126,29 @@ public struct PartitionMap: Sendable, Equatable {
         return try PartitionMap(partitions: partitions, groups: groups, assignment: assignment, overrides: overrides, version: version + 1, moves: left)
     }
 
+    /// Moves that leave every group holding ⌊partitions ÷ groups⌋ or one more partitions, as few as
+    /// that takes: partitions leave the groups holding the most (their highest-numbered first) for the
+    /// groups holding the fewest. Partitions already moving count where they are going, and are not
+    /// moved again.
+    public func rebalancingMoves() -> [(partition: Int, to: String)] {
+        var held = Array(repeating: [Int](), count: groups.count)
+        for partition in 0..<partitions { held[moves[partition]?.to ?? assignment[partition]].append(partition) }
+        let floor = partitions / groups.count
+        let ceiling = floor + (partitions % groups.count == 0 ? 0 : 1)
+        var planned: [(partition: Int, to: String)] = []
+        while true {
+            // The group holding the most (the first such), and the one holding the fewest.
+            guard let most = held.indices.max(by: { held[$0].count < held[$1].count }),
+                let fewest = held.indices.min(by: { held[$0].count < held[$1].count }),
+                held[most].count > ceiling || held[fewest].count < floor
+            else { return planned }
+            guard let partition = held[most].filter({ moves[$0] == nil }).max() else { return planned }
+            held[most].removeAll { $0 == partition }
+            held[fewest].append(partition)
+            planned.append((partition, groups[fewest]))
+        }
+    }
+
     /// Whether this map can follow `earlier` (the one a node holds): the same partitions and overrides,
     /// the same groups first, and a higher version, or the very same map. A map written behind the
     /// tools' back fails this, and a node stops serving rather than serve a tenant in two groups.

@@ -19,6 +19,25 @@ extension ClusterCommand {
         throw LearnStoreError(.conflict, "the partition map '\(name)' kept changing under this command; run it again")
     }
 
+    /// Polls etcd's map until move `move` of `partition` is done; returns the seconds since `started`.
+    static func waitForMove(
+        endpoints: String, name: String, partition: Int, move: UInt64, to: String, from: String, started: ContinuousClock.Instant, within seconds: Int
+    ) async throws -> Double {
+        let etcd = try EtcdClient(endpoints: endpoints.split(separator: ",").map(String.init), group: MultiThreadedEventLoopGroup.singleton)
+        let deadline = started + .seconds(seconds)
+        while ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(100))
+            guard let stored = try? await etcd.get(ClusterConfiguration.partitionMapKey(name)), let current = try? PartitionMap.decode(stored.value) else { continue }
+            guard current.moves[partition]?.id != move else { continue }
+            guard current.holder(of: partition) == to else {
+                throw LearnStoreError(.conflict, "move \(move) of partition \(partition) was called off; it stays in group \(from)")
+            }
+            let elapsed = ContinuousClock.now - started
+            return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        }
+        throw LearnStoreError(.timeout, "move \(move) of partition \(partition) has not completed within \(seconds) s; it goes on (see the log of group \(to)'s primary), or call it off with cluster cancel-move")
+    }
+
     struct AddGroup: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "add-group",
@@ -68,22 +87,10 @@ extension ClusterCommand {
                                        ("move", .number(String(move.id))), ("state", .string("started"))]))
                     return
                 }
-                let etcd = try EtcdClient(endpoints: etcdEndpoints.split(separator: ",").map(String.init), group: MultiThreadedEventLoopGroup.singleton)
-                let deadline = started + .seconds(wait)
-                while ContinuousClock.now < deadline {
-                    try await Task.sleep(for: .milliseconds(100))
-                    guard let stored = try? await etcd.get(ClusterConfiguration.partitionMapKey(name)), let current = try? PartitionMap.decode(stored.value) else { continue }
-                    guard current.moves[partition]?.id != move.id else { continue }
-                    guard current.holder(of: partition) == to else {
-                        throw LearnStoreError(.conflict, "move \(move.id) of partition \(partition) was called off; it stays in group \(from)")
-                    }
-                    let elapsed = ContinuousClock.now - started
-                    printJSON(.object([("partition", .number(String(partition))), ("from", .string(from)), ("to", .string(to)),
-                                       ("move", .number(String(move.id))), ("state", .string("done")),
-                                       ("seconds", .number(String(Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)))]))
-                    return
-                }
-                throw LearnStoreError(.timeout, "move \(move.id) of partition \(partition) has not completed within \(wait) s; it goes on (see the log of group \(to)'s primary), or call it off with cluster cancel-move")
+                let seconds = try await ClusterCommand.waitForMove(endpoints: etcdEndpoints, name: name, partition: partition, move: move.id, to: to, from: from,
+                                                                   started: started, within: wait)
+                printJSON(.object([("partition", .number(String(partition))), ("from", .string(from)), ("to", .string(to)),
+                                   ("move", .number(String(move.id))), ("state", .string("done")), ("seconds", .number(String(seconds)))]))
             }
         }
     }
@@ -102,6 +109,50 @@ extension ClusterCommand {
                     try map.cancellingMove(of: partition)
                 }
                 printJSON(.object([("name", .string(name)), ("map", map.json)]))
+            }
+        }
+    }
+
+    struct Rebalance: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "rebalance",
+            abstract: "Move partitions until every group of the map holds as many as the others, within one.",
+            discussion: """
+                Plans the fewest moves that leave each group holding the number of partitions divided by the \
+                number of groups, or one more (partitions leave the groups holding the most, their \
+                highest-numbered first, for the groups holding the fewest), then runs them one at a time as \
+                `cluster move-partition --wait` does, printing a JSON line per move. Partitions count, not \
+                their tenants' sizes. With --dry-run it prints the plan only.
+                """)
+        @Option(name: .customLong("etcd-endpoints"), help: "etcd client URLs (http://host:port,...).") var etcdEndpoints: String
+        @Option(help: "The map's name.") var name: String
+        @Flag(name: .customLong("dry-run"), help: "Print the moves without starting them.") var dryRun = false
+        @Option(name: .customLong("wait-each"), help: "Seconds to wait for each move (1 ... 86400).") var waitEach = 120
+
+        func run() async throws {
+            try await runCLI {
+                guard (1...86_400).contains(waitEach) else { throw CLIError.usage("--wait-each takes 1 to 86400 seconds") }
+                let etcd = try EtcdClient(endpoints: etcdEndpoints.split(separator: ",").map(String.init), group: MultiThreadedEventLoopGroup.singleton)
+                guard let stored = try await etcd.get(ClusterConfiguration.partitionMapKey(name)) else {
+                    throw LearnStoreError(.notFound, "etcd holds no partition map '\(name)'")
+                }
+                let plan = try PartitionMap.decode(stored.value).rebalancingMoves()
+                if dryRun || plan.isEmpty {
+                    printJSON(.object([("moves", .array(plan.map { .object([("partition", .number(String($0.partition))), ("to", .string($0.to))]) }))]))
+                    return
+                }
+                for (partition, to) in plan {
+                    let started = ContinuousClock.now
+                    let map = try await ClusterCommand.changePartitionMap(endpoints: etcdEndpoints, name: name) { (map) throws(LearnStoreError) in
+                        try map.startingMove(of: partition, to: to)
+                    }
+                    guard let move = map.moves[partition] else { throw LearnStoreError(.internalError, "the started move is not in the map") }
+                    let from = map.holder(of: partition)
+                    let seconds = try await ClusterCommand.waitForMove(endpoints: etcdEndpoints, name: name, partition: partition, move: move.id, to: to, from: from,
+                                                                       started: started, within: waitEach)
+                    printJSON(.object([("partition", .number(String(partition))), ("from", .string(from)), ("to", .string(to)),
+                                       ("move", .number(String(move.id))), ("state", .string("done")), ("seconds", .number(String(seconds)))]))
+                }
             }
         }
     }

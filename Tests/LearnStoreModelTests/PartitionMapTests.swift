@@ -85,6 +85,27 @@ import Testing
         #expect(code { try grown.cancellingMove(of: 1) } == .conflict)
     }
 
+    @Test func rebalancingLeavesEveryGroupWithinOneOfTheOthersInTheFewestMoves() throws {
+        // Two groups holding 8 partitions, then a third added: it takes 2 (one from each), the
+        // highest-numbered of the groups holding the most.
+        let grown = try PartitionMap(partitions: 8, groups: ["a", "b"]).addingGroup("c")
+        let plan = grown.rebalancingMoves()
+        #expect(plan.map(\.partition) == [6, 7] && plan.allSatisfy { $0.to == "c" })
+        var map = grown
+        for (partition, to) in plan { map = try map.startingMove(of: partition, to: to).completingMove(of: partition, id: map.version + 1) }
+        #expect(map.rebalancingMoves().isEmpty)
+        let counts = map.groups.indices.map { group in map.assignment.filter { $0 == group }.count }
+        #expect(counts.max()! - counts.min()! <= 1 && counts.reduce(0, +) == 8)
+        // Balanced already: nothing to do; a move in progress counts where it goes.
+        #expect(try PartitionMap(partitions: 9, groups: ["a", "b", "c"]).rebalancingMoves().isEmpty)
+        let moving = try grown.startingMove(of: 0, to: "c")
+        #expect(moving.rebalancingMoves().count == 1 && moving.rebalancingMoves()[0].partition != 0)
+        // Everything in one group of four: three quarters leave it.
+        let lopsided = try PartitionMap(partitions: 12, groups: ["a", "b", "c", "d"], assignment: Array(repeating: 0, count: 12), overrides: [:])
+        let spread = lopsided.rebalancingMoves()
+        #expect(spread.count == 9 && Set(spread.map(\.to)) == ["b", "c", "d"])
+    }
+
     @Test func aMapWrittenOtherThanByTheToolsCannotFollow() throws {
         let map = try PartitionMap(partitions: 4, groups: ["a", "b"])
         let swapped = try PartitionMap(partitions: 4, groups: ["b", "a"])
