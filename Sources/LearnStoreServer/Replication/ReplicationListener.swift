@@ -135,6 +135,9 @@ final class ReplicationServerHandler: ChannelInboundHandler, @unchecked Sendable
     private var frames: FrameAccumulator
     private var handshakeTimeout: Scheduled<Void>?
     private var admitted = true
+    /// A PARTITION_EXPORT is being answered: one at a time per connection, so a peer holds at most one
+    /// piece (4 MiB) of this node's memory per connection.
+    private var exporting = false
 
     init(node: ReplicationNode, exporter: PartitionExporter?, walSource: @escaping @Sendable () -> (WriteAheadLog, DataDirectory, any FileSystem)?) {
         self.node = node
@@ -340,6 +343,11 @@ final class ReplicationServerHandler: ChannelInboundHandler, @unchecked Sendable
         guard let exporter else {
             return reject(LearnStoreError(.validation, "this node is not part of a partition map"), opcode: opcode, requestID: requestID, context: context, close: false)
         }
+        guard !exporting else {
+            return reject(LearnStoreError(.conflict, "one PARTITION_EXPORT at a time per connection: wait for the answer"), opcode: opcode, requestID: requestID,
+                          context: context, close: false)
+        }
+        exporting = true
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         let promise = context.eventLoop.makePromise(of: Result<PartitionExportPiece, LearnStoreError>.self)
         promise.completeWithTask {
@@ -347,6 +355,7 @@ final class ReplicationServerHandler: ChannelInboundHandler, @unchecked Sendable
         }
         promise.futureResult.whenSuccess { result in
             let (handler, context) = loopBound.value
+            handler.exporting = false
             switch result {
             case .success(let piece):
                 handler.reply(opcode: opcode, requestID, context: context) { ReplicationMessages.encode(piece, into: &$0) }
