@@ -56,6 +56,8 @@ public struct MoveTester: Sendable {
     public var partitions = 8
     public var fsync = "always"
     public var faults: [Fault] = [.none]
+    /// Records each tenant holds before the writers start (in batches of 1000): the size a move copies.
+    public var preload = 0
 
     public init(binary: String, workDirectory: String, etcdEndpoints: [String]) {
         self.binary = binary
@@ -128,6 +130,14 @@ public struct MoveTester: Sendable {
             _ = try await Self.retrying(for: .seconds(120)) {
                 try await client.run { (c) throws(LearnStoreError) in
                     try await c.performance.learningRecords.create(RecordBody(personID: UUID16.random(), title: "warm-\(tenant)", score: 1), idempotencyKey: "warm-\(tenant)")
+                }
+            }
+        }
+        for (tenant, client) in clients.enumerated() {
+            for batch in stride(from: 0, to: preload, by: 1000) {
+                let bodies = (batch..<min(preload, batch + 1000)).map { RecordBody(personID: UUID16.random(), title: "pre-\(tenant)-\($0)", score: 10) }
+                _ = try await client.run { (c) throws(LearnStoreError) in
+                    try await c.performance.learningRecords.createBatch(bodies, idempotencyKey: "pre-\(tenant)-\(batch)")
                 }
             }
         }

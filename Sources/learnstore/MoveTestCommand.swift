@@ -25,6 +25,7 @@ struct MoveTestCommand: AsyncParsableCommand {
     @Option(help: "Partitions of the map (2 ... 256).") var partitions = 8
     @Option(name: .customLong("nodes-per-group"), help: "Nodes of each group (1 ... 5).") var nodesPerGroup = 3
     @Option(name: .customLong("fault"), parsing: .upToNextOption, help: "Per cycle in turn: none, source (kill -9 the source group's primary during the copy), target (the target group's).") var fault: [MoveTester.Fault] = [.none]
+    @Option(help: "Records each tenant holds before the writes and moves start (0 ... 10000000): what a move copies.") var preload = 0
     @Option(help: "fsync policy of the nodes.") var fsync = "always"
     @Option(help: "The learnstore binary to test (default: this one).") var binary: String?
     @Option(name: .customLong("work-dir"), help: "Scratch directory: new or empty (default: a new one under /tmp). Removed on success if this command created it; otherwise only the files it wrote are.") var workDir: String?
@@ -51,6 +52,8 @@ struct MoveTestCommand: AsyncParsableCommand {
             tester.nodesPerGroup = nodesPerGroup
             tester.faults = fault
             tester.fsync = fsync
+            guard (0...10_000_000).contains(preload) else { throw CLIError.usage("--preload takes 0 to 10000000 records per tenant") }
+            tester.preload = preload
             let report = try await tester.run { report in
                 FileHandle.standardError.write(Data("\r\(report)".utf8))
             }
