@@ -2,6 +2,7 @@ import LearnStoreEngine
 import LearnStoreModel
 import LearnStorePersistence
 import LearnStoreProtocol
+import Synchronization
 
 /// Answers PARTITION_EXPORT on the primary of the group a partition leaves (docs/CLUSTER.md, "Moving a
 /// partition"; docs/PROTOCOL.md, E.8): one piece of one of the partition's tenants per request, as
@@ -20,6 +21,31 @@ struct PartitionExporter: Sendable {
     /// A piece stays well under a replicated WAL record's limit (8 MiB) once the asking node logs it.
     static let maximumPieceBytes = 4 << 20
     static let maximumPieceItems = 2000
+    /// The partition's tenants in id order, for the move being served: listed once per move rather
+    /// than sorting every tenant of the node for each of the partition's tenants.
+    let tenantsOfMove = TenantsOfMove()
+
+    final class TenantsOfMove: Sendable {
+        private let listed = Mutex<(move: UInt64, partition: Int, tenants: [String])?>(nil)
+
+        /// The first tenant of `partition` after `tenant` (listing them again at a move's first request).
+        func next(after tenant: String, move: UInt64, partition: Int, map: PartitionMap, registry: TenantRegistry) -> String? {
+            let tenants = listed.withLock { listed -> [String] in
+                if tenant.isEmpty || listed?.move != move || listed?.partition != partition {
+                    listed = (move, partition, registry.tenantIDs.filter { map.partition(of: $0) == partition })
+                }
+                return listed!.tenants
+            }
+            // The first index whose id sorts after `tenant`.
+            var low = 0
+            var high = tenants.count
+            while low < high {
+                let middle = (low + high) / 2
+                if tenants[middle] <= tenant { low = middle + 1 } else { high = middle }
+            }
+            return low < tenants.count ? tenants[low] : nil
+        }
+    }
 
     func piece(_ request: PartitionExportRequest) async throws(LearnStoreError) -> PartitionExportPiece {
         let (role, epoch) = standing()
@@ -46,7 +72,7 @@ struct PartitionExporter: Sendable {
         }
         while true {
             if mode == .nextTenant {
-                guard let next = registry.tenantIDs.first(where: { $0 > tenantID && map.partition(of: $0) == partition }) else {
+                guard let next = tenantsOfMove.next(after: tenantID, move: request.moveID, partition: partition, map: map, registry: registry) else {
                     return PartitionExportPiece(end: true)
                 }
                 tenantID = next
