@@ -134,11 +134,14 @@ public final class LearnStoreApplication: Sendable {
             }
             self.persistence = persistenceService
             let currentWAL: @Sendable () -> WriteAheadLog? = { persistenceService?.controller?.wal }
+            let moveMetrics = partitioned ? PartitionMoveMetrics(factory: factory) : nil
             let exporter = partitioned ? replication.map { node in
-                PartitionExporter(registry: registry, topology: topology, standing: { (node.role, node.epoch) }) { lsn throws(LearnStoreError) in
+                var exporter = PartitionExporter(registry: registry, topology: topology, standing: { (node.role, node.epoch) }) { lsn throws(LearnStoreError) in
                     guard let wal = currentWAL() else { throw LearnStoreError(.loading, "the node is recovering its data") }
                     return try await offload { () throws(LearnStoreError) in wal.waitUntilCommitted(lsn) }
                 }
+                exporter.piecesExported = moveMetrics?.piecesExported
+                return exporter
             } : nil
             replicationListener = replication.map { node in
                 ReplicationListener(node: node, group: group, exporter: exporter) {
@@ -148,7 +151,8 @@ public final class LearnStoreApplication: Sendable {
             }
             if let thread = moverThread, let node = replication, let cluster = node.configuration.cluster {
                 partitionMover = try PartitionMover(
-                    configuration: cluster, node: node, topology: topology, registry: registry, thread: thread, logger: logger, wal: currentWAL)
+                    configuration: cluster, node: node, topology: topology, registry: registry, thread: thread, logger: logger, metrics: moveMetrics,
+                    wal: currentWAL)
             } else {
                 partitionMover = nil
             }

@@ -41,9 +41,11 @@ import Testing
         let a = try await TestServer.start(
             configure: PartitionedClusterTests.node("a0", group: "ga", port: try FailoverTester.freePort(), etcd: endpoints, mapName: "move-map"),
             persistence: .forTests(directories[0].path))
-        let b = try await TestServer.start(
-            configure: PartitionedClusterTests.node("b0", group: "gb", port: try FailoverTester.freePort(), etcd: endpoints, mapName: "move-map"),
-            persistence: .forTests(directories[1].path))
+        let gbNode = PartitionedClusterTests.node("b0", group: "gb", port: try FailoverTester.freePort(), etcd: endpoints, mapName: "move-map")
+        let b = try await TestServer.start(configure: { configuration in
+            gbNode(&configuration)
+            configuration.metricsPort = 0
+        }, persistence: .forTests(directories[1].path))
         let (moving, staying, partition) = Self.tenants()
 
         // The moving tenants: more records than one export piece holds, a deleted one, an idempotency key.
@@ -119,6 +121,11 @@ import Testing
             if case .records(_, let records) = part { return count + records.count } else { return count }
         }
         #expect(copied == 3001)
+        // gb's metrics show the move and its pieces.
+        let scrape = try await Scrape.get(port: try #require(b.metricsPort))
+        #expect(scrape["learnstore_partition_moves_completed_total"] == 1 && (scrape["learnstore_partition_move_pieces_copied_total"] ?? 0) >= 4)
+        #expect((scrape["learnstore_partition_map_version"] ?? 0) >= 3)
+
         // And ga holds nothing of the moved tenants any more.
         let released = await eventually(within: 30) {
             for tenant in moving { if await a.application.context.registry.existingTenant(tenant)?.state.isEmpty != true { return false } }

@@ -1,6 +1,7 @@
 import LearnStoreEngine
 import LearnStoreModel
 import LearnStorePersistence
+import CoreMetrics
 import LearnStoreProtocol
 import Synchronization
 
@@ -17,6 +18,8 @@ struct PartitionExporter: Sendable {
     let standing: @Sendable () -> (role: NodeRole, epoch: UInt64)
     /// Waits until the write at an LSN is acknowledged in this group (false: it will not be).
     let acknowledged: @Sendable (UInt64) async throws(LearnStoreError) -> Bool
+    /// Counts the pieces answered (the metrics endpoint), when there is one.
+    var piecesExported: Counter?
 
     /// A piece stays well under a replicated WAL record's limit (8 MiB) once the asking node logs it.
     static let maximumPieceBytes = 4 << 20

@@ -27,11 +27,13 @@ public final class PartitionMover: Service, Sendable {
     /// Where its work and its timers run: a thread of its own, not Swift's shared pool, where work
     /// queued by others would hold a move (and the release after it) for seconds.
     let thread: ControlPlaneThread
+    let metrics: PartitionMoveMetrics?
 
     init(
         configuration: ClusterConfiguration, node: ReplicationNode, topology: TopologyBoard, registry: TenantRegistry, thread: ControlPlaneThread,
-        logger: Logger, wal: @escaping @Sendable () -> WriteAheadLog?
+        logger: Logger, metrics: PartitionMoveMetrics? = nil, wal: @escaping @Sendable () -> WriteAheadLog?
     ) throws(LearnStoreError) {
+        self.metrics = metrics
         self.configuration = configuration
         self.node = node
         self.topology = topology
@@ -80,6 +82,7 @@ public final class PartitionMover: Service, Sendable {
         var lastFailure: String?
         var releasedThrough: UInt64 = 0
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            if let version = topology.partitioning?.map.version { metrics?.mapVersion.record(Int64(clamping: version)) }
             if let version = releaseDue(after: releasedThrough) {
                 do throws(LearnStoreError) {
                     try await releaseMovedAway()
@@ -91,8 +94,10 @@ public final class PartitionMover: Service, Sendable {
             } else if let (partition, move, map) = nextMove() {
                 do throws(LearnStoreError) {
                     try await adopt(partition, move, map)
+                    metrics?.movesCompleted.increment()
                     lastFailure = nil
                 } catch {
+                    metrics?.copiesFailed.increment()
                     if error.message != lastFailure {
                         logger.warning("partition move: copy failed; trying again", metadata: ["partition": "\(partition)", "move": "\(move.id)", "error": "\(error.message)"])
                     }
@@ -126,6 +131,7 @@ public final class PartitionMover: Service, Sendable {
         guard let (map, group) = topology.partitioning else { return }
         let (released, lastLSN) = try await Self.releaseMovedAway(map: map, group: group, registry: registry)
         guard released > 0 else { return }
+        metrics?.tenantsReleased.increment(by: released)
         if let wal = wal() {
             let last = lastLSN
             _ = try await offload { () throws(LearnStoreError) in wal.waitUntilCommitted(last) }
@@ -154,6 +160,7 @@ public final class PartitionMover: Service, Sendable {
     func adopt(_ partition: Int, _ move: PartitionMove, _ map: PartitionMap) async throws(LearnStoreError) {
         let started = ContinuousClock.now
         let copied = try await copier.run(partition, move, map)
+        metrics?.piecesCopied.increment(by: copied.pieces)
         let elapsed = ContinuousClock.now - started
         logger.notice("partition move: done", metadata: [
             "partition": "\(partition)", "move": "\(move.id)", "from": "\(map.holder(of: partition))", "tenants": "\(copied.tenants)", "pieces": "\(copied.pieces)",

@@ -358,6 +358,7 @@ final class ReplicationServerHandler: ChannelInboundHandler, @unchecked Sendable
             handler.exporting = false
             switch result {
             case .success(let piece):
+                exporter.piecesExported?.increment()
                 handler.reply(opcode: opcode, requestID, context: context) { ReplicationMessages.encode(piece, into: &$0) }
             case .failure(let error):
                 handler.reject(error, opcode: opcode, requestID: requestID, context: context, close: false)
