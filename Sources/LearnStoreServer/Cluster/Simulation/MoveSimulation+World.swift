@@ -2,7 +2,6 @@ import LearnStoreEngine
 import LearnStoreModel
 import LearnStoreProtocol
 import Logging
-import Foundation
 import Synchronization
 
 /// The two groups, etcd and the clients of one ``MoveSimulation`` run.
@@ -35,11 +34,7 @@ final class MoveWorld: Sendable {
         tenants = (0..<options.tenants).map { "t\($0)" }
     }
 
-    func note(_ line: String) {
-        trace.withLock { $0.append(line) }
-        if debugging { print("[move-sim] \(line)") }
-    }
-    let debugging = ProcessInfo.processInfo.environment["LEARNSTORE_MOVE_SIMULATION_TRACE"] != nil
+    func note(_ line: String) { trace.withLock { $0.append(line) } }
     func below(_ bound: Int) -> Int { random.withLock { $0.next(below: bound) } }
     func chance(_ numerator: Int, in denominator: Int) -> Bool { random.withLock { $0.chance(numerator, in: denominator) } }
 
@@ -85,9 +80,7 @@ final class MoveWorld: Sendable {
 
     func step(_ index: Int, _ result: inout MoveSimulation.Result, _ tasks: inout TaskGroup<Void>) async throws {
         await startCopies(&tasks)
-        let choice = below(100)
-        if debugging { note("step \(index): \(choice), waiting \(scheduler.waitingNodes)") }
-        switch choice {
+        switch below(100) {
         case 0..<30: await write(index)
         case 30..<45: try await commit(MoveSimulation.groups[below(2)], fully: false)
         case 45..<55: try await observe(MoveSimulation.groups[below(2)])
