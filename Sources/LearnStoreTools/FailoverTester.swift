@@ -386,15 +386,22 @@ public struct FailoverTester: Sendable {
     /// Polls until a node that is not a member is registered in etcd (a spare that can join).
     func waitForSpare(_ cluster: ClusterConfiguration, timeout: Duration = .seconds(60)) async throws {
         let deadline = ContinuousClock.now + timeout
+        var lastSeen = "etcd not read"
         while ContinuousClock.now < deadline {
-            if let view = try? await ClusterView.read(cluster, group: MultiThreadedEventLoopGroup.singleton), let placement = view.placement,
-                view.nodes.contains(where: { placement.members[$0.id] == nil && !placement.removed.contains($0.id) })
-            {
-                return
+            do throws(LearnStoreError) {
+                let view = try await ClusterView.read(cluster, group: MultiThreadedEventLoopGroup.singleton)
+                if let placement = view.placement, view.nodes.contains(where: { placement.members[$0.id] == nil && !placement.removed.contains($0.id) }) {
+                    return
+                }
+                lastSeen = "registered \(view.nodes.map(\.id).sorted()), members \(view.placement.map { $0.members.keys.sorted() } ?? []), "
+                    + "removed \(view.placement.map { $0.removed.sorted() } ?? []), leaving \(view.placement.map { $0.leaving.sorted() } ?? [])"
+            } catch {
+                lastSeen = "etcd: \(error.message)"
             }
             try await Task.sleep(for: .milliseconds(20))
         }
-        throw LearnStoreError(.timeout, "no spare registered in etcd within \(timeout)")
+        // What etcd showed last, and where the nodes' logs are, to tell a slow start from a spare made a member.
+        throw LearnStoreError(.timeout, "no spare registered in etcd within \(timeout) (last seen: \(lastSeen); logs in \(workDirectory))")
     }
 
     /// Polls until etcd's placement no longer lists node `victim` and holds three members again.
