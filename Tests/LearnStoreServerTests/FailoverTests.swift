@@ -1,4 +1,5 @@
 import Foundation
+import LearnStoreModel
 import LearnStoreTools
 import LearnStoreTestSupport
 import Testing
@@ -85,6 +86,12 @@ import Testing
         tester.faults = faults
         tester.pauseMilliseconds = pauseMilliseconds
         tester.spares = spares
-        return try await tester.run()
+        do {
+            return try await tester.run()
+        } catch {
+            // The nodes' and etcd's logs say why: keep them for whoever reads the failure.
+            scratch.keepsContents = true
+            throw LearnStoreError(.internalError, "\(error) (logs kept in \(scratch.path))")
+        }
     }
 }

@@ -10,5 +10,8 @@ public final class TemporaryDirectory {
         try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     }
 
-    deinit { try? FileManager.default.removeItem(atPath: path) }
+    /// Set when a test fails with files worth reading (a node's logs): the directory then stays.
+    public var keepsContents = false
+
+    deinit { if !keepsContents { try? FileManager.default.removeItem(atPath: path) } }
 }
