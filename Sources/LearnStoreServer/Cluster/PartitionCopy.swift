@@ -36,7 +36,16 @@ struct PartitionCopy: Sendable {
     /// How often a source that has not read the move yet is asked again, 20 ms apart.
     static let notSeenYetAttempts = 500
 
-    func run(_ partition: Int, _ move: PartitionMove, _ map: PartitionMap) async throws(LearnStoreError) -> (tenants: Int, pieces: Int) {
+    /// What one attempt did: tenants and pieces copied, and how long the copy and then its
+    /// acknowledgement in this group took.
+    struct Copied: Sendable {
+        var tenants = 0
+        var pieces = 0
+        var copying: Duration = .zero
+        var acknowledging: Duration = .zero
+    }
+
+    func run(_ partition: Int, _ move: PartitionMove, _ map: PartitionMap) async throws(LearnStoreError) -> Copied {
         let source = map.holder(of: partition)
         let sourcePlacementKey = ClusterConfiguration.prefix(ofGroup: source) + "placement"
         let ownPlacementKey = ClusterConfiguration.prefix(ofGroup: group) + "placement"
@@ -58,14 +67,17 @@ struct PartitionCopy: Sendable {
         logger.notice("partition move: copying", metadata: [
             "partition": "\(partition)", "move": "\(move.id)", "from": "\(source)", "source_primary": "\(sourcePlacement.primary)",
         ])
+        let copyStarted = ContinuousClock.now
         let copied = try await copy(partition, move, from: sourceAddress, epoch: sourcePlacement.epoch, map: map)
+        let copyEnded = ContinuousClock.now
         if copied.lastLSN > 0 {
             guard try await acknowledged(copied.lastLSN) else {
                 throw LearnStoreError(.storageUnavailable, "the copy (through LSN \(copied.lastLSN)) was not acknowledged in this group")
             }
         }
+        let report = Copied(tenants: copied.tenants, pieces: copied.pieces, copying: copyEnded - copyStarted, acknowledging: ContinuousClock.now - copyEnded)
         try await complete(partition, move, guards: [.modRevision(sourcePlacementKey, sourceKV.modRevision), .modRevision(ownPlacementKey, ownKV.modRevision)])
-        return (copied.tenants, copied.pieces)
+        return report
     }
 
     /// Copies every tenant of the partition from the source's primary into this node's log.

@@ -161,10 +161,11 @@ public final class PartitionMover: Service, Sendable {
         let started = ContinuousClock.now
         let copied = try await copier.run(partition, move, map)
         metrics?.piecesCopied.increment(by: copied.pieces)
-        let elapsed = ContinuousClock.now - started
+        func milliseconds(_ duration: Duration) -> Int64 { duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000 }
         logger.notice("partition move: done", metadata: [
             "partition": "\(partition)", "move": "\(move.id)", "from": "\(map.holder(of: partition))", "tenants": "\(copied.tenants)", "pieces": "\(copied.pieces)",
-            "milliseconds": "\(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)",
+            "milliseconds": "\(milliseconds(ContinuousClock.now - started))", "copying_ms": "\(milliseconds(copied.copying))",
+            "acknowledging_ms": "\(milliseconds(copied.acknowledging))",
         ])
     }
 }
