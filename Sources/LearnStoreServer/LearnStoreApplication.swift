@@ -113,8 +113,10 @@ public final class LearnStoreApplication: Sendable {
             self.replication = replication
             if let replication, partitioned {
                 // The map read at start counts for the epoch the node starts in.
-                topology.writeGate.follow { replication.epoch }
-                topology.writeGate.mapRead(duringEpoch: replication.epoch)
+                let gate = topology.writeGate
+                gate.follow(startingEpoch: replication.epoch)
+                gate.mapRead(duringEpoch: replication.epoch)
+                replication.primaryEpochObserver.withLock { $0 = { epoch in gate.becamePrimary(epoch: epoch) } }
             }
             if let replication {
                 info.attach(replication: replication)

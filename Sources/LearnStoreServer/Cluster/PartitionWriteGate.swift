@@ -15,8 +15,10 @@ public final class PartitionWriteGate: TenantWriteGate {
     }
 
     private let state = Mutex<State?>(nil)
-    /// This node's epoch now; nil: writes do not wait for a read of the map.
-    private let epoch = Mutex<(@Sendable () -> UInt64)?>(nil)
+    /// Whether writes wait for a read of the map in the node's primary epoch, and that epoch: set at
+    /// start and by each promotion before the node takes a write in it (an atomic: every write reads it).
+    private let waitsForRead = Atomic<Bool>(false)
+    private let primaryEpoch = Atomic<UInt64>(0)
 
     public init() {}
 
@@ -31,11 +33,22 @@ public final class PartitionWriteGate: TenantWriteGate {
         }
     }
 
-    /// Writes wait, in each epoch of this node, until it has read the map during that epoch: a node
-    /// promoted with a map older than a move's completion would otherwise take writes of a partition
-    /// another group holds.
-    func follow(epoch current: @escaping @Sendable () -> UInt64) {
-        epoch.withLock { $0 = current }
+    /// Writes wait, in each epoch this node is the primary of (from `epoch` at start, then each
+    /// promotion's), until it has read the map during that epoch: a node promoted with a map older
+    /// than a move's completion would otherwise take writes of a partition another group holds.
+    func follow(startingEpoch epoch: UInt64) {
+        primaryEpoch.store(epoch, ordering: .releasing)
+        waitsForRead.store(true, ordering: .releasing)
+    }
+
+    /// A promotion made this node the primary of `epoch`.
+    func becamePrimary(epoch: UInt64) {
+        primaryEpoch.store(epoch, ordering: .releasing)
+    }
+
+    /// The epoch writes must have read the map in; nil when they do not wait.
+    private var requiredEpoch: UInt64? {
+        waitsForRead.load(ordering: .acquiring) ? primaryEpoch.load(ordering: .acquiring) : nil
     }
 
     /// The map was read from etcd by a read that began during `epoch`.
@@ -47,12 +60,12 @@ public final class PartitionWriteGate: TenantWriteGate {
 
     /// Whether the map held was read in this node's current epoch (always, when writes do not wait).
     var mapIsCurrent: Bool {
-        let current = epoch.withLock { $0 }?()
+        let current = requiredEpoch
         return state.withLock { state in state != nil && (current.map { state!.readInEpoch >= $0 } ?? true) }
     }
 
     public func refusal(tenantID: String) -> LearnStoreError? {
-        let current = epoch.withLock { $0 }?()
+        let current = requiredEpoch
         return state.withLock { state -> LearnStoreError? in
             guard let state else { return nil }
             if let current, state.readInEpoch < current {

@@ -96,6 +96,8 @@ public final class ReplicationNode: Sendable {
     /// Told when this node becomes the primary of a new epoch: its control-plane agent reads the
     /// members at once (the node counts no replica until it has).
     let promotionObserver = Mutex<(@Sendable () -> Void)?>(nil)
+    /// Told the epoch a promotion makes this node the primary of, before it takes a client write in it.
+    let primaryEpochObserver = Mutex<(@Sendable (UInt64) -> Void)?>(nil)
 
     func setFollowAddresses(_ addresses: [String]) {
         followAddresses.withLock { $0 = addresses }
@@ -487,6 +489,7 @@ public final class ReplicationNode: Sendable {
             state.replicaSet = ReplicaSetState(configuration: configuration.replicaSet, localDurableLSN: wal.locallyDurableLSN, eligible: state.members.nodeIDs)
             return PromoteReply(epoch: epoch, firstLSN: first)
         }
+        primaryEpochObserver.withLock { $0 }?(reply.epoch)
         becomePrimaryGate(wal)
         wal.resumeAcknowledging()
         wal.clientWriteRefusal = nil

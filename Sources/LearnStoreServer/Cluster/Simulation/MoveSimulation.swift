@@ -101,7 +101,7 @@ final class MoveNode: Sendable {
         }
         topology.partition(by: map, group: group)
         // As a node does: writes wait until it has read the map in its epoch.
-        topology.writeGate.follow { epoch }
+        topology.writeGate.follow(startingEpoch: epoch)
     }
 
     var isAlive: Bool { alive.load(ordering: .relaxed) }
