@@ -138,10 +138,8 @@ public final class LearnStoreApplication: Sendable {
             let currentWAL: @Sendable () -> WriteAheadLog? = { persistenceService?.controller?.wal }
             let moveMetrics = partitioned ? PartitionMoveMetrics(factory: factory) : nil
             let exporter = partitioned ? replication.map { node in
-                var exporter = PartitionExporter(registry: registry, topology: topology, standing: { (node.role, node.epoch) }) { lsn throws(LearnStoreError) in
-                    guard let wal = currentWAL() else { throw LearnStoreError(.loading, "the node is recovering its data") }
-                    return try await offload { () throws(LearnStoreError) in wal.waitUntilCommitted(lsn) }
-                }
+                var exporter = PartitionExporter(
+                    registry: registry, topology: topology, standing: { (node.role, node.epoch) }, acknowledged: PartitionMover.acknowledgement(in: currentWAL))
                 exporter.piecesExported = moveMetrics?.piecesExported
                 return exporter
             } : nil

@@ -54,12 +54,17 @@ public final class PartitionMover: Service, Sendable {
                 NodeExportChannel(connection: try await NodeConnection.open(address, credential: node.credential, nodeID: node.nodeID, group: thread.group))
             },
             registry: registry,
-            acknowledged: { lsn throws(LearnStoreError) in
-                guard let wal = wal() else { throw LearnStoreError(.loading, "the node is recovering its data") }
-                return try await offload { () throws(LearnStoreError) in wal.waitUntilCommitted(lsn) }
-            },
+            acknowledged: Self.acknowledgement(in: wal),
             pause: { [self] duration in await self.pause(duration) }, logger: logger,
             completed: { map in topology.partition(by: map, group: group) })
+    }
+
+    /// Waits, off the event loops, until this node's log has acknowledged a write (false: it will not).
+    static func acknowledgement(in wal: @escaping @Sendable () -> WriteAheadLog?) -> @Sendable (UInt64) async throws(LearnStoreError) -> Bool {
+        { lsn throws(LearnStoreError) in
+            guard let wal = wal() else { throw LearnStoreError(.loading, "the node is recovering its data") }
+            return try await offload { () throws(LearnStoreError) in wal.waitUntilCommitted(lsn) }
+        }
     }
 
     /// Waits on the mover's own thread.
