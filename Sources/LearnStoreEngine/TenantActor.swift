@@ -48,6 +48,8 @@ public actor TenantActor {
     /// the scheduler's catch-up during writes passes over the other tenants without entering each.
     public nonisolated var outgrewLazyIndexing: Bool { outgrew.load(ordering: .relaxed) }
     private nonisolated let outgrew = Atomic<Bool>(false)
+    /// What the writes touched since a partition move began copying this tenant (nil: no copy under way).
+    @exclusivity(unchecked) public private(set) var changesSinceCopy: TenantChangeSet?
     /// Set while the tenant is being replaced (restore); data requests get LOADING.
     @exclusivity(unchecked) public private(set) var isLoading = false
 
@@ -111,6 +113,7 @@ public actor TenantActor {
         }
         pending.append((lsn, undo))
         lastWriteLSN = lsn
+        changesSinceCopy?.note(write.mutations)
         tap(entry, lsn: lsn)
         noteSize()
         var result = write
@@ -121,7 +124,7 @@ public actor TenantActor {
     /// Applies a write its primary logged at `lsn` (`sealed`: the record as the primary's log holds
     /// it) and queues it in this node's log at the same LSN. A replica's tenants change only this way.
     public func applyReplicated(_ entry: LogEntry, lsn: UInt64, sealed: [UInt8]) throws(LearnStoreError) {
-        guard entry.sequence == state.sequence + 1 || (entry.mutations.resetsTenant && entry.sequence > state.sequence) else {
+        guard entry.sequence == state.sequence + 1 || (entry.mutations.continuesAnotherGroupsSequence && entry.sequence > state.sequence) else {
             throw LearnStoreError(
                 .internalError,
                 "tenant \(tenantID): the replicated write at LSN \(lsn) has sequence \(entry.sequence), but the replica holds sequence \(state.sequence)")
@@ -287,6 +290,8 @@ public actor TenantActor {
             pending.removeLast()
             undone += 1
         }
+        // A copy may have read what is taken back, and no mutation says what it was before.
+        if undone > 0 { changesSinceCopy?.loseTrack() }
         // The failed LSNs hold nothing of this tenant: a snapshot taken now covers them too.
         lastWriteLSN = max(pending.last?.lsn ?? 0, lsns.upperBound)
         log.rollbackDone(tenant: tenantID)
@@ -310,17 +315,40 @@ public actor TenantActor {
 
     // MARK: whole-tenant operations
 
+    /// Where a piece a partition move copies into this node falls in the tenant's copy.
+    public enum AdoptedPiece: Sendable {
+        /// The first piece of the whole tenant: it empties the tenant first.
+        case firstOfCopy
+        /// The first piece of what changed since the copy began (``TenantChangeSet``): it goes on top.
+        case firstOfChanges
+        case later
+    }
+
     /// Logs one piece of this tenant as another group's node exported it for a partition move
-    /// (``TenantState/exportPiece(from:maximumItems:)``). The first piece empties the tenant first and
-    /// continues the sequence it had there (`sourceSequence`), or this node's if that is higher: a
-    /// tenant's sequence never goes back on a node. Client writes stay refused meanwhile (the
-    /// partition is not this group's yet); this path passes the write gate. Nil when the piece changes
-    /// nothing (an empty piece after the first): no write is logged.
-    public func adopt(_ piece: [TenantMutation], first: Bool, sourceSequence: UInt64) throws(LearnStoreError) -> (sequence: UInt64, lsn: UInt64)? {
+    /// (``TenantState/exportPiece(from:maximumItems:changes:)``). A first piece continues the sequence
+    /// the tenant had there (`sourceSequence`), or this node's if that is higher: a tenant's sequence
+    /// never goes back on a node. Client writes stay refused meanwhile (the partition is not this
+    /// group's yet); this path passes the write gate. Nil when the piece changes nothing (an empty
+    /// later piece, or empty changes of a tenant whose sequence did not move): no write is logged.
+    public func adopt(_ piece: [TenantMutation], as position: AdoptedPiece, sourceSequence: UInt64) throws(LearnStoreError)
+        -> (sequence: UInt64, lsn: UInt64)?
+    {
         try checkReady()
-        guard first || !piece.isEmpty else { return nil }
-        let mutations = first ? [.resetTenant] + piece : piece
-        let sequence = (first ? max(sourceSequence, state.sequence) : state.sequence) + 1
+        let mutations: [TenantMutation]
+        let sequence: UInt64
+        switch position {
+        case .firstOfCopy:
+            mutations = [.resetTenant] + piece
+            sequence = max(sourceSequence, state.sequence) + 1
+        case .firstOfChanges:
+            guard !piece.isEmpty || sourceSequence > state.sequence else { return nil }
+            mutations = [.continueTenant] + piece
+            sequence = max(sourceSequence, state.sequence) + 1
+        case .later:
+            guard !piece.isEmpty else { return nil }
+            mutations = piece
+            sequence = state.sequence + 1
+        }
         let undo = state.apply(mutations, sequence: sequence)
         let write = try commit(TenantWrite(result: (), mutations: mutations, sequence: sequence, undo: undo), gated: false)
         return (sequence, write.lsn)
@@ -330,16 +358,35 @@ public actor TenantActor {
     /// group (``TenantMutation/releaseTenant``). Nil when there was nothing to release.
     public func release() throws(LearnStoreError) -> UInt64? {
         try checkReady()
+        changesSinceCopy = nil
         guard state.sequence > 0, !state.isEmpty else { return nil }
         let sequence = state.sequence + 1
         let undo = state.apply([.releaseTenant], sequence: sequence)
         return try commit(TenantWrite(result: (), mutations: [.releaseTenant], sequence: sequence, undo: undo), gated: false).lsn
     }
 
-    /// A piece of this tenant for a partition move (``TenantState/exportPiece(from:maximumItems:)``).
-    public func exportPiece(from cursor: TenantExportCursor, maximumItems: Int) -> (mutations: [TenantMutation], next: TenantExportCursor?) {
-        state.exportPiece(from: cursor, maximumItems: maximumItems)
+    /// A piece of this tenant for a partition move (``TenantState/exportPiece(from:maximumItems:changes:)``).
+    /// A first piece with a `tracking` token starts tracking what later writes touch, for that copy
+    /// (replacing any earlier copy's tracking), in the same step as it reads the piece.
+    public func exportPiece(from cursor: TenantExportCursor, maximumItems: Int, tracking token: UInt64? = nil)
+        -> (mutations: [TenantMutation], next: TenantExportCursor?)
+    {
+        if let token, cursor == .start { changesSinceCopy = TenantChangeSet(token: token, layoutRevision: state.layoutRevision) }
+        return state.exportPiece(from: cursor, maximumItems: maximumItems)
     }
+
+    /// A piece of what changed since the copy `token` began (``TenantChangeSet``), once the tenant
+    /// takes no client writes; nil when that copy's changes are not known exactly here (not tracked
+    /// for it, or ``TenantChangeSet/needsWholeCopy(of:)``): the whole tenant must be copied instead.
+    public func exportChanges(from cursor: TenantExportCursor, maximumItems: Int, token: UInt64)
+        -> (mutations: [TenantMutation], next: TenantExportCursor?)?
+    {
+        guard let changes = changesSinceCopy, changes.token == token, !changes.needsWholeCopy(of: state) else { return nil }
+        return state.exportPiece(from: cursor, maximumItems: maximumItems, changes: changes)
+    }
+
+    /// Stops tracking changes for a copy (it ended, or the tenant left).
+    public func stopTrackingChanges() { changesSinceCopy = nil }
 
     /// An O(pages) capture for a snapshot, the LSN of the newest write it contains, and the LSNs of
     /// the writes in it not yet known durable: the snapshot may only be written once they are
@@ -351,6 +398,7 @@ public actor TenantActor {
 
     /// Replaces the tenant's state wholesale (snapshot restore into a running server).
     public func replace(with newState: TenantState, lsn: UInt64) {
+        changesSinceCopy?.loseTrack()
         state = newState
         pending.removeAll()
         lastWriteLSN = max(lastWriteLSN, lsn)

@@ -26,13 +26,21 @@ public enum TenantMutation: Sendable, Hashable {
     /// in the group it left). The change feed ends a subscription here: the tenant's later changes
     /// are in the other group.
     case releaseTenant
+    /// Changes nothing itself: it starts the write of what changed in a tenant, in the group it comes
+    /// from, since a partition move began copying it there while it still took writes (the move's
+    /// fenced part). Such a write may take a sequence above the next one: the tenant continues the
+    /// sequence it reached there.
+    case continueTenant
 }
 
 extension [TenantMutation] {
-    /// Whether the write starts by emptying the tenant, and so may skip sequence numbers.
-    public var resetsTenant: Bool {
-        if case .resetTenant = first { return true }
-        return false
+    /// Whether the write may skip sequence numbers: it starts a tenant adopted from another group
+    /// (a reset), or the changes copied after it (a continue).
+    public var continuesAnotherGroupsSequence: Bool {
+        switch first {
+        case .resetTenant, .continueTenant: true
+        default: false
+        }
     }
 }
 

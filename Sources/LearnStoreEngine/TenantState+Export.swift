@@ -8,6 +8,8 @@ public struct TenantExportCursor: Sendable, Hashable {
         case records = 0
         case outcomes = 1
         case idempotency = 2
+        /// The records a ``TenantChangeSet`` names, in id order: the first section of a tenant's changes.
+        case changedRecords = 3
     }
 
     public var section: Section
@@ -19,21 +21,54 @@ public struct TenantExportCursor: Sendable, Hashable {
     }
 
     public static let start = TenantExportCursor(section: .records, offset: 0)
+    /// Where a tenant's changes since its first copy start (``TenantChangeSet``).
+    public static let changesStart = TenantExportCursor(section: .changedRecords, offset: 0)
 }
 
 extension TenantState {
     /// The tenant as writes that rebuild it, one piece at a time (a partition move: docs/CLUSTER.md,
     /// "Moving a partition"): every record (deleted ones too), every outcome row (tombstones too) and
     /// every idempotency key, oldest first. A piece holds at most `maximumItems` of them; `next` is
-    /// where the following piece starts, nil after the last. The tenant must take no write between
-    /// pieces (the source fences the partition first), or pieces may miss or repeat items.
-    public func exportPiece(from cursor: TenantExportCursor, maximumItems: Int) -> (mutations: [TenantMutation], next: TenantExportCursor?) {
+    /// where the following piece starts, nil after the last. Pieces read while the tenant takes
+    /// writes may miss or repeat items: only its changes since (``TenantChangeSet``), read once it
+    /// takes none, make such a copy exact.
+    ///
+    /// From ``TenantExportCursor/changesStart`` with `changes`, the pieces hold what changed: each
+    /// record the set names as it is now (a purge when it is gone), then, if they changed, every
+    /// outcome row and every key. Applied after the first copy they give the tenant as it is now,
+    /// unless ``TenantChangeSet/needsWholeCopy(of:)``.
+    public func exportPiece(from cursor: TenantExportCursor, maximumItems: Int, changes: TenantChangeSet? = nil)
+        -> (mutations: [TenantMutation], next: TenantExportCursor?)
+    {
         let budget = max(1, maximumItems)
         var mutations: [TenantMutation] = []
         var position: TenantExportCursor? = cursor
         var taken = 0
         while taken < budget, let current = position {
             switch current.section {
+            case .changedRecords:
+                let ids = changes?.recordsInOrder ?? []
+                let first = min(ids.count, Int(clamping: current.offset))
+                let last = min(ids.count, first + (budget - taken))
+                var records: [LearningRecord] = []
+                var purged: [RecordID] = []
+                for id in ids[first..<last] {
+                    if let slot = indexes.slot(of: id, in: store), !store[slot].isPurged {
+                        records.append(store.record(at: slot))
+                    } else {
+                        purged.append(id)
+                    }
+                }
+                taken += last - first
+                if !records.isEmpty { mutations += [.putRecords(records), .recordChange(.import)] }
+                if !purged.isEmpty { mutations.append(.purgeRecords(purged)) }
+                if last < ids.count {
+                    position = TenantExportCursor(section: .changedRecords, offset: UInt64(last))
+                } else if changes?.outcomesChanged ?? false {
+                    position = TenantExportCursor(section: .outcomes, offset: 0)
+                } else {
+                    position = changes?.keysChanged ?? false ? TenantExportCursor(section: .idempotency, offset: 0) : nil
+                }
             case .records:
                 var records: [LearningRecord] = []
                 var slot = Int(clamping: current.offset)
@@ -61,8 +96,11 @@ extension TenantState {
                     }
                 }
                 if !rows.isEmpty { mutations.append(.outcomes(rows)) }
-                position = more ? TenantExportCursor(section: .outcomes, offset: current.offset + UInt64(rows.count))
-                    : TenantExportCursor(section: .idempotency, offset: 0)
+                if more {
+                    position = TenantExportCursor(section: .outcomes, offset: current.offset + UInt64(rows.count))
+                } else {
+                    position = changes?.keysChanged ?? true ? TenantExportCursor(section: .idempotency, offset: 0) : nil
+                }
             case .idempotency:
                 let entries = idempotency.entriesInOrder
                 let first = min(entries.count, Int(clamping: current.offset))

@@ -29,6 +29,10 @@ public struct TenantState: Sendable {
     /// `TenantState+IndexBuild`). Drawn from one process-wide counter, so two states that differ
     /// never share a value, even when one replaced the other.
     private(set) var storeRevision: UInt64 = 0
+    /// Changes whenever the records are replaced and their slots laid out anew (a load or a rebuild),
+    /// from the same counter: a partition move's copy read in slot order while writes went on is
+    /// valid only while this holds (``TenantChangeSet``).
+    public private(set) var layoutRevision: UInt64 = 0
     private static let revisions = Atomic<UInt64>(0)
 
     mutating func storeChanged() {
@@ -86,7 +90,7 @@ public struct TenantState: Sendable {
                         undo.steps.append(.restoreOutcome(record.kind, key: record.key, row: prior))
                     }
                 }
-            case .recordChange:
+            case .recordChange, .continueTenant:
                 break
             case .resetTenant, .releaseTenant:
                 undo.steps.append(.restoreState(self))
@@ -271,6 +275,7 @@ public struct TenantState: Sendable {
         stateChanged()
         let deferred = indexes.secondaryDeferred
         storeChanged()
+        layoutRevision = storeRevision
         store = RecordStore(tenantID: store.tenantID)
         indexes = RecordIndexes()
         for record in records {
@@ -286,6 +291,7 @@ public struct TenantState: Sendable {
                               sequence newSequence: UInt64) {
         stateChanged()
         storeChanged()
+        layoutRevision = storeRevision
         store = newStore
         outcomes = OutcomeStore(tables: tables)
         idempotency = IdempotencyTable(capacity: limits.idempotencyKeys)

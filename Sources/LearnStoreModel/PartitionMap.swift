@@ -4,8 +4,9 @@
 /// its own (its own primary, epoch and in-sync replicas).
 ///
 /// The map changes only by steps that keep every tenant in exactly one writable group: a group is
-/// added (holding nothing yet), a move of a partition starts (its group stops taking its writes), and
-/// a move completes (the partition belongs to its new group) or is called off. Each step raises
+/// added (holding nothing yet), a move of a partition starts (the group it goes to copies it while
+/// its group still takes its writes), the move is fenced (its group stops taking them), and a fenced
+/// move completes (the partition belongs to its new group), or a move is called off. Each step raises
 /// `version` (docs/CLUSTER.md, "Moving a partition").
 public struct PartitionMap: Sendable, Equatable {
     public static let maximumPartitions = 4096
@@ -96,21 +97,35 @@ public struct PartitionMap: Sendable, Equatable {
                                 version: version + 1, moves: moves)
     }
 
-    /// The map with a move of `partition` to `group` started: its group stops taking the partition's
-    /// writes, and `group`'s primary copies its tenants.
+    /// The map with a move of `partition` to `group` started: `group`'s primary copies its tenants
+    /// while the group holding it still takes their writes.
     public func startingMove(of partition: Int, to group: String) throws(LearnStoreError) -> PartitionMap {
         guard (0..<partitions).contains(partition) else { throw LearnStoreError(.validation, "the map has partitions 0 to \(partitions - 1), not \(partition)") }
         guard let target = groups.firstIndex(of: group) else { throw LearnStoreError(.validation, "the map has no group \(group) (add it first)") }
         guard moves[partition] == nil else { throw LearnStoreError(.conflict, "partition \(partition) is already moving to \(groups[moves[partition]!.to])") }
         guard assignment[partition] != target else { throw LearnStoreError(.conflict, "partition \(partition) is already in group \(group)") }
         var started = moves
-        started[partition] = PartitionMove(to: target, id: version + 1)
+        started[partition] = PartitionMove(to: target, id: version + 1, fenced: false)
         return try PartitionMap(partitions: partitions, groups: groups, assignment: assignment, overrides: overrides, version: version + 1, moves: started)
     }
 
+    /// The map with the move `id` of `partition` fenced: the group holding the partition stops taking
+    /// its writes, so the group it goes to can copy what changed since its first copy. The same map
+    /// when it is fenced already.
+    public func fencingMove(of partition: Int, id: UInt64) throws(LearnStoreError) -> PartitionMap {
+        guard var move = moves[partition], move.id == id else { throw LearnStoreError(.conflict, "partition \(partition) has no move \(id) in progress") }
+        guard !move.fenced else { return self }
+        move.fenced = true
+        var fenced = moves
+        fenced[partition] = move
+        return try PartitionMap(partitions: partitions, groups: groups, assignment: assignment, overrides: overrides, version: version + 1, moves: fenced)
+    }
+
     /// The map with the move `id` of `partition` done: the partition belongs to the group it went to.
+    /// Only a fenced move completes: until then the group it leaves may still take its writes.
     public func completingMove(of partition: Int, id: UInt64) throws(LearnStoreError) -> PartitionMap {
         guard let move = moves[partition], move.id == id else { throw LearnStoreError(.conflict, "partition \(partition) has no move \(id) in progress") }
+        guard move.fenced else { throw LearnStoreError(.conflict, "move \(id) of partition \(partition) is not fenced: its group may still take its writes") }
         var assigned = assignment
         assigned[partition] = move.to
         var left = moves
@@ -169,7 +184,7 @@ public struct PartitionMap: Sendable, Equatable {
             ("overrides", .object(overrides.sorted { $0.key < $1.key }.map { ($0.key, .number(String($0.value))) })),
             ("version", .number(String(version))),
             ("moves", .object(moves.sorted { $0.key < $1.key }.map { partition, move in
-                (String(partition), .object([("to", .string(groups[move.to])), ("id", .number(String(move.id)))]))
+                (String(partition), .object([("to", .string(groups[move.to])), ("id", .number(String(move.id))), ("fenced", .bool(move.fenced))]))
             })),
         ])
     }
@@ -222,8 +237,16 @@ public struct PartitionMap: Sendable, Equatable {
             for (key, move) in members {
                 guard let partition = Int(key), (0..<maximumPartitions).contains(partition), let target = move["to"]?.stringValue,
                     let to = groups.firstIndex(of: target), let id = move["id"]?.int64Value, id >= 1
-                else { throw LearnStoreError(.protocolViolation, "the partition map's move of \(key) is not {to: group, id}") }
-                moves[partition] = PartitionMove(to: to, id: UInt64(id))
+                else { throw LearnStoreError(.protocolViolation, "the partition map's move of \(key) is not {to: group, id, fenced}") }
+                // A move without the field is fenced: the group it leaves takes none of its writes.
+                var fenced = true
+                if let field = move["fenced"] {
+                    guard case .bool(let value) = field else {
+                        throw LearnStoreError(.protocolViolation, "the partition map's move of \(key) has a \"fenced\" that is not true or false")
+                    }
+                    fenced = value
+                }
+                moves[partition] = PartitionMove(to: to, id: UInt64(id), fenced: fenced)
             }
         }
         do {
@@ -242,15 +265,17 @@ public struct PartitionMap: Sendable, Equatable {
     }
 }
 
-/// A partition on its way to another group: the group (an index in the map's `groups`) and the
-/// map version that started the move, which names it (a move called off and started again is
-/// another move).
+/// A partition on its way to another group: the group (an index in the map's `groups`), the map
+/// version that started the move, which names it (a move called off and started again is another
+/// move), and whether it is fenced (the group it leaves takes none of its writes any more).
 public struct PartitionMove: Sendable, Hashable {
     public var to: Int
     public var id: UInt64
+    public var fenced: Bool
 
-    public init(to: Int, id: UInt64) {
+    public init(to: Int, id: UInt64, fenced: Bool = true) {
         self.to = to
         self.id = id
+        self.fenced = fenced
     }
 }

@@ -11,6 +11,7 @@ public enum MutationCodec {
     static let recordChangeTag: UInt8 = 5
     static let resetTenantTag: UInt8 = 6
     static let releaseTenantTag: UInt8 = 7
+    static let continueTenantTag: UInt8 = 8
 
     public static func encode(_ mutation: TenantMutation, into writer: inout ByteWriter) {
         switch mutation {
@@ -36,6 +37,8 @@ public enum MutationCodec {
             writer.writeU8(resetTenantTag)
         case .releaseTenant:
             writer.writeU8(releaseTenantTag)
+        case .continueTenant:
+            writer.writeU8(continueTenantTag)
         }
     }
 
@@ -73,6 +76,8 @@ public enum MutationCodec {
             return .resetTenant
         case releaseTenantTag:
             return .releaseTenant
+        case continueTenantTag:
+            return .continueTenant
         case let tag:
             throw DecodeError(offset: tagOffset, reason: "unknown mutation tag \(tag)")
         }

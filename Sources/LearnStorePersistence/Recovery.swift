@@ -379,7 +379,7 @@ public struct Recovery: Sendable {
         if let stop = options.stopAtSequence[tenant], record.entry.sequence > stop { return false }
         if let time = options.stopAtTime, record.entry.timestamp > time { return false }
         guard record.entry.sequence > state.sequence else { return false }
-        if record.entry.sequence != state.sequence + 1 && !record.entry.mutations.resetsTenant {
+        if record.entry.sequence != state.sequence + 1 && !record.entry.mutations.continuesAnotherGroupsSequence {
             let message = "tenant \(tenant): WAL record LSN \(record.lsn) has sequence \(record.entry.sequence), expected \(state.sequence + 1)"
             guard options.forceRecovery else { throw Failure(description: message + " (use --force-recovery to continue)") }
             logger.error("\(message); continuing because of --force-recovery")

@@ -8,6 +8,15 @@ public struct PartitionExportRequest: Sendable, Hashable {
         case piece = 0
         /// The first piece of the first tenant of the partition after `tenant` ("": the first tenant).
         case nextTenant = 1
+        /// As `piece`, for the changes of a fenced move.
+        case changesPiece = 2
+        /// The first piece of what changed in the first tenant after `tenant` since the copy
+        /// `tracking` began, once the move is fenced (or of the whole tenant, when the source cannot
+        /// tell its changes).
+        case nextTenantChanges = 3
+
+        public var isChanges: Bool { self == .changesPiece || self == .nextTenantChanges }
+        public var startsTenant: Bool { self == .nextTenant || self == .nextTenantChanges }
     }
 
     /// The epoch the source group's primary holds, as the asking node read it from etcd.
@@ -19,8 +28,12 @@ public struct PartitionExportRequest: Sendable, Hashable {
     public var tenant: String
     public var section: UInt8
     public var offset: UInt64
+    /// Names the asker's copy (0: none). A tenant's first piece with it starts tracking what the
+    /// tenant's writes touch from then on; the changes modes send what that tracking saw.
+    public var tracking: UInt64
 
-    public init(sourceEpoch: UInt64, moveID: UInt64, partition: UInt32, mode: Mode, tenant: String, section: UInt8 = 0, offset: UInt64 = 0) {
+    public init(sourceEpoch: UInt64, moveID: UInt64, partition: UInt32, mode: Mode, tenant: String, section: UInt8 = 0, offset: UInt64 = 0,
+                tracking: UInt64 = 0) {
         self.sourceEpoch = sourceEpoch
         self.moveID = moveID
         self.partition = partition
@@ -28,6 +41,7 @@ public struct PartitionExportRequest: Sendable, Hashable {
         self.tenant = tenant
         self.section = section
         self.offset = offset
+        self.tracking = tracking
     }
 }
 
@@ -41,23 +55,27 @@ public struct PartitionExportPiece: Sendable, Hashable {
     public var sequence: UInt64
     /// Where the tenant's next piece starts; nil after its last.
     public var next: (section: UInt8, offset: UInt64)?
+    /// The piece holds the tenant's changes since the asker's copy began, to apply on top of it (set
+    /// only in answers to the changes modes); else it is part of the whole tenant.
+    public var changes: Bool
     public var mutationCount: Int
     /// `mutationCount` mutations, encoded one after the other.
     public var mutations: [UInt8]
 
-    public init(end: Bool, tenant: String = "", sequence: UInt64 = 0, next: (section: UInt8, offset: UInt64)? = nil, mutationCount: Int = 0,
-                mutations: [UInt8] = []) {
+    public init(end: Bool, tenant: String = "", sequence: UInt64 = 0, next: (section: UInt8, offset: UInt64)? = nil, changes: Bool = false,
+                mutationCount: Int = 0, mutations: [UInt8] = []) {
         self.end = end
         self.tenant = tenant
         self.sequence = sequence
         self.next = next
+        self.changes = changes
         self.mutationCount = mutationCount
         self.mutations = mutations
     }
 
     public static func == (a: Self, b: Self) -> Bool {
         a.end == b.end && a.tenant == b.tenant && a.sequence == b.sequence && a.next?.section == b.next?.section
-            && a.next?.offset == b.next?.offset && a.mutationCount == b.mutationCount && a.mutations == b.mutations
+            && a.next?.offset == b.next?.offset && a.changes == b.changes && a.mutationCount == b.mutationCount && a.mutations == b.mutations
     }
 
     public func hash(into hasher: inout Hasher) {
@@ -79,6 +97,7 @@ extension ReplicationMessages {
         writer.writeString(request.tenant)
         writer.writeU8(request.section)
         writer.writeU64(request.offset)
+        writer.writeU64(request.tracking)
     }
 
     public static func decodePartitionExport(from reader: inout ByteReader) throws(DecodeError) -> PartitionExportRequest {
@@ -93,12 +112,14 @@ extension ReplicationMessages {
         let tenant = try reader.readString(limit: maximumTenantBytes)
         let section = try reader.readU8()
         let offset = try reader.readU64()
+        let tracking = try reader.readU64()
         try reader.expectEnd()
-        return PartitionExportRequest(sourceEpoch: epoch, moveID: moveID, partition: partition, mode: mode, tenant: tenant, section: section, offset: offset)
+        return PartitionExportRequest(sourceEpoch: epoch, moveID: moveID, partition: partition, mode: mode, tenant: tenant, section: section, offset: offset,
+                                      tracking: tracking)
     }
 
     public static func encode(_ piece: PartitionExportPiece, into writer: inout ByteWriter) {
-        writer.writeU8((piece.end ? 1 : 0) | (piece.next != nil ? 2 : 0))
+        writer.writeU8((piece.end ? 1 : 0) | (piece.next != nil ? 2 : 0) | (piece.changes ? 4 : 0))
         writer.writeString(piece.tenant)
         writer.writeU64(piece.sequence)
         writer.writeU8(piece.next?.section ?? 0)
@@ -111,7 +132,7 @@ extension ReplicationMessages {
     public static func decodePartitionExportPiece(from reader: inout ByteReader) throws(DecodeError) -> PartitionExportPiece {
         let flagsOffset = reader.offset
         let flags = try reader.readU8()
-        guard flags & ~3 == 0 else { throw DecodeError(offset: flagsOffset, reason: "unknown export flags \(flags)") }
+        guard flags & ~7 == 0 else { throw DecodeError(offset: flagsOffset, reason: "unknown export flags \(flags)") }
         let tenant = try reader.readString(limit: maximumTenantBytes)
         let sequence = try reader.readU64()
         let section = try reader.readU8()
@@ -119,6 +140,6 @@ extension ReplicationMessages {
         let count = try reader.readCount(limit: 1 << 24, minimumElementBytes: 1)
         let mutations = Array(try reader.readBytes(reader.remaining))
         return PartitionExportPiece(end: flags & 1 != 0, tenant: tenant, sequence: sequence, next: flags & 2 != 0 ? (section, offset) : nil,
-                                    mutationCount: count, mutations: mutations)
+                                    changes: flags & 4 != 0, mutationCount: count, mutations: mutations)
     }
 }

@@ -190,6 +190,8 @@ enum OperatorJSON {
             return .object([("reset_tenant", .bool(true))])
         case .releaseTenant:
             return .object([("release_tenant", .bool(true))])
+        case .continueTenant:
+            return .object([("continue_tenant", .bool(true))])
         }
     }
 

@@ -46,6 +46,9 @@ struct SimulateMovesCommand: AsyncParsableCommand {
                 totals.copiesFailed += result.copiesFailed
                 totals.failovers += result.failovers
                 totals.releases += result.releases
+                totals.copiesCompared += result.copiesCompared
+                totals.completedAfterFirstCopy += result.completedAfterFirstCopy
+                totals.changedPieces += result.changedPieces
                 if let failure = result.failure {
                     failures += 1
                     print("FAILED seed \(seed): \(failure)")
@@ -56,7 +59,8 @@ struct SimulateMovesCommand: AsyncParsableCommand {
             let seconds = (ContinuousClock.now - started).components.seconds
             print("seeds=\(seeds) steps=\(totals.steps) acknowledged_writes=\(totals.acknowledged) moves_started=\(totals.movesStarted) "
                 + "moves_completed=\(totals.movesCompleted) copies_failed=\(totals.copiesFailed) failovers=\(totals.failovers) "
-                + "tenants_released=\(totals.releases) failures=\(failures) seconds=\(seconds)")
+                + "tenants_released=\(totals.releases) copies_compared=\(totals.copiesCompared) "
+                + "completed_after_first_copy=\(totals.completedAfterFirstCopy) changed_pieces=\(totals.changedPieces) failures=\(failures) seconds=\(seconds)")
             if failures > 0 { throw ExitCode(1) }
         }
     }

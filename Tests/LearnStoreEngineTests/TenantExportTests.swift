@@ -75,9 +75,9 @@ import Testing
     @Test func anEmptyPieceAfterTheFirstTakesNoSequence() async throws {
         let log = RecordingLog()
         let actor = TenantActor(state: TenantState(tenantID: tenantA), log: log)
-        let first = try await actor.adopt([], first: true, sourceSequence: 9)
+        let first = try await actor.adopt([], as: .firstOfCopy, sourceSequence: 9)
         #expect(first?.sequence == 10)
-        let empty = try await actor.adopt([], first: false, sourceSequence: 9)
+        let empty = try await actor.adopt([], as: .later, sourceSequence: 9)
         #expect(empty == nil && log.logged.count == 1)
         #expect(await actor.state.sequence == 10)
     }
@@ -95,10 +95,11 @@ import Testing
         #expect(h.state.store.slotCount == 1 && h.state.isEmpty)
     }
 
-    @Test func aResetMayJumpTheSequenceOtherWritesMayNot() {
-        #expect([TenantMutation.resetTenant, .recordChange(.import)].resetsTenant)
-        #expect(![TenantMutation.recordChange(.import), .resetTenant].resetsTenant, "only a write that starts with the reset")
-        #expect(![TenantMutation]().resetsTenant)
-        #expect(![TenantMutation.releaseTenant].resetsTenant, "a release takes the next sequence")
+    @Test func aResetOrAContinueMayJumpTheSequenceOtherWritesMayNot() {
+        #expect([TenantMutation.resetTenant, .recordChange(.import)].continuesAnotherGroupsSequence)
+        #expect([TenantMutation.continueTenant, .recordChange(.import)].continuesAnotherGroupsSequence)
+        #expect(![TenantMutation.recordChange(.import), .resetTenant].continuesAnotherGroupsSequence, "only a write that starts with the reset")
+        #expect(![TenantMutation]().continuesAnotherGroupsSequence)
+        #expect(![TenantMutation.releaseTenant].continuesAnotherGroupsSequence, "a release takes the next sequence")
     }
 }

@@ -27,6 +27,9 @@ import Testing
         let map = try PartitionMap(partitions: 8, groups: ["a", "b"], assignment: [1, 1, 0, 0, 1, 0, 1, 0], overrides: ["big.tenant": 5])
         #expect(try PartitionMap.decode(map.encoded) == map)
         #expect(try PartitionMap.decode(map.json) == map)
+        // A move written without "fenced" is fenced: its group takes none of its writes.
+        let older = #"{"partitions":2,"hash":"fnv1a64","groups":["a","b"],"assignment":[0,1],"version":2,"moves":{"0":{"to":"b","id":2}}}"#
+        #expect(try PartitionMap.decode(Array(older.utf8)).moves == [0: PartitionMove(to: 1, id: 2, fenced: true)])
     }
 
     @Test(arguments: [
@@ -64,13 +67,18 @@ import Testing
         let grown = try map.addingGroup("c")
         #expect(grown.version == 2 && grown.groups == ["a", "b", "c"] && grown.assignment == map.assignment)
         let started = try grown.startingMove(of: 1, to: "c")
-        #expect(started.version == 3 && started.moves == [1: PartitionMove(to: 2, id: 3)] && started.holder(of: 1) == "b")
+        #expect(started.version == 3 && started.moves == [1: PartitionMove(to: 2, id: 3, fenced: false)] && started.holder(of: 1) == "b")
         #expect(try PartitionMap.decode(started.encoded) == started)
-        let done = try started.completingMove(of: 1, id: 3)
-        #expect(done.version == 4 && done.moves.isEmpty && done.holder(of: 1) == "c")
+        let fenced = try started.fencingMove(of: 1, id: 3)
+        #expect(fenced.version == 4 && fenced.moves == [1: PartitionMove(to: 2, id: 3, fenced: true)] && fenced.holder(of: 1) == "b")
+        #expect(try PartitionMap.decode(fenced.encoded) == fenced)
+        #expect(try fenced.fencingMove(of: 1, id: 3) == fenced, "fencing a fenced move changes nothing")
+        let done = try fenced.completingMove(of: 1, id: 3)
+        #expect(done.version == 5 && done.moves.isEmpty && done.holder(of: 1) == "c")
         let calledOff = try started.cancellingMove(of: 1)
         #expect(calledOff.version == 4 && calledOff.moves.isEmpty && calledOff.holder(of: 1) == "b")
-        for later in [grown, started, done, calledOff] { #expect(later.canFollow(map)) }
+        #expect(try fenced.cancellingMove(of: 1).holder(of: 1) == "b", "a fenced move can be called off too")
+        for later in [grown, started, fenced, done, calledOff] { #expect(later.canFollow(map)) }
         #expect(done.canFollow(started) && !started.canFollow(done), "never back to a lower version")
 
         func code(_ body: () throws -> PartitionMap) -> LearnStoreError.Code? {
@@ -81,7 +89,9 @@ import Testing
         #expect(code { try grown.startingMove(of: 1, to: "b") } == .conflict, "already there")
         #expect(code { try grown.startingMove(of: 1, to: "z") } == .validation)
         #expect(code { try grown.startingMove(of: 4, to: "c") } == .validation)
-        #expect(code { try started.completingMove(of: 1, id: 2) } == .conflict, "another move's id")
+        #expect(code { try fenced.completingMove(of: 1, id: 2) } == .conflict, "another move's id")
+        #expect(code { try started.completingMove(of: 1, id: 3) } == .conflict, "a move completes only once fenced")
+        #expect(code { try started.fencingMove(of: 1, id: 2) } == .conflict, "another move's id")
         #expect(code { try grown.cancellingMove(of: 1) } == .conflict)
     }
 
@@ -92,7 +102,9 @@ import Testing
         let plan = grown.rebalancingMoves()
         #expect(plan.map(\.partition) == [6, 7] && plan.allSatisfy { $0.to == "c" })
         var map = grown
-        for (partition, to) in plan { map = try map.startingMove(of: partition, to: to).completingMove(of: partition, id: map.version + 1) }
+        for (partition, to) in plan {
+            map = try map.startingMove(of: partition, to: to).fencingMove(of: partition, id: map.version + 1).completingMove(of: partition, id: map.version + 1)
+        }
         #expect(map.rebalancingMoves().isEmpty)
         let counts = map.groups.indices.map { group in map.assignment.filter { $0 == group }.count }
         #expect(counts.max()! - counts.min()! <= 1 && counts.reduce(0, +) == 8)
@@ -127,6 +139,7 @@ import Testing
         #"{"partitions":2,"hash":"fnv1a64","groups":["a","b"],"assignment":[0,1],"version":2,"moves":{"2":{"to":"b","id":2}}}"#,
         #"{"partitions":2,"hash":"fnv1a64","groups":["a","b"],"assignment":[0,1],"version":2,"moves":{"x":{"to":"b","id":2}}}"#,
         #"{"partitions":2,"hash":"fnv1a64","groups":["a","b"],"assignment":[0,1],"version":2,"moves":[]}"#,
+        #"{"partitions":2,"hash":"fnv1a64","groups":["a","b"],"assignment":[0,1],"version":2,"moves":{"0":{"to":"b","id":2,"fenced":1}}}"#,
     ])
     func aMalformedMoveOrVersionIsRefused(_ text: String) {
         let error = #expect(throws: LearnStoreError.self) { try PartitionMap.decode(Array(text.utf8)) }

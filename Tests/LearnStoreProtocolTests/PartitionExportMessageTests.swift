@@ -6,10 +6,12 @@ import Testing
 /// worked example's bytes are these.
 @Suite struct PartitionExportMessageTests {
     @Test func theRequestOfTheWorkedExampleHasTheseBytes() throws {
-        let request = PartitionExportRequest(sourceEpoch: 3, moveID: 7, partition: 5, mode: .piece, tenant: "acme", section: 1, offset: 2000)
+        let request = PartitionExportRequest(sourceEpoch: 3, moveID: 7, partition: 5, mode: .changesPiece, tenant: "acme", section: 3, offset: 2000,
+                                             tracking: 0x1122_3344_5566_7788)
         var writer = ByteWriter(capacity: 64)
         ReplicationMessages.encode(request, into: &writer)
-        #expect(hex(writer.bytes) == "03 00 00 00 00 00 00 00 07 00 00 00 00 00 00 00 05 00 00 00 00 04 61 63 6d 65 01 d0 07 00 00 00 00 00 00")
+        #expect(hex(writer.bytes) == "03 00 00 00 00 00 00 00 07 00 00 00 00 00 00 00 05 00 00 00 02 04 61 63 6d 65 03 d0 07 00 00 00 00 00 00 "
+            + "88 77 66 55 44 33 22 11")
         let decoded = try writer.bytes.withUnsafeBytes { raw in
             var reader = ByteReader(raw)
             return try ReplicationMessages.decodePartitionExport(from: &reader)
@@ -22,6 +24,7 @@ import Testing
             PartitionExportPiece(end: true),
             PartitionExportPiece(end: false, tenant: "acme", sequence: 42, next: (0, 2000), mutationCount: 1, mutations: [6]),
             PartitionExportPiece(end: false, tenant: "acme", sequence: 42, next: nil, mutationCount: 0, mutations: []),
+            PartitionExportPiece(end: false, tenant: "acme", sequence: 43, next: (3, 5), changes: true, mutationCount: 1, mutations: [8]),
         ] {
             var writer = ByteWriter(capacity: 64)
             ReplicationMessages.encode(piece, into: &writer)
@@ -34,10 +37,11 @@ import Testing
     }
 
     @Test(arguments: [
-        ("partition out of range", "0300000000000000" + "0700000000000000" + "00100000" + "00" + "00" + "00" + "0000000000000000"),
-        ("unknown mode", "0300000000000000" + "0700000000000000" + "05000000" + "02" + "00" + "00" + "0000000000000000"),
+        ("partition out of range", "0300000000000000" + "0700000000000000" + "00100000" + "00" + "00" + "00" + "0000000000000000" + "0000000000000000"),
+        ("unknown mode", "0300000000000000" + "0700000000000000" + "05000000" + "04" + "00" + "00" + "0000000000000000" + "0000000000000000"),
         ("tenant past the end", "0300000000000000" + "0700000000000000" + "05000000" + "00" + "ff01" + "61"),
-        ("trailing bytes", "0300000000000000" + "0700000000000000" + "05000000" + "01" + "00" + "00" + "0000000000000000" + "00"),
+        ("no tracking", "0300000000000000" + "0700000000000000" + "05000000" + "01" + "00" + "00" + "0000000000000000"),
+        ("trailing bytes", "0300000000000000" + "0700000000000000" + "05000000" + "01" + "00" + "00" + "0000000000000000" + "0000000000000000" + "00"),
     ])
     func aMalformedRequestIsADecodeError(_ what: String, _ hexText: String) {
         let bytes = stride(from: 0, to: hexText.count, by: 2).map { index -> UInt8 in

@@ -123,7 +123,7 @@ extension DurabilitySimulation {
             }
             // A tenant copied in by a partition move starts with a reset at a higher sequence: the
             // ones it skips were never this tenant's here.
-            if sequence > follower.lastSequence + 1 && !record.entry.mutations.resetsTenant {
+            if sequence > follower.lastSequence + 1 && !record.entry.mutations.continuesAnotherGroupsSequence {
                 let restores = Set(applied.filter(\.isRestore).map(\.sequence))
                 let skipped = (follower.lastSequence + 1)..<sequence
                 guard skipped.allSatisfy({ restores.contains($0) || $0 <= follower.gapsAllowedThrough }) else {

@@ -33,7 +33,7 @@ extension DurabilitySimulation {
             let isFirst = first
             let before = history[tenant]?.count ?? 0
             try applyWrite(tenant) { actor in
-                guard let (sequence, lsn) = try? actor.adopt(piece, first: isFirst, sourceSequence: sourceSequence) else { return nil }
+                guard let (sequence, lsn) = try? actor.adopt(piece, as: isFirst ? .firstOfCopy : .later, sourceSequence: sourceSequence) else { return nil }
                 return (sequence, lsn)
             }
             // A refused piece ends this copy; the next one would start again with a reset.
@@ -43,6 +43,23 @@ extension DurabilitySimulation {
             cursor = next
         }
         note("\(tenant) copied in from another tenant's state")
+        if moveRandom.chance(1, in: 2) { try moveChanges(tenant, from: source, sourceSequence: sourceSequence) }
+    }
+
+    /// The changes a fenced move copies after the first copy: records on top, continuing a sequence
+    /// that may have moved on in the source (or not: then the write takes the next one).
+    mutating func moveChanges(_ tenant: String, from source: TenantState, sourceSequence: UInt64) throws {
+        let (piece, _) = Self.movePiece(of: source, from: .start, maximumItems: 1 + moveRandom.next(below: 4), as: tenant)
+        let continued = sourceSequence + UInt64(moveRandom.next(below: 30))
+        let before = history[tenant]?.count ?? 0
+        try applyWrite(tenant) { actor in
+            guard let (sequence, lsn) = try? actor.adopt(piece, as: .firstOfChanges, sourceSequence: continued) else { return nil }
+            return (sequence, lsn)
+        }
+        if (history[tenant]?.count ?? 0) > before {
+            result.movePieces += 1
+            note("\(tenant): changes copied in on top")
+        }
     }
 
     /// A piece of `source` exported for a move, its records relabelled as `tenant`'s (the simulation

@@ -358,7 +358,7 @@ public struct ReplicationSimulation {
             let (piece, next) = DurabilitySimulation.movePiece(of: source, from: current, maximumItems: items, as: tenant)
             let isFirst = first
             let written: (UInt64, UInt64, UInt64)? = actor.withExclusiveAccess { actor in
-                guard let (sequence, lsn) = try? actor.adopt(piece, first: isFirst, sourceSequence: sourceSequence) else { return nil }
+                guard let (sequence, lsn) = try? actor.adopt(piece, as: isFirst ? .firstOfCopy : .later, sourceSequence: sourceSequence) else { return nil }
                 return (sequence, lsn, DurabilitySimulation.digest(actor.state))
             }
             guard let (sequence, lsn, digest) = written else { return }
@@ -368,6 +368,18 @@ public struct ReplicationSimulation {
             first = false
             cursor = next
         }
+        // The changes a fenced move copies on top, continuing a sequence that may have moved on.
+        guard moveRandom.chance(1, in: 2) else { return }
+        let (changes, _) = DurabilitySimulation.movePiece(of: source, from: .start, maximumItems: 1 + moveRandom.next(below: 4), as: tenant)
+        let continued = sourceSequence + UInt64(moveRandom.next(below: 30))
+        let written: (UInt64, UInt64, UInt64)? = actor.withExclusiveAccess { actor in
+            guard let (sequence, lsn) = try? actor.adopt(changes, as: .firstOfChanges, sourceSequence: continued) else { return nil }
+            return (sequence, lsn, DurabilitySimulation.digest(actor.state))
+        }
+        guard let (sequence, lsn, digest) = written else { return }
+        pending.append(Write(tenant: tenant, sequence: sequence, lsn: lsn, digest: digest))
+        note("\(tenant): changes copied in on top at sequence \(sequence), LSN \(lsn)")
+        result.movePieces += 1
     }
 
     mutating func primaryWriterStep() {

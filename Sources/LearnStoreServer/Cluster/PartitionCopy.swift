@@ -12,11 +12,14 @@ protocol PartitionExportChannel: Sendable {
 }
 
 /// One attempt at a move's part in the group a partition goes to (docs/CLUSTER.md, "Moving a
-/// partition"): read where the source group's primary is, copy the partition's tenants from it into
-/// this node's log, wait until the copy is acknowledged in this group, then complete the move in
-/// etcd with one transaction that holds only if the map still has this move and neither group's
-/// placement changed since the copy began. Its I/O goes through ports, so the control-plane
-/// simulation runs this code with its own etcd, channels and logs.
+/// partition"): read where the source group's primary is; while the move is not fenced, copy the
+/// partition's tenants from it as they are (they still take writes there, and the source tracks what
+/// those touch), wait until that copy is acknowledged in this group, and fence the move in etcd; then
+/// copy what changed since (or, for an attempt that finds the move fenced already, every tenant
+/// whole), wait until that is acknowledged too, and complete the move with one transaction. Fencing
+/// and completing hold only if the map still has this move and neither group's placement changed
+/// since the attempt began. Its I/O goes through ports, so the move simulation runs this code with
+/// its own etcd, channels and logs.
 struct PartitionCopy: Sendable {
     let group: String
     let nodeID: String
@@ -32,15 +35,25 @@ struct PartitionCopy: Sendable {
     let logger: Logger
     /// Told the map the move completed with (the node serves by it at once).
     let completed: @Sendable (PartitionMap) -> Void
+    /// Names each attempt's copy to the source (its tracking of what the tenants' writes touch).
+    var tracking: @Sendable () -> UInt64 = { UInt64.random(in: 1...UInt64.max) }
 
-    /// How often a source that has not read the move yet is asked again, 20 ms apart.
+    /// How often a source that has not read the move (or its fence) yet is asked again, 20 ms apart.
     static let notSeenYetAttempts = 500
 
-    /// What one attempt did: tenants and pieces copied, and how long the copy and then its
-    /// acknowledgement in this group took.
+    /// What one attempt did: tenants and pieces copied, and how long each part took. The partition's
+    /// writes pause from the fence to the completion (`paused`).
     struct Copied: Sendable {
         var tenants = 0
         var pieces = 0
+        /// The copy while the tenants still took writes (zero when the move was fenced already).
+        var firstCopy: Duration = .zero
+        var changedPieces = 0
+        /// This attempt fenced the move after its first copy (else it found the move fenced).
+        var fencedAfterFirstCopy = false
+        var paused: Duration = .zero
+        /// Within `paused`: copying the changes (or the whole partition), then waiting until that is
+        /// acknowledged in this group.
         var copying: Duration = .zero
         var acknowledging: Duration = .zero
     }
@@ -61,63 +74,141 @@ struct PartitionCopy: Sendable {
         // The map this node holds may be older than etcd's: a move it shows in progress may have
         // completed, and a copy of it would empty tenants this group now serves. Only etcd's map says,
         // and only this group's primary completes the move, so it stays in progress until this copy ends.
-        guard let mapKV = try await etcd.get(mapKey), let current = try? PartitionMap.decode(mapKV.value), current.moves[partition]?.id == move.id else {
+        guard let mapKV = try await etcd.get(mapKey), let current = try? PartitionMap.decode(mapKV.value),
+            let currentMove = current.moves[partition], currentMove.id == move.id
+        else {
             throw LearnStoreError(.conflict, "etcd's map no longer has move \(move.id) of partition \(partition) in progress")
         }
         logger.notice("partition move: copying", metadata: [
             "partition": "\(partition)", "move": "\(move.id)", "from": "\(source)", "source_primary": "\(sourcePlacement.primary)",
+            "fenced": "\(currentMove.fenced)",
         ])
-        let copyStarted = ContinuousClock.now
-        let copied = try await copy(partition, move, from: sourceAddress, epoch: sourcePlacement.epoch, map: map)
-        let copyEnded = ContinuousClock.now
-        if copied.lastLSN > 0 {
-            guard try await acknowledged(copied.lastLSN) else {
-                throw LearnStoreError(.storageUnavailable, "the copy (through LSN \(copied.lastLSN)) was not acknowledged in this group")
-            }
+        let guards: [EtcdClient.Compare] = [.modRevision(sourcePlacementKey, sourceKV.modRevision), .modRevision(ownPlacementKey, ownKV.modRevision)]
+        let channel = try await open(sourceAddress)
+        defer { channel.close() }
+        var report = Copied()
+        var copy = Copying(partition: partition, move: move, map: map, epoch: sourcePlacement.epoch, channel: channel, address: sourceAddress)
+        if !currentMove.fenced {
+            let started = ContinuousClock.now
+            copy.tracking = tracking()
+            try await copy.run(.firstCopy, into: registry, pause: pause)
+            try await awaitAcknowledged(copy.lastLSN, of: "the first copy")
+            report.firstCopy = ContinuousClock.now - started
+            report.fencedAfterFirstCopy = true
+            try await change(partition, move, guards: guards, "fence") { map throws(LearnStoreError) in try map.fencingMove(of: partition, id: move.id) }
         }
-        let report = Copied(tenants: copied.tenants, pieces: copied.pieces, copying: copyEnded - copyStarted, acknowledging: ContinuousClock.now - copyEnded)
-        try await complete(partition, move, guards: [.modRevision(sourcePlacementKey, sourceKV.modRevision), .modRevision(ownPlacementKey, ownKV.modRevision)])
+        let fenced = ContinuousClock.now
+        try await copy.run(currentMove.fenced ? .whole : .changes, into: registry, pause: pause)
+        let copied = ContinuousClock.now
+        try await awaitAcknowledged(copy.lastLSN, of: "the copy")
+        report.tenants = copy.tenants
+        report.pieces = copy.pieces
+        report.changedPieces = copy.changedPieces
+        report.copying = copied - fenced
+        report.acknowledging = ContinuousClock.now - copied
+        let completedMap = try await change(partition, move, guards: guards, "complete") { map throws(LearnStoreError) in
+            try map.completingMove(of: partition, id: move.id)
+        }
+        report.paused = ContinuousClock.now - fenced
+        completed(completedMap)
         return report
     }
 
-    /// Copies every tenant of the partition from the source's primary into this node's log.
-    func copy(_ partition: Int, _ move: PartitionMove, from address: String, epoch: UInt64, map: PartitionMap) async throws(LearnStoreError)
-        -> (tenants: Int, pieces: Int, lastLSN: UInt64)
-    {
-        let channel = try await open(address)
-        defer { channel.close() }
-        var request = PartitionExportRequest(sourceEpoch: epoch, moveID: move.id, partition: UInt32(partition), mode: .nextTenant, tenant: "")
-        var tenants = 0
+    private func awaitAcknowledged(_ lsn: UInt64, of what: String) async throws(LearnStoreError) {
+        guard lsn > 0 else { return }
+        guard try await acknowledged(lsn) else {
+            throw LearnStoreError(.storageUnavailable, "\(what) (through LSN \(lsn)) was not acknowledged in this group")
+        }
+    }
+
+    /// One copy's state across its parts: the source asked, the tenants and pieces copied, the last
+    /// LSN written.
+    struct Copying {
+        enum Part {
+            /// Every tenant as it is, while it still takes writes in the source (tracked there).
+            case firstCopy
+            /// What changed in each tenant since the first copy, once the move is fenced.
+            case changes
+            /// Every tenant whole, once the move is fenced.
+            case whole
+        }
+
+        let partition: Int
+        let move: PartitionMove
+        let map: PartitionMap
+        let epoch: UInt64
+        let channel: any PartitionExportChannel
+        let address: String
+        var tracking: UInt64 = 0
+        var tenantsSeen: Set<String> = []
+        var tenants: Int { tenantsSeen.count }
         var pieces = 0
+        var changedPieces = 0
         var lastLSN: UInt64 = 0
-        var notSeenYet = 0
-        while true {
-            let piece: PartitionExportPiece
-            do {
-                piece = try await channel.piece(request)
-            } catch where error.code == .loading && notSeenYet < Self.notSeenYetAttempts {
-                // The source has not read the move yet.
-                notSeenYet += 1
-                await pause(.milliseconds(20))
-                continue
+        /// The tenants the first copy took: only these may get changes on top.
+        var copiedFirst: Set<String> = []
+
+        mutating func run(_ part: Part, into registry: TenantRegistry, pause: @Sendable (Duration) async -> Void) async throws(LearnStoreError) {
+            let startMode: PartitionExportRequest.Mode = part == .changes ? .nextTenantChanges : .nextTenant
+            var request = self.request(startMode, tenant: "")
+            var notSeenYet = 0
+            var changesOfTenant = false
+            var exported: Set<String> = []
+            while true {
+                let piece: PartitionExportPiece
+                do {
+                    piece = try await channel.piece(request)
+                } catch where error.code == .loading && notSeenYet < PartitionCopy.notSeenYetAttempts {
+                    // The source has not read the move, or its fence, yet.
+                    notSeenYet += 1
+                    await pause(.milliseconds(20))
+                    continue
+                }
+                if piece.end {
+                    if part != .firstCopy { try await emptyTenantsNotExported(exported, in: registry) }
+                    return
+                }
+                let first = request.mode.startsTenant
+                guard CallerIdentity.isValidTenantID(piece.tenant), map.partition(of: piece.tenant) == partition,
+                    first ? piece.tenant > request.tenant : piece.tenant == request.tenant
+                else { throw LearnStoreError(.protocolViolation, "\(address) exported tenant '\(piece.tenant)', not the next one of partition \(partition)") }
+                if first { changesOfTenant = piece.changes }
+                guard piece.changes == changesOfTenant, !piece.changes || (part == .changes && copiedFirst.contains(piece.tenant)) else {
+                    throw LearnStoreError(.protocolViolation, "\(address) exported changes of tenant '\(piece.tenant)' this copy did not ask for")
+                }
+                let mutations = try PartitionCopy.decodeMutations(piece, from: address)
+                let position: TenantActor.AdoptedPiece = !first ? .later : piece.changes ? .firstOfChanges : .firstOfCopy
+                if let (_, lsn) = try await registry.tenant(piece.tenant).adopt(mutations, as: position, sourceSequence: piece.sequence) {
+                    lastLSN = max(lastLSN, lsn)
+                }
+                pieces += 1
+                if piece.changes { changedPieces += 1 }
+                if first {
+                    if part == .firstCopy { copiedFirst.insert(piece.tenant) }
+                    tenantsSeen.insert(piece.tenant)
+                    exported.insert(piece.tenant)
+                }
+                if let next = piece.next {
+                    request = self.request(piece.changes ? .changesPiece : .piece, tenant: piece.tenant, section: next.section, offset: next.offset)
+                } else {
+                    request = self.request(startMode, tenant: piece.tenant)
+                }
             }
-            if piece.end { return (tenants, pieces, lastLSN) }
-            guard CallerIdentity.isValidTenantID(piece.tenant), map.partition(of: piece.tenant) == partition,
-                request.mode == .nextTenant ? piece.tenant > request.tenant : piece.tenant == request.tenant
-            else { throw LearnStoreError(.protocolViolation, "\(address) exported tenant '\(piece.tenant)', not the next one of partition \(partition)") }
-            let mutations = try Self.decodeMutations(piece, from: address)
-            let first = request.mode == .nextTenant
-            if let (_, lsn) = try await registry.tenant(piece.tenant).adopt(mutations, first: first, sourceSequence: piece.sequence) {
-                lastLSN = max(lastLSN, lsn)
+        }
+
+        /// Empties the partition's tenants here that the source's fenced answer did not name: a
+        /// copy that failed left them, of writes the source has lost since (never acknowledged,
+        /// taken back by a failover or a failed disk) or of an older move.
+        mutating func emptyTenantsNotExported(_ exported: Set<String>, in registry: TenantRegistry) async throws(LearnStoreError) {
+            for tenantID in registry.tenantIDs where map.partition(of: tenantID) == partition && !exported.contains(tenantID) {
+                guard let tenant = registry.existingTenant(tenantID), await !tenant.state.isEmpty else { continue }
+                if let (_, lsn) = try await tenant.adopt([], as: .firstOfCopy, sourceSequence: 0) { lastLSN = max(lastLSN, lsn) }
             }
-            pieces += 1
-            if first { tenants += 1 }
-            if let next = piece.next {
-                request = PartitionExportRequest(sourceEpoch: epoch, moveID: move.id, partition: UInt32(partition), mode: .piece, tenant: piece.tenant,
-                                                 section: next.section, offset: next.offset)
-            } else {
-                request = PartitionExportRequest(sourceEpoch: epoch, moveID: move.id, partition: UInt32(partition), mode: .nextTenant, tenant: piece.tenant)
-            }
+        }
+
+        func request(_ mode: PartitionExportRequest.Mode, tenant: String, section: UInt8 = 0, offset: UInt64 = 0) -> PartitionExportRequest {
+            PartitionExportRequest(sourceEpoch: epoch, moveID: move.id, partition: UInt32(partition), mode: mode, tenant: tenant, section: section,
+                                   offset: offset, tracking: tracking)
         }
     }
 
@@ -150,25 +241,26 @@ struct PartitionCopy: Sendable {
         }
     }
 
-    /// Writes the map with the move done, if it still has this move and the guarded placements have
-    /// not changed; another change of the map meanwhile (a move of another partition) is retried.
-    func complete(_ partition: Int, _ move: PartitionMove, guards: [EtcdClient.Compare]) async throws(LearnStoreError) {
+    /// Writes the map as `step` changes it (fencing or completing the move), if it still has this
+    /// move and the guarded placements have not changed; another change of the map meanwhile (a move
+    /// of another partition) is retried. Returns the map written.
+    func change(_ partition: Int, _ move: PartitionMove, guards: [EtcdClient.Compare], _ what: String,
+                _ step: (PartitionMap) throws(LearnStoreError) -> PartitionMap) async throws(LearnStoreError) -> PartitionMap {
         for _ in 0..<20 {
             guard let mapKV = try await etcd.get(mapKey) else { throw LearnStoreError(.conflict, "the partition map is gone from etcd") }
             let current = try PartitionMap.decode(mapKV.value)
             guard current.moves[partition]?.id == move.id else {
                 throw LearnStoreError(.conflict, "the map no longer has move \(move.id) of partition \(partition) (called off?)")
             }
-            let completedMap = try current.completingMove(of: partition, id: move.id)
-            if try await etcd.transaction(if: [.modRevision(mapKey, mapKV.modRevision)] + guards, put: [(mapKey, completedMap.encoded, 0)]) {
-                completed(completedMap)
-                return
+            let changed = try step(current)
+            if try await etcd.transaction(if: [.modRevision(mapKey, mapKV.modRevision)] + guards, put: [(mapKey, changed.encoded, 0)]) {
+                return changed
             }
             for case .modRevision(let key, let revision) in guards where try await etcd.get(key)?.modRevision != revision {
                 throw LearnStoreError(.conflict, "\(key) changed during the copy (a failover or a membership change); copying again")
             }
         }
-        throw LearnStoreError(.conflict, "the partition map kept changing; completing the move again later")
+        throw LearnStoreError(.conflict, "the partition map kept changing; trying to \(what) the move again later")
     }
 }
 

@@ -7,10 +7,12 @@ import Synchronization
 
 /// Answers PARTITION_EXPORT on the primary of the group a partition leaves (docs/CLUSTER.md, "Moving a
 /// partition"; docs/PROTOCOL.md, E.8): one piece of one of the partition's tenants per request, as
-/// WAL mutations that rebuild it. It serves a move only once this node's map has it, so the
-/// partition's client writes are refused here already (``PartitionWriteGate``), and before a tenant's
-/// first piece it waits until the tenant's last write is acknowledged: what it exports is final and
-/// durable in this group.
+/// WAL mutations that rebuild it. It serves a move only once this node's map has it. Before the move
+/// is fenced the tenants still take writes: a tenant's first piece starts tracking what they touch
+/// (``TenantChangeSet``). Once this node's map has the fence, the partition's client writes are
+/// refused here (``PartitionWriteGate``), and before a tenant's first piece it waits until the
+/// tenant's last write is acknowledged: what it exports then (the changes since the first copy, or
+/// the whole tenant) is final and durable in this group.
 struct PartitionExporter: Sendable {
     let registry: TenantRegistry
     let topology: TopologyBoard
@@ -64,23 +66,33 @@ struct PartitionExporter: Sendable {
             }
             throw LearnStoreError(.conflict, "partition \(partition) has no move \(request.moveID) from group \(group) in progress (map version \(map.version))")
         }
+        if !move.fenced {
+            // The partition's tenants still take writes here: a copy is exact only with what they
+            // touch tracked, and their changes only once they take none.
+            guard !request.mode.isChanges else {
+                throw LearnStoreError(.loading, "this node has not read the fence of move \(move.id) yet (map version \(map.version)); retry shortly")
+            }
+            guard request.tracking != 0 else {
+                throw LearnStoreError(.validation, "move \(move.id) is not fenced: a copy while its tenants take writes needs a tracking token")
+            }
+        }
         var mode = request.mode
         var tenantID = request.tenant
-        var cursor = TenantExportCursor(section: .records, offset: request.offset)
-        if mode == .piece {
+        var cursor = TenantExportCursor.start
+        if !mode.startsTenant {
             guard let section = TenantExportCursor.Section(rawValue: request.section) else {
-                throw LearnStoreError(.validation, "export section \(request.section) is not one of 0-2")
+                throw LearnStoreError(.validation, "export section \(request.section) is not one of 0-3")
             }
-            cursor.section = section
+            cursor = TenantExportCursor(section: section, offset: request.offset)
         }
         while true {
-            if mode == .nextTenant {
+            if mode.startsTenant {
                 guard let next = tenantsOfMove.next(after: tenantID, move: request.moveID, partition: partition, map: map, registry: registry) else {
                     return PartitionExportPiece(end: true)
                 }
                 tenantID = next
-                cursor = .start
-                mode = .piece
+                cursor = mode == .nextTenantChanges ? .changesStart : .start
+                mode = mode == .nextTenantChanges ? .changesPiece : .piece
             }
             guard map.partition(of: tenantID) == partition, let tenant = registry.existingTenant(tenantID) else {
                 throw LearnStoreError(.validation, "tenant \(tenantID) is not a tenant of partition \(partition) on this node")
@@ -88,26 +100,42 @@ struct PartitionExporter: Sendable {
             let (sequence, lastWrite) = await tenant.sequenceAndLastWrite
             if sequence == 0 {
                 // Never written (a connection that only read): nothing to move.
-                mode = .nextTenant
+                mode = mode == .changesPiece ? .nextTenantChanges : .nextTenant
                 continue
             }
-            if cursor == .start {
+            if move.fenced && (cursor == .start || cursor == .changesStart) {
                 guard try await acknowledged(lastWrite) else {
                     throw LearnStoreError(.storageUnavailable, "tenant \(tenantID)'s last write (LSN \(lastWrite)) is not acknowledged; retry shortly")
                 }
             }
             var items = Self.maximumPieceItems
             while true {
-                let (mutations, next) = await tenant.exportPiece(from: cursor, maximumItems: items)
+                let exported: (mutations: [TenantMutation], next: TenantExportCursor?)
+                var changes = false
+                if mode == .changesPiece {
+                    if let piece = await tenant.exportChanges(from: cursor, maximumItems: items, token: request.tracking) {
+                        exported = piece
+                        changes = true
+                    } else if cursor == .changesStart {
+                        // Not known here (tracked for another copy, or lost): the whole tenant instead.
+                        cursor = .start
+                        mode = .piece
+                        continue
+                    } else {
+                        throw LearnStoreError(.conflict, "tenant \(tenantID)'s changes since copy \(request.tracking) are no longer known here; copy it again")
+                    }
+                } else {
+                    exported = await tenant.exportPiece(from: cursor, maximumItems: items, tracking: move.fenced ? nil : request.tracking)
+                }
                 var writer = ByteWriter(capacity: 64 << 10)
-                for mutation in mutations { MutationCodec.encode(mutation, into: &writer) }
+                for mutation in exported.mutations { MutationCodec.encode(mutation, into: &writer) }
                 if writer.count > Self.maximumPieceBytes && items > 1 {
                     items /= 2
                     continue
                 }
                 return PartitionExportPiece(
-                    end: false, tenant: tenantID, sequence: sequence, next: next.map { ($0.section.rawValue, $0.offset) },
-                    mutationCount: mutations.count, mutations: writer.bytes)
+                    end: false, tenant: tenantID, sequence: sequence, next: exported.next.map { ($0.section.rawValue, $0.offset) }, changes: changes,
+                    mutationCount: exported.mutations.count, mutations: writer.bytes)
             }
         }
     }

@@ -7,13 +7,12 @@ import NIOCore
 import ServiceLifecycle
 
 /// A group's part in partition moves, on its primary (docs/CLUSTER.md, "Moving a partition"). For
-/// each move into the group the map lists: read where the
-/// source group's primary is, copy the partition's tenants from it (PARTITION_EXPORT) into this
-/// group's log as writes its replicas follow, wait until they are acknowledged here, then complete
-/// the move in etcd with one transaction that holds only if the map still has this move and neither
-/// group's placement changed since the copy began. A failed or interrupted copy starts again from
-/// the beginning (the first write of each tenant empties it); whichever node is the primary then
-/// resumes it, since the move's state lives in etcd. And once the map gives a partition to another
+/// each move into the group the map lists, one ``PartitionCopy``: copy the partition's tenants from
+/// the source group's primary (PARTITION_EXPORT) into this group's log as writes its replicas follow
+/// while they still take writes there, fence the move, copy what changed, and complete the move in
+/// etcd. A failed or interrupted copy starts again from the beginning (the first write of each
+/// tenant empties it); whichever node is the primary then resumes it, since the move's state lives
+/// in etcd. And once the map gives a partition to another
 /// group, it empties the partition's tenants here with one write each (``TenantActor/release()``),
 /// which frees their memory and ends their change-feed subscriptions.
 public final class PartitionMover: Service, Sendable {
@@ -145,14 +144,21 @@ public final class PartitionMover: Service, Sendable {
     }
 
     /// Releases the tenants of `registry` whose partition `map` gives to a group other than `group`
-    /// and is not moving back to it; returns how many, and the LSN of the last release.
+    /// and is not moving back to it, and stops tracking changes for a copy in those `group` holds
+    /// with no move under way; returns how many it released, and the LSN of the last release.
     static func releaseMovedAway(map: PartitionMap, group: String, registry: TenantRegistry) async throws(LearnStoreError) -> (released: Int, lastLSN: UInt64) {
         guard let here = map.groups.firstIndex(of: group) else { return (0, 0) }
         var released = 0
         var lastLSN: UInt64 = 0
         for tenantID in registry.tenantIDs {
             let partition = map.partition(of: tenantID)
-            guard map.holder(of: partition) != group, map.moves[partition]?.to != here, let tenant = registry.existingTenant(tenantID) else { continue }
+            guard let tenant = registry.existingTenant(tenantID) else { continue }
+            if map.holder(of: partition) == group && map.moves[partition] == nil {
+                // A move called off leaves its tracking of what the tenant's writes touch behind.
+                await tenant.stopTrackingChanges()
+                continue
+            }
+            guard map.holder(of: partition) != group, map.moves[partition]?.to != here else { continue }
             if let lsn = try await tenant.release() {
                 released += 1
                 lastLSN = max(lastLSN, lsn)
@@ -169,8 +175,9 @@ public final class PartitionMover: Service, Sendable {
         func milliseconds(_ duration: Duration) -> Int64 { duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000 }
         logger.notice("partition move: done", metadata: [
             "partition": "\(partition)", "move": "\(move.id)", "from": "\(map.holder(of: partition))", "tenants": "\(copied.tenants)", "pieces": "\(copied.pieces)",
-            "milliseconds": "\(milliseconds(ContinuousClock.now - started))", "copying_ms": "\(milliseconds(copied.copying))",
-            "acknowledging_ms": "\(milliseconds(copied.acknowledging))",
+            "changed_pieces": "\(copied.changedPieces)", "milliseconds": "\(milliseconds(ContinuousClock.now - started))",
+            "first_copy_ms": "\(milliseconds(copied.firstCopy))", "writes_paused_ms": "\(milliseconds(copied.paused))",
+            "copying_ms": "\(milliseconds(copied.copying))", "acknowledging_ms": "\(milliseconds(copied.acknowledging))",
         ])
     }
 }

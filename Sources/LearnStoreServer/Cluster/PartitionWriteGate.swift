@@ -3,7 +3,8 @@ import LearnStoreModel
 import Synchronization
 
 /// In a partitioned cluster, which tenants may take client writes on this node: those of partitions
-/// its group holds and is not handing to another group (docs/CLUSTER.md, "Moving a partition").
+/// its group holds and has not fenced for a move to another group (docs/CLUSTER.md, "Moving a
+/// partition").
 /// Tenants ask under their own isolation (``TenantWriteGate``), so once the map of a move is set
 /// here, one hop onto a tenant finds every write it let through already logged.
 public final class PartitionWriteGate: TenantWriteGate {
@@ -81,7 +82,7 @@ public final class PartitionWriteGate: TenantWriteGate {
         if holder != group {
             return LearnStoreError(.loading, "tenant \(tenantID)'s partition \(partition) is held by group \(holder) now; connect again (AUTH answers MOVED)")
         }
-        if let move = map.moves[partition] {
+        if let move = map.moves[partition], move.fenced {
             return LearnStoreError(.loading, "tenant \(tenantID)'s partition \(partition) is moving to group \(map.groups[move.to]); retry shortly")
         }
         return nil

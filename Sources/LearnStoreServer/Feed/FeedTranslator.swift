@@ -49,9 +49,9 @@ struct FeedTranslator: Sendable {
                 releasedAfter = sequence - 1
                 break
             }
-            // A tenant adopted from another group starts here: the sequences it skipped were written
-            // in that group, not restores of this one.
-            if record.entry.mutations.resetsTenant { nextSequence = sequence }
+            // A tenant adopted from another group starts here, or the changes copied after it: the
+            // sequences skipped were written in that group, not restores of this one.
+            if record.entry.mutations.continuesAnotherGroupsSequence { nextSequence = sequence }
             while nextSequence < sequence {
                 // Only a restore takes a sequence without a record; it happened before this write.
                 let announced = restores.first { $0.sequence == nextSequence }?.at

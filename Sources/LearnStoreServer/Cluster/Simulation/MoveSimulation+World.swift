@@ -17,7 +17,13 @@ final class MoveWorld: Sendable {
     let byAddress = Mutex<[String: MoveNode]>([:])
     let pending = Mutex<[Pending]>([])
     let acknowledged = Mutex<[(tenant: String, id: RecordID, group: String)]>([])
-    let copies = Mutex<(completed: Int, failed: Int)>((0, 0))
+    let copies = Mutex<(completed: Int, failed: Int, afterFirstCopy: Int, changedPieces: Int)>((0, 0, 0, 0))
+    /// Records a purge was asked for (their creation's acknowledgement no longer says they are held).
+    let purged = Mutex<Set<RecordID>>([])
+    /// The first difference found between a completed move's copy and its source, and how many
+    /// completions were compared.
+    let copyMismatch = Mutex<String?>(nil)
+    let copiesCompared = Mutex<Int>(0)
     /// Every map a group's nodes have observed: a promoted replica may hold any of them (replicas
     /// read the map on their own, and may lag the primary they replace).
     let observedMaps = Mutex<[String: [PartitionMap]]>([:])
@@ -65,8 +71,10 @@ final class MoveWorld: Sendable {
                 for step in 0..<options.steps {
                     result.steps += 1
                     try await self.step(step, &result, &tasks)
+                    if let mismatch = copyMismatch.withLock({ $0 }) { throw MoveSimulationFailure(message: mismatch) }
                 }
                 try await heal(&result, &tasks)
+                if let mismatch = copyMismatch.withLock({ $0 }) { throw MoveSimulationFailure(message: mismatch) }
                 try await checkEveryAcknowledgedWriteIsHeld()
             } catch {
                 failure = error
@@ -74,7 +82,10 @@ final class MoveWorld: Sendable {
             while !scheduler.waitingNodes.isEmpty { await scheduler.grant(at: 0, proceed: false) }
         }
         result.acknowledged = acknowledged.withLock { $0.count }
-        (result.movesCompleted, result.copiesFailed) = copies.withLock { ($0.completed, $0.failed) }
+        (result.movesCompleted, result.copiesFailed, result.completedAfterFirstCopy, result.changedPieces) = copies.withLock {
+            ($0.completed, $0.failed, $0.afterFirstCopy, $0.changedPieces)
+        }
+        result.copiesCompared = copiesCompared.withLock { $0 }
         if let failure { throw failure }
     }
 
@@ -111,14 +122,37 @@ final class MoveWorld: Sendable {
 
     // MARK: clients
 
-    /// A client writes a tenant's record to a group: its node takes it only if its map routes the
-    /// tenant there and its gate lets the write through.
+    /// A client writes to a tenant in a group: its node takes it only if its map routes the tenant
+    /// there and its gate lets the write through. Most writes create a record (some with an
+    /// idempotency key); the rest patch, delete or purge records the tenant holds, so a move's first
+    /// copy races writes that change what it has read.
     func write(_ index: Int) async {
         let tenant = tenants[below(tenants.count)]
         guard let node = current.withLock({ $0[MoveSimulation.groups[below(2)]] }), node.isAlive, node.topology.route(tenant: tenant) == .here else { return }
-        let caller = CallerIdentity(tenantID: tenant, personID: UUID16(high: 1, low: 1), scopes: [.recordsRead, .recordsWrite])
+        let caller = CallerIdentity(tenantID: tenant, personID: UUID16(high: 1, low: 1), scopes: [.recordsRead, .recordsWrite, .admin])
+        let actor = node.registry.tenant(tenant)
+        let held = actor.withExclusiveAccess { actor -> [LearningRecord] in
+            let store = actor.state.store
+            return (0..<UInt32(store.slotCount)).filter { !store[$0].isPurged }.map { store.record(at: $0) }
+        }
+        let kind = below(20)
+        if kind >= 12, !held.isEmpty {
+            let target = held[below(held.count)]
+            let written: (sequence: UInt64, lsn: UInt64)?
+            switch kind {
+            case 12..<17: written = (try? await actor.patch(target.id, RecordBody(score: Double(below(101))), caller: caller)).map { ($0.sequence, $0.lsn) }
+            case 17..<19: written = (try? await actor.delete(target.id, caller: caller)).map { ($0.sequence, $0.lsn) }
+            default:
+                purged.withLock { $0.insert(target.id) }
+                written = (try? await actor.purgePerson(target.personID, dryRun: false, caller: caller)).map { ($0.sequence, $0.lsn) }
+            }
+            guard let written, written.lsn > 0 else { return }
+            note("\(node.name) took a change of \(tenant)'s \(target.id) (sequence \(written.sequence), LSN \(written.lsn))")
+            return
+        }
         let body = RecordBody(personID: UUID16(high: 2, low: UInt64(index)), title: "w\(index)", score: 50)
-        guard let write = try? await node.registry.tenant(tenant).create(body, caller: caller), write.lsn > 0 else { return }
+        let key = chance(1, in: 4) ? "k\(index)" : nil
+        guard let write = try? await actor.create(body, caller: caller, idempotencyKey: key), write.lsn > 0 else { return }
         pending.withLock { $0.append(Pending(node: node, lsn: write.lsn, tenant: tenant, id: write.result.id)) }
         note("\(node.name) took a write of \(tenant) (sequence \(write.sequence), LSN \(write.lsn))")
     }
@@ -224,8 +258,12 @@ final class MoveWorld: Sendable {
             await scheduler.start {
                 tasks.addTask {
                     do {
-                        _ = try await copy.run(partition, move, map)
-                        world.copies.withLock { $0.completed += 1 }
+                        let report = try await copy.run(partition, move, map)
+                        world.copies.withLock {
+                            $0.completed += 1
+                            $0.changedPieces += report.changedPieces
+                            if report.fencedAfterFirstCopy { $0.afterFirstCopy += 1 }
+                        }
                         world.note("\(node.name) completed move \(move.id) of partition \(partition)")
                     } catch {
                         world.copies.withLock { $0.failed += 1 }
@@ -253,7 +291,10 @@ final class MoveWorld: Sendable {
             registry: node.registry,
             acknowledged: { lsn throws(LearnStoreError) in try await world.waitCommitted(node, lsn) },
             pause: { _ in _ = await scheduler.turn(node.name) }, logger: world.logger,
-            completed: { map in node.topology.partition(by: map, group: node.group) })
+            completed: { map in
+                world.compareCopy(into: node, completed: map)
+                node.topology.partition(by: map, group: node.group)
+            })
     }
 
     func exporter(of node: MoveNode) -> PartitionExporter {
@@ -287,17 +328,59 @@ final class MoveWorld: Sendable {
         }
     }
 
+    /// A move just completed into `target`'s group: each of the partition's tenants there must be
+    /// what it is in the source group, which has taken none of their writes since the fence and has
+    /// every earlier one acknowledged. Compared only while the source's node still holds the fenced
+    /// move (it has not released them yet).
+    func compareCopy(into target: MoveNode, completed map: PartitionMap) {
+        guard let sourceGroup = MoveSimulation.groups.first(where: { $0 != target.group }),
+            let source = current.withLock({ $0[sourceGroup] }), let (held, _) = source.topology.partitioning
+        else { return }
+        for (partition, move) in held.moves where map.holder(of: partition) == target.group && held.holder(of: partition) == sourceGroup {
+            guard move.fenced, map.version > move.id else { continue }
+            copiesCompared.withLock { $0 += 1 }
+            for tenant in tenants where map.partition(of: tenant) == partition {
+                let expected = source.registry.existingTenant(tenant).map { actor in actor.withExclusiveAccess { Self.content(of: $0.state) } } ?? []
+                let copied = target.registry.existingTenant(tenant).map { actor in actor.withExclusiveAccess { Self.content(of: $0.state) } } ?? []
+                guard expected == copied else {
+                    let missing = Set(expected).subtracting(copied).sorted().prefix(3)
+                    let extra = Set(copied).subtracting(expected).sorted().prefix(3)
+                    copyMismatch.withLock { mismatch in
+                        if mismatch == nil {
+                            mismatch = "move \(move.id) of partition \(partition) into \(target.name): \(tenant) differs from \(source.name)'s: "
+                                + "missing \(Array(missing)), extra \(Array(extra))"
+                        }
+                    }
+                    return
+                }
+            }
+        }
+    }
+
+    /// What a tenant holds that a client could tell apart: its records (deleted ones too), outcome
+    /// rows and idempotency keys, in a fixed order.
+    static func content(of state: TenantState) -> [String] {
+        var lines: [String] = []
+        for slot in 0..<UInt32(state.store.slotCount) where !state.store[slot].isPurged { lines.append("record \(state.store.record(at: slot))") }
+        state.outcomes.tables.forEachRecord { lines.append("outcome \($0)") }
+        for entry in state.idempotency.entriesInOrder { lines.append("key \(entry.key) \(entry.ids)") }
+        return lines.sorted()
+    }
+
     // MARK: the end
 
     func checkEveryAcknowledgedWriteIsHeld() async throws {
         let (map, _) = try await map()
-        for (tenant, id, group) in acknowledged.withLock({ $0 }) {
+        let purged = purged.withLock { $0 }
+        for (tenant, id, group) in acknowledged.withLock({ $0 }) where !purged.contains(id) {
             let holder = map.group(of: tenant)
             guard let node = current.withLock({ $0[holder] }), let actor = node.registry.existingTenant(tenant) else {
                 throw MoveSimulationFailure(message: "acknowledged write \(id) of \(tenant) (in \(group)): \(holder) does not hold the tenant")
             }
-            let caller = CallerIdentity(tenantID: tenant, personID: UUID16(high: 1, low: 1), scopes: [.recordsRead])
-            guard (try? await actor.get(id, caller: caller)) != nil else {
+            let present = actor.withExclusiveAccess { actor in
+                actor.state.indexes.slot(of: id, in: actor.state.store).map { !actor.state.store[$0].isPurged } ?? false
+            }
+            guard present else {
                 throw MoveSimulationFailure(message: "acknowledged write \(id) of \(tenant) (in \(group)) is lost: \(holder), which holds the tenant, lacks it")
             }
         }

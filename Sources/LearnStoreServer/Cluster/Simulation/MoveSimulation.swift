@@ -16,9 +16,13 @@ import Synchronization
 /// epoch, and a map its group observed at some point, maybe an old one), calls interleave one at a
 /// time in a random order.
 ///
+/// Clients create, patch, delete and purge records while moves copy them.
+///
 /// Checked: no group acknowledges a write of a tenant whose partition etcd gives to the other group
-/// with no move in progress, and at the end (faults stopped, every move completed) every acknowledged
-/// write is in the group that holds its tenant.
+/// with no move in progress; when a move completes, each of its tenants in the new group holds what
+/// it holds in the old one (records, outcome rows, idempotency keys); and at the end (faults stopped,
+/// every move completed) every acknowledged create not purged since is in the group that holds its
+/// tenant.
 public struct MoveSimulation {
     public struct Options: Sendable {
         public var steps = 300
@@ -36,6 +40,13 @@ public struct MoveSimulation {
         public var copiesFailed = 0
         public var failovers = 0
         public var releases = 0
+        /// Completed moves whose copy was compared, tenant by tenant, with its source.
+        public var copiesCompared = 0
+        /// Moves completed by the attempt that copied while the tenants took writes, then fenced
+        /// (the rest found the move fenced and copied the tenants whole), and the pieces of changes
+        /// they copied after the fence.
+        public var completedAfterFirstCopy = 0
+        public var changedPieces = 0
         public var failure: String?
         public var trace: [String] = []
         public init(seed: UInt64) { self.seed = seed }

@@ -1,0 +1,64 @@
+import LearnStoreModel
+
+/// What a tenant's writes touched since a partition move began copying it while it still took writes
+/// (docs/CLUSTER.md, "Moving a partition"): once the move fences the tenant, only these are copied
+/// again, on top of the first copy.
+///
+/// Why that gives the tenant exactly: every mutation the log holds is an after-image (a whole record,
+/// a purge, an outcome row the store keeps by greatest version, a remembered key), so an item no write
+/// touched since the copy began reads the same in the first copy as now, and one a write touched is
+/// sent as it is now. The first copy reads records in slot order, outcome rows in table order and
+/// keys oldest first, a piece at a time: a piece read after a write may have skipped an item that
+/// write moved. So when the outcome rows or keys changed, all of them are sent again; when the
+/// record slots were laid out anew (a rebuild), a write was taken back after others had seen it,
+/// or the key table was full (a new key pushes an old one out, which no mutation says), the
+/// whole tenant is copied again (``needsWholeCopy``).
+public struct TenantChangeSet: Sendable {
+    /// Names the copy that started tracking (chosen by the copying node for each attempt): changes
+    /// tracked for another attempt are worth nothing to this one.
+    public let token: UInt64
+    public private(set) var records: Set<RecordID> = []
+    public private(set) var outcomesChanged = false
+    public private(set) var keysChanged = false
+    /// Set once what changed can no longer be told by items; the set then holds nothing more.
+    public private(set) var lostTrack = false
+    let layoutRevision: UInt64
+
+    /// Past this many records touched, copying the whole tenant again is as cheap, and the set's
+    /// memory stays bounded.
+    public static let maximumRecords = 100_000
+
+    init(token: UInt64, layoutRevision: UInt64) {
+        self.token = token
+        self.layoutRevision = layoutRevision
+    }
+
+    mutating func note(_ mutations: [TenantMutation]) {
+        guard !lostTrack else { return }
+        for mutation in mutations {
+            switch mutation {
+            case .putRecords(let put): for record in put { records.insert(record.id) }
+            case .purgeRecords(let ids): records.formUnion(ids)
+            case .outcomes: outcomesChanged = true
+            case .rememberIdempotencyKey: keysChanged = true
+            case .recordChange, .continueTenant: break
+            case .resetTenant, .releaseTenant: loseTrack()
+            }
+        }
+        if records.count > Self.maximumRecords { loseTrack() }
+    }
+
+    mutating func loseTrack() {
+        lostTrack = true
+        records = []
+    }
+
+    /// Whether the changes say nothing exact about `state` any more, so the whole tenant must be copied.
+    public func needsWholeCopy(of state: TenantState) -> Bool {
+        lostTrack || state.layoutRevision != layoutRevision
+            || (keysChanged && state.idempotency.count >= state.idempotency.capacity)
+    }
+
+    /// The touched records in id order: the pieces of the changes count through them.
+    public var recordsInOrder: [RecordID] { records.sorted() }
+}
