@@ -139,7 +139,8 @@ public final class LearnStoreApplication: Sendable {
             let moveMetrics = partitioned ? PartitionMoveMetrics(factory: factory) : nil
             let exporter = partitioned ? replication.map { node in
                 var exporter = PartitionExporter(
-                    registry: registry, topology: topology, standing: { (node.role, node.epoch) }, acknowledged: PartitionMover.acknowledgement(in: currentWAL))
+                    registry: registry, topology: topology, standing: { (node.role, node.epoch) }, acknowledged: PartitionMover.acknowledgement(in: currentWAL),
+                    recovered: { currentWAL() != nil })
                 exporter.piecesExported = moveMetrics?.piecesExported
                 return exporter
             } : nil

@@ -20,6 +20,9 @@ struct PartitionExporter: Sendable {
     let standing: @Sendable () -> (role: NodeRole, epoch: UInt64)
     /// Waits until the write at an LSN is acknowledged in this group (false: it will not be).
     let acknowledged: @Sendable (UInt64) async throws(LearnStoreError) -> Bool
+    /// Whether this node has recovered its data: until then its tenants are not all there, and an
+    /// answer naming none of them would empty them in the group they go to.
+    let recovered: @Sendable () -> Bool
     /// Counts the pieces answered (the metrics endpoint), when there is one.
     var piecesExported: Counter?
 
@@ -53,6 +56,7 @@ struct PartitionExporter: Sendable {
     }
 
     func piece(_ request: PartitionExportRequest) async throws(LearnStoreError) -> PartitionExportPiece {
+        guard recovered() else { throw LearnStoreError(.loading, "this node is recovering its data; retry shortly") }
         let (role, epoch) = standing()
         guard role == .primary, epoch == request.sourceEpoch else {
             throw LearnStoreError(.notPrimary, "this node is the \(role.name) of epoch \(epoch), not the primary of epoch \(request.sourceEpoch)")

@@ -113,9 +113,10 @@ public final class PartitionMover: Service, Sendable {
         }
     }
 
-    /// The lowest partition moving into this group, while this node is its primary.
+    /// The lowest partition moving into this group, while this node is its primary and has recovered
+    /// its data.
     func nextMove() -> (Int, PartitionMove, PartitionMap)? {
-        guard node.role == .primary, let (map, group) = topology.partitioning, let target = map.groups.firstIndex(of: group) else { return nil }
+        guard node.role == .primary, wal() != nil, let (map, group) = topology.partitioning, let target = map.groups.firstIndex(of: group) else { return nil }
         guard let (partition, move) = map.moves.filter({ $0.value.to == target }).min(by: { $0.key < $1.key }) else { return nil }
         return (partition, move, map)
     }
@@ -125,7 +126,10 @@ public final class PartitionMover: Service, Sendable {
     func releaseDue(after released: UInt64) -> UInt64? {
         // Only by a map read in this epoch: a node promoted with an older one would release tenants
         // that have moved back here since.
-        guard node.role == .primary, topology.writeGate.mapIsCurrent, let (map, _) = topology.partitioning, map.version > released else { return nil }
+        // And only once its data is recovered: the tenants it would pass over are not all there yet.
+        guard node.role == .primary, wal() != nil, topology.writeGate.mapIsCurrent, let (map, _) = topology.partitioning, map.version > released else {
+            return nil
+        }
         return map.version
     }
 

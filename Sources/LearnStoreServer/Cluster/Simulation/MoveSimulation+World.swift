@@ -98,6 +98,7 @@ final class MoveWorld: Sendable {
         case 55..<60: try await startOrCancelMove(&result)
         case 60..<62: try await failOver(MoveSimulation.groups[below(2)], &result)
         case 62..<68: try await release(MoveSimulation.groups[below(2)], &result)
+        case 68..<72: recover(MoveSimulation.groups[below(2)])
         default: await grantTurns(proceedingAll: false)
         }
     }
@@ -107,6 +108,7 @@ final class MoveWorld: Sendable {
     func heal(_ result: inout MoveSimulation.Result, _ tasks: inout TaskGroup<Void>) async throws {
         for _ in 0..<5000 {
             for group in MoveSimulation.groups {
+                recover(group)
                 try await observe(group)
                 try await commit(group, fully: true)
                 try await release(group, &result)
@@ -128,7 +130,9 @@ final class MoveWorld: Sendable {
     /// copy races writes that change what it has read.
     func write(_ index: Int) async {
         let tenant = tenants[below(tenants.count)]
-        guard let node = current.withLock({ $0[MoveSimulation.groups[below(2)]] }), node.isAlive, node.topology.route(tenant: tenant) == .here else { return }
+        guard let node = current.withLock({ $0[MoveSimulation.groups[below(2)]] }), node.isAlive, node.isRecovered,
+            node.topology.route(tenant: tenant) == .here
+        else { return }
         let caller = CallerIdentity(tenantID: tenant, personID: UUID16(high: 1, low: 1), scopes: [.recordsRead, .recordsWrite, .admin])
         let actor = node.registry.tenant(tenant)
         let held = actor.withExclusiveAccess { actor -> [LearningRecord] in
@@ -234,8 +238,17 @@ final class MoveWorld: Sendable {
         note("\(old.name) failed over to \(group)-\(old.epoch + 1) (committed through LSN \(kept.committed))")
     }
 
+    /// The group's primary has recovered its data (a new incarnation starts without it).
+    func recover(_ group: String) {
+        guard let node = current.withLock({ $0[group] }), !node.isRecovered else { return }
+        node.finishRecovery()
+        note("\(node.name) recovered its data")
+    }
+
     func release(_ group: String, _ result: inout MoveSimulation.Result) async throws {
-        guard let node = current.withLock({ $0[group] }), node.isAlive, node.topology.writeGate.mapIsCurrent, let (map, _) = node.topology.partitioning else { return }
+        guard let node = current.withLock({ $0[group] }), node.isAlive, node.isRecovered, node.topology.writeGate.mapIsCurrent,
+            let (map, _) = node.topology.partitioning
+        else { return }
         guard node.releasedThrough.withLock({ $0 }) < map.version else { return }
         let (released, _) = try await PartitionMover.releaseMovedAway(map: map, group: group, registry: node.registry)
         node.releasedThrough.withLock { $0 = map.version }
@@ -247,7 +260,8 @@ final class MoveWorld: Sendable {
 
     /// Each live primary with a move into its group in its map copies it, one at a time.
     func startCopies(_ tasks: inout TaskGroup<Void>) async {
-        for node in current.withLock({ Array($0.values) }).sorted(by: { $0.name < $1.name }) where node.isAlive && !node.copying.load(ordering: .relaxed) {
+        for node in current.withLock({ Array($0.values) }).sorted(by: { $0.name < $1.name })
+        where node.isAlive && node.isRecovered && !node.copying.load(ordering: .relaxed) {
             guard let (map, group) = node.topology.partitioning, let target = map.groups.firstIndex(of: group),
                 let (partition, move) = map.moves.filter({ $0.value.to == target }).min(by: { $0.key < $1.key })
             else { continue }
@@ -299,9 +313,9 @@ final class MoveWorld: Sendable {
 
     func exporter(of node: MoveNode) -> PartitionExporter {
         let world = self
-        return PartitionExporter(registry: node.registry, topology: node.topology, standing: { node.standing }) { lsn throws(LearnStoreError) in
-            try await world.waitCommitted(node, lsn)
-        }
+        return PartitionExporter(
+            registry: node.registry, topology: node.topology, standing: { node.standing },
+            acknowledged: { lsn throws(LearnStoreError) in try await world.waitCommitted(node, lsn) }, recovered: { node.isRecovered })
     }
 
     /// Waits, a turn at a time, until the node's log commits `lsn`; false once the node failed over.
@@ -330,11 +344,11 @@ final class MoveWorld: Sendable {
 
     /// A move just completed into `target`'s group: each of the partition's tenants there must be
     /// what it is in the source group, which has taken none of their writes since the fence and has
-    /// every earlier one acknowledged. Compared only while the source's node still holds the fenced
-    /// move (it has not released them yet).
+    /// every earlier one acknowledged. Compared only while the source's node holds its data and the
+    /// fenced move (it has not released them yet).
     func compareCopy(into target: MoveNode, completed map: PartitionMap) {
         guard let sourceGroup = MoveSimulation.groups.first(where: { $0 != target.group }),
-            let source = current.withLock({ $0[sourceGroup] }), let (held, _) = source.topology.partitioning
+            let source = current.withLock({ $0[sourceGroup] }), source.isRecovered, let (held, _) = source.topology.partitioning
         else { return }
         for (partition, move) in held.moves where map.holder(of: partition) == target.group && held.holder(of: partition) == sourceGroup {
             guard move.fenced, map.version > move.id else { continue }

@@ -95,6 +95,10 @@ final class MoveNode: Sendable {
     let alive = Atomic<Bool>(true)
     let copying = Atomic<Bool>(false)
     let releasedThrough = Mutex<UInt64>(0)
+    /// What the node recovers (the committed writes of its log), installed by ``finishRecovery()``;
+    /// nil once it has: until then its registry lacks its tenants, as a real node's does while it
+    /// recovers.
+    private let recoveredStates: Mutex<[String: TenantState]?>
 
     init(name: String, group: String, epoch: UInt64, log: MoveLog, map: PartitionMap, states: [String: TenantState], address: String) {
         self.name = name
@@ -107,15 +111,22 @@ final class MoveNode: Sendable {
         registry = TenantRegistry { tenantID in
             TenantActor(state: TenantState(tenantID: tenantID), log: log, clock: clock, executor: TenantExecutor { $0() }, writeGate: gate)
         }
-        for (tenantID, state) in states {
-            registry.install(TenantActor(state: state, log: log, clock: clock, executor: TenantExecutor { $0() }, writeGate: gate))
-        }
+        recoveredStates = Mutex(states)
         topology.partition(by: map, group: group)
         // As a node does: writes wait until it has read the map in its epoch.
         topology.writeGate.follow(startingEpoch: epoch)
     }
 
     var isAlive: Bool { alive.load(ordering: .relaxed) }
+    var isRecovered: Bool { recoveredStates.withLock { $0 == nil } }
+
+    func finishRecovery() {
+        guard let states = recoveredStates.withLock({ states in defer { states = nil }; return states }) else { return }
+        let gate = topology.writeGate
+        for (tenantID, state) in states {
+            registry.install(TenantActor(state: state, log: log, clock: FixedClock(), executor: TenantExecutor { $0() }, writeGate: gate))
+        }
+    }
     var standing: (role: NodeRole, epoch: UInt64) { (isAlive ? .primary : .fenced, epoch) }
 }
 
