@@ -385,6 +385,14 @@ public actor TenantActor {
         return state.exportPiece(from: cursor, maximumItems: maximumItems, changes: changes)
     }
 
+    /// Why the changes since the copy `token` cannot be exported (``exportChanges(from:maximumItems:token:)``
+    /// gives nil), for the log.
+    public func changesUnknownReason(token: UInt64) -> String {
+        guard let changes = changesSinceCopy else { return "no copy of it is tracked here (this node started since, or the first copy did not see it)" }
+        guard changes.token == token else { return "it is tracked for another copy" }
+        return changes.wholeCopyReason(of: state) ?? "they are known"
+    }
+
     /// Stops tracking changes for a copy (it ended, or the tenant left).
     public func stopTrackingChanges() { changesSinceCopy = nil }
 

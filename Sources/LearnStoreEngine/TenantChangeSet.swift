@@ -54,9 +54,14 @@ public struct TenantChangeSet: Sendable {
     }
 
     /// Whether the changes say nothing exact about `state` any more, so the whole tenant must be copied.
-    public func needsWholeCopy(of state: TenantState) -> Bool {
-        lostTrack || state.layoutRevision != layoutRevision
-            || (keysChanged && state.idempotency.count >= state.idempotency.capacity)
+    public func needsWholeCopy(of state: TenantState) -> Bool { wholeCopyReason(of: state) != nil }
+
+    /// Why the whole tenant must be copied (for the log), or nil when the changes say it exactly.
+    public func wholeCopyReason(of state: TenantState) -> String? {
+        if lostTrack { return "a write was taken back after the copy read it, or too many records changed" }
+        if state.layoutRevision != layoutRevision { return "its records were laid out anew (a load or a rebuild)" }
+        if keysChanged && state.idempotency.count >= state.idempotency.capacity { return "its full idempotency table forgot keys" }
+        return nil
     }
 
     /// The touched records in id order: the pieces of the changes count through them.

@@ -142,6 +142,7 @@ public final class LearnStoreApplication: Sendable {
                     registry: registry, topology: topology, standing: { (node.role, node.epoch) }, acknowledged: PartitionMover.acknowledgement(in: currentWAL),
                     recovered: { currentWAL() != nil })
                 exporter.piecesExported = moveMetrics?.piecesExported
+                exporter.logger = logger
                 return exporter
             } : nil
             replicationListener = replication.map { node in

@@ -3,6 +3,7 @@ import LearnStoreModel
 import LearnStorePersistence
 import CoreMetrics
 import LearnStoreProtocol
+import Logging
 import Synchronization
 
 /// Answers PARTITION_EXPORT on the primary of the group a partition leaves (docs/CLUSTER.md, "Moving a
@@ -25,6 +26,8 @@ struct PartitionExporter: Sendable {
     let recovered: @Sendable () -> Bool
     /// Counts the pieces answered (the metrics endpoint), when there is one.
     var piecesExported: Counter?
+    /// Told why a tenant's changes are sent whole, when there is one.
+    var logger: Logger?
 
     /// A piece stays well under a replicated WAL record's limit (8 MiB) once the asking node logs it.
     static let maximumPieceBytes = 4 << 20
@@ -122,6 +125,10 @@ struct PartitionExporter: Sendable {
                         changes = true
                     } else if cursor == .changesStart {
                         // Not known here (tracked for another copy, or lost): the whole tenant instead.
+                        let reason = await tenant.changesUnknownReason(token: request.tracking)
+                        logger?.notice("partition move: sending a tenant whole instead of its changes", metadata: [
+                            "tenant": "\(tenantID)", "partition": "\(partition)", "move": "\(move.id)", "reason": "\(reason)",
+                        ])
                         cursor = .start
                         mode = .piece
                         continue
