@@ -45,6 +45,7 @@ struct SimulateMovesCommand: AsyncParsableCommand {
                 totals.movesCompleted += result.movesCompleted
                 totals.copiesFailed += result.copiesFailed
                 totals.failovers += result.failovers
+                totals.restarts += result.restarts
                 totals.releases += result.releases
                 totals.copiesCompared += result.copiesCompared
                 totals.completedAfterFirstCopy += result.completedAfterFirstCopy
@@ -58,7 +59,7 @@ struct SimulateMovesCommand: AsyncParsableCommand {
             }
             let seconds = (ContinuousClock.now - started).components.seconds
             print("seeds=\(seeds) steps=\(totals.steps) acknowledged_writes=\(totals.acknowledged) moves_started=\(totals.movesStarted) "
-                + "moves_completed=\(totals.movesCompleted) copies_failed=\(totals.copiesFailed) failovers=\(totals.failovers) "
+                + "moves_completed=\(totals.movesCompleted) copies_failed=\(totals.copiesFailed) failovers=\(totals.failovers) restarts=\(totals.restarts) "
                 + "tenants_released=\(totals.releases) copies_compared=\(totals.copiesCompared) "
                 + "completed_after_first_copy=\(totals.completedAfterFirstCopy) changed_pieces=\(totals.changedPieces) failures=\(failures) seconds=\(seconds)")
             if failures > 0 { throw ExitCode(1) }

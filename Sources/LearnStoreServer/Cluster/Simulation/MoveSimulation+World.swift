@@ -51,12 +51,16 @@ final class MoveWorld: Sendable {
         return (try PartitionMap.decode(stored.value), stored.modRevision)
     }
 
-    func start(_ group: String, epoch: UInt64, log: MoveLog, map: PartitionMap, states: [String: TenantState]) async throws {
-        let port = addresses.wrappingAdd(1, ordering: .relaxed).newValue
-        let node = MoveNode(name: "\(group)-\(epoch)", group: group, epoch: epoch, log: log, map: map, states: states, address: "127.0.0.1:\(port)")
+    /// Starts a group's primary: a new one of `epoch` (etcd's placement names it), or, given
+    /// `restarting`, that node again in place: the same id, epoch and address, so no placement changes.
+    func start(_ group: String, epoch: UInt64, log: MoveLog, map: PartitionMap, states: [String: TenantState], restarting: MoveNode? = nil) async throws {
+        let address = restarting?.address ?? "127.0.0.1:\(addresses.wrappingAdd(1, ordering: .relaxed).newValue)"
+        let node = MoveNode(name: "\(group)-\(epoch)", group: group, epoch: epoch, log: log, map: map, states: states, address: address,
+                            incarnation: (restarting?.incarnation ?? 0) + (restarting == nil ? 0 : 1))
         current.withLock { $0[group] = node }
         observedMaps.withLock { $0[group, default: []].append(map) }
         byAddress.withLock { $0[node.address] = node }
+        guard restarting == nil else { return }
         let placement = ClusterPlacement(epoch: epoch, primary: node.name, members: [node.name: node.address])
         try await world.put(ClusterConfiguration.prefix(ofGroup: group) + "placement", placement.encoded, lease: 0)
     }
@@ -215,7 +219,10 @@ final class MoveWorld: Sendable {
     }
 
     /// The group's primary dies: its uncommitted writes are lost, and a new primary of a newer epoch
-    /// starts from the committed ones, with a map its group observed at some point (maybe an old one).
+    /// starts from the committed ones, with a map its group observed at some point (maybe an old one);
+    /// or, a third of the time, the same node starts again in place before any failover (same id,
+    /// epoch and address: etcd's placement does not change). Either starts without its data until a
+    /// later step recovers it.
     func failOver(_ group: String, _ result: inout MoveSimulation.Result) async throws {
         guard let old = current.withLock({ $0[group] }) else { return }
         old.alive.store(false, ordering: .relaxed)
@@ -233,9 +240,15 @@ final class MoveWorld: Sendable {
         }
         let seen = observedMaps.withLock { $0[group] ?? [] }
         let observed = seen.isEmpty ? try await map().map : seen[below(seen.count)]
+        if chance(1, in: 3) {
+            try await start(group, epoch: old.epoch, log: MoveLog(kept), map: observed, states: states, restarting: old)
+            result.restarts += 1
+            note("\(old.turnName) restarted in place (committed through LSN \(kept.committed))")
+            return
+        }
         try await start(group, epoch: old.epoch + 1, log: MoveLog(kept), map: observed, states: states)
         result.failovers += 1
-        note("\(old.name) failed over to \(group)-\(old.epoch + 1) (committed through LSN \(kept.committed))")
+        note("\(old.turnName) failed over to \(group)-\(old.epoch + 1) (committed through LSN \(kept.committed))")
     }
 
     /// The group's primary has recovered its data (a new incarnation starts without it).
@@ -295,16 +308,16 @@ final class MoveWorld: Sendable {
         let world = self
         return PartitionCopy(
             group: node.group, nodeID: node.name, mapKey: MoveSimulation.mapKey, standing: { node.standing },
-            etcd: etcd.endpoint(for: node.name, scheduler: scheduler),
+            etcd: etcd.endpoint(for: node.turnName, scheduler: scheduler),
             open: { address throws(LearnStoreError) in
                 guard let source = world.byAddress.withLock({ $0[address] }), source.isAlive else {
                     throw LearnStoreError(.connectionFailed, "cannot connect to \(address) (simulated)")
                 }
-                return MoveExportChannel(source: source, caller: node.name, scheduler: scheduler, exporter: world.exporter(of: source), world: world)
+                return MoveExportChannel(source: source, caller: node.turnName, scheduler: scheduler, exporter: world.exporter(of: source), world: world)
             },
             registry: node.registry,
             acknowledged: { lsn throws(LearnStoreError) in try await world.waitCommitted(node, lsn) },
-            pause: { _ in _ = await scheduler.turn(node.name) }, logger: world.logger,
+            pause: { _ in _ = await scheduler.turn(node.turnName) }, logger: world.logger,
             completed: { map in
                 world.compareCopy(into: node, completed: map)
                 node.topology.partition(by: map, group: node.group)
@@ -321,7 +334,7 @@ final class MoveWorld: Sendable {
     /// Waits, a turn at a time, until the node's log commits `lsn`; false once the node failed over.
     func waitCommitted(_ node: MoveNode, _ lsn: UInt64) async throws(LearnStoreError) -> Bool {
         while true {
-            guard await scheduler.turn(node.name) else { throw LearnStoreError(.connectionFailed, "\(node.name) is down (simulated)") }
+            guard await scheduler.turn(node.turnName) else { throw LearnStoreError(.connectionFailed, "\(node.turnName) is down (simulated)") }
             if node.log.committedLSN >= lsn { return true }
             if !node.isAlive { return false }
         }
@@ -336,7 +349,7 @@ final class MoveWorld: Sendable {
             if !proceedingAll && chance(1, in: 3) { return }
             let waiting = scheduler.waitingNodes
             let index = below(waiting.count)
-            let alive = current.withLock { $0.values.contains { $0.name == waiting[index] && $0.isAlive } }
+            let alive = current.withLock { $0.values.contains { $0.turnName == waiting[index] && $0.isAlive } }
             await scheduler.grant(at: index, proceed: alive)
             if !proceedingAll && chance(1, in: 2) { return }
         }

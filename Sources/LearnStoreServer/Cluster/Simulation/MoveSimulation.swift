@@ -13,8 +13,9 @@ import Synchronization
 /// change late). Around the moves: clients write to either group (a node takes a tenant's write only
 /// when its map routes the tenant there, and its gate lets it through), a group's primary fails over
 /// (its uncommitted writes are lost, a new incarnation starts from the committed ones with a newer
-/// epoch, and a map its group observed at some point, maybe an old one), calls interleave one at a
-/// time in a random order.
+/// epoch, and a map its group observed at some point, maybe an old one) or restarts in place (same
+/// epoch; etcd's placement does not change), a new incarnation recovers its data only at a later
+/// step, and calls interleave one at a time in a random order.
 ///
 /// Clients create, patch, delete and purge records while moves copy them.
 ///
@@ -39,6 +40,8 @@ public struct MoveSimulation {
         public var movesCompleted = 0
         public var copiesFailed = 0
         public var failovers = 0
+        /// Primaries killed and started again in place (same epoch, no failover).
+        public var restarts = 0
         public var releases = 0
         /// Completed moves whose copy was compared, tenant by tenant, with its source.
         public var copiesCompared = 0
@@ -82,9 +85,15 @@ struct MoveSimulationFailure: Error {
     let message: String
 }
 
-/// A group's primary, one incarnation: when it fails over, a new one takes its place.
+/// A group's primary, one incarnation: when it fails over or restarts, a new one takes its place.
 final class MoveNode: Sendable {
+    /// Its node id, as etcd's placement names it (kept by a restart in place).
     let name: String
+    /// How many times this node id restarted in place before this incarnation.
+    let incarnation: Int
+    /// Names this incarnation to the scheduler: a dead one's pending calls never proceed as the
+    /// live one's.
+    var turnName: String { incarnation == 0 ? name : "\(name)#\(incarnation)" }
     let group: String
     let epoch: UInt64
     /// Its replication address, as etcd's placement lists it.
@@ -100,8 +109,10 @@ final class MoveNode: Sendable {
     /// recovers.
     private let recoveredStates: Mutex<[String: TenantState]?>
 
-    init(name: String, group: String, epoch: UInt64, log: MoveLog, map: PartitionMap, states: [String: TenantState], address: String) {
+    init(name: String, group: String, epoch: UInt64, log: MoveLog, map: PartitionMap, states: [String: TenantState], address: String,
+         incarnation: Int = 0) {
         self.name = name
+        self.incarnation = incarnation
         self.address = address
         self.group = group
         self.epoch = epoch
