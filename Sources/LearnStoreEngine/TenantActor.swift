@@ -382,7 +382,20 @@ public actor TenantActor {
         -> (mutations: [TenantMutation], next: TenantExportCursor?)?
     {
         guard let changes = changesSinceCopy, changes.token == token, !changes.needsWholeCopy(of: state) else { return nil }
-        return state.exportPiece(from: cursor, maximumItems: maximumItems, changes: changes)
+        return state.exportPiece(from: cursor, maximumItems: maximumItems, changes: changes.changedItems)
+    }
+
+    /// A piece of a round of the copy `token` (``TenantChangeSet/startRound()``); `starting` starts the
+    /// round, in the same step as it reads the piece (once per round: starting it again would drop
+    /// what the first start took). Nil when no changes are tracked for that copy here, or they were
+    /// lost (the fenced part copies the tenant whole then).
+    public func exportRound(from cursor: TenantExportCursor, maximumItems: Int, token: UInt64, starting: Bool)
+        -> (mutations: [TenantMutation], next: TenantExportCursor?)?
+    {
+        guard changesSinceCopy?.token == token, changesSinceCopy?.lostTrack == false else { return nil }
+        if starting { changesSinceCopy?.startRound() }
+        guard let round = changesSinceCopy?.roundItems else { return nil }
+        return state.exportPiece(from: cursor, maximumItems: maximumItems, changes: round)
     }
 
     /// Why the changes since the copy `token` cannot be exported (``exportChanges(from:maximumItems:token:)``

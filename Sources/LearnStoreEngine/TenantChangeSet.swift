@@ -64,6 +64,30 @@ public struct TenantChangeSet: Sendable {
         return nil
     }
 
-    /// The touched records in id order: the pieces of the changes count through them.
-    public var recordsInOrder: [RecordID] { records.sorted() }
+    /// The records of the round under way (``startRound()``): touched before it began, copied while
+    /// writes go on; what writes touch meanwhile is gathered in `records` again.
+    public private(set) var roundRecords: [RecordID] = []
+
+    /// Starts a round: the records touched so far are copied while the tenant still takes writes,
+    /// and tracking starts over for the ones touched from now on, so the fenced part has fewer to copy.
+    /// Outcome rows and keys are left to the fenced part.
+    mutating func startRound() {
+        roundRecords = records.sorted()
+        records = []
+    }
+
+    /// What the fenced part copies: the touched records in id order, and whether outcome rows and
+    /// keys changed.
+    public var changedItems: ChangedItems { ChangedItems(records: records.sorted(), outcomes: outcomesChanged, keys: keysChanged) }
+
+    /// What the round under way copies: its records only.
+    public var roundItems: ChangedItems { ChangedItems(records: roundRecords, outcomes: false, keys: false) }
+}
+
+/// Items a copy of a tenant's changes sends (``TenantState/exportPiece(from:maximumItems:changes:)``):
+/// records in id order, then every outcome row if `outcomes`, then every key if `keys`.
+public struct ChangedItems: Sendable {
+    public var records: [RecordID]
+    public var outcomes: Bool
+    public var keys: Bool
 }

@@ -37,7 +37,7 @@ extension TenantState {
     /// record the set names as it is now (a purge when it is gone), then, if they changed, every
     /// outcome row and every key. Applied after the first copy they give the tenant as it is now,
     /// unless ``TenantChangeSet/needsWholeCopy(of:)``.
-    public func exportPiece(from cursor: TenantExportCursor, maximumItems: Int, changes: TenantChangeSet? = nil)
+    public func exportPiece(from cursor: TenantExportCursor, maximumItems: Int, changes: ChangedItems? = nil)
         -> (mutations: [TenantMutation], next: TenantExportCursor?)
     {
         let budget = max(1, maximumItems)
@@ -47,7 +47,7 @@ extension TenantState {
         while taken < budget, let current = position {
             switch current.section {
             case .changedRecords:
-                let ids = changes?.recordsInOrder ?? []
+                let ids = changes?.records ?? []
                 let first = min(ids.count, Int(clamping: current.offset))
                 let last = min(ids.count, first + (budget - taken))
                 var records: [LearningRecord] = []
@@ -64,10 +64,10 @@ extension TenantState {
                 if !purged.isEmpty { mutations.append(.purgeRecords(purged)) }
                 if last < ids.count {
                     position = TenantExportCursor(section: .changedRecords, offset: UInt64(last))
-                } else if changes?.outcomesChanged ?? false {
+                } else if changes?.outcomes ?? false {
                     position = TenantExportCursor(section: .outcomes, offset: 0)
                 } else {
-                    position = changes?.keysChanged ?? false ? TenantExportCursor(section: .idempotency, offset: 0) : nil
+                    position = changes?.keys ?? false ? TenantExportCursor(section: .idempotency, offset: 0) : nil
                 }
             case .records:
                 var records: [LearningRecord] = []
@@ -99,7 +99,7 @@ extension TenantState {
                 if more {
                     position = TenantExportCursor(section: .outcomes, offset: current.offset + UInt64(rows.count))
                 } else {
-                    position = changes?.keysChanged ?? true ? TenantExportCursor(section: .idempotency, offset: 0) : nil
+                    position = changes?.keys ?? true ? TenantExportCursor(section: .idempotency, offset: 0) : nil
                 }
             case .idempotency:
                 let entries = idempotency.entriesInOrder

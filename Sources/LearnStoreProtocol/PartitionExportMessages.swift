@@ -14,9 +14,16 @@ public struct PartitionExportRequest: Sendable, Hashable {
         /// `tracking` began, once the move is fenced (or of the whole tenant, when the source cannot
         /// tell its changes).
         case nextTenantChanges = 3
+        /// As `piece`, within a round (`nextTenantRound`).
+        case roundPiece = 4
+        /// The first piece of a round of the first tenant after `tenant` whose changes the copy
+        /// `tracking` follows: the records its writes touched since its first copy or last round, as
+        /// they are now, while the move is not fenced yet and the tenant still takes writes.
+        case nextTenantRound = 5
 
         public var isChanges: Bool { self == .changesPiece || self == .nextTenantChanges }
-        public var startsTenant: Bool { self == .nextTenant || self == .nextTenantChanges }
+        public var isRound: Bool { self == .roundPiece || self == .nextTenantRound }
+        public var startsTenant: Bool { self == .nextTenant || self == .nextTenantChanges || self == .nextTenantRound }
     }
 
     /// The epoch the source group's primary holds, as the asking node read it from etcd.
@@ -55,8 +62,9 @@ public struct PartitionExportPiece: Sendable, Hashable {
     public var sequence: UInt64
     /// Where the tenant's next piece starts; nil after its last.
     public var next: (section: UInt8, offset: UInt64)?
-    /// The piece holds the tenant's changes since the asker's copy began, to apply on top of it (set
-    /// only in answers to the changes modes); else it is part of the whole tenant.
+    /// The piece holds the tenant's changes since the asker's copy began (or its last round), to apply
+    /// on top of it (set only in answers to the changes and round modes); else it is part of the whole
+    /// tenant.
     public var changes: Bool
     public var mutationCount: Int
     /// `mutationCount` mutations, encoded one after the other.

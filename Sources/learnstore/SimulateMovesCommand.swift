@@ -50,6 +50,7 @@ struct SimulateMovesCommand: AsyncParsableCommand {
                 totals.copiesCompared += result.copiesCompared
                 totals.completedAfterFirstCopy += result.completedAfterFirstCopy
                 totals.changedPieces += result.changedPieces
+                totals.rounds += result.rounds
                 if let failure = result.failure {
                     failures += 1
                     print("FAILED seed \(seed): \(failure)")
@@ -61,7 +62,7 @@ struct SimulateMovesCommand: AsyncParsableCommand {
             print("seeds=\(seeds) steps=\(totals.steps) acknowledged_writes=\(totals.acknowledged) moves_started=\(totals.movesStarted) "
                 + "moves_completed=\(totals.movesCompleted) copies_failed=\(totals.copiesFailed) failovers=\(totals.failovers) restarts=\(totals.restarts) "
                 + "tenants_released=\(totals.releases) copies_compared=\(totals.copiesCompared) "
-                + "completed_after_first_copy=\(totals.completedAfterFirstCopy) changed_pieces=\(totals.changedPieces) failures=\(failures) seconds=\(seconds)")
+                + "completed_after_first_copy=\(totals.completedAfterFirstCopy) changed_pieces=\(totals.changedPieces) rounds=\(totals.rounds) failures=\(failures) seconds=\(seconds)")
             if failures > 0 { throw ExitCode(1) }
         }
     }

@@ -25,8 +25,9 @@ import Testing
         }
     }
 
-    /// Copies `actor` into `target` piece by piece (a write between pieces), then its changes.
-    static func copyWhileWriting(_ actor: TenantActor, into target: inout TenantState, pieceItems: Int, token: UInt64) async throws {
+    /// Copies `actor` into `target` piece by piece (a write between pieces), then `rounds` rounds of
+    /// what changed (a write between their pieces too), then its changes.
+    static func copyWhileWriting(_ actor: TenantActor, into target: inout TenantState, pieceItems: Int, token: UInt64, rounds: Int = 0) async throws {
         var cursor: TenantExportCursor? = .start
         var step = 0
         while let current = cursor {
@@ -37,6 +38,18 @@ import Testing
             try await write(step, to: actor)
             step += 1
         }
+        for _ in 0..<rounds {
+            cursor = .changesStart
+            var starting = true
+            while let current = cursor {
+                let (piece, next) = try #require(await actor.exportRound(from: current, maximumItems: pieceItems, token: token, starting: starting))
+                starting = false
+                target.apply(piece, sequence: target.sequence + 1)
+                cursor = next
+                try await write(step, to: actor)
+                step += 1
+            }
+        }
         cursor = .changesStart
         while let current = cursor {
             let (piece, next) = try #require(await actor.exportChanges(from: current, maximumItems: pieceItems, token: token))
@@ -46,16 +59,34 @@ import Testing
         }
     }
 
-    @Test(arguments: [1, 3, 50, 2000])
-    func aCopyReadWhileWritesGoOnPlusItsChangesIsTheTenant(pieceItems: Int) async throws {
+    @Test(arguments: [(1, 0), (3, 0), (50, 0), (2000, 0), (1, 2), (3, 1), (50, 3)])
+    func aCopyReadWhileWritesGoOnPlusItsChangesIsTheTenant(pieceItems: Int, rounds: Int) async throws {
         let actor = TenantActor(state: try TenantExportTests.source(), log: DiscardingLog())
         var target = TenantState(tenantID: tenantA)
-        try await Self.copyWhileWriting(actor, into: &target, pieceItems: pieceItems, token: 7)
+        try await Self.copyWhileWriting(actor, into: &target, pieceItems: pieceItems, token: 7, rounds: rounds)
         let source = await actor.state
         #expect(TenantExportTests.observed(target) == TenantExportTests.observed(source))
         #expect(target.outcomes.tables == source.outcomes.tables)
         #expect(target.sequence > source.sequence)
         #expect(await actor.exportChanges(from: .changesStart, maximumItems: 10, token: 8) == nil, "tracked for another copy")
+        #expect(await actor.exportRound(from: .changesStart, maximumItems: 10, token: 8, starting: true) == nil, "tracked for another copy")
+    }
+
+    /// A round takes the records touched so far and tracking starts over: the fenced part then has
+    /// only what was touched since.
+    @Test func aRoundLeavesTheFencedPartOnlyWhatWasTouchedSince() async throws {
+        let actor = TenantActor(state: try TenantExportTests.source(), log: DiscardingLog())
+        _ = await actor.exportPiece(from: .start, maximumItems: 1000, tracking: 5)
+        for step in [0, 1, 5] { try await Self.write(step, to: actor) }
+        let touched = try #require(await actor.changesSinceCopy).records.count
+        let round = try #require(await actor.exportRound(from: .changesStart, maximumItems: 1000, token: 5, starting: true))
+        #expect(touched >= 3 && round.next == nil)
+        #expect(try #require(await actor.changesSinceCopy).records.isEmpty)
+        try await Self.write(6, to: actor)
+        #expect(try #require(await actor.changesSinceCopy).records.count == 1)
+        // A piece inside the round does not start it again.
+        _ = try #require(await actor.exportRound(from: .changesStart, maximumItems: 1000, token: 5, starting: false))
+        #expect(try #require(await actor.changesSinceCopy).records.count == 1)
     }
 
     /// Without the changes the copy is stale: the test above would pass without tracking otherwise.

@@ -37,6 +37,11 @@ struct PartitionCopy: Sendable {
     let completed: @Sendable (PartitionMap) -> Void
     /// Names each attempt's copy to the source (its tracking of what the tenants' writes touch).
     var tracking: @Sendable () -> UInt64 = { UInt64.random(in: 1...UInt64.max) }
+    /// Rounds before the fence: each copies, while the writes go on, the records touched since the
+    /// first copy or the round before, so the fenced part has fewer to copy. Another round follows
+    /// while the last one copied more than `roundThreshold` records, up to `maximumRounds`.
+    var maximumRounds = 3
+    var roundThreshold = 1000
 
     /// How often a source that has not read the move (or its fence) yet is asked again, 20 ms apart.
     static let notSeenYetAttempts = 500
@@ -51,6 +56,10 @@ struct PartitionCopy: Sendable {
         var changedPieces = 0
         /// This attempt fenced the move after its first copy (else it found the move fenced).
         var fencedAfterFirstCopy = false
+        /// Rounds before the fence, the records each copied, and their time.
+        var rounds = 0
+        var roundRecords: [Int] = []
+        var roundTime: Duration = .zero
         var paused: Duration = .zero
         /// Within `paused`: copying the changes (or the whole partition), then waiting until that is
         /// acknowledged in this group.
@@ -94,6 +103,15 @@ struct PartitionCopy: Sendable {
             try await copy.run(.firstCopy, into: registry, pause: pause)
             try await awaitAcknowledged(copy.lastLSN, of: "the first copy")
             report.firstCopy = ContinuousClock.now - started
+            while report.rounds < maximumRounds {
+                let roundStarted = ContinuousClock.now
+                let records = try await copy.run(.round, into: registry, pause: pause)
+                try await awaitAcknowledged(copy.lastLSN, of: "round \(report.rounds + 1)")
+                report.rounds += 1
+                report.roundRecords.append(records)
+                report.roundTime += ContinuousClock.now - roundStarted
+                if records <= roundThreshold { break }
+            }
             report.fencedAfterFirstCopy = true
             try await change(partition, move, guards: guards, "fence") { map throws(LearnStoreError) in try map.fencingMove(of: partition, id: move.id) }
         }
@@ -127,6 +145,9 @@ struct PartitionCopy: Sendable {
         enum Part {
             /// Every tenant as it is, while it still takes writes in the source (tracked there).
             case firstCopy
+            /// The records each tenant's writes touched since the first copy or the round before,
+            /// while it still takes writes.
+            case round
             /// What changed in each tenant since the first copy, once the move is fenced.
             case changes
             /// Every tenant whole, once the move is fenced.
@@ -148,8 +169,15 @@ struct PartitionCopy: Sendable {
         /// The tenants the first copy took: only these may get changes on top.
         var copiedFirst: Set<String> = []
 
-        mutating func run(_ part: Part, into registry: TenantRegistry, pause: @Sendable (Duration) async -> Void) async throws(LearnStoreError) {
-            let startMode: PartitionExportRequest.Mode = part == .changes ? .nextTenantChanges : .nextTenant
+        /// Copies one part; returns the records its pieces put or purged.
+        @discardableResult
+        mutating func run(_ part: Part, into registry: TenantRegistry, pause: @Sendable (Duration) async -> Void) async throws(LearnStoreError) -> Int {
+            let startMode: PartitionExportRequest.Mode = switch part {
+            case .changes: .nextTenantChanges
+            case .round: .nextTenantRound
+            case .firstCopy, .whole: .nextTenant
+            }
+            var records = 0
             var request = self.request(startMode, tenant: "")
             var notSeenYet = 0
             var changesOfTenant = false
@@ -165,31 +193,38 @@ struct PartitionCopy: Sendable {
                     continue
                 }
                 if piece.end {
-                    if part != .firstCopy { try await emptyTenantsNotExported(exported, in: registry) }
-                    return
+                    if part == .changes || part == .whole { try await emptyTenantsNotExported(exported, in: registry) }
+                    return records
                 }
                 let first = request.mode.startsTenant
                 guard CallerIdentity.isValidTenantID(piece.tenant), map.partition(of: piece.tenant) == partition,
                     first ? piece.tenant > request.tenant : piece.tenant == request.tenant
                 else { throw LearnStoreError(.protocolViolation, "\(address) exported tenant '\(piece.tenant)', not the next one of partition \(partition)") }
                 if first { changesOfTenant = piece.changes }
-                guard piece.changes == changesOfTenant, !piece.changes || (part == .changes && copiedFirst.contains(piece.tenant)) else {
+                guard piece.changes == changesOfTenant, !piece.changes || ((part == .changes || part == .round) && copiedFirst.contains(piece.tenant)),
+                    part != .round || piece.changes
+                else {
                     throw LearnStoreError(.protocolViolation, "\(address) exported changes of tenant '\(piece.tenant)' this copy did not ask for")
                 }
                 let mutations = try PartitionCopy.decodeMutations(piece, from: address)
-                let position: TenantActor.AdoptedPiece = !first ? .later : piece.changes ? .firstOfChanges : .firstOfCopy
+                for case .putRecords(let put) in mutations { records += put.count }
+                for case .purgeRecords(let ids) in mutations { records += ids.count }
+                // A round's pieces go on top with the next sequences; the sequence jumps once, at the
+                // fenced part's continue.
+                let position: TenantActor.AdoptedPiece = !first || part == .round ? .later : piece.changes ? .firstOfChanges : .firstOfCopy
                 if let (_, lsn) = try await registry.tenant(piece.tenant).adopt(mutations, as: position, sourceSequence: piece.sequence) {
                     lastLSN = max(lastLSN, lsn)
                 }
                 pieces += 1
-                if piece.changes { changedPieces += 1 }
+                if piece.changes && part == .changes { changedPieces += 1 }
                 if first {
                     if part == .firstCopy { copiedFirst.insert(piece.tenant) }
                     tenantsSeen.insert(piece.tenant)
                     exported.insert(piece.tenant)
                 }
                 if let next = piece.next {
-                    request = self.request(piece.changes ? .changesPiece : .piece, tenant: piece.tenant, section: next.section, offset: next.offset)
+                    let mode: PartitionExportRequest.Mode = part == .round ? .roundPiece : piece.changes ? .changesPiece : .piece
+                    request = self.request(mode, tenant: piece.tenant, section: next.section, offset: next.offset)
                 } else {
                     request = self.request(startMode, tenant: piece.tenant)
                 }

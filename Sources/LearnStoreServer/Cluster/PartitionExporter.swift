@@ -73,7 +73,11 @@ struct PartitionExporter: Sendable {
             }
             throw LearnStoreError(.conflict, "partition \(partition) has no move \(request.moveID) from group \(group) in progress (map version \(map.version))")
         }
-        if !move.fenced {
+        if move.fenced {
+            guard !request.mode.isRound else {
+                throw LearnStoreError(.conflict, "move \(move.id) is fenced: its rounds are over; ask for the changes")
+            }
+        } else {
             // The partition's tenants still take writes here: a copy is exact only with what they
             // touch tracked, and their changes only once they take none.
             guard !request.mode.isChanges else {
@@ -93,13 +97,19 @@ struct PartitionExporter: Sendable {
             cursor = TenantExportCursor(section: section, offset: request.offset)
         }
         while true {
+            // Whether this tenant's first piece is asked for (a round starts only then, never by a
+            // request for a piece inside one).
+            let startingTenant = mode.startsTenant
             if mode.startsTenant {
                 guard let next = tenantsOfMove.next(after: tenantID, move: request.moveID, partition: partition, map: map, registry: registry) else {
                     return PartitionExportPiece(end: true)
                 }
                 tenantID = next
-                cursor = mode == .nextTenantChanges ? .changesStart : .start
-                mode = mode == .nextTenantChanges ? .changesPiece : .piece
+                switch mode {
+                case .nextTenantChanges: (cursor, mode) = (.changesStart, .changesPiece)
+                case .nextTenantRound: (cursor, mode) = (.changesStart, .roundPiece)
+                default: (cursor, mode) = (.start, .piece)
+                }
             }
             guard map.partition(of: tenantID) == partition, let tenant = registry.existingTenant(tenantID) else {
                 throw LearnStoreError(.validation, "tenant \(tenantID) is not a tenant of partition \(partition) on this node")
@@ -107,7 +117,7 @@ struct PartitionExporter: Sendable {
             let (sequence, lastWrite) = await tenant.sequenceAndLastWrite
             if sequence == 0 {
                 // Never written (a connection that only read): nothing to move.
-                mode = mode == .changesPiece ? .nextTenantChanges : .nextTenant
+                mode = Self.nextTenantMode(after: mode)
                 continue
             }
             if move.fenced && (cursor == .start || cursor == .changesStart) {
@@ -116,10 +126,26 @@ struct PartitionExporter: Sendable {
                 }
             }
             var items = Self.maximumPieceItems
-            while true {
+            // A request that starts a tenant's round starts it once, whatever the retries below.
+            var startsRound = mode == .roundPiece && startingTenant
+            exporting: while true {
                 let exported: (mutations: [TenantMutation], next: TenantExportCursor?)
                 var changes = false
-                if mode == .changesPiece {
+                if mode == .roundPiece {
+                    let starting = startsRound
+                    startsRound = false
+                    if let piece = await tenant.exportRound(from: cursor, maximumItems: items, token: request.tracking, starting: starting) {
+                        exported = piece
+                        changes = true
+                    } else if starting {
+                        // No changes tracked for this copy here: nothing for a round (the fenced part
+                        // copies the tenant whole).
+                        mode = .nextTenantRound
+                        break exporting
+                    } else {
+                        throw LearnStoreError(.conflict, "tenant \(tenantID)'s round of copy \(request.tracking) is no longer known here; copy it again")
+                    }
+                } else if mode == .changesPiece {
                     if let piece = await tenant.exportChanges(from: cursor, maximumItems: items, token: request.tracking) {
                         exported = piece
                         changes = true
@@ -142,12 +168,21 @@ struct PartitionExporter: Sendable {
                 for mutation in exported.mutations { MutationCodec.encode(mutation, into: &writer) }
                 if writer.count > Self.maximumPieceBytes && items > 1 {
                     items /= 2
-                    continue
+                    continue exporting
                 }
                 return PartitionExportPiece(
                     end: false, tenant: tenantID, sequence: sequence, next: exported.next.map { ($0.section.rawValue, $0.offset) }, changes: changes,
                     mutationCount: exported.mutations.count, mutations: writer.bytes)
             }
+        }
+    }
+
+    /// The mode that asks for the tenant after the current one, in the same part of the copy.
+    static func nextTenantMode(after mode: PartitionExportRequest.Mode) -> PartitionExportRequest.Mode {
+        switch mode {
+        case .changesPiece, .nextTenantChanges: .nextTenantChanges
+        case .roundPiece, .nextTenantRound: .nextTenantRound
+        default: .nextTenant
         }
     }
 }

@@ -180,7 +180,8 @@ public final class PartitionMover: Service, Sendable {
         logger.notice("partition move: done", metadata: [
             "partition": "\(partition)", "move": "\(move.id)", "from": "\(map.holder(of: partition))", "tenants": "\(copied.tenants)", "pieces": "\(copied.pieces)",
             "changed_pieces": "\(copied.changedPieces)", "milliseconds": "\(milliseconds(ContinuousClock.now - started))",
-            "first_copy_ms": "\(milliseconds(copied.firstCopy))", "writes_paused_ms": "\(milliseconds(copied.paused))",
+            "first_copy_ms": "\(milliseconds(copied.firstCopy))", "rounds": "\(copied.roundRecords.map(String.init).joined(separator: ","))",
+            "rounds_ms": "\(milliseconds(copied.roundTime))", "writes_paused_ms": "\(milliseconds(copied.paused))",
             "copying_ms": "\(milliseconds(copied.copying))", "acknowledging_ms": "\(milliseconds(copied.acknowledging))",
         ])
     }

@@ -17,7 +17,7 @@ final class MoveWorld: Sendable {
     let byAddress = Mutex<[String: MoveNode]>([:])
     let pending = Mutex<[Pending]>([])
     let acknowledged = Mutex<[(tenant: String, id: RecordID, group: String)]>([])
-    let copies = Mutex<(completed: Int, failed: Int, afterFirstCopy: Int, changedPieces: Int)>((0, 0, 0, 0))
+    let copies = Mutex<(completed: Int, failed: Int, afterFirstCopy: Int, changedPieces: Int, rounds: Int)>((0, 0, 0, 0, 0))
     /// Records a purge was asked for (their creation's acknowledgement no longer says they are held).
     let purged = Mutex<Set<RecordID>>([])
     /// The first difference found between a completed move's copy and its source, and how many
@@ -86,8 +86,8 @@ final class MoveWorld: Sendable {
             while !scheduler.waitingNodes.isEmpty { await scheduler.grant(at: 0, proceed: false) }
         }
         result.acknowledged = acknowledged.withLock { $0.count }
-        (result.movesCompleted, result.copiesFailed, result.completedAfterFirstCopy, result.changedPieces) = copies.withLock {
-            ($0.completed, $0.failed, $0.afterFirstCopy, $0.changedPieces)
+        (result.movesCompleted, result.copiesFailed, result.completedAfterFirstCopy, result.changedPieces, result.rounds) = copies.withLock {
+            ($0.completed, $0.failed, $0.afterFirstCopy, $0.changedPieces, $0.rounds)
         }
         result.copiesCompared = copiesCompared.withLock { $0 }
         if let failure { throw failure }
@@ -290,6 +290,7 @@ final class MoveWorld: Sendable {
                             $0.completed += 1
                             $0.changedPieces += report.changedPieces
                             if report.fencedAfterFirstCopy { $0.afterFirstCopy += 1 }
+                            $0.rounds += report.rounds
                         }
                         world.note("\(node.name) completed move \(move.id) of partition \(partition)")
                     } catch {
@@ -306,7 +307,7 @@ final class MoveWorld: Sendable {
     func copy(on node: MoveNode) -> PartitionCopy {
         let scheduler = self.scheduler
         let world = self
-        return PartitionCopy(
+        var copy = PartitionCopy(
             group: node.group, nodeID: node.name, mapKey: MoveSimulation.mapKey, standing: { node.standing },
             etcd: etcd.endpoint(for: node.turnName, scheduler: scheduler),
             open: { address throws(LearnStoreError) in
@@ -322,6 +323,10 @@ final class MoveWorld: Sendable {
                 world.compareCopy(into: node, completed: map)
                 node.topology.partition(by: map, group: node.group)
             })
+        // Rounds before the fence, as many as asked whatever they copy: none, one or two.
+        copy.maximumRounds = below(3)
+        copy.roundThreshold = -1
+        return copy
     }
 
     func exporter(of node: MoveNode) -> PartitionExporter {

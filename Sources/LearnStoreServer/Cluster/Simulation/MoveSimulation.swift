@@ -50,6 +50,8 @@ public struct MoveSimulation {
         /// they copied after the fence.
         public var completedAfterFirstCopy = 0
         public var changedPieces = 0
+        /// Rounds before the fence in the moves completed.
+        public var rounds = 0
         public var failure: String?
         public var trace: [String] = []
         public init(seed: UInt64) { self.seed = seed }
