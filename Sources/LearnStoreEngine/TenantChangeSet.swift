@@ -9,10 +9,11 @@ import LearnStoreModel
 /// touched since the copy began reads the same in the first copy as now, and one a write touched is
 /// sent as it is now. The first copy reads records in slot order, outcome rows in table order and
 /// keys oldest first, a piece at a time: a piece read after a write may have skipped an item that
-/// write moved. So when the outcome rows or keys changed, all of them are sent again; when the
-/// record slots were laid out anew (a rebuild), a write was taken back after others had seen it,
-/// or the key table was full (a new key pushes an old one out, which no mutation says), the
-/// whole tenant is copied again (``needsWholeCopy``).
+/// write moved. So when the outcome rows changed, all of them are sent again; when the keys changed,
+/// the copy's keys are forgotten and all of the source's sent again in its order (a full table
+/// pushes old keys out, which no mutation says); when the record slots were laid out anew (a
+/// rebuild), or a write was taken back after others had seen it, the whole tenant is copied again
+/// (``needsWholeCopy``).
 public struct TenantChangeSet: Sendable {
     /// Names the copy that started tracking (chosen by the copying node for each attempt): changes
     /// tracked for another attempt are worth nothing to this one.
@@ -40,7 +41,7 @@ public struct TenantChangeSet: Sendable {
             case .putRecords(let put): for record in put { records.insert(record.id) }
             case .purgeRecords(let ids): records.formUnion(ids)
             case .outcomes: outcomesChanged = true
-            case .rememberIdempotencyKey: keysChanged = true
+            case .rememberIdempotencyKey, .forgetIdempotencyKeys: keysChanged = true
             case .recordChange, .continueTenant: break
             case .resetTenant, .releaseTenant: loseTrack()
             }
@@ -60,7 +61,6 @@ public struct TenantChangeSet: Sendable {
     public func wholeCopyReason(of state: TenantState) -> String? {
         if lostTrack { return "a write was taken back after the copy read it, or too many records changed" }
         if state.layoutRevision != layoutRevision { return "its records were laid out anew (a load or a rebuild)" }
-        if keysChanged && state.idempotency.count >= state.idempotency.capacity { return "its full idempotency table forgot keys" }
         return nil
     }
 

@@ -31,6 +31,10 @@ public enum TenantMutation: Sendable, Hashable {
     /// fenced part). Such a write may take a sequence above the next one: the tenant continues the
     /// sequence it reached there.
     case continueTenant
+    /// Forgets every idempotency key, before the keys that follow: a partition move's copy of a
+    /// tenant's keys again, once they changed while it copied the tenant (the source's table, in its
+    /// order, replaces what the first copy took).
+    case forgetIdempotencyKeys
 }
 
 extension [TenantMutation] {

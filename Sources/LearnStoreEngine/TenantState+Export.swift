@@ -35,7 +35,7 @@ extension TenantState {
     ///
     /// From ``TenantExportCursor/changesStart`` with `changes`, the pieces hold what changed: each
     /// record the set names as it is now (a purge when it is gone), then, if they changed, every
-    /// outcome row and every key. Applied after the first copy they give the tenant as it is now,
+    /// outcome row, and every key after forgetting those the tenant holds. Applied after the first copy they give the tenant as it is now,
     /// unless ``TenantChangeSet/needsWholeCopy(of:)``.
     public func exportPiece(from cursor: TenantExportCursor, maximumItems: Int, changes: ChangedItems? = nil)
         -> (mutations: [TenantMutation], next: TenantExportCursor?)
@@ -105,6 +105,9 @@ extension TenantState {
                 let entries = idempotency.entriesInOrder
                 let first = min(entries.count, Int(clamping: current.offset))
                 let last = min(entries.count, first + (budget - taken))
+                // Changed keys replace the first copy's: it may have missed or kept keys the table
+                // pushed out meanwhile, and the order decides which go next.
+                if first == 0 && changes?.keys == true { mutations.append(.forgetIdempotencyKeys) }
                 for entry in entries[first..<last] { mutations.append(.rememberIdempotencyKey(entry)) }
                 taken += last - first
                 position = last < entries.count ? TenantExportCursor(section: .idempotency, offset: UInt64(last)) : nil

@@ -81,6 +81,9 @@ public struct TenantState: Sendable {
                     undo.steps.append(.forgetKey(entry.key))
                 }
                 idempotency.remember(entry)
+            case .forgetIdempotencyKeys:
+                undo.steps.append(.restoreState(self))
+                idempotency = IdempotencyTable(capacity: limits.idempotencyKeys)
             case .outcomes(let records):
                 for record in records {
                     let prior = outcomes.record(kind: record.kind, key: record.key)

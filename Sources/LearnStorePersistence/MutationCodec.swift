@@ -12,6 +12,7 @@ public enum MutationCodec {
     static let resetTenantTag: UInt8 = 6
     static let releaseTenantTag: UInt8 = 7
     static let continueTenantTag: UInt8 = 8
+    static let forgetIdempotencyKeysTag: UInt8 = 9
 
     public static func encode(_ mutation: TenantMutation, into writer: inout ByteWriter) {
         switch mutation {
@@ -39,6 +40,8 @@ public enum MutationCodec {
             writer.writeU8(releaseTenantTag)
         case .continueTenant:
             writer.writeU8(continueTenantTag)
+        case .forgetIdempotencyKeys:
+            writer.writeU8(forgetIdempotencyKeysTag)
         }
     }
 
@@ -78,6 +81,8 @@ public enum MutationCodec {
             return .releaseTenant
         case continueTenantTag:
             return .continueTenant
+        case forgetIdempotencyKeysTag:
+            return .forgetIdempotencyKeys
         case let tag:
             throw DecodeError(offset: tagOffset, reason: "unknown mutation tag \(tag)")
         }

@@ -192,6 +192,8 @@ enum OperatorJSON {
             return .object([("release_tenant", .bool(true))])
         case .continueTenant:
             return .object([("continue_tenant", .bool(true))])
+        case .forgetIdempotencyKeys:
+            return .object([("forget_idempotency_keys", .bool(true))])
         }
     }
 

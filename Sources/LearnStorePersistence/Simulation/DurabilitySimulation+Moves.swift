@@ -49,7 +49,8 @@ extension DurabilitySimulation {
     /// The changes a fenced move copies after the first copy: records on top, continuing a sequence
     /// that may have moved on in the source (or not: then the write takes the next one).
     mutating func moveChanges(_ tenant: String, from source: TenantState, sourceSequence: UInt64) throws {
-        let (piece, _) = Self.movePiece(of: source, from: .start, maximumItems: 1 + moveRandom.next(below: 4), as: tenant)
+        var (piece, _) = Self.movePiece(of: source, from: .start, maximumItems: 1 + moveRandom.next(below: 4), as: tenant)
+        if moveRandom.chance(1, in: 3) { piece += [.forgetIdempotencyKeys] + source.idempotency.entriesInOrder.map { .rememberIdempotencyKey($0) } }
         let continued = sourceSequence + UInt64(moveRandom.next(below: 30))
         let before = history[tenant]?.count ?? 0
         try applyWrite(tenant) { actor in

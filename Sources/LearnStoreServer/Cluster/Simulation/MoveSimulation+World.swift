@@ -236,7 +236,7 @@ final class MoveWorld: Sendable {
         }
         var states: [String: TenantState] = [:]
         for (_, entry) in kept.entries {
-            states[entry.tenantID, default: TenantState(tenantID: entry.tenantID)].apply(entry.mutations, sequence: entry.sequence)
+            states[entry.tenantID, default: TenantState(tenantID: entry.tenantID, limits: MoveSimulation.limits)].apply(entry.mutations, sequence: entry.sequence)
         }
         let seen = observedMaps.withLock { $0[group] ?? [] }
         let observed = seen.isEmpty ? try await map().map : seen[below(seen.count)]
@@ -390,12 +390,14 @@ final class MoveWorld: Sendable {
     }
 
     /// What a tenant holds that a client could tell apart: its records (deleted ones too), outcome
-    /// rows and idempotency keys, in a fixed order.
+    /// rows and idempotency keys (and their order), in a fixed order.
     static func content(of state: TenantState) -> [String] {
         var lines: [String] = []
         for slot in 0..<UInt32(state.store.slotCount) where !state.store[slot].isPurged { lines.append("record \(state.store.record(at: slot))") }
         state.outcomes.tables.forEachRecord { lines.append("outcome \($0)") }
         for entry in state.idempotency.entriesInOrder { lines.append("key \(entry.key) \(entry.ids)") }
+        // The order decides which keys a full table forgets next.
+        if state.idempotency.count > 0 { lines.append("keys in order: \(state.idempotency.entriesInOrder.map(\.key))") }
         return lines.sorted()
     }
 

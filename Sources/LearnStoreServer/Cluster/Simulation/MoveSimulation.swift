@@ -66,6 +66,9 @@ public struct MoveSimulation {
     }
 
     static let groups = ["ga", "gb"]
+    /// A few idempotency keys per tenant: their tables fill up, and each new key pushes the oldest
+    /// out, as a busy tenant's does.
+    static let limits = EngineLimits(idempotencyKeys: 4)
     static let mapKey = ClusterConfiguration.partitionMapKey("simulated")
 
     public func run() async -> Result {
@@ -122,7 +125,7 @@ final class MoveNode: Sendable {
         let gate = topology.writeGate
         let clock = FixedClock()
         registry = TenantRegistry { tenantID in
-            TenantActor(state: TenantState(tenantID: tenantID), log: log, clock: clock, executor: TenantExecutor { $0() }, writeGate: gate)
+            TenantActor(state: TenantState(tenantID: tenantID, limits: MoveSimulation.limits), log: log, clock: clock, executor: TenantExecutor { $0() }, writeGate: gate)
         }
         recoveredStates = Mutex(states)
         topology.partition(by: map, group: group)
