@@ -58,6 +58,17 @@ public struct IdempotencyTable: Sendable {
         return entries.removeValue(forKey: evictedKey)
     }
 
+    /// Takes back the ``remember(_:)`` of the new key `key`, which pushed `evicted` out of the full
+    /// table (nil: it pushed nothing out): the table is as it was, in the same order. Only for the
+    /// newest remember (undos run newest first).
+    public mutating func undoRemember(_ key: String, evicted: IdempotencyEntry?) {
+        guard let evicted else { return forget(key) }
+        entries.removeValue(forKey: key)
+        head = (head + capacity - 1) % capacity
+        order[head] = evicted.key
+        entries[evicted.key] = evicted
+    }
+
     public mutating func forget(_ key: String) {
         guard entries.removeValue(forKey: key) != nil else { return }
         if let index = order.firstIndex(of: key) {

@@ -75,7 +75,8 @@ public struct TenantUndo: Sendable {
     enum Step: Sendable {
         indirect case put(LearningRecord)
         case remove(RecordID)
-        case forgetKey(String)
+        /// Forget a key a write added, and put back the key it pushed out of a full table.
+        indirect case unremember(String, evicted: IdempotencyEntry?)
         indirect case restoreKey(IdempotencyEntry)
         /// Put back the row a key held before an outcome record was applied (nil: it held nothing).
         indirect case restoreOutcome(OutcomeEntityKind, key: String, row: OutcomeRecord?)
@@ -92,7 +93,7 @@ public struct TenantUndo: Sendable {
             switch step {
             case .put(let record): record.id == id
             case .remove(let removed): removed == id
-            case .forgetKey, .restoreKey, .restoreOutcome: false
+            case .unremember, .restoreKey, .restoreOutcome: false
             case .restoreState: true
             }
         }

@@ -77,10 +77,11 @@ public struct TenantState: Sendable {
             case .rememberIdempotencyKey(let entry):
                 if let previous = idempotency[entry.key] {
                     undo.steps.append(.restoreKey(previous))
+                    idempotency.remember(entry)
                 } else {
-                    undo.steps.append(.forgetKey(entry.key))
+                    let evicted = idempotency.remember(entry)
+                    undo.steps.append(.unremember(entry.key, evicted: evicted))
                 }
-                idempotency.remember(entry)
             case .forgetIdempotencyKeys:
                 undo.steps.append(.restoreState(self))
                 idempotency = IdempotencyTable(capacity: limits.idempotencyKeys)
@@ -157,7 +158,7 @@ public struct TenantState: Sendable {
             case .put(let record): needsRebuild = putAll([record], undo: &scratch) || needsRebuild
             case .remove(let id):
                 if let slot = indexes.slot(of: id, in: store) { purge(slot) }
-            case .forgetKey(let key): idempotency.forget(key)
+            case .unremember(let key, let evicted): idempotency.undoRemember(key, evicted: evicted)
             case .restoreKey(let entry): idempotency.remember(entry)
             case .restoreOutcome(let kind, let key, let row): outcomes.restore(row, kind: kind, key: key)
             case .restoreState(let saved):

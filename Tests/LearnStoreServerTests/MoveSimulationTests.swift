@@ -39,8 +39,10 @@ import Testing
     /// the target empties the partition's tenants the fenced answer does not name); a source primary
     /// restarted in place answered before it had recovered its tenants, naming none, and the target
     /// completed the move without them (971, 994: a node exports, copies and releases only once it has
-    /// recovered).
+    /// recovered); a create refused by the write gate took back its key but not the one it had pushed
+    /// out of a full table, so the source's keys differed from the copy's (602396: the engine's undo
+    /// puts the pushed-out key back).
     @Test func seedsThatOnceFailed() async {
-        Self.expectNoFailure(await Self.run([130, 971, 994, 1007, 1008, 1011, 1014, 1024, 1265, 1389]))
+        Self.expectNoFailure(await Self.run([130, 971, 994, 1007, 1008, 1011, 1014, 1024, 1265, 1389, 602396]))
     }
 }
