@@ -406,6 +406,9 @@ public actor TenantActor {
         return changes.wholeCopyReason(of: state) ?? "they are known"
     }
 
+    /// The tenant's records, live and deleted (what a partition's size counts).
+    public var recordCount: Int { state.store.liveCount + state.store.deletedCount }
+
     /// Stops tracking changes for a copy (it ended, or the tenant left).
     public func stopTrackingChanges() { changesSinceCopy = nil }
 

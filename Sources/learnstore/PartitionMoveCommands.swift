@@ -116,17 +116,26 @@ extension ClusterCommand {
     struct Rebalance: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "rebalance",
-            abstract: "Move partitions until every group of the map holds as many as the others, within one.",
+            abstract: "Move partitions until the groups of the map hold as many partitions, or records, as each other.",
             discussion: """
-                Plans the fewest moves that leave each group holding the number of partitions divided by the \
-                number of groups, or one more (partitions leave the groups holding the most, their \
-                highest-numbered first, for the groups holding the fewest), then runs them one at a time as \
-                `cluster move-partition --wait` does, printing a JSON line per move. Partitions count, not \
-                their tenants' sizes. With --dry-run it prints the plan only.
+                With --by partitions (the default) it plans the fewest moves that leave each group holding the \
+                number of partitions divided by the number of groups, or one more (partitions leave the groups \
+                holding the most, their highest-numbered first, for the groups holding the fewest). With --by \
+                records it evens out the groups' records, live and deleted, as each group's primary counts and \
+                publishes them every 5 s: each move gives the group holding the fewest the partition that \
+                narrows the spread the most, while one does. It then runs the moves one at a time as \
+                `cluster move-partition --wait` does, printing a JSON line per move. With --dry-run it prints \
+                the plan only (and, by records, each group's total before and after).
                 """)
         @Option(name: .customLong("etcd-endpoints"), help: "etcd client URLs (http://host:port,...).") var etcdEndpoints: String
         @Option(help: "The map's name.") var name: String
         @Flag(name: .customLong("dry-run"), help: "Print the moves without starting them.") var dryRun = false
+        @Option(help: "What to even out: partitions or records.") var by: Measure = .partitions
+
+        enum Measure: String, ExpressibleByArgument, CaseIterable {
+            case partitions
+            case records
+        }
         @Option(name: .customLong("wait-each"), help: "Seconds to wait for each move (1 ... 86400).") var waitEach = 120
 
         func run() async throws {
@@ -136,9 +145,22 @@ extension ClusterCommand {
                 guard let stored = try await etcd.get(ClusterConfiguration.partitionMapKey(name)) else {
                     throw LearnStoreError(.notFound, "etcd holds no partition map '\(name)'")
                 }
-                let plan = try PartitionMap.decode(stored.value).rebalancingMoves()
+                let current = try PartitionMap.decode(stored.value)
+                let plan: [(partition: Int, to: String)]
+                var sizes: [Int: Int] = [:]
+                switch by {
+                case .partitions: plan = current.rebalancingMoves()
+                case .records:
+                    sizes = try await Self.publishedSizes(of: current, from: etcd)
+                    plan = current.rebalancingMoves(bySize: sizes)
+                }
                 if dryRun || plan.isEmpty {
-                    printJSON(.object([("moves", .array(plan.map { .object([("partition", .number(String($0.partition))), ("to", .string($0.to))]) }))]))
+                    var fields: [(String, JSONValue)] = [("moves", .array(plan.map { move in
+                        .object([("partition", .number(String(move.partition))), ("to", .string(move.to))]
+                            + (by == .records ? [("records", .number(String(sizes[move.partition] ?? 0)))] : []))
+                    }))]
+                    if by == .records { fields += [("records_before", Self.totals(current, sizes, [])), ("records_after", Self.totals(current, sizes, plan))] }
+                    printJSON(.object(fields))
                     return
                 }
                 for (partition, to) in plan {
@@ -154,6 +176,28 @@ extension ClusterCommand {
                                        ("move", .number(String(move.id))), ("state", .string("done")), ("seconds", .number(String(seconds)))]))
                 }
             }
+        }
+
+        /// Each partition's records, from the sizes its holder's primary published.
+        static func publishedSizes(of map: PartitionMap, from etcd: EtcdClient) async throws(LearnStoreError) -> [Int: Int] {
+            var sizes: [Int: Int] = [:]
+            for (index, group) in map.groups.enumerated() where map.assignment.contains(index) {
+                guard let stored = try await etcd.get(ClusterConfiguration.partitionSizesKey(ofGroup: group)) else {
+                    throw LearnStoreError(.notFound, "group \(group) has not published its partitions' sizes (its primary does every 5 s): is it running?")
+                }
+                let published = try PartitionSizes.decode(stored.value)
+                for partition in 0..<map.partitions where map.assignment[partition] == index { sizes[partition] = published.records[partition] ?? 0 }
+            }
+            return sizes
+        }
+
+        /// Each group's records, after `plan`.
+        static func totals(_ map: PartitionMap, _ sizes: [Int: Int], _ plan: [(partition: Int, to: String)]) -> JSONValue {
+            var holder = (0..<map.partitions).map { map.groups[map.moves[$0]?.to ?? map.assignment[$0]] }
+            for (partition, to) in plan { holder[partition] = to }
+            return .object(map.groups.map { group in
+                (group, .number(String((0..<map.partitions).filter { holder[$0] == group }.map { sizes[$0] ?? 0 }.reduce(0, +))))
+            })
         }
     }
 }

@@ -118,6 +118,27 @@ import Testing
         #expect(spread.count == 9 && Set(spread.map(\.to)) == ["b", "c", "d"])
     }
 
+    @Test func rebalancingBySizeEvensOutTheGroupsRecords() throws {
+        // Group a holds 0, 2, 4 (900 records), b holds 1, 3, 5 (60), c is new and holds nothing.
+        let grown = try PartitionMap(partitions: 6, groups: ["a", "b"]).addingGroup("c")
+        let sizes = [0: 500, 2: 300, 4: 100, 1: 20, 3: 20, 5: 20]
+        let plan = grown.rebalancingMoves(bySize: sizes)
+        var map = grown
+        for (partition, to) in plan {
+            map = try map.startingMove(of: partition, to: to).fencingMove(of: partition, id: map.version + 1).completingMove(of: partition, id: map.version + 1)
+        }
+        let totals = map.groups.indices.map { group in (0..<6).filter { map.assignment[$0] == group }.map { sizes[$0] ?? 0 }.reduce(0, +) }
+        // 500 alone is the largest partition: it goes to c; then 100 to b (300 would leave a at 100).
+        #expect(plan.map(\.partition) == [0, 4] && plan.map(\.to) == ["c", "b"], "\(plan)")
+        #expect(totals == [300, 160, 500])
+        #expect(map.rebalancingMoves(bySize: sizes).isEmpty, "nothing narrows the spread further")
+        // Equal sizes: nothing to do; a move in progress counts where it goes and is not planned again.
+        #expect(try PartitionMap(partitions: 4, groups: ["a", "b"]).rebalancingMoves(bySize: [0: 5, 1: 5, 2: 5, 3: 5]).isEmpty)
+        let moving = try grown.startingMove(of: 0, to: "c")
+        #expect(!moving.rebalancingMoves(bySize: sizes).contains { $0.partition == 0 })
+        #expect(grown.rebalancingMoves(bySize: sizes, maximumMoves: 1).count == 1)
+    }
+
     @Test func aMapWrittenOtherThanByTheToolsCannotFollow() throws {
         let map = try PartitionMap(partitions: 4, groups: ["a", "b"])
         let swapped = try PartitionMap(partitions: 4, groups: ["b", "a"])

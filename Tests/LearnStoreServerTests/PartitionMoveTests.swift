@@ -65,6 +65,15 @@ import Testing
         }
         let onAStaying = try await a.client(tenant: staying)
         _ = try await onAStaying.performance.learningRecords.create(sampleBody(title: "stays"))
+        // ga's primary publishes its partitions' records (what `cluster rebalance --by records` reads):
+        // 3,001 of each moving tenant, the deleted one too, and the staying tenant's one.
+        #expect(await eventually(within: 30) {
+            guard let published = try? await store.get(ClusterConfiguration.partitionSizesKey(ofGroup: "ga")),
+                let sizes = try? PartitionSizes.decode(published.value)
+            else { return false }
+            return sizes.records[partition] == 6002 && sizes.records[Self.map.partition(of: staying)] == 1
+                && sizes.records.keys.allSatisfy { Self.map.holder(of: $0) == "ga" }
+        })
         // A change-feed subscriber of a moving tenant, caught up on ga before the move.
         let subscriber = try await a.client(tenant: moving[0])
         var feed = subscriber.feed.subscribe(from: .after(0), retryFor: .seconds(60)).makeAsyncIterator()

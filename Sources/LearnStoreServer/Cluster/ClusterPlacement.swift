@@ -41,6 +41,9 @@ public struct ClusterConfiguration: Sendable {
     /// The keys of the group `name`.
     static func prefix(ofGroup name: String) -> String { "/learnstore/\(name)/" }
 
+    /// Where the group's primary publishes its partitions' records (``PartitionSizes``).
+    public static func partitionSizesKey(ofGroup name: String) -> String { prefix(ofGroup: name) + "partition-sizes" }
+
     var prefix: String { Self.prefix(ofGroup: name) }
     var placementKey: String { prefix + "placement" }
     var controllerKey: String { prefix + "controller" }

@@ -77,6 +77,8 @@ public final class PartitionMover: Service, Sendable {
     static let pollInterval: Duration = .milliseconds(50)
     /// A copy that failed is tried again after this.
     static let retryInterval: Duration = .seconds(1)
+    /// How often a primary publishes its partitions' sizes (``PartitionSizes``).
+    static let sizesInterval: Duration = .seconds(5)
 
     public func run() async throws {
         await withTaskExecutorPreference(thread.executor) { await runMoves() }
@@ -85,7 +87,16 @@ public final class PartitionMover: Service, Sendable {
     private func runMoves() async {
         var lastFailure: String?
         var releasedThrough: UInt64 = 0
+        var sizesPublished: ContinuousClock.Instant?
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            if sizesPublished.map({ ContinuousClock.now - $0 >= Self.sizesInterval }) ?? true {
+                do throws(LearnStoreError) {
+                    if try await publishSizes() { sizesPublished = .now }
+                } catch {
+                    logger.debug("partition sizes: not published", metadata: ["error": "\(error.message)"])
+                    sizesPublished = .now
+                }
+            }
             if let version = topology.partitioning?.map.version { metrics?.mapVersion.record(Int64(clamping: version)) }
             if let version = releaseDue(after: releasedThrough) {
                 do throws(LearnStoreError) {
@@ -111,6 +122,22 @@ public final class PartitionMover: Service, Sendable {
             }
             await pause(Self.pollInterval)
         }
+    }
+
+    /// Counts the records of the partitions this group holds and puts them in etcd, while this node is
+    /// its primary and has recovered its data; false when it is not.
+    func publishSizes() async throws(LearnStoreError) -> Bool {
+        guard node.role == .primary, wal() != nil, let (map, group) = topology.partitioning else { return false }
+        var records: [Int: Int] = [:]
+        for partition in 0..<map.partitions where map.holder(of: partition) == group { records[partition] = 0 }
+        for tenantID in registry.tenantIDs {
+            let partition = map.partition(of: tenantID)
+            guard records[partition] != nil, let tenant = registry.existingTenant(tenantID) else { continue }
+            records[partition, default: 0] += await tenant.recordCount
+        }
+        let sizes = PartitionSizes(records: records, at: SystemClock().now().milliseconds)
+        try await etcd.put(ClusterConfiguration.partitionSizesKey(ofGroup: group), sizes.encoded)
+        return true
     }
 
     /// The lowest partition moving into this group, while this node is its primary and has recovered
