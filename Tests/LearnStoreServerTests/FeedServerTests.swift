@@ -96,7 +96,8 @@ import Testing
         let subscription = client.feed.subscribe(from: .now)
         let reader = Task { try await Self.take(2, subscription) }
         let opened = server.server.context.metrics.snapshot.connectionsOpened
-        let replaced = await eventually(within: 20) { server.server.context.metrics.snapshot.connectionsOpened >= opened + 3 }
+        // Generous: in a full suite run on two cores this test shares them with simulations.
+        let replaced = await eventually(within: 60) { server.server.context.metrics.snapshot.connectionsOpened >= opened + 3 }
         #expect(replaced, "the silent subscription connection was closed and opened again")
         let records = try await server.client(connections: 1).performance.learningRecords
         for _ in 0..<2 { _ = try await records.create(sampleBody()) }

@@ -98,21 +98,7 @@ struct PartitionCopy: Sendable {
         var report = Copied()
         var copy = Copying(partition: partition, move: move, map: map, epoch: sourcePlacement.epoch, channel: channel, address: sourceAddress)
         if !currentMove.fenced {
-            let started = ContinuousClock.now
-            copy.tracking = tracking()
-            try await copy.run(.firstCopy, into: registry, pause: pause)
-            try await awaitAcknowledged(copy.lastLSN, of: "the first copy")
-            report.firstCopy = ContinuousClock.now - started
-            while report.rounds < maximumRounds {
-                let roundStarted = ContinuousClock.now
-                let records = try await copy.run(.round, into: registry, pause: pause)
-                try await awaitAcknowledged(copy.lastLSN, of: "round \(report.rounds + 1)")
-                report.rounds += 1
-                report.roundRecords.append(records)
-                report.roundTime += ContinuousClock.now - roundStarted
-                if records <= roundThreshold { break }
-            }
-            report.fencedAfterFirstCopy = true
+            try await copyBeforeFence(&copy, &report)
             try await change(partition, move, guards: guards, "fence") { map throws(LearnStoreError) in try map.fencingMove(of: partition, id: move.id) }
         }
         let fenced = ContinuousClock.now
@@ -130,6 +116,26 @@ struct PartitionCopy: Sendable {
         report.paused = ContinuousClock.now - fenced
         completed(completedMap)
         return report
+    }
+
+    /// The part of a move while the source still takes the partition's writes: the first copy, then
+    /// rounds while they copy more than `roundThreshold` records, each acknowledged in this group.
+    private func copyBeforeFence(_ copy: inout Copying, _ report: inout Copied) async throws(LearnStoreError) {
+        let started = ContinuousClock.now
+        copy.tracking = tracking()
+        try await copy.run(.firstCopy, into: registry, pause: pause)
+        try await awaitAcknowledged(copy.lastLSN, of: "the first copy")
+        report.firstCopy = ContinuousClock.now - started
+        while report.rounds < maximumRounds {
+            let roundStarted = ContinuousClock.now
+            let records = try await copy.run(.round, into: registry, pause: pause)
+            try await awaitAcknowledged(copy.lastLSN, of: "round \(report.rounds + 1)")
+            report.rounds += 1
+            report.roundRecords.append(records)
+            report.roundTime += ContinuousClock.now - roundStarted
+            if records <= roundThreshold { break }
+        }
+        report.fencedAfterFirstCopy = true
     }
 
     private func awaitAcknowledged(_ lsn: UInt64, of what: String) async throws(LearnStoreError) {
