@@ -381,8 +381,10 @@ public actor TenantActor {
     public func exportChanges(from cursor: TenantExportCursor, maximumItems: Int, token: UInt64)
         -> (mutations: [TenantMutation], next: TenantExportCursor?)?
     {
-        guard let changes = changesSinceCopy, changes.token == token, !changes.needsWholeCopy(of: state) else { return nil }
-        return state.exportPiece(from: cursor, maximumItems: maximumItems, changes: changes.changedItems)
+        guard let changes = changesSinceCopy, changes.token == token, !changes.needsWholeCopy(of: state),
+            let items = changesSinceCopy?.changedItems()
+        else { return nil }
+        return state.exportPiece(from: cursor, maximumItems: maximumItems, changes: items)
     }
 
     /// A piece of a round of the copy `token` (``TenantChangeSet/startRound()``); `starting` starts the

@@ -23,6 +23,9 @@ public struct TenantChangeSet: Sendable {
     public private(set) var keysChanged = false
     /// Set once what changed can no longer be told by items; the set then holds nothing more.
     public private(set) var lostTrack = false
+    /// `records` in id order, sorted once for all the pieces of the fenced part (the tenant takes no
+    /// write then); any change of `records` drops it.
+    private var recordsInOrder: [RecordID]?
     let layoutRevision: UInt64
 
     /// Past this many records touched, copying the whole tenant again is as cheap, and the set's
@@ -36,6 +39,7 @@ public struct TenantChangeSet: Sendable {
 
     mutating func note(_ mutations: [TenantMutation]) {
         guard !lostTrack else { return }
+        recordsInOrder = nil
         for mutation in mutations {
             switch mutation {
             case .putRecords(let put): for record in put { records.insert(record.id) }
@@ -52,6 +56,7 @@ public struct TenantChangeSet: Sendable {
     mutating func loseTrack() {
         lostTrack = true
         records = []
+        recordsInOrder = nil
     }
 
     /// Whether the changes say nothing exact about `state` any more, so the whole tenant must be copied.
@@ -74,11 +79,16 @@ public struct TenantChangeSet: Sendable {
     mutating func startRound() {
         roundRecords = records.sorted()
         records = []
+        recordsInOrder = nil
     }
 
     /// What the fenced part copies: the touched records in id order, and whether outcome rows and
     /// keys changed.
-    public var changedItems: ChangedItems { ChangedItems(records: records.sorted(), outcomes: outcomesChanged, keys: keysChanged) }
+    mutating func changedItems() -> ChangedItems {
+        let ordered = recordsInOrder ?? records.sorted()
+        recordsInOrder = ordered
+        return ChangedItems(records: ordered, outcomes: outcomesChanged, keys: keysChanged)
+    }
 
     /// What the round under way copies: its records only.
     public var roundItems: ChangedItems { ChangedItems(records: roundRecords, outcomes: false, keys: false) }

@@ -35,8 +35,8 @@ extension TenantState {
     ///
     /// From ``TenantExportCursor/changesStart`` with `changes`, the pieces hold what changed: each
     /// record the set names as it is now (a purge when it is gone), then, if they changed, every
-    /// outcome row, and every key after forgetting those the tenant holds. Applied after the first copy they give the tenant as it is now,
-    /// unless ``TenantChangeSet/needsWholeCopy(of:)``.
+    /// outcome row, and every key after forgetting those the tenant holds. Applied after the first
+    /// copy they give the tenant as it is now, unless ``TenantChangeSet/needsWholeCopy(of:)``.
     public func exportPiece(from cursor: TenantExportCursor, maximumItems: Int, changes: ChangedItems? = nil)
         -> (mutations: [TenantMutation], next: TenantExportCursor?)
     {

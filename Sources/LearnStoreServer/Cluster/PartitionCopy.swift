@@ -56,9 +56,9 @@ struct PartitionCopy: Sendable {
         var changedPieces = 0
         /// This attempt fenced the move after its first copy (else it found the move fenced).
         var fencedAfterFirstCopy = false
-        /// Rounds before the fence, the records each copied, and their time.
-        var rounds = 0
+        /// Rounds before the fence: the records each copied, and their time.
         var roundRecords: [Int] = []
+        var rounds: Int { roundRecords.count }
         var roundTime: Duration = .zero
         var paused: Duration = .zero
         /// Within `paused`: copying the changes (or the whole partition), then waiting until that is
@@ -130,7 +130,6 @@ struct PartitionCopy: Sendable {
             let roundStarted = ContinuousClock.now
             let records = try await copy.run(.round, into: registry, pause: pause)
             try await awaitAcknowledged(copy.lastLSN, of: "round \(report.rounds + 1)")
-            report.rounds += 1
             report.roundRecords.append(records)
             report.roundTime += ContinuousClock.now - roundStarted
             if records <= roundThreshold { break }
