@@ -49,8 +49,7 @@ extension DurabilitySimulation {
     /// The changes a fenced move copies after the first copy: records on top, continuing a sequence
     /// that may have moved on in the source (or not: then the write takes the next one).
     mutating func moveChanges(_ tenant: String, from source: TenantState, sourceSequence: UInt64) throws {
-        var (piece, _) = Self.movePiece(of: source, from: .start, maximumItems: 1 + moveRandom.next(below: 4), as: tenant)
-        if moveRandom.chance(1, in: 3) { piece += [.forgetIdempotencyKeys] + source.idempotency.entriesInOrder.map { .rememberIdempotencyKey($0) } }
+        let piece = Self.changesPiece(of: source, as: tenant, random: &moveRandom)
         let continued = sourceSequence + UInt64(moveRandom.next(below: 30))
         let before = history[tenant]?.count ?? 0
         try applyWrite(tenant) { actor in
@@ -61,6 +60,14 @@ extension DurabilitySimulation {
             result.movePieces += 1
             note("\(tenant): changes copied in on top")
         }
+    }
+
+    /// What a fenced move copies on top of a first copy, as the simulations write it: some of
+    /// `source`'s records and, a third of the time, its key table replacing the tenant's.
+    static func changesPiece(of source: TenantState, as tenant: String, random: inout SplitMix64) -> [TenantMutation] {
+        var (piece, _) = movePiece(of: source, from: .start, maximumItems: 1 + random.next(below: 4), as: tenant)
+        if random.chance(1, in: 3) { piece += [.forgetIdempotencyKeys] + source.idempotency.entriesInOrder.map { .rememberIdempotencyKey($0) } }
+        return piece
     }
 
     /// A piece of `source` exported for a move, its records relabelled as `tenant`'s (the simulation

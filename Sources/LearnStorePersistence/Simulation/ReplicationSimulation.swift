@@ -370,8 +370,7 @@ public struct ReplicationSimulation {
         }
         // The changes a fenced move copies on top, continuing a sequence that may have moved on.
         guard moveRandom.chance(1, in: 2) else { return }
-        var (changes, _) = DurabilitySimulation.movePiece(of: source, from: .start, maximumItems: 1 + moveRandom.next(below: 4), as: tenant)
-        if moveRandom.chance(1, in: 3) { changes += [.forgetIdempotencyKeys] + source.idempotency.entriesInOrder.map { .rememberIdempotencyKey($0) } }
+        let changes = DurabilitySimulation.changesPiece(of: source, as: tenant, random: &moveRandom)
         let continued = sourceSequence + UInt64(moveRandom.next(below: 30))
         let written: (UInt64, UInt64, UInt64)? = actor.withExclusiveAccess { actor in
             guard let (sequence, lsn) = try? actor.adopt(changes, as: .firstOfChanges, sourceSequence: continued) else { return nil }
