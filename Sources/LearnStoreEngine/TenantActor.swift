@@ -50,6 +50,7 @@ public actor TenantActor {
     private nonisolated let outgrew = Atomic<Bool>(false)
     /// What the writes touched since a partition move began copying this tenant (nil: no copy under way).
     @exclusivity(unchecked) public private(set) var changesSinceCopy: TenantChangeSet?
+    @exclusivity(unchecked) private var servedRequests: UInt64 = 0
     /// Set while the tenant is being replaced (restore); data requests get LOADING.
     @exclusivity(unchecked) public private(set) var isLoading = false
 
@@ -410,6 +411,11 @@ public actor TenantActor {
 
     /// The tenant's records, live and deleted (what a partition's size counts).
     public var recordCount: Int { state.store.liveCount + state.store.deletedCount }
+
+    /// Client requests served since the tenant was opened on this node (what a partition's load counts).
+    public var requestsServed: UInt64 { servedRequests }
+
+    public func countRequests(_ count: Int) { servedRequests &+= UInt64(max(0, count)) }
 
     /// Stops tracking changes for a copy (it ended, or the tenant left).
     public func stopTrackingChanges() { changesSinceCopy = nil }

@@ -168,8 +168,8 @@ public struct PartitionMap: Sendable, Equatable {
     /// 0): each gives the group holding the fewest the partition, from any other group, that lowers
     /// the sum of the squares of the groups' totals the most, while one lowers it (so the plan ends), at
     /// most `maximumMoves`. Partitions already moving count where they are going and are not moved
-    /// again, nor is one moved twice.
-    public func rebalancingMoves(bySize sizes: [Int: Int], maximumMoves: Int? = nil) -> [(partition: Int, to: String)] {
+    /// again, nor is one moved twice. Only the groups in `targets` (nil: all) receive partitions.
+    public func rebalancingMoves(bySize sizes: [Int: Int], maximumMoves: Int? = nil, targets: Set<String>? = nil) -> [(partition: Int, to: String)] {
         var holder = (0..<partitions).map { moves[$0]?.to ?? assignment[$0] }
         func size(_ partition: Int) -> Int { min(max(0, sizes[partition] ?? 0), 1 << 40) }
         var totals = Array(repeating: 0, count: groups.count)
@@ -177,7 +177,7 @@ public struct PartitionMap: Sendable, Equatable {
         var planned: [(partition: Int, to: String)] = []
         var moved = Set<Int>()
         while planned.count < (maximumMoves ?? partitions) {
-            guard let fewest = totals.indices.min(by: { totals[$0] < totals[$1] }) else { break }
+            guard let fewest = totals.indices.filter({ targets?.contains(groups[$0]) ?? true }).min(by: { totals[$0] < totals[$1] }) else { break }
             // Moving s from group g to the fewest changes the sum of squares by 2s(s + T_fewest − T_g).
             func change(_ partition: Int) -> Int { 2 * size(partition) * (size(partition) + totals[fewest] - totals[holder[partition]]) }
             let candidates = (0..<partitions).filter { holder[$0] != fewest && moves[$0] == nil && !moved.contains($0) && size($0) > 0 && change($0) < 0 }

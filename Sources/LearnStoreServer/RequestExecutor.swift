@@ -90,6 +90,7 @@ public enum RequestExecutor {
             maximumLSN = max(maximumLSN, lsn)
             responses.append(ResponseMeta(requestID: header.requestID, opcode: header.opcode, lsn: lsn, range: start..<writer.count))
         }
+        tenant.countRequests(responses.count)
         return BatchResult(bytes: writer.bytes, responses: responses, maximumLSN: maximumLSN, counts: counts, errors: errors)
     }
 

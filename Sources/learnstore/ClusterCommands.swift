@@ -118,7 +118,7 @@ enum ClusterSecret {
 struct ClusterCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cluster", abstract: "Inspect and promote replication nodes; remove and readmit members of a cluster with etcd; write and read partition maps.",
-        subcommands: [Status.self, Promote.self, RemoveNode.self, ReadmitNode.self, CreatePartitionMap.self, ShowPartitionMap.self, AddGroup.self, MovePartition.self, CancelMove.self, Rebalance.self])
+        subcommands: [Status.self, Promote.self, RemoveNode.self, ReadmitNode.self, CreatePartitionMap.self, ShowPartitionMap.self, AddGroup.self, MovePartition.self, CancelMove.self, Rebalance.self, Balancer.self])
 
     struct EtcdOptions: ParsableArguments {
         @Option(name: .customLong("etcd-endpoints"), help: "etcd client URLs (http://host:port,...) of the cluster's control plane.") var etcdEndpoints: String

@@ -116,25 +116,28 @@ extension ClusterCommand {
     struct Rebalance: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "rebalance",
-            abstract: "Move partitions until the groups of the map hold as many partitions, or records, as each other.",
+            abstract: "Move partitions until the groups of the map hold as many partitions, records or requests as each other.",
             discussion: """
                 With --by partitions (the default) it plans the fewest moves that leave each group holding the \
                 number of partitions divided by the number of groups, or one more (partitions leave the groups \
                 holding the most, their highest-numbered first, for the groups holding the fewest). With --by \
-                records it evens out the groups' records, live and deleted, as each group's primary counts and \
-                publishes them every 5 s: each move gives the group holding the fewest the partition that \
-                narrows the spread the most, while one does. It then runs the moves one at a time as \
-                `cluster move-partition --wait` does, printing a JSON line per move. With --dry-run it prints \
-                the plan only (and, by records, each group's total before and after).
+                records or --by load it evens out the groups' records (live and deleted) or the requests they \
+                serve per second (averaged over about a minute), as each group's primary measures and publishes \
+                them every 5 s: each move gives the group holding the fewest the partition that narrows the \
+                spread the most, while one does. It then runs the moves one at a time as `cluster \
+                move-partition --wait` does, printing a JSON line per move. With --dry-run it prints the plan \
+                only (and, by records or load, each group's total before and after). To have the cluster do \
+                this by itself, see `cluster balancer`.
                 """)
         @Option(name: .customLong("etcd-endpoints"), help: "etcd client URLs (http://host:port,...).") var etcdEndpoints: String
         @Option(help: "The map's name.") var name: String
         @Flag(name: .customLong("dry-run"), help: "Print the moves without starting them.") var dryRun = false
-        @Option(help: "What to even out: partitions or records.") var by: Measure = .partitions
+        @Option(help: "What to even out: partitions, records or load.") var by: Measure = .partitions
 
         enum Measure: String, ExpressibleByArgument, CaseIterable {
             case partitions
             case records
+            case load
         }
         @Option(name: .customLong("wait-each"), help: "Seconds to wait for each move (1 ... 86400).") var waitEach = 120
 
@@ -147,19 +150,25 @@ extension ClusterCommand {
                 }
                 let current = try PartitionMap.decode(stored.value)
                 let plan: [(partition: Int, to: String)]
-                var sizes: [Int: Int] = [:]
-                switch by {
-                case .partitions: plan = current.rebalancingMoves()
-                case .records:
-                    sizes = try await Self.publishedSizes(of: current, from: etcd)
-                    plan = current.rebalancingMoves(bySize: sizes)
+                var weights: [Int: Int] = [:]
+                let measure: PartitionFigures.Measure? = switch by {
+                case .partitions: nil
+                case .records: .records
+                case .load: .load
+                }
+                if let measure {
+                    weights = try await Self.publishedWeights(of: current, by: measure, from: etcd)
+                    plan = current.rebalancingMoves(bySize: weights)
+                } else {
+                    plan = current.rebalancingMoves()
                 }
                 if dryRun || plan.isEmpty {
+                    let unit = by.rawValue == "load" ? "requests_per_second" : "records"
                     var fields: [(String, JSONValue)] = [("moves", .array(plan.map { move in
                         .object([("partition", .number(String(move.partition))), ("to", .string(move.to))]
-                            + (by == .records ? [("records", .number(String(sizes[move.partition] ?? 0)))] : []))
+                            + (measure != nil ? [(unit, .number(String(weights[move.partition] ?? 0)))] : []))
                     }))]
-                    if by == .records { fields += [("records_before", Self.totals(current, sizes, [])), ("records_after", Self.totals(current, sizes, plan))] }
+                    if measure != nil { fields += [("\(unit)_before", Self.totals(current, weights, [])), ("\(unit)_after", Self.totals(current, weights, plan))] }
                     printJSON(.object(fields))
                     return
                 }
@@ -178,25 +187,40 @@ extension ClusterCommand {
             }
         }
 
-        /// Each partition's records, from the sizes its holder's primary published.
-        static func publishedSizes(of map: PartitionMap, from etcd: EtcdClient) async throws(LearnStoreError) -> [Int: Int] {
-            var sizes: [Int: Int] = [:]
-            for (index, group) in map.groups.enumerated() where map.assignment.contains(index) {
-                guard let stored = try await etcd.get(ClusterConfiguration.partitionSizesKey(ofGroup: group)) else {
-                    throw LearnStoreError(.notFound, "group \(group) has not published its partitions' sizes (its primary does every 5 s): is it running?")
+        /// Each group's published figures (nil for a group that has published none).
+        static func publishedFigures(of map: PartitionMap, from etcd: EtcdClient) async throws(LearnStoreError) -> [String: PartitionFigures] {
+            var figures: [String: PartitionFigures] = [:]
+            for group in map.groups {
+                if let stored = try await etcd.get(ClusterConfiguration.partitionFiguresKey(ofGroup: group)) {
+                    figures[group] = try PartitionFigures.decode(stored.value)
                 }
-                let published = try PartitionSizes.decode(stored.value)
-                for partition in 0..<map.partitions where map.assignment[partition] == index { sizes[partition] = published.records[partition] ?? 0 }
             }
-            return sizes
+            return figures
         }
 
-        /// Each group's records, after `plan`.
-        static func totals(_ map: PartitionMap, _ sizes: [Int: Int], _ plan: [(partition: Int, to: String)]) -> JSONValue {
+        /// Each partition's records or load, from the figures its holder's primary published.
+        static func publishedWeights(of map: PartitionMap, by measure: PartitionFigures.Measure, from etcd: EtcdClient) async throws(LearnStoreError) -> [Int: Int] {
+            let figures = try await publishedFigures(of: map, from: etcd)
+            var weights: [Int: Int] = [:]
+            for (index, group) in map.groups.enumerated() where map.assignment.contains(index) {
+                guard let published = figures[group] else {
+                    throw LearnStoreError(.notFound, "group \(group) has not published its partitions' figures (its primary does every 5 s): is it running?")
+                }
+                let measured = published.weights(by: measure)
+                if measure == .load && measured.isEmpty {
+                    throw LearnStoreError(.notFound, "group \(group) has not measured its load yet (its primary needs two samples, 5 s apart)")
+                }
+                for partition in 0..<map.partitions where map.assignment[partition] == index { weights[partition] = measured[partition] ?? 0 }
+            }
+            return weights
+        }
+
+        /// Each group's total, after `plan`.
+        static func totals(_ map: PartitionMap, _ weights: [Int: Int], _ plan: [(partition: Int, to: String)]) -> JSONValue {
             var holder = (0..<map.partitions).map { map.groups[map.moves[$0]?.to ?? map.assignment[$0]] }
             for (partition, to) in plan { holder[partition] = to }
             return .object(map.groups.map { group in
-                (group, .number(String((0..<map.partitions).filter { holder[$0] == group }.map { sizes[$0] ?? 0 }.reduce(0, +))))
+                (group, .number(String((0..<map.partitions).filter { holder[$0] == group }.map { weights[$0] ?? 0 }.reduce(0, +))))
             })
         }
     }

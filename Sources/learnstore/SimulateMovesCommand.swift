@@ -10,7 +10,7 @@ struct SimulateMovesCommand: AsyncParsableCommand {
             Each seed runs the nodes' own move code (the target's copy and completing transaction, the source's \
             export, the write gate, adopt and release) over a simulated etcd, logs and connections, with calls \
             interleaved one at a time in a random order. Meanwhile clients write to either group, the operator \
-            starts and calls off moves, and either group's primary fails over (losing its uncommitted writes; the \
+            starts and calls off moves (with --balancer, half of them the balancer's choice), and either group's primary fails over (losing its uncommitted writes; the \
             new one starts with a map its group saw at some point, maybe an old one). Checked: no group acknowledges a write of a tenant \
             whose partition etcd gives to the other group with no move in progress, and once faults stop and every \
             move has completed, every acknowledged write is in the group that holds its tenant. A failing seed \
@@ -23,6 +23,7 @@ struct SimulateMovesCommand: AsyncParsableCommand {
     @Option(help: "Tenants (1 ... 64).") var tenants = 6
     @Option(help: "Partitions of the map (2 ... 64).") var partitions = 4
     @Flag(help: "Stop at the first failing seed.") var stopAtFirstFailure = false
+    @Flag(help: "Have the balancer's rule choose half the moves (on the groups' records) instead of a random partition.") var balancer = false
 
     func run() async throws {
         try await runCLI {
@@ -34,6 +35,7 @@ struct SimulateMovesCommand: AsyncParsableCommand {
             options.steps = steps
             options.tenants = tenants
             options.partitions = partitions
+            options.balancer = balancer
             var totals = MoveSimulation.Result(seed: 0)
             var failures = 0
             let started = ContinuousClock.now
@@ -42,6 +44,7 @@ struct SimulateMovesCommand: AsyncParsableCommand {
                 totals.steps += result.steps
                 totals.acknowledged += result.acknowledged
                 totals.movesStarted += result.movesStarted
+                totals.balancerMoves += result.balancerMoves
                 totals.movesCompleted += result.movesCompleted
                 totals.copiesFailed += result.copiesFailed
                 totals.failovers += result.failovers
@@ -59,7 +62,7 @@ struct SimulateMovesCommand: AsyncParsableCommand {
                 }
             }
             let seconds = (ContinuousClock.now - started).components.seconds
-            print("seeds=\(seeds) steps=\(totals.steps) acknowledged_writes=\(totals.acknowledged) moves_started=\(totals.movesStarted) "
+            print("seeds=\(seeds) steps=\(totals.steps) acknowledged_writes=\(totals.acknowledged) moves_started=\(totals.movesStarted) balancer_moves=\(totals.balancerMoves) "
                 + "moves_completed=\(totals.movesCompleted) copies_failed=\(totals.copiesFailed) failovers=\(totals.failovers) restarts=\(totals.restarts) "
                 + "tenants_released=\(totals.releases) copies_compared=\(totals.copiesCompared) "
                 + "completed_after_first_copy=\(totals.completedAfterFirstCopy) changed_pieces=\(totals.changedPieces) rounds=\(totals.rounds) failures=\(failures) seconds=\(seconds)")

@@ -164,7 +164,7 @@ private struct ArrayKeys: SlotKeys {
     /// chunks, then a bulk-built index: the fences must keep matching the chunks throughout.
     @Test func fencesFollowSplitsRemovalsAndTies() {
         var rng = SeededGenerator(seed: 29)
-        var values: [Int64] = (0..<20_000).map { _ in Int64(rng.next() % 50) }
+        let values: [Int64] = (0..<20_000).map { _ in Int64(rng.next() % 50) }
         var index = OrderedSlotIndex()
         for slot in 0..<values.count { index.insert(UInt32(slot), keys: ArrayKeys(values)) }
         #expect(index.isConsistent(keys: ArrayKeys(values)))

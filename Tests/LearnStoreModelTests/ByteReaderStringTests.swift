@@ -40,9 +40,9 @@ import Testing
         }
     }
 
-    @Test func aRefusedStringLeavesTheReaderWhereItWas() throws {
+    @Test func aRefusedStringLeavesTheReaderWhereItWas() {
         let framed = Self.frame([0x61, 0xFF, 0x62])
-        try framed.withUnsafeBytes { raw in
+        framed.withUnsafeBytes { raw in
             var reader = ByteReader(raw)
             #expect(throws: DecodeError.self) { try reader.readString() }
             #expect(reader.offset == 0)

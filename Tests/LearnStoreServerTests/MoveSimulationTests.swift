@@ -5,10 +5,10 @@ import Testing
 
 /// Partition moves' deterministic simulation (`learnstore simulate-moves` runs many more seeds).
 @Suite struct MoveSimulationTests {
-    static func run(_ seeds: [UInt64]) async -> [MoveSimulation.Result] {
+    static func run(_ seeds: [UInt64], options: MoveSimulation.Options = .init()) async -> [MoveSimulation.Result] {
         await offTheCooperativePool {
             var results: [MoveSimulation.Result] = []
-            for seed in seeds { results.append(await MoveSimulation(seed: seed).run()) }
+            for seed in seeds { results.append(await MoveSimulation(seed: seed, options: options).run()) }
             return results
         }
     }
@@ -44,5 +44,15 @@ import Testing
     /// puts the pushed-out key back).
     @Test func seedsThatOnceFailed() async {
         Self.expectNoFailure(await Self.run([130, 971, 994, 1007, 1008, 1011, 1014, 1024, 1265, 1389, 602396]))
+    }
+
+    /// Moves the balancer chooses are moves like the operator's: the same faults, the same checks.
+    @Test func seedsWithTheBalancerChoosingMovesLoseNoAcknowledgedWrite() async {
+        var options = MoveSimulation.Options()
+        options.balancer = true
+        let results = await Self.run(Array(1...60), options: options)
+        Self.expectNoFailure(results)
+        let chosen = results.map(\.balancerMoves).reduce(0, +)
+        #expect(chosen > 20 && results.map(\.movesCompleted).reduce(0, +) > 40, "balancer moves \(chosen)")
     }
 }

@@ -65,14 +65,16 @@ import Testing
         }
         let onAStaying = try await a.client(tenant: staying)
         _ = try await onAStaying.performance.learningRecords.create(sampleBody(title: "stays"))
-        // ga's primary publishes its partitions' records (what `cluster rebalance --by records` reads):
-        // 3,001 of each moving tenant, the deleted one too, and the staying tenant's one.
+        // ga's primary publishes its partitions' records and load (what `cluster rebalance` and the
+        // balancer read): 3,001 of each moving tenant, the deleted one too, and the staying tenant's
+        // one; the moving partition served requests, and once measured twice its load shows them.
         #expect(await eventually(within: 30) {
-            guard let published = try? await store.get(ClusterConfiguration.partitionSizesKey(ofGroup: "ga")),
-                let sizes = try? PartitionSizes.decode(published.value)
+            guard let published = try? await store.get(ClusterConfiguration.partitionFiguresKey(ofGroup: "ga")),
+                let figures = try? PartitionFigures.decode(published.value)
             else { return false }
-            return sizes.records[partition] == 6002 && sizes.records[Self.map.partition(of: staying)] == 1
-                && sizes.records.keys.allSatisfy { Self.map.holder(of: $0) == "ga" }
+            return figures.records[partition] == 6002 && figures.records[Self.map.partition(of: staying)] == 1
+                && figures.records.keys.allSatisfy { Self.map.holder(of: $0) == "ga" }
+                && Set(figures.requestsPerSecond.keys) == Set(figures.records.keys)
         })
         // A change-feed subscriber of a moving tenant, caught up on ga before the move.
         let subscriber = try await a.client(tenant: moving[0])

@@ -41,8 +41,12 @@ public struct ClusterConfiguration: Sendable {
     /// The keys of the group `name`.
     static func prefix(ofGroup name: String) -> String { "/learnstore/\(name)/" }
 
-    /// Where the group's primary publishes its partitions' records (``PartitionSizes``).
-    public static func partitionSizesKey(ofGroup name: String) -> String { prefix(ofGroup: name) + "partition-sizes" }
+    /// Where the group's primary publishes its partitions' records and load (``PartitionFigures``).
+    public static func partitionFiguresKey(ofGroup name: String) -> String { prefix(ofGroup: name) + "partition-figures" }
+
+    /// Where the balancer's policy for the partition map `name` is kept (``BalancerPolicy``); no key:
+    /// no balancer.
+    public static func balancerKey(_ name: String) -> String { "/learnstore-balancers/\(name)" }
 
     var prefix: String { Self.prefix(ofGroup: name) }
     var placementKey: String { prefix + "placement" }

@@ -77,8 +77,9 @@ public final class PartitionMover: Service, Sendable {
     static let pollInterval: Duration = .milliseconds(50)
     /// A copy that failed is tried again after this.
     static let retryInterval: Duration = .seconds(1)
-    /// How often a primary publishes its partitions' sizes (``PartitionSizes``).
-    static let sizesInterval: Duration = .seconds(5)
+    /// How often a primary publishes its partitions' figures (``PartitionFigures``), and the balancer
+    /// decides.
+    static let figuresInterval: Duration = .seconds(5)
 
     public func run() async throws {
         await withTaskExecutorPreference(thread.executor) { await runMoves() }
@@ -87,14 +88,16 @@ public final class PartitionMover: Service, Sendable {
     private func runMoves() async {
         var lastFailure: String?
         var releasedThrough: UInt64 = 0
-        var sizesPublished: ContinuousClock.Instant?
+        var figuresPublished: ContinuousClock.Instant?
+        var meter = PartitionLoadMeter()
+        var balancer = BalancerRunState()
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            if sizesPublished.map({ ContinuousClock.now - $0 >= Self.sizesInterval }) ?? true {
+            if figuresPublished.map({ ContinuousClock.now - $0 >= Self.figuresInterval }) ?? true {
+                figuresPublished = .now
                 do throws(LearnStoreError) {
-                    if try await publishSizes() { sizesPublished = .now }
+                    if try await publishFigures(&meter) { try await balanceIfRunner(&balancer) }
                 } catch {
-                    logger.debug("partition sizes: not published", metadata: ["error": "\(error.message)"])
-                    sizesPublished = .now
+                    logger.debug("partition figures or balancer: \(error.message)")
                 }
             }
             if let version = topology.partitioning?.map.version { metrics?.mapVersion.record(Int64(clamping: version)) }
@@ -124,21 +127,30 @@ public final class PartitionMover: Service, Sendable {
         }
     }
 
-    /// Counts the records of the partitions this group holds and puts them in etcd, while this node is
-    /// its primary and has recovered its data; false when it is not.
-    func publishSizes() async throws(LearnStoreError) -> Bool {
-        guard node.role == .primary, wal() != nil, let (map, group) = topology.partitioning else { return false }
+    /// Counts the records of the partitions this group holds and measures their load, and puts them
+    /// in etcd, while this node is its primary and has recovered its data; false when it is not.
+    func publishFigures(_ meter: inout PartitionLoadMeter) async throws(LearnStoreError) -> Bool {
+        guard node.role == .primary, wal() != nil, let (map, group) = topology.partitioning else {
+            meter = PartitionLoadMeter()
+            return false
+        }
         var records: [Int: Int] = [:]
         for partition in 0..<map.partitions where map.holder(of: partition) == group { records[partition] = 0 }
+        var counters: [(tenant: String, partition: Int, served: UInt64)] = []
         for tenantID in registry.tenantIDs {
             let partition = map.partition(of: tenantID)
             guard records[partition] != nil, let tenant = registry.existingTenant(tenantID) else { continue }
             records[partition, default: 0] += await tenant.recordCount
+            counters.append((tenantID, partition, await tenant.requestsServed))
         }
-        let sizes = PartitionSizes(records: records, at: SystemClock().now().milliseconds)
-        try await etcd.put(ClusterConfiguration.partitionSizesKey(ofGroup: group), sizes.encoded)
+        let load = meter.sample(counters, held: Set(records.keys), at: ContinuousClock.now - Self.meterOrigin)
+        let figures = PartitionFigures(records: records, requestsPerSecond: load, at: SystemClock().now().milliseconds)
+        try await etcd.put(ClusterConfiguration.partitionFiguresKey(ofGroup: group), figures.encoded)
         return true
     }
+
+    /// The load meter's clock counts from here.
+    static let meterOrigin = ContinuousClock.now
 
     /// The lowest partition moving into this group, while this node is its primary and has recovered
     /// its data.

@@ -10,6 +10,7 @@ final class PartitionMoveMetrics: Sendable {
     let piecesCopied: Counter
     let piecesExported: Counter
     let tenantsReleased: Counter
+    let balancerMovesStarted: Counter
 
     init(factory: any MetricsFactory) {
         mapVersion = Gauge(label: "learnstore_partition_map_version", factory: factory)
@@ -18,5 +19,6 @@ final class PartitionMoveMetrics: Sendable {
         piecesCopied = Counter(label: "learnstore_partition_move_pieces_copied_total", factory: factory)
         piecesExported = Counter(label: "learnstore_partition_move_pieces_exported_total", factory: factory)
         tenantsReleased = Counter(label: "learnstore_partition_tenants_released_total", factory: factory)
+        balancerMovesStarted = Counter(label: "learnstore_balancer_moves_started_total", factory: factory)
     }
 }

@@ -69,7 +69,7 @@ final class MoveWorld: Sendable {
         let initial = try PartitionMap(partitions: options.partitions, groups: MoveSimulation.groups)
         try await world.put(MoveSimulation.mapKey, initial.encoded, lease: 0)
         for group in MoveSimulation.groups { try await start(group, epoch: 1, log: MoveLog(), map: initial, states: [:]) }
-        var failure: Error?
+        var failure: (any Error)?
         await withTaskGroup(of: Void.self) { tasks in
             do {
                 for step in 0..<options.steps {
@@ -151,7 +151,7 @@ final class MoveWorld: Sendable {
             case 12..<17: written = (try? await actor.patch(target.id, RecordBody(score: Double(below(101))), caller: caller)).map { ($0.sequence, $0.lsn) }
             case 17..<19: written = (try? await actor.delete(target.id, caller: caller)).map { ($0.sequence, $0.lsn) }
             default:
-                purged.withLock { $0.insert(target.id) }
+                _ = purged.withLock { $0.insert(target.id) }
                 written = (try? await actor.purgePerson(target.personID, dryRun: false, caller: caller)).map { ($0.sequence, $0.lsn) }
             }
             guard let written, written.lsn > 0 else { return }
@@ -208,6 +208,11 @@ final class MoveWorld: Sendable {
             guard chance(1, in: 6) else { return }
             changed = try map.cancellingMove(of: partition)
             note("operator: cancel the move of partition \(partition)")
+        } else if options.balancer, chance(1, in: 2), let (partition, target) = await balancerMove(map) {
+            changed = try map.startingMove(of: partition, to: target)
+            result.movesStarted += 1
+            result.balancerMoves += 1
+            note("balancer: move partition \(partition) to \(target) (move \(changed.version))")
         } else {
             let partition = below(map.partitions)
             let target = MoveSimulation.groups.first { $0 != map.holder(of: partition) }!
@@ -216,6 +221,25 @@ final class MoveWorld: Sendable {
             note("operator: move partition \(partition) to \(target) (move \(changed.version))")
         }
         _ = try await world.transaction(if: [.modRevision(MoveSimulation.mapKey, revision)], put: [(MoveSimulation.mapKey, changed.encoded, 0)])
+    }
+
+    /// The move the balancer would start on the figures the groups' primaries would publish now
+    /// (records per partition, as their registries hold them, recovered or not), with a tight policy
+    /// so that it often has one; nil when it waits.
+    func balancerMove(_ map: PartitionMap) async -> (partition: Int, to: String)? {
+        var figures: [String: PartitionFigures] = [:]
+        for (group, node) in current.withLock({ $0 }) {
+            var records: [Int: Int] = [:]
+            for partition in 0..<map.partitions where map.holder(of: partition) == group { records[partition] = 0 }
+            for tenantID in node.registry.tenantIDs where records[map.partition(of: tenantID)] != nil {
+                records[map.partition(of: tenantID), default: 0] += await node.registry.existingTenant(tenantID)?.recordCount ?? 0
+            }
+            figures[group] = PartitionFigures(records: records, at: 0)
+        }
+        guard let policy = try? BalancerPolicy(measure: .records, tolerancePercent: 5, cooldownSeconds: 1, minimumMean: 0),
+            case .move(let partition, let to, _, _) = PartitionBalancer.decide(map: map, figures: figures, policy: policy, now: 0)
+        else { return nil }
+        return (partition, to)
     }
 
     /// The group's primary dies: its uncommitted writes are lost, and a new primary of a newer epoch

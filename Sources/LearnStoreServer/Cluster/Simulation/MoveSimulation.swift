@@ -17,7 +17,8 @@ import Synchronization
 /// epoch; etcd's placement does not change), a new incarnation recovers its data only at a later
 /// step, and calls interleave one at a time in a random order.
 ///
-/// Clients create, patch, delete and purge records while moves copy them.
+/// Clients create, patch, delete and purge records while moves copy them. The operator starts moves
+/// of random partitions, or, with ``Options/balancer``, also the moves the balancer decides on.
 ///
 /// Checked: no group acknowledges a write of a tenant whose partition etcd gives to the other group
 /// with no move in progress; when a move completes, each of its tenants in the new group holds what
@@ -29,6 +30,10 @@ public struct MoveSimulation {
         public var steps = 300
         public var tenants = 6
         public var partitions = 4
+        /// Half the moves started are the balancer's choice on the groups' records
+        /// (``PartitionBalancer``), the rest random; off, every move is random (as the regression
+        /// seeds were found).
+        public var balancer = false
         public init() {}
     }
 
@@ -37,6 +42,8 @@ public struct MoveSimulation {
         public var steps = 0
         public var acknowledged = 0
         public var movesStarted = 0
+        /// Of those, the moves the balancer's rule chose (``PartitionBalancer``).
+        public var balancerMoves = 0
         public var movesCompleted = 0
         public var copiesFailed = 0
         public var failovers = 0
@@ -139,7 +146,7 @@ final class MoveNode: Sendable {
     func finishRecovery() {
         guard let states = recoveredStates.withLock({ states in defer { states = nil }; return states }) else { return }
         let gate = topology.writeGate
-        for (tenantID, state) in states {
+        for state in states.values {
             registry.install(TenantActor(state: state, log: log, clock: FixedClock(), executor: TenantExecutor { $0() }, writeGate: gate))
         }
     }
