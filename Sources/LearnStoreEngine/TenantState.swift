@@ -23,6 +23,10 @@ public struct TenantState: Sendable {
     public internal(set) var outcomes = OutcomeStore()
     /// The sequence number of the last applied write (0 for a new tenant).
     public internal(set) var sequence: UInt64 = 0
+    /// Whether the tenant's last write released it to another group (its partition moved away):
+    /// requests on connections opened before the move must be sent there, not answered from the
+    /// emptied tenant. A copy of the tenant into this group (a reset) lifts it.
+    public private(set) var releasedToAnotherGroup = false
     var idGenerator = ULIDGenerator()
     public let limits: EngineLimits
     /// Changes whenever a record changes in place or the records are replaced; appends leave it (see
@@ -101,6 +105,7 @@ public struct TenantState: Sendable {
                 empty()
                 needsRebuild = false
                 slotsBefore = 0
+                releasedToAnotherGroup = mutation == .releaseTenant
             }
         }
         if needsRebuild { rebuild() } else { boundIndexBacklog(added: store.slotCount - slotsBefore) }

@@ -37,8 +37,8 @@ public enum PartitionBalancer {
                 continue
             }
             let measured = published.weights(by: policy.measure)
-            if policy.measure == .load, !held.isEmpty, measured.isEmpty {
-                return .wait("group \(group) has not measured its load yet (it needs two samples)")
+            if policy.measure == .load, let unmeasured = held.first(where: { measured[$0] == nil }) {
+                return .wait("group \(group) is still measuring the load of partition \(unmeasured) (for a minute after it arrived or the primary started)")
             }
             fresh.insert(group)
             for partition in held { weights[partition] = min(max(0, measured[partition] ?? 0), 1 << 40) }

@@ -4,8 +4,8 @@
 /// etcd holds one per group, under `/learnstore/<group>/partition-figures`.
 public struct PartitionFigures: Sendable, Equatable {
     public var records: [Int: Int]
-    /// Requests per second, averaged over about the last minute; empty until the primary has measured
-    /// two samples.
+    /// Requests per second over the last minute, for each partition the primary has measured for a
+    /// whole minute (one that arrived since, or a primary that started since, is left out).
     public var requestsPerSecond: [Int: Int]
     /// When they were measured (ms since the epoch).
     public var at: Int64

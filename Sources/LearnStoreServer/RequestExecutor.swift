@@ -70,6 +70,7 @@ public enum RequestExecutor {
                 }
                 let isData = header.opcode >= 0x10
                 if loading && isData { throw LearnStoreError(.loading, "the server is recovering its data; retry shortly") }
+                if isData && tenant.state.releasedToAnotherGroup { throw movedAway(tenant.tenantID) }
                 try run(frame, prepared: prepared?[index], session: session, tenant: tenant, environment: environment, writer: &writer, observed: &observed)
             } catch {
                 writer.truncate(to: start)
@@ -81,6 +82,20 @@ public enum RequestExecutor {
                         ErrorBody.encodeMoved("\(error.message); the primary is at \(target.address)", epoch: target.epoch, address: target.address, into: &$0)
                     }
                     errors.append((header.opcode, .moved))
+                } else if error.code == .moved, case .elsewhere(let other) = environment.topology.route(tenant: tenant.tenantID),
+                    let primary = other.primary, let address = primary.address
+                {
+                    writer.writeFrame(FrameHeader(opcode: header.opcode, flags: 1, requestID: header.requestID)) {
+                        ErrorBody.encodeMoved("\(error.message), group \(other.group); its primary is at \(address)", partition: UInt32(other.partition),
+                                              epoch: primary.epoch, address: address, into: &$0)
+                    }
+                    errors.append((header.opcode, .moved))
+                } else if error.code == .moved {
+                    let refusal = environment.topology.route(tenant: tenant.tenantID) == .here
+                        ? LearnStoreError(.loading, "\(error.message) and is being copied back to this one; retry shortly")
+                        : LearnStoreError(.loading, "\(error.message), whose primary this node does not know yet; connect again (AUTH answers MOVED)")
+                    writer.writeErrorFrame(opcode: header.opcode, requestID: header.requestID, refusal)
+                    errors.append((header.opcode, .loading))
                 } else {
                     writer.writeErrorFrame(opcode: header.opcode, requestID: header.requestID, error)
                     errors.append((header.opcode, error.code))
@@ -94,7 +109,13 @@ public enum RequestExecutor {
         return BatchResult(bytes: writer.bytes, responses: responses, maximumLSN: maximumLSN, counts: counts, errors: errors)
     }
 
-    static let refusalsIndependentOfData: Set<LearnStoreError.Code> = [.badFrame, .shuttingDown, .tokenExpired, .loading, .notPrimary]
+    static let refusalsIndependentOfData: Set<LearnStoreError.Code> = [.badFrame, .shuttingDown, .tokenExpired, .loading, .notPrimary, .moved]
+
+    /// A request on a connection opened before the tenant's partition moved to another group, whose
+    /// release has emptied the tenant here.
+    static func movedAway(_ tenantID: String) -> LearnStoreError {
+        LearnStoreError(.moved, "tenant \(tenantID)'s partition moved to another group")
+    }
 
     /// Starts the memory loads of every GET in the batch (see `TenantActor.prefetchForGets`).
     static func prefetchGets(_ frames: [Frame], tenant: isolated TenantActor) {

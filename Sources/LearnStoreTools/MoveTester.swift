@@ -36,6 +36,10 @@ public struct MoveTester: Sendable {
         public var pauseMilliseconds: [Int] = []
         public var faults: [Fault: Int] = [:]
         public var failures: [String] = []
+        /// With the balancer: each group's total by its measure, as the groups last published them,
+        /// and the milliseconds from turning it on to the end of its last move.
+        public var groupTotals: [String: Int]?
+        public var lastMoveEndedMilliseconds: Int?
 
         public var description: String {
             func median(_ values: [Int]) -> Int { values.isEmpty ? 0 : values.sorted()[values.count / 2] }
@@ -44,6 +48,8 @@ public struct MoveTester: Sendable {
                 + " move_ms_median=\(median(moveMilliseconds)) move_ms_max=\(moveMilliseconds.max() ?? 0)"
                 + " write_pause_ms_median=\(median(pauseMilliseconds)) write_pause_ms_max=\(pauseMilliseconds.max() ?? 0)"
                 + " faults=" + Fault.allCases.map { "\($0.rawValue):\(faults[$0] ?? 0)" }.joined(separator: ",")
+                + (groupTotals.map { " group_totals=" + $0.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }.joined(separator: ",") } ?? "")
+                + (lastMoveEndedMilliseconds.map { " last_move_ended_ms=\($0)" } ?? "")
         }
     }
 
@@ -58,6 +64,10 @@ public struct MoveTester: Sendable {
     public var faults: [Fault] = [.none]
     /// Records each tenant holds before the writers start (in batches of 1000): the size a move copies.
     public var preload = 0
+    /// Instead of moving partitions itself: group ga starts with every partition, and the balancer,
+    /// turned on with this measure (tolerance 20 %, cool-down 3 s), moves them for `balanceSeconds`.
+    public var balancer: PartitionFigures.Measure?
+    public var balanceSeconds = 60
 
     public init(binary: String, workDirectory: String, etcdEndpoints: [String]) {
         self.binary = binary
@@ -90,7 +100,9 @@ public struct MoveTester: Sendable {
         let etcd = try EtcdClient(endpoints: etcdEndpoints, group: MultiThreadedEventLoopGroup.singleton)
         let mapName = "moves-\(UInt32.random(in: 0...UInt32.max))"
         let mapKey = ClusterConfiguration.partitionMapKey(mapName)
-        let initial = try PartitionMap(partitions: partitions, groups: Self.groups)
+        let initial = balancer == nil
+            ? try PartitionMap(partitions: partitions, groups: Self.groups)
+            : try PartitionMap(partitions: partitions, groups: Self.groups, assignment: Array(repeating: 0, count: partitions), overrides: [:])
         guard try await etcd.transaction(if: [.createRevision(mapKey, 0)], put: [(mapKey, initial.encoded, 0)]) else {
             throw LearnStoreError(.conflict, "etcd already holds the partition map \(mapName)")
         }
@@ -113,7 +125,7 @@ public struct MoveTester: Sendable {
                 "--replication-port", "\(ports[index])", "--cluster-secret-file", workDirectory + "/cluster-secret",
                 "--etcd-endpoints", etcdEndpoints.joined(separator: ","), "--cluster-name", Self.groups[index / nodesPerGroup],
                 "--partition-map", mapName,
-            ]
+            ] + (nodesPerGroup == 1 ? ["--min-in-sync-replicas", "0"] : [])
             starts[index] += 1
             return try await ServerProcess.start(binary: binary, arguments: arguments, logPath: workDirectory + "/\(name(index))-\(starts[index]).log")
         }
@@ -147,7 +159,10 @@ public struct MoveTester: Sendable {
         var report = Report()
         var map = initial
         let moving = Array(Set(tenantIDs.map { map.partition(of: $0) })).sorted()
-        for cycle in 0..<cycles {
+        if let balancer {
+            map = try await balance(by: balancer, etcd: etcd, mapName: mapName, tenantIDs: tenantIDs, writes: writes, report: &report, progress: progress)
+        }
+        for cycle in 0..<(balancer == nil ? cycles : 0) {
             let partition = moving[cycle % moving.count]
             let fault = faults[cycle % faults.count]
             let source = map.holder(of: partition)
@@ -214,6 +229,58 @@ public struct MoveTester: Sendable {
         }
         for client in clients { await client.shutdown() }
         return report
+    }
+
+    /// Turns the balancer on and follows the moves it starts for `balanceSeconds` (and any under way
+    /// then to its end), each a cycle of the report; returns the map at the end.
+    func balance(
+        by measure: PartitionFigures.Measure, etcd: EtcdClient, mapName: String, tenantIDs: [String], writes: Writes, report: inout Report,
+        progress: @Sendable (Report) -> Void
+    ) async throws -> PartitionMap {
+        let mapKey = ClusterConfiguration.partitionMapKey(mapName)
+        let policy = try BalancerPolicy(measure: measure, tolerancePercent: 20, cooldownSeconds: 3, minimumMean: measure == .load ? 1 : 100)
+        try await etcd.put(ClusterConfiguration.balancerKey(mapName), policy.encoded)
+        let turnedOn = ContinuousClock.now
+        let deadline = ContinuousClock.now + .seconds(balanceSeconds)
+        var under: (partition: Int, id: UInt64, started: ContinuousClock.Instant)?
+        guard let initial = try await etcd.get(mapKey) else { throw LearnStoreError(.notFound, "the partition map is gone") }
+        var map = try PartitionMap.decode(initial.value)
+        while ContinuousClock.now < deadline || under != nil {
+            try await Task.sleep(for: .milliseconds(20))
+            guard let stored = try? await etcd.get(mapKey), let current = try? PartitionMap.decode(stored.value) else { continue }
+            if under == nil, let (partition, move) = current.moves.first {
+                under = (partition, move.id, .now)
+            }
+            if let moving = under, current.moves[moving.partition]?.id != moving.id {
+                let end = ContinuousClock.now
+                guard current.holder(of: moving.partition) != map.holder(of: moving.partition) else {
+                    throw LearnStoreError(.conflict, "the balancer's move \(moving.id) of partition \(moving.partition) was called off")
+                }
+                report.moveMilliseconds.append(Int((end - moving.started) / .milliseconds(1)))
+                report.lastMoveEndedMilliseconds = Int((end - turnedOn) / .milliseconds(1))
+                let movedTenants = Set(tenantIDs.indices.filter { current.partition(of: tenantIDs[$0]) == moving.partition })
+                let resumeDeadline = ContinuousClock.now + .seconds(60)
+                while !movedTenants.allSatisfy({ tenant in writes.acknowledged.withLock { $0.contains { $0.tenant == tenant && $0.at > end } } }) {
+                    guard ContinuousClock.now < resumeDeadline else { throw LearnStoreError(.timeout, "writes of the moved tenants did not resume within 60 s") }
+                    try await Task.sleep(for: .milliseconds(10))
+                }
+                let times = writes.acknowledged.withLock { $0.filter { movedTenants.contains($0.tenant) && $0.at >= moving.started }.map(\.at) }
+                report.pauseMilliseconds.append(FailoverTester.longestGap(in: times.sorted(), from: moving.started))
+                report.cycles += 1
+                report.acknowledgedWrites = writes.acknowledged.withLock { $0.count }
+                progress(report)
+                under = nil
+            }
+            map = current
+        }
+        var totals: [String: Int] = [:]
+        for group in Self.groups {
+            guard let stored = try await etcd.get(ClusterConfiguration.partitionFiguresKey(ofGroup: group)) else { continue }
+            let weights = try PartitionFigures.decode(stored.value).weights(by: measure)
+            totals[group] = (0..<map.partitions).filter { map.holder(of: $0) == group }.map { weights[$0] ?? 0 }.reduce(0, +)
+        }
+        report.groupTotals = totals
+        return map
     }
 
     /// One writer per tenant, each write with its own idempotency key (a write retried after a

@@ -17,16 +17,25 @@ struct MoveTestCommand: AsyncParsableCommand {
             to, with SIGKILL during the copy and starts it again. At the end every acknowledged write is read back through \
             the group that holds its tenant. Prints: cycles, acknowledged writes, lost, unacknowledged attempts by error, the \
             time each move took (median, max) and the longest pause between acknowledged writes of the moving tenants. \
-            Exits 1 if anything was lost.
+            With --balancer records|load, group ga starts with every partition and the test does not move any: it turns \
+            the balancer on (tolerance 20 %, cool-down 3 s) and follows the moves the cluster starts by itself for \
+            --balance-seconds, then prints each group's total as the groups last published it. Exits 1 if anything was lost.
             """)
 
     @Option(help: "Moves.") var cycles = 6
     @Option(help: "Tenants written, one writer each (1 ... 64).") var tenants = 8
     @Option(help: "Partitions of the map (2 ... 256).") var partitions = 8
-    @Option(name: .customLong("nodes-per-group"), help: "Nodes of each group (1 ... 5).") var nodesPerGroup = 3
+    @Option(name: .customLong("nodes-per-group"), help: "Nodes of each group (1 ... 5; a group of one acknowledges alone).") var nodesPerGroup = 3
     @Option(name: .customLong("fault"), parsing: .upToNextOption, help: "Per cycle in turn: none, source (kill -9 the source group's primary during the copy), target (the target group's).") var fault: [MoveTester.Fault] = [.none]
     @Option(help: "Records each tenant holds before the writes and moves start (0 ... 10000000): what a move copies.") var preload = 0
     @Option(help: "fsync policy of the nodes.") var fsync = "always"
+    @Option(help: "Let the balancer move the partitions, evening out records or load, instead of the test's cycles.") var balancer: BalancerMeasure?
+    @Option(name: .customLong("balance-seconds"), help: "With --balancer: how long to follow its moves (1 ... 3600).") var balanceSeconds = 60
+
+    enum BalancerMeasure: String, ExpressibleByArgument, CaseIterable {
+        case records
+        case load
+    }
     @Option(help: "The learnstore binary to test (default: this one).") var binary: String?
     @Option(name: .customLong("work-dir"), help: "Scratch directory: new or empty (default: a new one under /tmp). Removed on success if this command created it; otherwise only the files it wrote are.") var workDir: String?
 
@@ -54,6 +63,9 @@ struct MoveTestCommand: AsyncParsableCommand {
             tester.fsync = fsync
             guard (0...10_000_000).contains(preload) else { throw CLIError.usage("--preload takes 0 to 10000000 records per tenant") }
             tester.preload = preload
+            guard (1...3600).contains(balanceSeconds) else { throw CLIError.usage("--balance-seconds takes 1 to 3600") }
+            tester.balancer = balancer.map { $0 == .records ? .records : .load }
+            tester.balanceSeconds = balanceSeconds
             let report = try await tester.run { report in
                 FileHandle.standardError.write(Data("\r\(report)".utf8))
             }

@@ -122,7 +122,7 @@ extension ClusterCommand {
                 number of partitions divided by the number of groups, or one more (partitions leave the groups \
                 holding the most, their highest-numbered first, for the groups holding the fewest). With --by \
                 records or --by load it evens out the groups' records (live and deleted) or the requests they \
-                serve per second (averaged over about a minute), as each group's primary measures and publishes \
+                serve per second (over the last minute), as each group's primary measures and publishes \
                 them every 5 s: each move gives the group holding the fewest the partition that narrows the \
                 spread the most, while one does. It then runs the moves one at a time as `cluster \
                 move-partition --wait` does, printing a JSON line per move. With --dry-run it prints the plan \
@@ -207,8 +207,8 @@ extension ClusterCommand {
                     throw LearnStoreError(.notFound, "group \(group) has not published its partitions' figures (its primary does every 5 s): is it running?")
                 }
                 let measured = published.weights(by: measure)
-                if measure == .load && measured.isEmpty {
-                    throw LearnStoreError(.notFound, "group \(group) has not measured its load yet (its primary needs two samples, 5 s apart)")
+                if measure == .load, let unmeasured = (0..<map.partitions).first(where: { map.assignment[$0] == index && measured[$0] == nil }) {
+                    throw LearnStoreError(.notFound, "group \(group) is still measuring the load of partition \(unmeasured) (for a minute after it arrived or its primary started); try again shortly")
                 }
                 for partition in 0..<map.partitions where map.assignment[partition] == index { weights[partition] = measured[partition] ?? 0 }
             }

@@ -82,6 +82,21 @@ import Testing
         #expect(await actor.state.sequence == 10)
     }
 
+    /// A release marks the tenant as gone to another group (connections opened before the move are
+    /// sent on rather than answered from the empty tenant); taking the release back, or a copy of the
+    /// tenant back into the group (a reset), lifts the mark.
+    @Test func aReleaseMarksTheTenantUntilItIsTakenBackOrCopiedIn() throws {
+        var state = try Self.source()
+        #expect(!state.releasedToAnotherGroup)
+        let undo = state.apply([.releaseTenant], sequence: state.sequence + 1)
+        #expect(state.releasedToAnotherGroup)
+        state.undo(undo)
+        #expect(!state.releasedToAnotherGroup && !state.isEmpty)
+        state.apply([.releaseTenant], sequence: state.sequence + 1)
+        state.apply([.resetTenant], sequence: state.sequence + 5)
+        #expect(!state.releasedToAnotherGroup)
+    }
+
     /// A write refused after the tenant was released leaves a purged slot behind (its undo); the
     /// tenant still holds nothing.
     @Test func aReleasedTenantWithAPurgedSlotIsEmpty() throws {

@@ -99,7 +99,7 @@ struct PartitionCopy: Sendable {
         var copy = Copying(partition: partition, move: move, map: map, epoch: sourcePlacement.epoch, channel: channel, address: sourceAddress)
         if !currentMove.fenced {
             try await copyBeforeFence(&copy, &report)
-            try await change(partition, move, guards: guards, "fence") { map throws(LearnStoreError) in try map.fencingMove(of: partition, id: move.id) }
+            _ = try await change(partition, move, guards: guards, "fence") { map throws(LearnStoreError) in try map.fencingMove(of: partition, id: move.id) }
         }
         let fenced = ContinuousClock.now
         try await copy.run(currentMove.fenced ? .whole : .changes, into: registry, pause: pause)
