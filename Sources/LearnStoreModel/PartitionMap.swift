@@ -121,6 +121,19 @@ public struct PartitionMap: Sendable, Equatable {
         return try PartitionMap(partitions: partitions, groups: groups, assignment: assignment, overrides: overrides, version: version + 1, moves: fenced)
     }
 
+    /// The map with the move `id` of `partition` no longer fenced: its group takes its writes again,
+    /// so that a new attempt at the copy (the one that fenced it failed: what changed since its first
+    /// copy is known only to the attempt that made it) copies while they go on, instead of with them
+    /// stopped. The same map when it is not fenced.
+    public func unfencingMove(of partition: Int, id: UInt64) throws(LearnStoreError) -> PartitionMap {
+        guard var move = moves[partition], move.id == id else { throw LearnStoreError(.conflict, "partition \(partition) has no move \(id) in progress") }
+        guard move.fenced else { return self }
+        move.fenced = false
+        var unfenced = moves
+        unfenced[partition] = move
+        return try PartitionMap(partitions: partitions, groups: groups, assignment: assignment, overrides: overrides, version: version + 1, moves: unfenced)
+    }
+
     /// The map with the move `id` of `partition` done: the partition belongs to the group it went to.
     /// Only a fenced move completes: until then the group it leaves may still take its writes.
     public func completingMove(of partition: Int, id: UInt64) throws(LearnStoreError) -> PartitionMap {

@@ -36,8 +36,8 @@ public struct MoveTester: Sendable {
         public var pauseMilliseconds: [Int] = []
         public var faults: [Fault: Int] = [:]
         public var failures: [String] = []
-        /// With the balancer: each group's total by its measure, as the groups last published them,
-        /// and the milliseconds from turning it on to the end of its last move.
+        /// With the balancer: each group's total by its measure, as the groups last published them (-1:
+        /// not all measured yet), and the milliseconds from turning it on to the end of its last move.
         public var groupTotals: [String: Int]?
         public var lastMoveEndedMilliseconds: Int?
 
@@ -48,7 +48,7 @@ public struct MoveTester: Sendable {
                 + " move_ms_median=\(median(moveMilliseconds)) move_ms_max=\(moveMilliseconds.max() ?? 0)"
                 + " write_pause_ms_median=\(median(pauseMilliseconds)) write_pause_ms_max=\(pauseMilliseconds.max() ?? 0)"
                 + " faults=" + Fault.allCases.map { "\($0.rawValue):\(faults[$0] ?? 0)" }.joined(separator: ",")
-                + (groupTotals.map { " group_totals=" + $0.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }.joined(separator: ",") } ?? "")
+                + (groupTotals.map { " group_totals=" + $0.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value < 0 ? "unmeasured" : String($0.value))" }.joined(separator: ",") } ?? "")
                 + (lastMoveEndedMilliseconds.map { " last_move_ended_ms=\($0)" } ?? "")
         }
     }
@@ -156,11 +156,25 @@ public struct MoveTester: Sendable {
         let writes = Writes()
         let writing = Self.startWriters(clients, writes: writes)
 
+        /// During a move's copy: SIGKILL the primary of the group it leaves or goes to, and start it again.
+        func inject(_ fault: Fault, _ source: String, _ target: String) async throws {
+            guard fault != .none else { return }
+            try await Task.sleep(for: .milliseconds(Int.random(in: 50...400)))
+            let group = fault == .source ? source : target
+            let placementValue = try await Self.retrying(for: .seconds(10)) { try await etcd.get("/learnstore/\(group)/placement")?.value }
+            let placement = try ClusterPlacement.decode(placementValue ?? [])
+            if let victim = ports.indices.first(where: { name($0) == placement.primary && Self.groups[$0 / nodesPerGroup] == group }) {
+                await nodes[victim]?.stop(signal: SIGKILL)
+                nodes[victim] = try await start(victim)
+            }
+        }
+
         var report = Report()
         var map = initial
         let moving = Array(Set(tenantIDs.map { map.partition(of: $0) })).sorted()
         if let balancer {
-            map = try await balance(by: balancer, etcd: etcd, mapName: mapName, tenantIDs: tenantIDs, writes: writes, report: &report, progress: progress)
+            map = try await balance(by: balancer, etcd: etcd, mapName: mapName, tenantIDs: tenantIDs, writes: writes, report: &report, inject: inject,
+                                    progress: progress)
         }
         for cycle in 0..<(balancer == nil ? cycles : 0) {
             let partition = moving[cycle % moving.count]
@@ -175,16 +189,7 @@ public struct MoveTester: Sendable {
             }
             let moveStart = ContinuousClock.now
             report.faults[fault, default: 0] += 1
-            if fault != .none {
-                try await Task.sleep(for: .milliseconds(Int.random(in: 50...400)))
-                let group = fault == .source ? source : target
-                let placementValue = try await Self.retrying(for: .seconds(10)) { try await etcd.get("/learnstore/\(group)/placement")?.value }
-                let placement = try ClusterPlacement.decode(placementValue ?? [])
-                if let victim = ports.indices.first(where: { name($0) == placement.primary && Self.groups[$0 / nodesPerGroup] == group }) {
-                    await nodes[victim]?.stop(signal: SIGKILL)
-                    nodes[victim] = try await start(victim)
-                }
-            }
+            try await inject(fault, source, target)
             // Done when etcd's map names the target.
             let deadline = ContinuousClock.now + .seconds(120)
             while true {
@@ -232,10 +237,11 @@ public struct MoveTester: Sendable {
     }
 
     /// Turns the balancer on and follows the moves it starts for `balanceSeconds` (and any under way
-    /// then to its end), each a cycle of the report; returns the map at the end.
+    /// then to its end), each a cycle of the report, injecting `faults` in turn into them; returns the
+    /// map at the end.
     func balance(
         by measure: PartitionFigures.Measure, etcd: EtcdClient, mapName: String, tenantIDs: [String], writes: Writes, report: inout Report,
-        progress: @Sendable (Report) -> Void
+        inject: (Fault, String, String) async throws -> Void, progress: @Sendable (Report) -> Void
     ) async throws -> PartitionMap {
         let mapKey = ClusterConfiguration.partitionMapKey(mapName)
         let policy = try BalancerPolicy(measure: measure, tolerancePercent: 20, cooldownSeconds: 3, minimumMean: measure == .load ? 1 : 100)
@@ -250,6 +256,9 @@ public struct MoveTester: Sendable {
             guard let stored = try? await etcd.get(mapKey), let current = try? PartitionMap.decode(stored.value) else { continue }
             if under == nil, let (partition, move) = current.moves.first {
                 under = (partition, move.id, .now)
+                let fault = faults[report.moveMilliseconds.count % faults.count]
+                report.faults[fault, default: 0] += 1
+                try await inject(fault, current.holder(of: partition), current.groups[move.to])
             }
             if let moving = under, current.moves[moving.partition]?.id != moving.id {
                 let end = ContinuousClock.now
@@ -277,7 +286,9 @@ public struct MoveTester: Sendable {
         for group in Self.groups {
             guard let stored = try await etcd.get(ClusterConfiguration.partitionFiguresKey(ofGroup: group)) else { continue }
             let weights = try PartitionFigures.decode(stored.value).weights(by: measure)
-            totals[group] = (0..<map.partitions).filter { map.holder(of: $0) == group }.map { weights[$0] ?? 0 }.reduce(0, +)
+            let held = (0..<map.partitions).filter { map.holder(of: $0) == group }
+            // A group whose primary has not measured a partition's load for a minute yet has no total.
+            totals[group] = held.allSatisfy { weights[$0] != nil } ? held.map { weights[$0]! }.reduce(0, +) : -1
         }
         report.groupTotals = totals
         return map

@@ -11,7 +11,8 @@ extension ClusterCommand {
             abstract: "Show, turn on, change or turn off the balancer that moves a partition map's partitions by itself.",
             discussion: """
                 Without --by or --off it prints the policy and what the balancer would do now. With --by \
-                records or --by load it turns the balancer on (or changes it): every 5 s the primary of the \
+                records or --by load it turns the balancer on, or replaces its terms (options not given take their \
+                defaults): every 5 s the primary of the \
                 map's first group weighs each group by the figures the groups' primaries publish, and when a \
                 group's total strays from the mean by more than --tolerance percent, the mean is at least \
                 --minimum-mean and no move is under way, it starts the one move that narrows the spread the \

@@ -19,7 +19,7 @@ struct MoveTestCommand: AsyncParsableCommand {
             time each move took (median, max) and the longest pause between acknowledged writes of the moving tenants. \
             With --balancer records|load, group ga starts with every partition and the test does not move any: it turns \
             the balancer on (tolerance 20 %, cool-down 3 s) and follows the moves the cluster starts by itself for \
-            --balance-seconds, then prints each group's total as the groups last published it. Exits 1 if anything was lost.
+            --balance-seconds (--fault applies to them in turn), then prints each group's total as the groups last published it. Exits 1 if anything was lost.
             """)
 
     @Option(help: "Moves.") var cycles = 6

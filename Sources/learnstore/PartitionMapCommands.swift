@@ -1,4 +1,5 @@
 import ArgumentParser
+import LearnStoreEngine
 import LearnStoreModel
 import LearnStoreServer
 import NIOPosix
@@ -44,7 +45,12 @@ extension ClusterCommand {
 
     struct ShowPartitionMap: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "show-partition-map", abstract: "Print a partition map, or the partition and group of given tenants.")
+            commandName: "show-partition-map", abstract: "Print a partition map, or the partition and group of given tenants.",
+            discussion: """
+                With the map it prints each group's partitions, records and load (requests per second over the \
+                last minute, of the partitions measured that long), as the group's primary last published them, \
+                and how old those figures are.
+                """)
         @Option(name: .customLong("etcd-endpoints"), help: "etcd client URLs (http://host:port,...).") var etcdEndpoints: String
         @Option(help: "The map's name.") var name: String
         @Option(help: "Tenant ids, comma-separated: print each one's partition and group instead of the map.") var tenants: String?
@@ -57,13 +63,34 @@ extension ClusterCommand {
                 }
                 let map = try PartitionMap.decode(stored.value)
                 guard let tenants else {
-                    printJSON(.object([("name", .string(name)), ("map", map.json)]))
+                    let figures = try await Rebalance.publishedFigures(of: map, from: etcd)
+                    printJSON(.object([("name", .string(name)), ("map", map.json), ("groups", Self.groups(of: map, figures))]))
                     return
                 }
                 for tenant in tenants.split(separator: ",").map(String.init) {
                     printJSON(.object([("tenant", .string(tenant)), ("partition", .number(String(map.partition(of: tenant)))), ("group", .string(map.group(of: tenant)))]))
                 }
             }
+        }
+
+        /// Each group's partitions, and its totals by the figures its primary published.
+        static func groups(of map: PartitionMap, _ figures: [String: PartitionFigures]) -> JSONValue {
+            let now = SystemClock().now().milliseconds
+            func number(_ value: Int) -> JSONValue { .number(String(value)) }
+            return .object(map.groups.map { group in
+                let held = (0..<map.partitions).filter { map.holder(of: $0) == group }
+                var fields: [(String, JSONValue)] = [("partitions", number(held.count))]
+                if let published = figures[group] {
+                    let measured = held.filter { published.requestsPerSecond[$0] != nil }
+                    fields += [
+                        ("records", number(held.map { published.records[$0] ?? 0 }.reduce(0, +))),
+                        ("requests_per_second", number(measured.map { published.requestsPerSecond[$0]! }.reduce(0, +))),
+                        ("partitions_with_load_measured", number(measured.count)),
+                        ("figures_age_ms", .number(String(now - published.at))),
+                    ]
+                }
+                return (group, .object(fields))
+            })
         }
     }
 }

@@ -73,6 +73,9 @@ import Testing
         #expect(fenced.version == 4 && fenced.moves == [1: PartitionMove(to: 2, id: 3, fenced: true)] && fenced.holder(of: 1) == "b")
         #expect(try PartitionMap.decode(fenced.encoded) == fenced)
         #expect(try fenced.fencingMove(of: 1, id: 3) == fenced, "fencing a fenced move changes nothing")
+        let unfenced = try fenced.unfencingMove(of: 1, id: 3)
+        #expect(unfenced.version == 5 && unfenced.moves == [1: PartitionMove(to: 2, id: 3, fenced: false)] && unfenced.canFollow(fenced))
+        #expect(try started.unfencingMove(of: 1, id: 3) == started, "unfencing a move not fenced changes nothing")
         let done = try fenced.completingMove(of: 1, id: 3)
         #expect(done.version == 5 && done.moves.isEmpty && done.holder(of: 1) == "c")
         let calledOff = try started.cancellingMove(of: 1)
@@ -92,6 +95,7 @@ import Testing
         #expect(code { try fenced.completingMove(of: 1, id: 2) } == .conflict, "another move's id")
         #expect(code { try started.completingMove(of: 1, id: 3) } == .conflict, "a move completes only once fenced")
         #expect(code { try started.fencingMove(of: 1, id: 2) } == .conflict, "another move's id")
+        #expect(code { try fenced.unfencingMove(of: 1, id: 2) } == .conflict, "another move's id")
         #expect(code { try grown.cancellingMove(of: 1) } == .conflict)
     }
 

@@ -97,12 +97,16 @@ struct PartitionCopy: Sendable {
         defer { channel.close() }
         var report = Copied()
         var copy = Copying(partition: partition, move: move, map: map, epoch: sourcePlacement.epoch, channel: channel, address: sourceAddress)
-        if !currentMove.fenced {
-            try await copyBeforeFence(&copy, &report)
-            _ = try await change(partition, move, guards: guards, "fence") { map throws(LearnStoreError) in try map.fencingMove(of: partition, id: move.id) }
+        if currentMove.fenced {
+            // What changed since the first copy is known only to the attempt that made it, which
+            // failed: the partition takes writes again while this attempt copies it anew.
+            _ = try await change(partition, move, guards: guards, "unfence") { map throws(LearnStoreError) in try map.unfencingMove(of: partition, id: move.id) }
+            logger.notice("partition move: unfenced for a new copy while writes go on", metadata: ["partition": "\(partition)", "move": "\(move.id)"])
         }
+        try await copyBeforeFence(&copy, &report)
+        _ = try await change(partition, move, guards: guards, "fence") { map throws(LearnStoreError) in try map.fencingMove(of: partition, id: move.id) }
         let fenced = ContinuousClock.now
-        try await copy.run(currentMove.fenced ? .whole : .changes, into: registry, pause: pause)
+        try await copy.run(.changes, into: registry, pause: pause)
         let copied = ContinuousClock.now
         try await awaitAcknowledged(copy.lastLSN, of: "the copy")
         report.tenants = copy.tenants
@@ -155,8 +159,6 @@ struct PartitionCopy: Sendable {
             case round
             /// What changed in each tenant since the first copy, once the move is fenced.
             case changes
-            /// Every tenant whole, once the move is fenced.
-            case whole
         }
 
         let partition: Int
@@ -180,7 +182,7 @@ struct PartitionCopy: Sendable {
             let startMode: PartitionExportRequest.Mode = switch part {
             case .changes: .nextTenantChanges
             case .round: .nextTenantRound
-            case .firstCopy, .whole: .nextTenant
+            case .firstCopy: .nextTenant
             }
             var records = 0
             var request = self.request(startMode, tenant: "")
@@ -198,7 +200,7 @@ struct PartitionCopy: Sendable {
                     continue
                 }
                 if piece.end {
-                    if part == .changes || part == .whole { try await emptyTenantsNotExported(exported, in: registry) }
+                    if part == .changes { try await emptyTenantsNotExported(exported, in: registry) }
                     return records
                 }
                 let first = request.mode.startsTenant

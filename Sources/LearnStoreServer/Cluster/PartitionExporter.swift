@@ -73,18 +73,22 @@ struct PartitionExporter: Sendable {
             }
             throw LearnStoreError(.conflict, "partition \(partition) has no move \(request.moveID) from group \(group) in progress (map version \(map.version))")
         }
+        // A copy is exact only with what the tenants' writes touch tracked from its first piece on,
+        // and their changes only once they take none.
+        guard request.mode.isChanges || request.tracking != 0 else {
+            throw LearnStoreError(.validation, "a copy of move \(move.id) needs a tracking token")
+        }
         if move.fenced {
             guard !request.mode.isRound else {
                 throw LearnStoreError(.conflict, "move \(move.id) is fenced: its rounds are over; ask for the changes")
             }
+            // A new attempt unfences the move before it copies again.
+            guard request.mode.isChanges else {
+                throw LearnStoreError(.loading, "this node has not read that move \(move.id) was unfenced yet (map version \(map.version)); retry shortly")
+            }
         } else {
-            // The partition's tenants still take writes here: a copy is exact only with what they
-            // touch tracked, and their changes only once they take none.
             guard !request.mode.isChanges else {
                 throw LearnStoreError(.loading, "this node has not read the fence of move \(move.id) yet (map version \(map.version)); retry shortly")
-            }
-            guard request.tracking != 0 else {
-                throw LearnStoreError(.validation, "move \(move.id) is not fenced: a copy while its tenants take writes needs a tracking token")
             }
         }
         var mode = request.mode

@@ -1,8 +1,8 @@
 import LearnStoreEngine
 import LearnStoreModel
 
-/// What the balancer's runner remembers between its turns: the reason it last waited, so the log
-/// says it once.
+/// What the balancer's runner remembers between its turns: the kind of reason it last waited for,
+/// so the log says it once.
 struct BalancerRunState {
     var lastReason: String?
 }
@@ -33,10 +33,12 @@ extension PartitionMover {
         let now = SystemClock().now().milliseconds
         switch PartitionBalancer.decide(map: map, figures: figures, policy: policy, now: now) {
         case .wait(let reason):
-            if reason != state.lastReason, !reason.hasPrefix("cooling down") {
+            // Said once per kind of reason: its figures change every turn.
+            let kind = reason.filter { !$0.isNumber }
+            if kind != state.lastReason, !reason.hasPrefix("cooling down") {
                 logger.info("balancer: waiting: \(reason)")
             }
-            state.lastReason = reason
+            state.lastReason = kind
         case .move(let partition, let to, let before, let after):
             state.lastReason = nil
             let started = try map.startingMove(of: partition, to: to)
