@@ -412,7 +412,8 @@ public actor TenantActor {
     /// The tenant's records, live and deleted (what a partition's size counts).
     public var recordCount: Int { state.store.liveCount + state.store.deletedCount }
 
-    /// Client requests served since the tenant was opened on this node (what a partition's load counts).
+    /// Client requests answered without an error since the tenant was opened on this node (what a
+    /// partition's load counts).
     public var requestsServed: UInt64 { servedRequests }
 
     public func countRequests(_ count: Int) { servedRequests &+= UInt64(max(0, count)) }

@@ -105,7 +105,8 @@ public enum RequestExecutor {
             maximumLSN = max(maximumLSN, lsn)
             responses.append(ResponseMeta(requestID: header.requestID, opcode: header.opcode, lsn: lsn, range: start..<writer.count))
         }
-        tenant.countRequests(responses.count)
+        // Refusals (a move's LOADING, MOVED, an expired token) are not load the tenant's data puts on the node.
+        tenant.countRequests(responses.count - errors.count)
         return BatchResult(bytes: writer.bytes, responses: responses, maximumLSN: maximumLSN, counts: counts, errors: errors)
     }
 

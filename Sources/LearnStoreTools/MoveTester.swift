@@ -21,6 +21,13 @@ public struct MoveTester: Sendable {
         case source
         /// SIGKILL the primary of the group the partition goes to during the copy, then start it again.
         case target
+        /// As `source` and `target`, but once etcd's map shows the move fenced (the partition's writes
+        /// stopped), so the next attempt finds it fenced.
+        case sourceFenced = "source-fenced"
+        case targetFenced = "target-fenced"
+
+        var killsSource: Bool { self == .source || self == .sourceFenced }
+        var afterFence: Bool { self == .sourceFenced || self == .targetFenced }
     }
 
     public struct Report: Sendable, CustomStringConvertible {
@@ -157,10 +164,21 @@ public struct MoveTester: Sendable {
         let writing = Self.startWriters(clients, writes: writes)
 
         /// During a move's copy: SIGKILL the primary of the group it leaves or goes to, and start it again.
-        func inject(_ fault: Fault, _ source: String, _ target: String) async throws {
+        func inject(_ fault: Fault, _ partition: Int, _ source: String, _ target: String) async throws {
             guard fault != .none else { return }
-            try await Task.sleep(for: .milliseconds(Int.random(in: 50...400)))
-            let group = fault == .source ? source : target
+            if fault.afterFence {
+                // Until the map shows the move fenced; a move that completes first is not hit.
+                while true {
+                    if let stored = try? await etcd.get(mapKey), let current = try? PartitionMap.decode(stored.value) {
+                        guard let move = current.moves[partition] else { return }
+                        if move.fenced { break }
+                    }
+                    try await Task.sleep(for: .milliseconds(2))
+                }
+            } else {
+                try await Task.sleep(for: .milliseconds(Int.random(in: 50...400)))
+            }
+            let group = fault.killsSource ? source : target
             let placementValue = try await Self.retrying(for: .seconds(10)) { try await etcd.get("/learnstore/\(group)/placement")?.value }
             let placement = try ClusterPlacement.decode(placementValue ?? [])
             if let victim = ports.indices.first(where: { name($0) == placement.primary && Self.groups[$0 / nodesPerGroup] == group }) {
@@ -189,7 +207,7 @@ public struct MoveTester: Sendable {
             }
             let moveStart = ContinuousClock.now
             report.faults[fault, default: 0] += 1
-            try await inject(fault, source, target)
+            try await inject(fault, partition, source, target)
             // Done when etcd's map names the target.
             let deadline = ContinuousClock.now + .seconds(120)
             while true {
@@ -241,7 +259,7 @@ public struct MoveTester: Sendable {
     /// map at the end.
     func balance(
         by measure: PartitionFigures.Measure, etcd: EtcdClient, mapName: String, tenantIDs: [String], writes: Writes, report: inout Report,
-        inject: (Fault, String, String) async throws -> Void, progress: @Sendable (Report) -> Void
+        inject: (Fault, Int, String, String) async throws -> Void, progress: @Sendable (Report) -> Void
     ) async throws -> PartitionMap {
         let mapKey = ClusterConfiguration.partitionMapKey(mapName)
         let policy = try BalancerPolicy(measure: measure, tolerancePercent: 20, cooldownSeconds: 3, minimumMean: measure == .load ? 1 : 100)
@@ -258,7 +276,7 @@ public struct MoveTester: Sendable {
                 under = (partition, move.id, .now)
                 let fault = faults[report.moveMilliseconds.count % faults.count]
                 report.faults[fault, default: 0] += 1
-                try await inject(fault, current.holder(of: partition), current.groups[move.to])
+                try await inject(fault, partition, current.holder(of: partition), current.groups[move.to])
             }
             if let moving = under, current.moves[moving.partition]?.id != moving.id {
                 let end = ContinuousClock.now

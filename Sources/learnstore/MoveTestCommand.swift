@@ -14,7 +14,7 @@ struct MoveTestCommand: AsyncParsableCommand {
             per tenant writes without pause through a ClusterClient seeded with every node. Each cycle moves a partition that \
             holds some of the tenants to the other group (as `learnstore cluster move-partition` does) and waits until etcd's \
             map names the new group; --fault source|target also kills the primary of the group the partition leaves, or goes \
-            to, with SIGKILL during the copy and starts it again. At the end every acknowledged write is read back through \
+            to, with SIGKILL during the copy and starts it again (source-fenced|target-fenced: once the move is fenced). At the end every acknowledged write is read back through \
             the group that holds its tenant. Prints: cycles, acknowledged writes, lost, unacknowledged attempts by error, the \
             time each move took (median, max) and the longest pause between acknowledged writes of the moving tenants. \
             With --balancer records|load, group ga starts with every partition and the test does not move any: it turns \
@@ -26,7 +26,7 @@ struct MoveTestCommand: AsyncParsableCommand {
     @Option(help: "Tenants written, one writer each (1 ... 64).") var tenants = 8
     @Option(help: "Partitions of the map (2 ... 256).") var partitions = 8
     @Option(name: .customLong("nodes-per-group"), help: "Nodes of each group (1 ... 5; a group of one acknowledges alone).") var nodesPerGroup = 3
-    @Option(name: .customLong("fault"), parsing: .upToNextOption, help: "Per cycle in turn: none, source (kill -9 the source group's primary during the copy), target (the target group's).") var fault: [MoveTester.Fault] = [.none]
+    @Option(name: .customLong("fault"), parsing: .upToNextOption, help: "Per cycle in turn: none, source (kill -9 the source group's primary during the copy), target (the target group's), source-fenced, target-fenced (the same once the move is fenced).") var fault: [MoveTester.Fault] = [.none]
     @Option(help: "Records each tenant holds before the writes and moves start (0 ... 10000000): what a move copies.") var preload = 0
     @Option(help: "fsync policy of the nodes.") var fsync = "always"
     @Option(help: "Let the balancer move the partitions, evening out records or load, instead of the test's cycles.") var balancer: BalancerMeasure?
