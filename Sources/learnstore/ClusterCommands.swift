@@ -160,21 +160,42 @@ struct ClusterCommand: AsyncParsableCommand {
             discussion: """
                 With --etcd-endpoints the first line is the control plane as etcd holds it: the controller, the placement \
                 (epoch, primary, members) and the registered nodes with their leases; the nodes are then the placement's \
-                members unless --nodes names them.
+                members unless --nodes names them. With --partition-map instead of --cluster-name, the whole partitioned \
+                cluster: first the map's moves, the balancer's policy and each group's partitions, records and load, then a \
+                line for each group's control plane, then every group's nodes.
                 """)
         @OptionGroup var options: NodeOptions
         @Option(name: .customLong("etcd-endpoints"), help: "etcd client URLs (http://host:port,...) of a cluster with a control plane.") var etcdEndpoints: String?
         @Option(name: .customLong("cluster-name"), help: "With --etcd-endpoints: the cluster's name.") var clusterName = "learnstore"
+        @Option(name: .customLong("partition-map"), help: "With --etcd-endpoints: every group of this partition map.") var partitionMap: String?
 
         func run() async throws {
             try await runCLI {
                 var addresses = options.nodes == nil ? [] : try options.addresses
                 if let etcdEndpoints {
-                    var cluster = ClusterConfiguration(endpoints: etcdEndpoints.split(separator: ",").map(String.init))
-                    cluster.name = clusterName
-                    let view = try await ClusterView.read(cluster, group: MultiThreadedEventLoopGroup.singleton)
-                    printJSON(.object([("etcd", view.json)]))
-                    if addresses.isEmpty { addresses = view.placement.map { $0.members.values.sorted() } ?? [] }
+                    let endpoints = etcdEndpoints.split(separator: ",").map(String.init)
+                    var groups = [clusterName]
+                    if let partitionMap {
+                        let etcd = try EtcdClient(endpoints: endpoints, group: MultiThreadedEventLoopGroup.singleton)
+                        guard let stored = try await etcd.get(ClusterConfiguration.partitionMapKey(partitionMap)) else {
+                            throw LearnStoreError(.notFound, "etcd holds no partition map '\(partitionMap)'")
+                        }
+                        let map = try PartitionMap.decode(stored.value)
+                        let figures = try await Rebalance.publishedFigures(of: map, from: etcd)
+                        let policy = try await etcd.get(ClusterConfiguration.balancerKey(partitionMap)).map { kv throws(LearnStoreError) in try BalancerPolicy.decode(kv.value) }
+                        printJSON(.object([
+                            ("partition_map", .string(partitionMap)), ("version", .number(String(map.version))), ("moves", map.json["moves"] ?? .null),
+                            ("balancer", policy?.json ?? .null), ("groups", ShowPartitionMap.groups(of: map, figures)),
+                        ]))
+                        groups = map.groups
+                    }
+                    for name in groups {
+                        var cluster = ClusterConfiguration(endpoints: endpoints)
+                        cluster.name = name
+                        let view = try await ClusterView.read(cluster, group: MultiThreadedEventLoopGroup.singleton)
+                        printJSON(.object((partitionMap == nil ? [] : [("group", .string(name))]) + [("etcd", view.json)]))
+                        if options.nodes == nil { addresses += view.placement.map { $0.members.values.sorted() } ?? [] }
+                    }
                 }
                 guard !addresses.isEmpty else { throw CLIError.usage("give --nodes or --etcd-endpoints") }
                 let statuses = await ClusterPromotion.statuses(addresses, credential: try options.credential(), group: MultiThreadedEventLoopGroup.singleton)
