@@ -82,19 +82,11 @@ extension TenantState {
                 if !records.isEmpty { mutations += [.putRecords(records), .recordChange(.import)] }
                 position = slot < store.slotCount ? TenantExportCursor(section: .records, offset: UInt64(slot)) : TenantExportCursor(section: .outcomes, offset: 0)
             case .outcomes:
-                var rows: [OutcomeRecord] = []
-                var index: UInt64 = 0
-                var more = false
-                outcomes.tables.forEachRecord { row in
-                    defer { index += 1 }
-                    guard index >= current.offset, !more else { return }
-                    if taken < budget {
-                        rows.append(row)
-                        taken += 1
-                    } else {
-                        more = true
-                    }
-                }
+                let tables = outcomes.tables
+                let first = Int(clamping: current.offset)
+                let rows = tables.records(from: first, limit: budget - taken)
+                taken += rows.count
+                let more = first + rows.count < tables.recordCount
                 if !rows.isEmpty { mutations.append(.outcomes(rows)) }
                 if more {
                     position = TenantExportCursor(section: .outcomes, offset: current.offset + UInt64(rows.count))

@@ -31,6 +31,24 @@ import Testing
         #expect(store.tables == OutcomeTables())
     }
 
+    /// A partition move reads the rows in pieces by offset: every offset and piece size gives the
+    /// slice of the rows in ``OutcomeTables/forEachRecord(_:)``'s order, across the tables' bounds.
+    @Test(arguments: [1, 2, 3, 4] as [UInt64])
+    func rowsReadFromAnOffsetAreThatSliceOfAllRows(seed: UInt64) {
+        var store = OutcomeStore()
+        for entity in ConvergenceTests.versions(seed: seed) { _ = store.apply(entity) }
+        for n in 0..<40 { _ = store.apply(.result(makeResult(id: "r\(n)", user: "student-\(n % 7)", score: Double(n)))) }
+        var all: [OutcomeRecord] = []
+        store.tables.forEachRecord { all.append($0) }
+        #expect(all.count == store.tables.recordCount && all.count > 40)
+        for limit in [1, 3, 17, all.count + 5] {
+            for offset in 0...(all.count + 1) {
+                let expected = Array(all[min(offset, all.count)..<min(all.count, offset + limit)])
+                #expect(store.tables.records(from: offset, limit: limit) == expected, "offset \(offset), limit \(limit)")
+            }
+        }
+    }
+
     @Test func aDeletedEntityIsStoredAsItsTombstone() {
         let deleted = OutcomeEntity.outcome(makeOutcome(id: "80", state: "deleted", updatedAt: ts("2020-05-01T00:00:00Z")))
         guard case .tombstone(let tombstone) = OutcomeRecord(storing: deleted) else {

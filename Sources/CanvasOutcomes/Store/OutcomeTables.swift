@@ -19,6 +19,35 @@ public struct OutcomeTables: Hashable, Sendable {
         outcomes.count + groups.count + links.count + results.count + proficiencies.count + tombstones.count
     }
 
+    /// Up to `limit` rows from the `offset`-th on, in ``forEachRecord(_:)``'s order: each table is
+    /// entered at its offset by the tries' subtree counts, so a reader that takes the rows in pieces
+    /// pays for the rows it takes, not for every row before them.
+    public func records(from offset: Int, limit: Int) -> [OutcomeRecord] {
+        var rows: [OutcomeRecord] = []
+        var skip = max(0, offset)
+        let wanted = max(0, limit)
+        func take<Value>(_ table: TreeDictionary<some Hashable, Value>, _ row: (Value) -> OutcomeRecord) {
+            guard rows.count < wanted else { return }
+            guard skip < table.count else {
+                skip -= table.count
+                return
+            }
+            var index = table.index(table.startIndex, offsetBy: skip)
+            skip = 0
+            while index != table.endIndex, rows.count < wanted {
+                rows.append(row(table[index].value))
+                table.formIndex(after: &index)
+            }
+        }
+        take(outcomes) { .entity(.outcome($0)) }
+        take(groups) { .entity(.group($0)) }
+        take(links) { .entity(.link($0)) }
+        take(results) { .entity(.result($0)) }
+        take(proficiencies) { .entity(.proficiency($0)) }
+        take(tombstones) { .tombstone($0) }
+        return rows
+    }
+
     /// Every row as a record, for a snapshot writer; order is unspecified (apply is order-independent).
     public func forEachRecord(_ body: (OutcomeRecord) throws -> Void) rethrows {
         for (_, value) in outcomes { try body(.entity(.outcome(value))) }
