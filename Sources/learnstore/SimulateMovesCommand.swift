@@ -9,7 +9,7 @@ struct SimulateMovesCommand: AsyncParsableCommand {
         discussion: """
             Each seed runs the nodes' own move code (the target's copy and completing transaction, the source's \
             export, the write gate, adopt and release) over a simulated etcd, logs and connections, with calls \
-            interleaved one at a time in a random order. Meanwhile clients write to either group, the operator \
+            interleaved one at a time in a random order. Meanwhile clients write records and outcome results to either group, the operator \
             starts and calls off moves (with --balancer, half of them the balancer's choice), and either group's primary fails over (losing its uncommitted writes; the \
             new one starts with a map its group saw at some point, maybe an old one). Checked: no group acknowledges a write of a tenant \
             whose partition etcd gives to the other group with no move in progress, and once faults stop and every \
@@ -24,6 +24,7 @@ struct SimulateMovesCommand: AsyncParsableCommand {
     @Option(help: "Partitions of the map (2 ... 64).") var partitions = 4
     @Flag(help: "Stop at the first failing seed.") var stopAtFirstFailure = false
     @Flag(help: "Have the balancer's rule choose half the moves (on the groups' records) instead of a random partition.") var balancer = false
+    @Flag(name: .customLong("records-only"), help: "Write records only, no outcome results (how seeds before outcome writes were found).") var recordsOnly = false
 
     func run() async throws {
         try await runCLI {
@@ -36,6 +37,7 @@ struct SimulateMovesCommand: AsyncParsableCommand {
             options.tenants = tenants
             options.partitions = partitions
             options.balancer = balancer
+            options.outcomes = !recordsOnly
             var totals = MoveSimulation.Result(seed: 0)
             var failures = 0
             let started = ContinuousClock.now
@@ -51,6 +53,8 @@ struct SimulateMovesCommand: AsyncParsableCommand {
                 totals.restarts += result.restarts
                 totals.releases += result.releases
                 totals.copiesCompared += result.copiesCompared
+                totals.outcomeRowsCompared += result.outcomeRowsCompared
+                totals.outcomeIngests += result.outcomeIngests
                 totals.completedAfterFirstCopy += result.completedAfterFirstCopy
                 totals.changedPieces += result.changedPieces
                 totals.rounds += result.rounds
@@ -64,7 +68,7 @@ struct SimulateMovesCommand: AsyncParsableCommand {
             let seconds = (ContinuousClock.now - started).components.seconds
             print("seeds=\(seeds) steps=\(totals.steps) acknowledged_writes=\(totals.acknowledged) moves_started=\(totals.movesStarted) balancer_moves=\(totals.balancerMoves) "
                 + "moves_completed=\(totals.movesCompleted) copies_failed=\(totals.copiesFailed) failovers=\(totals.failovers) restarts=\(totals.restarts) "
-                + "tenants_released=\(totals.releases) copies_compared=\(totals.copiesCompared) "
+                + "tenants_released=\(totals.releases) copies_compared=\(totals.copiesCompared) outcome_ingests=\(totals.outcomeIngests) outcome_rows_compared=\(totals.outcomeRowsCompared) "
                 + "completed_after_first_copy=\(totals.completedAfterFirstCopy) changed_pieces=\(totals.changedPieces) rounds=\(totals.rounds) failures=\(failures) seconds=\(seconds)")
             if failures > 0 { throw ExitCode(1) }
         }

@@ -1,3 +1,4 @@
+import CanvasOutcomes
 import LearnStoreEngine
 import LearnStoreModel
 import LearnStoreProtocol
@@ -24,6 +25,9 @@ final class MoveWorld: Sendable {
     /// completions were compared.
     let copyMismatch = Mutex<String?>(nil)
     let copiesCompared = Mutex<Int>(0)
+    /// Outcome rows of the tenants compared at completed moves, and the outcome results ingested.
+    let outcomeRowsCompared = Mutex<Int>(0)
+    let outcomeIngests = Mutex<Int>(0)
     /// Every map a group's nodes have observed: a promoted replica may hold any of them (replicas
     /// read the map on their own, and may lag the primary they replace).
     let observedMaps = Mutex<[String: [PartitionMap]]>([:])
@@ -90,6 +94,8 @@ final class MoveWorld: Sendable {
             ($0.completed, $0.failed, $0.afterFirstCopy, $0.changedPieces, $0.rounds)
         }
         result.copiesCompared = copiesCompared.withLock { $0 }
+        result.outcomeRowsCompared = outcomeRowsCompared.withLock { $0 }
+        result.outcomeIngests = outcomeIngests.withLock { $0 }
         if let failure { throw failure }
     }
 
@@ -137,8 +143,12 @@ final class MoveWorld: Sendable {
         guard let node = current.withLock({ $0[MoveSimulation.groups[below(2)]] }), node.isAlive, node.isRecovered,
             node.topology.route(tenant: tenant) == .here
         else { return }
-        let caller = CallerIdentity(tenantID: tenant, personID: UUID16(high: 1, low: 1), scopes: [.recordsRead, .recordsWrite, .admin])
+        let caller = CallerIdentity(tenantID: tenant, personID: UUID16(high: 1, low: 1), scopes: [.recordsRead, .recordsWrite, .outcomesWrite, .admin])
         let actor = node.registry.tenant(tenant)
+        if options.outcomes, chance(1, in: 4) {
+            await ingestOutcome(index, node: node, actor: actor, caller: caller)
+            return
+        }
         let held = actor.withExclusiveAccess { actor -> [LearningRecord] in
             let store = actor.state.store
             return (0..<UInt32(store.slotCount)).filter { !store[$0].isPurged }.map { store.record(at: $0) }
@@ -163,6 +173,20 @@ final class MoveWorld: Sendable {
         guard let write = try? await actor.create(body, caller: caller, idempotencyKey: key), write.lsn > 0 else { return }
         pending.withLock { $0.append(Pending(node: node, lsn: write.lsn, tenant: tenant, id: write.result.id)) }
         note("\(node.name) took a write of \(tenant) (sequence \(write.sequence), LSN \(write.lsn))")
+    }
+
+    /// An outcome result created, re-assessed or deleted (a few ids per tenant, each version newer
+    /// than the last), so that moves copy outcome rows that change while they copy.
+    func ingestOutcome(_ index: Int, node: MoveNode, actor: TenantActor, caller: CallerIdentity) async {
+        let at = Timestamp(milliseconds: 1_700_000_000_000 + Int64(index) * 1000)
+        let result = OutcomeResult(
+            id: String(100 + below(12)), learningOutcomeID: String(10 + below(3)), userUUID: "s\(below(4))", resultContextType: "Course", resultContextID: "1",
+            score: Double(below(6)), possible: 5, workflowState: chance(1, in: 8) ? "deleted" : "active", createdAt: at, updatedAt: at, assessedAt: at,
+            metadata: EventMetadata(eventTime: at))
+        let event = OutcomeEvent(name: .learningOutcomeResultUpdated, entity: .result(result))
+        guard let write = try? await actor.ingestOutcomes([Array(event.json.serialized.utf8)], caller: caller), write.lsn > 0 else { return }
+        outcomeIngests.withLock { $0 += 1 }
+        note("\(node.name) took an outcome result of \(actor.tenantID) (sequence \(write.sequence), LSN \(write.lsn))")
     }
 
     /// The group's log commits some or all of what it holds; writes it passes are acknowledged.
@@ -409,6 +433,7 @@ final class MoveWorld: Sendable {
                     }
                     return
                 }
+                outcomeRowsCompared.withLock { $0 += expected.filter { $0.hasPrefix("outcome ") }.count }
             }
         }
     }

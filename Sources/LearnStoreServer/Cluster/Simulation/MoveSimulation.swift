@@ -17,7 +17,7 @@ import Synchronization
 /// epoch; etcd's placement does not change), a new incarnation recovers its data only at a later
 /// step, and calls interleave one at a time in a random order.
 ///
-/// Clients create, patch, delete and purge records while moves copy them. The operator starts moves
+/// Clients create, patch, delete and purge records and ingest outcome results while moves copy them. The operator starts moves
 /// of random partitions, or, with ``Options/balancer``, also the moves the balancer decides on.
 ///
 /// Checked: no group acknowledges a write of a tenant whose partition etcd gives to the other group
@@ -34,6 +34,9 @@ public struct MoveSimulation {
         /// (``PartitionBalancer``), the rest random; off, every move is random (as the regression
         /// seeds were found).
         public var balancer = false
+        /// A quarter of the clients' writes ingest outcome results; off, only records are written (as
+        /// the regression seeds were found).
+        public var outcomes = true
         public init() {}
     }
 
@@ -52,6 +55,9 @@ public struct MoveSimulation {
         public var releases = 0
         /// Completed moves whose copy was compared, tenant by tenant, with its source.
         public var copiesCompared = 0
+        /// Outcome rows among what those comparisons compared, and outcome results ingested.
+        public var outcomeRowsCompared = 0
+        public var outcomeIngests = 0
         /// Moves completed by the attempt that copied while the tenants took writes, then fenced
         /// (the rest found the move fenced and copied the tenants whole), and the pieces of changes
         /// they copied after the fence.
