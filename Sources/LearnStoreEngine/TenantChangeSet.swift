@@ -70,16 +70,25 @@ public struct TenantChangeSet: Sendable {
     }
 
     /// The records of the round under way (``startRound()``): touched before it began, copied while
-    /// writes go on; what writes touch meanwhile is gathered in `records` again.
+    /// writes go on; what writes touch meanwhile is gathered in `records` again. Likewise whether it
+    /// copies the outcome rows and the keys (they changed before it began).
     public private(set) var roundRecords: [RecordID] = []
+    private var roundOutcomes = false
+    private var roundKeys = false
 
-    /// Starts a round: the records touched so far are copied while the tenant still takes writes,
-    /// and tracking starts over for the ones touched from now on, so the fenced part has fewer to copy.
-    /// Outcome rows and keys are left to the fenced part.
+    /// Starts a round: what was touched so far is copied while the tenant still takes writes, and
+    /// tracking starts over for what is touched from now on, so the fenced part has less to copy.
+    /// Outcome rows and keys, when they changed, are copied whole, read piece by piece while writes
+    /// go on: a write that changes them meanwhile (one that could shift what the pieces read) marks
+    /// them changed again, and the fenced part copies them whole once more.
     mutating func startRound() {
         roundRecords = records.sorted()
         records = []
         recordsInOrder = nil
+        roundOutcomes = outcomesChanged
+        roundKeys = keysChanged
+        outcomesChanged = false
+        keysChanged = false
     }
 
     /// What the fenced part copies: the touched records in id order, and whether outcome rows and
@@ -90,8 +99,8 @@ public struct TenantChangeSet: Sendable {
         return ChangedItems(records: ordered, outcomes: outcomesChanged, keys: keysChanged)
     }
 
-    /// What the round under way copies: its records only.
-    public var roundItems: ChangedItems { ChangedItems(records: roundRecords, outcomes: false, keys: false) }
+    /// What the round under way copies.
+    public var roundItems: ChangedItems { ChangedItems(records: roundRecords, outcomes: roundOutcomes, keys: roundKeys) }
 }
 
 /// Items a copy of a tenant's changes sends (``TenantState/exportPiece(from:maximumItems:changes:)``):

@@ -89,6 +89,23 @@ import Testing
         #expect(try #require(await actor.changesSinceCopy).records.count == 1)
     }
 
+    /// A round also takes the outcome rows and the keys when they changed, so the fenced part copies
+    /// them only if they changed again during the round.
+    @Test func aRoundTakesChangedOutcomeRowsAndKeysSoTheFencedPartNeedNot() async throws {
+        func hasOutcomes(_ mutations: [TenantMutation]) -> Bool { mutations.contains { if case .outcomes = $0 { true } else { false } } }
+        let actor = TenantActor(state: try TenantExportTests.source(), log: DiscardingLog())
+        _ = await actor.exportPiece(from: .start, maximumItems: 100_000, tracking: 5)
+        for step in [0, 4] { try await Self.write(step, to: actor) }
+        let before = try #require(await actor.changesSinceCopy)
+        #expect(before.outcomesChanged && before.keysChanged)
+        let round = try #require(await actor.exportRound(from: .changesStart, maximumItems: 100_000, token: 5, starting: true))
+        #expect(hasOutcomes(round.mutations) && round.mutations.contains(.forgetIdempotencyKeys) && round.next == nil)
+        let after = try #require(await actor.changesSinceCopy)
+        #expect(!after.outcomesChanged && !after.keysChanged)
+        let fenced = try #require(await actor.exportChanges(from: .changesStart, maximumItems: 100_000, token: 5))
+        #expect(!hasOutcomes(fenced.mutations) && !fenced.mutations.contains(.forgetIdempotencyKeys))
+    }
+
     /// Without the changes the copy is stale: the test above would pass without tracking otherwise.
     @Test func theFirstCopyAloneMissesTheWritesDuringIt() async throws {
         let actor = TenantActor(state: try TenantExportTests.source(), log: DiscardingLog())
