@@ -91,13 +91,17 @@ public final class PartitionMover: Service, Sendable {
         var figuresPublished: ContinuousClock.Instant?
         var meter = PartitionLoadMeter()
         var balancer = BalancerRunState()
+        var figuresProblem: String?
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             if figuresPublished.map({ ContinuousClock.now - $0 >= Self.figuresInterval }) ?? true {
                 figuresPublished = .now
                 do throws(LearnStoreError) {
                     if try await publishFigures(&meter) { try await balanceIfRunner(&balancer) }
+                    figuresProblem = nil
                 } catch {
-                    logger.debug("partition figures or balancer: \(error.message)")
+                    // Said once until it changes (etcd unreachable, a policy written by hand that does not read).
+                    if error.message != figuresProblem { logger.warning("partition figures or balancer: \(error.message)") }
+                    figuresProblem = error.message
                 }
             }
             if let version = topology.partitioning?.map.version { metrics?.mapVersion.record(Int64(clamping: version)) }
