@@ -372,8 +372,12 @@ public actor TenantActor {
     public func exportPiece(from cursor: TenantExportCursor, maximumItems: Int, tracking token: UInt64? = nil)
         -> (mutations: [TenantMutation], next: TenantExportCursor?)
     {
-        if let token, cursor == .start { changesSinceCopy = TenantChangeSet(token: token, layoutRevision: state.layoutRevision) }
-        return state.exportPiece(from: cursor, maximumItems: maximumItems)
+        if let token, cursor == .start {
+            changesSinceCopy = TenantChangeSet(token: token, layoutRevision: state.layoutRevision, outcomes: state.outcomes.tables)
+        }
+        // A tracked copy reads the outcome rows as they were when it began (its changes say the rest).
+        let outcomesAtStart = token != nil && changesSinceCopy?.token == token ? changesSinceCopy?.outcomesAtStart : nil
+        return state.exportPiece(from: cursor, maximumItems: maximumItems, outcomeTables: outcomesAtStart)
     }
 
     /// A piece of what changed since the copy `token` began (``TenantChangeSet``), once the tenant

@@ -10,6 +10,8 @@ public struct TenantExportCursor: Sendable, Hashable {
         case idempotency = 2
         /// The records a ``TenantChangeSet`` names, in id order: the first section of a tenant's changes.
         case changedRecords = 3
+        /// The outcome rows a ``TenantChangeSet`` names, as they are now.
+        case changedOutcomes = 4
     }
 
     public var section: Section
@@ -34,10 +36,11 @@ extension TenantState {
     /// takes none, make such a copy exact.
     ///
     /// From ``TenantExportCursor/changesStart`` with `changes`, the pieces hold what changed: each
-    /// record the set names as it is now (a purge when it is gone), then, if they changed, every
-    /// outcome row, and every key after forgetting those the tenant holds. Applied after the first
-    /// copy they give the tenant as it is now, unless ``TenantChangeSet/needsWholeCopy(of:)``.
-    public func exportPiece(from cursor: TenantExportCursor, maximumItems: Int, changes: ChangedItems? = nil)
+    /// record the set names as it is now (a purge when it is gone), each outcome row it names as it is
+    /// now, and, if they changed, every key after forgetting those the tenant holds. Applied after the
+    /// first copy they give the tenant as it is now, unless ``TenantChangeSet/needsWholeCopy(of:)``.
+    /// `outcomeTables` (the tables when a tracked copy began) is where the outcome rows section reads.
+    public func exportPiece(from cursor: TenantExportCursor, maximumItems: Int, changes: ChangedItems? = nil, outcomeTables: OutcomeTables? = nil)
         -> (mutations: [TenantMutation], next: TenantExportCursor?)
     {
         let budget = max(1, maximumItems)
@@ -64,8 +67,20 @@ extension TenantState {
                 if !purged.isEmpty { mutations.append(.purgeRecords(purged)) }
                 if last < ids.count {
                     position = TenantExportCursor(section: .changedRecords, offset: UInt64(last))
-                } else if changes?.outcomes ?? false {
-                    position = TenantExportCursor(section: .outcomes, offset: 0)
+                } else {
+                    position = TenantExportCursor(section: .changedOutcomes, offset: 0)
+                }
+            case .changedOutcomes:
+                let keys = changes?.outcomeRows ?? []
+                let first = min(keys.count, Int(clamping: current.offset))
+                let last = min(keys.count, first + (budget - taken))
+                // A key holds one row, live or tombstone; a row a write took back is not here, and
+                // such a tenant is copied whole (``TenantChangeSet/needsWholeCopy(of:)``).
+                let rows = keys[first..<last].compactMap { outcomes.record(kind: $0.kind, key: $0.key) }
+                taken += last - first
+                if !rows.isEmpty { mutations.append(.outcomes(rows)) }
+                if last < keys.count {
+                    position = TenantExportCursor(section: .changedOutcomes, offset: UInt64(last))
                 } else {
                     position = changes?.keys ?? false ? TenantExportCursor(section: .idempotency, offset: 0) : nil
                 }
@@ -82,7 +97,7 @@ extension TenantState {
                 if !records.isEmpty { mutations += [.putRecords(records), .recordChange(.import)] }
                 position = slot < store.slotCount ? TenantExportCursor(section: .records, offset: UInt64(slot)) : TenantExportCursor(section: .outcomes, offset: 0)
             case .outcomes:
-                let tables = outcomes.tables
+                let tables = outcomeTables ?? outcomes.tables
                 let first = Int(clamping: current.offset)
                 let rows = tables.records(from: first, limit: budget - taken)
                 taken += rows.count

@@ -25,6 +25,7 @@ struct SimulateMovesCommand: AsyncParsableCommand {
     @Flag(help: "Stop at the first failing seed.") var stopAtFirstFailure = false
     @Flag(help: "Have the balancer's rule choose half the moves (on the groups' records) instead of a random partition.") var balancer = false
     @Flag(name: .customLong("records-only"), help: "Write records only, no outcome results (how seeds before outcome writes were found).") var recordsOnly = false
+    @Option(name: .customLong("piece-items"), help: "Items per export piece (1 ... 2000; default 2 to 8 by the seed; seeds before outcome writes were found with 2000).") var pieceItems: Int?
 
     func run() async throws {
         try await runCLI {
@@ -38,6 +39,10 @@ struct SimulateMovesCommand: AsyncParsableCommand {
             options.partitions = partitions
             options.balancer = balancer
             options.outcomes = !recordsOnly
+            if let pieceItems {
+                guard (1...2000).contains(pieceItems) else { throw CLIError.usage("--piece-items takes 1 to 2000") }
+                options.pieceItems = pieceItems
+            }
             var totals = MoveSimulation.Result(seed: 0)
             var failures = 0
             let started = ContinuousClock.now

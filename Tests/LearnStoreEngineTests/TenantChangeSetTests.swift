@@ -106,6 +106,42 @@ import Testing
         #expect(!hasOutcomes(fenced.mutations) && !fenced.mutations.contains(.forgetIdempotencyKeys))
     }
 
+    /// The fenced part sends only the outcome rows writes touched, as they are now: one result
+    /// re-assessed after the first copy is one row, not the tenant's every row.
+    @Test func theFencedPartSendsOnlyTheOutcomeRowsWritesTouched() async throws {
+        let actor = TenantActor(state: try TenantExportTests.source(), log: DiscardingLog())
+        let rows = await actor.state.outcomes.tables.recordCount
+        _ = await actor.exportPiece(from: .start, maximumItems: 100_000, tracking: 9)
+        let result = try #require(TenantExportTests.course.results.first)
+        var reassessed = result
+        reassessed.score = (result.score ?? 0) + 0.5
+        reassessed.updatedAt = Timestamp(milliseconds: (result.updatedAt ?? result.assessedAt ?? Timestamp(milliseconds: 0)).milliseconds + 86_400_000)
+        reassessed.metadata.eventTime = reassessed.updatedAt
+        _ = try await actor.ingestOutcomes(lines([OutcomeEvent(name: .learningOutcomeResultUpdated, entity: .result(reassessed))]), caller: caller())
+        let fenced = try #require(await actor.exportChanges(from: .changesStart, maximumItems: 100_000, token: 9))
+        let sent = fenced.mutations.flatMap { mutation -> [OutcomeRecord] in if case .outcomes(let rows) = mutation { rows } else { [] } }
+        #expect(rows > 10 && sent.count == 1 && sent.first?.key == result.key)
+    }
+
+    /// The first copy reads the outcome rows as they were when it began: rows written between its
+    /// pieces (which shift the offsets the pieces read by) are left to the changes.
+    @Test func theFirstCopyReadsTheOutcomeRowsAsTheyWereWhenItBegan() async throws {
+        let actor = TenantActor(state: try TenantExportTests.source(), log: DiscardingLog())
+        let atStart = await actor.state.outcomes.tables
+        var copied: [OutcomeRecord] = []
+        var cursor: TenantExportCursor? = .start
+        while let current = cursor {
+            let (piece, next) = await actor.exportPiece(from: current, maximumItems: 3, tracking: 4)
+            for case .outcomes(let rows) in piece { copied += rows }
+            cursor = next
+            _ = try await actor.ingestOutcomes(lines(Self.laterCourse.events), caller: caller())
+        }
+        var expected: [OutcomeRecord] = []
+        atStart.forEachRecord { expected.append($0) }
+        #expect(copied == expected && copied.count > 10)
+        #expect(await actor.state.outcomes.tables != atStart, "the rows changed while it copied")
+    }
+
     /// Without the changes the copy is stale: the test above would pass without tracking otherwise.
     @Test func theFirstCopyAloneMissesTheWritesDuringIt() async throws {
         let actor = TenantActor(state: try TenantExportTests.source(), log: DiscardingLog())
@@ -185,7 +221,7 @@ import Testing
     }
 
     @Test func tooManyRecordsTouchedLoseTrack() {
-        var changes = TenantChangeSet(token: 1, layoutRevision: 0)
+        var changes = TenantChangeSet(token: 1, layoutRevision: 0, outcomes: OutcomeTables())
         var other = Harness()
         let record = try! other.create(body())
         let ids = (0...TenantChangeSet.maximumRecords).map { RecordID(high: record.id.high, low: UInt64($0)) }

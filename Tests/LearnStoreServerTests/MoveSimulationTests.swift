@@ -47,6 +47,7 @@ import Testing
     @Test func seedsThatOnceFailed() async {
         var asFound = MoveSimulation.Options()
         asFound.outcomes = false
+        asFound.pieceItems = 2000
         Self.expectNoFailure(await Self.run([130, 971, 994, 1007, 1008, 1011, 1014, 1024, 1265, 1389, 602396], options: asFound))
     }
 

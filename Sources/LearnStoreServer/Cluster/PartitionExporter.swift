@@ -32,6 +32,8 @@ struct PartitionExporter: Sendable {
     /// A piece stays well under a replicated WAL record's limit (8 MiB) once the asking node logs it.
     static let maximumPieceBytes = 4 << 20
     static let maximumPieceItems = 2000
+    /// The items a piece holds at most (smaller in the simulation, so that copies take many pieces).
+    var pieceItems = Self.maximumPieceItems
     /// The partition's tenants in id order, for the move being served: listed once per move rather
     /// than sorting every tenant of the node for each of the partition's tenants.
     let tenantsOfMove = TenantsOfMove()
@@ -96,7 +98,7 @@ struct PartitionExporter: Sendable {
         var cursor = TenantExportCursor.start
         if !mode.startsTenant {
             guard let section = TenantExportCursor.Section(rawValue: request.section) else {
-                throw LearnStoreError(.validation, "export section \(request.section) is not one of 0-3")
+                throw LearnStoreError(.validation, "export section \(request.section) is not one of 0-4")
             }
             cursor = TenantExportCursor(section: section, offset: request.offset)
         }
@@ -129,7 +131,7 @@ struct PartitionExporter: Sendable {
                     throw LearnStoreError(.storageUnavailable, "tenant \(tenantID)'s last write (LSN \(lastWrite)) is not acknowledged; retry shortly")
                 }
             }
-            var items = Self.maximumPieceItems
+            var items = pieceItems
             // A request that starts a tenant's round starts it once, whatever the retries below.
             var startsRound = mode == .roundPiece && startingTenant
             exporting: while true {

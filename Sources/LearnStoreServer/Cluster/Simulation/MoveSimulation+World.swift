@@ -8,6 +8,8 @@ import Synchronization
 /// The two groups, etcd and the clients of one ``MoveSimulation`` run.
 final class MoveWorld: Sendable {
     let options: MoveSimulation.Options
+    /// Items per export piece in this run.
+    let pieceItems: Int
     let random: Mutex<SplitMix64>
     let etcd = SimulatedEtcd(time: SimulatedTime())
     let scheduler = SimulatedScheduler()
@@ -37,6 +39,7 @@ final class MoveWorld: Sendable {
 
     init(seed: UInt64, options: MoveSimulation.Options) {
         self.options = options
+        pieceItems = options.pieceItems ?? 2 + Int(seed % 7)
         random = Mutex(SplitMix64(seed: seed))
         var logger = Logger(label: "learnstore.move-simulation")
         logger.logLevel = .critical
@@ -175,13 +178,13 @@ final class MoveWorld: Sendable {
         note("\(node.name) took a write of \(tenant) (sequence \(write.sequence), LSN \(write.lsn))")
     }
 
-    /// An outcome result created, re-assessed or deleted (a few ids per tenant, each version newer
+    /// An outcome result created, re-assessed or deleted (40 ids per tenant, a quarter deleted, each version newer
     /// than the last), so that moves copy outcome rows that change while they copy.
     func ingestOutcome(_ index: Int, node: MoveNode, actor: TenantActor, caller: CallerIdentity) async {
         let at = Timestamp(milliseconds: 1_700_000_000_000 + Int64(index) * 1000)
         let result = OutcomeResult(
-            id: String(100 + below(12)), learningOutcomeID: String(10 + below(3)), userUUID: "s\(below(4))", resultContextType: "Course", resultContextID: "1",
-            score: Double(below(6)), possible: 5, workflowState: chance(1, in: 8) ? "deleted" : "active", createdAt: at, updatedAt: at, assessedAt: at,
+            id: String(100 + below(40)), learningOutcomeID: String(10 + below(3)), userUUID: "s\(below(4))", resultContextType: "Course", resultContextID: "1",
+            score: Double(below(6)), possible: 5, workflowState: chance(1, in: 4) ? "deleted" : "active", createdAt: at, updatedAt: at, assessedAt: at,
             metadata: EventMetadata(eventTime: at))
         let event = OutcomeEvent(name: .learningOutcomeResultUpdated, entity: .result(result))
         guard let write = try? await actor.ingestOutcomes([Array(event.json.serialized.utf8)], caller: caller), write.lsn > 0 else { return }
@@ -379,9 +382,11 @@ final class MoveWorld: Sendable {
 
     func exporter(of node: MoveNode) -> PartitionExporter {
         let world = self
-        return PartitionExporter(
+        var exporter = PartitionExporter(
             registry: node.registry, topology: node.topology, standing: { node.standing },
             acknowledged: { lsn throws(LearnStoreError) in try await world.waitCommitted(node, lsn) }, recovered: { node.isRecovered })
+        exporter.pieceItems = pieceItems
+        return exporter
     }
 
     /// Waits, a turn at a time, until the node's log commits `lsn`; false once the node failed over.

@@ -37,6 +37,9 @@ public struct MoveSimulation {
         /// A quarter of the clients' writes ingest outcome results; off, only records are written (as
         /// the regression seeds were found).
         public var outcomes = true
+        /// Items per export piece; nil: 2 to 8 by the seed, so that a copy takes many pieces and writes
+        /// land between them (the regression seeds were found with 2000).
+        public var pieceItems: Int?
         public init() {}
     }
 
