@@ -1,3 +1,4 @@
+import CanvasOutcomes
 import Foundation
 import LearnStoreClient
 import LearnStoreModel
@@ -71,6 +72,9 @@ public struct MoveTester: Sendable {
     public var faults: [Fault] = [.none]
     /// Records each tenant holds before the writers start (in batches of 1000): the size a move copies.
     public var preload = 0
+    /// Canvas outcome results each tenant holds before the writers start; with any, every fourth
+    /// write of a writer re-assesses one of them, so moves copy outcome rows that change meanwhile.
+    public var outcomeResults = 0
     /// Instead of moving partitions itself: group ga starts with every partition, and the balancer,
     /// turned on with this measure (tolerance 20 %, cool-down 3 s), moves them for `balanceSeconds`.
     public var balancer: PartitionFigures.Measure?
@@ -117,7 +121,7 @@ public struct MoveTester: Sendable {
         var tokens: [String] = []
         for tenant in tenantIDs {
             tokens.append(try await TokenMinter(secret: jwtSecret).mint(
-                tenantID: tenant, person: UUID16.random(), scopes: [.recordsRead, .recordsWrite],
+                tenantID: tenant, person: UUID16.random(), scopes: [.recordsRead, .recordsWrite, .outcomesRead, .outcomesWrite],
                 issuedAt: Timestamp(milliseconds: Int64(Date().timeIntervalSince1970 * 1000)), lifetimeSeconds: 86_400))
         }
 
@@ -160,8 +164,14 @@ public struct MoveTester: Sendable {
                 }
             }
         }
+        for client in clients {
+            for batch in stride(from: 0, to: outcomeResults, by: 1000) {
+                let events = (batch..<min(outcomeResults, batch + 1000)).map { Self.resultEvent($0, version: 0) }
+                _ = try await client.run { (c) throws(LearnStoreError) in try await c.outcomes.ingest(events) }
+            }
+        }
         let writes = Writes()
-        let writing = Self.startWriters(clients, writes: writes)
+        let writing = Self.startWriters(clients, writes: writes, outcomeResults: outcomeResults)
 
         /// During a move's copy: SIGKILL the primary of the group it leaves or goes to, and start it again.
         func inject(_ fault: Fault, _ partition: Int, _ source: String, _ target: String) async throws {
@@ -314,13 +324,29 @@ public struct MoveTester: Sendable {
 
     /// One writer per tenant, each write with its own idempotency key (a write retried after a
     /// failover or a move is applied once).
-    static func startWriters(_ clients: [ClusterClient], writes: Writes) -> Task<Void, Never> {
+    /// Result `index` of a tenant's course, in its `version`-th assessment (each newer).
+    static func resultEvent(_ index: Int, version: Int) -> [UInt8] {
+        let at = Timestamp(milliseconds: 1_700_000_000_000 + Int64(version) * 1000)
+        let result = OutcomeResult(
+            id: String(1_000_000 + index), learningOutcomeID: String(10 + index % 20), userUUID: "student-\(index / 20)",
+            resultContextType: "Course", resultContextID: "1", score: Double((index + version) % 5), possible: 5, workflowState: "active",
+            createdAt: at, updatedAt: at, assessedAt: at, metadata: EventMetadata(eventTime: at))
+        return Array(OutcomeEvent(name: .learningOutcomeResultUpdated, entity: .result(result)).json.serialized.utf8)
+    }
+
+    static func startWriters(_ clients: [ClusterClient], writes: Writes, outcomeResults: Int = 0) -> Task<Void, Never> {
         Task {
             await withTaskGroup(of: Void.self) { group in
                 for (tenant, client) in clients.enumerated() {
                     group.addTask {
                         var n = 0
                         while !writes.stop.load(ordering: .relaxed) {
+                            if outcomeResults > 0 && n % 4 == 3 {
+                                n += 1
+                                let event = resultEvent(Int.random(in: 0..<outcomeResults), version: n)
+                                _ = try? await client.run { (c) throws(LearnStoreError) in try await c.outcomes.ingest([event]) }
+                                continue
+                            }
                             let title = "t\(tenant)-n\(n)"
                             // The same body on every retry: the key makes a retry of an applied write its answer.
                             let body = RecordBody(personID: UUID16.random(), title: title, score: 50)

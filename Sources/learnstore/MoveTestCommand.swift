@@ -29,6 +29,7 @@ struct MoveTestCommand: AsyncParsableCommand {
     @Option(name: .customLong("fault"), parsing: .upToNextOption, help: "Per cycle in turn: none, source (kill -9 the source group's primary during the copy), target (the target group's), source-fenced, target-fenced (the same once the move is fenced).") var fault: [MoveTester.Fault] = [.none]
     @Option(help: "Records each tenant holds before the writes and moves start (0 ... 10000000): what a move copies.") var preload = 0
     @Option(help: "fsync policy of the nodes.") var fsync = "always"
+    @Option(name: .customLong("outcome-results"), help: "Canvas outcome results each tenant holds before the moves (0 ... 1000000); with any, every fourth write re-assesses one.") var outcomeResults = 0
     @Option(help: "Let the balancer move the partitions, evening out records or load, instead of the test's cycles.") var balancer: BalancerMeasure?
     @Option(name: .customLong("balance-seconds"), help: "With --balancer: how long to follow its moves (1 ... 3600).") var balanceSeconds = 60
 
@@ -63,6 +64,8 @@ struct MoveTestCommand: AsyncParsableCommand {
             tester.fsync = fsync
             guard (0...10_000_000).contains(preload) else { throw CLIError.usage("--preload takes 0 to 10000000 records per tenant") }
             tester.preload = preload
+            guard (0...1_000_000).contains(outcomeResults) else { throw CLIError.usage("--outcome-results takes 0 to 1000000") }
+            tester.outcomeResults = outcomeResults
             guard (1...3600).contains(balanceSeconds) else { throw CLIError.usage("--balance-seconds takes 1 to 3600") }
             tester.balancer = balancer.map { $0 == .records ? .records : .load }
             tester.balanceSeconds = balanceSeconds
