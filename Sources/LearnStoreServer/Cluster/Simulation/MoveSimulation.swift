@@ -31,14 +31,12 @@ public struct MoveSimulation {
         public var tenants = 6
         public var partitions = 4
         /// Half the moves started are the balancer's choice on the groups' records
-        /// (``PartitionBalancer``), the rest random; off, every move is random (as the regression
-        /// seeds were found).
+        /// (``PartitionBalancer``), the rest random; off, every move is random.
         public var balancer = false
-        /// A quarter of the clients' writes ingest outcome results; off, only records are written (as
-        /// the regression seeds were found).
+        /// A quarter of the clients' writes ingest outcome results; off, only records are written.
         public var outcomes = true
-        /// Items per export piece; nil: 2 to 8 by the seed, so that a copy takes many pieces and writes
-        /// land between them (the regression seeds were found with 2000).
+        /// Items per export piece; nil: 2 to 8, chosen by the seed, so that a copy takes many pieces
+        /// and writes land between them.
         public var pieceItems: Int?
         public init() {}
     }
