@@ -63,7 +63,8 @@ public enum PartitionBalancer {
     private static func totals(_ map: PartitionMap, _ weights: [Int: Int], _ groups: [String], moved: (Int, String)?) -> [String: Int] {
         var totals = Dictionary(uniqueKeysWithValues: groups.map { ($0, 0) })
         for (partition, weight) in weights {
-            let holder = moved?.0 == partition ? moved!.1 : map.holder(of: partition)
+            var holder = map.holder(of: partition)
+            if let (movedPartition, to) = moved, movedPartition == partition { holder = to }
             totals[holder, default: 0] += weight
         }
         return totals
