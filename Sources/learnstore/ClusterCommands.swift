@@ -20,6 +20,7 @@ struct ReplicationOptions: ParsableArguments {
     @Option(name: .customLong("lease-ttl"), help: "With etcd: seconds of the node's lease, 2 ... 60 (default 3); a primary that cannot renew it for that less a margin (a sixth, at least 0.5 s) stops acknowledging.") var leaseTTL: Int?
     @Option(name: .customLong("replication-factor"), help: "With etcd: the members the controller keeps, 2 ... 64 (default: every node); further nodes wait as spares. Give every node the same value.") var replicationFactor: Int?
     @Option(name: .customLong("replace-after"), help: "With etcd and --replication-factor: seconds a member may be gone before a spare takes its place, 1 ... 86400 (default 30).") var replaceAfter: Int?
+    @Option(name: .customLong("machine"), help: "With etcd: the machine this node runs on (letters, digits, '-', '_', '.'; default: none, the node counts as a machine of its own). The controller keeps a group's members on different machines where spares allow, and promotes onto machines running fewer other groups' primaries.") var machine: String?
     @Option(name: .customLong("partition-map"), help: "With etcd: the partition map this node's group (--cluster-name) is one of; the node serves only the tenants of its group's partitions (docs/CLUSTER.md, \"Partitions\").") var partitionMap: String?
 
     func configuration(_ settings: Settings, host: String) throws -> ReplicationConfiguration? {
@@ -79,6 +80,10 @@ struct ReplicationOptions: ParsableArguments {
             let replace = try settings.int("replace-after", replaceAfter, default: 30)
             guard (1...86_400).contains(replace) else { throw CLIError.usage("--replace-after must be 1 ... 86400 seconds") }
             cluster.replaceAfterMilliseconds = Int64(replace) * 1000
+            if let machine = settings.string("machine", machine) {
+                guard NodeCredential.isValidNodeID(machine) else { throw CLIError.usage("--machine must be 1-64 letters, digits, '-', '_' or '.'") }
+                cluster.machine = machine
+            }
             if let map = settings.string("partition-map", partitionMap) {
                 guard PartitionMap.isValidGroupName(map) else { throw CLIError.usage("--partition-map must be 1-64 letters, digits, '-', '_' or '.'") }
                 cluster.partitionMapName = map
@@ -88,7 +93,7 @@ struct ReplicationOptions: ParsableArguments {
         } else {
             for (flag, value) in [
                 ("cluster-name", clusterName), ("lease-ttl", leaseTTL.map { String($0) }), ("replication-factor", replicationFactor.map { String($0) }),
-                ("replace-after", replaceAfter.map { String($0) }), ("partition-map", partitionMap),
+                ("replace-after", replaceAfter.map { String($0) }), ("partition-map", partitionMap), ("machine", machine),
             ] where settings.string(flag, value) != nil {
                 throw CLIError.usage("--\(flag) needs --etcd-endpoints")
             }
@@ -162,7 +167,8 @@ struct ClusterCommand: AsyncParsableCommand {
                 (epoch, primary, members) and the registered nodes with their leases; the nodes are then the placement's \
                 members unless --nodes names them. With --partition-map instead of --cluster-name, the whole partitioned \
                 cluster: first the map's moves, the balancer's policy and each group's partitions, records and load, then a \
-                line for each group's control plane, then every group's nodes.
+                line for each group's control plane, then a line of machines (the groups whose primary runs on each, and \
+                its nodes), then every group's nodes.
                 """)
         @OptionGroup var options: NodeOptions
         @Option(name: .customLong("etcd-endpoints"), help: "etcd client URLs (http://host:port,...) of a cluster with a control plane.") var etcdEndpoints: String?
@@ -189,13 +195,16 @@ struct ClusterCommand: AsyncParsableCommand {
                         ]))
                         groups = map.groups
                     }
+                    var views: [(group: String, view: ClusterView)] = []
                     for name in groups {
                         var cluster = ClusterConfiguration(endpoints: endpoints)
                         cluster.name = name
                         let view = try await ClusterView.read(cluster, group: MultiThreadedEventLoopGroup.singleton)
                         printJSON(.object((partitionMap == nil ? [] : [("group", .string(name))]) + [("etcd", view.json)]))
                         if options.nodes == nil { addresses += view.placement.map { $0.members.values.sorted() } ?? [] }
+                        views.append((name, view))
                     }
+                    if partitionMap != nil { printJSON(.object([("machines", ClusterView.machines(of: views))])) }
                 }
                 guard !addresses.isEmpty else { throw CLIError.usage("give --nodes or --etcd-endpoints") }
                 let statuses = await ClusterPromotion.statuses(addresses, credential: try options.credential(), group: MultiThreadedEventLoopGroup.singleton)

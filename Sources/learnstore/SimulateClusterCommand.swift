@@ -15,7 +15,8 @@ struct SimulateClusterCommand: AsyncParsableCommand {
             without every earlier acknowledged write, no older primary after a newer one), that a promoted \
             node holds every acknowledged write, and that etcd's placement never goes back to an older epoch \
             and names only the node promoted to its epoch; at the end, that one primary, the one the placement \
-            names, acknowledges writes. A failing seed replays exactly with --first SEED --seeds 1. Exits 1 if \
+            names, acknowledges writes. With --machines each node names a machine, and with --lose-a-machine the \
+            controller must first spread the members over the machines, then survives the loss of one. A failing seed replays exactly with --first SEED --seeds 1. Exits 1 if \
             any seed failed.
             """)
 
@@ -36,6 +37,9 @@ struct SimulateClusterCommand: AsyncParsableCommand {
     @Option(name: .customLong("replication-factor"), help: "The members the controller keeps (default: every node); the other nodes wait as spares.") var replicationFactor: Int?
     @Option(name: .customLong("replace-after-ms"), help: "With --replication-factor: how long a member may be gone before a spare replaces it.") var replaceAfter: Int64 = 2_000
     @Flag(name: .customLong("lose-a-node"), help: "A random node stops for good in the first half of the faults.") var loseANode = false
+    @Option(help: "The machines the nodes run on (--machine), 2 ... nodes, each with at least one node (default: none named).") var machines: Int?
+    @Flag(name: .customLong("lose-a-machine"), help: "With --machines and --replication-factor: once the faults have healed and the members are spread over the machines (a failure if not within 20 s), every node of one machine stops for good; then the run settles again.")
+    var loseAMachine = false
 
     func run() async throws {
         try await runCLI {
@@ -64,6 +68,16 @@ struct SimulateClusterCommand: AsyncParsableCommand {
             guard (100...600_000).contains(replaceAfter) else { throw CLIError.usage("--replace-after-ms must be 100 ... 600000") }
             options.replaceAfterMilliseconds = replaceAfter
             options.losesANode = loseANode
+            if let machines {
+                guard (2...nodes).contains(machines) else { throw CLIError.usage("--machines must be 2 ... --nodes") }
+                options.machines = machines
+            }
+            if loseAMachine {
+                guard let machines, let replicationFactor, machines >= replicationFactor else {
+                    throw CLIError.usage("--lose-a-machine needs --machines and --replication-factor, with at least as many machines as the factor")
+                }
+                options.losesAMachine = true
+            }
             var totals = ClusterSimulation.Result(seed: 0)
             var failures = 0
             let started = ContinuousClock.now
@@ -80,7 +94,8 @@ struct SimulateClusterCommand: AsyncParsableCommand {
             let seconds = Double((ContinuousClock.now - started).components.seconds)
             print("seeds=\(seeds) acknowledged_writes=\(totals.acknowledged) crashes=\(totals.crashes) pauses=\(totals.pauses) "
                 + "etcd_cut_offs=\(totals.etcdCuts) link_cuts=\(totals.linkCuts) etcd_outages=\(totals.etcdOutages) promotions=\(totals.promotions) "
-                + "replaced_primaries_restarted=\(totals.restartsRequested) removals=\(totals.removals) removals_refused=\(totals.removalsRefused) removals_called_off=\(totals.removalsCalledOff) members_dropped=\(totals.membersDropped) failures=\(failures) seconds=\(Int(seconds))")
+                + "replaced_primaries_restarted=\(totals.restartsRequested) removals=\(totals.removals) removals_refused=\(totals.removalsRefused) removals_called_off=\(totals.removalsCalledOff) members_dropped=\(totals.membersDropped) "
+                + "machines_lost=\(totals.machinesLost) nodes_lost_with_machines=\(totals.nodesLostWithMachines) failures=\(failures) seconds=\(Int(seconds))")
             if failures > 0 { throw ExitCode(1) }
         }
     }

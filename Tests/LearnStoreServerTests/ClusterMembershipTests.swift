@@ -1,7 +1,7 @@
 import Foundation
 import LearnStoreClient
 import LearnStoreModel
-import LearnStoreServer
+@testable import LearnStoreServer
 import LearnStoreTestSupport
 import LearnStoreTools
 import NIOPosix
@@ -104,6 +104,38 @@ import Testing
         for id in left { try await servers[Int(id.dropFirst())!].stop() }
     }
 
+    /// Three nodes on two machines (n0 and n1 on the same one) are the members; a fourth node starts
+    /// on a third machine: it joins above the factor and the member sharing the primary's machine is
+    /// replaced by the replacement's steps, and the cluster still takes writes.
+    @Test(.enabled(if: EtcdProcess.binary() != nil, "needs etcd (scripts/ensure-deps.sh installs it)"))
+    func membersSharingAMachineAreSpreadWhenASpareCan() async throws {
+        var cluster = try await ClusterRoutingTests.Cluster.start(name: "machines", nodes: 3, replicationFactor: 3, machines: ["a", "a", "b"])
+        defer { cluster.killEtcd() }
+        var configuration = ClusterConfiguration(endpoints: cluster.etcd.map(\.clientURL))
+        configuration.name = "machines"
+        func view() async -> ClusterView? { try? await ClusterView.read(configuration, group: MultiThreadedEventLoopGroup.singleton) }
+        #expect(await eventually(within: 30) { await view()?.placement?.members.count == 3 })
+        let crowded = try #require(await view())
+        #expect(crowded.json["members_sharing_a_machine"] == .object([("machine a", .array([.string("n0"), .string("n1")]))]))
+        let directory = TemporaryDirectory()
+        cluster.servers.append(try await TestServer.start(
+            configure: ClusterRoutingTests.node(
+                "n3", port: try FailoverTester.freePort(), etcd: cluster.etcd.map(\.clientURL), cluster: "machines", replicationFactor: 3, machine: "c"),
+            persistence: .forTests(directory.path), restartsInPlace: true))
+        #expect(await eventually(within: 60) {
+            guard let placement = await view()?.placement else { return false }
+            return Set(placement.members.keys) == ["n0", "n2", "n3"] && placement.replacing.isEmpty
+        })
+        let settled = try #require(await view())
+        #expect(settled.json["members_sharing_a_machine"] == .object([]))
+        #expect(settled.json["spares"] == .array([.string("n1")]), "n1 waits as a spare")
+        #expect(settled.placement?.removed.isEmpty == true)
+        let writer = try await cluster.servers[0].client()
+        _ = try await writer.performance.learningRecords.create(sampleBody(title: "on three machines"))
+        await writer.shutdown()
+        for server in cluster.servers { try await server.stop() }
+    }
+
     @Test func serveRefusesAReplicationFactorThatCouldNotFailOver() async throws {
         try #require(FileManager.default.isExecutableFile(atPath: CommandLineRun.binary.path), "build the learnstore binary first")
         let scratch = TemporaryDirectory(prefix: "learnstore-factor-")
@@ -118,6 +150,8 @@ import Testing
             (node + etcd + ["--replication-factor", "65"], "--replication-factor must be 2 ... 64"),
             (node + etcd + ["--replace-after", "5"], "--replace-after needs --replication-factor"),
             (node + ["--replication-factor", "3"], "--replication-factor needs --etcd-endpoints"),
+            (node + etcd + ["--machine", "a/b"], "--machine must be 1-64 letters"),
+            (node + ["--machine", "a"], "--machine needs --etcd-endpoints"),
         ] {
             let run = try await CommandLineRun.run(arguments, in: work)
             #expect(run.status != 0 && run.stderr.contains(message), "\(arguments): \(run.stderr)")

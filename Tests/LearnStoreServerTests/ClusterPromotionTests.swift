@@ -76,6 +76,19 @@ import Testing
         #expect(outcome.address == "a:1", "b lacks what a holds")
     }
 
+    /// Among preferred nodes as up to date as the best, the one whose machine runs the fewest other
+    /// groups' primaries; never one that lacks what another holds.
+    @Test func amongEqualsTheNodeOnAMachineWithFewerOtherPrimariesIsChosen() async throws {
+        let nodes = ScriptedNodes(["a:1": .init(lsnBefore: 12, lsnAfter: 12), "b:1": .init(lsnBefore: 12, lsnAfter: 12)])
+        var outcome = try await ClusterPromotion.promote(
+            ["old:1", "a:1", "b:1"], over: nodes, minimumInSync: 1, preferred: ["a:1", "b:1"], otherPrimaries: ["a:1": 1, "b:1": 0], timeout: .seconds(1))
+        #expect(outcome.address == "b:1")
+        nodes.nodes.withLock { $0["b:1"]!.lsnAfter = 11 }
+        outcome = try await ClusterPromotion.promote(
+            ["old:1", "a:1", "b:1"], over: nodes, minimumInSync: 1, preferred: ["a:1", "b:1"], otherPrimaries: ["a:1": 1, "b:1": 0], timeout: .seconds(1))
+        #expect(outcome.address == "a:1", "b lacks what a holds")
+    }
+
     /// Four nodes, one in-sync replica needed: the old primary can acknowledge with any one replica,
     /// so all three others must promise before it is fenced from every one of them.
     @Test func allButMinimumInSyncNodesMustPromise() async throws {

@@ -10,12 +10,15 @@ import Testing
 /// The control plane end to end with a real etcd and three in-process nodes: TOPOLOGY, MOVED, and a
 /// `ClusterClient` that follows the primary across a failover.
 @Suite struct ClusterRoutingTests {
-    static func node(_ id: String, port: Int, etcd: [String], cluster: String, replicationFactor: Int? = nil) -> (inout ServerConfiguration) -> Void {
+    static func node(
+        _ id: String, port: Int, etcd: [String], cluster: String, replicationFactor: Int? = nil, machine: String? = nil
+    ) -> (inout ServerConfiguration) -> Void {
         { configuration in
             var replication = ReplicationConfiguration(nodeID: id, port: port, secret: ReplicationServerTests.secret)
             var control = ClusterConfiguration(endpoints: etcd)
             control.name = cluster
             control.replicationFactor = replicationFactor
+            control.machine = machine
             control.replaceAfterMilliseconds = 1_000
             // These nodes stop gracefully (revoking their lease: the failover starts at once), so a
             // long lease costs no time; a short one can lapse while the suite's other tests starve
@@ -34,7 +37,8 @@ import Testing
         var servers: [TestServer]
         var addresses: [String] { servers.map { "127.0.0.1:\($0.port)" } }
 
-        static func start(name: String, nodes: Int = 3, replicationFactor: Int? = nil) async throws -> Cluster {
+        /// `machines`: each node's `--machine`, by index.
+        static func start(name: String, nodes: Int = 3, replicationFactor: Int? = nil, machines: [String]? = nil) async throws -> Cluster {
             let scratch = TemporaryDirectory(prefix: "learnstore-\(name)-")
             let etcd = try await EtcdProcess.startCluster(members: 1, workDirectory: scratch.path, binary: EtcdProcess.binary()!)
             let directories = (0..<nodes).map { _ in TemporaryDirectory() }
@@ -43,7 +47,8 @@ import Testing
                 for index in 0..<nodes {
                     let port = try FailoverTester.freePort()
                     servers.append(try await TestServer.start(
-                        configure: ClusterRoutingTests.node("n\(index)", port: port, etcd: etcd.map(\.clientURL), cluster: name, replicationFactor: replicationFactor),
+                        configure: ClusterRoutingTests.node(
+                            "n\(index)", port: port, etcd: etcd.map(\.clientURL), cluster: name, replicationFactor: replicationFactor, machine: machines?[index]),
                         persistence: .forTests(directories[index].path), restartsInPlace: true))
                 }
             } catch {

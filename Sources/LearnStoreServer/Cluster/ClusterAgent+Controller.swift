@@ -9,14 +9,15 @@ extension ClusterAgent {
     ) async throws(LearnStoreError) {
         let guards: [EtcdClient.Compare] = [.modRevision(configuration.placementKey, revision), .modRevision(configuration.controllerKey, controllerRevision)]
         let (away, missing) = absentMembers(placement, registered: registered, state: &state)
-        var next = ControllerRules.reconciled(placement, registered: registered, replicationFactor: configuration.replicationFactor, away: away)
+        var next = await reconciledWithAnsweringNodes(placement, registered: registered, away: away)
         if next != placement {
             if try await etcd.transaction(if: guards, put: [(configuration.placementKey, next.encoded, 0)]) {
                 logger.notice("cluster: placement updated", metadata: ["primary": "\(next.primary)", "epoch": "\(next.epoch)", "members": "\(next.members.count)"])
             }
             return
         }
-        if let replaced = ControllerRules.memberToReplace(placement, replicationFactor: configuration.replicationFactor, away: away, missing: missing),
+        if let replaced = ControllerRules.memberToReplace(
+            placement, replicationFactor: configuration.replicationFactor, away: away, missing: missing, registered: registered),
             try await replacementStep(replaced, placement, guards: guards, state: &state)
         {
             return
@@ -39,6 +40,7 @@ extension ClusterAgent {
         let staying = Set(placement.members.filter { placement.acknowledgingMembers.contains($0.key) }.values)
         let outcome = try await ClusterPromotion.promote(
             addresses, over: peers, minimumInSync: node.minimumInSync, eligible: registeredAddresses, preferred: staying,
+            otherPrimaries: ControllerRules.otherPrimaries(onMachinesOf: placement, registered: registered, groups: topology.groupPrimaries),
             minimumEpoch: placement.epoch + 1, timeout: .milliseconds(500))
         state.primaryWatch.reset()
         next.primary = outcome.nodeID
@@ -47,6 +49,27 @@ extension ClusterAgent {
         logger.notice("cluster: promoted a new primary", metadata: [
             "primary": "\(outcome.nodeID)", "epoch": "\(outcome.epoch)", "promised_by": "\(outcome.promisedBy)", "recorded": "\(recorded)",
         ])
+    }
+
+    /// ``ControllerRules/reconciled(_:registered:replicationFactor:away:)`` over the registered nodes
+    /// less those that would join without answering a STATUS: a node whose process died keeps its key
+    /// until its lease expires, and as a member it would count against every promotion (all but *m*
+    /// members must answer), as when a machine is lost with a member and the spare chosen to replace it.
+    private func reconciledWithAnsweringNodes(
+        _ placement: ClusterPlacement, registered: [String: ClusterNodeEntry], away: Set<String>
+    ) async -> ClusterPlacement {
+        var silent: Set<String> = []
+        var asked: Set<String> = []
+        while true {
+            let next = ControllerRules.reconciled(
+                placement, registered: registered.filter { !silent.contains($0.key) }, replicationFactor: configuration.replicationFactor, away: away)
+            let joining = next.members.filter { placement.members[$0.key] == nil && !asked.contains($0.key) }
+            if joining.isEmpty { return next }
+            for (id, address) in joining.sorted(by: { $0.key < $1.key }) {
+                asked.insert(id)
+                if await peers.status(address, timeout: .milliseconds(300)).status == nil { silent.insert(id) }
+            }
+        }
     }
 
     /// The members whose `nodes/<id>` key is missing, and those of them missing for

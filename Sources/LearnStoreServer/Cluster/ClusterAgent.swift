@@ -196,7 +196,7 @@ public final class ClusterAgent: Service, Sendable {
 
     func step(_ state: inout LoopState) async throws(LearnStoreError) {
         try await renewLease(&state)
-        let entry = ClusterNodeEntry(replication: address, role: node.role, epoch: node.epoch, client: topology.thisAddress)
+        let entry = ClusterNodeEntry(replication: address, role: node.role, epoch: node.epoch, client: topology.thisAddress, machine: configuration.machine)
         if entry != state.published {
             try await etcd.put(configuration.nodeKey(node.nodeID), entry.encoded, lease: state.lease)
             state.published = entry
@@ -343,7 +343,7 @@ public final class ClusterAgent: Service, Sendable {
                 let placement = try? ClusterPlacement.decode(stored.value)
             else { continue }
             let entry = keyValues.first { $0.key == prefix + "nodes/" + placement.primary }.flatMap { ClusterNodeEntry.decode($0.value) }
-            primaries[group] = TopologyBoard.GroupPrimary(epoch: placement.epoch, primary: placement.primary, address: entry?.client)
+            primaries[group] = TopologyBoard.GroupPrimary(epoch: placement.epoch, primary: placement.primary, address: entry?.client, machine: entry?.machine)
         }
         topology.update(groups: primaries)
     }

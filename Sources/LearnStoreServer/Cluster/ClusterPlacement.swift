@@ -27,6 +27,8 @@ public struct ClusterConfiguration: Sendable {
     /// spares; one takes the place of a member whose key has been gone for `replaceAfterMilliseconds`.
     public var replicationFactor: Int?
     public var replaceAfterMilliseconds: Int64 = 30_000
+    /// The machine this node runs on (`serve --machine`), published in its `nodes/<id>` key.
+    public var machine: String?
     /// The name of the partition map this node's group (`name`) is part of; nil: the cluster is one
     /// group holding every tenant.
     public var partitionMapName: String?
@@ -139,11 +141,29 @@ public struct ClusterNodeEntry: Sendable, Equatable {
     public var epoch: UInt64
     /// Its client port (`host:port`), once it listens: TOPOLOGY and MOVED point clients there.
     public var client: String?
+    /// The machine it runs on (`serve --machine`): nodes on one machine are lost together, so the
+    /// controller keeps a group's members on different machines where it can. Nil: the node counts
+    /// as a machine of its own.
+    public var machine: String?
+
+    public init(replication: String, role: NodeRole, epoch: UInt64, client: String? = nil, machine: String? = nil) {
+        self.replication = replication
+        self.role = role
+        self.epoch = epoch
+        self.client = client
+        self.machine = machine
+    }
 
     public var encoded: [UInt8] {
         var members: [(String, JSONValue)] = [("replication", .string(replication)), ("role", .string(role.name)), ("epoch", .number(String(epoch)))]
         if let client { members.append(("client", .string(client))) }
+        if let machine { members.append(("machine", .string(machine))) }
         return Array(JSONValue.object(members).serialized.utf8)
+    }
+
+    /// The failure domain of node `id`: its machine, or the node alone when it named none.
+    static func failureDomain(of id: String, _ entry: ClusterNodeEntry?) -> String {
+        entry?.machine.map { "machine " + $0 } ?? "node " + id
     }
 
     public static func decode(_ bytes: [UInt8]) -> ClusterNodeEntry? {
@@ -152,6 +172,8 @@ public struct ClusterNodeEntry: Sendable, Equatable {
             let epoch = value["epoch"]?.int64Value, epoch >= 0
         else { return nil }
         let client = value["client"]?.stringValue.flatMap { ClusterAddress.isValid($0) ? $0 : nil }
-        return ClusterNodeEntry(replication: replication, role: role, epoch: UInt64(epoch), client: client)
+        // A machine name that is not one counts as none: the node is then a failure domain of its own.
+        let machine = value["machine"]?.stringValue.flatMap { NodeCredential.isValidNodeID($0) ? $0 : nil }
+        return ClusterNodeEntry(replication: replication, role: role, epoch: UInt64(epoch), client: client, machine: machine)
     }
 }

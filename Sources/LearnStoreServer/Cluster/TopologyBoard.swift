@@ -33,6 +33,8 @@ public final class TopologyBoard: Sendable {
         public var epoch: UInt64
         public var primary: String
         public var address: String?
+        /// The machine the primary runs on, if it named one (`serve --machine`).
+        public var machine: String? = nil
     }
 
     /// Where a tenant of another group is sent (its partition, and that group's primary if known).

@@ -48,13 +48,14 @@ public enum ClusterPromotion {
     /// `eligible`: the nodes that may become the primary (the controller's: those registered in etcd,
     /// since one whose lease lapsed would fence itself at once); one of them is promoted only if it is
     /// as up to date as every node that promised, else nothing is. `preferred`: among the nodes as up
-    /// to date as the best, one of these is chosen (the controller's: members not on their way out).
-    /// `minimumEpoch`: the new epoch is at least this (the controller's: above the placement's, which
+    /// to date as the best, one of these is chosen (the controller's: members not on their way out),
+    /// and among those one with fewer `otherPrimaries` (by address: other groups' primaries on its
+    /// machine) if there is one. `minimumEpoch`: the new epoch is at least this (the controller's: above the placement's, which
     /// the reachable nodes may never have heard of, as when its primary stopped before any replica
     /// followed it).
     static func promote(
         _ addresses: [String], over transport: any PromotionTransport, minimumInSync: Int, node: String? = nil, force: Bool = false,
-        eligible: Set<String>? = nil, preferred: Set<String>? = nil, minimumEpoch: UInt64 = 0, timeout: TimeAmount
+        eligible: Set<String>? = nil, preferred: Set<String>? = nil, otherPrimaries: [String: Int] = [:], minimumEpoch: UInt64 = 0, timeout: TimeAmount
     ) async throws(LearnStoreError) -> Outcome {
         func refuse(_ message: String) -> LearnStoreError { LearnStoreError(.validation, message) }
         let statuses = await self.statuses(addresses, over: transport, timeout: timeout)
@@ -113,6 +114,14 @@ public enum ClusterPromotion {
             })
         {
             best = candidate
+        }
+        let equals = replicas.filter {
+            (preferred?.contains($0.address) ?? true) && (eligible?.contains($0.address) ?? true) && $0.upToDate >= best.upToDate
+        }
+        if let calmest = equals.min(by: { (otherPrimaries[$0.address] ?? 0, $0.address) < (otherPrimaries[$1.address] ?? 0, $1.address) }),
+            otherPrimaries[calmest.address] ?? 0 < otherPrimaries[best.address] ?? 0
+        {
+            best = calmest
         }
         var chosen = best
         if let node {

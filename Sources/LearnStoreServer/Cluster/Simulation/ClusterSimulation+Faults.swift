@@ -62,6 +62,72 @@ extension ClusterSimulation {
         }
     }
 
+    enum MachineLoss { case waitingForSpread, done }
+
+    /// Node id → machine name: `count` machines in a random order each get one node, the other nodes
+    /// go to random machines.
+    static func machines(_ count: Int, nodes: Int, _ random: inout SplitMix64) -> [String: String] {
+        var order = Array(0..<nodes)
+        order.shuffle(using: &random)
+        var machineOf: [String: String] = [:]
+        for (position, index) in order.enumerated() {
+            machineOf["n\(index)"] = "m\(position < count ? position : Int.random(in: 0..<max(1, count), using: &random))"
+        }
+        return machineOf
+    }
+
+    /// Once every node not lost for good is registered and the placement is settled with its members
+    /// spread over the machines as far as the registered nodes allow, stops every node of one machine
+    /// for good and says so. Until then false; past `deadline` a violation: the controller did not
+    /// spread the members.
+    func loseAMachine(
+        _ machineOf: [String: String], _ cluster: SimulatedCluster, _ configuration: ClusterConfiguration, _ random: inout SplitMix64,
+        _ downUntil: inout [Int64], _ result: inout Result, deadline: Int64
+    ) throws(ClusterSimulationViolation) -> Bool {
+        let now = cluster.time.now
+        let placement = cluster.etcd.keyValues[configuration.placementKey].flatMap { try? ClusterPlacement.decode($0.value) }
+        var registered: [String: ClusterNodeEntry] = [:]
+        for (key, value) in cluster.etcd.keyValues where key.hasPrefix(configuration.nodesPrefix) {
+            registered[String(key.dropFirst(configuration.nodesPrefix.count))] = ClusterNodeEntry.decode(value.value)
+        }
+        let expected = Set(cluster.nodes.indices.filter { downUntil[$0] != .max }.map { cluster.nodes[$0].nodeID })
+        // Judged by the simulation's own machines, not the controller's rules: the counted members
+        // cover as many machines as the factor asks, or as the registered nodes run on.
+        func spread(_ placement: ClusterPlacement, factor: Int) -> Bool {
+            let available = Set(registered.keys.filter { !placement.removed.contains($0) }.map { machineOf[$0] ?? $0 })
+            let covered = Set(ControllerRules.countedMemberIDs(placement).map { machineOf[$0] ?? $0 })
+            return covered.count == min(factor, available.count)
+        }
+        guard let placement, let factor = configuration.replicationFactor,
+            expected.subtracting(placement.removed).isSubset(of: registered.keys),
+            placement.replacing.isEmpty, placement.leaving.isEmpty, ControllerRules.countedMembers(placement) == factor, spread(placement, factor: factor)
+        else {
+            guard now < deadline else {
+                throw ClusterSimulationViolation(
+                    atMilliseconds: now,
+                    rule: "members not spread over the machines \(options.spreadSeconds) s after the faults: placement \(placement.map { "\($0.members.keys.sorted()) replacing \($0.replacing.sorted())" } ?? "none"), registered \(registered.keys.sorted()), machines \(machineOf.sorted { $0.key < $1.key })")
+            }
+            return false
+        }
+        var membersOn: [String: Int] = [:]
+        for id in ControllerRules.countedMemberIDs(placement) { membersOn[machineOf[id] ?? id, default: 0] += 1 }
+        let survivable = Set(machineOf.values).filter { membersOn[$0, default: 0] <= options.minimumInSync }.sorted()
+        guard !survivable.isEmpty else {
+            cluster.note("no machine can be lost: every one holds more than \(options.minimumInSync) members")
+            return true
+        }
+        let primaryMachine = machineOf[placement.primary]
+        let lost = primaryMachine.flatMap { survivable.contains($0) && Bool.random(using: &random) ? $0 : nil } ?? survivable.randomElement(using: &random)!
+        for (index, node) in cluster.nodes.enumerated() where machineOf[node.nodeID] == lost && downUntil[index] != .max {
+            node.state.withLock { $0.alive = false }
+            downUntil[index] = .max
+            result.nodesLostWithMachines += 1
+        }
+        result.machinesLost += 1
+        cluster.note("machine \(lost) is lost with its nodes \(machineOf.filter { $0.value == lost }.keys.sorted())")
+        return true
+    }
+
     /// After the faults healed: one primary, the one etcd's placement names, acknowledging writes; with
     /// a replication factor, as many running members as it asks for (or as there are running nodes).
     func checkRecovered(

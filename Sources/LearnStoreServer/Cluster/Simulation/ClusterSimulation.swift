@@ -34,6 +34,16 @@ public struct ClusterSimulation {
         public var replaceAfterMilliseconds: Int64 = 2_000
         /// Whether a random node stops for good in the first half of the faults.
         public var losesANode = false
+        /// The machines the nodes run on (`serve --machine`), each holding at least one node; nil: the
+        /// nodes name none (each is a machine of its own).
+        public var machines: Int?
+        /// Whether, once the faults have healed and the controller has spread the members over the
+        /// machines (checked: within `spreadSeconds`), every node of one machine stops for good at once
+        /// (the primary's half of the time; never one holding more than `minimumInSync` members, which
+        /// no placement could survive); the run then settles for `settleSeconds` more. Needs `machines`
+        /// and a replication factor.
+        public var losesAMachine = false
+        public var spreadSeconds: Int64 = 20
         public init() {}
     }
 
@@ -54,6 +64,9 @@ public struct ClusterSimulation {
         public var removalsCalledOff = 0
         /// Members the placement dropped: removed by the operator or replaced by the controller.
         public var membersDropped = 0
+        /// Machines lost with all their nodes, and the nodes lost with them.
+        public var machinesLost = 0
+        public var nodesLostWithMachines = 0
         public var violation: String?
         /// The last events before the violation.
         public var trace: [String] = []
@@ -74,6 +87,8 @@ public struct ClusterSimulation {
             removalsRefused += other.removalsRefused
             removalsCalledOff += other.removalsCalledOff
             membersDropped += other.membersDropped
+            machinesLost += other.machinesLost
+            nodesLostWithMachines += other.nodesLostWithMachines
         }
     }
 
@@ -98,8 +113,12 @@ public struct ClusterSimulation {
         configuration.replicationFactor = options.replicationFactor
         configuration.replaceAfterMilliseconds = options.replaceAfterMilliseconds
         let logger = Logger(label: "cluster-simulation", factory: { _ in SwiftLogNoOpLogHandler() })
+        let machineOf = options.machines.map { Self.machines($0, nodes: cluster.nodes.count, &random) } ?? [:]
+        if !machineOf.isEmpty { cluster.note("machines: " + machineOf.sorted { $0.key < $1.key }.map { "\($0.key) on \($0.value)" }.joined(separator: ", ")) }
         func agent(_ node: SimulatedClusterNode) -> ClusterAgent {
-            ClusterAgent(
+            var configuration = configuration
+            configuration.machine = machineOf[node.nodeID]
+            return ClusterAgent(
                 configuration: configuration, node: node, etcd: cluster.etcd.endpoint(for: node.nodeID, scheduler: options.interleavesEtcdCalls ? cluster.scheduler : nil),
                 peers: SimulatedPeers(from: node.nodeID, cluster: cluster), address: node.address, topology: TopologyBoard(), logger: logger,
                 now: { time.instant })
@@ -137,7 +156,9 @@ public struct ClusterSimulation {
         }
         var replication = SimulatedReplication()
         let faultEnd = options.faultSeconds * 1000
-        let end = faultEnd + options.settleSeconds * 1000
+        var end = faultEnd + options.settleSeconds * 1000
+        var machineLoss = options.losesAMachine && !machineOf.isEmpty ? MachineLoss.waitingForSpread : MachineLoss.done
+        if machineLoss == .waitingForSpread { end = faultEnd + (options.spreadSeconds + options.settleSeconds) * 1000 }
         var lastAcknowledgedAt: Int64 = 0
         let scheduler = cluster.scheduler
 
@@ -154,6 +175,12 @@ public struct ClusterSimulation {
                     downUntil[lost.node] = .max
                     cluster.note("\(cluster.nodes[lost.node].nodeID) stops for good")
                     loss = nil
+                }
+                if machineLoss == .waitingForSpread, now >= faultEnd,
+                    try loseAMachine(machineOf, cluster, configuration, &random, &downUntil, &result, deadline: faultEnd + options.spreadSeconds * 1000)
+                {
+                    machineLoss = .done
+                    end = now + options.settleSeconds * 1000
                 }
                 if now % 1000 == 0 { cluster.note(cluster.summary) }
                 // The calls of a node that went down fail, which ends its round.

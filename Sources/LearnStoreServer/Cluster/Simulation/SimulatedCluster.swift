@@ -25,7 +25,7 @@ final class SimulatedCluster: @unchecked Sendable {
 
     /// The last events, for a failing seed's report.
     private let events = Mutex<[String]>([])
-    static let keptEvents = 120
+    static let keptEvents = 400
 
     func note(_ event: String) {
         let line = "\(time.now) ms: \(event)"
