@@ -14,6 +14,8 @@ public enum ReplicationOpcode {
     public static let catchUp: UInt8 = 0xB8
     /// A piece of a partition's tenants, for a partition move (docs/PROTOCOL.md, E.8).
     public static let partitionExport: UInt8 = 0xB9
+    /// The control plane asks a primary to hand its place to an in-sync replica (docs/PROTOCOL.md, E.9).
+    public static let handover: UInt8 = 0xBA
 }
 
 public struct NodeHello: Sendable, Hashable {

@@ -123,7 +123,7 @@ enum ClusterSecret {
 struct ClusterCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cluster", abstract: "Inspect and promote replication nodes; remove and readmit members of a cluster with etcd; write and read partition maps.",
-        subcommands: [Status.self, Promote.self, RemoveNode.self, ReadmitNode.self, CreatePartitionMap.self, ShowPartitionMap.self, AddGroup.self, MovePartition.self, CancelMove.self, Rebalance.self, Balancer.self])
+        subcommands: [Status.self, Promote.self, Handover.self, RemoveNode.self, ReadmitNode.self, CreatePartitionMap.self, ShowPartitionMap.self, AddGroup.self, MovePartition.self, CancelMove.self, Rebalance.self, Balancer.self])
 
     struct EtcdOptions: ParsableArguments {
         @Option(name: .customLong("etcd-endpoints"), help: "etcd client URLs (http://host:port,...) of the cluster's control plane.") var etcdEndpoints: String
@@ -244,6 +244,33 @@ struct ClusterCommand: AsyncParsableCommand {
                     ("epoch", .number(String(outcome.epoch))), ("first_lsn", .number(String(outcome.firstLSN))),
                     ("promised_by", .number(String(outcome.promisedBy))),
                 ]))
+            }
+        }
+    }
+
+    struct Handover: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Move the primary to another member without a failure (before stopping its machine, or to spread primaries).",
+            discussion: """
+                Asks the cluster's controller (in etcd) to make --to the primary. The controller stops the primary's \
+                client writes (they are answered NOT_PRIMARY and retried by clients), waits until --to holds every \
+                write and each is acknowledged, lets the primary fence itself, and promotes --to (epoch + 1); the old \
+                primary starts again as a replica. Refused unless --to is a registered member counted as in sync. The \
+                controller gives up when --to does not catch up within 3 s (the primary takes writes again) or when a \
+                promotion could not follow (fewer than all but --min-in-sync-replicas members answer). Prints the new \
+                placement's {"primary", "epoch"}; exits 1 with the controller's reason when it gave up.
+                """)
+        @OptionGroup var etcd: EtcdOptions
+        @Option(help: "The member to make the primary.") var to: String
+        @Option(help: "Seconds to wait for the outcome.") var timeout = 30
+
+        func run() async throws {
+            try await runCLI {
+                guard NodeCredential.isValidNodeID(to) else { throw CLIError.usage("--to must be a node id") }
+                guard (1...3600).contains(timeout) else { throw CLIError.usage("--timeout must be 1 ... 3600 seconds") }
+                let placement = try await ClusterHandover.request(
+                    to, configuration: try etcd.configuration, group: MultiThreadedEventLoopGroup.singleton, timeout: .seconds(timeout))
+                printJSON(.object([("primary", .string(placement.primary)), ("epoch", .number(String(placement.epoch)))]))
             }
         }
     }

@@ -40,6 +40,8 @@ struct SimulateClusterCommand: AsyncParsableCommand {
     @Option(help: "The machines the nodes run on (--machine), 2 ... nodes, each with at least one node (default: none named).") var machines: Int?
     @Flag(name: .customLong("lose-a-machine"), help: "With --machines and --replication-factor: once the faults have healed and the members are spread over the machines (a failure if not within 20 s), every node of one machine stops for good; then the run settles again.")
     var loseAMachine = false
+    @Flag(name: .customLong("hand-over"), help: "The operator asks for a handover of the primary to a random member every 1 to 4 s of the faults (learnstore cluster handover).")
+    var handOver = false
 
     func run() async throws {
         try await runCLI {
@@ -68,6 +70,7 @@ struct SimulateClusterCommand: AsyncParsableCommand {
             guard (100...600_000).contains(replaceAfter) else { throw CLIError.usage("--replace-after-ms must be 100 ... 600000") }
             options.replaceAfterMilliseconds = replaceAfter
             options.losesANode = loseANode
+            options.handsOver = handOver
             if let machines {
                 guard (2...nodes).contains(machines) else { throw CLIError.usage("--machines must be 2 ... --nodes") }
                 options.machines = machines
@@ -95,7 +98,8 @@ struct SimulateClusterCommand: AsyncParsableCommand {
             print("seeds=\(seeds) acknowledged_writes=\(totals.acknowledged) crashes=\(totals.crashes) pauses=\(totals.pauses) "
                 + "etcd_cut_offs=\(totals.etcdCuts) link_cuts=\(totals.linkCuts) etcd_outages=\(totals.etcdOutages) promotions=\(totals.promotions) "
                 + "replaced_primaries_restarted=\(totals.restartsRequested) removals=\(totals.removals) removals_refused=\(totals.removalsRefused) removals_called_off=\(totals.removalsCalledOff) members_dropped=\(totals.membersDropped) "
-                + "machines_lost=\(totals.machinesLost) nodes_lost_with_machines=\(totals.nodesLostWithMachines) failures=\(failures) seconds=\(Int(seconds))")
+                + "machines_lost=\(totals.machinesLost) nodes_lost_with_machines=\(totals.nodesLostWithMachines) "
+                + "handovers_requested=\(totals.handoversRequested) handovers_completed=\(totals.handoversCompleted) handovers_given_up=\(totals.handoversGivenUp) failures=\(failures) seconds=\(Int(seconds))")
             if failures > 0 { throw ExitCode(1) }
         }
     }

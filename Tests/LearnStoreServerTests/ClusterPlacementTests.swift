@@ -54,6 +54,27 @@ import Testing
         #expect(ClusterNodeEntry.decode(Array(#"{"replication":"127.0.0.1:1","role":"king","epoch":1}"#.utf8)) == nil)
     }
 
+    @Test func aHandoverRequestRoundTripsAndIsRefusedUnlessItCanBeCarriedOut() {
+        let request = HandoverRecord(to: "n1", epoch: 4)
+        #expect(HandoverRecord.decode(request.encoded) == request)
+        var failed = request
+        failed.error = "n1 did not catch up"
+        #expect(HandoverRecord.decode(failed.encoded) == failed)
+        for bad in [#"{"to":"../x","epoch":4}"#, #"{"to":"n1","epoch":-1}"#, #"{"to":"n1"}"#, "[]", ""] {
+            #expect(HandoverRecord.decode(Array(bad.utf8)) == nil, "\(bad)")
+        }
+        let placement = ClusterPlacement(
+            epoch: 4, primary: "n0", members: ["n0": "127.0.0.1:7401", "n1": "127.0.0.1:7402", "n2": "127.0.0.1:7403", "n3": "127.0.0.1:7404"],
+            leaving: ["n3"])
+        let registered: Set<String> = ["n0", "n1", "n3"]
+        #expect(request.refusal(placement, registered: registered) == nil)
+        #expect(HandoverRecord(to: "n1", epoch: 3).refusal(placement, registered: registered)?.contains("epoch 3") == true)
+        #expect(HandoverRecord(to: "n0", epoch: 4).refusal(placement, registered: registered)?.contains("already the primary") == true)
+        #expect(HandoverRecord(to: "n3", epoch: 4).refusal(placement, registered: registered)?.contains("not a member counted") == true, "leaving")
+        #expect(HandoverRecord(to: "n9", epoch: 4).refusal(placement, registered: registered)?.contains("not a member counted") == true)
+        #expect(HandoverRecord(to: "n2", epoch: 4).refusal(placement, registered: registered)?.contains("not registered") == true)
+    }
+
     @Test func aPrefixRangeEndsAfterEveryKeyWithThePrefix() throws {
         #expect(EtcdClient.prefixEnd("/learnstore/a/") == "/learnstore/a0")
         let kvs = try EtcdClient.keyValues(.array([.object([

@@ -50,6 +50,10 @@ import Testing
             promoted.withLock { $0 = address }
             return (address, PromoteReply(epoch: epoch, firstLSN: 100))
         }
+
+        func handover(_ address: String, _ request: HandoverRequest, timeout: TimeAmount) async throws(LearnStoreError) -> HandoverReply {
+            throw LearnStoreError(.validation, "promotions only")
+        }
     }
 
     /// b was behind a when their STATUS was first read, then took more of the old primary's writes
@@ -134,6 +138,9 @@ import Testing
             }
             func promote(_ address: String, epoch: UInt64, promotion: UUID16) async throws(LearnStoreError) -> (nodeID: String, reply: PromoteReply) {
                 try await inner.promote(address, epoch: epoch, promotion: promotion)
+            }
+            func handover(_ address: String, _ request: HandoverRequest, timeout: TimeAmount) async throws(LearnStoreError) -> HandoverReply {
+                try await inner.handover(address, request, timeout: timeout)
             }
         }
         do {

@@ -124,6 +124,20 @@ import Testing
         #expect(results.reduce(0) { $0 + $1.machinesLost } == 6)
     }
 
+    /// The operator asks for handovers to random members through the faults: the controller carries
+    /// them out (the primary stops, fences itself once the target holds everything, the target is
+    /// promoted) or gives them up, and every check holds.
+    @Test func handoversKeepOneHistory() async {
+        var options = ClusterSimulation.Options()
+        options.faultSeconds = 10
+        options.settleSeconds = 8
+        options.handsOver = true
+        options.lastNodeJoinsLate = false
+        let results = await Self.run(Array(1...8), options: options)
+        Self.expectNoViolation(results)
+        #expect(results.reduce(0) { $0 + $1.handoversCompleted } >= 5, "handovers are carried out")
+    }
+
     @Test func aSeedReplaysExactly() async {
         var options = ClusterSimulation.Options()
         options.faultSeconds = 5

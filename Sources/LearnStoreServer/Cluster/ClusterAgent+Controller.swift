@@ -1,11 +1,12 @@
 import LearnStoreModel
 
-/// The controller's part of a round: placement updates, replacements by spares, and failover.
+/// The controller's part of a round: placement updates, replacements by spares, handovers, and failover.
 extension ClusterAgent {
     /// One round as the controller: records new members and primaries it did not promote, carries a
-    /// replacement on, and promotes a replica when the primary failed.
+    /// replacement or an operator's handover on, and promotes a replica when the primary failed.
     func control(
-        _ placement: ClusterPlacement, revision: Int64, controllerRevision: Int64, registered: [String: ClusterNodeEntry], state: inout LoopState
+        _ placement: ClusterPlacement, revision: Int64, controllerRevision: Int64, registered: [String: ClusterNodeEntry],
+        handover: EtcdClient.KeyValue? = nil, state: inout LoopState
     ) async throws(LearnStoreError) {
         let guards: [EtcdClient.Compare] = [.modRevision(configuration.placementKey, revision), .modRevision(configuration.controllerKey, controllerRevision)]
         let (away, missing) = absentMembers(placement, registered: registered, state: &state)
@@ -22,6 +23,7 @@ extension ClusterAgent {
         {
             return
         }
+        if let handover, try await handOver(placement, request: handover, registered: registered, guards: guards, state: &state) { return }
         guard try await primaryFailed(placement, registered: registered, state: &state) else { return }
         // The keys came from the watch, which lags while it resumes on another etcd member; a promotion
         // acts on the nodes before its guarded record, so it is decided again on a fresh read.

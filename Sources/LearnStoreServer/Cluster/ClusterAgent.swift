@@ -146,6 +146,8 @@ public final class ClusterAgent: Service, Sendable {
         var mapWatch: (any ControlPlaneWatch)?
         /// The node's epoch when it last read the map (and could serve by it).
         var mapReadEpoch: UInt64 = 0
+        /// As the controller: the handover request under way (its key's revision) and when it began.
+        var handover: (revision: Int64, started: ContinuousClock.Instant)?
     }
 
     /// The keys are read again this often, watch or not: a watch served by an etcd member cut off
@@ -281,7 +283,9 @@ public final class ClusterAgent: Service, Sendable {
             }
             return
         }
-        try await control(placement, revision: placementKV.modRevision, controllerRevision: controller.modRevision, registered: registered, state: &state)
+        try await control(
+            placement, revision: placementKV.modRevision, controllerRevision: controller.modRevision, registered: registered,
+            handover: keys.first { $0.key == configuration.handoverKey }, state: &state)
     }
 
     // MARK: the keys

@@ -146,6 +146,8 @@ protocol PromotionTransport: Sendable {
     func promise(_ address: String, epoch: UInt64, promotion: UUID16, timeout: TimeAmount) async -> Bool
     /// Makes the node the primary of `epoch` (at least), which it promised to `promotion`; its id and answer.
     func promote(_ address: String, epoch: UInt64, promotion: UUID16) async throws(LearnStoreError) -> (nodeID: String, reply: PromoteReply)
+    /// Asks the primary at `address` to hand its place over (HANDOVER); its answer.
+    func handover(_ address: String, _ request: HandoverRequest, timeout: TimeAmount) async throws(LearnStoreError) -> HandoverReply
 }
 
 /// The nodes' replication ports, as the operator or the controller reaches them.
@@ -183,6 +185,22 @@ struct NodeTransport: PromotionTransport {
             let reply = try? frame.readPayload({ (r) throws(DecodeError) in try ReplicationMessages.decodePromoteReply(from: &r) })
         else { throw LearnStoreError(.protocolViolation, "\(address): an undecodable PROMOTE answer") }
         return (answer.peerNodeID, reply)
+    }
+
+    func handover(_ address: String, _ request: HandoverRequest, timeout: TimeAmount) async throws(LearnStoreError) -> HandoverReply {
+        var payload = ByteWriter(capacity: 96)
+        ReplicationMessages.encode(request, into: &payload)
+        let answer = try await NodeClient.request(
+            address, credential: credential, nodeID: "operator", opcode: ReplicationOpcode.handover, payload: payload.bytes, group: group, timeout: timeout)
+        guard let frame = answer.reply else { throw LearnStoreError(.protocolViolation, "\(address): no HANDOVER answer") }
+        if frame.header.isError {
+            throw (try? frame.readPayload { (r) throws(DecodeError) in try ErrorBody.decode(from: &r) })
+                ?? LearnStoreError(.protocolViolation, "\(address): an undecodable HANDOVER error")
+        }
+        guard let reply = try? frame.readPayload({ (r) throws(DecodeError) in try ReplicationMessages.decodeHandoverReply(from: &r) }) else {
+            throw LearnStoreError(.protocolViolation, "\(address): an undecodable HANDOVER answer")
+        }
+        return reply
     }
 
     private static func payload(_ epoch: UInt64, _ promotion: UUID16) -> [UInt8] {

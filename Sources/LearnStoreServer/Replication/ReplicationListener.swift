@@ -322,6 +322,17 @@ final class ReplicationServerHandler: ChannelInboundHandler, @unchecked Sendable
             } catch {
                 reject(error, opcode: opcode, requestID: frame.header.requestID, context: context, close: false)
             }
+        case ReplicationOpcode.handover:
+            let asked: HandoverRequest
+            do { asked = try frame.readPayload { (r) throws(DecodeError) in try ReplicationMessages.decodeHandover(from: &r) } } catch {
+                return reject(LearnStoreError(.badFrame, "HANDOVER: \(error)"), opcode: opcode, context: context, close: false)
+            }
+            do {
+                let answer = try node.handover(asked)
+                reply(opcode: opcode, frame.header.requestID, context: context) { ReplicationMessages.encode(answer, into: &$0) }
+            } catch {
+                reject(error, opcode: opcode, requestID: frame.header.requestID, context: context, close: false)
+            }
         case ReplicationOpcode.partitionExport:
             exportPiece(frame, context: context)
         case ReplicationOpcode.status:

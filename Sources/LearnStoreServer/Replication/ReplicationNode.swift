@@ -42,6 +42,8 @@ public final class ReplicationNode: Sendable {
         var follower: ReplicaFollower?
         var fatal: String?
         var restart: String?
+        /// As a primary handing its place over (HANDOVER): until when client writes stay stopped.
+        var handoverUntil: Int64?
         /// A copy of the primary being received at the node's start (bytes received, announced).
         var catchUp: (received: Int, total: Int)?
         var onFailStop: (@Sendable () -> Void)?
@@ -297,6 +299,7 @@ public final class ReplicationNode: Sendable {
     /// Time passed: lagging replicas leave the in-sync set. Called by the listener's timer.
     func tick() {
         let now = clock.now().milliseconds
+        endLapsedHandover(nowMilliseconds: now)
         let removed = state.withLock { $0.replicaSet.tick(nowMilliseconds: now) }
         for nodeID in removed {
             logger.warning("replica left the in-sync set", metadata: ["replica": "\(nodeID)", "lag_limit_ms": "\(configuration.replicaSet.lagLimitMilliseconds)"])
@@ -340,7 +343,7 @@ public final class ReplicationNode: Sendable {
             return (state.wal, sessions, true)
         }
         guard changed else { return }
-        logger.error("fenced: a newer epoch exists; this node takes no more writes", metadata: ["reason": "\(reason)"])
+        logger.error("fenced: this node takes no more writes", metadata: ["reason": "\(reason)"])
         wal?.clientWriteRefusal = notPrimaryError(.fenced)
         // Its replicas acknowledge nothing more of its epoch: whoever waits on a write it has not
         // acknowledged yet is told so now, not when the node restarts.
@@ -483,6 +486,7 @@ public final class ReplicationNode: Sendable {
             do throws(StorageError) { try history.write(directory: directory, fileSystem) } catch { throw error.learnStoreError }
             state.history = history
             state.role = .primary
+            state.handoverUntil = nil
             state.follower = nil
             state.primaryNodeID = nil
             state.members.promoted()

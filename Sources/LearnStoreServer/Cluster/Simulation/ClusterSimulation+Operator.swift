@@ -83,4 +83,40 @@ extension ClusterSimulation {
             }
         }
     }
+
+    /// The operator's handovers: the next request's time, and the one waiting for its outcome.
+    struct Handovers {
+        var next: Int64 = 1_000
+        var pending: HandoverRecord?
+    }
+
+    /// During the faults, every 1 to 4 s: asks for a handover of the primary to a random member
+    /// counted as in sync (as `learnstore cluster handover` writes it), and notes how the last ended:
+    /// its node became the primary, or the controller gave it up.
+    func handOver(_ handovers: inout Handovers, _ cluster: SimulatedCluster, _ configuration: ClusterConfiguration, _ random: inout SplitMix64,
+                  _ result: inout Result, faultEnd: Int64) async {
+        let placement = cluster.etcd.keyValues[configuration.placementKey].flatMap { try? ClusterPlacement.decode($0.value) }
+        if let pending = handovers.pending {
+            let stored = cluster.etcd.keyValues[configuration.handoverKey].flatMap { HandoverRecord.decode($0.value) }
+            if let placement, placement.epoch > pending.epoch, placement.primary == pending.to, stored == nil {
+                result.handoversCompleted += 1
+                handovers.pending = nil
+            } else if let stored, stored.error != nil, stored.to == pending.to, stored.epoch == pending.epoch {
+                result.handoversGivenUp += 1
+                cluster.note("handover to \(pending.to) given up: \(stored.error ?? "")")
+                handovers.pending = nil
+            } else if placement.map({ $0.epoch > pending.epoch }) == true {
+                handovers.pending = nil
+            }
+        }
+        let now = cluster.time.now
+        guard now < faultEnd, now >= handovers.next, let placement else { return }
+        handovers.next = now + Int64.random(in: 1_000...4_000, using: &random) / Self.tickMilliseconds * Self.tickMilliseconds
+        guard let to = placement.acknowledgingMembers.subtracting([placement.primary]).sorted().randomElement(using: &random) else { return }
+        let record = HandoverRecord(to: to, epoch: placement.epoch)
+        guard (try? await cluster.etcd.endpoint(for: SimulatedCluster.operatorName).put(configuration.handoverKey, record.encoded, lease: 0)) != nil else { return }
+        handovers.pending = record
+        result.handoversRequested += 1
+        cluster.note("the operator asks for a handover to \(to) at epoch \(placement.epoch)")
+    }
 }

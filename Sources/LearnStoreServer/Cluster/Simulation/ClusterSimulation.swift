@@ -44,6 +44,9 @@ public struct ClusterSimulation {
         /// and a replication factor.
         public var losesAMachine = false
         public var spreadSeconds: Int64 = 20
+        /// Whether the operator asks for a handover of the primary to a random member every 1 to 4
+        /// simulated seconds of the faults (`learnstore cluster handover`).
+        public var handsOver = false
         public init() {}
     }
 
@@ -67,6 +70,11 @@ public struct ClusterSimulation {
         /// Machines lost with all their nodes, and the nodes lost with them.
         public var machinesLost = 0
         public var nodesLostWithMachines = 0
+        /// Handovers the operator asked for, those whose node became the primary, and those the
+        /// controller gave up (with the reason in the request).
+        public var handoversRequested = 0
+        public var handoversCompleted = 0
+        public var handoversGivenUp = 0
         public var violation: String?
         /// The last events before the violation.
         public var trace: [String] = []
@@ -89,6 +97,9 @@ public struct ClusterSimulation {
             membersDropped += other.membersDropped
             machinesLost += other.machinesLost
             nodesLostWithMachines += other.nodesLostWithMachines
+            handoversRequested += other.handoversRequested
+            handoversCompleted += other.handoversCompleted
+            handoversGivenUp += other.handoversGivenUp
         }
     }
 
@@ -160,6 +171,7 @@ public struct ClusterSimulation {
         var machineLoss = options.losesAMachine && !machineOf.isEmpty ? MachineLoss.waitingForSpread : MachineLoss.done
         if machineLoss == .waitingForSpread { end = faultEnd + (options.spreadSeconds + options.settleSeconds) * 1000 }
         var lastAcknowledgedAt: Int64 = 0
+        var handovers = Handovers()
         let scheduler = cluster.scheduler
 
         // The rounds are child tasks: they run on the caller's executor (a test's compute threads).
@@ -176,6 +188,7 @@ public struct ClusterSimulation {
                     cluster.note("\(cluster.nodes[lost.node].nodeID) stops for good")
                     loss = nil
                 }
+                if options.handsOver { await handOver(&handovers, cluster, configuration, &random, &result, faultEnd: faultEnd) }
                 if machineLoss == .waitingForSpread, now >= faultEnd,
                     try loseAMachine(machineOf, cluster, configuration, &random, &downUntil, &result, deadline: faultEnd + options.spreadSeconds * 1000)
                 {
@@ -288,6 +301,7 @@ public struct ClusterSimulation {
             state.alive = true
             state.pausedUntil = 0
             state.restartRequested = false
+            state.writesStoppedUntil = 0
             state.members = AcknowledgingMembers(controlPlane: true)
             state.inSync = []
             state.role = placement.primary == node.nodeID ? .primary : .replica

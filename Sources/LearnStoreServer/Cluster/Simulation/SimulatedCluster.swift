@@ -138,8 +138,9 @@ struct SimulatedReplication {
         }
         for primary in running where primary.role == .primary {
             let following = followers[primary.nodeID] ?? []
+            let now = cluster.time.now
             let (epoch, log, members) = primary.state.withLock { state -> (UInt64, [UInt64], Set<String>) in
-                if writes { state.log.append(state.epoch) }
+                if writes && now >= state.writesStoppedUntil { state.log.append(state.epoch) }
                 return (state.epoch, state.log, state.members.nodeIDs ?? [])
             }
             for replica in following {
@@ -149,7 +150,10 @@ struct SimulatedReplication {
                 }
             }
             let counted = following.filter { members.contains($0.nodeID) }.map(\.nodeID).sorted()
-            primary.state.withLock { $0.inSync = counted }
+            primary.state.withLock {
+                $0.inSync = counted
+                $0.syncedLogCount = log.count
+            }
             guard counted.count >= primary.minimumInSync, log.count > acknowledged.count else { continue }
             guard log.starts(with: acknowledged) else {
                 let missing = zip(acknowledged, log).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? log.count

@@ -22,6 +22,10 @@ final class SimulatedClusterNode: ClusterNodeControl, @unchecked Sendable {
         var inSync: [String] = []
         /// The epoch of each record, LSN 1 first.
         var log: [UInt64] = []
+        /// As a primary: how much of its log its in-sync replicas held at the last step of the replication.
+        var syncedLogCount = 0
+        /// As a primary handing its place over: until when it takes no writes.
+        var writesStoppedUntil: Int64 = 0
         var alive = true
         var pausedUntil: Int64 = 0
         var restartRequested = false
@@ -96,6 +100,23 @@ final class SimulatedClusterNode: ClusterNodeControl, @unchecked Sendable {
         return granted
     }
 
+    /// HANDOVER, by the rule of ``ReplicationNode/handover(_:)``: writes stop until `now` plus the hold,
+    /// and once the target and enough replicas to acknowledge hold the whole log, the node fences itself.
+    func handover(_ request: HandoverRequest, now: Int64) throws(LearnStoreError) -> HandoverReply {
+        let reply = try state.withLock { (state: inout State) throws(LearnStoreError) -> HandoverReply in
+            guard state.role == .primary, state.epoch == request.epoch else { throw LearnStoreError(.notPrimary, "\(nodeID) is not the primary of epoch \(request.epoch)") }
+            guard request.target != nodeID, state.inSync.contains(request.target) else {
+                throw LearnStoreError(.validation, "\(request.target) is not an in-sync replica of \(nodeID)")
+            }
+            state.writesStoppedUntil = now + Int64(request.holdMilliseconds)
+            let caughtUp = state.syncedLogCount == state.log.count && state.inSync.count >= minimumInSync
+            if caughtUp { state.role = .fenced }
+            return HandoverReply(handedOver: caughtUp, lastLSN: UInt64(state.log.count), targetDurableLSN: UInt64(state.syncedLogCount))
+        }
+        onEvent("\(nodeID) \(reply.handedOver ? "handed over to \(request.target), fencing itself" : "stops writes to hand over to \(request.target)")")
+        return reply
+    }
+
     func promote(atLeast requested: UInt64, promotion: UUID16) throws(LearnStoreError) -> PromoteReply {
         try state.withLock { (state: inout State) throws(LearnStoreError) -> PromoteReply in
             guard state.role != .primary else { throw LearnStoreError(.validation, "\(nodeID) is already a primary") }
@@ -142,5 +163,10 @@ struct SimulatedPeers: PromotionTransport {
         let reply = try node.promote(atLeast: epoch, promotion: promotion)
         cluster.promoted(node, epoch: reply.epoch)
         return (node.nodeID, reply)
+    }
+
+    func handover(_ address: String, _ request: HandoverRequest, timeout: TimeAmount) async throws(LearnStoreError) -> HandoverReply {
+        guard let node = await reach(address) else { throw LearnStoreError(.connectionFailed, "\(address): no answer (simulated)") }
+        return try node.handover(request, now: cluster.time.now)
     }
 }

@@ -1,0 +1,186 @@
+import LearnStoreModel
+import LearnStoreProtocol
+import NIOCore
+
+/// `handover` (under the group's prefix): the operator's request that the controller move the primary
+/// to the member `to` without a failure (`learnstore cluster handover`, docs/CLUSTER.md "Handing
+/// over"), for the placement's `epoch`. The controller deletes it when done, or records why it could
+/// not (`error`) and leaves it for the operator to read.
+public struct HandoverRecord: Sendable, Equatable {
+    public var to: String
+    public var epoch: UInt64
+    public var error: String?
+
+    public init(to: String, epoch: UInt64, error: String? = nil) {
+        self.to = to
+        self.epoch = epoch
+        self.error = error
+    }
+
+    public var encoded: [UInt8] {
+        var fields: [(String, JSONValue)] = [("to", .string(to)), ("epoch", .number(String(epoch)))]
+        if let error { fields.append(("error", .string(error))) }
+        return Array(JSONValue.object(fields).serialized.utf8)
+    }
+
+    public static func decode(_ bytes: [UInt8]) -> HandoverRecord? {
+        guard bytes.count <= 64 << 10, let value = try? JSONValue.parse(bytes), let to = value["to"]?.stringValue, NodeCredential.isValidNodeID(to),
+            let epoch = value["epoch"]?.int64Value, epoch >= 0
+        else { return nil }
+        let error = value["error"]?.stringValue.map { String($0.prefix(1024)) }
+        return HandoverRecord(to: to, epoch: UInt64(epoch), error: error)
+    }
+
+    /// Why the placement cannot take this handover, or nil: it must be for the placement's epoch and name
+    /// a registered member counted as in sync that is not the primary.
+    public func refusal(_ placement: ClusterPlacement, registered: Set<String>) -> String? {
+        if epoch != placement.epoch { return "the request is for epoch \(epoch); the placement is at epoch \(placement.epoch) (a failover came first)" }
+        if to == placement.primary { return "\(to) is already the primary" }
+        if !placement.acknowledgingMembers.contains(to) { return "\(to) is not a member counted as in sync (a spare, leaving, replaced, or unknown)" }
+        if !registered.contains(to) { return "\(to) is not registered in etcd (its lease lapsed, or it stopped)" }
+        return nil
+    }
+}
+
+extension ClusterConfiguration {
+    var handoverKey: String { prefix + "handover" }
+}
+
+/// The controller's part of a handover: the primary stops client writes and fences itself once the
+/// target holds everything (HANDOVER), then the target is promoted like any member (the promotion's
+/// quorum and up-to-date rule unchanged) and the placement recorded.
+extension ClusterAgent {
+    /// How long the controller asks the primary to wait for the target before giving the handover up.
+    static let handoverLimit: Duration = .seconds(3)
+
+    /// Why a promotion could not follow a handover now, or nil: it needs more than 2*m* members, and
+    /// all but *m* of them answering.
+    private func promotionRefusal(_ placement: ClusterPlacement) async -> String? {
+        let minimum = node.minimumInSync
+        guard placement.members.count > 2 * minimum else {
+            return "\(placement.members.count) members cannot promote with a minimum of \(minimum) in-sync replicas (more than \(2 * minimum) are needed)"
+        }
+        var answering = 0
+        for address in placement.members.values.sorted() where await peers.status(address, timeout: .milliseconds(300)).status != nil { answering += 1 }
+        guard answering >= placement.members.count - minimum else {
+            return "only \(answering) of \(placement.members.count) members answer; a promotion needs \(placement.members.count - minimum)"
+        }
+        return nil
+    }
+
+    /// Carries an operator's handover one step on. True when this round did something about it (the
+    /// controller then skips its failover check: the primary it stopped is expected to look fenced).
+    func handOver(
+        _ placement: ClusterPlacement, request: EtcdClient.KeyValue, registered: [String: ClusterNodeEntry], guards: [EtcdClient.Compare],
+        state: inout LoopState
+    ) async throws(LearnStoreError) -> Bool {
+        guard let record = HandoverRecord.decode(request.value), record.error == nil else { return false }
+        func giveUp(_ reason: String) async throws(LearnStoreError) {
+            state.handover = nil
+            var failed = record
+            failed.error = reason
+            logger.warning("cluster: handover to \(record.to) given up: \(reason)")
+            _ = try await etcd.transaction(if: guards + [.modRevision(configuration.handoverKey, request.modRevision)],
+                                           put: [(configuration.handoverKey, failed.encoded, 0)])
+        }
+        if let refusal = record.refusal(placement, registered: Set(registered.keys)) {
+            try await giveUp(refusal)
+            return true
+        }
+        let now = self.now()
+        if state.handover?.revision != request.modRevision {
+            // The promotion that follows needs all but *m* members to answer; a primary stopped for a
+            // handover that cannot be promoted away would leave the group with no primary at all.
+            if let refusal = await promotionRefusal(placement) {
+                try await giveUp(refusal)
+                return true
+            }
+            state.handover = (request.modRevision, now)
+        }
+        if let started = state.handover?.started, now - started > Self.handoverLimit {
+            try await giveUp("\(record.to) did not catch up with the primary within \(Self.handoverLimit); the primary takes writes again")
+            return true
+        }
+        guard let primaryAddress = placement.members[placement.primary], let targetAddress = placement.members[record.to] else { return false }
+        let asked = HandoverRequest(epoch: placement.epoch, target: record.to, holdMilliseconds: 1_000)
+        var handedOver = false
+        var attempts = 0
+        // Each attempt is a connection and a round trip; the target usually catches up within a few.
+        while !handedOver, attempts < 100, self.now() - now < .seconds(1) {
+            attempts += 1
+            do throws(LearnStoreError) {
+                handedOver = try await peers.handover(primaryAddress, asked, timeout: .milliseconds(300)).handedOver
+            } catch where error.code == .validation || error.code == .notPrimary {
+                try await giveUp("the primary refused: \(error.message)")
+                return true
+            } catch {
+                return true
+            }
+        }
+        guard handedOver else { return true }
+        logger.notice("cluster: the primary stopped for a handover; promoting \(record.to)")
+        let registeredAddresses = Set(registered.values.map(\.replication))
+        let outcome: ClusterPromotion.Outcome
+        do throws(LearnStoreError) {
+            outcome = try await ClusterPromotion.promote(
+                placement.members.values.sorted(), over: peers, minimumInSync: node.minimumInSync, node: targetAddress, eligible: registeredAddresses,
+                minimumEpoch: placement.epoch + 1, timeout: .milliseconds(500))
+        } catch {
+            // The primary has fenced itself: the controller's checks now see it fail, and it is replaced
+            // as after any failure.
+            try await giveUp("promoting \(record.to) failed (\(error.message)); the fenced primary is replaced as after a failure")
+            return true
+        }
+        state.handover = nil
+        var next = placement
+        next.primary = outcome.nodeID
+        next.epoch = outcome.epoch
+        let recorded = try await etcd.transaction(if: guards, put: [(configuration.placementKey, next.encoded, 0)], delete: [configuration.handoverKey])
+        logger.notice("cluster: handed the primary over", metadata: ["primary": "\(outcome.nodeID)", "epoch": "\(outcome.epoch)", "recorded": "\(recorded)"])
+        return true
+    }
+}
+
+/// `learnstore cluster handover`: writes the request for the controller and waits for its outcome.
+public enum ClusterHandover {
+    /// Asks the controller to make `target` the primary and waits until the placement names it
+    /// (returned), the controller gives the request up (its reason thrown, the request removed), or
+    /// `timeout` passes (the request stays; the controller may still carry it out or give it up).
+    public static func request(
+        _ target: String, configuration: ClusterConfiguration, group: any EventLoopGroup, timeout: Duration
+    ) async throws(LearnStoreError) -> ClusterPlacement {
+        let etcd = try EtcdClient(endpoints: configuration.endpoints, group: group, timeout: .seconds(2))
+        let deadline = ContinuousClock.now + timeout
+        var asked: HandoverRecord?
+        while ContinuousClock.now < deadline {
+            let (_, keys) = try await etcd.range(prefix: configuration.prefix)
+            guard let placementKV = keys.first(where: { $0.key == configuration.placementKey }) else {
+                throw LearnStoreError(.notFound, "etcd holds no placement for cluster '\(configuration.name)'")
+            }
+            let placement = try ClusterPlacement.decode(placementKV.value)
+            let stored = keys.first { $0.key == configuration.handoverKey }
+            if let asked {
+                if placement.primary == target && placement.epoch > asked.epoch { return placement }
+                if let stored, let record = HandoverRecord.decode(stored.value), record.to == asked.to, record.epoch == asked.epoch, let reason = record.error {
+                    _ = try await etcd.transaction(if: [EtcdClient.Compare.modRevision(configuration.handoverKey, stored.modRevision)], put: [], delete: [configuration.handoverKey])
+                    throw LearnStoreError(.conflict, "the controller gave the handover up: \(reason)")
+                }
+                if stored == nil || placement.epoch > asked.epoch {
+                    throw LearnStoreError(.conflict, "the request was replaced or dropped (placement at epoch \(placement.epoch), primary \(placement.primary))")
+                }
+            } else {
+                let registered = Set(keys.filter { $0.key.hasPrefix(configuration.nodesPrefix) }.map { String($0.key.dropFirst(configuration.nodesPrefix.count)) })
+                let record = HandoverRecord(to: target, epoch: placement.epoch)
+                if let refusal = record.refusal(placement, registered: registered) { throw LearnStoreError(.validation, refusal) }
+                if try await etcd.transaction(if: [EtcdClient.Compare.modRevision(configuration.placementKey, placementKV.modRevision)],
+                                              put: [(configuration.handoverKey, record.encoded, 0)]) {
+                    asked = record
+                }
+            }
+            try? await Task.sleep(for: .milliseconds(100))
+        }
+        throw LearnStoreError(.timeout, asked == nil
+            ? "the placement kept changing; no handover was asked for"
+            : "no outcome within \(timeout); the request stays in etcd (the controller may still carry it out or give it up)")
+    }
+}
