@@ -1,15 +1,24 @@
 import LearnStoreModel
+import NIOPosix
 
 /// A client of a cluster that follows its primary: it asks the seeds' TOPOLOGY where the primary is,
 /// connects there, and when a request fails with MOVED, NOT_PRIMARY, OUTCOME_UNKNOWN or a lost connection (a failover),
 /// it finds the primary again and retries, at most `attempts` times. In a partitioned cluster the
 /// primary is that of the group holding the token's tenant (a seed of another group answers MOVED). Give writes an idempotency key:
-/// a retried write that reached the old primary is then not applied twice (docs/CLUSTER.md).
+/// a retried write that reached the old primary is then not applied twice (docs/CLUSTER.md). Tasks
+/// may share one: a request that fails on a connection another task has already replaced retries on
+/// the replacement.
 public actor ClusterClient {
     public let seeds: [String]
     private let configuration: ClientConfiguration
     private let attempts: Int
     private var current: (address: String, client: LearnStoreClient)?
+    /// The address of the last primary a request failed on: asked last for TOPOLOGY, since a node that
+    /// was just replaced may be starting again and slow to answer.
+    private var lastFailed: String?
+    /// The event loop of every connection it opens: a client it drops only closes its connections
+    /// (requests still in flight there fail and are retried), and the loop ends with ``shutdown()``.
+    private let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
 
     /// `seeds` are client addresses (`host:port`) of any nodes; `configuration` gives the token and
     /// the connection settings (its host and port are replaced by the primary's).
@@ -23,22 +32,29 @@ public actor ClusterClient {
     public func run<T: Sendable>(_ body: @Sendable (LearnStoreClient) async throws(LearnStoreError) -> T) async throws(LearnStoreError) -> T {
         var last = LearnStoreError(.connectionFailed, "no attempt made")
         for attempt in 0..<attempts {
+            var used: LearnStoreClient?
             do {
                 let client = try await primary(hint: attempt == 0 ? nil : last.primaryAddress)
+                used = client
                 return try await body(client)
             } catch where [.moved, .notPrimary, .connectionFailed, .outcomeUnknown, .shuttingDown, .loading].contains(error.code) {
                 last = error
-                await drop()
+                // Another task may have replaced the client meanwhile: that one is kept.
+                if used == nil || current?.client === used {
+                    lastFailed = current?.address ?? lastFailed
+                    await drop()
+                }
                 try? await Task.sleep(for: .milliseconds(min(20 << attempt, 500)))
             }
         }
         throw last
     }
 
-    /// The primary's address, as the first seed that answers TOPOLOGY knows it.
+    /// The primary's address, as the first seed that answers TOPOLOGY knows it (the node a request
+    /// last failed on asked last).
     public func primaryAddress() async throws(LearnStoreError) -> String {
         var failures: [String] = []
-        for seed in seeds {
+        for seed in seeds.filter({ $0 != lastFailed }) + seeds.filter({ $0 == lastFailed }) {
             do throws(LearnStoreError) {
                 return try await primaryAddress(asking: seed)
             } catch {
@@ -77,6 +93,7 @@ public actor ClusterClient {
 
     public func shutdown() async {
         await drop()
+        try? await group.shutdownGracefully()
     }
 
     private func primary(hint: String?) async throws(LearnStoreError) -> LearnStoreClient {
@@ -84,13 +101,19 @@ public actor ClusterClient {
         let address: String
         if let hint { address = hint } else { address = try await primaryAddress() }
         let client = try await connect(address)
+        // Another task connected while this one did: one client is enough.
+        if let current {
+            await client.shutdown()
+            return current.client
+        }
         current = (address, client)
         return client
     }
 
     private func drop() async {
-        if let current { await current.client.shutdown() }
+        let dropped = current
         current = nil
+        if let dropped { await dropped.client.shutdown() }
     }
 
     private func connect(_ address: String) async throws(LearnStoreError) -> LearnStoreClient {
@@ -100,6 +123,6 @@ public actor ClusterClient {
         var settings = configuration
         settings.host = String(address[..<colon])
         settings.port = port
-        return try await LearnStoreClient(settings)
+        return try await LearnStoreClient(settings, group: group)
     }
 }

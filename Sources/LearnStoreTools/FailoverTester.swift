@@ -39,6 +39,8 @@ public struct FailoverTester: Sendable {
         public var replacementMilliseconds: [Int] = []
         /// Per cycle that removed a member with `learnstore cluster remove-node`'s procedure: how long it took.
         public var removalMilliseconds: [Int] = []
+        /// Per handover cycle: how long `learnstore cluster handover` took, request to the new placement.
+        public var handoverMilliseconds: [Int] = []
         public var failures: [String] = []
 
         public var description: String {
@@ -55,6 +57,10 @@ public struct FailoverTester: Sendable {
             if !replacementMilliseconds.isEmpty {
                 let replacements = replacementMilliseconds.sorted()
                 text += " replacement_ms_median=\(replacements[replacements.count / 2]) replacement_ms_max=\(replacements.last ?? 0)"
+            }
+            if !handoverMilliseconds.isEmpty {
+                let handovers = handoverMilliseconds.sorted()
+                text += " handover_ms_median=\(handovers[handovers.count / 2]) handover_ms_max=\(handovers.last ?? 0)"
             }
             if !removalMilliseconds.isEmpty {
                 let removals = removalMilliseconds.sorted()
@@ -100,6 +106,8 @@ public struct FailoverTester: Sendable {
         case etcdLeader = "etcd-leader"
         case member
         case remove
+        /// `learnstore cluster handover` to a member replica under writes, which follow it.
+        case handover
     }
 
     public init(binary: String, workDirectory: String, cycles: Int) {
@@ -181,12 +189,19 @@ public struct FailoverTester: Sendable {
             report.faults[fault, default: 0] += 1
             if fault != .primary, pauseMilliseconds == nil, etcdEndpoints != nil {
                 let epochBefore = await epoch(of: addresses[primary], credential: credential)
-                // Writes go on through the fault; it strikes once `stopAfter` of them are acknowledged.
-                let writing = startWriters(clients, cycle: cycle, burst: shared) { count in
+                // Writes go on through the fault; it strikes once `stopAfter` of them are acknowledged. Through
+                // a handover they follow the primary (with idempotency keys, as a service would).
+                var followers: [ClusterClient] = []
+                if fault == .handover {
+                    let seeds = nodes.compactMap { $0.map { "127.0.0.1:\($0.port)" } }
+                    followers = tokens.map { ClusterClient(seeds: seeds, configuration: ClientConfiguration(token: $0), attempts: 40) }
+                }
+                let writing = startWriters(clients, following: followers, cycle: cycle, burst: shared) { count in
                     if count == stopAfter { shared.faultDue.store(true, ordering: .relaxed) }
                 }
                 while !shared.faultDue.load(ordering: .relaxed) { try await Task.sleep(for: .milliseconds(1)) }
                 let faultAt = ContinuousClock.now
+                var handoverTarget: Int?
                 if let victim = controllerNode {
                     await nodes[victim]?.stop(signal: SIGKILL)
                     nodes[victim] = nil
@@ -199,6 +214,14 @@ public struct FailoverTester: Sendable {
                     try await waitUntilReplaced(victim, clusterName: clusterName)
                     report.replacementMilliseconds.append(Int((ContinuousClock.now - faultAt) / .milliseconds(1)))
                     nodes[victim] = try await start(victim, follow: true)
+                } else if fault == .handover {
+                    handoverTarget = try await memberReplica(clusterName: clusterName, primary: primary)
+                    var cluster = ClusterConfiguration(endpoints: etcdEndpoints ?? [])
+                    cluster.name = clusterName
+                    _ = try await ClusterHandover.request("n\(handoverTarget!)", configuration: cluster, group: MultiThreadedEventLoopGroup.singleton, timeout: .seconds(30))
+                    report.handoverMilliseconds.append(Int((ContinuousClock.now - faultAt) / .milliseconds(1)))
+                    // The old primary starts again in place as a replica, on a new client port.
+                    nodes[primary] = try await waitUntilRestartedAsReplica(server, replication: addresses[primary], credential: credential)
                 } else if fault == .remove {
                     let victim = try await memberReplica(clusterName: clusterName, primary: primary)
                     var cluster = ClusterConfiguration(endpoints: etcdEndpoints ?? [])
@@ -224,6 +247,7 @@ public struct FailoverTester: Sendable {
                 shared.stop.store(true, ordering: .relaxed)
                 await writing.value
                 for client in clients { await client.shutdown() }
+                for follower in followers { await follower.shutdown() }
                 let written = shared.written.withLock { $0 }
                 if written.count < target, report.failures.count < 20 {
                     report.failures.append("cycle \(cycle): writes did not go on after \(fault.rawValue) was killed (\(written.count - stopAfter) of \(stopAfter) within 30 s)")
@@ -239,7 +263,11 @@ public struct FailoverTester: Sendable {
                 }
                 // A fenced primary may be promoted again (it is the most up-to-date node): a new epoch all the same.
                 let epochAfter = await epoch(of: now, credential: credential)
-                if current != primary || epochAfter != epochBefore { report.unplannedFailovers += 1 }
+                if let handoverTarget {
+                    if current != handoverTarget || epochAfter != epochBefore.map { $0 + 1 } { report.unplannedFailovers += 1 }
+                } else if current != primary || epochAfter != epochBefore {
+                    report.unplannedFailovers += 1
+                }
                 primary = current
                 try await checkAcknowledged(acknowledged, on: currentServer, tokens: tokens, cycle: cycle, report: &report)
                 try await waitUntilFollowing(addresses, primary: primary, credential: credential)
@@ -321,7 +349,11 @@ public struct FailoverTester: Sendable {
 
     /// `writers` tasks creating records in turn on the tenants of `clients` until `burst.stop`; each
     /// acknowledged write is noted, and `acknowledged` gets how many there are now.
-    func startWriters(_ clients: [LearnStoreClient], cycle: Int, burst shared: Burst, acknowledged: @escaping @Sendable (Int) -> Void) -> Task<Void, Never> {
+    /// With `following` (a `ClusterClient` per tenant), writes go through those, each with its title as
+    /// idempotency key, and follow the primary.
+    func startWriters(
+        _ clients: [LearnStoreClient], following: [ClusterClient] = [], cycle: Int, burst shared: Burst, acknowledged: @escaping @Sendable (Int) -> Void
+    ) -> Task<Void, Never> {
         let writerCount = writers
         return Task { await withTaskGroup(of: Void.self) { group in
             for writer in 0..<writerCount {
@@ -332,8 +364,12 @@ public struct FailoverTester: Sendable {
                         let title = "c\(cycle)-w\(writer)-n\(n)"
                         n += 1
                         do {
-                            let record = try await clients[tenant].performance.learningRecords.create(
-                                RecordBody(personID: UUID16.random(), title: title, score: 50)).value
+                            let body = RecordBody(personID: UUID16.random(), title: title, score: 50)
+                            let record = following.isEmpty
+                                ? try await clients[tenant].performance.learningRecords.create(body).value
+                                : try await following[tenant].run { (client) throws(LearnStoreError) in
+                                    try await client.performance.learningRecords.create(body, idempotencyKey: title).value
+                                }
                             let count = shared.written.withLock { list in
                                 list.append(Acknowledged(tenant: tenant, id: record.id, title: title, at: .now))
                                 return list.count

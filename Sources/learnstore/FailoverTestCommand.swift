@@ -27,6 +27,9 @@ struct FailoverTestCommand: AsyncParsableCommand {
             waits until etcd's placement has a spare in its place, and starts the killed node again (it returns as a spare); the \
             report adds the time from the kill to the replacement. The fault `remove` removes a member replica that runs on, as \
             `learnstore cluster remove-node` does, and readmits it (it stays a spare); the report adds how long the removal took. \
+            The fault `handover` moves the primary to a member replica with `learnstore cluster handover` while the writers go on \
+            through one ClusterClient per tenant (following the primary, each write with an idempotency key); the report adds how \
+            long each handover took, and a cycle whose primary is not the target one epoch on counts as an unplanned failover. \
             Every node, spares included, is compared at the end of a cycle.
             """)
 
@@ -38,7 +41,7 @@ struct FailoverTestCommand: AsyncParsableCommand {
     @Flag(help: "Run the nodes with the etcd control plane (automatic failover).") var etcd = false
     @Option(name: .customLong("etcd-members"), help: "With --etcd: etcd processes to start (1 ... 5).") var etcdMembers = 3
     @Option(name: .customLong("pause-ms"), help: "With --etcd: stop the primary with SIGSTOP for this many milliseconds (past its 3 s lease) instead of killing it, then resume it: it must fence itself and start again in place as a replica, and must not have acknowledged a write the new primary lacks. The failover time is then until a replica is the primary.") var pauseMilliseconds: Int?
-    @Option(name: .customLong("fault"), parsing: .upToNextOption, help: "With --etcd: the faults, one per cycle in turn: primary (kill -9 the primary), controller (kill -9 the node holding the controller key, then start it again; the primary's cycle when it is the primary), etcd-leader (kill -9 etcd's leader for 4 s, then start it again; needs 3 etcd members), member (kill -9 a member replica until a spare replaced it; needs --spares), remove (remove a member replica with the operator's procedure while it runs, then readmit it; needs --spares). Writes must go on through all but the first; the report adds their longest pause between acknowledged writes.") var fault: [FailoverTester.Fault] = [.primary]
+    @Option(name: .customLong("fault"), parsing: .upToNextOption, help: "With --etcd: the faults, one per cycle in turn: primary (kill -9 the primary), controller (kill -9 the node holding the controller key, then start it again; the primary's cycle when it is the primary), etcd-leader (kill -9 etcd's leader for 4 s, then start it again; needs 3 etcd members), member (kill -9 a member replica until a spare replaced it; needs --spares), remove (remove a member replica with the operator's procedure while it runs, then readmit it; needs --spares), handover (move the primary to a member replica with learnstore cluster handover). Writes must go on through all but the first; the report adds their longest pause between acknowledged writes.") var fault: [FailoverTester.Fault] = [.primary]
     @Option(help: "With --etcd: nodes beyond the three members, waiting as spares (0 ... 3).") var spares = 0
     @Option(name: .customLong("work-dir"), help: "Scratch directory: new or empty (default: a new one under /tmp). Removed on success if this command created it; otherwise only the files it wrote are.") var workDir: String?
 

@@ -146,8 +146,9 @@ public final class ClusterAgent: Service, Sendable {
         var mapWatch: (any ControlPlaneWatch)?
         /// The node's epoch when it last read the map (and could serve by it).
         var mapReadEpoch: UInt64 = 0
-        /// As the controller: the handover request under way (its key's revision) and when it began.
-        var handover: (revision: Int64, started: ContinuousClock.Instant)?
+        /// As the controller: the handover request under way (its key's revision), when it began, and
+        /// the primary's last refusal (its target not in sync yet).
+        var handover: (revision: Int64, started: ContinuousClock.Instant, refusal: String?)?
     }
 
     /// The keys are read again this often, watch or not: a watch served by an etcd member cut off

@@ -95,10 +95,11 @@ extension ClusterAgent {
                 try await giveUp(refusal)
                 return true
             }
-            state.handover = (request.modRevision, now)
+            state.handover = (request.modRevision, now, nil)
         }
         if let started = state.handover?.started, now - started > Self.handoverLimit {
-            try await giveUp("\(record.to) did not catch up with the primary within \(Self.handoverLimit); the primary takes writes again")
+            let last = state.handover?.refusal.map { " (the primary's last answer: \($0))" } ?? ""
+            try await giveUp("\(record.to) did not catch up with the primary within \(Self.handoverLimit)\(last); the primary takes writes again")
             return true
         }
         guard let primaryAddress = placement.members[placement.primary], let targetAddress = placement.members[record.to] else { return false }
@@ -110,8 +111,13 @@ extension ClusterAgent {
             attempts += 1
             do throws(LearnStoreError) {
                 handedOver = try await peers.handover(primaryAddress, asked, timeout: .milliseconds(300)).handedOver
-            } catch where error.code == .validation || error.code == .notPrimary {
+            } catch where error.code == .notPrimary {
                 try await giveUp("the primary refused: \(error.message)")
+                return true
+            } catch where error.code == .validation {
+                // The target is not in sync yet (it may have just started or rejoined): the primary goes
+                // on taking writes meanwhile, and the request is tried again until the limit.
+                state.handover?.refusal = error.message
                 return true
             } catch {
                 return true
