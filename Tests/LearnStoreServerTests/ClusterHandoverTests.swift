@@ -69,4 +69,42 @@ import Testing
             do { try await server.stop() } catch is NodeRestartRequested {}
         }
     }
+
+    /// Two groups whose primaries start on one machine: the controller of the group with the greater
+    /// name hands its primary to the member on a machine that runs none, by itself.
+    @Test(.enabled(if: EtcdProcess.binary() != nil, "needs etcd (scripts/ensure-deps.sh installs it)"))
+    func aGroupMovesItsPrimaryOffAMachineThatRunsAnother() async throws {
+        let scratch = TemporaryDirectory(prefix: "learnstore-spread-")
+        let etcd = try await EtcdProcess.startCluster(members: 1, workDirectory: scratch.path, binary: EtcdProcess.binary()!)
+        defer { for member in etcd { member.process.signal(SIGKILL) } }
+        let endpoints = etcd.map(\.clientURL)
+        let store = try EtcdClient(endpoints: endpoints, group: MultiThreadedEventLoopGroup.singleton)
+        let map = try PartitionMap(partitions: 8, groups: ["ga", "gb"])
+        let key = ClusterConfiguration.partitionMapKey("spread")
+        #expect(try await store.transaction(if: [.createRevision(key, 0)], put: [(key, map.encoded, 0)]))
+        func node(_ id: String, group: String, machine: String, alone: Bool) -> (inout ServerConfiguration) -> Void {
+            { configuration in
+                PartitionedClusterTests.node(id, group: group, port: (try? FailoverTester.freePort()) ?? 0, etcd: endpoints, mapName: "spread")(&configuration)
+                configuration.replication?.replicaSet.minimumInSync = alone ? 0 : 1
+                configuration.replication?.cluster?.machine = machine
+            }
+        }
+        let directories = (0..<4).map { _ in TemporaryDirectory() }
+        var servers = [try await TestServer.start(configure: node("a0", group: "ga", machine: "m1", alone: true), persistence: .forTests(directories[0].path))]
+        for (index, machine) in ["m1", "m2", "m3"].enumerated() {
+            servers.append(try await TestServer.start(
+                configure: node("b\(index)", group: "gb", machine: machine, alone: false), persistence: .forTests(directories[index + 1].path),
+                restartsInPlace: true))
+        }
+        var gb = ClusterConfiguration(endpoints: endpoints)
+        gb.name = "gb"
+        #expect(await eventually(within: 60) {
+            (try? await ClusterView.read(gb, group: MultiThreadedEventLoopGroup.singleton))?.placement?.primary == "b1"
+        }, "gb's primary leaves m1, which runs ga's, for m2")
+        let view = try await ClusterView.read(gb, group: MultiThreadedEventLoopGroup.singleton)
+        #expect(view.placement?.epoch == 2, "one handover, no failover")
+        for server in servers {
+            do { try await server.stop() } catch is NodeRestartRequested {}
+        }
+    }
 }

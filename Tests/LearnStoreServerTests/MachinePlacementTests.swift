@@ -91,4 +91,25 @@ import Testing
         let counts = ControllerRules.otherPrimaries(onMachinesOf: placement(["n0", "n1", "n2"]), registered: registered, groups: groups)
         #expect(counts == ["127.0.0.1:7400": 0, "127.0.0.1:7401": 0, "127.0.0.1:7402": 2])
     }
+
+    @Test func aPrimarySharingAMachineWithOtherPrimariesIsHandedToAMemberOnAQuieterOne() {
+        let registered = ["n0": node(7400, "a", role: .primary), "n1": node(7401, "b"), "n2": node(7402, "c")]
+        let placement = placement(["n0", "n1", "n2"])
+        func primary(_ machine: String?) -> TopologyBoard.GroupPrimary { TopologyBoard.GroupPrimary(epoch: 1, primary: "x", address: nil, machine: machine) }
+        #expect(ControllerRules.spreadingHandover(placement, group: "gb", registered: registered, groups: ["ga": primary("a"), "gc": primary("b")]) == "n2",
+                "machine a runs ga's primary too; c runs none, b runs gc's")
+        #expect(ControllerRules.spreadingHandover(placement, group: "ga", registered: registered, groups: ["gb": primary("a")]) == nil,
+                "of two groups on one machine only the greater name moves")
+        #expect(ControllerRules.spreadingHandover(placement, group: "gb", registered: registered, groups: ["ga": primary("b")]) == nil, "a runs no other primary")
+        #expect(ControllerRules.spreadingHandover(placement, group: "gb", registered: registered, groups: ["ga": primary("a"), "gc": primary("b"), "gd": primary("c")]) == nil,
+                "every other machine runs one too: moving would not lower the sum of squares")
+        #expect(ControllerRules.spreadingHandover(placement, group: "gd", registered: registered, groups: ["ga": primary("a"), "gb": primary("a"), "gc": primary("b")]) == "n2")
+        var leaving = placement
+        leaving.leaving = ["n2"]
+        #expect(ControllerRules.spreadingHandover(leaving, group: "gb", registered: registered, groups: ["ga": primary("a"), "gc": primary("b")]) == nil,
+                "b would run two; n2 is on its way out")
+        var unnamed = registered
+        unnamed["n0"] = node(7400, nil, role: .primary)
+        #expect(ControllerRules.spreadingHandover(placement, group: "gb", registered: unnamed, groups: ["ga": primary("a")]) == nil)
+    }
 }

@@ -24,7 +24,10 @@ extension ClusterAgent {
             return
         }
         if let handover, try await handOver(placement, request: handover, registered: registered, guards: guards, state: &state) { return }
-        guard try await primaryFailed(placement, registered: registered, state: &state) else { return }
+        guard try await primaryFailed(placement, registered: registered, state: &state) else {
+            try await spreadPrimaries(placement, registered: registered, request: handover, guards: guards, state: &state)
+            return
+        }
         // The keys came from the watch, which lags while it resumes on another etcd member; a promotion
         // acts on the nodes before its guarded record, so it is decided again on a fresh read.
         guard try await stillTheSame(placementRevision: revision, controllerRevision: controllerRevision, primary: placement.primary,

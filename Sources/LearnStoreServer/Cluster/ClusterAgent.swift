@@ -149,6 +149,8 @@ public final class ClusterAgent: Service, Sendable {
         /// As the controller: the handover request under way (its key's revision), when it began, and
         /// the primary's last refusal (its target not in sync yet).
         var handover: (revision: Int64, started: ContinuousClock.Instant, refusal: String?)?
+        /// As the controller: when it last asked for a handover to spread primaries over machines.
+        var lastSpreadingHandover: ContinuousClock.Instant?
     }
 
     /// The keys are read again this often, watch or not: a watch served by an etcd member cut off

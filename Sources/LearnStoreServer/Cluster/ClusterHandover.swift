@@ -53,6 +53,39 @@ extension ClusterAgent {
     /// How long the controller asks the primary to wait for the target before giving the handover up.
     static let handoverLimit: Duration = .seconds(3)
 
+    /// How often at most a group's controller hands its primary over to spread primaries over machines.
+    static let spreadingCooldown: Duration = .seconds(60)
+
+    /// In a partitioned cluster whose nodes name their machines: asks for a handover (as the operator
+    /// would) when ``ControllerRules/spreadingHandover(_:group:registered:groups:)`` finds a member on a
+    /// machine running fewer primaries, at most once per ``spreadingCooldown`` and only on the other
+    /// groups' primaries as read within the last 10 s; never over a request under way (one the
+    /// controller gave up is replaced).
+    func spreadPrimaries(
+        _ placement: ClusterPlacement, registered: [String: ClusterNodeEntry], request: EtcdClient.KeyValue?, guards: [EtcdClient.Compare],
+        state: inout LoopState
+    ) async throws(LearnStoreError) {
+        let now = self.now()
+        let requestGuard: EtcdClient.Compare
+        if let request {
+            guard HandoverRecord.decode(request.value)?.error != nil else { return }
+            requestGuard = .modRevision(configuration.handoverKey, request.modRevision)
+        } else {
+            requestGuard = .createRevision(configuration.handoverKey, 0)
+        }
+        guard configuration.partitionMapName != nil, let read = state.lastGroupsRead, now - read <= .seconds(10),
+            state.lastSpreadingHandover.map({ now - $0 >= Self.spreadingCooldown }) ?? true,
+            let target = ControllerRules.spreadingHandover(placement, group: configuration.name, registered: registered, groups: topology.groupPrimaries)
+        else { return }
+        state.lastSpreadingHandover = now
+        let record = HandoverRecord(to: target, epoch: placement.epoch)
+        if try await etcd.transaction(if: guards + [requestGuard], put: [(configuration.handoverKey, record.encoded, 0)]) {
+            logger.notice("cluster: the primary's machine runs other groups' primaries too; handing over to spread them", metadata: [
+                "to": "\(target)", "machine": "\(registered[placement.primary]?.machine ?? "")",
+            ])
+        }
+    }
+
     /// Why a promotion could not follow a handover now, or nil: it needs more than 2*m* members, and
     /// all but *m* of them answering.
     private func promotionRefusal(_ placement: ClusterPlacement) async -> String? {

@@ -109,6 +109,29 @@ enum ControllerRules {
         return byAddress
     }
 
+    /// The member to hand the primary to so that primaries spread over machines (a partitioned cluster
+    /// whose nodes name their machines), or nil: when the primary's machine also runs `k` > 0 other
+    /// groups' primaries and a member counted as in sync, registered, runs on a machine with fewer (`j` <
+    /// `k`: the move lowers the sum of squares of the machines' primaries), the one with the fewest,
+    /// then the lowest id. Of the groups whose primaries share a machine only the one with the greatest
+    /// name moves, so two do not leave together for the same machine.
+    static func spreadingHandover(
+        _ placement: ClusterPlacement, group: String, registered: [String: ClusterNodeEntry], groups: [String: TopologyBoard.GroupPrimary]
+    ) -> String? {
+        guard let machine = registered[placement.primary]?.machine else { return nil }
+        let others = groups.filter { $0.key != group }
+        let sharing = others.filter { $0.value.machine == machine }
+        guard !sharing.isEmpty, sharing.keys.allSatisfy({ $0 < group }) else { return nil }
+        var primaries: [String: Int] = [:]
+        for other in others.values { if let machine = other.machine { primaries[machine, default: 0] += 1 } }
+        let candidates = placement.acknowledgingMembers.subtracting([placement.primary]).compactMap { id -> (Int, String)? in
+            guard let machine = registered[id]?.machine else { return nil }
+            return (primaries[machine] ?? 0, id)
+        }
+        guard let best = candidates.min(by: { $0 < $1 }), best.0 < sharing.count else { return nil }
+        return best.1
+    }
+
     /// The ids of the members that count toward the replication factor.
     static func countedMemberIDs(_ placement: ClusterPlacement) -> [String] { placement.members.keys.filter { !placement.leaving.contains($0) } }
 
