@@ -42,6 +42,8 @@ struct SimulateClusterCommand: AsyncParsableCommand {
     var loseAMachine = false
     @Flag(name: .customLong("hand-over"), help: "The operator asks for a handover of the primary to a random member every 1 to 4 s of the faults (learnstore cluster handover).")
     var handOver = false
+    @Option(name: .customLong("other-groups"), help: "With --machines: 1 ... 4 other groups of a partition map (their keys only), each a primary on a random machine that moves every 2 to 5 s of the faults; the simulated group's controller hands its primary over to spread primaries over the machines.")
+    var otherGroups = 0
 
     func run() async throws {
         try await runCLI {
@@ -71,6 +73,10 @@ struct SimulateClusterCommand: AsyncParsableCommand {
             options.replaceAfterMilliseconds = replaceAfter
             options.losesANode = loseANode
             options.handsOver = handOver
+            if otherGroups != 0 {
+                guard machines != nil, (1...4).contains(otherGroups) else { throw CLIError.usage("--other-groups must be 1 ... 4 and needs --machines") }
+                options.otherGroups = otherGroups
+            }
             if let machines {
                 guard (2...nodes).contains(machines) else { throw CLIError.usage("--machines must be 2 ... --nodes") }
                 options.machines = machines
@@ -99,7 +105,7 @@ struct SimulateClusterCommand: AsyncParsableCommand {
                 + "etcd_cut_offs=\(totals.etcdCuts) link_cuts=\(totals.linkCuts) etcd_outages=\(totals.etcdOutages) promotions=\(totals.promotions) "
                 + "replaced_primaries_restarted=\(totals.restartsRequested) removals=\(totals.removals) removals_refused=\(totals.removalsRefused) removals_called_off=\(totals.removalsCalledOff) members_dropped=\(totals.membersDropped) "
                 + "machines_lost=\(totals.machinesLost) nodes_lost_with_machines=\(totals.nodesLostWithMachines) "
-                + "handovers_requested=\(totals.handoversRequested) handovers_completed=\(totals.handoversCompleted) handovers_given_up=\(totals.handoversGivenUp) failures=\(failures) seconds=\(Int(seconds))")
+                + "handovers_requested=\(totals.handoversRequested) handovers_completed=\(totals.handoversCompleted) handovers_given_up=\(totals.handoversGivenUp) spreading_handovers=\(totals.spreadingHandovers) failures=\(failures) seconds=\(Int(seconds))")
             if failures > 0 { throw ExitCode(1) }
         }
     }

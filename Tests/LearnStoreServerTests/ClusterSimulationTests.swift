@@ -138,6 +138,19 @@ import Testing
         #expect(results.reduce(0) { $0 + $1.handoversCompleted } >= 5, "handovers are carried out")
     }
 
+    /// Two other groups' primaries move between three machines through the faults: this group's
+    /// controller hands its primary over to spread them, and every check holds.
+    @Test func spreadingPrimariesOverMachinesKeepsOneHistory() async {
+        var options = ClusterSimulation.Options()
+        options.faultSeconds = 10
+        options.settleSeconds = 8
+        options.machines = 3
+        options.otherGroups = 2
+        let results = await Self.run(Array(1...6), options: options)
+        Self.expectNoViolation(results)
+        #expect(results.reduce(0) { $0 + $1.spreadingHandovers } >= 3, "the controller spreads primaries")
+    }
+
     @Test func aSeedReplaysExactly() async {
         var options = ClusterSimulation.Options()
         options.faultSeconds = 5

@@ -119,4 +119,60 @@ extension ClusterSimulation {
         result.handoversRequested += 1
         cluster.note("the operator asks for a handover to \(to) at epoch \(placement.epoch)")
     }
+
+    /// The other groups of a partition map, each only a placement and a primary's key in etcd, whose
+    /// primaries move between machines as failovers there would move them.
+    struct OtherGroups {
+        var map: PartitionMap?
+        var machines = 0
+        var next: Int64 = 2_000
+        var lastSpreading: HandoverRecord?
+
+        init() {}
+
+        /// Writes the map naming this group and `count` others, and each other group's placement and
+        /// primary on a random machine; `configuration` then names the map.
+        init(count: Int, machines: Int, _ cluster: SimulatedCluster, _ configuration: inout ClusterConfiguration, _ random: inout SplitMix64) async {
+            // Named below this group's name: of groups whose primaries share a machine, the greatest moves.
+            let groups = [configuration.name] + (1...count).map { "aux\($0)" }
+            guard let map = try? PartitionMap(partitions: 8, groups: groups) else { return }
+            self.map = map
+            self.machines = machines
+            configuration.partitionMapName = "simulated"
+            let etcd = cluster.etcd.endpoint(for: SimulatedCluster.operatorName)
+            _ = try? await etcd.put(ClusterConfiguration.partitionMapKey("simulated"), map.encoded, lease: 0)
+            for group in groups.dropFirst() { await place(group, cluster, &random) }
+        }
+
+        private func place(_ group: String, _ cluster: SimulatedCluster, _ random: inout SplitMix64) async {
+            let prefix = ClusterConfiguration.prefix(ofGroup: group)
+            let primary = group + "-p"
+            let address = "\(primary).sim:7000"
+            let placement = ClusterPlacement(epoch: 1, primary: primary, members: [primary: address])
+            let entry = ClusterNodeEntry(replication: address, role: .primary, epoch: 1, client: address, machine: "m\(Int.random(in: 0..<machines, using: &random))")
+            let etcd = cluster.etcd.endpoint(for: SimulatedCluster.operatorName)
+            _ = try? await etcd.put(prefix + "placement", placement.encoded, lease: 0)
+            _ = try? await etcd.put(prefix + "nodes/" + primary, entry.encoded, lease: 0)
+            cluster.note("\(group)'s primary is on \(entry.machine ?? "")")
+        }
+
+        /// During the faults, every 2 to 5 s, one other group's primary moves to a random machine; and
+        /// counts the handovers this group's controller asked for itself (not the operator's `pending`).
+        mutating func step(
+            _ cluster: SimulatedCluster, _ configuration: ClusterConfiguration, _ pending: HandoverRecord?, _ random: inout SplitMix64,
+            _ result: inout Result, faultEnd: Int64
+        ) async {
+            if let stored = cluster.etcd.keyValues[configuration.handoverKey].flatMap({ HandoverRecord.decode($0.value) }), stored.error == nil,
+                stored != pending, stored != lastSpreading
+            {
+                lastSpreading = stored
+                result.spreadingHandovers += 1
+                cluster.note("the controller asks for a handover to \(stored.to) to spread primaries")
+            }
+            let now = cluster.time.now
+            guard now < faultEnd, now >= next, let map else { return }
+            next = now + Int64.random(in: 2_000...5_000, using: &random) / ClusterSimulation.tickMilliseconds * ClusterSimulation.tickMilliseconds
+            if let group = map.groups.dropFirst().randomElement(using: &random) { await place(group, cluster, &random) }
+        }
+    }
 }

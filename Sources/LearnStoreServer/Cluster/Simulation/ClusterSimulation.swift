@@ -47,6 +47,10 @@ public struct ClusterSimulation {
         /// Whether the operator asks for a handover of the primary to a random member every 1 to 4
         /// simulated seconds of the faults (`learnstore cluster handover`).
         public var handsOver = false
+        /// With `machines`: other groups of a partition map, each a primary (in etcd only) on a random
+        /// machine that moves to another one every 2 to 5 s of the faults, so that the controller hands
+        /// its primary over to spread primaries over the machines.
+        public var otherGroups = 0
         public init() {}
     }
 
@@ -75,6 +79,8 @@ public struct ClusterSimulation {
         public var handoversRequested = 0
         public var handoversCompleted = 0
         public var handoversGivenUp = 0
+        /// Handovers the controller asked for itself, to spread primaries over machines.
+        public var spreadingHandovers = 0
         public var violation: String?
         /// The last events before the violation.
         public var trace: [String] = []
@@ -100,6 +106,7 @@ public struct ClusterSimulation {
             handoversRequested += other.handoversRequested
             handoversCompleted += other.handoversCompleted
             handoversGivenUp += other.handoversGivenUp
+            spreadingHandovers += other.spreadingHandovers
         }
     }
 
@@ -125,13 +132,19 @@ public struct ClusterSimulation {
         configuration.replaceAfterMilliseconds = options.replaceAfterMilliseconds
         let logger = Logger(label: "cluster-simulation", factory: { _ in SwiftLogNoOpLogHandler() })
         let machineOf = options.machines.map { Self.machines($0, nodes: cluster.nodes.count, &random) } ?? [:]
+        var others = OtherGroups()
+        if options.otherGroups > 0, let machines = options.machines {
+            others = await OtherGroups(count: options.otherGroups, machines: machines, cluster, &configuration, &random)
+        }
         if !machineOf.isEmpty { cluster.note("machines: " + machineOf.sorted { $0.key < $1.key }.map { "\($0.key) on \($0.value)" }.joined(separator: ", ")) }
         func agent(_ node: SimulatedClusterNode) -> ClusterAgent {
             var configuration = configuration
             configuration.machine = machineOf[node.nodeID]
+            let board = TopologyBoard()
+            if let map = others.map { board.partition(by: map, group: configuration.name) }
             return ClusterAgent(
                 configuration: configuration, node: node, etcd: cluster.etcd.endpoint(for: node.nodeID, scheduler: options.interleavesEtcdCalls ? cluster.scheduler : nil),
-                peers: SimulatedPeers(from: node.nodeID, cluster: cluster), address: node.address, topology: TopologyBoard(), logger: logger,
+                peers: SimulatedPeers(from: node.nodeID, cluster: cluster), address: node.address, topology: board, logger: logger,
                 now: { time.instant })
         }
         // The first node has started the cluster as its primary (the placement it wrote names only it).
@@ -189,6 +202,7 @@ public struct ClusterSimulation {
                     loss = nil
                 }
                 if options.handsOver { await handOver(&handovers, cluster, configuration, &random, &result, faultEnd: faultEnd) }
+                if others.map != nil { await others.step(cluster, configuration, handovers.pending, &random, &result, faultEnd: faultEnd) }
                 if machineLoss == .waitingForSpread, now >= faultEnd,
                     try loseAMachine(machineOf, cluster, configuration, &random, &downUntil, &result, deadline: faultEnd + options.spreadSeconds * 1000)
                 {
