@@ -1,4 +1,5 @@
 import LearnStoreModel
+import NIOCore
 import NIOPosix
 
 /// A client of a cluster that follows its primary: it asks the seeds' TOPOLOGY where the primary is,
@@ -16,9 +17,9 @@ public actor ClusterClient {
     /// The address of the last primary a request failed on: asked last for TOPOLOGY, since a node that
     /// was just replaced may be starting again and slow to answer.
     private var lastFailed: String?
-    /// The event loop of every connection it opens: a client it drops only closes its connections
-    /// (requests still in flight there fail and are retried), and the loop ends with ``shutdown()``.
-    private let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    /// The event loops of every connection it opens (NIO's shared ones, never shut down): a client it
+    /// drops only closes its connections, and requests still in flight there fail and are retried.
+    private let group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
 
     /// `seeds` are client addresses (`host:port`) of any nodes; `configuration` gives the token and
     /// the connection settings (its host and port are replaced by the primary's).
@@ -93,7 +94,6 @@ public actor ClusterClient {
 
     public func shutdown() async {
         await drop()
-        try? await group.shutdownGracefully()
     }
 
     private func primary(hint: String?) async throws(LearnStoreError) -> LearnStoreClient {

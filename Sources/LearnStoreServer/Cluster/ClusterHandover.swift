@@ -153,7 +153,8 @@ extension ClusterAgent {
                 state.handover?.refusal = error.message
                 return true
             } catch {
-                return true
+                // The primary did not answer: the failover check runs as in any round.
+                return false
             }
         }
         guard handedOver else { return true }
