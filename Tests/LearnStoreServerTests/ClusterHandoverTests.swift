@@ -10,7 +10,8 @@ import Testing
 
 /// `learnstore cluster handover` end to end: a real etcd and three in-process nodes.
 @Suite struct ClusterHandoverTests {
-    /// A writer goes on through a `ClusterClient` while the primary is handed to n1: every write it had
+    /// A writer goes on through a `ClusterClient` while the primary is handed to n1 (once the writer has
+    /// 20 of its 200 writes acknowledged: under the whole suite a write may take a second): every write it had
     /// acknowledged is on n1, none was answered `OUTCOME_UNKNOWN`, and the old primary starts again as a
     /// replica. A handover to the primary itself or to a node that is no member is refused up front.
     @Test(.enabled(if: EtcdProcess.binary() != nil, "needs etcd (scripts/ensure-deps.sh installs it)"))
@@ -36,7 +37,7 @@ import Testing
         let acknowledged = Mutex<[RecordID]>([])
         let doubted = Mutex<[String]>([])
         let writing = Task {
-            for index in 0..<400 {
+            for index in 0..<200 {
                 do {
                     let record = try await writer.run { (client) throws(LearnStoreError) in
                         try await client.performance.learningRecords.create(sampleBody(title: "w\(index)"), idempotencyKey: "w\(index)").value
@@ -47,13 +48,13 @@ import Testing
                 }
             }
         }
-        #expect(await eventually(within: 30) { acknowledged.withLock { $0.count } >= 50 })
+        #expect(await eventually(within: 180) { acknowledged.withLock { $0.count } >= 20 })
         let placement = try await ClusterHandover.request("n1", configuration: configuration, group: MultiThreadedEventLoopGroup.singleton, timeout: .seconds(30))
         #expect(placement.primary == "n1" && placement.epoch >= 2)
         await writing.value
         #expect(doubted.withLock { $0 }.isEmpty, "\(doubted.withLock { $0 })")
         let ids = acknowledged.withLock { $0 }
-        #expect(ids.count == 400)
+        #expect(ids.count == 200)
         let reader = try await servers[1].client()
         for id in ids { _ = try await reader.performance.learningRecords.get(id) }
         await reader.shutdown()
