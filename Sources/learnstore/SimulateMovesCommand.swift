@@ -25,7 +25,7 @@ struct SimulateMovesCommand: AsyncParsableCommand {
     @Flag(help: "Stop at the first failing seed.") var stopAtFirstFailure = false
     @Flag(help: "Have the balancer's rule choose half the moves (on the groups' records) instead of a random partition.") var balancer = false
     @Flag(name: .customLong("records-only"), help: "Write records only, no outcome results (with --piece-items 2000: the regression seeds' setting).") var recordsOnly = false
-    @Option(name: .customLong("piece-items"), help: "Items per export piece (1 ... 2000; default 2 to 8, chosen by the seed).") var pieceItems: Int?
+    @Option(name: .customLong("piece-items"), help: "Items per export piece, 1 to 2000 (default: 2 to 8, chosen by the seed).") var pieceItems: Int?
 
     func run() async throws {
         try await runCLI {

@@ -49,7 +49,7 @@ enum ControllerRules {
     /// The waiting node to make a member next: one whose machine holds no counted member, else any;
     /// the lowest id among equals.
     static func nextToJoin(_ waiting: [String: ClusterNodeEntry], _ placement: ClusterPlacement, registered: [String: ClusterNodeEntry]) -> String? {
-        let used = Set(countedMemberIDs(placement).map { ClusterNodeEntry.failureDomain(of: $0, registered[$0]) })
+        let used = machinesHoldingMembers(placement, registered: registered)
         func shares(_ id: String) -> Int { used.contains(ClusterNodeEntry.failureDomain(of: id, waiting[id])) ? 1 : 0 }
         return waiting.keys.min { (shares($0), $0) < (shares($1), $1) }
     }
@@ -74,7 +74,7 @@ enum ControllerRules {
             countedMemberIDs(placement).allSatisfy({ registered[$0] != nil }),
             !sharedMachines(placement, registered: registered).isEmpty
         else { return nil }
-        let used = Set(countedMemberIDs(placement).map { ClusterNodeEntry.failureDomain(of: $0, registered[$0]) })
+        let used = machinesHoldingMembers(placement, registered: registered)
         return registered.filter { placement.members[$0.key] == nil && !placement.removed.contains($0.key) }
             .filter { !used.contains(ClusterNodeEntry.failureDomain(of: $0.key, $0.value)) }.keys.min()
     }
@@ -136,7 +136,12 @@ enum ControllerRules {
     static func countedMemberIDs(_ placement: ClusterPlacement) -> [String] { placement.members.keys.filter { !placement.leaving.contains($0) } }
 
     /// The members that count toward the replication factor: all but those the operator is removing.
-    static func countedMembers(_ placement: ClusterPlacement) -> Int { placement.members.keys.filter { !placement.leaving.contains($0) }.count }
+    static func countedMembers(_ placement: ClusterPlacement) -> Int { countedMemberIDs(placement).count }
+
+    /// The failure domains (machines, or nodes without one) of the counted members.
+    static func machinesHoldingMembers(_ placement: ClusterPlacement, registered: [String: ClusterNodeEntry]) -> Set<String> {
+        Set(countedMemberIDs(placement).map { ClusterNodeEntry.failureDomain(of: $0, registered[$0]) })
+    }
 
     /// Failed checks of the primary in a row; the primary is replaced once its key has expired or
     /// `threshold` checks in a row failed.
