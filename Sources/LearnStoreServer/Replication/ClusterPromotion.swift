@@ -50,9 +50,9 @@ public enum ClusterPromotion {
     /// as up to date as every node that promised, else nothing is. `preferred`: among the nodes as up
     /// to date as the best, one of these is chosen (the controller's: members not on their way out),
     /// and among those one with fewer `otherPrimaries` (by address: other groups' primaries on its
-    /// machine) if there is one. `minimumEpoch`: the new epoch is at least this (the controller's: above the placement's, which
-    /// the reachable nodes may never have heard of, as when its primary stopped before any replica
-    /// followed it).
+    /// machine) if there is one. `minimumEpoch`: the new epoch is at least this (the controller's:
+    /// above the placement's, which the reachable nodes may never have heard of, as when its primary
+    /// stopped before any replica followed it).
     static func promote(
         _ addresses: [String], over transport: any PromotionTransport, minimumInSync: Int, node: String? = nil, force: Bool = false,
         eligible: Set<String>? = nil, preferred: Set<String>? = nil, otherPrimaries: [String: Int] = [:], minimumEpoch: UInt64 = 0, timeout: TimeAmount
