@@ -22,7 +22,8 @@ public actor ClusterClient {
     private let group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
 
     /// `seeds` are client addresses (`host:port`) of any nodes; `configuration` gives the token and
-    /// the connection settings (its host and port are replaced by the primary's).
+    /// the connection settings (its host and port are replaced by the primary's, and its reconnect
+    /// attempts by none: finding the primary again is this client's retry).
     public init(seeds: [String], configuration: ClientConfiguration, attempts: Int = 5) {
         self.seeds = seeds
         self.configuration = configuration
@@ -120,9 +121,18 @@ public actor ClusterClient {
         guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) else {
             throw LearnStoreError(.validation, "'\(address)' is not host:port")
         }
+        return try await LearnStoreClient(Self.settings(configuration, host: String(address[..<colon]), port: port), group: group)
+    }
+
+    /// The settings of a connection to one node: the caller's, at that address, and without the
+    /// client's own reconnects. A node that stopped (a replaced primary starting again elsewhere) would
+    /// otherwise be tried again with backoff for a second and a half before this client could ask
+    /// where the primary went; finding another node is this client's retry.
+    static func settings(_ configuration: ClientConfiguration, host: String, port: Int) -> ClientConfiguration {
         var settings = configuration
-        settings.host = String(address[..<colon])
+        settings.host = host
         settings.port = port
-        return try await LearnStoreClient(settings, group: group)
+        settings.reconnectAttempts = 0
+        return settings
     }
 }

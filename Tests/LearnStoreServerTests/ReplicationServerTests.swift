@@ -5,7 +5,9 @@ import LearnStoreProtocol
 import LearnStoreServer
 import LearnStoreTestSupport
 import LearnStoreTools
+import NIOCore
 import NIOPosix
+import Synchronization
 import Testing
 
 /// Replication end to end: real servers with their WALs on loopback, the real client, the real
@@ -318,6 +320,27 @@ import Testing
         #expect(clock.now - started < .seconds(30), "tried once, not once per attempt")
         await client.shutdown()
         try await pair.primary.stop()
+    }
+
+    /// A seed that accepts connections and closes them at once (a node on its way down) is tried once
+    /// per question: the cluster client asks the next seed rather than reconnecting with backoff.
+    @Test func aClusterClientMovesOnFromASeedThatCloses() async throws {
+        let pair = try await Self.startPair()
+        let accepted = Atomic<Int>(0)
+        let closing = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { channel in
+                accepted.add(1, ordering: .relaxed)
+                return channel.close()
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        let seeds = ["127.0.0.1:\(closing.localAddress!.port!)", "127.0.0.1:\(pair.primary.port)"]
+        let client = ClusterClient(seeds: seeds, configuration: ClientConfiguration(token: try await pair.primary.token()), attempts: 2)
+        let created = try await client.run { (c) throws(LearnStoreError) in try await c.performance.learningRecords.create(sampleBody(title: "through the second seed")) }
+        #expect(created.value.title == "through the second seed")
+        #expect(accepted.load(ordering: .relaxed) == 1, "one connection to the closing seed, no reconnects")
+        await client.shutdown()
+        try await closing.close()
+        try await pair.stop()
     }
 
     /// A primary whose only replica stopped holds a write; past the acknowledgement timeout (1 s here,
