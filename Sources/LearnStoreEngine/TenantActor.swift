@@ -355,6 +355,19 @@ public actor TenantActor {
         return (sequence, write.lsn)
     }
 
+    /// Logs an online restore as a write (``TenantState/restoringWrite(of:)``) at `sequence`, above the
+    /// tenant's: the way a restore reaches replicas, the change feed and a failover like any other
+    /// write. Only while the tenant is held LOADING for that restore, so no client write comes between
+    /// its rebuild and this. The write gate applies as to a client's write: a tenant whose partition a
+    /// move has fenced refuses it, so the move's last copy cannot miss it.
+    public func logRestore(_ mutations: [TenantMutation], sequence: UInt64) throws(LearnStoreError) -> UInt64 {
+        guard isLoading, mutations.first == .resetTenant, sequence > state.sequence else {
+            throw LearnStoreError(.internalError, "tenant \(tenantID): a restore is logged only while it holds the tenant, above sequence \(state.sequence)")
+        }
+        let undo = state.apply(mutations, sequence: sequence)
+        return try commit(TenantWrite(result: (), mutations: mutations, sequence: sequence, undo: undo)).lsn
+    }
+
     /// Empties this tenant, whose partition another group holds now: the last write it takes in this
     /// group (``TenantMutation/releaseTenant``). Nil when there was nothing to release.
     public func release() throws(LearnStoreError) -> UInt64? {

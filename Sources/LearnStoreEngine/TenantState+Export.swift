@@ -123,3 +123,13 @@ extension TenantState {
         return (mutations, position)
     }
 }
+
+extension TenantState {
+    /// The one write that makes a tenant `restored` whatever it holds now: it empties the tenant and
+    /// puts back every record (deleted ones too), outcome row and idempotency key `restored` holds.
+    /// An online restore logs it where the restore must reach replicas (``TenantActor/logRestore(_:sequence:)``).
+    public static func restoringWrite(of restored: TenantState) -> [TenantMutation] {
+        // A budget no tenant reaches, far enough from Int.max that offsets plus it cannot overflow.
+        [.resetTenant] + restored.exportPiece(from: .start, maximumItems: 1 << 48).mutations
+    }
+}

@@ -27,10 +27,11 @@ extension PersistenceService: AdminOperations {
     /// and skips the replaced history's WAL records (their sequences are lower).
     public func restore(_ tenant: TenantActor, _ request: RestoreTenantRequest) async throws(LearnStoreError) -> RestoreTenantReport {
         guard let controller else { throw LearnStoreError(.loading, "the server is recovering its data") }
-        if replication != nil && !request.dryRun {
-            // A restore replaces the tenant from a snapshot and logs no WAL record: replicas would never see it.
-            throw LearnStoreError(.validation, "an online restore is not replicated; with replication on, restore offline on every node (docs/REPLICATION.md)")
+        // With replication a restore is a write: only the primary takes one, and it reaches the replicas.
+        if let replication, replication.role != .primary {
+            throw LearnStoreError(.notPrimary, "node \(replication.configuration.nodeID) is a \(replication.role.name); restore a tenant on its primary")
         }
+        let asWrite = replication != nil
         let tenantID = tenant.tenantID
         let point = RestorePoint(snapshotSequence: request.snapshotSequence, sequence: request.sequence, time: request.time)
         let options = try TenantRestore.recoveryOptions(
@@ -57,6 +58,15 @@ extension PersistenceService: AdminOperations {
             let (plan, state) = try TenantRestore.plan(
                 tenantID: tenantID, point: point, current: current, currentLSN: lastLSN, restored: outcome, dryRun: dryRun)
             if dryRun { return Self.report(plan) }
+            if asWrite {
+                try await logRestore(of: state, plan: plan, on: tenant, wal: wal)
+                await tenant.setLoading(false)
+                logger.notice("tenant restored (logged as a write)", metadata: [
+                    "tenant": "\(tenantID)", "snapshot": "\(plan.snapshotSequence.map(String.init) ?? "none")",
+                    "sequence": "\(plan.restored.sequence)", "new_sequence": "\(plan.newSequence)",
+                ])
+                return Self.report(plan)
+            }
             let uncertain = try await offload { () throws(LearnStoreError) -> String? in
                 do {
                     _ = try controller.writeRestoredSnapshot(state, lsn: lastLSN)
@@ -86,6 +96,31 @@ extension PersistenceService: AdminOperations {
         } catch {
             if !dryRun && !keepLoading { await tenant.setLoading(false) }
             throw error
+        }
+    }
+
+    /// The most bytes of the one write a restore is logged as with replication on: half a
+    /// replication frame, so that the write reaches every replica whole.
+    static let maximumRestoreWriteBytes = ReplicationRecords.maximumRecordBytes
+
+    /// With replication: the restored tenant logged as one write (``TenantActor/logRestore(_:sequence:)``),
+    /// which replicas apply like any other, and acknowledged as a client's write is (durable here and on
+    /// the in-sync replicas) before the restore is answered.
+    private func logRestore(of state: TenantState, plan: TenantRestorePlan, on tenant: TenantActor, wal: WriteAheadLog) async throws(LearnStoreError) {
+        let mutations = TenantState.restoringWrite(of: state)
+        let entry = LogEntry(tenantID: tenant.tenantID, sequence: plan.newSequence, timestamp: context.clock.now(), mutations: mutations)
+        let bytes = WALRecord.encodeUnsequenced(entry).count
+        guard bytes <= Self.maximumRestoreWriteBytes else {
+            throw LearnStoreError(.validation, "tenant \(tenant.tenantID) restored is \(bytes) bytes as a write; with replication on, an online restore "
+                + "is one write of at most \(Self.maximumRestoreWriteBytes) bytes: restore offline on every node (docs/REPLICATION.md)")
+        }
+        let lsn = try await tenant.logRestore(mutations, sequence: plan.newSequence)
+        let acknowledged = try await offload { () throws(LearnStoreError) in wal.waitUntilCommitted(lsn) }
+        guard acknowledged else {
+            // Failed, it is taken back (the tenant is as before); not acknowledged in time, it may
+            // still be, or be cut by a failover: as for a client's write, the outcome is unknown.
+            if wal.hasFailed(lsn) { throw LearnStoreError(.storageUnavailable, "the restore could not be logged; the tenant is unchanged") }
+            throw LearnStoreError(.outcomeUnknown, "the restore was logged but not acknowledged by the replicas in time; read the tenant's sequence to see whether it holds")
         }
     }
 

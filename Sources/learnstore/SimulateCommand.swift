@@ -46,7 +46,7 @@ struct SimulateCommand: AsyncParsableCommand {
             options.tenants = tenants
             options.segmentBytes = segmentBytes
             var totals = (seeds: 0, steps: 0, faults: 0, crashes: 0, acknowledged: 0, failedWrites: 0, snapshots: 0, failures: 0,
-                          segmentsRemoved: 0, seedsRemovingSegments: 0, slowSyncs: 0, bitFlips: 0, detectedCorruptions: 0, outcomeIngests: 0, restores: 0, restoresTakenBack: 0,
+                          segmentsRemoved: 0, seedsRemovingSegments: 0, slowSyncs: 0, bitFlips: 0, detectedCorruptions: 0, outcomeIngests: 0, restores: 0, restoresAsWrites: 0, restoresTakenBack: 0,
                           feedChanges: 0, feedTruncations: 0, feedChangesFromMemory: 0, feedFellBehindMemory: 0, movePieces: 0, releases: 0)
             let started = ContinuousClock.now
             runs: for policy in policies {
@@ -68,6 +68,7 @@ struct SimulateCommand: AsyncParsableCommand {
                     totals.bitFlips += result.bitFlips
                     totals.outcomeIngests += result.outcomeIngests
                     totals.restores += result.restores
+                    totals.restoresAsWrites += result.restoresAsWrites
                     totals.restoresTakenBack += result.restoresTakenBack
                     totals.feedChanges += result.feedChanges
                     totals.feedTruncations += result.feedTruncations
@@ -92,7 +93,7 @@ struct SimulateCommand: AsyncParsableCommand {
             print("seeds=\(totals.seeds) steps=\(totals.steps) faults=\(totals.faults) crashes=\(totals.crashes) "
                 + "acknowledged_writes=\(totals.acknowledged) failed_writes=\(totals.failedWrites) snapshots=\(totals.snapshots) "
                 + "segments_removed=\(totals.segmentsRemoved) seeds_removing_segments=\(totals.seedsRemovingSegments) slow_syncs=\(totals.slowSyncs) bit_flips=\(totals.bitFlips) "
-                + "detected_corruptions=\(totals.detectedCorruptions) outcome_ingests=\(totals.outcomeIngests) restores=\(totals.restores) restores_taken_back=\(totals.restoresTakenBack) "
+                + "detected_corruptions=\(totals.detectedCorruptions) outcome_ingests=\(totals.outcomeIngests) restores=\(totals.restores) restores_as_writes=\(totals.restoresAsWrites) restores_taken_back=\(totals.restoresTakenBack) "
                 + "feed_changes=\(totals.feedChanges) feed_truncations=\(totals.feedTruncations) "
                 + "feed_changes_from_memory=\(totals.feedChangesFromMemory) feed_fell_behind_memory=\(totals.feedFellBehindMemory) "
                 + "move_pieces=\(totals.movePieces) releases=\(totals.releases) failures=\(totals.failures) seconds=\(Int(seconds))")

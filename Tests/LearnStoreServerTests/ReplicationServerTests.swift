@@ -178,10 +178,6 @@ import Testing
         #expect(refusal?.code == .notPrimary)
         let writer = try await primary.client()
         _ = try await writer.performance.learningRecords.create(sampleBody())
-        let restore = await #expect(throws: LearnStoreError.self, "an online restore would not reach the replicas") {
-            _ = try await writer.admin.restoreTenant(RestoreTenantRequest(sequence: 0))
-        }
-        #expect(restore?.code == .validation)
         await writer.shutdown()
         let outsider = try NodeCredential(secret: Array("some-other-secret-0123456789".utf8))
         let unknown = await #expect(throws: LearnStoreError.self) {

@@ -3,9 +3,10 @@ import LearnStoreModel
 
 /// Online restores (RESTORE_TENANT) driven as the server drives them (PersistenceService.restore):
 /// the tenant's writes made durable, the tenant rebuilt from one of its kept snapshots by recovery's
-/// read-only code, the result written as its newest snapshot and swapped in. Once acknowledged the
-/// tenant equals the snapshot it was restored from (checked at once), and that survives every crash
-/// (the restore joins the tenant's history as a durable write).
+/// read-only code, the result written as its newest snapshot and swapped in, or, half the time, logged
+/// as one write (as with replication on). Once acknowledged the tenant equals the snapshot it was
+/// restored from (checked at once), and that survives every crash (the restore joins the tenant's
+/// history as a durable write).
 extension DurabilitySimulation {
     mutating func restoreOnline() throws {
         let writers = writingTenants
@@ -44,6 +45,12 @@ extension DurabilitySimulation {
         guard Self.digest(state) == expected else {
             throw SimulationFailure("tenant \(tenant): restored from snapshot \(source.sequence), it differs from the state that snapshot holds")
         }
+        // Half the restores, as a server with replication on makes them: one write (chosen by the
+        // sequence, not drawn: one more draw would change every later step).
+        if plan.newSequence % 2 == 0 {
+            try restoreAsWrite(tenant, state: state, sequence: plan.newSequence, expected: expected, from: source.sequence)
+            return
+        }
         do {
             _ = try controller.writeRestoredSnapshot(state, lsn: lastLSN)
         } catch let error as PersistenceController.RestoreOutcomeUncertain {
@@ -66,5 +73,27 @@ extension DurabilitySimulation {
         result.restores += 1
         touched.insert(tenant)
         note("\(tenant) restored from snapshot \(source.sequence) as sequence \(plan.newSequence) (LSN \(lastLSN))")
+    }
+
+    /// The restore logged as a write (``TenantActor/logRestore(_:sequence:)``): acknowledged when the
+    /// log makes it durable like any write, taken back if the log fails it, and what recovery replays.
+    private mutating func restoreAsWrite(_ tenant: String, state: TenantState, sequence: UInt64, expected: UInt64, from snapshot: UInt64) throws {
+        let before = history[tenant]?.count ?? 0
+        try applyWrite(tenant) { actor in
+            actor.setLoading(true)
+            defer { actor.setLoading(false) }
+            guard let lsn = try? actor.logRestore(TenantState.restoringWrite(of: state), sequence: sequence) else { return nil }
+            return (sequence, lsn)
+        }
+        guard (history[tenant]?.count ?? 0) > before else {
+            note("\(tenant) restore from snapshot \(snapshot) as a write refused by the log")
+            return
+        }
+        guard history[tenant]?.last?.digest == expected else {
+            throw SimulationFailure("tenant \(tenant): restored from snapshot \(snapshot) as a write, it differs from the state that snapshot holds")
+        }
+        result.restores += 1
+        result.restoresAsWrites += 1
+        note("\(tenant) restored from snapshot \(snapshot) as the write of sequence \(sequence)")
     }
 }

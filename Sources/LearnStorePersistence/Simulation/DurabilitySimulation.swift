@@ -49,6 +49,8 @@ public struct DurabilitySimulation {
         public var bitFlips = 0
         public var outcomeIngests = 0
         public var restores = 0
+        /// Of those, restores logged as one write (as with replication on).
+        public var restoresAsWrites = 0
         /// Partition-move writes acknowledged: pieces of tenants copied in, and releases.
         public var movePieces = 0
         public var releases = 0
