@@ -25,6 +25,9 @@ public struct WALConfiguration: Sendable {
     public var observer: any PersistenceObserver
     /// Segments kept for the change feed beyond what snapshots need.
     public var feedRetention: FeedRetention
+    /// The largest record body an append takes: what recovery, the change feed's reader and a
+    /// replica accept (``WALRecord/maximumBodyBytes``). A write above it is refused, not logged.
+    public var maximumRecordBodyBytes = WALRecord.maximumBodyBytes
 
     public init(directory: String, policy: FsyncPolicy = .always, segmentBytes: Int = 64 << 20,
                 fileSystem: any FileSystem = PosixFileSystem(), appendersWriteNow: Bool = false,
@@ -222,6 +225,12 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
     public func append(_ entry: LogEntry) throws(LearnStoreError) -> UInt64 {
         if refusing.load(ordering: .acquiring), let refused = clientWriteRefusal { throw refused }
         var record = WALRecord.encodeUnsequenced(entry)
+        // Logged and acknowledged, a larger record would be taken for damage by the next start.
+        let body = record.count - WALRecord.headerSize
+        guard body <= configuration.maximumRecordBodyBytes else {
+            throw LearnStoreError(.validation, "the write takes \(body) bytes in the log, above the \(configuration.maximumRecordBodyBytes) one log record may hold; "
+                + "send fewer or smaller records per request")
+        }
         condition.lock()
         defer { condition.unlock() }
         if stopping { throw LearnStoreError(.shuttingDown, "the WAL is closing") }

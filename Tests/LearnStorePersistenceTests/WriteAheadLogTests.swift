@@ -45,6 +45,24 @@ import Testing
         #expect(throws: Recovery.Failure.self) { _ = try recover(gap) }
     }
 
+    /// A write larger than one log record may hold is refused before it takes an LSN: logged and
+    /// acknowledged, it would be taken for damage at the next start.
+    @Test func aRecordAboveTheLimitIsRefusedAndTakesNoLSN() throws {
+        let dir = TemporaryDirectory()
+        var configuration = WALConfiguration(directory: dir.path + "/wal", segmentBytes: 256 << 10)
+        configuration.maximumRecordBodyBytes = 4096
+        let wal = try WriteAheadLog(configuration: configuration, resume: nil)
+        wal.start()
+        let first = try wal.append(entry(1, records: [sampleRecord(0)]))
+        let refused = #expect(throws: LearnStoreError.self) { _ = try wal.append(entry(2, records: (1..<100).map { sampleRecord($0) })) }
+        #expect(refused?.code == .validation, "\(String(describing: refused))")
+        let next = try wal.append(entry(2, records: [sampleRecord(1)]))
+        #expect(next == first + 1)
+        #expect(waitFor { wal.committedLSN == next })
+        wal.close()
+        #expect(try recover(dir).states["t1"]?.sequence == 2)
+    }
+
     @Test func concurrentAppendsAreAllRecoveredInOrderAcrossSegments() throws {
         let dir = TemporaryDirectory()
         let wal = try openWAL(dir, segmentBytes: 64 << 10)

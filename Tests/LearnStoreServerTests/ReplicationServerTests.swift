@@ -318,6 +318,32 @@ import Testing
         try await pair.primary.stop()
     }
 
+    /// A write larger than the replica's frame limit still reaches it, whole: RECORDS frames carry any
+    /// record a log takes, or the replica could never take that write and its primary would stop
+    /// acknowledging.
+    @Test func aWriteLargerThanTheReplicasFrameLimitReachesIt() async throws {
+        let directories = [TemporaryDirectory(), TemporaryDirectory()]
+        let primary = try await TestServer.start(configure: { configuration in
+            Self.node("a")(&configuration)
+            configuration.acknowledgementTimeoutSeconds = 5
+        }, persistence: .forTests(directories[0].path))
+        let address = try await Self.replicationAddress(primary)
+        let replica = try await TestServer.start(configure: { configuration in
+            Self.node("b", follow: [address])(&configuration)
+            configuration.replication?.maximumFrameBytes = 64 << 10
+        }, persistence: .forTests(directories[1].path))
+        let writer = try await primary.client()
+        let bodies = (0..<400).map { sampleBody(title: "\($0)-" + String(repeating: "x", count: 400)) }
+        let created = try await writer.performance.learningRecords.createBatch(bodies)
+        #expect(created.value.count == 400)
+        let reader = try await replica.client()
+        #expect(await eventually(within: 30) { (try? await reader.performance.learningRecords.stats()["sequence"]) == .number("1") })
+        await reader.shutdown()
+        await writer.shutdown()
+        try await replica.stop()
+        try await primary.stop()
+    }
+
     /// A seed that accepts connections and closes them at once (a node on its way down) is tried once
     /// per question: the cluster client asks the next seed rather than reconnecting with backoff.
     @Test func aClusterClientMovesOnFromASeedThatCloses() async throws {

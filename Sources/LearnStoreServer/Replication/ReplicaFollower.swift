@@ -32,6 +32,11 @@ final class ReplicaFollower: @unchecked Sendable {
     /// shutting down with the server).
     private let halted = Atomic<Bool>(false)
 
+    /// The RECORDS frames a replica accepts whatever its frame limit: records travel whole, so one
+    /// frame may carry a batch read up to the primary's frame size and then the largest record a log
+    /// takes (``WALConfiguration/maximumRecordBodyBytes``).
+    static let largestRecordsFrameBytes = WALRecord.maximumBodyBytes + (1 << 20)
+
     init(node: ReplicationNode, wal: WriteAheadLog, registry: TenantRegistry, group: any EventLoopGroup) {
         self.node = node
         self.wal = wal
@@ -87,7 +92,7 @@ final class ReplicaFollower: @unchecked Sendable {
         }
         let handler = ReplicaStreamHandler(follower: self, credential: node.credential, nodeID: node.configuration.nodeID)
         let silence = TimeAmount.milliseconds(node.configuration.silenceLimitMilliseconds)
-        let maximumFrameBytes = node.configuration.maximumFrameBytes
+        let maximumFrameBytes = max(node.configuration.maximumFrameBytes, Self.largestRecordsFrameBytes)
         ClientBootstrap(group: loop)
             .connectTimeout(.seconds(2))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
