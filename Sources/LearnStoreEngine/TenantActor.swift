@@ -461,6 +461,10 @@ public actor TenantActor {
     }
 
     public func setLoading(_ loading: Bool) { isLoading = loading }
+
+    /// ``TenantState/releasedToAnotherGroup``, read here: from another module, `state.releasedToAnotherGroup`
+    /// copies the whole state first (a retain and a release of each of its buffers), on every request.
+    public var releasedToAnotherGroup: Bool { state.releasedToAnotherGroup }
 }
 
 extension TenantActor {

@@ -132,6 +132,11 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
+    /// Reads the state machine in place. A non-mutating call on the stored `machine` copies the whole
+    /// machine first (a retain and a release of every buffer it holds), several times per request.
+    @inline(__always)
+    private func inspect<R>(_ body: (inout ConnectionStateMachine) -> R) -> R { body(&machine) }
+
     // MARK: reading
 
     func read(context: ChannelHandlerContext) {
@@ -142,7 +147,7 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         // After a framing error the stream has no frame boundaries left: what follows is dropped.
-        guard !machine.closing, !machine.inputUnparseable else { return }
+        guard inspect({ !$0.closing && !$0.inputUnparseable }) else { return }
         var incoming = unwrapInboundIn(data)
         if cumulation == nil {
             cumulation = incoming
@@ -173,10 +178,11 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 cumulation = buffer
             }
         }
-        while machine.mayParse(server.outputBudget) {
+        let budget = server.outputBudget
+        while inspect({ $0.mayParse(budget) }) {
             let frame: Frame
             do {
-                let decoder = machine.session == nil ? handshakeDecoder : decoder
+                let decoder = inspect({ $0.isAuthenticated }) ? decoder : handshakeDecoder
                 guard let next = try decoder.next(from: &buffer) else { return }
                 frame = next
             } catch {
@@ -617,10 +623,10 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
         budget.charge(bytes)
         let promise = context.eventLoop.makePromise(of: Void.self)
         promise.futureResult.assumeIsolated().whenComplete { [self] _ in
-            let wasBlocked = machine.outputBlocked(budget)
+            let wasBlocked = inspect { $0.outputBlocked(budget) }
             machine.outputWritten(bytes: bytes)
             budget.release(bytes)
-            if wasBlocked && !machine.outputBlocked(budget), let context = self.context { pump(context: context) }
+            if wasBlocked && !inspect({ $0.outputBlocked(budget) }), let context = self.context { pump(context: context) }
         }
         context.writeAndFlush(wrapOutboundOut(buffer), promise: promise)
     }

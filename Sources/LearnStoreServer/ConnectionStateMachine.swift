@@ -136,6 +136,7 @@ public struct ConnectionStateMachine: Sendable {
     }
 
     public var session: Session? { handshake.session }
+    public var isAuthenticated: Bool { handshake.isAuthenticated }
 
     public var pendingOutputBytes: Int { unsentBytes + heldBytes + queuedBytes }
 
@@ -185,7 +186,8 @@ public struct ConnectionStateMachine: Sendable {
         case .authenticate:
             waitingAlone = .authenticate(frame)
             return .queued
-        case .dispatch(let session) where limits.aloneOpcodes.contains(frame.header.opcode):
+        case .dispatch where limits.aloneOpcodes.contains(frame.header.opcode):
+            guard let session else { return .ignore }
             waitingAlone = .admin(frame, session)
             return .queued
         case .dispatch:

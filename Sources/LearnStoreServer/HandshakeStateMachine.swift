@@ -30,8 +30,9 @@ public struct HandshakeStateMachine: Sendable {
         case authenticate
         /// Answer on the connection's own loop without the tenant (PING before AUTH).
         case answerLocally
-        /// Run on the tenant.
-        case dispatch(Session)
+        /// Run on the tenant, as the authenticated ``session``. It carries no session: one is read
+        /// only where it is needed, not copied for every request.
+        case dispatch
         /// Answer with this error; close afterwards when `close` is true.
         case reject(LearnStoreError, close: Bool)
         /// The connection is closed; drop the frame.
@@ -53,6 +54,12 @@ public struct HandshakeStateMachine: Sendable {
         return nil
     }
 
+    /// Whether AUTH has succeeded: ``session`` without copying it.
+    public var isAuthenticated: Bool {
+        if case .authenticated = state { return true }
+        return false
+    }
+
     public mutating func frameReceived(opcode: UInt8) -> FrameAction {
         switch state {
         case .closed:
@@ -70,9 +77,9 @@ public struct HandshakeStateMachine: Sendable {
             case Opcode.hello: return .reject(LearnStoreError(.badFrame, "HELLO may be sent only once"), close: false)
             default: return .reject(LearnStoreError(.unauthenticated, "send AUTH with a token first"), close: false)
             }
-        case .authenticated(let session):
+        case .authenticated:
             // A HELLO here is answered BAD_FRAME by the executor, in order with the requests around it.
-            return opcode == Opcode.auth ? .authenticate : .dispatch(session)
+            return opcode == Opcode.auth ? .authenticate : .dispatch
         }
     }
 

@@ -20,14 +20,13 @@ enum OffLockWork {
     /// The work `frames` should wait for, if any. Takes the tenant's lock briefly to decide (and to
     /// copy the records: O(pages), copy-on-write).
     static func needed(by frames: [Frame], prepared: [Int: PreparedPayload]?, session: Session, tenant: TenantActor) -> OffLockWork? {
-        let caller = session.identity
         let byPosition = (prepared ?? [:]).sorted { $0.key < $1.key }
-        for (index, payload) in byPosition where frames[index].header.opcode == Opcode.adminImport && caller.scopes.contains(.admin) {
+        for (index, payload) in byPosition where frames[index].header.opcode == Opcode.adminImport && session.identity.scopes.contains(.admin) {
             guard case .importBatch(let records, let rows) = payload else { continue }
             let copy = tenant.withExclusiveAccess { tenant -> TenantState? in
                 !tenant.isLoading && tenant.state.importReorders(records) ? tenant.state : nil
             }
-            if let copy { return .importOnCopy(index: index, copy: copy, records: records, outcomeRows: rows, caller: caller) }
+            if let copy { return .importOnCopy(index: index, copy: copy, records: records, outcomeRows: rows, caller: session.identity) }
         }
         if frames.contains(where: { readsSecondaryIndexes($0.header.opcode) }), let build = tenant.withExclusiveAccess({ $0.indexBuildForRead() }) {
             return .indexBuild(build)

@@ -21,18 +21,30 @@ public struct BatchResult: Sendable {
     public var errors: [(UInt8, LearnStoreError.Code)]
 }
 
-/// Shared, read-only context the executor needs besides the tenant.
-public struct ExecutionEnvironment: Sendable {
-    public var runtime: ServerRuntimeState
-    public var clock: any EngineClock
-    public var limits: EngineLimits
+/// Shared, read-only context the executor needs besides the tenant. A class: every event loop hands it
+/// to every batch, and a struct of these references would be retained and released field by field
+/// each time, on cache lines all the loops share.
+public final class ExecutionEnvironment: Sendable {
+    public let runtime: ServerRuntimeState
+    public let clock: any EngineClock
+    public let limits: EngineLimits
     /// Optional features this server offers; opcodes of a feature it does not offer are unknown.
-    public var features: ProtocolFeatures
+    public let features: ProtocolFeatures
     /// The INFO document (built on demand): server-wide figures when the argument is true (an admin
     /// caller), otherwise only the server's identity and state.
-    public var info: @Sendable (_ serverWide: Bool) -> String
+    public let info: @Sendable (_ serverWide: Bool) -> String
     /// Where the primary and the nodes are: TOPOLOGY, and the target of MOVED.
-    public var topology = TopologyBoard()
+    public let topology: TopologyBoard
+
+    public init(runtime: ServerRuntimeState, clock: any EngineClock, limits: EngineLimits, features: ProtocolFeatures,
+                info: @escaping @Sendable (_ serverWide: Bool) -> String, topology: TopologyBoard = TopologyBoard()) {
+        self.runtime = runtime
+        self.clock = clock
+        self.limits = limits
+        self.features = features
+        self.info = info
+        self.topology = topology
+    }
 }
 
 /// Runs a batch of request frames on the tenant's executor and encodes their responses. Pure
@@ -70,7 +82,7 @@ public enum RequestExecutor {
                 }
                 let isData = header.opcode >= 0x10
                 if loading && isData { throw LearnStoreError(.loading, "the server is recovering its data; retry shortly") }
-                if isData && tenant.state.releasedToAnotherGroup { throw movedAway(tenant.tenantID) }
+                if isData && tenant.releasedToAnotherGroup { throw movedAway(tenant.tenantID) }
                 try run(frame, prepared: prepared?[index], session: session, tenant: tenant, environment: environment, writer: &writer, observed: &observed)
             } catch {
                 writer.truncate(to: start)

@@ -73,37 +73,52 @@ public final class WALCommitTracker: CommitTracker {
 }
 
 /// A log that tenant actors can hold before recovery has opened the WAL; writes are refused with
-/// LOADING until it is set.
-public final class DeferredLog: MutationLog {
-    private let target = Mutex<(any MutationLog)?>(nil)
+/// LOADING until it is set. It is set once, and read on every write from every event loop: after the
+/// set, reads take no lock.
+public final class DeferredLog: MutationLog, @unchecked Sendable {
+    /// Written once, before `isSet` is published; read only after an acquiring load has seen it.
+    private var log: (any MutationLog)?
+    private let isSet = Atomic<Bool>(false)
     public init() {}
-    public func set(_ log: any MutationLog) { target.withLock { $0 = log } }
+    public func set(_ log: any MutationLog) {
+        precondition(!isSet.load(ordering: .acquiring), "the log is set once")
+        self.log = log
+        isSet.store(true, ordering: .releasing)
+    }
     /// The log once recovery has opened it.
-    public var current: (any MutationLog)? { target.withLock { $0 } }
+    public var current: (any MutationLog)? { isSet.load(ordering: .acquiring) ? log : nil }
     public func append(_ entry: LogEntry) throws(LearnStoreError) -> UInt64 {
-        guard let log = target.withLock({ $0 }) else { throw LearnStoreError(.loading, "the server is recovering its data") }
+        guard let log = current else { throw LearnStoreError(.loading, "the server is recovering its data") }
         return try log.append(entry)
     }
-    public var committedLSN: UInt64 { target.withLock { $0 }?.committedLSN ?? 0 }
-    public func hasFailed(_ lsn: UInt64) -> Bool { target.withLock { $0 }?.hasFailed(lsn) ?? false }
-    public func rollbackDone(tenant: String) { target.withLock { $0 }?.rollbackDone(tenant: tenant) }
+    public var committedLSN: UInt64 { current?.committedLSN ?? 0 }
+    public func hasFailed(_ lsn: UInt64) -> Bool { current?.hasFailed(lsn) ?? false }
+    public func rollbackDone(tenant: String) { current?.rollbackDone(tenant: tenant) }
     public func appendReplicated(_ sealed: [UInt8], lsn: UInt64, tenant: String, sequence: UInt64) throws(LearnStoreError) {
-        guard let log = target.withLock({ $0 }) else { throw LearnStoreError(.loading, "the server is recovering its data") }
+        guard let log = current else { throw LearnStoreError(.loading, "the server is recovering its data") }
         try log.appendReplicated(sealed, lsn: lsn, tenant: tenant, sequence: sequence)
     }
 }
 
-/// A commit tracker that forwards to the WAL's once recovery has opened it.
-public final class DeferredCommitTracker: CommitTracker {
-    private let target = Mutex<(any CommitTracker)?>(nil)
+/// A commit tracker that forwards to the WAL's once recovery has opened it. It is set once, and
+/// read several times per request from every event loop: after the set, reads take no lock.
+public final class DeferredCommitTracker: CommitTracker, @unchecked Sendable {
+    /// Written once, before `isSet` is published; read only after an acquiring load has seen it.
+    private var tracker: (any CommitTracker)?
+    private let isSet = Atomic<Bool>(false)
     public init() {}
-    public func set(_ tracker: any CommitTracker) { target.withLock { $0 = tracker } }
-    public var committedLSN: UInt64 { target.withLock { $0 }?.committedLSN ?? .max }
-    public func hasFailed(_ lsn: UInt64) -> Bool { target.withLock { $0 }?.hasFailed(lsn) ?? false }
-    public var hasFailures: Bool { target.withLock { $0 }?.hasFailures ?? false }
-    public var acknowledgementsStopped: StoppedAcknowledgements? { target.withLock { $0 }?.acknowledgementsStopped }
-    public func subscribe(loop: any EventLoop, waitingFor lsn: UInt64, _ wake: @escaping @Sendable () -> Void) {
-        if let tracker = target.withLock({ $0 }) { tracker.subscribe(loop: loop, waitingFor: lsn, wake) } else { loop.execute(wake) }
+    public func set(_ tracker: any CommitTracker) {
+        precondition(!isSet.load(ordering: .acquiring), "the commit tracker is set once")
+        self.tracker = tracker
+        isSet.store(true, ordering: .releasing)
     }
-    public func writeQueued() { target.withLock { $0 }?.writeQueued() }
+    private var target: (any CommitTracker)? { isSet.load(ordering: .acquiring) ? tracker : nil }
+    public var committedLSN: UInt64 { target?.committedLSN ?? .max }
+    public func hasFailed(_ lsn: UInt64) -> Bool { target?.hasFailed(lsn) ?? false }
+    public var hasFailures: Bool { target?.hasFailures ?? false }
+    public var acknowledgementsStopped: StoppedAcknowledgements? { target?.acknowledgementsStopped }
+    public func subscribe(loop: any EventLoop, waitingFor lsn: UInt64, _ wake: @escaping @Sendable () -> Void) {
+        if let tracker = target { tracker.subscribe(loop: loop, waitingFor: lsn, wake) } else { loop.execute(wake) }
+    }
+    public func writeQueued() { target?.writeQueued() }
 }
