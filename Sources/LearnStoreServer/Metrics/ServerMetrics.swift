@@ -79,7 +79,8 @@ public final class ServerMetrics: Sendable {
     private let totals = Mutex<Totals>(Totals())
 
     struct Totals {
-        var requests: [UInt8: Int] = [:]
+        /// By opcode (an array: counted on every batch, without hashing).
+        var requests = [Int](repeating: 0, count: 256)
         var errors: [String: Int] = [:]
         var connectionsOpened = 0
     }
@@ -127,13 +128,13 @@ public final class ServerMetrics: Sendable {
 
     /// Adds one batch's request counts (by opcode) and its service time: each of its requests was
     /// answered when the batch was done.
-    public func recordBatch(counts: [UInt8: Int], nanoseconds: Int64) {
+    public func recordBatch(counts: OpcodeCounts, nanoseconds: Int64) {
         for (opcode, count) in counts {
             requests[Int(opcode)].increment(by: Int64(count))
             latencies[Int(opcode)].record(nanoseconds: nanoseconds, weight: count)
         }
         batchTimer.recordNanoseconds(nanoseconds)
-        totals.withLock { t in for (opcode, count) in counts { t.requests[opcode, default: 0] += count } }
+        totals.withLock { t in for (opcode, count) in counts { t.requests[Int(opcode)] += count } }
     }
 
     public func recordError(opcode: UInt8, code: LearnStoreError.Code) {
@@ -181,7 +182,8 @@ public final class ServerMetrics: Sendable {
     /// Request and error totals for INFO.
     public var snapshot: (requests: [String: Int], errors: [String: Int], connectionsOpened: Int) {
         totals.withLock { t in
-            (Dictionary(uniqueKeysWithValues: t.requests.map { (Opcode.name($0.key), $0.value) }), t.errors, t.connectionsOpened)
+            let requests = t.requests.enumerated().filter { $0.element > 0 }.map { (Opcode.name(UInt8($0.offset)), $0.element) }
+            return (Dictionary(requests, uniquingKeysWith: +), t.errors, t.connectionsOpened)
         }
     }
 }
