@@ -106,7 +106,6 @@ public struct EpochStart: Sendable, Hashable {
 
 /// WAL records in the storage format, in LSN order (or none: a heartbeat).
 public struct ReplicationRecords: Sendable, Hashable {
-    public static let maximumRecordBytes = 8 << 20
     public var epoch: UInt64
     /// Every write up to here may be acknowledged to clients (the primary's commit mark).
     public var commitLSN: UInt64

@@ -99,9 +99,10 @@ extension PersistenceService: AdminOperations {
         }
     }
 
-    /// The most bytes of the one write a restore is logged as with replication on: half a
-    /// replication frame, so that the write reaches every replica whole.
-    static let maximumRestoreWriteBytes = ReplicationRecords.maximumRecordBytes
+    /// The most bytes of the one write a restore is logged as with replication on. The change feed
+    /// gives that write as one change in one frame, its outcome rows as JSON (larger than in the
+    /// log), and a subscriber takes frames up to 80 MiB: 8 MiB keeps it well below that.
+    static let maximumRestoreWriteBytes = 8 << 20
 
     /// With replication: the restored tenant logged as one write (``TenantActor/logRestore(_:sequence:)``),
     /// which replicas apply like any other, and acknowledged as a client's write is (durable here and on
