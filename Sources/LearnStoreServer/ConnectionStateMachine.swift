@@ -437,7 +437,10 @@ public struct ConnectionStateMachine: Sendable {
     /// nothing in flight may stay idle only for the idle timeout.
     public func timeoutExpired(now: NIODeadline) -> LearnStoreError? {
         guard !closing else { return nil }
-        if session == nil, now - connectedAt > .milliseconds(Int64(limits.handshakeTimeoutSeconds * 1000)) {
+        guard isAuthenticated else {
+            // Until AUTH succeeds only the handshake timeout applies: a client between HELLO and AUTH
+            // is not idle, it is handshaking (and the idle timeout may be the shorter of the two).
+            guard now - connectedAt > .milliseconds(Int64(limits.handshakeTimeoutSeconds * 1000)) else { return nil }
             return LearnStoreError(.timeout, "HELLO and AUTH were not completed within \(limits.handshakeTimeoutSeconds) s")
         }
         if inFlight == 0, now - lastFrameAt > .milliseconds(Int64(limits.idleTimeoutSeconds * 1000)) {

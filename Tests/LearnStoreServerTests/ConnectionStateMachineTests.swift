@@ -433,6 +433,24 @@ import Testing
         #expect(authenticated.timeoutExpired(now: Self.start + .seconds(900)) == nil, "a request in flight is not idle")
     }
 
+    /// Between HELLO and AUTH a client is handshaking, not idle: only the handshake timeout applies,
+    /// even where the idle timeout is the shorter.
+    @Test func theIdleTimeoutWaitsForAuth() {
+        var limits = Self.limits()
+        limits.idleTimeoutSeconds = 1
+        var machine = ConnectionStateMachine(limits: limits, now: Self.start)
+        guard case .hello = machine.frameReceived(Self.frame(Opcode.hello, 1)) else {
+            Issue.record("HELLO not taken")
+            return
+        }
+        _ = machine.helloReceived(HelloRequest(clientName: "test"))
+        machine.answered(count: 1, bytes: 10)
+        #expect(machine.timeoutExpired(now: Self.start + .seconds(5)) == nil, "past the idle timeout, within the handshake's")
+        #expect(machine.timeoutExpired(now: Self.start + .seconds(11))?.code == .timeout)
+        let authenticated = Self.authenticated(limits)
+        #expect(authenticated.timeoutExpired(now: Self.start + .seconds(2))?.code == .timeout, "once authenticated, idleness counts")
+    }
+
     @Test func aRejectionThatClosesStopsEverything() {
         var machine = ConnectionStateMachine(limits: Self.limits(), now: Self.start)
         guard case .reject(let error, close: true) = machine.frameReceived(Self.frame(Opcode.get, 1)) else {
