@@ -187,7 +187,11 @@ public struct ConnectionStateMachine: Sendable {
             waitingAlone = .authenticate(frame)
             return .queued
         case .dispatch where limits.aloneOpcodes.contains(frame.header.opcode):
-            guard let session else { return .ignore }
+            // `.dispatch` comes only once AUTH has succeeded: the session is there.
+            guard let session else {
+                inFlight -= 1
+                return .ignore
+            }
             waitingAlone = .admin(frame, session)
             return .queued
         case .dispatch:

@@ -72,21 +72,30 @@ public final class WALCommitTracker: CommitTracker {
     }
 }
 
-/// A log that tenant actors can hold before recovery has opened the WAL; writes are refused with
-/// LOADING until it is set. It is set once, and read on every write from every event loop: after the
-/// set, reads take no lock.
-public final class DeferredLog: MutationLog, @unchecked Sendable {
+/// A reference recovery sets once and every event loop reads on every request: after the set,
+/// reads take no lock.
+final class SetOnce<Value: Sendable>: @unchecked Sendable {
     /// Written once, before `isSet` is published; read only after an acquiring load has seen it.
-    private var log: (any MutationLog)?
+    private var value: Value?
     private let isSet = Atomic<Bool>(false)
-    public init() {}
-    public func set(_ log: any MutationLog) {
-        precondition(!isSet.load(ordering: .acquiring), "the log is set once")
-        self.log = log
+
+    func set(_ value: Value) {
+        precondition(!isSet.load(ordering: .acquiring), "set once")
+        self.value = value
         isSet.store(true, ordering: .releasing)
     }
+
+    var current: Value? { isSet.load(ordering: .acquiring) ? value : nil }
+}
+
+/// A log that tenant actors can hold before recovery has opened the WAL; writes are refused with
+/// LOADING until it is set.
+public final class DeferredLog: MutationLog {
+    private let log = SetOnce<any MutationLog>()
+    public init() {}
+    public func set(_ log: any MutationLog) { self.log.set(log) }
     /// The log once recovery has opened it.
-    public var current: (any MutationLog)? { isSet.load(ordering: .acquiring) ? log : nil }
+    public var current: (any MutationLog)? { log.current }
     public func append(_ entry: LogEntry) throws(LearnStoreError) -> UInt64 {
         guard let log = current else { throw LearnStoreError(.loading, "the server is recovering its data") }
         return try log.append(entry)
@@ -100,19 +109,12 @@ public final class DeferredLog: MutationLog, @unchecked Sendable {
     }
 }
 
-/// A commit tracker that forwards to the WAL's once recovery has opened it. It is set once, and
-/// read several times per request from every event loop: after the set, reads take no lock.
-public final class DeferredCommitTracker: CommitTracker, @unchecked Sendable {
-    /// Written once, before `isSet` is published; read only after an acquiring load has seen it.
-    private var tracker: (any CommitTracker)?
-    private let isSet = Atomic<Bool>(false)
+/// A commit tracker that forwards to the WAL's once recovery has opened it.
+public final class DeferredCommitTracker: CommitTracker {
+    private let tracker = SetOnce<any CommitTracker>()
     public init() {}
-    public func set(_ tracker: any CommitTracker) {
-        precondition(!isSet.load(ordering: .acquiring), "the commit tracker is set once")
-        self.tracker = tracker
-        isSet.store(true, ordering: .releasing)
-    }
-    private var target: (any CommitTracker)? { isSet.load(ordering: .acquiring) ? tracker : nil }
+    public func set(_ tracker: any CommitTracker) { self.tracker.set(tracker) }
+    private var target: (any CommitTracker)? { tracker.current }
     public var committedLSN: UInt64 { target?.committedLSN ?? .max }
     public func hasFailed(_ lsn: UInt64) -> Bool { target?.hasFailed(lsn) ?? false }
     public var hasFailures: Bool { target?.hasFailures ?? false }
