@@ -35,6 +35,15 @@ let package = Package(
             ],
             path: "Benchmarks/LearnStoreBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
-        )
+        ),
+        // The SwiftNIO floor of a request (Benchmarks/nio-floor.sh): no LearnStore code at all.
+        .executableTarget(
+            name: "NIOFloor",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "Benchmarks/NIOFloor"
+        ),
     ]
 )

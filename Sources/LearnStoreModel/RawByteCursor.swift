@@ -58,8 +58,15 @@ public struct RawByteCursor {
 
     /// varint byte length, then UTF-8.
     @inlinable public mutating func writeString(_ string: String) {
-        var string = string
-        string.withUTF8 { utf8 in
+        // Native strings lend their UTF-8 in place; `withUTF8` would need a copy of the string (a
+        // retain and a release of its storage, shared with every other reader of the tenant).
+        let done: Void? = string.utf8.withContiguousStorageIfAvailable { utf8 in
+            writeVarint(UInt64(utf8.count))
+            writeBytes(UnsafeRawBufferPointer(utf8))
+        }
+        if done != nil { return }
+        var copy = string
+        copy.withUTF8 { utf8 in
             writeVarint(UInt64(utf8.count))
             writeBytes(UnsafeRawBufferPointer(utf8))
         }

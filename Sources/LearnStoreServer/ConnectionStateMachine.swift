@@ -425,9 +425,9 @@ public struct ConnectionStateMachine: Sendable {
         unsentBytes += bytes
     }
 
-    /// The kernel took a flushed write.
-    public mutating func outputWritten(bytes: Int) {
-        unsentBytes -= bytes
+    /// What the channel still holds of the flushed responses: the kernel took the rest.
+    public mutating func outputUnsent(bytes: Int) {
+        unsentBytes = bytes
     }
 
     // MARK: lifecycle

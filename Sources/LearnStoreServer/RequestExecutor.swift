@@ -89,7 +89,8 @@ public enum RequestExecutor {
         _ frames: [Frame], prepared: [Int: PreparedPayload]? = nil, session: Session, tenant: isolated TenantActor,
         environment: ExecutionEnvironment, outputBudget: Int = .max
     ) -> BatchResult {
-        var writer = ByteWriter(capacity: frames.count * 256)
+        // A record's reply is a few hundred bytes: room for it spares a second allocation.
+        var writer = ByteWriter(capacity: max(1024, frames.count * 512))
         var responses: [ResponseMeta] = []
         responses.reserveCapacity(frames.count)
         var counts = OpcodeCounts()

@@ -356,7 +356,7 @@ import Testing
             Issue.record("the drain finished while the client had not read its replies")
             return
         }
-        machine.outputWritten(bytes: 150)
+        machine.outputUnsent(bytes: 0)
         guard case .finishDrain = machine.next() else {
             Issue.record("the drain did not finish once the client read")
             return
@@ -386,7 +386,12 @@ import Testing
             Issue.record("a request ran before the kernel took the reply")
             return
         }
-        machine.outputWritten(bytes: 120)
+        machine.outputUnsent(bytes: 100)
+        guard case .none = machine.next() else {
+            Issue.record("a request ran while 100 bytes of the reply waited in the channel")
+            return
+        }
+        machine.outputUnsent(bytes: 0)
         guard case .run(let rest, _, _) = machine.next() else {
             Issue.record("the waiting request did not run once the client read")
             return
@@ -474,6 +479,6 @@ extension ConnectionStateMachine {
     mutating func flushAll(written: Bool = true) {
         let queued = queuedBytes
         outputFlushed(bytes: queued)
-        if written { outputWritten(bytes: queued) }
+        if written { outputUnsent(bytes: 0) }
     }
 }
