@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Exact counts of the Swift runtime's retains and releases per request of one workload, on a server
-# build: a figure the machine's noise does not move, unlike throughput or CPU time, for comparing
-# two builds of the request path. Uses uprobes on libswiftCore (perf, root), which slow every call:
+# Exact counts of the Swift runtime's retains, releases and object allocations (and libc's mallocs)
+# per request of one workload, on a server build: figures the machine's noise does not move, unlike
+# throughput or CPU time, for comparing two builds of the request path. Uses uprobes on libswiftCore
+# and libc (perf, root), which slow every call:
 # the rates it prints mean nothing, only the counts per request. The counts depend on how many
 # requests each event-loop wake finds (NIO's costs are per read and write), so compare builds only
 # under the same workload.
@@ -19,6 +20,9 @@ command -v perf >/dev/null || { echo "needs perf (Debian: linux-perf)" >&2; exit
 CORE=$(ldd "$BIN" | grep -o '/[^ ]*libswiftCore.so')
 perf probe -q -x "$CORE" --add swift_retain 2>/dev/null || true
 perf probe -q -x "$CORE" --add swift_release 2>/dev/null || true
+perf probe -q -x "$CORE" --add swift_allocObject 2>/dev/null || true
+LIBC=$(ldd "$BIN" | grep -o '/[^ ]*libc.so.6')
+perf probe -q -x "$LIBC" --add malloc 2>/dev/null || true
 
 D=$(mktemp -d /tmp/learnstore-retains.XXXXXX)
 trap 'kill $S 2>/dev/null; wait $S 2>/dev/null; rm -rf "$D"' EXIT
@@ -38,7 +42,7 @@ served() { "$BIN" info --port "$P" --token "$ADMIN" | python3 -c 'import json,sy
 "$BIN" bench --port "$P" --key-file "$D/secret" --tenants 10 -c 50 --duration 8 "${WORKLOAD[@]}" > /dev/null 2> "$D/bench.err" & L=$!
 for _ in $(seq 300); do grep -q "ops/s" "$D/bench.err" && break; sleep 0.1; done
 before=$(served)
-perf stat -e probe_libswiftCore:swift_retain,probe_libswiftCore:swift_release -p "$S" -o "$D/counts" -- sleep 2
+perf stat -e probe_libswiftCore:swift_retain,probe_libswiftCore:swift_release,probe_libswiftCore:swift_allocObject,probe_libc:malloc -p "$S" -o "$D/counts" -- sleep 2
 after=$(served)
 wait $L || true
 python3 - "$before" "$after" "$D/counts" <<'PY'
@@ -46,6 +50,7 @@ import re, sys
 requests = int(sys.argv[2]) - int(sys.argv[1])
 text = open(sys.argv[3]).read()
 def count(name):
-    return int(re.search(r"([\d,]+)\s+probe_libswiftCore:" + name, text).group(1).replace(",", ""))
-print("requests %d  retains per request %.1f  releases per request %.1f" % (requests, count("swift_retain") / requests, count("swift_release") / requests))
+    return int(re.search(r"([\d,]+)\s+probe_\w+:" + name + r"\b", text).group(1).replace(",", ""))
+print("requests %d  per request: retains %.1f  releases %.1f  Swift objects allocated %.2f  mallocs %.2f" % (
+    requests, count("swift_retain") / requests, count("swift_release") / requests, count("swift_allocObject") / requests, count("malloc") / requests))
 PY
