@@ -49,14 +49,13 @@ public struct ByteArena: Sendable {
         let pageIndex = Int(location >> UInt32(Self.pageBits))
         guard pageIndex < pages.count else { return }
         let offset = Int(location & UInt32(Self.pageSize - 1))
-        // Borrowed through buffer pointers: `pages[pageIndex]` alone would retain the page.
-        pages.withUnsafeBufferPointer { pagePointers in
-            pagePointers[pageIndex].withUnsafeBufferPointer { page in
-                let start = UnsafeRawPointer(page.baseAddress! + offset)
-                learnstore_prefetch(start)
-                if length > 1, (Int(bitPattern: start) & 63) + length > 64 { learnstore_prefetch(start + length - 1) }
-            }
+        // Only the address leaves the borrow (as in `PagedArray.prefetch`): the prefetch never reads
+        // through it, and issued inside, it made Swift retain and release the page around the call.
+        let start = pages.withUnsafeBufferPointer { pagePointers in
+            pagePointers[pageIndex].withUnsafeBufferPointer { page in UnsafeRawPointer(page.baseAddress! + offset) }
         }
+        learnstore_prefetch(start)
+        if length > 1, (Int(bitPattern: start) & 63) + length > 64 { learnstore_prefetch(start + length - 1) }
     }
 
     public func string(at location: UInt32, length: Int) -> String {

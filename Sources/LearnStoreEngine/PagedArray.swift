@@ -37,15 +37,18 @@ public struct PagedArray<Element>: RandomAccessCollection {
     @inline(__always)
     public func prefetch(_ index: Int) {
         guard index >= 0 && index < count else { return }
-        pages.withUnsafeBufferPointer { pagePointers in
+        // Only the address leaves the borrow: a prefetch is a hint that never reads through it. Issued
+        // inside, the C call (opaque to Swift's reference counting) made Swift retain and release the
+        // page around it, a page every reader of the tenant shares.
+        let start = pages.withUnsafeBufferPointer { pagePointers in
             pagePointers[index >> Self.pageShift].withUnsafeBufferPointer { page in
-                let start = UnsafeRawPointer(page.baseAddress! + (index & (Self.pageSize - 1)))
-                var offset = 0
-                while offset < MemoryLayout<Element>.stride {
-                    learnstore_prefetch(start + offset)
-                    offset += 64
-                }
+                UnsafeRawPointer(page.baseAddress! + (index & (Self.pageSize - 1)))
             }
+        }
+        var offset = 0
+        while offset < MemoryLayout<Element>.stride {
+            learnstore_prefetch(start + offset)
+            offset += 64
         }
     }
 

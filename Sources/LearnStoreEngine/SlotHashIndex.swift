@@ -79,9 +79,9 @@ public struct SlotHashIndex: Sendable {
     /// Starts loading the bucket where a lookup of `hash` begins.
     @inline(__always)
     public func prefetchBucket(hash: Int) {
-        table.withUnsafeBufferPointer { buckets in
-            learnstore_prefetch(buckets.baseAddress! + Self.position(hash, size: buckets.count))
-        }
+        // Only the address leaves the borrow (as in `PagedArray.prefetch`): no retain of the table.
+        let bucket = table.withUnsafeBufferPointer { buckets in buckets.baseAddress! + Self.position(hash, size: buckets.count) }
+        learnstore_prefetch(bucket)
     }
 
     /// The first stored slot whose tag matches `hash`: the record a lookup will most likely read

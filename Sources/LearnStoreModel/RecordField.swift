@@ -5,7 +5,7 @@ public enum RecordField: Int, CaseIterable, Sendable, Hashable {
     case isDeleted, deletedAt, deletedBy, schemaVersion, personID, title, provider, completedAt
     case expiresAt, score, passed, certificationRef, linkedCohortID, linkedAssessmentID
 
-    public var bit: UInt32 { 1 << UInt32(rawValue) }
+    @inlinable public var bit: UInt32 { 1 << UInt32(rawValue) }
 
     /// The snake_case name (docs/PROTOCOL.md 4.5), used in JSON and in error messages.
     public var name: String {

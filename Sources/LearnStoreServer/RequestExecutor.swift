@@ -89,8 +89,9 @@ public enum RequestExecutor {
         _ frames: [Frame], prepared: [Int: PreparedPayload]? = nil, session: Session, tenant: isolated TenantActor,
         environment: ExecutionEnvironment, outputBudget: Int = .max
     ) -> BatchResult {
-        // A record's reply is a few hundred bytes: room for it spares a second allocation.
-        var writer = ByteWriter(capacity: max(1024, frames.count * 512))
+        // A record is a few hundred bytes, a list page ten of them: room for either at once spares
+        // the growths (each an allocation and a copy).
+        var writer = ByteWriter(capacity: max(4096, frames.count * 512))
         var responses: [ResponseMeta] = []
         responses.reserveCapacity(frames.count)
         var counts = OpcodeCounts()
