@@ -1,20 +1,22 @@
 #!/usr/bin/env bash
-# Unpipelined (or pipelined) gets or lists from the peers kit's C client against three servers in turn, ROUNDS
-# times: NIOFloor (SwiftNIO with LearnStore's bootstrap and channel options answering every request
-# with a fixed reply: the floor of any server built on SwiftNIO's channel pipeline), LearnStore
-# itself, and Tarantool 2.6 when the kit's Tarantool data directory is there. For each: gets/s,
-# p50/p99, and the server's user and system CPU time per request (from /proc/PID/stat).
+# Unpipelined (or pipelined) gets or lists from the peer benchmark kit's C client against three
+# servers in turn, ROUNDS times: NIOFloor (SwiftNIO with LearnStore's bootstrap and channel options
+# answering every request with a fixed reply: the floor of any server built on SwiftNIO's channel
+# pipeline), LearnStore itself, and Tarantool 2.6 when the kit's Tarantool data directory is there.
+# For each: requests/s, p50/p99, and the server's user and system CPU time per request (from
+# /proc/PID/stat).
 #
 #   Benchmarks/nio-floor.sh [BINARY]            # P=1, 5 s per run, 3 rounds
 #   P=16 ROUNDS=5 Benchmarks/nio-floor.sh .build/release/learnstore
 #   OP=list Benchmarks/nio-floor.sh             # a person's ten records (NIOFloor: ten fixed records)
 #
-# Needs what a run of the peers kit (PEERS_KIT, by default ../shared/peers beside this repository)
-# leaves behind: its client (PEERBENCH, default /tmp/peers-bin/peerbench), LearnStore's directory
-# with 1M records, secret, tokens.txt and ids.bin (LS_DIR, default /tmp/peers-learnstore) and
-# Tarantool's (TT_DIR, default /tmp/peers-tarantool; skipped when absent, and for lists: the kit
-# leaves its data directories after its create rows, so Tarantool's unlimited list of a person then
-# returns several times ten records, while LearnStore's asks for a page of ten).
+# Needs a peer benchmark kit, which is not part of this repository (the directory PEERS_KIT names, as
+# for compare-peers.sh), and what its run with --learnstore-bin leaves behind: its client
+# (PEERBENCH, default /tmp/peers-bin/peerbench), LearnStore's directory with 1M records, secret,
+# tokens.txt and ids.bin (LS_DIR, default /tmp/peers-learnstore) and Tarantool's (TT_DIR, default
+# /tmp/peers-tarantool; skipped when absent, and for lists: the kit leaves its data directories after
+# its create rows, so Tarantool's unlimited list of a person then returns several times ten records,
+# while LearnStore's asks for a page of ten).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${1:-.build/release/learnstore}
