@@ -93,11 +93,24 @@ public struct RawByteCursor {
 }
 
 extension ByteWriter {
+    /// Zeros to grow a writer by: never freed, never written, and with no reference count for the
+    /// event loops to contend on (a shared array's would be).
+    @usableFromInline nonisolated(unsafe) static let zeros: UnsafeBufferPointer<UInt8> = {
+        let zeros = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: 4096)
+        zeros.initialize(repeating: 0)
+        return UnsafeBufferPointer(zeros)
+    }()
+
     /// Reserves `maximum` bytes, lets `body` write at most that many through a cursor, and keeps
     /// exactly what it wrote.
     @inlinable public mutating func withReservedSpace(maximum: Int, _ body: (inout RawByteCursor) -> Void) {
         let start = bytes.count
-        bytes.append(contentsOf: repeatElement(0, count: maximum))
+        // One copy of zeros (a memcpy) where appending a repeated element went byte by byte.
+        if maximum <= Self.zeros.count {
+            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: Self.zeros[..<maximum]))
+        } else {
+            bytes.append(contentsOf: repeatElement(0, count: maximum))
+        }
         let written: Int = bytes.withUnsafeMutableBytes { raw in
             var cursor = RawByteCursor(raw.baseAddress! + start)
             body(&cursor)
