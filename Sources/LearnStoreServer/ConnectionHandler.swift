@@ -26,6 +26,8 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     @exclusivity(unchecked) private var machine: ConnectionStateMachine
     @exclusivity(unchecked) private var cumulation: ByteBuffer?
     @exclusivity(unchecked) private var tenant: TenantActor?
+    /// Where this connection's batches are counted: its event loop's shard, found on the first batch.
+    private var metricsShard: RequestMetricsShard?
     @exclusivity(unchecked) private var context: ChannelHandlerContext?
     /// Responses queued since the last flush, sent together with one write.
     @exclusivity(unchecked) private var outbound: ByteBuffer?
@@ -320,7 +322,9 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
             RequestExecutor.execute(frames, prepared: prepared, session: session, tenant: tenant, environment: environment, outputBudget: outputRoom)
         }
         if result.maximumLSN > commits.committedLSN { commits.writeQueued() }
-        server.metrics.recordBatch(counts: result.counts, nanoseconds: (NIODeadline.now() - started).nanoseconds)
+        let shard = metricsShard ?? server.metrics.requestShard(for: context.eventLoop)
+        metricsShard = shard
+        server.metrics.recordBatch(counts: result.counts, nanoseconds: (NIODeadline.now() - started).nanoseconds, in: shard)
         for (opcode, code) in result.errors { server.metrics.recordError(opcode: opcode, code: code) }
         if let bytes = machine.batchExecuted(result, frames: frames, commits: commits) {
             queue(bytes, context: context)

@@ -164,7 +164,7 @@ public final class LearnStoreApplication: Sendable {
                     metrics.sampleState(registry: registry, runtime: runtime, feed: context.feed)
                     replication?.sampleMetrics()
                     var text = prometheus.emitToBuffer()
-                    metrics.emitRequestDurations(into: &text)
+                    metrics.emitRequestSeries(into: &text)
                     return text
                 }
                 metricsEndpoint = endpoint

@@ -1,6 +1,6 @@
 import LearnStoreModel
 import LearnStoreProtocol
-import LearnStoreServer
+@testable import LearnStoreServer
 import Testing
 
 /// The logic behind the metrics: bucket bounds, the weighted latency histogram and its text, the
@@ -77,6 +77,29 @@ import Testing
         #expect(metrics.requestDurations(opcode: Opcode.list).count == 0)
         // INFO keeps its own names for every opcode.
         #expect(metrics.snapshot.requests == ["get": 3, "create": 1, "op_0x7e": 1, "op_0x7f": 2])
+    }
+
+    @Test func theShardsOfTwoLoopsAndTheSharedOneAddUp() {
+        let metrics = ServerMetrics()
+        final class Loop {}
+        let (first, second) = (Loop(), Loop())
+        #expect(metrics.requestShard(for: first) === metrics.requestShard(for: first))
+        #expect(metrics.requestShard(for: first) !== metrics.requestShard(for: second))
+        metrics.recordBatch(counts: [Opcode.get: 16], nanoseconds: 100_000, in: metrics.requestShard(for: first))
+        metrics.recordBatch(counts: [Opcode.get: 1, Opcode.list: 2], nanoseconds: 3_000_000, in: metrics.requestShard(for: second))
+        metrics.recordBatch(counts: [Opcode.stats: 1], nanoseconds: 50_000)
+        #expect(metrics.snapshot.requests == ["get": 17, "list": 2, "stats": 1])
+        let gets = metrics.requestDurations(opcode: Opcode.get)
+        #expect(gets.count == 17 && gets.sumNanoseconds == 16 * 100_000 + 3_000_000)
+        var text: [UInt8] = []
+        metrics.emitRequestSeries(into: &text)
+        let lines = Set(String(decoding: text, as: UTF8.self).split(separator: "\n").map(String.init))
+        #expect(lines.contains(#"learnstore_requests_total{opcode="get"} 17"#))
+        #expect(lines.contains(#"learnstore_requests_total{opcode="create"} 0"#))
+        #expect(lines.contains(#"learnstore_request_duration_seconds_count{opcode="list"} 2"#))
+        #expect(lines.contains("learnstore_batch_seconds_count 3"))
+        #expect(lines.contains(#"learnstore_batch_seconds_bucket{le="0.0001"} 2"#))
+        #expect(lines.contains("# TYPE learnstore_requests_total counter"))
     }
 
     @Test func residentBytesAreTheSecondStatmFieldTimesThePageSize() {

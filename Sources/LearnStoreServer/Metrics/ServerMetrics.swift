@@ -26,7 +26,6 @@ public final class ServerMetrics: Sendable {
 
     /// Buckets of the duration histograms, for the metrics backend (`PrometheusMetricsFactory`).
     public static let durationBuckets: [String: [Duration]] = [
-        Name.batch: MetricBuckets.requests,
         Name.walWrite: MetricBuckets.walWrites,
         Name.walSync: MetricBuckets.walSyncs,
         Name.snapshotDuration: MetricBuckets.snapshots,
@@ -41,14 +40,18 @@ public final class ServerMetrics: Sendable {
     /// a client sending random opcodes cannot create series.
     public static let opcodeLabels: [String] = (0...255).map { Opcode.names[UInt8($0)] ?? "other" }
 
+    /// Each opcode label once, in the order the request series are rendered.
+    static let latencyLabels: [String] = Set(opcodeLabels).sorted()
+    /// The index in ``latencyLabels`` of each opcode's label: opcodes with the same label share a series.
+    static let labelIndex: [Int] = opcodeLabels.map { label in latencyLabels.firstIndex(of: label)! }
+
     let factory: any MetricsFactory
-    /// Indexed by opcode; opcodes with the same label share one counter and one histogram.
-    private let requests: [Counter]
-    private let latencies: [LatencySeries]
-    /// Each latency series once, ordered by label, for rendering.
-    private let latencySeries: [(label: String, series: LatencySeries)]
+    /// Request counts and latencies, one shard per event loop (``RequestMetricsShard``), plus one
+    /// for batches run elsewhere; the metrics backend never sees them: ``emitRequestSeries(into:)``
+    /// renders their sums.
+    private let shards = Mutex<[ObjectIdentifier: RequestMetricsShard]>([:])
+    private let sharedShard = RequestMetricsShard(labelCount: latencyLabels.count)
     private let errorCounters = Mutex<[String: Counter]>([:])
-    private let batchTimer: Metrics.Timer
     private let connectionsGauge: Gauge
     private let connectionsOpened: Counter
     /// Batches that waited for their tenant's secondary indexes to be built off its lock.
@@ -79,8 +82,6 @@ public final class ServerMetrics: Sendable {
     private let totals = Mutex<Totals>(Totals())
 
     struct Totals {
-        /// By opcode (an array: counted on every batch, without hashing).
-        var requests = [Int](repeating: 0, count: 256)
         var errors: [String: Int] = [:]
         var connectionsOpened = 0
     }
@@ -88,16 +89,6 @@ public final class ServerMetrics: Sendable {
     /// Metrics made by `factory` (by default the one the process bootstrapped).
     public init(factory: any MetricsFactory = MetricsSystem.factory) {
         self.factory = factory
-        var counters: [String: Counter] = [:]
-        var histograms: [String: LatencySeries] = [:]
-        for label in Set(Self.opcodeLabels) {
-            counters[label] = Counter(label: Name.requests, dimensions: [("opcode", label)], factory: factory)
-            histograms[label] = LatencySeries(bounds: MetricBuckets.requests)
-        }
-        requests = Self.opcodeLabels.map { counters[$0]! }
-        latencies = Self.opcodeLabels.map { histograms[$0]! }
-        latencySeries = histograms.sorted { $0.key < $1.key }.map { (label: $0.key, series: $0.value) }
-        batchTimer = Metrics.Timer(label: Name.batch, factory: factory)
         connectionsGauge = Gauge(label: "learnstore_connections", factory: factory)
         connectionsOpened = Counter(label: "learnstore_connections_opened_total", factory: factory)
         readIndexBuilds = Counter(label: "learnstore_read_index_builds_total", factory: factory)
@@ -126,15 +117,39 @@ public final class ServerMetrics: Sendable {
     public func recordReadIndexBuild() { readIndexBuilds.increment() }
     public func recordImportRebuild() { importRebuilds.increment() }
 
-    /// Adds one batch's request counts (by opcode) and its service time: each of its requests was
-    /// answered when the batch was done.
-    public func recordBatch(counts: OpcodeCounts, nanoseconds: Int64) {
-        for (opcode, count) in counts {
-            requests[Int(opcode)].increment(by: Int64(count))
-            latencies[Int(opcode)].record(nanoseconds: nanoseconds, weight: count)
+    /// The shard of the batches `loop` runs (made on its first use).
+    func requestShard(for loop: AnyObject) -> RequestMetricsShard {
+        shards.withLock { shards in
+            if let shard = shards[ObjectIdentifier(loop)] { return shard }
+            let shard = RequestMetricsShard(labelCount: Self.latencyLabels.count)
+            shards[ObjectIdentifier(loop)] = shard
+            return shard
         }
-        batchTimer.recordNanoseconds(nanoseconds)
-        totals.withLock { t in for (opcode, count) in counts { t.requests[Int(opcode)] += count } }
+    }
+
+    /// Adds one batch's request counts (by opcode) and its service time: each of its requests was
+    /// answered when the batch was done. Into the shard every caller shares; an event loop's
+    /// connections use its own (the overload below).
+    public func recordBatch(counts: OpcodeCounts, nanoseconds: Int64) {
+        sharedShard.record(counts, nanoseconds: nanoseconds, labelIndex: Self.labelIndex)
+    }
+
+    func recordBatch(counts: OpcodeCounts, nanoseconds: Int64, in shard: RequestMetricsShard) {
+        shard.record(counts, nanoseconds: nanoseconds, labelIndex: Self.labelIndex)
+    }
+
+    /// Every shard's counts and histograms added up.
+    private var requestTotals: RequestMetricsShard.State {
+        let all = shards.withLock { Array($0.values) } + [sharedShard]
+        var sum = RequestMetricsShard(labelCount: Self.latencyLabels.count).state.withLock { $0 }
+        for shard in all {
+            shard.state.withLock { state in
+                for opcode in 0..<256 { sum.requests[opcode] += state.requests[opcode] }
+                for index in sum.latencies.indices { sum.latencies[index].add(state.latencies[index]) }
+                sum.batches.add(state.batches)
+            }
+        }
+        return sum
     }
 
     public func recordError(opcode: UInt8, code: LearnStoreError.Code) {
@@ -167,34 +182,32 @@ public final class ServerMetrics: Sendable {
         recordsGauge.record(records)
     }
 
-    /// Appends the request latency histograms in the Prometheus text format (swift-metrics cannot
-    /// carry their weights, so they are rendered here rather than by the metrics backend).
-    public func emitRequestDurations(into buffer: inout [UInt8]) {
-        buffer.append(contentsOf: "# TYPE \(Name.requestDuration) histogram\n".utf8)
-        for (label, series) in latencySeries {
-            series.current.emit(name: Name.requestDuration, labels: "opcode=\"\(label)\"", into: &buffer)
+    /// Appends the request series in the Prometheus text format: requests by opcode, their latency
+    /// histograms and the batches' (kept in per-loop shards, and the latencies weighted, which
+    /// swift-metrics cannot carry, so rendered here rather than by the metrics backend).
+    public func emitRequestSeries(into buffer: inout [UInt8]) {
+        let totals = requestTotals
+        var byLabel = [Int](repeating: 0, count: Self.latencyLabels.count)
+        for opcode in 0..<256 { byLabel[Self.labelIndex[opcode]] += totals.requests[opcode] }
+        buffer.append(contentsOf: "# TYPE \(Name.requests) counter\n".utf8)
+        for (index, label) in Self.latencyLabels.enumerated() {
+            buffer.append(contentsOf: "\(Name.requests){opcode=\"\(label)\"} \(byLabel[index])\n".utf8)
         }
+        buffer.append(contentsOf: "# TYPE \(Name.requestDuration) histogram\n".utf8)
+        for (index, label) in Self.latencyLabels.enumerated() {
+            totals.latencies[index].emit(name: Name.requestDuration, labels: "opcode=\"\(label)\"", into: &buffer)
+        }
+        buffer.append(contentsOf: "# TYPE \(Name.batch) histogram\n".utf8)
+        totals.batches.emit(name: Name.batch, labels: "", into: &buffer)
     }
 
-    /// The request latency histogram of one opcode, as recorded so far.
-    public func requestDurations(opcode: UInt8) -> WeightedDurationHistogram { latencies[Int(opcode)].current }
+    /// The request latency histogram of one opcode (of its label), as recorded so far.
+    public func requestDurations(opcode: UInt8) -> WeightedDurationHistogram { requestTotals.latencies[Self.labelIndex[Int(opcode)]] }
 
     /// Request and error totals for INFO.
     public var snapshot: (requests: [String: Int], errors: [String: Int], connectionsOpened: Int) {
-        totals.withLock { t in
-            let requests = t.requests.enumerated().filter { $0.element > 0 }.map { (Opcode.name(UInt8($0.offset)), $0.element) }
-            return (Dictionary(requests, uniquingKeysWith: +), t.errors, t.connectionsOpened)
-        }
+        let counts = requestTotals.requests
+        let requests = counts.enumerated().filter { $0.element > 0 }.map { (Opcode.name(UInt8($0.offset)), $0.element) }
+        return totals.withLock { t in (Dictionary(requests, uniquingKeysWith: +), t.errors, t.connectionsOpened) }
     }
-}
-
-/// One opcode's latency histogram behind its own lock, so batches of different opcodes do not contend.
-final class LatencySeries: Sendable {
-    private let histogram: Mutex<WeightedDurationHistogram>
-
-    init(bounds: [Duration]) { histogram = Mutex(WeightedDurationHistogram(bounds: bounds)) }
-
-    func record(nanoseconds: Int64, weight: Int) { histogram.withLock { $0.record(nanoseconds: nanoseconds, weight: weight) } }
-
-    var current: WeightedDurationHistogram { histogram.withLock { $0 } }
 }

@@ -28,6 +28,14 @@ public struct WeightedDurationHistogram: Sendable, Hashable {
         count &+= UInt64(weight)
     }
 
+    /// Adds `other`'s observations (a histogram of the same bounds) to these.
+    public mutating func add(_ other: WeightedDurationHistogram) {
+        precondition(other.upperBounds == upperBounds, "histograms of different bounds")
+        for index in bucketCounts.indices { bucketCounts[index] &+= other.bucketCounts[index] }
+        sumNanoseconds &+= other.sumNanoseconds
+        count &+= other.count
+    }
+
     /// Observations at or below each bound, then the total (the `+Inf` bucket).
     public var cumulativeCounts: [UInt64] {
         var running: UInt64 = 0
