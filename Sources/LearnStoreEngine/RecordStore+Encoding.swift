@@ -59,31 +59,32 @@ extension RecordStore {
         if r.flags.contains(.hasCertificationRef) { bits |= RecordField.certificationRef.bit }
         if r.cohort != 0 { bits |= RecordField.linkedCohortID.bit }
         if r.flags.contains(.hasAssessment) { bits |= RecordField.linkedAssessmentID.bit }
-        let app = r.app != 0 ? strings.values[Int(r.app) - 1] : ""
-        let source = r.source == 0 ? LearningRecord.defaultSource : strings.values[Int(r.source) - 1]
-        let title = r.title != 0 ? strings.values[Int(r.title) - 1] : ""
-        let provider = r.provider != 0 ? strings.values[Int(r.provider) - 1] : ""
+        let none = StringTable.Spelling(span: 0, string: "")
+        let app = r.app != 0 ? strings.spelling(r.app) : none
+        let source = r.source == 0 ? StringTable.Spelling(span: 0, string: LearningRecord.defaultSource) : strings.spelling(r.source)
+        let title = r.title != 0 ? strings.spelling(r.title) : none
+        let provider = r.provider != 0 ? strings.spelling(r.provider) : none
         let certLength = r.flags.contains(.hasCertificationRef) ? RawByteCursor.lengthPrefixedSize(Int(r.certLength)) : 0
-        let maximum = RawByteCursor.recordFixedFieldsMaximum + certLength + RawByteCursor.maximumSize(of: tenantID) + RawByteCursor.maximumSize(of: app)
-            + RawByteCursor.maximumSize(of: source) + RawByteCursor.maximumSize(of: title) + RawByteCursor.maximumSize(of: provider)
+        let maximum = RawByteCursor.recordFixedFieldsMaximum + certLength + RawByteCursor.maximumSize(of: tenantID) + Self.maximumSize(of: app)
+            + Self.maximumSize(of: source) + Self.maximumSize(of: title) + Self.maximumSize(of: provider)
         writer.withReservedSpace(maximum: maximum) { out in
             out.writeU32(bits)
             out.writeRecordID(r.id)
             out.writeString(tenantID)
-            if r.app != 0 { out.writeString(app) }
+            if r.app != 0 { write(app, into: &out) }
             out.writeI64(r.createdAt)
             out.writeI64(r.updatedAt)
             if r.createdBy != 0 { out.writeUUID(uuids.values[Int(r.createdBy) - 1]) }
             if r.updatedBy != 0 { out.writeUUID(uuids.values[Int(r.updatedBy) - 1]) }
-            out.writeString(source)
+            write(source, into: &out)
             out.writeU8(r.sourceType.rawValue)
             out.writeU8(r.isDeleted ? 1 : 0)
             if sparse.deletedAt != StoredRecord.nullTime { out.writeI64(sparse.deletedAt) }
             if sparse.deletedBy != 0 { out.writeUUID(uuids.values[Int(sparse.deletedBy) - 1]) }
             out.writeVarint(UInt64(sparse.schemaVersion))
             out.writeUUID(persons.values[Int(r.person) - 1])
-            if r.title != 0 { out.writeString(title) }
-            if r.provider != 0 { out.writeString(provider) }
+            if r.title != 0 { write(title, into: &out) }
+            if r.provider != 0 { write(provider, into: &out) }
             if r.completedAt != StoredRecord.nullTime { out.writeI64(r.completedAt) }
             if r.expiresAt != StoredRecord.nullTime { out.writeI64(r.expiresAt) }
             if !r.score.isNaN { out.writeDouble(r.score) }
@@ -97,5 +98,21 @@ extension RecordStore {
             if r.cohort != 0 { out.writeUUID(uuids.values[Int(r.cohort) - 1]) }
             if r.flags.contains(.hasAssessment) { out.writeBigEndianPair(r.assessmentHigh, r.assessmentLow) }
         }
+    }
+
+    /// Writes an interned string as the encoding does (varint length, UTF-8), from the table's
+    /// arena when it is spelled there.
+    @inline(__always)
+    func write(_ spelling: StringTable.Spelling, into out: inout RawByteCursor) {
+        guard spelling.span != 0 else { return out.writeString(spelling.string) }
+        strings.withSpelledUTF8(spelling.span) { utf8 in
+            out.writeVarint(UInt64(utf8.count))
+            out.writeBytes(utf8)
+        }
+    }
+
+    @inline(__always)
+    static func maximumSize(of spelling: StringTable.Spelling) -> Int {
+        spelling.span != 0 ? RawByteCursor.lengthPrefixedSize(Int(spelling.span & 0xFFFF_FFFF)) : RawByteCursor.maximumSize(of: spelling.string)
     }
 }

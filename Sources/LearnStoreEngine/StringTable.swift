@@ -9,10 +9,49 @@ public struct StringTable: Sendable {
     public private(set) var values = PagedArray<String>()
     private var lookup = InternIndex<String>()
     private var recent = RecentReferences()
+    /// The UTF-8 of every value too long to be a small string (over 15 bytes), which the encoder
+    /// writes from here: writing a `String` retains and releases its storage, and the values many
+    /// records share (titles, providers) are the same objects on every event loop, whose cores then
+    /// pass their reference counts back and forth on every record encoded.
+    private var spelled = ByteArena()
+    /// Per value, where `spelled` holds it: location << 32 | byte count; 0 for a value kept only as
+    /// a `String` (a small string, which has no storage to retain, or one over the arena's limit).
+    private var spans = PagedArray<UInt64>()
 
     public init() {}
 
     public var count: Int { values.count }
+
+    /// Where the encoder finds `reference`'s UTF-8: in the table's arena (`span` non-zero), or in
+    /// `string`.
+    struct Spelling {
+        let span: UInt64
+        let string: String
+    }
+
+    @inline(__always)
+    func spelling(_ reference: UInt32) -> Spelling {
+        let span = spans[Int(reference) - 1]
+        return span != 0 ? Spelling(span: span, string: "") : Spelling(span: 0, string: values[Int(reference) - 1])
+    }
+
+    /// The bytes of a spelled value (`spelling(_:).span` non-zero).
+    @inline(__always)
+    func withSpelledUTF8<R>(_ span: UInt64, _ body: (UnsafeRawBufferPointer) -> R) -> R {
+        spelled.withBytes(at: UInt32(truncatingIfNeeded: span >> 32), length: Int(span & 0xFFFF_FFFF), body)
+    }
+
+    /// Keeps `spans` one per value.
+    private mutating func spellNewValues() {
+        while spans.count < values.count {
+            var value = values[spans.count]
+            let span: UInt64 = value.withUTF8 { utf8 in
+                guard utf8.count > 15, utf8.count < ByteArena.pageSize else { return 0 }
+                return UInt64(spelled.append(bytes: UnsafeRawBufferPointer(utf8))) << 32 | UInt64(utf8.count)
+            }
+            spans.append(span)
+        }
+    }
 
     public func string(_ reference: UInt32) -> String? {
         reference == 0 ? nil : values[Int(reference) - 1]
@@ -21,7 +60,9 @@ public struct StringTable: Sendable {
     /// The reference for `value`, adding it if new.
     public mutating func intern(_ value: String?) -> UInt32 {
         guard let value else { return 0 }
-        return recent.intern(value, slot: RecentReferences.slot(of: value), values: &values, lookup: &lookup)
+        let reference = recent.intern(value, slot: RecentReferences.slot(of: value), values: &values, lookup: &lookup)
+        if spans.count < values.count { spellNewValues() }
+        return reference
     }
 
     /// The reference for `value` if it was ever interned (queries never add strings).
@@ -34,12 +75,13 @@ public struct StringTable: Sendable {
             values.append(value)
             lookup.add(UInt32(values.count), of: value, in: values)
         }
+        spellNewValues()
     }
 
     public var allValues: [String] { Array(values) }
 
     var estimatedBytes: Int {
-        values.reduce(0) { $0 + max(0, $1.utf8.count - 15) + 16 } + lookup.estimatedBytes
+        values.reduce(0) { $0 + max(0, $1.utf8.count - 15) + 16 } + lookup.estimatedBytes + spelled.capacityBytes + spans.capacityBytes
     }
 }
 

@@ -322,4 +322,28 @@ import LearnStoreTestSupport
             #expect(try RecordCodec.decodeRecord(fast.bytes) == h.state.store.record(at: slot))
         }
     }
+
+    /// Strings over 15 bytes are written from the table's UTF-8 arena, shorter ones from the
+    /// `String`: both, at the limits, in several scripts, interned one by one and rebuilt from the
+    /// values as a snapshot load does, encode as the codec does.
+    @Test func stringsOfEveryLengthEncodeFromTheTableAsTheCodecDoes() throws {
+        var h = Harness()
+        let titles = ["C", "Exactly 15 byte", "Exactly 16 bytes", "été", String(repeating: "é", count: 8), String(repeating: "é", count: 256),
+                      String(repeating: "t", count: RecordValidator.maximumTitleBytes), "日本語のコース名前です", "🎓 certified 🎓"]
+        for (index, title) in titles.enumerated() {
+            var b = body(person: person(UInt64(index)), title: title, provider: String(repeating: "p", count: 10 + 3 * index))
+            b.source = .value(index % 2 == 0 ? "lms" : String(repeating: "s", count: RecordValidator.maximumSourceBytes))
+            _ = try h.create(b, as: caller(app: index % 3 == 0 ? nil : "an-application-named-at-length-\(index)"))
+        }
+        var rebuilt = h.state.store
+        rebuilt.strings = StringTable(values: h.state.store.strings.allValues)
+        for store in [h.state.store, rebuilt] {
+            for slot in 0..<UInt32(store.slotCount) {
+                var fast = ByteWriter()
+                store.encode(slot: slot, into: &fast)
+                #expect(fast.bytes == RecordCodec.encode(store.record(at: slot)))
+            }
+        }
+        #expect(Set(titles).isSubset(of: Set(h.state.store.strings.allValues)))
+    }
 }
