@@ -19,6 +19,12 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias OutboundOut = ByteBuffer
 
     private let server: ServerContext
+    /// The server's shared objects every request reads, held by the connection itself: reached
+    /// through `server`, each was retained and released on every request, the same objects on
+    /// every event loop (their reference counts passed between cores).
+    private let outputBudget: BufferBudget
+    private let commits: any CommitTracker
+    private let environment: ExecutionEnvironment
     private let decoder: FrameDecoder
     /// Before AUTH succeeds frames are small (a HELLO, an AUTH), so an unauthenticated client cannot
     /// make the server buffer a large frame.
@@ -50,6 +56,9 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     init(server: ServerContext) {
         self.server = server
+        outputBudget = server.outputBudget
+        commits = server.commits
+        environment = server.environment
         let configuration = server.configuration
         self.decoder = FrameDecoder(maximumFrameBytes: configuration.maximumFrameBytes)
         self.handshakeDecoder = FrameDecoder(
@@ -146,7 +155,7 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     // MARK: reading
 
     func read(context: ChannelHandlerContext) {
-        if machine.readRequested(budget: server.outputBudget, writable: context.channel.isWritable) {
+        if machine.readRequested(budget: outputBudget, writable: context.channel.isWritable) {
             context.read()
         }
     }
@@ -184,7 +193,7 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 cumulation = buffer
             }
         }
-        let budget = server.outputBudget
+        let budget = outputBudget
         while inspect({ $0.mayParse(budget) }) {
             let frame: Frame
             do {
@@ -240,7 +249,7 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
         defer { pumping = false }
         while true {
             if cumulation != nil { parseBuffered(context: context) }
-            switch machine.nextAction(commits: server.commits, outputBudget: server.outputBudget, writable: context.channel.isWritable) {
+            switch machine.nextAction(commits: commits, outputBudget: outputBudget, writable: context.channel.isWritable) {
             case .none:
                 pumpAgain = false
                 flushOutput(context: context)
@@ -311,20 +320,19 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
             tenant = server.registry.tenant(session.identity.tenantID)
         }
         guard let tenant else { return }
-        let environment = server.environment
-        let commits = server.commits
         // Parsing that needs no tenant state happens before the lock, so other loops' requests for
         // this tenant do not wait on it.
         let prepared = payloads(for: frames)
         if waitOffLock(frames, prepared: prepared, session: session, tenant: tenant, context: context) { return }
         // This loop runs the batch itself, under the tenant's lock (see TenantExecutor).
+        let environment = environment
         let result = tenant.withExclusiveAccess { tenant in
             RequestExecutor.execute(frames, prepared: prepared, session: session, tenant: tenant, environment: environment, outputBudget: outputRoom)
         }
         if result.maximumLSN > commits.committedLSN { commits.writeQueued() }
         let shard = metricsShard ?? server.metrics.requestShard(for: context.eventLoop)
         metricsShard = shard
-        server.metrics.recordBatch(counts: result.counts, nanoseconds: (NIODeadline.now() - started).nanoseconds, in: shard)
+        shard.record(result.counts, nanoseconds: (NIODeadline.now() - started).nanoseconds)
         for (opcode, code) in result.errors { server.metrics.recordError(opcode: opcode, code: code) }
         if let bytes = machine.batchExecuted(result, frames: frames, commits: commits) {
             queue(bytes, context: context)
@@ -334,7 +342,6 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Payloads parsed before the lock: those an off-lock wait left for this batch's first frames
     /// (an import already run on a copy among them), the rest parsed now.
     private func payloads(for frames: [Frame]) -> [Int: PreparedPayload]? {
-        let environment = server.environment
         guard let ahead = preparedAhead else { return RequestPreparation.prepare(frames, limits: environment.limits, features: environment.features) }
         preparedAhead = nil
         var merged = ahead.payloads ?? [:]
@@ -649,7 +656,7 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// kernel has taken them all (the channel completes writes in order), and the count is taken again.
     private func settleUnsent(channel: any Channel) {
         let unsent = (try? channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
-        let budget = server.outputBudget
+        let budget = outputBudget
         let wasBlocked = inspect { $0.outputBlocked(budget) }
         machine.outputUnsent(bytes: unsent)
         if unsent > unsentCharged {

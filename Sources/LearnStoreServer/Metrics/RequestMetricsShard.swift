@@ -6,6 +6,9 @@ import Synchronization
 /// batch, several times per request). A scrape or INFO adds the shards up.
 final class RequestMetricsShard: Sendable {
     struct State {
+        /// The index in ``ServerMetrics/latencyLabels`` of each opcode's label: a copy of the shard's
+        /// own (an array all shards shared would be retained by every loop).
+        let labelIndex: [Int]
         /// By opcode.
         var requests = [Int](repeating: 0, count: 256)
         /// By the index of the opcode's label (``ServerMetrics/latencyLabels``).
@@ -16,19 +19,20 @@ final class RequestMetricsShard: Sendable {
 
     let state: Mutex<State>
 
-    init(labelCount: Int) {
-        // Histograms of their own (not copies of one): no array shared with another shard.
+    init(labelIndex: [Int], labelCount: Int) {
+        // Arrays of its own (not copies of one): none shared with another shard.
         state = Mutex(State(
+            labelIndex: labelIndex.map { $0 },
             latencies: (0..<labelCount).map { _ in WeightedDurationHistogram(bounds: MetricBuckets.requests) },
             batches: WeightedDurationHistogram(bounds: MetricBuckets.requests)))
     }
 
     /// Adds one batch: `counts` by opcode, each request answered after `nanoseconds`.
-    func record(_ counts: OpcodeCounts, nanoseconds: Int64, labelIndex: [Int]) {
+    func record(_ counts: OpcodeCounts, nanoseconds: Int64) {
         state.withLock { state in
             for (opcode, count) in counts {
                 state.requests[Int(opcode)] += count
-                state.latencies[labelIndex[Int(opcode)]].record(nanoseconds: nanoseconds, weight: count)
+                state.latencies[state.labelIndex[Int(opcode)]].record(nanoseconds: nanoseconds, weight: count)
             }
             state.batches.record(nanoseconds: nanoseconds, weight: 1)
         }

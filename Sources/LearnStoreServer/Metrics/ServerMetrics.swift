@@ -50,7 +50,7 @@ public final class ServerMetrics: Sendable {
     /// for batches run elsewhere; the metrics backend never sees them: ``emitRequestSeries(into:)``
     /// renders their sums.
     private let shards = Mutex<[ObjectIdentifier: RequestMetricsShard]>([:])
-    private let sharedShard = RequestMetricsShard(labelCount: latencyLabels.count)
+    private let sharedShard = RequestMetricsShard(labelIndex: labelIndex, labelCount: latencyLabels.count)
     private let errorCounters = Mutex<[String: Counter]>([:])
     private let connectionsGauge: Gauge
     private let connectionsOpened: Counter
@@ -121,7 +121,7 @@ public final class ServerMetrics: Sendable {
     func requestShard(for loop: AnyObject) -> RequestMetricsShard {
         shards.withLock { shards in
             if let shard = shards[ObjectIdentifier(loop)] { return shard }
-            let shard = RequestMetricsShard(labelCount: Self.latencyLabels.count)
+            let shard = RequestMetricsShard(labelIndex: Self.labelIndex, labelCount: Self.latencyLabels.count)
             shards[ObjectIdentifier(loop)] = shard
             return shard
         }
@@ -131,17 +131,17 @@ public final class ServerMetrics: Sendable {
     /// answered when the batch was done. Into the shard every caller shares; an event loop's
     /// connections use its own (the overload below).
     public func recordBatch(counts: OpcodeCounts, nanoseconds: Int64) {
-        sharedShard.record(counts, nanoseconds: nanoseconds, labelIndex: Self.labelIndex)
+        sharedShard.record(counts, nanoseconds: nanoseconds)
     }
 
     func recordBatch(counts: OpcodeCounts, nanoseconds: Int64, in shard: RequestMetricsShard) {
-        shard.record(counts, nanoseconds: nanoseconds, labelIndex: Self.labelIndex)
+        shard.record(counts, nanoseconds: nanoseconds)
     }
 
     /// Every shard's counts and histograms added up.
     private var requestTotals: RequestMetricsShard.State {
         let all = shards.withLock { Array($0.values) } + [sharedShard]
-        var sum = RequestMetricsShard(labelCount: Self.latencyLabels.count).state.withLock { $0 }
+        var sum = RequestMetricsShard(labelIndex: Self.labelIndex, labelCount: Self.latencyLabels.count).state.withLock { $0 }
         for shard in all {
             shard.state.withLock { state in
                 for opcode in 0..<256 { sum.requests[opcode] += state.requests[opcode] }
