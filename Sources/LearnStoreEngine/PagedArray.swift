@@ -45,10 +45,15 @@ public struct PagedArray<Element>: RandomAccessCollection {
                 UnsafeRawPointer(page.baseAddress! + (index & (Self.pageSize - 1)))
             }
         }
-        var offset = 0
-        while offset < MemoryLayout<Element>.stride {
-            learnstore_prefetch(start + offset)
-            offset += 64
+        // Every line the element touches, from the line its first byte is in to the line of its
+        // last: stepping 64 bytes from its start skipped the last line of an element that starts
+        // late in a line (a 112-byte record at offset 32 or 48 spans three lines, and its flags
+        // are in the third).
+        var line = Int(bitPattern: start) & ~63
+        let last = (Int(bitPattern: start) + MemoryLayout<Element>.stride - 1) & ~63
+        while line <= last {
+            learnstore_prefetch(start + (line - Int(bitPattern: start)))
+            line += 64
         }
     }
 
