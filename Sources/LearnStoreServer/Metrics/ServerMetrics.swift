@@ -129,13 +129,9 @@ public final class ServerMetrics: Sendable {
 
     /// Adds one batch's request counts (by opcode) and its service time: each of its requests was
     /// answered when the batch was done. Into the shard every caller shares; an event loop's
-    /// connections use its own (the overload below).
+    /// connections record into its own (``requestShard(for:)``).
     public func recordBatch(counts: OpcodeCounts, nanoseconds: Int64) {
         sharedShard.record(counts, nanoseconds: nanoseconds)
-    }
-
-    func recordBatch(counts: OpcodeCounts, nanoseconds: Int64, in shard: RequestMetricsShard) {
-        shard.record(counts, nanoseconds: nanoseconds)
     }
 
     /// Every shard's counts and histograms added up.
