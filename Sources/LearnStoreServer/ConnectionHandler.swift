@@ -33,7 +33,7 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     @exclusivity(unchecked) private var cumulation: ByteBuffer?
     @exclusivity(unchecked) private var tenant: TenantActor?
     /// Where this connection's batches are counted: its event loop's shard, found on the first batch.
-    private var metricsShard: RequestMetricsShard?
+    @exclusivity(unchecked) private var metricsShard: RequestMetricsShard?
     @exclusivity(unchecked) private var context: ChannelHandlerContext?
     /// Responses queued since the last flush, sent together with one write.
     @exclusivity(unchecked) private var outbound: ByteBuffer?

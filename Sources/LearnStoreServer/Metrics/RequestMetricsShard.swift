@@ -15,16 +15,19 @@ final class RequestMetricsShard: Sendable {
         var latencies: [WeightedDurationHistogram]
         /// One observation per batch.
         var batches: WeightedDurationHistogram
+
+        /// Nothing recorded yet, in arrays of its own (not copies of another's: none is shared).
+        init(labelIndex: [Int], labelCount: Int) {
+            self.labelIndex = labelIndex.map { $0 }
+            latencies = (0..<labelCount).map { _ in WeightedDurationHistogram(bounds: MetricBuckets.requests) }
+            batches = WeightedDurationHistogram(bounds: MetricBuckets.requests)
+        }
     }
 
     let state: Mutex<State>
 
     init(labelIndex: [Int], labelCount: Int) {
-        // Arrays of its own (not copies of one): none shared with another shard.
-        state = Mutex(State(
-            labelIndex: labelIndex.map { $0 },
-            latencies: (0..<labelCount).map { _ in WeightedDurationHistogram(bounds: MetricBuckets.requests) },
-            batches: WeightedDurationHistogram(bounds: MetricBuckets.requests)))
+        state = Mutex(State(labelIndex: labelIndex, labelCount: labelCount))
     }
 
     /// Adds one batch: `counts` by opcode, each request answered after `nanoseconds`.

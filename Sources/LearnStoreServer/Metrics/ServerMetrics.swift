@@ -137,7 +137,7 @@ public final class ServerMetrics: Sendable {
     /// Every shard's counts and histograms added up.
     private var requestTotals: RequestMetricsShard.State {
         let all = shards.withLock { Array($0.values) } + [sharedShard]
-        var sum = RequestMetricsShard(labelIndex: Self.labelIndex, labelCount: Self.latencyLabels.count).state.withLock { $0 }
+        var sum = RequestMetricsShard.State(labelIndex: Self.labelIndex, labelCount: Self.latencyLabels.count)
         for shard in all {
             shard.state.withLock { state in
                 for opcode in 0..<256 { sum.requests[opcode] += state.requests[opcode] }
