@@ -64,14 +64,7 @@ public struct ByteWriter: Sendable {
 
     /// varint byte length, then UTF-8.
     public mutating func writeString(_ string: String) {
-        // As `RawByteCursor.writeString`: no copy of a native string.
-        let done: Void? = string.utf8.withContiguousStorageIfAvailable { utf8 in
-            writeVarint(UInt64(utf8.count))
-            bytes.append(contentsOf: utf8)
-        }
-        if done != nil { return }
-        var copy = string
-        copy.withUTF8 { utf8 in
+        string.withUTF8InPlace { utf8 in
             writeVarint(UInt64(utf8.count))
             bytes.append(contentsOf: utf8)
         }

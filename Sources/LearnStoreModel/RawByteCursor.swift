@@ -58,15 +58,7 @@ public struct RawByteCursor {
 
     /// varint byte length, then UTF-8.
     @inlinable public mutating func writeString(_ string: String) {
-        // Native strings lend their UTF-8 in place; `withUTF8` would need a copy of the string (a
-        // retain and a release of its storage, shared with every other reader of the tenant).
-        let done: Void? = string.utf8.withContiguousStorageIfAvailable { utf8 in
-            writeVarint(UInt64(utf8.count))
-            writeBytes(UnsafeRawBufferPointer(utf8))
-        }
-        if done != nil { return }
-        var copy = string
-        copy.withUTF8 { utf8 in
+        string.withUTF8InPlace { utf8 in
             writeVarint(UInt64(utf8.count))
             writeBytes(UnsafeRawBufferPointer(utf8))
         }
@@ -118,5 +110,16 @@ extension ByteWriter {
         }
         precondition(written <= maximum, "RawByteCursor wrote past its reservation")
         bytes.removeLast(maximum - written)
+    }
+}
+
+extension String {
+    /// Runs `body` on the string's UTF-8: a native string lends its storage in place, where
+    /// `withUTF8` needs a mutable copy (a retain and a release of storage other readers share);
+    /// only a bridged or lazily decoded string is copied.
+    @inlinable @usableFromInline func withUTF8InPlace<R>(_ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
+        if let result = utf8.withContiguousStorageIfAvailable(body) { return result }
+        var copy = self
+        return copy.withUTF8(body)
     }
 }

@@ -325,7 +325,7 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let prepared = payloads(for: frames)
         if waitOffLock(frames, prepared: prepared, session: session, tenant: tenant, context: context) { return }
         // This loop runs the batch itself, under the tenant's lock (see TenantExecutor).
-        let environment = environment
+        let environment = environment  // the closure runs isolated to the tenant: it may not capture the handler
         let result = tenant.withExclusiveAccess { tenant in
             RequestExecutor.execute(frames, prepared: prepared, session: session, tenant: tenant, environment: environment, outputBudget: outputRoom)
         }
