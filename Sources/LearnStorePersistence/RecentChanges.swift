@@ -21,6 +21,9 @@ public final class RecentChanges: TenantChangeTap, Sendable {
         case readMore
         /// Everything committed is read: wait until this LSN is committed (or the reader's wake).
         case waitForCommit(UInt64)
+        /// Everything held is read and committed: the reader's wake comes with the tenant's next write.
+        /// (Waiting for the log's next commit instead would wake the reader at every other tenant's.)
+        case waitForWrite
     }
 
     /// What a read does with a held write at or below the commit mark.
@@ -34,7 +37,9 @@ public final class RecentChanges: TenantChangeTap, Sendable {
 
     private struct Reader {
         var passedLSN: UInt64
-        var wake: (@Sendable () -> Void)?
+        var wake: (@Sendable (UInt64?) -> Void)?
+        /// Any append wakes it, not only one the commit mark has passed.
+        var wakesOnAnyWrite = false
     }
 
     private struct State {
@@ -58,13 +63,13 @@ public final class RecentChanges: TenantChangeTap, Sendable {
     }
 
     public func appended(_ entry: LogEntry, lsn: UInt64) -> Bool {
-        let wakes: [@Sendable () -> Void]? = state.withLock { state in
+        let wakes: [@Sendable (UInt64?) -> Void]? = state.withLock { state in
             guard !state.closed else { return nil }
             state.buffer.append(WALRecord(lsn: lsn, entry: entry))
-            var wakes: [@Sendable () -> Void] = []
-            guard lsn <= committedLSN() else { return wakes }
+            var wakes: [@Sendable (UInt64?) -> Void] = []
+            let passedByCommit = lsn <= committedLSN()
             for key in state.readers.keys {
-                if let wake = state.readers[key]!.wake {
+                if let wake = state.readers[key]!.wake, passedByCommit || state.readers[key]!.wakesOnAnyWrite {
                     wakes.append(wake)
                     state.readers[key]!.wake = nil
                 }
@@ -72,9 +77,12 @@ public final class RecentChanges: TenantChangeTap, Sendable {
             return wakes
         }
         guard let wakes else { return false }
-        for wake in wakes { wake() }
+        let uncommitted = lsnIfUncommitted(lsn)
+        for wake in wakes { wake(uncommitted) }
         return true
     }
+
+    private func lsnIfUncommitted(_ lsn: UInt64) -> UInt64? { lsn <= committedLSN() ? nil : lsn }
 
     /// The tenant stood at `sequence` when the buffer was attached to it.
     public func attached(atSequence sequence: UInt64) {
@@ -92,10 +100,12 @@ public final class RecentChanges: TenantChangeTap, Sendable {
     }
 
     /// Reads on for `reader` (which has joined). When it took everything committed that is held, `wake`
-    /// is called once if a write at or below the commit mark is appended. Records the reader passed earlier are released once no reader
+    /// is called once if a write at or below the commit mark is appended (with nil: read now), or, when
+    /// nothing uncommitted is held either (``Then/waitForWrite``), once any write is: with its LSN if
+    /// it is not committed yet (read once it is). Records the reader passed earlier are released once no reader
     /// needs them. `resolve` is asked only about writes that may have failed (`checkFailures`).
     public func read(_ reader: ObjectIdentifier, throughSequence sequence: UInt64, committed: UInt64, maximum: Int, checkFailures: Bool,
-              resolve: (UInt64) -> Resolution, wake: @escaping @Sendable () -> Void) -> Read {
+              resolve: (UInt64) -> Resolution, wake: @escaping @Sendable (UInt64?) -> Void) -> Read {
         state.withLock { state in
             guard !state.closed, var me = state.readers[reader], state.buffer.holdsEverything(after: sequence) else {
                 state.readers[reader] = nil
@@ -104,7 +114,7 @@ public final class RecentChanges: TenantChangeTap, Sendable {
             let slice = state.buffer.read(afterLSN: me.passedLSN, through: committed, maximum: maximum)
             var records: [WALRecord] = []
             records.reserveCapacity(slice.records.count)
-            var then: Then = slice.more ? .readMore : .waitForCommit(slice.firstUncommittedLSN ?? committed + 1)
+            var then: Then = slice.more ? .readMore : slice.firstUncommittedLSN.map { .waitForCommit($0) } ?? .waitForWrite
             var stopped = false
             for record in slice.records {
                 let resolution = checkFailures ? resolve(record.lsn) : .take
@@ -117,6 +127,7 @@ public final class RecentChanges: TenantChangeTap, Sendable {
                 me.passedLSN = record.lsn
             }
             me.wake = slice.more ? nil : wake
+            me.wakesOnAnyWrite = then == .waitForWrite
             state.readers[reader] = me
             if let oldest = state.readers.values.lazy.map(\.passedLSN).min() { state.buffer.release(through: oldest) }
             return .records(records, readThroughLSN: stopped || then == .readMore ? me.passedLSN : committed, then: then)
@@ -126,7 +137,7 @@ public final class RecentChanges: TenantChangeTap, Sendable {
     /// ``read(_:throughSequence:committed:maximum:checkFailures:resolve:wake:)`` against `wal`: its
     /// commit mark, and its failed writes passed over, or stopped at while a crash could bring them back.
     public func read(_ reader: ObjectIdentifier, throughSequence sequence: UInt64, maximum: Int, wal: WriteAheadLog,
-                     wake: @escaping @Sendable () -> Void) -> Read {
+                     wake: @escaping @Sendable (UInt64?) -> Void) -> Read {
         read(reader, throughSequence: sequence, committed: wal.committedLSN, maximum: maximum, checkFailures: wal.hasFailures,
              resolve: { lsn in !wal.hasFailed(lsn) ? .take : wal.failedWriteMayReturn(lsn) ? .stop : .skip }, wake: wake)
     }

@@ -34,6 +34,8 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     @exclusivity(unchecked) private var tenant: TenantActor?
     /// Where this connection's batches are counted: its event loop's shard, found on the first batch.
     @exclusivity(unchecked) private var metricsShard: RequestMetricsShard?
+    /// The commit wakes of this connection's loop, run after each of its reads (``LoopWakes``).
+    @exclusivity(unchecked) private var loopWakes: LoopWakeInbox?
     @exclusivity(unchecked) private var context: ChannelHandlerContext?
     /// Responses queued since the last flush, sent together with one write.
     @exclusivity(unchecked) private var outbound: ByteBuffer?
@@ -177,6 +179,9 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelReadComplete(context: ChannelHandlerContext) {
         pump(context: context)
+        let wakes = loopWakes ?? server.loopWakes.inbox(for: context.eventLoop)
+        loopWakes = wakes
+        wakes.runPosted()
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {

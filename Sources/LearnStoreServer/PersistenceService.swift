@@ -71,7 +71,7 @@ public final class PersistenceService: Service {
         log.set(controller.wal)
         context.feed.attach(wal: controller.wal, walDirectory: controller.directory.walDirectory, fileSystem: configuration.fileSystem)
         let watch = context.sequenceWatch
-        commits.set(WALCommitTracker(wal: controller.wal, registry: context.registry, placement: context.placement, committed: { watch.committed() }))
+        commits.set(WALCommitTracker(wal: controller.wal, registry: context.registry, placement: context.placement, loopWakes: context.loopWakes, committed: { watch.committed() }))
         replication?.attach(wal: controller.wal, registry: context.registry)
         controller.start()
         controllerBox.value = controller

@@ -29,6 +29,8 @@ public final class ServerContext: Sendable {
     public let indexBuilds = IndexBuildQueue()
     /// Change-feed subscriptions.
     public let feed: FeedHub
+    /// Commit wakes for each event loop, run by its connections between reads.
+    public let loopWakes = LoopWakes()
 
     public init(
         configuration: ServerConfiguration, registry: TenantRegistry, verifier: TokenVerifier, metrics: ServerMetrics,

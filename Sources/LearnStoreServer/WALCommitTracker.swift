@@ -10,9 +10,14 @@ import Synchronization
 public final class WALCommitTracker: CommitTracker {
     private let wal: WriteAheadLog
     private let waiters = Mutex<[(lsn: UInt64, loop: any EventLoop, wake: @Sendable () -> Void)]>([])
+    private let loopWakes: LoopWakes?
 
-    public init(wal: WriteAheadLog, registry: TenantRegistry, placement: TenantPlacement, committed: (@Sendable () -> Void)? = nil) {
+    /// With `loopWakes`, wakes are posted to each loop's inbox, which its connections run between
+    /// reads; without, each is a task for the loop's next turn.
+    public init(wal: WriteAheadLog, registry: TenantRegistry, placement: TenantPlacement, loopWakes: LoopWakes? = nil,
+                committed: (@Sendable () -> Void)? = nil) {
         self.wal = wal
+        self.loopWakes = loopWakes
         wal.onCommit = { [weak self] mark in
             self?.wake(upTo: mark, all: false)
             committed?()
@@ -46,7 +51,7 @@ public final class WALCommitTracker: CommitTracker {
         if committed >= lsn { self.wake(upTo: committed, all: false) }
     }
 
-    /// Wakes waiters whose LSN is committed (or all, after a failure), one task per event loop.
+    /// Wakes waiters whose LSN is committed (or all, after a failure), one post or task per event loop.
     private func wake(upTo committed: UInt64, all: Bool) {
         let ready: [(lsn: UInt64, loop: any EventLoop, wake: @Sendable () -> Void)] = waiters.withLock { list in
             var ready: [(lsn: UInt64, loop: any EventLoop, wake: @Sendable () -> Void)] = []
@@ -67,7 +72,11 @@ public final class WALCommitTracker: CommitTracker {
             }
         }
         for (loop, wakes) in byLoop {
-            loop.execute { for wake in wakes { wake() } }
+            if let loopWakes {
+                loopWakes.inbox(for: loop).post(wakes)
+            } else {
+                loop.execute { for wake in wakes { wake() } }
+            }
         }
     }
 }

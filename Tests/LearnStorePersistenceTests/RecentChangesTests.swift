@@ -73,8 +73,9 @@ import Testing
         #expect(left == Array(stride(from: released + 2, through: 10000, by: 2)))
     }
 
-    /// A reader joins, reads what is committed, and is told when it fell behind; an append of a write
-    /// the commit mark already passed wakes it (it would otherwise wait for a commit after that one).
+    /// A reader joins, reads what is committed, and is told when it fell behind; having read everything
+    /// held, it is woken by the tenant's next write; waiting for a commit, by an append of a write the
+    /// commit mark already passed (it would otherwise wait for a commit after that one).
     @Test func readersTakeCommittedWritesSkipFailedOnesAndAreWokenByAWriteAlreadyCommitted() {
         let committed = Atomic<UInt64>(0)
         let recent = RecentChanges(tenantID: "t", maximumRecords: 4) { committed.load(ordering: .relaxed) }
@@ -83,20 +84,28 @@ import Testing
         #expect(!recent.join(reader, throughSequence: 2, passedLSN: 0), "a reader behind what is held reads the log")
         #expect(recent.join(reader, throughSequence: 3, passedLSN: 0))
         let woken = Atomic<Int>(0)
-        let wake: @Sendable () -> Void = { woken.add(1, ordering: .relaxed) }
+        let wokenFor = Mutex<[UInt64?]>([])
+        let wake: @Sendable (UInt64?) -> Void = { lsn in
+            woken.add(1, ordering: .relaxed)
+            wokenFor.withLock { $0.append(lsn) }
+        }
         func read(through: UInt64 = 3, failed: Set<UInt64> = [], mayReturn: Set<UInt64> = []) -> RecentChanges.Read {
             recent.read(reader, throughSequence: through, committed: committed.load(ordering: .relaxed), maximum: 10, checkFailures: !failed.isEmpty,
                         resolve: { failed.contains($0) ? (mayReturn.contains($0) ? .stop : .skip) : .take }, wake: wake)
         }
-        guard case .records(let none, 0, .waitForCommit(1)) = read() else { Issue.record("nothing to read: wait for the next commit"); return }
+        guard case .records(let none, 0, .waitForWrite) = read() else { Issue.record("nothing held: wait for the tenant's next write"); return }
         #expect(none.isEmpty)
         #expect(recent.appended(Self.entry(4), lsn: 7))
-        #expect(woken.load(ordering: .relaxed) == 0, "a write not yet committed wakes no one: its commit will")
+        #expect(woken.load(ordering: .relaxed) == 1, "a reader that had everything is woken by the tenant's next write, committed or not")
+        #expect(wokenFor.withLock { $0 } == [7], "to wait for its commit")
+        guard case .records(let uncommitted, 0, .waitForCommit(7)) = read() else { Issue.record("lsn 7 is held, not committed"); return }
+        #expect(uncommitted.isEmpty, "the reader now waits for that commit, and a later write wakes it only if the mark passed it")
         committed.store(8, ordering: .relaxed)
         #expect(recent.appended(Self.entry(5), lsn: 8))
-        #expect(woken.load(ordering: .relaxed) == 1, "a write the commit mark passed before it was held wakes the reader")
+        #expect(woken.load(ordering: .relaxed) == 2, "a write the commit mark passed before it was held wakes the reader")
+        #expect(wokenFor.withLock { $0 } == [7, nil], "to read at once")
         #expect(recent.appended(Self.entry(6), lsn: 8))
-        #expect(woken.load(ordering: .relaxed) == 1, "once")
+        #expect(woken.load(ordering: .relaxed) == 2, "once")
         committed.store(7, ordering: .relaxed)
         guard case .records(let first, 7, .waitForCommit(8)) = read() else { Issue.record("lsn 7 only"); return }
         #expect(first.map(\.lsn) == [7])
@@ -107,7 +116,7 @@ import Testing
             Issue.record("a failed write that may return stops the read: \(stopping)"); return
         }
         #expect(stopped.isEmpty)
-        guard case .records(let skipped, 9, .waitForCommit(10)) = read(through: 4, failed: [8]) else { Issue.record("a failed write is passed"); return }
+        guard case .records(let skipped, 9, .waitForWrite) = read(through: 4, failed: [8]) else { Issue.record("a failed write is passed"); return }
         #expect(skipped.map(\.lsn) == [9])
         for sequence in UInt64(6)...10 { _ = recent.appended(Self.entry(sequence), lsn: sequence + 4) }
         committed.store(20, ordering: .relaxed)

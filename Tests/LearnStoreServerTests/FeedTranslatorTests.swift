@@ -80,9 +80,9 @@ import Testing
         #expect(state.nextAction(writable: false, committedLSN: 10) == .none, "a backed-up socket stops reading")
         #expect(state.nextAction(writable: true, committedLSN: 10) == .read(maximumChanges: 2))
         #expect(state.nextAction(writable: true, committedLSN: 10) == .none, "one read at a time")
-        state.readFinished(sent: 2, waitForCommit: nil)
+        state.readFinished(sent: 2, wait: nil)
         #expect(state.nextAction(writable: true, committedLSN: 10) == .read(maximumChanges: 1))
-        state.readFinished(sent: 1, waitForCommit: 11)
+        state.readFinished(sent: 1, wait: .commit(11))
         #expect(state.nextAction(writable: true, committedLSN: 11) == .none, "no credit, no read")
         state.creditGranted(5, cap: 4)
         #expect(state.credit == 4, "credit is capped")
@@ -90,9 +90,24 @@ import Testing
         #expect(state.nextAction(writable: true, committedLSN: 10) == .none)
         state.commitProgressed()
         #expect(state.nextAction(writable: true, committedLSN: 11) == .read(maximumChanges: 2))
-        state.readFinished(sent: 0, waitForCommit: 12)
+        state.readFinished(sent: 0, wait: .commit(12))
         state.somethingToRead()
         #expect(state.nextAction(writable: true, committedLSN: 11) == .read(maximumChanges: 2), "an announced restore is read without a commit")
+    }
+
+    /// A subscriber that has every change its tenant's memory holds waits for the tenant's next write,
+    /// not for the log's next commit: commits of other tenants' writes do not make it read.
+    @Test func aSubscriberWithNothingUncommittedWaitsForItsTenantsNextWrite() {
+        var state = FeedSessionState(credit: 10, maximumBatchChanges: 4)
+        #expect(state.nextAction(writable: true, committedLSN: 11) == .read(maximumChanges: 4))
+        state.readFinished(sent: 2, wait: .write)
+        #expect(state.nextAction(writable: true, committedLSN: 12) == .none, "another tenant's commit")
+        #expect(state.nextAction(writable: true, committedLSN: 99) == .none)
+        state.somethingToRead()
+        #expect(state.nextAction(writable: true, committedLSN: 99) == .read(maximumChanges: 4), "the tenant wrote")
+        state.somethingToRead()
+        state.readFinished(sent: 0, wait: .write)
+        #expect(state.nextAction(writable: true, committedLSN: 99) == .read(maximumChanges: 4), "a write during the read is read at once")
     }
 
     /// A read off the event loop can look at the recent changes just before the tenant appends a write
@@ -104,9 +119,9 @@ import Testing
         #expect(state.nextAction(writable: true, committedLSN: 11) == .read(maximumChanges: 4))
         state.somethingToRead()
         #expect(state.nextAction(writable: true, committedLSN: 11) == .none, "still one read at a time")
-        state.readFinished(sent: 0, waitForCommit: 12)
+        state.readFinished(sent: 0, wait: .commit(12))
         #expect(state.nextAction(writable: true, committedLSN: 11) == .read(maximumChanges: 4), "read again at once")
-        state.readFinished(sent: 1, waitForCommit: 12)
+        state.readFinished(sent: 1, wait: .commit(12))
         #expect(state.nextAction(writable: true, committedLSN: 11) == .waitForCommit(12), "a wake is counted once")
     }
 }

@@ -95,7 +95,7 @@ extension DurabilitySimulation {
     /// Reads on from the tenant's recent changes, as a caught-up subscription of the server does; back
     /// to the log (from the segment of its next change) when memory no longer holds all it needs.
     mutating func followFromMemory(_ follower: inout FeedFollower, _ tenant: String, maximum: Int) throws {
-        let read = recentChanges[tenant]!.read(ObjectIdentifier(follower.identity), throughSequence: follower.lastSequence, maximum: maximum, wal: wal) {}
+        let read = recentChanges[tenant]!.read(ObjectIdentifier(follower.identity), throughSequence: follower.lastSequence, maximum: maximum, wal: wal) { _ in }
         // Read after: every record given is at or below the mark the read used, which only grows.
         let committed = wal.committedLSN
         switch read {

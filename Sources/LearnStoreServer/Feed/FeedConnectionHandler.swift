@@ -44,12 +44,17 @@ final class FeedConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        source.onWake {
-            loopBound.eventLoop.execute {
-                let handler = loopBound.value
-                handler.state.somethingToRead()
-                handler.pump()
-            }
+        let wakes = server.loopWakes.inbox(for: context.eventLoop)
+        let readAgain: @Sendable () -> Void = {
+            let handler = loopBound.value
+            handler.state.somethingToRead()
+            handler.pump()
+        }
+        let commits = server.commits
+        source.onWake { [loop = context.eventLoop] commitOf in
+            // The write the subscriber waits for is woken by its commit, without a turn of the loop in
+            // between: a tenant's writes then cost its subscribers one wake per commit.
+            if let lsn = commitOf { commits.subscribe(loop: loop, waitingFor: lsn, readAgain) } else { wakes.post([readAgain]) }
         }
         timer = context.eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(250), delay: .milliseconds(250)) { _ in
             loopBound.value.tick()
@@ -194,8 +199,8 @@ final class FeedConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         case .failure(let failure):
             end(failure)
         case .success(let read):
-            nextReadIsSmall = read.waitForCommit != nil || read.fromMemory
-            state.readFinished(sent: read.batch.changes.count, waitForCommit: read.waitForCommit)
+            nextReadIsSmall = read.wait != nil || read.fromMemory
+            state.readFinished(sent: read.batch.changes.count, wait: read.wait)
             if !read.batch.changes.isEmpty || read.batch.throughSequence > lastThrough {
                 sendBatch(read.batch)
             }

@@ -11,8 +11,8 @@ import Synchronization
 final class FeedSource: @unchecked Sendable {
     struct Read: Sendable {
         var batch: FeedBatch
-        /// Set when everything there is was read: the LSN whose commit is worth reading again for.
-        var waitForCommit: UInt64?
+        /// Set when everything there is was read: what is worth reading again for.
+        var wait: FeedSessionState.Wait?
         /// The next read takes the recent changes in memory (cheap enough for an event loop).
         var fromMemory: Bool
     }
@@ -54,11 +54,17 @@ final class FeedSource: @unchecked Sendable {
         wake()
     }
 
-    private func wake() { wakeHandler.withLock { $0 }?() }
+    private func wake(commitOf lsn: UInt64? = nil) { wakeHandler.withLock { $0 }?.wake(lsn) }
 
-    /// Told when something outside the WAL (a restore) gives the subscription more to read.
-    private let wakeHandler = Mutex<(@Sendable () -> Void)?>(nil)
-    func onWake(_ wake: @escaping @Sendable () -> Void) { wakeHandler.withLock { $0 = wake } }
+    /// Held in a struct: a bare closure taking an argument, read `inout` through the generic
+    /// `Mutex`, would be wrapped in two more reabstraction thunks at every read.
+    private struct WakeHandler: Sendable { let wake: @Sendable (_ commitOf: UInt64?) -> Void }
+
+    /// Told when the subscription has more to read: at once (nil: a restore, which the WAL does not
+    /// show, or a write the commit mark had passed) or once the commit mark passes an LSN (the write a
+    /// subscriber that had everything waited for).
+    private let wakeHandler = Mutex<WakeHandler?>(nil)
+    func onWake(_ wake: @escaping @Sendable (_ commitOf: UInt64?) -> Void) { wakeHandler.withLock { $0 = WakeHandler(wake: wake) } }
 
     /// Reads on and returns at most `maximumChanges` changes, reading about `maximumBytes` of the log.
     /// Blocking when it reads the log: call on `queue`, or (recent changes in memory, or a small read of
@@ -67,12 +73,12 @@ final class FeedSource: @unchecked Sendable {
         for restore in announcedRestores.withLock({ list in defer { list.removeAll() }; return list }) {
             translator.restored(sequence: restore.sequence, afterLSN: restore.afterLSN, at: restore.at)
         }
-        var wait: UInt64?
+        var wait: FeedSessionState.Wait?
         while pending.count < maximumChanges && wait == nil && translator.releasedAfter == nil {
             if readingRecent {
                 wait = readRecent(maximumChanges: maximumChanges - pending.count)
             } else {
-                wait = try readLog(maximumChanges: maximumChanges - pending.count, maximumBytes: maximumBytes)
+                wait = try readLog(maximumChanges: maximumChanges - pending.count, maximumBytes: maximumBytes).map { .commit($0) }
                 if wait != nil, readingRecent { wait = nil }
             }
         }
@@ -83,13 +89,13 @@ final class FeedSource: @unchecked Sendable {
         let sent = Array(pending.prefix(maximumChanges))
         pending.removeFirst(sent.count)
         let through = pending.isEmpty ? translator.throughSequence : sent.last?.sequence ?? translator.throughSequence
-        return Read(batch: FeedBatch(throughSequence: through, changes: sent), waitForCommit: pending.isEmpty ? wait : nil, fromMemory: readingRecent)
+        return Read(batch: FeedBatch(throughSequence: through, changes: sent), wait: pending.isEmpty ? wait : nil, fromMemory: readingRecent)
     }
 
     /// One read of the recent changes; what to wait for when it took everything there is.
-    private func readRecent(maximumChanges: Int) -> UInt64? {
+    private func readRecent(maximumChanges: Int) -> FeedSessionState.Wait? {
         let read = recent.read(ObjectIdentifier(self), throughSequence: translator.throughSequence, maximum: maximumChanges, wal: wal) {
-            [weak self] in self?.wake()
+            [weak self] lsn in self?.wake(commitOf: lsn)
         }
         switch read {
         case .behind:
@@ -101,7 +107,8 @@ final class FeedSource: @unchecked Sendable {
             pending += changes
             switch then {
             case .readMore: return nil
-            case .waitForCommit(let lsn): return lsn
+            case .waitForCommit(let lsn): return .commit(lsn)
+            case .waitForWrite: return .write
             }
         }
     }
