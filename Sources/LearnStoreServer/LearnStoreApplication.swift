@@ -106,7 +106,7 @@ public final class LearnStoreApplication: Sendable {
                 }
                 replication = try ReplicationNode(
                     configuration: settings, directory: persistence.dataDirectory + "/replication", fileSystem: persistence.fileSystem,
-                    clock: clock, group: group, logger: logger, metricsFactory: factory)
+                    clock: clock, group: group, logger: logger, metricsFactory: factory, loopWakes: context.loopWakes)
             } else {
                 replication = nil
             }

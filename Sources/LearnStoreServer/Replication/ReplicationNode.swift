@@ -21,6 +21,9 @@ public final class ReplicationNode: Sendable {
     let directory: String
     let group: any EventLoopGroup
     let metrics: ReplicationMetrics?
+    /// The server's commit wakes: shipping sessions are woken through their loop's inbox, so a commit
+    /// leaves for the replicas between the loop's reads, not after its whole turn.
+    let loopWakes: LoopWakes?
 
     struct State {
         var role: NodeRole
@@ -67,8 +70,9 @@ public final class ReplicationNode: Sendable {
     func connectionClosed() { connections.wrappingSubtract(1, ordering: .relaxed) }
 
     public init(configuration: ReplicationConfiguration, directory: String, fileSystem: any FileSystem, clock: any EngineClock,
-                group: any EventLoopGroup, logger: Logger, metricsFactory: (any MetricsFactory)? = nil) throws {
+                group: any EventLoopGroup, logger: Logger, metricsFactory: (any MetricsFactory)? = nil, loopWakes: LoopWakes? = nil) throws {
         self.configuration = configuration
+        self.loopWakes = loopWakes
         metrics = metricsFactory.map(ReplicationMetrics.init(factory:))
         self.group = group
         credential = try NodeCredential(secret: configuration.secret)

@@ -13,6 +13,8 @@ final class ShippingSession: @unchecked Sendable {
     private let node: ReplicationNode
     private let wal: WriteAheadLog
     private let channel: any Channel
+    /// The inbox of the connection's loop, if the server has them (``LoopWakes``).
+    private let wakes: LoopWakeInbox?
     private let reader: WALTailReader
     private let epoch: UInt64
     private var lastSentMilliseconds: Int64 = 0
@@ -34,6 +36,7 @@ final class ShippingSession: @unchecked Sendable {
         self.node = node
         self.wal = wal
         self.channel = channel
+        wakes = node.loopWakes?.inbox(for: channel.eventLoop)
         self.epoch = epoch
         self.startAfter = startAfter
         reader = WALTailReader(walDirectory: walDirectory, fileSystem: fileSystem, position: position)
@@ -54,11 +57,13 @@ final class ShippingSession: @unchecked Sendable {
     /// The log committed more (any thread).
     func wake() {
         guard !ended.load(ordering: .acquiring), !pumpQueued.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        channel.eventLoop.execute { [self] in
+        let pumpAgain: @Sendable () -> Void = { [self] in
             pumpQueued.store(false, ordering: .releasing)
             pump()
         }
+        if let wakes { wakes.post([pumpAgain]) } else { channel.eventLoop.execute(pumpAgain) }
     }
+
 
     var closeFuture: EventLoopFuture<Void> { channel.closeFuture }
 
