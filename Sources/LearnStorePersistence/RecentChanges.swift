@@ -63,7 +63,7 @@ public final class RecentChanges: TenantChangeTap, Sendable {
     }
 
     public func appended(_ entry: LogEntry, lsn: UInt64) -> Bool {
-        let wakes: [@Sendable (UInt64?) -> Void]? = state.withLock { state in
+        let woken: (wakes: [@Sendable (UInt64?) -> Void], passedByCommit: Bool)? = state.withLock { state in
             guard !state.closed else { return nil }
             state.buffer.append(WALRecord(lsn: lsn, entry: entry))
             var wakes: [@Sendable (UInt64?) -> Void] = []
@@ -74,15 +74,12 @@ public final class RecentChanges: TenantChangeTap, Sendable {
                     state.readers[key]!.wake = nil
                 }
             }
-            return wakes
+            return (wakes, passedByCommit)
         }
-        guard let wakes else { return false }
-        let uncommitted = lsnIfUncommitted(lsn)
-        for wake in wakes { wake(uncommitted) }
+        guard let woken else { return false }
+        for wake in woken.wakes { wake(woken.passedByCommit ? nil : lsn) }
         return true
     }
-
-    private func lsnIfUncommitted(_ lsn: UInt64) -> UInt64? { lsn <= committedLSN() ? nil : lsn }
 
     /// The tenant stood at `sequence` when the buffer was attached to it.
     public func attached(atSequence sequence: UInt64) {
