@@ -594,11 +594,17 @@ public struct FailoverTester: Sendable {
         return mismatches
     }
 
+    /// Ports this process has handed out. A port is never handed out twice: a node killed by a test
+    /// leaves its port free until it is restarted there, and another test running meanwhile must not
+    /// take it (nor may two tests draw the same port before either binds it).
+    private static let handedOut = Mutex<Set<Int>>([])
+
     /// A TCP port nothing listens on now, below the kernel's range for ephemeral ports: other servers
     /// that bind port 0 meanwhile (the test suite runs many) never take it before the node binds it.
     public static func freePort() throws -> Int {
         for _ in 0..<200 {
             let port = Int.random(in: 20_000..<32_000)
+            guard handedOut.withLock({ $0.insert(port).inserted }) else { continue }
             let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
             guard socket >= 0 else { throw LearnStoreError(.internalError, "socket: errno \(errno)") }
             defer { close(socket) }
