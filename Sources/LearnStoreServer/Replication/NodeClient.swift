@@ -53,10 +53,12 @@ final class NodeConnection: Sendable {
         guard let (host, port) = HostPort.split(address) else {
             throw LearnStoreError(.validation, "'\(address)' is not host:port")
         }
-        let inbox = FrameInbox(address: address)
+        let loop = group.next()
+        let handshake = loop.makePromise(of: (String, NodeAuthReply).self)
+        let inbox = FrameInbox(address: address, handshake: NodeHandshakeClient(credential: credential, nodeID: nodeID), authenticated: handshake, timeout: timeout)
         let channel: any Channel
         do {
-            channel = try await ClientBootstrap(group: group)
+            channel = try await ClientBootstrap(group: loop)
                 .connectTimeout(.seconds(2))
                 .channelOption(.autoRead, value: false)
                 .channelInitializer { channel in
@@ -64,32 +66,18 @@ final class NodeConnection: Sendable {
                 }
                 .connect(hostOrAddress: host, port: port).get()
         } catch {
+            handshake.fail(error)
             throw LearnStoreError(.connectionFailed, "cannot connect to \(address): \(error)")
         }
-        do throws(LearnStoreError) {
-            let clientNonce = NodeCredential.nonce()
-            send(channel, opcode: ReplicationOpcode.nodeHello, requestID: 1) {
-                ReplicationMessages.encode(NodeHello(nodeID: nodeID, nonce: clientNonce), into: &$0)
-            }
-            let hello = try await inbox.next(on: channel, timeout: timeout)
-            let helloReply: NodeHelloReply
-            do { helloReply = try hello.readPayload { (r) throws(DecodeError) in try ReplicationMessages.decodeHelloReply(from: &r) } } catch {
-                throw LearnStoreError(.protocolViolation, "\(address): NODE_HELLO reply: \(error)")
-            }
-            let proof = credential.proof(.client, clientNonce: clientNonce, serverNonce: helloReply.nonce, nodeID: nodeID)
-            send(channel, opcode: ReplicationOpcode.nodeAuth, requestID: 2) { ReplicationMessages.encodeAuth(proof: proof, into: &$0) }
-            let authFrame = try await inbox.next(on: channel, timeout: timeout)
-            let auth: NodeAuthReply
-            do { auth = try authFrame.readPayload { (r) throws(DecodeError) in try ReplicationMessages.decodeAuthReply(from: &r) } } catch {
-                throw LearnStoreError(.protocolViolation, "\(address): NODE_AUTH reply: \(error)")
-            }
-            guard credential.verify(auth.proof, .server, clientNonce: clientNonce, serverNonce: helloReply.nonce, nodeID: helloReply.nodeID) else {
-                throw LearnStoreError(.unauthenticated, "\(address) (node \(helloReply.nodeID)) did not prove the cluster secret")
-            }
-            return NodeConnection(address: address, peerNodeID: helloReply.nodeID, auth: auth, channel: channel, inbox: inbox)
+        do {
+            let (peer, auth) = try await handshake.futureResult.get()
+            return NodeConnection(address: address, peerNodeID: peer, auth: auth, channel: channel, inbox: inbox)
+        } catch let error as LearnStoreError {
+            channel.close(promise: nil)
+            throw LearnStoreError(error.code, "\(address): \(error.message)")
         } catch {
             channel.close(promise: nil)
-            throw error
+            throw LearnStoreError(.connectionFailed, "\(address): the connection closed during the node handshake")
         }
     }
 
@@ -113,18 +101,65 @@ final class NodeConnection: Sendable {
     }
 }
 
-/// Frames of a connection whose reads are asked for (auto-read off): `next` reads until a frame is
-/// complete. Runs on the connection's event loop.
+/// Frames of a connection whose reads are asked for (auto-read off): first the node handshake, run
+/// here on the connection's event loop as its frames arrive; then `next` reads until a frame is
+/// complete.
 final class FrameInbox: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
     private let address: String
     private var frames = FrameAccumulator(maximumFrameBytes: 16 << 20)
     private var received: [Frame] = []
     private var waiting: EventLoopPromise<Frame>?
     private var closed = false
     private var context: ChannelHandlerContext?
+    private var handshake: NodeHandshakeClient?
+    private var authenticated: EventLoopPromise<(String, NodeAuthReply)>?
+    private let handshakeTimeout: TimeAmount
+    private var handshakeDeadline: Scheduled<Void>?
 
-    init(address: String) { self.address = address }
+    init(address: String, handshake: NodeHandshakeClient, authenticated: EventLoopPromise<(String, NodeAuthReply)>, timeout: TimeAmount) {
+        self.address = address
+        self.handshake = handshake
+        self.authenticated = authenticated
+        handshakeTimeout = timeout
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        if let handshake {
+            perform(handshake.hello(), context: context)
+            let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            handshakeDeadline = context.eventLoop.scheduleTask(in: handshakeTimeout) { [self] in
+                endHandshake(.failure(LearnStoreError(.timeout, "no node handshake within \(handshakeTimeout.nanoseconds / 1_000_000) ms")), context: loopBound.value)
+            }
+            context.read()
+        }
+        context.fireChannelActive()
+    }
+
+    private func perform(_ step: NodeHandshakeClient.Step, context: ChannelHandlerContext) {
+        switch step {
+        case .send(let opcode, let payload):
+            var writer = ByteWriter(capacity: payload.count + 16)
+            writer.writeFrame(FrameHeader(opcode: opcode, requestID: opcode == ReplicationOpcode.nodeHello ? 1 : 2)) { $0.writeBytes(payload) }
+            context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: writer.bytes)), promise: nil)
+        case .authenticated(let peer, let reply):
+            endHandshake(.success((peer, reply)), context: context)
+        }
+    }
+
+    private func endHandshake(_ result: Result<(String, NodeAuthReply), LearnStoreError>, context: ChannelHandlerContext) {
+        handshake = nil
+        handshakeDeadline?.cancel()
+        guard let promise = authenticated else { return }
+        authenticated = nil
+        switch result {
+        case .success(let value): promise.succeed(value)
+        case .failure(let error):
+            promise.fail(error)
+            context.close(promise: nil)
+        }
+    }
 
     func next(on channel: any Channel, timeout: TimeAmount) async throws(LearnStoreError) -> Frame {
         let future: EventLoopFuture<Frame> = channel.eventLoop.flatSubmit {
@@ -160,8 +195,20 @@ final class FrameInbox: ChannelInboundHandler, @unchecked Sendable {
         do {
             received += try frames.add(unwrapInboundIn(data))
         } catch {
+            endHandshake(.failure(LearnStoreError(.protocolViolation, "a bad frame: \(error.message)")), context: context)
             context.close(promise: nil)
             return
+        }
+        while var machine = handshake, !received.isEmpty {
+            let frame = received.removeFirst()
+            do throws(LearnStoreError) {
+                let step = try machine.receive(frame)
+                handshake = machine
+                perform(step, context: context)
+            } catch {
+                endHandshake(.failure(error), context: context)
+                return
+            }
         }
         if let promise = waiting, !received.isEmpty {
             waiting = nil
@@ -170,12 +217,15 @@ final class FrameInbox: ChannelInboundHandler, @unchecked Sendable {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        if waiting != nil { context.read() }
+        if waiting != nil || handshake != nil { context.read() }
         context.fireChannelReadComplete()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
         closed = true
+        if authenticated != nil {
+            endHandshake(.failure(LearnStoreError(.connectionFailed, "the connection closed during the node handshake")), context: context)
+        }
         waiting?.fail(ChannelError.ioOnClosedChannel)
         waiting = nil
         context.fireChannelInactive()

@@ -261,31 +261,25 @@ final class ReplicaStreamHandler: ChannelInboundHandler, @unchecked Sendable {
     typealias OutboundOut = ByteBuffer
 
     private enum Phase {
-        case hello(nonce: [UInt8])
-        case auth(peer: String)
+        case handshake(NodeHandshakeClient)
         case replicate(peer: String)
         case streaming
     }
 
     private let follower: ReplicaFollower
-    private let credential: NodeCredential
-    private let nodeID: String
     private var phase: Phase
-    private var clientNonce: [UInt8]
-    private var serverNonce: [UInt8] = []
     var maximumFrameBytes = 16 << 20
     private lazy var frames = FrameAccumulator(maximumFrameBytes: maximumFrameBytes)
 
     init(follower: ReplicaFollower, credential: NodeCredential, nodeID: String) {
         self.follower = follower
-        self.credential = credential
-        self.nodeID = nodeID
-        clientNonce = NodeCredential.nonce()
-        phase = .hello(nonce: clientNonce)
+        phase = .handshake(NodeHandshakeClient(credential: credential, nodeID: nodeID))
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        send(ReplicationOpcode.nodeHello, context: context) { ReplicationMessages.encode(NodeHello(nodeID: nodeID, nonce: clientNonce), into: &$0) }
+        if case .handshake(let handshake) = phase, case .send(let opcode, let payload) = handshake.hello() {
+            send(opcode, context: context) { $0.writeBytes(payload) }
+        }
         context.fireChannelActive()
     }
 
@@ -318,27 +312,25 @@ final class ReplicaStreamHandler: ChannelInboundHandler, @unchecked Sendable {
     private func handle(_ frame: Frame, context: ChannelHandlerContext) {
         do throws(DecodeError) {
             switch phase {
-            case .hello:
-                guard frame.header.opcode == ReplicationOpcode.nodeHello else { return unexpected(frame, context) }
-                let reply = try frame.readPayload { (r) throws(DecodeError) in try ReplicationMessages.decodeHelloReply(from: &r) }
-                serverNonce = reply.nonce
-                phase = .auth(peer: reply.nodeID)
-                let proof = credential.proof(.client, clientNonce: clientNonce, serverNonce: serverNonce, nodeID: nodeID)
-                send(ReplicationOpcode.nodeAuth, context: context) { ReplicationMessages.encodeAuth(proof: proof, into: &$0) }
-            case .auth(let peer):
-                guard frame.header.opcode == ReplicationOpcode.nodeAuth else { return unexpected(frame, context) }
-                let reply = try frame.readPayload { (r) throws(DecodeError) in try ReplicationMessages.decodeAuthReply(from: &r) }
-                guard credential.verify(reply.proof, .server, clientNonce: clientNonce, serverNonce: serverNonce, nodeID: peer) else {
-                    follower.problem("node \(peer) did not prove the cluster secret")
+            case .handshake(var handshake):
+                let step: NodeHandshakeClient.Step
+                do throws(LearnStoreError) { step = try handshake.receive(frame) } catch {
+                    follower.problem(error.message)
                     context.close(promise: nil)
                     return
                 }
-                guard let request = follower.authenticated(reply, peer: peer, channel: context.channel) else {
-                    context.close(promise: nil)
-                    return
+                phase = .handshake(handshake)
+                switch step {
+                case .send(let opcode, let payload):
+                    send(opcode, context: context) { $0.writeBytes(payload) }
+                case .authenticated(let peer, let reply):
+                    guard let request = follower.authenticated(reply, peer: peer, channel: context.channel) else {
+                        context.close(promise: nil)
+                        return
+                    }
+                    phase = .replicate(peer: peer)
+                    send(ReplicationOpcode.replicate, context: context) { ReplicationMessages.encode(request, into: &$0) }
                 }
-                phase = .replicate(peer: peer)
-                send(ReplicationOpcode.replicate, context: context) { ReplicationMessages.encode(request, into: &$0) }
             case .replicate(let peer):
                 guard frame.header.opcode == ReplicationOpcode.replicate else { return unexpected(frame, context) }
                 let accepted = try frame.readPayload { (r) throws(DecodeError) in try ReplicationMessages.decodeAccepted(from: &r) }
