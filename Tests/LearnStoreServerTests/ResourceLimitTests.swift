@@ -34,7 +34,10 @@ import Testing
         try String(repeating: "s", count: 64).write(toFile: root.path + "/secret", atomically: true, encoding: .utf8)
         let server = try await ServerProcess.start(
             binary: CrashTests.binary,
-            arguments: ["--data-dir", root.path + "/data", "--jwt-secret-file", root.path + "/secret", "--metrics-port", "0", "--log-level", "error"],
+            // 32 connections are opened in turn before the first reply is read: under the suite's load
+            // that can take longer than the default 10 s for HELLO and AUTH, which is not what is tested.
+            arguments: ["--data-dir", root.path + "/data", "--jwt-secret-file", root.path + "/secret", "--metrics-port", "0", "--log-level", "error",
+                        "--handshake-timeout", "120"],
             logPath: root.path + "/server.log")
         do {
             try await Self.refuseLargeFramesBeforeAuth(server)
