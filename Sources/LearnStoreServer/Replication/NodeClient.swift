@@ -108,7 +108,9 @@ final class FrameInbox: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
     private let address: String
-    private var frames = FrameAccumulator(maximumFrameBytes: 16 << 20)
+    /// Until the peer proves the secret, its frames are the handshake's few dozen bytes: a peer that
+    /// is not a node cannot make this one buffer more.
+    private var frames = FrameAccumulator(maximumFrameBytes: ReplicationServerHandler.handshakeFrameBytes)
     private var received: [Frame] = []
     private var waiting: EventLoopPromise<Frame>?
     private var closed = false
@@ -144,6 +146,7 @@ final class FrameInbox: ChannelInboundHandler, @unchecked Sendable {
             writer.writeFrame(FrameHeader(opcode: opcode, requestID: opcode == ReplicationOpcode.nodeHello ? 1 : 2)) { $0.writeBytes(payload) }
             context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: writer.bytes)), promise: nil)
         case .authenticated(let peer, let reply):
+            frames.raiseLimit(to: 16 << 20)
             endHandshake(.success((peer, reply)), context: context)
         }
     }
@@ -195,7 +198,7 @@ final class FrameInbox: ChannelInboundHandler, @unchecked Sendable {
         do {
             received += try frames.add(unwrapInboundIn(data))
         } catch {
-            endHandshake(.failure(LearnStoreError(.protocolViolation, "a bad frame: \(error.message)")), context: context)
+            endHandshake(.failure(LearnStoreError(error.code, error.message)), context: context)
             context.close(promise: nil)
             return
         }

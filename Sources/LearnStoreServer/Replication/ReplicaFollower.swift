@@ -268,8 +268,9 @@ final class ReplicaStreamHandler: ChannelInboundHandler, @unchecked Sendable {
 
     private let follower: ReplicaFollower
     private var phase: Phase
+    /// The limit once the peer proved the secret; before, its frames are the handshake's few dozen bytes.
     var maximumFrameBytes = 16 << 20
-    private lazy var frames = FrameAccumulator(maximumFrameBytes: maximumFrameBytes)
+    private var frames = FrameAccumulator(maximumFrameBytes: ReplicationServerHandler.handshakeFrameBytes)
 
     init(follower: ReplicaFollower, credential: NodeCredential, nodeID: String) {
         self.follower = follower
@@ -324,6 +325,7 @@ final class ReplicaStreamHandler: ChannelInboundHandler, @unchecked Sendable {
                 case .send(let opcode, let payload):
                     send(opcode, context: context) { $0.writeBytes(payload) }
                 case .authenticated(let peer, let reply):
+                    frames.raiseLimit(to: maximumFrameBytes)
                     guard let request = follower.authenticated(reply, peer: peer, channel: context.channel) else {
                         context.close(promise: nil)
                         return
