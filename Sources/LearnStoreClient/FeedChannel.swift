@@ -118,9 +118,9 @@ struct FeedChannel {
     let requestID: UInt32 = 1
 
     static func open(_ configuration: ClientConfiguration, token: String, request: SubscribeRequest, group: any EventLoopGroup) async throws(LearnStoreError) -> FeedChannel {
-        let connection = try await ClientConnection.connect(host: configuration.host, port: configuration.port, group: group, clientName: configuration.clientName)
+        let connection = try await ClientConnection.connect(
+            host: configuration.host, port: configuration.port, group: group, clientName: configuration.clientName, token: token)
         do throws(LearnStoreError) {
-            try await connection.authenticate(token: token)
             guard connection.hello.features.contains(.feed) else {
                 throw LearnStoreError(.unknownOpcode, "the server does not offer the change feed (HELLO feature bit 3)")
             }

@@ -163,16 +163,9 @@ public final class LearnStoreClient: Sendable {
                 delay = min(delay * 2, 2_000_000_000)
             }
             do throws(LearnStoreError) {
-                let connection = try await ClientConnection.connect(
+                return try await ClientConnection.connect(
                     host: configuration.host, port: configuration.port, group: group, clientName: configuration.clientName,
-                    requestTimeout: TimeAmount(configuration.requestTimeout))
-                do throws(LearnStoreError) {
-                    try await connection.authenticate(token: try await fetchToken())
-                } catch {
-                    await connection.close()
-                    throw error
-                }
-                return connection
+                    requestTimeout: TimeAmount(configuration.requestTimeout), token: try await fetchToken())
             } catch {
                 lastError = error
                 // A refused token will not get better by retrying.
