@@ -69,4 +69,21 @@ import Testing
         await connection.close()
         try await server.stop()
     }
+
+    /// An AUTH behind a HELLO the server refuses is never handled: the refusal closes the connection
+    /// (docs/PROTOCOL.md, section 3, step 3).
+    @Test func anAuthBehindARefusedHelloIsNotHandled() async throws {
+        let server = try await TestServer.start()
+        let raw = try RawConnection(port: server.port)
+        let unsupported = ProtocolVersion.supported.upperBound + 1
+        let token = try await server.token()
+        #expect(raw.send(
+            RawConnection.frame(Opcode.hello, id: 1) { HelloRequest(minimumVersion: unsupported, maximumVersion: unsupported, clientName: "future").encode(into: &$0) }
+                + RawConnection.frame(Opcode.auth, id: 2) { AuthRequest(token: token).encode(into: &$0) }))
+        let reply = try #require(await raw.receiveFrame())
+        #expect(reply.header.requestID == 1)
+        #expect(raw.error(of: reply)?.code == .unsupportedVersion)
+        #expect(await raw.isClosedByPeer(), "closed, with no answer to the AUTH")
+        try await server.stop()
+    }
 }
