@@ -144,12 +144,15 @@ import Testing
         } catch {
             #expect(error.code == .forbidden)
         }
-        // Requests pipelined around an admin request on one connection are answered, in order.
+        // Requests sent concurrently with an admin request are all answered. Which of the two
+        // creates leaves first is up to the task scheduler (two `async let` tasks), so only their
+        // distinct sequences are checked here; answers in order on one connection are checked by
+        // ConnectionHandlerTests and the protocol conformance run.
         async let one = a.performance.learningRecords.create(Self.body(7, "a"))
         async let snapshot = a.admin.snapshot(force: true)
         async let two = a.performance.learningRecords.create(Self.body(8, "a"))
         let (first, written, second) = try await (one, snapshot, two)
-        #expect(first.sequence < second.sequence && written.written)
+        #expect(first.sequence != second.sequence && written.written)
         await reader.shutdown()
         await a.shutdown()
         try await server.stop()
