@@ -13,8 +13,12 @@ struct SimulateMovesCommand: AsyncParsableCommand {
             starts and calls off moves (with --balancer, half of them the balancer's choice), and either group's primary fails over (losing its uncommitted writes; the \
             new one starts with a map its group saw at some point, maybe an old one). Checked: no group acknowledges a write of a tenant \
             whose partition etcd gives to the other group with no move in progress, and once faults stop and every \
-            move has completed, every acknowledged write is in the group that holds its tenant. A failing seed \
-            replays exactly with --first SEED --seeds 1. Exits 1 if any seed failed.
+            move has completed, every acknowledged write is in the group that holds its tenant. \
+            With --control-plane each group is instead three nodes running their real cluster agents (leases, controller \
+            election, guarded promotions, the partition map read from etcd) under the faults of simulate-cluster (crashes, \
+            pauses, cuts from etcd and between nodes, etcd outages) for --fault-seconds of simulated time; the checks of \
+            simulate-cluster hold in each group as well. A failing seed replays exactly with --first SEED --seeds 1. \
+            Exits 1 if any seed failed.
             """)
 
     @Option(help: "Seeds to run.") var seeds = 100
@@ -26,6 +30,10 @@ struct SimulateMovesCommand: AsyncParsableCommand {
     @Flag(help: "Have the balancer's rule choose half the moves (on the groups' records) instead of a random partition.") var balancer = false
     @Flag(name: .customLong("records-only"), help: "Write records only, no outcome results (with --piece-items 2000: the regression seeds' setting).") var recordsOnly = false
     @Option(name: .customLong("piece-items"), help: "Items per export piece, 1 to 2000 (default: 2 to 8, chosen by the seed).") var pieceItems: Int?
+    @Flag(name: .customLong("control-plane"), help: "Run each group as nodes under their control plane, with its faults, instead of simulated failovers.")
+    var controlPlane = false
+    @Option(name: .customLong("nodes-per-group"), help: "With --control-plane: nodes in each group (2 ... 5).") var nodesPerGroup = 3
+    @Option(name: .customLong("fault-seconds"), help: "With --control-plane: simulated seconds of faults before the run heals (1 ... 600).") var faultSeconds: Int64 = 20
 
     func run() async throws {
         try await runCLI {
@@ -33,7 +41,13 @@ struct SimulateMovesCommand: AsyncParsableCommand {
                 throw CLIError.usage("--seeds and --steps at least 1, --tenants 1 ... 64, --partitions 2 ... 64")
             }
             guard first <= UInt64.max - UInt64(seeds) else { throw CLIError.usage("--first is too large for that many seeds") }
+            guard (2...5).contains(nodesPerGroup), (1...600).contains(faultSeconds) else {
+                throw CLIError.usage("--nodes-per-group takes 2 ... 5, --fault-seconds 1 ... 600")
+            }
             var options = MoveSimulation.Options()
+            options.controlPlane = controlPlane
+            options.nodesPerGroup = nodesPerGroup
+            options.faultSeconds = faultSeconds
             options.steps = steps
             options.tenants = tenants
             options.partitions = partitions
@@ -56,6 +70,7 @@ struct SimulateMovesCommand: AsyncParsableCommand {
                 totals.copiesFailed += result.copiesFailed
                 totals.failovers += result.failovers
                 totals.restarts += result.restarts
+                totals.faults += result.faults
                 totals.releases += result.releases
                 totals.copiesCompared += result.copiesCompared
                 totals.outcomeRowsCompared += result.outcomeRowsCompared
@@ -72,7 +87,7 @@ struct SimulateMovesCommand: AsyncParsableCommand {
             }
             let seconds = (ContinuousClock.now - started).components.seconds
             print("seeds=\(seeds) steps=\(totals.steps) acknowledged_writes=\(totals.acknowledged) moves_started=\(totals.movesStarted) balancer_moves=\(totals.balancerMoves) "
-                + "moves_completed=\(totals.movesCompleted) copies_failed=\(totals.copiesFailed) failovers=\(totals.failovers) restarts=\(totals.restarts) "
+                + "moves_completed=\(totals.movesCompleted) copies_failed=\(totals.copiesFailed) failovers=\(totals.failovers) restarts=\(totals.restarts) faults=\(totals.faults) "
                 + "tenants_released=\(totals.releases) copies_compared=\(totals.copiesCompared) outcome_ingests=\(totals.outcomeIngests) outcome_rows_compared=\(totals.outcomeRowsCompared) "
                 + "completed_after_first_copy=\(totals.completedAfterFirstCopy) changed_pieces=\(totals.changedPieces) rounds=\(totals.rounds) failures=\(failures) seconds=\(seconds)")
             if failures > 0 { throw ExitCode(1) }

@@ -51,6 +51,20 @@ import Testing
         Self.expectNoFailure(await Self.run([130, 971, 994, 1007, 1008, 1011, 1014, 1024, 1265, 1389, 602396], options: asFound))
     }
 
+    /// Each group under its control plane: leases, controllers and promotions decide who is the
+    /// primary while nodes crash, pause and lose etcd or one another during the moves.
+    @Test func seedsUnderTheControlPlanesLoseNoAcknowledgedWrite() async {
+        var options = MoveSimulation.Options()
+        options.controlPlane = true
+        options.faultSeconds = 15
+        options.settleSeconds = 5
+        let results = await Self.run(Array(1...6), options: options)
+        Self.expectNoFailure(results)
+        func total(_ figure: (MoveSimulation.Result) -> Int) -> Int { results.map(figure).reduce(0, +) }
+        #expect(total(\.failovers) > 10 && total(\.restarts) > 10 && total(\.faults) > 50 && total(\.movesCompleted) > 20 && total(\.acknowledged) > 500,
+                "promotions \(total(\.failovers)), restarts \(total(\.restarts)), faults \(total(\.faults)), moves completed \(total(\.movesCompleted)), acknowledged \(total(\.acknowledged))")
+    }
+
     /// Moves the balancer chooses are moves like the operator's: the same faults, the same checks.
     @Test func seedsWithTheBalancerChoosingMovesLoseNoAcknowledgedWrite() async {
         var options = MoveSimulation.Options()

@@ -2,10 +2,12 @@ import LearnStoreModel
 
 /// The faults a simulation run injects, and its check that the cluster recovered once they stopped.
 extension ClusterSimulation {
-    func inject(_ result: inout Result, _ random: inout SplitMix64, _ cluster: SimulatedCluster, _ downUntil: inout [Int64]) {
+    func inject(
+        _ result: inout Result, _ random: inout SplitMix64, _ cluster: SimulatedCluster, _ downUntil: inout [Int64],
+        controllerKey: String = ClusterConfiguration(endpoints: []).controllerKey
+    ) {
         let now = cluster.time.now
         func chance() -> Bool { Double.random(in: 0..<1, using: &random) < options.faultRate }
-        let controllerKey = ClusterConfiguration(endpoints: []).controllerKey
         func pick() -> Int {
             // A third of the faults go to the primary and a third to the controller, where they matter most.
             switch Int.random(in: 0..<3, using: &random) {

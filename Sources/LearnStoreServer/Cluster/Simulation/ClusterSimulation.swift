@@ -210,10 +210,7 @@ public struct ClusterSimulation {
                     end = now + options.settleSeconds * 1000
                 }
                 if now % 1000 == 0 { cluster.note(cluster.summary) }
-                // The calls of a node that went down fail, which ends its round.
-                while let index = scheduler.waitingNodes.firstIndex(where: { cluster.node($0)?.state.withLock { $0.alive } == false }) {
-                    await scheduler.grant(at: index, proceed: false)
-                }
+                await cluster.failCallsOfStoppedNodes()
                 // Restarts: a crashed node after its downtime, a replaced primary that asked for one.
                 for (index, node) in cluster.nodes.enumerated() {
                     let (alive, asked) = node.state.withLock { ($0.alive, $0.restartRequested) }
@@ -238,14 +235,7 @@ public struct ClusterSimulation {
                 for index in order { rounds[index].agent.fenceIfLeaseLapsed() }
                 for index in order where !rounds[index].inRound && now >= nextRound[index] {
                     nextRound[index] = now + options.checkMilliseconds
-                    let round = rounds[index]
-                    round.inRound = true
-                    await scheduler.start {
-                        group.addTask {
-                            await round.run()
-                            scheduler.roundEnded()
-                        }
-                    }
+                    await rounds[index].start(on: scheduler) { group.addTask(operation: $0) }
                     result.promotions += try replication.checkPromotions(cluster)
                 }
                 if let removal { try await step(removal, now: now, cluster, &result, &random, &downUntil, &group) }
@@ -297,6 +287,18 @@ public struct ClusterSimulation {
             agent.fenceIfLeaseLapsed()
             inRound = false
         }
+
+        /// Starts the round as a task `spawn` adds (to a task group), and returns once the round waits
+        /// for its first turn or has ended.
+        func start(on scheduler: SimulatedScheduler, _ spawn: (@escaping @Sendable () async -> Void) -> Void) async {
+            inRound = true
+            await scheduler.start {
+                spawn {
+                    await self.run()
+                    scheduler.roundEnded()
+                }
+            }
+        }
     }
 
     private func replicate(_ replication: inout SimulatedReplication, _ cluster: SimulatedCluster, _ lastAcknowledgedAt: inout Int64) throws(ClusterSimulationViolation) {
@@ -307,7 +309,7 @@ public struct ClusterSimulation {
 
     /// Starts a stopped node again on its durable state, as `learnstore serve` does: the primary if
     /// etcd's placement names it, else a replica. It waits while etcd is out of its reach.
-    private func restart(_ node: SimulatedClusterNode, _ cluster: SimulatedCluster, _ configuration: ClusterConfiguration) async -> Bool {
+    func restart(_ node: SimulatedClusterNode, _ cluster: SimulatedCluster, _ configuration: ClusterConfiguration) async -> Bool {
         guard let kv = try? await cluster.etcd.endpoint(for: node.nodeID).get(configuration.placementKey),
             let placement = try? ClusterPlacement.decode(kv.value)
         else { return false }

@@ -11,8 +11,14 @@ final class MoveWorld: Sendable {
     /// Items per export piece in this run.
     let pieceItems: Int
     let random: Mutex<SplitMix64>
-    let etcd = SimulatedEtcd(time: SimulatedTime())
-    let scheduler = SimulatedScheduler()
+    let time: SimulatedTime
+    let etcd: SimulatedEtcd
+    let scheduler: SimulatedScheduler
+    /// Under a control plane: each group's nodes and agents, the primaries they made (by node id), and
+    /// every record any of them wrote, by LSN and epoch (a node's log names its records that way).
+    let controlled: [String: ControlledGroup]
+    let controlledPrimaries = Mutex<[String: MoveNode]>([:])
+    let history = Mutex<[HistoryKey: LogEntry]>([:])
     let trace = Mutex<[String]>([])
     /// Each group's current primary.
     let current = Mutex<[String: MoveNode]>([:])
@@ -45,6 +51,17 @@ final class MoveWorld: Sendable {
         logger.logLevel = .critical
         self.logger = logger
         tenants = (0..<options.tenants).map { "t\($0)" }
+        let time = SimulatedTime()
+        let etcd = SimulatedEtcd(time: time)
+        let scheduler = SimulatedScheduler()
+        self.time = time
+        self.etcd = etcd
+        self.scheduler = scheduler
+        controlled = options.controlPlane
+            ? Dictionary(uniqueKeysWithValues: MoveSimulation.groups.map { group in
+                (group, ControlledGroup(group, time: time, etcd: etcd, scheduler: scheduler, options: options, seed: seed, logger: logger))
+            })
+            : [:]
     }
 
     func note(_ line: String) { trace.withLock { $0.append(line) } }
@@ -53,8 +70,9 @@ final class MoveWorld: Sendable {
 
     var world: SimulatedEtcd.Endpoint { etcd.endpoint(for: "world") }
 
+    /// The map as etcd holds it: the simulation's own view, which etcd's faults do not cut off.
     func map() async throws -> (map: PartitionMap, revision: Int64) {
-        guard let stored = try await world.get(MoveSimulation.mapKey) else { throw MoveSimulationFailure(message: "the map is gone") }
+        guard let stored = etcd.keyValues[MoveSimulation.mapKey] else { throw MoveSimulationFailure(message: "the map is gone") }
         return (try PartitionMap.decode(stored.value), stored.modRevision)
     }
 
@@ -75,16 +93,24 @@ final class MoveWorld: Sendable {
     func run(_ result: inout MoveSimulation.Result) async throws {
         let initial = try PartitionMap(partitions: options.partitions, groups: MoveSimulation.groups)
         try await world.put(MoveSimulation.mapKey, initial.encoded, lease: 0)
-        for group in MoveSimulation.groups { try await start(group, epoch: 1, log: MoveLog(), map: initial, states: [:]) }
+        if options.controlPlane {
+            for group in MoveSimulation.groups { try await controlled[group]!.start(map: initial) }
+        } else {
+            for group in MoveSimulation.groups { try await start(group, epoch: 1, log: MoveLog(), map: initial, states: [:]) }
+        }
         var failure: (any Error)?
         await withTaskGroup(of: Void.self) { tasks in
             do {
-                for step in 0..<options.steps {
-                    result.steps += 1
-                    try await self.step(step, &result, &tasks)
-                    if let mismatch = copyMismatch.withLock({ $0 }) { throw MoveSimulationFailure(message: mismatch) }
+                if options.controlPlane {
+                    try await runUnderControlPlanes(&result, &tasks)
+                } else {
+                    for step in 0..<options.steps {
+                        result.steps += 1
+                        try await self.step(step, &result, &tasks)
+                        if let mismatch = copyMismatch.withLock({ $0 }) { throw MoveSimulationFailure(message: mismatch) }
+                    }
+                    try await heal(&result, &tasks)
                 }
-                try await heal(&result, &tasks)
                 if let mismatch = copyMismatch.withLock({ $0 }) { throw MoveSimulationFailure(message: mismatch) }
                 try await checkEveryAcknowledgedWriteIsHeld()
             } catch {
@@ -143,7 +169,7 @@ final class MoveWorld: Sendable {
     /// copy races writes that change what it has read.
     func write(_ index: Int) async {
         let tenant = tenants[below(tenants.count)]
-        guard let node = current.withLock({ $0[MoveSimulation.groups[below(2)]] }), node.isAlive, node.isRecovered,
+        guard let node = clientNode(of: MoveSimulation.groups[below(2)]), node.isRunning, node.isRecovered,
             node.topology.route(tenant: tenant) == .here
         else { return }
         let caller = CallerIdentity(tenantID: tenant, personID: UUID16(high: 1, low: 1), scopes: [.recordsRead, .recordsWrite, .outcomesWrite, .admin])
@@ -198,6 +224,11 @@ final class MoveWorld: Sendable {
         let last = node.log.state.withLock { $0.nextLSN - 1 }
         let committed = node.log.committedLSN
         node.log.commit(through: fully || last <= committed ? last : committed + UInt64(below(Int(last - committed)) + 1))
+        try await acknowledgeCommitted()
+    }
+
+    /// The writes whose logs committed them are acknowledged; those of nodes no longer alive never will be.
+    func acknowledgeCommitted() async throws {
         let (map, _) = try await map()
         let done = pending.withLock { list -> [Pending] in
             let done = list.filter { $0.node.log.committedLSN >= $0.lsn }
@@ -247,7 +278,12 @@ final class MoveWorld: Sendable {
             result.movesStarted += 1
             note("operator: move partition \(partition) to \(target) (move \(changed.version))")
         }
-        _ = try await world.transaction(if: [.modRevision(MoveSimulation.mapKey, revision)], put: [(MoveSimulation.mapKey, changed.encoded, 0)])
+        do throws(LearnStoreError) {
+            _ = try await world.transaction(if: [.modRevision(MoveSimulation.mapKey, revision)], put: [(MoveSimulation.mapKey, changed.encoded, 0)])
+        } catch {
+            // An etcd outage: the operator's command fails, as it would.
+            note("operator: the command failed: \(error.message)")
+        }
     }
 
     /// The move the balancer would start on the figures the groups' primaries would publish now
@@ -310,11 +346,20 @@ final class MoveWorld: Sendable {
     }
 
     func release(_ group: String, _ result: inout MoveSimulation.Result) async throws {
-        guard let node = current.withLock({ $0[group] }), node.isAlive, node.isRecovered, node.topology.writeGate.mapIsCurrent,
+        guard let node = current.withLock({ $0[group] }), node.isRunning, node.isRecovered, node.topology.writeGate.mapIsCurrent,
             let (map, _) = node.topology.partitioning
         else { return }
         guard node.releasedThrough.withLock({ $0 }) < map.version else { return }
-        let (released, _) = try await PartitionMover.releaseMovedAway(map: map, group: group, registry: node.registry)
+        let released: Int
+        do throws(LearnStoreError) {
+            released = try await PartitionMover.releaseMovedAway(map: map, group: group, registry: node.registry).released
+        } catch {
+            // Under a control plane a node stops being the primary on its own; it tries again as a
+            // node does, at its next look.
+            guard options.controlPlane, error.code == .notPrimary else { throw error }
+            note("\(node.name)'s release failed: \(error.message)")
+            return
+        }
         node.releasedThrough.withLock { $0 = map.version }
         result.releases += released
         if released > 0 { note("\(node.name) released \(released) tenants") }
@@ -324,7 +369,7 @@ final class MoveWorld: Sendable {
 
     /// Each live primary with a move into its group in its map copies it, one at a time.
     func startCopies(_ tasks: inout TaskGroup<Void>) async {
-        for node in current.withLock({ Array($0.values) }).sorted(by: { $0.name < $1.name })
+        for node in primaries().sorted(by: { $0.name < $1.name })
         where node.isAlive && node.isRecovered && !node.copying.load(ordering: .relaxed) {
             guard let (map, group) = node.topology.partitioning, let target = map.groups.firstIndex(of: group),
                 let (partition, move) = map.moves.filter({ $0.value.to == target }).min(by: { $0.key < $1.key })

@@ -20,6 +20,12 @@ import Synchronization
 /// Clients create, patch, delete and purge records and ingest outcome results while moves copy them. The operator starts moves
 /// of random partitions, or, with ``Options/balancer``, also the moves the balancer decides on.
 ///
+/// With ``Options/controlPlane`` each group is instead several nodes under their control plane
+/// (``ControlledGroup``): their real agents renew leases, elect controllers, read the partition map
+/// into each node's topology board and promote replicas, under the control-plane simulation's faults;
+/// a node the control plane makes the primary serves the group's data from its replicated log
+/// (``MoveWorld/syncPrimaries()``), and acknowledges what its replication step lets it.
+///
 /// Checked: no group acknowledges a write of a tenant whose partition etcd gives to the other group
 /// with no move in progress; when a move completes, each of its tenants in the new group holds what
 /// it holds in the old one (records, outcome rows, idempotency keys); and at the end (faults stopped,
@@ -38,6 +44,16 @@ public struct MoveSimulation {
         /// Items per export piece; nil: 2 to 8, chosen by the seed, so that a copy takes many pieces
         /// and writes land between them.
         public var pieceItems: Int?
+        /// Each group is three nodes under its control plane (``ControlledGroup``): their real agents
+        /// elect controllers and promote replicas over the simulation's etcd while the faults of the
+        /// control-plane simulation hit them, instead of the simulation failing primaries over itself.
+        /// Runs `faultSeconds` of simulated time with faults, then heals; `steps` is not used.
+        public var controlPlane = false
+        public var nodesPerGroup = 3
+        public var faultSeconds: Int64 = 20
+        public var settleSeconds: Int64 = 10
+        /// The chance per 10 ms tick of each kind of fault starting in each group.
+        public var faultRate = 0.002
         public init() {}
     }
 
@@ -50,9 +66,13 @@ public struct MoveSimulation {
         public var balancerMoves = 0
         public var movesCompleted = 0
         public var copiesFailed = 0
+        /// Under a control plane: the promotions its controllers carried out.
         public var failovers = 0
-        /// Primaries killed and started again in place (same epoch, no failover).
+        /// Primaries killed and started again in place (same epoch, no failover); under a control
+        /// plane, any node started again after a crash or a restart it asked for.
         public var restarts = 0
+        /// Under a control plane: crashes, pauses, cuts from etcd and between nodes, and etcd outages.
+        public var faults = 0
         public var releases = 0
         /// Completed moves whose copy was compared, tenant by tenant, with its source.
         public var copiesCompared = 0
@@ -95,7 +115,7 @@ public struct MoveSimulation {
         } catch {
             result.failure = "unexpected error: \(error)"
         }
-        result.trace = world.trace.withLock { Array($0.suffix(120)) }
+        result.trace = world.trace.withLock { Array($0.suffix(options.controlPlane ? 400 : 120)) }
         return result
     }
 }
@@ -105,6 +125,8 @@ struct MoveSimulationFailure: Error {
 }
 
 /// A group's primary, one incarnation: when it fails over or restarts, a new one takes its place.
+/// Under a control plane (``MoveSimulation/Options/controlPlane``) it is one simulated node's time as
+/// the primary of one epoch within one start of its process.
 final class MoveNode: Sendable {
     /// Its node id, as etcd's placement names it (kept by a restart in place).
     let name: String
@@ -118,36 +140,60 @@ final class MoveNode: Sendable {
     /// Its replication address, as etcd's placement lists it.
     let address: String
     let log: MoveLog
-    let topology = TopologyBoard()
+    let topology: TopologyBoard
     let registry: TenantRegistry
     let alive = Atomic<Bool>(true)
     let copying = Atomic<Bool>(false)
     let releasedThrough = Mutex<UInt64>(0)
+    /// Under a control plane: the node whose primary this is, the start of its process this belongs
+    /// to, and whether that process runs (not stopped by a pause).
+    let controlled: SimulatedClusterNode?
+    let processStart: Int
+    private let running: @Sendable () -> Bool
     /// What the node recovers (the committed writes of its log), installed by ``finishRecovery()``;
     /// nil once it has: until then its registry lacks its tenants, as a real node's does while it
     /// recovers.
     private let recoveredStates: Mutex<[String: TenantState]?>
 
+    /// Without `topology`, the node starts with a board of its own holding `map`, its writes waiting
+    /// for a read of the map in `epoch`; with one (a control plane's node), that board as it is.
     init(name: String, group: String, epoch: UInt64, log: MoveLog, map: PartitionMap, states: [String: TenantState], address: String,
-         incarnation: Int = 0) {
+         incarnation: Int = 0, topology: TopologyBoard? = nil, controlled: SimulatedClusterNode? = nil, processStart: Int = 0,
+         running: @escaping @Sendable () -> Bool = { true }) {
         self.name = name
         self.incarnation = incarnation
         self.address = address
         self.group = group
         self.epoch = epoch
         self.log = log
-        let gate = topology.writeGate
+        self.controlled = controlled
+        self.processStart = processStart
+        self.running = running
+        let board = topology ?? TopologyBoard()
+        self.topology = board
+        let gate = board.writeGate
         let clock = FixedClock()
         registry = TenantRegistry { tenantID in
             TenantActor(state: TenantState(tenantID: tenantID, limits: MoveSimulation.limits), log: log, clock: clock, executor: TenantExecutor { $0() }, writeGate: gate)
         }
         recoveredStates = Mutex(states)
-        topology.partition(by: map, group: group)
-        // As a node does: writes wait until it has read the map in its epoch.
-        topology.writeGate.follow(startingEpoch: epoch)
+        if topology == nil {
+            board.partition(by: map, group: group)
+            // As a node does: writes wait until it has read the map in its epoch.
+            board.writeGate.follow(startingEpoch: epoch)
+        }
     }
 
-    var isAlive: Bool { alive.load(ordering: .relaxed) }
+    /// Whether this incarnation is still the primary of its epoch: not failed over, and under a
+    /// control plane its node neither crashed, nor fenced, nor moved to another epoch.
+    var isAlive: Bool {
+        guard alive.load(ordering: .relaxed) else { return false }
+        guard let controlled else { return true }
+        return controlled.state.withLock { $0.alive && $0.role == .primary && $0.epoch == epoch }
+    }
+
+    /// Whether it answers now (alive and not paused).
+    var isRunning: Bool { isAlive && running() }
     var isRecovered: Bool { recoveredStates.withLock { $0 == nil } }
 
     func finishRecovery() {
@@ -166,7 +212,9 @@ struct FixedClock: EngineClock {
 }
 
 /// A group's log: a write is acknowledged once the simulation commits through it; a stopped log
-/// (its node failed over) takes no more writes and commits nothing more.
+/// (its node failed over) takes no more writes and commits nothing more. Under a control plane each
+/// write is first offered to the node's replicated log (`accept`), which refuses it unless the node is
+/// the running primary of the log's epoch.
 final class MoveLog: MutationLog {
     struct State {
         var entries: [(lsn: UInt64, entry: LogEntry)] = []
@@ -176,13 +224,18 @@ final class MoveLog: MutationLog {
     }
 
     let state: Mutex<State>
+    private let accept: (@Sendable (LogEntry, UInt64) -> Bool)?
 
-    init(_ initial: State = State()) { state = Mutex(initial) }
+    init(_ initial: State = State(), accept: (@Sendable (_ entry: LogEntry, _ lsn: UInt64) -> Bool)? = nil) {
+        state = Mutex(initial)
+        self.accept = accept
+    }
 
     func append(_ entry: LogEntry) throws(LearnStoreError) -> UInt64 {
         try state.withLock { (state: inout State) throws(LearnStoreError) -> UInt64 in
             if state.stopped { throw LearnStoreError(.notPrimary, "the node failed over (simulated)") }
             let lsn = state.nextLSN
+            if let accept, !accept(entry, lsn) { throw LearnStoreError(.notPrimary, "the node is not the running primary of its epoch (simulated)") }
             state.nextLSN += 1
             state.entries.append((lsn, entry))
             return lsn
@@ -209,7 +262,7 @@ struct MoveExportChannel: PartitionExportChannel {
     let world: MoveWorld
 
     func piece(_ request: PartitionExportRequest) async throws(LearnStoreError) -> PartitionExportPiece {
-        guard await scheduler.turn(caller), source.isAlive else { throw LearnStoreError(.connectionFailed, "the connection broke (simulated)") }
+        guard await scheduler.turn(caller), source.isRunning else { throw LearnStoreError(.connectionFailed, "the connection broke (simulated)") }
         let piece = try await exporter.piece(request)
         world.note("\(source.name) exported to \(caller) for move \(request.moveID): \(piece.end ? "the end" : "\(piece.tenant) at sequence \(piece.sequence), \(piece.mutationCount) mutations")")
         return piece

@@ -7,17 +7,25 @@ final class SimulatedCluster: @unchecked Sendable {
     let time: SimulatedTime
     let etcd: SimulatedEtcd
     let nodes: [SimulatedClusterNode]
-    let scheduler = SimulatedScheduler()
+    let scheduler: SimulatedScheduler
     private let linkCutUntil = Mutex<[String: Int64]>([:])
     /// Every promotion that took place: the only (epoch, primary) pairs a placement may record.
     private let promotions = Mutex<[UInt64: String]>([:])
     /// Promotions not yet checked, with the promoted node's log at that moment.
     private let unchecked = Mutex<[(node: String, epoch: UInt64, log: [UInt64])]>([])
 
-    init(time: SimulatedTime, nodeCount: Int, minimumInSync: Int) {
+    convenience init(time: SimulatedTime, nodeCount: Int, minimumInSync: Int) {
+        self.init(time: time, etcd: SimulatedEtcd(time: time), scheduler: SimulatedScheduler(), nodeIDs: (0..<nodeCount).map { "n\($0)" },
+                  minimumInSync: minimumInSync)
+    }
+
+    /// Nodes sharing an etcd and a scheduler with other groups' (the move simulation's groups under their
+    /// control planes).
+    init(time: SimulatedTime, etcd: SimulatedEtcd, scheduler: SimulatedScheduler, nodeIDs: [String], minimumInSync: Int) {
         self.time = time
-        etcd = SimulatedEtcd(time: time)
-        nodes = (0..<nodeCount).map { SimulatedClusterNode(nodeID: "n\($0)", minimumInSync: minimumInSync) }
+        self.etcd = etcd
+        self.scheduler = scheduler
+        nodes = nodeIDs.map { SimulatedClusterNode(nodeID: $0, minimumInSync: minimumInSync) }
         for node in nodes { node.onEvent = { [weak self] event in self?.note(event) } }
     }
 
@@ -76,6 +84,13 @@ final class SimulatedCluster: @unchecked Sendable {
             from == Self.operatorName || linked(from, target.nodeID)
         else { return nil }
         return target
+    }
+
+    /// The calls of a node that went down fail, which ends its round.
+    func failCallsOfStoppedNodes() async {
+        while let index = scheduler.waitingNodes.firstIndex(where: { node($0)?.state.withLock { $0.alive } == false }) {
+            await scheduler.grant(at: index, proceed: false)
+        }
     }
 
     func promoted(_ node: SimulatedClusterNode, epoch: UInt64) {
