@@ -32,6 +32,8 @@ struct SimulateMovesCommand: AsyncParsableCommand {
     @Option(name: .customLong("piece-items"), help: "Items per export piece, 1 to 2000 (default: 2 to 8, chosen by the seed).") var pieceItems: Int?
     @Flag(name: .customLong("control-plane"), help: "Run each group as nodes under their control plane, with its faults, instead of simulated failovers.")
     var controlPlane = false
+    @Flag(name: .customLong("hand-over"), help: "With --control-plane: the operator also asks for a handover of each group's primary every 1 to 4 simulated seconds of the faults.")
+    var handOver = false
     @Option(name: .customLong("nodes-per-group"), help: "With --control-plane: nodes in each group (2 ... 5).") var nodesPerGroup = 3
     @Option(name: .customLong("fault-seconds"), help: "With --control-plane: simulated seconds of faults before the run heals (1 ... 600).") var faultSeconds: Int64 = 20
 
@@ -45,7 +47,9 @@ struct SimulateMovesCommand: AsyncParsableCommand {
                 throw CLIError.usage("--nodes-per-group takes 2 ... 5, --fault-seconds 1 ... 600")
             }
             var options = MoveSimulation.Options()
+            guard controlPlane || !handOver else { throw CLIError.usage("--hand-over needs --control-plane") }
             options.controlPlane = controlPlane
+            options.handsOver = handOver
             options.nodesPerGroup = nodesPerGroup
             options.faultSeconds = faultSeconds
             options.steps = steps
@@ -71,6 +75,8 @@ struct SimulateMovesCommand: AsyncParsableCommand {
                 totals.failovers += result.failovers
                 totals.restarts += result.restarts
                 totals.faults += result.faults
+                totals.handoversAsked += result.handoversAsked
+                totals.handoversCompleted += result.handoversCompleted
                 totals.releases += result.releases
                 totals.copiesCompared += result.copiesCompared
                 totals.outcomeRowsCompared += result.outcomeRowsCompared
@@ -87,7 +93,7 @@ struct SimulateMovesCommand: AsyncParsableCommand {
             }
             let seconds = (ContinuousClock.now - started).components.seconds
             print("seeds=\(seeds) steps=\(totals.steps) acknowledged_writes=\(totals.acknowledged) moves_started=\(totals.movesStarted) balancer_moves=\(totals.balancerMoves) "
-                + "moves_completed=\(totals.movesCompleted) copies_failed=\(totals.copiesFailed) failovers=\(totals.failovers) restarts=\(totals.restarts) faults=\(totals.faults) "
+                + "moves_completed=\(totals.movesCompleted) copies_failed=\(totals.copiesFailed) failovers=\(totals.failovers) restarts=\(totals.restarts) faults=\(totals.faults) handovers_asked=\(totals.handoversAsked) handovers_completed=\(totals.handoversCompleted) "
                 + "tenants_released=\(totals.releases) copies_compared=\(totals.copiesCompared) outcome_ingests=\(totals.outcomeIngests) outcome_rows_compared=\(totals.outcomeRowsCompared) "
                 + "completed_after_first_copy=\(totals.completedAfterFirstCopy) changed_pieces=\(totals.changedPieces) rounds=\(totals.rounds) failures=\(failures) seconds=\(seconds)")
             if failures > 0 { throw ExitCode(1) }

@@ -52,17 +52,21 @@ import Testing
     }
 
     /// Each group under its control plane: leases, controllers and promotions decide who is the
-    /// primary while nodes crash, pause and lose etcd or one another during the moves.
+    /// primary while nodes crash, pause and lose etcd or one another during the moves, and (the last
+    /// three seeds) the operator hands primaries over.
     @Test func seedsUnderTheControlPlanesLoseNoAcknowledgedWrite() async {
         var options = MoveSimulation.Options()
         options.controlPlane = true
         options.faultSeconds = 15
         options.settleSeconds = 5
-        let results = await Self.run(Array(1...6), options: options)
+        var handingOver = options
+        handingOver.handsOver = true
+        let results = await Self.run(Array(1...3), options: options) + Self.run(Array(4...6), options: handingOver)
         Self.expectNoFailure(results)
         func total(_ figure: (MoveSimulation.Result) -> Int) -> Int { results.map(figure).reduce(0, +) }
         #expect(total(\.failovers) > 10 && total(\.restarts) > 10 && total(\.faults) > 50 && total(\.movesCompleted) > 20 && total(\.acknowledged) > 500,
                 "promotions \(total(\.failovers)), restarts \(total(\.restarts)), faults \(total(\.faults)), moves completed \(total(\.movesCompleted)), acknowledged \(total(\.acknowledged))")
+        #expect(total(\.handoversCompleted) > 5, "handovers asked \(total(\.handoversAsked)), completed \(total(\.handoversCompleted))")
     }
 
     /// Moves the balancer chooses are moves like the operator's: the same faults, the same checks.

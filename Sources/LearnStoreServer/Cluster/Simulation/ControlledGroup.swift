@@ -19,6 +19,8 @@ final class ControlledGroup: @unchecked Sendable {
     private(set) var replication = SimulatedReplication()
     private(set) var promotions = 0
     private(set) var restarts = 0
+    private var handovers = ClusterSimulation.Handovers()
+    private let handsOver: Bool
     private var rounds: [ClusterSimulation.Round] = []
     private var nextRound: [Int64]
     private var downUntil: [Int64]
@@ -41,6 +43,7 @@ final class ControlledGroup: @unchecked Sendable {
         faultOptions.nodes = options.nodesPerGroup
         faultOptions.faultRate = options.faultRate
         faults = ClusterSimulation(seed: seed, options: faultOptions)
+        handsOver = options.handsOver
         faultCounts = ClusterSimulation.Result(seed: seed)
         nextRound = cluster.nodes.map { _ in 0 }
         downUntil = cluster.nodes.map { _ in 0 }
@@ -49,6 +52,10 @@ final class ControlledGroup: @unchecked Sendable {
         coldStarts = Mutex(cluster.nodes.map { _ in false })
         self.logger = logger
     }
+
+    /// Handovers the operator asked for, and those whose node became the primary.
+    var handoversAsked: Int { faultCounts.handoversRequested }
+    var handoversCompleted: Int { faultCounts.handoversCompleted }
 
     var faultsInjected: Int {
         faultCounts.crashes + faultCounts.pauses + faultCounts.etcdCuts + faultCounts.linkCuts + faultCounts.etcdOutages
@@ -93,14 +100,19 @@ final class ControlledGroup: @unchecked Sendable {
         nextRound[index] = cluster.time.now
     }
 
-    /// One 10 ms tick of the group's control plane: faults (while `faulting`), the calls of crashed
-    /// nodes failed, restarts, a step of the replication (then `replicated`, while each primary's
-    /// in-sync set is the one it acknowledged with), lapsed leases, the agents' rounds, and the
-    /// checks of ``SimulatedReplication``.
-    func tick(faulting: Bool, map: PartitionMap, random: borrowing Mutex<SplitMix64>, tasks: inout TaskGroup<Void>, replicated: () async throws -> Void) async throws {
+    /// One 10 ms tick of the group's control plane: faults and the operator's handovers (until
+    /// `faultEnd`), the calls of crashed nodes failed, restarts, a step of the replication (then
+    /// `replicated`, while each primary's in-sync set is the one it acknowledged with), lapsed leases,
+    /// the agents' rounds, and the checks of ``SimulatedReplication``.
+    func tick(faultEnd: Int64, map: PartitionMap, random: borrowing Mutex<SplitMix64>, tasks: inout TaskGroup<Void>, replicated: () async throws -> Void) async throws {
         let now = cluster.time.now
-        if faulting {
+        if now < faultEnd {
             random.withLock { faults.inject(&faultCounts, &$0, cluster, &downUntil, controllerKey: configuration.controllerKey) }
+        }
+        if handsOver {
+            var generator = random.withLock { $0 }
+            await faults.handOver(&handovers, cluster, configuration, &generator, &faultCounts, faultEnd: faultEnd)
+            random.withLock { $0 = generator }
         }
         await cluster.failCallsOfStoppedNodes()
         for (index, node) in cluster.nodes.enumerated() {

@@ -54,6 +54,9 @@ public struct MoveSimulation {
         public var settleSeconds: Int64 = 10
         /// The chance per 10 ms tick of each kind of fault starting in each group.
         public var faultRate = 0.002
+        /// Under a control plane: the operator asks for a handover of each group's primary to one of its
+        /// in-sync members every 1 to 4 simulated seconds of the faults, as `learnstore cluster handover` does.
+        public var handsOver = false
         public init() {}
     }
 
@@ -73,6 +76,10 @@ public struct MoveSimulation {
         public var restarts = 0
         /// Under a control plane: crashes, pauses, cuts from etcd and between nodes, and etcd outages.
         public var faults = 0
+        /// Under a control plane with ``Options/handsOver``: handovers asked for, and those whose node
+        /// became the primary.
+        public var handoversAsked = 0
+        public var handoversCompleted = 0
         public var releases = 0
         /// Completed moves whose copy was compared, tenant by tenant, with its source.
         public var copiesCompared = 0

@@ -17,7 +17,7 @@ extension MoveWorld {
         let giveUpAt = settledAfter + 120_000
         while true {
             let faulting = time.now < faultEnd
-            try await tick(faulting: faulting, &result, &tasks)
+            try await tick(faultEnd: faultEnd, &result, &tasks)
             if !faulting {
                 for group in MoveSimulation.groups {
                     recover(group)
@@ -35,16 +35,19 @@ extension MoveWorld {
             result.failovers += group.promotions
             result.restarts += group.restarts
             result.faults += group.faultsInjected
+            result.handoversAsked += group.handoversAsked
+            result.handoversCompleted += group.handoversCompleted
         }
     }
 
-    private func tick(faulting: Bool, _ result: inout MoveSimulation.Result, _ tasks: inout TaskGroup<Void>) async throws {
+    private func tick(faultEnd: Int64, _ result: inout MoveSimulation.Result, _ tasks: inout TaskGroup<Void>) async throws {
         time.advance(by: ClusterSimulation.tickMilliseconds)
         etcd.tick()
+        let faulting = time.now < faultEnd
         result.steps += 1
         let (map, _) = try await map()
         for group in MoveSimulation.groups {
-            try await controlled[group]!.tick(faulting: faulting, map: map, random: random, tasks: &tasks) {
+            try await controlled[group]!.tick(faultEnd: faultEnd, map: map, random: random, tasks: &tasks) {
                 try await acknowledgeReplicated(group)
             }
         }
