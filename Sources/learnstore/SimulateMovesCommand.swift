@@ -34,7 +34,9 @@ struct SimulateMovesCommand: AsyncParsableCommand {
     var controlPlane = false
     @Flag(name: .customLong("hand-over"), help: "With --control-plane: the operator also asks for a handover of each group's primary every 1 to 4 simulated seconds of the faults.")
     var handOver = false
-    @Option(name: .customLong("nodes-per-group"), help: "With --control-plane: nodes in each group (2 ... 5).") var nodesPerGroup = 3
+    @Option(name: .customLong("nodes-per-group"), help: "With --control-plane: nodes in each group (3 ... 5, as simulate-cluster).") var nodesPerGroup = 3
+    @Option(name: .customLong("min-in-sync"), help: "With --control-plane: replicas in sync a primary needs to acknowledge (1 ... (nodes per group - 1) / 2, as simulate-cluster).")
+    var minimumInSync = 1
     @Option(name: .customLong("fault-seconds"), help: "With --control-plane: simulated seconds of faults before the run heals (1 ... 600).") var faultSeconds: Int64 = 20
 
     func run() async throws {
@@ -43,14 +45,15 @@ struct SimulateMovesCommand: AsyncParsableCommand {
                 throw CLIError.usage("--seeds and --steps at least 1, --tenants 1 ... 64, --partitions 2 ... 64")
             }
             guard first <= UInt64.max - UInt64(seeds) else { throw CLIError.usage("--first is too large for that many seeds") }
-            guard (2...5).contains(nodesPerGroup), (1...600).contains(faultSeconds) else {
-                throw CLIError.usage("--nodes-per-group takes 2 ... 5, --fault-seconds 1 ... 600")
+            guard (3...5).contains(nodesPerGroup), minimumInSync >= 1, nodesPerGroup > 2 * minimumInSync, (1...600).contains(faultSeconds) else {
+                throw CLIError.usage("--nodes-per-group takes 3 ... 5, --min-in-sync 1 ... (nodes per group - 1) / 2, --fault-seconds 1 ... 600")
             }
             var options = MoveSimulation.Options()
             guard controlPlane || !handOver else { throw CLIError.usage("--hand-over needs --control-plane") }
             options.controlPlane = controlPlane
             options.handsOver = handOver
             options.nodesPerGroup = nodesPerGroup
+            options.minimumInSync = minimumInSync
             options.faultSeconds = faultSeconds
             options.steps = steps
             options.tenants = tenants

@@ -34,13 +34,15 @@ final class ControlledGroup: @unchecked Sendable {
 
     init(_ name: String, time: SimulatedTime, etcd: SimulatedEtcd, scheduler: SimulatedScheduler, options: MoveSimulation.Options, seed: UInt64, logger: Logger) {
         self.name = name
-        cluster = SimulatedCluster(time: time, etcd: etcd, scheduler: scheduler, nodeIDs: (0..<options.nodesPerGroup).map { "\(name)-n\($0)" }, minimumInSync: 1)
+        cluster = SimulatedCluster(time: time, etcd: etcd, scheduler: scheduler, nodeIDs: (0..<options.nodesPerGroup).map { "\(name)-n\($0)" },
+                                   minimumInSync: options.minimumInSync)
         var configuration = ClusterConfiguration(endpoints: [])
         configuration.name = name
         configuration.partitionMapName = "simulated"
         self.configuration = configuration
         var faultOptions = ClusterSimulation.Options()
         faultOptions.nodes = options.nodesPerGroup
+        faultOptions.minimumInSync = options.minimumInSync
         faultOptions.faultRate = options.faultRate
         faults = ClusterSimulation(seed: seed, options: faultOptions)
         handsOver = options.handsOver

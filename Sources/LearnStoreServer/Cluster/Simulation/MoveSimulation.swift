@@ -50,6 +50,8 @@ public struct MoveSimulation {
         /// Runs `faultSeconds` of simulated time with faults, then heals; `steps` is not used.
         public var controlPlane = false
         public var nodesPerGroup = 3
+        /// The members in sync a primary needs to acknowledge (*m*, docs/REPLICATION.md).
+        public var minimumInSync = 1
         public var faultSeconds: Int64 = 20
         public var settleSeconds: Int64 = 10
         /// The chance per 10 ms tick of each kind of fault starting in each group.
