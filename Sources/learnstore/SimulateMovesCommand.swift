@@ -14,16 +14,17 @@ struct SimulateMovesCommand: AsyncParsableCommand {
             new one starts with a map its group saw at some point, maybe an old one). Checked: no group acknowledges a write of a tenant \
             whose partition etcd gives to the other group with no move in progress, and once faults stop and every \
             move has completed, every acknowledged write is in the group that holds its tenant. \
-            With --control-plane each group is instead three nodes running their real cluster agents (leases, controller \
-            election, guarded promotions, the partition map read from etcd) under the faults of simulate-cluster (crashes, \
-            pauses, cuts from etcd and between nodes, etcd outages) for --fault-seconds of simulated time; the checks of \
-            simulate-cluster hold in each group as well. A failing seed replays exactly with --first SEED --seeds 1. \
+            With --control-plane each group is instead --nodes-per-group nodes (three by default) running their real cluster \
+            agents (leases, controller election, guarded promotions, the partition map read from etcd) under the faults of \
+            simulate-cluster (crashes, pauses, cuts from etcd and between nodes, etcd outages; with --hand-over the operator's \
+            handovers too) for --fault-seconds of simulated time instead of --steps; the checks of simulate-cluster hold in \
+            each group as well, and every group must settle once the faults stop. A failing seed replays exactly with --first SEED --seeds 1. \
             Exits 1 if any seed failed.
             """)
 
     @Option(help: "Seeds to run.") var seeds = 100
     @Option(help: "The first seed.") var first: UInt64 = 1
-    @Option(help: "Steps per seed.") var steps = 300
+    @Option(help: "Steps per seed (without --control-plane).") var steps = 300
     @Option(help: "Tenants (1 ... 64).") var tenants = 6
     @Option(help: "Partitions of the map (2 ... 64).") var partitions = 4
     @Flag(help: "Stop at the first failing seed.") var stopAtFirstFailure = false
