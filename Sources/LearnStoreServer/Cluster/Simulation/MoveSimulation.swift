@@ -125,6 +125,15 @@ public struct MoveSimulation {
             result.failure = "unexpected error: \(error)"
         }
         result.trace = world.trace.withLock { Array($0.suffix(options.controlPlane ? 400 : 120)) }
+        if result.failure != nil {
+            // What each group's control plane did last (crashes, promotions, placements), stamped in
+            // simulated milliseconds.
+            for group in MoveSimulation.groups {
+                guard let control = world.controlled[group] else { continue }
+                result.trace.append("group \(group)'s control plane, last events:")
+                result.trace += control.cluster.trace.suffix(150).map { "  \($0)" }
+            }
+        }
         return result
     }
 }
