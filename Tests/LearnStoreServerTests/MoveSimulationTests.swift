@@ -77,7 +77,9 @@ import Testing
     /// any record of epoch 9 has reached n1; n0 stops; n1 and n2 promise epoch 10, and n2 (last record of
     /// epoch 8) is promoted over n1 (234 records, the last of epoch 7), cutting what epoch 9
     /// acknowledged. When the fix lands the known issue stops occurring and this test fails: turn it
-    /// into a plain regression seed.
+    /// into a plain regression seed. A change to the simulation that moves this seed's schedule fails
+    /// it too: find another failing seed (`learnstore simulate-moves --control-plane --hand-over`; one
+    /// in 1,000 failed) and keep the issue until it is fixed.
     @Test func aPromotedPrimaryCountsItsInheritedTailAsCommitted() async {
         var options = MoveSimulation.Options()
         options.controlPlane = true
