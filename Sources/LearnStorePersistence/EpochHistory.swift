@@ -95,12 +95,20 @@ public struct EpochHistory: Sendable, Hashable {
 
     public var currentEpoch: UInt64 { starts[starts.count - 1].epoch }
 
-    /// The epoch in which `lsn` was written: the newest epoch begun at or before it. With a node's last
-    /// LSN, how up to date its log is (newest epoch first, then length), as Raft compares logs: a node
-    /// that learned of an epoch but holds none of its records is not ahead of one that holds more of
-    /// the epoch before.
+    /// The epoch in which `lsn` was written: the newest epoch begun at or before it.
     public func epoch(of lsn: UInt64) -> UInt64 {
         starts.last { $0.firstLSN <= lsn }?.epoch ?? starts[0].epoch
+    }
+
+    /// The epoch a log holding every record up to `lastLSN` is in: the newest epoch whose first LSN
+    /// it reaches. With the last LSN it ranks logs for a promotion (newest epoch first, then length),
+    /// as Raft compares logs. A node that holds every record before an epoch's first LSN holds the log
+    /// that epoch's primary started with: it learned the epoch only from that primary (or became it),
+    /// after checking its log agreed with the primary's. So it ranks in that epoch before any record
+    /// of it exists, which is what lets a new primary commit its inherited tail once its in-sync
+    /// replicas hold it (``ReplicaSetState``); a node holding less ranks in the epoch before.
+    public func logEpoch(through lastLSN: UInt64) -> UInt64 {
+        epoch(of: lastLSN &+ 1)
     }
 
     /// The last LSN of `epoch` in this history: the LSN before the next epoch began (`lastLSN` for the

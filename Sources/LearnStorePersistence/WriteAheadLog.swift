@@ -324,6 +324,19 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
         if let shown { onCommit?(shown) }
     }
 
+    /// A node becoming the primary of a new epoch: the gate goes to `lsn`, the mark it learned, and
+    /// what the log shows as committed drops back to it if it was above (a replica shows what it
+    /// recovered at its start, which no primary may have acknowledged). Records above count only
+    /// once the new primary's replicas hold them, and reads of them wait until then.
+    public func restartCommitMark(at lsn: UInt64) {
+        condition.lock()
+        commitGate = lsn
+        if committed.load(ordering: .acquiring) > lsn { committed.store(lsn, ordering: .releasing) }
+        let shown = publishLocked(ledger.visibleThrough)
+        condition.unlock()
+        if let shown { onCommit?(shown) }
+    }
+
     /// Whether snapshots wait for the gate too. A primary's gate is its replicas' acknowledgements,
     /// and its snapshots wait for them; a replica's gate is its primary's commit mark, which only
     /// decides what reads and the change feed may show: its snapshots need only its own log (a

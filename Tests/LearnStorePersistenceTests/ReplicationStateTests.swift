@@ -114,6 +114,37 @@ import Testing
         #expect(state.commitMark == 30)
     }
 
+    /// A new primary's log may end in records no primary acknowledged. They count only together, once
+    /// every in-sync replica has acknowledged all of them on its stream from this primary (having
+    /// recorded its epoch first): a replica holding part of them would rank in the epoch before at
+    /// the next promotion, where a node of an epoch in between could be preferred and cut them.
+    @Test func anInheritedTailIsCommittedWholeOnceTheReplicasAcknowledgeIt() {
+        var state = ReplicaSetState(configuration: .init(minimumInSync: 1), localDurableLSN: 30, learnedCommitLSN: 20)
+        #expect(state.commitMark == 20 && state.inheritedThroughLSN == 30)
+        state.connected("b", lastLSN: 30, nowMilliseconds: 0)
+        #expect(state.inSyncReplicas == ["b"])
+        #expect(state.commitMark == 20, "b holds the tail, but has not acknowledged on this stream: it may not have recorded the epoch")
+        state.connected("c", lastLSN: 20, nowMilliseconds: 0)
+        state.acknowledged("b", durableLSN: 30, appliedLSN: 30, nowMilliseconds: 1)
+        state.acknowledged("c", durableLSN: 25, appliedLSN: 25, nowMilliseconds: 1)
+        #expect(state.commitMark == 20, "c, in sync, holds only part of the tail: none of it counts")
+        state.locallyCommitted(through: 32, nowMilliseconds: 2)
+        state.acknowledged("c", durableLSN: 31, appliedLSN: 31, nowMilliseconds: 3)
+        #expect(state.commitMark == 30, "the whole tail at once, then the new epoch's writes as the replicas hold them")
+        state.acknowledged("b", durableLSN: 32, appliedLSN: 32, nowMilliseconds: 4)
+        state.acknowledged("c", durableLSN: 32, appliedLSN: 32, nowMilliseconds: 4)
+        #expect(state.commitMark == 32)
+    }
+
+    @Test func withoutReplicasToWaitForTheTailCountsAtOnce() {
+        let alone = ReplicaSetState(configuration: .init(minimumInSync: 0), localDurableLSN: 30, learnedCommitLSN: 0)
+        #expect(alone.commitMark == 30, "no in-sync replica is required, none is connected")
+        let async = ReplicaSetState(configuration: .init(mode: .async, minimumInSync: 1), localDurableLSN: 30, learnedCommitLSN: 0)
+        #expect(async.commitMark == 30)
+        let required = ReplicaSetState(configuration: .init(minimumInSync: 1), localDurableLSN: 30, learnedCommitLSN: 50)
+        #expect(required.commitMark == 30, "a learned mark above the log is capped at the log")
+    }
+
     @Test func theMarkNeverMovesBack() {
         var state = Self.state(minimum: 0)
         state.locallyCommitted(through: 30, nowMilliseconds: 0)
@@ -135,6 +166,19 @@ import Testing
         #expect(history.epochs(after: 1).map(\.epoch) == [2, 5])
         history.truncate(after: 200)
         #expect(history.currentEpoch == 2)
+    }
+
+    /// A log is in the newest epoch whose start it reaches: holding every record before an epoch's
+    /// first LSN, it holds what that epoch's primary started with.
+    @Test func aLogIsInTheNewestEpochWhoseStartItReaches() throws {
+        var history = EpochHistory()
+        try history.begin(epoch: 7, firstLSN: 101)
+        try history.begin(epoch: 9, firstLSN: 235)
+        #expect(history.logEpoch(through: 233) == 7)
+        #expect(history.logEpoch(through: 234) == 9, "every record before epoch 9's first")
+        #expect(history.logEpoch(through: 300) == 9)
+        #expect(history.logEpoch(through: 0) == 1)
+        #expect(history.logEpoch(through: 100) == 7 && history.epoch(of: 100) == 1)
     }
 
     @Test func aFollowerContinuesAfterItsLastLSNOrIsCutWhereTheHistoriesPart() throws {

@@ -69,26 +69,18 @@ import Testing
         #expect(total(\.handoversCompleted) > 5, "handovers asked \(total(\.handoversAsked)), completed \(total(\.handoversCompleted))")
     }
 
-    /// A fault the control-plane simulation of moves found in replication, not fixed yet
-    /// (docs/REPLICATION.md, "Known issue"): a promoted primary counts the records at the end of its
-    /// log that no earlier primary acknowledged as committed at once. In group ga of this seed, n0
-    /// (primary of epoch 7) writes LSNs 209-234 unacknowledged; n2, promoted to epoch 8 from 208
-    /// records, writes 209-211; n0, promoted to epoch 9, acknowledges its log once n1 follows, before
-    /// any record of epoch 9 has reached n1; n0 stops; n1 and n2 promise epoch 10, and n2 (last record of
-    /// epoch 8) is promoted over n1 (234 records, the last of epoch 7), cutting what epoch 9
-    /// acknowledged. When the fix lands the known issue stops occurring and this test fails: turn it
-    /// into a plain regression seed. A change to the simulation that moves this seed's schedule fails
-    /// it too: find another failing seed (`learnstore simulate-moves --control-plane --hand-over`; one
-    /// in 1,000 failed) and keep the issue until it is fixed.
-    @Test func aPromotedPrimaryCountsItsInheritedTailAsCommitted() async {
+    /// The seed that found a promoted primary counting its inherited tail as committed at once
+    /// (docs/REPLICATION.md, "Promotion"). In group ga, n0 (primary of epoch 7) writes LSNs 209-234
+    /// unacknowledged; n2, promoted to epoch 8 from 208 records, writes 209-211; n0, promoted to epoch
+    /// 9, acknowledged its log as soon as n1 followed it; n0 stopped, and n2 (last record of epoch 8)
+    /// was promoted to epoch 10 over n1 (234 records of epoch 7), cutting what epoch 9 acknowledged.
+    /// Now n1, holding the log epoch 9 started with, ranks in epoch 9 and is promoted instead.
+    @Test func aPromotedPrimarysInheritedTailSurvivesTheNextPromotion() async {
         var options = MoveSimulation.Options()
         options.controlPlane = true
         options.handsOver = true
         let results = await Self.run([20_000_638], options: options)
-        withKnownIssue("a promoted primary's inherited, unacknowledged records count as committed at once") {
-            #expect(results[0].failure == nil, "\(results[0].failure ?? "")")
-        }
-        #expect(results[0].failure?.contains("was promoted to epoch 10 without every acknowledged write") ?? true, "\(results[0].failure ?? "")")
+        Self.expectNoFailure(results)
     }
 
     /// Moves the balancer chooses are moves like the operator's: the same faults, the same checks.

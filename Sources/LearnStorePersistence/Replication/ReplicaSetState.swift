@@ -17,6 +17,14 @@ import DequeModule
 /// The mark only grows. A replica joins only once it holds every write acknowledged so far, and a
 /// write is acknowledged without an in-sync replica only after that replica left the set: so a
 /// replica in the set holds every acknowledged write (the promotion rule of docs/REPLICATION.md).
+///
+/// A new primary's log may end in records no primary acknowledged (its **inherited tail**, above the
+/// mark it learned). They count only together, once every in-sync replica has acknowledged the whole
+/// tail in this primary's epoch: such a replica adopted the epoch's history before it acknowledged, so
+/// a later promotion ranks it as holding this epoch's start and prefers it over any node that holds
+/// records of an epoch in between (Raft's rule that a leader commits an older term's entries only
+/// through one of its own; docs/REPLICATION.md, "Promotion"). A replica's position counts for the mark
+/// only once it has acknowledged on its current stream: before, it may not have recorded the epoch yet.
 public struct ReplicaSetState: Sendable {
     public enum Mode: String, Sendable, CaseIterable {
         case sync, async
@@ -46,12 +54,16 @@ public struct ReplicaSetState: Sendable {
         /// Close enough that the commit mark waits for it; in sync once it holds the mark.
         public var joining: Bool
         public var lastHeardMilliseconds: Int64
+        /// It acknowledged on its current stream (which it opened after recording this primary's epoch).
+        public var acknowledgedOnStream = false
     }
 
     public let configuration: Configuration
     public private(set) var replicas: [String: Replica] = [:]
     public private(set) var localDurableLSN: UInt64
     public private(set) var commitMark: UInt64
+    /// The end of the log this primary started with: above `commitMark`, its inherited tail.
+    public let inheritedThroughLSN: UInt64
     /// When the primary committed its recent LSNs: per millisecond, the newest LSN committed in it,
     /// oldest first. A replica's lag is measured from the first entry above its durable LSN.
     private var commitTimes: Deque<(lsn: UInt64, milliseconds: Int64)> = []
@@ -60,12 +72,16 @@ public struct ReplicaSetState: Sendable {
     /// The replicas that may be in sync (nil: every one).
     public private(set) var eligible: Set<String>?
 
-    public init(configuration: Configuration, localDurableLSN: UInt64, eligible: Set<String>? = nil) {
+    /// `learnedCommitLSN`: the newest mark this node knows was committed (a replica's primary's mark, a
+    /// fenced primary's own); nil counts the whole log as committed (a node starting in place, whose
+    /// log recovery has already shown).
+    public init(configuration: Configuration, localDurableLSN: UInt64, learnedCommitLSN: UInt64? = nil, eligible: Set<String>? = nil) {
         self.configuration = configuration
         self.localDurableLSN = localDurableLSN
         self.eligible = eligible
-        // What the log holds at start was acknowledged (or may be) before: the mark starts there.
-        self.commitMark = localDurableLSN
+        inheritedThroughLSN = localDurableLSN
+        commitMark = min(learnedCommitLSN ?? localDurableLSN, localDurableLSN)
+        advance()
     }
 
     public var inSyncReplicas: [String] { replicas.values.filter(\.inSync).map(\.nodeID).sorted() }
@@ -78,6 +94,7 @@ public struct ReplicaSetState: Sendable {
             nodeID: nodeID, connected: true, durableLSN: lastLSN, appliedLSN: lastLSN, inSync: false, joining: false,
             lastHeardMilliseconds: nowMilliseconds)
         replica.connected = true
+        replica.acknowledgedOnStream = false
         replica.durableLSN = lastLSN
         replica.appliedLSN = min(replica.appliedLSN, lastLSN)
         replica.lastHeardMilliseconds = nowMilliseconds
@@ -91,6 +108,7 @@ public struct ReplicaSetState: Sendable {
         replica.durableLSN = max(replica.durableLSN, min(durableLSN, localDurableLSN))
         replica.appliedLSN = max(replica.appliedLSN, min(appliedLSN, replica.durableLSN))
         replica.lastHeardMilliseconds = nowMilliseconds
+        replica.acknowledgedOnStream = true
         replicas[nodeID] = replica
         update(nodeID, nowMilliseconds: nowMilliseconds)
         advance()
@@ -203,9 +221,12 @@ public struct ReplicaSetState: Sendable {
         case .sync:
             let inSync = replicas.values.filter(\.inSync)
             guard inSync.count >= configuration.minimumInSync else { return }
-            candidate = replicas.values.filter { $0.inSync || $0.joining }.map(\.durableLSN).reduce(localDurableLSN, min)
+            candidate = replicas.values.filter { $0.inSync || $0.joining }
+                .map { $0.acknowledgedOnStream ? $0.durableLSN : min($0.durableLSN, commitMark) }
+                .reduce(localDurableLSN, min)
         }
-        commitMark = max(commitMark, candidate)
+        // The inherited tail is committed whole or not at all.
+        if candidate >= inheritedThroughLSN || commitMark >= inheritedThroughLSN { commitMark = max(commitMark, candidate) }
         // A joining replica that now holds the mark is in sync.
         for (nodeID, replica) in replicas where replica.joining && replica.durableLSN >= commitMark {
             replicas[nodeID]?.joining = false

@@ -16,6 +16,8 @@ import Logging
 /// code; only the sockets are simulated. Invariants, after every step:
 /// - every acknowledged write is durable on every in-sync replica;
 /// - a promoted replica holds every acknowledged write;
+/// - what a primary showed as committed (a read or an idempotent replay could have shown it to a
+///   client) is never replaced: no later primary commits another write at the same tenant sequence;
 /// - a replica shows (to reads and the change feed) only acknowledged writes, besides what it
 ///   recovered at its start;
 /// - at the end, with faults healed, every node holds the same tenants (per-tenant digests).
@@ -68,6 +70,8 @@ public struct ReplicationSimulation {
         var replicaSet: ReplicaSetState
         /// As a replica: the last LSN applied to its tenants.
         var applied: UInt64 = 0
+        /// The newest commit mark a primary sent it since it started (a new primary's mark starts there).
+        var learnedCommitLSN: UInt64 = 0
         /// What its log showed when it started (recovered, not heard from a primary).
         var shownAtBoot: UInt64 = 0
         var partitionedUntil = 0
@@ -133,6 +137,12 @@ public struct ReplicationSimulation {
     var acknowledged: [String: [UInt64: UInt64]] = [:]
     /// The highest LSN any primary let its log acknowledge (its commit mark), across epochs.
     var acknowledgedThroughLSN: UInt64 = 0
+    /// Per tenant, each sequence a primary showed as committed and the state it showed (digest).
+    var shownCommitted: [String: [UInt64: UInt64]] = [:]
+    /// Per primary (node and epoch) and tenant, the last sequence checked against `shownCommitted`.
+    var shownChecked: [String: UInt64] = [:]
+    /// A committed write shown replaced, found where the gate moved (checked after each step).
+    var shownReplaced: String?
     var step = 0
     /// Faults have stopped (the end of a run).
     var healing = false
@@ -173,8 +183,10 @@ public struct ReplicationSimulation {
                 try self.step(random.next(below: 100))
                 if index % 25 == 24 { snapshotRound(on: nodes[(index / 25) % nodes.count]) }
                 try checkInSyncHoldAcknowledged()
+                if let shownReplaced { throw SimulationFailure(shownReplaced) }
             }
             try heal()
+            if let shownReplaced { throw SimulationFailure(shownReplaced) }
         } catch let failure as SimulationFailure {
             result.failure = failure.message
         } catch {
@@ -212,10 +224,12 @@ public struct ReplicationSimulation {
             node.actors[tenant] = actor
         }
         node.applied = wal.locallyDurableLSN
+        node.learnedCommitLSN = 0
         node.alive = true
-        node.replicaSet = ReplicaSetState(configuration: node.replicaSet.configuration, localDurableLSN: wal.locallyDurableLSN)
+        // As the server's node: a primary starting again learned no mark.
+        node.replicaSet = ReplicaSetState(configuration: node.replicaSet.configuration, localDurableLSN: wal.locallyDurableLSN, learnedCommitLSN: 0)
         if node.role == .primary {
-            wal.setCommitGate(node.replicaSet.commitMark)
+            wal.restartCommitMark(at: node.replicaSet.commitMark)
         } else {
             wal.clientWriteRefusal = LearnStoreError(.notPrimary, "replica")
             // As the server's follower: it shows what it recovered, then what its primary's commit mark allows.
@@ -396,6 +410,7 @@ public struct ReplicationSimulation {
         wal.holdSegments(after: primary.replicaSet.retentionHold(nowMilliseconds: now))
         let committed = wal.committedLSN
         acknowledgedThroughLSN = max(acknowledgedThroughLSN, committed)
+        checkShownCommitted(primary, committed: committed)
         var still: [Write] = []
         for write in pending {
             if write.lsn <= committed && !wal.hasFailed(write.lsn) {
@@ -456,6 +471,7 @@ public struct ReplicationSimulation {
         replica.applied = applied
         guard let error else {
             replica.wal?.setCommitGate(frame.commitLSN)
+            replica.learnedCommitLSN = max(replica.learnedCommitLSN, frame.commitLSN)
             return true
         }
         note("\(replica.id) refused a frame: \(error)")
@@ -610,7 +626,7 @@ public struct ReplicationSimulation {
         let replicas = nodes.filter { $0.alive && $0.role != .primary }
         func upToDate(_ node: Node) -> (UInt64, UInt64) {
             let last = node.wal?.locallyDurableLSN ?? 0
-            return (node.history.epoch(of: last), last)
+            return (node.history.logEpoch(through: last), last)
         }
         guard let chosen = replicas.max(by: { upToDate($0) < upToDate($1) }), let wal = chosen.wal else { return }
         // The new epoch is promised first by all but the minimum in-sync count of the nodes: any later
@@ -636,6 +652,7 @@ public struct ReplicationSimulation {
             try deliverRollbacks()
         }
         guard chosen.alive, wal.locallyDurableLSN >= chosen.applied else { return }
+        let learned = chosen.role == .fenced ? wal.committedLSN : chosen.learnedCommitLSN
         var history = chosen.history
         // Epochs it learned but holds no record of are not its past (a later follower that holds
         // records of them is cut back to where this log ends).
@@ -646,15 +663,16 @@ public struct ReplicationSimulation {
         chosen.role = .primary
         chosen.fs.rates = SimulatedFileSystem.FaultRates()
         chosen.failingUntil = 0
-        chosen.replicaSet = ReplicaSetState(configuration: chosen.replicaSet.configuration, localDurableLSN: wal.locallyDurableLSN)
+        chosen.replicaSet = ReplicaSetState(
+            configuration: chosen.replicaSet.configuration, localDurableLSN: wal.locallyDurableLSN, learnedCommitLSN: learned)
         wal.snapshotsWaitForGate = true
-        wal.resetCommitGate(chosen.replicaSet.commitMark)
+        wal.restartCommitMark(at: chosen.replicaSet.commitMark)
         wal.resumeAcknowledging()
         wal.clientWriteRefusal = nil
         // A dead old primary restarts as a replica; a live fenced one stays fenced until it is restarted.
         for node in nodes where node !== chosen && !node.alive && node.role != .replica { node.role = .replica }
         result.promotions += 1
-        note("\(chosen.id) promoted to epoch \(chosen.history.currentEpoch) from LSN \(wal.nextLSN)")
+        note("\(chosen.id) promoted to epoch \(chosen.history.currentEpoch) from LSN \(wal.nextLSN), its mark at LSN \(chosen.replicaSet.commitMark)")
         try checkHoldsAcknowledged(chosen, what: "promoted \(chosen.id)", strict: true)
     }
 
@@ -678,6 +696,25 @@ public struct ReplicationSimulation {
                     throw SimulationFailure("in-sync replica \(replica) has durable only up to LSN \(replicaWAL.locallyDurableLSN), the primary acknowledged up to \(committed)")
                 }
             }
+        }
+    }
+
+    /// What `primary` shows as committed, each tenant's newest write at or below `committed`, is what
+    /// every primary before showed at that tenant sequence, if one did.
+    mutating func checkShownCommitted(_ primary: Node, committed: UInt64) {
+        for tenant in tenantIDs {
+            guard let actor = primary.actors[tenant] else { continue }
+            let (sequence, lsn) = actor.withExclusiveAccess { $0.sequenceAndLastWrite }
+            let key = "\(primary.id)/\(primary.history.currentEpoch)/\(tenant)"
+            guard sequence > 0, lsn <= committed, shownChecked[key] != sequence else { continue }
+            shownChecked[key] = sequence
+            let digest = actor.withExclusiveAccess { DurabilitySimulation.digest($0.state) }
+            if let earlier = shownCommitted[tenant]?[sequence], earlier != digest, shownReplaced == nil {
+                shownReplaced = (
+                    "primary \(primary.id) (epoch \(primary.history.currentEpoch)) shows tenant \(tenant) at sequence \(sequence) as committed, "
+                        + "but an earlier primary showed another write committed at that sequence")
+            }
+            shownCommitted[tenant, default: [:]][sequence] = digest
         }
     }
 

@@ -139,7 +139,10 @@ public final class ReplicationNode: Sendable {
         let now = clock.now().milliseconds
         let role = state.withLock { state in
             state.wal = wal
-            state.replicaSet = ReplicaSetState(configuration: configuration.replicaSet, localDurableLSN: wal.locallyDurableLSN, eligible: state.members.nodeIDs)
+            // A primary starting again learned no mark: its whole log counts as committed only once
+            // its in-sync replicas hold it (what it wrote last may never have been acknowledged).
+            state.replicaSet = ReplicaSetState(
+                configuration: configuration.replicaSet, localDurableLSN: wal.locallyDurableLSN, learnedCommitLSN: 0, eligible: state.members.nodeIDs)
             state.appliedLSN = wal.locallyDurableLSN
             state.lastHeardMilliseconds = now
             return state.role
@@ -147,7 +150,7 @@ public final class ReplicationNode: Sendable {
         wal.onLocalCommit = { [weak self] lsn in self?.locallyCommitted(lsn) }
         switch role {
         case .primary:
-            becomePrimaryGate(wal)
+            becomePrimaryGate(wal, restartingMark: true)
         case .replica, .fenced:
             wal.clientWriteRefusal = notPrimaryError(role)
             becomeFollowerGate(wal)
@@ -157,10 +160,13 @@ public final class ReplicationNode: Sendable {
         }
     }
 
-    private func becomePrimaryGate(_ wal: WriteAheadLog) {
+    /// `restartingMark`: a promotion or a start, whose log may show records no primary acknowledged.
+    private func becomePrimaryGate(_ wal: WriteAheadLog, restartingMark: Bool = false) {
         wal.snapshotsWaitForGate = true
         switch configuration.replicaSet.mode {
-        case .sync: wal.resetCommitGate(state.withLock { $0.replicaSet.commitMark })
+        case .sync:
+            let mark = state.withLock { $0.replicaSet.commitMark }
+            if restartingMark { wal.restartCommitMark(at: mark) } else { wal.resetCommitGate(mark) }
         case .async: wal.resetCommitGate(.max)
         }
     }
@@ -471,7 +477,6 @@ public final class ReplicationNode: Sendable {
         guard role != .primary else { throw LearnStoreError(.validation, "node \(configuration.nodeID) is already a primary") }
         if let follower { await follower.stop() }
         let applied = state.withLock { $0.appliedLSN }
-        // Its own log, not the old primary's mark: the promoted node's mark starts from what it holds.
         let durable = try await offload { wal.waitUntilLocallyResolved(applied) }
         guard durable else { throw LearnStoreError(.storageUnavailable, "the replica's log could not make its applied writes durable") }
         let reply = try state.withLock { state throws(LearnStoreError) -> PromoteReply in
@@ -494,11 +499,17 @@ public final class ReplicationNode: Sendable {
             state.follower = nil
             state.primaryNodeID = nil
             state.members.promoted()
-            state.replicaSet = ReplicaSetState(configuration: configuration.replicaSet, localDurableLSN: wal.locallyDurableLSN, eligible: state.members.nodeIDs)
+            // The mark starts at the one this node learned in this process (its primary's, or its own
+            // as a fenced primary; none after a restart): what its log holds above it counts only once
+            // the in-sync replicas hold it all.
+            let learned = state.role == .fenced ? wal.committedLSN : state.primaryCommitLSN
+            state.replicaSet = ReplicaSetState(
+                configuration: configuration.replicaSet, localDurableLSN: wal.locallyDurableLSN, learnedCommitLSN: learned,
+                eligible: state.members.nodeIDs)
             return PromoteReply(epoch: epoch, firstLSN: first)
         }
         primaryEpochObserver.withLock { $0 }?(reply.epoch)
-        becomePrimaryGate(wal)
+        becomePrimaryGate(wal, restartingMark: true)
         wal.resumeAcknowledging()
         wal.clientWriteRefusal = nil
         logger.notice("promoted to primary", metadata: ["epoch": "\(reply.epoch)", "first_lsn": "\(reply.firstLSN)"])
@@ -518,7 +529,7 @@ public final class ReplicationNode: Sendable {
                 ("epochs", .array(state.history.starts.map { .object([("epoch", .number(String($0.epoch))), ("first_lsn", .number(String($0.firstLSN)))]) })),
                 ("promised", .number(String(state.history.promised))),
                 ("promised_to", state.history.promisedTo.map { .string($0.description) } ?? .null),
-                ("last_epoch", .number(String(state.history.epoch(of: state.wal?.locallyDurableLSN ?? 0)))),
+                ("last_epoch", .number(String(state.history.logEpoch(through: state.wal?.locallyDurableLSN ?? 0)))),
                 ("durable_lsn", .number(String(state.wal?.locallyDurableLSN ?? 0))),
                 ("committed_lsn", .number(String(state.wal?.committedLSN ?? 0))),
             ]

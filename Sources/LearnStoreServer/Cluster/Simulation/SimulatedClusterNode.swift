@@ -72,12 +72,14 @@ final class SimulatedClusterNode: ClusterNodeControl, @unchecked Sendable {
 
     var needsMembers: Bool { state.withLock { $0.members.isStale(role: $0.role, epoch: $0.epoch) } }
 
-    /// The STATUS document's members a promotion reads.
+    /// The STATUS document's members a promotion reads. A node's log is in its epoch
+    /// (``EpochHistory/logEpoch(through:)``): a replica takes its primary's log whole, so it holds the
+    /// log that primary started its epoch with, and a promoted node starts its epoch after its own.
     var status: JSONValue {
         state.withLock { state in
             var fields: [(String, JSONValue)] = [
                 ("role", .string(state.role.name)), ("epoch", .number(String(state.epoch))), ("promised", .number(String(state.promised))),
-                ("last_epoch", .number(String(state.log.last ?? 0))), ("durable_lsn", .number(String(state.log.count))),
+                ("last_epoch", .number(String(state.epoch))), ("durable_lsn", .number(String(state.log.count))),
             ]
             if state.role != .replica {
                 fields.append(("minimum_in_sync", .number(String(minimumInSync))))
