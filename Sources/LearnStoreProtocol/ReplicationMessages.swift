@@ -139,8 +139,8 @@ public struct ReplicationAck: Sendable, Hashable {
     }
 }
 
-/// PROMISE and PROMOTE: the epoch a promotion picked (for PROMOTE at least this one, 0: the node's
-/// current epoch + 1) and the promotion's id, drawn at random for each promotion. A node promises an
+/// PROMISE and PROMOTE: the epoch a promotion picked (for PROMOTE 0 asks for the node's current epoch
+/// + 1 without promises) and the promotion's id, drawn at random for each promotion. A node promises an
 /// epoch to one promotion only, and is promoted to a promised epoch only by it.
 public struct PromoteRequest: Sendable, Hashable {
     public var epoch: UInt64

@@ -75,11 +75,16 @@ import Testing
     /// 9, acknowledged its log as soon as n1 followed it; n0 stopped, and n2 (last record of epoch 8)
     /// was promoted to epoch 10 over n1 (234 records of epoch 7), cutting what epoch 9 acknowledged.
     /// Now n1, holding the log epoch 9 started with, ranks in epoch 9 and is promoted instead.
+    /// Seed 20000251 failed once logs ranked so: n2, paused while a handover's PROMOTE to epoch 9
+    /// waited for it, followed the primary of epoch 10 on waking and then took the stale PROMOTE as
+    /// epoch 11, which no quorum had promised; ranked in epoch 11, its log was preferred over those
+    /// holding writes epoch 10 acknowledged after. A PROMOTE of an epoch not above the node's is now
+    /// refused.
     @Test func aPromotedPrimarysInheritedTailSurvivesTheNextPromotion() async {
         var options = MoveSimulation.Options()
         options.controlPlane = true
         options.handsOver = true
-        let results = await Self.run([20_000_638], options: options)
+        let results = await Self.run([20_000_638, 20_000_251], options: options)
         Self.expectNoFailure(results)
     }
 

@@ -243,7 +243,8 @@ public struct ReplicationSimulation {
     mutating func crash(_ node: Node) {
         note("\(node.id) crashed (\(node.role.name))")
         result.crashes += 1
-        for (replica, connection) in connections where replica == node.id || node.role == .primary {
+        for connection in orderedConnections where connection.replica == node.id || node.role == .primary {
+            let replica = connection.replica
             connection.reader.close()
             connections[replica] = nil
             if node.role != .primary, let primary { primary.replicaSet.disconnected(replica, nowMilliseconds: now) }
@@ -425,7 +426,7 @@ public struct ReplicationSimulation {
 
     mutating func ship() {
         guard let primary, let wal = primary.wal else { return }
-        for connection in Array(connections.values) {
+        for connection in orderedConnections {
             let read: (bytes: [UInt8], records: Int, batch: WALTailReader.Batch)
             do {
                 read = try connection.reader.readRaw(wal.shippingTail, after: connection.startAfter, isFailed: wal.hasFailed, maximumBytes: 16 << 10)
@@ -510,11 +511,15 @@ public struct ReplicationSimulation {
     }
 
     mutating func randomConnection() -> Connection? {
-        let all = connections.values.sorted { $0.replica < $1.replica }
+        let all = orderedConnections
         return all.isEmpty ? nil : all[random.next(below: all.count)]
     }
 
     func node(_ id: String) -> Node? { nodes.first { $0.id == id && $0.alive } }
+
+    /// By replica: steps draw from the random stream per connection, and a seed must replay in any
+    /// process (a dictionary's order changes with the process's hash seed).
+    var orderedConnections: [Connection] { connections.values.sorted { $0.replica < $1.replica } }
 
     mutating func close(_ connection: Connection) {
         connection.reader.close()
@@ -538,7 +543,7 @@ public struct ReplicationSimulation {
                 primary.role = .fenced
                 wal.clientWriteRefusal = LearnStoreError(.notPrimary, "fenced")
                 wal.stopAcknowledging(LearnStoreError(.outcomeUnknown, "fenced"))
-                for connection in Array(connections.values) { close(connection) }
+                for connection in orderedConnections { close(connection) }
                 pending.removeAll()
                 return
             }
@@ -645,7 +650,7 @@ public struct ReplicationSimulation {
             note("promotion to epoch \(epoch) abandoned: \(promises) nodes promised it")
             return
         }
-        for connection in Array(connections.values) { close(connection) }
+        for connection in orderedConnections { close(connection) }
         // Everything it applied becomes durable first (writes that fail are undone, and it is promoted without them).
         for _ in 0..<20 where wal.locallyDurableLSN < chosen.applied {
             wal.runWriterStep()
@@ -761,7 +766,7 @@ public struct ReplicationSimulation {
             guard self.primary === primary else { continue }
             primaryWriterStep()
             ship()
-            for connection in Array(connections.values) {
+            for connection in orderedConnections {
                 while !connection.toReplica.isEmpty {
                     guard let replica = node(connection.replica), let replicaWAL = replica.wal else { break }
                     // A frame duplicated before the faults stopped ends the stream: the follower reconnects.
@@ -781,7 +786,7 @@ public struct ReplicationSimulation {
                     connection.toPrimary.append((min(replicaWAL.locallyDurableLSN, replica.applied), replica.applied))
                 }
             }
-            for connection in connections.values {
+            for connection in orderedConnections {
                 while !connection.toPrimary.isEmpty {
                     let ack = connection.toPrimary.removeFirst()
                     primary.replicaSet.acknowledged(connection.replica, durableLSN: ack.durable, appliedLSN: ack.applied, nowMilliseconds: now)
@@ -798,7 +803,7 @@ public struct ReplicationSimulation {
         guard let primary = self.primary, let primaryWAL = primary.wal else { throw SimulationFailure("no primary after healing") }
         // The last commit mark reaches the replicas: each shows everything the primary acknowledged.
         ship()
-        for connection in Array(connections.values) {
+        for connection in orderedConnections {
             while !connection.toReplica.isEmpty, let replica = node(connection.replica) {
                 guard try apply(connection.toReplica.removeFirst(), to: replica, via: connection) else { break }
             }

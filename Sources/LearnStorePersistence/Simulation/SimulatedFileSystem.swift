@@ -72,7 +72,9 @@ public final class SimulatedFileSystem: FileSystem, @unchecked Sendable {
     public func machineCrash() {
         lock.withLock {
             var seen = Set<ObjectIdentifier>()
-            for node in Array(names.values) + Array(durableNames.values) where seen.insert(ObjectIdentifier(node)).inserted {
+            // In name order: each tear draws from the random stream, and a seed must replay in any process.
+            let nodes = names.sorted { $0.key < $1.key }.map(\.value) + durableNames.sorted { $0.key < $1.key }.map(\.value)
+            for node in nodes where seen.insert(ObjectIdentifier(node)).inserted {
                 tear(node)
             }
             func reachable(_ path: String) -> Bool {

@@ -480,6 +480,13 @@ public final class ReplicationNode: Sendable {
         let durable = try await offload { wal.waitUntilLocallyResolved(applied) }
         guard durable else { throw LearnStoreError(.storageUnavailable, "the replica's log could not make its applied writes durable") }
         let reply = try state.withLock { state throws(LearnStoreError) -> PromoteReply in
+            // A PROMOTE that arrives after this node learned an epoch as new as the one asked for is
+            // stale (a newer promotion completed meanwhile): beginning an epoch above it, which no
+            // quorum promised, would rank this log above writes acknowledged in that newer epoch.
+            guard requested == 0 || requested > state.history.currentEpoch else {
+                throw LearnStoreError(
+                    .validation, "epoch \(requested) is not newer than this node's epoch \(state.history.currentEpoch): the promotion asking for it is stale")
+            }
             let epoch = max(state.history.currentEpoch + 1, requested)
             guard epoch >= state.history.promised else {
                 throw LearnStoreError(.validation, "epoch \(epoch) is below epoch \(state.history.promised), which this node promised to another promotion")
