@@ -183,9 +183,10 @@ import Testing
     /// whose newest segment held no record yet (1312), a replica whose log failed under records it had
     /// applied, healed without its log ever writing again (2001295), a primary started again in place
     /// that showed the unacknowledged end of its log as committed before a replica held it, cut by the
-    /// next promotion (898, 2287, 2710).
+    /// next promotion (898, 2287, 2710), and a promoted replica that did the same with the end of its
+    /// log an old primary wrote (3712, 4017).
     @Test func replicationSeedsThatOnceFailed() {
-        for seed: UInt64 in [1, 16, 36, 79, 207, 301, 384, 613, 647, 702, 717, 846, 858, 898, 1312, 2287, 2710, 11075, 11681, 12384, 12791, 2001295] {
+        for seed: UInt64 in [1, 16, 36, 79, 207, 301, 384, 613, 647, 702, 717, 846, 858, 898, 1312, 2287, 2710, 3712, 4017, 11075, 11681, 12384, 12791, 2001295] {
             var simulation = ReplicationSimulation(seed: seed)
             let result = simulation.run()
             #expect(result.failure == nil, "seed \(seed): \(result.failure ?? "")")

@@ -72,6 +72,8 @@ public struct ReplicationSimulation {
         var applied: UInt64 = 0
         /// The newest commit mark a primary sent it since it started (a new primary's mark starts there).
         var learnedCommitLSN: UInt64 = 0
+        /// How many times it started.
+        var boots = 0
         /// What its log showed when it started (recovered, not heard from a primary).
         var shownAtBoot: UInt64 = 0
         var partitionedUntil = 0
@@ -137,9 +139,9 @@ public struct ReplicationSimulation {
     var acknowledged: [String: [UInt64: UInt64]] = [:]
     /// The highest LSN any primary let its log acknowledge (its commit mark), across epochs.
     var acknowledgedThroughLSN: UInt64 = 0
-    /// Per tenant, each sequence a primary showed as committed and the state it showed (digest).
-    var shownCommitted: [String: [UInt64: UInt64]] = [:]
-    /// Per primary (node and epoch) and tenant, the last sequence checked against `shownCommitted`.
+    /// Per tenant, each sequence a primary showed as committed and the checksum of its record.
+    var shownCommitted: [String: [UInt64: UInt32]] = [:]
+    /// Per primary (node, epoch and start), the LSN up to which its log was checked against `shownCommitted`.
     var shownChecked: [String: UInt64] = [:]
     /// A committed write shown replaced, found where the gate moved (checked after each step).
     var shownReplaced: String?
@@ -225,11 +227,13 @@ public struct ReplicationSimulation {
         }
         node.applied = wal.locallyDurableLSN
         node.learnedCommitLSN = 0
+        node.boots += 1
         node.alive = true
         // As the server's node: a primary starting again learned no mark.
         node.replicaSet = ReplicaSetState(configuration: node.replicaSet.configuration, localDurableLSN: wal.locallyDurableLSN, learnedCommitLSN: 0)
         if node.role == .primary {
             wal.restartCommitMark(at: node.replicaSet.commitMark)
+            checkShownCommitted(node, committed: wal.committedLSN)
         } else {
             wal.clientWriteRefusal = LearnStoreError(.notPrimary, "replica")
             // As the server's follower: it shows what it recovered, then what its primary's commit mark allows.
@@ -678,6 +682,8 @@ public struct ReplicationSimulation {
         for node in nodes where node !== chosen && !node.alive && node.role != .replica { node.role = .replica }
         result.promotions += 1
         note("\(chosen.id) promoted to epoch \(chosen.history.currentEpoch) from LSN \(wal.nextLSN), its mark at LSN \(chosen.replicaSet.commitMark)")
+        // What it shows as committed from now on, reads may show at once.
+        gate(chosen)
         try checkHoldsAcknowledged(chosen, what: "promoted \(chosen.id)", strict: true)
     }
 
@@ -704,22 +710,30 @@ public struct ReplicationSimulation {
         }
     }
 
-    /// What `primary` shows as committed, each tenant's newest write at or below `committed`, is what
-    /// every primary before showed at that tenant sequence, if one did.
+    /// The records `primary` shows as committed (its log up to `committed`) are those every primary
+    /// before showed at the same tenant sequences, byte for byte, where one did.
     mutating func checkShownCommitted(_ primary: Node, committed: UInt64) {
-        for tenant in tenantIDs {
-            guard let actor = primary.actors[tenant] else { continue }
-            let (sequence, lsn) = actor.withExclusiveAccess { $0.sequenceAndLastWrite }
-            let key = "\(primary.id)/\(primary.history.currentEpoch)/\(tenant)"
-            guard sequence > 0, lsn <= committed, shownChecked[key] != sequence else { continue }
-            shownChecked[key] = sequence
-            let digest = actor.withExclusiveAccess { DurabilitySimulation.digest($0.state) }
-            if let earlier = shownCommitted[tenant]?[sequence], earlier != digest, shownReplaced == nil {
-                shownReplaced = (
-                    "primary \(primary.id) (epoch \(primary.history.currentEpoch)) shows tenant \(tenant) at sequence \(sequence) as committed, "
-                        + "but an earlier primary showed another write committed at that sequence")
+        guard let wal = primary.wal else { return }
+        let key = "\(primary.id)/\(primary.history.currentEpoch)/\(primary.boots)"
+        let tail = wal.tail
+        let from = max(shownChecked[key] ?? 0, tail.floorLSN)
+        guard committed > from, let position = tail.position(after: from) else { return }
+        shownChecked[key] = committed
+        let reader = WALTailReader(walDirectory: primary.directory.walDirectory, fileSystem: primary.fs, position: position)
+        defer { reader.close() }
+        while true {
+            guard let batch = try? reader.read(tail, isFailed: wal.hasFailed, maximumRecords: 256, wants: { _, _ in true }) else { return }
+            for record in batch.records where record.lsn > from && record.lsn <= committed {
+                let checksum = CRC32C.checksum(record.encoded)
+                let tenant = record.entry.tenantID
+                let sequence = record.entry.sequence
+                if let earlier = shownCommitted[tenant]?[sequence], earlier != checksum, shownReplaced == nil {
+                    shownReplaced = "primary \(primary.id) (epoch \(primary.history.currentEpoch)) shows the write of tenant \(tenant) at sequence \(sequence) "
+                        + "(LSN \(record.lsn)) as committed, but an earlier primary showed another write committed at that sequence"
+                }
+                shownCommitted[tenant, default: [:]][sequence] = checksum
             }
-            shownCommitted[tenant, default: [:]][sequence] = digest
+            if batch.caughtUp || batch.records.isEmpty { return }
         }
     }
 
@@ -737,6 +751,40 @@ public struct ReplicationSimulation {
                 throw SimulationFailure("\(what): tenant \(tenant) at sequence \(sequence) differs from the acknowledged write")
             }
         }
+    }
+
+    /// One round without faults: the primary's log writes, every frame reaches its replica, every
+    /// replica's log writes and its acknowledgements reach the primary, which sets its gate.
+    mutating func exchangeEverything(_ primary: Node) throws {
+        primaryWriterStep()
+        ship()
+        for connection in orderedConnections {
+            while !connection.toReplica.isEmpty {
+                guard let replica = node(connection.replica), let replicaWAL = replica.wal else { break }
+                // A frame duplicated before the faults stopped ends the stream: the follower reconnects.
+                guard try apply(connection.toReplica.removeFirst(), to: replica, via: connection) else { break }
+                replicaWAL.runWriterStep()
+                connection.toPrimary.append((min(replicaWAL.locallyDurableLSN, replica.applied), replica.applied))
+            }
+        }
+        // Every replica's log writes on, as its group commit would: records applied while its
+        // disk was failing reach the disk only now, or the node stops and starts again.
+        for replica in nodes where replica.alive && replica.role == .replica {
+            guard let replicaWAL = replica.wal else { continue }
+            replicaWAL.runWriterStep()
+            if replicaWAL.hasFailures {
+                failStop(replica)
+            } else if let connection = connections[replica.id] {
+                connection.toPrimary.append((min(replicaWAL.locallyDurableLSN, replica.applied), replica.applied))
+            }
+        }
+        for connection in orderedConnections {
+            while !connection.toPrimary.isEmpty {
+                let ack = connection.toPrimary.removeFirst()
+                primary.replicaSet.acknowledged(connection.replica, durableLSN: ack.durable, appliedLSN: ack.applied, nowMilliseconds: now)
+            }
+        }
+        gate(primary)
     }
 
     /// Faults stop, every node comes back and follows; then every node holds what the primary holds.
@@ -764,35 +812,7 @@ public struct ReplicationSimulation {
             guard let primary = self.primary, let wal = primary.wal else { throw SimulationFailure("no primary after healing") }
             try connect()
             guard self.primary === primary else { continue }
-            primaryWriterStep()
-            ship()
-            for connection in orderedConnections {
-                while !connection.toReplica.isEmpty {
-                    guard let replica = node(connection.replica), let replicaWAL = replica.wal else { break }
-                    // A frame duplicated before the faults stopped ends the stream: the follower reconnects.
-                    guard try apply(connection.toReplica.removeFirst(), to: replica, via: connection) else { break }
-                    replicaWAL.runWriterStep()
-                    connection.toPrimary.append((min(replicaWAL.locallyDurableLSN, replica.applied), replica.applied))
-                }
-            }
-            // Every replica's log writes on, as its group commit would: records applied while its
-            // disk was failing reach the disk only now, or the node stops and starts again.
-            for replica in nodes where replica.alive && replica.role == .replica {
-                guard let replicaWAL = replica.wal else { continue }
-                replicaWAL.runWriterStep()
-                if replicaWAL.hasFailures {
-                    failStop(replica)
-                } else if let connection = connections[replica.id] {
-                    connection.toPrimary.append((min(replicaWAL.locallyDurableLSN, replica.applied), replica.applied))
-                }
-            }
-            for connection in orderedConnections {
-                while !connection.toPrimary.isEmpty {
-                    let ack = connection.toPrimary.removeFirst()
-                    primary.replicaSet.acknowledged(connection.replica, durableLSN: ack.durable, appliedLSN: ack.applied, nowMilliseconds: now)
-                }
-            }
-            gate(primary)
+            try exchangeEverything(primary)
             clock.advance(milliseconds: 10)
             let caughtUp = nodes.allSatisfy { node in
                 node === primary || (connections[node.id] != nil && node.applied >= wal.locallyDurableLSN && (node.wal?.locallyDurableLSN ?? 0) >= node.applied)
