@@ -44,9 +44,9 @@ public enum CatchUpMessage: Sendable, Hashable {
         let message: CatchUpMessage
         switch try reader.readU8() {
         case 1:
-            let epoch = try reader.readU64()
+            let epoch = try reader.readCounter()
             let epochs = try ReplicationMessages.decodeEpochs(from: &reader)
-            message = .begin(epoch: epoch, epochs: epochs, throughLSN: try reader.readU64(), files: try reader.readU32(), bytes: try reader.readU64())
+            message = .begin(epoch: epoch, epochs: epochs, throughLSN: try reader.readCounter(), files: try reader.readU32(), bytes: try reader.readU64())
         case 2:
             message = .file(path: try reader.readString(limit: 256), size: try reader.readU64(), sentBytes: try reader.readU64())
         case 3:

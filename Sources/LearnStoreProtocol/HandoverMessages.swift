@@ -43,7 +43,7 @@ extension ReplicationMessages {
     }
 
     public static func decodeHandover(from reader: inout ByteReader) throws(DecodeError) -> HandoverRequest {
-        let epoch = try reader.readU64()
+        let epoch = try reader.readCounter()
         let target = try reader.readString(limit: maximumNodeIDBytes)
         let hold = try reader.readU32()
         guard (1...maximumHandoverHoldMilliseconds).contains(hold) else {
@@ -62,7 +62,7 @@ extension ReplicationMessages {
     public static func decodeHandoverReply(from reader: inout ByteReader) throws(DecodeError) -> HandoverReply {
         let handedOver = try reader.readU8()
         guard handedOver <= 1 else { throw reader.error("a handover reply's state must be 0 or 1") }
-        let reply = HandoverReply(handedOver: handedOver == 1, lastLSN: try reader.readU64(), targetDurableLSN: try reader.readU64())
+        let reply = HandoverReply(handedOver: handedOver == 1, lastLSN: try reader.readCounter(), targetDurableLSN: try reader.readCounter())
         try reader.expectEnd()
         return reply
     }

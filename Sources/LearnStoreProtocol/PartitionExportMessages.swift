@@ -109,8 +109,8 @@ extension ReplicationMessages {
     }
 
     public static func decodePartitionExport(from reader: inout ByteReader) throws(DecodeError) -> PartitionExportRequest {
-        let epoch = try reader.readU64()
-        let moveID = try reader.readU64()
+        let epoch = try reader.readCounter()
+        let moveID = try reader.readCounter()
         let partitionOffset = reader.offset
         let partition = try reader.readU32()
         guard partition < PartitionMap.maximumPartitions else { throw DecodeError(offset: partitionOffset, reason: "partition \(partition) out of range") }
@@ -142,7 +142,7 @@ extension ReplicationMessages {
         let flags = try reader.readU8()
         guard flags & ~7 == 0 else { throw DecodeError(offset: flagsOffset, reason: "unknown export flags \(flags)") }
         let tenant = try reader.readString(limit: maximumTenantBytes)
-        let sequence = try reader.readU64()
+        let sequence = try reader.readCounter()
         let section = try reader.readU8()
         let offset = try reader.readU64()
         let count = try reader.readCount(limit: 1 << 24, minimumElementBytes: 1)

@@ -227,8 +227,8 @@ public enum ReplicationMessages {
         let proof = [UInt8](try reader.readBytes(proofBytes))
         let rawRole = try reader.readU8()
         guard let role = NodeRole(rawValue: rawRole) else { throw reader.error("unknown node role \(rawRole)") }
-        let epoch = try reader.readU64()
-        let last = try reader.readU64()
+        let epoch = try reader.readCounter()
+        let last = try reader.readCounter()
         try reader.expectEnd()
         return NodeAuthReply(proof: proof, role: role, epoch: epoch, lastLSN: last)
     }
@@ -240,8 +240,8 @@ public enum ReplicationMessages {
     }
 
     public static func decodeReplicate(from reader: inout ByteReader) throws(DecodeError) -> ReplicateRequest {
-        let last = try reader.readU64()
-        let promised = try reader.readU64()
+        let last = try reader.readCounter()
+        let promised = try reader.readCounter()
         let epochs = try decodeEpochs(from: &reader)
         guard !epochs.isEmpty else { throw reader.error("an epoch history holds at least one epoch") }
         try reader.expectEnd()
@@ -261,7 +261,7 @@ public enum ReplicationMessages {
         guard count <= maximumEpochs, count * 16 <= reader.remaining else { throw reader.error("epoch count \(count) exceeds the payload") }
         var epochs: [EpochStart] = []
         epochs.reserveCapacity(count)
-        for _ in 0..<count { epochs.append(EpochStart(epoch: try reader.readU64(), firstLSN: try reader.readU64())) }
+        for _ in 0..<count { epochs.append(EpochStart(epoch: try reader.readCounter(), firstLSN: try reader.readCounter())) }
         return epochs
     }
 
@@ -273,8 +273,8 @@ public enum ReplicationMessages {
     }
 
     public static func decodeAccepted(from reader: inout ByteReader) throws(DecodeError) -> ReplicateAccepted {
-        let epoch = try reader.readU64()
-        let start = try reader.readU64()
+        let epoch = try reader.readCounter()
+        let start = try reader.readCounter()
         let truncate = try reader.readU8()
         guard truncate <= 1 else { throw reader.error("truncate must be 0 or 1") }
         let epochs = try decodeEpochs(from: &reader)
@@ -293,11 +293,11 @@ public enum ReplicationMessages {
     /// Decodes the frame's fields; the records stay raw bytes, each to be checked as the WAL checks its
     /// own (length, checksum, ascending LSN) before anything uses it.
     public static func decodeRecords(from reader: inout ByteReader) throws(DecodeError) -> ReplicationRecords {
-        let epoch = try reader.readU64()
-        let commit = try reader.readU64()
+        let epoch = try reader.readCounter()
+        let commit = try reader.readCounter()
         let flags = try reader.readU8()
         guard flags <= 1 else { throw reader.error("in_sync must be 0 or 1") }
-        let through = try reader.readU64()
+        let through = try reader.readCounter()
         let records = [UInt8](try reader.readBytes(reader.remaining))
         return ReplicationRecords(epoch: epoch, commitLSN: commit, inSync: flags == 1, throughLSN: through, records: records)
     }
@@ -309,7 +309,7 @@ public enum ReplicationMessages {
     }
 
     public static func decodeAck(from reader: inout ByteReader) throws(DecodeError) -> ReplicationAck {
-        let ack = ReplicationAck(epoch: try reader.readU64(), durableLSN: try reader.readU64(), appliedLSN: try reader.readU64())
+        let ack = ReplicationAck(epoch: try reader.readCounter(), durableLSN: try reader.readCounter(), appliedLSN: try reader.readCounter())
         try reader.expectEnd()
         return ack
     }
@@ -320,7 +320,7 @@ public enum ReplicationMessages {
     }
 
     public static func decodePromote(from reader: inout ByteReader) throws(DecodeError) -> PromoteRequest {
-        let request = PromoteRequest(epoch: try reader.readU64(), promotion: try reader.readUUID())
+        let request = PromoteRequest(epoch: try reader.readCounter(), promotion: try reader.readUUID())
         try reader.expectEnd()
         return request
     }
@@ -331,7 +331,7 @@ public enum ReplicationMessages {
     }
 
     public static func decodePromiseReply(from reader: inout ByteReader) throws(DecodeError) -> PromiseReply {
-        let promised = try reader.readU64()
+        let promised = try reader.readCounter()
         let granted = try reader.readU8()
         guard granted <= 1 else { throw reader.error("granted must be 0 or 1") }
         try reader.expectEnd()
@@ -344,7 +344,7 @@ public enum ReplicationMessages {
     }
 
     public static func decodePromoteReply(from reader: inout ByteReader) throws(DecodeError) -> PromoteReply {
-        let reply = PromoteReply(epoch: try reader.readU64(), firstLSN: try reader.readU64())
+        let reply = PromoteReply(epoch: try reader.readCounter(), firstLSN: try reader.readCounter())
         try reader.expectEnd()
         return reply
     }
