@@ -46,6 +46,7 @@ struct SimulateClusterCommand: AsyncParsableCommand {
     var otherGroups = 0
 
     func run() async throws {
+        DeterministicHashing.ensure()
         try await runCLI {
             guard seeds >= 1, (3...5).contains(nodes), minimumInSync >= 1, nodes > 2 * minimumInSync,
                 (1...3600).contains(faultSeconds), (5...3600).contains(settleSeconds), (0.0001...0.05).contains(faultRate)

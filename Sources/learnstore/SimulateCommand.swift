@@ -30,6 +30,7 @@ struct SimulateCommand: AsyncParsableCommand {
     @Flag(help: "Stop at the first failing seed.") var stopAtFirstFailure = false
 
     func run() async throws {
+        DeterministicHashing.ensure()
         try await runCLI {
             let policies: [FsyncPolicy]
             switch policy {

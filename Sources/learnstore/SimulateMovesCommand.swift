@@ -41,6 +41,7 @@ struct SimulateMovesCommand: AsyncParsableCommand {
     @Option(name: .customLong("fault-seconds"), help: "With --control-plane: simulated seconds of faults before the run heals (1 ... 600).") var faultSeconds: Int64 = 20
 
     func run() async throws {
+        DeterministicHashing.ensure()
         try await runCLI {
             guard seeds >= 1, steps >= 1, (1...64).contains(tenants), (2...64).contains(partitions) else {
                 throw CLIError.usage("--seeds and --steps at least 1, --tenants 1 ... 64, --partitions 2 ... 64")

@@ -25,6 +25,7 @@ struct SimulateReplicationCommand: AsyncParsableCommand {
     @Flag(help: "Stop at the first failing seed.") var stopAtFirstFailure = false
 
     func run() async throws {
+        DeterministicHashing.ensure()
         try await runCLI {
             guard seeds >= 1, steps >= 1, (2...5).contains(nodes), (1..<nodes).contains(minimumInSync) else {
                 throw CLIError.usage("--seeds and --steps must be at least 1, --nodes 2 ... 5, --min-in-sync 1 ... nodes - 1")
