@@ -245,11 +245,14 @@ public final class LearnStoreApplication: Sendable {
         do {
             try await services.run()
         } catch {
+            // A service that failed before the server listened leaves its address to nobody.
+            server.abandon()
             try? await group.shutdownGracefully()
             await controlPlane?.shutdown()
             await moverThread?.shutdown()
             throw error
         }
+        server.abandon()
         await controlPlane?.shutdown()
         await moverThread?.shutdown()
         try await group.shutdownGracefully()
