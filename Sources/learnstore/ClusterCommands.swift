@@ -224,7 +224,7 @@ struct ClusterCommand: AsyncParsableCommand {
                 reachable nodes know or have promised and has all but --min-in-sync of the nodes promise it (a \
                 primary of an older epoch that promises stops taking writes; a replica that promises stops taking \
                 an older primary's records). Then it reads the status of the nodes that promised again and promotes \
-                the most up-to-date of them: the newest epoch of its last record, then the most of the log (or \
+                the most up-to-date of them: the newest epoch its log is in, then the most of the log (or \
                 --node, if none is more up to date). Every acknowledged write is on one of them, and any later \
                 promotion reaches one that knows this one. Refuses while a reachable node is still a primary, \
                 unless --force.

@@ -625,9 +625,9 @@ public struct ReplicationSimulation {
 
     /// With the primary down and no more nodes down than the minimum in-sync count (so the nodes up
     /// include one that holds every acknowledged write, and any later promotion sees one that knows
-    /// this epoch), the most up-to-date replica (the newest epoch of its last record, then the most of
-    /// the log) becomes the
-    /// primary of an epoch above every epoch the nodes up know: what `learnstore cluster promote` does.
+    /// this epoch), the most up-to-date replica (the newest epoch its log is in, then the most of the
+    /// log) becomes the primary of an epoch above every epoch the nodes up know: what
+    /// `learnstore cluster promote` does.
     mutating func promoteIfPrimaryDown() throws {
         guard primary == nil else { return }
         guard nodes.filter({ !$0.alive }).count <= options.minimumInSync else { return }

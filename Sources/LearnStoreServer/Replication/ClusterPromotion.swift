@@ -13,7 +13,7 @@ public enum ClusterPromotion {
 
         func number(_ name: String) -> UInt64 { UInt64(max(0, status?[name]?.int64Value ?? 0)) }
         var role: String? { status?["role"]?.stringValue }
-        /// Raft's comparison of logs: the epoch of the last record, then the last LSN.
+        /// Raft's comparison of logs: the epoch the log is in (``EpochHistory/logEpoch(through:)``), then the last LSN.
         var upToDate: (UInt64, UInt64) { (number("last_epoch"), number("durable_lsn")) }
     }
 
