@@ -449,10 +449,15 @@ public actor TenantActor {
     /// Replaces the tenant's state wholesale (snapshot restore into a running server).
     public func replace(with newState: TenantState, lsn: UInt64) {
         changesSinceCopy?.loseTrack()
+        let randomness = state.idRandomness
         state = newState
+        state.idRandomness = randomness
         pending.removeAll()
         lastWriteLSN = max(lastWriteLSN, lsn)
     }
+
+    /// New record ids draw their random bits from `generator` (a simulation replaying a seed).
+    public func drawRecordIDs(from generator: SplitMix64) { state.idRandomness = generator }
 
     /// Sets the state recovered at start, with the LSN of its newest write.
     public func recovered(_ newState: TenantState, lsn: UInt64) {

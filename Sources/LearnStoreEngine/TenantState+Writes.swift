@@ -58,6 +58,8 @@ extension TenantState {
         var records: [LearningRecord] = []
         records.reserveCapacity(bodies.count)
         var generator = SystemRandomNumberGenerator()
+        var seeded = idRandomness
+        defer { idRandomness = seeded }
         let createdAt = stampTime(now)
         var ids = idGenerator
         for (index, body) in bodies.enumerated() {
@@ -67,7 +69,8 @@ extension TenantState {
                 if bodies.count > 1 { throw LearnStoreError(error.code, "record \(index): \(error.message)", field: error.field) }
                 throw error
             }
-            let id = ids.next(milliseconds: UInt64(max(0, createdAt)), using: &generator)
+            let milliseconds = UInt64(max(0, createdAt))
+            let id = seeded == nil ? ids.next(milliseconds: milliseconds, using: &generator) : ids.next(milliseconds: milliseconds, using: &seeded!)
             var record = LearningRecord(
                 id: id, tenantID: tenantID, appID: caller.appID, createdAt: Timestamp(milliseconds: createdAt),
                 updatedAt: Timestamp(milliseconds: createdAt), createdBy: caller.personID, updatedBy: caller.personID,

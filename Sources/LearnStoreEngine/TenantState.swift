@@ -28,6 +28,10 @@ public struct TenantState: Sendable {
     /// emptied tenant. A copy of the tenant into this group (a reset) lifts it.
     public private(set) var releasedToAnotherGroup = false
     var idGenerator = ULIDGenerator()
+    /// Where new record ids draw their random bits: nil, the system's generator; a simulation sets a
+    /// seeded one, so that a seed's records, and so its snapshots' compressed bytes, are the same in
+    /// every run.
+    var idRandomness: SplitMix64?
     public let limits: EngineLimits
     /// Changes whenever a record changes in place or the records are replaced; appends leave it (see
     /// `TenantState+IndexBuild`). Drawn from one process-wide counter, so two states that differ
