@@ -23,7 +23,7 @@ import DequeModule
 /// tail in this primary's epoch: such a replica adopted the epoch's history before it acknowledged, so
 /// a later promotion ranks it as holding this epoch's start and prefers it over any node that holds
 /// records of an epoch in between (Raft's rule that a leader commits an older term's entries only
-/// through one of its own; docs/REPLICATION.md, "Promotion"). A replica's position counts for the mark
+/// through one of its own; docs/REPLICATION.md, "A new primary's inherited tail"). A replica's position counts for the mark
 /// only once it has acknowledged on its current stream: before, it may not have recorded the epoch yet.
 public struct ReplicaSetState: Sendable {
     public enum Mode: String, Sendable, CaseIterable {
@@ -73,8 +73,8 @@ public struct ReplicaSetState: Sendable {
     public private(set) var eligible: Set<String>?
 
     /// `learnedCommitLSN`: the newest mark this node knows was committed (a replica's primary's mark, a
-    /// fenced primary's own); nil counts the whole log as committed (a node starting in place, whose
-    /// log recovery has already shown).
+    /// fenced primary's own; 0 after a start, when it knows none); nil counts the whole log as
+    /// committed (no inherited tail).
     public init(configuration: Configuration, localDurableLSN: UInt64, learnedCommitLSN: UInt64? = nil, eligible: Set<String>? = nil) {
         self.configuration = configuration
         self.localDurableLSN = localDurableLSN
