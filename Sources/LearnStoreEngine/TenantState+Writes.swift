@@ -59,7 +59,7 @@ extension TenantState {
         records.reserveCapacity(bodies.count)
         var generator = SystemRandomNumberGenerator()
         var seeded = idRandomness
-        defer { idRandomness = seeded }
+        defer { if seeded != nil { idRandomness = seeded } }
         let createdAt = stampTime(now)
         var ids = idGenerator
         for (index, body) in bodies.enumerated() {

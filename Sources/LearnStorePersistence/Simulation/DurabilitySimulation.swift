@@ -231,7 +231,7 @@ public struct DurabilitySimulation {
             if let state = outcome.states[tenant] {
                 actor.withExclusiveAccess { $0.recovered(state, lsn: outcome.lastLSN[tenant] ?? 0) }
             }
-            // Derived from the seed, not drawn from `random`: the steps' draws stay as they were.
+            // Derived from the seed rather than drawn from the steps' stream, which the ids then leave alone.
             let idSeed = seed ^ UInt64(tenantIDs.firstIndex(of: tenant)! + 1) << 40 ^ UInt64(result.crashes) << 20
             actor.withExclusiveAccess { $0.drawRecordIDs(from: SplitMix64(seed: idSeed)) }
             actors[tenant] = actor

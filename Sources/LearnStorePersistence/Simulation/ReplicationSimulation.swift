@@ -223,7 +223,7 @@ public struct ReplicationSimulation {
         for tenant in tenantIDs {
             let actor = TenantActor(state: TenantState(tenantID: tenant), log: wal, clock: clock, executor: TenantExecutor { $0() })
             if let state = outcome.states[tenant] { actor.withExclusiveAccess { $0.recovered(state, lsn: outcome.lastLSN[tenant] ?? 0) } }
-            // Derived from the seed, not drawn from a stream the steps use: their draws stay as they were.
+            // Derived from the seed rather than drawn from the steps' streams, which the ids then leave alone.
             let idSeed = seed ^ UInt64(tenantIDs.firstIndex(of: tenant)! + 1) << 40 ^ UInt64(node.boots) << 20 ^ UInt64(nodes.firstIndex { $0 === node }! + 1) << 56
             actor.withExclusiveAccess { $0.drawRecordIDs(from: SplitMix64(seed: idSeed)) }
             node.actors[tenant] = actor

@@ -150,7 +150,7 @@ public final class ReplicationNode: Sendable {
         wal.onLocalCommit = { [weak self] lsn in self?.locallyCommitted(lsn) }
         switch role {
         case .primary:
-            becomePrimaryGate(wal, restartingMark: true)
+            becomePrimaryGate(wal)
         case .replica, .fenced:
             wal.clientWriteRefusal = notPrimaryError(role)
             becomeFollowerGate(wal)
@@ -160,13 +160,12 @@ public final class ReplicationNode: Sendable {
         }
     }
 
-    /// `restartingMark`: a promotion or a start, whose log may show records no primary acknowledged.
-    private func becomePrimaryGate(_ wal: WriteAheadLog, restartingMark: Bool = false) {
+    /// At a start or a promotion: the log may show records no primary acknowledged, so what it shows
+    /// drops back to the mark the node learned.
+    private func becomePrimaryGate(_ wal: WriteAheadLog) {
         wal.snapshotsWaitForGate = true
         switch configuration.replicaSet.mode {
-        case .sync:
-            let mark = state.withLock { $0.replicaSet.commitMark }
-            if restartingMark { wal.restartCommitMark(at: mark) } else { wal.resetCommitGate(mark) }
+        case .sync: wal.restartCommitMark(at: state.withLock { $0.replicaSet.commitMark })
         case .async: wal.resetCommitGate(.max)
         }
     }
@@ -516,7 +515,7 @@ public final class ReplicationNode: Sendable {
             return PromoteReply(epoch: epoch, firstLSN: first)
         }
         primaryEpochObserver.withLock { $0 }?(reply.epoch)
-        becomePrimaryGate(wal, restartingMark: true)
+        becomePrimaryGate(wal)
         wal.resumeAcknowledging()
         wal.clientWriteRefusal = nil
         logger.notice("promoted to primary", metadata: ["epoch": "\(reply.epoch)", "first_lsn": "\(reply.firstLSN)"])

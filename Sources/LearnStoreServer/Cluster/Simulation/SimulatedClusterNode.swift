@@ -123,7 +123,7 @@ final class SimulatedClusterNode: ClusterNodeControl, @unchecked Sendable {
         try state.withLock { (state: inout State) throws(LearnStoreError) -> PromoteReply in
             guard state.role != .primary else { throw LearnStoreError(.validation, "\(nodeID) is already a primary") }
             guard requested > state.epoch else { throw LearnStoreError(.validation, "\(nodeID) knows epoch \(state.epoch): the promotion to \(requested) is stale") }
-            let epoch = max(state.epoch + 1, requested)
+            let epoch = requested
             guard epoch >= state.promised else { throw LearnStoreError(.validation, "epoch \(epoch) is below the promised \(state.promised)") }
             guard epoch > state.promised || state.promisedTo == promotion else {
                 throw LearnStoreError(.validation, "\(nodeID) promised epoch \(epoch) to another promotion")
