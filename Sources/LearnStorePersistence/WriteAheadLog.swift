@@ -84,6 +84,8 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
     private var ledger: DurabilityLedger
     private var stopping = false
     private var flushRequested = false
+    /// Guarded by `condition`: see ``haltsOnFailure``.
+    private var failuresAreFinal = false
 
     /// Mirrors of the ledger for readers on every request, without the lock. `committed` is what
     /// may be acknowledged (held at the replication gate), `locallyDurable` what this node's own log
@@ -263,6 +265,25 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
         if stopping { throw LearnStoreError(.shuttingDown, "the WAL is closing") }
         if case .failure(let refusal) = ledger.append(tenant: tenant, sequence: sequence, at: lsn) { throw refusal.error }
         queueLocked(sealed, lsn: lsn)
+    }
+
+    /// Set while the node follows a primary: after a failed write the log writes nothing more (no
+    /// recovery probe, every append refused) until the process stops. A replica's records keep their
+    /// primary's LSNs, so a record made durable after a failed one would leave a hole that its next
+    /// start could not tell from one of the primary's own gaps: it would follow on from past the hole
+    /// and never hold the records that failed.
+    public var haltsOnFailure: Bool {
+        get {
+            condition.lock()
+            defer { condition.unlock() }
+            return failuresAreFinal
+        }
+        set {
+            condition.lock()
+            failuresAreFinal = newValue
+            condition.signal()
+            condition.unlock()
+        }
     }
 
     /// The error client writes get, when they are refused (a replica takes writes only from its
@@ -450,6 +471,13 @@ public final class WriteAheadLog: MutationLog, @unchecked Sendable {
             } else {
                 condition.wait()
             }
+        }
+        if ledger.storageFailure != nil && !stopping && failuresAreFinal {
+            // Nothing more is written: the writer sleeps until the log closes (or the node is
+            // promoted, which ends the halt).
+            if wait { condition.wait() }
+            condition.unlock()
+            return true
         }
         if ledger.storageFailure != nil && !stopping {
             condition.unlock()

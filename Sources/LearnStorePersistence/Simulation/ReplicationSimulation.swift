@@ -239,6 +239,7 @@ public struct ReplicationSimulation {
             checkShownCommitted(node, committed: wal.committedLSN)
         } else {
             wal.clientWriteRefusal = LearnStoreError(.notPrimary, "replica")
+            wal.haltsOnFailure = true
             // As the server's follower: it shows what it recovered, then what its primary's commit mark allows.
             wal.snapshotsWaitForGate = false
             wal.setCommitGate(wal.committedLSN)
@@ -680,6 +681,7 @@ public struct ReplicationSimulation {
         wal.snapshotsWaitForGate = true
         wal.restartCommitMark(at: chosen.replicaSet.commitMark)
         wal.resumeAcknowledging()
+        wal.haltsOnFailure = false
         wal.clientWriteRefusal = nil
         // A dead old primary restarts as a replica; a live fenced one stays fenced until it is restarted.
         for node in nodes where node !== chosen && !node.alive && node.role != .replica { node.role = .replica }

@@ -153,6 +153,7 @@ public final class ReplicationNode: Sendable {
             becomePrimaryGate(wal)
         case .replica, .fenced:
             wal.clientWriteRefusal = notPrimaryError(role)
+            wal.haltsOnFailure = true
             becomeFollowerGate(wal)
             let follower = ReplicaFollower(node: self, wal: wal, registry: registry, group: group)
             state.withLock { $0.follower = follower }
@@ -517,6 +518,7 @@ public final class ReplicationNode: Sendable {
         primaryEpochObserver.withLock { $0 }?(reply.epoch)
         becomePrimaryGate(wal)
         wal.resumeAcknowledging()
+        wal.haltsOnFailure = false
         wal.clientWriteRefusal = nil
         logger.notice("promoted to primary", metadata: ["epoch": "\(reply.epoch)", "first_lsn": "\(reply.firstLSN)"])
         promotionObserver.withLock { $0 }?()

@@ -76,11 +76,15 @@ extension ClusterSimulation {
         removal.outcome = nil
         guard now >= removal.next else { return }
         removal.inAttempt = true
-        await cluster.scheduler.start {
-            group.addTask {
-                await removal.attempt()
-                cluster.scheduler.roundEnded()
+        do {
+            try cluster.scheduler.start { executor in
+                group.addTask(executorPreference: executor) {
+                    await removal.attempt()
+                    cluster.scheduler.roundEnded()
+                }
             }
+        } catch {
+            throw ClusterSimulationViolation(atMilliseconds: now, rule: "\(error)")
         }
     }
 

@@ -187,7 +187,7 @@ public struct ClusterSimulation {
         var handovers = Handovers()
         let scheduler = cluster.scheduler
 
-        // The rounds are child tasks: they run on the caller's executor (a test's compute threads).
+        // The rounds are child tasks on the scheduler's executor, run only inside its grants.
         let violation = await withDiscardingTaskGroup { group -> ClusterSimulationViolation? in
           do throws(ClusterSimulationViolation) {
             while time.now < end {
@@ -210,7 +210,7 @@ public struct ClusterSimulation {
                     end = now + options.settleSeconds * 1000
                 }
                 if now % 1000 == 0 { cluster.note(cluster.summary) }
-                await cluster.failCallsOfStoppedNodes()
+                try cluster.failCallsOfStoppedNodes()
                 // Restarts: a crashed node after its downtime, a replaced primary that asked for one.
                 for (index, node) in cluster.nodes.enumerated() {
                     let (alive, asked) = node.state.withLock { ($0.alive, $0.restartRequested) }
@@ -235,7 +235,7 @@ public struct ClusterSimulation {
                 for index in order { rounds[index].agent.fenceIfLeaseLapsed() }
                 for index in order where !rounds[index].inRound && now >= nextRound[index] {
                     nextRound[index] = now + options.checkMilliseconds
-                    await rounds[index].start(on: scheduler) { group.addTask(operation: $0) }
+                    try rounds[index].start(on: cluster) { group.addTask(executorPreference: $0, operation: $1) }
                     result.promotions += try replication.checkPromotions(cluster)
                 }
                 if let removal { try await step(removal, now: now, cluster, &result, &random, &downUntil, &group) }
@@ -243,17 +243,17 @@ public struct ClusterSimulation {
                 while Double.random(in: 0..<1, using: &random) < 0.9 {
                     let ready = scheduler.waitingNodes.enumerated().filter { entry in cluster.isCallerRunning(entry.element) }
                     guard let chosen = ready.randomElement(using: &random) else { break }
-                    await scheduler.grant(at: chosen.offset, proceed: true)
+                    try cluster.grant(at: chosen.offset, proceed: true)
                     result.promotions += try replication.checkPromotions(cluster)
                 }
                 if !replicateFirst { try replicate(&replication, cluster, &lastAcknowledgedAt) }
                 try replication.checkPlacement(cluster, key: configuration.placementKey)
             }
             try checkRecovered(cluster, configuration, lastAcknowledgedAt: lastAcknowledgedAt, downUntil: downUntil)
-            await finishRounds(scheduler)
+            scheduler.finish()
             return nil
           } catch {
-            await finishRounds(scheduler)
+            scheduler.finish()
             return error
           }
         }
@@ -264,11 +264,6 @@ public struct ClusterSimulation {
         result.acknowledged = replication.acknowledgedWrites
         result.membersDropped = replication.membersDropped
         return result
-    }
-
-    /// At the end, every call still waiting fails, so every round ends.
-    private func finishRounds(_ scheduler: SimulatedScheduler) async {
-        while !scheduler.waitingNodes.isEmpty { await scheduler.grant(at: 0, proceed: false) }
     }
 
     /// One node's agent and the round it may be in the middle of.
@@ -288,15 +283,20 @@ public struct ClusterSimulation {
             inRound = false
         }
 
-        /// Starts the round as a task `spawn` adds (to a task group), and returns once the round waits
-        /// for its first turn or has ended.
-        func start(on scheduler: SimulatedScheduler, _ spawn: (@escaping @Sendable () async -> Void) -> Void) async {
+        /// Starts the round as a task `spawn` adds (to a task group, preferring the executor it is
+        /// given), and returns once the round waits for its first turn or has ended.
+        func start(on cluster: SimulatedCluster, _ spawn: (RoundExecutor, @escaping @Sendable () async -> Void) -> Void) throws(ClusterSimulationViolation) {
             inRound = true
-            await scheduler.start {
-                spawn {
-                    await self.run()
-                    scheduler.roundEnded()
+            let scheduler = cluster.scheduler
+            do {
+                try scheduler.start { executor in
+                    spawn(executor) {
+                        await self.run()
+                        scheduler.roundEnded()
+                    }
                 }
+            } catch {
+                throw ClusterSimulationViolation(atMilliseconds: cluster.time.now, rule: "\(error)")
             }
         }
     }

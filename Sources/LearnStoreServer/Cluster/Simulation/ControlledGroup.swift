@@ -116,7 +116,7 @@ final class ControlledGroup: @unchecked Sendable {
             await faults.handOver(&handovers, cluster, configuration, &generator, &faultCounts, faultEnd: faultEnd)
             random.withLock { $0 = generator }
         }
-        await cluster.failCallsOfStoppedNodes()
+        try failCallsOfStoppedNodes()
         for (index, node) in cluster.nodes.enumerated() {
             let (alive, asked) = node.state.withLock { ($0.alive, $0.restartRequested) }
             if alive && asked {
@@ -141,8 +141,18 @@ final class ControlledGroup: @unchecked Sendable {
         for index in order { rounds[index].agent.fenceIfLeaseLapsed() }
         for index in order where !rounds[index].inRound && now >= nextRound[index] {
             nextRound[index] = now + configuration.checkMilliseconds
-            await rounds[index].start(on: cluster.scheduler) { tasks.addTask(operation: $0) }
+            do throws(ClusterSimulationViolation) {
+                try rounds[index].start(on: cluster) { tasks.addTask(executorPreference: $0, operation: $1) }
+            } catch {
+                throw MoveSimulationFailure(message: "group \(name): \(error)")
+            }
             try checkPromotions()
+        }
+    }
+
+    private func failCallsOfStoppedNodes() throws {
+        do throws(ClusterSimulationViolation) { try cluster.failCallsOfStoppedNodes() } catch {
+            throw MoveSimulationFailure(message: "group \(name): \(error)")
         }
     }
 

@@ -116,7 +116,7 @@ final class MoveWorld: Sendable {
             } catch {
                 failure = error
             }
-            while !scheduler.waitingNodes.isEmpty { await scheduler.grant(at: 0, proceed: false) }
+            scheduler.finish()
         }
         result.acknowledged = acknowledged.withLock { $0.count }
         (result.movesCompleted, result.copiesFailed, result.completedAfterFirstCopy, result.changedPieces, result.rounds) = copies.withLock {
@@ -129,7 +129,7 @@ final class MoveWorld: Sendable {
     }
 
     func step(_ index: Int, _ result: inout MoveSimulation.Result, _ tasks: inout TaskGroup<Void>) async throws {
-        await startCopies(&tasks)
+        try startCopies(&tasks)
         switch below(100) {
         case 0..<30: await write(index)
         case 30..<45: try await commit(MoveSimulation.groups[below(2)], fully: false)
@@ -138,7 +138,7 @@ final class MoveWorld: Sendable {
         case 60..<62: try await failOver(MoveSimulation.groups[below(2)], &result)
         case 62..<68: try await release(MoveSimulation.groups[below(2)], &result)
         case 68..<72: recover(MoveSimulation.groups[below(2)])
-        default: await grantTurns(proceedingAll: false)
+        default: try grantTurns(proceedingAll: false)
         }
     }
 
@@ -152,8 +152,8 @@ final class MoveWorld: Sendable {
                 try await commit(group, fully: true)
                 try await release(group, &result)
             }
-            await startCopies(&tasks)
-            await grantTurns(proceedingAll: true)
+            try startCopies(&tasks)
+            try grantTurns(proceedingAll: true)
             let (map, _) = try await map()
             let copying = current.withLock { $0.values.contains { $0.copying.load(ordering: .relaxed) } }
             if map.moves.isEmpty && !copying && scheduler.waitingNodes.isEmpty { return }

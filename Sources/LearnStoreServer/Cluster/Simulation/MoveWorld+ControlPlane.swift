@@ -52,7 +52,7 @@ extension MoveWorld {
             }
         }
         try syncPrimaries()
-        await startCopies(&tasks)
+        try startCopies(&tasks)
         try await grantControlledTurns()
         try syncPrimaries()
         switch below(100) {
@@ -71,7 +71,7 @@ extension MoveWorld {
         while below(10) < 9 {
             let ready = scheduler.waitingNodes.enumerated().filter { isCallerRunning($0.element) }
             guard !ready.isEmpty else { break }
-            await scheduler.grant(at: ready[below(ready.count)].offset, proceed: true)
+            try scheduler.grant(at: ready[below(ready.count)].offset, proceed: true)
             for group in controlled.values { try group.checkPromotions() }
         }
     }

@@ -7,7 +7,7 @@ import Synchronization
 /// compared tenant by tenant with its source.
 extension MoveWorld {
     /// Each live primary with a move into its group in its map copies it, one at a time.
-    func startCopies(_ tasks: inout TaskGroup<Void>) async {
+    func startCopies(_ tasks: inout TaskGroup<Void>) throws {
         for node in primaries().sorted(by: { $0.name < $1.name })
         where node.isAlive && node.isRecovered && !node.copying.load(ordering: .relaxed) {
             guard let (map, group) = node.topology.partitioning, let target = map.groups.firstIndex(of: group),
@@ -17,8 +17,8 @@ extension MoveWorld {
             let copy = self.copy(on: node)
             let scheduler = self.scheduler
             let world = self
-            await scheduler.start {
-                tasks.addTask {
+            try scheduler.start { executor in
+                tasks.addTask(executorPreference: executor) {
                     do {
                         let report = try await copy.run(partition, move, map)
                         world.copies.withLock {
@@ -84,7 +84,7 @@ extension MoveWorld {
 
     /// Lets waiting calls go on, one at a time in a random order; a call of a node that failed over
     /// fails. Outside healing, some calls wait for a later step.
-    func grantTurns(proceedingAll: Bool) async {
+    func grantTurns(proceedingAll: Bool) throws {
         // Bounded: a call waiting for a commit takes a turn after each look, and commits happen
         // between these grants.
         for _ in 0..<64 where !scheduler.waitingNodes.isEmpty {
@@ -92,7 +92,7 @@ extension MoveWorld {
             let waiting = scheduler.waitingNodes
             let index = below(waiting.count)
             let alive = current.withLock { $0.values.contains { $0.turnName == waiting[index] && $0.isAlive } }
-            await scheduler.grant(at: index, proceed: alive)
+            try scheduler.grant(at: index, proceed: alive)
             if !proceedingAll && chance(1, in: 2) { return }
         }
     }

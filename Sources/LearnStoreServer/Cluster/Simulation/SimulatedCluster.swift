@@ -87,10 +87,15 @@ final class SimulatedCluster: @unchecked Sendable {
     }
 
     /// The calls of a node that went down fail, which ends its round.
-    func failCallsOfStoppedNodes() async {
+    func failCallsOfStoppedNodes() throws(ClusterSimulationViolation) {
         while let index = scheduler.waitingNodes.firstIndex(where: { node($0)?.state.withLock { $0.alive } == false }) {
-            await scheduler.grant(at: index, proceed: false)
+            try grant(at: index, proceed: false)
         }
+    }
+
+    /// ``SimulatedScheduler/grant(at:proceed:)``, a stray round a violation of the simulation.
+    func grant(at index: Int, proceed: Bool) throws(ClusterSimulationViolation) {
+        do { try scheduler.grant(at: index, proceed: proceed) } catch { throw ClusterSimulationViolation(atMilliseconds: time.now, rule: "\(error)") }
     }
 
     func promoted(_ node: SimulatedClusterNode, epoch: UInt64) {
