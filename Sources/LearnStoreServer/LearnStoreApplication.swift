@@ -41,6 +41,8 @@ public final class LearnStoreApplication: Sendable {
     /// The partition mover's thread, in a partitioned cluster.
     private let moverThread: ControlPlaneThread?
     private let services: ServiceGroup
+    /// Whether `group` is this server's own, stopped with it.
+    private let ownsEventLoops: Bool
 
     /// Builds the server and binds the metrics endpoint; the server listens once `run()` starts.
     /// - Parameters:
@@ -49,14 +51,19 @@ public final class LearnStoreApplication: Sendable {
     ///   - startsLoading: an in-memory server that answers LOADING until
     ///     `context.runtime.finishLoading()` (with persistence, recovery decides).
     ///   - stopsOnSignals: shut down gracefully on SIGTERM and SIGINT (the executable).
+    ///   - sharedEventLoops: event loops this server runs on beside others of the same process (the
+    ///     members of `learnstore serve --member`), which it leaves running when it stops; nil: loops
+    ///     of its own (`configuration.eventLoops`), stopped with it.
     public init(
         configuration: ServerConfiguration, persistence: PersistenceConfiguration?, clock: any EngineClock = SystemClock(),
-        logger: Logger, startsLoading: Bool = false, stopsOnSignals: Bool = false
+        logger: Logger, startsLoading: Bool = false, stopsOnSignals: Bool = false, sharedEventLoops: MultiThreadedEventLoopGroup? = nil
     ) async throws {
         let configuration = try await Self.placedInCluster(configuration, persistence: persistence, logger: logger)
         self.configuration = configuration
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoops)
+        let group = sharedEventLoops ?? MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoops)
         self.group = group
+        let ownsEventLoops = sharedEventLoops == nil
+        self.ownsEventLoops = ownsEventLoops
         let controlPlane = configuration.replication?.cluster.map { _ in ControlPlaneThread() }
         self.controlPlane = controlPlane
         let prometheus = PrometheusCollectorRegistry()
@@ -177,7 +184,7 @@ public final class LearnStoreApplication: Sendable {
             // Their address promises must be completed while the loops still run.
             madeServer?.abandon()
             madeListener?.abandon()
-            try? await group.shutdownGracefully()
+            if ownsEventLoops { try? await group.shutdownGracefully() }
             await controlPlane?.shutdown()
             await moverThread?.shutdown()
             throw error
@@ -247,7 +254,7 @@ public final class LearnStoreApplication: Sendable {
         } catch {
             // A service that failed before the server listened leaves its address to nobody.
             server.abandon()
-            try? await group.shutdownGracefully()
+            if ownsEventLoops { try? await group.shutdownGracefully() }
             await controlPlane?.shutdown()
             await moverThread?.shutdown()
             throw error
@@ -255,7 +262,7 @@ public final class LearnStoreApplication: Sendable {
         server.abandon()
         await controlPlane?.shutdown()
         await moverThread?.shutdown()
-        try await group.shutdownGracefully()
+        if ownsEventLoops { try await group.shutdownGracefully() }
     }
 
     /// Starts a graceful shutdown; `run()` returns when it is done.

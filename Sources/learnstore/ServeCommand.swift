@@ -58,6 +58,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Flag(name: .customLong("dev"), help: "Development mode: generate a key if none is configured and print a token.") var dev = false
     @OptionGroup(title: "Replication") var replication: ReplicationOptions
 
+    @Option(name: .customLong("member"), help: "Run the server a config file describes ('name = value' lines, as --config) as one member of this process; repeat it to run several (nodes of different groups of a partitioned cluster, each with its own ports and data directory) on one set of event loops. A member's file overrides --config; command-line options apply to every member.") var memberFiles: [String] = []
+
     func run() async throws {
         try await runCLI {
             let settings = try Settings(configFile: config)
@@ -68,101 +70,18 @@ struct ServeCommand: AsyncParsableCommand {
                 return handler
             }
             let logger = Logger(label: "learnstore")
-
-            var configuration = ServerConfiguration()
-            configuration.host = settings.string("host", host) ?? configuration.host
-            configuration.port = try settings.int("port", port, default: configuration.port)
-            configuration.dataDirectory = settings.string("data-dir", dataDir) ?? configuration.dataDirectory
-            configuration.eventLoops = max(1, try settings.int("event-loops", eventLoops, default: configuration.eventLoops))
-            configuration.maximumFrameBytes = try settings.int("max-frame-bytes", maxFrameBytes, default: configuration.maximumFrameBytes)
-            configuration.maximumInFlight = try settings.int("max-in-flight", maxInFlight, default: configuration.maximumInFlight)
-            configuration.maximumConnections = try settings.int("max-connections", maxConnections, default: configuration.maximumConnections)
-            configuration.handshakeTimeoutSeconds = try settings.double("handshake-timeout", handshakeTimeout, default: configuration.handshakeTimeoutSeconds)
-            configuration.idleTimeoutSeconds = try settings.double("idle-timeout", idleTimeout, default: configuration.idleTimeoutSeconds)
-            configuration.acknowledgementTimeoutSeconds = try settings.double("ack-timeout", ackTimeout, default: configuration.acknowledgementTimeoutSeconds)
-            configuration.maximumHandshakeFrameBytes = try settings.int("handshake-max-frame-bytes", handshakeMaxFrameBytes, default: configuration.maximumHandshakeFrameBytes)
-            configuration.connectionOutputSoftLimitBytes = try settings.int("output-soft-limit", outputSoftLimit, default: configuration.connectionOutputSoftLimitBytes)
-            configuration.connectionOutputHardLimitBytes = try settings.int("output-hard-limit", outputHardLimit, default: configuration.connectionOutputHardLimitBytes)
-            configuration.serverOutputBudgetBytes = try settings.int("output-budget", outputBudget, default: configuration.serverOutputBudgetBytes)
-            configuration.connectionInputAllowanceBytes = try settings.int("input-allowance", inputAllowance, default: configuration.connectionInputAllowanceBytes)
-            configuration.serverInputBudgetBytes = try settings.int("input-budget", inputBudget, default: configuration.serverInputBudgetBytes)
-            configuration.maximumFeedSubscriptions = try settings.int("feed-max-subscriptions", feedMaxSubscriptions, default: configuration.maximumFeedSubscriptions)
-            configuration.maximumFeedSubscriptionsPerTenant = try settings.int(
-                "feed-max-subscriptions-per-tenant", feedMaxSubscriptionsPerTenant, default: configuration.maximumFeedSubscriptionsPerTenant)
-            configuration.feedMemoryRecordsPerTenant = try settings.int("feed-memory-records", feedMemoryRecords, default: configuration.feedMemoryRecordsPerTenant)
-            try ServeLimits.validate(configuration)
-            configuration.replication = try replication.configuration(settings, host: configuration.host)
-            let metrics = try settings.int("metrics-port", metricsPort, default: ServerConfiguration.defaultMetricsPort)
-            configuration.metricsPort = metrics == 0 ? nil : metrics
-
-            try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
-            var auth = AuthenticationConfiguration()
-            auth.audience = settings.string("jwt-audience", jwtAudience)
-            auth.issuer = settings.string("jwt-issuer", jwtIssuer)
-            auth.leewaySeconds = Int64(try settings.int("jwt-leeway", jwtLeeway, default: Int(auth.leewaySeconds)))
-            guard (0...TokenVerifier.maximumLeewaySeconds).contains(auth.leewaySeconds) else {
-                throw CLIError.usage("--jwt-leeway must be 0 ... \(TokenVerifier.maximumLeewaySeconds) seconds")
+            if !memberFiles.isEmpty {
+                let members = try memberFiles.map { file in ServeMembers.Member(file: file, setup: try serverSetup(Settings(configFile: file, over: settings))) }
+                let eventLoops = max(1, try settings.int("event-loops", eventLoops, default: ServerConfiguration().eventLoops))
+                try await ServeMembers(members, eventLoops: eventLoops, logger: logger).run()
+                return
             }
-            if let secret = try KeyFiles.secret(settings: settings, cli: jwtSecretFile) { auth.hmacSecrets.append(secret) }
-            if let jwks = settings.string("jwks-file", jwksFile) {
-                guard let text = try? String(contentsOfFile: jwks, encoding: .utf8) else { throw CLIError.usage("cannot read JWKS file \(jwks)") }
-                auth.jwksJSON = text
-            }
-            let devMode = try settings.bool("dev", dev)
-            if !auth.hasKeys {
-                guard devMode else {
-                    throw CLIError.usage("no token key configured: pass --jwt-secret-file FILE (or LEARNSTORE_JWT_SECRET) or --jwks-file FILE; for a local trial use --dev")
-                }
-                auth.hmacSecrets.append(try KeyFiles.developmentSecret(dataDirectory: configuration.dataDirectory))
-            }
-            configuration.authentication = auth
-
-            var persistence = PersistenceConfiguration(dataDirectory: configuration.dataDirectory)
-            let fsyncName = settings.string("fsync", fsync) ?? "always"
-            guard let policy = FsyncPolicy(rawValue: fsyncName) else { throw CLIError.usage("--fsync must be always, everysec or off") }
-            persistence.fsync = policy
-            let interval = try settings.double("snapshot-interval", snapshotInterval, default: 3600)
-            guard interval.isFinite, (0...ServeLimits.maximumSnapshotIntervalSeconds).contains(interval) else {
-                throw CLIError.usage("--snapshot-interval must be 0 (off) ... \(Int(ServeLimits.maximumSnapshotIntervalSeconds)) seconds")
-            }
-            persistence.snapshotIntervalSeconds = interval > 0 ? interval : nil
-            let walBytes = try settings.int("snapshot-wal-bytes", snapshotWALBytes, default: 512 << 20)
-            guard walBytes >= 0 else { throw CLIError.usage("--snapshot-wal-bytes must be 0 (off) or a number of bytes") }
-            persistence.snapshotWALBytes = walBytes > 0 ? walBytes : nil
-            persistence.snapshotLevel = try settings.int("snapshot-level", snapshotLevel, default: 1)
-            guard (-5...19).contains(persistence.snapshotLevel) else { throw CLIError.usage("--snapshot-level must be -5 ... 19") }
-            persistence.snapshotsKept = try settings.int("snapshots-kept", snapshotsKept, default: 2)
-            guard (1...1000).contains(persistence.snapshotsKept) else { throw CLIError.usage("--snapshots-kept must be 1 ... 1000") }
-            persistence.segmentBytes = try settings.int("wal-segment-bytes", walSegmentBytes, default: 64 << 20)
-            guard persistence.segmentBytes >= 1 << 20 else { throw CLIError.usage("--wal-segment-bytes must be at least 1048576") }
-            persistence.forceRecovery = try settings.bool("force-recovery", forceRecovery)
-            let retentionSeconds = try settings.double("feed-retention", feedRetention, default: 3600)
-            guard retentionSeconds.isFinite, (0...ServeLimits.maximumSnapshotIntervalSeconds).contains(retentionSeconds) else {
-                throw CLIError.usage("--feed-retention must be 0 ... \(Int(ServeLimits.maximumSnapshotIntervalSeconds)) seconds")
-            }
-            let retentionBytes = try settings.int("feed-retention-bytes", feedRetentionBytes, default: 1 << 30)
-            guard (0...(1 << 50)).contains(retentionBytes) else { throw CLIError.usage("--feed-retention-bytes must be 0 ... \(1 << 50)") }
-            persistence.feedRetention = FeedRetention(bytes: retentionBytes, milliseconds: Int64(retentionSeconds * 1000))
-
+            let setup = try serverSetup(settings)
             let clock = SystemClock()
             let application = try await LearnStoreApplication(
-                configuration: configuration, persistence: persistence, clock: clock, logger: logger, stopsOnSignals: true)
+                configuration: setup.configuration, persistence: setup.persistence, clock: clock, logger: logger, stopsOnSignals: true)
             MetricsSystem.bootstrap(application.metricsFactory)
-            if devMode {
-                let token = try await TokenMinter(secret: auth.hmacSecrets[0]).mint(
-                    tenantID: "dev", person: UUID16.random(), scopes: [.recordsRead, .recordsWrite, .outcomesRead, .outcomesWrite, .admin],
-                    issuedAt: clock.now(), lifetimeSeconds: 86_400)
-                print("development token (tenant 'dev', all scopes, 24 h):\n\(token)")
-                fflush(nil)
-            }
-            if let portFile = settings.string("port-file", portFile) {
-                Task {
-                    if let port = try? await application.localAddress.port {
-                        try? "\(port)\n".write(toFile: portFile + ".tmp", atomically: false, encoding: .utf8)
-                        _ = rename(portFile + ".tmp", portFile)
-                    }
-                }
-            }
+            try await setup.announce(application, clock: clock)
             do {
                 try await application.run()
             } catch let restart as NodeRestartRequested {
@@ -177,6 +96,89 @@ struct ServeCommand: AsyncParsableCommand {
                 throw CLIError.failed("\(error)")
             }
         }
+    }
+
+    /// One server's configuration from its settings (the command line over the environment over the
+    /// config file), checked; its data directory is created.
+    func serverSetup(_ settings: Settings) throws -> ServerSetup {
+        var configuration = ServerConfiguration()
+        configuration.host = settings.string("host", host) ?? configuration.host
+        configuration.port = try settings.int("port", port, default: configuration.port)
+        configuration.dataDirectory = settings.string("data-dir", dataDir) ?? configuration.dataDirectory
+        configuration.eventLoops = max(1, try settings.int("event-loops", eventLoops, default: configuration.eventLoops))
+        configuration.maximumFrameBytes = try settings.int("max-frame-bytes", maxFrameBytes, default: configuration.maximumFrameBytes)
+        configuration.maximumInFlight = try settings.int("max-in-flight", maxInFlight, default: configuration.maximumInFlight)
+        configuration.maximumConnections = try settings.int("max-connections", maxConnections, default: configuration.maximumConnections)
+        configuration.handshakeTimeoutSeconds = try settings.double("handshake-timeout", handshakeTimeout, default: configuration.handshakeTimeoutSeconds)
+        configuration.idleTimeoutSeconds = try settings.double("idle-timeout", idleTimeout, default: configuration.idleTimeoutSeconds)
+        configuration.acknowledgementTimeoutSeconds = try settings.double("ack-timeout", ackTimeout, default: configuration.acknowledgementTimeoutSeconds)
+        configuration.maximumHandshakeFrameBytes = try settings.int("handshake-max-frame-bytes", handshakeMaxFrameBytes, default: configuration.maximumHandshakeFrameBytes)
+        configuration.connectionOutputSoftLimitBytes = try settings.int("output-soft-limit", outputSoftLimit, default: configuration.connectionOutputSoftLimitBytes)
+        configuration.connectionOutputHardLimitBytes = try settings.int("output-hard-limit", outputHardLimit, default: configuration.connectionOutputHardLimitBytes)
+        configuration.serverOutputBudgetBytes = try settings.int("output-budget", outputBudget, default: configuration.serverOutputBudgetBytes)
+        configuration.connectionInputAllowanceBytes = try settings.int("input-allowance", inputAllowance, default: configuration.connectionInputAllowanceBytes)
+        configuration.serverInputBudgetBytes = try settings.int("input-budget", inputBudget, default: configuration.serverInputBudgetBytes)
+        configuration.maximumFeedSubscriptions = try settings.int("feed-max-subscriptions", feedMaxSubscriptions, default: configuration.maximumFeedSubscriptions)
+        configuration.maximumFeedSubscriptionsPerTenant = try settings.int(
+            "feed-max-subscriptions-per-tenant", feedMaxSubscriptionsPerTenant, default: configuration.maximumFeedSubscriptionsPerTenant)
+        configuration.feedMemoryRecordsPerTenant = try settings.int("feed-memory-records", feedMemoryRecords, default: configuration.feedMemoryRecordsPerTenant)
+        try ServeLimits.validate(configuration)
+        configuration.replication = try replication.configuration(settings, host: configuration.host)
+        let metrics = try settings.int("metrics-port", metricsPort, default: ServerConfiguration.defaultMetricsPort)
+        configuration.metricsPort = metrics == 0 ? nil : metrics
+
+        try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
+        var auth = AuthenticationConfiguration()
+        auth.audience = settings.string("jwt-audience", jwtAudience)
+        auth.issuer = settings.string("jwt-issuer", jwtIssuer)
+        auth.leewaySeconds = Int64(try settings.int("jwt-leeway", jwtLeeway, default: Int(auth.leewaySeconds)))
+        guard (0...TokenVerifier.maximumLeewaySeconds).contains(auth.leewaySeconds) else {
+            throw CLIError.usage("--jwt-leeway must be 0 ... \(TokenVerifier.maximumLeewaySeconds) seconds")
+        }
+        if let secret = try KeyFiles.secret(settings: settings, cli: jwtSecretFile) { auth.hmacSecrets.append(secret) }
+        if let jwks = settings.string("jwks-file", jwksFile) {
+            guard let text = try? String(contentsOfFile: jwks, encoding: .utf8) else { throw CLIError.usage("cannot read JWKS file \(jwks)") }
+            auth.jwksJSON = text
+        }
+        let devMode = try settings.bool("dev", dev)
+        if !auth.hasKeys {
+            guard devMode else {
+                throw CLIError.usage("no token key configured: pass --jwt-secret-file FILE (or LEARNSTORE_JWT_SECRET) or --jwks-file FILE; for a local trial use --dev")
+            }
+            auth.hmacSecrets.append(try KeyFiles.developmentSecret(dataDirectory: configuration.dataDirectory))
+        }
+        configuration.authentication = auth
+
+        var persistence = PersistenceConfiguration(dataDirectory: configuration.dataDirectory)
+        let fsyncName = settings.string("fsync", fsync) ?? "always"
+        guard let policy = FsyncPolicy(rawValue: fsyncName) else { throw CLIError.usage("--fsync must be always, everysec or off") }
+        persistence.fsync = policy
+        let interval = try settings.double("snapshot-interval", snapshotInterval, default: 3600)
+        guard interval.isFinite, (0...ServeLimits.maximumSnapshotIntervalSeconds).contains(interval) else {
+            throw CLIError.usage("--snapshot-interval must be 0 (off) ... \(Int(ServeLimits.maximumSnapshotIntervalSeconds)) seconds")
+        }
+        persistence.snapshotIntervalSeconds = interval > 0 ? interval : nil
+        let walBytes = try settings.int("snapshot-wal-bytes", snapshotWALBytes, default: 512 << 20)
+        guard walBytes >= 0 else { throw CLIError.usage("--snapshot-wal-bytes must be 0 (off) or a number of bytes") }
+        persistence.snapshotWALBytes = walBytes > 0 ? walBytes : nil
+        persistence.snapshotLevel = try settings.int("snapshot-level", snapshotLevel, default: 1)
+        guard (-5...19).contains(persistence.snapshotLevel) else { throw CLIError.usage("--snapshot-level must be -5 ... 19") }
+        persistence.snapshotsKept = try settings.int("snapshots-kept", snapshotsKept, default: 2)
+        guard (1...1000).contains(persistence.snapshotsKept) else { throw CLIError.usage("--snapshots-kept must be 1 ... 1000") }
+        persistence.segmentBytes = try settings.int("wal-segment-bytes", walSegmentBytes, default: 64 << 20)
+        guard persistence.segmentBytes >= 1 << 20 else { throw CLIError.usage("--wal-segment-bytes must be at least 1048576") }
+        persistence.forceRecovery = try settings.bool("force-recovery", forceRecovery)
+        let retentionSeconds = try settings.double("feed-retention", feedRetention, default: 3600)
+        guard retentionSeconds.isFinite, (0...ServeLimits.maximumSnapshotIntervalSeconds).contains(retentionSeconds) else {
+            throw CLIError.usage("--feed-retention must be 0 ... \(Int(ServeLimits.maximumSnapshotIntervalSeconds)) seconds")
+        }
+        let retentionBytes = try settings.int("feed-retention-bytes", feedRetentionBytes, default: 1 << 30)
+        guard (0...(1 << 50)).contains(retentionBytes) else { throw CLIError.usage("--feed-retention-bytes must be 0 ... \(1 << 50)") }
+        persistence.feedRetention = FeedRetention(bytes: retentionBytes, milliseconds: Int64(retentionSeconds * 1000))
+
+        return ServerSetup(
+            configuration: configuration, persistence: persistence, developmentSecret: devMode ? auth.hmacSecrets.first : nil,
+            portFile: settings.string("port-file", portFile))
     }
 }
 

@@ -35,6 +35,14 @@ struct Settings {
         file = values
     }
 
+    /// The settings of `configFile` over those of `base`: a value in the file replaces the base's.
+    init(configFile: String, over base: Settings) throws {
+        let own = try Settings(configFile: configFile, environment: base.environment)
+        environment = base.environment
+        file = base.file.merging(own.file) { _, mine in mine }
+        filePath = configFile
+    }
+
     static func environmentName(_ flag: String) -> String {
         "LEARNSTORE_" + flag.uppercased().replacingOccurrences(of: "-", with: "_")
     }
