@@ -3,7 +3,9 @@ import LearnStoreClient
 import LearnStoreModel
 import LearnStoreTestSupport
 import LearnStoreTokens
+@testable import LearnStoreServer
 import LearnStoreTools
+import NIOPosix
 import Testing
 
 /// `learnstore serve --member A --member B`: two servers in one process, each with its own port and
@@ -19,14 +21,15 @@ import Testing
             try secret.write(toFile: root.path + "/secret", atomically: true, encoding: .utf8)
         }
 
-        /// Writes member `name`'s config file and returns its path.
-        func member(_ name: String, dataDirectory: String? = nil) throws -> String {
+        /// Writes member `name`'s config file (with `more` lines) and returns its path.
+        func member(_ name: String, dataDirectory: String? = nil, _ more: String = "") throws -> String {
             let text = """
                 port = 0
                 port-file = \(root.path)/\(name).port
                 data-dir = \(dataDirectory ?? root.path + "/" + name)
                 metrics-port = 0
                 snapshot-interval = 0
+                \(more)
                 """
             let path = root.path + "/\(name).conf"
             try text.write(toFile: path, atomically: true, encoding: .utf8)
@@ -37,13 +40,15 @@ import Testing
             (try? String(contentsOfFile: root.path + "/\(name).port", encoding: .utf8)).flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
         }
 
-        var log: String { (try? String(contentsOfFile: root.path + "/serve.log", encoding: .utf8)) ?? "" }
+        var log: String { log("serve") }
 
-        func serve(_ members: [String]) throws -> ChildProcess {
+        func log(_ name: String) -> String { (try? String(contentsOfFile: root.path + "/\(name).log", encoding: .utf8)) ?? "" }
+
+        func serve(_ members: [String], log: String = "serve", _ more: [String] = []) throws -> ChildProcess {
             try ChildProcess.spawn(
-                CrashTests.binary, ["serve", "--jwt-secret-file", root.path + "/secret", "--log-level", "warning", "--event-loops", "2"]
-                    + members.flatMap { ["--member", $0] },
-                standardOutput: root.path + "/serve.log", standardError: root.path + "/serve.log")
+                CrashTests.binary, ["serve", "--jwt-secret-file", root.path + "/secret", "--log-level", "notice", "--event-loops", "2"]
+                    + members.flatMap { ["--member", $0] } + more,
+                standardOutput: root.path + "/\(log).log", standardError: root.path + "/\(log).log")
         }
     }
 
@@ -93,5 +98,58 @@ import Testing
         let status = await process.exited(within: .seconds(60))
         #expect(status != nil && status != 0)
         #expect(scratch.log.contains("members \(first) and \(second) have the same data-dir"), "\(scratch.log)")
+    }
+
+    /// Two processes, each a member of two groups with etcd (process one: a0 and b0, the groups'
+    /// first primaries; process two: a1 and b1). Group ga's primary is handed over to a1: a0 starts
+    /// again in place, inside process one, and follows a1, while b0 in the same process stays
+    /// gb's primary throughout.
+    @Test(.enabled(if: hasBinary && EtcdProcess.binary() != nil, "needs the learnstore binary (swift build) and etcd"))
+    func aMemberReplacedByAHandoverStartsAgainInItsProcess() async throws {
+        let scratch = try Scratch()
+        try String(decoding: ReplicationServerTests.secret, as: UTF8.self).write(toFile: scratch.root.path + "/cluster-secret", atomically: true, encoding: .utf8)
+        let etcd = try await EtcdProcess.startCluster(members: 1, workDirectory: scratch.root.path, binary: EtcdProcess.binary()!)
+        defer { for member in etcd { member.process.signal(SIGKILL) } }
+        let endpoints = etcd.map(\.clientURL)
+        var replication: [String: Int] = [:]
+        func member(_ id: String) throws -> String {
+            replication[id] = try FailoverTester.freePort()
+            return try scratch.member(id, "node-id = \(id)\nreplication-port = \(replication[id]!)\ncluster-name = g\(id.prefix(1))")
+        }
+        // Two members per group: one synchronous replica is followed but not required (three would be).
+        let shared = ["--cluster-secret-file", scratch.root.path + "/cluster-secret", "--etcd-endpoints", endpoints.joined(separator: ","), "--min-in-sync-replicas", "0"]
+        func status(_ id: String) async -> JSONValue? { try? await ReplicationServerTests.status("127.0.0.1:\(replication[id]!)") }
+        func role(_ id: String) async -> JSONValue? { await status(id)?["role"] }
+
+        let first = try scratch.serve([try member("a0"), try member("b0")], log: "one", shared + ["--machine", "m1"])
+        defer { first.signal(SIGKILL) }
+        #expect(await eventually(within: 60) { () async -> Bool in
+            let (a, b) = (await role("a0"), await role("b0"))
+            return a == .string("primary") && b == .string("primary")
+        }, "\(scratch.log("one"))")
+        let second = try scratch.serve([try member("a1"), try member("b1")], log: "two", shared + ["--machine", "m2"])
+        defer { second.signal(SIGKILL) }
+        #expect(await eventually(within: 60) { () async -> Bool in
+            let (a, b) = (await status("a0"), await status("b0"))
+            return a?["in_sync"] == .array([.string("a1")]) && b?["in_sync"] == .array([.string("b1")])
+        }, "\(scratch.log("one"))\n\(scratch.log("two"))")
+
+        var ga = ClusterConfiguration(endpoints: endpoints)
+        ga.name = "ga"
+        let placement = try await ClusterHandover.request("a1", configuration: ga, group: MultiThreadedEventLoopGroup.singleton, timeout: .seconds(30))
+        #expect(placement.primary == "a1")
+        #expect(await eventually(within: 60) { () async -> Bool in
+            let a = await status("a0")
+            return a?["role"] == .string("replica") && a?["primary"] == .string("a1")
+        },
+                "a0 follows a1\n\(scratch.log("one"))")
+        #expect(first.isRunning, "process one went on")
+        #expect(scratch.log("one").contains("starting the member again"))
+        #expect(await role("b0") == .string("primary"), "gb's primary in the same process was not touched")
+        #expect(await status("b0")?["epoch"] == .number("1"))
+        first.signal(SIGTERM)
+        second.signal(SIGTERM)
+        #expect(await first.exited(within: .seconds(60)) == 0, "\(scratch.log("one"))")
+        #expect(await second.exited(within: .seconds(60)) == 0, "\(scratch.log("two"))")
     }
 }
