@@ -71,7 +71,12 @@ struct ServeCommand: AsyncParsableCommand {
             }
             let logger = Logger(label: "learnstore")
             if !memberFiles.isEmpty {
-                let members = try memberFiles.map { file in ServeMembers.Member(file: file, setup: try serverSetup(Settings(configFile: file, over: settings))) }
+                var members = try memberFiles.map { file in ServeMembers.Member(file: file, setup: try serverSetup(Settings(configFile: file, over: settings))) }
+                // With --dev and no key, every member verifies the first one's generated key, so a
+                // token works on each (as nodes of one cluster must share their keys).
+                if let key = members.first(where: \.setup.generatedKey)?.setup.developmentSecret {
+                    for index in members.indices where members[index].setup.generatedKey { members[index].setup.useDevelopmentKey(key) }
+                }
                 let eventLoops = max(1, try settings.int("event-loops", eventLoops, default: ServerConfiguration().eventLoops))
                 try await ServeMembers(members, eventLoops: eventLoops, logger: logger).run()
                 return
@@ -141,7 +146,8 @@ struct ServeCommand: AsyncParsableCommand {
             auth.jwksJSON = text
         }
         let devMode = try settings.bool("dev", dev)
-        if !auth.hasKeys {
+        let generatesKey = !auth.hasKeys
+        if generatesKey {
             guard devMode else {
                 throw CLIError.usage("no token key configured: pass --jwt-secret-file FILE (or LEARNSTORE_JWT_SECRET) or --jwks-file FILE; for a local trial use --dev")
             }
@@ -178,7 +184,7 @@ struct ServeCommand: AsyncParsableCommand {
 
         return ServerSetup(
             configuration: configuration, persistence: persistence, developmentSecret: devMode ? auth.hmacSecrets.first : nil,
-            portFile: settings.string("port-file", portFile))
+            generatedKey: generatesKey, portFile: settings.string("port-file", portFile))
     }
 }
 

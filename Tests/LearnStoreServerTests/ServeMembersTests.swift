@@ -44,9 +44,10 @@ import Testing
 
         func log(_ name: String) -> String { (try? String(contentsOfFile: root.path + "/\(name).log", encoding: .utf8)) ?? "" }
 
-        func serve(_ members: [String], log: String = "serve", _ more: [String] = []) throws -> ChildProcess {
+        /// `learnstore serve` with `members`, the test's key unless `withKey` is false, and `more`.
+        func serve(_ members: [String], log: String = "serve", withKey: Bool = true, _ more: [String] = []) throws -> ChildProcess {
             try ChildProcess.spawn(
-                CrashTests.binary, ["serve", "--jwt-secret-file", root.path + "/secret", "--log-level", "notice", "--event-loops", "2"]
+                CrashTests.binary, ["serve", "--log-level", "notice", "--event-loops", "2"] + (withKey ? ["--jwt-secret-file", root.path + "/secret"] : []) + more
                     + members.flatMap { ["--member", $0] } + more,
                 standardOutput: root.path + "/\(log).log", standardError: root.path + "/\(log).log")
         }
@@ -86,6 +87,31 @@ import Testing
         process.signal(SIGTERM)
         let status = await process.exited(within: .seconds(60))
         #expect(status == 0, "one SIGTERM stops both members gracefully\n\(scratch.log)")
+    }
+
+    /// With `--dev` and no key, the members share the first one's generated key: a token one prints
+    /// works on the other.
+    @Test(.enabled(if: hasBinary, "needs the learnstore binary (swift build)"))
+    func developmentMembersShareOneKey() async throws {
+        let scratch = try Scratch()
+        let process = try scratch.serve([try scratch.member("a"), try scratch.member("b")], withKey: false, ["--dev"])
+        defer { process.signal(SIGKILL) }
+        let ready = await eventually(within: 60) { scratch.port("a") != nil && scratch.port("b") != nil && scratch.log.contains("eyJ") }
+        try #require(ready, "\(scratch.log)")
+        let lines = scratch.log.split(separator: "\n")
+        let token = String(try #require(lines.first { $0.hasPrefix("eyJ") }))
+        for port in [scratch.port("a")!, scratch.port("b")!] {
+            let client = try await LearnStoreClient(ClientConfiguration(host: "127.0.0.1", port: port, token: token, connections: 1))
+            var made: LearningRecord?
+            _ = await eventually(within: 60) { () async -> Bool in
+                made = try? await client.performance.learningRecords.create(RecordBody(personID: UUID16(high: 1, low: 2), title: "dev")).value
+                return made != nil
+            }
+            #expect(made != nil, "the token works on the member on port \(port)\n\(scratch.log)")
+            await client.shutdown()
+        }
+        process.signal(SIGTERM)
+        #expect(await process.exited(within: .seconds(60)) == 0)
     }
 
     @Test(.enabled(if: hasBinary, "needs the learnstore binary (swift build)"))
