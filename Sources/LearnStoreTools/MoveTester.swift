@@ -247,19 +247,14 @@ public struct MoveTester: Sendable {
             report.acknowledgedWrites = writes.acknowledged.withLock { $0.count }
             progress(report)
         }
-        writes.stop.store(true, ordering: .relaxed)
-        await writing.value
-        let acknowledged = writes.acknowledged.withLock { $0 }
-        report.acknowledgedWrites = acknowledged.count
-        report.unacknowledgedErrors = writes.errors.withLock { $0 }
-        report.unacknowledged = report.unacknowledgedErrors.values.reduce(0, +)
-        for write in acknowledged {
-            let found = try? await clients[write.tenant].run { (c) throws(LearnStoreError) in try await c.performance.learningRecords.get(write.id) }
-            if found?.title != write.title {
-                report.lost += 1
-                if report.failures.count < 20 { report.failures.append("acknowledged \(write.title) (\(write.id)) of \(tenantIDs[write.tenant]) missing in group \(map.group(of: tenantIDs[write.tenant]))") }
-            }
+        let checked = await writes.stopAndCheck(writing, clients: clients) { write in
+            "acknowledged \(write.title) (\(write.id)) of \(tenantIDs[write.tenant]) missing in group \(map.group(of: tenantIDs[write.tenant]))"
         }
+        report.acknowledgedWrites = checked.acknowledged
+        report.unacknowledgedErrors = checked.errors
+        report.unacknowledged = checked.errors.values.reduce(0, +)
+        report.lost = checked.lost
+        report.failures += checked.failures
         for client in clients { await client.shutdown() }
         return report
     }
@@ -376,5 +371,32 @@ public struct MoveTester: Sendable {
                 try await Task.sleep(for: .milliseconds(100))
             }
         }
+    }
+}
+
+extension MoveTester.Writes {
+    struct Checked {
+        var acknowledged = 0
+        var errors: [String: Int] = [:]
+        var lost = 0
+        /// The first 20 writes lost, each as `describe` names it.
+        var failures: [String] = []
+    }
+
+    /// Stops the writers and waits for them, then reads every acknowledged write back through its
+    /// tenant's client: one missing, or with another title, is lost.
+    func stopAndCheck(_ writing: Task<Void, Never>, clients: [ClusterClient], describe: (MoveTester.Acknowledged) -> String) async -> Checked {
+        stop.store(true, ordering: .relaxed)
+        await writing.value
+        let written = acknowledged.withLock { $0 }
+        var checked = Checked(acknowledged: written.count, errors: errors.withLock { $0 })
+        for write in written {
+            let found = try? await clients[write.tenant].run { (c) throws(LearnStoreError) in try await c.performance.learningRecords.get(write.id) }
+            if found?.title != write.title {
+                checked.lost += 1
+                if checked.failures.count < 20 { checked.failures.append(describe(write)) }
+            }
+        }
+        return checked
     }
 }

@@ -22,25 +22,17 @@ struct CrashTestCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await runCLI {
-            let executable = binary ?? URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path
-            let scratch: ScratchDirectory
-            do {
-                scratch = try ScratchDirectory(path: workDir, prefix: "learnstore-crash-")
-            } catch let refused as ScratchDirectory.Refused {
-                throw CLIError.usage("--work-dir: \(refused.description)")
-            }
+            let executable = RealProcessTest.executable(binary)
+            let scratch = try RealProcessTest.scratch(workDir, prefix: "learnstore-crash-")
             var tester = CrashTester(binary: executable, workDirectory: scratch.path, cycles: cycles)
             guard (1...64).contains(tenants), writers >= 1 else { throw CLIError.usage("--tenants must be 1 ... 64 and --writers at least 1") }
             tester.writers = writers
             tester.tenants = tenants
             tester.fsync = fsync
-            let report = try await tester.run { report in
-                FileHandle.standardError.write(Data("\r\(report)".utf8))
+            let tested = tester
+            try await RealProcessTest.report(failures: \.failures, failed: { $0.lost > 0 || $0.corrupt > 0 || $0.feedMismatches > 0 }) {
+                try await tested.run(progress: $0)
             }
-            FileHandle.standardError.write(Data("\n".utf8))
-            print(report)
-            for failure in report.failures.prefix(20) { print("  \(failure)") }
-            if report.lost > 0 || report.corrupt > 0 || report.feedMismatches > 0 { throw ExitCode(1) }
             scratch.clean(entries: CrashTester.entriesWritten)
         }
     }

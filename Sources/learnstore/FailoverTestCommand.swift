@@ -47,14 +47,9 @@ struct FailoverTestCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await runCLI {
-            let executable = binary ?? URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path
+            let executable = RealProcessTest.executable(binary)
             guard (1...64).contains(tenants), writers >= 1, cycles >= 1 else { throw CLIError.usage("--tenants must be 1 ... 64, --writers and --cycles at least 1") }
-            let scratch: ScratchDirectory
-            do {
-                scratch = try ScratchDirectory(path: workDir, prefix: "learnstore-failover-")
-            } catch let refused as ScratchDirectory.Refused {
-                throw CLIError.usage("--work-dir: \(refused.description)")
-            }
+            let scratch = try RealProcessTest.scratch(workDir, prefix: "learnstore-failover-")
             var tester = FailoverTester(binary: executable, workDirectory: scratch.path, cycles: cycles)
             var etcdProcesses: [EtcdProcess] = []
             if etcd {
@@ -82,18 +77,10 @@ struct FailoverTestCommand: AsyncParsableCommand {
             tester.writers = writers
             tester.tenants = tenants
             tester.fsync = fsync
-            let report = try await tester.run { report in
-                FileHandle.standardError.write(Data("\r\(report)".utf8))
-            }
-            FileHandle.standardError.write(Data("\n".utf8))
-            print(report)
-            for failure in report.failures.prefix(20) { print("  \(failure)") }
-            if report.lost > 0 || report.digestMismatches > 0 { throw ExitCode(1) }
+            let tested = tester
+            try await RealProcessTest.report(failures: \.failures, failed: { $0.lost > 0 || $0.digestMismatches > 0 }) { try await tested.run(progress: $0) }
             for member in etcdProcesses { await member.stop(signal: SIGTERM) }
-            let logs = (try? FileManager.default.contentsOfDirectory(atPath: scratch.path))?.filter {
-                ($0.hasPrefix("n") && ($0.hasSuffix(".log") || $0.hasSuffix(".port"))) || $0.hasPrefix("etcd-")
-            } ?? []
-            scratch.clean(entries: FailoverTester.entriesWritten + logs)
+            scratch.clean(entries: FailoverTester.entriesWritten + RealProcessTest.logs(in: scratch) { $0.hasPrefix("n") })
         }
     }
 }

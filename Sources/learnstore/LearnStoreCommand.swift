@@ -19,7 +19,7 @@ struct LearnStoreCommand: AsyncParsableCommand {
         version: "0.1.0",
         subcommands: [ServeCommand.self, TokenCommand.self, PingCommand.self, InfoCommand.self, RecordsCommand.self,
                       OutcomesCommand.self, SnapshotCommand.self, WALCommand.self, RestoreCommand.self, ExportCommand.self,
-                      ImportCommand.self, FeedCommand.self, ClusterCommand.self, BenchCommand.self, CrashTestCommand.self, FailoverTestCommand.self, MoveTestCommand.self, SimulateCommand.self, SimulateMovesCommand.self,
+                      ImportCommand.self, FeedCommand.self, ClusterCommand.self, BenchCommand.self, CrashTestCommand.self, FailoverTestCommand.self, MoveTestCommand.self, MachineLossTestCommand.self, SimulateCommand.self, SimulateMovesCommand.self,
                       SimulateReplicationCommand.self, SimulateClusterCommand.self]
     )
 }

@@ -42,17 +42,12 @@ struct MoveTestCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await runCLI {
-            let executable = binary ?? URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path
+            let executable = RealProcessTest.executable(binary)
             guard (1...64).contains(tenants), cycles >= 1, (2...256).contains(partitions), (1...5).contains(nodesPerGroup), !fault.isEmpty else {
                 throw CLIError.usage("--tenants must be 1 ... 64, --cycles at least 1, --partitions 2 ... 256, --nodes-per-group 1 ... 5")
             }
             guard let etcdBinary = EtcdProcess.binary() else { throw CLIError.usage("move-test needs the etcd binary on PATH (apt-get install etcd-server)") }
-            let scratch: ScratchDirectory
-            do {
-                scratch = try ScratchDirectory(path: workDir, prefix: "learnstore-moves-")
-            } catch let refused as ScratchDirectory.Refused {
-                throw CLIError.usage("--work-dir: \(refused.description)")
-            }
+            let scratch = try RealProcessTest.scratch(workDir, prefix: "learnstore-moves-")
             let etcd = try await EtcdProcess.startCluster(members: 1, workDirectory: scratch.path, binary: etcdBinary)
             defer { for member in etcd { member.process.signal(SIGKILL) } }
             var tester = MoveTester(binary: executable, workDirectory: scratch.path, etcdEndpoints: etcd.map(\.clientURL))
@@ -69,18 +64,9 @@ struct MoveTestCommand: AsyncParsableCommand {
             guard (1...3600).contains(balanceSeconds) else { throw CLIError.usage("--balance-seconds takes 1 to 3600") }
             tester.balancer = balancer.map { $0 == .records ? .records : .load }
             tester.balanceSeconds = balanceSeconds
-            let report = try await tester.run { report in
-                FileHandle.standardError.write(Data("\r\(report)".utf8))
-            }
-            FileHandle.standardError.write(Data("\n".utf8))
-            print(report)
-            for failure in report.failures.prefix(20) { print("  \(failure)") }
-            if report.lost > 0 { throw ExitCode(1) }
+            try await RealProcessTest.report(failures: \.failures, failed: { $0.lost > 0 }) { try await tester.run(progress: $0) }
             for member in etcd { await member.stop(signal: SIGTERM) }
-            let logs = (try? FileManager.default.contentsOfDirectory(atPath: scratch.path))?.filter {
-                ($0.hasPrefix("ga-") || $0.hasPrefix("gb-")) && ($0.hasSuffix(".log") || $0.hasSuffix(".port")) || $0.hasPrefix("etcd-")
-            } ?? []
-            scratch.clean(entries: MoveTester.entriesWritten + logs)
+            scratch.clean(entries: MoveTester.entriesWritten + RealProcessTest.logs(in: scratch) { $0.hasPrefix("ga-") || $0.hasPrefix("gb-") })
         }
     }
 }
