@@ -158,6 +158,9 @@ public final class ClusterAgent: Service, Sendable {
     static let rereadInterval: Duration = .seconds(5)
     /// How often a node of a partitioned cluster reads the partition map.
     static let mapRereadInterval: Duration = .seconds(1)
+    /// How often a node of a partitioned cluster reads the other groups' primaries (for MOVED and
+    /// TOPOLOGY).
+    static let otherGroupsRereadInterval: Duration = .seconds(1)
 
     func initialState() -> LoopState {
         // A primary that cannot get its first lease is held to the same limit from now.
@@ -226,9 +229,9 @@ public final class ClusterAgent: Service, Sendable {
                 state.mapWatch = try? await etcd.watchPrefix(ClusterConfiguration.partitionMapKey(name), from: 0, wakeup: wakeup)
             }
         }
-        if let map = topology.partitioning?.map, topology.lacksGroupPrimary(of: map), state.lastGroupsRead.map({ now() - $0 >= .seconds(1) }) != false {
-            // Another group's primary is not known yet (it may have started after this node's last
-            // read): read the groups once a second until it is, not only with this group's keys.
+        if let map = topology.partitioning?.map, state.lastGroupsRead.map({ now() - $0 >= Self.otherGroupsRereadInterval }) != false {
+            // A client that asks this node for another group's tenant is sent to that group's primary
+            // as last read here: after a failover there, to the old one until the next read.
             await readOtherGroups(map, &state)
         }
         let placementKV = keys.first { $0.key == configuration.placementKey }
@@ -333,8 +336,8 @@ public final class ClusterAgent: Service, Sendable {
         return keyValues
     }
 
-    /// The other groups' primaries, for MOVED and TOPOLOGY: read with this group's keys (every
-    /// `rereadInterval`), so a failover in another group reaches this node's answers within that.
+    /// The other groups' primaries, for MOVED and TOPOLOGY: read with this group's keys and every
+    /// `otherGroupsRereadInterval`, so a failover in another group reaches this node's answers within that.
     /// A group that cannot be read keeps what was read before; this group's own round goes on.
     private func readOtherGroups(_ map: PartitionMap, _ state: inout LoopState) async {
         state.lastGroupsRead = now()

@@ -78,13 +78,6 @@ public final class TopologyBoard: Sendable {
 
     var groupPrimaries: [String: GroupPrimary] { state.withLock { $0.groups } }
 
-    /// True while some other group of `map` has no primary with a client address known here.
-    func lacksGroupPrimary(of map: PartitionMap) -> Bool {
-        state.withLock { state in
-            map.groups.contains { $0 != state.partitioning?.group && state.groups[$0]?.address == nil }
-        }
-    }
-
     /// Where a tenant is served: here, by another group, or nowhere while the map is in doubt.
     enum TenantRoute: Equatable {
         case here
