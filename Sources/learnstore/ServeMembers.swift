@@ -7,6 +7,7 @@ import LearnStoreTokens
 import Logging
 import NIOPosix
 import Synchronization
+import UnixSignals
 
 /// What `learnstore serve` runs: one server's configuration, and what it tells the operator once built.
 struct ServerSetup {
@@ -97,6 +98,13 @@ struct ServeMembers {
     func run() async throws {
         let loops = MultiThreadedEventLoopGroup(numberOfThreads: eventLoops)
         let running = RunningMembers()
+        // Each running member stops on SIGTERM and SIGINT by itself; one between two of its starts
+        // (starting again in place) must not start once more.
+        let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
+        let stopsOnSignal = Task {
+            for await _ in signals { _ = running.stopAll() }
+        }
+        defer { stopsOnSignal.cancel() }
         let failure = await withTaskGroup(of: (String, (any Error)?).self) { group -> (String, any Error)? in
             for (index, member) in members.enumerated() {
                 group.addTask {
