@@ -76,15 +76,11 @@ extension ClusterSimulation {
         removal.outcome = nil
         guard now >= removal.next else { return }
         removal.inAttempt = true
-        do {
-            try cluster.scheduler.start { executor in
-                group.addTask(executorPreference: executor) {
-                    await removal.attempt()
-                    cluster.scheduler.roundEnded()
-                }
+        try cluster.start { executor in
+            group.addTask(executorPreference: executor) {
+                await removal.attempt()
+                cluster.scheduler.roundEnded()
             }
-        } catch {
-            throw ClusterSimulationViolation(atMilliseconds: now, rule: "\(error)")
         }
     }
 

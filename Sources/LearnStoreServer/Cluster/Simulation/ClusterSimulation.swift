@@ -288,15 +288,11 @@ public struct ClusterSimulation {
         func start(on cluster: SimulatedCluster, _ spawn: (RoundExecutor, @escaping @Sendable () async -> Void) -> Void) throws(ClusterSimulationViolation) {
             inRound = true
             let scheduler = cluster.scheduler
-            do {
-                try scheduler.start { executor in
-                    spawn(executor) {
-                        await self.run()
-                        scheduler.roundEnded()
-                    }
+            try cluster.start { executor in
+                spawn(executor) {
+                    await self.run()
+                    scheduler.roundEnded()
                 }
-            } catch {
-                throw ClusterSimulationViolation(atMilliseconds: cluster.time.now, rule: "\(error)")
             }
         }
     }

@@ -93,6 +93,11 @@ final class SimulatedCluster: @unchecked Sendable {
         }
     }
 
+    /// ``SimulatedScheduler/start(_:)``, a stray round a violation of the simulation.
+    func start(_ spawn: (RoundExecutor) -> Void) throws(ClusterSimulationViolation) {
+        do { try scheduler.start(spawn) } catch { throw ClusterSimulationViolation(atMilliseconds: time.now, rule: "\(error)") }
+    }
+
     /// ``SimulatedScheduler/grant(at:proceed:)``, a stray round a violation of the simulation.
     func grant(at index: Int, proceed: Bool) throws(ClusterSimulationViolation) {
         do { try scheduler.grant(at: index, proceed: proceed) } catch { throw ClusterSimulationViolation(atMilliseconds: time.now, rule: "\(error)") }
